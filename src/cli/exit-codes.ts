@@ -1,0 +1,18 @@
+/**
+ * Process exit codes shared by every command (documented in docs/cli.md).
+ * CI gates read them: 0 is the only "go".
+ */
+export const EXIT = {
+  /** Success; for verdict commands: every target reproducible (and matching where checked). */
+  OK: 0,
+  /** A verdict command found a target unreproducible, disputed, failed, or not matching the published digest. */
+  NOT_REPRODUCIBLE: 1,
+  /** Runtime error: bad input file, engine down, network failure. */
+  ERROR: 2,
+  /** Bad command line. */
+  USAGE: 3,
+  /** A verdict command found a target still pending (not enough claims yet). */
+  PENDING: 4,
+  /** A rebuild ran and failed (its signed failure claim was written). */
+  BUILD_FAILED: 5
+} as const

@@ -1,0 +1,24 @@
+import { execFileSync } from 'node:child_process'
+
+/**
+ * Whether a Docker engine with buildx answers. Under `NEKO_REQUIRE_ENGINE=1` (set by CI)
+ * a missing engine throws, so engine tests fail rather than skip; otherwise they skip
+ * with one line on stderr.
+ */
+export function engineAvailable (suite: string): boolean {
+  let ok = false
+  try {
+    execFileSync('docker', ['buildx', 'version'], { stdio: 'ignore', timeout: 10_000 })
+    execFileSync('docker', ['info', '--format', '{{.ServerVersion}}'], { stdio: 'ignore', timeout: 10_000 })
+    ok = true
+  } catch {
+    // no engine: reported below
+  }
+  if (!ok) {
+    if (process.env.NEKO_REQUIRE_ENGINE === '1') {
+      throw new Error(`${suite}: NEKO_REQUIRE_ENGINE=1 but no Docker engine with buildx answers`)
+    }
+    process.stderr.write(`[skip] ${suite}: no Docker engine with buildx; run scripts/setup-host.sh to test against a real one\n`)
+  }
+  return ok
+}
