@@ -1,0 +1,96 @@
+import type { Announcement, Claim, Target } from '../../protocol/types.js'
+
+/**
+ * The node's persistent store (a `level` database). Only verified messages are stored;
+ * what the store hands back was verified when it arrived, so readers need not verify again.
+ * The envelope is kept byte-for-byte (as JSON text) so the public feed can re-serve it for
+ * offline verification.
+ */
+
+export type MessageKind = 'announcement' | 'claim'
+
+export interface StoredMessage {
+  /** Content id (`envelopeId`): the same signed message relayed by many peers is one entry. */
+  id: string
+  /** Arrival order on this node, strictly increasing from 1; the back-fill and feed cursor. */
+  cursor: number
+  kind: MessageKind
+  /** Key id of the verified signer. */
+  keyId: string
+  /** The DSSE envelope exactly as received, JSON text. */
+  envelopeJson: string
+  /** RFC 3339 time this node stored it. */
+  receivedAt: string
+  announcement?: Announcement
+  claim?: Claim
+}
+
+export interface MessageFilter {
+  kind?: MessageKind
+  repository?: string
+  /** Matches claims whose target.tag is this tag, and announcements of this tag. */
+  tag?: string
+  commit?: string
+  keyId?: string
+}
+
+export interface Page<T> {
+  items: T[]
+  /** Cursor to pass to the next call; equal to the input cursor when nothing new. */
+  next: number
+}
+
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'refused'
+
+export interface Job {
+  /** `targetKey(target)`: one job per target, so restarts never build twice. */
+  id: string
+  target: Target
+  /** Id of the announcement that asked for it. */
+  announcementId: string
+  recipe: { name: string, digest: string }
+  state: JobState
+  attempts: number
+  /** Epoch ms before which a retry must not start (backoff for infrastructure errors). */
+  notBefore?: number
+  lastError?: string
+  /** Id of the claim this node published for it. */
+  claimId?: string
+  updatedAt: string
+}
+
+export interface StoreStats {
+  messages: number
+  announcements: number
+  claims: number
+  jobsByState: Record<JobState, number>
+  /** Entries that failed to decode on read (damaged), reported and skipped. */
+  damaged: number
+}
+
+export interface Store {
+  /**
+   * Stores a verified message. Returns `stored: false` when its id is already present.
+   * Durable when the promise resolves (the write is synced), so an acknowledged message
+   * survives a killed process.
+   */
+  putMessage (msg: Omit<StoredMessage, 'cursor' | 'receivedAt'>): Promise<{ stored: boolean, cursor: number }>
+  hasMessage (id: string): Promise<boolean>
+  getMessage (id: string): Promise<StoredMessage | undefined>
+  /** Messages with cursor > `cursor`, oldest first, at most `limit`. */
+  messagesSince (cursor: number, limit: number, filter?: MessageFilter): Promise<Page<StoredMessage>>
+  /** Every claim for one target (`targetKey`). */
+  claimsForTarget (targetKey: string): Promise<StoredMessage[]>
+  /** Every claim for one commit of a repository. */
+  claimsForCommit (repository: string, commit: string): Promise<StoredMessage[]>
+  announcements (filter?: { repository?: string, tag?: string }): Promise<StoredMessage[]>
+  /** Distinct targets that have at least one claim or announcement. */
+  targets (): Promise<Target[]>
+  putJob (job: Job): Promise<void>
+  getJob (id: string): Promise<Job | undefined>
+  listJobs (state?: JobState): Promise<Job[]>
+  getState<T = unknown> (key: string): Promise<T | undefined>
+  setState (key: string, value: unknown): Promise<void>
+  stats (): Promise<StoreStats>
+  close (): Promise<void>
+}
