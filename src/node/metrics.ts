@@ -1,0 +1,62 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { FailureClass } from '../protocol/types.js'
+import type { MessageKind } from './store/types.js'
+
+/**
+ * Prometheus metrics of one node. Each node owns its own registry (not prom-client's global
+ * one) so several nodes in one process (devnet, tests) never collide on metric names.
+ */
+export interface Metrics {
+  readonly registry: Registry
+  setPeers (n: number): void
+  claimStored (kind: MessageKind): void
+  buildFinished (outcome: 'success' | FailureClass, seconds: number): void
+}
+
+export interface MetricsInit {
+  /** Also export process metrics (CPU, memory, event loop lag). Default true. */
+  processMetrics?: boolean
+  /** Prefix of every metric name. Default `neko_`. */
+  prefix?: string
+}
+
+export function createMetrics (init: MetricsInit = {}): Metrics {
+  const prefix = init.prefix ?? 'neko_'
+  const registry = new Registry()
+  if (init.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix })
+
+  const peers = new Gauge({ name: `${prefix}peers`, help: 'Connected libp2p peers', registers: [registry] })
+  const stored = new Counter({
+    name: `${prefix}messages_stored_total`,
+    help: 'Verified messages stored, by kind',
+    labelNames: ['kind'] as const,
+    registers: [registry]
+  })
+  const builds = new Counter({
+    name: `${prefix}builds_total`,
+    help: 'Rebuilds finished, by outcome (success or failure class)',
+    labelNames: ['outcome'] as const,
+    registers: [registry]
+  })
+  // Rebuilds of real images take minutes to hours: buckets from 10 s to 4 h.
+  const durations = new Histogram({
+    name: `${prefix}build_duration_seconds`,
+    help: 'Wall time of finished rebuilds, by outcome',
+    labelNames: ['outcome'] as const,
+    buckets: [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
+    registers: [registry]
+  })
+  // Zero-initialise the labels so dashboards see every series from the start.
+  for (const kind of ['announcement', 'claim'] as const) stored.inc({ kind }, 0)
+  peers.set(0)
+
+  return {
+    registry,
+    setPeers (n) { peers.set(n) },
+    claimStored (kind) { stored.inc({ kind }) },
+    buildFinished (outcome, seconds) {
+      builds.inc({ outcome })
+      durations.observe({ outcome }, seconds)
+    }
+  }
+}
