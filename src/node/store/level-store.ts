@@ -1,0 +1,362 @@
+import { Level } from 'level'
+import { LimitError, ValidationError } from '../../protocol/errors.js'
+import type { Target } from '../../protocol/types.js'
+import { logger } from '../logger.js'
+import { StoreClosedError, StoreOpenError } from './errors.js'
+import { STORE_LIMITS } from './limits.js'
+import { targetIndexKey } from './target-index.js'
+import type { Job, JobState, MessageFilter, Store, StoreStats, StoredMessage } from './types.js'
+
+export interface StoreInit {
+  /** Directory of the LevelDB database; created when missing. */
+  path: string
+}
+
+const log = logger('store')
+
+/** Index keys join parts with NUL, which no id, key id, repository or tag contains. */
+const SEP = '\x00'
+const JOB_STATES: JobState[] = ['queued', 'running', 'done', 'failed', 'refused']
+
+/** Fixed-width cursors sort lexicographically in numeric order. */
+function cursorKey (cursor: number): string {
+  return cursor.toString().padStart(16, '0')
+}
+
+function checkKey (field: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) throw new ValidationError(field, 'must be a non-empty string')
+  if (value.length > STORE_LIMITS.maxKeyLength) throw new LimitError(field, STORE_LIMITS.maxKeyLength, value.length)
+  if (value.includes(SEP)) throw new ValidationError(field, 'must not contain NUL')
+  return value
+}
+
+function clampLimit (limit: number, max: number): number {
+  if (!Number.isFinite(limit) || limit <= 0) return 0
+  return Math.min(Math.floor(limit), max)
+}
+
+/** Upper bound for a prefix range. */
+function prefixRange (prefix: string): { gte: string, lt: string } {
+  return { gte: prefix, lt: prefix + '\xff' }
+}
+
+type Kind = StoredMessage['kind']
+
+function matches (m: StoredMessage, f: MessageFilter | undefined): boolean {
+  if (f == null) return true
+  if (f.kind != null && m.kind !== f.kind) return false
+  if (f.keyId != null && m.keyId !== f.keyId) return false
+  const repository = m.announcement?.repository ?? m.claim?.target.repository
+  const commit = m.announcement?.commit ?? m.claim?.target.commit
+  const tag = m.announcement?.tag ?? m.claim?.target.tag
+  if (f.repository != null && repository !== f.repository) return false
+  if (f.commit != null && commit !== f.commit) return false
+  if (f.tag != null && tag !== f.tag) return false
+  return true
+}
+
+/**
+ * Opens (or creates) the node's level store. Every message is written together with its index
+ * entries in one synced batch; writes go through one queue so cursors are allocated atomically.
+ */
+export async function createStore (init: StoreInit): Promise<Store> {
+  const db = new Level<string, string>(init.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  try {
+    await db.open()
+  } catch (err) {
+    throw new StoreOpenError(init.path, (err as { cause?: unknown }).cause ?? err)
+  }
+  const sub = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  const messages = sub('msg') // id → StoredMessage JSON
+  const byCursor = sub('cur') // cursor → id
+  const byTarget = sub('tgt') // targetKey NUL cursor → id
+  const byCommit = sub('cmt') // repository NUL commit NUL cursor → id
+  const byBuilder = sub('bld') // keyId NUL cursor → id
+  const byRelease = sub('ann') // repository NUL tag NUL cursor → id (announcements)
+  const targetList = sub('tls') // targetKey → Target JSON
+  const jobs = sub('job') // job id → Job JSON
+  const state = sub('sta') // key → JSON
+  const meta = sub('meta') // counters
+
+  let closed = false
+  /** Keys of entries that failed to decode; a set so a re-read does not count twice. */
+  const damagedKeys = new Set<string>()
+  let writeChain: Promise<unknown> = Promise.resolve()
+
+  const readCounter = async (key: string): Promise<number> => {
+    const v = await meta.get(key)
+    const n = v == null ? 0 : Number(v)
+    return Number.isSafeInteger(n) && n >= 0 ? n : 0
+  }
+  let lastCursor = await readCounter('cursor')
+  const counts: Record<Kind, number> = { announcement: await readCounter('count:announcement'), claim: await readCounter('count:claim') }
+
+  /** Serializes writes: cursor allocation and the "already stored?" check must not interleave. */
+  function serialize<T> (fn: () => Promise<T>): Promise<T> {
+    const run = writeChain.then(fn, fn)
+    writeChain = run.catch(() => undefined)
+    return run
+  }
+
+  function assertOpen (): void {
+    if (closed) throw new StoreClosedError('the store is closed')
+  }
+
+  function parse<T> (where: string, key: string, text: string | undefined): T | undefined {
+    if (text == null) return undefined
+    try {
+      return JSON.parse(text) as T
+    } catch {
+      const k = `${where}:${key}`
+      if (!damagedKeys.has(k)) {
+        damagedKeys.add(k)
+        log.warn({ sublevel: where, key }, 'damaged store entry skipped')
+      }
+      return undefined
+    }
+  }
+
+  function parseMessage (id: string, text: string | undefined): StoredMessage | undefined {
+    const m = parse<StoredMessage>('msg', id, text)
+    if (m == null) return undefined
+    // Valid JSON with the wrong shape is damage too.
+    if (typeof m !== 'object' || typeof m.id !== 'string' || typeof m.cursor !== 'number' ||
+      (m.kind !== 'announcement' && m.kind !== 'claim') || typeof m.envelopeJson !== 'string') {
+      const k = `msg:${id}`
+      if (!damagedKeys.has(k)) {
+        damagedKeys.add(k)
+        log.warn({ sublevel: 'msg', key: id }, 'damaged store entry skipped')
+      }
+      return undefined
+    }
+    return m
+  }
+
+  async function loadIds (ids: string[]): Promise<StoredMessage[]> {
+    if (ids.length === 0) return []
+    const texts = await messages.getMany(ids)
+    const out: StoredMessage[] = []
+    for (let i = 0; i < ids.length; i++) {
+      const m = parseMessage(ids[i]!, texts[i])
+      if (m != null) out.push(m)
+    }
+    return out
+  }
+
+  async function idsInRange (level: typeof byCursor, range: { gte?: string, gt?: string, lt: string }, limit: number): Promise<string[]> {
+    const ids: string[] = []
+    for await (const id of level.values({ ...range, limit })) ids.push(id)
+    return ids
+  }
+
+  function validateIncoming (msg: Omit<StoredMessage, 'cursor' | 'receivedAt'>): void {
+    checkKey('id', msg.id)
+    checkKey('keyId', msg.keyId)
+    if (msg.kind !== 'announcement' && msg.kind !== 'claim') throw new ValidationError('kind', 'must be "announcement" or "claim"')
+    if (typeof msg.envelopeJson !== 'string') throw new ValidationError('envelopeJson', 'must be a string')
+    const bytes = Buffer.byteLength(msg.envelopeJson)
+    if (bytes > STORE_LIMITS.maxEnvelopeBytes) throw new LimitError('envelopeJson', STORE_LIMITS.maxEnvelopeBytes, bytes)
+    if (msg.kind === 'announcement') {
+      const a = msg.announcement
+      if (a == null) throw new ValidationError('announcement', 'required for kind "announcement"')
+      checkKey('announcement.repository', a.repository)
+      checkKey('announcement.tag', a.tag)
+      checkKey('announcement.commit', a.commit)
+    } else {
+      const c = msg.claim
+      if (c == null) throw new ValidationError('claim', 'required for kind "claim"')
+      checkKey('claim.target.repository', c.target?.repository)
+      checkKey('claim.target.commit', c.target?.commit)
+      checkKey('claim.target.variant', c.target?.variant)
+      checkKey('claim.target.platform', c.target?.platform)
+    }
+  }
+
+  const store: Store = {
+    async putMessage (msg) {
+      assertOpen()
+      validateIncoming(msg)
+      return await serialize(async () => {
+        assertOpen()
+        const existing = await messages.get(msg.id)
+        if (existing != null) {
+          const old = parseMessage(msg.id, existing)
+          // A damaged entry is left in place: bad input never overwrites what is stored.
+          return { stored: false, cursor: old?.cursor ?? 0 }
+        }
+        const cursor = lastCursor + 1
+        const ck = cursorKey(cursor)
+        const stored: StoredMessage = { ...msg, cursor, receivedAt: new Date().toISOString() }
+        const ops: Array<{ type: 'put', sublevel: typeof messages, key: string, value: string }> = [
+          { type: 'put', sublevel: messages, key: msg.id, value: JSON.stringify(stored) },
+          { type: 'put', sublevel: byCursor, key: ck, value: msg.id },
+          { type: 'put', sublevel: byBuilder, key: msg.keyId + SEP + ck, value: msg.id },
+          { type: 'put', sublevel: meta, key: 'cursor', value: String(cursor) },
+          { type: 'put', sublevel: meta, key: `count:${msg.kind}`, value: String(counts[msg.kind] + 1) }
+        ]
+        if (msg.kind === 'announcement' && msg.announcement != null) {
+          const a = msg.announcement
+          ops.push({ type: 'put', sublevel: byRelease, key: a.repository + SEP + a.tag + SEP + ck, value: msg.id })
+          for (const t of Array.isArray(a.targets) ? a.targets : []) {
+            const target: Target = { repository: a.repository, commit: a.commit, variant: t.variant, platform: t.platform, tag: a.tag }
+            ops.push({ type: 'put', sublevel: targetList, key: targetIndexKey(target), value: JSON.stringify(target) })
+          }
+        } else if (msg.claim != null) {
+          const t = msg.claim.target
+          const tk = targetIndexKey(t)
+          ops.push({ type: 'put', sublevel: byTarget, key: tk + SEP + ck, value: msg.id })
+          ops.push({ type: 'put', sublevel: byCommit, key: t.repository + SEP + t.commit + SEP + ck, value: msg.id })
+          ops.push({ type: 'put', sublevel: targetList, key: tk, value: JSON.stringify(t) })
+        }
+        // One synced batch: the message and its indexes land together, and survive a crash once acknowledged.
+        await db.batch(ops, { sync: true })
+        lastCursor = cursor
+        counts[msg.kind]++
+        return { stored: true, cursor }
+      })
+    },
+
+    async hasMessage (id) {
+      assertOpen()
+      if (typeof id !== 'string' || id.length === 0) return false
+      return (await messages.has(id))
+    },
+
+    async getMessage (id) {
+      assertOpen()
+      if (typeof id !== 'string' || id.length === 0) return undefined
+      return parseMessage(id, await messages.get(id))
+    },
+
+    async messagesSince (cursor, limit, filter) {
+      assertOpen()
+      const from = Number.isSafeInteger(cursor) && cursor > 0 ? cursor : 0
+      const max = clampLimit(limit, STORE_LIMITS.maxPage)
+      if (max === 0) return { items: [], next: from }
+      // Narrow through an index when the filter allows; the full filter is applied after.
+      let level = byCursor
+      let prefix = ''
+      if (filter?.keyId != null) {
+        level = byBuilder; prefix = filter.keyId + SEP
+      } else if (filter?.repository != null && filter.commit != null) {
+        level = byCommit; prefix = filter.repository + SEP + filter.commit + SEP
+      }
+      const items: StoredMessage[] = []
+      let next = from
+      let scanned = 0
+      const range = { gt: prefix + cursorKey(from), lt: prefix + '\xff' }
+      for await (const [key, id] of level.iterator(range)) {
+        const c = Number(key.slice(prefix.length))
+        scanned++
+        const m = parseMessage(id, await messages.get(id))
+        next = Number.isSafeInteger(c) ? c : next
+        if (m != null && matches(m, filter)) items.push(m)
+        if (items.length >= max || scanned >= STORE_LIMITS.maxScan) break
+      }
+      // Index pages by the byCommit/byBuilder prefix are still in cursor order, so next stays monotonic.
+      return { items, next }
+    },
+
+    async claimsForTarget (targetKey) {
+      assertOpen()
+      if (typeof targetKey !== 'string' || targetKey.length === 0) return []
+      return await loadIds(await idsInRange(byTarget, prefixRange(targetKey + SEP), STORE_LIMITS.maxClaimsPerQuery))
+    },
+
+    async claimsForCommit (repository, commit) {
+      assertOpen()
+      return await loadIds(await idsInRange(byCommit, prefixRange(repository + SEP + commit + SEP), STORE_LIMITS.maxClaimsPerQuery))
+    },
+
+    async announcements (filter) {
+      assertOpen()
+      let prefix = ''
+      if (filter?.repository != null) {
+        prefix = filter.repository + SEP
+        if (filter.tag != null) prefix += filter.tag + SEP
+      }
+      const found = await loadIds(await idsInRange(byRelease, prefixRange(prefix), STORE_LIMITS.maxAnnouncements))
+      const list = filter?.repository == null && filter?.tag != null ? found.filter(m => m.announcement?.tag === filter.tag) : found
+      return list.sort((a, b) => a.cursor - b.cursor)
+    },
+
+    async targets () {
+      assertOpen()
+      const out: Target[] = []
+      for await (const [key, value] of targetList.iterator({ limit: STORE_LIMITS.maxListing })) {
+        const t = parse<Target>('tls', key, value)
+        if (t != null) out.push(t)
+      }
+      return out
+    },
+
+    async putJob (job) {
+      assertOpen()
+      checkKey('job.id', job.id)
+      if (!JOB_STATES.includes(job.state)) throw new ValidationError('job.state', `must be one of ${JOB_STATES.join(', ')}`)
+      await serialize(async () => {
+        assertOpen()
+        await db.batch([{ type: 'put', sublevel: jobs, key: job.id, value: JSON.stringify(job) }], { sync: true })
+      })
+    },
+
+    async getJob (id) {
+      assertOpen()
+      if (typeof id !== 'string' || id.length === 0) return undefined
+      return parse<Job>('job', id, await jobs.get(id))
+    },
+
+    async listJobs (jobState) {
+      assertOpen()
+      const out: Job[] = []
+      for await (const [key, value] of jobs.iterator({ limit: STORE_LIMITS.maxListing })) {
+        const j = parse<Job>('job', key, value)
+        if (j != null && (jobState == null || j.state === jobState)) out.push(j)
+      }
+      return out
+    },
+
+    async getState<T = unknown> (key: string): Promise<T | undefined> {
+      assertOpen()
+      checkKey('state key', key)
+      return parse<T>('sta', key, await state.get(key))
+    },
+
+    async setState (key, value) {
+      assertOpen()
+      checkKey('state key', key)
+      const text = JSON.stringify(value)
+      if (text === undefined) throw new ValidationError(`state ${key}`, 'must be JSON-serializable')
+      const bytes = Buffer.byteLength(text)
+      if (bytes > STORE_LIMITS.maxStateBytes) throw new LimitError(`state ${key}`, STORE_LIMITS.maxStateBytes, bytes)
+      await serialize(async () => {
+        assertOpen()
+        await db.batch([{ type: 'put', sublevel: state, key, value: text }], { sync: true })
+      })
+    },
+
+    async stats (): Promise<StoreStats> {
+      assertOpen()
+      const jobsByState: Record<JobState, number> = { queued: 0, running: 0, done: 0, failed: 0, refused: 0 }
+      for (const j of await store.listJobs()) {
+        if (j.state in jobsByState) jobsByState[j.state]++
+      }
+      return {
+        messages: counts.announcement + counts.claim,
+        announcements: counts.announcement,
+        claims: counts.claim,
+        jobsByState,
+        damaged: damagedKeys.size
+      }
+    },
+
+    async close () {
+      if (closed) return
+      // Let acknowledged and queued writes finish before the database goes away.
+      await writeChain
+      closed = true
+      await db.close()
+    }
+  }
+  return store
+}

@@ -1,0 +1,19 @@
+/** Bounds on what one store call accepts or returns, so no single read or write can exhaust memory. */
+export const STORE_LIMITS = {
+  /** Largest envelope JSON accepted by putMessage (bytes). */
+  maxEnvelopeBytes: 256 * 1024,
+  /** Most items one messagesSince page returns. */
+  maxPage: 1000,
+  /** Most index entries one filtered messagesSince call scans before returning a shorter page. */
+  maxScan: 20_000,
+  /** Most claims returned for one target or one commit. */
+  maxClaimsPerQuery: 5000,
+  /** Most announcements one query returns. */
+  maxAnnouncements: 5000,
+  /** Most distinct targets or jobs one listing returns. */
+  maxListing: 20_000,
+  /** Largest state value (bytes of JSON). */
+  maxStateBytes: 1024 * 1024,
+  /** Longest id, key id or state key. */
+  maxKeyLength: 512
+} as const
