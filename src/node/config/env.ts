@@ -1,0 +1,30 @@
+import type { NodeSettings } from './types.js'
+
+/** Environment variable for each setting; lists are comma-separated. */
+export const ENV_VARS: Record<keyof NodeSettings, string> = {
+  dataDir: 'NEKO_DATA_DIR',
+  keyDir: 'NEKO_KEY_DIR',
+  listen: 'NEKO_LISTEN',
+  bootstrap: 'NEKO_BOOTSTRAP',
+  policy: 'NEKO_POLICY',
+  http: 'NEKO_HTTP',
+  concurrency: 'NEKO_CONCURRENCY',
+  mdns: 'NEKO_MDNS',
+  buildTimeoutSeconds: 'NEKO_BUILD_TIMEOUT',
+  watch: 'NEKO_WATCH',
+  announceKey: 'NEKO_ANNOUNCE_KEY',
+  watchIntervalSeconds: 'NEKO_WATCH_INTERVAL',
+  recipe: 'NEKO_RECIPE'
+}
+
+const LISTS = new Set<keyof NodeSettings>(['listen', 'bootstrap'])
+
+export function settingsFromEnv (env: NodeJS.ProcessEnv): NodeSettings {
+  const out: Record<string, unknown> = {}
+  for (const [setting, name] of Object.entries(ENV_VARS) as Array<[keyof NodeSettings, string]>) {
+    const v = env[name]
+    if (v == null || v.trim() === '') continue
+    out[setting] = LISTS.has(setting) ? v.split(',').map(s => s.trim()).filter(s => s !== '') : v.trim()
+  }
+  return out as NodeSettings
+}

@@ -1,0 +1,5 @@
+export { resolveConfig, readConfigFile, parseHttpAddress, defaultDataDir, DEFAULT_LISTEN, DATA_DIR_POLICY, type ResolveInput } from './resolve.js'
+export { ENV_VARS, settingsFromEnv } from './env.js'
+export { ConfigError } from './errors.js'
+export { CONFIG_SCHEMA } from './schema.js'
+export type { NodeConfig, NodeSettings } from './types.js'

@@ -1,0 +1,172 @@
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { isAbsolute, join, resolve as resolvePath } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { Ajv } from 'ajv'
+import { ConfigError } from './errors.js'
+import { ENV_VARS, settingsFromEnv } from './env.js'
+import { CONFIG_SCHEMA } from './schema.js'
+import type { NodeConfig, NodeSettings } from './types.js'
+
+export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4088'
+export const DEFAULT_WATCH_INTERVAL_SECONDS = 300
+export const DEFAULT_BUILD_TIMEOUT_SECONDS = 3 * 3600
+/** A policy at this name in the data dir is used when none is configured. */
+export const DATA_DIR_POLICY = 'policy.json'
+
+export interface ResolveInput {
+  /** Flags as parsed (only those given). */
+  flags?: NodeSettings & { config?: string }
+  env?: NodeJS.ProcessEnv
+}
+
+type Problem = ConstructorParameters<typeof ConfigError>[0][number]
+
+export function defaultDataDir (env: NodeJS.ProcessEnv): string {
+  const xdg = env.XDG_DATA_HOME
+  const base = xdg != null && xdg !== '' && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share')
+  return join(base, 'neko-rebuilder')
+}
+
+/** Reads and schema-checks a JSON config file; every bad member is named. */
+export function readConfigFile (file: string): NodeSettings {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError([{ setting: 'config', source: file, message: `cannot read: ${(err as Error).message}` }])
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError([{ setting: 'config', source: file, message: `not JSON: ${(err as Error).message}` }])
+  }
+  const ajv = new Ajv({ allErrors: true })
+  const validate = ajv.compile(CONFIG_SCHEMA)
+  if (!validate(json)) {
+    throw new ConfigError((validate.errors ?? []).map(e => {
+      const where = e.instancePath === '' ? '' : e.instancePath.slice(1).replace(/\//g, '.')
+      const setting = e.keyword === 'additionalProperties'
+        ? String((e.params as { additionalProperty: string }).additionalProperty)
+        : where === '' ? 'config' : where
+      return { setting, source: file, message: e.keyword === 'additionalProperties' ? 'unknown setting' : (e.message ?? 'invalid') }
+    }))
+  }
+  return json as NodeSettings
+}
+
+function parseInteger (v: number | string, min: number, max: number): number | undefined {
+  const n = typeof v === 'number' ? v : /^\s*\d+\s*$/.test(v) ? Number(v) : NaN
+  return Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined
+}
+
+function parseBool (v: boolean | string): boolean | undefined {
+  if (typeof v === 'boolean') return v
+  const s = v.trim().toLowerCase()
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true
+  if (['0', 'false', 'no', 'off'].includes(s)) return false
+  return undefined
+}
+
+/** `HOST:PORT`, `:PORT` or `PORT` (host then defaults to 127.0.0.1); IPv6 as `[::1]:PORT`. */
+export function parseHttpAddress (v: string): { host: string, port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d+)$/.exec(v.trim()) ?? /^()()(\d+)$/.exec(v.trim())
+  if (m == null) return undefined
+  const port = parseInteger(m[3]!, 0, 65535)
+  if (port == null) return undefined
+  const bracketed = m[1] != null && m[1] !== '' ? m[1] : undefined
+  const host = bracketed ?? (m[2] == null || m[2] === '' ? '127.0.0.1' : m[2])
+  return { host, port }
+}
+
+/**
+ * Resolves a node's settings with precedence flag > environment > config file > default,
+ * validates each and reports every bad one at once (naming the setting and its source).
+ */
+export function resolveConfig (input: ResolveInput = {}): NodeConfig {
+  const env = input.env ?? process.env
+  const flags = input.flags ?? {}
+  const configFile = flags.config ?? env.NEKO_CONFIG
+  const file = configFile != null && configFile !== '' ? readConfigFile(configFile) : {}
+  const fromEnv = settingsFromEnv(env)
+  const problems: Problem[] = []
+
+  function pick<K extends keyof NodeSettings> (key: K): { value: NodeSettings[K], source: string } | undefined {
+    const defined = (v: unknown): boolean => v !== undefined && !(Array.isArray(v) && v.length === 0)
+    if (defined(flags[key])) return { value: flags[key], source: 'flag' }
+    if (defined(fromEnv[key])) return { value: fromEnv[key], source: `env ${ENV_VARS[key]}` }
+    if (defined(file[key])) return { value: file[key], source: `config ${configFile ?? ''}` }
+    return undefined
+  }
+
+  // Relative paths in a config file are relative to the working directory, like flags.
+  const dataDir = resolvePath(pick('dataDir')?.value ?? defaultDataDir(env))
+  const keyDir = resolvePath(pick('keyDir')?.value ?? join(dataDir, 'identity'))
+
+  function addrs (key: 'listen' | 'bootstrap', fallback: string[]): string[] {
+    const got = pick(key)
+    const list = got?.value ?? fallback
+    for (const a of list) {
+      try {
+        multiaddr(a)
+      } catch (err) {
+        problems.push({ setting: key, source: got?.source ?? 'default', message: `bad multiaddr "${a}": ${(err as Error).message}` })
+      }
+    }
+    return list
+  }
+  const listen = addrs('listen', [DEFAULT_LISTEN])
+  const bootstrap = addrs('bootstrap', [])
+
+  let policyFile: string | undefined
+  const policy = pick('policy')
+  if (policy != null) {
+    policyFile = resolvePath(policy.value!)
+    if (!existsSync(policyFile) || !statSync(policyFile).isFile()) {
+      problems.push({ setting: 'policy', source: policy.source, message: `policy file ${policyFile} does not exist` })
+    }
+  } else if (existsSync(join(dataDir, DATA_DIR_POLICY))) {
+    policyFile = join(dataDir, DATA_DIR_POLICY)
+  }
+
+  let http: NodeConfig['http']
+  const httpSetting = pick('http')
+  if (httpSetting != null) {
+    http = parseHttpAddress(httpSetting.value!)
+    if (http == null) problems.push({ setting: 'http', source: httpSetting.source, message: `bad address "${httpSetting.value}" (expected HOST:PORT with a port from 0 to 65535)` })
+  }
+
+  function integer (key: 'concurrency' | 'buildTimeoutSeconds' | 'watchIntervalSeconds', fallback: number, min: number, max: number): number {
+    const got = pick(key)
+    if (got == null) return fallback
+    const n = parseInteger(got.value!, min, max)
+    if (n == null) {
+      problems.push({ setting: key, source: got.source, message: `"${String(got.value)}" is not an integer from ${min} to ${max}` })
+      return fallback
+    }
+    return n
+  }
+  const concurrency = integer('concurrency', 1, 1, 64)
+  const buildTimeoutMs = integer('buildTimeoutSeconds', DEFAULT_BUILD_TIMEOUT_SECONDS, 1, 86_400) * 1000
+  const intervalMs = integer('watchIntervalSeconds', DEFAULT_WATCH_INTERVAL_SECONDS, 1, 86_400) * 1000
+
+  let mdns = true
+  const mdnsSetting = pick('mdns')
+  if (mdnsSetting != null) {
+    const b = parseBool(mdnsSetting.value!)
+    if (b == null) problems.push({ setting: 'mdns', source: mdnsSetting.source, message: `"${String(mdnsSetting.value)}" is not a boolean` })
+    else mdns = b
+  }
+
+  let watch: NodeConfig['watch']
+  const watchUrl = pick('watch')
+  const announceKey = pick('announceKey')
+  if (watchUrl != null) {
+    if (announceKey == null) problems.push({ setting: 'announceKey', source: watchUrl.source, message: '--watch needs --announce-key DIR (the key that signs announcements)' })
+    else watch = { url: watchUrl.value!, announceKeyDir: resolvePath(announceKey.value!), intervalMs, recipe: pick('recipe')?.value ?? 'neko' }
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems)
+  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, watch }
+}

@@ -1,0 +1,20 @@
+/** JSON Schema of a node config file (`join --config FILE`). Every member is optional. */
+export const CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    dataDir: { type: 'string', minLength: 1 },
+    keyDir: { type: 'string', minLength: 1 },
+    listen: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 32 },
+    bootstrap: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 256 },
+    policy: { type: 'string', minLength: 1 },
+    http: { type: 'string', minLength: 1 },
+    concurrency: { type: 'integer', minimum: 1, maximum: 64 },
+    mdns: { type: 'boolean' },
+    buildTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86_400 },
+    watch: { type: 'string', minLength: 1 },
+    announceKey: { type: 'string', minLength: 1 },
+    watchIntervalSeconds: { type: 'integer', minimum: 1, maximum: 86_400 },
+    recipe: { type: 'string', minLength: 1 }
+  }
+} as const

@@ -1,0 +1,36 @@
+/** A node's resolved settings: every value has been validated and defaulted. */
+export interface NodeConfig {
+  dataDir: string
+  /** Directory of the node's signing identity (created on first run). */
+  keyDir: string
+  listen: string[]
+  bootstrap: string[]
+  /** Trust policy file; undefined means the built-in policy that trusts nobody. */
+  policyFile?: string
+  /** HTTP feed address, when enabled. */
+  http?: { host: string, port: number }
+  /** Builds run at once. */
+  concurrency: number
+  mdns: boolean
+  /** Wall-clock limit of one rebuild. */
+  buildTimeoutMs: number
+  /** `join --watch`: poll a repository's tags and announce new ones. */
+  watch?: { url: string, announceKeyDir: string, intervalMs: number, recipe: string }
+}
+
+/** Settings as given (config file, environment or flags), before defaults and validation. */
+export interface NodeSettings {
+  dataDir?: string
+  keyDir?: string
+  listen?: string[]
+  bootstrap?: string[]
+  policy?: string
+  http?: string
+  concurrency?: number | string
+  mdns?: boolean | string
+  buildTimeoutSeconds?: number | string
+  watch?: string
+  announceKey?: string
+  watchIntervalSeconds?: number | string
+  recipe?: string
+}

@@ -1,0 +1,75 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ConfigError, parseHttpAddress, resolveConfig } from '../../src/node/config/index.js'
+
+describe('node config', () => {
+  let dir: string
+  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'neko-config-')) })
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('defaults under XDG_DATA_HOME', () => {
+    const c = resolveConfig({ env: { XDG_DATA_HOME: dir } })
+    expect(c.dataDir).toBe(join(dir, 'neko-rebuilder'))
+    expect(c.keyDir).toBe(join(dir, 'neko-rebuilder', 'identity'))
+    expect(c.listen).toEqual(['/ip4/0.0.0.0/tcp/4088'])
+    expect(c.bootstrap).toEqual([])
+    expect(c.mdns).toBe(true)
+    expect(c.concurrency).toBe(1)
+    expect(c.policyFile).toBeUndefined()
+    expect(c.http).toBeUndefined()
+  })
+
+  it('takes flag over env over config file', async () => {
+    const policy = join(dir, 'p.json')
+    await writeFile(policy, '{}')
+    const file = join(dir, 'c.json')
+    await writeFile(file, JSON.stringify({ dataDir: join(dir, 'from-file'), concurrency: 3, listen: ['/ip4/127.0.0.1/tcp/1'], mdns: false, policy }))
+    const env = { NEKO_DATA_DIR: join(dir, 'from-env'), NEKO_LISTEN: '/ip4/127.0.0.1/tcp/2,/ip4/127.0.0.1/tcp/3', NEKO_HTTP: '127.0.0.1:8080' }
+    const c = resolveConfig({ env, flags: { config: file, listen: ['/ip4/127.0.0.1/tcp/4'] } })
+    expect(c.listen).toEqual(['/ip4/127.0.0.1/tcp/4'])
+    expect(c.dataDir).toBe(join(dir, 'from-env'))
+    expect(c.concurrency).toBe(3)
+    expect(c.mdns).toBe(false)
+    expect(c.policyFile).toBe(policy)
+    expect(c.http).toEqual({ host: '127.0.0.1', port: 8080 })
+    const c2 = resolveConfig({ env: { NEKO_MDNS: '0', NEKO_BOOTSTRAP: '/ip4/127.0.0.1/tcp/9' }, flags: { config: file } })
+    expect(c2.dataDir).toBe(join(dir, 'from-file'))
+    expect(c2.bootstrap).toEqual(['/ip4/127.0.0.1/tcp/9'])
+  })
+
+  it('names every bad setting', async () => {
+    let err: unknown
+    try {
+      resolveConfig({ env: { XDG_DATA_HOME: dir, NEKO_HTTP: 'localhost:99999' }, flags: { listen: ['/ip4/not-an-ip/tcp/1'], policy: join(dir, 'missing.json'), concurrency: '0' } })
+    } catch (e) { err = e }
+    expect(err).toBeInstanceOf(ConfigError)
+    const settings = (err as ConfigError).problems.map(p => p.setting).sort()
+    expect(settings).toEqual(['concurrency', 'http', 'listen', 'policy'])
+    expect((err as ConfigError).message).toMatch(/env NEKO_HTTP/)
+  })
+
+  it('schema-checks a config file', async () => {
+    const file = join(dir, 'bad.json')
+    await writeFile(file, JSON.stringify({ concurrency: 'many', colour: 'blue', listen: [3] }))
+    expect(() => resolveConfig({ env: {}, flags: { config: file } })).toThrow(/concurrency.*colour|colour.*concurrency/)
+    await writeFile(file, '{ nope')
+    expect(() => resolveConfig({ env: {}, flags: { config: file } })).toThrow(/not JSON/)
+  })
+
+  it('needs an announce key to watch', () => {
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { watch: 'https://example.test/r.git' } })).toThrow(/announce-key/)
+    const c = resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { watch: 'https://example.test/r.git', announceKey: dir, watchIntervalSeconds: 5 } })
+    expect(c.watch).toMatchObject({ url: 'https://example.test/r.git', intervalMs: 5000, recipe: 'neko' })
+  })
+
+  it('parses HTTP addresses', () => {
+    expect(parseHttpAddress('8080')).toEqual({ host: '127.0.0.1', port: 8080 })
+    expect(parseHttpAddress(':0')).toEqual({ host: '127.0.0.1', port: 0 })
+    expect(parseHttpAddress('0.0.0.0:80')).toEqual({ host: '0.0.0.0', port: 80 })
+    expect(parseHttpAddress('[::1]:80')).toEqual({ host: '::1', port: 80 })
+    expect(parseHttpAddress('host:70000')).toBeUndefined()
+    expect(parseHttpAddress('nope')).toBeUndefined()
+  })
+})
