@@ -1,0 +1,62 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import formatsModule from 'ajv-formats'
+import { LimitError, ValidationError } from './errors.js'
+
+// ajv-formats is CommonJS: under NodeNext its default import is the module object.
+const addFormats = ((formatsModule as unknown as { default?: unknown }).default ?? formatsModule) as unknown as typeof formatsModule.default
+
+/**
+ * The one ajv instance of the protocol. Validators are compiled once at module load:
+ * compiling per message would cost more than the signature check.
+ */
+export const ajv = new Ajv({ allErrors: false, strict: true, strictTuples: false, verbose: true })
+addFormats(ajv, ['date-time'])
+
+/** `/predicate/subject/0/name` → `predicate.subject[0].name` */
+export function jsonPath (instancePath: string, prefix = ''): string {
+  let out = prefix
+  for (const raw of instancePath.split('/').slice(1)) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~')
+    if (/^\d+$/.test(part)) out += `[${part}]`
+    else out += out === '' ? part : `.${part}`
+  }
+  return out
+}
+
+function join (base: string, key: string): string {
+  return base === '' ? key : `${base}.${key}`
+}
+
+/** The first ajv error as a ValidationError (or LimitError for a size/count limit) naming the JSON path. */
+export function schemaError (err: ErrorObject, prefix = ''): ValidationError | LimitError {
+  const field = jsonPath(err.instancePath, prefix)
+  const params = err.params as Record<string, unknown>
+  switch (err.keyword) {
+    case 'required':
+      return new ValidationError(join(field, String(params.missingProperty)), 'missing')
+    case 'additionalProperties':
+      return new ValidationError(join(field, String(params.additionalProperty)), 'unknown field')
+    case 'maxLength':
+      return new LimitError(field, Number(params.limit), typeof err.data === 'string' ? err.data.length : Number.NaN)
+    case 'maxItems':
+      return new LimitError(field, Number(params.limit), Array.isArray(err.data) ? err.data.length : Number.NaN)
+    case 'format':
+      return new ValidationError(field === '' ? '(root)' : field, `not a valid ${String(params.format)} (RFC 3339, e.g. 2026-01-02T03:04:05Z)`)
+    case 'pattern':
+      return new ValidationError(field === '' ? '(root)' : field, `${JSON.stringify(err.data)} does not match ${String(params.pattern)}`)
+    case 'const':
+      return new ValidationError(field === '' ? '(root)' : field, `must be ${JSON.stringify(params.allowedValue)}`)
+    case 'enum':
+      return new ValidationError(field === '' ? '(root)' : field, `must be one of ${JSON.stringify(params.allowedValues)}`)
+    default:
+      return new ValidationError(field === '' ? '(root)' : field, err.message ?? 'invalid')
+  }
+}
+
+/** Validate `data` or throw the first error naming its JSON path. */
+export function check<T> (validate: ValidateFunction<T>, data: unknown, prefix = ''): T {
+  if (validate(data)) return data
+  const first = validate.errors?.[0]
+  if (first == null) throw new ValidationError(prefix === '' ? '(root)' : prefix, 'invalid')
+  throw schemaError(first, prefix)
+}

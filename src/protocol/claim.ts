@@ -1,0 +1,431 @@
+import { ajv, check } from './ajv.js'
+import { ValidationError } from './errors.js'
+import { LIMITS } from './limits.js'
+import * as S from './schema-parts.js'
+import type { ResourceDescriptor, Statement } from './statement.js'
+import { targetSubjectName } from './target.js'
+import {
+  FAILURE_PREDICATE, REBUILD_BUILD_TYPE, SLSA_PROVENANCE_V1, STATEMENT_TYPE,
+  type BuildEnvironment, type Claim, type Failure, type ImageResult, type RecipeRef, type Target
+} from './types.js'
+
+/** `runDetails.builder.id` of every rebuild claim. */
+export const BUILDER_ID = 'neko-rebuilder'
+
+/** Byproduct names, in their fixed order; layers follow as `layer/<i>`. */
+export const BYPRODUCT = { index: 'oci-index', manifest: 'oci-manifest', config: 'oci-config', layerPrefix: 'layer/' } as const
+const MEDIA = {
+  index: 'application/vnd.oci.image.index.v1+json',
+  manifest: 'application/vnd.oci.image.manifest.v1+json',
+  config: 'application/vnd.oci.image.config.v1+json',
+  layer: 'application/vnd.oci.image.layer.v1.tar'
+} as const
+
+const hex = (d: string): string => d.slice('sha256:'.length)
+const sha = (h: string): string => `sha256:${h}`
+
+/**
+ * SLSA says `builder.version` is a map of strings, so the environment is flattened with
+ * dotted keys (`engine.version`) and `emulated` written as `"true"`/`"false"`.
+ */
+export function flattenEnvironment (e: BuildEnvironment): Record<string, string> {
+  const out: Record<string, string> = { 'engine.name': e.engine.name, 'engine.version': e.engine.version }
+  if (e.engine.apiVersion !== undefined) out['engine.apiVersion'] = e.engine.apiVersion
+  Object.assign(out, {
+    buildx: e.buildx,
+    buildkit: e.buildkit,
+    kernel: e.kernel,
+    arch: e.arch,
+    emulated: e.emulated ? 'true' : 'false',
+    'tool.name': e.tool.name,
+    'tool.version': e.tool.version
+  })
+  return out
+}
+
+function unflattenEnvironment (v: Record<string, string>): BuildEnvironment {
+  const engine: BuildEnvironment['engine'] = { name: 'docker', version: v['engine.version'] as string }
+  if (v['engine.apiVersion'] !== undefined) engine.apiVersion = v['engine.apiVersion']
+  return {
+    engine,
+    buildx: v.buildx as string,
+    buildkit: v.buildkit as string,
+    kernel: v.kernel as string,
+    arch: v.arch as string,
+    emulated: v.emulated === 'true',
+    tool: { name: v['tool.name'] as string, version: v['tool.version'] as string }
+  }
+}
+
+function sourceUri (t: Target): string {
+  return t.tag !== undefined ? `git+${t.repository}@refs/tags/${t.tag}` : `git+${t.repository}@${t.commit}`
+}
+
+function byproducts (r: ImageResult): ResourceDescriptor[] {
+  const out: ResourceDescriptor[] = [
+    { name: BYPRODUCT.index, digest: { sha256: hex(r.indexDigest) }, mediaType: MEDIA.index },
+    { name: BYPRODUCT.manifest, digest: { sha256: hex(r.manifestDigest) }, mediaType: MEDIA.manifest },
+    { name: BYPRODUCT.config, digest: { sha256: hex(r.configDigest) }, mediaType: MEDIA.config }
+  ]
+  r.diffIds.forEach((d, i) => {
+    const layer: ResourceDescriptor = { name: `${BYPRODUCT.layerPrefix}${i}`, digest: { sha256: hex(d) }, mediaType: MEDIA.layer }
+    const step = r.layerSteps?.[i]
+    if (step !== undefined) layer.annotations = { createdBy: step }
+    out.push(layer)
+  })
+  return out
+}
+
+/** A success claim as an in-toto Statement with a SLSA provenance v1 predicate. */
+function successStatement (c: Claim, r: ImageResult): Statement {
+  const t = c.target
+  const externalParameters: Record<string, unknown> = { repository: t.repository }
+  if (t.tag !== undefined) externalParameters.ref = t.tag
+  Object.assign(externalParameters, {
+    commit: t.commit,
+    variant: t.variant,
+    platform: t.platform,
+    recipe: { name: c.recipe.name, digest: c.recipe.digest }
+  })
+  return {
+    _type: STATEMENT_TYPE,
+    subject: [{ name: targetSubjectName(t), digest: { sha256: hex(r.manifestDigest) } }],
+    predicateType: SLSA_PROVENANCE_V1,
+    predicate: {
+      buildDefinition: {
+        buildType: REBUILD_BUILD_TYPE,
+        externalParameters,
+        internalParameters: { sourceDateEpoch: c.sourceDateEpoch },
+        resolvedDependencies: [{ uri: sourceUri(t), digest: { gitCommit: t.commit } }]
+      },
+      runDetails: {
+        builder: { id: BUILDER_ID, version: flattenEnvironment(c.environment) },
+        metadata: { startedOn: c.startedOn, finishedOn: c.finishedOn },
+        byproducts: byproducts(r)
+      }
+    }
+  }
+}
+
+function targetObject (t: Target): Record<string, string> {
+  const o: Record<string, string> = { repository: t.repository, commit: t.commit, variant: t.variant, platform: t.platform }
+  if (t.tag !== undefined) o.tag = t.tag
+  return o
+}
+
+function failureObject (f: Failure): Record<string, string> {
+  const o: Record<string, string> = { class: f.class, message: f.message }
+  if (f.step !== undefined) o.step = f.step
+  if (f.logExcerpt !== undefined) o.logExcerpt = f.logExcerpt
+  return o
+}
+
+/** A failure claim as an in-toto Statement with the project's failure predicate. */
+function failureStatement (c: Claim, f: Failure): Statement {
+  return {
+    _type: STATEMENT_TYPE,
+    subject: [{ name: targetSubjectName(c.target), digest: { gitCommit: c.target.commit } }],
+    predicateType: FAILURE_PREDICATE,
+    predicate: {
+      target: targetObject(c.target),
+      environment: c.environment,
+      sourceDateEpoch: c.sourceDateEpoch,
+      recipe: { name: c.recipe.name, digest: c.recipe.digest },
+      startedOn: c.startedOn,
+      finishedOn: c.finishedOn,
+      failure: failureObject(f)
+    }
+  }
+}
+
+export function claimToStatement (c: Claim): Statement {
+  if ((c.result === undefined) === (c.failure === undefined)) {
+    throw new ValidationError('claim', 'exactly one of result and failure must be set')
+  }
+  return c.result !== undefined ? successStatement(c, c.result) : failureStatement(c, c.failure as Failure)
+}
+
+const subjectSchema = (digestSchema: Record<string, unknown>): Record<string, unknown> => ({
+  type: 'array',
+  minItems: 1,
+  maxItems: 1,
+  items: {
+    type: 'object',
+    properties: { name: S.str(LIMITS.repositoryLength + LIMITS.variantLength + LIMITS.platformLength + 2), digest: digestSchema },
+    required: ['name', 'digest'],
+    additionalProperties: false
+  }
+})
+
+const descriptor = (name: Record<string, unknown>, withAnnotations: boolean): Record<string, unknown> => ({
+  type: 'object',
+  properties: {
+    name,
+    digest: { type: 'object', properties: { sha256: S.hex64 }, required: ['sha256'], additionalProperties: false },
+    mediaType: S.str(128),
+    ...(withAnnotations
+      ? { annotations: { type: 'object', properties: { createdBy: { type: 'string', maxLength: LIMITS.stepLength } }, required: ['createdBy'], additionalProperties: false } }
+      : {})
+  },
+  required: ['name', 'digest', 'mediaType'],
+  additionalProperties: false
+})
+
+interface SuccessShape {
+  subject: Array<{ name: string, digest: { sha256: string } }>
+  predicate: {
+    buildDefinition: {
+      buildType: string
+      externalParameters: { repository: string, ref?: string, commit: string, variant: string, platform: string, recipe: RecipeRef }
+      internalParameters: { sourceDateEpoch: number }
+      resolvedDependencies: Array<{ uri: string, digest: { gitCommit: string } }>
+    }
+    runDetails: {
+      builder: { id: string, version: Record<string, string> }
+      metadata: { startedOn: string, finishedOn: string }
+      byproducts: Array<{ name: string, digest: { sha256: string }, mediaType: string, annotations?: { createdBy: string } }>
+    }
+  }
+}
+
+const versionString = S.shortString
+const validateSuccess = ajv.compile<SuccessShape>({
+  type: 'object',
+  properties: {
+    _type: { type: 'string' },
+    predicateType: { type: 'string' },
+    subject: subjectSchema({ type: 'object', properties: { sha256: S.hex64 }, required: ['sha256'], additionalProperties: false }),
+    predicate: {
+      type: 'object',
+      properties: {
+        buildDefinition: {
+          type: 'object',
+          properties: {
+            buildType: { type: 'string', const: REBUILD_BUILD_TYPE },
+            externalParameters: {
+              type: 'object',
+              properties: { repository: S.repository, ref: S.tag, commit: S.commit, variant: S.variant, platform: S.platform, recipe: S.recipe },
+              required: ['repository', 'commit', 'variant', 'platform', 'recipe'],
+              additionalProperties: false
+            },
+            internalParameters: {
+              type: 'object',
+              properties: { sourceDateEpoch: S.sourceDateEpoch },
+              required: ['sourceDateEpoch'],
+              additionalProperties: false
+            },
+            resolvedDependencies: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 1,
+              items: {
+                type: 'object',
+                properties: {
+                  uri: S.str(LIMITS.repositoryLength + LIMITS.tagLength + 20),
+                  digest: { type: 'object', properties: { gitCommit: S.commit }, required: ['gitCommit'], additionalProperties: false }
+                },
+                required: ['uri', 'digest'],
+                additionalProperties: false
+              }
+            }
+          },
+          required: ['buildType', 'externalParameters', 'internalParameters', 'resolvedDependencies'],
+          additionalProperties: false
+        },
+        runDetails: {
+          type: 'object',
+          properties: {
+            builder: {
+              type: 'object',
+              properties: {
+                id: { type: 'string', const: BUILDER_ID },
+                version: {
+                  type: 'object',
+                  properties: {
+                    'engine.name': { type: 'string', const: 'docker' },
+                    'engine.version': versionString,
+                    'engine.apiVersion': versionString,
+                    buildx: versionString,
+                    buildkit: versionString,
+                    kernel: versionString,
+                    arch: S.str(32, { pattern: '^[a-z0-9_]+$' }),
+                    emulated: { type: 'string', enum: ['true', 'false'] },
+                    'tool.name': versionString,
+                    'tool.version': versionString
+                  },
+                  required: ['engine.name', 'engine.version', 'buildx', 'buildkit', 'kernel', 'arch', 'emulated', 'tool.name', 'tool.version'],
+                  additionalProperties: false
+                }
+              },
+              required: ['id', 'version'],
+              additionalProperties: false
+            },
+            metadata: {
+              type: 'object',
+              properties: { startedOn: S.time, finishedOn: S.time },
+              required: ['startedOn', 'finishedOn'],
+              additionalProperties: false
+            },
+            byproducts: {
+              type: 'array',
+              minItems: 3,
+              maxItems: 3 + LIMITS.layersPerImage,
+              items: [
+                descriptor({ type: 'string', const: BYPRODUCT.index }, false),
+                descriptor({ type: 'string', const: BYPRODUCT.manifest }, false),
+                descriptor({ type: 'string', const: BYPRODUCT.config }, false)
+              ],
+              additionalItems: descriptor(S.str(16, { pattern: '^layer/(0|[1-9][0-9]*)$' }), true)
+            }
+          },
+          required: ['builder', 'metadata', 'byproducts'],
+          additionalProperties: false
+        }
+      },
+      required: ['buildDefinition', 'runDetails'],
+      additionalProperties: false
+    }
+  },
+  required: ['_type', 'subject', 'predicateType', 'predicate'],
+  additionalProperties: false
+})
+
+interface FailureShape {
+  subject: Array<{ name: string, digest: { gitCommit: string } }>
+  predicate: {
+    target: Target
+    environment: BuildEnvironment
+    sourceDateEpoch: number
+    recipe: RecipeRef
+    startedOn: string
+    finishedOn: string
+    failure: Failure
+  }
+}
+
+const validateFailure = ajv.compile<FailureShape>({
+  type: 'object',
+  properties: {
+    _type: { type: 'string' },
+    predicateType: { type: 'string' },
+    subject: subjectSchema({ type: 'object', properties: { gitCommit: S.commit }, required: ['gitCommit'], additionalProperties: false }),
+    predicate: {
+      type: 'object',
+      properties: {
+        target: {
+          type: 'object',
+          properties: { repository: S.repository, commit: S.commit, variant: S.variant, platform: S.platform, tag: S.tag },
+          required: ['repository', 'commit', 'variant', 'platform'],
+          additionalProperties: false
+        },
+        environment: S.environment,
+        sourceDateEpoch: S.sourceDateEpoch,
+        recipe: S.recipe,
+        startedOn: S.time,
+        finishedOn: S.time,
+        failure: S.failure
+      },
+      required: ['target', 'environment', 'sourceDateEpoch', 'recipe', 'startedOn', 'finishedOn', 'failure'],
+      additionalProperties: false
+    }
+  },
+  required: ['_type', 'subject', 'predicateType', 'predicate'],
+  additionalProperties: false
+})
+
+function checkTimes (startedOn: string, finishedOn: string, field: string): void {
+  if (Date.parse(finishedOn) < Date.parse(startedOn)) throw new ValidationError(field, 'is before startedOn')
+}
+
+function successToClaim (statement: unknown): Claim {
+  const s = check(validateSuccess, statement)
+  const bd = s.predicate.buildDefinition
+  const rd = s.predicate.runDetails
+  const ep = bd.externalParameters
+  const target: Target = { repository: ep.repository, commit: ep.commit, variant: ep.variant, platform: ep.platform }
+  if (ep.ref !== undefined) target.tag = ep.ref
+  const subject = s.subject[0] as SuccessShape['subject'][number]
+  if (subject.name !== targetSubjectName(target)) {
+    throw new ValidationError('subject[0].name', `must be ${JSON.stringify(targetSubjectName(target))} (repository#variant@platform)`)
+  }
+  const dep = bd.resolvedDependencies[0] as SuccessShape['predicate']['buildDefinition']['resolvedDependencies'][number]
+  if (dep.uri !== sourceUri(target)) throw new ValidationError('predicate.buildDefinition.resolvedDependencies[0].uri', `must be ${JSON.stringify(sourceUri(target))}`)
+  if (dep.digest.gitCommit !== target.commit) throw new ValidationError('predicate.buildDefinition.resolvedDependencies[0].digest.gitCommit', 'must equal externalParameters.commit')
+  checkTimes(rd.metadata.startedOn, rd.metadata.finishedOn, 'predicate.runDetails.metadata.finishedOn')
+  const [index, manifest, config, ...layers] = rd.byproducts as [SuccessShape['predicate']['runDetails']['byproducts'][number], ...SuccessShape['predicate']['runDetails']['byproducts']]
+  if (manifest?.digest.sha256 !== subject.digest.sha256) throw new ValidationError('subject[0].digest.sha256', 'must equal the oci-manifest byproduct digest')
+  const steps: string[] = []
+  layers.forEach((l, i) => {
+    const field = `predicate.runDetails.byproducts[${i + 3}]`
+    if (l.name !== `${BYPRODUCT.layerPrefix}${i}`) throw new ValidationError(`${field}.name`, `must be ${BYPRODUCT.layerPrefix}${i}`)
+    if (l.mediaType !== MEDIA.layer) throw new ValidationError(`${field}.mediaType`, `must be ${MEDIA.layer}`)
+    if (l.annotations !== undefined) steps.push(l.annotations.createdBy)
+  })
+  if (steps.length !== 0 && steps.length !== layers.length) {
+    throw new ValidationError('predicate.runDetails.byproducts', 'createdBy annotations must be on every layer or on none')
+  }
+  for (const [i, d, m] of [[0, index, MEDIA.index], [1, manifest, MEDIA.manifest], [2, config, MEDIA.config]] as const) {
+    if (d?.mediaType !== m) throw new ValidationError(`predicate.runDetails.byproducts[${i}].mediaType`, `must be ${m}`)
+  }
+  const result: ImageResult = {
+    indexDigest: sha((index as { digest: { sha256: string } }).digest.sha256),
+    manifestDigest: sha(manifest.digest.sha256),
+    configDigest: sha((config as { digest: { sha256: string } }).digest.sha256),
+    diffIds: layers.map(l => sha(l.digest.sha256))
+  }
+  if (steps.length > 0) result.layerSteps = steps
+  return {
+    target,
+    sourceDateEpoch: bd.internalParameters.sourceDateEpoch,
+    recipe: { name: ep.recipe.name, digest: ep.recipe.digest },
+    environment: unflattenEnvironment(rd.builder.version),
+    startedOn: rd.metadata.startedOn,
+    finishedOn: rd.metadata.finishedOn,
+    result
+  }
+}
+
+function failureToClaim (statement: unknown): Claim {
+  const s = check(validateFailure, statement)
+  const p = s.predicate
+  const subject = s.subject[0] as FailureShape['subject'][number]
+  if (subject.name !== targetSubjectName(p.target)) {
+    throw new ValidationError('subject[0].name', `must be ${JSON.stringify(targetSubjectName(p.target))} (repository#variant@platform)`)
+  }
+  if (subject.digest.gitCommit !== p.target.commit) throw new ValidationError('subject[0].digest.gitCommit', 'must equal predicate.target.commit')
+  checkTimes(p.startedOn, p.finishedOn, 'predicate.finishedOn')
+  const target: Target = { repository: p.target.repository, commit: p.target.commit, variant: p.target.variant, platform: p.target.platform }
+  if (p.target.tag !== undefined) target.tag = p.target.tag
+  const engine: BuildEnvironment['engine'] = { name: 'docker', version: p.environment.engine.version }
+  if (p.environment.engine.apiVersion !== undefined) engine.apiVersion = p.environment.engine.apiVersion
+  const failure: Failure = { class: p.failure.class, message: p.failure.message }
+  if (p.failure.step !== undefined) failure.step = p.failure.step
+  if (p.failure.logExcerpt !== undefined) failure.logExcerpt = p.failure.logExcerpt
+  return {
+    target,
+    sourceDateEpoch: p.sourceDateEpoch,
+    recipe: { name: p.recipe.name, digest: p.recipe.digest },
+    environment: { ...p.environment, engine, tool: { name: p.environment.tool.name, version: p.environment.tool.version } },
+    startedOn: p.startedOn,
+    finishedOn: p.finishedOn,
+    failure
+  }
+}
+
+/** Validate a claim Statement (`_type` checked; predicateType SLSA provenance or failure) and return the Claim. */
+export function statementToClaim (statement: { predicateType: string }): Claim {
+  return statement.predicateType === FAILURE_PREDICATE ? failureToClaim(statement) : successToClaim(statement)
+}
+
+/** Validate a Claim before signing, with the same rules a receiver applies. */
+export function checkClaim (c: Claim): void {
+  if (c.result !== undefined && c.result.layerSteps !== undefined && c.result.layerSteps.length !== c.result.diffIds.length) {
+    throw new ValidationError('result.layerSteps', `has ${c.result.layerSteps.length} entries for ${c.result.diffIds.length} layers`)
+  }
+  for (const [field, d] of c.result !== undefined
+    ? [['result.indexDigest', c.result.indexDigest], ['result.manifestDigest', c.result.manifestDigest], ['result.configDigest', c.result.configDigest], ...c.result.diffIds.map((x, i) => [`result.diffIds[${i}]`, x])]
+    : []) {
+    if (!new RegExp(S.DIGEST).test(d as string)) throw new ValidationError(field as string, `${JSON.stringify(d)} is not sha256:<64 hex>`)
+  }
+  statementToClaim(JSON.parse(JSON.stringify(claimToStatement(c))) as Statement)
+}

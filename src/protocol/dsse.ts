@@ -1,0 +1,245 @@
+import { createHash, sign, verify, type KeyObject } from 'node:crypto'
+import { decodeBase64, encodeBase64 } from './base64.js'
+import { LimitError, SignatureError, ValidationError } from './errors.js'
+import { keyIdOf, publicKeyFromDer, spkiDer, type Identity, type SigningIdentity } from './keys.js'
+import { LIMITS } from './limits.js'
+
+/** A DSSE v1 envelope (https://github.com/secure-systems-lab/dsse/blob/master/envelope.md). */
+export interface Envelope {
+  /** base64 of the payload bytes */
+  payload: string
+  payloadType: string
+  signatures: DsseSignature[]
+}
+
+export interface DsseSignature {
+  /** Unauthenticated hint: which key made `sig`. */
+  keyid: string
+  /** base64 of the signature over `pae(payloadType, payload)` */
+  sig: string
+  /** DSSE v1.1 signature extension; unauthenticated. */
+  extension?: { kind: string, ext: Record<string, unknown> }
+}
+
+export interface VerifiedEnvelope {
+  payloadType: string
+  payload: Uint8Array
+  /** `keyIdOf(publicKey)` of the key that verified a signature (never the hint). */
+  keyId: string
+  publicKey: KeyObject
+  envelope: Envelope
+}
+
+export interface VerifyOptions {
+  /** Keys to try, by key id (a trust policy's keys). */
+  keys?: ReadonlyMap<string, KeyObject>
+  /** Also try the public key embedded in a signature extension; trust still comes only from a policy. */
+  allowEmbeddedKeys?: boolean
+  /** Limit on the envelope's size; defaults to `LIMITS.envelopeBytes`. */
+  maxBytes?: number
+}
+
+/** Signature extension kind that carries the signer's public key (base64 SPKI DER in `ext.publicKey`). */
+export const PUBLIC_KEY_EXTENSION = 'application/vnd.neko-rebuilder.publickey;version=1'
+
+/** Signature verifications one envelope may cost, whatever its keyid hints say. */
+export const MAX_VERIFY_ATTEMPTS = 16
+
+const textEncoder = new TextEncoder()
+
+/** DSSE v1 pre-authentication encoding: `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`. */
+export function pae (payloadType: string, payload: Uint8Array): Uint8Array {
+  const type = textEncoder.encode(payloadType)
+  const head = textEncoder.encode(`DSSEv1 ${type.byteLength} `)
+  const mid = textEncoder.encode(` ${payload.byteLength} `)
+  const out = new Uint8Array(head.byteLength + type.byteLength + mid.byteLength + payload.byteLength)
+  out.set(head, 0)
+  out.set(type, head.byteLength)
+  out.set(mid, head.byteLength + type.byteLength)
+  out.set(payload, head.byteLength + type.byteLength + mid.byteLength)
+  return out
+}
+
+/** Sign `payload` with one Ed25519 key; the signature embeds the public key so strangers' claims can still be checked (and shown as untrusted). */
+export function signEnvelope (payloadType: string, payload: Uint8Array, identity: SigningIdentity): Envelope {
+  const sig = sign(null, pae(payloadType, payload), identity.privateKey)
+  return {
+    payload: encodeBase64(payload),
+    payloadType,
+    signatures: [{
+      keyid: identity.keyId,
+      sig: sig.toString('base64'),
+      extension: { kind: PUBLIC_KEY_EXTENSION, ext: { publicKey: encodeBase64(spkiDer(identity.publicKey)) } }
+    }]
+  }
+}
+
+function isRecord (v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function checkString (field: string, v: unknown, max: number): string {
+  if (typeof v !== 'string') throw new ValidationError(field, `expected a string, got ${v === null ? 'null' : typeof v}`)
+  if (v.length > max) throw new LimitError(field, max, v.length)
+  return v
+}
+
+function onlyKeys (field: string, obj: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) throw new ValidationError(field === '' ? k : `${field}.${k}`, 'unknown field')
+  }
+}
+
+/**
+ * Checks the shape and limits of an envelope without any crypto or payload parsing.
+ * Accepts the envelope as JSON text, UTF-8 bytes or an already parsed object.
+ */
+export function checkEnvelope (input: unknown, maxBytes: number = LIMITS.envelopeBytes): Envelope {
+  let obj: unknown = input
+  if (typeof input === 'string' || input instanceof Uint8Array) {
+    const size = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength
+    if (size > maxBytes) throw new LimitError('envelope', maxBytes, size)
+    try {
+      obj = JSON.parse(typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8'))
+    } catch (err) {
+      throw new ValidationError('envelope', `not JSON (${(err as Error).message})`)
+    }
+  }
+  if (!isRecord(obj)) throw new ValidationError('envelope', 'expected a JSON object')
+  onlyKeys('envelope', obj, ['payload', 'payloadType', 'signatures'])
+  const payloadMax = Math.ceil(LIMITS.payloadBytes / 3) * 4
+  const payload = checkString('envelope.payload', obj.payload, payloadMax)
+  const payloadType = checkString('envelope.payloadType', obj.payloadType, LIMITS.payloadTypeLength)
+  const sigs = obj.signatures
+  if (!Array.isArray(sigs)) throw new ValidationError('envelope.signatures', 'expected an array')
+  if (sigs.length === 0) throw new ValidationError('envelope.signatures', 'no signatures')
+  if (sigs.length > LIMITS.signaturesPerEnvelope) throw new LimitError('envelope.signatures', LIMITS.signaturesPerEnvelope, sigs.length)
+  // An object handed in directly was never measured as text: measure what it carries.
+  let size = payload.length + payloadType.length
+  for (let i = 0; i < sigs.length; i++) {
+    const field = `envelope.signatures[${i}]`
+    const s: unknown = sigs[i]
+    if (!isRecord(s)) throw new ValidationError(field, 'expected a JSON object')
+    onlyKeys(field, s, ['keyid', 'sig', 'extension'])
+    size += checkString(`${field}.keyid`, s.keyid, LIMITS.keyIdLength).length
+    size += checkString(`${field}.sig`, s.sig, LIMITS.signatureLength).length
+    if (s.extension !== undefined) {
+      const ext: unknown = s.extension
+      if (!isRecord(ext)) throw new ValidationError(`${field}.extension`, 'expected a JSON object')
+      onlyKeys(`${field}.extension`, ext, ['kind', 'ext'])
+      size += checkString(`${field}.extension.kind`, ext.kind, LIMITS.payloadTypeLength).length
+      if (!isRecord(ext.ext)) throw new ValidationError(`${field}.extension.ext`, 'expected a JSON object')
+      if (ext.kind === PUBLIC_KEY_EXTENSION) {
+        onlyKeys(`${field}.extension.ext`, ext.ext, ['publicKey'])
+        size += checkString(`${field}.extension.ext.publicKey`, ext.ext.publicKey, LIMITS.embeddedKeyLength).length
+      } else {
+        // Unknown extensions are ignored (DSSE v1.1) but still bounded.
+        const len = JSON.stringify(ext.ext).length
+        if (len > LIMITS.embeddedKeyLength * 4) throw new LimitError(`${field}.extension.ext`, LIMITS.embeddedKeyLength * 4, len)
+        size += len
+      }
+    }
+  }
+  if (size > maxBytes) throw new LimitError('envelope', maxBytes, size)
+  return obj as unknown as Envelope
+}
+
+// Embedded keys repeat across many messages from one builder: parse each once.
+const embeddedKeyCache = new Map<string, KeyObject>()
+const EMBEDDED_KEY_CACHE_SIZE = 4096
+
+function embeddedKey (field: string, b64: string): KeyObject {
+  let key = embeddedKeyCache.get(b64)
+  if (key === undefined) {
+    key = publicKeyFromDer(decodeBase64(field, b64), field)
+    if (embeddedKeyCache.size >= EMBEDDED_KEY_CACHE_SIZE) embeddedKeyCache.clear()
+    embeddedKeyCache.set(b64, key)
+  }
+  return key
+}
+
+/** The verified envelope plus the decoded signatures, so callers need not decode base64 twice. */
+export interface VerifiedParts extends VerifiedEnvelope {
+  signatureBytes: Buffer[]
+}
+
+/** `verifyEnvelope` that also returns the decoded signature bytes (for `envelopeId`). */
+export function verifyEnvelopeParts (input: unknown, opts: VerifyOptions = {}): VerifiedParts {
+  const env = checkEnvelope(input, opts.maxBytes ?? LIMITS.envelopeBytes)
+  const payload = decodeBase64('envelope.payload', env.payload)
+  if (payload.byteLength > LIMITS.payloadBytes) throw new LimitError('envelope.payload', LIMITS.payloadBytes, payload.byteLength)
+  const signatureBytes = env.signatures.map((s, i) => decodeBase64(`envelope.signatures[${i}].sig`, s.sig))
+  const message = pae(env.payloadType, payload)
+  const keys = opts.keys ?? new Map<string, KeyObject>()
+  let attempts = 0
+  for (let i = 0; i < env.signatures.length; i++) {
+    const s = env.signatures[i] as DsseSignature
+    const sig = signatureBytes[i] as Buffer
+    if (sig.byteLength !== 64) continue // not an Ed25519 signature: no key can verify it
+    let embedded: KeyObject | undefined
+    let embeddedId: string | undefined
+    const extKey = s.extension?.kind === PUBLIC_KEY_EXTENSION ? s.extension.ext.publicKey : undefined
+    if (typeof extKey === 'string') {
+      embedded = embeddedKey(`envelope.signatures[${i}].extension.ext.publicKey`, extKey)
+      embeddedId = keyIdOf(embedded)
+    }
+    // The hint first, then the policy key the embedded key names, then the rest of the policy.
+    const order: string[] = []
+    if (keys.has(s.keyid)) order.push(s.keyid)
+    if (embeddedId !== undefined && keys.has(embeddedId) && embeddedId !== s.keyid) order.push(embeddedId)
+    for (const id of keys.keys()) if (id !== s.keyid && id !== embeddedId) order.push(id)
+    for (const id of order) {
+      if (attempts++ >= MAX_VERIFY_ATTEMPTS) break
+      const key = keys.get(id) as KeyObject
+      if (verify(null, message, key, sig)) return { payloadType: env.payloadType, payload, keyId: id, publicKey: key, envelope: env, signatureBytes }
+    }
+    if (opts.allowEmbeddedKeys === true && embedded !== undefined && embeddedId !== undefined && !keys.has(embeddedId)) {
+      if (attempts++ < MAX_VERIFY_ATTEMPTS && verify(null, message, embedded, sig)) {
+        return { payloadType: env.payloadType, payload, keyId: embeddedId, publicKey: embedded, envelope: env, signatureBytes }
+      }
+    }
+  }
+  throw new SignatureError(`envelope.signatures: no signature verifies with ${opts.allowEmbeddedKeys === true ? 'a policy key or an embedded key' : 'a policy key'}`)
+}
+
+/**
+ * Verify a DSSE envelope. Shape and limits are checked before any crypto; the keyid is
+ * only a hint. Nothing in the payload is parsed here.
+ */
+export function verifyEnvelope (input: unknown, opts: VerifyOptions = {}): VerifiedEnvelope {
+  const { signatureBytes: _, ...verified } = verifyEnvelopeParts(input, opts)
+  return verified
+}
+
+/** The content id from already decoded parts (see `envelopeId`). */
+export function envelopeIdOf (payloadType: string, payload: Uint8Array, signatures: readonly Uint8Array[]): string {
+  const distinct = new Map<string, Uint8Array>()
+  for (const s of signatures) distinct.set(Buffer.from(s).toString('hex'), s)
+  const sorted = [...distinct.keys()].sort()
+  const h = createHash('sha256')
+  h.update(pae(payloadType, payload))
+  h.update(` ${sorted.length}`)
+  for (const hex of sorted) {
+    const s = distinct.get(hex) as Uint8Array
+    h.update(` ${s.byteLength} `)
+    h.update(s)
+  }
+  return h.digest('hex')
+}
+
+/**
+ * Content id of an envelope, for dedup and gossip message ids: lowercase hex SHA-256 of
+ * `PAE(payloadType, payload) SP N (SP LEN(sig) SP sig)*` over the N distinct decoded
+ * signatures in ascending byte order. The keyid hints and extensions are unauthenticated
+ * and left out, so a relay that rewrites them does not mint a new id.
+ */
+export function envelopeId (env: Envelope): string {
+  const checked = checkEnvelope(env, Number.MAX_SAFE_INTEGER)
+  return envelopeIdOf(
+    checked.payloadType,
+    decodeBase64('envelope.payload', checked.payload),
+    checked.signatures.map((s, i) => decodeBase64(`envelope.signatures[${i}].sig`, s.sig))
+  )
+}
+
+export type { Identity }

@@ -1,0 +1,166 @@
+import type { KeyObject } from 'node:crypto'
+import type { ErrorObject } from 'ajv'
+import { ajv, jsonPath } from './ajv.js'
+import { PolicyError, ValidationError } from './errors.js'
+import { keyIdOf, publicKeyFromPem } from './keys.js'
+import { LIMITS } from './limits.js'
+
+export interface PolicyBuilder {
+  name: string
+  /** Who runs the builder; quorum counts distinct operators (`minOperators`). */
+  operator: string
+  publicKey: KeyObject
+  publicKeyPem: string
+  keyId: string
+}
+
+export interface PolicyAnnouncer {
+  name: string
+  publicKey: KeyObject
+  publicKeyPem: string
+  keyId: string
+}
+
+/** A parsed, validated trust policy. */
+export interface TrustPolicy {
+  version: 1
+  builders: PolicyBuilder[]
+  announcers: PolicyAnnouncer[]
+  /** k: agreeing trusted builders needed for `reproducible`. */
+  threshold: number
+  /** Distinct operators among the agreeing builders needed for `reproducible`. */
+  minOperators: number
+  /** Trusted builders that may report another digest while a digest still counts as reproducible. */
+  allowedDissent: number
+  builderKeys: ReadonlyMap<string, KeyObject>
+  announcerKeys: ReadonlyMap<string, KeyObject>
+  /** Builder by key id. */
+  builderById: ReadonlyMap<string, PolicyBuilder>
+}
+
+interface PolicyJson {
+  version: 1
+  builders: Array<{ name: string, operator: string, publicKey: string }>
+  announcers?: Array<{ name: string, publicKey: string }>
+  threshold: number
+  minOperators: number
+  allowedDissent: number
+}
+
+const name = { type: 'string', minLength: 1, maxLength: LIMITS.shortStringLength }
+const pem = { type: 'string', minLength: 1, maxLength: 4096 }
+
+const validate = ajv.compile<PolicyJson>({
+  type: 'object',
+  properties: {
+    version: { type: 'integer', const: 1 },
+    builders: {
+      type: 'array',
+      minItems: 1,
+      maxItems: LIMITS.policyKeys,
+      items: {
+        type: 'object',
+        properties: { name, operator: name, publicKey: pem },
+        required: ['name', 'operator', 'publicKey'],
+        additionalProperties: false
+      }
+    },
+    announcers: {
+      type: 'array',
+      maxItems: LIMITS.policyKeys,
+      items: {
+        type: 'object',
+        properties: { name, publicKey: pem },
+        required: ['name', 'publicKey'],
+        additionalProperties: false
+      }
+    },
+    threshold: { type: 'integer', minimum: 1 },
+    minOperators: { type: 'integer', minimum: 1 },
+    allowedDissent: { type: 'integer', minimum: 0 }
+  },
+  required: ['version', 'builders', 'threshold', 'minOperators', 'allowedDissent'],
+  additionalProperties: false
+})
+
+function policyError (err: ErrorObject): PolicyError {
+  const field = jsonPath(err.instancePath)
+  const params = err.params as Record<string, unknown>
+  const at = (k: string): string => field === '' ? k : `${field}.${k}`
+  switch (err.keyword) {
+    case 'required': return new PolicyError(at(String(params.missingProperty)), 'missing')
+    case 'additionalProperties': return new PolicyError(at(String(params.additionalProperty)), 'unknown field')
+    default: return new PolicyError(field === '' ? '(root)' : field, err.message ?? 'invalid')
+  }
+}
+
+function key (field: string, pemText: string): KeyObject {
+  try {
+    return publicKeyFromPem(pemText)
+  } catch (err) {
+    if (err instanceof ValidationError) throw new PolicyError(field, 'not an Ed25519 SPKI PEM')
+    throw err
+  }
+}
+
+/**
+ * Parse a trust policy (the JSON value, already parsed from text). Every error names the
+ * field, e.g. `builders[2].publicKey: not an Ed25519 SPKI PEM`.
+ */
+export function parsePolicy (json: unknown): TrustPolicy {
+  if (!validate(json)) {
+    const first = validate.errors?.[0]
+    throw first != null ? policyError(first) : new PolicyError('(root)', 'invalid')
+  }
+  const builders: PolicyBuilder[] = []
+  const builderById = new Map<string, PolicyBuilder>()
+  const names = new Set<string>()
+  json.builders.forEach((b, i) => {
+    const publicKey = key(`builders[${i}].publicKey`, b.publicKey)
+    const keyId = keyIdOf(publicKey)
+    if (builderById.has(keyId)) throw new PolicyError(`builders[${i}].publicKey`, `duplicate key (also builder ${JSON.stringify(builderById.get(keyId)?.name)})`)
+    if (names.has(b.name)) throw new PolicyError(`builders[${i}].name`, `duplicate name ${JSON.stringify(b.name)}`)
+    names.add(b.name)
+    const builder = { name: b.name, operator: b.operator, publicKey, publicKeyPem: b.publicKey, keyId }
+    builders.push(builder)
+    builderById.set(keyId, builder)
+  })
+  const announcers: PolicyAnnouncer[] = []
+  const announcerKeys = new Map<string, KeyObject>()
+  const announcerNames = new Set<string>()
+  ;(json.announcers ?? []).forEach((a, i) => {
+    const publicKey = key(`announcers[${i}].publicKey`, a.publicKey)
+    const keyId = keyIdOf(publicKey)
+    if (announcerKeys.has(keyId)) throw new PolicyError(`announcers[${i}].publicKey`, 'duplicate key')
+    if (announcerNames.has(a.name)) throw new PolicyError(`announcers[${i}].name`, `duplicate name ${JSON.stringify(a.name)}`)
+    announcerNames.add(a.name)
+    announcers.push({ name: a.name, publicKey, publicKeyPem: a.publicKey, keyId })
+    announcerKeys.set(keyId, publicKey)
+  })
+  if (json.threshold > builders.length) {
+    throw new PolicyError('threshold', `${json.threshold} is more than the ${builders.length} builders`)
+  }
+  const operators = new Set(builders.map(b => b.operator))
+  if (json.minOperators > operators.size) {
+    throw new PolicyError('minOperators', `${json.minOperators} is more than the ${operators.size} distinct operators`)
+  }
+  if (json.minOperators > json.threshold) {
+    throw new PolicyError('minOperators', `${json.minOperators} is more than the threshold ${json.threshold}`)
+  }
+  return {
+    version: 1,
+    builders,
+    announcers,
+    threshold: json.threshold,
+    minOperators: json.minOperators,
+    allowedDissent: json.allowedDissent,
+    builderKeys: new Map(builders.map(b => [b.keyId, b.publicKey])),
+    announcerKeys,
+    builderById
+  }
+}
+
+/** Every key of the policy (builders and announcers), for `verifyEnvelope`/`decodeMessage`. */
+export function policyKeys (policy: TrustPolicy): ReadonlyMap<string, KeyObject> {
+  return new Map([...policy.builderKeys, ...policy.announcerKeys])
+}

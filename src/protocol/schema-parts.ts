@@ -1,0 +1,89 @@
+import { LIMITS } from './limits.js'
+
+/**
+ * JSON schema fragments shared by the message schemas. The patterns here are the wire
+ * rules for each field (documented in docs/protocol.md).
+ */
+export const HEX64 = '^[0-9a-f]{64}$'
+export const DIGEST = '^sha256:[0-9a-f]{64}$'
+export const COMMIT = '^[0-9a-f]{40}$'
+/** `os/arch[/variant]`, lowercase. */
+export const PLATFORM = '^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$'
+/** No whitespace and no `#` (the subject and target-key separator). */
+export const REPOSITORY = '^[^\\s#]+$'
+/** Git tag names as used for releases: no whitespace, `@`, `#`, `~`, `^`, `:`, `?`, `*`, `[`, `\\`. */
+export const TAG = '^[A-Za-z0-9_][A-Za-z0-9._/+-]*$'
+export const VARIANT = '^[A-Za-z0-9][A-Za-z0-9._/-]*$'
+export const RECIPE_NAME = '^[A-Za-z0-9][A-Za-z0-9._/-]*$'
+
+export const str = (maxLength: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ type: 'string', minLength: 1, maxLength, ...extra })
+
+export const repository = str(LIMITS.repositoryLength, { pattern: REPOSITORY })
+export const tag = str(LIMITS.tagLength, { pattern: TAG })
+export const commit = str(40, { pattern: COMMIT })
+export const variant = str(LIMITS.variantLength, { pattern: VARIANT })
+export const platform = str(LIMITS.platformLength, { pattern: PLATFORM })
+export const digest = str(71, { pattern: DIGEST })
+export const hex64 = str(64, { pattern: HEX64 })
+export const time = str(64, { format: 'date-time' })
+export const shortString = str(LIMITS.shortStringLength)
+
+export const recipe = {
+  type: 'object',
+  properties: { name: str(LIMITS.recipeNameLength, { pattern: RECIPE_NAME }), digest },
+  required: ['name', 'digest'],
+  additionalProperties: false
+}
+
+/** SOURCE_DATE_EPOCH: seconds since 1970, up to year 9999. */
+export const sourceDateEpoch = { type: 'integer', minimum: 0, maximum: 253402300799 }
+
+export const environment = {
+  type: 'object',
+  properties: {
+    engine: {
+      type: 'object',
+      properties: { name: { type: 'string', const: 'docker' }, version: shortString, apiVersion: shortString },
+      required: ['name', 'version'],
+      additionalProperties: false
+    },
+    buildx: shortString,
+    buildkit: shortString,
+    kernel: shortString,
+    arch: str(32, { pattern: '^[a-z0-9_]+$' }),
+    emulated: { type: 'boolean' },
+    tool: {
+      type: 'object',
+      properties: { name: shortString, version: shortString },
+      required: ['name', 'version'],
+      additionalProperties: false
+    }
+  },
+  required: ['engine', 'buildx', 'buildkit', 'kernel', 'arch', 'emulated', 'tool'],
+  additionalProperties: false
+}
+
+export const failure = {
+  type: 'object',
+  properties: {
+    class: { type: 'string', enum: ['source-error', 'build-failed', 'timeout', 'infrastructure-error'] },
+    message: str(LIMITS.failureMessageLength),
+    step: str(LIMITS.stepLength),
+    logExcerpt: { type: 'string', maxLength: LIMITS.logExcerptLength }
+  },
+  required: ['class', 'message'],
+  additionalProperties: false
+}
+
+/** The in-toto Statement v1 envelope around any predicate (the predicate checked separately). */
+export const statement = {
+  type: 'object',
+  properties: {
+    _type: { type: 'string', const: 'https://in-toto.io/Statement/v1' },
+    subject: { type: 'array', minItems: 1, maxItems: 1, items: { type: 'object' } },
+    predicateType: str(256),
+    predicate: { type: 'object' }
+  },
+  required: ['_type', 'subject', 'predicateType', 'predicate'],
+  additionalProperties: false
+}
