@@ -1,0 +1,121 @@
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { NekoError, ValidationError } from '../protocol/errors.js'
+import { exportPrivatePem, generateIdentity, identityFromPrivatePem, publicKeyFromPem, keyIdOf, type SigningIdentity } from '../protocol/keys.js'
+import { logger } from './logger.js'
+
+const log = logger('identity')
+
+export const PRIVATE_KEY_FILE = 'private.pem'
+export const PUBLIC_KEY_FILE = 'public.pem'
+
+/** An identity already exists where a new one was to be written; it is never overwritten. */
+export class IdentityExistsError extends NekoError {
+  override name = 'IdentityExistsError'
+  override readonly code = 'ERR_IDENTITY_EXISTS'
+  constructor (readonly file: string) {
+    super(`${file} already exists; refusing to overwrite an identity`)
+  }
+}
+
+/** A key file is missing, unreadable or garbled; `file` is its path. */
+export class IdentityFileError extends NekoError {
+  override name = 'IdentityFileError'
+  override readonly code = 'ERR_IDENTITY_FILE'
+  constructor (readonly file: string, message: string) {
+    super(`${file}: ${message}`)
+  }
+}
+
+function isErrno (err: unknown, code: string): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === code
+}
+
+/**
+ * Write `dir/private.pem` (PKCS#8, mode 0600) and `dir/public.pem` (SPKI). Refuses to
+ * overwrite either file: losing a builder key would orphan every claim it signed.
+ */
+export async function writeIdentity (dir: string, identity: SigningIdentity): Promise<{ privateKeyFile: string, publicKeyFile: string }> {
+  const privateKeyFile = join(dir, PRIVATE_KEY_FILE)
+  const publicKeyFile = join(dir, PUBLIC_KEY_FILE)
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  for (const file of [privateKeyFile, publicKeyFile]) {
+    try {
+      await stat(file)
+      throw new IdentityExistsError(file)
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err
+    }
+  }
+  try {
+    // 'wx' fails if the file appeared meanwhile, so a concurrent writer never clobbers a key.
+    await writeFile(privateKeyFile, exportPrivatePem(identity), { flag: 'wx', mode: 0o600 })
+    await chmod(privateKeyFile, 0o600)
+    await writeFile(publicKeyFile, identity.publicKeyPem, { flag: 'wx', mode: 0o644 })
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) throw new IdentityExistsError((err as NodeJS.ErrnoException).path ?? privateKeyFile)
+    throw err
+  }
+  log.info({ keyId: identity.keyId, dir }, 'wrote identity')
+  return { privateKeyFile, publicKeyFile }
+}
+
+async function readText (file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8')
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) throw new IdentityFileError(file, 'missing (create one with `neko-rebuilder keygen --out DIR`)')
+    throw new IdentityFileError(file, `unreadable (${(err as Error).message})`)
+  }
+}
+
+/** Read the identity in `dir`; `public.pem`, when present, must match the private key. */
+export async function readIdentity (dir: string): Promise<SigningIdentity> {
+  const privateKeyFile = join(dir, PRIVATE_KEY_FILE)
+  const publicKeyFile = join(dir, PUBLIC_KEY_FILE)
+  let identity: SigningIdentity
+  try {
+    identity = identityFromPrivatePem(await readText(privateKeyFile))
+  } catch (err) {
+    if (err instanceof ValidationError) throw new IdentityFileError(privateKeyFile, err.message)
+    throw err
+  }
+  const mode = (await stat(privateKeyFile)).mode & 0o077
+  if (mode !== 0) log.warn({ file: privateKeyFile, mode: mode.toString(8) }, 'private key is readable by other users; chmod 600 it')
+  let publicPem: string | undefined
+  try {
+    publicPem = await readFile(publicKeyFile, 'utf8')
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw new IdentityFileError(publicKeyFile, `unreadable (${(err as Error).message})`)
+  }
+  if (publicPem !== undefined) {
+    let keyId: string
+    try {
+      keyId = keyIdOf(publicKeyFromPem(publicPem))
+    } catch (err) {
+      if (err instanceof ValidationError) throw new IdentityFileError(publicKeyFile, err.message)
+      throw err
+    }
+    if (keyId !== identity.keyId) throw new IdentityFileError(publicKeyFile, `does not match ${privateKeyFile} (key id ${keyId}, expected ${identity.keyId})`)
+  }
+  return identity
+}
+
+/** The identity in `dir`, created on first run. */
+export async function loadOrCreateIdentity (dir: string): Promise<SigningIdentity> {
+  try {
+    await stat(join(dir, PRIVATE_KEY_FILE))
+    return await readIdentity(dir)
+  } catch (err) {
+    if (err instanceof NekoError || !isErrno(err, 'ENOENT')) throw err
+  }
+  const identity = generateIdentity()
+  try {
+    await writeIdentity(dir, identity)
+    return identity
+  } catch (err) {
+    // Another process created it first: use theirs.
+    if (err instanceof IdentityExistsError) return await readIdentity(dir)
+    throw err
+  }
+}
