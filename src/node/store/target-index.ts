@@ -1,9 +1,8 @@
-import type { Target } from '../../protocol/types.js'
+import { targetKey } from '../../protocol/target.js'
 
 /**
- * The key under which the store indexes a target: repository, commit, variant and platform
- * (the tag is an alias, not identity). Callers of `claimsForTarget` pass the same string.
+ * The key under which the store indexes a target: the protocol's `targetKey`
+ * (repository, commit, variant, platform; the tag is an alias, not identity).
+ * Callers of `claimsForTarget` pass the same string.
  */
-export function targetIndexKey (t: Pick<Target, 'repository' | 'commit' | 'variant' | 'platform'>): string {
-  return `${t.repository}@${t.commit}#${t.variant}@${t.platform}`
-}
+export const targetIndexKey = targetKey
