@@ -144,9 +144,6 @@ export function parsePolicy (json: unknown): TrustPolicy {
   if (json.minOperators > operators.size) {
     throw new PolicyError('minOperators', `${json.minOperators} is more than the ${operators.size} distinct operators`)
   }
-  if (json.minOperators > json.threshold) {
-    throw new PolicyError('minOperators', `${json.minOperators} is more than the threshold ${json.threshold}`)
-  }
   return {
     version: 1,
     builders,

@@ -1,0 +1,213 @@
+import type { TrustPolicy } from './policy.js'
+import { targetKey } from './target.js'
+import type { Claim, Digest, Failure, FailureClass, PublishedMatch, Target, VerdictStatus } from './types.js'
+
+/** A claim whose envelope verified; `keyId` is the verified signer, `id` the envelope id. */
+export interface VerifiedClaim {
+  claim: Claim
+  keyId: string
+  id: string
+}
+
+export interface BuilderVote {
+  keyId: string
+  name: string
+  operator: string
+  /** Manifest digest the builder got. */
+  digest: Digest
+  /** Envelope id of the claim (the smallest, when the key repeated it). */
+  claimId: string
+}
+
+export interface TargetVerdict {
+  target: Target
+  /** `targetKey(target)` */
+  key: string
+  status: VerdictStatus
+  /** The agreed manifest digest; set only when `reproducible`. */
+  consensusDigest?: Digest
+  /** The digest with the most trusted votes (ties: more operators, then the smaller digest). */
+  leadingDigest?: Digest
+  /** Trusted votes for the leading digest. */
+  agreeing: BuilderVote[]
+  /** Trusted votes for any other digest. */
+  dissenting: BuilderVote[]
+  /** Trusted builders that only reported failures (their latest failure). */
+  failed: Array<{ keyId: string, name?: string, failure: Failure, claimId: string }>
+  /** Claims from keys outside the policy: shown, never counted. */
+  untrusted: Array<{ keyId: string, digest?: Digest, failureClass?: FailureClass }>
+  /** Trusted keys that signed two or more different digests for this target: excluded. */
+  equivocating: Array<{ keyId: string, name?: string, digests: Digest[] }>
+  published: { digest?: Digest, match: PublishedMatch }
+  threshold: number
+  /** Trusted builders that answered (voted, failed or equivocated). */
+  trustedCount: number
+  /** Trusted builders of the policy that have not answered yet. */
+  outstanding: number
+  /** Distinct operators among `agreeing`. */
+  operators: string[]
+}
+
+export interface VerdictInput {
+  claims: VerifiedClaim[]
+  policy: TrustPolicy
+  /** Published manifest digest by `targetKey`. */
+  published?: ReadonlyMap<string, string>
+  /** Targets to report even without claims (from trusted announcements). */
+  expectedTargets?: Target[]
+}
+
+interface KeyEvidence {
+  digests: Map<Digest, string>
+  failures: Array<{ failure: Failure, finishedOn: string, id: string }>
+}
+
+const byString = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
+
+function minTag (tags: Iterable<string | undefined>): string | undefined {
+  let out: string | undefined
+  for (const t of tags) if (t !== undefined && (out === undefined || t < out)) out = t
+  return out
+}
+
+function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy: TrustPolicy, published: string | undefined): TargetVerdict {
+  const k = policy.threshold
+  const m = policy.minOperators
+  const a = policy.allowedDissent
+  const trusted = new Map<string, KeyEvidence>()
+  const untrustedSeen = new Map<string, { keyId: string, digest?: Digest, failureClass?: FailureClass }>()
+  for (const c of claims) {
+    const builder = policy.builderById.get(c.keyId)
+    if (builder === undefined) {
+      const entry = c.claim.result !== undefined
+        ? { keyId: c.keyId, digest: c.claim.result.manifestDigest }
+        : { keyId: c.keyId, failureClass: c.claim.failure?.class }
+      untrustedSeen.set(`${entry.keyId} ${entry.digest ?? ''} ${entry.failureClass ?? ''}`, entry)
+      continue
+    }
+    let ev = trusted.get(c.keyId)
+    if (ev === undefined) {
+      ev = { digests: new Map(), failures: [] }
+      trusted.set(c.keyId, ev)
+    }
+    if (c.claim.result !== undefined) {
+      const d = c.claim.result.manifestDigest
+      const prev = ev.digests.get(d)
+      if (prev === undefined || c.id < prev) ev.digests.set(d, c.id)
+    } else if (c.claim.failure !== undefined) {
+      ev.failures.push({ failure: c.claim.failure, finishedOn: c.claim.finishedOn, id: c.id })
+    }
+  }
+
+  const votes: BuilderVote[] = []
+  const failed: TargetVerdict['failed'] = []
+  const equivocating: TargetVerdict['equivocating'] = []
+  for (const [keyId, ev] of trusted) {
+    const builder = policy.builderById.get(keyId)
+    if (builder === undefined) continue
+    if (ev.digests.size > 1) {
+      equivocating.push({ keyId, name: builder.name, digests: [...ev.digests.keys()].sort(byString) })
+    } else if (ev.digests.size === 1) {
+      const [digest, claimId] = [...ev.digests][0] as [string, string]
+      votes.push({ keyId, name: builder.name, operator: builder.operator, digest, claimId })
+    } else {
+      // The latest failure speaks for the key; ties broken by id so order never matters.
+      const latest = ev.failures.reduce((x, y) => {
+        const tx = Date.parse(x.finishedOn)
+        const ty = Date.parse(y.finishedOn)
+        return ty > tx || (ty === tx && y.id > x.id) ? y : x
+      })
+      failed.push({ keyId, name: builder.name, failure: latest.failure, claimId: latest.id })
+    }
+  }
+
+  const byDigest = new Map<Digest, BuilderVote[]>()
+  for (const v of votes) byDigest.set(v.digest, [...(byDigest.get(v.digest) ?? []), v])
+  const ops = (vs: BuilderVote[]): Set<string> => new Set(vs.map(v => v.operator))
+  const ranked = [...byDigest.entries()].sort(([da, va], [db, vb]) =>
+    vb.length - va.length || ops(vb).size - ops(va).size || byString(da, db))
+
+  const answered = trusted.size
+  const outstandingBuilders = policy.builders.filter(b => !trusted.has(b.keyId))
+  const outstanding = outstandingBuilders.length
+  const outstandingOps = new Set(outstandingBuilders.map(b => b.operator))
+  const leading = ranked[0]
+  const leadingDigest = leading?.[0]
+  const agreeing = leading?.[1] ?? []
+  const dissenting = votes.filter(v => v.digest !== leadingDigest)
+
+  const settled = (vs: BuilderVote[]): boolean => vs.length >= k && ops(vs).size >= m
+  // Best case for a digest: every outstanding builder joins it and no one else dissents.
+  const canReach = (vs: BuilderVote[]): boolean =>
+    vs.length + outstanding >= k &&
+    new Set([...ops(vs), ...outstandingOps]).size >= m &&
+    votes.length - vs.length <= a
+  const newDigestCanReach = outstanding >= k && outstandingOps.size >= m && votes.length <= a
+
+  let status: VerdictStatus
+  if (leading !== undefined && settled(agreeing)) {
+    status = dissenting.length <= a ? 'reproducible' : 'unreproducible'
+  } else if (byDigest.size >= 2) {
+    status = ranked.some(([, vs]) => canReach(vs)) || newDigestCanReach ? 'disputed' : 'unreproducible'
+  } else if (byDigest.size === 0 && failed.length > 0 && equivocating.length === 0 && outstanding === 0) {
+    status = 'failed'
+  } else {
+    status = 'pending'
+  }
+
+  const consensusDigest = status === 'reproducible' ? leadingDigest : undefined
+  const match: PublishedMatch = consensusDigest === undefined || published === undefined
+    ? 'unknown'
+    : consensusDigest === published ? 'yes' : 'no'
+  const byKey = (x: { keyId: string }, y: { keyId: string }): number => byString(x.keyId, y.keyId)
+  const verdict: TargetVerdict = {
+    target: base,
+    key,
+    status,
+    agreeing: [...agreeing].sort(byKey),
+    dissenting: dissenting.sort((x, y) => byString(x.digest, y.digest) || byKey(x, y)),
+    failed: failed.sort(byKey),
+    untrusted: [...untrustedSeen.values()].sort((x, y) => byKey(x, y) || byString(x.digest ?? '', y.digest ?? '') || byString(x.failureClass ?? '', y.failureClass ?? '')),
+    equivocating: equivocating.sort(byKey),
+    published: published !== undefined ? { digest: published, match } : { match },
+    threshold: k,
+    trustedCount: answered,
+    outstanding,
+    operators: [...ops(agreeing)].sort(byString)
+  }
+  if (consensusDigest !== undefined) verdict.consensusDigest = consensusDigest
+  if (leadingDigest !== undefined) verdict.leadingDigest = leadingDigest
+  return verdict
+}
+
+/**
+ * The verdict for every target that has a claim or is expected, sorted by target key.
+ * Pure and deterministic: the order of `claims` never matters. The rules are in
+ * docs/consensus.md.
+ */
+export function computeVerdicts (input: VerdictInput): TargetVerdict[] {
+  const groups = new Map<string, { expected?: Target, claims: VerifiedClaim[] }>()
+  for (const t of input.expectedTargets ?? []) {
+    const key = targetKey(t)
+    const g = groups.get(key)
+    if (g === undefined) groups.set(key, { expected: t, claims: [] })
+    else if (g.expected === undefined || (t.tag !== undefined && (g.expected.tag === undefined || t.tag < g.expected.tag))) g.expected = t
+  }
+  for (const c of input.claims) {
+    const key = targetKey(c.claim.target)
+    const g = groups.get(key)
+    if (g === undefined) groups.set(key, { claims: [c] })
+    else g.claims.push(c)
+  }
+  const out: TargetVerdict[] = []
+  for (const key of [...groups.keys()].sort(byString)) {
+    const g = groups.get(key) as { expected?: Target, claims: VerifiedClaim[] }
+    const trustedTags = g.claims.filter(c => input.policy.builderById.has(c.keyId)).map(c => c.claim.target.tag)
+    const tag = g.expected?.tag ?? minTag(trustedTags) ?? minTag(g.claims.map(c => c.claim.target.tag))
+    const src = g.expected ?? (g.claims[0] as VerifiedClaim).claim.target
+    const target: Target = { repository: src.repository, commit: src.commit, variant: src.variant, platform: src.platform }
+    if (tag !== undefined) target.tag = tag
+    out.push(verdictFor(key, target, g.claims, input.policy, input.published?.get(key)))
+  }
+  return out
+}
