@@ -1,0 +1,332 @@
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import Dockerode from 'dockerode'
+import type { Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
+import { NekoError } from '../../protocol/errors.js'
+import { logger, type Logger } from '../logger.js'
+import { BuildLog } from './build-log.js'
+import { runBuildx, type BuildProgress } from './buildx.js'
+import { classifyBuildLog, logExcerpt } from './classify.js'
+import { capabilitiesOf, checkEngine, unknownEnvironment, type Capabilities, type EngineInfo } from './engine.js'
+import { EngineNotReadyError, RecipeError, RequirementsError, SourceError, TargetError } from './errors.js'
+import { extractOciArchive } from './layout.js'
+import { imageResultOf, readOciArchive } from './oci.js'
+import { runPrepareStep } from './prepare.js'
+import { findVariant, loadRecipe, recipeDigest, unmetRequirements, type Recipe, type Variant } from './recipe.js'
+import { checkout } from './source.js'
+
+export interface RebuilderInit {
+  /** Workspaces (checkouts, tarballs) and build logs go under here. */
+  workDir: string
+  /** Whole rebuild, source to digests; 2 hours by default. */
+  timeoutMs?: number
+  /** The docker CLI that runs buildx; `docker` by default. */
+  dockerCli?: string
+  /** Keep each rebuild's workspace (checkout, tarballs) for inspection. */
+  keepWorkspaces?: boolean
+}
+
+export interface RebuilderComponents {
+  docker?: Dockerode
+}
+
+export interface RebuildRequest {
+  /** git URL or local path */
+  repository: string
+  /** tag or commit */
+  ref: string
+  /** Refuse (source-error) when `ref` does not point to this commit. */
+  expectedCommit?: string
+  /** `neko`, a recipe file, or undefined: the repository's own `neko-rebuilder.json`, else its root Dockerfile as variant `default`. */
+  recipe?: string
+  variant?: string
+  platform: string
+  /** Keep the OCI tarball (and the build log) here. */
+  outDir?: string
+}
+
+export interface RebuildOptions {
+  signal?: AbortSignal
+  onProgress?: (p: BuildProgress) => void
+  log?: Logger
+}
+
+export interface RebuildOutcome {
+  /** Unsigned; `result` on success, `failure` otherwise. */
+  claim: Claim
+  /** The OCI tarball, when `outDir` was given and the build succeeded. */
+  ociPath?: string
+  /** The full build log (plain progress of every step). */
+  logPath?: string
+}
+
+export interface Rebuilder {
+  checkEngine: () => Promise<EngineInfo>
+  capabilities: () => Promise<Capabilities>
+  rebuild: (req: RebuildRequest, opts?: RebuildOptions) => Promise<RebuildOutcome>
+}
+
+const DEFAULT_TIMEOUT_MS = 2 * 60 * 60_000
+const ENGINE_CACHE_MS = 30_000
+/** Digest recorded when the recipe could not be resolved (sha256 of empty input). */
+const UNRESOLVED_RECIPE = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+
+/** A build problem that ends the rebuild with a failure claim instead of an exception. */
+class RebuildFailed extends Error {
+  constructor (readonly failure: Failure) { super(failure.message) }
+}
+
+function fileSafe (s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]+/g, '-')
+}
+
+/** Named build context for a `from` base: buildx matches it against `FROM ${ARG}`. */
+function baseContextName (variant: string): string {
+  return `neko-rebuilder-from-${variant.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`
+}
+
+class DefaultRebuilder implements Rebuilder {
+  private readonly docker: Dockerode
+  private readonly cli: string
+  private readonly workDir: string
+  private readonly timeoutMs: number
+  private readonly keep: boolean
+  private readonly log: Logger
+  private cached?: { at: number, info: EngineInfo }
+
+  constructor (components: RebuilderComponents, init: RebuilderInit) {
+    this.docker = components.docker ?? new Dockerode()
+    this.cli = init.dockerCli ?? 'docker'
+    this.workDir = resolve(init.workDir)
+    this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    this.keep = init.keepWorkspaces ?? false
+    this.log = logger('rebuilder')
+  }
+
+  async checkEngine (): Promise<EngineInfo> {
+    const info = await checkEngine(this.docker, this.cli)
+    this.cached = { at: Date.now(), info }
+    return info
+  }
+
+  async capabilities (): Promise<Capabilities> {
+    return capabilitiesOf(await this.engine())
+  }
+
+  private async engine (): Promise<EngineInfo> {
+    if (this.cached != null && Date.now() - this.cached.at < ENGINE_CACHE_MS) return this.cached.info
+    return await this.checkEngine()
+  }
+
+  async rebuild (req: RebuildRequest, opts: RebuildOptions = {}): Promise<RebuildOutcome> {
+    const log = opts.log ?? this.log
+    const started = Date.now()
+    const startedOn = new Date(started).toISOString()
+    const timeout = AbortSignal.timeout(this.timeoutMs)
+    const signal = opts.signal != null ? AbortSignal.any([opts.signal, timeout]) : timeout
+    const progress = (p: Omit<BuildProgress, 'elapsedMs'>): void => opts.onProgress?.({ ...p, elapsedMs: Date.now() - started })
+
+    // Usage errors throw before anything is fetched.
+    let recipe: Recipe | undefined
+    let variant: Variant | undefined
+    if (req.recipe != null) {
+      recipe = await loadRecipe(req.recipe, undefined, { platform: req.platform })
+      variant = this.checkTarget(recipe, req)
+    }
+
+    await mkdir(this.workDir, { recursive: true })
+    const workspace = await mkdtemp(join(this.workDir, 'rebuild-'))
+    const logDir = req.outDir != null ? resolve(req.outDir) : join(this.workDir, 'logs')
+    await mkdir(logDir, { recursive: true })
+    const stem = `${fileSafe(req.variant ?? variant?.name ?? 'default')}-${fileSafe(req.platform)}-${Date.now()}`
+    const logPath = join(logDir, `${stem}.log`)
+    const buildLog = new BuildLog(logPath)
+
+    let recipeRef: RecipeRef = recipe != null ? { name: recipe.name, digest: recipeDigest(recipe) } : { name: 'repository', digest: UNRESOLVED_RECIPE }
+    const target: Target = { repository: req.repository, commit: req.expectedCommit ?? '', variant: req.variant ?? variant?.name ?? 'default', platform: req.platform }
+    let sourceDateEpoch = 0
+    let environment = { ...unknownEnvironment(), emulated: false }
+    let ociPath: string | undefined
+
+    const finish = (body: Pick<Claim, 'result'> | Pick<Claim, 'failure'>): RebuildOutcome => {
+      const claim: Claim = { target, sourceDateEpoch, recipe: recipeRef, environment, startedOn, finishedOn: new Date().toISOString(), ...body }
+      return { claim, logPath, ...(ociPath != null && 'result' in body ? { ociPath } : {}) }
+    }
+
+    try {
+      let engine: EngineInfo
+      try {
+        engine = await this.engine()
+      } catch (err) {
+        if (err instanceof EngineNotReadyError) throw new RebuildFailed({ class: 'infrastructure-error', message: err.message })
+        throw err
+      }
+      const caps = capabilitiesOf(engine)
+      environment = { ...caps.environment, emulated: caps.platforms.find(p => p.platform === req.platform)?.emulated ?? false }
+      if (variant != null) this.checkRequirements(variant, caps, req.platform)
+
+      progress({ phase: 'source', variant: target.variant })
+      const src = join(workspace, 'src')
+      buildLog.write(`# fetching ${req.ref} from ${req.repository}\n`)
+      let resolved
+      try {
+        resolved = await checkout(req.repository, req.ref, src, { expectedCommit: req.expectedCommit, signal })
+      } catch (err) {
+        if (err instanceof SourceError) throw new RebuildFailed({ class: 'source-error', message: err.message })
+        throw err
+      }
+      target.commit = resolved.commit
+      if (resolved.tag != null) target.tag = resolved.tag
+      sourceDateEpoch = resolved.commitTime
+      buildLog.write(`# commit ${resolved.commit}, SOURCE_DATE_EPOCH=${sourceDateEpoch}\n`)
+
+      if (recipe == null) {
+        try {
+          recipe = await loadRecipe(undefined, src, { platform: req.platform })
+        } catch (err) {
+          // The release's own recipe file is part of its source.
+          if (err instanceof RecipeError) throw new RebuildFailed({ class: 'source-error', message: `the repository's recipe file: ${err.message}` })
+          throw err
+        }
+        recipeRef = { name: recipe.name, digest: recipeDigest(recipe) }
+        variant = this.checkTarget(recipe, req)
+        target.variant = variant.name
+        this.checkRequirements(variant, caps, req.platform)
+      }
+      if (variant == null) throw new TargetError('no variant')
+
+      // Bases first (`from`): each is rebuilt from the same commit and handed over by digest.
+      const baseContexts: string[] = []
+      const baseArgs: Record<string, string> = {}
+      for (const [arg, baseName] of Object.entries(variant.from ?? {})) {
+        const base = findVariant(recipe, baseName)
+        const tar = join(workspace, `${fileSafe(base.name)}.oci.tar`)
+        const info = await this.buildVariant(base, src, req.platform, sourceDateEpoch, tar, buildLog, signal, progress, {}, [])
+        const layout = join(workspace, `${fileSafe(base.name)}-layout`)
+        await extractOciArchive(tar, layout)
+        const name = baseContextName(base.name)
+        baseContexts.push('--build-context', `${name}=oci-layout://${layout}@${info.manifestDigest}`)
+        baseArgs[arg] = name
+        log.info({ base: base.name, manifest: info.manifestDigest }, 'base variant built')
+      }
+
+      const outDir = req.outDir != null ? resolve(req.outDir) : undefined
+      const tarPath = join(outDir ?? workspace, `${fileSafe(variant.name)}-${fileSafe(req.platform)}-${resolved.commit.slice(0, 12)}.oci.tar`)
+      const info = await this.buildVariant(variant, src, req.platform, sourceDateEpoch, tarPath, buildLog, signal, progress, baseArgs, baseContexts)
+      if (outDir != null) ociPath = tarPath
+      log.info({ variant: variant.name, platform: req.platform, manifest: info.manifestDigest }, 'rebuilt')
+      return finish({ result: info })
+    } catch (err) {
+      if (opts.signal?.aborted === true) throw opts.signal.reason
+      if (timeout.aborted) {
+        return finish({ failure: { class: 'timeout', message: `the rebuild did not finish within ${Math.round(this.timeoutMs / 1000)} s`, logExcerpt: logExcerpt(buildLog.text()) } })
+      }
+      if (err instanceof RebuildFailed) {
+        log.warn({ failure: err.failure.class, message: err.failure.message }, 'rebuild failed')
+        return finish({ failure: err.failure })
+      }
+      throw err
+    } finally {
+      await buildLog.close()
+      if (!this.keep) await rm(workspace, { recursive: true, force: true })
+    }
+  }
+
+  private checkTarget (recipe: Recipe, req: RebuildRequest): Variant {
+    const variant = findVariant(recipe, req.variant)
+    if (!variant.platforms.includes(req.platform)) {
+      throw new TargetError(`variant ${variant.name} of recipe ${recipe.name} is not built for ${req.platform} (it lists ${variant.platforms.join(', ')})`)
+    }
+    return variant
+  }
+
+  private checkRequirements (variant: Variant, caps: Capabilities, platform: string): void {
+    const missing = unmetRequirements(variant, caps, platform)
+    if (missing.length > 0) throw new RequirementsError(`cannot rebuild ${variant.name} for ${platform}: this node lacks ${missing.join('; ')}`)
+  }
+
+  /** Prepare steps, then one buildx build to an OCI tarball, then its digests. Build problems throw RebuildFailed. */
+  private async buildVariant (
+    variant: Variant, src: string, platform: string, epoch: number, tarPath: string, buildLog: BuildLog, signal: AbortSignal,
+    progress: (p: Omit<BuildProgress, 'elapsedMs'>) => void, extraArgs: Record<string, string>, extraFlags: string[]
+  ): Promise<ImageResult> {
+    for (const [i, step] of (variant.prepare ?? []).entries()) {
+      const name = `prepare ${i + 1}: ${step.command.join(' ')}`
+      progress({ phase: 'prepare', variant: variant.name, step: name })
+      buildLog.write(`# ${name} (${step.image})\n`)
+      let res
+      try {
+        res = await runPrepareStep(this.docker, step, src, buildLog, signal)
+      } catch (err) {
+        if (signal.aborted) throw err
+        throw new RebuildFailed({ class: 'infrastructure-error', message: `${name}: ${(err as Error).message}` })
+      }
+      if (signal.aborted) throw new Error('aborted')
+      if (res.exitCode !== 0) throw new RebuildFailed({ class: 'build-failed', message: `${name} exited with ${res.exitCode}`, step: name })
+    }
+
+    const dockerfile = join(src, variant.build.dockerfile)
+    const context = join(src, variant.build.context)
+    if (!await stat(dockerfile).then(s => s.isFile(), () => false)) {
+      throw new RebuildFailed({ class: 'source-error', message: `${variant.build.dockerfile} does not exist in the commit (variant ${variant.name})` })
+    }
+    if (!await stat(context).then(s => s.isDirectory(), () => false)) {
+      throw new RebuildFailed({ class: 'source-error', message: `build context ${variant.build.context} is not a directory in the commit (variant ${variant.name})` })
+    }
+    const args = buildxArgs({ platform, epoch, tarPath, dockerfile, context, target: variant.build.target, args: { ...variant.build.args, ...extraArgs }, extraFlags })
+    buildLog.write(`# ${this.cli} ${args.join(' ')}\n`)
+    progress({ phase: 'build', variant: variant.name })
+    buildLog.steps.clear()
+    const res = await runBuildx({
+      cli: this.cli,
+      args,
+      cwd: src,
+      env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch), BUILDKIT_PROGRESS: 'plain' },
+      log: buildLog,
+      signal,
+      onStep: (stepIndex, step) => progress({ phase: 'build', variant: variant.name, stepIndex, step })
+    })
+    if (res.aborted) throw new Error('aborted')
+    if (res.spawnError != null) throw new RebuildFailed({ class: 'infrastructure-error', message: `cannot run ${this.cli}: ${res.spawnError.message}` })
+    if (res.exitCode !== 0) {
+      throw new RebuildFailed(classifyBuildLog(buildLog.text(), res.exitCode, buildLog.steps))
+    }
+    progress({ phase: 'read', variant: variant.name })
+    try {
+      return imageResultOf(await readOciArchive(tarPath), platform)
+    } catch (err) {
+      if (err instanceof NekoError) throw new RebuildFailed({ class: 'infrastructure-error', message: `the exported image cannot be read: ${err.message}` })
+      throw err
+    }
+  }
+}
+
+export interface BuildxArgsInput {
+  platform: string
+  epoch: number
+  tarPath: string
+  dockerfile: string
+  context: string
+  target?: string
+  args?: Record<string, string>
+  extraFlags?: string[]
+}
+
+/** The one buildx command line of a rebuild; the benchmark runs the same one bare. */
+export function buildxArgs (i: BuildxArgsInput): string[] {
+  const args = [
+    'buildx', 'build', '--no-cache', '--provenance=false', '--sbom=false', '--progress=plain',
+    '--platform', i.platform,
+    '--build-arg', `SOURCE_DATE_EPOCH=${i.epoch}`,
+    '--output', `type=oci,dest=${i.tarPath},rewrite-timestamp=true`,
+    '-f', i.dockerfile
+  ]
+  if (i.target != null) args.push('--target', i.target)
+  for (const [k, v] of Object.entries(i.args ?? {})) args.push('--build-arg', `${k}=${v}`)
+  args.push(...(i.extraFlags ?? []), i.context)
+  return args
+}
+
+export function createRebuilder (components: RebuilderComponents, init: RebuilderInit): Rebuilder {
+  return new DefaultRebuilder(components, init)
+}

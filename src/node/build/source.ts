@@ -1,0 +1,114 @@
+import { existsSync } from 'node:fs'
+import { chmod, lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
+import { isAbsolute, join, resolve } from 'node:path'
+import { tmpdir } from 'node:os'
+import { pathToFileURL } from 'node:url'
+import { SourceError } from './errors.js'
+import { git, GitCommandError } from './git.js'
+
+export interface ResolvedRef {
+  commit: string
+  /** Committer time of the commit, Unix seconds: the build's SOURCE_DATE_EPOCH. */
+  commitTime: number
+  /** Set when `ref` named a tag. */
+  tag?: string
+}
+
+export interface SourceOptions {
+  signal?: AbortSignal
+  /** Where to make the scratch repository for `resolveRef`; the system temp dir by default. */
+  workDir?: string
+}
+
+const COMMIT = /^([0-9a-f]{40}|[0-9a-f]{64})$/
+const SAFE_REF = /^[A-Za-z0-9][A-Za-z0-9._/+-]{0,254}$/
+
+/** Local paths become file:// URLs so git honours --depth for them too. */
+export function repositoryUrl (repository: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repository) || /^[^/]+@[^/]+:/.test(repository)) return repository
+  const path = isAbsolute(repository) ? repository : resolve(repository)
+  if (!existsSync(path)) throw new SourceError(`repository ${repository} is neither a URL nor an existing path`)
+  return pathToFileURL(path).href
+}
+
+function checkRef (ref: string): void {
+  if (!SAFE_REF.test(ref) || ref.includes('..')) throw new SourceError(`ref ${JSON.stringify(ref)} is not a tag name or commit id`)
+}
+
+/**
+ * Fetches `ref` (a tag, branch or commit) into the repository at `dir` and returns the commit it
+ * names, peeling annotated tags. Shallow where the server allows it.
+ */
+async function fetchRef (dir: string, url: string, ref: string, signal?: AbortSignal): Promise<{ commit: string, tag?: string }> {
+  checkRef(ref)
+  const attempts: Array<{ args: string[], tag?: string }> = COMMIT.test(ref)
+    ? [{ args: ['fetch', '--quiet', '--no-tags', '--depth=1', url, ref] }, { args: ['fetch', '--quiet', '--tags', url, '+refs/heads/*:refs/remotes/src/*'] }]
+    : [{ args: ['fetch', '--quiet', '--no-tags', '--depth=1', url, `+refs/tags/${ref}:refs/tags/${ref}`], tag: ref }, { args: ['fetch', '--quiet', '--no-tags', '--depth=1', url, ref] }]
+  let last: unknown
+  for (const attempt of attempts) {
+    try {
+      await git(attempt.args, { cwd: dir, signal })
+      const target = COMMIT.test(ref) ? ref : attempt.tag != null ? `refs/tags/${ref}` : 'FETCH_HEAD'
+      const commit = (await git(['rev-parse', '--verify', '--quiet', `${target}^{commit}`], { cwd: dir, signal })).trim()
+      return attempt.tag != null ? { commit, tag: attempt.tag } : { commit }
+    } catch (err) {
+      if (!(err instanceof GitCommandError)) throw err
+      last = err
+    }
+  }
+  throw new SourceError(`cannot fetch ${JSON.stringify(ref)} from ${url}: ${(last as Error).message}`)
+}
+
+async function commitTime (dir: string, commit: string, signal?: AbortSignal): Promise<number> {
+  const out = (await git(['show', '-s', '--format=%ct', commit], { cwd: dir, signal })).trim()
+  const t = Number.parseInt(out, 10)
+  if (!Number.isSafeInteger(t)) throw new SourceError(`commit ${commit} has no committer time`)
+  return t
+}
+
+/** Resolves a tag or commit of a git URL or local path to its commit and committer time. Throws SourceError. */
+export async function resolveRef (repository: string, ref: string, opts: SourceOptions = {}): Promise<ResolvedRef> {
+  const url = repositoryUrl(repository)
+  const dir = await mkdtemp(join(opts.workDir ?? tmpdir(), 'resolve-'))
+  try {
+    await git(['init', '--quiet', '--bare'], { cwd: dir, signal: opts.signal })
+    const { commit, tag } = await fetchRef(dir, url, ref, opts.signal)
+    return { commit, commitTime: await commitTime(dir, commit, opts.signal), ...(tag != null ? { tag } : {}) }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Checks out the exact commit `ref` names into `dir` (created). With `expectedCommit`, refuses
+ * (SourceError) when the ref points elsewhere. `.git` is removed afterwards. File modes are normalised (0644/0755, dirs 0755)
+ * because COPY keeps them and a checkout takes them from the host's umask.
+ */
+export async function checkout (repository: string, ref: string, dir: string, opts: { expectedCommit?: string, signal?: AbortSignal } = {}): Promise<ResolvedRef> {
+  const url = repositoryUrl(repository)
+  await mkdir(dir, { recursive: true })
+  await git(['init', '--quiet'], { cwd: dir, signal: opts.signal })
+  const { commit, tag } = await fetchRef(dir, url, ref, opts.signal)
+  if (opts.expectedCommit != null && opts.expectedCommit.toLowerCase() !== commit) {
+    throw new SourceError(`${ref} points to commit ${commit}, not the expected ${opts.expectedCommit}`)
+  }
+  await git(['-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', commit], { cwd: dir, signal: opts.signal })
+  const time = await commitTime(dir, commit, opts.signal)
+  // The context is the commit's tree only: .git holds host-specific state (index stat data).
+  await rm(join(dir, '.git'), { recursive: true, force: true })
+  await normaliseModes(dir)
+  return { commit, commitTime: time, ...(tag != null ? { tag } : {}) }
+}
+
+async function normaliseModes (dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) {
+      await chmod(path, 0o755)
+      await normaliseModes(path)
+    } else if (entry.isFile()) {
+      const mode = (await lstat(path)).mode
+      await chmod(path, (mode & 0o100) !== 0 ? 0o755 : 0o644)
+    }
+  }
+}
