@@ -1,0 +1,41 @@
+/** Gossip topics. Versioned: a change of message meaning gets a new topic. */
+export const TOPICS = {
+  announcements: '/neko-rebuilder/announcements/1',
+  claims: '/neko-rebuilder/claims/1',
+  capabilities: '/neko-rebuilder/capabilities/1'
+} as const
+
+export type Topic = typeof TOPICS[keyof typeof TOPICS]
+
+/** Request/response protocol that lets a joining node catch up on what it missed. */
+export const BACKFILL_PROTOCOL = '/neko-rebuilder/backfill/1.0.0'
+
+/**
+ * Largest gossip message (one signed envelope) a node accepts or publishes.
+ * Matches the protocol's envelope limit; an envelope carries one claim or announcement.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+
+/**
+ * Largest gossipsub RPC frame read from a peer. An RPC batches several messages and
+ * control entries, so it is larger than one message; beyond it the peer's stream is dropped.
+ */
+export const DEFAULT_MAX_RPC_BYTES = 1024 * 1024
+
+export const BACKFILL_DEFAULTS = {
+  /** Items per response. */
+  maxItems: 256,
+  /** A request is two small integers in JSON. */
+  maxRequestBytes: 256,
+  /** Sum of item bytes in one response. */
+  maxResponseBytes: 8 * 1024 * 1024,
+  /** One envelope. */
+  maxItemBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  /** Inbound back-fill streams served at once, across all peers. */
+  maxConcurrentStreams: 8,
+  /** Whole exchange, request to final frame. */
+  timeoutMs: 10_000
+} as const
+
+/** Production heartbeat; tests and the devnet pass a shorter one. */
+export const DEFAULT_HEARTBEAT_MS = 700

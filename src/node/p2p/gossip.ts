@@ -1,0 +1,145 @@
+import { createHash, hash } from 'node:crypto'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { GossipsubOpts, Message, TopicValidatorFn } from '@libp2p/gossipsub'
+import type { PeerScoreParams, PeerScoreThresholds, TopicScoreParams } from '@libp2p/gossipsub/score'
+import type { Logger } from '../logger.js'
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_RPC_BYTES, TOPICS } from './constants.js'
+
+export type ValidationOutcome = 'accept' | 'reject' | 'ignore'
+
+/** Application check of one gossip message; `from` is the author's PeerId (= builder key). */
+export type ValidateFn = (topic: string, data: Uint8Array, from: string) => Promise<ValidationOutcome> | ValidationOutcome
+
+export interface GossipInit {
+  /** Heartbeat in ms; shorter means faster mesh repair and lazy gossip (tests use ~100). */
+  heartbeatIntervalMs?: number
+  /** Largest message data accepted or published. */
+  maxMessageBytes?: number
+  /** Largest gossipsub RPC frame read from a peer. */
+  maxRpcBytes?: number
+  /** Mesh degree; the defaults suit a network of tens to hundreds of rebuilders. */
+  D?: number
+  Dlo?: number
+  Dhi?: number
+}
+
+/**
+ * Message id = sha256 of the data: a claim published by its builder and relayed by many
+ * peers, or re-published by another node, is one message and is delivered once.
+ */
+export function messageId (msg: Message): Uint8Array {
+  return createHash('sha256').update(msg.data).digest()
+}
+
+/** Same hash on the raw RPC message, so duplicates are dropped before their signature is checked. */
+export function fastMessageId (msg: { data?: Uint8Array }): string {
+  return hash('sha256', msg.data ?? new Uint8Array(0), 'base64')
+}
+
+function messageIdToString (id: Uint8Array): string {
+  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('base64')
+}
+
+/**
+ * Scoring per topic: what counts is P4, invalid deliveries. One rejected message puts
+ * its sender below the gossip threshold, two below the publish threshold, three on the
+ * graylist (its RPCs are ignored) until the counter decays. Mesh-delivery deficits (P3)
+ * are off: claims are rare, so a quiet honest peer must not look like a withholding one.
+ */
+export function topicScoreParams (): TopicScoreParams {
+  return {
+    topicWeight: 1,
+    timeInMeshWeight: 0.01,
+    timeInMeshQuantum: 1000,
+    timeInMeshCap: 3600,
+    firstMessageDeliveriesWeight: 1,
+    firstMessageDeliveriesDecay: 0.9,
+    firstMessageDeliveriesCap: 10,
+    meshMessageDeliveriesWeight: 0,
+    meshMessageDeliveriesDecay: 0.5,
+    meshMessageDeliveriesCap: 100,
+    meshMessageDeliveriesThreshold: 1,
+    meshMessageDeliveriesWindow: 10,
+    meshMessageDeliveriesActivation: 5000,
+    meshFailurePenaltyWeight: 0,
+    meshFailurePenaltyDecay: 0.5,
+    invalidMessageDeliveriesWeight: -20,
+    // Per decay interval (1 s): a counter of 1 falls under decayToZero in about 4 minutes.
+    invalidMessageDeliveriesDecay: 0.99
+  }
+}
+
+export function scoreParams (): Partial<PeerScoreParams> {
+  const topics: Record<string, TopicScoreParams> = {}
+  for (const topic of Object.values(TOPICS)) topics[topic] = topicScoreParams()
+  return {
+    topics,
+    // Keeps positive topic scores from outweighing an invalid-message penalty.
+    topicScoreCap: 10,
+    // Rebuilders behind one NAT or in one data centre share an address; only penalise crowds.
+    IPColocationFactorThreshold: 32
+  }
+}
+
+export const scoreThresholds: PeerScoreThresholds = {
+  gossipThreshold: -10,
+  publishThreshold: -50,
+  graylistThreshold: -80,
+  acceptPXThreshold: 10,
+  opportunisticGraftThreshold: 5
+}
+
+export function gossipOptions (init: GossipInit): Partial<GossipsubOpts> {
+  return {
+    globalSignaturePolicy: 'StrictSign',
+    allowPublishToZeroTopicPeers: true,
+    // Our own node re-publishing a known claim is not an error.
+    ignoreDuplicatePublishError: true,
+    emitSelf: false,
+    // Every topic this project speaks; subscriptions to others are ignored.
+    allowedTopics: Object.values(TOPICS),
+    msgIdFn: messageId,
+    fastMsgIdFn: fastMessageId,
+    msgIdToStrFn: messageIdToString,
+    heartbeatInterval: init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS,
+    maxInboundDataLength: init.maxRpcBytes ?? DEFAULT_MAX_RPC_BYTES,
+    scoreParams: scoreParams(),
+    scoreThresholds,
+    ...(init.D != null ? { D: init.D } : {}),
+    ...(init.Dlo != null ? { Dlo: init.Dlo } : {}),
+    ...(init.Dhi != null ? { Dhi: init.Dhi } : {})
+  }
+}
+
+const OUTCOME: Record<ValidationOutcome, TopicValidatorResult> = {
+  accept: TopicValidatorResult.Accept,
+  reject: TopicValidatorResult.Reject,
+  ignore: TopicValidatorResult.Ignore
+}
+
+/**
+ * Wraps the application validator for gossipsub. It never throws: gossipsub turns a thrown
+ * error into Ignore, which would let a peer that crashes our validator go unpenalised.
+ */
+export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger): TopicValidatorFn {
+  return async (_propagationSource, msg) => {
+    if (msg.type !== 'signed') return TopicValidatorResult.Reject
+    if (msg.data.byteLength > maxMessageBytes) {
+      log.debug({ topic, from: msg.from.toString(), bytes: msg.data.byteLength, limit: maxMessageBytes }, 'oversized gossip message rejected')
+      return TopicValidatorResult.Reject
+    }
+    try {
+      const outcome = await validate(topic, msg.data, msg.from.toString())
+      const result = OUTCOME[outcome]
+      if (result == null) {
+        log.warn({ topic, outcome }, 'validator returned an unknown outcome; rejecting')
+        return TopicValidatorResult.Reject
+      }
+      return result
+    } catch (err) {
+      log.warn({ topic, from: msg.from.toString(), err }, 'validator threw; rejecting message')
+      return TopicValidatorResult.Reject
+    }
+  }
+}
+

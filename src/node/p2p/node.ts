@@ -1,0 +1,213 @@
+import type { KeyObject } from 'node:crypto'
+import { createLibp2p } from 'libp2p'
+import type { Libp2pOptions } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { bootstrap } from '@libp2p/bootstrap'
+import { mdns } from '@libp2p/mdns'
+import { gossipsub } from '@libp2p/gossipsub'
+import type { GossipSub } from '@libp2p/gossipsub'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { LimitError, ValidationError } from '../../protocol/errors.js'
+import { logger } from '../logger.js'
+import { BACKFILL_PROTOCOL, DEFAULT_MAX_MESSAGE_BYTES, TOPICS } from './constants.js'
+import { DialError, PublishError } from './errors.js'
+import { gossipOptions, topicValidator } from './gossip.js'
+import type { GossipInit, ValidateFn } from './gossip.js'
+import { backfillLimits, createBackfillHandler, requestBackfill } from './backfill.js'
+import type { BackfillInit, BackfillPage, BackfillSource } from './backfill.js'
+import { libp2pKeyFromIdentity } from './identity.js'
+
+export interface P2PComponents {
+  /** The node's Ed25519 signing key; it is also its libp2p identity. */
+  privateKey: KeyObject
+  /** Checks one gossip message before it is delivered or relayed. Must not be slow: it gates propagation. */
+  validate: ValidateFn
+  /** Receives every accepted message once (not the node's own publications). */
+  onMessage: (topic: string, data: Uint8Array, from: string) => void | Promise<void>
+  /** Serves back-fill requests from peers, typically from the store's sequence. */
+  backfillSource: BackfillSource
+}
+
+export interface P2PInit {
+  /** Multiaddrs to listen on, e.g. `/ip4/127.0.0.1/tcp/0`. */
+  listen: string[]
+  /** Multiaddrs with `/p2p/<peerId>` to dial at start and keep tagged. */
+  bootstrap?: string[]
+  /** Discover peers on the local network (off unless asked). */
+  mdns?: boolean
+  /** Connection manager ceiling. */
+  maxConnections?: number
+  backfill?: BackfillInit
+  gossip?: GossipInit
+}
+
+export interface P2PStats {
+  peers: number
+  /** Peers known to be subscribed to each topic. */
+  topics: Record<string, number>
+  /** Peers in this node's gossip mesh for each topic (those it relays full messages to). */
+  mesh: Record<string, number>
+}
+
+export type PeerEvent = 'connect' | 'disconnect'
+
+export interface P2PNode {
+  peerId: string
+  multiaddrs: () => string[]
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  publish: (topic: string, data: Uint8Array) => Promise<{ recipients: number }>
+  backfill: (peer: string, cursor: number, limit: number) => Promise<BackfillPage>
+  connectedPeers: () => string[]
+  dial: (addr: string) => Promise<void>
+  onPeer: (cb: (event: PeerEvent, peerId: string) => void) => void
+  stats: () => P2PStats
+  /** Gossipsub score this node gives a peer; negative after invalid messages. */
+  score: (peerId: string) => number
+}
+
+export const DEFAULT_MAX_CONNECTIONS = 64
+
+const KNOWN_TOPICS = new Set<string>(Object.values(TOPICS))
+
+function parseMultiaddr (field: string, addr: string): Multiaddr {
+  try {
+    return multiaddr(addr)
+  } catch (err) {
+    throw new ValidationError(field, `not a multiaddr: ${(err as Error).message}`)
+  }
+}
+
+/** A peer given as `12D3KooW…` or as a multiaddr (`/ip4/…/tcp/…/p2p/…`). */
+function parsePeer (peer: string): PeerId | Multiaddr {
+  if (peer.startsWith('/')) return parseMultiaddr('peer', peer)
+  try {
+    return peerIdFromString(peer)
+  } catch (err) {
+    throw new ValidationError('peer', `not a peer id or multiaddr: ${(err as Error).message}`)
+  }
+}
+
+type Services = { pubsub: GossipSub } & Record<string, unknown>
+
+/** Router methods the GossipSub interface leaves out but the implementation has. */
+interface GossipRouter {
+  getScore: (peerId: string) => number
+  getMeshPeers: (topic: string) => string[]
+}
+
+export async function createP2PNode (components: P2PComponents, init: P2PInit): Promise<P2PNode> {
+  const log = logger('p2p')
+  const limits = backfillLimits(init.backfill)
+  const maxMessageBytes = init.gossip?.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+  const listen = init.listen.map(a => { parseMultiaddr('listen', a); return a })
+  const bootstrapList = (init.bootstrap ?? []).map(a => { parseMultiaddr('bootstrap', a); return a })
+
+  const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
+  if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 100 }))
+  if (init.mdns === true) peerDiscovery.push(mdns())
+
+  const libp2p: Libp2p<Services> = await createLibp2p({
+    start: false,
+    privateKey: libp2pKeyFromIdentity(components.privateKey),
+    addresses: { listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: { maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub(gossipOptions(init.gossip ?? {}))
+    }
+  })
+  const pubsub = libp2p.services.pubsub
+  const router = pubsub as unknown as GossipRouter
+  const backfillServer = createBackfillHandler(components.backfillSource, limits, log)
+
+  pubsub.addEventListener('message', (evt) => {
+    const msg = evt.detail
+    if (msg.type !== 'signed') return
+    const from = msg.from.toString()
+    Promise.resolve()
+      .then(async () => { await components.onMessage(msg.topic, msg.data, from) })
+      .catch((err: unknown) => { log.error({ err, topic: msg.topic, from }, 'message handler failed') })
+  })
+
+  let started = false
+
+  return {
+    peerId: libp2p.peerId.toString(),
+    multiaddrs: () => libp2p.getMultiaddrs().map(String),
+
+    async start () {
+      if (started) return
+      await libp2p.start()
+      await libp2p.handle(BACKFILL_PROTOCOL, backfillServer.handler, {
+        // One above the limit so the handler, not the muxer, answers the extra stream with "busy".
+        maxInboundStreams: limits.maxConcurrentStreams + 1
+      })
+      for (const topic of KNOWN_TOPICS) {
+        pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log))
+        pubsub.subscribe(topic)
+      }
+      started = true
+      log.info({ peerId: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map(String) }, 'p2p node started')
+    },
+
+    async stop () {
+      if (!started) return
+      started = false
+      await libp2p.stop()
+      log.info('p2p node stopped')
+    },
+
+    async publish (topic, data) {
+      if (!started) throw new PublishError('the node is not started')
+      if (!KNOWN_TOPICS.has(topic)) throw new ValidationError('topic', `unknown topic ${topic}`)
+      if (data.byteLength > maxMessageBytes) throw new LimitError('data', maxMessageBytes, data.byteLength)
+      const result = await pubsub.publish(topic, data)
+      return { recipients: result.recipients.length }
+    },
+
+    async backfill (peer, cursor, limit) {
+      return requestBackfill(libp2p, parsePeer(peer), cursor, limit, limits)
+    },
+
+    connectedPeers: () => libp2p.getPeers().map(String),
+
+    async dial (addr) {
+      const ma = parseMultiaddr('addr', addr)
+      try {
+        await libp2p.dial(ma)
+      } catch (err) {
+        throw new DialError(`could not dial ${addr}: ${(err as Error).message}`)
+      }
+    },
+
+    onPeer (cb) {
+      libp2p.addEventListener('peer:connect', (evt) => { cb('connect', evt.detail.toString()) })
+      libp2p.addEventListener('peer:disconnect', (evt) => { cb('disconnect', evt.detail.toString()) })
+    },
+
+    stats () {
+      const topics: Record<string, number> = {}
+      const mesh: Record<string, number> = {}
+      for (const topic of KNOWN_TOPICS) {
+        topics[topic] = started ? pubsub.getSubscribers(topic).length : 0
+        mesh[topic] = started ? router.getMeshPeers(topic).length : 0
+      }
+      return { peers: libp2p.getPeers().length, topics, mesh }
+    },
+
+    score: (peerId) => router.getScore(peerId)
+  }
+}

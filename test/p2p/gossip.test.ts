@@ -1,0 +1,178 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createLibp2p } from 'libp2p'
+import type { Libp2p } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { gossipsub } from '@libp2p/gossipsub'
+import type { GossipSub } from '@libp2p/gossipsub'
+import { multiaddr } from '@multiformats/multiaddr'
+import { LimitError, ValidationError } from '../../src/protocol/errors.js'
+import { DEFAULT_MAX_MESSAGE_BYTES, TOPICS, fastMessageId, messageId, peerIdOf } from '../../src/node/p2p/index.js'
+import { LOOPBACK, TEST_HEARTBEAT_MS, connect, count, sleep, startNode, waitFor } from './helpers.js'
+import type { Policy, TestNode } from './helpers.js'
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
+
+/** Validator by prefix, so one network serves every case. */
+const policy: Policy = (_topic, data) => {
+  const text = Buffer.from(data.subarray(0, 16)).toString()
+  if (text.startsWith('reject:')) return 'reject'
+  if (text.startsWith('ignore:')) return 'ignore'
+  if (text.startsWith('throw:')) throw new Error('validator bug')
+  return 'accept'
+}
+
+describe('gossip over loopback TCP', () => {
+  // A line A-B-C-D-E (the far end is four hops from the publisher) plus leaves F and G on C.
+  // Senders of bad messages are leaves: gossipsub rightly prunes a penalised peer from the
+  // mesh, and a penalised bridge would cut the line.
+  let nodes: TestNode[] = []
+  const line = (): TestNode[] => nodes.slice(0, 5)
+
+  beforeAll(async () => {
+    nodes = await Promise.all(Array.from({ length: 7 }, async () => startNode({ validate: policy })))
+    await connect(nodes, [[0, 1], [1, 2], [2, 3], [3, 4], [5, 2], [6, 2]])
+  })
+
+  afterAll(async () => {
+    await Promise.all(nodes.map(async n => { await n.node.stop() }))
+  })
+
+  it('the PeerId is the builder key', () => {
+    for (const n of nodes) {
+      expect(n.node.peerId).toBe(peerIdOf(n.publicKey))
+      expect(n.node.multiaddrs()[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW/)
+    }
+  })
+
+  it('a message published at one end reaches every node once, with its author', async () => {
+    const [a] = nodes
+    const res = await a!.node.publish(TOPICS.claims, enc('claim-1'))
+    expect(res.recipients).toBe(1)
+    await waitFor('claim-1 everywhere', () => nodes.slice(1).every(n => count(n, 'claim-1') === 1))
+    for (const n of nodes.slice(1)) {
+      expect(n.delivered.find(d => d.data === 'claim-1')).toEqual({ topic: TOPICS.claims, data: 'claim-1', from: a!.node.peerId })
+    }
+    // Not echoed to the publisher.
+    expect(count(a!, 'claim-1')).toBe(0)
+  })
+
+  it('a message published in the middle reaches both ends', async () => {
+    await nodes[2]!.node.publish(TOPICS.announcements, enc('announce-1'))
+    await waitFor('announce-1 everywhere', () => [0, 1, 3, 4, 5, 6].every(i => count(nodes[i]!, 'announce-1') === 1))
+    expect(nodes[0]!.delivered.find(d => d.data === 'announce-1')?.topic).toBe(TOPICS.announcements)
+  })
+
+  it('the same bytes from two publishers are one message (hash ids): delivered once per node', async () => {
+    const [a, , , , e] = nodes
+    await Promise.all([
+      a!.node.publish(TOPICS.claims, enc('claim-dup')),
+      e!.node.publish(TOPICS.claims, enc('claim-dup'))
+    ])
+    await waitFor('claim-dup at B, C, D, F, G', () => [1, 2, 3, 5, 6].every(i => count(nodes[i]!, 'claim-dup') === 1))
+    // Leave time for every relay and lazy IHAVE to arrive before checking nothing doubled.
+    await sleep(TEST_HEARTBEAT_MS * 6)
+    for (const n of nodes) expect(count(n, 'claim-dup')).toBeLessThanOrEqual(1)
+    // The message id is the data hash, not the author: a re-publish of known bytes is a no-op.
+    const again = await nodes[2]!.node.publish(TOPICS.claims, enc('claim-dup'))
+    expect(again.recipients).toBe(0)
+  })
+
+  it('local publish refuses an unknown topic and oversized data', async () => {
+    await expect(nodes[0]!.node.publish('/other/1', enc('x'))).rejects.toBeInstanceOf(ValidationError)
+    const big = new Uint8Array(DEFAULT_MAX_MESSAGE_BYTES + 1)
+    await expect(nodes[0]!.node.publish(TOPICS.claims, big)).rejects.toBeInstanceOf(LimitError)
+  })
+
+  it('reject stops propagation at the first hop and costs the sender score', async () => {
+    const c = nodes[2]!
+    const f = nodes[5]!
+    await f.node.publish(TOPICS.claims, enc('reject:forged'))
+    await waitFor('C to judge the forged message', () => c.validated.some(v => v.data === 'reject:forged'))
+    // A good message through C afterwards proves the paths are open; the forged one went nowhere.
+    await nodes[6]!.node.publish(TOPICS.claims, enc('after-forged'))
+    await waitFor('after-forged on the line', () => line().every(n => count(n, 'after-forged') === 1))
+    await sleep(TEST_HEARTBEAT_MS * 4)
+    for (const n of nodes) expect(count(n, 'reject:forged')).toBe(0)
+    for (const [i, n] of nodes.entries()) if (i !== 2) expect(n.validated.some(v => v.data === 'reject:forged')).toBe(false)
+    await waitFor('F penalised at C', () => c.node.score(f.node.peerId) < 0)
+  })
+
+  it('ignore is neither delivered nor relayed, and is not penalised', async () => {
+    const [a, b] = nodes
+    const before = b!.node.score(a!.node.peerId)
+    await a!.node.publish(TOPICS.claims, enc('ignore:known'))
+    await waitFor('B to judge the ignored message', () => b!.validated.some(v => v.data === 'ignore:known'))
+    await a!.node.publish(TOPICS.claims, enc('after-ignore'))
+    await waitFor('after-ignore at E', () => count(nodes[4]!, 'after-ignore') === 1)
+    for (const n of nodes) expect(count(n, 'ignore:known')).toBe(0)
+    for (const n of nodes.slice(2)) expect(n.validated.some(v => v.data === 'ignore:known')).toBe(false)
+    // Ignore is for duplicates and the like: no penalty.
+    expect(b!.node.score(a!.node.peerId)).toBeGreaterThanOrEqual(Math.min(before, 0))
+  })
+
+  it('a validator that throws counts as reject and the node keeps working', async () => {
+    const c = nodes[2]!
+    const g = nodes[6]!
+    const before = c.node.score(g.node.peerId)
+    await g.node.publish(TOPICS.claims, enc('throw:boom'))
+    await waitFor('C to judge it', () => c.validated.some(v => v.data === 'throw:boom'))
+    await nodes[0]!.node.publish(TOPICS.claims, enc('after-throw'))
+    await waitFor('after-throw at E', () => count(nodes[4]!, 'after-throw') === 1)
+    for (const n of nodes) expect(count(n, 'throw:boom')).toBe(0)
+    for (const [i, n] of nodes.entries()) if (i !== 2) expect(n.validated.some(v => v.data === 'throw:boom')).toBe(false)
+    // Scores are cached between heartbeats.
+    await waitFor('G penalised at C', () => c.node.score(g.node.peerId) < Math.min(before, 0))
+  })
+
+  it('stats report peers and topic subscribers', () => {
+    const s = nodes[3]!.node.stats()
+    expect(s.peers).toBe(2)
+    expect(s.topics[TOPICS.claims]).toBe(2)
+    expect(nodes[3]!.node.connectedPeers().sort()).toEqual([nodes[2]!.node.peerId, nodes[4]!.node.peerId].sort())
+  })
+
+  describe('a peer that does not enforce the size limit', () => {
+    let rogue: Libp2p<{ pubsub: GossipSub }>
+
+    beforeAll(async () => {
+      rogue = await createLibp2p({
+        addresses: { listen: [LOOPBACK] },
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+        services: {
+          identify: identify(),
+          pubsub: gossipsub({
+            globalSignaturePolicy: 'StrictSign',
+            allowPublishToZeroTopicPeers: true,
+            msgIdFn: messageId,
+            fastMsgIdFn: fastMessageId,
+            heartbeatInterval: TEST_HEARTBEAT_MS
+          })
+        }
+      })
+      rogue.services.pubsub.subscribe(TOPICS.claims)
+      await rogue.dial(multiaddr(nodes[0]!.node.multiaddrs()[0]!))
+      await waitFor('rogue in the mesh', () => rogue.services.pubsub.getSubscribers(TOPICS.claims).length === 1)
+    })
+
+    afterAll(async () => { await rogue.stop() })
+
+    it('an oversized message is dropped before the validator and never delivered', async () => {
+      const big = 'big:' + 'x'.repeat(DEFAULT_MAX_MESSAGE_BYTES)
+      await rogue.services.pubsub.publish(TOPICS.claims, enc(big))
+      // A small message from the same peer proves it is heard.
+      await rogue.services.pubsub.publish(TOPICS.claims, enc('rogue-small'))
+      await waitFor('rogue-small at E', () => count(nodes[4]!, 'rogue-small') === 1)
+      await sleep(TEST_HEARTBEAT_MS * 4)
+      for (const n of nodes) {
+        expect(n.delivered.some(d => d.data.startsWith('big:'))).toBe(false)
+        expect(n.validated.some(v => v.data.startsWith('big:'))).toBe(false)
+      }
+      await waitFor('rogue penalised at A', () => nodes[0]!.node.score(rogue.peerId.toString()) < 0)
+    })
+  })
+})
