@@ -77,8 +77,12 @@ export interface TestRegistry {
   stop: () => Promise<void>
 }
 
-/** Starts `docker-registry serve` on a free loopback port with a temporary storage directory, and waits until `/v2/` answers. */
-export async function startRegistry (opts: { auth?: TokenAuth } = {}): Promise<TestRegistry> {
+/**
+ * Starts `docker-registry serve` on a free loopback port with a temporary storage directory,
+ * and waits until `/v2/` answers. `auth` puts it behind a bearer-token realm
+ * (startTokenServer), `htpasswd` (file content, bcrypt entries) behind Basic authentication.
+ */
+export async function startRegistry (opts: { auth?: TokenAuth, htpasswd?: string } = {}): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'neko-registry-'))
   const port = await freePort()
   const config: Record<string, unknown> = {
@@ -89,6 +93,11 @@ export async function startRegistry (opts: { auth?: TokenAuth } = {}): Promise<T
   }
   if (opts.auth != null) {
     config.auth = { token: { realm: opts.auth.realm, service: opts.auth.service, issuer: opts.auth.issuer, rootcertbundle: opts.auth.rootCertBundle } }
+  }
+  if (opts.htpasswd != null) {
+    // Basic authentication: the registry answers with a Basic challenge.
+    await writeFile(join(dir, 'htpasswd'), opts.htpasswd)
+    config.auth = { htpasswd: { realm: 'neko-test', path: join(dir, 'htpasswd') } }
   }
   const configPath = join(dir, 'config.yml')
   await writeFile(configPath, stringify(config))
@@ -136,6 +145,11 @@ export interface TokenServer {
   auth: TokenAuth
   /** Token requests received, by scope (`''` when none was asked). */
   requests: string[]
+  /**
+   * How the realm answers: `grant` what is asked (default), `refuse` with HTTP 403, or
+   * `wrong-scope`: a valid token for another repository, which the registry rejects.
+   */
+  mode: 'grant' | 'refuse' | 'wrong-scope'
   /** A token granting `actions` on `repository`, as the realm would issue it. */
   issue: (repository: string, actions: string[]) => string
   /** `Bearer <token>` with pull and push on `repository`, for the push helpers. */
@@ -183,6 +197,7 @@ export async function startTokenServer (opts: { expiresIn?: number } = {}): Prom
     return `${input}.${base64url(signature)}`
   }
 
+  const state: TokenServer = {} as TokenServer
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     if (url.pathname !== '/token' || url.searchParams.get('service') !== service) {
@@ -191,25 +206,31 @@ export async function startTokenServer (opts: { expiresIn?: number } = {}): Prom
     }
     const scope = url.searchParams.get('scope') ?? ''
     requests.push(scope)
+    if (state.mode === 'refuse') {
+      res.writeHead(403, { 'content-type': 'application/json' }).end('{"details":"access denied"}')
+      return
+    }
     // scope is `repository:<name>:<actions>`; anonymous callers get what they ask.
     const m = /^repository:([^:]+):(.+)$/.exec(scope)
-    const token = m != null ? issue(m[1] as string, (m[2] as string).split(',')) : issue('', [])
+    const repository = state.mode === 'wrong-scope' ? 'neko/elsewhere' : (m?.[1] ?? '')
+    const token = issue(repository, (m?.[2] ?? '').split(','))
     res.writeHead(200, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ token, expires_in: expiresIn, issued_at: new Date().toISOString() }))
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
-  return {
+  return Object.assign(state, {
     auth: { realm: `http://127.0.0.1:${port}/token`, service, issuer, rootCertBundle: certPath },
     requests,
+    mode: 'grant' as const,
     issue,
-    pushAuthorization: repository => `Bearer ${issue(repository, ['pull', 'push'])}`,
+    pushAuthorization: (repository: string) => `Bearer ${issue(repository, ['pull', 'push'])}`,
     stop: async () => {
       server.closeAllConnections()
       await new Promise<void>(resolve => server.close(() => { resolve() }))
       await rm(dir, { recursive: true, force: true })
     }
-  }
+  })
 }
 
 export interface PushOptions {
