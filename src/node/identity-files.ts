@@ -56,7 +56,7 @@ export async function writeIdentity (dir: string, identity: SigningIdentity): Pr
     if (isErrno(err, 'EEXIST')) throw new IdentityExistsError((err as NodeJS.ErrnoException).path ?? privateKeyFile)
     throw err
   }
-  log.info({ keyId: identity.keyId, dir }, 'wrote identity')
+  log.debug({ keyId: identity.keyId, dir }, 'wrote identity')
   return { privateKeyFile, publicKeyFile }
 }
 

@@ -1,7 +1,24 @@
 import type { Command } from 'commander'
+import { writeIdentity } from '../../node/identity-files.js'
+import { generateIdentity } from '../../protocol/keys.js'
+
+interface KeygenOptions {
+  out: string
+  json?: boolean
+}
 
 export function register (program: Command): void {
-  program.command('keygen').description('(not available yet)').action(() => {
-    throw new Error('keygen is not available yet')
-  })
+  program.command('keygen')
+    .description('Create a new Ed25519 identity: DIR/private.pem (mode 0600) and DIR/public.pem; never overwrites one')
+    .requiredOption('--out <dir>', 'directory to write the identity to (created if missing)')
+    .option('--json', 'print {keyId, privateKeyFile, publicKeyFile, publicKeyPem} as JSON')
+    .action(async (opts: KeygenOptions) => {
+      const identity = generateIdentity()
+      const files = await writeIdentity(opts.out, identity)
+      if (opts.json === true) {
+        process.stdout.write(JSON.stringify({ keyId: identity.keyId, ...files, publicKeyPem: identity.publicKeyPem }) + '\n')
+      } else {
+        process.stdout.write(`key id:      ${identity.keyId}\nprivate key: ${files.privateKeyFile}\npublic key:  ${files.publicKeyFile}\n`)
+      }
+    })
 }

@@ -1,7 +1,139 @@
+import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
+import { parseBundle } from '../../protocol/bundle.js'
+import { ValidationError } from '../../protocol/errors.js'
+import type { VerifiedClaim, TargetVerdict } from '../../protocol/quorum.js'
+import { computeVerdicts } from '../../protocol/quorum.js'
+import { parsePolicy, policyKeys } from '../../protocol/policy.js'
+import { targetKey } from '../../protocol/target.js'
+import type { Target } from '../../protocol/types.js'
+import { EXIT } from '../exit-codes.js'
+
+interface VerifyOptions {
+  policy: string
+  published?: string
+  json?: boolean
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/
+const MAX_INPUT_BYTES = 512 * 1024 * 1024
+
+async function readText (file: string, what: string): Promise<string> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new ValidationError(file, `cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  if (text.length > MAX_INPUT_BYTES) throw new ValidationError(file, `${what} is larger than ${MAX_INPUT_BYTES} bytes`)
+  return text
+}
+
+async function readJson (file: string, what: string): Promise<unknown> {
+  const text = await readText(file, what)
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new ValidationError(file, `${what} is not JSON (${(err as Error).message})`)
+  }
+}
+
+/**
+ * Published digests: either an object `{ "<targetKey>": "sha256:…" }` or an array of
+ * `{ repository, commit, variant, platform, digest }`.
+ */
+export function parsePublished (json: unknown, file: string): Map<string, string> {
+  const out = new Map<string, string>()
+  const digestOf = (field: string, d: unknown): string => {
+    if (typeof d !== 'string' || !DIGEST.test(d)) throw new ValidationError(`${file}: ${field}`, 'expected sha256:<64 hex>')
+    return d
+  }
+  if (Array.isArray(json)) {
+    json.forEach((e: unknown, i) => {
+      const o = e as Record<string, unknown> | null
+      if (o === null || typeof o !== 'object') throw new ValidationError(`${file}: [${i}]`, 'expected an object')
+      for (const f of ['repository', 'commit', 'variant', 'platform']) {
+        if (typeof o[f] !== 'string') throw new ValidationError(`${file}: [${i}].${f}`, 'expected a string')
+      }
+      out.set(targetKey(o as unknown as Target), digestOf(`[${i}].digest`, o.digest))
+    })
+  } else if (json !== null && typeof json === 'object') {
+    for (const [k, d] of Object.entries(json)) out.set(k, digestOf(k, d))
+  } else {
+    throw new ValidationError(file, 'expected an object of targetKey → digest or an array of {repository, commit, variant, platform, digest}')
+  }
+  return out
+}
+
+const short = (d: string | undefined): string => d === undefined ? '-' : d.slice(0, 'sha256:'.length + 12)
+
+function table (verdicts: TargetVerdict[]): string {
+  const head = ['TARGET', 'VARIANT', 'PLATFORM', 'STATUS', 'VOTES', 'DIGEST', 'PUBLISHED']
+  const rows = verdicts.map(v => [
+    `${v.target.repository}@${v.target.tag ?? v.target.commit.slice(0, 12)}`,
+    v.target.variant,
+    v.target.platform,
+    v.status,
+    `${v.agreeing.length}/${v.threshold}`,
+    short(v.consensusDigest ?? v.leadingDigest),
+    v.published.match === 'unknown' ? '-' : v.published.match
+  ])
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] as string).length)))
+  const fmt = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd()
+  const lines = [fmt(head), ...rows.map(fmt)]
+  for (const v of verdicts) {
+    const notes: string[] = []
+    for (const d of v.dissenting) notes.push(`dissent: ${d.name} (${d.operator}) got ${d.digest}`)
+    for (const f of v.failed) notes.push(`failed: ${f.name ?? f.keyId} ${f.failure.class}: ${f.failure.message}`)
+    for (const e of v.equivocating) notes.push(`equivocating (not counted): ${e.name ?? e.keyId} signed ${e.digests.join(', ')}`)
+    for (const u of v.untrusted) notes.push(`untrusted (not counted): ${u.keyId.slice(0, 16)} ${u.digest ?? u.failureClass ?? ''}`)
+    if (v.published.match === 'no') notes.push(`published digest ${v.published.digest ?? ''} differs from consensus ${v.consensusDigest ?? ''}`)
+    if (notes.length > 0) lines.push('', `${v.key}:`, ...notes.map(n => `  ${n}`))
+  }
+  return lines.join('\n') + '\n'
+}
+
+/** Exit code for a set of verdicts: any bad → 1, else any pending (or none at all) → 4, else 0. */
+export function exitCodeFor (verdicts: TargetVerdict[]): number {
+  if (verdicts.some(v => v.status === 'unreproducible' || v.status === 'disputed' || v.status === 'failed' || v.published.match === 'no')) return EXIT.NOT_REPRODUCIBLE
+  if (verdicts.length === 0 || verdicts.some(v => v.status === 'pending')) return EXIT.PENDING
+  return EXIT.OK
+}
 
 export function register (program: Command): void {
-  program.command('verify').description('(not available yet)').action(() => {
-    throw new Error('verify is not available yet')
-  })
+  program.command('verify')
+    .description('Verify a JSON Lines bundle of signed claims and announcements offline and print the verdict per target')
+    .argument('<bundle>', 'JSON Lines file, one DSSE envelope per line')
+    .requiredOption('--policy <file>', 'trust policy JSON (builders, announcers, threshold, minOperators, allowedDissent)')
+    .option('--published <file>', 'published manifest digests per target, to compare with the consensus')
+    .option('--json', 'print one JSON object per target per line instead of a table')
+    .action(async (bundleFile: string, opts: VerifyOptions) => {
+      const policy = parsePolicy(await readJson(opts.policy, 'trust policy'))
+      const published = opts.published !== undefined ? parsePublished(await readJson(opts.published, 'published digests'), opts.published) : undefined
+      const bundle = parseBundle(await readText(bundleFile, 'bundle'), { keys: policyKeys(policy), allowEmbeddedKeys: true })
+      for (const { line, error } of bundle.errors) {
+        process.stderr.write(`${bundleFile}:${line}: skipped: ${error.name}: ${error.message}\n`)
+      }
+      const claims: VerifiedClaim[] = []
+      const expectedTargets: Target[] = []
+      for (const { line, message } of bundle.entries) {
+        if (message.kind === 'claim') {
+          claims.push({ claim: message.claim, keyId: message.keyId, id: message.id })
+        } else if (policy.announcerKeys.has(message.keyId)) {
+          const a = message.announcement
+          for (const t of a.targets) expectedTargets.push({ repository: a.repository, commit: a.commit, tag: a.tag, ...t })
+        } else {
+          process.stderr.write(`${bundleFile}:${line}: announcement by ${message.keyId} is not from a policy announcer: ignored\n`)
+        }
+      }
+      const verdicts = computeVerdicts({ claims, policy, published, expectedTargets })
+      if (opts.json === true) {
+        process.stdout.write(verdicts.map(v => JSON.stringify(v) + '\n').join(''))
+      } else if (verdicts.length === 0) {
+        process.stdout.write('no targets in the bundle\n')
+      } else {
+        process.stdout.write(table(verdicts))
+      }
+      process.exitCode = exitCodeFor(verdicts)
+    })
 }
