@@ -1,5 +1,10 @@
 import { generateKeyPairSync } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
+import { createLibp2p } from 'libp2p'
+import type { Libp2p } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
 import { createP2PNode, TOPICS } from '../../src/node/p2p/index.js'
 import type { P2PComponents, P2PInit, P2PNode, ValidationOutcome } from '../../src/node/p2p/index.js'
 
@@ -66,4 +71,14 @@ export async function connect (nodes: TestNode[], edges: Array<[number, number]>
 
 export function count (n: TestNode, data: string): number {
   return n.delivered.filter(d => d.data === data).length
+}
+
+/** A bare libp2p node (TCP, Noise, Yamux) for playing a peer that breaks the rules. */
+export async function startRawNode (): Promise<Libp2p> {
+  return createLibp2p({
+    addresses: { listen: [LOOPBACK] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()]
+  })
 }

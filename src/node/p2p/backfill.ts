@@ -101,8 +101,7 @@ function errorName (err: unknown): string {
 export function createBackfillHandler (source: BackfillSource, limits: BackfillLimits, log: Logger): { handler: StreamHandler, active: () => number } {
   let active = 0
 
-  async function refuse (lp: LengthPrefixedStream<Stream>, reason: BackfillFailure, message: string, signal: AbortSignal): Promise<void> {
-    const stream = lp.unwrap()
+  async function refuse (stream: Stream, lp: LengthPrefixedStream<Stream>, reason: BackfillFailure, message: string, signal: AbortSignal): Promise<void> {
     log.debug({ reason, message, stream: stream.id }, 'back-fill request refused')
     await lp.write(encodeJson(FRAME.ERROR, { reason, message: message.slice(0, 512) }), { signal })
     await stream.close({ signal })
@@ -115,7 +114,7 @@ export function createBackfillHandler (source: BackfillSource, limits: BackfillL
       raw = (await lp.read({ signal })).subarray()
     } catch (err) {
       if (errorName(err) === 'InvalidDataLengthError') {
-        await refuse(lp, 'request-too-large', `request exceeds ${limits.maxRequestBytes} bytes`, signal)
+        await refuse(stream, lp, 'request-too-large', `request exceeds ${limits.maxRequestBytes} bytes`, signal)
         return
       }
       throw err
@@ -124,7 +123,7 @@ export function createBackfillHandler (source: BackfillSource, limits: BackfillL
     try {
       req = parseRequest(raw)
     } catch (err) {
-      await refuse(lp, 'bad-request', (err as Error).message, signal)
+      await refuse(stream, lp, 'bad-request', (err as Error).message, signal)
       return
     }
     const limit = Math.min(req.limit, limits.maxItems)
@@ -133,34 +132,34 @@ export function createBackfillHandler (source: BackfillSource, limits: BackfillL
       page = await source({ cursor: req.cursor, limit, maxBytes: limits.maxResponseBytes })
     } catch (err) {
       log.warn({ err }, 'back-fill source failed')
-      await refuse(lp, 'source-failed', 'the source could not read the requested range', signal)
+      await refuse(stream, lp, 'source-failed', 'the source could not read the requested range', signal)
       return
     }
     // The source is ours, but a page that breaks the limits would be refused by every
     // client anyway: say so plainly instead of sending it.
     if (!Array.isArray(page?.items) || !isCursor(page.next)) {
-      await refuse(lp, 'source-failed', 'the source returned a malformed page', signal)
+      await refuse(stream, lp, 'source-failed', 'the source returned a malformed page', signal)
       return
     }
     if (page.items.length > limit) {
       log.warn({ returned: page.items.length, limit }, 'back-fill source returned more items than asked')
-      await refuse(lp, 'too-many-items', `source returned ${page.items.length} items, limit ${limit}`, signal)
+      await refuse(stream, lp, 'too-many-items', `source returned ${page.items.length} items, limit ${limit}`, signal)
       return
     }
     let total = 0
     for (const [i, item] of page.items.entries()) {
       if (!(item instanceof Uint8Array)) {
-        await refuse(lp, 'source-failed', `item ${i} is not bytes`, signal)
+        await refuse(stream, lp, 'source-failed', `item ${i} is not bytes`, signal)
         return
       }
       if (item.byteLength > limits.maxItemBytes) {
-        await refuse(lp, 'item-too-large', `item ${i} is ${item.byteLength} bytes, limit ${limits.maxItemBytes}`, signal)
+        await refuse(stream, lp, 'item-too-large', `item ${i} is ${item.byteLength} bytes, limit ${limits.maxItemBytes}`, signal)
         return
       }
       total += item.byteLength
     }
     if (total > limits.maxResponseBytes) {
-      await refuse(lp, 'response-too-large', `items total ${total} bytes, limit ${limits.maxResponseBytes}`, signal)
+      await refuse(stream, lp, 'response-too-large', `items total ${total} bytes, limit ${limits.maxResponseBytes}`, signal)
       return
     }
     for (const item of page.items) {
@@ -176,7 +175,7 @@ export function createBackfillHandler (source: BackfillSource, limits: BackfillL
   const handler: StreamHandler = async (stream, connection) => {
     const signal = AbortSignal.timeout(limits.timeoutMs)
     if (active >= limits.maxConcurrentStreams) {
-      await refuse(lpStream(stream), 'busy', `serving ${active} back-fill streams, limit ${limits.maxConcurrentStreams}`, signal)
+      await refuse(stream, lpStream(stream), 'busy', `serving ${active} back-fill streams, limit ${limits.maxConcurrentStreams}`, signal)
         .catch((err: unknown) => { stream.abort(err as Error) })
       return
     }

@@ -1,3 +1,5 @@
+import { LIMITS } from '../../protocol/limits.js'
+
 /** Gossip topics. Versioned: a change of message meaning gets a new topic. */
 export const TOPICS = {
   announcements: '/neko-rebuilder/announcements/1',
@@ -11,23 +13,23 @@ export type Topic = typeof TOPICS[keyof typeof TOPICS]
 export const BACKFILL_PROTOCOL = '/neko-rebuilder/backfill/1.0.0'
 
 /**
- * Largest gossip message (one signed envelope) a node accepts or publishes.
- * Matches the protocol's envelope limit; an envelope carries one claim or announcement.
+ * Largest gossip message (one signed envelope) a node accepts or publishes: the
+ * protocol's envelope limit, since a message is exactly one envelope.
  */
-export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+export const DEFAULT_MAX_MESSAGE_BYTES: number = LIMITS.envelopeBytes
 
 /**
  * Largest gossipsub RPC frame read from a peer. An RPC batches several messages and
  * control entries, so it is larger than one message; beyond it the peer's stream is dropped.
  */
-export const DEFAULT_MAX_RPC_BYTES = 1024 * 1024
+export const DEFAULT_MAX_RPC_BYTES = 4 * 1024 * 1024
 
 export const BACKFILL_DEFAULTS = {
   /** Items per response. */
-  maxItems: 256,
+  maxItems: 128,
   /** A request is two small integers in JSON. */
   maxRequestBytes: 256,
-  /** Sum of item bytes in one response. */
+  /** Sum of item bytes in one response; the source is told it as `maxBytes`. */
   maxResponseBytes: 8 * 1024 * 1024,
   /** One envelope. */
   maxItemBytes: DEFAULT_MAX_MESSAGE_BYTES,
