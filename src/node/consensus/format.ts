@@ -1,0 +1,72 @@
+import { describeDivergence } from '../../protocol/divergence.js'
+import type { ClaimSummary, TagConsensus } from './types.js'
+
+/** Plain-text report of a release for terminals and CI logs: one row per target, details indented below. */
+
+function shortKey (keyId: string): string {
+  return keyId.slice(0, 12)
+}
+
+function who (c: ClaimSummary): string {
+  return c.operator !== undefined ? `${shortKey(c.keyId)} (${c.operator})` : shortKey(c.keyId)
+}
+
+function shortDigest (d: string | undefined): string {
+  return d === undefined ? '-' : d.slice(0, 19) + '…'
+}
+
+function pad (rows: string[][]): string[] {
+  const widths: number[] = []
+  for (const row of rows) row.forEach((cell, i) => { widths[i] = Math.max(widths[i] ?? 0, cell.length) })
+  return rows.map(row => row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(widths[i]!)).join('  ').trimEnd())
+}
+
+export function formatConsensus (c: TagConsensus): string {
+  const out: string[] = []
+  out.push(`${c.repository} ${c.tag}`)
+  out.push(`commit ${c.commit} · recipe ${c.recipe.name} · announced by ${shortKey(c.announcement.keyId)}${c.announcement.trusted ? '' : ' (not a trusted announcer)'} at ${c.announcement.announcedAt}`)
+  for (const o of c.otherAnnouncements) {
+    out.push(`also announced by ${shortKey(o.keyId)}${o.trusted ? '' : ' (untrusted)'} at commit ${o.commit.slice(0, 12)} (${o.announcedAt})`)
+  }
+  out.push('')
+  const rows: string[][] = [['VARIANT', 'PLATFORM', 'VERDICT', 'AGREE', 'CONSENSUS DIGEST', 'PUBLISHED']]
+  const details = new Map<number, string[]>()
+  c.targets.forEach((t, i) => {
+    const reported = t.agreeing.length + t.dissenting.length + t.failed.length
+    rows.push([
+      t.variant,
+      t.platform,
+      t.status,
+      `${t.agreeing.length} of ${reported} (need ${t.threshold})`,
+      shortDigest(t.consensusDigest),
+      t.published.match === 'unknown' ? 'unknown' : t.published.match === 'yes' ? 'matches' : `MISMATCH ${shortDigest(t.published.digest)}`
+    ])
+    const lines: string[] = []
+    for (const d of t.dissenting) {
+      lines.push(`dissent  ${who(d)}: ${d.digest ?? '-'}`)
+      if (d.divergence !== undefined) lines.push(`         first difference: ${describeDivergence(d.divergence)}`)
+    }
+    const byClass = new Map<string, ClaimSummary[]>()
+    for (const f of t.failed) {
+      const k = f.failure?.class ?? 'failure'
+      byClass.set(k, [...(byClass.get(k) ?? []), f])
+    }
+    for (const [cls, list] of byClass) {
+      lines.push(`failed   ${cls} × ${list.length}: ${list.map(f => `${who(f)}${f.failure?.step !== undefined ? ` at ${f.failure.step}` : ''}`).join(', ')}`)
+    }
+    if (t.untrusted.length > 0) {
+      lines.push(`untrusted ${t.untrusted.length} claim${t.untrusted.length === 1 ? '' : 's'}: ${t.untrusted.map(u => `${shortKey(u.keyId)} ${u.digest !== undefined ? shortDigest(u.digest) : (u.failure?.class ?? '')}`).join(', ')}`)
+    }
+    for (const e of t.equivocating) lines.push(`equivocating (not counted) ${shortKey(e.keyId)}${e.operator !== undefined ? ` (${e.operator})` : ''}: ${e.digests.map(shortDigest).join(' and ')}`)
+    if (t.published.match === 'no' && t.published.digest !== undefined) lines.push(`published ${t.published.digest}`)
+    if (lines.length > 0) details.set(i + 1, lines)
+  })
+  const table = pad(rows)
+  table.forEach((line, i) => {
+    out.push(line)
+    for (const d of details.get(i) ?? []) out.push(`    ${d}`)
+  })
+  out.push('')
+  out.push(`overall: ${c.status}`)
+  return out.join('\n') + '\n'
+}

@@ -1,0 +1,161 @@
+// Dashboard of the public feed: a matrix of releases × (variant, platform), coloured by verdict.
+// Vanilla JS, no build step; everything it shows comes from the JSON API of the same node.
+
+const STATUS_TEXT = {
+  reproducible: 'reproducible',
+  unreproducible: 'unreproducible',
+  disputed: 'disputed',
+  failed: 'failed',
+  pending: 'pending'
+}
+
+const state = document.getElementById('state')
+const matrix = document.getElementById('matrix')
+const details = document.getElementById('details')
+const detailsBody = document.getElementById('details-body')
+const detailsTitle = document.getElementById('details-title')
+let openCell = null
+
+function el (tag, attrs = {}, ...children) {
+  const node = document.createElement(tag)
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue
+    if (k === 'class') node.className = v
+    else node.setAttribute(k, v === true ? '' : String(v))
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)))
+  }
+  return node
+}
+
+async function getJson (path) {
+  const res = await fetch(path, { headers: { Accept: 'application/json' } })
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`)
+  return await res.json()
+}
+
+function short (digest) {
+  return typeof digest === 'string' ? digest.replace(/^sha256:/, '').slice(0, 12) : '—'
+}
+
+function columnKey (t) { return `${t.variant} ${t.platform}` }
+
+async function load () {
+  const releases = (await getJson('/api/v1/releases')).items
+  if (releases.length === 0) {
+    state.textContent = 'No release has been announced to this node yet.'
+    return
+  }
+  const results = await Promise.all(releases.map(r =>
+    getJson(`/api/v1/consensus/${encodeURIComponent(r.tag)}?repository=${encodeURIComponent(r.repository)}`).catch(() => null)))
+  const rows = results.filter(Boolean)
+  const columns = []
+  const seen = new Set()
+  for (const row of rows) {
+    for (const t of row.targets) {
+      const k = columnKey(t)
+      if (!seen.has(k)) { seen.add(k); columns.push({ key: k, variant: t.variant, platform: t.platform }) }
+    }
+  }
+  columns.sort((a, b) => a.variant.localeCompare(b.variant) || a.platform.localeCompare(b.platform))
+  render(rows, columns)
+  state.textContent = `${rows.length} release${rows.length === 1 ? '' : 's'}, ${columns.length} variant and platform pair${columns.length === 1 ? '' : 's'}. Select a cell for its claims.`
+}
+
+function render (rows, columns) {
+  const head = el('tr', {}, el('th', { scope: 'col' }, 'Release'),
+    columns.map(c => el('th', { scope: 'col' }, c.variant, el('br'), el('small', {}, c.platform))))
+  const body = rows.map(row => {
+    const byKey = new Map(row.targets.map(t => [columnKey(t), t]))
+    return el('tr', {},
+      el('th', { scope: 'row' }, row.tag, el('small', {}, row.repository), el('small', {}, `commit ${row.commit.slice(0, 12)}`)),
+      columns.map(c => {
+        const t = byKey.get(c.key)
+        if (t === undefined) return el('td', { class: 'empty' }, el('span', { 'aria-label': 'not built for this release' }, '–'))
+        const trustedReports = t.agreeing.length + t.dissenting.length + t.failed.length
+        const button = el('button', {
+          type: 'button',
+          class: `cell ${t.status}`,
+          'aria-expanded': 'false',
+          'aria-controls': 'details',
+          'data-tag': row.tag,
+          'data-variant': t.variant,
+          'data-platform': t.platform,
+          'data-status': t.status
+        }, STATUS_TEXT[t.status] ?? t.status,
+        el('small', {}, `${t.agreeing.length} of ${trustedReports} agree · need ${t.threshold}`))
+        button.setAttribute('aria-label', `${row.tag} ${t.variant} ${t.platform}: ${t.status}, ${t.agreeing.length} of ${trustedReports} trusted builders agree`)
+        button.addEventListener('click', () => toggle(button, row, t))
+        return el('td', {}, button)
+      }))
+  })
+  matrix.replaceChildren(el('table', { class: 'matrix' }, el('thead', {}, head), el('tbody', {}, body)))
+}
+
+function toggle (button, release, target) {
+  if (openCell === button) {
+    button.setAttribute('aria-expanded', 'false')
+    details.hidden = true
+    openCell = null
+    return
+  }
+  if (openCell !== null) openCell.setAttribute('aria-expanded', 'false')
+  openCell = button
+  button.setAttribute('aria-expanded', 'true')
+  showDetails(release, target)
+  details.hidden = false
+  detailsTitle.focus()
+}
+
+function claimRows (target) {
+  const rows = []
+  const add = (c, outcome) => rows.push({ ...c, outcome })
+  target.agreeing.forEach(c => add(c, 'agrees'))
+  target.dissenting.forEach(c => add(c, 'dissents'))
+  target.failed.forEach(c => add(c, 'failed'))
+  target.untrusted.forEach(c => add(c, 'untrusted'))
+  return rows
+}
+
+function divergenceText (d) {
+  if (!d) return ''
+  if (d.kind === 'layer' || d.kind === 'layer-count') {
+    return `first differing layer: #${d.index}${d.step ? ` (${d.step})` : ''}: ${short(d.expected)} vs ${short(d.actual)}`
+  }
+  return { config: 'same layers, different image config', manifest: 'same config, different manifest', index: 'same manifest, different index' }[d.kind] ?? d.kind
+}
+
+function showDetails (release, t) {
+  detailsTitle.textContent = `${release.tag} · ${t.variant} · ${t.platform}`
+  const published = t.published.match === 'unknown'
+    ? 'not checked or unknown'
+    : `${t.published.match === 'yes' ? 'matches' : 'does NOT match'} ${t.published.digest ?? ''}`
+  const summary = el('dl', {},
+    el('dt', {}, 'Verdict'), el('dd', {}, el('span', { class: `badge ${t.status}` }, t.status)),
+    el('dt', {}, 'Consensus digest'), el('dd', { class: 'digest' }, t.consensusDigest ?? '—'),
+    el('dt', {}, 'Agreeing'), el('dd', {}, `${t.agreeing.length} trusted builder${t.agreeing.length === 1 ? '' : 's'} (threshold ${t.threshold}, ${t.trustedCount} trusted reported)`),
+    el('dt', {}, 'Published image'), el('dd', {}, published),
+    el('dt', {}, 'Repository'), el('dd', {}, release.repository),
+    el('dt', {}, 'Commit'), el('dd', { class: 'digest' }, release.commit),
+    t.equivocating.length > 0 ? [el('dt', {}, 'Equivocating keys'), el('dd', { class: 'digest' }, t.equivocating.map(e => e.keyId.slice(0, 24)).join(', '))] : [])
+  const rows = claimRows(t)
+  const table = rows.length === 0
+    ? el('p', {}, 'No claim for this target yet.')
+    : el('table', { class: 'claims' },
+      el('thead', {}, el('tr', {}, ['Builder', 'Trust', 'Outcome', 'Digest or failure'].map(h => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rows.map(c => el('tr', {},
+        el('td', {}, c.operator ?? '', c.operator ? el('br') : '', el('code', { title: c.keyId }, c.keyId.slice(0, 24))),
+        el('td', {}, el('span', { class: c.trusted ? 'trusted' : 'untrusted' }, c.trusted ? 'trusted' : 'untrusted')),
+        el('td', {}, c.outcome),
+        el('td', {},
+          c.digest ? el('span', { class: 'digest' }, c.digest) : '',
+          c.failure ? `${c.failure.class}: ${c.failure.message}${c.failure.step ? ` (${c.failure.step})` : ''}` : '',
+          c.divergence ? el('p', { class: 'divergence' }, divergenceText(c.divergence)) : '')))))
+  detailsBody.replaceChildren(summary, el('h3', {}, 'Claims'), table)
+}
+
+load().catch(err => {
+  state.textContent = `Could not load the feed: ${err.message}`
+})

@@ -1,0 +1,133 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { logger } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import type { Store } from '../store/types.js'
+import type { TrustPolicy } from '../../protocol/policy.js'
+import type { PublishedLookup } from '../consensus/published.js'
+import { createConsensusService } from '../consensus/service.js'
+import { loadDashboard } from './dashboard.js'
+import { MethodNotAllowedError, UriTooLongError } from './errors.js'
+import { HTTP_LIMITS } from './limits.js'
+import { sendError, setCommonHeaders } from './respond.js'
+import { createRoutes } from './routes.js'
+
+const log = logger('http')
+
+export interface FeedServerComponents {
+  store: Store
+  policy: TrustPolicy
+  metrics?: Metrics
+  /** What the local builders can build (`daemon.builders()`), served at /api/v1/builders. */
+  builders?: () => unknown[]
+  /** Digests the registry publishes for a release; without it every published match is `unknown`. */
+  published?: PublishedLookup
+}
+
+export interface FeedServerInit {
+  host: string
+  /** 0 picks a free port. */
+  port: number
+  maxConnections?: number
+}
+
+export interface FeedServer {
+  start (): Promise<{ url: string }>
+  stop (): Promise<void>
+}
+
+/**
+ * The node's public, read-only HTTP feed: JSON API, the signed claims as JSON Lines,
+ * a JSON Feed, Prometheus metrics and the dashboard. Plain `node:http`: a handful of GET
+ * routes need no framework, and every limit stays visible here.
+ */
+export function createFeedServer (components: FeedServerComponents, init: FeedServerInit): FeedServer {
+  const consensus = createConsensusService({ store: components.store, policy: components.policy, published: components.published })
+  let server: Server | undefined
+  const sockets = new Set<Socket>()
+
+  async function handle (req: IncomingMessage, res: ServerResponse, routes: ReturnType<typeof createRoutes>): Promise<void> {
+    setCommonHeaders(res)
+    const rawUrl = req.url ?? '/'
+    if (rawUrl.length > HTTP_LIMITS.maxUrlLength) throw new UriTooLongError(HTTP_LIMITS.maxUrlLength, rawUrl.length)
+    const method = req.method ?? 'GET'
+    if (method === 'OPTIONS') {
+      // CORS preflight: only safe methods are ever allowed.
+      res.statusCode = 204
+      res.setHeader('Allow', 'GET, HEAD, OPTIONS')
+      res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, OPTIONS')
+      res.setHeader('Access-Control-Allow-Headers', 'If-None-Match, Accept')
+      res.setHeader('Access-Control-Max-Age', '86400')
+      res.end()
+      return
+    }
+    if (method !== 'GET' && method !== 'HEAD') throw new MethodNotAllowedError(method)
+    const url = new URL(rawUrl, 'http://feed.invalid')
+    await routes.dispatch(req, res, url)
+  }
+
+  return {
+    async start () {
+      if (server != null) throw new Error('feed server already started')
+      const dashboard = await loadDashboard()
+      const routes = createRoutes({ ...components, consensus, dashboard })
+      const s = createServer({
+        maxHeaderSize: HTTP_LIMITS.maxHeaderBytes,
+        headersTimeout: HTTP_LIMITS.headersTimeoutMs,
+        requestTimeout: HTTP_LIMITS.requestTimeoutMs,
+        keepAliveTimeout: HTTP_LIMITS.keepAliveTimeoutMs
+      }, (req, res) => {
+        // Request bodies are never read: drain them so keep-alive connections stay usable.
+        req.resume()
+        handle(req, res, routes).catch(err => {
+          if (res.headersSent) {
+            log.warn({ err, url: req.url }, 'response failed after headers were sent')
+            res.destroy()
+            return
+          }
+          if (!(err instanceof Error) || !('code' in err)) log.error({ err, url: req.url }, 'request failed')
+          sendError(req, res, err)
+        })
+      })
+      s.maxHeadersCount = HTTP_LIMITS.maxHeadersCount
+      s.maxConnections = init.maxConnections ?? HTTP_LIMITS.maxConnections
+      s.on('connection', socket => {
+        sockets.add(socket)
+        socket.once('close', () => sockets.delete(socket))
+      })
+      s.on('clientError', (err, socket) => {
+        // Malformed requests, oversized headers and header timeouts: answer if the socket still can.
+        if (socket.writable) {
+          const status = (err as { code?: string }).code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+          socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+        } else {
+          socket.destroy()
+        }
+      })
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject)
+        s.listen(init.port, init.host, () => {
+          s.off('error', reject)
+          resolve()
+        })
+      })
+      server = s
+      const addr = s.address() as AddressInfo
+      const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+      const url = `http://${host}:${addr.port}`
+      log.info({ url }, 'feed server listening')
+      return { url }
+    },
+
+    async stop () {
+      const s = server
+      if (s == null) return
+      server = undefined
+      const closed = new Promise<void>(resolve => s.close(() => resolve()))
+      s.closeIdleConnections()
+      // Long streams (claims.intoto.jsonl) would hold close() open: end them.
+      for (const socket of sockets) socket.destroy()
+      await closed
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
+import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
+import type { Envelope } from '../../src/protocol/dsse.js'
+import type { Announcement, Claim, FailureClass, ImageResult, Target } from '../../src/protocol/types.js'
+import { createStore } from '../../src/node/store/level-store.js'
+import type { Store } from '../../src/node/store/types.js'
+
+/**
+ * Real signed messages for the feed and status tests: every claim is an Ed25519-signed
+ * DSSE envelope, decoded and verified by the protocol code, stored in a real level store.
+ */
+
+export const REPO = 'https://github.com/m1k1o/neko'
+export const COMMIT_1 = 'a'.repeat(40)
+export const COMMIT_2 = 'b'.repeat(40)
+export const COMMIT_3 = 'c'.repeat(40)
+export const RECIPE = { name: 'neko', digest: digestOf('recipe neko') }
+
+export function digestOf (s: string): string {
+  return `sha256:${createHash('sha256').update(s).digest('hex')}`
+}
+
+/** An image whose digests all derive from `seed`; `layers` lists each layer's content seed. */
+export function imageResult (seed: string, layers: string[] = ['base', 'app']): ImageResult {
+  return {
+    indexDigest: digestOf(`index ${seed}`),
+    manifestDigest: digestOf(`manifest ${seed}`),
+    configDigest: digestOf(`config ${seed}`),
+    diffIds: layers.map(l => digestOf(`layer ${l}`)),
+    layerSteps: layers.map((l, i) => i === 0 ? 'COPY busybox /bin/busybox # buildkit' : `RUN /bin/busybox sh -c "echo ${l.split(' ')[0] ?? ''} > /x" # buildkit`)
+  }
+}
+
+export function target (commit: string, variant: string, platform: string, tag?: string): Target {
+  return { repository: REPO, commit, variant, platform, ...(tag !== undefined ? { tag } : {}) }
+}
+
+export function claim (t: Target, outcome: { result: ImageResult } | { failure: FailureClass, step?: string }): Claim {
+  const base: Claim = {
+    target: t,
+    sourceDateEpoch: 1_700_000_000,
+    recipe: RECIPE,
+    environment: {
+      engine: { name: 'docker', version: '26.1.5' },
+      buildx: '0.13.1',
+      buildkit: '0.13.2',
+      kernel: '6.1.0',
+      arch: 'amd64',
+      emulated: t.platform !== 'linux/amd64',
+      tool: { name: 'neko-rebuilder', version: '0.1.0' }
+    },
+    startedOn: '2026-11-01T10:00:00Z',
+    finishedOn: '2026-11-01T10:05:00Z'
+  }
+  if ('result' in outcome) return { ...base, result: outcome.result }
+  return { ...base, failure: { class: outcome.failure, message: `${outcome.failure} during the build`, ...(outcome.step !== undefined ? { step: outcome.step } : {}) } }
+}
+
+export function announcement (tag: string, commit: string, targets: Array<[string, string]>): Announcement {
+  return {
+    repository: REPO,
+    tag,
+    commit,
+    recipe: RECIPE,
+    targets: targets.map(([variant, platform]) => ({ variant, platform })),
+    announcedAt: '2026-11-01T09:00:00Z'
+  }
+}
+
+/** Verifies and stores an envelope exactly as a node does with a gossiped one. */
+export async function put (store: Store, env: Envelope): Promise<string> {
+  const decoded = decodeMessage(env, { allowEmbeddedKeys: true })
+  const base = { id: decoded.id, keyId: decoded.keyId, envelopeJson: JSON.stringify(env) }
+  const msg = decoded.kind === 'claim' ? { ...base, kind: 'claim' as const, claim: decoded.claim } : { ...base, kind: 'announcement' as const, announcement: decoded.announcement }
+  await store.putMessage(msg)
+  return decoded.id
+}
+
+export interface Keys {
+  maintainer: SigningIdentity
+  builders: SigningIdentity[]
+  stranger: SigningIdentity
+}
+
+export function makeKeys (): Keys {
+  return { maintainer: generateIdentity(), builders: [generateIdentity(), generateIdentity(), generateIdentity()], stranger: generateIdentity() }
+}
+
+/**
+ * Three releases of one repository:
+ * - v1 (commit a…): base linux/amd64 reproducible (3 of 3 agree; a stranger dissents, untrusted);
+ *   base linux/arm64 disputed (2 agree, 1 dissents at layer 1); app linux/amd64 one trusted failure.
+ * - v2 (commit b…): base linux/amd64 unreproducible (three different digests).
+ * - v3 (commit c…): base linux/amd64 pending (one claim so far).
+ */
+export async function seedReleases (store: Store, keys: Keys): Promise<{ ids: string[] }> {
+  const [b1, b2, b3] = keys.builders as [SigningIdentity, SigningIdentity, SigningIdentity]
+  const ids: string[] = []
+  const add = async (env: Envelope): Promise<void> => { ids.push(await put(store, env)) }
+
+  await add(signAnnouncement(announcement('v1', COMMIT_1, [['base', 'linux/amd64'], ['base', 'linux/arm64'], ['app', 'linux/amd64']]), keys.maintainer))
+  const good = imageResult('v1 base amd64')
+  for (const b of [b1, b2, b3]) await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/amd64', 'v1'), { result: good }), b))
+  await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/amd64', 'v1'), { result: imageResult('stranger', ['base', 'evil']) }), keys.stranger))
+  const arm = imageResult('v1 base arm64')
+  const armOff = imageResult('v1 base arm64 off', ['base', 'app drifted'])
+  await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/arm64', 'v1'), { result: arm }), b1))
+  await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/arm64', 'v1'), { result: arm }), b2))
+  await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/arm64', 'v1'), { result: armOff }), b3))
+  await add(signClaim(claim(target(COMMIT_1, 'app', 'linux/amd64', 'v1'), { failure: 'build-failed', step: 'RUN make' }), b1))
+
+  await add(signAnnouncement(announcement('v2', COMMIT_2, [['base', 'linux/amd64']]), keys.maintainer))
+  await add(signClaim(claim(target(COMMIT_2, 'base', 'linux/amd64', 'v2'), { result: imageResult('v2 one', ['base', 'one']) }), b1))
+  await add(signClaim(claim(target(COMMIT_2, 'base', 'linux/amd64', 'v2'), { result: imageResult('v2 two', ['base', 'two']) }), b2))
+  await add(signClaim(claim(target(COMMIT_2, 'base', 'linux/amd64', 'v2'), { result: imageResult('v2 three', ['base', 'three']) }), b3))
+
+  await add(signAnnouncement(announcement('v3', COMMIT_3, [['base', 'linux/amd64']]), keys.maintainer))
+  await add(signClaim(claim(target(COMMIT_3, 'base', 'linux/amd64', 'v3'), { result: imageResult('v3') }), b1))
+  return { ids }
+}
+
+export async function tempStore (): Promise<{ store: Store, dir: string, cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'neko-feed-'))
+  const store = await createStore({ path: join(dir, 'store') })
+  return {
+    store,
+    dir,
+    async cleanup () {
+      await store.close().catch(() => {})
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}
