@@ -1,0 +1,175 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- tests edit raw statement JSON at arbitrary paths */
+import { describe, expect, it } from 'vitest'
+import { signEnvelope, type Envelope } from '../../src/protocol/dsse.js'
+import { LimitError, SignatureError, ValidationError } from '../../src/protocol/errors.js'
+import { LIMITS } from '../../src/protocol/limits.js'
+import { claimToStatement, decodeMessage, parseTargetKey, signAnnouncement, signClaim, targetKey, type Statement } from '../../src/protocol/messages.js'
+import { ANNOUNCEMENT_PREDICATE, FAILURE_PREDICATE, PAYLOAD_TYPE, REBUILD_BUILD_TYPE, SLSA_PROVENANCE_V1, type Claim } from '../../src/protocol/types.js'
+import { announcement, COMMIT, digestOf, failureClaim, fixedIdentity, REPO, successClaim, target } from './fixtures.js'
+
+const builder = fixedIdentity(1)
+const keys = new Map([[builder.keyId, builder.publicKey]])
+
+function statementOf (env: Envelope): Statement {
+  return JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as Statement
+}
+
+/** Re-sign an edited statement so that only field validation can reject it. */
+function resigned (env: Envelope, edit: (s: Record<string, any>) => void): Envelope {
+  const s = statementOf(env) as unknown as Record<string, any>
+  edit(s)
+  return signEnvelope(PAYLOAD_TYPE, new TextEncoder().encode(JSON.stringify(s)), builder)
+}
+
+function fieldError (env: Envelope): ValidationError | LimitError {
+  try {
+    decodeMessage(env, { keys })
+  } catch (err) {
+    if (err instanceof ValidationError || err instanceof LimitError) return err
+    throw err
+  }
+  throw new Error('decoded')
+}
+
+describe('claims', () => {
+  it('round-trips a success claim as SLSA provenance v1', () => {
+    const claim = successClaim(digestOf('2'))
+    const env = signClaim(claim, builder)
+    const s = statementOf(env)
+    expect(s._type).toBe('https://in-toto.io/Statement/v1')
+    expect(s.predicateType).toBe(SLSA_PROVENANCE_V1)
+    expect(s.subject).toEqual([{ name: `${REPO}#base@linux/amd64`, digest: { sha256: '2'.repeat(64) } }])
+    const p = s.predicate as Record<string, any>
+    expect(p.buildDefinition.buildType).toBe(REBUILD_BUILD_TYPE)
+    expect(p.buildDefinition.resolvedDependencies).toEqual([{ uri: `git+${REPO}@refs/tags/v3.0.0`, digest: { gitCommit: COMMIT } }])
+    expect(p.runDetails.builder.version['engine.version']).toBe('26.1.5')
+    expect(p.runDetails.byproducts.map((b: { name: string }) => b.name)).toEqual(['oci-index', 'oci-manifest', 'oci-config', 'layer/0', 'layer/1'])
+    expect(p.runDetails.byproducts[4].annotations).toEqual({ createdBy: 'RUN /bin/busybox --install -s /bin' })
+    const d = decodeMessage(env, { keys })
+    expect(d.kind).toBe('claim')
+    expect(d.keyId).toBe(builder.keyId)
+    expect(d.kind === 'claim' ? d.claim : undefined).toEqual(claim)
+  })
+
+  it('round-trips a claim without tag or layer steps (commit as the dependency)', () => {
+    const { tag: _t, ...t } = target()
+    const claim = successClaim(digestOf('2'), t)
+    delete claim.result?.layerSteps
+    const env = signClaim(claim, builder)
+    expect((statementOf(env).predicate as any).buildDefinition.resolvedDependencies[0].uri).toBe(`git+${REPO}@${COMMIT}`)
+    const d = decodeMessage(env, { keys })
+    expect(d.kind === 'claim' ? d.claim : undefined).toEqual(claim)
+  })
+
+  it('round-trips a failure claim with the failure predicate', () => {
+    const claim = failureClaim({ class: 'timeout', message: 'build exceeded 3600 s', step: 'RUN make', logExcerpt: 'tail\nof log' })
+    const env = signClaim(claim, builder)
+    const s = statementOf(env)
+    expect(s.predicateType).toBe(FAILURE_PREDICATE)
+    expect(s.subject).toEqual([{ name: `${REPO}#base@linux/amd64`, digest: { gitCommit: COMMIT } }])
+    const d = decodeMessage(env, { keys })
+    expect(d.kind === 'claim' ? d.claim : undefined).toEqual(claim)
+  })
+
+  it('refuses to sign a claim with both or neither of result and failure', () => {
+    const both: Claim = { ...successClaim(digestOf('2')), failure: { class: 'timeout', message: 'x' } }
+    expect(() => signClaim(both, builder)).toThrow(ValidationError)
+    const { result: _r, ...neither } = successClaim(digestOf('2'))
+    expect(() => claimToStatement(neither)).toThrow(/exactly one/)
+  })
+
+  it('refuses to sign a malformed claim, naming the field', () => {
+    expect(() => signClaim(successClaim('sha256:XYZ'), builder)).toThrow(/result\.manifestDigest/)
+    expect(() => signClaim(successClaim(digestOf('2'), target({ commit: 'abc' })), builder)).toThrow(/externalParameters\.commit/)
+  })
+
+  const env = signClaim(successClaim(digestOf('2')), builder)
+  const cases: Array<[string, (s: Record<string, any>) => void, string]> = [
+    ['bad commit', s => { s.predicate.buildDefinition.externalParameters.commit = 'zz' }, 'predicate.buildDefinition.externalParameters.commit'],
+    ['bad platform', s => { s.predicate.buildDefinition.externalParameters.platform = 'linux' }, 'predicate.buildDefinition.externalParameters.platform'],
+    ['bad time', s => { s.predicate.runDetails.metadata.startedOn = 'yesterday' }, 'predicate.runDetails.metadata.startedOn'],
+    ['bad layer digest', s => { s.predicate.runDetails.byproducts[3].digest.sha256 = 'abc' }, 'predicate.runDetails.byproducts[3].digest.sha256'],
+    ['bad recipe digest', s => { s.predicate.buildDefinition.externalParameters.recipe.digest = 'md5:1' }, 'predicate.buildDefinition.externalParameters.recipe.digest'],
+    ['unknown field', s => { s.predicate.runDetails.extra = 1 }, 'predicate.runDetails.extra'],
+    ['missing field', s => { delete s.predicate.buildDefinition.internalParameters.sourceDateEpoch }, 'predicate.buildDefinition.internalParameters.sourceDateEpoch'],
+    ['negative epoch', s => { s.predicate.buildDefinition.internalParameters.sourceDateEpoch = -1 }, 'predicate.buildDefinition.internalParameters.sourceDateEpoch'],
+    ['subject mismatch', s => { s.subject[0].digest.sha256 = '9'.repeat(64) }, 'subject[0].digest.sha256'],
+    ['subject name mismatch', s => { s.subject[0].name = 'other#base@linux/amd64' }, 'subject[0].name'],
+    ['dependency mismatch', s => { s.predicate.buildDefinition.resolvedDependencies[0].digest.gitCommit = 'f'.repeat(40) }, 'predicate.buildDefinition.resolvedDependencies[0].digest.gitCommit'],
+    ['finished before started', s => { s.predicate.runDetails.metadata.finishedOn = '2025-01-01T00:00:00Z' }, 'predicate.runDetails.metadata.finishedOn'],
+    ['wrong builder id', s => { s.predicate.runDetails.builder.id = 'someone-else' }, 'predicate.runDetails.builder.id'],
+    ['layer out of order', s => { s.predicate.runDetails.byproducts[3].name = 'layer/7' }, 'predicate.runDetails.byproducts[3].name'],
+    ['wrong _type', s => { s._type = 'https://in-toto.io/Statement/v0.1' }, '_type'],
+    ['unknown predicate', s => { s.predicateType = 'https://example.com/x' }, 'predicateType']
+  ]
+  for (const [name, edit, field] of cases) {
+    it(`rejects a signed statement with ${name}, naming ${field}`, () => {
+      const err = fieldError(resigned(env, edit))
+      expect(err.field).toBe(field)
+    })
+  }
+
+  it('reports limits as LimitError with the path', () => {
+    const many = resigned(env, s => {
+      const layer = s.predicate.runDetails.byproducts[3]
+      s.predicate.runDetails.byproducts.push(...Array.from({ length: LIMITS.layersPerImage + 1 }, (_, i) => ({ ...layer, name: `layer/${i + 2}` })))
+    })
+    const err = fieldError(many)
+    expect(err).toBeInstanceOf(LimitError)
+    expect(err.field).toBe('predicate.runDetails.byproducts')
+    const long = fieldError(resigned(signClaim(failureClaim(), builder), s => { s.predicate.failure.logExcerpt = 'x'.repeat(LIMITS.logExcerptLength + 1) }))
+    expect(long).toBeInstanceOf(LimitError)
+    expect(long.field).toBe('predicate.failure.logExcerpt')
+  })
+
+  it('does not parse the payload of an unverified envelope', () => {
+    const bad = signEnvelope(PAYLOAD_TYPE, new TextEncoder().encode('not json'), fixedIdentity(5))
+    expect(() => decodeMessage(bad, { keys })).toThrow(SignatureError)
+    expect(() => decodeMessage(bad, { keys, allowEmbeddedKeys: true })).toThrow(/envelope\.payload: not UTF-8 JSON/)
+  })
+
+  it('rejects another payloadType', () => {
+    const other = signEnvelope('application/json', new TextEncoder().encode('{}'), builder)
+    expect(fieldError(other).field).toBe('envelope.payloadType')
+  })
+
+  it('gives the same id to the same message relayed with other hints', () => {
+    const a = decodeMessage(env, { keys })
+    const copy = JSON.parse(JSON.stringify(env)) as Envelope
+    ;(copy.signatures[0] as { keyid: string }).keyid = ''
+    expect(decodeMessage(copy, { keys }).id).toBe(a.id)
+  })
+})
+
+describe('announcements', () => {
+  const announcer = fixedIdentity(200)
+  const akeys = new Map([[announcer.keyId, announcer.publicKey]])
+
+  it('round-trips as an in-toto Statement', () => {
+    const a = announcement()
+    const env = signAnnouncement(a, announcer)
+    const s = statementOf(env)
+    expect(s.predicateType).toBe(ANNOUNCEMENT_PREDICATE)
+    expect(s.subject).toEqual([{ name: `${REPO}@v3.0.0`, digest: { gitCommit: COMMIT } }])
+    const d = decodeMessage(env, { keys: akeys })
+    expect(d.kind === 'announcement' ? d.announcement : undefined).toEqual(a)
+  })
+
+  it('rejects duplicate targets, too many targets and bad tags', () => {
+    expect(() => signAnnouncement(announcement({ targets: [{ variant: 'base', platform: 'linux/amd64' }, { variant: 'base', platform: 'linux/amd64' }] }), announcer)).toThrow(/predicate\.targets\[1\]/)
+    const many = Array.from({ length: LIMITS.targetsPerAnnouncement + 1 }, (_, i) => ({ variant: `v${i}`, platform: 'linux/amd64' }))
+    expect(() => signAnnouncement(announcement({ targets: many }), announcer)).toThrow(LimitError)
+    expect(() => signAnnouncement(announcement({ tag: 'bad tag' }), announcer)).toThrow(/predicate\.tag/)
+  })
+})
+
+describe('targetKey', () => {
+  it('is canonical, ignores the tag and parses back', () => {
+    const k = targetKey(target())
+    expect(k).toBe(`${REPO}@${COMMIT}#base@linux/amd64`)
+    expect(targetKey(target({ tag: 'other' }))).toBe(k)
+    const { tag: _t, ...rest } = target()
+    expect(parseTargetKey(k)).toEqual(rest)
+    expect(() => parseTargetKey('nope')).toThrow(ValidationError)
+  })
+})
