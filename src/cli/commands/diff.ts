@@ -1,7 +1,49 @@
 import type { Command } from 'commander'
+import { diffOciArchives, type FileChange, type ImageDiff } from '../../node/build/index.js'
+import { VERDICT_TEXT } from '../../node/build/diff.js'
+import { EXIT } from '../exit-codes.js'
+
+function describe (c: FileChange): string {
+  const parts: string[] = []
+  for (const k of c.kinds) {
+    if (k === 'content' && c.a?.sha256 != null && c.b?.sha256 != null) parts.push(`content ${c.a.sha256.slice(0, 12)} -> ${c.b.sha256.slice(0, 12)} (${c.a.size} -> ${c.b.size} bytes)`)
+    else if (k === 'mtime' && c.a != null && c.b != null) parts.push(`mtime ${new Date(c.a.mtime * 1000).toISOString()} -> ${new Date(c.b.mtime * 1000).toISOString()}`)
+    else if (k === 'mode' && c.a != null && c.b != null) parts.push(`mode ${c.a.mode.toString(8)} -> ${c.b.mode.toString(8)}`)
+    else if (k === 'owner' && c.a != null && c.b != null) parts.push(`owner ${c.a.uid}:${c.a.gid} -> ${c.b.uid}:${c.b.gid}`)
+    else if (k === 'order' && c.a != null && c.b != null) parts.push(`order ${c.a.order} -> ${c.b.order}`)
+    else parts.push(k)
+  }
+  return `    ${c.path || '.'}: ${parts.join(', ')}`
+}
+
+export function formatImageDiff (d: ImageDiff): string {
+  const mark = (equal: boolean): string => equal ? 'same' : 'DIFFERENT'
+  const out: string[] = [`index     ${mark(d.index.equal)}  a ${d.index.a}  b ${d.index.b}`]
+  for (const m of d.manifests) out.push(`manifest  ${mark(m.equal)}  ${m.platform}  a ${m.a ?? '(none)'}  b ${m.b ?? '(none)'}`)
+  if (d.config != null) {
+    out.push(`config    ${mark(d.config.equal)}  a ${d.config.a}  b ${d.config.b}`)
+    if (d.config.fields.length > 0) out.push(`  fields: ${d.config.fields.join(', ')}`)
+  }
+  for (const l of d.layers) {
+    out.push(`layer ${l.index}  ${l.verdict}  ${l.step ?? '(step unknown)'}`)
+    out.push(`  a ${l.a?.diffId ?? '(none)'}  b ${l.b?.diffId ?? '(none)'}`)
+    for (const c of l.changes) out.push(describe(c))
+    if (l.omitted > 0) out.push(`    ... and ${l.omitted} more`)
+  }
+  out.push(`verdict   ${d.identical ? 'identical' : `${d.verdict}: ${VERDICT_TEXT[d.verdict]}`}`)
+  out.push(`summary   ${d.summary}`)
+  return `${out.join('\n')}\n`
+}
 
 export function register (program: Command): void {
-  program.command('diff').description('(not available yet)').action(() => {
-    throw new Error('diff is not available yet')
-  })
+  program.command('diff')
+    .description('Compare two OCI image tarballs: index, manifests, config fields and the files of each differing layer, with the step that made it')
+    .argument('<a>', 'first OCI tarball (docker buildx --output type=oci)')
+    .argument('<b>', 'second OCI tarball')
+    .option('--json', 'print the comparison as JSON')
+    .action(async (a: string, b: string, flags: { json?: boolean }) => {
+      const d = await diffOciArchives(a, b)
+      process.stdout.write(flags.json === true ? `${JSON.stringify(d, null, 2)}\n` : formatImageDiff(d))
+      process.exitCode = d.identical ? EXIT.OK : EXIT.NOT_REPRODUCIBLE
+    })
 }

@@ -1,7 +1,132 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { arch, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
+import { InvalidArgumentError } from 'commander'
+import { signClaim } from '../../protocol/messages.js'
+import { readIdentity } from '../../node/identity-files.js'
+import { createRebuilder, TargetError, type BuildProgress, type RebuildOutcome } from '../../node/build/index.js'
+import { EXIT } from '../exit-codes.js'
+
+interface RebuildFlags {
+  repo: string
+  ref: string
+  commit?: string
+  recipe?: string
+  variant?: string
+  platform?: string
+  key?: string
+  out?: string
+  timeout?: number
+  workDir?: string
+  json?: boolean
+}
+
+function seconds (value: string): number {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of seconds')
+  return n
+}
+
+/** `linux/amd64` on an x64 host, `linux/arm64` on arm64. */
+export function nativePlatform (): string {
+  return `linux/${arch() === 'x64' ? 'amd64' : arch()}`
+}
+
+/** One line on a terminal, rewritten in place: the step and the time so far. */
+function progressLine (stream: NodeJS.WriteStream): (p: BuildProgress) => void {
+  return p => {
+    const secs = (p.elapsedMs / 1000).toFixed(1).padStart(6)
+    const what = p.phase === 'build' && p.step != null ? `#${p.stepIndex ?? '?'} ${p.step}` : p.step ?? p.phase
+    const line = `[${secs}s] ${p.variant}: ${what}`.replace(/\s+/g, ' ')
+    const width = (stream.columns ?? 100) - 1
+    stream.write(`\r\x1b[K${line.length > width ? `${line.slice(0, width - 1)}…` : line}`)
+  }
+}
+
+function printOutcome (outcome: RebuildOutcome, claimFile: string | undefined): void {
+  const { claim } = outcome
+  const t = claim.target
+  const out: string[] = [`target      ${t.repository} ${t.tag ?? ''}${t.tag != null ? ' ' : ''}${t.commit} ${t.variant} ${t.platform}`]
+  out.push(`recipe      ${claim.recipe.name} ${claim.recipe.digest}`)
+  out.push(`epoch       ${claim.sourceDateEpoch}`)
+  out.push(`environment docker ${claim.environment.engine.version}, buildx ${claim.environment.buildx}, buildkit ${claim.environment.buildkit}, ${claim.environment.arch}${claim.environment.emulated ? ' (emulated target)' : ''}`)
+  if (claim.result != null) {
+    out.push(`index       ${claim.result.indexDigest}`)
+    out.push(`manifest    ${claim.result.manifestDigest}`)
+    out.push(`config      ${claim.result.configDigest}`)
+    claim.result.diffIds.forEach((d, i) => out.push(`layer ${String(i).padEnd(5)} ${d}  ${claim.result?.layerSteps?.[i] ?? ''}`))
+  } else if (claim.failure != null) {
+    out.push(`FAILED      ${claim.failure.class}: ${claim.failure.message}`)
+    if (claim.failure.step != null) out.push(`step        ${claim.failure.step}`)
+  }
+  if (outcome.ociPath != null) out.push(`oci         ${outcome.ociPath}`)
+  if (outcome.logPath != null) out.push(`log         ${outcome.logPath}`)
+  if (claimFile != null) out.push(`claim       ${claimFile}`)
+  process.stdout.write(`${out.join('\n')}\n`)
+}
 
 export function register (program: Command): void {
-  program.command('rebuild').description('(not available yet)').action(() => {
-    throw new Error('rebuild is not available yet')
-  })
+  program.command('rebuild')
+    .description('Rebuild one variant and platform of a release through the local Docker engine and print (and optionally sign) the digests or the failure')
+    .requiredOption('--repo <url|path>', 'git URL or local path of the repository')
+    .requiredOption('--ref <tag|commit>', 'tag or commit to rebuild')
+    .option('--commit <sha>', 'refuse unless the ref points to this commit')
+    .option('--recipe <neko|file>', 'built-in recipe name or recipe file (default: the repository\'s neko-rebuilder.json, else its root Dockerfile)')
+    .option('--variant <name>', 'recipe variant (default: the only one)')
+    .option('--platform <os/arch>', 'target platform', nativePlatform())
+    .option('--key <dir>', 'sign the claim with the identity in this directory and write it as a DSSE JSON file')
+    .option('--out <dir>', 'keep the OCI tarball, the build log and the signed claim here')
+    .option('--timeout <seconds>', 'give up (failure class timeout) after this long', seconds)
+    .option('--work-dir <dir>', 'scratch space for checkouts and tarballs', process.env.NEKO_WORK_DIR ?? join(tmpdir(), 'neko-rebuilder'))
+    .option('--json', 'print the outcome (claim, paths) as JSON')
+    .action(async (flags: RebuildFlags) => {
+      // Load the key first: a missing key should not cost a build.
+      const identity = flags.key != null ? await readIdentity(resolve(flags.key)) : undefined
+      const outDir = flags.out != null ? resolve(flags.out) : undefined
+      if (outDir != null) await mkdir(outDir, { recursive: true })
+      const rebuilder = createRebuilder({}, {
+        workDir: resolve(flags.workDir ?? join(tmpdir(), 'neko-rebuilder')),
+        ...(flags.timeout != null ? { timeoutMs: Math.round(flags.timeout * 1000) } : {})
+      })
+      const tty = process.stderr.isTTY && flags.json !== true
+      const controller = new AbortController()
+      const onSigint = (): void => controller.abort(new Error('interrupted'))
+      process.once('SIGINT', onSigint)
+      let outcome: RebuildOutcome
+      try {
+        outcome = await rebuilder.rebuild({
+          repository: flags.repo,
+          ref: flags.ref,
+          platform: flags.platform ?? nativePlatform(),
+          ...(flags.commit != null ? { expectedCommit: flags.commit } : {}),
+          ...(flags.recipe != null ? { recipe: flags.recipe } : {}),
+          ...(flags.variant != null ? { variant: flags.variant } : {}),
+          ...(outDir != null ? { outDir } : {})
+        }, { signal: controller.signal, ...(tty ? { onProgress: progressLine(process.stderr) } : {}) })
+      } catch (err) {
+        if (err instanceof TargetError) {
+          process.stderr.write(`neko-rebuilder: ${err.name}: ${err.message}\n`)
+          process.exitCode = EXIT.USAGE
+          return
+        }
+        throw err
+      } finally {
+        process.removeListener('SIGINT', onSigint)
+        if (tty) process.stderr.write('\r\x1b[K')
+      }
+      let claimFile: string | undefined
+      if (identity != null) {
+        const envelope = signClaim(outcome.claim, identity)
+        const t = outcome.claim.target
+        claimFile = join(outDir ?? process.cwd(), `claim-${t.variant}-${t.platform.replace(/\//g, '-')}-${t.commit.slice(0, 12)}.dsse.json`)
+        await writeFile(claimFile, `${JSON.stringify(envelope, null, 2)}\n`)
+      }
+      if (flags.json === true) {
+        process.stdout.write(`${JSON.stringify({ ...outcome, ...(claimFile != null ? { claimFile } : {}) }, null, 2)}\n`)
+      } else {
+        printOutcome(outcome, claimFile)
+      }
+      process.exitCode = outcome.claim.result != null ? EXIT.OK : EXIT.BUILD_FAILED
+    })
 }

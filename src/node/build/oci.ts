@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import tar from 'tar-stream'
 import type { Digest, ImageResult } from '../../protocol/types.js'
+import { LIMITS } from '../../protocol/limits.js'
 import { OciArchiveError } from './errors.js'
 
 export interface OciDescriptor {
@@ -185,7 +186,7 @@ export async function readOciArchive (tarPath: string): Promise<OciArchiveInfo> 
 export function imageResultOf (info: OciArchiveInfo, platform?: string): ImageResult {
   const image = platform == null ? info.images[0] : info.images.find(i => i.platform === platform || i.platform.startsWith(`${platform}/`))
   if (image == null) throw new OciArchiveError(`the archive has no image for ${platform ?? 'any platform'} (it has ${info.images.map(i => i.platform).join(', ')})`)
-  const steps = image.layers.map(l => l.createdBy)
+  const steps = boundSteps(image.layers.map(l => l.createdBy))
   return {
     indexDigest: info.indexDigest,
     manifestDigest: image.manifestDigest,
@@ -193,6 +194,15 @@ export function imageResultOf (info: OciArchiveInfo, platform?: string): ImageRe
     diffIds: image.diffIds,
     ...(steps.every((s): s is string => s != null) ? { layerSteps: steps } : {})
   }
+}
+
+/** Room for layer steps in one claim: long `created_by` lines are shortened to fit the envelope. */
+const STEPS_BUDGET = 96 * 1024
+
+function boundSteps (steps: Array<string | undefined>): Array<string | undefined> {
+  const total = steps.reduce((n, s) => n + (s?.length ?? 0), 0)
+  const each = Math.min(LIMITS.stepLength, total > STEPS_BUDGET ? Math.max(64, Math.floor(STEPS_BUDGET / Math.max(1, steps.length))) : LIMITS.stepLength)
+  return steps.map(s => s != null && s.length > each ? `${s.slice(0, each - 3)}...` : s)
 }
 
 /** Streams one blob of the archive into `sink` (used by the diff for layers). */

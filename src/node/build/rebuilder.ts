@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path'
 import Dockerode from 'dockerode'
 import type { Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
 import { NekoError } from '../../protocol/errors.js'
+import { LIMITS } from '../../protocol/limits.js'
 import { logger, type Logger } from '../logger.js'
 import { BuildLog } from './build-log.js'
 import { runBuildx, type BuildProgress } from './buildx.js'
@@ -68,6 +69,8 @@ export interface Rebuilder {
 
 const DEFAULT_TIMEOUT_MS = 2 * 60 * 60_000
 const ENGINE_CACHE_MS = 30_000
+/** Commit recorded when the ref never resolved: git's null object id. */
+export const UNRESOLVED_COMMIT = '0'.repeat(40)
 /** Digest recorded when the recipe could not be resolved (sha256 of empty input). */
 const UNRESOLVED_RECIPE = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
 
@@ -143,12 +146,13 @@ class DefaultRebuilder implements Rebuilder {
     const buildLog = new BuildLog(logPath)
 
     let recipeRef: RecipeRef = recipe != null ? { name: recipe.name, digest: recipeDigest(recipe) } : { name: 'repository', digest: UNRESOLVED_RECIPE }
-    const target: Target = { repository: req.repository, commit: req.expectedCommit ?? '', variant: req.variant ?? variant?.name ?? 'default', platform: req.platform }
+    const target: Target = { repository: req.repository, commit: req.expectedCommit?.toLowerCase() ?? UNRESOLVED_COMMIT, variant: req.variant ?? variant?.name ?? 'default', platform: req.platform }
     let sourceDateEpoch = 0
     let environment = { ...unknownEnvironment(), emulated: false }
     let ociPath: string | undefined
 
     const finish = (body: Pick<Claim, 'result'> | Pick<Claim, 'failure'>): RebuildOutcome => {
+      if ('failure' in body && body.failure != null) body = { failure: boundFailure(body.failure) }
       const claim: Claim = { target, sourceDateEpoch, recipe: recipeRef, environment, startedOn, finishedOn: new Date().toISOString(), ...body }
       return { claim, logPath, ...(ociPath != null && 'result' in body ? { ociPath } : {}) }
     }
@@ -298,6 +302,17 @@ class DefaultRebuilder implements Rebuilder {
       if (err instanceof NekoError) throw new RebuildFailed({ class: 'infrastructure-error', message: `the exported image cannot be read: ${err.message}` })
       throw err
     }
+  }
+}
+
+/** Failure fields as the wire bounds them (LIMITS.failureMessageLength, stepLength, logExcerptLength). */
+function boundFailure (f: Failure): Failure {
+  const cut = (s: string, n: number): string => s.length > n ? `${s.slice(0, n - 3)}...` : s
+  return {
+    class: f.class,
+    message: cut(f.message, LIMITS.failureMessageLength),
+    ...(f.step != null ? { step: cut(f.step, LIMITS.stepLength) } : {}),
+    ...(f.logExcerpt != null ? { logExcerpt: f.logExcerpt.slice(-LIMITS.logExcerptLength) } : {})
   }
 }
 

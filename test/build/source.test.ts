@@ -1,0 +1,48 @@
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { checkout, resolveRef, SourceError } from '../../src/node/build/index.js'
+import { createFixtureRepo, type FixtureRepo } from '../helpers/fixtures.js'
+
+describe('source', () => {
+  let repo: FixtureRepo
+  let work: string
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'source-test-'))
+    repo = await createFixtureRepo({ files: { 'a.txt': 'one\n', 'bin/run': { content: '#!/bin/sh\n', mode: 0o775 } }, tag: 'v1.0.0', date: '2024-03-01T00:00:00Z' })
+    await repo.commit({ files: { 'a.txt': 'two\n' }, tag: 'v1.1.0-light', lightweight: true, date: '2024-03-02T00:00:00Z' })
+  })
+  afterAll(async () => {
+    await repo.cleanup()
+    await rm(work, { recursive: true, force: true })
+  })
+
+  it('resolves annotated and lightweight tags and commits, with committer time', async () => {
+    const [first, second] = repo.commits
+    expect(await resolveRef(repo.dir, 'v1.0.0')).toEqual({ commit: first!.commit, commitTime: Date.parse('2024-03-01T00:00:00Z') / 1000, tag: 'v1.0.0' })
+    expect(await resolveRef(repo.dir, 'v1.1.0-light')).toMatchObject({ commit: second!.commit, tag: 'v1.1.0-light' })
+    expect(await resolveRef(repo.dir, first!.commit)).toEqual({ commit: first!.commit, commitTime: first!.commitTime })
+  })
+
+  it('throws SourceError for a missing tag or repository', async () => {
+    await expect(resolveRef(repo.dir, 'v9.9.9')).rejects.toBeInstanceOf(SourceError)
+    await expect(resolveRef(join(work, 'nope'), 'v1.0.0')).rejects.toBeInstanceOf(SourceError)
+    await expect(resolveRef(repo.dir, '--upload-pack=x')).rejects.toBeInstanceOf(SourceError)
+  })
+
+  it('checks out the exact commit with normalised modes and no .git', async () => {
+    const dir = join(work, 'co')
+    const r = await checkout(repo.dir, 'v1.0.0', dir)
+    expect(r.commit).toBe(repo.commits[0]!.commit)
+    expect(await readFile(join(dir, 'a.txt'), 'utf8')).toBe('one\n')
+    expect((await stat(join(dir, 'bin/run'))).mode & 0o777).toBe(0o755)
+    expect((await stat(join(dir, 'a.txt'))).mode & 0o777).toBe(0o644)
+    await expect(stat(join(dir, '.git'))).rejects.toThrow()
+  })
+
+  it('refuses a tag that points elsewhere than the expected commit', async () => {
+    await expect(checkout(repo.dir, 'v1.0.0', join(work, 'co2'), { expectedCommit: repo.commits[1]!.commit }))
+      .rejects.toThrow(/points to commit .* not the expected/)
+  })
+})
