@@ -1,0 +1,187 @@
+import { compareText } from './lines.js'
+import { readFileSync, statSync } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
+import { posix, resolve, sep } from 'node:path'
+import { logger } from '../node/logger.js'
+import type { DockerfileContext, Lookup, ShellUnit } from './context.js'
+import { discover, MAX_FILE_BYTES } from './discover.js'
+import { loadDockerfile } from './dockerfile.js'
+import type { LoadedDockerfile } from './dockerfile.js'
+import { AuditRootError } from './errors.js'
+import { snippet } from './lines.js'
+import { FAMILIES, ruleById } from './registry.js'
+import { parseShell } from './shell.js'
+import { createLineIndex } from './lines.js'
+import { SEVERITIES } from './types.js'
+import type { AuditedFile, AuditFileError, AuditOptions, AuditReport, Finding, Place, Report } from './types.js'
+import { loadWorkflow } from './workflow.js'
+
+const log = logger('audit')
+
+/** Reads a repository file, refusing paths that leave the repository and files over the size limit. */
+async function readRepoFile (root: string, rel: string): Promise<string> {
+  const abs = resolve(root, rel)
+  if (abs !== root && !abs.startsWith(root + sep)) throw new Error('outside the repository')
+  const info = await stat(abs)
+  if (info.isDirectory()) throw new Error('is a directory, not a file')
+  if (info.size > MAX_FILE_BYTES) throw new Error(`${info.size} bytes exceeds the limit of ${MAX_FILE_BYTES}`)
+  return await readFile(abs, 'utf8')
+}
+
+function createLookup (root: string): Lookup {
+  return (rel: string) => {
+    try {
+      const abs = resolve(root, rel)
+      if (!abs.startsWith(root + sep)) return undefined
+      if (statSync(abs).size > MAX_FILE_BYTES) return undefined
+      return readFileSync(abs, 'utf8')
+    } catch {
+      return undefined
+    }
+  }
+}
+
+/**
+ * Audits a repository's Dockerfiles, Dockerfile templates, shell build scripts and GitHub
+ * workflows for causes of unreproducible images. Unreadable or malformed files are listed
+ * in `errors`; the audit goes on without them.
+ */
+export async function auditRepository (root: string, opts: AuditOptions = {}): Promise<AuditReport> {
+  const abs = resolve(root)
+  let info
+  try {
+    info = await stat(abs)
+  } catch (err) {
+    throw new AuditRootError(root, `cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  if (!info.isDirectory()) throw new AuditRootError(root, 'is not a directory')
+  const followTemplates = opts.followTemplates ?? true
+  const lookup = createLookup(abs)
+  const found = await discover(abs, opts.include)
+  const errors: AuditFileError[] = [...found.errors]
+  const files = new Map<string, AuditedFile>(found.files.map(f => [f.path, f]))
+  const findings = new Map<string, Finding>()
+
+  const report: Report = (ruleId: string, place: Place) => {
+    const rule = ruleById(ruleId)
+    if (rule == null) throw new Error(`unknown rule ${ruleId}`)
+    const key = `${ruleId}\0${place.path}\0${place.line}\0${place.column ?? 0}`
+    if (findings.has(key)) return
+    findings.set(key, {
+      ruleId,
+      severity: rule.severity,
+      title: rule.title,
+      path: place.path,
+      line: place.line,
+      ...(place.column != null ? { column: place.column } : {}),
+      text: snippet(place.text),
+      message: place.message,
+      why: rule.why,
+      fix: rule.fix,
+      ...(place.via != null ? { via: place.via } : {})
+    })
+  }
+  const runDockerfile = (ctx: DockerfileContext, units: ShellUnit[]): void => {
+    for (const f of FAMILIES) f.dockerfile?.(ctx, report)
+    runUnits(units)
+  }
+  const runUnits = (units: ShellUnit[]): void => {
+    for (const unit of units) for (const f of FAMILIES) f.shell?.(unit, report)
+  }
+  const texts = new Map<string, string>()
+  const read = async (path: string): Promise<string | undefined> => {
+    const cached = texts.get(path)
+    if (cached != null) return cached
+    try {
+      const text = await readRepoFile(abs, path)
+      texts.set(path, text)
+      return text
+    } catch (err) {
+      errors.push({ path, message: `unreadable: ${(err as Error).message}` })
+      return undefined
+    }
+  }
+  const accept = (path: string, loaded: LoadedDockerfile): boolean => {
+    if (loaded.problems.length > 0) {
+      errors.push({ path, message: `not a valid Dockerfile: ${loaded.problems.join('; ')}` })
+      return false
+    }
+    for (const w of loaded.warnings) errors.push({ path, message: `shell not fully parsed: ${w}` })
+    return true
+  }
+
+  // Templates first, so the Dockerfiles they include are audited with the template's ARGs.
+  const includedPaths = new Set<string>()
+  for (const file of found.files.filter(f => f.kind === 'template')) {
+    const text = await read(file.path)
+    if (text == null) continue
+    const template = loadDockerfile({ path: file.path, text, template: true, lookup })
+    if (!accept(file.path, template)) continue
+    runDockerfile(template.ctx, template.units)
+    if (!followTemplates) continue
+    const stages = new Set<string>()
+    for (const inc of template.includes) {
+      if (inc.image.includes('$')) {
+        errors.push({ path: file.path, message: `line ${inc.line}: include ${inc.image} names a build argument with no default; not followed` })
+        continue
+      }
+      let target = posix.normalize(posix.join(posix.dirname(file.path), inc.image))
+      if (inc.image.endsWith('/') || files.get(target) == null) {
+        const asDir = posix.join(target, 'Dockerfile')
+        if (inc.image.endsWith('/') || lookup(asDir) != null) target = asDir
+      }
+      if (target.startsWith('../') || target === '..') {
+        errors.push({ path: file.path, message: `line ${inc.line}: include ${inc.image} is outside the repository` })
+        continue
+      }
+      const incText = await read(target)
+      if (incText == null) continue
+      includedPaths.add(target)
+      if (!files.has(target)) files.set(target, { path: target, kind: 'dockerfile' })
+      const loaded = loadDockerfile({ path: target, text: incText, inherited: template.ctx.globals, stages, via: file.path, lookup })
+      if (accept(target, loaded)) runDockerfile(loaded.ctx, loaded.units)
+      if (inc.stage != null) stages.add(inc.stage.toLowerCase())
+    }
+  }
+
+  for (const file of found.files) {
+    if (file.kind === 'template' || includedPaths.has(file.path)) continue
+    const text = await read(file.path)
+    if (text == null) continue
+    if (file.kind === 'dockerfile') {
+      const loaded = loadDockerfile({ path: file.path, text, lookup })
+      if (accept(file.path, loaded)) runDockerfile(loaded.ctx, loaded.units)
+    } else if (file.kind === 'workflow') {
+      const loaded = loadWorkflow(file.path, text, lookup)
+      if (loaded.problems.length > 0 || loaded.ctx == null) {
+        errors.push({ path: file.path, message: `malformed workflow: ${loaded.problems.join('; ')}` })
+        continue
+      }
+      for (const f of FAMILIES) f.workflow?.(loaded.ctx, report)
+      runUnits(loaded.units)
+    } else {
+      const parsed = parseShell(text)
+      const lines = createLineIndex(text)
+      if (parsed.problems.length > 0) {
+        errors.push({ path: file.path, message: `malformed shell script: ${parsed.problems.map(p => `line ${lines.position(p.offset).line}: ${p.message}`).join('; ')}` })
+        continue
+      }
+      const dir = posix.dirname(file.path)
+      runUnits([{ path: file.path, context: 'script', source: text, lines, commands: parsed.commands, env: new Set(), runFlags: [], dir: dir === '.' ? '' : dir, lookup }])
+    }
+  }
+
+  const order = (f: Finding): number => SEVERITIES.indexOf(f.severity)
+  const sorted = [...findings.values()].sort((a, b) => order(a) - order(b) || compareText(a.path, b.path) || a.line - b.line || (a.column ?? 0) - (b.column ?? 0) || compareText(a.ruleId, b.ruleId))
+  const summary = { critical: 0, high: 0, medium: 0, low: 0 }
+  for (const f of sorted) summary[f.severity]++
+  log.debug({ root: abs, files: files.size, findings: sorted.length, errors: errors.length }, 'audit finished')
+  return {
+    root: abs,
+    files: [...files.values()].sort((a, b) => compareText(a.path, b.path)),
+    findings: sorted,
+    errors: errors.sort((a, b) => compareText(a.path, b.path)),
+    summary
+  }
+}
+

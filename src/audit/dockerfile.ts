@@ -1,0 +1,158 @@
+import { DockerfileParser } from 'dockerfile-ast'
+import type { Instruction } from 'dockerfile-ast'
+import { expand } from './context.js'
+import type { DockerfileContext, Lookup, ShellUnit } from './context.js'
+import { createLineIndex } from './lines.js'
+import type { LineIndex } from './lines.js'
+import { parseShell } from './shell.js'
+import type { SimpleCommand, Word } from './shell.js'
+
+const KEYWORDS = new Set(['FROM', 'RUN', 'CMD', 'LABEL', 'MAINTAINER', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT', 'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL'])
+
+export interface LoadDockerfileInit {
+  /** Repository-relative path. */
+  path: string
+  text: string
+  /** A template: relative FROMs are includes, not images. */
+  template?: boolean
+  /** Global ARG defaults handed down by a template; the file's own defaults win. */
+  inherited?: ReadonlyMap<string, string>
+  /** Stage names defined before this file (a template's includes). */
+  stages?: ReadonlySet<string>
+  via?: string
+  lookup: Lookup
+}
+
+export interface TemplateInclude {
+  /** The FROM's image with ARGs expanded, e.g. `./server/`. */
+  image: string
+  stage: string | undefined
+  line: number
+}
+
+export interface LoadedDockerfile {
+  ctx: DockerfileContext
+  units: ShellUnit[]
+  includes: TemplateInclude[]
+  /** Why the file is not a valid Dockerfile; when not empty the file is not audited. */
+  problems: string[]
+  /** RUN instructions whose shell could not be read in full (an unterminated quote); the rest is audited. */
+  warnings: string[]
+}
+
+function offsetOf (lines: LineIndex, pos: { line: number, character: number }): number {
+  return lines.lineStart(pos.line + 1) + pos.character
+}
+
+function dirOf (path: string): string {
+  const i = path.lastIndexOf('/')
+  return i < 0 ? '' : path.slice(0, i)
+}
+
+/** Names an ARG or ENV instruction declares. */
+function declared (ins: Instruction): string[] {
+  const k = ins.getKeyword()
+  if (k === 'ARG') {
+    const name = (ins as unknown as { getProperty: () => { getName: () => string } | null }).getProperty()?.getName()
+    return name == null ? [] : [name]
+  }
+  if (k === 'ENV') return (ins as unknown as { getProperties: () => Array<{ getName: () => string }> }).getProperties().map(p => p.getName())
+  return []
+}
+
+/** Parses a RUN instruction's shell, following heredocs and the JSON (exec) form. */
+function runCommands (text: string, lines: LineIndex, ins: Instruction): { commands: SimpleCommand[], flags: Word[], problems: string[] } {
+  const start = offsetOf(lines, ins.getInstructionRange().end)
+  const end = offsetOf(lines, ins.getRange().end)
+  const body = text.slice(start, end)
+  const problems: string[] = []
+  const trimmed = body.replace(/\\\r?\n/g, ' ').trim().replace(/^(--\S+\s+)*/, '')
+  if (trimmed.startsWith('[')) {
+    try {
+      const argv = JSON.parse(trimmed) as unknown
+      if (Array.isArray(argv) && argv.every(a => typeof a === 'string')) {
+        const at = start + body.indexOf('[')
+        return { commands: [{ words: argv.map(a => ({ text: a, raw: a, start: at, end: at })), assignments: [], redirects: [], next: 'end' }], flags: [], problems }
+      }
+    } catch {
+      // not JSON: Docker runs it through the shell, so do the same
+    }
+  }
+  const heredoc = /^\s*(?:--\S+\s+)*<<(-?)\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?/.exec(body)
+  let parsed
+  if (heredoc != null) {
+    const bodyStart = text.indexOf('\n', start) + 1
+    let bodyEnd = bodyStart
+    for (let pos = bodyStart; pos < text.length;) {
+      const nl = text.indexOf('\n', pos)
+      const lineEnd = nl < 0 ? text.length : nl
+      const line = text.slice(pos, lineEnd).replace(/\r$/, '')
+      if ((heredoc[1] === '-' ? line.replace(/^\t+/, '') : line) === heredoc[2]) { bodyEnd = pos; break }
+      pos = lineEnd + 1
+      bodyEnd = pos
+    }
+    parsed = parseShell(text, { start: bodyStart, end: bodyEnd, newlines: 'separator' })
+  } else {
+    parsed = parseShell(text, { start, end, newlines: 'space' })
+  }
+  const flags: Word[] = []
+  const first = parsed.commands[0]
+  if (first != null) {
+    while (first.words[0]?.text.startsWith('--') === true) flags.push(first.words.shift() as Word)
+    if (heredoc != null) flags.length = 0
+  }
+  for (const p of parsed.problems) problems.push(`line ${lines.position(p.offset).line}: ${p.message}`)
+  return { commands: parsed.commands.filter(c => c.words.length > 0 || c.redirects.length > 0), flags, problems }
+}
+
+export function loadDockerfile (init: LoadDockerfileInit): LoadedDockerfile {
+  const { path, text, lookup } = init
+  const lines = createLineIndex(text)
+  const dockerfile = DockerfileParser.parse(text)
+  const problems: string[] = []
+  const instructions = dockerfile.getInstructions()
+  let sawFrom = false
+  for (const ins of instructions) {
+    const k = ins.getKeyword()
+    const line = ins.getRange().start.line + 1
+    if (!KEYWORDS.has(k)) problems.push(`line ${line}: unknown instruction ${ins.getInstruction()}`)
+    else if (k === 'FROM') {
+      sawFrom = true
+      if (ins.getArguments().length === 0) problems.push(`line ${line}: FROM has no image`)
+    } else if (!sawFrom && k !== 'ARG') problems.push(`line ${line}: ${k} before the first FROM`)
+  }
+  if (!sawFrom && problems.length === 0) problems.push('no FROM instruction')
+
+  const globals = new Map(init.inherited ?? [])
+  for (const arg of dockerfile.getInitialARGs()) {
+    const p = arg.getProperty()
+    if (p == null) continue
+    const v = p.getUnescapedValue()
+    if (v != null) globals.set(p.getName(), expand(v, globals))
+  }
+
+  const dir = dirOf(path)
+  const ctx: DockerfileContext = { path, source: text, lines, dockerfile, globals, stages: new Set(init.stages ?? []), dir, template: init.template === true, ...(init.via != null ? { via: init.via } : {}) }
+  const units: ShellUnit[] = []
+  const includes: TemplateInclude[] = []
+  if (problems.length > 0) return { ctx, units, includes, problems, warnings: [] }
+  const warnings: string[] = []
+
+  let stageVars = new Set<string>()
+  for (const ins of instructions) {
+    const k = ins.getKeyword()
+    if (k === 'FROM') {
+      stageVars = new Set()
+      const from = dockerfile.getFROMs().find(f => f.getRange().start.line === ins.getRange().start.line)
+      const image = expand(from?.getImage() ?? '', globals)
+      if (ctx.template && /^\.{0,2}\//.test(image)) includes.push({ image, stage: from?.getBuildStage() ?? undefined, line: ins.getRange().start.line + 1 })
+      continue
+    }
+    for (const name of declared(ins)) stageVars.add(name)
+    if (k !== 'RUN') continue
+    const run = runCommands(text, lines, ins)
+    warnings.push(...run.problems)
+    units.push({ path, context: 'dockerfile', source: text, lines, commands: run.commands, env: new Set(stageVars), runFlags: run.flags, dir, lookup, ...(init.via != null ? { via: init.via } : {}) })
+  }
+  return { ctx, units, includes, problems: [], warnings }
+}

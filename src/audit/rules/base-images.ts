@@ -1,0 +1,81 @@
+import { DIGEST_PINNED, expand, placeAt } from '../context.js'
+import type { DockerfileContext, RuleFamily, ShellUnit } from '../context.js'
+import { commandName } from '../shell.js'
+import type { Report } from '../types.js'
+
+export const BASE_IMAGE_UNPINNED = 'NR001-base-image-unpinned'
+
+/** `docker run`/`docker create` options that take a value as the next word. */
+const RUN_VALUE_FLAGS = new Set([
+  '-a', '--attach', '--add-host', '--cap-add', '--cap-drop', '--cgroup-parent', '--cidfile', '--cpus', '--cpu-shares', '-c',
+  '--device', '--dns', '-e', '--env', '--env-file', '--entrypoint', '--expose', '--gpus', '-h', '--hostname', '--ip',
+  '--ipc', '-l', '--label', '--label-file', '--log-driver', '--log-opt', '-m', '--memory', '--mount', '--name',
+  '--network', '--net', '--pid', '--platform', '-p', '--publish', '--pull', '--restart', '--runtime', '--security-opt',
+  '--shm-size', '--stop-signal', '--stop-timeout', '--tmpfs', '-u', '--user', '--ulimit', '--userns', '--uts', '-v',
+  '--volume', '--volumes-from', '-w', '--workdir', '--health-cmd', '--health-interval', '--health-retries', '--group-add'
+])
+
+/** Whether an image reference needs no digest: `scratch`, or a stage defined earlier. */
+function exempt (image: string, stages: ReadonlySet<string>): boolean {
+  const lower = image.toLowerCase()
+  return lower === 'scratch' || stages.has(lower)
+}
+
+function checkDockerfile (ctx: DockerfileContext, report: Report): void {
+  const seen = new Set<string>(ctx.stages)
+  for (const from of ctx.dockerfile.getFROMs()) {
+    const raw = from.getImage()
+    const range = from.getImageRange()
+    const stage = from.getBuildStage()
+    if (raw == null || range == null) continue
+    const image = expand(raw, ctx.globals)
+    // A template's relative FROM is an include, audited through the included file.
+    if (ctx.template && /^\.{0,2}\//.test(image)) {
+      if (stage != null) seen.add(stage.toLowerCase())
+      continue
+    }
+    if (!exempt(image, seen) && !DIGEST_PINNED.test(image)) {
+      const offset = ctx.lines.lineStart(range.start.line + 1) + range.start.character
+      const resolved = image !== raw ? ` (resolves to ${image})` : ''
+      const message = image.includes('$')
+        ? `base image ${raw} depends on a build argument with no default, so it cannot be shown to be pinned`
+        : `base image ${raw}${resolved} is a mutable tag, not pinned by digest`
+      report(BASE_IMAGE_UNPINNED, placeAt(ctx, offset, raw, message))
+    }
+    if (stage != null) seen.add(stage.toLowerCase())
+  }
+}
+
+/** Images a build script runs as build tools (`docker run golang:1.24 ...`) are inputs of the build too. */
+function checkShell (unit: ShellUnit, report: Report): void {
+  for (const cmd of unit.commands) {
+    if (commandName(cmd) !== 'docker') continue
+    let k = 1
+    if (cmd.words[k]?.text === 'container') k++
+    const sub = cmd.words[k]?.text
+    if (sub !== 'run' && sub !== 'create') continue
+    for (k++; k < cmd.words.length; k++) {
+      const w = cmd.words[k]?.text ?? ''
+      if (w.startsWith('-')) {
+        if (RUN_VALUE_FLAGS.has(w)) k++
+        continue
+      }
+      break
+    }
+    const image = cmd.words[k]
+    if (image == null || image.text.includes('$') || DIGEST_PINNED.test(image.text)) continue
+    report(BASE_IMAGE_UNPINNED, placeAt(unit, image.start, image.text, `the build runs image ${image.text}, a mutable tag, not pinned by digest`))
+  }
+}
+
+export const baseImages: RuleFamily = {
+  rules: [{
+    id: BASE_IMAGE_UNPINNED,
+    severity: 'critical',
+    title: 'Base image not pinned by digest',
+    why: 'A tag such as debian:bookworm-slim is moved to new images over time, so two builds of the same source can start from different base layers; nothing else can make the result identical.',
+    fix: 'Pin every base and build-tool image by digest, e.g. FROM debian:bookworm-slim@sha256:<digest>, and update the digest deliberately (Renovate or Dependabot can do it).'
+  }],
+  dockerfile: checkDockerfile,
+  shell: checkShell
+}

@@ -1,0 +1,99 @@
+import { placeAt } from '../context.js'
+import type { RuleFamily, ShellUnit } from '../context.js'
+import { commandName } from '../shell.js'
+import type { SimpleCommand, Word } from '../shell.js'
+import type { Report } from '../types.js'
+
+export const BUILD_TIME_EMBEDDED = 'NR002-build-time-embedded'
+export const NONDETERMINISTIC_VALUE = 'NR003-nondeterministic-value'
+
+const DATE_SUBST = /\$\(\s*date\b[^)]*\)|`\s*date\b[^`]*`/
+const HOST_OR_TEMP = /\$\(\s*(hostname|mktemp)\b[^)]*\)|`\s*(hostname|mktemp)\b[^`]*`|\$\{?HOSTNAME\b/
+const RANDOM = /\$\{?RANDOM\b|\buuidgen\b|\/proc\/sys\/kernel\/random\/uuid|\bopenssl\s+rand\b/
+/** Words that carry a value into the binary or image: linker flags, compiler defines, build args and labels. */
+const INTO_ARTIFACT = /-ldflags|(^|\s)-X(\s|$)|^-X|^-D[A-Za-z_]|--build-arg|--label/
+
+function writesFile (cmd: SimpleCommand): boolean {
+  if (cmd.redirects.some(r => /^(>|>>|&>|&>>|>\|)$/.test(r.op) && !r.target.text.startsWith('/dev/'))) return true
+  const name = commandName(cmd)
+  if (name === 'tee') return cmd.words.slice(1).some(w => !w.text.startsWith('-'))
+  if (name === 'sed') return cmd.words.some(w => /^-[a-zA-Z]*i/.test(w.text) || w.text.startsWith('--in-place'))
+  return false
+}
+
+/** Whether this word's value ends up in an artifact: part of linker flags, a build arg, or a file the command writes. */
+function intoArtifact (cmd: SimpleCommand, k: number): boolean {
+  if (writesFile(cmd)) return true
+  const w = cmd.words[k] as Word
+  if (INTO_ARTIFACT.test(w.raw)) return true
+  const prev = cmd.words[k - 1]
+  return prev != null && INTO_ARTIFACT.test(prev.text)
+}
+
+function offsetOf (w: Word, pattern: RegExp): number {
+  const m = pattern.exec(w.raw)
+  return w.start + (m?.index ?? 0)
+}
+
+function check (unit: ShellUnit, report: Report): void {
+  // Variables that hold a clock reading, e.g. BUILD_DATE=$(date -u +%FT%TZ), followed to where they are used.
+  const dateVars = new Map<string, Word>()
+  for (const cmd of unit.commands) {
+    const name = commandName(cmd)
+    const values = name === 'export' || name === 'readonly' || name === 'local' || name === 'declare' ? [...cmd.assignments, ...cmd.words.slice(1)] : cmd.assignments
+    for (const a of values) {
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(a.raw)
+      if (m?.[1] != null && DATE_SUBST.test(a.raw) && !a.raw.includes('SOURCE_DATE_EPOCH')) dateVars.set(m[1], a)
+    }
+    const dateCommandWritten = name === 'date' && writesFile(cmd)
+    if (dateCommandWritten) {
+      const w = cmd.words[0] as Word
+      report(BUILD_TIME_EMBEDDED, placeAt(unit, w.start, unit.source.slice(w.start, cmd.words[cmd.words.length - 1]?.end ?? w.end), 'the current date is written into a file of the build'))
+    }
+    cmd.words.forEach((w, k) => {
+      if (w.raw.includes('SOURCE_DATE_EPOCH')) return
+      if (DATE_SUBST.test(w.raw) && intoArtifact(cmd, k)) {
+        const at = offsetOf(w, DATE_SUBST)
+        report(BUILD_TIME_EMBEDDED, placeAt(unit, at, unit.lines.lineText(unit.lines.position(at).line), 'the current date is embedded in the build output'))
+        return
+      }
+      for (const [v, assigned] of dateVars) {
+        const use = new RegExp(`\\$\\{?${v}\\b`)
+        if (use.test(w.raw) && intoArtifact(cmd, k)) {
+          const at = offsetOf(w, use)
+          report(BUILD_TIME_EMBEDDED, placeAt(unit, at, unit.lines.lineText(unit.lines.position(at).line), `$${v} holds the current date (set at line ${unit.lines.position(assigned.start).line}) and is embedded in the build output`))
+          return
+        }
+      }
+      if (RANDOM.test(w.raw)) {
+        const at = offsetOf(w, RANDOM)
+        report(NONDETERMINISTIC_VALUE, placeAt(unit, at, w.raw, 'a random value is generated during the build'))
+        return
+      }
+      if (HOST_OR_TEMP.test(w.raw) && intoArtifact(cmd, k)) {
+        const at = offsetOf(w, HOST_OR_TEMP)
+        report(NONDETERMINISTIC_VALUE, placeAt(unit, at, w.raw, 'a host name or temporary file name is embedded in the build output'))
+      }
+    })
+    if ((name === 'hostname' || name === 'mktemp') && writesFile(cmd) && cmd.words[0] != null) {
+      report(NONDETERMINISTIC_VALUE, placeAt(unit, cmd.words[0].start, name, `the output of ${name} is written into a file of the build`))
+    }
+  }
+}
+
+export const clocks: RuleFamily = {
+  rules: [{
+    id: BUILD_TIME_EMBEDDED,
+    severity: 'critical',
+    title: 'Build time embedded in an artifact',
+    why: 'The time of the build is written into the binary or image (linker flags, a build-date file, a label), so every build differs from every other one.',
+    fix: 'Use SOURCE_DATE_EPOCH instead of the clock, e.g. -X main.buildDate=$(date -u -d "@${SOURCE_DATE_EPOCH}" +%Y-%m-%dT%H:%M:%SZ), and set SOURCE_DATE_EPOCH to the commit time (git log -1 --pretty=%ct).'
+  }, {
+    id: NONDETERMINISTIC_VALUE,
+    severity: 'medium',
+    title: 'Random or host-specific value in the build',
+    why: 'Random numbers, UUIDs, host names and temporary file names differ on every machine and every run; once baked into a file they make the output differ.',
+    fix: 'Derive such values from the source (a commit hash, a fixed name) or keep them out of files that end up in the image.'
+  }],
+  shell: check
+}

@@ -1,0 +1,309 @@
+/**
+ * A small shell tokenizer: enough of POSIX sh to split RUN instructions, build scripts
+ * and workflow `run:` steps into simple commands with words, assignments and redirects,
+ * keeping every word's offset into the file so findings point at the real line.
+ * It does not evaluate anything; command substitutions stay inside their word's raw text.
+ */
+
+export interface Word {
+  /** The word with quotes and escapes removed (expansions left as written). */
+  text: string
+  /** The word as written. */
+  raw: string
+  /** Offsets into the file text. */
+  start: number
+  end: number
+}
+
+export interface Redirect {
+  op: string
+  target: Word
+}
+
+export type Separator = '&&' | '||' | ';' | '|' | '&' | 'newline' | 'group' | 'end'
+
+export interface SimpleCommand {
+  /** Command name first; leading reserved words, assignments and wrappers (sudo, env) removed. */
+  words: Word[]
+  /** `NAME=value` words before the command name. */
+  assignments: Word[]
+  redirects: Redirect[]
+  /** What ends this command; `|` means its output feeds the next command. */
+  next: Separator
+}
+
+export interface ShellParse {
+  commands: SimpleCommand[]
+  /** Problems such as an unterminated quote, with the offset where they start. */
+  problems: Array<{ offset: number, message: string }>
+}
+
+export interface ShellParseInit {
+  start?: number
+  end?: number
+  /**
+   * `separator` for scripts; `space` for Dockerfile RUN, where the instruction is one
+   * logical line and newlines only remain after continuation and comment lines.
+   */
+  newlines?: 'separator' | 'space'
+}
+
+const RESERVED = new Set(['if', 'then', 'else', 'elif', 'fi', 'do', 'done', 'while', 'until', '!', '{', '}', 'time', 'case', 'esac'])
+const WRAPPERS = new Set(['sudo', 'nohup', 'exec', 'command', 'builtin', 'eatmydata'])
+const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=/
+const WORD_END = new Set([' ', '\t', '\n', '\r', ';', '&', '|', '<', '>', '(', ')'])
+
+export function parseShell (source: string, init: ShellParseInit = {}): ShellParse {
+  const end = Math.min(init.end ?? source.length, source.length)
+  const newlineSeparates = (init.newlines ?? 'separator') === 'separator'
+  const commands: SimpleCommand[] = []
+  const problems: ShellParse['problems'] = []
+  let words: Word[] = []
+  let redirects: Redirect[] = []
+  const heredocs: Array<{ delimiter: string, stripTabs: boolean }> = []
+  let i = init.start ?? 0
+
+  const finish = (next: Separator): void => {
+    if (words.length > 0 || redirects.length > 0) commands.push(shape(words, redirects, next))
+    words = []
+    redirects = []
+  }
+
+  /** Reads one word starting at `pos`; returns its end. */
+  const readWord = (pos: number): Word => {
+    const start = pos
+    let text = ''
+    while (pos < end) {
+      const c = source[pos] as string
+      if (c === '\\') {
+        const n = source[pos + 1]
+        if (n === '\n') { pos += 2; continue }
+        if (n === '\r' && source[pos + 2] === '\n') { pos += 3; continue }
+        if (n != null) text += n
+        pos += 2
+        continue
+      }
+      if (WORD_END.has(c)) break
+      if (c === "'") {
+        const close = source.indexOf("'", pos + 1)
+        if (close < 0 || close >= end) { problems.push({ offset: pos, message: 'unterminated single quote' }); text += source.slice(pos + 1, end); pos = end; break }
+        text += source.slice(pos + 1, close)
+        pos = close + 1
+        continue
+      }
+      if (c === '"') {
+        const close = skipDouble(pos + 1)
+        text += unescapeDouble(source.slice(pos + 1, Math.min(close, end)))
+        pos = close + 1
+        continue
+      }
+      if (c === '`') {
+        const close = skipBacktick(pos + 1)
+        text += source.slice(pos, Math.min(close + 1, end))
+        pos = close + 1
+        continue
+      }
+      if (c === '$' && (source[pos + 1] === '(' || source[pos + 1] === '{')) {
+        const close = skipBalanced(pos + 1)
+        text += source.slice(pos, Math.min(close + 1, end))
+        pos = close + 1
+        continue
+      }
+      text += c
+      pos++
+    }
+    pos = Math.min(pos, end)
+    return { text, raw: source.slice(start, pos), start, end: pos }
+  }
+
+  /** From just after an opening `"`, the offset of its closing `"`. */
+  const skipDouble = (pos: number): number => {
+    while (pos < end) {
+      const c = source[pos]
+      if (c === '\\') { pos += 2; continue }
+      if (c === '"') return pos
+      if (c === '`') { pos = skipBacktick(pos + 1) + 1; continue }
+      if (c === '$' && (source[pos + 1] === '(' || source[pos + 1] === '{')) { pos = skipBalanced(pos + 1) + 1; continue }
+      pos++
+    }
+    problems.push({ offset: pos, message: 'unterminated double quote' })
+    return end
+  }
+
+  const skipBacktick = (pos: number): number => {
+    while (pos < end) {
+      const c = source[pos]
+      if (c === '\\') { pos += 2; continue }
+      if (c === '`') return pos
+      pos++
+    }
+    problems.push({ offset: pos, message: 'unterminated backquote' })
+    return end
+  }
+
+  /** From an opening `(` or `{`, the offset of the bracket that closes it; quotes inside are skipped. */
+  const skipBalanced = (pos: number): number => {
+    const open = source[pos] as string
+    const close = open === '(' ? ')' : '}'
+    let depth = 0
+    while (pos < end) {
+      const c = source[pos]
+      if (c === '\\') { pos += 2; continue }
+      if (c === "'" && open === '(') {
+        const q = source.indexOf("'", pos + 1)
+        pos = q < 0 ? end : q + 1
+        continue
+      }
+      if (c === '"') { pos = skipDouble(pos + 1) + 1; continue }
+      if (c === '`') { pos = skipBacktick(pos + 1) + 1; continue }
+      if (c === open) depth++
+      else if (c === close) {
+        depth--
+        if (depth === 0) return pos
+      }
+      pos++
+    }
+    problems.push({ offset: pos, message: `unterminated ${open === '(' ? '$(' : '${'}` })
+    return end
+  }
+
+  /** Skips heredoc bodies that start after the newline at `pos`; returns the offset after them. */
+  const skipHeredocs = (pos: number): number => {
+    while (heredocs.length > 0) {
+      const doc = heredocs.shift() as { delimiter: string, stripTabs: boolean }
+      for (;;) {
+        if (pos >= end) { problems.push({ offset: pos, message: `heredoc ${doc.delimiter} is not closed` }); return end }
+        let lineEnd = source.indexOf('\n', pos)
+        if (lineEnd < 0 || lineEnd > end) lineEnd = end
+        let line = source.slice(pos, lineEnd).replace(/\r$/, '')
+        if (doc.stripTabs) line = line.replace(/^\t+/, '')
+        pos = lineEnd + 1
+        if (line === doc.delimiter) break
+      }
+    }
+    return pos
+  }
+
+  while (i < end) {
+    const c = source[i] as string
+    const n = source[i + 1]
+    if (c === '\\' && n === '\n') { i += 2; continue }
+    if (c === '\\' && n === '\r' && source[i + 2] === '\n') { i += 3; continue }
+    if (c === ' ' || c === '\t' || c === '\r') { i++; continue }
+    if (c === '\n') {
+      if (newlineSeparates) finish('newline')
+      i++
+      if (heredocs.length > 0) i = skipHeredocs(i)
+      continue
+    }
+    if (c === '#') {
+      const nl = source.indexOf('\n', i)
+      i = nl < 0 || nl > end ? end : nl
+      continue
+    }
+    if (c === '&' && n === '&') { finish('&&'); i += 2; continue }
+    if (c === '|' && n === '|') { finish('||'); i += 2; continue }
+    if (c === ';') { finish(';'); i += n === ';' ? 2 : 1; continue }
+    if (c === '|') { finish('|'); i += n === '&' ? 2 : 1; continue }
+    if (c === '(' || c === ')') { finish('group'); i++; continue }
+    // Redirects: [n]> [n]>> [n]< <<[-] <<< &> >& n>&m
+    const redirect = /^(\d*)(&>>|&>|>>|>&|>\||<<<|<<-|<<|<>|<&|>|<)/.exec(source.slice(i, Math.min(end, i + 6)))
+    if (redirect != null) {
+      const op = redirect[2] as string
+      i += redirect[0].length
+      while (i < end && (source[i] === ' ' || source[i] === '\t')) i++
+      if (i >= end || WORD_END.has(source[i] as string)) { problems.push({ offset: i, message: `redirect ${op} has no target` }); continue }
+      const target = readWord(i)
+      i = target.end
+      if (op === '<<' || op === '<<-') heredocs.push({ delimiter: target.text, stripTabs: op === '<<-' })
+      redirects.push({ op, target })
+      continue
+    }
+    if (c === '&') { finish('&'); i++; continue }
+    const word = readWord(i)
+    if (word.end === i) { i++; continue }
+    words.push(word)
+    i = word.end
+  }
+  finish('end')
+  return { commands, problems }
+}
+
+function unescapeDouble (s: string): string {
+  return s.replace(/\\\r?\n/g, '').replace(/\\([$`"\\])/g, '$1')
+}
+
+function shape (all: Word[], redirects: Redirect[], next: Separator): SimpleCommand {
+  let k = 0
+  const assignments: Word[] = []
+  for (;;) {
+    const w = all[k]
+    if (w == null) break
+    if (RESERVED.has(w.raw)) { k++; continue }
+    if (ASSIGNMENT.test(w.raw)) { assignments.push(w); k++; continue }
+    if (WRAPPERS.has(w.text)) {
+      k++
+      // sudo's own flags (-u user, -E) come before the command
+      while (all[k]?.text.startsWith('-') === true) {
+        const flag = all[k]?.text
+        k += flag === '-u' || flag === '-g' ? 2 : 1
+      }
+      continue
+    }
+    if (w.text === 'env') {
+      k++
+      while (all[k] != null && (all[k]?.text.startsWith('-') === true || ASSIGNMENT.test(all[k]?.raw ?? ''))) {
+        const x = all[k] as Word
+        if (ASSIGNMENT.test(x.raw)) assignments.push(x)
+        k++
+      }
+      continue
+    }
+    break
+  }
+  return { words: all.slice(k), assignments, redirects, next }
+}
+
+/** The command name without its directory (`/usr/bin/apt-get` → `apt-get`). */
+export function commandName (cmd: SimpleCommand): string {
+  const first = cmd.words[0]?.text ?? ''
+  return first.slice(first.lastIndexOf('/') + 1)
+}
+
+/** Words after the command name that are not options. Options listed in `withValue` consume the next word. */
+export function operands (cmd: SimpleCommand, from: number, withValue: ReadonlySet<string> = new Set()): Word[] {
+  const out: Word[] = []
+  for (let k = from; k < cmd.words.length; k++) {
+    const w = cmd.words[k] as Word
+    if (w.text === '--') { out.push(...cmd.words.slice(k + 1)); break }
+    if (w.text.startsWith('-') && w.text.length > 1) {
+      if (withValue.has(w.text)) k++
+      continue
+    }
+    out.push(w)
+  }
+  return out
+}
+
+/** Whether a word is a flag named `names` (`-o`, `--output`, `--output=x`). */
+export function hasFlag (cmd: SimpleCommand, ...names: string[]): boolean {
+  return cmd.words.some(w => names.some(n => w.text === n || (n.startsWith('--') && w.text.startsWith(`${n}=`))))
+}
+
+/** The value of a flag (`-o x`, `--output x`, `--output=x`), or undefined. */
+export function flagValue (cmd: SimpleCommand, ...names: string[]): Word | undefined {
+  for (let k = 1; k < cmd.words.length; k++) {
+    const w = cmd.words[k] as Word
+    for (const n of names) {
+      if (w.text === n) return cmd.words[k + 1]
+      if (n.startsWith('--') && w.text.startsWith(`${n}=`)) {
+        const cut = n.length + 1
+        return { text: w.text.slice(cut), raw: w.raw, start: w.start, end: w.end }
+      }
+      if (!n.startsWith('--') && n.length === 2 && w.text.startsWith(n) && w.text.length > 2 && !w.text.startsWith('--')) {
+        return { text: w.text.slice(2), raw: w.raw, start: w.start, end: w.end }
+      }
+    }
+  }
+  return undefined
+}

@@ -1,0 +1,79 @@
+/** Severity on the scale of the reproducibility analysis: critical breaks every build, low leaves small layer differences. */
+export type Severity = 'critical' | 'high' | 'medium' | 'low'
+
+/** Most severe first; formats and `--fail-on` rely on this order. */
+export const SEVERITIES: readonly Severity[] = ['critical', 'high', 'medium', 'low']
+
+export type FileKind = 'dockerfile' | 'script' | 'workflow' | 'template'
+
+/** One rule's fixed description, shared by every finding it produces. */
+export interface RuleMeta {
+  /** Stable id, `NR<3 digits>-<slug>`. */
+  id: string
+  severity: Severity
+  title: string
+  /** Why it breaks reproducibility. */
+  why: string
+  /** How to fix it. */
+  fix: string
+}
+
+export interface Finding {
+  ruleId: string
+  severity: Severity
+  title: string
+  /** Repository-relative path with `/` separators. */
+  path: string
+  /** 1-based. */
+  line: number
+  /** 1-based, when known. */
+  column?: number
+  /** The offending text, shortened to one line. */
+  text: string
+  /** What is wrong at this place. */
+  message: string
+  why: string
+  fix: string
+  /** The template through which this file was audited, when it was included by one. */
+  via?: string
+}
+
+export interface AuditedFile {
+  path: string
+  kind: FileKind
+}
+
+export interface AuditFileError {
+  path: string
+  message: string
+}
+
+export interface AuditReport {
+  /** Absolute path of the audited repository. */
+  root: string
+  files: AuditedFile[]
+  findings: Finding[]
+  /** Unreadable or malformed files: reported, the audit goes on without them. */
+  errors: AuditFileError[]
+  summary: Record<Severity, number>
+}
+
+export interface AuditOptions {
+  /** Repository-relative paths or glob patterns; when given, only matching files are audited. */
+  include?: string[]
+  /** Follow `FROM ./dir/ AS name` includes of `Dockerfile.tmpl` files (default true). */
+  followTemplates?: boolean
+}
+
+/** Where a rule found something: an offset into the file text, or a line and column. */
+export interface Place {
+  path: string
+  line: number
+  column?: number
+  text: string
+  message: string
+  via?: string
+}
+
+/** Collects findings; rules call it with their id. */
+export type Report = (ruleId: string, place: Place) => void
