@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import type { Envelope } from '../../src/protocol/dsse.js'
+import { parsePolicy, type TrustPolicy } from '../../src/protocol/policy.js'
 import type { Announcement, Claim, FailureClass, ImageResult, Target } from '../../src/protocol/types.js'
 import { createStore } from '../../src/node/store/level-store.js'
 import type { Store } from '../../src/node/store/types.js'
@@ -90,14 +91,37 @@ export function makeKeys (): Keys {
   return { maintainer: generateIdentity(), builders: [generateIdentity(), generateIdentity(), generateIdentity()], stranger: generateIdentity() }
 }
 
+export const COMMIT_4 = 'd'.repeat(40)
+
 /**
- * Three releases of one repository:
+ * Policy JSON trusting the three builders (three operators) and the maintainer:
+ * 2 agreeing builders of 2 operators make a verdict, 1 dissenter is tolerated.
+ */
+export function policyJson (keys: Keys): unknown {
+  return {
+    version: 1,
+    builders: keys.builders.map((b, i) => ({ name: `builder-${i + 1}`, operator: `operator-${i + 1}`, publicKey: b.publicKeyPem })),
+    announcers: [{ name: 'maintainer', publicKey: keys.maintainer.publicKeyPem }],
+    threshold: 2,
+    minOperators: 2,
+    allowedDissent: 1
+  }
+}
+
+export function testPolicy (keys: Keys): TrustPolicy {
+  return parsePolicy(policyJson(keys))
+}
+
+/**
+ * Four releases of one repository, under `testPolicy`:
  * - v1 (commit a…): base linux/amd64 reproducible (3 of 3 agree; a stranger dissents, untrusted);
- *   base linux/arm64 disputed (2 agree, 1 dissents at layer 1); app linux/amd64 one trusted failure.
+ *   base linux/arm64 disputed (1 against 1, the third builder outstanding; the dissent differs at layer 1);
+ *   app linux/amd64 failed (every trusted builder failed: build-failed ×2, timeout ×1).
  * - v2 (commit b…): base linux/amd64 unreproducible (three different digests).
  * - v3 (commit c…): base linux/amd64 pending (one claim so far).
+ * - v4 (commit d…): base linux/amd64 and linux/arm64 reproducible.
  */
-export async function seedReleases (store: Store, keys: Keys): Promise<{ ids: string[] }> {
+export async function seedReleases (store: Store, keys: Keys): Promise<{ ids: string[], v4: { amd64: ImageResult, arm64: ImageResult } }> {
   const [b1, b2, b3] = keys.builders as [SigningIdentity, SigningIdentity, SigningIdentity]
   const ids: string[] = []
   const add = async (env: Envelope): Promise<void> => { ids.push(await put(store, env)) }
@@ -106,12 +130,11 @@ export async function seedReleases (store: Store, keys: Keys): Promise<{ ids: st
   const good = imageResult('v1 base amd64')
   for (const b of [b1, b2, b3]) await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/amd64', 'v1'), { result: good }), b))
   await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/amd64', 'v1'), { result: imageResult('stranger', ['base', 'evil']) }), keys.stranger))
-  const arm = imageResult('v1 base arm64')
-  const armOff = imageResult('v1 base arm64 off', ['base', 'app drifted'])
-  await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/arm64', 'v1'), { result: arm }), b1))
-  await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/arm64', 'v1'), { result: arm }), b2))
-  await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/arm64', 'v1'), { result: armOff }), b3))
+  await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/arm64', 'v1'), { result: imageResult('v1 base arm64') }), b1))
+  await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/arm64', 'v1'), { result: imageResult('v1 base arm64 off', ['base', 'app drifted']) }), b3))
   await add(signClaim(claim(target(COMMIT_1, 'app', 'linux/amd64', 'v1'), { failure: 'build-failed', step: 'RUN make' }), b1))
+  await add(signClaim(claim(target(COMMIT_1, 'app', 'linux/amd64', 'v1'), { failure: 'build-failed', step: 'RUN make' }), b2))
+  await add(signClaim(claim(target(COMMIT_1, 'app', 'linux/amd64', 'v1'), { failure: 'timeout' }), b3))
 
   await add(signAnnouncement(announcement('v2', COMMIT_2, [['base', 'linux/amd64']]), keys.maintainer))
   await add(signClaim(claim(target(COMMIT_2, 'base', 'linux/amd64', 'v2'), { result: imageResult('v2 one', ['base', 'one']) }), b1))
@@ -120,7 +143,15 @@ export async function seedReleases (store: Store, keys: Keys): Promise<{ ids: st
 
   await add(signAnnouncement(announcement('v3', COMMIT_3, [['base', 'linux/amd64']]), keys.maintainer))
   await add(signClaim(claim(target(COMMIT_3, 'base', 'linux/amd64', 'v3'), { result: imageResult('v3') }), b1))
-  return { ids }
+
+  await add(signAnnouncement(announcement('v4', COMMIT_4, [['base', 'linux/amd64'], ['base', 'linux/arm64']]), keys.maintainer))
+  const amd64 = imageResult('v4 amd64')
+  const arm64 = imageResult('v4 arm64')
+  for (const b of [b1, b2]) {
+    await add(signClaim(claim(target(COMMIT_4, 'base', 'linux/amd64', 'v4'), { result: amd64 }), b))
+    await add(signClaim(claim(target(COMMIT_4, 'base', 'linux/arm64', 'v4'), { result: arm64 }), b))
+  }
+  return { ids, v4: { amd64, arm64 } }
 }
 
 export async function tempStore (): Promise<{ store: Store, dir: string, cleanup: () => Promise<void> }> {

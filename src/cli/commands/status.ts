@@ -1,7 +1,168 @@
+import { writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import type { Command } from 'commander'
+import { ValidationError } from '../../protocol/errors.js'
+import { signStatement } from '../../protocol/messages.js'
+import type { TrustPolicy } from '../../protocol/policy.js'
+import { buildVsa } from '../../protocol/vsa.js'
+import { loadRecipe } from '../../node/build/recipe.js'
+import { defaultDataDir, DATA_DIR_POLICY } from '../../node/config/resolve.js'
+import { UnknownTagError } from '../../node/consensus/errors.js'
+import { evaluateReleaseFull, type ReleaseEvaluation } from '../../node/consensus/evaluate.js'
+import { formatConsensus } from '../../node/consensus/format.js'
+import { openExistingStore } from '../../node/consensus/open-store.js'
+import { gateOutcome } from '../../node/consensus/outcome.js'
+import { createPublishedLookup } from '../../node/consensus/published.js'
+import { fetchReleaseFromNode } from '../../node/consensus/remote.js'
+import { pickAnnouncement } from '../../node/consensus/service.js'
+import { loadPolicyFile } from '../../node/daemon/policy.js'
+import { readIdentity } from '../../node/identity-files.js'
+import { createRegistryClient } from '../../node/registry/index.js'
+import type { StoredMessage } from '../../node/store/types.js'
+import { EXIT } from '../exit-codes.js'
+
+interface StatusFlags {
+  repo?: string
+  node?: string
+  dataDir?: string
+  policy?: string
+  json?: boolean
+  vsa?: string
+  key?: string
+  registryCheck?: boolean
+  image: string[]
+  insecureRegistry?: boolean
+}
+
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,255}$/
+
+function collect (value: string, previous: string[]): string[] {
+  return [...previous, value]
+}
+
+function parseImages (entries: string[]): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const e of entries) {
+    const eq = e.indexOf('=')
+    if (eq <= 0 || eq === e.length - 1) throw new ValidationError('--image', `expected VARIANT=REPOSITORY (e.g. base=ghcr.io/m1k1o/neko/base), got ${JSON.stringify(e)}`)
+    out.set(e.slice(0, eq), e.slice(eq + 1))
+  }
+  return out
+}
+
+async function policyFor (flags: StatusFlags, dataDir: string): Promise<{ policy: TrustPolicy, file: string }> {
+  const file = flags.policy ?? process.env.NEKO_POLICY ?? join(dataDir, DATA_DIR_POLICY)
+  if (flags.policy === undefined && process.env.NEKO_POLICY === undefined && !existsSync(file)) {
+    throw new ValidationError('--policy', `no trust policy given and none at ${file}; pass --policy FILE (status verifies every claim against it)`)
+  }
+  return { policy: await loadPolicyFile(file), file: resolve(file) }
+}
+
+/** The release's messages from a node (verified here) or from a local store. */
+async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<{ announcements: StoredMessage[], claimsFor: (repository: string, commit: string) => Promise<StoredMessage[]>, close: () => Promise<void>, where: string }> {
+  if (flags.node !== undefined) {
+    const remote = await fetchReleaseFromNode(flags.node, policy, tag, flags.repo)
+    for (const r of remote.rejected.slice(0, 20)) process.stderr.write(`neko-rebuilder: ignored line ${r.line} from ${flags.node}: ${r.reason}\n`)
+    if (remote.rejected.length > 20) process.stderr.write(`neko-rebuilder: … and ${remote.rejected.length - 20} more rejected lines\n`)
+    const announcements = remote.messages.filter(m => m.announcement != null && m.announcement.tag === tag && (flags.repo === undefined || m.announcement.repository === flags.repo))
+    return {
+      announcements,
+      claimsFor: async (repository, commit) => remote.messages.filter(m => m.claim != null && m.claim.target.repository === repository && m.claim.target.commit === commit),
+      close: async () => {},
+      where: flags.node
+    }
+  }
+  const store = await openExistingStore(dataDir)
+  try {
+    const announcements = await store.announcements(flags.repo !== undefined ? { repository: flags.repo, tag } : { tag })
+    return {
+      announcements,
+      claimsFor: async (repository, commit) => await store.claimsForCommit(repository, commit),
+      close: async () => { await store.close() },
+      where: `the store of ${dataDir}`
+    }
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+}
+
+/** Variant → published repository: the recipe's images, overridden by --image. */
+async function imagesFor (recipeName: string, overrides: Map<string, string>): Promise<Map<string, string>> {
+  const images = new Map<string, string>()
+  try {
+    for (const v of (await loadRecipe(recipeName)).variants) if (v.image !== undefined) images.set(v.name, v.image)
+  } catch {
+    // A recipe this install does not know: only --image names published images.
+  }
+  for (const [k, v] of overrides) images.set(k, v)
+  return images
+}
+
+async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvaluation, verifier: string, policyUri: string): Promise<void> {
+  const identity = await readIdentity(keyDir)
+  const timeVerified = new Date().toISOString()
+  const lines = evaluation.verdicts.map(v => {
+    // The claims the verdict rests on: every counted trusted claim, agreeing or not.
+    const claimIds = [...v.agreeing, ...v.dissenting, ...v.failed].map(x => x.claimId)
+    return JSON.stringify(signStatement(buildVsa(v, { verifier, policyUri, claimIds, timeVerified }), identity))
+  })
+  await writeFile(file, lines.map(l => l + '\n').join(''))
+}
 
 export function register (program: Command): void {
-  program.command('status').description('(not available yet)').action(() => {
-    throw new Error('status is not available yet')
-  })
+  program.command('status')
+    .description('Print, per variant and platform, whether a release is reproducible under a trust policy; exit 0 only if every target is reproducible (and matches the registry where checked)')
+    .argument('<tag>', 'release tag, e.g. v3.0.0')
+    .option('--repo <url>', 'repository of the release (needed when several repositories announce the same tag)')
+    .option('--node <url>', 'read the signed claims from a node\'s HTTP feed and verify them here (the node\'s verdict is never used)')
+    .option('--data-dir <dir>', 'read a node\'s store directly (default: $NEKO_DATA_DIR, else ~/.local/share/neko-rebuilder)')
+    .option('--policy <file>', 'trust policy (default: $NEKO_POLICY, else DATA_DIR/policy.json)')
+    .option('--json', 'print the consensus as JSON')
+    .option('--vsa <file>', 'write a signed SLSA verification summary per target (DSSE, JSON Lines); needs --key')
+    .option('--key <dir>', 'identity that signs the VSA')
+    .option('--registry-check', 'compare the agreed digests with what the registry publishes for IMAGE:TAG')
+    .option('--image <variant=repository>', 'published image repository of a variant (repeatable; implies --registry-check)', collect, [])
+    .option('--insecure-registry', 'talk plain HTTP to the registry (loopback registries always are)')
+    .action(async (tag: string, flags: StatusFlags) => {
+      if (!TAG.test(tag)) throw new ValidationError('tag', `not a tag name: ${JSON.stringify(tag.slice(0, 100))}`)
+      if (flags.node !== undefined && flags.dataDir !== undefined) throw new ValidationError('--node', 'give either --node or --data-dir, not both')
+      if ((flags.vsa === undefined) !== (flags.key === undefined)) throw new ValidationError(flags.vsa === undefined ? '--key' : '--vsa', '--vsa and --key go together')
+      const overrides = parseImages(flags.image)
+      const dataDir = flags.dataDir ?? process.env.NEKO_DATA_DIR ?? defaultDataDir(process.env)
+      const { policy, file: policyFile } = await policyFor(flags, dataDir)
+
+      const source = await gather(tag, flags, policy, dataDir)
+      let evaluation: ReleaseEvaluation
+      try {
+        if (source.announcements.length === 0) throw new UnknownTagError(tag, `${source.where}${flags.repo !== undefined ? ` for ${flags.repo}` : ''}`)
+        const { chosen, others } = pickAnnouncement(policy, tag, source.announcements)
+        const a = chosen.announcement!
+        const claims = await source.claimsFor(a.repository, a.commit)
+        let published: ReadonlyMap<string, string> | undefined
+        if (flags.registryCheck === true || overrides.size > 0) {
+          const registry = createRegistryClient({ timeoutMs: 15_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}) })
+          const lookup = createPublishedLookup({ registry }, { images: await imagesFor(a.recipe.name, overrides), ttlMs: 0 })
+          published = await lookup({ repository: a.repository, tag, commit: a.commit, targets: a.targets })
+        }
+        evaluation = evaluateReleaseFull(policy, chosen, others, claims, published)
+      } finally {
+        await source.close()
+      }
+
+      const outcome = gateOutcome(evaluation.consensus)
+      if (flags.json === true) {
+        process.stdout.write(JSON.stringify({ ...evaluation.consensus, outcome }, null, 2) + '\n')
+      } else {
+        process.stdout.write(formatConsensus(evaluation.consensus))
+      }
+      if (flags.vsa !== undefined && flags.key !== undefined) {
+        const verifier = flags.node ?? 'urn:neko-rebuilder:status'
+        await writeVsa(flags.vsa, flags.key, evaluation, verifier, pathToFileURL(policyFile).toString())
+        if (flags.json !== true) process.stdout.write(`VSA: ${evaluation.verdicts.length} signed summar${evaluation.verdicts.length === 1 ? 'y' : 'ies'} written to ${flags.vsa}\n`)
+      }
+      process.exitCode = outcome === 'ok' ? EXIT.OK : outcome === 'pending' ? EXIT.PENDING : EXIT.NOT_REPRODUCIBLE
+    })
 }

@@ -1,0 +1,42 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { ValidationError } from '../../protocol/errors.js'
+import { StoreOpenError } from '../store/errors.js'
+import { createStore } from '../store/level-store.js'
+import type { Store } from '../store/types.js'
+import { StoreLockedError } from './errors.js'
+
+/** Where a node keeps its level store inside its data directory. */
+export const STORE_DIR = 'store'
+
+/** The store directory of a data dir: `DIR/store`, or DIR itself when it is a LevelDB directory. */
+export function storePathOf (dataDir: string): string | undefined {
+  for (const p of [join(dataDir, STORE_DIR), dataDir]) {
+    if (existsSync(join(p, 'CURRENT'))) return p
+  }
+  return undefined
+}
+
+function isLockError (err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e != null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code
+    if (code === 'LEVEL_LOCKED') return true
+    if (e instanceof Error && /\block\b/i.test(e.message)) return true
+  }
+  return false
+}
+
+/**
+ * Opens an existing store for reading (never creates one: a mistyped path must not look
+ * like an empty store). A store held by a running node is reported as such.
+ */
+export async function openExistingStore (dataDir: string): Promise<Store> {
+  const path = storePathOf(dataDir)
+  if (path === undefined) throw new ValidationError('--data-dir', `no node store in ${dataDir} (looked for ${join(dataDir, STORE_DIR)})`)
+  try {
+    return await createStore({ path })
+  } catch (err) {
+    if (err instanceof StoreOpenError && isLockError(err)) throw new StoreLockedError(path)
+    throw err
+  }
+}
