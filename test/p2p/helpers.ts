@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from 'node:crypto'
+import { createPublicKey, generateKeyPairSync } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { createLibp2p } from 'libp2p'
 import type { Libp2p } from '@libp2p/interface'
@@ -26,8 +26,10 @@ export interface TestNode {
 
 export type Policy = (topic: string, data: Uint8Array, from: string) => Promise<ValidationOutcome> | ValidationOutcome
 
-export async function startNode (opts: { validate?: Policy, backfillSource?: P2PComponents['backfillSource'], init?: Partial<P2PInit> } = {}): Promise<TestNode> {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+export async function startNode (opts: { privateKey?: KeyObject, validate?: Policy, backfillSource?: P2PComponents['backfillSource'], init?: Partial<P2PInit> } = {}): Promise<TestNode> {
+  const { privateKey, publicKey } = opts.privateKey != null
+    ? { privateKey: opts.privateKey, publicKey: createPublicKey(opts.privateKey) }
+    : generateKeyPairSync('ed25519')
   const delivered: Delivery[] = []
   const validated: Delivery[] = []
   const policy = opts.validate ?? (() => 'accept' as const)

@@ -43,7 +43,8 @@ function messageIdToString (id: Uint8Array): string {
 /**
  * Scoring per topic: what counts is P4, invalid deliveries. One rejected message puts
  * its sender below the gossip threshold, two below the publish threshold, three on the
- * graylist (its RPCs are ignored) until the counter decays. Mesh-delivery deficits (P3)
+ * graylist (its RPCs are ignored) until the counter decays. A peer with a negative score
+ * is also pruned from the mesh at the next heartbeat. Mesh-delivery deficits (P3)
  * are off: claims are rare, so a quiet honest peer must not look like a withholding one.
  */
 export function topicScoreParams (): TopicScoreParams {
@@ -64,8 +65,10 @@ export function topicScoreParams (): TopicScoreParams {
     meshFailurePenaltyWeight: 0,
     meshFailurePenaltyDecay: 0.5,
     invalidMessageDeliveriesWeight: -20,
-    // Per decay interval (1 s): a counter of 1 falls under decayToZero in about 4 minutes.
-    invalidMessageDeliveriesDecay: 0.99
+    // Per decay interval (1 s): one invalid message keeps its sender below the gossip
+    // threshold for about 11 s and is forgotten after about 75 s; a steady stream of them
+    // keeps the sender graylisted.
+    invalidMessageDeliveriesDecay: 0.97
   }
 }
 
