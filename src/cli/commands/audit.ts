@@ -1,7 +1,42 @@
+import { writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
+import { auditRepository, FAIL_ON, FORMATS, formatReport, gateExitCode } from '../../audit/index.js'
+import type { FailOn, Format } from '../../audit/index.js'
+import { ValidationError } from '../../protocol/errors.js'
+
+interface AuditFlags {
+  format: string
+  failOn: string
+  output?: string
+  include?: string[]
+  followTemplates: boolean
+}
 
 export function register (program: Command): void {
-  program.command('audit').description('(not available yet)').action(() => {
-    throw new Error('audit is not available yet')
-  })
+  program.command('audit')
+    .description('Find causes of non-reproducible image builds in a repository: Dockerfiles (and Dockerfile.tmpl includes), shell build scripts and GitHub workflows')
+    .argument('[path]', 'repository to audit', '.')
+    .option('--format <format>', `report format: ${FORMATS.join('|')}`, 'table')
+    .option('--fail-on <severity>', `exit 1 when a finding at or above this severity exists: ${FAIL_ON.join('|')}`, 'none')
+    .option('-o, --output <file>', 'write the report to a file instead of standard output')
+    .option('--include <paths...>', 'audit only these repository-relative paths or glob patterns')
+    .option('--no-follow-templates', 'do not follow FROM ./dir/ includes of Dockerfile.tmpl files')
+    .action(async (path: string, flags: AuditFlags) => {
+      if (!(FORMATS as readonly string[]).includes(flags.format)) throw new ValidationError('--format', `must be one of ${FORMATS.join(', ')}, not ${flags.format}`)
+      if (!(FAIL_ON as readonly string[]).includes(flags.failOn)) throw new ValidationError('--fail-on', `must be one of ${FAIL_ON.join(', ')}, not ${flags.failOn}`)
+      const report = await auditRepository(path, { followTemplates: flags.followTemplates, ...(flags.include != null ? { include: flags.include } : {}) })
+      const color = flags.format === 'table' && flags.output == null && process.stdout.isTTY && process.env.NO_COLOR == null
+      const text = formatReport(report, flags.format as Format, { color })
+      if (flags.output != null) {
+        await writeFile(flags.output, text)
+        const s = report.summary
+        process.stderr.write(`audit: ${s.critical} critical, ${s.high} high, ${s.medium} medium, ${s.low} low findings written to ${flags.output}\n`)
+      } else {
+        process.stdout.write(text)
+      }
+      if (report.errors.length > 0 && flags.format !== 'table') {
+        process.stderr.write(`audit: ${report.errors.length} file(s) could not be audited; see "errors" in the report\n`)
+      }
+      process.exitCode = gateExitCode(report, flags.failOn as FailOn)
+    })
 }
