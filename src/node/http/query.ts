@@ -10,10 +10,9 @@ export class Query {
   private readonly values = new Map<string, string>()
 
   constructor (params: URLSearchParams, allowed: readonly string[]) {
-    let count = 0
+    const count = [...params.keys()].length
+    if (count > HTTP_LIMITS.maxQueryParams) throw new LimitError('query parameters', HTTP_LIMITS.maxQueryParams, count)
     for (const [name, value] of params) {
-      count++
-      if (count > HTTP_LIMITS.maxQueryParams) throw new LimitError('query parameters', HTTP_LIMITS.maxQueryParams, [...params.keys()].length)
       if (!allowed.includes(name)) {
         throw new ValidationError(name, `unknown query parameter${allowed.length > 0 ? `; this endpoint accepts ${allowed.join(', ')}` : ''}`)
       }
