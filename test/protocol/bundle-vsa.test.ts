@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest'
+import { parseBundle, serializeBundle } from '../../src/protocol/bundle.js'
+import { verifyEnvelope } from '../../src/protocol/dsse.js'
+import { LimitError, SignatureError } from '../../src/protocol/errors.js'
+import { decodeMessage, signAnnouncement, signClaim, signStatement } from '../../src/protocol/messages.js'
+import { policyKeys } from '../../src/protocol/policy.js'
+import { computeVerdicts, type TargetVerdict } from '../../src/protocol/quorum.js'
+import { SLSA_VSA_V1 } from '../../src/protocol/types.js'
+import { buildVsa, REPRODUCIBLE_LEVEL } from '../../src/protocol/vsa.js'
+import { announcement, digestOf, fixedIdentity, makePolicy, successClaim } from './fixtures.js'
+
+const D1 = digestOf('d1')
+const { policy, builders, announcer } = makePolicy(3, { threshold: 2 })
+const envs = [signAnnouncement(announcement(), announcer), ...builders.slice(0, 2).map(b => signClaim(successClaim(D1), b))]
+
+describe('bundles', () => {
+  it('serializes one envelope per line and parses them back', () => {
+    const text = serializeBundle(envs)
+    expect(text.split('\n')).toHaveLength(4)
+    const b = parseBundle(text, { keys: policyKeys(policy) })
+    expect(b.errors).toEqual([])
+    expect(b.entries.map(e => [e.line, e.message.kind])).toEqual([[1, 'announcement'], [2, 'claim'], [3, 'claim']])
+  })
+
+  it('reports bad lines by number and keeps the good ones', () => {
+    const stranger = signClaim(successClaim(D1), fixedIdentity(77))
+    const lines = serializeBundle(envs).split('\n')
+    const text = [lines[0], '{oops', '', lines[1], JSON.stringify(stranger), 'x'.repeat(50), lines[2]].join('\r\n')
+    const b = parseBundle(text, { keys: policyKeys(policy), maxLineLength: 40_000 })
+    expect(b.entries.map(e => e.line)).toEqual([1, 4, 7])
+    expect(b.errors.map(e => e.line)).toEqual([2, 5, 6])
+    expect(b.errors[1]?.error).toBeInstanceOf(SignatureError)
+    expect(parseBundle('x'.repeat(100), { maxLineLength: 10 }).errors[0]?.error).toBeInstanceOf(LimitError)
+  })
+
+  it('refuses more lines than the limit', () => {
+    expect(() => parseBundle('{}\n{}\n{}\n', { maxLines: 2 })).toThrow(LimitError)
+  })
+})
+
+describe('VSA', () => {
+  const claims = parseBundle(serializeBundle(envs), { keys: policyKeys(policy) }).entries
+    .flatMap(e => e.message.kind === 'claim' ? [{ claim: e.message.claim, keyId: e.message.keyId, id: e.message.id }] : [])
+  const verdict = computeVerdicts({ claims, policy })[0] as TargetVerdict
+
+  it('summarises a reproducible verdict as PASSED and signs as a DSSE envelope', () => {
+    const vsa = buildVsa(verdict, { verifier: 'https://rebuilder.example', claimIds: claims.map(c => c.id), timeVerified: '2026-01-02T00:00:00Z', policyUri: 'https://example.com/trust.json' })
+    expect(vsa.predicateType).toBe(SLSA_VSA_V1)
+    expect(vsa.subject[0]?.digest).toEqual({ sha256: D1.slice(7) })
+    const p = vsa.predicate as Record<string, unknown>
+    expect(p.verificationResult).toBe('PASSED')
+    expect(p.verifiedLevels).toEqual([REPRODUCIBLE_LEVEL])
+    expect(p.policy).toEqual({ uri: 'https://example.com/trust.json' })
+    expect((p.inputAttestations as unknown[]).length).toBe(2)
+    const signer = fixedIdentity(50)
+    const env = signStatement(vsa, signer)
+    expect(verifyEnvelope(env, { keys: new Map([[signer.keyId, signer.publicKey]]) }).keyId).toBe(signer.keyId)
+    // A VSA is not a claim: decoding it as a network message is refused.
+    expect(() => decodeMessage(env, { allowEmbeddedKeys: true })).toThrow(/predicateType/)
+  })
+
+  it('FAILED when not reproducible or the published digest differs', () => {
+    const pending = computeVerdicts({ claims: claims.slice(0, 1), policy })[0] as TargetVerdict
+    expect(buildVsa(pending, { verifier: 'v', claimIds: [], timeVerified: '2026-01-02T00:00:00Z' }).predicate.verificationResult).toBe('FAILED')
+    const mismatch: TargetVerdict = { ...verdict, published: { digest: digestOf('ff'), match: 'no' } }
+    expect(buildVsa(mismatch, { verifier: 'v', claimIds: [], timeVerified: '2026-01-02T00:00:00Z' }).predicate.verificationResult).toBe('FAILED')
+  })
+})
