@@ -134,8 +134,9 @@ function showDetails (release, t) {
     : `${t.published.match === 'yes' ? 'matches' : 'does NOT match'} ${t.published.digest ?? ''}`
   const summary = el('dl', {},
     el('dt', {}, 'Verdict'), el('dd', {}, el('span', { class: `badge ${t.status}` }, t.status)),
-    el('dt', {}, 'Consensus digest'), el('dd', { class: 'digest' }, t.consensusDigest ?? '—'),
-    el('dt', {}, 'Agreeing'), el('dd', {}, `${t.agreeing.length} trusted builder${t.agreeing.length === 1 ? '' : 's'} (threshold ${t.threshold}, ${t.trustedCount} trusted reported)`),
+    el('dt', {}, t.consensusDigest ? 'Consensus digest' : 'Leading digest'),
+    el('dd', { class: 'digest' }, t.consensusDigest ?? (t.leadingDigest ? `${t.leadingDigest} (not agreed)` : '—')),
+    el('dt', {}, 'Agreeing'), el('dd', {}, `${t.agreeing.length} trusted builder${t.agreeing.length === 1 ? '' : 's'} (threshold ${t.threshold}; ${t.trustedCount} trusted reported, ${t.outstanding} not yet)`),
     el('dt', {}, 'Published image'), el('dd', {}, published),
     el('dt', {}, 'Repository'), el('dd', {}, release.repository),
     el('dt', {}, 'Commit'), el('dd', { class: 'digest' }, release.commit),

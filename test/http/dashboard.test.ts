@@ -1,0 +1,108 @@
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { chromium, type Browser } from 'playwright-core'
+import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
+import { makeKeys, seedReleases, tempStore, testPolicy, type Keys } from './fixtures.js'
+
+const CHROMIUM = process.env.NEKO_CHROMIUM ?? '/usr/bin/chromium'
+
+/** Chromium missing: skip with a notice, unless NEKO_REQUIRE_BROWSER=1 (CI), where it fails. */
+function browserAvailable (): boolean {
+  if (existsSync(CHROMIUM)) return true
+  if (process.env.NEKO_REQUIRE_BROWSER === '1') throw new Error(`dashboard: NEKO_REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`)
+  process.stderr.write(`[skip] dashboard: ${CHROMIUM} missing; run scripts/setup-host.sh to test in a real browser\n`)
+  return false
+}
+
+const available = browserAvailable()
+
+describe.skipIf(!available)('dashboard in headless Chromium', () => {
+  let keys: Keys
+  let server: FeedServer
+  let base: string
+  let browser: Browser
+  let cleanup: () => Promise<void>
+
+  beforeAll(async () => {
+    keys = makeKeys()
+    const t = await tempStore()
+    cleanup = t.cleanup
+    await seedReleases(t.store, keys)
+    server = createFeedServer({ store: t.store, policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
+    base = (await server.start()).url
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+    })
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await server?.stop()
+    await cleanup?.()
+  })
+
+  it('shows the verdict matrix and opens a cell\'s claims', async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } })
+    const errors: string[] = []
+    page.on('pageerror', err => errors.push(err.message))
+    page.on('console', msg => { if (msg.type() === 'error') errors.push(msg.text()) })
+    await page.goto(`${base}/`)
+    await page.locator('table.matrix').waitFor()
+    expect(await page.locator('#state').textContent()).toContain('4 releases')
+
+    // One row per release, one column per (variant, platform).
+    expect(await page.locator('table.matrix tbody tr').count()).toBe(4)
+    expect(await page.locator('table.matrix thead th').count()).toBe(1 + 3)
+    const cell = (tag: string, variant: string, platform: string) =>
+      page.locator(`button.cell[data-tag="${tag}"][data-variant="${variant}"][data-platform="${platform}"]`)
+    expect(await cell('v1', 'base', 'linux/amd64').getAttribute('data-status')).toBe('reproducible')
+    expect(await cell('v1', 'base', 'linux/arm64').getAttribute('data-status')).toBe('disputed')
+    expect(await cell('v1', 'app', 'linux/amd64').getAttribute('data-status')).toBe('failed')
+    expect(await cell('v2', 'base', 'linux/amd64').getAttribute('data-status')).toBe('unreproducible')
+    expect(await cell('v3', 'base', 'linux/amd64').getAttribute('data-status')).toBe('pending')
+    // Colour follows the verdict, and the text says it too.
+    const green = await cell('v1', 'base', 'linux/amd64').evaluate(e => getComputedStyle(e).backgroundColor)
+    const red = await cell('v2', 'base', 'linux/amd64').evaluate(e => getComputedStyle(e).backgroundColor)
+    expect(green).not.toBe(red)
+    expect(await cell('v2', 'base', 'linux/amd64').textContent()).toContain('unreproducible')
+
+    // Details are closed until a cell is pressed.
+    expect(await page.locator('#details').isHidden()).toBe(true)
+    const disputed = cell('v1', 'base', 'linux/arm64')
+    expect(await disputed.getAttribute('aria-expanded')).toBe('false')
+    await disputed.click()
+    expect(await disputed.getAttribute('aria-expanded')).toBe('true')
+    const details = page.locator('#details')
+    await details.waitFor({ state: 'visible' })
+    const text = (await details.textContent()) ?? ''
+    expect(text).toContain('v1 · base · linux/arm64')
+    expect(text).toContain('disputed')
+    expect(text).toContain('operator-1')
+    expect(text).toContain('operator-3')
+    expect(text).toContain('first differing layer: #1')
+    expect(text).toContain(keys.builders[0]!.keyId.slice(0, 24))
+
+    // The reproducible cell lists trusted builders and the untrusted stranger with digests.
+    await cell('v1', 'base', 'linux/amd64').click()
+    expect(await disputed.getAttribute('aria-expanded')).toBe('false')
+    const amd = (await details.textContent()) ?? ''
+    expect(amd).toContain('reproducible')
+    expect(amd).toContain('untrusted')
+    expect(amd).toMatch(/sha256:[0-9a-f]{64}/)
+    expect(await page.locator('#details .claims tbody tr').count()).toBe(4)
+
+    // Keyboard: the cells are real buttons.
+    await cell('v2', 'base', 'linux/amd64').focus()
+    await page.keyboard.press('Enter')
+    expect(await cell('v2', 'base', 'linux/amd64').getAttribute('aria-expanded')).toBe('true')
+    expect((await details.textContent()) ?? '').toContain('unreproducible')
+
+    await cell('v1', 'base', 'linux/arm64').click()
+    await mkdir('test-artifacts', { recursive: true })
+    await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true })
+    expect(errors, errors.join('\n')).toEqual([])
+    await page.close()
+  })
+})
