@@ -118,6 +118,7 @@ export function parseShell (source: string, init: ShellParseInit = {}): ShellPar
 
   /** From just after an opening `"`, the offset of its closing `"`. */
   const skipDouble = (pos: number): number => {
+    const opened = pos - 1
     while (pos < end) {
       const c = source[pos]
       if (c === '\\') { pos += 2; continue }
@@ -126,18 +127,19 @@ export function parseShell (source: string, init: ShellParseInit = {}): ShellPar
       if (c === '$' && (source[pos + 1] === '(' || source[pos + 1] === '{')) { pos = skipBalanced(pos + 1) + 1; continue }
       pos++
     }
-    problems.push({ offset: pos, message: 'unterminated double quote' })
+    problems.push({ offset: opened, message: 'unterminated double quote' })
     return end
   }
 
   const skipBacktick = (pos: number): number => {
+    const opened = pos - 1
     while (pos < end) {
       const c = source[pos]
       if (c === '\\') { pos += 2; continue }
       if (c === '`') return pos
       pos++
     }
-    problems.push({ offset: pos, message: 'unterminated backquote' })
+    problems.push({ offset: opened, message: 'unterminated backquote' })
     return end
   }
 
@@ -145,6 +147,7 @@ export function parseShell (source: string, init: ShellParseInit = {}): ShellPar
   const skipBalanced = (pos: number): number => {
     const open = source[pos] as string
     const close = open === '(' ? ')' : '}'
+    const opened = pos - 1
     let depth = 0
     while (pos < end) {
       const c = source[pos]
@@ -163,7 +166,7 @@ export function parseShell (source: string, init: ShellParseInit = {}): ShellPar
       }
       pos++
     }
-    problems.push({ offset: pos, message: `unterminated ${open === '(' ? '$(' : '${'}` })
+    problems.push({ offset: opened, message: `unterminated ${open === '(' ? '$(' : '${'}` })
     return end
   }
 

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest'
+import { createLineIndex } from '../../src/audit/lines.js'
+import { commandName, flagValue, parseShell } from '../../src/audit/shell.js'
+
+const names = (src: string, newlines: 'separator' | 'space' = 'separator'): string[] =>
+  parseShell(src, { newlines }).commands.map(c => c.words.map(w => w.text).join(' '))
+
+describe('shell tokenizer', () => {
+  it('splits && ; | || chains and keeps what ends each command', () => {
+    const { commands } = parseShell('a 1 && b 2; c | d || e &')
+    expect(commands.map(c => [commandName(c), c.next])).toEqual([['a', '&&'], ['b', ';'], ['c', '|'], ['d', '||'], ['e', '&']])
+  })
+
+  it('joins line continuations and keeps offsets pointing at the source', () => {
+    const src = 'apt-get install \\\n    curl \\\n    wget'
+    const { commands } = parseShell(src)
+    expect(commands).toHaveLength(1)
+    const wget = commands[0]?.words[3]
+    expect(wget?.text).toBe('wget')
+    expect(createLineIndex(src).position(wget?.start ?? 0)).toEqual({ line: 3, column: 5 })
+  })
+
+  it('removes quotes but keeps substitutions in the raw text', () => {
+    const { commands } = parseShell(`echo "a b" 'c d' x\\ y "$(date +'%F')" \`id -u\``)
+    expect(commands[0]?.words.map(w => w.text)).toEqual(['echo', 'a b', 'c d', 'x y', "$(date +'%F')", '`id -u`'])
+  })
+
+  it('reads a multi-line double-quoted -ldflags value with backquotes as one word', () => {
+    const src = 'go build -ldflags "\n  -X \'a.date=`date -u +\'%Y\'`\'\n  -X a.b=c\n" main.go'
+    const { commands, problems } = parseShell(src)
+    expect(problems).toEqual([])
+    expect(commands).toHaveLength(1)
+    expect(commands[0]?.words.map(w => w.text).at(-1)).toBe('main.go')
+  })
+
+  it('records redirects and their targets, and skips heredoc bodies', () => {
+    const { commands } = parseShell('cat > /etc/x <<EOF\napt-get install foo\nEOF\necho done 2>&1 >>log')
+    expect(commands.map(c => commandName(c))).toEqual(['cat', 'echo'])
+    expect(commands[0]?.redirects.map(r => [r.op, r.target.text])).toEqual([['>', '/etc/x'], ['<<', 'EOF']])
+    expect(commands[1]?.redirects.map(r => [r.op, r.target.text])).toEqual([['>&', '1'], ['>>', 'log']])
+  })
+
+  it('strips assignments, reserved words and sudo/env wrappers before the command name', () => {
+    const { commands } = parseShell('if true; then FOO=1 sudo -E env BAR=2 apt-get update; fi')
+    const apt = commands.find(c => commandName(c) === 'apt-get')
+    expect(apt?.assignments.map(a => a.text)).toEqual(['FOO=1', 'BAR=2'])
+    expect(apt?.words.map(w => w.text)).toEqual(['apt-get', 'update'])
+  })
+
+  it('treats newlines as spaces and drops comment lines inside a Dockerfile RUN', () => {
+    expect(names('set -eux; \\\n  # a comment\n  apt-get update; \\\n  echo hi', 'space')).toEqual(['set -eux', 'apt-get update', 'echo hi'])
+    expect(names('a\nb # c\nd')).toEqual(['a', 'b', 'd'])
+  })
+
+  it('reports an unterminated quote instead of guessing', () => {
+    expect(parseShell('echo "abc').problems[0]?.message).toMatch(/unterminated double quote/)
+    expect(parseShell("echo 'abc").problems[0]?.message).toMatch(/unterminated single quote/)
+  })
+
+  it('reads flag values in their three spellings', () => {
+    const c = parseShell('curl -o a --output=b -Xc')
+    const cmd = c.commands[0]
+    expect(cmd != null && flagValue(cmd, '-o')?.text).toBe('a')
+    expect(cmd != null && flagValue(cmd, '--output')?.text).toBe('b')
+    expect(cmd != null && flagValue(cmd, '-X')?.text).toBe('c')
+  })
+})
