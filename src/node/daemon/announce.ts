@@ -1,0 +1,67 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ValidationError } from '../../protocol/errors.js'
+import type { Announcement } from '../../protocol/types.js'
+import { loadRecipe, recipeDigest, type Recipe } from '../build/recipe.js'
+import { checkout, resolveRef } from '../build/source.js'
+
+export interface AnnouncementRequest {
+  repository: string
+  tag: string
+  /** When given, the tag must point to it. */
+  commit?: string
+  /** Built-in recipe name or file; default: the repository's own recipe, else its Dockerfile. */
+  recipe?: string
+  /** Only these variants (default: all the recipe has). */
+  variants?: string[]
+  /** Only these platforms (default: all each variant lists). */
+  platforms?: string[]
+  signal?: AbortSignal
+}
+
+/**
+ * Builds the announcement of one release: resolves the tag to its commit, loads the recipe
+ * (from the commit itself when none is named) and lists every variant × platform to rebuild.
+ */
+export async function prepareAnnouncement (req: AnnouncementRequest): Promise<Announcement> {
+  const resolved = await resolveRef(req.repository, req.tag, { signal: req.signal })
+  if (req.commit != null && req.commit.toLowerCase() !== resolved.commit) {
+    throw new ValidationError('commit', `tag ${req.tag} points to ${resolved.commit}, not ${req.commit}`)
+  }
+  let recipe: Recipe
+  if (req.recipe != null) {
+    recipe = await loadRecipe(req.recipe)
+  } else {
+    const dir = await mkdtemp(join(tmpdir(), 'neko-announce-'))
+    try {
+      await checkout(req.repository, resolved.commit, join(dir, 'src'), { signal: req.signal })
+      recipe = await loadRecipe(undefined, join(dir, 'src'))
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+  const known = new Set(recipe.variants.map(v => v.name))
+  for (const v of req.variants ?? []) {
+    if (!known.has(v)) throw new ValidationError('variant', `recipe ${recipe.name} has no variant ${JSON.stringify(v)} (it has ${[...known].join(', ')})`)
+  }
+  const targets: Announcement['targets'] = []
+  for (const v of recipe.variants) {
+    if (req.variants != null && req.variants.length > 0 && !req.variants.includes(v.name)) continue
+    for (const platform of v.platforms) {
+      if (req.platforms != null && req.platforms.length > 0 && !req.platforms.includes(platform)) continue
+      targets.push({ variant: v.name, platform })
+    }
+  }
+  if (targets.length === 0) {
+    throw new ValidationError('platform', `no target left: recipe ${recipe.name} builds ${recipe.variants.map(v => `${v.name} for ${v.platforms.join(', ')}`).join('; ')}`)
+  }
+  return {
+    repository: req.repository,
+    tag: req.tag,
+    commit: resolved.commit,
+    recipe: { name: recipe.name, digest: recipeDigest(recipe) },
+    targets,
+    announcedAt: new Date().toISOString()
+  }
+}

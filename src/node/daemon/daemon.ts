@@ -1,0 +1,241 @@
+import { signCapabilities, type Capabilities } from '../../protocol/capabilities.js'
+import type { DecodedMessage } from '../../protocol/messages.js'
+import { logger } from '../logger.js'
+import { createP2PNode, TOPICS } from '../p2p/index.js'
+import { createScheduler } from '../scheduler/index.js'
+import type { StoredMessage } from '../store/types.js'
+import { TOOL_VERSION } from '../../cli/version.js'
+import { createBackfillSync, storeBackfillSource } from './backfill.js'
+import { createBuilderRegistry } from './builders.js'
+import { MessageRejectedError } from './errors.js'
+import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
+import { createMessageValidator } from './validator.js'
+import { createFeedServer, type FeedServer } from '../http/server.js'
+
+const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
+
+/**
+ * One rebuilder node: verifies and stores what peers gossip, catches up from each peer it
+ * meets, builds what trusted announcers announce (one build at a time by default), signs
+ * and publishes the result, and serves it all over the HTTP feed when asked.
+ */
+export async function createDaemon (components: DaemonComponents, init: DaemonInit): Promise<Daemon> {
+  const log = logger('daemon')
+  const { store, identity } = components
+  const policy = components.policy
+  const validator = createMessageValidator({ store, policy, log }, init.validator)
+  const builders = createBuilderRegistry({ store, policy: () => policy, log })
+  const gossipCounts = { accepted: 0, rejected: 0, ignored: 0 }
+  let claimsSigned = 0
+  let ownCapabilities: Capabilities | undefined
+  let engineCaps: Awaited<ReturnType<NonNullable<DaemonComponents['rebuilder']>['capabilities']>> | undefined
+  const storedListeners: Array<(kind: 'announcement' | 'claim', id: string) => void> = []
+  let capsTimer: NodeJS.Timeout | undefined
+  let capsDebounce: NodeJS.Timeout | undefined
+  let feed: FeedServer | undefined
+  let feedUrl: string | undefined
+  let running = false
+  let stopping: Promise<void> | undefined
+
+  /** Stores a verified message and acts on it. Returns false when it was already stored. */
+  async function storeDecoded (d: DecodedMessage, envelopeJson: string): Promise<boolean> {
+    const msg: Omit<StoredMessage, 'cursor' | 'receivedAt'> = d.kind === 'announcement'
+      ? { id: d.id, kind: 'announcement', keyId: d.keyId, envelopeJson, announcement: d.announcement }
+      : { id: d.id, kind: 'claim', keyId: d.keyId, envelopeJson, claim: d.claim }
+    const { stored, cursor } = await store.putMessage(msg)
+    if (!stored) return false
+    components.metrics?.claimStored(d.kind)
+    for (const cb of storedListeners) cb(d.kind, d.id)
+    if (d.kind === 'announcement') {
+      log.info({ id: d.id, repository: d.announcement.repository, tag: d.announcement.tag, commit: d.announcement.commit }, 'announcement stored')
+      const full = await store.getMessage(d.id)
+      if (full != null) await scheduler.enqueue(full)
+    } else {
+      log.info({ id: d.id, keyId: d.keyId, trusted: policy.builderKeys.has(d.keyId), target: d.claim.target, cursor }, 'claim stored')
+    }
+    return true
+  }
+
+  async function accept (topic: string | undefined, data: Uint8Array): Promise<'stored' | 'duplicate' | 'rejected'> {
+    const r = await validator.check(topic, data)
+    if (r.verdict === 'reject') {
+      log.debug({ reason: r.reason }, 'message rejected')
+      return 'rejected'
+    }
+    if (r.verdict === 'ignore' || r.decoded == null) return 'duplicate'
+    return await storeDecoded(r.decoded, Buffer.from(data).toString('utf8')) ? 'stored' : 'duplicate'
+  }
+
+  const p2p = await createP2PNode({
+    privateKey: identity.privateKey,
+    async validate (topic, data) {
+      let verdict: 'accept' | 'reject' | 'ignore'
+      if (topic === TOPICS.capabilities) {
+        verdict = builders.receive(data)
+      } else {
+        verdict = (await validator.check(topic, data)).verdict
+      }
+      if (verdict === 'accept') gossipCounts.accepted++
+      else if (verdict === 'reject') gossipCounts.rejected++
+      else gossipCounts.ignored++
+      return verdict
+    },
+    async onMessage (topic, data) {
+      if (topic === TOPICS.capabilities) return
+      const decoded = validator.take(data)
+      try {
+        if (decoded != null) await storeDecoded(decoded, Buffer.from(data).toString('utf8'))
+        else await accept(topic, data)
+      } catch (err) {
+        log.warn({ err, topic }, 'storing a gossip message failed')
+      }
+    },
+    backfillSource: storeBackfillSource(store)
+  }, {
+    listen: init.listen,
+    bootstrap: init.bootstrap,
+    mdns: init.mdns,
+    maxConnections: init.maxConnections,
+    gossip: init.gossip
+  })
+
+  const backfill = createBackfillSync({ store, p2p, log, accept: async (data) => await accept(undefined, data) }, init.backfill)
+
+  const scheduler = createScheduler({
+    store,
+    rebuilder: components.rebuilder,
+    identity,
+    capabilities: () => engineCaps,
+    async publishClaim (envelopeJson) {
+      await p2p.publish(TOPICS.claims, Buffer.from(envelopeJson, 'utf8'))
+    },
+    onClaim (claim, id) {
+      claimsSigned++
+      components.metrics?.claimStored('claim')
+      const seconds = (Date.parse(claim.finishedOn) - Date.parse(claim.startedOn)) / 1000
+      components.metrics?.buildFinished(claim.failure?.class ?? 'success', Number.isFinite(seconds) ? seconds : 0)
+      for (const cb of storedListeners) cb('claim', id)
+    }
+  }, { concurrency: init.concurrency, maxAttempts: init.maxAttempts, backoffMs: init.backoffMs })
+
+  async function publishCapabilities (): Promise<void> {
+    if (ownCapabilities == null) return
+    ownCapabilities = { ...ownCapabilities, issuedAt: new Date().toISOString() }
+    const envelopeJson = JSON.stringify(signCapabilities(ownCapabilities, identity))
+    builders.setOwn(identity.keyId, ownCapabilities, envelopeJson)
+    try {
+      await p2p.publish(TOPICS.capabilities, Buffer.from(envelopeJson, 'utf8'))
+    } catch (err) {
+      log.debug({ err }, 'publishing capabilities failed')
+    }
+  }
+
+  async function probeCapabilities (): Promise<Capabilities> {
+    const tool = { name: 'neko-rebuilder', version: TOOL_VERSION }
+    const observer: Capabilities = { arch: process.arch === 'x64' ? 'amd64' : process.arch, platforms: [], nvidia: false, builds: false, tool, issuedAt: new Date().toISOString() }
+    if (components.rebuilder == null) return observer
+    try {
+      engineCaps = await components.rebuilder.capabilities()
+    } catch (err) {
+      log.error({ err }, 'the build engine is not ready: this node runs as an observer (it builds nothing)')
+      return observer
+    }
+    const env = engineCaps.environment
+    return {
+      arch: env.arch,
+      platforms: engineCaps.platforms,
+      nvidia: engineCaps.nvidia,
+      builds: true,
+      engine: env.engine,
+      buildx: env.buildx,
+      buildkit: env.buildkit,
+      tool,
+      issuedAt: new Date().toISOString()
+    }
+  }
+
+  function onPeerConnected (peerId: string): void {
+    components.metrics?.setPeers(p2p.connectedPeers().length)
+    if (!running) return
+    void backfill.syncFrom(peerId)
+    // A new peer has not seen our statement: republish soon (debounced across a burst of connections).
+    if (capsDebounce == null) {
+      capsDebounce = setTimeout(() => { capsDebounce = undefined; void publishCapabilities() }, 1000)
+      capsDebounce.unref()
+    }
+  }
+
+  p2p.onPeer((event, peerId) => {
+    if (event === 'connect') onPeerConnected(peerId)
+    else components.metrics?.setPeers(p2p.connectedPeers().length)
+  })
+
+  const daemon: Daemon = {
+    peerId: p2p.peerId,
+    keyId: identity.keyId,
+    store,
+    p2p,
+    scheduler,
+    policy: () => policy,
+    multiaddrs: () => p2p.multiaddrs(),
+
+    async start () {
+      if (running) return
+      if (policy.builders.length === 0 && policy.announcers.length === 0) {
+        log.warn('no trust policy configured: no builder or announcer is trusted, nothing is built and every verdict stays pending')
+      }
+      ownCapabilities = await probeCapabilities()
+      await builders.load()
+      await p2p.start()
+      running = true
+      await scheduler.start()
+      await publishCapabilities()
+      capsTimer = setInterval(() => { void publishCapabilities() }, init.capabilitiesIntervalMs ?? DEFAULT_CAPABILITIES_INTERVAL_MS)
+      capsTimer.unref()
+      if (init.http != null) {
+        feed = createFeedServer({ store, policy, metrics: components.metrics, builders: () => builders.list() }, init.http)
+        feedUrl = (await feed.start()).url
+        log.info({ url: feedUrl }, 'HTTP feed listening')
+      }
+      for (const peer of p2p.connectedPeers()) void backfill.syncFrom(peer)
+      log.info({ peerId: p2p.peerId, keyId: identity.keyId, addrs: p2p.multiaddrs(), builds: ownCapabilities.platforms }, 'node started')
+    },
+
+    async stop () {
+      if (stopping != null) return await stopping
+      stopping = (async () => {
+        running = false
+        if (capsTimer != null) clearInterval(capsTimer)
+        if (capsDebounce != null) clearTimeout(capsDebounce)
+        await scheduler.stop()
+        if (feed != null) await feed.stop().catch((err: unknown) => { log.warn({ err }, 'stopping the HTTP feed failed') })
+        await p2p.stop().catch((err: unknown) => { log.warn({ err }, 'stopping p2p failed') })
+        await builders.save().catch((err: unknown) => { log.warn({ err }, 'saving the builder table failed') })
+        await store.close()
+        log.info('node stopped')
+      })()
+      return await stopping
+    },
+
+    builders: () => builders.list(),
+    capabilities: () => ownCapabilities,
+
+    async announce (envelope) {
+      const text = typeof envelope === 'string' ? envelope : JSON.stringify(envelope)
+      const data = Buffer.from(text, 'utf8')
+      const r = await validator.check(TOPICS.announcements, data)
+      if (r.verdict === 'reject') throw new MessageRejectedError(r.reason ?? 'invalid')
+      if (r.decoded == null || r.decoded.kind !== 'announcement') throw new MessageRejectedError('not an announcement')
+      validator.take(data)
+      const stored = r.verdict === 'accept' ? await storeDecoded(r.decoded, text) : false
+      const { recipients } = await p2p.publish(TOPICS.announcements, data)
+      return { id: r.decoded.id, stored, recipients }
+    },
+
+    syncFrom: async (peerId) => await backfill.syncFrom(peerId),
+    httpUrl: () => feedUrl,
+    stats: (): DaemonStats => ({ peers: p2p.connectedPeers().length, gossip: { ...gossipCounts }, backfill: backfill.stats(), claimsSigned }),
+    onStored (cb) { storedListeners.push(cb) }
+  }
+  return daemon
+}

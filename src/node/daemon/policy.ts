@@ -1,0 +1,44 @@
+import { readFile } from 'node:fs/promises'
+import { PolicyError } from '../../protocol/errors.js'
+import { parsePolicy, type TrustPolicy } from '../../protocol/policy.js'
+
+/**
+ * The policy a node runs with until one is configured: no builder and no announcer is trusted,
+ * so the node stores and relays only what it can verify, builds nothing announced, and every
+ * verdict stays `pending`.
+ */
+export function trustNobodyPolicy (): TrustPolicy {
+  return {
+    version: 1,
+    builders: [],
+    announcers: [],
+    threshold: 1,
+    minOperators: 1,
+    allowedDissent: 0,
+    builderKeys: new Map(),
+    announcerKeys: new Map(),
+    builderById: new Map()
+  }
+}
+
+/** Reads and parses a trust policy file; errors name the file and the bad field. */
+export async function loadPolicyFile (path: string): Promise<TrustPolicy> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw new PolicyError('(file)', `cannot read ${path}: ${(err as Error).message}`)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    throw new PolicyError('(file)', `${path} is not JSON: ${(err as Error).message}`)
+  }
+  try {
+    return parsePolicy(json)
+  } catch (err) {
+    if (err instanceof PolicyError) throw new PolicyError(err.field, `${err.message.replace(/^policy [^:]*: /, '')} (in ${path})`)
+    throw err
+  }
+}

@@ -1,0 +1,61 @@
+import { generateIdentity } from '../../protocol/keys.js'
+import { NekoError } from '../../protocol/errors.js'
+import { createP2PNode, TOPICS } from '../p2p/index.js'
+import { logger } from '../logger.js'
+
+/** No peer took the message within the time allowed. */
+export class NotDeliveredError extends NekoError {
+  override name = 'NotDeliveredError'
+  override readonly code = 'ERR_NOT_DELIVERED'
+}
+
+export interface PublishOnceInit {
+  /** Multiaddrs (with `/p2p/<peer id>`) of running nodes. */
+  to: string[]
+  topic?: string
+  timeoutMs?: number
+  /** Short gossip heartbeat: the mesh forms within a few beats. */
+  heartbeatIntervalMs?: number
+}
+
+/**
+ * Publishes one message through a short-lived node: dials the given peers, waits until one of
+ * them subscribes to the topic, publishes, lets the frames flush, and stops. The transport key
+ * is fresh each time; the message carries its own signature.
+ */
+export async function publishOnce (data: Uint8Array, init: PublishOnceInit): Promise<{ recipients: number, peers: string[] }> {
+  const log = logger('announce')
+  const topic = init.topic ?? TOPICS.announcements
+  const deadline = Date.now() + (init.timeoutMs ?? 15_000)
+  const node = await createP2PNode({
+    privateKey: generateIdentity().privateKey,
+    validate: () => 'ignore',
+    onMessage: () => {},
+    backfillSource: async ({ cursor }) => ({ items: [], next: cursor })
+  }, { listen: [], mdns: false, gossip: { heartbeatIntervalMs: init.heartbeatIntervalMs ?? 200 } })
+  await node.start()
+  try {
+    const dialed: string[] = []
+    for (const addr of init.to) {
+      try {
+        await node.dial(addr)
+        dialed.push(addr)
+      } catch (err) {
+        log.warn({ err, addr }, 'could not dial')
+      }
+    }
+    if (dialed.length === 0) throw new NotDeliveredError(`could not reach any of ${init.to.join(', ')}`)
+    while ((node.stats().topics[topic] ?? 0) === 0) {
+      if (Date.now() > deadline) throw new NotDeliveredError(`no peer subscribed to ${topic} within the time allowed`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    // Once only: a second publish of the same bytes is a duplicate that gossipsub drops.
+    const { recipients } = await node.publish(topic, data)
+    if (recipients === 0) throw new NotDeliveredError('no peer received the message')
+    // Let the frames leave before the connection closes.
+    await new Promise(resolve => setTimeout(resolve, 500))
+    return { recipients, peers: node.connectedPeers() }
+  } finally {
+    await node.stop()
+  }
+}

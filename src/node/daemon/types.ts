@@ -1,0 +1,78 @@
+import type { Capabilities } from '../../protocol/capabilities.js'
+import type { Envelope } from '../../protocol/dsse.js'
+import type { SigningIdentity } from '../../protocol/keys.js'
+import type { TrustPolicy } from '../../protocol/policy.js'
+import type { Capabilities as EngineCapabilities } from '../build/engine.js'
+import type { Metrics } from '../metrics.js'
+import type { GossipInit, P2PNode } from '../p2p/index.js'
+import type { Scheduler, SchedulerRebuilder } from '../scheduler/index.js'
+import type { Store } from '../store/types.js'
+import type { BackfillStats, BackfillSyncInit } from './backfill.js'
+import type { BuilderInfo } from './builders.js'
+import type { ValidatorInit } from './validator.js'
+
+/** What the daemon needs of a rebuild engine (the build engine's `Rebuilder` satisfies it). */
+export interface DaemonRebuilder extends SchedulerRebuilder {
+  capabilities: () => Promise<EngineCapabilities>
+}
+
+export interface DaemonComponents {
+  identity: SigningIdentity
+  store: Store
+  policy: TrustPolicy
+  /** Absent: an observer node that verifies, stores and relays, and builds nothing. */
+  rebuilder?: DaemonRebuilder
+  metrics?: Metrics
+}
+
+export interface DaemonInit {
+  listen: string[]
+  bootstrap?: string[]
+  mdns?: boolean
+  maxConnections?: number
+  /** Builds at once. */
+  concurrency?: number
+  maxAttempts?: number
+  /** First retry delay after an infrastructure error. */
+  backoffMs?: number
+  /** Serve the HTTP feed here. */
+  http?: { host: string, port: number }
+  gossip?: GossipInit
+  backfill?: BackfillSyncInit
+  validator?: ValidatorInit
+  /** How often the node republishes its capabilities statement. */
+  capabilitiesIntervalMs?: number
+}
+
+export interface DaemonStats {
+  peers: number
+  gossip: { accepted: number, rejected: number, ignored: number }
+  backfill: BackfillStats
+  claimsSigned: number
+}
+
+export interface Daemon {
+  readonly peerId: string
+  readonly keyId: string
+  readonly store: Store
+  readonly p2p: P2PNode
+  readonly scheduler: Scheduler
+  policy: () => TrustPolicy
+  multiaddrs: () => string[]
+  start: () => Promise<void>
+  /** Aborts a running build (requeued for next start), stops p2p and HTTP, closes the store. */
+  stop: () => Promise<void>
+  /** Latest capabilities per node key, this node first (for `/api/v1/builders`). */
+  builders: () => BuilderInfo[]
+  /** This node's own statement; undefined before start. */
+  capabilities: () => Capabilities | undefined
+  /** Verifies, stores and publishes a signed announcement (as if it arrived over gossip). */
+  announce: (envelope: Envelope | string) => Promise<{ id: string, stored: boolean, recipients: number }>
+  /** Catches up from one connected peer now. */
+  syncFrom: (peerId: string) => Promise<{ stored: number, rejected: number }>
+  /** The HTTP feed's URL when it runs. */
+  httpUrl: () => string | undefined
+  stats: () => DaemonStats
+  /** Called for each message this node stores (gossip, back-fill, own claims). */
+  onStored: (cb: (kind: 'announcement' | 'claim', id: string) => void) => void
+}

@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto'
+import { LIMITS } from '../../protocol/limits.js'
+import { decodeMessage, targetKey, type DecodedMessage } from '../../protocol/messages.js'
+import { policyKeys, type TrustPolicy } from '../../protocol/policy.js'
+import { TOPICS } from '../p2p/index.js'
+import type { Logger } from '../logger.js'
+import type { Store } from '../store/types.js'
+import { createRateLimiter } from './rate-limit.js'
+
+export type Verdict = 'accept' | 'reject' | 'ignore'
+
+export interface ValidatorInit {
+  /** Claims per minute accepted from one key that the policy does not trust. */
+  untrustedPerMinute?: number
+  /** Untrusted claims kept for one target; beyond it more are ignored. */
+  untrustedPerTarget?: number
+}
+
+export interface MessageValidator {
+  /** Gossip and back-fill check of one envelope. Never throws. */
+  check: (topic: string | undefined, data: Uint8Array) => Promise<{ verdict: Verdict, decoded?: DecodedMessage, reason?: string }>
+  /** The decoded message of data that `check` accepted recently (saves a second verification). */
+  take: (data: Uint8Array) => DecodedMessage | undefined
+  policy: () => TrustPolicy
+  setPolicy: (policy: TrustPolicy) => void
+}
+
+const RECENT = 1024
+
+function digest (data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('base64')
+}
+
+/**
+ * The one check every message passes, over gossip or back-fill: bounded size, a signature
+ * that verifies (policy keys, or the embedded key of a stranger), the right topic for its
+ * kind, announcements only from policy announcers, untrusted claims rate-limited and capped.
+ */
+export function createMessageValidator (components: { store: Store, policy: TrustPolicy, log: Logger }, init: ValidatorInit = {}): MessageValidator {
+  const { store, log } = components
+  let policy = components.policy
+  let keys = policyKeys(policy)
+  const limiter = createRateLimiter({ perMinute: init.untrustedPerMinute ?? 60, burst: Math.max(1, Math.ceil((init.untrustedPerMinute ?? 60) / 4)) })
+  const perTarget = init.untrustedPerTarget ?? 16
+  const recent = new Map<string, DecodedMessage>()
+
+  function remember (data: Uint8Array, decoded: DecodedMessage): void {
+    if (recent.size >= RECENT) {
+      const oldest = recent.keys().next().value
+      if (oldest != null) recent.delete(oldest)
+    }
+    recent.set(digest(data), decoded)
+  }
+
+  async function check (topic: string | undefined, data: Uint8Array): Promise<{ verdict: Verdict, decoded?: DecodedMessage, reason?: string }> {
+    if (data.byteLength > LIMITS.envelopeBytes) return { verdict: 'reject', reason: `envelope of ${data.byteLength} bytes exceeds ${LIMITS.envelopeBytes}` }
+    let decoded: DecodedMessage
+    try {
+      decoded = decodeMessage(data, { keys, allowEmbeddedKeys: true })
+    } catch (err) {
+      return { verdict: 'reject', reason: `${(err as Error).name}: ${(err as Error).message}` }
+    }
+    const expected = decoded.kind === 'announcement' ? TOPICS.announcements : TOPICS.claims
+    if (topic != null && topic !== expected) return { verdict: 'reject', reason: `${decoded.kind} on topic ${topic}` }
+    try {
+      if (await store.hasMessage(decoded.id)) return { verdict: 'ignore', decoded, reason: 'already stored' }
+      if (decoded.kind === 'announcement') {
+        if (!policy.announcerKeys.has(decoded.keyId)) return { verdict: 'reject', reason: `announcement signed by ${decoded.keyId}, not an announcer of the policy` }
+      } else if (!policy.builderKeys.has(decoded.keyId)) {
+        // A stranger's claim is shown, never counted; keep it from crowding anything out.
+        if (!limiter.take(decoded.keyId)) return { verdict: 'ignore', reason: `untrusted key ${decoded.keyId} over its rate` }
+        const existing = await store.claimsForTarget(targetKey(decoded.claim.target))
+        const untrusted = existing.filter(m => !policy.builderKeys.has(m.keyId)).length
+        if (untrusted >= perTarget) return { verdict: 'ignore', reason: `target already has ${untrusted} untrusted claims` }
+      }
+    } catch (err) {
+      // A store problem is ours, not the sender's fault.
+      log.warn({ err }, 'validator could not read the store')
+      return { verdict: 'ignore', reason: 'store unavailable' }
+    }
+    remember(data, decoded)
+    return { verdict: 'accept', decoded }
+  }
+
+  return {
+    async check (topic, data) {
+      try {
+        return await check(topic, data)
+      } catch (err) {
+        log.warn({ err }, 'validator failed unexpectedly; rejecting')
+        return { verdict: 'reject', reason: 'validator error' }
+      }
+    },
+    take (data) {
+      const k = digest(data)
+      const d = recent.get(k)
+      if (d != null) recent.delete(k)
+      return d
+    },
+    policy: () => policy,
+    setPolicy (p) { policy = p; keys = policyKeys(p) }
+  }
+}

@@ -1,0 +1,237 @@
+import { envelopeId } from '../../protocol/dsse.js'
+import type { SigningIdentity } from '../../protocol/keys.js'
+import { signClaim } from '../../protocol/messages.js'
+import { targetKey } from '../../protocol/target.js'
+import type { Announcement, Claim, Target } from '../../protocol/types.js'
+import { RecipeError, RequirementsError, TargetError } from '../build/errors.js'
+import { recipeDigest, type Recipe } from '../build/recipe.js'
+import { logger } from '../logger.js'
+import type { Job, Store, StoredMessage } from '../store/types.js'
+import { SchedulerStoppedError } from './errors.js'
+import { builtinRecipe, canBuildTarget } from './requirements.js'
+import type { SchedulerCapabilities, SchedulerInit, SchedulerRebuilder } from './types.js'
+
+export interface SchedulerComponents extends SchedulerCapabilities {
+  store: Store
+  /** Absent on an observer node. */
+  rebuilder?: SchedulerRebuilder
+  identity: SigningIdentity
+  /** Publishes a signed claim to peers; a failure to publish is logged, the claim stays stored. */
+  publishClaim: (envelopeJson: string) => Promise<void>
+  /** Told of each claim this node signed and stored. */
+  onClaim?: (claim: Claim, id: string) => void
+}
+
+export interface Scheduler {
+  start: () => Promise<void>
+  /** Aborts running builds (their jobs go back to the queue) and waits for them to settle. */
+  stop: () => Promise<void>
+  /** Queues the targets of a verified announcement that this node can build; returns the new jobs. */
+  enqueue: (announcement: StoredMessage) => Promise<Job[]>
+  /** Jobs running now. */
+  running: () => string[]
+  /** Resolves when nothing is queued (that may start now) or running. */
+  idle: () => Promise<void>
+}
+
+const DEFAULTS = { concurrency: 1, maxAttempts: 3, backoffMs: 30_000, maxBackoffMs: 30 * 60_000 }
+
+export function createScheduler (components: SchedulerComponents, init: SchedulerInit = {}): Scheduler {
+  const log = logger('scheduler')
+  const { store } = components
+  const concurrency = Math.max(1, Math.floor(init.concurrency ?? DEFAULTS.concurrency))
+  const maxAttempts = Math.max(1, Math.floor(init.maxAttempts ?? DEFAULTS.maxAttempts))
+  const backoffMs = init.backoffMs ?? DEFAULTS.backoffMs
+  const maxBackoffMs = init.maxBackoffMs ?? DEFAULTS.maxBackoffMs
+  const recipes = new Map<string, Recipe | null>()
+  const active = new Map<string, { controller: AbortController, done: Promise<void> }>()
+  let started = false
+  let stopping = false
+  let timer: NodeJS.Timeout | undefined
+  let pumping: Promise<void> | undefined
+  let pumpAgain = false
+  let idleWaiters: Array<() => void> = []
+
+  const now = (): string => new Date().toISOString()
+
+  async function saveJob (job: Job, patch: Partial<Job>): Promise<Job> {
+    const next = { ...job, ...patch, updatedAt: now() }
+    await store.putJob(next)
+    return next
+  }
+
+  function schedulePump (delayMs = 0): void {
+    if (!started || stopping) return
+    if (delayMs > 0) {
+      if (timer != null) clearTimeout(timer)
+      timer = setTimeout(() => { timer = undefined; schedulePump() }, delayMs)
+      timer.unref()
+      return
+    }
+    if (pumping != null) { pumpAgain = true; return }
+    pumping = pump().catch((err: unknown) => { log.error({ err }, 'scheduler loop failed') }).finally(() => {
+      pumping = undefined
+      if (pumpAgain) { pumpAgain = false; schedulePump() }
+    })
+  }
+
+  /** Starts queued jobs up to the concurrency, and arms a timer for the earliest backoff. */
+  async function pump (): Promise<void> {
+    if (components.rebuilder == null) { notifyIdle(); return }
+    const queued = await store.listJobs('queued')
+    const t = Date.now()
+    let earliest = Infinity
+    queued.sort((a, b) => a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : 0)
+    for (const job of queued) {
+      if (stopping || active.size >= concurrency) break
+      if (active.has(job.id)) continue
+      if (job.notBefore != null && job.notBefore > t) { earliest = Math.min(earliest, job.notBefore); continue }
+      const controller = new AbortController()
+      const entry = { controller, done: Promise.resolve() }
+      active.set(job.id, entry)
+      entry.done = runJob(job, controller.signal)
+        .catch((err: unknown) => { log.error({ err, job: job.id }, 'job bookkeeping failed') })
+        .finally(() => { active.delete(job.id); schedulePump() })
+    }
+    if (earliest !== Infinity) schedulePump(Math.max(1, earliest - Date.now()))
+    if (active.size === 0 && !queued.some(j => j.notBefore == null || j.notBefore <= Date.now())) notifyIdle()
+  }
+
+  function notifyIdle (): void {
+    const waiters = idleWaiters
+    idleWaiters = []
+    for (const w of waiters) w()
+  }
+
+  async function runJob (queuedJob: Job, signal: AbortSignal): Promise<void> {
+    const rebuilder = components.rebuilder as SchedulerRebuilder
+    let job = await saveJob(queuedJob, { state: 'running', attempts: queuedJob.attempts + 1, notBefore: undefined })
+    const t = job.target
+    log.info({ job: job.id, attempt: job.attempts }, 'build started')
+    let claim: Claim
+    try {
+      // The built-in recipe only when it is the very one announced; otherwise the repository's own.
+      const builtin = recipes.get(job.recipe.name) ?? await builtinRecipe(job.recipe.name)
+      const recipe = builtin != null && recipeDigest(builtin) === job.recipe.digest ? job.recipe.name : undefined
+      const result = await rebuilder.rebuild({
+        repository: t.repository,
+        ref: t.tag ?? t.commit,
+        expectedCommit: t.commit,
+        ...(recipe != null ? { recipe } : {}),
+        variant: t.variant,
+        platform: t.platform
+      }, { signal })
+      claim = result.claim
+    } catch (err) {
+      if (signal.aborted) {
+        // Stopped, not failed: the attempt does not count.
+        await saveJob(job, { state: 'queued', attempts: job.attempts - 1 })
+        log.info({ job: job.id }, 'build aborted; requeued')
+        return
+      }
+      if (err instanceof RequirementsError || err instanceof TargetError || err instanceof RecipeError) {
+        // Not buildable here as announced: retrying cannot help.
+        await saveJob(job, { state: 'refused', lastError: err.message })
+        log.warn({ job: job.id, error: err.message }, 'target refused')
+        return
+      }
+      await retryOrFail(job, (err as Error).message ?? String(err))
+      return
+    }
+    if (signal.aborted && claim.failure != null) {
+      await saveJob(job, { state: 'queued', attempts: job.attempts - 1 })
+      log.info({ job: job.id }, 'build aborted; requeued')
+      return
+    }
+    if (claim.failure?.class === 'infrastructure-error' && job.attempts < maxAttempts) {
+      await retryOrFail(job, claim.failure.message)
+      return
+    }
+    const envelope = signClaim(claim, components.identity)
+    const id = envelopeId(envelope)
+    const envelopeJson = JSON.stringify(envelope)
+    await store.putMessage({ id, kind: 'claim', keyId: components.identity.keyId, envelopeJson, claim })
+    job = await saveJob(job, { state: claim.failure == null ? 'done' : 'failed', claimId: id, lastError: claim.failure?.message })
+    log.info({ job: job.id, outcome: claim.failure?.class ?? 'success', manifest: claim.result?.manifestDigest }, 'build finished; claim signed')
+    components.onClaim?.(claim, id)
+    try {
+      await components.publishClaim(envelopeJson)
+    } catch (err) {
+      // Peers still get it through back-fill.
+      log.warn({ err, job: job.id }, 'publishing the claim failed; it stays stored for back-fill')
+    }
+  }
+
+  async function retryOrFail (job: Job, message: string): Promise<void> {
+    if (job.attempts >= maxAttempts) {
+      await saveJob(job, { state: 'failed', lastError: message })
+      log.warn({ job: job.id, attempts: job.attempts, error: message }, 'build gave up after infrastructure errors')
+      return
+    }
+    const delay = Math.min(maxBackoffMs, backoffMs * 2 ** (job.attempts - 1))
+    await saveJob(job, { state: 'queued', lastError: message, notBefore: Date.now() + delay })
+    log.warn({ job: job.id, attempt: job.attempts, retryInMs: delay, error: message }, 'infrastructure error; retrying later')
+  }
+
+  return {
+    async start () {
+      if (started) return
+      // A process that died mid-build left jobs running: they go back to the queue.
+      for (const job of await store.listJobs('running')) {
+        await saveJob(job, { state: 'queued', attempts: Math.max(0, job.attempts - 1) })
+        log.info({ job: job.id }, 'interrupted build requeued')
+      }
+      started = true
+      stopping = false
+      schedulePump()
+    },
+
+    async stop () {
+      if (!started) return
+      stopping = true
+      if (timer != null) clearTimeout(timer)
+      for (const { controller } of active.values()) controller.abort(new SchedulerStoppedError('the node is stopping'))
+      await Promise.allSettled([...active.values()].map(a => a.done))
+      await pumping
+      started = false
+      notifyIdle()
+    },
+
+    async enqueue (message) {
+      const a: Announcement | undefined = message.announcement
+      if (a == null || message.kind !== 'announcement') return []
+      const caps = components.capabilities()
+      if (components.rebuilder == null || caps == null) return []
+      const created: Job[] = []
+      for (const t of a.targets) {
+        const target: Target = { repository: a.repository, commit: a.commit, variant: t.variant, platform: t.platform, tag: a.tag }
+        const id = targetKey(target)
+        // One job per target, ever: a target announced again (or by a second tag) is not rebuilt.
+        if (await store.getJob(id) != null) continue
+        const verdict = await canBuildTarget(a.recipe.name, t, caps, recipes)
+        const job: Job = {
+          id,
+          target,
+          announcementId: message.id,
+          recipe: a.recipe,
+          state: verdict.ok ? 'queued' : 'refused',
+          attempts: 0,
+          ...(verdict.ok ? {} : { lastError: verdict.reason }),
+          updatedAt: now()
+        }
+        await store.putJob(job)
+        if (verdict.ok) created.push(job)
+        log.info({ job: id, state: job.state, reason: verdict.reason }, verdict.ok ? 'build queued' : 'target not buildable here')
+      }
+      if (created.length > 0) schedulePump()
+      return created
+    },
+
+    running: () => [...active.keys()],
+
+    async idle () {
+      if (!started || components.rebuilder == null) return
+      await new Promise<void>(resolve => { idleWaiters.push(resolve); schedulePump() })
+    }
+  }
+}

@@ -1,0 +1,61 @@
+import { join } from 'node:path'
+import { createRebuilder } from '../../src/node/build/index.js'
+import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
+import { createStore } from '../../src/node/store/index.js'
+import type { SigningIdentity } from '../../src/protocol/keys.js'
+import type { TrustPolicy } from '../../src/protocol/policy.js'
+import { exportPrivatePem } from '../../src/protocol/keys.js'
+import { parsePolicy } from '../../src/protocol/policy.js'
+import { computeVerdicts, type TargetVerdict } from '../../src/protocol/quorum.js'
+
+export const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
+
+export async function waitFor (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
+export function policyFor (builders: SigningIdentity[], announcers: SigningIdentity[], threshold = builders.length): TrustPolicy {
+  return parsePolicy({
+    version: 1,
+    builders: builders.map((b, i) => ({ name: `builder-${i}`, operator: `operator-${i}`, publicKey: b.publicKeyPem })),
+    announcers: announcers.map((a, i) => ({ name: `announcer-${i}`, publicKey: a.publicKeyPem })),
+    threshold,
+    minOperators: threshold,
+    allowedDissent: 0
+  })
+}
+
+export interface TestDaemonOptions {
+  dir: string
+  identity: SigningIdentity
+  policy: TrustPolicy
+  build?: boolean
+  bootstrap?: string[]
+}
+
+/** A daemon over loopback with a short heartbeat; `build` gives it the real rebuild engine. */
+export async function startDaemon (opts: TestDaemonOptions): Promise<Daemon> {
+  const store = await createStore({ path: join(opts.dir, 'store') })
+  const rebuilder = opts.build === true ? createRebuilder({}, { workDir: join(opts.dir, 'work'), timeoutMs: 180_000 }) : undefined
+  const daemon = await createDaemon({ identity: opts.identity, store, policy: opts.policy, ...(rebuilder != null ? { rebuilder } : {}) }, {
+    listen: [LOOPBACK],
+    bootstrap: opts.bootstrap ?? [],
+    mdns: false,
+    gossip: { heartbeatIntervalMs: 100 },
+    backoffMs: 200
+  })
+  await daemon.start()
+  return daemon
+}
+
+/** Verdicts a node computes over its own store for one commit. */
+export async function verdictsOf (d: Daemon, repository: string, commit: string): Promise<TargetVerdict[]> {
+  const claims = (await d.store.claimsForCommit(repository, commit)).map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id }))
+  return computeVerdicts({ claims, policy: d.policy() })
+}
+
+export { exportPrivatePem }
