@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares the compose devnet (deploy/compose.yaml): builds the node image, creates each
-# node's Ed25519 identity in its own volume and an announcer identity on the host, then
+# node's data directory (under NEKO_DEVNET_DIR, default /var/lib/neko-rebuilder/devnet)
+# and its Ed25519 identity there, an announcer identity on the host, then
 # writes the shared trust policy (deploy/devnet/trust.json) and deploy/.env. Keys are made
 # here, on this machine, never shipped in the repository. Safe to re-run: existing keys
 # are kept (keygen never overwrites one) and the policy is rewritten from them.
@@ -10,6 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 deploy=$(dirname "$here")
 compose=(docker compose -f "$deploy/compose.yaml")
 image=${NEKO_IMAGE:-neko-rebuilder:dev}
+base=${NEKO_DEVNET_DIR:-/var/lib/neko-rebuilder/devnet}
 log() { printf '[devnet-init] %s\n' "$*" >&2; }
 
 gid=$(stat -c %g /var/run/docker.sock)
@@ -20,11 +22,16 @@ printf 'DOCKER_GID=%s\nNODE1_PEER_ID=%s\n' "$gid" pending >"$deploy/.env"
 log "building $image"
 SOURCE_DATE_EPOCH=$(git -C "$deploy" log -1 --pretty=%ct) "${compose[@]}" build node1
 
-# `keygen --json` prints {keyId, privateKeyFile, publicKeyFile, publicKeyPem}; an existing
-# identity is read back instead of replaced.
+# Data directories at the same path on the host and in the containers, owned by the
+# image's unprivileged user; made through the engine, so no sudo is needed here.
+log "data directories in $base"
+docker run --rm -u 0 -v "$base:$base" --entrypoint sh "$image" -c \
+  "for n in node1 node2 node3; do install -d -o node -g node -m 0750 \"$base/\$n\" \"$base/\$n/tmp\"; done"
+
+# An existing identity is kept (keygen refuses to overwrite) and read back.
 identity() { # service
-  "${compose[@]}" run --rm --no-deps -T "$1" keygen --out /data/identity --json >/dev/null 2>&1 || true
-  "${compose[@]}" run --rm --no-deps -T --entrypoint cat "$1" /data/identity/public.pem
+  "${compose[@]}" run --rm --no-deps -T "$1" keygen --out "$base/$1/identity" >/dev/null 2>&1 || true
+  "${compose[@]}" run --rm --no-deps -T --entrypoint cat "$1" "$base/$1/identity/public.pem"
 }
 
 pems=()
