@@ -146,6 +146,39 @@ describe.skipIf(!available)('registry client against a real registry', () => {
     }
   })
 
+  it('a HEAD digest the GET bytes do not hash to is DigestMismatchError', async () => {
+    // The GET is honest; only the HEAD names another manifest (as after a tag moved).
+    const other = multi.images[0]!.manifestDigest
+    const proxy = await startTamperingProxy(registry.url, (req, res) => {
+      if (req.method === 'HEAD' && res.headers['docker-content-digest'] != null) res.headers['docker-content-digest'] = other
+      return res
+    })
+    try {
+      const err = await client.resolve(`${proxy.host}/neko/single:v1`, 'linux/amd64').catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(DigestMismatchError)
+      expect((err as Error).message).toContain('HEAD against GET')
+      expect((err as DigestMismatchError).expected).toBe(other)
+      expect((err as DigestMismatchError).actual).toBe(single.digest)
+    } finally {
+      await proxy.stop()
+    }
+  })
+
+  it('a registry without HEAD support or digest headers still resolves, by the bytes', async () => {
+    const proxy = await startTamperingProxy(registry.url, (req, res) => {
+      const { 'docker-content-digest': _dropped, ...headers } = res.headers
+      return req.method === 'HEAD' ? { status: 405, headers, body: Buffer.alloc(0) } : { ...res, headers }
+    })
+    try {
+      const image = await client.resolve(`${proxy.host}/neko/multi:v1`, 'linux/arm64')
+      expect(image.indexDigest).toBe(multi.indexDigest)
+      expect(image.manifestDigest).toBe(multi.images[1]!.manifestDigest)
+      expect(await client.manifestDigest(`${proxy.host}/neko/multi:v1`)).toBe(multi.indexDigest)
+    } finally {
+      await proxy.stop()
+    }
+  })
+
   it('bytes that do not hash to the digest asked for are DigestMismatchError', async () => {
     // Drop the header and change one byte of every manifest: only the hash can tell.
     const proxy = await startTamperingProxy(registry.url, (req, res) => {
@@ -159,10 +192,22 @@ describe.skipIf(!available)('registry client against a real registry', () => {
       expect(byDigest).toBeInstanceOf(DigestMismatchError)
       expect((byDigest as DigestMismatchError).expected).toBe(single.digest)
       expect((byDigest as Error).message).toContain(`${proxy.host}/neko/single@${single.digest}`)
-      // Through an index: the per-platform manifest must hash to the index entry's digest.
-      const viaIndex = await client.resolve(`${proxy.host}/neko/multi:v1`, 'linux/arm64').catch((e: unknown) => e)
-      expect(viaIndex).toBeInstanceOf(DigestMismatchError)
-      expect((viaIndex as DigestMismatchError).expected).toBe(multi.images[1]!.manifestDigest)
+    } finally {
+      await proxy.stop()
+    }
+  })
+
+  it('a per-platform manifest that does not hash to its index entry is DigestMismatchError', async () => {
+    // The index passes untouched; only manifests fetched by digest are altered.
+    const proxy = await startTamperingProxy(registry.url, (req, res) => {
+      if (!req.path.includes('/manifests/sha256:') || res.body.byteLength === 0) return res
+      const { 'docker-content-digest': _dropped, ...headers } = res.headers
+      return { ...res, headers, body: Buffer.from(res.body.toString().replace('"schemaVersion":2', '"schemaVersion": 2')) }
+    })
+    try {
+      const err = await client.resolve(`${proxy.host}/neko/multi:v1`, 'linux/arm64').catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(DigestMismatchError)
+      expect((err as DigestMismatchError).expected).toBe(multi.images[1]!.manifestDigest)
     } finally {
       await proxy.stop()
     }
@@ -210,13 +255,13 @@ describe.skipIf(!available)('registry client against a real registry', () => {
   it('an index entry declaring a size over the limit is refused before it is fetched', async () => {
     const bigChild = await pushSyntheticImage(registry.url, 'neko/bigchild', 'v1', { index: true, annotations: { pad: 'y'.repeat(8192) } })
     const paths: string[] = []
-    const proxy = await startTamperingProxy(registry.url, (req, res) => { paths.push(req.path); return res })
+    const proxy = await startTamperingProxy(registry.url, (req, res) => { paths.push(`${req.method} ${req.path}`); return res })
     try {
       const small = createRegistryClient({ maxManifestBytes: 4096 })
       const err = await small.resolve(`${proxy.host}/neko/bigchild:v1`, 'linux/amd64').catch((e: unknown) => e)
       expect(err).toBeInstanceOf(LimitError)
       expect((err as LimitError).actual).toBeGreaterThan(8192)
-      expect(paths).toEqual(['/v2/neko/bigchild/manifests/v1'])
+      expect(paths).toEqual(['HEAD /v2/neko/bigchild/manifests/v1', 'GET /v2/neko/bigchild/manifests/v1'])
       expect(bigChild.mediaType).toBe(OCI_INDEX)
     } finally {
       await proxy.stop()

@@ -141,10 +141,32 @@ export function createRegistryClient (init: RegistryClientInit = {}): RegistryCl
     })
   }
 
+  /**
+   * HEAD of a manifest: the registry's digest for it (undefined when it sends none, or
+   * does not allow HEAD). Not found is final; anything else is left to the GET.
+   */
+  async function headDigest (ref: ImageReference, target: string): Promise<string | undefined> {
+    const res = await transport.request(ref, 'HEAD', `manifests/${target}`, MANIFEST_ACCEPT)
+    await res.body?.cancel().catch(() => {})
+    if (res.status === 404) throw new ManifestNotFoundError(ref.canonical, `manifest ${target} unknown to ${ref.registry}`)
+    if (!res.ok) return undefined
+    const header = res.headers.get('docker-content-digest')
+    return header != null && isDigest(header) ? header : undefined
+  }
+
   async function resolve (refString: string, platformString?: string): Promise<PublishedImage> {
     const ref = parseReference(refString)
     const want: Platform | undefined = platformString != null ? parsePlatform(platformString) : undefined
-    const top = await getManifest(ref, ref.digest ?? ref.tag ?? 'latest', ref.digest)
+    const target = ref.digest ?? ref.tag ?? 'latest'
+    // HEAD first, as Docker does: it answers "unknown tag" without a GET, and its digest
+    // must be the one the GET's bytes hash to. A disagreement means the tag moved between
+    // the two requests or something in between rewrites answers; either way nothing is
+    // known about this reference.
+    const announced = await headDigest(ref, target)
+    const top = await getManifest(ref, target, ref.digest)
+    if (announced != null && announced !== digestOf(top.bytes, announced)) {
+      throw new DigestMismatchError(ref.canonical, `manifest ${target} (HEAD against GET)`, announced, digestOf(top.bytes, announced))
+    }
 
     let indexDigest: string | undefined
     let manifest = top
@@ -209,11 +231,8 @@ export function createRegistryClient (init: RegistryClientInit = {}): RegistryCl
   async function manifestDigest (refString: string): Promise<string> {
     const ref = parseReference(refString)
     const target = ref.digest ?? ref.tag ?? 'latest'
-    const res = await transport.request(ref, 'HEAD', `manifests/${target}`, MANIFEST_ACCEPT)
-    if (res.status === 404) throw new ManifestNotFoundError(ref.canonical, `manifest ${target} unknown to ${ref.registry}`)
-    if (!res.ok) throw new RegistryUnreachableError(ref.canonical, `unexpected HTTP ${res.status} on HEAD manifests/${target}`)
-    const header = res.headers.get('docker-content-digest')
-    if (header != null && isDigest(header)) {
+    const header = await headDigest(ref, target)
+    if (header != null) {
       if (ref.digest != null && header !== ref.digest) throw new DigestMismatchError(ref.canonical, 'manifest (Docker-Content-Digest)', ref.digest, header)
       return header
     }

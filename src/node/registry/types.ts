@@ -36,11 +36,12 @@ export interface RegistryClientInit {
 
 export interface RegistryClient {
   /**
-   * Reads the manifest, per-platform manifest and config `ref` names. `platform` is
+   * Reads the manifest (HEAD, then GET), per-platform manifest and config `ref` names; every
+   * digest is checked against the bytes. `platform` is
    * `os/arch[/variant]`; it may be left out when the reference names a single image, or an
    * index with a single image in it.
    */
   resolve: (ref: string, platform?: string) => Promise<PublishedImage>
-  /** The digest of what `ref` points to (index or manifest), by a HEAD request where the registry allows. */
+  /** The digest of what `ref` points to (index or manifest): by a HEAD request, or a verified GET where HEAD gives none. */
   manifestDigest: (ref: string) => Promise<Digest>
 }
