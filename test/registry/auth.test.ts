@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { createRegistryClient, RegistryAuthError, RegistryUnreachableError } from '../../src/node/registry/index.js'
 import { pushSyntheticImage, registryAvailable, startRegistry, startTokenServer } from '../helpers/registry.js'
 import type { SyntheticPush, TestRegistry, TokenServer } from '../helpers/registry.js'
+import { startTamperingProxy } from './proxy.js'
 
 const available = registryAvailable('registry bearer-token flow')
 
@@ -52,6 +55,33 @@ describe.skipIf(!available)('anonymous bearer-token flow against a real registry
     // A new client has its own cache and asks again.
     await createRegistryClient().manifestDigest(`${registry.host}/neko/private:v1`)
     expect(tokens.requests).toHaveLength(2)
+  })
+
+  it('does not send the registry token along a blob redirect to another origin', async () => {
+    // Blob storage on another origin: records the Authorization header it gets, then serves
+    // the blob it fetched from the registry with a token of its own.
+    const seen: Array<string | undefined> = []
+    const storage = createServer((req, res) => {
+      seen.push(req.headers.authorization)
+      fetch(`${registry.url}${req.url ?? '/'}`, { headers: { authorization: tokens.pushAuthorization('neko/private') } })
+        .then(async r => { res.writeHead(r.status).end(Buffer.from(await r.arrayBuffer())) })
+        .catch(() => { res.writeHead(502).end() })
+    })
+    await new Promise<void>(resolve => storage.listen(0, '127.0.0.1', resolve))
+    const storageUrl = `http://127.0.0.1:${(storage.address() as AddressInfo).port}`
+    const proxy = await startTamperingProxy(registry.url, (req, res) => {
+      if (!req.path.includes('/blobs/') || res.status !== 200) return res
+      return { status: 307, headers: { location: `${storageUrl}${req.path}` }, body: Buffer.alloc(0) }
+    })
+    try {
+      const image = await createRegistryClient().resolve(`${proxy.host}/neko/private:v1`, 'linux/arm64')
+      expect(image.configDigest).toBe(pushed.images[1]!.configDigest)
+      expect(seen).toEqual([undefined])
+    } finally {
+      await proxy.stop()
+      storage.closeAllConnections()
+      await new Promise<void>(resolve => storage.close(() => { resolve() }))
+    }
   })
 
   it('a realm that refuses a token is RegistryAuthError', async () => {

@@ -213,6 +213,23 @@ describe.skipIf(!available)('registry client against a real registry', () => {
     }
   })
 
+  it('follows a blob redirect to another origin (as registries do to object storage)', async () => {
+    const redirected: string[] = []
+    const proxy = await startTamperingProxy(registry.url, (req, res) => {
+      if (!req.path.includes('/blobs/')) return res
+      redirected.push(req.path)
+      return { status: 307, headers: { location: `${registry.url}${req.path}` }, body: Buffer.alloc(0) }
+    })
+    try {
+      const image = await client.resolve(`${proxy.host}/neko/single:v1`, 'linux/amd64')
+      expect(image.configDigest).toBe(single.images[0]!.configDigest)
+      expect(image.diffIds).toEqual(single.images[0]!.diffIds)
+      expect(redirected).toEqual([`/v2/neko/single/blobs/${single.images[0]!.configDigest}`])
+    } finally {
+      await proxy.stop()
+    }
+  })
+
   it('a config blob altered in transit is DigestMismatchError', async () => {
     const proxy = await startTamperingProxy(registry.url, (req, res) => {
       if (!req.path.includes('/blobs/') || res.body.byteLength === 0) return res
