@@ -1,0 +1,280 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { verifyEnvelope } from '../../src/protocol/dsse.js'
+import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
+import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
+import { SLSA_VSA_V1 } from '../../src/protocol/types.js'
+import { writeIdentity } from '../../src/node/identity-files.js'
+import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
+import { createStore } from '../../src/node/store/level-store.js'
+import type { Store } from '../../src/node/store/types.js'
+import { registryAvailable, startRegistry, pushSyntheticImage, type TestRegistry } from '../helpers/registry.js'
+import { announcement, claim, imageResult, makeKeys, policyJson, put, seedReleases, target, testPolicy, type Keys } from '../http/fixtures.js'
+
+interface Run { code: number, stdout: string, stderr: string }
+
+/** The real CLI, as a user runs it. */
+async function cli (args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return await new Promise(resolve => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'status', ...args], {
+      cwd: process.cwd(),
+      env: { ...process.env, NEKO_LOG_LEVEL: 'silent', ...env },
+      timeout: 60_000
+    }, (err, stdout, stderr) => {
+      const code = err == null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+const V5_COMMIT = 'e'.repeat(40)
+const V6_COMMIT = 'f'.repeat(40)
+
+describe('status', () => {
+  let keys: Keys
+  let dir: string
+  let dataDir: string
+  let policyFile: string
+  let keyDir: string
+  let vsaKey: SigningIdentity
+
+  beforeAll(async () => {
+    keys = makeKeys()
+    dir = await mkdtemp(join(tmpdir(), 'neko-status-'))
+    dataDir = join(dir, 'data')
+    const store = await createStore({ path: join(dataDir, 'store') })
+    await seedReleases(store, keys)
+    await store.close()
+    policyFile = join(dir, 'policy.json')
+    await writeFile(policyFile, JSON.stringify(policyJson(keys)))
+    keyDir = join(dir, 'vsa-key')
+    vsaKey = generateIdentity()
+    await writeIdentity(keyDir, vsaKey)
+  })
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  describe('from a store (--data-dir)', () => {
+    it('exits 0 when every target is reproducible', async () => {
+      const r = await cli(['v4', '--data-dir', dataDir, '--policy', policyFile])
+      expect(r.stderr).not.toContain('neko-rebuilder:')
+      expect(r.code).toBe(0)
+      expect(r.stdout).toMatch(/base\s+linux\/amd64\s+reproducible\s+2 of 2 \(need 2\)\s+sha256:/)
+      expect(r.stdout).toMatch(/base\s+linux\/arm64\s+reproducible/)
+      expect(r.stdout).toContain('overall: reproducible')
+    })
+
+    it('exits 1 on dispute and failure, naming dissenters, the first differing layer, failures by class and untrusted claims', async () => {
+      const r = await cli(['v1', '--data-dir', dataDir, '--policy', policyFile])
+      expect(r.code).toBe(1)
+      expect(r.stdout).toMatch(/base\s+linux\/arm64\s+disputed\s+1 of 2/)
+      expect(r.stdout).toContain(`dissent  ${keys.builders[2]!.keyId.slice(0, 12)} (operator-3): ${imageResult('v1 base arm64 off', ['base', 'app drifted']).manifestDigest}`)
+      expect(r.stdout).toMatch(/first difference: layer 1 \(RUN [^)]*\): sha256:[0-9a-f]{12} vs sha256:[0-9a-f]{12}/)
+      expect(r.stdout).toMatch(/app\s+linux\/amd64\s+failed/)
+      expect(r.stdout).toMatch(/failed\s+build-failed × 2: .* at RUN make/)
+      expect(r.stdout).toMatch(/failed\s+timeout × 1/)
+      expect(r.stdout).toContain(`untrusted 1 claim: ${keys.stranger.keyId.slice(0, 12)}`)
+      expect(r.stdout).toContain('overall: disputed')
+    })
+
+    it('exits 1 when unreproducible, 4 when pending, 2 for an unknown tag', async () => {
+      const v2 = await cli(['v2', '--data-dir', dataDir, '--policy', policyFile])
+      expect(v2.code).toBe(1)
+      expect(v2.stdout).toContain('overall: unreproducible')
+      const v3 = await cli(['v3', '--data-dir', dataDir, '--policy', policyFile])
+      expect(v3.code).toBe(4)
+      expect(v3.stdout).toContain('overall: pending')
+      const unknown = await cli(['v9.9.9', '--data-dir', dataDir, '--policy', policyFile])
+      expect(unknown.code).toBe(2)
+      expect(unknown.stdout).toBe('')
+      expect(unknown.stderr).toContain('no announcement of tag v9.9.9')
+    })
+
+    it('prints JSON with --json', async () => {
+      const r = await cli(['v1', '--json', '--data-dir', dataDir, '--policy', policyFile])
+      expect(r.code).toBe(1)
+      const c = JSON.parse(r.stdout)
+      expect(c.tag).toBe('v1')
+      expect(c.outcome).toBe('not-reproducible')
+      expect(c.targets.map((t: { status: string }) => t.status)).toEqual(['reproducible', 'disputed', 'failed'])
+      expect(c.targets[1].dissenting[0].divergence).toMatchObject({ kind: 'layer', index: 1 })
+      expect(c.targets[0].agreeing).toHaveLength(3)
+      expect(c.targets[0].published).toEqual({ match: 'unknown' })
+    })
+
+    it('writes a signed VSA per target that verifies and lists the claims it rests on', async () => {
+      const file = join(dir, 'v4.vsa.jsonl')
+      const r = await cli(['v4', '--data-dir', dataDir, '--policy', policyFile, '--vsa', file, '--key', keyDir])
+      expect(r.code).toBe(0)
+      const lines = (await readFile(file, 'utf8')).trimEnd().split('\n')
+      expect(lines).toHaveLength(2)
+      const store = await createStore({ path: join(dataDir, 'store') })
+      try {
+        for (const line of lines) {
+          const v = verifyEnvelope(line, { keys: new Map([[vsaKey.keyId, vsaKey.publicKey]]) })
+          expect(v.keyId).toBe(vsaKey.keyId)
+          const statement = JSON.parse(Buffer.from(v.payload).toString('utf8'))
+          expect(statement.predicateType).toBe(SLSA_VSA_V1)
+          expect(statement.predicate.verificationResult).toBe('PASSED')
+          const ids: string[] = statement.predicate.inputAttestations.map((a: { digest: { sha256: string } }) => a.digest.sha256)
+          expect(ids).toHaveLength(2)
+          // Every id names a stored claim for this target.
+          for (const id of ids) {
+            const m = await store.getMessage(id)
+            expect(m?.kind).toBe('claim')
+            expect(statement.subject[0].digest.sha256).toBe(m!.claim!.result!.manifestDigest.slice('sha256:'.length))
+          }
+        }
+      } finally {
+        await store.close()
+      }
+      const failed = join(dir, 'v2.vsa.jsonl')
+      const bad = await cli(['v2', '--data-dir', dataDir, '--policy', policyFile, '--vsa', failed, '--key', keyDir])
+      expect(bad.code).toBe(1)
+      const statement = JSON.parse(Buffer.from(verifyEnvelope((await readFile(failed, 'utf8')).trim(), { keys: new Map([[vsaKey.keyId, vsaKey.publicKey]]) }).payload).toString('utf8'))
+      expect(statement.predicate.verificationResult).toBe('FAILED')
+    })
+
+    it('reports an unreachable registry as unknown, never as a verdict', async () => {
+      const r = await cli(['v4', '--data-dir', dataDir, '--policy', policyFile, '--registry-check', '--image', 'base=127.0.0.1:9/neko/base'])
+      expect(r.code).toBe(0)
+      expect(r.stdout).toMatch(/base\s+linux\/amd64\s+reproducible.*unknown/)
+    })
+
+    it('rejects bad flags with exit 2 and a clear message', async () => {
+      const both = await cli(['v4', '--data-dir', dataDir, '--node', 'http://127.0.0.1:9', '--policy', policyFile])
+      expect(both.code).toBe(2)
+      expect(both.stderr).toContain('--node')
+      const nostore = await cli(['v4', '--data-dir', join(dir, 'nothing'), '--policy', policyFile])
+      expect(nostore.code).toBe(2)
+      expect(nostore.stderr).toContain('no node store')
+      const nopolicy = await cli(['v4', '--data-dir', join(dir, 'nothing')])
+      expect(nopolicy.code).toBe(2)
+      expect(nopolicy.stderr).toContain('--policy')
+    })
+  })
+
+  describe('from a running node (--node)', () => {
+    let store: Store
+    let server: FeedServer
+    let url: string
+
+    beforeAll(async () => {
+      store = await createStore({ path: join(dataDir, 'store') })
+      server = createFeedServer({ store, policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
+      url = (await server.start()).url
+    })
+
+    afterAll(async () => {
+      await server?.stop()
+      await store?.close()
+    })
+
+    it('says the store is locked and suggests --node', async () => {
+      const r = await cli(['v4', '--data-dir', dataDir, '--policy', policyFile])
+      expect(r.code).toBe(2)
+      expect(r.stderr).toContain('locked')
+      expect(r.stderr).toContain('--node')
+    })
+
+    it('gives the same verdicts and exit codes as the store', async () => {
+      const v4 = await cli(['v4', '--node', url, '--policy', policyFile])
+      expect(v4.code).toBe(0)
+      expect(v4.stdout).toContain('overall: reproducible')
+      const v1 = await cli(['v1', '--node', url, '--policy', policyFile, '--json'])
+      expect(v1.code).toBe(1)
+      expect(JSON.parse(v1.stdout).targets.map((t: { status: string }) => t.status)).toEqual(['reproducible', 'disputed', 'failed'])
+      expect((await cli(['v3', '--node', url, '--policy', policyFile])).code).toBe(4)
+      const unknown = await cli(['nope', '--node', url, '--policy', policyFile])
+      expect(unknown.code).toBe(2)
+      expect(unknown.stderr).toContain('no announcement of tag nope')
+    })
+
+    it('judges by its own policy and drops envelopes that do not verify', async () => {
+      // The node serves a claim whose payload was altered after signing: the node's store took it, status must not.
+      const honest = signClaim(claim(target('d'.repeat(40), 'base', 'linux/amd64', 'v4'), { result: imageResult('v4 amd64') }), keys.builders[2]!)
+      const other = signClaim(claim(target('d'.repeat(40), 'base', 'linux/amd64', 'v4'), { result: imageResult('v4 forged') }), keys.builders[2]!)
+      const forged = { ...honest, payload: other.payload }
+      const decoded = { id: 'f'.repeat(64), keyId: keys.builders[2]!.keyId, kind: 'claim' as const, envelopeJson: JSON.stringify(forged), claim: claim(target('d'.repeat(40), 'base', 'linux/amd64', 'v4'), { result: imageResult('v4 forged') }) }
+      await store.putMessage(decoded)
+      const r = await cli(['v4', '--node', url, '--policy', policyFile, '--json'])
+      expect(r.stderr).toMatch(/ignored line \d+ from .*SignatureError/)
+      const c = JSON.parse(r.stdout)
+      expect(c.targets[0].status).toBe('reproducible')
+      expect(c.targets[0].dissenting).toEqual([])
+
+      // A stricter local policy (3 of 3) turns the node's "reproducible" into pending.
+      const strict = join(dir, 'strict.json')
+      await writeFile(strict, JSON.stringify({ ...(policyJson(keys) as object), threshold: 3, allowedDissent: 0 }))
+      const p = await cli(['v4', '--node', url, '--policy', strict])
+      expect(p.code).toBe(4)
+      expect(p.stdout).toContain('overall: pending')
+    })
+
+    it('fails clearly when the node cannot be reached', async () => {
+      const r = await cli(['v4', '--node', 'http://127.0.0.1:9', '--policy', policyFile])
+      expect(r.code).toBe(2)
+      expect(r.stderr).toContain('unreachable')
+    })
+  })
+
+  const registry = registryAvailable('status --registry-check')
+  describe.skipIf(!registry)('published digest against a real registry', () => {
+    let reg: TestRegistry
+    let amd64: string
+    let arm64: string
+    let regDataDir: string
+
+    beforeAll(async () => {
+      reg = await startRegistry()
+      const pushed = await pushSyntheticImage(reg.url, 'neko/base', 'v5', { platforms: ['linux/amd64', 'linux/arm64'] })
+      amd64 = pushed.images.find(i => i.platform === 'linux/amd64')!.manifestDigest
+      arm64 = pushed.images.find(i => i.platform === 'linux/arm64')!.manifestDigest
+      await pushSyntheticImage(reg.url, 'neko/base', 'v6', { platforms: ['linux/amd64'], salt: 'v6' })
+      regDataDir = join(dir, 'registry-data')
+      const store = await createStore({ path: join(regDataDir, 'store') })
+      const [b1, b2] = keys.builders as [SigningIdentity, SigningIdentity]
+      const result = (manifestDigest: string): ReturnType<typeof imageResult> => ({ ...imageResult(manifestDigest), manifestDigest })
+      // v5: both platforms rebuilt to exactly what the registry serves.
+      await put(store, signAnnouncement(announcement('v5', V5_COMMIT, [['base', 'linux/amd64'], ['base', 'linux/arm64']]), keys.maintainer))
+      for (const b of [b1, b2]) {
+        await put(store, signClaim(claim(target(V5_COMMIT, 'base', 'linux/amd64', 'v5'), { result: result(amd64) }), b))
+        await put(store, signClaim(claim(target(V5_COMMIT, 'base', 'linux/arm64', 'v5'), { result: result(arm64) }), b))
+      }
+      // v6: reproducible among builders, but not what the registry serves.
+      await put(store, signAnnouncement(announcement('v6', V6_COMMIT, [['base', 'linux/amd64']]), keys.maintainer))
+      for (const b of [b1, b2]) await put(store, signClaim(claim(target(V6_COMMIT, 'base', 'linux/amd64', 'v6'), { result: imageResult('v6 rebuilt') }), b))
+      await store.close()
+    })
+
+    afterAll(async () => {
+      await reg?.stop()
+    })
+
+    it('exits 0 when the agreed digests are the published ones', async () => {
+      const r = await cli(['v5', '--data-dir', regDataDir, '--policy', policyFile, '--registry-check', '--image', `base=${reg.host}/neko/base`, '--json'])
+      expect(r.stderr).not.toMatch(/Error/)
+      expect(r.code).toBe(0)
+      const c = JSON.parse(r.stdout)
+      expect(c.targets.map((t: { published: unknown }) => t.published)).toEqual([{ digest: amd64, match: 'yes' }, { digest: arm64, match: 'yes' }])
+    })
+
+    it('exits 1 when the registry serves another digest', async () => {
+      const r = await cli(['v6', '--data-dir', regDataDir, '--policy', policyFile, '--image', `base=${reg.host}/neko/base`])
+      expect(r.code).toBe(1)
+      expect(r.stdout).toMatch(/base\s+linux\/amd64\s+reproducible.*MISMATCH/)
+    })
+
+    it('says unknown for a tag the registry does not have', async () => {
+      // The --node suite has closed dataDir's store again by now.
+      const r = await cli(['v4', '--data-dir', dataDir, '--policy', policyFile, '--image', `base=${reg.host}/neko/base`, '--json'])
+      expect(r.code).toBe(0)
+      expect(JSON.parse(r.stdout).targets[0].published).toEqual({ match: 'unknown' })
+    })
+  })
+})
