@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { FIXTURES } from './helpers.js'
+
+const run = promisify(execFile)
+const REPO = fileURLToPath(new URL('../../', import.meta.url))
+
+/** Runs the real CLI; resolves with its exit code and output whatever the code. */
+async function cli (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'audit', ...args], { cwd: REPO, env: { ...process.env, NEKO_LOG_LEVEL: 'silent' }, maxBuffer: 16 * 1024 * 1024 })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    const e = err as { code: number, stdout: string, stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+const NEKO = join(FIXTURES, 'neko-like')
+
+describe('neko-rebuilder audit (CLI)', () => {
+  let out: string
+  beforeAll(async () => {
+    out = await mkdtemp(join(tmpdir(), 'neko-audit-cli-'))
+  })
+  afterAll(async () => {
+    await rm(out, { recursive: true, force: true })
+  })
+
+  it('prints the table and exits 0 by default, even with findings', async () => {
+    const r = await cli(NEKO)
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('CRITICAL (9)')
+    expect(r.stdout).toMatch(/10 files audited: 9 critical/)
+  })
+
+  it('--fail-on critical exits 1 when a critical finding exists', async () => {
+    // The full severity matrix is checked in process (gate.test.ts); this checks the wiring.
+    expect((await cli(NEKO, '--fail-on', 'critical')).code).toBe(1)
+  })
+
+  it('exits 2 on an error: a bad flag value, a missing path, or files that could not be audited under a gate', async () => {
+    const bad = await cli(NEKO, '--format', 'xml')
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--format: must be one of table, markdown, json, sarif/)
+    const missing = await cli(join(out, 'missing'))
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toMatch(/AuditRootError/)
+    expect((await cli(join(FIXTURES, 'malformed'), '--fail-on', 'critical')).code).toBe(2)
+  })
+
+  it('writes JSON and SARIF to --output', async () => {
+    const json = join(out, 'report.json')
+    const r = await cli(NEKO, '--format', 'json', '--output', json)
+    expect(r.code).toBe(0)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toMatch(/9 critical, \d+ high, \d+ medium, \d+ low findings written to/)
+    const report = JSON.parse(await readFile(json, 'utf8')) as { schemaVersion: number, summary: { critical: number }, findings: unknown[] }
+    expect(report.schemaVersion).toBe(1)
+    expect(report.summary.critical).toBe(9)
+    const sarif = JSON.parse((await cli(NEKO, '--format', 'sarif')).stdout) as { version: string, runs: Array<{ results: unknown[] }> }
+    expect(sarif.version).toBe('2.1.0')
+    expect(sarif.runs[0]?.results).toHaveLength(report.findings.length)
+  })
+
+  it('prints markdown', async () => {
+    const r = await cli(NEKO, '--format', 'markdown', '--include', 'server')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('## Fix priority')
+    expect(r.stdout).toContain('`server/build:33`')
+    expect(r.stdout).not.toContain('runtime/Dockerfile')
+  })
+})
