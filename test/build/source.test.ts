@@ -3,18 +3,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkout, resolveRef, SourceError } from '../../src/node/build/index.js'
-import { createFixtureRepo, type FixtureRepo } from '../helpers/fixtures.js'
+import { createFixtureRepo, serveGitRepos, type FixtureRepo } from '../helpers/fixtures.js'
 
 describe('source', () => {
   let repo: FixtureRepo
   let work: string
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'source-test-'))
-    repo = await createFixtureRepo({ files: { 'a.txt': 'one\n', 'bin/run': { content: '#!/bin/sh\n', mode: 0o775 } }, tag: 'v1.0.0', date: '2024-03-01T00:00:00Z' })
+    repo = await createFixtureRepo({ files: { 'a.txt': 'one\n', 'bin/run': { content: '#!/bin/sh\n', mode: 0o775 } }, tag: 'v1.0.0', date: '2024-03-01T00:00:00Z' }, work)
     await repo.commit({ files: { 'a.txt': 'two\n' }, tag: 'v1.1.0-light', lightweight: true, date: '2024-03-02T00:00:00Z' })
   })
   afterAll(async () => {
-    await repo.cleanup()
     await rm(work, { recursive: true, force: true })
   })
 
@@ -39,6 +38,23 @@ describe('source', () => {
     expect((await stat(join(dir, 'bin/run'))).mode & 0o777).toBe(0o755)
     expect((await stat(join(dir, 'a.txt'))).mode & 0o777).toBe(0o644)
     await expect(stat(join(dir, '.git'))).rejects.toThrow()
+  })
+
+  it('fetches over the network (git daemon on loopback): tags shallowly, commits, and missing tags', async () => {
+    const server = await serveGitRepos(work)
+    try {
+      const url = server.url(repo.dir)
+      const [first, second] = repo.commits
+      expect(await resolveRef(url, 'v1.0.0')).toEqual({ commit: first!.commit, commitTime: first!.commitTime, tag: 'v1.0.0' })
+      expect(await resolveRef(url, second!.commit)).toMatchObject({ commit: second!.commit })
+      await expect(resolveRef(url, 'v9.9.9')).rejects.toBeInstanceOf(SourceError)
+      const dir = join(work, 'net-co')
+      const r = await checkout(url, 'v1.1.0-light', dir)
+      expect(r).toMatchObject({ commit: second!.commit, tag: 'v1.1.0-light' })
+      expect(await readFile(join(dir, 'a.txt'), 'utf8')).toBe('two\n')
+    } finally {
+      await server.close()
+    }
   })
 
   it('refuses a tag that points elsewhere than the expected commit', async () => {

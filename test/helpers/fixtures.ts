@@ -1,8 +1,10 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { createServer, connect } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { existsSync } from 'node:fs'
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
@@ -124,4 +126,47 @@ export async function createFixtureRepo (first: FixtureCommitOptions, parent?: s
   }
   await repo.commit(first)
   return repo
+}
+
+export interface GitServer {
+  /** `git://127.0.0.1:<port>/<name>` for a repository directory under the served base dir. */
+  url: (repoDir: string) => string
+  close: () => Promise<void>
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * Serves every repository under `baseDir` over the git protocol on 127.0.0.1 (`git daemon`),
+ * so tests exercise the network fetch path (shallow fetch by tag or commit) rather than a local clone.
+ */
+export async function serveGitRepos (baseDir: string): Promise<GitServer> {
+  const port = await freePort()
+  const child = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${baseDir}`, '--listen=127.0.0.1', `--port=${port}`,
+    '--enable=upload-pack', '--informative-errors', baseDir], { stdio: 'ignore', env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' } })
+  // Ready when the port accepts connections.
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>(resolve => {
+      const sock = connect(port, '127.0.0.1', () => { sock.destroy(); resolve(true) })
+      sock.once('error', () => resolve(false))
+    })
+    if (ok) break
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return {
+    url: repoDir => `git://127.0.0.1:${port}/${basename(repoDir)}`,
+    close: async () => {
+      if (child.exitCode != null) return
+      await new Promise<void>(resolve => { child.once('exit', () => resolve()); child.kill('SIGTERM') })
+    }
+  }
 }

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { chmod, lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { isAbsolute, join, resolve } from 'node:path'
 import { tmpdir } from 'node:os'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { SourceError } from './errors.js'
 import { git, GitCommandError } from './git.js'
 
@@ -29,6 +29,38 @@ export function repositoryUrl (repository: string): string {
   const path = isAbsolute(repository) ? repository : resolve(repository)
   if (!existsSync(path)) throw new SourceError(`repository ${repository} is neither a URL nor an existing path`)
   return pathToFileURL(path).href
+}
+
+/** The absolute path of a repository given as a local path or file:// URL; undefined for remote URLs. */
+export function localRepositoryPath (repository: string): string | undefined {
+  const url = repositoryUrl(repository)
+  return url.startsWith('file://') ? fileURLToPath(url) : undefined
+}
+
+/**
+ * Local repositories are cloned with hard links (`--local`): a shallow fetch would make git
+ * repack and recompress every object, which costs seconds for a repository with large files.
+ */
+async function cloneLocal (dir: string, path: string, ref: string, bare: boolean, signal?: AbortSignal): Promise<{ commit: string, tag?: string }> {
+  checkRef(ref)
+  try {
+    await git(['clone', '--quiet', '--local', '--no-checkout', ...(bare ? ['--bare'] : []), '--', path, dir], { signal })
+  } catch (err) {
+    if (err instanceof GitCommandError) throw new SourceError(`cannot clone ${path}: ${err.message}`)
+    throw err
+  }
+  const candidates: Array<{ rev: string, tag?: string }> = COMMIT.test(ref)
+    ? [{ rev: ref }]
+    : [{ rev: `refs/tags/${ref}`, tag: ref }, { rev: bare ? `refs/heads/${ref}` : `refs/remotes/origin/${ref}` }]
+  for (const c of candidates) {
+    try {
+      const commit = (await git(['rev-parse', '--verify', '--quiet', `${c.rev}^{commit}`], { cwd: dir, signal })).trim()
+      return c.tag != null ? { commit, tag: c.tag } : { commit }
+    } catch (err) {
+      if (!(err instanceof GitCommandError)) throw err
+    }
+  }
+  throw new SourceError(`${path} has no tag, branch or commit ${JSON.stringify(ref)}`)
 }
 
 function checkRef (ref: string): void {
@@ -69,11 +101,19 @@ async function commitTime (dir: string, commit: string, signal?: AbortSignal): P
 /** Resolves a tag or commit of a git URL or local path to its commit and committer time. Throws SourceError. */
 export async function resolveRef (repository: string, ref: string, opts: SourceOptions = {}): Promise<ResolvedRef> {
   const url = repositoryUrl(repository)
+  const local = localRepositoryPath(repository)
   const dir = await mkdtemp(join(opts.workDir ?? tmpdir(), 'resolve-'))
   try {
-    await git(['init', '--quiet', '--bare'], { cwd: dir, signal: opts.signal })
-    const { commit, tag } = await fetchRef(dir, url, ref, opts.signal)
-    return { commit, commitTime: await commitTime(dir, commit, opts.signal), ...(tag != null ? { tag } : {}) }
+    let found: { commit: string, tag?: string }
+    if (local != null) {
+      found = await cloneLocal(join(dir, 'repo.git'), local, ref, true, opts.signal)
+    } else {
+      await git(['init', '--quiet', '--bare'], { cwd: dir, signal: opts.signal })
+      found = await fetchRef(dir, url, ref, opts.signal)
+    }
+    const { commit, tag } = found
+    const gitDir = local != null ? join(dir, 'repo.git') : dir
+    return { commit, commitTime: await commitTime(gitDir, commit, opts.signal), ...(tag != null ? { tag } : {}) }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
@@ -86,9 +126,16 @@ export async function resolveRef (repository: string, ref: string, opts: SourceO
  */
 export async function checkout (repository: string, ref: string, dir: string, opts: { expectedCommit?: string, signal?: AbortSignal } = {}): Promise<ResolvedRef> {
   const url = repositoryUrl(repository)
+  const local = localRepositoryPath(repository)
   await mkdir(dir, { recursive: true })
-  await git(['init', '--quiet'], { cwd: dir, signal: opts.signal })
-  const { commit, tag } = await fetchRef(dir, url, ref, opts.signal)
+  let found: { commit: string, tag?: string }
+  if (local != null) {
+    found = await cloneLocal(dir, local, ref, false, opts.signal)
+  } else {
+    await git(['init', '--quiet'], { cwd: dir, signal: opts.signal })
+    found = await fetchRef(dir, url, ref, opts.signal)
+  }
+  const { commit, tag } = found
   if (opts.expectedCommit != null && opts.expectedCommit.toLowerCase() !== commit) {
     throw new SourceError(`${ref} points to commit ${commit}, not the expected ${opts.expectedCommit}`)
   }

@@ -1,0 +1,97 @@
+/**
+ * Overhead of an orchestrated rebuild (clone, buildx build, read the OCI tarball, clean up)
+ * over a bare `docker buildx build` of the same checkout with the same flags. Both run in
+ * this process, alternating, a few times each; the medians give the ratio (target <= 1.10).
+ *
+ *   npm run bench:rebuild [-- --runs 3]
+ */
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildxArgs, checkout, createRebuilder, readOciArchive } from '../src/node/build/index.js'
+import { createFixtureRepo, scratchDockerfile } from '../test/helpers/fixtures.js'
+
+const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 3
+
+/** Incompressible but deterministic: a SHA-256 counter stream, so layers stay large after gzip. */
+function deterministicData (seed: string, bytes: number): Buffer {
+  const out = Buffer.alloc(bytes)
+  for (let off = 0, i = 0; off < bytes; i++) {
+    off += createHash('sha256').update(`${seed}:${i}`).digest().copy(out, off)
+  }
+  return out
+}
+
+async function bare (args: string[], cwd: string, epoch: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('docker', args, { cwd, env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) }, stdio: ['ignore', 'ignore', 'pipe'] })
+    let err = ''
+    child.stderr.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-4000) })
+    child.on('close', code => code === 0 ? resolve() : reject(new Error(`bare build failed: ${err}`)))
+  })
+}
+
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+const work = await mkdtemp(join(tmpdir(), 'bench-rebuild-'))
+try {
+  const repo = await createFixtureRepo({
+    files: {
+      Dockerfile: scratchDockerfile([
+        'COPY data/a.bin /data/a.bin',
+        'COPY data/b.bin /data/b.bin',
+        'RUN cat /data/a.bin /data/b.bin > /data/ab.bin',
+        'COPY config.txt /etc/app.conf',
+        'RUN echo "$SOURCE_DATE_EPOCH" > /etc/epoch && head -c 1048576 /data/ab.bin > /data/head.bin',
+        'RUN sed -n 1p /etc/app.conf > /etc/first-line'
+      ]),
+      'data/a.bin': deterministicData('a', 6 * 1024 * 1024),
+      'data/b.bin': deterministicData('b', 6 * 1024 * 1024),
+      'config.txt': 'name=bench\nlevel=3\n'
+    },
+    busybox: 'amd64',
+    tag: 'v1.0.0'
+  }, work)
+  const rebuilder = createRebuilder({}, { workDir: join(work, 'ws') })
+  const src = join(work, 'bare-src')
+  const { commitTime } = await checkout(repo.dir, 'v1.0.0', src)
+  const args = buildxArgs({ platform: 'linux/amd64', epoch: commitTime, tarPath: join(work, 'bare.oci.tar'), dockerfile: join(src, 'Dockerfile'), context: src })
+
+  // Warm-up of both paths (engine check, page cache), not timed.
+  const warm = await rebuilder.rebuild({ repository: repo.dir, ref: 'v1.0.0', platform: 'linux/amd64', outDir: join(work, 'warm') })
+  if (warm.claim.result == null) throw new Error(`rebuild failed: ${JSON.stringify(warm.claim.failure)}`)
+  await bare(args, src, commitTime)
+
+  const orchestrated: number[] = []
+  const plain: number[] = []
+  for (let i = 0; i < runs; i++) {
+    // Alternate which goes first so drift (cache, thermal) does not favour one side.
+    const order = i % 2 === 0 ? ['orchestrated', 'bare'] : ['bare', 'orchestrated']
+    for (const which of order) {
+      const t = performance.now()
+      if (which === 'bare') {
+        await bare(args, src, commitTime)
+        plain.push(performance.now() - t)
+      } else {
+        const out = await rebuilder.rebuild({ repository: repo.dir, ref: 'v1.0.0', platform: 'linux/amd64' })
+        if (out.claim.result == null) throw new Error(`rebuild failed: ${JSON.stringify(out.claim.failure)}`)
+        orchestrated.push(performance.now() - t)
+      }
+    }
+  }
+  const image = (await readOciArchive(warm.ociPath!)).images[0]!
+  const layerBytes = image.layers.reduce((n, l) => n + l.size, 0)
+  const ratio = median(orchestrated) / median(plain)
+  console.log(`fixture: ${image.layers.length} layers (COPY and RUN steps), ${(layerBytes / 1024 / 1024).toFixed(1)} MiB of compressed layers; ${runs} runs each`)
+  console.log(`bare docker buildx build   median ${(median(plain) / 1000).toFixed(2)} s  runs ${plain.map(t => (t / 1000).toFixed(2)).join(' ')}`)
+  console.log(`orchestrated rebuild       median ${(median(orchestrated) / 1000).toFixed(2)} s  runs ${orchestrated.map(t => (t / 1000).toFixed(2)).join(' ')}`)
+  console.log(`overhead ratio (orchestrated / bare): ${ratio.toFixed(3)} (target <= 1.10)`)
+} finally {
+  await rm(work, { recursive: true, force: true })
+}
