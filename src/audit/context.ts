@@ -71,6 +71,7 @@ export function commandText (unit: ShellUnit, cmd: SimpleCommand): string {
   const first = cmd.words[0]
   const last = cmd.words[cmd.words.length - 1]
   if (first == null || last == null) return ''
+  if (cmd.exec === true) return cmd.words.map(w => w.text).join(' ')
   return unit.source.slice(first.start, last.end)
 }
 

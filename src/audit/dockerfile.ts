@@ -71,8 +71,15 @@ function runCommands (text: string, lines: LineIndex, ins: Instruction): { comma
     try {
       const argv = JSON.parse(trimmed) as unknown
       if (Array.isArray(argv) && argv.every(a => typeof a === 'string')) {
-        const at = start + body.indexOf('[')
-        return { commands: [{ words: argv.map(a => ({ text: a, raw: a, start: at, end: at })), assignments: [], redirects: [], next: 'end' }], flags: [], problems }
+        // Place each element at its quoted text so findings point at it.
+        let cursor = start + body.indexOf('[')
+        const words = argv.map(a => {
+          const found = text.indexOf(JSON.stringify(a), cursor)
+          const at = found < 0 || found >= end ? cursor : found + 1
+          cursor = found < 0 || found >= end ? cursor : found + JSON.stringify(a).length
+          return { text: a, raw: a, start: at, end: at + a.length }
+        })
+        return { commands: [{ words, assignments: [], redirects: [], next: 'end', exec: true }], flags: [], problems }
       }
     } catch {
       // not JSON: Docker runs it through the shell, so do the same

@@ -30,6 +30,8 @@ export interface SimpleCommand {
   redirects: Redirect[]
   /** What ends this command; `|` means its output feeds the next command. */
   next: Separator
+  /** Set for a Dockerfile exec-form RUN (`RUN ["apt-get", "install", "x"]`), which no shell reads. */
+  exec?: true
 }
 
 export interface ShellParse {

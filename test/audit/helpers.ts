@@ -3,9 +3,11 @@ import type { AuditReport, Finding } from '../../src/audit/index.js'
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
 
-/** `path:line` of each finding of one rule, sorted, for readable assertions. */
+/** `path:line` of each finding of one rule, by path then line, for readable assertions. */
 export function placesOf (report: AuditReport, ruleId: string): string[] {
-  return report.findings.filter(f => f.ruleId === ruleId).map(f => `${f.path}:${f.line}`).sort()
+  return report.findings.filter(f => f.ruleId === ruleId)
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.line - b.line))
+    .map(f => `${f.path}:${f.line}`)
 }
 
 export function find (report: AuditReport, ruleId: string, path: string, line: number): Finding | undefined {

@@ -43,7 +43,7 @@ function reportPackages (unit: ShellUnit, cmd: SimpleCommand, at: Word, ruleId: 
   if (unpinned.length === 0) return
   const names = unpinned.map(w => w.text)
   const shown = names.length > 8 ? `${names.slice(0, 8).join(', ')} and ${names.length - 8} more` : names.join(', ')
-  report(ruleId, placeAt(unit, at.start, commandText(unit, cmd), `${names.length} ${what} installed without a pinned version: ${shown}`))
+  report(ruleId, placeAt(unit, at.start, commandText(unit, cmd), `${names.length} ${names.length === 1 ? what.replace(/s$/, '') : what} installed without a pinned version: ${shown}`))
 }
 
 function apt (unit: ShellUnit, cmd: SimpleCommand, report: Report): void {
