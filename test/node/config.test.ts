@@ -61,7 +61,7 @@ describe('node config', () => {
   it('needs an announce key to watch', () => {
     expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { watch: 'https://example.test/r.git' } })).toThrow(/announce-key/)
     const c = resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { watch: 'https://example.test/r.git', announceKey: dir, watchIntervalSeconds: 5 } })
-    expect(c.watch).toMatchObject({ url: 'https://example.test/r.git', intervalMs: 5000, recipe: 'neko' })
+    expect(c.watch).toEqual({ url: 'https://example.test/r.git', announceKeyDir: dir, intervalMs: 5000 })
   })
 
   it('parses HTTP addresses', () => {

@@ -1,7 +1,57 @@
 import type { Command } from 'commander'
+import { prepareAnnouncement } from '../../node/daemon/announce.js'
+import { publishOnce } from '../../node/daemon/publish-once.js'
+import { readIdentity } from '../../node/identity-files.js'
+import { envelopeId } from '../../protocol/dsse.js'
+import { signAnnouncement } from '../../protocol/messages.js'
+import { ValidationError } from '../../protocol/errors.js'
+
+interface AnnounceOptions {
+  repo: string
+  tag: string
+  commit?: string
+  recipe?: string
+  key: string
+  to?: string[]
+  variant?: string[]
+  platform?: string[]
+  print?: boolean
+  timeout?: string
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map(s => s.trim()).filter(s => s !== '')]
 
 export function register (program: Command): void {
-  program.command('announce').description('(not available yet)').action(() => {
-    throw new Error('announce is not available yet')
-  })
+  program.command('announce')
+    .description('Sign the announcement of a release (tag → commit, recipe, targets) and publish it through a running node, or print it')
+    .requiredOption('--repo <url>', 'git URL or local path of the repository')
+    .requiredOption('--tag <tag>', 'release tag')
+    .option('--commit <sha>', 'commit the tag must point to')
+    .option('--recipe <name|file>', 'built-in recipe (neko) or recipe file; default: the repository\'s own, else its Dockerfile')
+    .requiredOption('--key <dir>', 'announcer identity directory (private.pem)')
+    .option('--to <multiaddr>', 'running node to publish through (with /p2p/<peer id>), repeatable', collect)
+    .option('--variant <name>', 'only this variant, repeatable', collect)
+    .option('--platform <os/arch>', 'only this platform, repeatable', collect)
+    .option('--print', 'write the signed envelope to stdout (the default without --to)')
+    .option('--timeout <seconds>', 'how long to wait for a peer to take it', '20')
+    .action(async (opts: AnnounceOptions) => {
+      const timeoutS = Number(opts.timeout)
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new ValidationError('--timeout', 'must be a positive number of seconds')
+      const identity = await readIdentity(opts.key)
+      const announcement = await prepareAnnouncement({
+        repository: opts.repo,
+        tag: opts.tag,
+        ...(opts.commit != null ? { commit: opts.commit } : {}),
+        ...(opts.recipe != null ? { recipe: opts.recipe } : {}),
+        ...(opts.variant != null ? { variants: opts.variant } : {}),
+        ...(opts.platform != null ? { platforms: opts.platform } : {})
+      })
+      const envelope = signAnnouncement(announcement, identity)
+      const json = JSON.stringify(envelope)
+      if (opts.print === true || opts.to == null || opts.to.length === 0) process.stdout.write(json + '\n')
+      if (opts.to != null && opts.to.length > 0) {
+        const sent = await publishOnce(Buffer.from(json, 'utf8'), { to: opts.to, timeoutMs: timeoutS * 1000 })
+        process.stderr.write(`announced ${announcement.repository} ${announcement.tag} (commit ${announcement.commit}, ${announcement.targets.length} targets, recipe ${announcement.recipe.name}) as ${envelopeId(envelope)} to ${sent.recipients} peer(s)\n`)
+      }
+    })
 }

@@ -1,7 +1,70 @@
 import type { Command } from 'commander'
+import { runDevnet } from '../../node/daemon/devnet.js'
+import { ValidationError } from '../../protocol/errors.js'
+import { rootLogger } from '../../node/logger.js'
+import { EXIT } from '../exit-codes.js'
+
+interface DevnetOptions {
+  nodes: string
+  json?: boolean
+  keep?: boolean
+  timeout: string
+}
 
 export function register (program: Command): void {
-  program.command('devnet').description('(not available yet)').action(() => {
-    throw new Error('devnet is not available yet')
-  })
+  program.command('devnet')
+    .description('Run a local network of rebuilder nodes on 127.0.0.1 that rebuild a fixture release with the real engine, and print their consensus')
+    .option('--nodes <n>', 'number of nodes (all trusted builders, k = n)', '3')
+    .option('--json', 'print the result as JSON')
+    .option('--keep', 'keep the temporary directory (stores, keys, fixture project) and print its path')
+    .option('--timeout <seconds>', 'give up waiting for the consensus after this long', '600')
+    .action(async (opts: DevnetOptions) => {
+      const nodes = Number(opts.nodes)
+      if (!Number.isSafeInteger(nodes) || nodes < 1 || nodes > 16) throw new ValidationError('--nodes', 'must be an integer from 1 to 16')
+      const timeout = Number(opts.timeout)
+      if (!Number.isFinite(timeout) || timeout <= 0) throw new ValidationError('--timeout', 'must be a positive number of seconds')
+      // The run prints its own progress; node logs only on request (NEKO_LOG_LEVEL=info).
+      if (process.env.NEKO_LOG_LEVEL == null) rootLogger().level = 'warn'
+      const progress = opts.json === true ? undefined : (line: string): void => { process.stderr.write(`devnet: ${line}\n`) }
+      const result = await runDevnet({ nodes, keep: opts.keep === true, timeoutMs: timeout * 1000, ...(progress != null ? { onProgress: progress } : {}) })
+      if (opts.json === true) {
+        process.stdout.write(JSON.stringify({
+          reproducible: result.reproducible,
+          settled: result.settled,
+          repository: result.repository,
+          tag: result.tag,
+          commit: result.commit,
+          threshold: result.threshold,
+          seconds: result.seconds,
+          ...(result.dir != null ? { dir: result.dir } : {}),
+          targets: result.verdicts.map(v => ({
+            target: v.key,
+            status: v.status,
+            digest: v.consensusDigest ?? v.leadingDigest ?? null,
+            agreeing: v.agreeing.map(a => ({ name: a.name, operator: a.operator, keyId: a.keyId })),
+            dissenting: v.dissenting.length,
+            failed: v.failed.map(f => ({ name: f.name, failure: f.failure.class, message: f.failure.message }))
+          })),
+          nodes: result.nodes
+        }, null, 2) + '\n')
+      } else {
+        const rows = [['TARGET', 'STATUS', 'AGREEING', 'DIGEST']]
+        for (const v of result.verdicts) {
+          rows.push([`${v.target.variant} ${v.target.platform}`, v.status, `${v.agreeing.length}/${v.threshold}`, v.consensusDigest ?? v.leadingDigest ?? '-'])
+        }
+        const widths = rows[0]!.map((_, i) => Math.max(...rows.map(r => r[i]!.length)))
+        const lines = rows.map(r => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())
+        process.stdout.write([
+          `release ${result.tag} (commit ${result.commit.slice(0, 12)}), ${result.nodes.length} nodes, k = ${result.threshold}`,
+          ...lines,
+          ...result.nodes.map((n, i) => `node ${i + 1} ${n.peerId}: ${n.verdicts.map(v => v.status).join(', ')}`),
+          result.reproducible ? `reproducible: every node agrees on every target (${result.seconds} s)` : `not reproducible on every node (${result.seconds} s)`,
+          ...(result.dir != null ? [`kept: ${result.dir}`] : []),
+          ''
+        ].join('\n'))
+      }
+      process.exitCode = result.reproducible ? EXIT.OK : result.settled ? EXIT.NOT_REPRODUCIBLE : EXIT.PENDING
+      // Anything a library left open must not keep a finished run alive.
+      setTimeout(() => process.exit(process.exitCode ?? 0), 3000).unref()
+    })
 }

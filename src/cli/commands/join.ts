@@ -1,7 +1,107 @@
 import type { Command } from 'commander'
+import { resolveConfig, type NodeSettings } from '../../node/config/index.js'
+import { onShutdownSignals } from '../../node/daemon/signals.js'
+import { startNode } from '../../node/daemon/run.js'
+import { logger } from '../../node/logger.js'
+
+interface JoinOptions {
+  config?: string
+  dataDir?: string
+  listen?: string[]
+  bootstrap?: string[]
+  policy?: string
+  key?: string
+  http?: string
+  concurrency?: string
+  mdns?: boolean
+  watch?: string
+  announceKey?: string
+  watchInterval?: string
+  recipe?: string
+  buildTimeout?: string
+  json?: boolean
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map(s => s.trim()).filter(s => s !== '')]
 
 export function register (program: Command): void {
-  program.command('join').description('(not available yet)').action(() => {
-    throw new Error('join is not available yet')
-  })
+  program.command('join')
+    .description('Run a rebuilder node: join the network, rebuild what trusted announcers announce, sign and gossip the results')
+    .option('--config <file>', 'JSON config file (env NEKO_CONFIG)')
+    .option('--data-dir <dir>', 'data directory (env NEKO_DATA_DIR; default $XDG_DATA_HOME/neko-rebuilder)')
+    .option('--listen <multiaddr>', 'listen address, repeatable (env NEKO_LISTEN; default /ip4/0.0.0.0/tcp/4088)', collect)
+    .option('--bootstrap <multiaddr>', 'peer to dial at start, repeatable (env NEKO_BOOTSTRAP, comma-separated)', collect)
+    .option('--policy <file>', 'trust policy (env NEKO_POLICY; default <data-dir>/policy.json, else trust nobody)')
+    .option('--key <dir>', 'node identity directory (env NEKO_KEY_DIR; default <data-dir>/identity, created on first run)')
+    .option('--http <addr>', 'serve the HTTP feed on HOST:PORT (env NEKO_HTTP)')
+    .option('--concurrency <n>', 'builds at once (env NEKO_CONCURRENCY; default 1)')
+    .option('--no-mdns', 'do not discover peers on the local network (env NEKO_MDNS=0)')
+    .option('--build-timeout <seconds>', 'limit of one rebuild (env NEKO_BUILD_TIMEOUT; default 10800)')
+    .option('--watch <url>', 'poll this repository\'s tags and announce new ones (env NEKO_WATCH)')
+    .option('--announce-key <dir>', 'identity that signs --watch announcements (env NEKO_ANNOUNCE_KEY)')
+    .option('--watch-interval <seconds>', 'tag poll interval (env NEKO_WATCH_INTERVAL; default 300)')
+    .option('--recipe <name|file>', 'recipe for --watch announcements (env NEKO_RECIPE; default the repository\'s own)')
+    .option('--json', 'print the node summary as one JSON line')
+    .action(async (opts: JoinOptions, cmd: Command) => {
+      // Commander sets mdns to true by default; only an explicit --no-mdns counts as a flag.
+      const mdnsFromCli = cmd.getOptionValueSource('mdns') === 'cli'
+      const flags: NodeSettings & { config?: string } = {
+        ...(opts.config != null ? { config: opts.config } : {}),
+        ...(opts.dataDir != null ? { dataDir: opts.dataDir } : {}),
+        ...(opts.listen != null ? { listen: opts.listen } : {}),
+        ...(opts.bootstrap != null ? { bootstrap: opts.bootstrap } : {}),
+        ...(opts.policy != null ? { policy: opts.policy } : {}),
+        ...(opts.key != null ? { keyDir: opts.key } : {}),
+        ...(opts.http != null ? { http: opts.http } : {}),
+        ...(opts.concurrency != null ? { concurrency: opts.concurrency } : {}),
+        ...(mdnsFromCli ? { mdns: opts.mdns !== false } : {}),
+        ...(opts.buildTimeout != null ? { buildTimeoutSeconds: opts.buildTimeout } : {}),
+        ...(opts.watch != null ? { watch: opts.watch } : {}),
+        ...(opts.announceKey != null ? { announceKey: opts.announceKey } : {}),
+        ...(opts.watchInterval != null ? { watchIntervalSeconds: opts.watchInterval } : {}),
+        ...(opts.recipe != null ? { recipe: opts.recipe } : {})
+      }
+      const config = resolveConfig({ flags, env: process.env })
+      const log = logger('join')
+      const node = await startNode(config)
+      const { daemon } = node
+      const caps = daemon.capabilities()
+      const summary = {
+        peerId: daemon.peerId,
+        keyId: daemon.keyId,
+        dataDir: config.dataDir,
+        listen: daemon.multiaddrs(),
+        builds: caps?.builds === true ? caps.platforms : [],
+        nvidia: caps?.nvidia ?? false,
+        http: daemon.httpUrl() ?? null,
+        policy: config.policyFile ?? null,
+        watch: config.watch?.url ?? null
+      }
+      if (opts.json === true) {
+        process.stdout.write(JSON.stringify(summary) + '\n')
+      } else {
+        const builds = summary.builds.length === 0 ? 'nothing (observer)' : summary.builds.map(p => `${p.platform}${p.emulated ? ' (emulated)' : ''}`).join(', ')
+        process.stdout.write([
+          `peer id:   ${summary.peerId}`,
+          `key id:    ${summary.keyId}`,
+          `data dir:  ${summary.dataDir}`,
+          ...summary.listen.map((a, i) => `${i === 0 ? 'listening: ' : '           '}${a}`),
+          `builds:    ${builds}${summary.nvidia ? ', NVIDIA GPU' : ''}`,
+          ...(summary.http != null ? [`http:      ${summary.http}`] : []),
+          `policy:    ${summary.policy ?? 'built-in (trusts nobody)'}`,
+          ...(summary.watch != null ? [`watching:  ${summary.watch}`] : []),
+          ''
+        ].join('\n'))
+      }
+      await new Promise<void>(resolve => {
+        const off = onShutdownSignals(async () => {
+          await node.stop()
+          off()
+          resolve()
+        }, log)
+      })
+      log.info('bye')
+      // Anything a library left open must not keep a stopped node alive.
+      setTimeout(() => process.exit(process.exitCode ?? 0), 3000).unref()
+    })
 }

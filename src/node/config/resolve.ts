@@ -164,7 +164,10 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
   const announceKey = pick('announceKey')
   if (watchUrl != null) {
     if (announceKey == null) problems.push({ setting: 'announceKey', source: watchUrl.source, message: '--watch needs --announce-key DIR (the key that signs announcements)' })
-    else watch = { url: watchUrl.value!, announceKeyDir: resolvePath(announceKey.value!), intervalMs, recipe: pick('recipe')?.value ?? 'neko' }
+    else {
+      const recipe = pick('recipe')?.value
+      watch = { url: watchUrl.value!, announceKeyDir: resolvePath(announceKey.value!), intervalMs, ...(recipe != null ? { recipe } : {}) }
+    }
   }
 
   if (problems.length > 0) throw new ConfigError(problems)

@@ -15,7 +15,7 @@ export interface NodeConfig {
   /** Wall-clock limit of one rebuild. */
   buildTimeoutMs: number
   /** `join --watch`: poll a repository's tags and announce new ones. */
-  watch?: { url: string, announceKeyDir: string, intervalMs: number, recipe: string }
+  watch?: { url: string, announceKeyDir: string, intervalMs: number, recipe?: string }
 }
 
 /** Settings as given (config file, environment or flags), before defaults and validation. */

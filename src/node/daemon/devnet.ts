@@ -1,0 +1,161 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateIdentity, type SigningIdentity } from '../../protocol/keys.js'
+import { signAnnouncement } from '../../protocol/messages.js'
+import { parsePolicy, type TrustPolicy } from '../../protocol/policy.js'
+import { computeVerdicts, type TargetVerdict } from '../../protocol/quorum.js'
+import type { VerdictStatus } from '../../protocol/types.js'
+import { createRebuilder } from '../build/index.js'
+import { logger } from '../logger.js'
+import { TOPICS } from '../p2p/index.js'
+import { createStore } from '../store/index.js'
+import { prepareAnnouncement } from './announce.js'
+import { createDaemon } from './daemon.js'
+import { createFixtureProject, type FixtureProject } from './fixture-project.js'
+import type { Daemon } from './types.js'
+
+export interface DevnetInit {
+  /** Rebuilder nodes; all are trusted builders with distinct operators, k = nodes. */
+  nodes?: number
+  /** Keep the temporary directory (stores, keys, fixture project) for inspection. */
+  keep?: boolean
+  /** Whole run, from start to consensus. */
+  timeoutMs?: number
+  /** Progress lines for a human. */
+  onProgress?: (line: string) => void
+}
+
+export interface DevnetNodeView {
+  peerId: string
+  keyId: string
+  /** The node's verdicts, computed over its own store. */
+  verdicts: Array<{ target: string, status: VerdictStatus, digest?: string, agreeing: number }>
+}
+
+export interface DevnetResult {
+  repository: string
+  tag: string
+  commit: string
+  threshold: number
+  /** Verdicts of the first node (every node's are in `nodes`). */
+  verdicts: TargetVerdict[]
+  nodes: DevnetNodeView[]
+  /** Every node sees every target reproducible, with the same digest. */
+  reproducible: boolean
+  /** Every node reached a verdict other than pending before the timeout. */
+  settled: boolean
+  dir?: string
+  seconds: number
+}
+
+function devnetPolicy (builders: SigningIdentity[], announcer: SigningIdentity): TrustPolicy {
+  return parsePolicy({
+    version: 1,
+    builders: builders.map((b, i) => ({ name: `node-${i + 1}`, operator: `operator-${i + 1}`, publicKey: b.publicKeyPem })),
+    announcers: [{ name: 'devnet-announcer', publicKey: announcer.publicKeyPem }],
+    threshold: builders.length,
+    minOperators: builders.length,
+    allowedDissent: 0
+  })
+}
+
+async function until (check: () => Promise<boolean> | boolean, deadline: number): Promise<boolean> {
+  while (!await check()) {
+    if (Date.now() > deadline) return false
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  return true
+}
+
+/**
+ * A whole network on one machine: N nodes on 127.0.0.1 (random ports, bootstrap to the first),
+ * a trust policy of their keys (k = N, distinct operators), a fixture release announced by a
+ * devnet announcer, rebuilt by every node through the real engine, and the consensus each
+ * node computes over its own store.
+ */
+export async function runDevnet (init: DevnetInit = {}): Promise<DevnetResult> {
+  const log = logger('devnet')
+  const n = Math.max(1, Math.floor(init.nodes ?? 3))
+  const started = Date.now()
+  const deadline = started + (init.timeoutMs ?? 10 * 60_000)
+  const say = init.onProgress ?? (() => {})
+  const dir = await mkdtemp(join(tmpdir(), 'neko-devnet-'))
+  const daemons: Daemon[] = []
+  try {
+    const project: FixtureProject = await createFixtureProject(join(dir, 'project'))
+    say(`fixture release ${project.tag} at ${project.repository} (commit ${project.commit.slice(0, 12)})`)
+    const ids = Array.from({ length: n }, () => generateIdentity())
+    const announcer = generateIdentity()
+    const policy = devnetPolicy(ids, announcer)
+
+    // Fail early and clearly when there is no engine to rebuild with.
+    const probe = createRebuilder({}, { workDir: join(dir, 'probe') })
+    const engine = await probe.capabilities()
+    const native = engine.platforms.find(p => !p.emulated)?.platform ?? 'linux/amd64'
+
+    for (let i = 0; i < n; i++) {
+      const nodeDir = join(dir, `node-${i + 1}`)
+      const store = await createStore({ path: join(nodeDir, 'store') })
+      const rebuilder = createRebuilder({}, { workDir: join(nodeDir, 'work'), timeoutMs: Math.max(60_000, deadline - Date.now()) })
+      const daemon = await createDaemon({ identity: ids[i]!, store, policy, rebuilder }, {
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap: i === 0 ? [] : [daemons[0]!.multiaddrs()[0]!],
+        mdns: false,
+        gossip: { heartbeatIntervalMs: 200 },
+        backoffMs: 1000
+      })
+      await daemon.start()
+      daemons.push(daemon)
+      say(`node ${i + 1} up: ${daemon.multiaddrs()[0]}`)
+    }
+    const meshed = await until(() => daemons.every(d => (d.p2p.stats().mesh[TOPICS.announcements] ?? 0) >= Math.min(1, n - 1) && (d.p2p.stats().mesh[TOPICS.claims] ?? 0) >= Math.min(1, n - 1)), Math.min(deadline, Date.now() + 30_000))
+    if (!meshed) log.warn('gossip meshes did not form in time; relying on back-fill')
+
+    const announcement = await prepareAnnouncement({ repository: project.repository, tag: project.tag, platforms: [native] })
+    const sent = await daemons[0]!.announce(signAnnouncement(announcement, announcer))
+    say(`announced ${project.tag}: ${announcement.targets.map(t => `${t.variant} ${t.platform}`).join(', ')} (to ${sent.recipients} peers)`)
+
+    // Every node builds every target, and every node stores every node's claims.
+    const perNode = announcement.targets.length * n
+    let reported = 0
+    await until(async () => {
+      let total = 0
+      for (const d of daemons) total += (await d.store.claimsForCommit(project.repository, project.commit)).length
+      if (total > reported) { reported = total; say(`claims stored across the network: ${total} of ${perNode * n}`) }
+      return total >= perNode * n
+    }, deadline)
+
+    const views: DevnetNodeView[] = []
+    let first: TargetVerdict[] = []
+    for (const d of daemons) {
+      const claims = (await d.store.claimsForCommit(project.repository, project.commit)).map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id }))
+      const expectedTargets = announcement.targets.map(t => ({ repository: project.repository, commit: project.commit, variant: t.variant, platform: t.platform, tag: project.tag }))
+      const verdicts = computeVerdicts({ claims, policy, expectedTargets })
+      if (views.length === 0) first = verdicts
+      views.push({
+        peerId: d.peerId,
+        keyId: d.keyId,
+        verdicts: verdicts.map(v => ({ target: v.key, status: v.status, ...(v.consensusDigest != null ? { digest: v.consensusDigest } : {}), agreeing: v.agreeing.length }))
+      })
+    }
+    const settled = views.every(v => v.verdicts.every(x => x.status !== 'pending'))
+    const digests = new Set(views.flatMap(v => v.verdicts.map(x => `${x.target} ${x.digest ?? ''}`)))
+    const reproducible = settled && views.every(v => v.verdicts.length > 0 && v.verdicts.every(x => x.status === 'reproducible')) && digests.size === first.length
+    return {
+      repository: project.repository,
+      tag: project.tag,
+      commit: project.commit,
+      threshold: policy.threshold,
+      verdicts: first,
+      nodes: views,
+      reproducible,
+      settled,
+      ...(init.keep === true ? { dir } : {}),
+      seconds: Math.round((Date.now() - started) / 100) / 10
+    }
+  } finally {
+    for (const d of daemons) await d.stop().catch((err: unknown) => { log.warn({ err }, 'stopping a devnet node failed') })
+    if (init.keep !== true) await rm(dir, { recursive: true, force: true })
+  }
+}

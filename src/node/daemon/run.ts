@@ -1,0 +1,68 @@
+import { join } from 'node:path'
+import { createRebuilder } from '../build/index.js'
+import type { NodeConfig } from '../config/types.js'
+import { loadOrCreateIdentity, readIdentity } from '../identity-files.js'
+import { logger } from '../logger.js'
+import { createMetrics } from '../metrics.js'
+import { createStore } from '../store/index.js'
+import { createDaemon } from './daemon.js'
+import { loadPolicyFile, trustNobodyPolicy } from './policy.js'
+import type { Daemon } from './types.js'
+import { createTagWatcher, type TagWatcher } from './watcher.js'
+
+export interface RunningNode {
+  daemon: Daemon
+  watcher?: TagWatcher
+  /** Stops the watcher, then the daemon (which aborts a running build and closes the store). */
+  stop: () => Promise<void>
+}
+
+/** Everything `join` starts, from resolved settings: identity, policy, store, engine, daemon, watcher. */
+export async function startNode (config: NodeConfig, opts: { build?: boolean } = {}): Promise<RunningNode> {
+  const log = logger('node')
+  const identity = await loadOrCreateIdentity(config.keyDir)
+  let policy
+  if (config.policyFile != null) {
+    policy = await loadPolicyFile(config.policyFile)
+    log.info({ policy: config.policyFile, builders: policy.builders.length, announcers: policy.announcers.length, threshold: policy.threshold }, 'trust policy loaded')
+  } else {
+    policy = trustNobodyPolicy()
+    log.warn({ hint: join(config.dataDir, 'policy.json') }, 'no trust policy: using the built-in policy that trusts nobody; put one at the hint path or pass --policy FILE')
+  }
+  const announceIdentity = config.watch != null ? await readIdentity(config.watch.announceKeyDir) : undefined
+  if (announceIdentity != null && !policy.announcerKeys.has(announceIdentity.keyId)) {
+    log.warn({ keyId: announceIdentity.keyId }, 'the announce key is not an announcer in this node\'s policy: its announcements will be refused')
+  }
+  const store = await createStore({ path: join(config.dataDir, 'store') })
+  let daemon: Daemon | undefined
+  try {
+    const rebuilder = opts.build === false ? undefined : createRebuilder({}, { workDir: join(config.dataDir, 'work'), timeoutMs: config.buildTimeoutMs })
+    daemon = await createDaemon({ identity, store, policy, metrics: createMetrics(), ...(rebuilder != null ? { rebuilder } : {}) }, {
+      listen: config.listen,
+      bootstrap: config.bootstrap,
+      mdns: config.mdns,
+      concurrency: config.concurrency,
+      ...(config.http != null ? { http: config.http } : {})
+    })
+    await daemon.start()
+    let watcher: TagWatcher | undefined
+    if (config.watch != null && announceIdentity != null) {
+      watcher = createTagWatcher({ daemon, store, identity: announceIdentity }, config.watch)
+      await watcher.start()
+    }
+    const started = daemon
+    return {
+      daemon: started,
+      ...(watcher != null ? { watcher } : {}),
+      async stop () {
+        await watcher?.stop()
+        await started.stop()
+      }
+    }
+  } catch (err) {
+    // Half-started: release the ports and the store lock before reporting.
+    if (daemon != null) await daemon.stop().catch(() => {})
+    else await store.close().catch(() => {})
+    throw err
+  }
+}
