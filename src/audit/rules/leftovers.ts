@@ -87,7 +87,7 @@ export const leftovers: RuleFamily = {
     severity: 'low',
     title: 'apt lists left in the image',
     why: '/var/lib/apt/lists holds the package indexes of the day of the build; left in a layer they make it differ from a build on any other day.',
-    fix: 'End the same RUN with rm -rf /var/lib/apt/lists/*, or mount it as a cache or tmpfs for that step.'
+    fix: 'End the same RUN with rm -rf /var/lib/apt/lists/*, or give that step a tmpfs there (RUN --mount=type=tmpfs,target=/var/lib/apt/lists).'
   }, {
     id: LOGS_LEFT,
     severity: 'low',
@@ -99,7 +99,7 @@ export const leftovers: RuleFamily = {
     severity: 'low',
     title: 'useradd/adduser writes the date into /etc/shadow',
     why: 'The last-password-change field of /etc/shadow is set to the day of the build, so the file differs between builds on different days.',
-    fix: 'Declare ARG SOURCE_DATE_EPOCH in the stage (shadow 4.9 and later honour it), or reset the field with chage -d <fixed date> <user> in the same RUN.'
+    fix: 'Declare ARG SOURCE_DATE_EPOCH in the stage so useradd sees it (recent shadow releases take the date from it), or set the field to a fixed date with chage -d <date> <user> in the same RUN.'
   }],
   dockerfile: checkDockerfile,
   shell: checkShell
