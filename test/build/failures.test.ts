@@ -13,6 +13,8 @@ import { runCli } from './cli-runner.js'
 
 const run = promisify(execFile)
 const available = engineAvailable('build: failures')
+/** Builds and CLI processes share two cores with the rest of the suite: allow for a loaded machine. */
+const ENGINE_TEST_TIMEOUT = 180_000
 
 describe.skipIf(!available)('rebuild failures and prepare steps through the real engine', () => {
   let work: string
@@ -31,6 +33,7 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
       tag: 'v1.0.0'
     }, work)
     await failing.commit({ files: { 'README.md': 'no Dockerfile change\n' }, tag: 'v1.0.1' })
+    await writeFile(join(work, 'slow.json'), JSON.stringify({ name: 'slow', variants: [{ name: 'slow', platforms: ['linux/amd64'], build: { context: '.', dockerfile: 'slow/Dockerfile' } }] }))
   })
   afterAll(async () => {
     await rm(work, { recursive: true, force: true })
@@ -43,18 +46,32 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     expect(out.claim.failure?.step).toBe('RUN echo broken >&2 && exit 3')
     expect(out.claim.failure?.logExcerpt).toContain('exit code: 3')
     expect(out.claim.target.commit).toBe(failing.commits[0]!.commit)
-  })
+  }, ENGINE_TEST_TIMEOUT)
 
   it('a build over its time is a timeout, and the build is stopped', async () => {
     const recipe = join(work, 'slow.json')
-    await writeFile(recipe, JSON.stringify({ name: 'slow', variants: [{ name: 'slow', platforms: ['linux/amd64'], build: { context: '.', dockerfile: 'slow/Dockerfile' } }] }))
     const quick = createRebuilder({}, { workDir: join(work, 'ws'), timeoutMs: 4000 })
     const started = Date.now()
     const out = await quick.rebuild({ repository: failing.dir, ref: 'v1.0.0', platform: 'linux/amd64', recipe })
     expect(out.claim.failure?.class).toBe('timeout')
     // Returned well before the 60 s step would have ended.
     expect(Date.now() - started).toBeLessThan(45_000)
-  })
+  }, ENGINE_TEST_TIMEOUT)
+
+  it('a caller abort stops the build, removes the workspace and rethrows the reason', async () => {
+    const recipe = join(work, 'slow.json')
+    const ws = join(work, 'abort-ws')
+    const r = createRebuilder({}, { workDir: ws })
+    const controller = new AbortController()
+    const started = Date.now()
+    const pending = r.rebuild({ repository: failing.dir, ref: 'v1.0.0', platform: 'linux/amd64', recipe }, {
+      signal: controller.signal,
+      onProgress: p => { if (p.step?.includes('sleep 60') === true) controller.abort(new Error('stop now')) }
+    })
+    await expect(pending).rejects.toThrow('stop now')
+    expect(Date.now() - started).toBeLessThan(45_000)
+    expect((await readdir(ws)).filter(n => n.startsWith('rebuild-'))).toEqual([])
+  }, ENGINE_TEST_TIMEOUT)
 
   it('an unreachable engine is an infrastructure-error (API and CLI)', async () => {
     const down = createRebuilder({ docker: new Dockerode({ socketPath: '/nonexistent/docker.sock' }) }, { workDir: join(work, 'ws') })
@@ -65,27 +82,27 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     const cli = await runCli(['rebuild', '--repo', failing.dir, '--ref', 'v1.0.0', '--json', '--work-dir', join(work, 'ws')], { env: { DOCKER_HOST: 'unix:///nonexistent' } })
     expect(cli.code).toBe(5)
     expect((JSON.parse(cli.stdout) as { claim: { failure: { class: string } } }).claim.failure.class).toBe('infrastructure-error')
-  })
+  }, ENGINE_TEST_TIMEOUT)
 
   it('a bad tag is a source-error with the null commit', async () => {
     const out = await rebuilder.rebuild({ repository: failing.dir, ref: 'v9.9.9', platform: 'linux/amd64' })
     expect(out.claim.failure?.class).toBe('source-error')
     expect(out.claim.failure?.message).toContain('v9.9.9')
     expect(out.claim.target.commit).toBe(UNRESOLVED_COMMIT)
-  })
+  }, ENGINE_TEST_TIMEOUT)
 
   it('a tag that points elsewhere than --commit is a source-error', async () => {
     const out = await rebuilder.rebuild({ repository: failing.dir, ref: 'v1.0.1', expectedCommit: failing.commits[0]!.commit, platform: 'linux/amd64' })
     expect(out.claim.failure?.class).toBe('source-error')
     expect(out.claim.failure?.message).toMatch(/points to commit [0-9a-f]{40}, not the expected/)
-  })
+  }, ENGINE_TEST_TIMEOUT)
 
   it('a missing Dockerfile is a source-error naming it', async () => {
     const repo = await createFixtureRepo({ files: { 'README.md': 'nothing to build\n' }, tag: 'v1' }, work)
     const out = await rebuilder.rebuild({ repository: repo.dir, ref: 'v1', platform: 'linux/amd64' })
     expect(out.claim.failure?.class).toBe('source-error')
     expect(out.claim.failure?.message).toMatch(/^Dockerfile does not exist/)
-  })
+  }, ENGINE_TEST_TIMEOUT)
 
   it('usage errors throw: bad recipe field, unknown variant, platform not in the variant, unmet requirements', async () => {
     const bad = join(work, 'bad.json')
@@ -97,6 +114,7 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     if (!(await rebuilder.capabilities()).nvidia) {
       await expect(rebuilder.rebuild({ repository: failing.dir, ref: 'v1.0.0', platform: 'linux/amd64', recipe: 'neko', variant: 'nvidia' })).rejects.toThrow(RequirementsError)
     }
+    await expect(rebuilder.rebuild({ repository: failing.dir, ref: 'v1.0.0', platform: 'linux amd64' })).rejects.toThrow(/not an OCI platform/)
     const cli = await runCli(['rebuild', '--repo', failing.dir, '--ref', 'v1.0.0', '--recipe', 'neko', '--variant', 'nope'])
     expect(cli.code).toBe(3)
     expect(cli.stderr).toMatch(/no variant "nope"/)
@@ -117,7 +135,7 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     })
     afterAll(async () => {
       await run('docker', ['rmi', '-f', tag]).catch(() => {})
-    })
+    }, ENGINE_TEST_TIMEOUT)
 
     it('generates the Dockerfile in a pinned container, builds the base, then the app from it', async () => {
       const recipe = {
@@ -163,7 +181,7 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
       expect(stdout.trim()).toBe('')
       // And so are the workspaces.
       expect((await readdir(join(work, 'ws'))).filter(n => n.startsWith('rebuild-'))).toEqual([])
-    })
+    }, ENGINE_TEST_TIMEOUT)
 
     it('a failing prepare step is build-failed naming it', async () => {
       const recipe = join(work, 'prep-fail.json')
@@ -171,6 +189,6 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
       const out = await rebuilder.rebuild({ repository: failing.dir, ref: 'v1.0.0', platform: 'linux/amd64', recipe })
       expect(out.claim.failure?.class).toBe('build-failed')
       expect(out.claim.failure?.step).toBe('prepare 1: /bin/busybox false')
-    })
+    }, ENGINE_TEST_TIMEOUT)
   })
 })

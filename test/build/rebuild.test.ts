@@ -12,6 +12,8 @@ import { createFixtureRepo, scratchDockerfile, type FixtureRepo } from '../helpe
 import { runCli } from './cli-runner.js'
 
 const available = engineAvailable('build: rebuild')
+/** Builds and CLI processes share two cores with the rest of the suite: allow for a loaded machine. */
+const ENGINE_TEST_TIMEOUT = 180_000
 
 describe.skipIf(!available)('rebuild through the real engine', () => {
   let work: string
@@ -62,7 +64,7 @@ describe.skipIf(!available)('rebuild through the real engine', () => {
     expect(d.identical).toBe(true)
     expect(d.layers).toEqual([])
     expect((await stat(a.logPath!)).size).toBeGreaterThan(0)
-  })
+  }, ENGINE_TEST_TIMEOUT)
 
   it('finds a RUN date build unreproducible and diff names the layer, the step and /built (CLI)', async () => {
     const outA = join(work, 'dated-a')
@@ -94,7 +96,7 @@ describe.skipIf(!available)('rebuild through the real engine', () => {
     const same = await runCli(['diff', '--json', outcomeA.ociPath, outcomeA.ociPath])
     expect(same.code).toBe(0)
     expect((JSON.parse(same.stdout) as { identical: boolean }).identical).toBe(true)
-  })
+  }, ENGINE_TEST_TIMEOUT)
 
   it('builds linux/arm64 under emulation', async () => {
     const repo = await createFixtureRepo({ files: { Dockerfile: scratchDockerfile(['RUN echo arm > /arch']) }, busybox: 'arm64', tag: 'v1' }, work)
@@ -107,7 +109,7 @@ describe.skipIf(!available)('rebuild through the real engine', () => {
     const info = await readOciArchive(out.ociPath!)
     expect(info.images[0]!.platform).toBe('linux/arm64')
     expect(info.images[0]!.config.architecture).toBe('arm64')
-  })
+  }, ENGINE_TEST_TIMEOUT)
 
   it('signs the claim with --key and writes it as a DSSE file', async () => {
     const keyDir = join(work, 'key')
@@ -126,5 +128,5 @@ describe.skipIf(!available)('rebuild through the real engine', () => {
       expect(decoded.claim.result?.manifestDigest).toMatch(/^sha256:/)
     }
     expect(res.stdout).toMatch(/manifest\s+sha256:[0-9a-f]{64}/)
-  })
+  }, ENGINE_TEST_TIMEOUT)
 })

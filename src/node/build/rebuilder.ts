@@ -67,6 +67,7 @@ export interface Rebuilder {
   rebuild: (req: RebuildRequest, opts?: RebuildOptions) => Promise<RebuildOutcome>
 }
 
+const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/
 const DEFAULT_TIMEOUT_MS = 2 * 60 * 60_000
 const ENGINE_CACHE_MS = 30_000
 /** Commit recorded when the ref never resolved: git's null object id. */
@@ -130,6 +131,7 @@ class DefaultRebuilder implements Rebuilder {
     const progress = (p: Omit<BuildProgress, 'elapsedMs'>): void => opts.onProgress?.({ ...p, elapsedMs: Date.now() - started })
 
     // Usage errors throw before anything is fetched.
+    if (!PLATFORM.test(req.platform)) throw new TargetError(`platform ${JSON.stringify(req.platform)} is not an OCI platform such as linux/amd64`)
     let recipe: Recipe | undefined
     let variant: Variant | undefined
     if (req.recipe != null) {
@@ -229,7 +231,11 @@ class DefaultRebuilder implements Rebuilder {
         log.warn({ failure: err.failure.class, message: err.failure.message }, 'rebuild failed')
         return finish({ failure: err.failure })
       }
-      throw err
+      if (err instanceof TargetError || err instanceof RequirementsError || err instanceof RecipeError) throw err
+      // Anything else (a file system error, an engine call that failed mid-way) is the machine's
+      // problem, not the release's: report it as such rather than leaving the target unanswered.
+      log.error({ err }, 'rebuild stopped by an unexpected error')
+      return finish({ failure: { class: 'infrastructure-error', message: `unexpected: ${(err as Error).message ?? String(err)}` } })
     } finally {
       await buildLog.close()
       if (!this.keep) await rm(workspace, { recursive: true, force: true })

@@ -25,6 +25,8 @@ const SAFE_REF = /^[A-Za-z0-9][A-Za-z0-9._/+-]{0,254}$/
 
 /** Local paths become file:// URLs so git honours --depth for them too. */
 export function repositoryUrl (repository: string): string {
+  // Never let a repository be read as a git option.
+  if (repository.startsWith('-') || repository.trim() === '') throw new SourceError(`repository ${JSON.stringify(repository)} is not a git URL or path`)
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repository) || /^[^/]+@[^/]+:/.test(repository)) return repository
   const path = isAbsolute(repository) ? repository : resolve(repository)
   if (!existsSync(path)) throw new SourceError(`repository ${repository} is neither a URL nor an existing path`)
@@ -74,8 +76,8 @@ function checkRef (ref: string): void {
 async function fetchRef (dir: string, url: string, ref: string, signal?: AbortSignal): Promise<{ commit: string, tag?: string }> {
   checkRef(ref)
   const attempts: Array<{ args: string[], tag?: string }> = COMMIT.test(ref)
-    ? [{ args: ['fetch', '--quiet', '--no-tags', '--depth=1', url, ref] }, { args: ['fetch', '--quiet', '--tags', url, '+refs/heads/*:refs/remotes/src/*'] }]
-    : [{ args: ['fetch', '--quiet', '--no-tags', '--depth=1', url, `+refs/tags/${ref}:refs/tags/${ref}`], tag: ref }, { args: ['fetch', '--quiet', '--no-tags', '--depth=1', url, ref] }]
+    ? [{ args: ['fetch', '--quiet', '--no-tags', '--depth=1', '--', url, ref] }, { args: ['fetch', '--quiet', '--tags', '--', url, '+refs/heads/*:refs/remotes/src/*'] }]
+    : [{ args: ['fetch', '--quiet', '--no-tags', '--depth=1', '--', url, `+refs/tags/${ref}:refs/tags/${ref}`], tag: ref }, { args: ['fetch', '--quiet', '--no-tags', '--depth=1', '--', url, ref] }]
   let last: unknown
   for (const attempt of attempts) {
     try {
@@ -139,8 +141,14 @@ export async function checkout (repository: string, ref: string, dir: string, op
   if (opts.expectedCommit != null && opts.expectedCommit.toLowerCase() !== commit) {
     throw new SourceError(`${ref} points to commit ${commit}, not the expected ${opts.expectedCommit}`)
   }
-  await git(['-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', commit], { cwd: dir, signal: opts.signal })
-  const time = await commitTime(dir, commit, opts.signal)
+  let time: number
+  try {
+    await git(['-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', commit], { cwd: dir, signal: opts.signal })
+    time = await commitTime(dir, commit, opts.signal)
+  } catch (err) {
+    if (err instanceof GitCommandError) throw new SourceError(`cannot check out ${commit}: ${err.message}`)
+    throw err
+  }
   // The context is the commit's tree only: .git holds host-specific state (index stat data).
   await rm(join(dir, '.git'), { recursive: true, force: true })
   await normaliseModes(dir)
