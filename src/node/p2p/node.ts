@@ -131,6 +131,20 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   })
   const pubsub = libp2p.services.pubsub
   const router = pubsub as unknown as GossipRouter
+  const maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+
+  // libp2p refuses inbound connections only once the cap is reached, so simultaneous
+  // handshakes can overshoot it, and its pruner spares connections with open streams
+  // (every gossip peer has one). Close the newest connection beyond the cap instead.
+  const closing = new WeakSet<object>()
+  libp2p.addEventListener('connection:open', (evt) => {
+    const live = libp2p.getConnections().filter(c => c.status === 'open' && !closing.has(c)).length
+    if (live <= maxConnections) return
+    const conn = evt.detail
+    closing.add(conn)
+    log.debug({ peer: conn.remotePeer.toString(), limit: maxConnections }, 'closing connection beyond maxConnections')
+    conn.close().catch((err: unknown) => { conn.abort(err instanceof Error ? err : new Error(String(err))) })
+  })
   const backfillServer = createBackfillHandler(components.backfillSource, limits, log)
 
   pubsub.addEventListener('message', (evt) => {
