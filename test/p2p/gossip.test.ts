@@ -24,6 +24,26 @@ const policy: Policy = (_topic, data) => {
   return 'accept'
 }
 
+/** A gossipsub peer with our message ids but none of our limits. */
+async function startRogue (): Promise<Libp2p<{ pubsub: GossipSub }>> {
+  return createLibp2p({
+    addresses: { listen: [LOOPBACK] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: {
+      identify: identify(),
+      pubsub: gossipsub({
+        globalSignaturePolicy: 'StrictSign',
+        allowPublishToZeroTopicPeers: true,
+        msgIdFn: messageId,
+        fastMsgIdFn: fastMessageId,
+        heartbeatInterval: TEST_HEARTBEAT_MS
+      })
+    }
+  })
+}
+
 describe('gossip over loopback TCP', () => {
   // A line A-B-C-D-E (the far end is four hops from the publisher) plus leaves F and G on C.
   // Senders of bad messages are leaves: gossipsub rightly prunes a penalised peer from the
@@ -138,22 +158,7 @@ describe('gossip over loopback TCP', () => {
     let rogue: Libp2p<{ pubsub: GossipSub }>
 
     beforeAll(async () => {
-      rogue = await createLibp2p({
-        addresses: { listen: [LOOPBACK] },
-        transports: [tcp()],
-        connectionEncrypters: [noise()],
-        streamMuxers: [yamux()],
-        services: {
-          identify: identify(),
-          pubsub: gossipsub({
-            globalSignaturePolicy: 'StrictSign',
-            allowPublishToZeroTopicPeers: true,
-            msgIdFn: messageId,
-            fastMsgIdFn: fastMessageId,
-            heartbeatInterval: TEST_HEARTBEAT_MS
-          })
-        }
-      })
+      rogue = await startRogue()
       rogue.services.pubsub.subscribe(TOPICS.claims)
       await rogue.dial(multiaddr(nodes[0]!.node.multiaddrs()[0]!))
       await waitFor('rogue in the mesh', () => rogue.services.pubsub.getSubscribers(TOPICS.claims).length === 1)
@@ -174,5 +179,28 @@ describe('gossip over loopback TCP', () => {
       }
       await waitFor('rogue penalised at A', () => nodes[0]!.node.score(rogue.peerId.toString()) < 0)
     })
+  })
+})
+
+describe('the gossipsub RPC frame limit', () => {
+  it('a frame over maxRpcBytes is cut at the transport; other peers are unaffected', async () => {
+    // The message limit stays at its default (256 KiB): only the frame limit can stop a 64 KiB message.
+    const target = await startNode({ init: { gossip: { maxRpcBytes: 16 * 1024 } } })
+    const friend = await startNode()
+    const rogue = await startRogue()
+    try {
+      rogue.services.pubsub.subscribe(TOPICS.claims)
+      await rogue.dial(multiaddr(target.node.multiaddrs()[0]!))
+      await friend.node.dial(target.node.multiaddrs()[0]!)
+      await waitFor('both subscribed at the target', () => target.node.stats().topics[TOPICS.claims] === 2)
+      await rogue.services.pubsub.publish(TOPICS.claims, enc('huge:' + 'x'.repeat(64 * 1024)))
+      await friend.node.publish(TOPICS.claims, enc('friendly'))
+      await waitFor('friendly at the target', () => count(target, 'friendly') === 1)
+      await sleep(TEST_HEARTBEAT_MS * 4)
+      expect(target.delivered.some(d => d.data.startsWith('huge:'))).toBe(false)
+      expect(target.validated.some(v => v.data.startsWith('huge:'))).toBe(false)
+    } finally {
+      await Promise.all([target.node.stop(), friend.node.stop(), rogue.stop()])
+    }
   })
 })
