@@ -91,6 +91,14 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     expect(out.claim.target.commit).toBe(UNRESOLVED_COMMIT)
   }, ENGINE_TEST_TIMEOUT)
 
+  it('keeps only the newest build logs', async () => {
+    const ws = join(work, 'logs-ws')
+    const r = createRebuilder({}, { workDir: ws, maxLogs: 2 })
+    const paths: string[] = []
+    for (let i = 0; i < 3; i++) paths.push((await r.rebuild({ repository: failing.dir, ref: `v9.9.${i}`, platform: 'linux/amd64' })).logPath!)
+    expect((await readdir(join(ws, 'logs'))).sort()).toEqual(paths.slice(1).map(p => p.split('/').at(-1)).sort())
+  }, ENGINE_TEST_TIMEOUT)
+
   it('a tag that points elsewhere than --commit is a source-error', async () => {
     const out = await rebuilder.rebuild({ repository: failing.dir, ref: 'v1.0.1', expectedCommit: failing.commits[0]!.commit, platform: 'linux/amd64' })
     expect(out.claim.failure?.class).toBe('source-error')

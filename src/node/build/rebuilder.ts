@@ -1,5 +1,5 @@
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
 import Dockerode from 'dockerode'
 import type { Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
 import { NekoError } from '../../protocol/errors.js'
@@ -25,6 +25,8 @@ export interface RebuilderInit {
   dockerCli?: string
   /** Keep each rebuild's workspace (checkout, tarballs) for inspection. */
   keepWorkspaces?: boolean
+  /** Build logs kept under `workDir/logs` (rebuilds without `outDir`); the oldest go first. Default 200. */
+  maxLogs?: number
 }
 
 export interface RebuilderComponents {
@@ -95,6 +97,7 @@ class DefaultRebuilder implements Rebuilder {
   private readonly workDir: string
   private readonly timeoutMs: number
   private readonly keep: boolean
+  private readonly maxLogs: number
   private readonly log: Logger
   private cached?: { at: number, info: EngineInfo }
 
@@ -104,6 +107,7 @@ class DefaultRebuilder implements Rebuilder {
     this.workDir = resolve(init.workDir)
     this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.keep = init.keepWorkspaces ?? false
+    this.maxLogs = init.maxLogs ?? 200
     this.log = logger('rebuilder')
   }
 
@@ -143,7 +147,7 @@ class DefaultRebuilder implements Rebuilder {
     const workspace = await mkdtemp(join(this.workDir, 'rebuild-'))
     const logDir = req.outDir != null ? resolve(req.outDir) : join(this.workDir, 'logs')
     await mkdir(logDir, { recursive: true })
-    const stem = `${fileSafe(req.variant ?? variant?.name ?? 'default')}-${fileSafe(req.platform)}-${Date.now()}`
+    const stem = `${fileSafe(req.variant ?? variant?.name ?? 'default')}-${fileSafe(req.platform)}-${Date.now()}-${basename(workspace).slice(-6)}`
     const logPath = join(logDir, `${stem}.log`)
     const buildLog = new BuildLog(logPath)
 
@@ -239,6 +243,7 @@ class DefaultRebuilder implements Rebuilder {
     } finally {
       await buildLog.close()
       if (!this.keep) await rm(workspace, { recursive: true, force: true })
+      if (req.outDir == null) await pruneLogs(logDir, this.maxLogs).catch(() => {})
     }
   }
 
@@ -309,6 +314,15 @@ class DefaultRebuilder implements Rebuilder {
       throw err
     }
   }
+}
+
+/** Keeps the newest `max` logs in `dir`: a long-running node must not fill its disk with them. */
+async function pruneLogs (dir: string, max: number): Promise<void> {
+  const names = (await readdir(dir)).filter(n => n.endsWith('.log'))
+  if (names.length <= max) return
+  const dated = await Promise.all(names.map(async n => ({ n, t: (await stat(join(dir, n))).mtimeMs })))
+  dated.sort((a, b) => a.t - b.t)
+  for (const { n } of dated.slice(0, dated.length - max)) await rm(join(dir, n), { force: true })
 }
 
 /** Failure fields as the wire bounds them (LIMITS.failureMessageLength, stepLength, logExcerptLength). */
