@@ -53,6 +53,11 @@ export async function consensusForTag (store: Store, policy: TrustPolicy, tag: s
 }
 
 export interface ConsensusService {
+  /**
+   * Reads what the store took in since the last look and returns the newest cursor seen:
+   * equal numbers mean nothing changed, so answers computed then are still right.
+   */
+  sync (): Promise<number>
   forTag (tag: string, opts?: { repository?: string }): Promise<TagConsensus | undefined>
   /** Announced releases, newest first, one per repository and tag. */
   releases (filter?: { repository?: string, tag?: string }): Promise<ReleaseSummary[]>
@@ -174,6 +179,11 @@ export function createConsensusService (components: ConsensusServiceComponents, 
   }
 
   return {
+    async sync () {
+      await catchUp()
+      return highwater
+    },
+
     async forTag (tag, opts = {}) {
       await catchUp()
       const found = await announcementsFor(tag, opts.repository)

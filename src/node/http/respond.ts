@@ -30,6 +30,41 @@ export interface SendOptions {
   cacheControl?: string
 }
 
+/** A response body with its validator, ready to send (and to keep in the response cache). */
+export interface Prepared {
+  body: Buffer
+  etag: string
+  contentType: string
+  headers: Record<string, string>
+  cacheControl?: string
+}
+
+export function prepare (body: Buffer, opts: Omit<SendOptions, 'status'> = {}): Prepared {
+  const out: Prepared = { body, etag: etagOf(body), contentType: opts.contentType ?? 'application/json; charset=utf-8', headers: opts.headers ?? {} }
+  if (opts.cacheControl !== undefined) out.cacheControl = opts.cacheControl
+  return out
+}
+
+export function prepareJson (value: unknown, opts: Omit<SendOptions, 'status'> = {}): Prepared {
+  return prepare(Buffer.from(JSON.stringify(value)), opts)
+}
+
+/** Sends a prepared 200 response, or 304 when the client already holds these bytes. */
+export function sendPrepared (req: IncomingMessage, res: ServerResponse, p: Prepared): void {
+  for (const [k, v] of Object.entries(p.headers)) res.setHeader(k, v)
+  res.setHeader('Cache-Control', p.cacheControl ?? 'no-cache')
+  res.setHeader('ETag', p.etag)
+  if (ifNoneMatchHits(req.headers['if-none-match'], p.etag)) {
+    res.statusCode = 304
+    res.end()
+    return
+  }
+  res.statusCode = 200
+  res.setHeader('Content-Type', p.contentType)
+  res.setHeader('Content-Length', p.body.length)
+  res.end(req.method === 'HEAD' ? undefined : p.body)
+}
+
 /** Sends a buffered body with an ETag; answers 304 when the client already holds it. */
 export function sendBody (req: IncomingMessage, res: ServerResponse, body: Buffer, opts: SendOptions = {}): void {
   const status = opts.status ?? 200

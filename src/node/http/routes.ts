@@ -9,7 +9,8 @@ import { buildJsonFeed } from './feed.js'
 import { HTTP_LIMITS } from './limits.js'
 import { streamEnvelopes } from './jsonl.js'
 import { COMMIT_PATTERN, KEY_ID_PATTERN, Query, REPOSITORY_PATTERN, TAG_PATTERN } from './query.js'
-import { sendBody, sendJson } from './respond.js'
+import { createResponseCache } from './cache.js'
+import { prepareJson, sendBody, sendJson, sendPrepared, type Prepared } from './respond.js'
 
 export interface RouteContext {
   store: Store
@@ -17,9 +18,18 @@ export interface RouteContext {
   builders?: () => unknown[]
   consensus: ConsensusService
   dashboard: Map<string, DashboardAsset>
+  /** Whether verdicts include registry lookups (which change outside the store). */
+  published?: boolean
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>
+type Producer = (req: IncomingMessage, url: URL) => Promise<Prepared & { immutable?: boolean }>
+
+/** The server's own base URL as the client named it, for absolute links in the feed. */
+function baseUrl (req: IncomingMessage): string | undefined {
+  const host = req.headers.host
+  return host !== undefined && /^[A-Za-z0-9.\-[\]:]{1,255}$/.test(host) ? `http://${host}` : undefined
+}
 
 const CONSENSUS_PREFIX = '/api/v1/consensus/'
 
@@ -38,8 +48,10 @@ function repositoryParam (q: Query): string | undefined {
 
 export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
   const { store } = ctx
+  // Published digests change outside the store: with a registry lookup, reuse answers for a minute at most.
+  const cache = createResponseCache(ctx.published ? { maxAgeMs: 60_000 } : {})
 
-  const claims: Handler = async (req, res, url) => {
+  const claims: Producer = async (_req, url) => {
     const q = new Query(url.searchParams, ['cursor', 'limit', 'repository', 'tag', 'commit', 'builder'])
     const cursor = q.integer('cursor', 0)
     const limit = q.integer('limit', HTTP_LIMITS.defaultPageSize, HTTP_LIMITS.maxPageSize)
@@ -61,10 +73,11 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
       nextUrl.set('cursor', String(page.next))
       headers.Link = `<${url.pathname}?${nextUrl.toString()}>; rel="next"`
     }
-    sendJson(req, res, { items: page.items.map(claimView), next: String(page.next), more }, { headers })
+    // A full page of the append-only log never changes: cache it for good.
+    return { ...prepareJson({ items: page.items.map(claimView), next: String(page.next), more }, { headers }), immutable: page.items.length >= limit && limit > 0 }
   }
 
-  const releases: Handler = async (req, res, url) => {
+  const releases: Producer = async (_req, url) => {
     const q = new Query(url.searchParams, ['repository', 'tag', 'limit'])
     const limit = q.integer('limit', HTTP_LIMITS.defaultPageSize, HTTP_LIMITS.maxPageSize)
     const filter: { repository?: string, tag?: string } = {}
@@ -72,20 +85,20 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     const tag = tagParam(q)
     if (repository !== undefined) filter.repository = repository
     if (tag !== undefined) filter.tag = tag
-    sendJson(req, res, { items: (await ctx.consensus.releases(filter)).slice(0, limit) })
+    return prepareJson({ items: (await ctx.consensus.releases(filter)).slice(0, limit) })
   }
 
-  const targets: Handler = async (req, res, url) => {
+  const targets: Producer = async (_req, url) => {
     const q = new Query(url.searchParams, ['repository', 'commit'])
     const repository = repositoryParam(q)
     const commit = q.string('commit', COMMIT_PATTERN, 'a full commit id (40 or 64 lowercase hex)')
     const items = (await store.targets())
       .filter(t => (repository === undefined || t.repository === repository) && (commit === undefined || t.commit === commit))
       .map(t => ({ key: targetIndexKey(t), ...t }))
-    sendJson(req, res, { items })
+    return prepareJson({ items })
   }
 
-  const consensus: Handler = async (req, res, url) => {
+  const consensus: Producer = async (_req, url) => {
     const q = new Query(url.searchParams, ['repository'])
     let tag: string
     try {
@@ -99,11 +112,12 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     if (result === undefined) {
       throw new NotFoundError(`no announcement of tag ${tag}${repository !== undefined ? ` in ${repository}` : ''} is stored on this node`)
     }
-    sendJson(req, res, result)
+    return prepareJson(result)
   }
 
   const builders: Handler = async (req, res, url) => {
     new Query(url.searchParams, [])
+    // Live state of the daemon, not of the store: never cached.
     sendJson(req, res, { items: ctx.builders?.() ?? [] })
   }
 
@@ -114,11 +128,9 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     await streamEnvelopes(store, req, res, { tag, repository })
   }
 
-  const feed: Handler = async (req, res, url) => {
+  const feed: Producer = async (req, url) => {
     new Query(url.searchParams, [])
-    const host = req.headers.host
-    const base = host !== undefined && /^[A-Za-z0-9.\-[\]:]{1,255}$/.test(host) ? `http://${host}` : undefined
-    sendJson(req, res, await buildJsonFeed({ store, consensus: ctx.consensus }, { base }), {
+    return prepareJson(await buildJsonFeed({ store, consensus: ctx.consensus }, { base: baseUrl(req) }), {
       contentType: 'application/feed+json; charset=utf-8'
     })
   }
@@ -136,16 +148,32 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     sendJson(req, res, { status: 'ok', messages: stats.messages, claims: stats.claims, announcements: stats.announcements }, { cacheControl: 'no-store' })
   }
 
+  /** Serves what `produce` makes, from the cache while the store has not changed. */
+  function cached (produce: Producer): Handler {
+    return async (req, res, url) => {
+      // The feed names its own URL, which depends on the Host header.
+      const key = `${url.pathname}${url.search}${url.pathname === '/feed.json' ? ` ${baseUrl(req) ?? ''}` : ''}`
+      const version = await ctx.consensus.sync()
+      const hit = cache.get(key, version)
+      if (hit !== undefined) return sendPrepared(req, res, hit)
+      const p = await produce(req, url)
+      cache.set(key, version, p, p.immutable === true)
+      sendPrepared(req, res, p)
+    }
+  }
+
   const routes = new Map<string, Handler>([
-    ['/api/v1/claims', claims],
-    ['/api/v1/releases', releases],
-    ['/api/v1/targets', targets],
+    ['/api/v1/claims', cached(claims)],
+    ['/api/v1/releases', cached(releases)],
+    ['/api/v1/targets', cached(targets)],
     ['/api/v1/builders', builders],
     ['/claims.intoto.jsonl', jsonl],
-    ['/feed.json', feed],
+    ['/feed.json', cached(feed)],
     ['/metrics', metrics],
     ['/healthz', healthz]
   ])
+
+  const cachedConsensus = cached(consensus)
 
   return {
     async dispatch (req, res, url) {
@@ -158,7 +186,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
       }
       const route = routes.get(path)
       if (route !== undefined) return await route(req, res, url)
-      if (path.startsWith(CONSENSUS_PREFIX) && path.length > CONSENSUS_PREFIX.length) return await consensus(req, res, url)
+      if (path.startsWith(CONSENSUS_PREFIX) && path.length > CONSENSUS_PREFIX.length) return await cachedConsensus(req, res, url)
       throw new NotFoundError(`no route for ${path.slice(0, 200)}`)
     }
   }

@@ -70,7 +70,7 @@ export function createFeedServer (components: FeedServerComponents, init: FeedSe
     async start () {
       if (server != null) throw new Error('feed server already started')
       const dashboard = await loadDashboard()
-      const routes = createRoutes({ ...components, consensus, dashboard })
+      const routes = createRoutes({ ...components, published: components.published !== undefined, consensus, dashboard })
       const s = createServer({
         maxHeaderSize: HTTP_LIMITS.maxHeaderBytes,
         headersTimeout: HTTP_LIMITS.headersTimeoutMs,
