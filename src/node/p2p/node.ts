@@ -107,6 +107,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const log = logger('p2p')
   const limits = backfillLimits(init.backfill)
   const maxMessageBytes = init.gossip?.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+  const maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   const listen = init.listen.map(a => { parseMultiaddr('listen', a); return a })
   const bootstrapList = (init.bootstrap ?? []).map(a => { parseMultiaddr('bootstrap', a); return a })
 
@@ -122,7 +123,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
-    connectionManager: { maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS },
+    connectionManager: { maxConnections },
     services: {
       identify: identify(),
       ping: ping(),
@@ -131,7 +132,10 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   })
   const pubsub = libp2p.services.pubsub
   const router = pubsub as unknown as GossipRouter
-  const maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+  // Validators are in place before the first peer can send anything.
+  for (const topic of KNOWN_TOPICS) {
+    pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log))
+  }
 
   // libp2p refuses inbound connections only once the cap is reached, so simultaneous
   // handshakes can overshoot it, and its pruner spares connections with open streams
@@ -169,10 +173,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
         // One above the limit so the handler, not the muxer, answers the extra stream with "busy".
         maxInboundStreams: limits.maxConcurrentStreams + 1
       })
-      for (const topic of KNOWN_TOPICS) {
-        pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log))
-        pubsub.subscribe(topic)
-      }
+      for (const topic of KNOWN_TOPICS) pubsub.subscribe(topic)
       started = true
       log.info({ peerId: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map(String) }, 'p2p node started')
     },
