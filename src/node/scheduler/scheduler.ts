@@ -152,7 +152,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     const envelopeJson = JSON.stringify(envelope)
     await store.putMessage({ id, kind: 'claim', keyId: components.identity.keyId, envelopeJson, claim })
     job = await saveJob(job, { state: claim.failure == null ? 'done' : 'failed', claimId: id, lastError: claim.failure?.message })
-    log.info({ job: job.id, outcome: claim.failure?.class ?? 'success', manifest: claim.result?.manifestDigest }, 'build finished; claim signed')
+    log.info({ job: job.id, id, outcome: claim.failure?.class ?? 'success', manifest: claim.result?.manifestDigest }, 'build finished; claim signed')
     components.onClaim?.(claim, id)
     try {
       await components.publishClaim(envelopeJson)

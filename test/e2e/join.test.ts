@@ -1,0 +1,174 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createFixtureProject, type FixtureProject } from '../../src/node/daemon/fixture-project.js'
+import { writeIdentity } from '../../src/node/identity-files.js'
+import { createStore } from '../../src/node/store/index.js'
+import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
+import { parsePolicy } from '../../src/protocol/policy.js'
+import { computeVerdicts } from '../../src/protocol/quorum.js'
+import { engineAvailable } from '../helpers/engine.js'
+
+const available = engineAvailable('join end to end')
+const MAIN = join(import.meta.dirname, '../../src/cli/main.ts')
+
+interface NodeProcess {
+  child: ChildProcess
+  summary: { peerId: string, keyId: string, listen: string[] }
+  /** Parsed JSON log lines from stderr, as they arrive. */
+  logs: Array<Record<string, unknown>>
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+function cli (args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: join(import.meta.dirname, '../..'),
+    env: { ...process.env, NEKO_LOG_FORMAT: 'json', NEKO_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+}
+
+async function startJoin (args: string[], env: Record<string, string> = {}): Promise<NodeProcess> {
+  const child = cli(['join', '--json', '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', ...args], env)
+  const logs: Array<Record<string, unknown>> = []
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => child.on('exit', (code, signal) => resolve({ code, signal })))
+  createInterface({ input: child.stderr! }).on('line', line => {
+    try { logs.push(JSON.parse(line) as Record<string, unknown>) } catch { logs.push({ msg: line }) }
+  })
+  const summary = await new Promise<NodeProcess['summary']>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! })
+    rl.once('line', line => { resolve(JSON.parse(line) as NodeProcess['summary']) })
+    void exited.then(r => { reject(new Error(`join exited early (${String(r.code)}): ${JSON.stringify(logs.slice(-5))}`)) })
+  })
+  return { child, summary, logs, exited }
+}
+
+async function waitFor (what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+/** Claims a node stored: its own (signed after a build) and its peers' (from gossip or back-fill). */
+const storedClaims = (p: NodeProcess): Set<unknown> => new Set(p.logs.filter(l => l.msg === 'claim stored' || l.msg === 'build finished; claim signed').map(l => l.id))
+
+describe.skipIf(!available)('neko-rebuilder join, announce and devnet as processes', () => {
+  let root: string
+  let project: FixtureProject
+  const keys: SigningIdentity[] = []
+  let announcer: SigningIdentity
+  let policyFile: string
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'neko-e2e-'))
+    project = await createFixtureProject(join(root, 'project'))
+    for (let i = 0; i < 2; i++) {
+      const id = generateIdentity()
+      await writeIdentity(join(root, `key-${i}`), id)
+      keys.push(id)
+    }
+    announcer = generateIdentity()
+    await writeIdentity(join(root, 'announcer'), announcer)
+    policyFile = join(root, 'policy.json')
+    await writeFile(policyFile, JSON.stringify({
+      version: 1,
+      builders: keys.map((k, i) => ({ name: `node-${i}`, operator: `op-${i}`, publicKey: k.publicKeyPem })),
+      announcers: [{ name: 'release', publicKey: announcer.publicKeyPem }],
+      threshold: 2,
+      minOperators: 2,
+      allowedDissent: 0
+    }))
+  })
+
+  afterAll(async () => {
+    if (root != null) await rm(root, { recursive: true, force: true })
+  })
+
+  it('two join processes connect, build what announce --to sends, and stop cleanly on SIGTERM', async () => {
+    const a = await startJoin(['--data-dir', join(root, 'data-0'), '--key', join(root, 'key-0'), '--policy', policyFile])
+    let b: NodeProcess | undefined
+    try {
+      expect(a.summary.keyId).toBe(keys[0]!.keyId)
+      // Settings from the environment: bootstrap and policy.
+      b = await startJoin(['--data-dir', join(root, 'data-1'), '--key', join(root, 'key-1')], { NEKO_BOOTSTRAP: a.summary.listen[0]!, NEKO_POLICY: policyFile })
+      await waitFor('the nodes to connect', () => a.logs.some(l => l.msg === 'node started') && b!.logs.some(l => l.component === 'daemon' && l.msg === 'node started'), 20_000)
+
+      const announce = cli(['announce', '--repo', project.repository, '--tag', project.tag, '--commit', project.commit, '--key', join(root, 'announcer'), '--platform', 'linux/amd64', '--to', b.summary.listen[0]!])
+      let announceErr = ''
+      announce.stderr!.on('data', (d: Buffer) => { announceErr += d.toString() })
+      const code = await new Promise<number | null>(resolve => announce.on('exit', resolve))
+      expect(code, announceErr).toBe(0)
+      expect(announceErr).toMatch(/announced .* to [1-9]\d* peer/)
+
+      await waitFor('both claims on both nodes', () => storedClaims(a).size >= 2 && storedClaims(b!).size >= 2, 120_000)
+    } finally {
+      a.child.kill('SIGTERM')
+      b?.child.kill('SIGTERM')
+    }
+    expect(await a.exited).toEqual({ code: 0, signal: null })
+    expect(await b!.exited).toEqual({ code: 0, signal: null })
+    expect(a.logs.some(l => l.msg === 'node stopped')).toBe(true)
+
+    // The stores were closed (the lock is free) and hold what was acknowledged.
+    const policy = parsePolicy(JSON.parse(JSON.stringify({
+      version: 1,
+      builders: keys.map((k, i) => ({ name: `node-${i}`, operator: `op-${i}`, publicKey: k.publicKeyPem })),
+      threshold: 2,
+      minOperators: 2,
+      allowedDissent: 0
+    })))
+    for (const dir of ['data-0', 'data-1']) {
+      const store = await createStore({ path: join(root, dir, 'store') })
+      try {
+        const claims = await store.claimsForCommit(project.repository, project.commit)
+        expect(claims).toHaveLength(2)
+        const [v] = computeVerdicts({ claims: claims.map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id })), policy })
+        expect(v!.status).toBe('reproducible')
+        expect((await store.listJobs('done')).length).toBe(1)
+      } finally {
+        await store.close()
+      }
+    }
+  }, 200_000)
+
+  it('join --watch announces a tag pushed after it started', async () => {
+    const watched = await mkdtemp(join(root, 'watched-'))
+    const repo = await createFixtureProject(watched, { tag: 'v0.1.0' })
+    const node = await startJoin(['--data-dir', join(root, 'data-watch'), '--key', join(root, 'key-0'), '--policy', policyFile,
+      '--watch', repo.repository, '--announce-key', join(root, 'announcer'), '--watch-interval', '1'])
+    try {
+      await waitFor('the existing tags recorded', () => node.logs.some(l => l.component === 'watch' && String(l.msg).includes('existing tags recorded')), 20_000)
+      await promisify(execFile)('git', ['tag', 'v0.2.0'], { cwd: watched })
+      await waitFor('the new tag announced', () => node.logs.some(l => l.msg === 'new tag announced' && l.tag === 'v0.2.0'), 20_000)
+      expect(node.logs.some(l => l.msg === 'new tag announced' && l.tag === 'v0.1.0')).toBe(false)
+    } finally {
+      node.child.kill('SIGTERM')
+    }
+    expect((await node.exited).code).toBe(0)
+  }, 60_000)
+
+  it('devnet --nodes 3 --json reports the fixture release reproducible', async () => {
+    const child = cli(['devnet', '--nodes', '3', '--json'], { NEKO_LOG_LEVEL: 'warn' })
+    let out = ''
+    let err = ''
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+    child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
+    const code = await new Promise<number | null>(resolve => child.on('exit', resolve))
+    expect(code, err).toBe(0)
+    const result = JSON.parse(out) as { reproducible: boolean, threshold: number, targets: Array<{ status: string, digest: string, agreeing: unknown[] }>, nodes: Array<{ verdicts: Array<{ status: string, digest: string }> }> }
+    expect(result.reproducible).toBe(true)
+    expect(result.threshold).toBe(3)
+    expect(result.targets).toHaveLength(1)
+    expect(result.targets[0]!.status).toBe('reproducible')
+    expect(result.targets[0]!.agreeing).toHaveLength(3)
+    expect(result.nodes).toHaveLength(3)
+    for (const n of result.nodes) expect(n.verdicts[0]!.digest).toBe(result.targets[0]!.digest)
+  }, 180_000)
+})
