@@ -110,6 +110,31 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
     return true
   }
 
+  /**
+   * The files a template's `FROM <relative path>` includes: a directory means its Dockerfile.
+   * A path with a variable the template gives no default (`./runtime/$RUNTIME_DOCKERFILE`,
+   * set by the build's environment) includes every Dockerfile it can match, since any of them may be built.
+   */
+  const includeTargets = (template: string, image: string, line: number): string[] => {
+    const joined = posix.normalize(posix.join(posix.dirname(template), image))
+    if (joined === '..' || joined.startsWith('../')) {
+      errors.push({ path: template, message: `line ${line}: include ${image} is outside the repository` })
+      return []
+    }
+    if (image.includes('$')) {
+      const pattern = (image.endsWith('/') ? posix.join(joined, 'Dockerfile') : joined)
+        .split(/\$\{?[A-Za-z_][A-Za-z0-9_]*\}?/)
+        .map(part => part.replace(/[.*+?^$()|[\]\\{}]/g, '\\$&'))
+        .join('[^/]+')
+      const re = new RegExp(`^${pattern}$`)
+      const matches = found.files.filter(f => f.kind === 'dockerfile' && re.test(f.path)).map(f => f.path)
+      if (matches.length === 0) errors.push({ path: template, message: `line ${line}: include ${image} names a build argument with no default and matches no Dockerfile` })
+      return matches
+    }
+    const isDir = image.endsWith('/') || (!files.has(joined) && lookup(posix.join(joined, 'Dockerfile')) != null)
+    return [isDir ? posix.join(joined, 'Dockerfile') : joined]
+  }
+
   // Templates first, so the Dockerfiles they include are audited with the template's ARGs.
   const includedPaths = new Set<string>()
   for (const file of found.files.filter(f => f.kind === 'template')) {
@@ -121,25 +146,14 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
     if (!followTemplates) continue
     const stages = new Set<string>()
     for (const inc of template.includes) {
-      if (inc.image.includes('$')) {
-        errors.push({ path: file.path, message: `line ${inc.line}: include ${inc.image} names a build argument with no default; not followed` })
-        continue
+      for (const target of includeTargets(file.path, inc.image, inc.line)) {
+        const incText = await read(target)
+        if (incText == null) continue
+        includedPaths.add(target)
+        if (!files.has(target)) files.set(target, { path: target, kind: 'dockerfile' })
+        const loaded = loadDockerfile({ path: target, text: incText, inherited: template.ctx.globals, stages, via: file.path, lookup })
+        if (accept(target, loaded)) runDockerfile(loaded.ctx, loaded.units)
       }
-      let target = posix.normalize(posix.join(posix.dirname(file.path), inc.image))
-      if (inc.image.endsWith('/') || files.get(target) == null) {
-        const asDir = posix.join(target, 'Dockerfile')
-        if (inc.image.endsWith('/') || lookup(asDir) != null) target = asDir
-      }
-      if (target.startsWith('../') || target === '..') {
-        errors.push({ path: file.path, message: `line ${inc.line}: include ${inc.image} is outside the repository` })
-        continue
-      }
-      const incText = await read(target)
-      if (incText == null) continue
-      includedPaths.add(target)
-      if (!files.has(target)) files.set(target, { path: target, kind: 'dockerfile' })
-      const loaded = loadDockerfile({ path: target, text: incText, inherited: template.ctx.globals, stages, via: file.path, lookup })
-      if (accept(target, loaded)) runDockerfile(loaded.ctx, loaded.units)
       if (inc.stage != null) stages.add(inc.stage.toLowerCase())
     }
   }

@@ -172,6 +172,12 @@ export function parseShell (source: string, init: ShellParseInit = {}): ShellPar
     return end
   }
 
+  /** `<(...)` or `>(...)` at `pos`, as one word. */
+  const readProcessSubstitution = (pos: number): Word => {
+    const stop = Math.min(skipBalanced(pos + 1) + 1, end)
+    return { text: source.slice(pos, stop), raw: source.slice(pos, stop), start: pos, end: stop }
+  }
+
   /** Skips heredoc bodies that start after the newline at `pos`; returns the offset after them. */
   const skipHeredocs = (pos: number): number => {
     while (heredocs.length > 0) {
@@ -211,14 +217,22 @@ export function parseShell (source: string, init: ShellParseInit = {}): ShellPar
     if (c === ';') { finish(';'); i += n === ';' ? 2 : 1; continue }
     if (c === '|') { finish('|'); i += n === '&' ? 2 : 1; continue }
     if (c === '(' || c === ')') { finish('group'); i++; continue }
+    // Process substitution <(...) and >(...) is one word, not a redirect.
+    if ((c === '<' || c === '>') && n === '(') {
+      const word = readProcessSubstitution(i)
+      words.push(word)
+      i = word.end
+      continue
+    }
     // Redirects: [n]> [n]>> [n]< <<[-] <<< &> >& n>&m
     const redirect = /^(\d*)(&>>|&>|>>|>&|>\||<<<|<<-|<<|<>|<&|>|<)/.exec(source.slice(i, Math.min(end, i + 6)))
     if (redirect != null) {
       const op = redirect[2] as string
       i += redirect[0].length
       while (i < end && (source[i] === ' ' || source[i] === '\t')) i++
-      if (i >= end || WORD_END.has(source[i] as string)) { problems.push({ offset: i, message: `redirect ${op} has no target` }); continue }
-      const target = readWord(i)
+      const substitution = (source[i] === '<' || source[i] === '>') && source[i + 1] === '('
+      if (!substitution && (i >= end || WORD_END.has(source[i] as string))) { problems.push({ offset: i, message: `redirect ${op} has no target` }); continue }
+      const target = substitution ? readProcessSubstitution(i) : readWord(i)
       i = target.end
       if (op === '<<' || op === '<<-') heredocs.push({ delimiter: target.text, stripTabs: op === '<<-' })
       redirects.push({ op, target })

@@ -18,7 +18,7 @@ const POSITIVE: Record<string, string[]> = {
   'NR016-go-install-unpinned': ['Dockerfile:2'],
   'NR020-download-unverified': ['fetch.sh:3'],
   'NR021-add-url-unverified': ['Dockerfile:2'],
-  'NR022-remote-script-piped': ['install.sh:2', 'install.sh:3'],
+  'NR022-remote-script-piped': ['install.sh:2', 'install.sh:3', 'install.sh:4'],
   'NR023-gpg-key-unverified': ['Dockerfile:2'],
   'NR024-package-source-mutable': ['Dockerfile:2'],
   'NR030-git-clone-unpinned': ['Dockerfile:2', 'Dockerfile:3', 'Dockerfile:4'],
@@ -29,7 +29,7 @@ const POSITIVE: Record<string, string[]> = {
   'NR050-copy-metadata-implicit': ['Dockerfile:2', 'Dockerfile:3', 'Dockerfile:4'],
   'NR051-apt-lists-left': ['Dockerfile:2'],
   'NR052-logs-left': ['Dockerfile:2'],
-  'NR053-account-date': ['Dockerfile:2']
+  'NR053-account-date': ['Dockerfile:2', 'Dockerfile:3']
 }
 
 describe('rules', () => {

@@ -52,6 +52,14 @@ describe('shell tokenizer', () => {
     expect(names('a\nb # c\nd')).toEqual(['a', 'b', 'd'])
   })
 
+  it('reads process substitution as one word, not as a redirect', () => {
+    const { commands, problems } = parseShell('readarray -t arr < <( echo "$X" | perl -pe \'s|a|b|\' )\nbash <(curl -fsSL https://x)')
+    expect(problems).toEqual([])
+    expect(commands.map(c => commandName(c))).toEqual(['readarray', 'bash'])
+    expect(commands[0]?.redirects[0]?.target.raw).toMatch(/^<\( echo/)
+    expect(commands[1]?.words[1]?.raw).toBe('<(curl -fsSL https://x)')
+  })
+
   it('reports an unterminated quote instead of guessing', () => {
     expect(parseShell('echo "abc').problems[0]?.message).toMatch(/unterminated double quote/)
     expect(parseShell("echo 'abc").problems[0]?.message).toMatch(/unterminated single quote/)

@@ -129,7 +129,7 @@ function checkShell (unit: ShellUnit, report: Report): void {
   // sh -c "$(curl ...)" and bash <(curl ...)
   for (const cmd of unit.commands) {
     if (!SHELLS.has(commandName(cmd))) continue
-    const w = cmd.words.find(x => /(\$\(|<\()\s*(curl|wget)\b/.test(x.raw)) ?? cmd.redirects.find(r => /<\(\s*(curl|wget)\b/.test(r.target.raw))?.target
+    const w = cmd.words.find(x => /(\$\(|<\()\s*(curl|wget)\b/.test(x.raw))
     if (w != null) report(REMOTE_SCRIPT_PIPED, placeAt(unit, w.start, commandText(unit, cmd), 'a downloaded script is run without being checked'))
   }
 }

@@ -69,6 +69,8 @@ function checkShell (unit: ShellUnit, report: Report): void {
   unit.commands.forEach((cmd, index) => {
     const name = commandName(cmd)
     if (name !== 'useradd' && name !== 'adduser') return
+    // Debian's `adduser USER GROUP` only adds an existing user to a group; /etc/shadow is not touched.
+    if (name === 'adduser' && cmd.words.slice(1).filter(w => !w.text.startsWith('-')).length === 2 && cmd.words.every(w => !w.text.startsWith('-'))) return
     if (epochAware || cmd.words.some(w => w.text === '-e' || w.text.startsWith('--expiredate'))) return
     if (unit.commands.slice(index + 1).some(c => commandName(c) === 'chage' && c.words.some(w => w.text === '-d' || w.text.startsWith('--lastday')))) return
     report(ACCOUNT_DATE, placeAt(unit, (cmd.words[0] as Word).start, commandText(unit, cmd), `${name} writes today's date (days since 1970) into /etc/shadow`))

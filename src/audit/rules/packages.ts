@@ -107,7 +107,9 @@ function pip (unit: ShellUnit, cmd: SimpleCommand, report: Report): void {
 function npmExact (spec: string): boolean {
   const at = spec.lastIndexOf('@')
   if (at <= 0) return false
-  return /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(spec.slice(at + 1))
+  const version = spec.slice(at + 1)
+  // A version in a variable is set elsewhere: not judged here.
+  return version.startsWith('$') || /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)
 }
 
 function npm (unit: ShellUnit, cmd: SimpleCommand, report: Report): void {
@@ -142,6 +144,7 @@ function goInstall (unit: ShellUnit, cmd: SimpleCommand, report: Report): void {
   for (const w of operands(cmd, 2, new Set(['-ldflags', '-tags', '-o', '-gcflags', '-mod']))) {
     if (isLocal(w.text) || isVariable(w.text) || !w.text.includes('.')) continue
     const version = w.text.includes('@') ? w.text.slice(w.text.lastIndexOf('@') + 1) : ''
+    if (version.startsWith('$')) continue
     if (version === '' || version === 'latest' || version === 'master' || version === 'main' || version === 'upgrade' || version === 'patch') {
       report(GO_INSTALL_UNPINNED, placeAt(unit, w.start, commandText(unit, cmd), `go install ${w.text} resolves the newest version at build time`))
     }
