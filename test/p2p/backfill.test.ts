@@ -224,6 +224,15 @@ describe('back-fill limits', () => {
     await expectBackfillError(client.node.backfill(silent, 0, 2), 'timeout', false)
   })
 
+  it('a source that never answers frees its stream slot at the server timeout', async () => {
+    const s = await server(async () => await new Promise<never>(() => {}), { maxConcurrentStreams: 1, timeoutMs: 300 })
+    const addr = s.node.multiaddrs()[0]!
+    // The server gives up at 300 ms and resets the stream; the client sees it closed.
+    await expectBackfillError(client.node.backfill(addr, 0, 1), 'stream-closed', false)
+    // The slot is free again: the next request is not answered busy (it times out the same way).
+    await expectBackfillError(client.node.backfill(addr, 0, 1), 'stream-closed', false)
+  })
+
   it('refuses inbound streams beyond maxConcurrentStreams with busy, then serves again', async () => {
     let release!: () => void
     const gate = new Promise<void>(resolve => { release = resolve })

@@ -89,6 +89,21 @@ export function parseRequest (bytes: Uint8Array): { cursor: number, limit: numbe
   return { cursor, limit }
 }
 
+/** Settles with `p`, or rejects when `signal` aborts first: a stuck source must not hold a stream slot. */
+async function untilAborted<T> (p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) throw signal.reason
+  let onAbort!: () => void
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(signal.reason as Error) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([p, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
 function errorName (err: unknown): string {
   return err instanceof Error ? err.name : ''
 }
@@ -129,8 +144,9 @@ export function createBackfillHandler (source: BackfillSource, limits: BackfillL
     const limit = Math.min(req.limit, limits.maxItems)
     let page: BackfillPage
     try {
-      page = await source({ cursor: req.cursor, limit, maxBytes: limits.maxResponseBytes })
+      page = await untilAborted(source({ cursor: req.cursor, limit, maxBytes: limits.maxResponseBytes }), signal)
     } catch (err) {
+      if (signal.aborted) throw err
       log.warn({ err }, 'back-fill source failed')
       await refuse(stream, lp, 'source-failed', 'the source could not read the requested range', signal)
       return
