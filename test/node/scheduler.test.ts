@@ -1,0 +1,100 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { createRebuilder } from '../../src/node/build/index.js'
+import { createScheduler } from '../../src/node/scheduler/index.js'
+import { createStore, type Store, type StoredMessage } from '../../src/node/store/index.js'
+import { generateIdentity } from '../../src/protocol/keys.js'
+import { decodeMessage, signAnnouncement } from '../../src/protocol/messages.js'
+import type { Announcement } from '../../src/protocol/types.js'
+import { waitFor } from './helpers.js'
+
+const CAPS = { platforms: [{ platform: 'linux/amd64', emulated: false }], nvidia: false }
+
+describe('build scheduler', () => {
+  let dir: string
+  let store: Store
+  const announcer = generateIdentity()
+  const builder = generateIdentity()
+
+  async function storeAnnouncement (a: Announcement): Promise<StoredMessage> {
+    const env = signAnnouncement(a, announcer)
+    const d = decodeMessage(env, { allowEmbeddedKeys: true })
+    await store.putMessage({ id: d.id, kind: 'announcement', keyId: d.keyId, envelopeJson: JSON.stringify(env), announcement: a })
+    return (await store.getMessage(d.id))!
+  }
+
+  const announcement: Announcement = {
+    repository: 'https://example.invalid/project.git',
+    tag: 'v1.0.0',
+    commit: 'a'.repeat(40),
+    recipe: { name: 'project', digest: `sha256:${'1'.repeat(64)}` },
+    targets: [
+      { variant: 'base', platform: 'linux/amd64' },
+      { variant: 'base', platform: 'linux/riscv64' },
+      { variant: 'nvidia', platform: 'linux/amd64' }
+    ],
+    announcedAt: '2026-01-01T00:00:00Z'
+  }
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'neko-sched-'))
+    store = await createStore({ path: join(dir, 'store') })
+  })
+  afterEach(async () => {
+    await store.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('queues what this node can build, refuses the rest, retries infrastructure errors with backoff, then signs the failure', async () => {
+    // A real rebuilder whose docker CLI does not exist: every attempt is an infrastructure error.
+    const rebuilder = createRebuilder({}, { workDir: join(dir, 'work'), dockerCli: join(dir, 'no-such-docker') })
+    const published: string[] = []
+    const scheduler = createScheduler({
+      store,
+      rebuilder,
+      identity: builder,
+      capabilities: () => CAPS,
+      publishClaim: async (json) => { published.push(json) }
+    }, { maxAttempts: 3, backoffMs: 50 })
+    await scheduler.start()
+    try {
+      const message = await storeAnnouncement(announcement)
+      const queued = await scheduler.enqueue(message)
+      expect(queued.map(j => j.target.variant + ' ' + j.target.platform)).toEqual(['base linux/amd64'])
+      const jobs = await store.listJobs()
+      expect(jobs.filter(j => j.state === 'refused').map(j => j.target.platform + ' ' + j.target.variant).sort()).toEqual(['linux/amd64 nvidia', 'linux/riscv64 base'])
+
+      const id = queued[0]!.id
+      await waitFor('the job to give up', async () => (await store.getJob(id))?.state === 'failed', 30_000)
+      const job = (await store.getJob(id))!
+      expect(job.attempts).toBe(3)
+      expect(job.claimId).toBeDefined()
+      const claim = await store.getMessage(job.claimId!)
+      expect(claim?.keyId).toBe(builder.keyId)
+      expect(claim?.claim?.failure?.class).toBe('infrastructure-error')
+      expect(published).toHaveLength(1)
+      expect(decodeMessage(published[0]!, { allowEmbeddedKeys: true }).id).toBe(job.claimId)
+
+      // Announced again (a relay, or a second tag for the commit): never rebuilt.
+      expect(await scheduler.enqueue(await storeAnnouncement({ ...announcement, tag: 'v1.0.0-again' }))).toEqual([])
+    } finally {
+      await scheduler.stop()
+    }
+  }, 60_000)
+
+  it('puts a build that was running when the process died back in the queue', async () => {
+    const message = await storeAnnouncement(announcement)
+    const target = { repository: announcement.repository, commit: announcement.commit, variant: 'base', platform: 'linux/amd64', tag: 'v1.0.0' }
+    const id = `${target.repository}@${target.commit}#base@linux/amd64`
+    await store.putJob({ id, target, announcementId: message.id, recipe: announcement.recipe, state: 'running', attempts: 1, updatedAt: new Date().toISOString() })
+    // An observer (no rebuilder) starts nothing, so the requeued job stays visible.
+    const scheduler = createScheduler({ store, identity: builder, capabilities: () => CAPS, publishClaim: async () => {} })
+    await scheduler.start()
+    await scheduler.stop()
+    const job = await store.getJob(id)
+    expect(job?.state).toBe('queued')
+    expect(job?.attempts).toBe(0)
+  })
+})
