@@ -45,18 +45,14 @@ export const PUBLIC_KEY_EXTENSION = 'application/vnd.neko-rebuilder.publickey;ve
 /** Signature verifications one envelope may cost, whatever its keyid hints say. */
 export const MAX_VERIFY_ATTEMPTS = 16
 
-const textEncoder = new TextEncoder()
 
 /** DSSE v1 pre-authentication encoding: `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`. */
 export function pae (payloadType: string, payload: Uint8Array): Uint8Array {
-  const type = textEncoder.encode(payloadType)
-  const head = textEncoder.encode(`DSSEv1 ${type.byteLength} `)
-  const mid = textEncoder.encode(` ${payload.byteLength} `)
-  const out = new Uint8Array(head.byteLength + type.byteLength + mid.byteLength + payload.byteLength)
-  out.set(head, 0)
-  out.set(type, head.byteLength)
-  out.set(mid, head.byteLength + type.byteLength)
-  out.set(payload, head.byteLength + type.byteLength + mid.byteLength)
+  const head = `DSSEv1 ${Buffer.byteLength(payloadType)} ${payloadType} ${payload.byteLength} `
+  const headLength = Buffer.byteLength(head)
+  const out = Buffer.allocUnsafe(headLength + payload.byteLength)
+  out.write(head, 0, 'utf8')
+  out.set(payload, headLength)
   return out
 }
 
@@ -161,6 +157,8 @@ function embeddedKey (field: string, b64: string): KeyObject {
 /** The verified envelope plus the decoded signatures, so callers need not decode base64 twice. */
 export interface VerifiedParts extends VerifiedEnvelope {
   signatureBytes: Buffer[]
+  /** `pae(payloadType, payload)`, already built for verification. */
+  pae: Uint8Array
 }
 
 /** `verifyEnvelope` that also returns the decoded signature bytes (for `envelopeId`). */
@@ -191,11 +189,11 @@ export function verifyEnvelopeParts (input: unknown, opts: VerifyOptions = {}): 
     for (const id of order) {
       if (attempts++ >= MAX_VERIFY_ATTEMPTS) break
       const key = keys.get(id) as KeyObject
-      if (verify(null, message, key, sig)) return { payloadType: env.payloadType, payload, keyId: id, publicKey: key, envelope: env, signatureBytes }
+      if (verify(null, message, key, sig)) return { payloadType: env.payloadType, payload, keyId: id, publicKey: key, envelope: env, signatureBytes, pae: message }
     }
     if (opts.allowEmbeddedKeys === true && embedded !== undefined && embeddedId !== undefined && !keys.has(embeddedId)) {
       if (attempts++ < MAX_VERIFY_ATTEMPTS && verify(null, message, embedded, sig)) {
-        return { payloadType: env.payloadType, payload, keyId: embeddedId, publicKey: embedded, envelope: env, signatureBytes }
+        return { payloadType: env.payloadType, payload, keyId: embeddedId, publicKey: embedded, envelope: env, signatureBytes, pae: message }
       }
     }
   }
@@ -207,23 +205,19 @@ export function verifyEnvelopeParts (input: unknown, opts: VerifyOptions = {}): 
  * only a hint. Nothing in the payload is parsed here.
  */
 export function verifyEnvelope (input: unknown, opts: VerifyOptions = {}): VerifiedEnvelope {
-  const { signatureBytes: _, ...verified } = verifyEnvelopeParts(input, opts)
+  const { signatureBytes: _s, pae: _p, ...verified } = verifyEnvelopeParts(input, opts)
   return verified
 }
 
-/** The content id from already decoded parts (see `envelopeId`). */
-export function envelopeIdOf (payloadType: string, payload: Uint8Array, signatures: readonly Uint8Array[]): string {
-  const distinct = new Map<string, Uint8Array>()
-  for (const s of signatures) distinct.set(Buffer.from(s).toString('hex'), s)
-  const sorted = [...distinct.keys()].sort()
-  const h = createHash('sha256')
-  h.update(pae(payloadType, payload))
-  h.update(` ${sorted.length}`)
-  for (const hex of sorted) {
-    const s = distinct.get(hex) as Uint8Array
-    h.update(` ${s.byteLength} `)
-    h.update(s)
-  }
+/** The content id from already decoded parts (see `envelopeId`); `encoded` is `pae(payloadType, payload)` when already built. */
+export function envelopeIdOf (payloadType: string, payload: Uint8Array, signatures: readonly Uint8Array[], encoded?: Uint8Array): string {
+  const sorted = signatures.length === 1
+    ? signatures
+    : [...new Map(signatures.map(s => [Buffer.from(s).toString('hex'), s])).entries()]
+        .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+        .map(([, s]) => s)
+  const h = createHash('sha256').update(encoded ?? pae(payloadType, payload)).update(` ${sorted.length}`)
+  for (const s of sorted) h.update(` ${s.byteLength} `).update(s)
   return h.digest('hex')
 }
 

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { ajv, check } from './ajv.js'
 import { announcementToStatement, checkAnnouncement, statementToAnnouncement } from './announcement.js'
 import { checkClaim, claimToStatement, statementToClaim } from './claim.js'
@@ -21,7 +22,6 @@ export type DecodedMessage =
 export type DecodeOptions = Pick<VerifyOptions, 'keys' | 'allowEmbeddedKeys'>
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /** The exact payload bytes of a Statement: compact JSON, UTF-8. */
 export function encodeStatement (statement: Statement): Uint8Array {
@@ -58,12 +58,13 @@ export function decodeMessage (env: unknown, opts: DecodeOptions = {}): DecodedM
   if (v.payloadType !== PAYLOAD_TYPE) throw new ValidationError('envelope.payloadType', `must be ${PAYLOAD_TYPE}`)
   let json: unknown
   try {
-    json = JSON.parse(decoder.decode(v.payload))
+    if (!isUtf8(v.payload)) throw new Error('invalid UTF-8')
+    json = JSON.parse(Buffer.from(v.payload.buffer, v.payload.byteOffset, v.payload.byteLength).toString('utf8'))
   } catch (err) {
     throw new ValidationError('envelope.payload', `not UTF-8 JSON (${(err as Error).message})`)
   }
   const statement = check(validateStatement, json)
-  const id = envelopeIdOf(v.payloadType, v.payload, v.signatureBytes)
+  const id = envelopeIdOf(v.payloadType, v.payload, v.signatureBytes, v.pae)
   switch (statement.predicateType) {
     case ANNOUNCEMENT_PREDICATE:
       return { kind: 'announcement', announcement: statementToAnnouncement(statement), keyId: v.keyId, envelope: v.envelope, id }

@@ -29,8 +29,8 @@ function only (policy: TrustPolicy, claims: VerifiedClaim[], published?: Map<str
 }
 
 describe('computeVerdicts', () => {
-  const { policy, builders: [b0, b1, b2] = [] } = makePolicy(3, { threshold: 2 })
-  const [x0, x1, x2] = [b0, b1, b2] as SigningIdentity[]
+  const { policy, builders } = makePolicy(3, { threshold: 2 })
+  const [x0, x1, x2] = builders as [SigningIdentity, SigningIdentity, SigningIdentity]
 
   it('reproducible: k trusted builders agree', () => {
     const v = only(policy, [ok(x0, D1), ok(x1, D1)])
@@ -119,7 +119,7 @@ describe('computeVerdicts', () => {
   it('minOperators: agreeing builders of one operator are not enough', () => {
     // b0 and b2 are both run by op0.
     const p = makePolicy(3, { threshold: 2, minOperators: 2, operators: 2 })
-    const [y0, y1, y2] = p.builders as SigningIdentity[]
+    const [y0, y1, y2] = p.builders as [SigningIdentity, SigningIdentity, SigningIdentity]
     const v = only(p.policy, [ok(y0 as SigningIdentity, D1), ok(y2 as SigningIdentity, D1)])
     expect(v.status).toBe('pending')
     expect(v.operators).toEqual(['op0'])
