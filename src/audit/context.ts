@@ -2,7 +2,7 @@ import type { LineIndex } from './lines.js'
 import type { SimpleCommand, Word } from './shell.js'
 import type { Dockerfile } from 'dockerfile-ast'
 import type { Document } from 'yaml'
-import type { Report, RuleMeta } from './types.js'
+import type { Place, Report, RuleMeta } from './types.js'
 
 /** Where a shell unit comes from: its commands are run as one (a RUN, a script, a workflow step). */
 export type ShellContext = 'dockerfile' | 'script' | 'workflow'
@@ -61,7 +61,7 @@ export interface RuleFamily {
 }
 
 /** A place in a unit's file for a report, from an offset. */
-export function placeAt (unit: { path: string, lines: LineIndex, via?: string }, offset: number, text: string, message: string): { path: string, line: number, column: number, text: string, message: string, via?: string } {
+export function placeAt (unit: { path: string, lines: LineIndex, via?: string }, offset: number, text: string, message: string): Place {
   const { line, column } = unit.lines.position(offset)
   return { path: unit.path, line, column, text, message, ...(unit.via != null ? { via: unit.via } : {}) }
 }

@@ -1,6 +1,6 @@
-import { compareText } from './lines.js'
 import { open, readdir, stat } from 'node:fs/promises'
 import { join, matchesGlob } from 'node:path'
+import { compareText } from './lines.js'
 import type { AuditFileError, FileKind } from './types.js'
 
 /** Files larger than this are reported, not read: build files are small, and a repository is untrusted input. */

@@ -1,5 +1,5 @@
-import { compareText } from './lines.js'
 import type { RuleFamily } from './context.js'
+import { compareText } from './lines.js'
 import { baseImages } from './rules/base-images.js'
 import { buildkit } from './rules/buildkit.js'
 import { clocks } from './rules/clocks.js'

@@ -303,26 +303,3 @@ export function operands (cmd: SimpleCommand, from: number, withValue: ReadonlyS
   }
   return out
 }
-
-/** Whether a word is a flag named `names` (`-o`, `--output`, `--output=x`). */
-export function hasFlag (cmd: SimpleCommand, ...names: string[]): boolean {
-  return cmd.words.some(w => names.some(n => w.text === n || (n.startsWith('--') && w.text.startsWith(`${n}=`))))
-}
-
-/** The value of a flag (`-o x`, `--output x`, `--output=x`), or undefined. */
-export function flagValue (cmd: SimpleCommand, ...names: string[]): Word | undefined {
-  for (let k = 1; k < cmd.words.length; k++) {
-    const w = cmd.words[k] as Word
-    for (const n of names) {
-      if (w.text === n) return cmd.words[k + 1]
-      if (n.startsWith('--') && w.text.startsWith(`${n}=`)) {
-        const cut = n.length + 1
-        return { text: w.text.slice(cut), raw: w.raw, start: w.start, end: w.end }
-      }
-      if (!n.startsWith('--') && n.length === 2 && w.text.startsWith(n) && w.text.length > 2 && !w.text.startsWith('--')) {
-        return { text: w.text.slice(2), raw: w.raw, start: w.start, end: w.end }
-      }
-    }
-  }
-  return undefined
-}
