@@ -113,6 +113,13 @@ function targetObject (t: Target): Record<string, string> {
   return o
 }
 
+// Fixed key order, whatever order the caller's object has: the same claim signs to the same bytes.
+function environmentObject (e: BuildEnvironment): Record<string, unknown> {
+  const engine: Record<string, string> = { name: e.engine.name, version: e.engine.version }
+  if (e.engine.apiVersion !== undefined) engine.apiVersion = e.engine.apiVersion
+  return { engine, buildx: e.buildx, buildkit: e.buildkit, kernel: e.kernel, arch: e.arch, emulated: e.emulated, tool: { name: e.tool.name, version: e.tool.version } }
+}
+
 function failureObject (f: Failure): Record<string, string> {
   const o: Record<string, string> = { class: f.class, message: f.message }
   if (f.step !== undefined) o.step = f.step
@@ -128,7 +135,7 @@ function failureStatement (c: Claim, f: Failure): Statement {
     predicateType: FAILURE_PREDICATE,
     predicate: {
       target: targetObject(c.target),
-      environment: c.environment,
+      environment: environmentObject(c.environment),
       sourceDateEpoch: c.sourceDateEpoch,
       recipe: { name: c.recipe.name, digest: c.recipe.digest },
       startedOn: c.startedOn,
