@@ -6,7 +6,7 @@ import { FIXTURES, placesOf } from './helpers.js'
 
 /** Where each rule's positive fixture must be flagged; its negative fixture must give none of that rule. */
 const POSITIVE: Record<string, string[]> = {
-  'NR001-base-image-unpinned': ['Dockerfile:2', 'Dockerfile:5', 'Dockerfile:6', 'tools.sh:2'],
+  'NR001-base-image-unpinned': ['Dockerfile:1', 'Dockerfile:3', 'Dockerfile:6', 'Dockerfile:7', 'tools.sh:2'],
   'NR002-build-time-embedded': ['Dockerfile:2', 'build.sh:4', 'build.sh:7', 'build.sh:8'],
   'NR003-nondeterministic-value': ['Dockerfile:2', 'Dockerfile:3', 'Dockerfile:4'],
   'NR010-apt-unpinned': ['Dockerfile:3', 'Dockerfile:8', 'Dockerfile:11'],
@@ -78,9 +78,10 @@ describe('rules', () => {
     const apt = await auditRepository(join(FIXTURES, 'rules', 'NR010-apt-unpinned', 'positive'))
     expect(apt.findings.find(f => f.ruleId === 'NR010-apt-unpinned')?.message).toMatch(/^1 Debian package installed without a pinned version: curl$/)
     const base = await auditRepository(join(FIXTURES, 'rules', 'NR001-base-image-unpinned', 'positive'))
-    const line2 = base.findings.find(f => f.ruleId === 'NR001-base-image-unpinned' && f.line === 2)
-    expect(line2?.text).toBe('$BASE')
-    expect(line2?.message).toContain('resolves to debian:12')
-    expect(base.findings.find(f => f.line === 6)?.message).toMatch(/no default/)
+    const line3 = base.findings.find(f => f.ruleId === 'NR001-base-image-unpinned' && f.line === 3)
+    expect(line3?.text).toBe('$BASE')
+    expect(line3?.message).toContain('resolves to debian:12')
+    expect(base.findings.find(f => f.line === 7)?.message).toMatch(/no default/)
+    expect(base.findings.find(f => f.line === 1)?.message).toMatch(/frontend docker\/dockerfile:1\.7/)
   })
 })

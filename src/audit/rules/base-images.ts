@@ -22,6 +22,12 @@ function exempt (image: string, stages: ReadonlySet<string>): boolean {
 }
 
 function checkDockerfile (ctx: DockerfileContext, report: Report): void {
+  // `# syntax=docker/dockerfile:1.7` pulls the frontend that parses the file: an image like any other.
+  for (const d of ctx.dockerfile.getDirectives()) {
+    if (d.getName().toLowerCase() !== 'syntax' || DIGEST_PINNED.test(d.getValue())) continue
+    const r = d.getValueRange()
+    report(BASE_IMAGE_UNPINNED, placeAt(ctx, ctx.lines.lineStart(r.start.line + 1) + r.start.character, d.getValue(), `the Dockerfile frontend ${d.getValue()} is pulled by a mutable tag, not pinned by digest`))
+  }
   const seen = new Set<string>(ctx.stages)
   for (const from of ctx.dockerfile.getFROMs()) {
     const raw = from.getImage()
