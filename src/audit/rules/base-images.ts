@@ -1,6 +1,7 @@
 import { DIGEST_PINNED, expand, placeAt } from '../context.js'
 import type { DockerfileContext, RuleFamily, ShellUnit } from '../context.js'
 import { commandName } from '../shell.js'
+import { isDockerBuild } from './buildkit.js'
 import type { Report } from '../types.js'
 
 export const BASE_IMAGE_UNPINNED = 'NR001-base-image-unpinned'
@@ -54,6 +55,15 @@ function checkDockerfile (ctx: DockerfileContext, report: Report): void {
 
 /** Images a build script runs as build tools (`docker run golang:1.24 ...`) are inputs of the build too. */
 function checkShell (unit: ShellUnit, report: Report): void {
+  // Images the same script builds (`docker build -t dev:src`) are its own output, not inputs.
+  const built = new Set<string>()
+  for (const cmd of unit.commands) {
+    if (!isDockerBuild(cmd)) continue
+    cmd.words.forEach((w, k) => {
+      if (w.text === '-t' || w.text === '--tag') built.add(cmd.words[k + 1]?.text ?? '')
+      else if (w.text.startsWith('--tag=')) built.add(w.text.slice(6))
+    })
+  }
   for (const cmd of unit.commands) {
     if (commandName(cmd) !== 'docker') continue
     let k = 1
@@ -69,7 +79,7 @@ function checkShell (unit: ShellUnit, report: Report): void {
       break
     }
     const image = cmd.words[k]
-    if (image == null || image.text.includes('$') || DIGEST_PINNED.test(image.text)) continue
+    if (image == null || image.text.includes('$') || DIGEST_PINNED.test(image.text) || built.has(image.text)) continue
     report(BASE_IMAGE_UNPINNED, placeAt(unit, image.start, image.text, `the build runs image ${image.text}, a mutable tag, not pinned by digest`))
   }
 }
