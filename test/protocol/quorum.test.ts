@@ -241,3 +241,40 @@ describe('computeVerdicts properties', () => {
     }), { numRuns: 200 })
   })
 })
+
+describe('the examples of docs/consensus.md', () => {
+  // Builders A (alice), B (bob), C (carol), D (alice); k = 2, m = 2.
+  const [A, B, C, D] = BUILDERS as [SigningIdentity, SigningIdentity, SigningIdentity, SigningIdentity]
+  const policyWith = (a: number): TrustPolicy => parsePolicy({
+    version: 1,
+    builders: [['A', 'alice', A], ['B', 'bob', B], ['C', 'carol', C], ['D', 'alice', D]].map(([name, operator, id]) => ({ name, operator, publicKey: (id as SigningIdentity).publicKeyPem })),
+    threshold: 2,
+    minOperators: 2,
+    allowedDissent: a
+  })
+  const X = STRANGERS[0] as SigningIdentity
+  const Y = STRANGERS[1] as SigningIdentity
+  const s = (id: SigningIdentity, d: string): VerifiedClaim => synthetic(id, successClaim(d))
+  const f = (id: SigningIdentity): VerifiedClaim => synthetic(id, failureClaim())
+  const rows: Array<[string, VerifiedClaim[], number, string]> = [
+    ['A:d1, B:d1', [s(A, D1), s(B, D1)], 0, 'reproducible'],
+    ['A:d1, D:d1', [s(A, D1), s(D, D1)], 0, 'pending'],
+    ['A:d1, D:d1, B:d1', [s(A, D1), s(D, D1), s(B, D1)], 0, 'reproducible'],
+    ['A:d1', [s(A, D1)], 0, 'pending'],
+    ['A:d1, B:d2', [s(A, D1), s(B, D2)], 0, 'unreproducible'],
+    ['A:d1, B:d2 (a = 1)', [s(A, D1), s(B, D2)], 1, 'disputed'],
+    ['A:d1, B:d1, C:d2', [s(A, D1), s(B, D1), s(C, D2)], 0, 'unreproducible'],
+    ['A:d1, B:d1, C:d2 (a = 1)', [s(A, D1), s(B, D1), s(C, D2)], 1, 'reproducible'],
+    ['A:d1, A:d2, B:d1', [s(A, D1), s(A, D2), s(B, D1)], 0, 'pending'],
+    ['all fail', [f(A), f(B), f(C), f(D)], 0, 'failed'],
+    ['A:fail, B:fail', [f(A), f(B)], 0, 'pending'],
+    ['A:d1, B:fail', [s(A, D1), f(B)], 0, 'pending'],
+    ['A:d1, X:d1, Y:d1', [s(A, D1), s(X, D1), s(Y, D1)], 0, 'pending'],
+    ['A:d1 twice', [s(A, D1), synthetic(A, { ...successClaim(D1), startedOn: '2026-01-01T00:05:00Z' })], 0, 'pending']
+  ]
+  for (const [name, claims, a, status] of rows) {
+    it(`${name} → ${status}`, () => {
+      expect(computeVerdicts({ claims, policy: policyWith(a) })[0]?.status).toBe(status)
+    })
+  }
+})
