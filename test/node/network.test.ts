@@ -104,7 +104,7 @@ describe.skipIf(!available)('node network over loopback with the real engine', (
     expect(v4[0]!.status).toBe('reproducible')
     expect(v4[0]!.consensusDigest).toBe(verdicts[0]![0]!.consensusDigest)
     // Capabilities went round: node 2 knows both builders can build.
-    await waitFor('capabilities of the builders', () => daemons[2]!.builders().filter(b => b.trusted && b.capabilities.builds).length >= 2, 15_000)
+    await waitFor('capabilities of the builders', () => daemons[2]!.builders().filter(b => b.trusted && b.capabilities.builds).length >= 2, 30_000)
   }, 240_000)
 
   it('rejects forged, untrusted-announcer, oversized and malformed gossip; stores an untrusted claim without counting it', async () => {

@@ -13,6 +13,7 @@ import { createMessageValidator } from './validator.js'
 import { createFeedServer, type FeedServer } from '../http/server.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
+const CAPABILITIES_WARMUP_MS = [3_000, 10_000, 30_000, 60_000]
 
 /**
  * One rebuilder node: verifies and stores what peers gossip, catches up from each peer it
@@ -190,8 +191,15 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       running = true
       await scheduler.start()
       await publishCapabilities()
-      capsTimer = setInterval(() => { void publishCapabilities() }, init.capabilitiesIntervalMs ?? DEFAULT_CAPABILITIES_INTERVAL_MS)
-      capsTimer.unref()
+      // Peers met in the first minute may have joined after a publication reached the mesh:
+      // publish a few more times early on, then at the steady interval.
+      const schedule = [...CAPABILITIES_WARMUP_MS]
+      const next = (): void => {
+        const delay = schedule.shift() ?? init.capabilitiesIntervalMs ?? DEFAULT_CAPABILITIES_INTERVAL_MS
+        capsTimer = setTimeout(() => { void publishCapabilities().finally(() => { if (running) next() }) }, delay)
+        capsTimer.unref()
+      }
+      next()
       if (init.http != null) {
         feed = createFeedServer({ store, policy, metrics: components.metrics, builders: () => builders.list() }, init.http)
         feedUrl = (await feed.start()).url
@@ -205,7 +213,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       if (stopping != null) return await stopping
       stopping = (async () => {
         running = false
-        if (capsTimer != null) clearInterval(capsTimer)
+        if (capsTimer != null) clearTimeout(capsTimer)
         if (capsDebounce != null) clearTimeout(capsDebounce)
         await scheduler.stop()
         if (feed != null) await feed.stop().catch((err: unknown) => { log.warn({ err }, 'stopping the HTTP feed failed') })
