@@ -18,8 +18,12 @@ interface Run { code: number, stdout: string, stderr: string }
 
 /** The real CLI, as a user runs it. */
 async function cli (args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return await neko(['status', ...args], env)
+}
+
+async function neko (args: string[], env: Record<string, string> = {}): Promise<Run> {
   return await new Promise(resolve => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'status', ...args], {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
       cwd: process.cwd(),
       env: { ...process.env, NEKO_LOG_LEVEL: 'silent', ...env },
       timeout: 60_000
@@ -214,6 +218,15 @@ describe('status', () => {
       const p = await cli(['v4', '--node', url, '--policy', strict])
       expect(p.code).toBe(4)
       expect(p.stdout).toContain('overall: pending')
+    })
+
+    it('serves a bundle that `verify` checks offline to the same verdict', async () => {
+      const file = join(dir, 'v1.intoto.jsonl')
+      await writeFile(file, await (await fetch(`${url}/claims.intoto.jsonl?tag=v1`)).text())
+      const r = await neko(['verify', file, '--policy', policyFile, '--json'])
+      expect(r.code).toBe(1)
+      const statuses = r.stdout.trim().split('\n').map(l => JSON.parse(l) as { status: string, target?: { variant: string, platform: string } })
+      expect(statuses.map(v => v.status).sort()).toEqual(['disputed', 'failed', 'reproducible'])
     })
 
     it('fails clearly when the node cannot be reached', async () => {

@@ -43,7 +43,8 @@ function short (digest) {
 function columnKey (t) { return `${t.variant} ${t.platform}` }
 
 async function load () {
-  const releases = (await getJson('/api/v1/releases')).items
+  // The newest releases only: one consensus request per row.
+  const releases = (await getJson('/api/v1/releases?limit=30')).items
   if (releases.length === 0) {
     state.textContent = 'No release has been announced to this node yet.'
     return
