@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -112,6 +112,13 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     expect(out.claim.failure?.message).toMatch(/^Dockerfile does not exist/)
   }, ENGINE_TEST_TIMEOUT)
 
+  it('a Dockerfile that is a symlink out of the checkout is a source-error, and nothing outside is read', async () => {
+    const repo = await createFixtureRepo({ files: { Dockerfile: { symlink: '/etc/hostname' } }, tag: 'v1' }, work)
+    const out = await rebuilder.rebuild({ repository: repo.dir, ref: 'v1', platform: 'linux/amd64' })
+    expect(out.claim.failure?.class).toBe('source-error')
+    expect(out.claim.failure?.message).toMatch(/resolves outside the checkout/)
+  }, ENGINE_TEST_TIMEOUT)
+
   it('usage errors throw: bad recipe field, unknown variant, platform not in the variant, unmet requirements', async () => {
     const bad = join(work, 'bad.json')
     await writeFile(bad, JSON.stringify({ name: 'bad', variants: [{ name: 'x', platforms: ['linux/amd64'], build: { context: '.', dockerfile: 'Dockerfile', args: { 'not a name': '1' } } }] }))
@@ -189,6 +196,22 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
       expect(stdout.trim()).toBe('')
       // And so are the workspaces.
       expect((await readdir(join(work, 'ws'))).filter(n => n.startsWith('rebuild-'))).toEqual([])
+    }, ENGINE_TEST_TIMEOUT)
+
+    it('a prepare step never writes through a committed symlink', async () => {
+      const victim = join(work, 'victim.txt')
+      await writeFile(victim, 'untouched\n')
+      const recipe = { name: 'sym', variants: [{ name: 'base', platforms: ['linux/amd64'], prepare: [{ image: prepareImage, command: ['/bin/busybox', 'echo', 'FROM scratch'], stdout: 'gen/Dockerfile' }], build: { context: '.', dockerfile: 'gen/Dockerfile' } }] }
+      const repo = await createFixtureRepo({ files: { 'neko-rebuilder.json': JSON.stringify(recipe), 'gen/Dockerfile': { symlink: victim } }, tag: 'v1' }, work)
+      const out = await rebuilder.rebuild({ repository: repo.dir, ref: 'v1', platform: 'linux/amd64' })
+      // The link inside the checkout is replaced by the generated file; the file it pointed to is untouched.
+      expect(out.claim.failure, JSON.stringify(out.claim.failure)).toBeUndefined()
+      expect(await readFile(victim, 'utf8')).toBe('untouched\n')
+      const outside = await createFixtureRepo({ files: { 'neko-rebuilder.json': JSON.stringify(recipe), gen: { symlink: work } }, tag: 'v1' }, work)
+      const refused = await rebuilder.rebuild({ repository: outside.dir, ref: 'v1', platform: 'linux/amd64' })
+      expect(refused.claim.failure?.class).toBe('source-error')
+      expect(refused.claim.failure?.message).toMatch(/resolves outside the checkout/)
+      await expect(stat(join(work, 'Dockerfile'))).rejects.toThrow()
     }, ENGINE_TEST_TIMEOUT)
 
     it('a failing prepare step is build-failed naming it', async () => {

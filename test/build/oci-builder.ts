@@ -20,7 +20,9 @@ export interface SyntheticLayer {
   createdBy: string
 }
 
-async function tarOf (entries: Array<{ header: tar.Headers, body?: Buffer }>): Promise<Buffer> {
+type EntryHeader = Parameters<ReturnType<typeof tar.pack>['entry']>[0]
+
+async function tarOf (entries: Array<{ header: EntryHeader, body?: Buffer }>): Promise<Buffer> {
   const pack = tar.pack()
   const chunks: Buffer[] = []
   const done = new Promise<void>((resolve, reject) => {

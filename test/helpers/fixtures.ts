@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process'
 import { createServer, connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { existsSync } from 'node:fs'
-import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { promisify } from 'node:util'
@@ -38,7 +38,7 @@ export function scratchDockerfile (lines: string[], opts: { applets?: string[] }
   ].join('\n')
 }
 
-export type FixtureFile = string | Buffer | { content: string | Buffer, mode?: number }
+export type FixtureFile = string | Buffer | { content: string | Buffer, mode?: number } | { symlink: string }
 
 export interface FixtureCommitOptions {
   files: Record<string, FixtureFile>
@@ -103,9 +103,14 @@ export async function createFixtureRepo (first: FixtureCommitOptions, parent?: s
       for (const [path, file] of Object.entries(files)) {
         const target = join(dir, path)
         await mkdir(dirname(target), { recursive: true })
+        if (typeof file === 'object' && !Buffer.isBuffer(file) && 'symlink' in file) {
+          await rm(target, { force: true })
+          await symlink(file.symlink, target)
+          continue
+        }
         const content = typeof file === 'string' || Buffer.isBuffer(file) ? file : file.content
         await writeFile(target, content)
-        await chmod(target, typeof file === 'object' && !Buffer.isBuffer(file) && file.mode != null ? file.mode : 0o644)
+        await chmod(target, typeof file === 'object' && !Buffer.isBuffer(file) && 'mode' in file && file.mode != null ? file.mode : 0o644)
       }
       if (opts.busybox != null) {
         await copyFile(busyboxPath(opts.busybox), join(dir, 'busybox'))

@@ -12,7 +12,13 @@ export class RecipeError extends NekoError {
 /** The source cannot be fetched, the ref does not resolve, or it points elsewhere than expected. */
 export class SourceError extends NekoError {
   override name = 'SourceError'
-  override readonly code = 'ERR_SOURCE'
+  override readonly code: string = 'ERR_SOURCE'
+}
+
+/** A prepare step's output path leaves the checkout through a committed symlink: a source problem. */
+export class PrepareOutputError extends SourceError {
+  override name = 'PrepareOutputError'
+  override readonly code = 'ERR_PREPARE_OUTPUT'
 }
 
 /** The Docker engine or its builder cannot do a reproducible rebuild; the message says what to change. */

@@ -11,4 +11,4 @@ export type { OciArchiveInfo, OciImage, OciLayer, OciDescriptor } from './oci.js
 export { diffOciArchives } from './diff.js'
 export type { ImageDiff, LayerDiff, FileChange, DiffVerdict } from './diff.js'
 export { classifyBuildLog } from './classify.js'
-export { RecipeError, SourceError, EngineNotReadyError, RequirementsError, TargetError, OciArchiveError } from './errors.js'
+export { RecipeError, SourceError, EngineNotReadyError, RequirementsError, TargetError, OciArchiveError, PrepareOutputError } from './errors.js'

@@ -1,11 +1,13 @@
 import { createWriteStream } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { finished } from 'node:stream/promises'
 import { PassThrough, type Writable } from 'node:stream'
 import type Dockerode from 'dockerode'
 import type { BuildLog } from './build-log.js'
 import type { PrepareStep } from './recipe.js'
+import { resolvesInside } from './paths.js'
+import { PrepareOutputError } from './errors.js'
 
 export interface PrepareResult {
   exitCode: number
@@ -53,8 +55,12 @@ export async function runPrepareStep (docker: Dockerode, step: PrepareStep, chec
     let out: Writable = logSink
     if (step.stdout != null) {
       const target = join(checkoutDir, step.stdout)
+      // The file itself is replaced below; its directory must not lead out of the checkout.
+      if (!await resolvesInside(checkoutDir, dirname(step.stdout))) throw new PrepareOutputError(`prepare output ${step.stdout} resolves outside the checkout (a symlink in the repository)`)
       await mkdir(dirname(target), { recursive: true })
-      out = createWriteStream(target)
+      // Replace, never write through, whatever the commit has at that path.
+      await rm(target, { force: true, recursive: true })
+      out = createWriteStream(target, { flags: 'wx' })
     }
     const stream = await container.attach({ stream: true, stdout: true, stderr: true })
     docker.modem.demuxStream(stream, out, logSink)

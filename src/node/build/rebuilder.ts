@@ -15,6 +15,7 @@ import { imageResultOf, readOciArchive } from './oci.js'
 import { runPrepareStep } from './prepare.js'
 import { findVariant, loadRecipe, recipeDigest, unmetRequirements, type Recipe, type Variant } from './recipe.js'
 import { checkout } from './source.js'
+import { resolvesInside } from './paths.js'
 
 export interface RebuilderInit {
   /** Workspaces (checkouts, tarballs) and build logs go under here. */
@@ -71,7 +72,8 @@ export interface Rebuilder {
 
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/
 const DEFAULT_TIMEOUT_MS = 2 * 60 * 60_000
-const ENGINE_CACHE_MS = 30_000
+/** Engine facts change with upgrades, not between builds; a dead engine still shows up as a classified build failure. */
+const ENGINE_CACHE_MS = 5 * 60_000
 /** Commit recorded when the ref never resolved: git's null object id. */
 export const UNRESOLVED_COMMIT = '0'.repeat(40)
 /** Digest recorded when the recipe could not be resolved (sha256 of empty input). */
@@ -274,6 +276,7 @@ class DefaultRebuilder implements Rebuilder {
         res = await runPrepareStep(this.docker, step, src, buildLog, signal)
       } catch (err) {
         if (signal.aborted) throw err
+        if (err instanceof SourceError) throw new RebuildFailed({ class: 'source-error', message: `${name}: ${err.message}` })
         throw new RebuildFailed({ class: 'infrastructure-error', message: `${name}: ${(err as Error).message}` })
       }
       if (signal.aborted) throw new Error('aborted')
@@ -282,6 +285,9 @@ class DefaultRebuilder implements Rebuilder {
 
     const dockerfile = join(src, variant.build.dockerfile)
     const context = join(src, variant.build.context)
+    for (const [what, rel] of [['Dockerfile', variant.build.dockerfile], ['build context', variant.build.context]] as const) {
+      if (!await resolvesInside(src, rel)) throw new RebuildFailed({ class: 'source-error', message: `${what} ${rel} resolves outside the checkout (a symlink in the repository)` })
+    }
     if (!await stat(dockerfile).then(s => s.isFile(), () => false)) {
       throw new RebuildFailed({ class: 'source-error', message: `${variant.build.dockerfile} does not exist in the commit (variant ${variant.name})` })
     }
