@@ -133,15 +133,54 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
     return [isDir ? posix.join(joined, 'Dockerfile') : joined]
   }
 
+  /** A file that makes a parser or a rule throw is reported, not fatal: the rest of the repository is still audited. */
+  const guard = (path: string, fn: () => void): void => {
+    try {
+      fn()
+    } catch (err) {
+      log.warn({ path, err }, 'audit of a file failed')
+      errors.push({ path, message: `could not be audited: ${(err as Error).message}` })
+    }
+  }
+
+  /** A Dockerfile, workflow or script audited on its own. */
+  const auditFile = (file: AuditedFile, text: string): void => {
+    if (file.kind === 'dockerfile') {
+      const loaded = loadDockerfile({ path: file.path, text, lookup })
+      if (accept(file.path, loaded)) runDockerfile(loaded.ctx, loaded.units)
+    } else if (file.kind === 'workflow') {
+      const loaded = loadWorkflow(file.path, text, lookup)
+      if (loaded.problems.length > 0 || loaded.ctx == null) {
+        errors.push({ path: file.path, message: `malformed workflow: ${loaded.problems.join('; ')}` })
+        return
+      }
+      for (const f of FAMILIES) f.workflow?.(loaded.ctx, report)
+      runUnits(loaded.units)
+    } else {
+      const parsed = parseShell(text)
+      const lines = createLineIndex(text)
+      if (parsed.problems.length > 0) {
+        errors.push({ path: file.path, message: `malformed shell script: ${parsed.problems.map(p => `line ${lines.position(p.offset).line}: ${p.message}`).join('; ')}` })
+        return
+      }
+      const dir = posix.dirname(file.path)
+      runUnits([{ path: file.path, context: 'script', source: text, lines, commands: parsed.commands, env: new Set(), runFlags: [], dir: dir === '.' ? '' : dir, lookup }])
+    }
+  }
+
   // Templates first, so the Dockerfiles they include are audited with the template's ARGs.
   const includedPaths = new Set<string>()
   for (const file of found.files.filter(f => f.kind === 'template')) {
     const text = await read(file.path)
     if (text == null) continue
-    const template = loadDockerfile({ path: file.path, text, template: true, lookup })
-    if (!accept(file.path, template)) continue
-    runDockerfile(template.ctx, template.units)
-    if (!followTemplates) continue
+    let template: LoadedDockerfile | undefined
+    guard(file.path, () => {
+      const loaded = loadDockerfile({ path: file.path, text, template: true, lookup })
+      if (!accept(file.path, loaded)) return
+      runDockerfile(loaded.ctx, loaded.units)
+      template = loaded
+    })
+    if (template == null || !followTemplates) continue
     const stages = new Set<string>()
     for (const inc of template.includes) {
       for (const target of includeTargets(file.path, inc.image, inc.line)) {
@@ -149,8 +188,11 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
         if (incText == null) continue
         includedPaths.add(target)
         if (!files.has(target)) files.set(target, { path: target, kind: 'dockerfile' })
-        const loaded = loadDockerfile({ path: target, text: incText, inherited: template.ctx.globals, stages, via: file.path, lookup })
-        if (accept(target, loaded)) runDockerfile(loaded.ctx, loaded.units)
+        const globals = template.ctx.globals
+        guard(target, () => {
+          const loaded = loadDockerfile({ path: target, text: incText, inherited: globals, stages, via: file.path, lookup })
+          if (accept(target, loaded)) runDockerfile(loaded.ctx, loaded.units)
+        })
       }
       if (inc.stage != null) stages.add(inc.stage.toLowerCase())
     }
@@ -160,27 +202,7 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
     if (file.kind === 'template' || includedPaths.has(file.path)) continue
     const text = await read(file.path)
     if (text == null) continue
-    if (file.kind === 'dockerfile') {
-      const loaded = loadDockerfile({ path: file.path, text, lookup })
-      if (accept(file.path, loaded)) runDockerfile(loaded.ctx, loaded.units)
-    } else if (file.kind === 'workflow') {
-      const loaded = loadWorkflow(file.path, text, lookup)
-      if (loaded.problems.length > 0 || loaded.ctx == null) {
-        errors.push({ path: file.path, message: `malformed workflow: ${loaded.problems.join('; ')}` })
-        continue
-      }
-      for (const f of FAMILIES) f.workflow?.(loaded.ctx, report)
-      runUnits(loaded.units)
-    } else {
-      const parsed = parseShell(text)
-      const lines = createLineIndex(text)
-      if (parsed.problems.length > 0) {
-        errors.push({ path: file.path, message: `malformed shell script: ${parsed.problems.map(p => `line ${lines.position(p.offset).line}: ${p.message}`).join('; ')}` })
-        continue
-      }
-      const dir = posix.dirname(file.path)
-      runUnits([{ path: file.path, context: 'script', source: text, lines, commands: parsed.commands, env: new Set(), runFlags: [], dir: dir === '.' ? '' : dir, lookup }])
-    }
+    guard(file.path, () => auditFile(file, text))
   }
 
   const order = (f: Finding): number => SEVERITIES.indexOf(f.severity)
