@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createLineIndex } from '../../src/audit/lines.js'
 import { commandName, parseShell } from '../../src/audit/shell.js'
@@ -63,5 +64,29 @@ describe('shell tokenizer', () => {
   it('reports an unterminated quote instead of guessing', () => {
     expect(parseShell('echo "abc').problems[0]?.message).toMatch(/unterminated double quote/)
     expect(parseShell("echo 'abc").problems[0]?.message).toMatch(/unterminated single quote/)
+  })
+})
+
+describe('shell tokenizer properties', () => {
+  it('never throws, and every word it returns lies inside the source with raw text equal to its slice', () => {
+    fc.assert(fc.property(fc.string({ unit: fc.constantFrom('a', ' ', '\n', '\\', '"', "'", '`', '$', '(', ')', '{', '}', '|', '&', ';', '<', '>', '#', '=', '-') , maxLength: 80 }), src => {
+      const { commands } = parseShell(src)
+      for (const c of commands) {
+        for (const w of [...c.words, ...c.assignments, ...c.redirects.map(r => r.target)]) {
+          expect(w.start).toBeGreaterThanOrEqual(0)
+          expect(w.end).toBeLessThanOrEqual(src.length)
+          expect(src.slice(w.start, w.end)).toBe(w.raw)
+        }
+      }
+    }), { numRuns: 500 })
+  })
+
+  it('splits plain words joined by spaces and separators back into the same commands', () => {
+    const word = fc.stringMatching(/^[a-z][a-z0-9._\/-]{0,8}$/)
+    const command = fc.array(word, { minLength: 1, maxLength: 5 }).filter(ws => !['if', 'then', 'else', 'elif', 'fi', 'do', 'done', 'while', 'until', 'time', 'case', 'esac', 'sudo', 'nohup', 'exec', 'command', 'builtin', 'eatmydata', 'env'].includes(ws[0] ?? ''))
+    fc.assert(fc.property(fc.array(command, { minLength: 1, maxLength: 5 }), fc.constantFrom(' && ', '; ', ' | ', ' \\\n  ', '\n'), (cmds, sep) => {
+      const src = cmds.map(ws => ws.join(' ')).join(sep === ' \\\n  ' ? ' && \\\n  ' : sep)
+      expect(parseShell(src).commands.map(c => c.words.map(w => w.text))).toEqual(cmds)
+    }), { numRuns: 300 })
   })
 })
