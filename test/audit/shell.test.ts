@@ -82,7 +82,7 @@ describe('shell tokenizer properties', () => {
   })
 
   it('splits plain words joined by spaces and separators back into the same commands', () => {
-    const word = fc.stringMatching(/^[a-z][a-z0-9._\/-]{0,8}$/)
+    const word = fc.stringMatching(/^[a-z][a-z0-9._/-]{0,8}$/)
     const command = fc.array(word, { minLength: 1, maxLength: 5 }).filter(ws => !['if', 'then', 'else', 'elif', 'fi', 'do', 'done', 'while', 'until', 'time', 'case', 'esac', 'sudo', 'nohup', 'exec', 'command', 'builtin', 'eatmydata', 'env'].includes(ws[0] ?? ''))
     fc.assert(fc.property(fc.array(command, { minLength: 1, maxLength: 5 }), fc.constantFrom(' && ', '; ', ' | ', ' \\\n  ', '\n'), (cmds, sep) => {
       const src = cmds.map(ws => ws.join(' ')).join(sep === ' \\\n  ' ? ' && \\\n  ' : sep)
