@@ -6,7 +6,7 @@ import type { Store } from '../store/types.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import type { PublishedLookup } from '../consensus/published.js'
 import { createConsensusService } from '../consensus/service.js'
-import { loadDashboard } from './dashboard.js'
+import { loadDashboard, type DashboardAsset } from './dashboard.js'
 import { MethodNotAllowedError, UriTooLongError } from './errors.js'
 import { HTTP_LIMITS } from './limits.js'
 import { sendError, setCommonHeaders } from './respond.js'
@@ -69,7 +69,11 @@ export function createFeedServer (components: FeedServerComponents, init: FeedSe
   return {
     async start () {
       if (server != null) throw new Error('feed server already started')
-      const dashboard = await loadDashboard()
+      // The API matters more than the page: without the assets the feed still serves, and `/` is a 404.
+      const dashboard = await loadDashboard().catch((err: unknown) => {
+        log.warn({ err: (err as Error).message }, 'dashboard assets missing; serving the API only')
+        return new Map<string, DashboardAsset>()
+      })
       const routes = createRoutes({ ...components, published: components.published !== undefined, consensus, dashboard })
       const s = createServer({
         maxHeaderSize: HTTP_LIMITS.maxHeaderBytes,
