@@ -1,5 +1,6 @@
 import { signCapabilities, type Capabilities } from '../../protocol/capabilities.js'
 import type { DecodedMessage } from '../../protocol/messages.js'
+import { createFeedServer, type FeedServer } from '../http/server.js'
 import { logger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { createScheduler } from '../scheduler/index.js'
@@ -10,7 +11,6 @@ import { createBuilderRegistry } from './builders.js'
 import { MessageRejectedError } from './errors.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
 import { createMessageValidator } from './validator.js'
-import { createFeedServer, type FeedServer } from '../http/server.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
 const CAPABILITIES_WARMUP_MS = [3_000, 10_000, 30_000, 60_000]
