@@ -149,6 +149,10 @@ describe('feed server', () => {
     expect(JSON.parse(route.body).error.code).toBe('ERR_NOT_FOUND')
     const long = await http(base, '/api/v1/claims?tag=' + 'x'.repeat(3000))
     expect(long.status).toBe(414)
+    const big = await http(base, '/healthz', { headers: { 'X-Padding': 'x'.repeat(20_000) } })
+    expect(big.status).toBe(431)
+    // The server is still fine afterwards.
+    expect((await http(base, '/healthz')).status).toBe(200)
   })
 
   it('is read-only: 405 for writes, CORS preflight for reads', async () => {
