@@ -181,11 +181,13 @@ export function verifyEnvelopeParts (input: unknown, opts: VerifyOptions = {}): 
       embedded = embeddedKey(`envelope.signatures[${i}].extension.ext.publicKey`, extKey)
       embeddedId = keyIdOf(embedded)
     }
-    // The hint first, then the policy key the embedded key names, then the rest of the policy.
+    // The hint first, then the policy key the embedded key names. Only a signature that
+    // names no key of its own is tried against the rest of the policy: a stranger's message
+    // with an embedded key then costs one check, not one per policy key.
     const order: string[] = []
     if (keys.has(s.keyid)) order.push(s.keyid)
     if (embeddedId !== undefined && keys.has(embeddedId) && embeddedId !== s.keyid) order.push(embeddedId)
-    for (const id of keys.keys()) if (id !== s.keyid && id !== embeddedId) order.push(id)
+    if (embedded === undefined) for (const id of keys.keys()) if (id !== s.keyid) order.push(id)
     for (const id of order) {
       if (attempts++ >= MAX_VERIFY_ATTEMPTS) break
       const key = keys.get(id) as KeyObject
