@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { envelopeId, pae, PUBLIC_KEY_EXTENSION, signEnvelope, verifyEnvelope, type Envelope } from '../../src/protocol/dsse.js'
+import { envelopeId, MAX_VERIFY_ATTEMPTS, pae, PUBLIC_KEY_EXTENSION, signEnvelope, verifyEnvelope, type Envelope } from '../../src/protocol/dsse.js'
 import { LimitError, SignatureError, ValidationError } from '../../src/protocol/errors.js'
 import { keyIdOf } from '../../src/protocol/keys.js'
 import { LIMITS } from '../../src/protocol/limits.js'
@@ -107,6 +107,19 @@ describe('signEnvelope / verifyEnvelope', () => {
     delete (e.signatures[0] as { extension?: unknown }).extension
     expect(verifyEnvelope(e, { keys: keys(alice, bob) }).keyId).toBe(alice.keyId)
     expect(thrown(() => verifyEnvelope(e, { keys: keys(bob) }))).toBeInstanceOf(SignatureError)
+  })
+
+  it('bounds the signature checks one envelope can cost', () => {
+    const many = Array.from({ length: MAX_VERIFY_ATTEMPTS + 4 }, (_, i) => fixedIdentity(i + 10))
+    const last = many[many.length - 1] as typeof alice
+    const e = signEnvelope(TYPE, body, last)
+    ;(e.signatures[0] as { keyid: string }).keyid = 'nobody'
+    delete (e.signatures[0] as { extension?: unknown }).extension
+    // The signer is the last of more policy keys than the budget allows: not found by scanning...
+    expect(thrown(() => verifyEnvelope(e, { keys: keys(...many) }))).toBeInstanceOf(SignatureError)
+    // ...but found at once with an honest hint.
+    ;(e.signatures[0] as { keyid: string }).keyid = last.keyId
+    expect(verifyEnvelope(e, { keys: keys(...many) }).keyId).toBe(last.keyId)
   })
 
   it('a hint naming a trusted key does not make a stranger trusted', () => {
