@@ -1,10 +1,19 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { generateKeyPairSync, sign } from 'node:crypto'
+import { createServer } from 'node:net'
 import { ValidationError } from '../../src/protocol/errors.js'
 import { createP2PNode, DialError, IdentityKeyError, PublishError, TOPICS, libp2pKeyFromIdentity, peerIdOf } from '../../src/node/p2p/index.js'
 import type { P2PNode } from '../../src/node/p2p/index.js'
 import { LOOPBACK, startNode, waitFor } from './helpers.js'
 import type { TestNode } from './helpers.js'
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
 
 const noop = {
   validate: () => 'accept' as const,
@@ -74,6 +83,21 @@ describe('p2p node', () => {
     const addr = gone.node.multiaddrs()[0]!
     await gone.node.stop()
     await expect(a.node.dial(addr)).rejects.toBeInstanceOf(DialError)
+  })
+
+  it('redials a dialled peer whose connection dropped (the peer restarted on the same address)', async () => {
+    const port = await freePort()
+    const a = await startNode()
+    started.push(a)
+    const b = await startNode({ init: { listen: [`/ip4/127.0.0.1/tcp/${port}`] } })
+    await a.node.dial(b.node.multiaddrs()[0]!)
+    await b.node.stop()
+    await waitFor('A to notice', () => !a.node.connectedPeers().includes(b.node.peerId))
+    // Same key, same address: libp2p's keep-alive redial finds it again without help.
+    const b2 = await startNode({ privateKey: b.privateKey, init: { listen: [`/ip4/127.0.0.1/tcp/${port}`] } })
+    started.push(b2)
+    expect(b2.node.peerId).toBe(b.node.peerId)
+    await waitFor('A to reconnect', () => a.node.connectedPeers().includes(b.node.peerId), 20_000)
   })
 
   it('caps connections at maxConnections', async () => {

@@ -1,6 +1,6 @@
 export { TOPICS, BACKFILL_PROTOCOL, BACKFILL_DEFAULTS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_RPC_BYTES, DEFAULT_HEARTBEAT_MS } from './constants.js'
 export type { Topic } from './constants.js'
-export { createP2PNode, DEFAULT_MAX_CONNECTIONS } from './node.js'
+export { createP2PNode, DEFAULT_MAX_CONNECTIONS, DEFAULT_REDIAL_INTERVAL_MS } from './node.js'
 export type { P2PComponents, P2PInit, P2PNode, P2PStats, PeerEvent } from './node.js'
 export type { GossipInit, ValidateFn, ValidationOutcome } from './gossip.js'
 export { messageId, fastMessageId } from './gossip.js'

@@ -13,6 +13,7 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { KEEP_ALIVE } from '@libp2p/interface'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { LimitError, ValidationError } from '../../protocol/errors.js'
 import { logger } from '../logger.js'
@@ -44,6 +45,11 @@ export interface P2PInit {
   mdns?: boolean
   /** Connection manager ceiling. */
   maxConnections?: number
+  /**
+   * How often a node with no connections dials its bootstrap list again (ms). Dropped
+   * bootstrap and dialled peers are also redialled at once by libp2p (keep-alive tag).
+   */
+  redialIntervalMs?: number
   backfill?: BackfillInit
   gossip?: GossipInit
 }
@@ -74,6 +80,14 @@ export interface P2PNode {
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 64
+export const DEFAULT_REDIAL_INTERVAL_MS = 30_000
+
+/**
+ * libp2p redials peers whose tag name starts with `keep-alive` when their connection drops
+ * (a few tries with back-off). Bootstrap peers and peers dialled on purpose get one.
+ */
+const KEEP_ALIVE_BOOTSTRAP = `${KEEP_ALIVE}-bootstrap`
+const KEEP_ALIVE_DIALLED = `${KEEP_ALIVE}-dialled`
 
 const KNOWN_TOPICS = new Set<string>(Object.values(TOPICS))
 
@@ -112,7 +126,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const bootstrapList = (init.bootstrap ?? []).map(a => { parseMultiaddr('bootstrap', a); return a })
 
   const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
-  if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 100 }))
+  if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 100, tagName: KEEP_ALIVE_BOOTSTRAP }))
   if (init.mdns === true) peerDiscovery.push(mdns())
 
   const libp2p: Libp2p<Services> = await createLibp2p({
@@ -161,6 +175,17 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   })
 
   let started = false
+  let redialTimer: ReturnType<typeof setInterval> | undefined
+
+  // Last resort after an outage longer than libp2p's redial tries: an isolated node goes
+  // back to its bootstrap list.
+  function redialBootstrap (): void {
+    if (!started || bootstrapList.length === 0 || libp2p.getConnections().length > 0) return
+    log.info({ peers: bootstrapList.length }, 'no connections: dialling the bootstrap list again')
+    for (const addr of bootstrapList) {
+      libp2p.dial(multiaddr(addr)).catch((err: unknown) => { log.debug({ err, addr }, 'bootstrap redial failed') })
+    }
+  }
 
   return {
     peerId: libp2p.peerId.toString(),
@@ -175,12 +200,15 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       })
       for (const topic of KNOWN_TOPICS) pubsub.subscribe(topic)
       started = true
+      redialTimer = setInterval(redialBootstrap, init.redialIntervalMs ?? DEFAULT_REDIAL_INTERVAL_MS)
+      redialTimer.unref()
       log.info({ peerId: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map(String) }, 'p2p node started')
     },
 
     async stop () {
       if (!started) return
       started = false
+      clearInterval(redialTimer)
       await libp2p.stop()
       log.info('p2p node stopped')
     },
@@ -201,11 +229,14 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
 
     async dial (addr) {
       const ma = parseMultiaddr('addr', addr)
+      let conn
       try {
-        await libp2p.dial(ma)
+        conn = await libp2p.dial(ma)
       } catch (err) {
         throw new DialError(`could not dial ${addr}: ${(err as Error).message}`)
       }
+      // A peer dialled on purpose is one to keep: libp2p redials it if the connection drops.
+      await libp2p.peerStore.merge(conn.remotePeer, { tags: { [KEEP_ALIVE_DIALLED]: { value: 50 } } })
     },
 
     onPeer (cb) {
