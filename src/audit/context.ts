@@ -66,13 +66,9 @@ export function placeAt (unit: { path: string, lines: LineIndex, via?: string },
   return { path: unit.path, line, column, text, message, ...(unit.via != null ? { via: unit.via } : {}) }
 }
 
-/** The source text of a command from its first word to its last, for a finding's offending text. */
-export function commandText (unit: ShellUnit, cmd: SimpleCommand): string {
-  const first = cmd.words[0]
-  const last = cmd.words[cmd.words.length - 1]
-  if (first == null || last == null) return ''
-  if (cmd.exec === true) return cmd.words.map(w => w.text).join(' ')
-  return unit.source.slice(first.start, last.end)
+/** A command's words as written, for a finding's offending text (comment lines inside a RUN left out). */
+export function commandText (cmd: SimpleCommand): string {
+  return cmd.words.map(w => cmd.exec === true ? w.text : w.raw).join(' ')
 }
 
 /** Expands `$NAME`, `${NAME}`, `${NAME:-default}` and `${NAME-default}` with known values; unknown names stay as written. */

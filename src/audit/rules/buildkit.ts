@@ -28,7 +28,7 @@ function checkShell (unit: ShellUnit, report: Report): void {
     if (setsEpoch(cmd) && !isDockerBuild(cmd)) epoch = true
     if (!isDockerBuild(cmd)) continue
     const at = (cmd.words[0] as Word).start
-    const text = commandText(unit, cmd)
+    const text = commandText(cmd)
     const passes = cmd.assignments.some(a => a.raw.startsWith('SOURCE_DATE_EPOCH=')) || cmd.words.some(w => w.raw.includes('SOURCE_DATE_EPOCH'))
     if (!epoch && !passes) report(SOURCE_DATE_EPOCH_MISSING, placeAt(unit, at, text, 'the image is built without SOURCE_DATE_EPOCH, so BuildKit stamps the current time into the image config and history'))
     if (!cmd.words.some(w => w.text.includes('rewrite-timestamp=true'))) report(REWRITE_TIMESTAMP_MISSING, placeAt(unit, at, text, 'the build exports layers without rewrite-timestamp=true, so file times inside layers keep the time of the build'))

@@ -103,10 +103,10 @@ function checkShell (unit: ShellUnit, report: Report): void {
     const pipe = pipedInto(unit, d.index)
     const url = d.url?.text ?? ''
     const at = (d.cmd.words[0] as Word).start
-    const text = commandText(unit, d.cmd)
+    const text = commandText(d.cmd)
     const shell = pipe.find(c => SHELLS.has(commandName(c)))
     if (shell != null) {
-      report(REMOTE_SCRIPT_PIPED, placeAt(unit, at, `${text} | ${commandText(unit, shell)}`, `a script from ${url} is run as soon as it is downloaded, unchecked`))
+      report(REMOTE_SCRIPT_PIPED, placeAt(unit, at, `${text} | ${commandText(shell)}`, `a script from ${url} is run as soon as it is downloaded, unchecked`))
       continue
     }
     const intoGpg = pipe.some(c => ['gpg', 'gpg2'].includes(commandName(c)) && c.words.some(w => w.text === '--dearmor' || w.text === '--import')) ||
@@ -130,7 +130,7 @@ function checkShell (unit: ShellUnit, report: Report): void {
   for (const cmd of unit.commands) {
     if (!SHELLS.has(commandName(cmd))) continue
     const w = cmd.words.find(x => /(\$\(|<\()\s*(curl|wget)\b/.test(x.raw))
-    if (w != null) report(REMOTE_SCRIPT_PIPED, placeAt(unit, w.start, commandText(unit, cmd), 'a downloaded script is run without being checked'))
+    if (w != null) report(REMOTE_SCRIPT_PIPED, placeAt(unit, w.start, commandText(cmd), 'a downloaded script is run without being checked'))
   }
 }
 

@@ -46,7 +46,7 @@ function checkShell (unit: ShellUnit, report: Report): void {
     const branch = cmd.words.findIndex(w => w.text === '--branch' || w.text === '-b' || w.text.startsWith('--branch='))
     const ref = branch < 0 ? undefined : (cmd.words[branch]?.text.startsWith('--branch=') === true ? cmd.words[branch]?.text.slice(9) : cmd.words[branch + 1]?.text)
     const what = ref == null ? 'the default branch' : `the branch or tag ${ref}`
-    report(GIT_CLONE_UNPINNED, placeAt(unit, (cmd.words[0] as Word).start, commandText(unit, cmd), `git clone takes ${what}, which can move, and no git checkout of a commit hash follows`))
+    report(GIT_CLONE_UNPINNED, placeAt(unit, (cmd.words[0] as Word).start, commandText(cmd), `git clone takes ${what}, which can move, and no git checkout of a commit hash follows`))
   })
 }
 

@@ -59,11 +59,11 @@ function checkShell (unit: ShellUnit, report: Report): void {
   if (unit.context !== 'dockerfile') return
   const update = unit.commands.find(isAptUpdate)
   if (update != null && !removes(unit, /^\/var\/lib\/apt\/lists/)) {
-    report(APT_LISTS_LEFT, placeAt(unit, (update.words[0] as Word).start, commandText(unit, update), 'apt-get update leaves the package lists of the day in /var/lib/apt/lists'))
+    report(APT_LISTS_LEFT, placeAt(unit, (update.words[0] as Word).start, commandText(update), 'apt-get update leaves the package lists of the day in /var/lib/apt/lists'))
   }
   const install = unit.commands.find(isInstall)
   if (install != null && !removes(unit, /^\/var\/log(\/|$)/)) {
-    report(LOGS_LEFT, placeAt(unit, (install.words[0] as Word).start, commandText(unit, install), 'package installs write timestamped logs (/var/log/dpkg.log, /var/log/apt/) that stay in the layer'))
+    report(LOGS_LEFT, placeAt(unit, (install.words[0] as Word).start, commandText(install), 'package installs write timestamped logs (/var/log/dpkg.log, /var/log/apt/) that stay in the layer'))
   }
   const epochAware = unit.env.has('SOURCE_DATE_EPOCH') || unit.commands.some(c => c.words.some(w => w.raw.includes('SOURCE_DATE_EPOCH')) || c.assignments.some(a => a.raw.startsWith('SOURCE_DATE_EPOCH=')))
   unit.commands.forEach((cmd, index) => {
@@ -73,7 +73,7 @@ function checkShell (unit: ShellUnit, report: Report): void {
     if (name === 'adduser' && cmd.words.slice(1).filter(w => !w.text.startsWith('-')).length === 2 && cmd.words.every(w => !w.text.startsWith('-'))) return
     if (epochAware || cmd.words.some(w => w.text === '-e' || w.text.startsWith('--expiredate'))) return
     if (unit.commands.slice(index + 1).some(c => commandName(c) === 'chage' && c.words.some(w => w.text === '-d' || w.text.startsWith('--lastday')))) return
-    report(ACCOUNT_DATE, placeAt(unit, (cmd.words[0] as Word).start, commandText(unit, cmd), `${name} writes today's date (days since 1970) into /etc/shadow`))
+    report(ACCOUNT_DATE, placeAt(unit, (cmd.words[0] as Word).start, commandText(cmd), `${name} writes today's date (days since 1970) into /etc/shadow`))
   })
 }
 

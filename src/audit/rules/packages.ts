@@ -43,7 +43,7 @@ function reportPackages (unit: ShellUnit, cmd: SimpleCommand, at: Word, ruleId: 
   if (unpinned.length === 0) return
   const names = unpinned.map(w => w.text)
   const shown = names.length > 8 ? `${names.slice(0, 8).join(', ')} and ${names.length - 8} more` : names.join(', ')
-  report(ruleId, placeAt(unit, at.start, commandText(unit, cmd), `${names.length} ${names.length === 1 ? what.replace(/s$/, '') : what} installed without a pinned version: ${shown}`))
+  report(ruleId, placeAt(unit, at.start, commandText(cmd), `${names.length} ${names.length === 1 ? what.replace(/s$/, '') : what} installed without a pinned version: ${shown}`))
 }
 
 function apt (unit: ShellUnit, cmd: SimpleCommand, report: Report): void {
@@ -118,17 +118,17 @@ function npm (unit: ShellUnit, cmd: SimpleCommand, report: Report): void {
   if (name === 'npm' && ['install', 'i', 'add', 'isntall', 'in'].includes(sub)) {
     const pkgs = operands(cmd, 2, NPM_VALUE_FLAGS).filter(w => !isLocal(w.text) && !isVariable(w.text))
     if (pkgs.length === 0) {
-      report(NPM_NOT_CI, placeAt(unit, (cmd.words[0] as Word).start, commandText(unit, cmd), 'npm install resolves versions again and may rewrite the lockfile; npm ci installs exactly what the lockfile says'))
+      report(NPM_NOT_CI, placeAt(unit, (cmd.words[0] as Word).start, commandText(cmd), 'npm install resolves versions again and may rewrite the lockfile; npm ci installs exactly what the lockfile says'))
       return
     }
     reportPackages(unit, cmd, cmd.words[0] as Word, NPM_UNPINNED, pkgs.filter(w => !npmExact(w.text)), 'npm packages', report)
     return
   }
   if (name === 'yarn' && (sub === 'install' || cmd.words.length === 1) && !cmd.words.some(w => ['--frozen-lockfile', '--immutable', '--pure-lockfile'].includes(w.text))) {
-    report(NPM_NOT_CI, placeAt(unit, (cmd.words[0] as Word).start, commandText(unit, cmd), 'yarn install without --frozen-lockfile (or --immutable) may resolve new versions'))
+    report(NPM_NOT_CI, placeAt(unit, (cmd.words[0] as Word).start, commandText(cmd), 'yarn install without --frozen-lockfile (or --immutable) may resolve new versions'))
   }
   if (name === 'pnpm' && (sub === 'install' || sub === 'i') && operands(cmd, 2, NPM_VALUE_FLAGS).length === 0 && !cmd.words.some(w => w.text === '--frozen-lockfile')) {
-    report(NPM_NOT_CI, placeAt(unit, (cmd.words[0] as Word).start, commandText(unit, cmd), 'pnpm install without --frozen-lockfile may resolve new versions'))
+    report(NPM_NOT_CI, placeAt(unit, (cmd.words[0] as Word).start, commandText(cmd), 'pnpm install without --frozen-lockfile may resolve new versions'))
   }
 }
 
@@ -146,7 +146,7 @@ function goInstall (unit: ShellUnit, cmd: SimpleCommand, report: Report): void {
     const version = w.text.includes('@') ? w.text.slice(w.text.lastIndexOf('@') + 1) : ''
     if (version.startsWith('$')) continue
     if (version === '' || version === 'latest' || version === 'master' || version === 'main' || version === 'upgrade' || version === 'patch') {
-      report(GO_INSTALL_UNPINNED, placeAt(unit, w.start, commandText(unit, cmd), `go install ${w.text} resolves the newest version at build time`))
+      report(GO_INSTALL_UNPINNED, placeAt(unit, w.start, commandText(cmd), `go install ${w.text} resolves the newest version at build time`))
     }
   }
 }
