@@ -1,5 +1,5 @@
 import { createHash, sign, verify, type KeyObject } from 'node:crypto'
-import { decodeBase64, encodeBase64 } from './base64.js'
+import { checkBase64, decodeBase64, encodeBase64 } from './base64.js'
 import { LimitError, SignatureError, ValidationError } from './errors.js'
 import { keyIdOf, publicKeyFromDer, spkiDer, type Identity, type SigningIdentity } from './keys.js'
 import { LIMITS } from './limits.js'
@@ -154,22 +154,43 @@ function embeddedKey (field: string, b64: string): KeyObject {
   return key
 }
 
-/** The verified envelope plus the decoded signatures, so callers need not decode base64 twice. */
-export interface VerifiedParts extends VerifiedEnvelope {
+// PAE bytes are assembled in one buffer reused by every verification (verification is
+// synchronous, so nothing else can touch it meanwhile): no per-message allocation for the
+// payload or the PAE. Views into it never leave this module's callers unsynchronised.
+const SCRATCH = Buffer.allocUnsafe(LIMITS.payloadBytes + 4 * LIMITS.payloadTypeLength + 64)
+
+/**
+ * What a verification leaves in the scratch buffer: valid only until the next verification,
+ * so callers must finish with `scratch` before verifying anything else.
+ */
+export interface VerifiedScratch {
+  payloadType: string
+  /** `pae(payloadType, payload)`: a view into the shared scratch buffer. */
+  pae: Buffer
+  /** Offset of the payload inside `pae`. */
+  payloadOffset: number
+  keyId: string
+  publicKey: KeyObject
+  envelope: Envelope
   signatureBytes: Buffer[]
-  /** `pae(payloadType, payload)`, already built for verification. */
-  pae: Uint8Array
 }
 
-/** `verifyEnvelope` that also returns the decoded signature bytes (for `envelopeId`). */
-export function verifyEnvelopeParts (input: unknown, opts: VerifyOptions = {}): VerifiedParts {
+/**
+ * The verification itself, without copying the payload out. Used by `verifyEnvelope` and
+ * `decodeMessage`; see `VerifiedScratch` for the lifetime of the result.
+ */
+export function verifyEnvelopeInPlace (input: unknown, opts: VerifyOptions = {}): VerifiedScratch {
   const env = checkEnvelope(input, opts.maxBytes ?? LIMITS.envelopeBytes)
-  const payload = decodeBase64('envelope.payload', env.payload)
-  if (payload.byteLength > LIMITS.payloadBytes) throw new LimitError('envelope.payload', LIMITS.payloadBytes, payload.byteLength)
+  const payloadLength = checkBase64('envelope.payload', env.payload)
+  if (payloadLength > LIMITS.payloadBytes) throw new LimitError('envelope.payload', LIMITS.payloadBytes, payloadLength)
   const signatureBytes = env.signatures.map((s, i) => decodeBase64(`envelope.signatures[${i}].sig`, s.sig))
-  const message = pae(env.payloadType, payload)
+  const payloadOffset = SCRATCH.write(`DSSEv1 ${Buffer.byteLength(env.payloadType)} ${env.payloadType} ${payloadLength} `, 0, 'utf8')
+  SCRATCH.write(env.payload, payloadOffset, payloadLength, 'base64')
+  const message = SCRATCH.subarray(0, payloadOffset + payloadLength)
   const keys = opts.keys ?? new Map<string, KeyObject>()
   let attempts = 0
+  const verified = (keyId: string, publicKey: KeyObject): VerifiedScratch =>
+    ({ payloadType: env.payloadType, pae: message, payloadOffset, keyId, publicKey, envelope: env, signatureBytes })
   for (let i = 0; i < env.signatures.length; i++) {
     const s = env.signatures[i] as DsseSignature
     const sig = signatureBytes[i] as Buffer
@@ -191,12 +212,10 @@ export function verifyEnvelopeParts (input: unknown, opts: VerifyOptions = {}): 
     for (const id of order) {
       if (attempts++ >= MAX_VERIFY_ATTEMPTS) break
       const key = keys.get(id) as KeyObject
-      if (verify(null, message, key, sig)) return { payloadType: env.payloadType, payload, keyId: id, publicKey: key, envelope: env, signatureBytes, pae: message }
+      if (verify(null, message, key, sig)) return verified(id, key)
     }
     if (opts.allowEmbeddedKeys === true && embedded !== undefined && embeddedId !== undefined && !keys.has(embeddedId)) {
-      if (attempts++ < MAX_VERIFY_ATTEMPTS && verify(null, message, embedded, sig)) {
-        return { payloadType: env.payloadType, payload, keyId: embeddedId, publicKey: embedded, envelope: env, signatureBytes, pae: message }
-      }
+      if (attempts++ < MAX_VERIFY_ATTEMPTS && verify(null, message, embedded, sig)) return verified(embeddedId, embedded)
     }
   }
   throw new SignatureError(`envelope.signatures: no signature verifies with ${opts.allowEmbeddedKeys === true ? 'a policy key or an embedded key' : 'a policy key'}`)
@@ -207,8 +226,36 @@ export function verifyEnvelopeParts (input: unknown, opts: VerifyOptions = {}): 
  * only a hint. Nothing in the payload is parsed here.
  */
 export function verifyEnvelope (input: unknown, opts: VerifyOptions = {}): VerifiedEnvelope {
-  const { signatureBytes: _s, pae: _p, ...verified } = verifyEnvelopeParts(input, opts)
-  return verified
+  const v = verifyEnvelopeInPlace(input, opts)
+  return {
+    payloadType: v.payloadType,
+    payload: Uint8Array.prototype.slice.call(v.pae, v.payloadOffset),
+    keyId: v.keyId,
+    publicKey: v.publicKey,
+    envelope: v.envelope
+  }
+}
+
+/** The verified envelope plus the decoded signatures and the PAE bytes, so callers need not decode twice. */
+export interface VerifiedParts extends VerifiedEnvelope {
+  signatureBytes: Buffer[]
+  /** `pae(payloadType, payload)` (a copy of its own). */
+  pae: Uint8Array
+}
+
+/** `verifyEnvelope` that also returns the decoded signatures and the PAE bytes (for `envelopeIdOf`). */
+export function verifyEnvelopeParts (input: unknown, opts: VerifyOptions = {}): VerifiedParts {
+  const v = verifyEnvelopeInPlace(input, opts)
+  const encoded = Buffer.from(v.pae)
+  return {
+    payloadType: v.payloadType,
+    payload: encoded.subarray(v.payloadOffset),
+    keyId: v.keyId,
+    publicKey: v.publicKey,
+    envelope: v.envelope,
+    signatureBytes: v.signatureBytes,
+    pae: encoded
+  }
 }
 
 /** The content id from already decoded parts (see `envelopeId`); `encoded` is `pae(payloadType, payload)` when already built. */

@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import { ajv, check } from './ajv.js'
 import { announcementToStatement, checkAnnouncement, statementToAnnouncement } from './announcement.js'
 import { checkClaim, claimToStatement, statementToClaim } from './claim.js'
-import { envelopeIdOf, signEnvelope, verifyEnvelopeParts, type Envelope, type VerifyOptions } from './dsse.js'
+import { envelopeIdOf, signEnvelope, verifyEnvelopeInPlace, type Envelope, type VerifyOptions } from './dsse.js'
 import { LimitError, ValidationError } from './errors.js'
 import { LIMITS } from './limits.js'
 import type { SigningIdentity } from './keys.js'
@@ -54,17 +54,18 @@ const validateStatement = ajv.compile<{ predicateType: string }>(S.statement)
  * LimitError naming the field (`envelope.…` for the envelope, the Statement's JSON path otherwise).
  */
 export function decodeMessage (env: unknown, opts: DecodeOptions = {}): DecodedMessage {
-  const v = verifyEnvelopeParts(env, opts)
+  const v = verifyEnvelopeInPlace(env, opts)
   if (v.payloadType !== PAYLOAD_TYPE) throw new ValidationError('envelope.payloadType', `must be ${PAYLOAD_TYPE}`)
+  // Both read the shared scratch buffer: done before anything else can verify.
+  const id = envelopeIdOf(v.payloadType, v.pae.subarray(v.payloadOffset), v.signatureBytes, v.pae)
   let json: unknown
   try {
-    if (!isUtf8(v.payload)) throw new Error('invalid UTF-8')
-    json = JSON.parse(Buffer.from(v.payload.buffer, v.payload.byteOffset, v.payload.byteLength).toString('utf8'))
+    if (!isUtf8(v.pae.subarray(v.payloadOffset))) throw new Error('invalid UTF-8')
+    json = JSON.parse(v.pae.toString('utf8', v.payloadOffset))
   } catch (err) {
     throw new ValidationError('envelope.payload', `not UTF-8 JSON (${(err as Error).message})`)
   }
   const statement = check(validateStatement, json)
-  const id = envelopeIdOf(v.payloadType, v.payload, v.signatureBytes, v.pae)
   switch (statement.predicateType) {
     case ANNOUNCEMENT_PREDICATE:
       return { kind: 'announcement', announcement: statementToAnnouncement(statement), keyId: v.keyId, envelope: v.envelope, id }

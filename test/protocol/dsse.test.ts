@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { envelopeId, MAX_VERIFY_ATTEMPTS, pae, PUBLIC_KEY_EXTENSION, signEnvelope, verifyEnvelope, type Envelope } from '../../src/protocol/dsse.js'
+import { decodeBase64 } from '../../src/protocol/base64.js'
 import { LimitError, SignatureError, ValidationError } from '../../src/protocol/errors.js'
 import { keyIdOf } from '../../src/protocol/keys.js'
 import { LIMITS } from '../../src/protocol/limits.js'
@@ -157,6 +158,27 @@ describe('signEnvelope / verifyEnvelope', () => {
     const many = { ...env, signatures: Array(LIMITS.signaturesPerEnvelope + 1).fill(env.signatures[0]) }
     expect((thrown(() => verifyEnvelope(many, { keys: keys(alice) })) as LimitError).field).toBe('envelope.signatures')
     expect((thrown(() => verifyEnvelope(env, { keys: keys(alice), maxBytes: 100 })) as LimitError).field).toBe('envelope')
+  })
+})
+
+describe('strict base64', () => {
+  it('accepts both alphabets with or without padding, and rejects the rest', () => {
+    expect(decodeBase64('f', 'AAE=').toString('hex')).toBe('0001')
+    expect(decodeBase64('f', 'AAE').toString('hex')).toBe('0001')
+    expect(decodeBase64('f', '-_8').toString('hex')).toBe('fbff')
+    expect(decodeBase64('f', '+/8=').toString('hex')).toBe('fbff')
+    expect(decodeBase64('f', '').byteLength).toBe(0)
+    for (const bad of ['AAF=', 'AAE==', 'A', 'AA=A', 'AA E', '+_8=', 'AAE===', 'AAAAA', 'é', 'AA\n']) {
+      expect(() => decodeBase64('f', bad), JSON.stringify(bad)).toThrow(ValidationError)
+    }
+  })
+})
+
+describe('verification results', () => {
+  it('stay intact when more envelopes are verified afterwards', () => {
+    const a = verifyEnvelope(signEnvelope(TYPE, body, alice), { keys: keys(alice) })
+    verifyEnvelope(signEnvelope(TYPE, new TextEncoder().encode('something else entirely, and longer'), bob), { keys: keys(bob) })
+    expect(Buffer.from(a.payload).toString()).toBe('{"hello":"world"}')
   })
 })
 
