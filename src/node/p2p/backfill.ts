@@ -116,9 +116,10 @@ function errorName (err: unknown): string {
 export function createBackfillHandler (source: BackfillSource, limits: BackfillLimits, log: Logger): { handler: StreamHandler, active: () => number } {
   let active = 0
 
+  // Messages are cut to 256 characters so an ERROR frame stays well under the 1 KiB clients accept.
   async function refuse (stream: Stream, lp: LengthPrefixedStream<Stream>, reason: BackfillFailure, message: string, signal: AbortSignal): Promise<void> {
     log.debug({ reason, message, stream: stream.id }, 'back-fill request refused')
-    await lp.write(encodeJson(FRAME.ERROR, { reason, message: message.slice(0, 512) }), { signal })
+    await lp.write(encodeJson(FRAME.ERROR, { reason, message: message.slice(0, 256) }), { signal })
     await stream.close({ signal })
   }
 
