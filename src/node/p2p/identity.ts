@@ -1,5 +1,5 @@
 import { privateKeyFromRaw, publicKeyFromRaw } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey, peerIdFromPublicKey } from '@libp2p/peer-id'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { KeyObject } from 'node:crypto'
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
 import { IdentityKeyError } from './errors.js'
@@ -37,9 +37,4 @@ export function peerIdOfKey (key: KeyObject): PeerId {
 /** PeerId string (`12D3KooW…`) of an Ed25519 key, as `P2PNode.peerId` and gossip `from` report it. */
 export function peerIdOf (key: KeyObject): string {
   return peerIdOfKey(key).toString()
-}
-
-/** PeerId string of a libp2p private key. */
-export function peerIdOfLibp2pKey (key: Ed25519PrivateKey): string {
-  return peerIdFromPrivateKey(key).toString()
 }
