@@ -7,11 +7,14 @@ import Dockerode from 'dockerode'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRebuilder, RecipeError, RequirementsError, TargetError, type Rebuilder } from '../../src/node/build/index.js'
 import { UNRESOLVED_COMMIT } from '../../src/node/build/rebuilder.js'
+import { generateIdentity } from '../../src/protocol/keys.js'
+import { signClaim } from '../../src/protocol/messages.js'
 import { engineAvailable } from '../helpers/engine.js'
 import { busyboxPath, createFixtureRepo, scratchDockerfile, type FixtureRepo } from '../helpers/fixtures.js'
 import { runCli } from './cli-runner.js'
 
 const run = promisify(execFile)
+const identity = generateIdentity()
 const available = engineAvailable('build: failures')
 /** Builds and CLI processes share two cores with the rest of the suite: allow for a loaded machine. */
 const ENGINE_TEST_TIMEOUT = 180_000
@@ -46,6 +49,7 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     expect(out.claim.failure?.step).toBe('RUN echo broken >&2 && exit 3')
     expect(out.claim.failure?.logExcerpt).toContain('exit code: 3')
     expect(out.claim.target.commit).toBe(failing.commits[0]!.commit)
+    expect(signClaim(out.claim, identity).signatures).toHaveLength(1)
   }, ENGINE_TEST_TIMEOUT)
 
   it('a build over its time is a timeout, and the build is stopped', async () => {
@@ -54,6 +58,7 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     const started = Date.now()
     const out = await quick.rebuild({ repository: failing.dir, ref: 'v1.0.0', platform: 'linux/amd64', recipe })
     expect(out.claim.failure?.class).toBe('timeout')
+    expect(signClaim(out.claim, identity).signatures).toHaveLength(1)
     // Returned well before the 60 s step would have ended.
     expect(Date.now() - started).toBeLessThan(45_000)
   }, ENGINE_TEST_TIMEOUT)
@@ -89,6 +94,8 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     expect(out.claim.failure?.class).toBe('source-error')
     expect(out.claim.failure?.message).toContain('v9.9.9')
     expect(out.claim.target.commit).toBe(UNRESOLVED_COMMIT)
+    // Failure claims must be signable as they are: the wire schema accepts them.
+    expect(signClaim(out.claim, identity).signatures).toHaveLength(1)
   }, ENGINE_TEST_TIMEOUT)
 
   it('keeps only the newest build logs', async () => {
