@@ -164,7 +164,9 @@ async function main (): Promise<void> {
     process.stdout.write(`  service start (tag index of ${releases} announcements): ${ms(performance.now() - t0)}\n`)
     const cold = [...tags].sort(() => Math.random() - 0.5).slice(0, Math.min(QUERIES, tags.length))
     await measure('service.forTag(tag), first ask of each tag (cache miss)', async tag => await service.forTag(tag), cold.length, cold)
-    await measure('service.forTag(tag), asked before (cache hit)', async tag => await service.forTag(tag), QUERIES, cold.map((_, i) => cold[i % cold.length]!))
+    // Within the service's cache size, so every ask is a hit.
+    const warm = cold.slice(0, 500)
+    await measure('service.forTag(tag), asked before (cache hit)', async tag => await service.forTag(tag), QUERIES, Array.from({ length: QUERIES }, (_, i) => warm[i % warm.length]!))
     // ---- 2. HTTP throughput
     const server = createFeedServer({ store, policy }, { host: '127.0.0.1', port: 0 })
     const { url } = await server.start()

@@ -70,7 +70,7 @@ export interface ConsensusServiceComponents {
 }
 
 export interface ConsensusServiceInit {
-  /** Releases whose verdicts are kept computed. Default 1000. */
+  /** Releases whose verdicts are kept computed. Default 2000. */
   cacheSize?: number
 }
 
@@ -105,7 +105,7 @@ function sameMap (a: ReadonlyMap<string, string> | undefined, b: ReadonlyMap<str
  */
 export function createConsensusService (components: ConsensusServiceComponents, init: ConsensusServiceInit = {}): ConsensusService {
   const { store, policy } = components
-  const cacheSize = init.cacheSize ?? 1000
+  const cacheSize = init.cacheSize ?? 2000
   /** tag → repository → announcements (by id). */
   const byTag = new Map<string, Map<string, Map<string, StoredMessage>>>()
   /** repository+commit → releases announced at that commit. */
@@ -116,7 +116,8 @@ export function createConsensusService (components: ConsensusServiceComponents, 
   /** The initial load hit the store's listing limit: fall back to the store for unknown tags. */
   let truncated = false
   let ready: Promise<void> | undefined
-  let catchingUp: Promise<void> = Promise.resolve()
+  let running: Promise<void> | undefined
+  let queued: Promise<void> | undefined
 
   function addAnnouncement (m: StoredMessage): void {
     const a = m.announcement
@@ -150,20 +151,40 @@ export function createConsensusService (components: ConsensusServiceComponents, 
     for (const m of all) addAnnouncement(m)
   }
 
-  async function catchUp (): Promise<void> {
-    ready ??= load()
-    await ready
-    const run = catchingUp.then(async () => {
-      for (;;) {
-        const page = await store.messagesSince(highwater, CATCH_UP_PAGE)
-        for (const m of page.items) apply(m)
-        if (page.next <= highwater) return
-        highwater = page.next
-        if (page.items.length < CATCH_UP_PAGE) return
-      }
+  async function readNew (): Promise<void> {
+    for (;;) {
+      const page = await store.messagesSince(highwater, CATCH_UP_PAGE)
+      for (const m of page.items) apply(m)
+      if (page.next <= highwater) return
+      highwater = page.next
+      if (page.items.length < CATCH_UP_PAGE) return
+    }
+  }
+
+  /**
+   * At most one read in flight and one queued behind it: a caller joins the queued read,
+   * which starts after it arrived, so it still sees everything stored before it asked,
+   * and a burst of requests costs two index reads, not one each.
+   */
+  function catchUp (): Promise<void> {
+    if (queued !== undefined) return queued
+    const start = (): Promise<void> => {
+      const run = (async () => {
+        ready ??= load()
+        await ready
+        await readNew()
+      })()
+      running = run
+      void run.catch(() => undefined).then(() => { if (running === run) running = undefined })
+      return run
+    }
+    if (running === undefined) return start()
+    const next = running.catch(() => undefined).then(() => {
+      queued = undefined
+      return start()
     })
-    catchingUp = run.catch(() => undefined)
-    await run
+    queued = next
+    return next
   }
 
   async function announcementsFor (tag: string, repository: string | undefined): Promise<StoredMessage[]> {

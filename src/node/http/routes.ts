@@ -32,6 +32,8 @@ function baseUrl (req: IncomingMessage): string | undefined {
 }
 
 const CONSENSUS_PREFIX = '/api/v1/consensus/'
+/** A store version no entry has: `cache.get` then answers with immutable entries only. */
+const NO_VERSION = -1
 
 /** One public view of a stored claim: the decoded claim, who signed it and when it arrived. */
 function claimView (m: StoredMessage): Record<string, unknown> {
@@ -153,6 +155,9 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     return async (req, res, url) => {
       // The feed names its own URL, which depends on the Host header.
       const key = `${url.pathname}${url.search}${url.pathname === '/feed.json' ? ` ${baseUrl(req) ?? ''}` : ''}`
+      // Immutable answers (full pages of the log) need no look at the store at all.
+      const immutable = cache.get(key, NO_VERSION)
+      if (immutable !== undefined) return sendPrepared(req, res, immutable)
       const version = await ctx.consensus.sync()
       const hit = cache.get(key, version)
       if (hit !== undefined) return sendPrepared(req, res, hit)
