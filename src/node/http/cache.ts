@@ -8,6 +8,8 @@ import type { Prepared } from './respond.js'
 export interface ResponseCache {
   /** The response for `key` computed at store version `version`, if still valid. */
   get (key: string, version: number): Prepared | undefined
+  /** The entry for `key` if it is immutable (no store version needed to trust it). */
+  immutable (key: string): Prepared | undefined
   /** `immutable`: valid at every later version too (a full page of the append-only log). */
   set (key: string, version: number, value: Prepared, immutable?: boolean): void
 }
@@ -43,6 +45,14 @@ export function createResponseCache (init: ResponseCacheInit = {}): ResponseCach
         drop(key)
         return undefined
       }
+      entries.delete(key)
+      entries.set(key, e)
+      return e.value
+    },
+
+    immutable (key) {
+      const e = entries.get(key)
+      if (e === undefined || !e.immutable) return undefined
       entries.delete(key)
       entries.set(key, e)
       return e.value

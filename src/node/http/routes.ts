@@ -32,8 +32,6 @@ function baseUrl (req: IncomingMessage): string | undefined {
 }
 
 const CONSENSUS_PREFIX = '/api/v1/consensus/'
-/** A store version no entry has: `cache.get` then answers with immutable entries only. */
-const NO_VERSION = -1
 
 /** One public view of a stored claim: the decoded claim, who signed it and when it arrived. */
 function claimView (m: StoredMessage): Record<string, unknown> {
@@ -156,7 +154,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
       // The feed names its own URL, which depends on the Host header.
       const key = `${url.pathname}${url.search}${url.pathname === '/feed.json' ? ` ${baseUrl(req) ?? ''}` : ''}`
       // Immutable answers (full pages of the log) need no look at the store at all.
-      const immutable = cache.get(key, NO_VERSION)
+      const immutable = cache.immutable(key)
       if (immutable !== undefined) return sendPrepared(req, res, immutable)
       const version = await ctx.consensus.sync()
       const hit = cache.get(key, version)
