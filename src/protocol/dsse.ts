@@ -1,5 +1,5 @@
-import { createHash, sign, verify, type KeyObject } from 'node:crypto'
-import { checkBase64, decodeBase64, encodeBase64 } from './base64.js'
+import { createHash, hash, sign, verify, type KeyObject } from 'node:crypto'
+import { decodeBase64, decodeBase64Into, encodeBase64 } from './base64.js'
 import { LimitError, SignatureError, ValidationError } from './errors.js'
 import { keyIdOf, publicKeyFromDer, spkiDer, type Identity, type SigningIdentity } from './keys.js'
 import { LIMITS } from './limits.js'
@@ -157,7 +157,8 @@ function embeddedKey (field: string, b64: string): KeyObject {
 // PAE bytes are assembled in one buffer reused by every verification (verification is
 // synchronous, so nothing else can touch it meanwhile): no per-message allocation for the
 // payload or the PAE. Views into it never leave this module's callers unsynchronised.
-const SCRATCH = Buffer.allocUnsafe(LIMITS.payloadBytes + 4 * LIMITS.payloadTypeLength + 64)
+// Room for the PAE (header + payload) and, after it, the envelope-id suffix (count and signatures).
+const SCRATCH = Buffer.allocUnsafe(LIMITS.payloadBytes + 4 * LIMITS.payloadTypeLength + 64 + LIMITS.signaturesPerEnvelope * (LIMITS.signatureLength + 16) + 16)
 
 /**
  * What a verification leaves in the scratch buffer: valid only until the next verification,
@@ -173,6 +174,29 @@ export interface VerifiedScratch {
   publicKey: KeyObject
   envelope: Envelope
   signatureBytes: Buffer[]
+  /** `envelopeId` of the envelope. */
+  id: string
+}
+
+/** Distinct signatures in ascending byte order, as the envelope id takes them. */
+function idOrder (signatures: readonly Uint8Array[]): readonly Uint8Array[] {
+  if (signatures.length === 1) return signatures
+  return [...new Map(signatures.map(s => [Buffer.from(s).toString('hex'), s])).entries()]
+    .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+    .map(([, s]) => s)
+}
+
+/** The envelope id with the PAE already in SCRATCH[0, length): append the suffix and hash once. */
+function scratchId (length: number, signatures: readonly Uint8Array[]): string {
+  const sorted = idOrder(signatures)
+  let at = length
+  at += SCRATCH.write(` ${sorted.length}`, at, 'latin1')
+  for (const s of sorted) {
+    at += SCRATCH.write(` ${s.byteLength} `, at, 'latin1')
+    SCRATCH.set(s, at)
+    at += s.byteLength
+  }
+  return hash('sha256', SCRATCH.subarray(0, at), 'hex')
 }
 
 /**
@@ -181,16 +205,19 @@ export interface VerifiedScratch {
  */
 export function verifyEnvelopeInPlace (input: unknown, opts: VerifyOptions = {}): VerifiedScratch {
   const env = checkEnvelope(input, opts.maxBytes ?? LIMITS.envelopeBytes)
-  const payloadLength = checkBase64('envelope.payload', env.payload)
-  if (payloadLength > LIMITS.payloadBytes) throw new LimitError('envelope.payload', LIMITS.payloadBytes, payloadLength)
+  // The PAE header needs the payload length, known from the base64 length before decoding.
+  let payloadOffset = 0
+  const payloadLength = decodeBase64Into('envelope.payload', env.payload, SCRATCH, n => {
+    if (n > LIMITS.payloadBytes) throw new LimitError('envelope.payload', LIMITS.payloadBytes, n)
+    payloadOffset = SCRATCH.write(`DSSEv1 ${Buffer.byteLength(env.payloadType)} ${env.payloadType} ${n} `, 0, 'utf8')
+    return payloadOffset
+  })
   const signatureBytes = env.signatures.map((s, i) => decodeBase64(`envelope.signatures[${i}].sig`, s.sig))
-  const payloadOffset = SCRATCH.write(`DSSEv1 ${Buffer.byteLength(env.payloadType)} ${env.payloadType} ${payloadLength} `, 0, 'utf8')
-  SCRATCH.write(env.payload, payloadOffset, payloadLength, 'base64')
   const message = SCRATCH.subarray(0, payloadOffset + payloadLength)
   const keys = opts.keys ?? new Map<string, KeyObject>()
   let attempts = 0
   const verified = (keyId: string, publicKey: KeyObject): VerifiedScratch =>
-    ({ payloadType: env.payloadType, pae: message, payloadOffset, keyId, publicKey, envelope: env, signatureBytes })
+    ({ payloadType: env.payloadType, pae: message, payloadOffset, keyId, publicKey, envelope: env, signatureBytes, id: scratchId(message.byteLength, signatureBytes) })
   for (let i = 0; i < env.signatures.length; i++) {
     const s = env.signatures[i] as DsseSignature
     const sig = signatureBytes[i] as Buffer
@@ -260,11 +287,7 @@ export function verifyEnvelopeParts (input: unknown, opts: VerifyOptions = {}): 
 
 /** The content id from already decoded parts (see `envelopeId`); `encoded` is `pae(payloadType, payload)` when already built. */
 export function envelopeIdOf (payloadType: string, payload: Uint8Array, signatures: readonly Uint8Array[], encoded?: Uint8Array): string {
-  const sorted = signatures.length === 1
-    ? signatures
-    : [...new Map(signatures.map(s => [Buffer.from(s).toString('hex'), s])).entries()]
-        .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-        .map(([, s]) => s)
+  const sorted = idOrder(signatures)
   const h = createHash('sha256').update(encoded ?? pae(payloadType, payload)).update(` ${sorted.length}`)
   for (const s of sorted) h.update(` ${s.byteLength} `).update(s)
   return h.digest('hex')

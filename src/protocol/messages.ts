@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import { ajv, check } from './ajv.js'
 import { announcementToStatement, checkAnnouncement, statementToAnnouncement } from './announcement.js'
 import { checkClaim, claimToStatement, statementToClaim } from './claim.js'
-import { envelopeIdOf, signEnvelope, verifyEnvelopeInPlace, type Envelope, type VerifyOptions } from './dsse.js'
+import { signEnvelope, verifyEnvelopeInPlace, type Envelope, type VerifyOptions } from './dsse.js'
 import { LimitError, ValidationError } from './errors.js'
 import { LIMITS } from './limits.js'
 import type { SigningIdentity } from './keys.js'
@@ -56,8 +56,7 @@ const validateStatement = ajv.compile<{ predicateType: string }>(S.statement)
 export function decodeMessage (env: unknown, opts: DecodeOptions = {}): DecodedMessage {
   const v = verifyEnvelopeInPlace(env, opts)
   if (v.payloadType !== PAYLOAD_TYPE) throw new ValidationError('envelope.payloadType', `must be ${PAYLOAD_TYPE}`)
-  // Both read the shared scratch buffer: done before anything else can verify.
-  const id = envelopeIdOf(v.payloadType, v.pae.subarray(v.payloadOffset), v.signatureBytes, v.pae)
+  // Reads the shared scratch buffer: done before anything else can verify.
   let json: unknown
   try {
     if (!isUtf8(v.pae.subarray(v.payloadOffset))) throw new Error('invalid UTF-8')
@@ -68,10 +67,10 @@ export function decodeMessage (env: unknown, opts: DecodeOptions = {}): DecodedM
   const statement = check(validateStatement, json)
   switch (statement.predicateType) {
     case ANNOUNCEMENT_PREDICATE:
-      return { kind: 'announcement', announcement: statementToAnnouncement(statement), keyId: v.keyId, envelope: v.envelope, id }
+      return { kind: 'announcement', announcement: statementToAnnouncement(statement), keyId: v.keyId, envelope: v.envelope, id: v.id }
     case SLSA_PROVENANCE_V1:
     case FAILURE_PREDICATE:
-      return { kind: 'claim', claim: statementToClaim(statement), keyId: v.keyId, envelope: v.envelope, id }
+      return { kind: 'claim', claim: statementToClaim(statement), keyId: v.keyId, envelope: v.envelope, id: v.id }
     default:
       throw new ValidationError('predicateType', `unknown predicate type ${JSON.stringify(statement.predicateType)}`)
   }

@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { envelopeId, MAX_VERIFY_ATTEMPTS, pae, PUBLIC_KEY_EXTENSION, signEnvelope, verifyEnvelope, type Envelope } from '../../src/protocol/dsse.js'
 import { decodeBase64 } from '../../src/protocol/base64.js'
@@ -171,6 +172,34 @@ describe('strict base64', () => {
     for (const bad of ['AAF=', 'AAE==', 'A', 'AA=A', 'AA E', '+_8=', 'AAE===', 'AAAAA', 'é', 'AA\n']) {
       expect(() => decodeBase64('f', bad), JSON.stringify(bad)).toThrow(ValidationError)
     }
+  })
+})
+
+describe('strict base64 against a reference', () => {
+  // Reference: one alphabet by regular expression, then canonical by re-encoding.
+  function reference (s: string): boolean {
+    const url = /^[A-Za-z0-9_-]*={0,2}$/.test(s)
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s) && !url) return false
+    const bare = s.replace(/=+$/, '')
+    if (bare.length !== s.length && s.length % 4 !== 0) return false
+    const again = Buffer.from(s, 'base64').toString(url ? 'base64url' : 'base64').replace(/=+$/, '')
+    return again === bare
+  }
+  it('accepts exactly what the reference accepts, with the same bytes', () => {
+    const ch = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_'.split(''), '=', ' ', '!', 'é', '\n', 'A', 'g', 'Q')
+    const str = fc.oneof(
+      fc.array(ch, { maxLength: 14 }).map(a => a.join('')),
+      fc.uint8Array({ maxLength: 12 }).chain(b => fc.constantFrom(Buffer.from(b).toString('base64'), Buffer.from(b).toString('base64url'))))
+    fc.assert(fc.property(str, s => {
+      let got: Buffer | undefined
+      try {
+        got = decodeBase64('f', s)
+      } catch (err) {
+        expect(err).toBeInstanceOf(ValidationError)
+      }
+      expect(got !== undefined, JSON.stringify(s)).toBe(reference(s))
+      if (got !== undefined) expect(got.equals(Buffer.from(s, 'base64'))).toBe(true)
+    }), { numRuns: 3000 })
   })
 })
 

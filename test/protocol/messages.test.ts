@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- tests edit raw statement JSON at arbitrary paths */
 import { describe, expect, it } from 'vitest'
-import { signEnvelope, type Envelope } from '../../src/protocol/dsse.js'
+import { envelopeId, signEnvelope, type Envelope } from '../../src/protocol/dsse.js'
 import { LimitError, SignatureError, ValidationError } from '../../src/protocol/errors.js'
 import { LIMITS } from '../../src/protocol/limits.js'
 import { claimToStatement, decodeMessage, parseTargetKey, signAnnouncement, signClaim, targetKey, type Statement } from '../../src/protocol/messages.js'
@@ -138,6 +138,12 @@ describe('claims', () => {
     const copy = JSON.parse(JSON.stringify(env)) as Envelope
     ;(copy.signatures[0] as { keyid: string }).keyid = ''
     expect(decodeMessage(copy, { keys }).id).toBe(a.id)
+    expect(a.id).toBe(envelopeId(env))
+    // Co-signed: the id covers both signatures, in either order.
+    const other = signClaim(successClaim(digestOf('2')), fixedIdentity(9))
+    const both: Envelope = { ...env, signatures: [other.signatures[0], env.signatures[0]] as Envelope['signatures'] }
+    expect(decodeMessage(both, { keys }).id).toBe(envelopeId(both))
+    expect(envelopeId(both)).not.toBe(a.id)
   })
 })
 
