@@ -16,7 +16,7 @@
  * with the results show whether the run was starved (by the rate or by other load).
  *
  * Targets: p99 < 250 ms; ingest >= 0.8 of raw verify.
- * Environment: BENCH_NODES (20), BENCH_CLAIMS (200), BENCH_RATE (claims/s, 10),
+ * Environment: BENCH_NODES (20), BENCH_CLAIMS (200), BENCH_RATE (claims/s, 5),
  * BENCH_HEARTBEAT_MS (700, the production default), BENCH_SEED (1).
  */
 import { createHash, verify } from 'node:crypto'
@@ -34,7 +34,7 @@ import type { Claim } from '../src/protocol/types.js'
 
 const NODES = Number(process.env.BENCH_NODES ?? 20)
 const CLAIMS = Number(process.env.BENCH_CLAIMS ?? 200)
-const RATE = Number(process.env.BENCH_RATE ?? 10)
+const RATE = Number(process.env.BENCH_RATE ?? 5)
 const HEARTBEAT_MS = Number(process.env.BENCH_HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_MS)
 const SEED = Number(process.env.BENCH_SEED ?? 1)
 const EXTRA_DIALS = 2
