@@ -199,6 +199,10 @@ function scratchId (length: number, signatures: readonly Uint8Array[]): string {
   return hash('sha256', SCRATCH.subarray(0, at), 'hex')
 }
 
+function scratchResult (env: Envelope, message: Buffer, payloadOffset: number, keyId: string, publicKey: KeyObject, signatureBytes: Buffer[]): VerifiedScratch {
+  return { payloadType: env.payloadType, pae: message, payloadOffset, keyId, publicKey, envelope: env, signatureBytes, id: scratchId(message.byteLength, signatureBytes) }
+}
+
 /**
  * The verification itself, without copying the payload out. Used by `verifyEnvelope` and
  * `decodeMessage`; see `VerifiedScratch` for the lifetime of the result.
@@ -216,8 +220,6 @@ export function verifyEnvelopeInPlace (input: unknown, opts: VerifyOptions = {})
   const message = SCRATCH.subarray(0, payloadOffset + payloadLength)
   const keys = opts.keys ?? new Map<string, KeyObject>()
   let attempts = 0
-  const verified = (keyId: string, publicKey: KeyObject): VerifiedScratch =>
-    ({ payloadType: env.payloadType, pae: message, payloadOffset, keyId, publicKey, envelope: env, signatureBytes, id: scratchId(message.byteLength, signatureBytes) })
   for (let i = 0; i < env.signatures.length; i++) {
     const s = env.signatures[i] as DsseSignature
     const sig = signatureBytes[i] as Buffer
@@ -239,10 +241,10 @@ export function verifyEnvelopeInPlace (input: unknown, opts: VerifyOptions = {})
     for (const id of order) {
       if (attempts++ >= MAX_VERIFY_ATTEMPTS) break
       const key = keys.get(id) as KeyObject
-      if (verify(null, message, key, sig)) return verified(id, key)
+      if (verify(null, message, key, sig)) return scratchResult(env, message, payloadOffset, id, key, signatureBytes)
     }
     if (opts.allowEmbeddedKeys === true && embedded !== undefined && embeddedId !== undefined && !keys.has(embeddedId)) {
-      if (attempts++ < MAX_VERIFY_ATTEMPTS && verify(null, message, embedded, sig)) return verified(embeddedId, embedded)
+      if (attempts++ < MAX_VERIFY_ATTEMPTS && verify(null, message, embedded, sig)) return scratchResult(env, message, payloadOffset, embeddedId, embedded, signatureBytes)
     }
   }
   throw new SignatureError(`envelope.signatures: no signature verifies with ${opts.allowEmbeddedKeys === true ? 'a policy key or an embedded key' : 'a policy key'}`)
