@@ -102,8 +102,11 @@ export function createFeedServer (components: FeedServerComponents, init: FeedSe
       s.on('clientError', (err, socket) => {
         // Malformed requests, oversized headers and header timeouts: answer if the socket still can.
         if (socket.writable) {
-          const status = (err as { code?: string }).code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
-          socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+          const code = (err as { code?: string }).code
+          const [status, text] = code === 'HPE_HEADER_OVERFLOW'
+            ? [431, 'Request Header Fields Too Large']
+            : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request']
+          socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
         } else {
           socket.destroy()
         }
