@@ -2,15 +2,6 @@
 import { Command, CommanderError } from 'commander'
 import { NekoError } from '../protocol/errors.js'
 import { EXIT } from './exit-codes.js'
-import { register as keygen } from './commands/keygen.js'
-import { register as verify } from './commands/verify.js'
-import { register as rebuild } from './commands/rebuild.js'
-import { register as diff } from './commands/diff.js'
-import { register as join } from './commands/join.js'
-import { register as announce } from './commands/announce.js'
-import { register as devnet } from './commands/devnet.js'
-import { register as status } from './commands/status.js'
-import { register as audit } from './commands/audit.js'
 import { TOOL_VERSION } from './version.js'
 
 const program = new Command('neko-rebuilder')
@@ -18,7 +9,25 @@ const program = new Command('neko-rebuilder')
   .version(TOOL_VERSION)
   .exitOverride()
 
-for (const register of [keygen, verify, rebuild, diff, join, announce, devnet, status, audit]) register(program)
+// Each command pulls in its own heavy dependencies (libp2p, dockerode, ajv schemas), so only
+// the command being run is loaded; help and unknown commands load them all.
+const COMMANDS: Record<string, () => Promise<{ register: (program: Command) => void }>> = {
+  keygen: async () => await import('./commands/keygen.js'),
+  verify: async () => await import('./commands/verify.js'),
+  rebuild: async () => await import('./commands/rebuild.js'),
+  diff: async () => await import('./commands/diff.js'),
+  join: async () => await import('./commands/join.js'),
+  announce: async () => await import('./commands/announce.js'),
+  devnet: async () => await import('./commands/devnet.js'),
+  status: async () => await import('./commands/status.js'),
+  audit: async () => await import('./commands/audit.js')
+}
+const requested = process.argv[2]
+const names = requested != null && Object.hasOwn(COMMANDS, requested) ? [requested] : Object.keys(COMMANDS)
+for (const name of names) {
+  const load = COMMANDS[name]
+  if (load != null) (await load()).register(program)
+}
 
 try {
   await program.parseAsync(process.argv)
