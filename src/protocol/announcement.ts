@@ -31,20 +31,7 @@ const validate = ajv.compile<{ subject: Array<{ name: string, digest: { gitCommi
   properties: {
     _type: { type: 'string' },
     predicateType: { type: 'string' },
-    subject: {
-      type: 'array',
-      minItems: 1,
-      maxItems: 1,
-      items: {
-        type: 'object',
-        properties: {
-          name: S.str(LIMITS.repositoryLength + LIMITS.tagLength + 1),
-          digest: { type: 'object', properties: { gitCommit: S.commit }, required: ['gitCommit'], additionalProperties: false }
-        },
-        required: ['name', 'digest'],
-        additionalProperties: false
-      }
-    },
+    subject: S.single(S.str(LIMITS.repositoryLength + LIMITS.tagLength + 1), S.gitCommitDigest),
     predicate: {
       type: 'object',
       properties: {

@@ -3,6 +3,7 @@ import { SignatureError, ValidationError } from './errors.js'
 import { envelopeIdOf, signEnvelope, verifyEnvelopeParts, type Envelope, type VerifyOptions } from './dsse.js'
 import type { SigningIdentity } from './keys.js'
 import { LIMITS } from './limits.js'
+import * as S from './schema-parts.js'
 import { PAYLOAD_TYPE, STATEMENT_TYPE } from './types.js'
 
 /** Predicate type of a node's signed statement of what it can build. */
@@ -45,25 +46,7 @@ const statementSchema = {
   required: ['_type', 'subject', 'predicateType', 'predicate'],
   properties: {
     _type: { const: STATEMENT_TYPE },
-    subject: {
-      type: 'array',
-      minItems: 1,
-      maxItems: 1,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['name', 'digest'],
-        properties: {
-          name: { type: 'string', maxLength: LIMITS.shortStringLength },
-          digest: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['sha256'],
-            properties: { sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' } }
-          }
-        }
-      }
-    },
+    subject: S.single({ type: 'string', maxLength: LIMITS.shortStringLength }, S.sha256Digest),
     predicateType: { const: CAPABILITIES_PREDICATE },
     predicate: {
       type: 'object',

@@ -152,17 +152,8 @@ export function claimToStatement (c: Claim): Statement {
   return c.result !== undefined ? successStatement(c, c.result) : failureStatement(c, c.failure as Failure)
 }
 
-const subjectSchema = (digestSchema: Record<string, unknown>): Record<string, unknown> => ({
-  type: 'array',
-  minItems: 1,
-  maxItems: 1,
-  items: {
-    type: 'object',
-    properties: { name: S.str(LIMITS.repositoryLength + LIMITS.variantLength + LIMITS.platformLength + 2), digest: digestSchema },
-    required: ['name', 'digest'],
-    additionalProperties: false
-  }
-})
+const subjectSchema = (digestSchema: Record<string, unknown>): Record<string, unknown> =>
+  S.single(S.str(LIMITS.repositoryLength + LIMITS.variantLength + LIMITS.platformLength + 2), digestSchema)
 
 const descriptor = (name: Record<string, unknown>, withAnnotations: boolean): Record<string, unknown> => ({
   type: 'object',
@@ -201,7 +192,7 @@ const validateSuccess = ajv.compile<SuccessShape>({
   properties: {
     _type: { type: 'string' },
     predicateType: { type: 'string' },
-    subject: subjectSchema({ type: 'object', properties: { sha256: S.hex64 }, required: ['sha256'], additionalProperties: false }),
+    subject: subjectSchema(S.sha256Digest),
     predicate: {
       type: 'object',
       properties: {
@@ -221,20 +212,7 @@ const validateSuccess = ajv.compile<SuccessShape>({
               required: ['sourceDateEpoch'],
               additionalProperties: false
             },
-            resolvedDependencies: {
-              type: 'array',
-              minItems: 1,
-              maxItems: 1,
-              items: {
-                type: 'object',
-                properties: {
-                  uri: S.str(LIMITS.repositoryLength + LIMITS.tagLength + 20),
-                  digest: { type: 'object', properties: { gitCommit: S.commit }, required: ['gitCommit'], additionalProperties: false }
-                },
-                required: ['uri', 'digest'],
-                additionalProperties: false
-              }
-            }
+            resolvedDependencies: S.single(S.str(LIMITS.repositoryLength + LIMITS.tagLength + 20), S.gitCommitDigest, 'uri')
           },
           required: ['buildType', 'externalParameters', 'internalParameters', 'resolvedDependencies'],
           additionalProperties: false
@@ -315,7 +293,7 @@ const validateFailure = ajv.compile<FailureShape>({
   properties: {
     _type: { type: 'string' },
     predicateType: { type: 'string' },
-    subject: subjectSchema({ type: 'object', properties: { gitCommit: S.commit }, required: ['gitCommit'], additionalProperties: false }),
+    subject: subjectSchema(S.gitCommitDigest),
     predicate: {
       type: 'object',
       properties: {

@@ -28,6 +28,24 @@ export const hex64 = str(64, { pattern: HEX64 })
 export const time = str(64, { format: 'date-time' })
 export const shortString = str(LIMITS.shortStringLength)
 
+/** `{ gitCommit: <40 hex> }`: a subject or dependency digest naming a source commit. */
+export const gitCommitDigest = { type: 'object', properties: { gitCommit: commit }, required: ['gitCommit'], additionalProperties: false }
+/** `{ sha256: <64 hex> }`: a subject digest naming an artifact. */
+export const sha256Digest = { type: 'object', properties: { sha256: hex64 }, required: ['sha256'], additionalProperties: false }
+
+/** An in-toto `subject` (or dependency list) of exactly one entry: `[{ <nameKey>: name, digest }]`. */
+export const single = (name: Record<string, unknown>, digestSchema: Record<string, unknown>, nameKey = 'name'): Record<string, unknown> => ({
+  type: 'array',
+  minItems: 1,
+  maxItems: 1,
+  items: {
+    type: 'object',
+    properties: { [nameKey]: name, digest: digestSchema },
+    required: [nameKey, 'digest'],
+    additionalProperties: false
+  }
+})
+
 export const recipe = {
   type: 'object',
   properties: { name: str(LIMITS.recipeNameLength, { pattern: RECIPE_NAME }), digest },

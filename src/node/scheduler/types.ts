@@ -1,18 +1,11 @@
 import type { Claim } from '../../protocol/types.js'
 import type { PlatformCapabilities } from '../build/recipe.js'
+import type { RebuildRequest as BuildRequest } from '../build/rebuilder.js'
 
-/** What the scheduler asks of a rebuild engine (the build engine's `Rebuilder` satisfies it). */
-export interface RebuildRequest {
-  repository: string
-  /** Tag (preferred, so the claim records it) or commit. */
-  ref: string
-  expectedCommit?: string
-  /** Built-in recipe name or file; undefined uses the repository's own recipe or its Dockerfile. */
-  recipe?: string
-  variant?: string
-  platform: string
-}
+/** What the scheduler asks of a rebuild engine: the build engine's request, without keeping tarballs. */
+export type RebuildRequest = Omit<BuildRequest, 'outDir'>
 
+/** The build engine's `Rebuilder` satisfies it; tests may pass any engine of this shape. */
 export interface SchedulerRebuilder {
   rebuild: (req: RebuildRequest, opts: { signal?: AbortSignal }) => Promise<{ claim: Claim }>
 }
