@@ -59,7 +59,7 @@ export function register (program: Command): void {
           ...lines,
           ...result.nodes.map((n, i) => `node ${i + 1} ${n.peerId}: ${n.verdicts.map(v => v.status).join(', ')}`),
           result.reproducible ? `reproducible: every node agrees on every target (${result.seconds} s)` : `not reproducible on every node (${result.seconds} s)`,
-          ...(result.dir != null ? [`kept: ${result.dir}`] : []),
+          ...(result.dir != null ? [`kept: ${result.dir} (query it: neko-rebuilder status TAG --data-dir ${result.dir}/node-1 --policy ${result.dir}/trust.json)`] : []),
           ''
         ].join('\n'))
       }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateIdentity, type SigningIdentity } from '../../protocol/keys.js'
@@ -49,15 +49,15 @@ export interface DevnetResult {
   seconds: number
 }
 
-function devnetPolicy (builders: SigningIdentity[], announcer: SigningIdentity): TrustPolicy {
-  return parsePolicy({
+function devnetPolicyJson (builders: SigningIdentity[], announcer: SigningIdentity): Record<string, unknown> {
+  return {
     version: 1,
     builders: builders.map((b, i) => ({ name: `node-${i + 1}`, operator: `operator-${i + 1}`, publicKey: b.publicKeyPem })),
     announcers: [{ name: 'devnet-announcer', publicKey: announcer.publicKeyPem }],
     threshold: builders.length,
     minOperators: builders.length,
     allowedDissent: 0
-  })
+  }
 }
 
 async function until (check: () => Promise<boolean> | boolean, deadline: number): Promise<boolean> {
@@ -87,7 +87,10 @@ export async function runDevnet (init: DevnetInit = {}): Promise<DevnetResult> {
     say(`fixture release ${project.tag} at ${project.repository} (commit ${project.commit.slice(0, 12)})`)
     const ids = Array.from({ length: n }, () => generateIdentity())
     const announcer = generateIdentity()
-    const policy = devnetPolicy(ids, announcer)
+    const policyJson = devnetPolicyJson(ids, announcer)
+    const policy: TrustPolicy = parsePolicy(policyJson)
+    // Kept with --keep, so the stores can be queried afterwards (`status --data-dir node-1 --policy trust.json`).
+    await writeFile(join(dir, 'trust.json'), JSON.stringify(policyJson, null, 2) + '\n')
 
     // Fail early and clearly when there is no engine to rebuild with.
     const probe = createRebuilder({}, { workDir: join(dir, 'probe') })
