@@ -414,3 +414,168 @@ export function checkClaim (c: Claim): void {
   }
   statementToClaim(JSON.parse(JSON.stringify(claimToStatement(c))) as Statement)
 }
+
+// ---------------------------------------------------------------------------------------
+// Success claims as signClaim writes them, read without building the generic JSON tree.
+//
+// `claimToStatement` serialises a success claim to one fixed text shape (fixed key order,
+// no whitespace). A payload in exactly that shape is matched by one regular expression,
+// every captured string then gets the same checks the schema and `successToClaim` apply
+// (lengths, patterns, date-time format, cross-field equalities), and the Claim is built
+// from the captures. Anything else — another key order, whitespace, an escape sequence
+// in a string, a failed check — returns undefined and the caller takes the general path
+// (JSON.parse, ajv, `statementToClaim`), which accepts or rejects with the usual error.
+// So this path accepts a subset of what the general path accepts and returns the same
+// Claim for it: a captured string contains no `"`, `\` or control character, so it is
+// exactly the string JSON.parse would produce.
+
+const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+/** The body of a JSON string with no escapes (what JSON.parse returns unchanged). */
+const STR = '([^"\\\\\\x00-\\x1f]*)'
+const lit = (s: string): string => reEscape(s)
+const key = (k: string): string => lit(`"${k}":`)
+const sv = (k: string): string => `${key(k)}"${STR}"`
+/** A field the schema limits to exactly 64 (or 40) lowercase hex digits: checked by the match itself. */
+const HEX64 = '([0-9a-f]{64})'
+const HEX40 = '([0-9a-f]{40})'
+const hv = (k: string, hex: string): string => `${key(k)}"${hex}"`
+const byproductHead = (name: string, media: string): string =>
+  `${lit(`{"name":"${name}","digest":{"sha256":"`)}${HEX64}${lit(`"},"mediaType":"${media}"}`)}`
+
+const SUCCESS_HEAD = new RegExp('^' + [
+  lit(`{"_type":"${STATEMENT_TYPE}","subject":[{`), sv('name'), lit(',"digest":{'), hv('sha256', HEX64), lit('}}],'),
+  lit(`"predicateType":"${SLSA_PROVENANCE_V1}","predicate":{"buildDefinition":{"buildType":"${REBUILD_BUILD_TYPE}","externalParameters":{`),
+  sv('repository'), `(?:,${sv('ref')})?`, ',', hv('commit', HEX40), ',', sv('variant'), ',', sv('platform'), ',',
+  key('recipe'), '\\{', sv('name'), ',', sv('digest'), lit('}},'),
+  key('internalParameters'), '\\{', key('sourceDateEpoch'), '(0|[1-9][0-9]{0,11})', lit('},'),
+  key('resolvedDependencies'), '\\[\\{', sv('uri'), ',', key('digest'), '\\{', hv('gitCommit', HEX40), lit('}}]},'),
+  lit(`"runDetails":{"builder":{"id":"${BUILDER_ID}","version":{"engine.name":"docker",`),
+  sv('engine.version'), `(?:,${sv('engine.apiVersion')})?`, ',', sv('buildx'), ',', sv('buildkit'), ',', sv('kernel'), ',', sv('arch'), ',',
+  key('emulated'), '"(true|false)",', sv('tool.name'), ',', sv('tool.version'), lit('}},'),
+  key('metadata'), '\\{', sv('startedOn'), ',', sv('finishedOn'), lit('},'),
+  key('byproducts'), '\\[',
+  byproductHead(BYPRODUCT.index, MEDIA.index), ',', byproductHead(BYPRODUCT.manifest, MEDIA.manifest), ',', byproductHead(BYPRODUCT.config, MEDIA.config)
+].join(''))
+
+const LAYER = new RegExp([
+  lit(`,{"name":"${BYPRODUCT.layerPrefix}`), '(0|[1-9][0-9]*)', lit('","digest":{"sha256":"'), HEX64, lit(`"},"mediaType":"${MEDIA.layer}"`),
+  `(?:${lit(',"annotations":{"createdBy":"')}${STR}${lit('"}')})?`, '\\}'
+].join(''), 'y')
+
+const TAIL = ']}}}'
+
+// The schema's own rules, compiled as ajv compiles them (no `u` flag; lengths in UTF-16 units).
+const rx = (p: string): RegExp => new RegExp(p)
+const RX = {
+  digest: rx(S.DIGEST), platform: rx(S.PLATFORM), repository: rx(S.REPOSITORY),
+  tag: rx(S.TAG), variant: rx(S.VARIANT), recipeName: rx(S.RECIPE_NAME), arch: rx('^[a-z0-9_]+$')
+}
+const SUBJECT_NAME_MAX = LIMITS.repositoryLength + LIMITS.variantLength + LIMITS.platformLength + 2
+const URI_MAX = LIMITS.repositoryLength + LIMITS.tagLength + 20
+
+const dateTimeFormat = ajv.formats['date-time'] as unknown
+const isDateTime: (s: string) => boolean =
+  typeof dateTimeFormat === 'function'
+    ? dateTimeFormat as (s: string) => boolean
+    : dateTimeFormat instanceof RegExp
+      ? (s: string) => dateTimeFormat.test(s)
+      : (dateTimeFormat as { validate: (s: string) => boolean }).validate
+
+const DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+const digits = (s: string, from: number, n: number): number => {
+  let v = 0
+  for (let i = from; i < from + n; i++) {
+    const d = s.charCodeAt(i) - 48
+    if (d < 0 || d > 9) return -1
+    v = v * 10 + d
+  }
+  return v
+}
+
+/**
+ * `YYYY-MM-DDTHH:MM:SSZ` naming a real day and a time before 24:00 (what producers write):
+ * a strict subset of what the date-time format accepts, checked without regular expressions.
+ */
+function isPlainUtcTime (s: string): boolean {
+  if (s.length !== 20 || s.charCodeAt(4) !== 0x2d || s.charCodeAt(7) !== 0x2d || s.charCodeAt(10) !== 0x54 ||
+    s.charCodeAt(13) !== 0x3a || s.charCodeAt(16) !== 0x3a || s.charCodeAt(19) !== 0x5a) return false
+  const year = digits(s, 0, 4)
+  const month = digits(s, 5, 2)
+  const day = digits(s, 8, 2)
+  const hour = digits(s, 11, 2)
+  const minute = digits(s, 14, 2)
+  const second = digits(s, 17, 2)
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return false
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  return day <= (month === 2 && leap ? 29 : DAYS[month] as number)
+}
+
+/** `str(max, { pattern })` of schema-parts: 1 to `max` UTF-16 units, matching `re` when given. */
+function ok (v: string | undefined, max: number, re?: RegExp): v is string {
+  return v !== undefined && v.length >= 1 && v.length <= max && (re === undefined || re.test(v))
+}
+
+/**
+ * The Claim of a success Statement in the exact text shape `claimToStatement` writes, or
+ * undefined when `text` is in any other shape or fails any check (the caller then decodes
+ * it the general way, which reports the error).
+ */
+/** The captures of SUCCESS_HEAD: every group is mandatory but `ref` and `engine.apiVersion`. */
+type HeadMatch = [string, string, string, string, string | undefined, string, string, string, string, string, string,
+  string, string, string, string | undefined, string, string, string, string, string, string, string,
+  string, string, string, string, string]
+
+export function canonicalSuccessClaim (text: string): Claim | undefined {
+  const m = SUCCESS_HEAD.exec(text)
+  if (m === null) return undefined
+  const [, subjectName, subjectSha, repository, ref, commit, variant, platform, recipeName, recipeDigest, epoch,
+    uri, gitCommit, engineVersion, apiVersion, buildx, buildkit, kernel, arch, emulated, toolName, toolVersion,
+    startedOn, finishedOn, indexSha, manifestSha, configSha] = m as unknown as HeadMatch
+  const short = LIMITS.shortStringLength
+  if (!ok(subjectName, SUBJECT_NAME_MAX) ||
+    !ok(repository, LIMITS.repositoryLength, RX.repository) || (ref !== undefined && !ok(ref, LIMITS.tagLength, RX.tag)) ||
+    !ok(variant, LIMITS.variantLength, RX.variant) || !ok(platform, LIMITS.platformLength, RX.platform) ||
+    !ok(recipeName, LIMITS.recipeNameLength, RX.recipeName) || !ok(recipeDigest, 71, RX.digest) ||
+    !ok(uri, URI_MAX) ||
+    !ok(engineVersion, short) || (apiVersion !== undefined && !ok(apiVersion, short)) || !ok(buildx, short) || !ok(buildkit, short) ||
+    !ok(kernel, short) || !ok(arch, 32, RX.arch) || !ok(toolName, short) || !ok(toolVersion, short) ||
+    !ok(startedOn, 64) || !ok(finishedOn, 64)) return undefined
+  // Two plain UTC times compare as text; any other date-time goes through the format and Date.parse.
+  const plain = isPlainUtcTime(startedOn) && isPlainUtcTime(finishedOn)
+  if (plain ? finishedOn < startedOn : (!isDateTime(startedOn) || !isDateTime(finishedOn) || Date.parse(finishedOn) < Date.parse(startedOn))) return undefined
+  const sourceDateEpoch = Number(epoch)
+  if (sourceDateEpoch > 253402300799) return undefined
+  const target: Target = { repository, commit, variant, platform }
+  if (ref !== undefined) target.tag = ref
+  if (subjectName !== targetSubjectName(target) || uri !== sourceUri(target) || gitCommit !== commit || manifestSha !== subjectSha) return undefined
+  const diffIds: string[] = []
+  const steps: string[] = []
+  let at = m[0].length
+  for (let i = 0; at < text.length && text.charCodeAt(at) === 0x2c; i++) { // ','
+    if (i >= LIMITS.layersPerImage) return undefined
+    LAYER.lastIndex = at
+    const l = LAYER.exec(text)
+    if (l === null) return undefined
+    const sha = l[2]
+    const step = l[3]
+    if (l[1] !== String(i) || (step !== undefined && step.length > LIMITS.stepLength)) return undefined
+    diffIds.push(`sha256:${sha}`)
+    if (step !== undefined) steps.push(step)
+    at = LAYER.lastIndex
+  }
+  if (text.length !== at + TAIL.length || !text.endsWith(TAIL)) return undefined
+  if (steps.length !== 0 && steps.length !== diffIds.length) return undefined
+  const engine: BuildEnvironment['engine'] = { name: 'docker', version: engineVersion }
+  if (apiVersion !== undefined) engine.apiVersion = apiVersion
+  const result: ImageResult = { indexDigest: `sha256:${indexSha}`, manifestDigest: `sha256:${manifestSha}`, configDigest: `sha256:${configSha}`, diffIds }
+  if (steps.length > 0) result.layerSteps = steps
+  return {
+    target,
+    sourceDateEpoch,
+    recipe: { name: recipeName, digest: recipeDigest },
+    environment: { engine, buildx, buildkit, kernel, arch, emulated: emulated === 'true', tool: { name: toolName, version: toolVersion } },
+    startedOn,
+    finishedOn,
+    result
+  }
+}
