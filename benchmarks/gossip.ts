@@ -19,6 +19,7 @@
  * Environment: BENCH_NODES (20), BENCH_CLAIMS (200), BENCH_RATE (claims/s, 5),
  * BENCH_HEARTBEAT_MS (700, the production default), BENCH_SEED (1).
  */
+import './quiet.js'
 import { createHash, verify } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'

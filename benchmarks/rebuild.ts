@@ -8,6 +8,7 @@
  *
  *   npm run bench:rebuild [-- --runs 3]
  */
+import './quiet.js'
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'

@@ -4,6 +4,7 @@
  * with the same key, in the same run and for the same count.
  *   npm run bench:verify [-- COUNT]
  */
+import './quiet.js'
 import { verify } from 'node:crypto'
 import { pae, type Envelope } from '../src/protocol/dsse.js'
 import { generateIdentity } from '../src/protocol/keys.js'
