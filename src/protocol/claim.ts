@@ -457,14 +457,10 @@ const SUCCESS_HEAD = new RegExp('^' + [
   byproductHead(BYPRODUCT.index, MEDIA.index), ',', byproductHead(BYPRODUCT.manifest, MEDIA.manifest), ',', byproductHead(BYPRODUCT.config, MEDIA.config)
 ].join(''))
 
-// A layer byproduct, read piece by piece: `,{"name":"layer/<i>","digest":{"sha256":"<64 hex>"},
-// "mediaType":"<layer>"` then `}` or `,"annotations":{"createdBy":"<step>"}}`.
-const LAYER_NAME = `,{"name":"${BYPRODUCT.layerPrefix}`
-const LAYER_DIGEST = '","digest":{"sha256":"'
-const LAYER_MEDIA = `"},"mediaType":"${MEDIA.layer}"`
-const LAYER_STEP = ',"annotations":{"createdBy":"'
-const HEX64_AT = /[0-9a-f]{64}/y
-const STRING_BODY_AT = new RegExp(`${STR.slice(1, -1)}"`, 'y')
+const LAYER = new RegExp([
+  lit(`,{"name":"${BYPRODUCT.layerPrefix}`), '(0|[1-9][0-9]*)', lit('","digest":{"sha256":"'), HEX64, lit(`"},"mediaType":"${MEDIA.layer}"`),
+  `(?:${lit(',"annotations":{"createdBy":"')}${STR}${lit('"}')})?`, '\\}'
+].join(''), 'y')
 
 const TAIL = ']}}}'
 
@@ -532,33 +528,9 @@ type HeadMatch = [string, string, string, string, string | undefined, string, st
 export function canonicalSuccessClaim (text: string): Claim | undefined {
   const m = SUCCESS_HEAD.exec(text)
   if (m === null) return undefined
-  const g = m as unknown as HeadMatch
-  const subjectName = g[1]
-  const subjectSha = g[2]
-  const repository = g[3]
-  const ref = g[4]
-  const commit = g[5]
-  const variant = g[6]
-  const platform = g[7]
-  const recipeName = g[8]
-  const recipeDigest = g[9]
-  const epoch = g[10]
-  const uri = g[11]
-  const gitCommit = g[12]
-  const engineVersion = g[13]
-  const apiVersion = g[14]
-  const buildx = g[15]
-  const buildkit = g[16]
-  const kernel = g[17]
-  const arch = g[18]
-  const emulated = g[19]
-  const toolName = g[20]
-  const toolVersion = g[21]
-  const startedOn = g[22]
-  const finishedOn = g[23]
-  const indexSha = g[24]
-  const manifestSha = g[25]
-  const configSha = g[26]
+  const [, subjectName, subjectSha, repository, ref, commit, variant, platform, recipeName, recipeDigest, epoch,
+    uri, gitCommit, engineVersion, apiVersion, buildx, buildkit, kernel, arch, emulated, toolName, toolVersion,
+    startedOn, finishedOn, indexSha, manifestSha, configSha] = m as unknown as HeadMatch
   const short = LIMITS.shortStringLength
   if (!ok(subjectName, SUBJECT_NAME_MAX) ||
     !ok(repository, LIMITS.repositoryLength, RX.repository) || (ref !== undefined && !ok(ref, LIMITS.tagLength, RX.tag)) ||
@@ -579,28 +551,17 @@ export function canonicalSuccessClaim (text: string): Claim | undefined {
   const diffIds: string[] = []
   const steps: string[] = []
   let at = m[0].length
-  for (let i = 0; text.startsWith(LAYER_NAME, at); i++) {
+  for (let i = 0; at < text.length && text.charCodeAt(at) === 0x2c; i++) { // ','
     if (i >= LIMITS.layersPerImage) return undefined
-    at += LAYER_NAME.length
-    const index = String(i)
-    if (!text.startsWith(index, at) || !text.startsWith(LAYER_DIGEST, at + index.length)) return undefined
-    at += index.length + LAYER_DIGEST.length
-    HEX64_AT.lastIndex = at
-    if (!HEX64_AT.test(text) || !text.startsWith(LAYER_MEDIA, at + 64)) return undefined
-    diffIds.push(`sha256:${text.slice(at, at + 64)}`)
-    at += 64 + LAYER_MEDIA.length
-    if (text.startsWith(LAYER_STEP, at)) {
-      at += LAYER_STEP.length
-      STRING_BODY_AT.lastIndex = at
-      if (!STRING_BODY_AT.test(text)) return undefined
-      const end = STRING_BODY_AT.lastIndex - 1
-      if (end - at > LIMITS.stepLength || !text.startsWith('"}}', end)) return undefined
-      steps.push(text.slice(at, end))
-      at = end + 3
-    } else {
-      if (text.charCodeAt(at) !== 0x7d) return undefined // '}'
-      at += 1
-    }
+    LAYER.lastIndex = at
+    const l = LAYER.exec(text)
+    if (l === null) return undefined
+    const sha = l[2]
+    const step = l[3]
+    if (l[1] !== String(i) || (step !== undefined && step.length > LIMITS.stepLength)) return undefined
+    diffIds.push(`sha256:${sha}`)
+    if (step !== undefined) steps.push(step)
+    at = LAYER.lastIndex
   }
   if (text.length !== at + TAIL.length || !text.endsWith(TAIL)) return undefined
   if (steps.length !== 0 && steps.length !== diffIds.length) return undefined

@@ -202,18 +202,6 @@ function scratchId (length: number, signatures: readonly Uint8Array[]): string {
   return hash('sha256', SCRATCH.subarray(0, at), 'hex')
 }
 
-// `DSSEv1 LEN(type) type SP` of the last payload type seen (nearly always the same one).
-let lastType: string | undefined
-let lastHead = Buffer.alloc(0)
-
-function paeHead (payloadType: string): Buffer {
-  if (payloadType !== lastType) {
-    lastHead = Buffer.from(`DSSEv1 ${Buffer.byteLength(payloadType)} ${payloadType} `, 'utf8')
-    lastType = payloadType
-  }
-  return lastHead
-}
-
 /** ASCII decimal of a non-negative integer into SCRATCH at `at`; returns the offset after it. */
 function writeDecimal (n: number, at: number): number {
   const start = at
@@ -239,10 +227,7 @@ export function verifyEnvelopeInPlace (input: unknown, opts: VerifyOptions = {})
   let payloadOffset = 0
   const payloadLength = decodeBase64Into('envelope.payload', env.payload, SCRATCH, n => {
     if (n > LIMITS.payloadBytes) throw new LimitError('envelope.payload', LIMITS.payloadBytes, n)
-    const head = paeHead(env.payloadType)
-    SCRATCH.set(head, 0)
-    payloadOffset = writeDecimal(n, head.byteLength)
-    SCRATCH[payloadOffset++] = 0x20
+    payloadOffset = SCRATCH.write(`DSSEv1 ${Buffer.byteLength(env.payloadType)} ${env.payloadType} ${n} `, 0, 'utf8')
     return payloadOffset
   })
   const signatureBytes = env.signatures.map((s, i) => decodeBase64(`envelope.signatures[${i}].sig`, s.sig))
