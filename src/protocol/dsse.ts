@@ -190,27 +190,13 @@ function idOrder (signatures: readonly Uint8Array[]): readonly Uint8Array[] {
 function scratchId (length: number, signatures: readonly Uint8Array[]): string {
   const sorted = idOrder(signatures)
   let at = length
-  SCRATCH[at++] = 0x20
-  at = writeDecimal(sorted.length, at)
+  at += SCRATCH.write(` ${sorted.length}`, at, 'latin1')
   for (const s of sorted) {
-    SCRATCH[at++] = 0x20
-    at = writeDecimal(s.byteLength, at)
-    SCRATCH[at++] = 0x20
+    at += SCRATCH.write(` ${s.byteLength} `, at, 'latin1')
     SCRATCH.set(s, at)
     at += s.byteLength
   }
   return hash('sha256', SCRATCH.subarray(0, at), 'hex')
-}
-
-/** ASCII decimal of a non-negative integer into SCRATCH at `at`; returns the offset after it. */
-function writeDecimal (n: number, at: number): number {
-  const start = at
-  do {
-    SCRATCH[at++] = 0x30 + (n % 10)
-    n = Math.floor(n / 10)
-  } while (n > 0)
-  SCRATCH.subarray(start, at).reverse()
-  return at
 }
 
 function scratchResult (env: Envelope, message: Buffer, payloadOffset: number, keyId: string, publicKey: KeyObject, signatureBytes: Buffer[]): VerifiedScratch {

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer'
 import { ajv, check } from './ajv.js'
 import { announcementToStatement, checkAnnouncement, statementToAnnouncement } from './announcement.js'
-import { canonicalSuccessClaim, checkClaim, claimToStatement, statementToClaim } from './claim.js'
+import { checkClaim, claimToStatement, statementToClaim } from './claim.js'
 import { signEnvelope, verifyEnvelopeInPlace, type Envelope, type VerifyOptions } from './dsse.js'
 import { LimitError, ValidationError } from './errors.js'
 import { LIMITS } from './limits.js'
@@ -46,14 +46,6 @@ export function signClaim (c: Claim, identity: SigningIdentity): Envelope {
   return signStatement(claimToStatement(c), identity)
 }
 
-function parseJson (text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch (err) {
-    throw new ValidationError('envelope.payload', `not UTF-8 JSON (${(err as Error).message})`)
-  }
-}
-
 const validateStatement = ajv.compile<{ predicateType: string }>(S.statement)
 
 /**
@@ -65,12 +57,13 @@ export function decodeMessage (env: unknown, opts: DecodeOptions = {}): DecodedM
   const v = verifyEnvelopeInPlace(env, opts)
   if (v.payloadType !== PAYLOAD_TYPE) throw new ValidationError('envelope.payloadType', `must be ${PAYLOAD_TYPE}`)
   // Reads the shared scratch buffer: done before anything else can verify.
-  if (!isUtf8(v.pae.subarray(v.payloadOffset))) throw new ValidationError('envelope.payload', 'not UTF-8 JSON (invalid UTF-8)')
-  const text = v.pae.toString('utf8', v.payloadOffset)
-  // A success claim in the shape signClaim writes needs no generic parse (same checks, same Claim).
-  const fast = canonicalSuccessClaim(text)
-  if (fast !== undefined) return { kind: 'claim', claim: fast, keyId: v.keyId, envelope: v.envelope, id: v.id }
-  const json = parseJson(text)
+  let json: unknown
+  try {
+    if (!isUtf8(v.pae.subarray(v.payloadOffset))) throw new Error('invalid UTF-8')
+    json = JSON.parse(v.pae.toString('utf8', v.payloadOffset))
+  } catch (err) {
+    throw new ValidationError('envelope.payload', `not UTF-8 JSON (${(err as Error).message})`)
+  }
   const statement = check(validateStatement, json)
   switch (statement.predicateType) {
     case ANNOUNCEMENT_PREDICATE:
