@@ -117,10 +117,22 @@ setup_fixtures() {
   log "busybox fixtures in $FIXTURE_DIR"
 }
 
+# A live (not zombie) process of this exact name.
+alive() {
+  local pid
+  for pid in $(pgrep -x "$1"); do
+    case "$(ps -o stat= -p "$pid" 2>/dev/null)" in Z*|'') ;; *) return 0 ;; esac
+  done
+  return 1
+}
+
 start_docker() {
   if docker info >/dev/null 2>&1; then log "dockerd already answers"; return; fi
   log "starting dockerd (log: $DOCKER_LOG)"
-  if ! pgrep -x containerd >/dev/null; then
+  # A killed daemon leaves its pid file, and a zombie can still hold that pid: dockerd
+  # then refuses to start. No live dockerd means the file is stale.
+  if ! alive dockerd; then rm -f /var/run/docker.pid; fi
+  if ! alive containerd; then
     nohup containerd >/var/log/neko-containerd.log 2>&1 &
     for _ in $(seq 1 50); do [ -S /run/containerd/containerd.sock ] && break; sleep 0.2; done
   fi
@@ -132,7 +144,7 @@ start_docker() {
 
 stop_docker() {
   pkill -x dockerd 2>/dev/null || true
-  for _ in $(seq 1 50); do pgrep -x dockerd >/dev/null || break; sleep 0.2; done
+  for _ in $(seq 1 50); do alive dockerd || break; sleep 0.2; done
   pkill -x containerd 2>/dev/null || true
 }
 
