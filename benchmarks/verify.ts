@@ -9,35 +9,16 @@ import { verify } from 'node:crypto'
 import { pae, type Envelope } from '../src/protocol/dsse.js'
 import { generateIdentity } from '../src/protocol/keys.js'
 import { decodeMessage, signClaim } from '../src/protocol/messages.js'
-import type { Claim } from '../src/protocol/types.js'
+import { sampleClaim } from './claims.js'
 
 const COUNT = Number(process.argv[2] ?? 20_000)
 const DISTINCT = 200
-const h = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`
 
 const builders = [generateIdentity(), generateIdentity(), generateIdentity()]
 const keys = new Map(builders.map(b => [b.keyId, b.publicKey]))
 
-function claim (i: number): Claim {
-  return {
-    target: { repository: 'https://github.com/m1k1o/neko', commit: 'a'.repeat(40), variant: `v${i}`, platform: 'linux/amd64', tag: 'v3.0.0' },
-    sourceDateEpoch: 1735689600,
-    recipe: { name: 'neko', digest: h(1) },
-    environment: { engine: { name: 'docker', version: '26.1.5', apiVersion: '1.45' }, buildx: '0.13.1', buildkit: 'v0.13.2', kernel: '6.1.0', arch: 'amd64', emulated: false, tool: { name: 'neko-rebuilder', version: '0.1.0' } },
-    startedOn: '2026-01-01T00:00:00Z',
-    finishedOn: '2026-01-01T00:10:00Z',
-    result: {
-      indexDigest: h(2),
-      manifestDigest: h(3 + i),
-      configDigest: h(4),
-      diffIds: Array.from({ length: 12 }, (_, j) => h(100 + j)),
-      layerSteps: Array.from({ length: 12 }, (_, j) => `RUN step ${j}`)
-    }
-  }
-}
-
 // Messages arrive as JSON text off the wire; both sides start from bytes already in memory.
-const envelopes: Envelope[] = Array.from({ length: DISTINCT }, (_, i) => signClaim(claim(i), builders[i % builders.length] as (typeof builders)[number]))
+const envelopes: Envelope[] = Array.from({ length: DISTINCT }, (_, i) => signClaim(sampleClaim(i), builders[i % builders.length] as (typeof builders)[number]))
 const texts = envelopes.map(e => JSON.stringify(e))
 const raw = envelopes.map(e => ({
   message: pae(e.payloadType, Buffer.from(e.payload, 'base64')),
