@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import formatsModule from 'ajv-formats'
 import { LimitError, ValidationError } from './errors.js'
+import { COMMIT, DIGEST, HEX64 } from './schema-parts.js'
 
 // ajv-formats is CommonJS: under NodeNext its default import is the module object.
 const addFormats = ((formatsModule as unknown as { default?: unknown }).default ?? formatsModule) as unknown as typeof formatsModule.default
@@ -16,6 +17,21 @@ const addFormats = ((formatsModule as unknown as { default?: unknown }).default 
 // schema mistakes still throw under `strict`.
 export const ajv = new Ajv({ allErrors: false, strict: true, strictTuples: false, verbose: true, unicode: false, unicodeRegExp: false, logger: false })
 addFormats(ajv, ['date-time'])
+
+// Lowercase hex is checked natively: Buffer's hex decoder stops at the first pair that is
+// not hex, and a lowercase string is its own toLowerCase(). Every claim carries a dozen
+// digests, and a regexp per digest costs about three times as much on this hot path.
+const HEX_SCRATCH = Buffer.allocUnsafe(32)
+const lowerHex = (s: string, bytes: number, offset = 0): boolean =>
+  s.length === offset + 2 * bytes && HEX_SCRATCH.write(offset === 0 ? s : s.slice(offset), 'hex') === bytes && s.toLowerCase() === s
+
+/** Formats with the pattern each one implements (errors quote the pattern). */
+export const HEX_FORMATS = {
+  'hex-sha256': { pattern: HEX64, validate: (s: string) => lowerHex(s, 32) },
+  'hex-sha1': { pattern: COMMIT, validate: (s: string) => lowerHex(s, 20) },
+  'sha256-digest': { pattern: DIGEST, validate: (s: string) => s.startsWith('sha256:') && lowerHex(s, 32, 7) }
+} as const
+for (const [name, f] of Object.entries(HEX_FORMATS)) ajv.addFormat(name, { type: 'string', validate: f.validate })
 
 /** `/predicate/subject/0/name` → `predicate.subject[0].name` */
 export function jsonPath (instancePath: string, prefix = ''): string {
@@ -45,8 +61,11 @@ export function schemaError (err: ErrorObject, prefix = ''): ValidationError | L
       return new LimitError(field, Number(params.limit), typeof err.data === 'string' ? err.data.length : Number.NaN)
     case 'maxItems':
       return new LimitError(field, Number(params.limit), Array.isArray(err.data) ? err.data.length : Number.NaN)
-    case 'format':
+    case 'format': {
+      const hex = HEX_FORMATS[params.format as keyof typeof HEX_FORMATS] as { pattern: string } | undefined
+      if (hex !== undefined) return new ValidationError(field === '' ? '(root)' : field, `${JSON.stringify(err.data)} does not match ${hex.pattern}`)
       return new ValidationError(field === '' ? '(root)' : field, `not a valid ${String(params.format)} (RFC 3339, e.g. 2026-01-02T03:04:05Z)`)
+    }
     case 'pattern':
       return new ValidationError(field === '' ? '(root)' : field, `${JSON.stringify(err.data)} does not match ${String(params.pattern)}`)
     case 'const':

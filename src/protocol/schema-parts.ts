@@ -2,7 +2,8 @@ import { LIMITS } from './limits.js'
 
 /**
  * JSON schema fragments shared by the message schemas. The patterns here are the wire
- * rules for each field (documented in docs/protocol.md).
+ * rules for each field (documented in docs/protocol.md); HEX64, DIGEST and COMMIT are
+ * checked through the equivalent formats of ajv.ts.
  */
 export const HEX64 = '^[0-9a-f]{64}$'
 export const DIGEST = '^sha256:[0-9a-f]{64}$'
@@ -20,11 +21,11 @@ export const str = (maxLength: number, extra: Record<string, unknown> = {}): Rec
 
 export const repository = str(LIMITS.repositoryLength, { pattern: REPOSITORY })
 export const tag = str(LIMITS.tagLength, { pattern: TAG })
-export const commit = str(40, { pattern: COMMIT })
+export const commit = str(40, { format: 'hex-sha1' })
 export const variant = str(LIMITS.variantLength, { pattern: VARIANT })
 export const platform = str(LIMITS.platformLength, { pattern: PLATFORM })
-export const digest = str(71, { pattern: DIGEST })
-export const hex64 = str(64, { pattern: HEX64 })
+export const digest = str(71, { format: 'sha256-digest' })
+export const hex64 = str(64, { format: 'hex-sha256' })
 export const time = str(64, { format: 'date-time' })
 export const shortString = str(LIMITS.shortStringLength)
 

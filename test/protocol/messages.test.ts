@@ -89,6 +89,10 @@ describe('claims', () => {
     ['bad platform', s => { s.predicate.buildDefinition.externalParameters.platform = 'linux' }, 'predicate.buildDefinition.externalParameters.platform'],
     ['bad time', s => { s.predicate.runDetails.metadata.startedOn = 'yesterday' }, 'predicate.runDetails.metadata.startedOn'],
     ['bad layer digest', s => { s.predicate.runDetails.byproducts[3].digest.sha256 = 'abc' }, 'predicate.runDetails.byproducts[3].digest.sha256'],
+    ['uppercase layer digest', s => { s.predicate.runDetails.byproducts[4].digest.sha256 = 'A'.repeat(64) }, 'predicate.runDetails.byproducts[4].digest.sha256'],
+    ['non-hex last digit', s => { s.predicate.runDetails.byproducts[0].digest.sha256 = `${'a'.repeat(63)}g` }, 'predicate.runDetails.byproducts[0].digest.sha256'],
+    ['uppercase commit', s => { s.predicate.buildDefinition.externalParameters.commit = 'A'.repeat(40) }, 'predicate.buildDefinition.externalParameters.commit'],
+    ['recipe digest with uppercase hex', s => { s.predicate.buildDefinition.externalParameters.recipe.digest = `sha256:${'F'.repeat(64)}` }, 'predicate.buildDefinition.externalParameters.recipe.digest'],
     ['bad recipe digest', s => { s.predicate.buildDefinition.externalParameters.recipe.digest = 'md5:1' }, 'predicate.buildDefinition.externalParameters.recipe.digest'],
     ['unknown field', s => { s.predicate.runDetails.extra = 1 }, 'predicate.runDetails.extra'],
     ['missing field', s => { delete s.predicate.buildDefinition.internalParameters.sourceDateEpoch }, 'predicate.buildDefinition.internalParameters.sourceDateEpoch'],
@@ -108,6 +112,11 @@ describe('claims', () => {
       expect(err.field).toBe(field)
     })
   }
+
+  it('quotes the rule a malformed digest breaks', () => {
+    const err = fieldError(resigned(env, s => { s.predicate.runDetails.byproducts[3].digest.sha256 = `${'0'.repeat(62)}zz` }))
+    expect(err.message).toContain('does not match ^[0-9a-f]{64}$')
+  })
 
   it('reports limits as LimitError with the path', () => {
     const many = resigned(env, s => {
