@@ -1,7 +1,7 @@
 import type { Envelope } from './dsse.js'
 import { LimitError } from './errors.js'
 import { LIMITS } from './limits.js'
-import { decodeMessage, type DecodeOptions, type DecodedMessage } from './messages.js'
+import { decodeMessages, MAX_DECODE_BATCH, type DecodeOptions, type DecodedMessage } from './messages.js'
 
 export interface ParsedBundle {
   entries: Array<{ line: number, message: DecodedMessage }>
@@ -16,6 +16,8 @@ export interface BundleOptions extends DecodeOptions {
   maxLineLength?: number
 }
 
+const BATCH = Math.min(256, MAX_DECODE_BATCH)
+
 /**
  * A bundle is JSON Lines: one DSSE envelope per line (UTF-8, `\n` or `\r\n`); blank lines
  * are skipped. A bad line is reported with its 1-based number and skipped, so one bad
@@ -28,17 +30,30 @@ export function parseBundle (text: string, opts: BundleOptions = {}): ParsedBund
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop()
   if (lines.length > maxLines) throw new LimitError('bundle.lines', maxLines, lines.length)
   const out: ParsedBundle = { entries: [], errors: [] }
+  // Lines are decoded in batches (signatures first, then payloads), in line order.
+  let batch: Array<{ line: number, text: string }> = []
+  const flush = (): void => {
+    const results = decodeMessages(batch.map(b => b.text), { keys: opts.keys, allowEmbeddedKeys: opts.allowEmbeddedKeys })
+    results.forEach((r, i) => {
+      const line = (batch[i] as { line: number }).line
+      if (r.ok) out.entries.push({ line, message: r.message })
+      else out.errors.push({ line, error: r.error })
+    })
+    batch = []
+  }
   lines.forEach((raw, i) => {
     const line = i + 1
     const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw
     if (text.trim() === '') return
-    try {
-      if (text.length > maxLineLength) throw new LimitError(`line ${line}`, maxLineLength, text.length)
-      out.entries.push({ line, message: decodeMessage(text, { keys: opts.keys, allowEmbeddedKeys: opts.allowEmbeddedKeys }) })
-    } catch (err) {
-      out.errors.push({ line, error: err instanceof Error ? err : new Error(String(err)) })
+    if (text.length > maxLineLength) {
+      out.errors.push({ line, error: new LimitError(`line ${line}`, maxLineLength, text.length) })
+      return
     }
+    batch.push({ line, text })
+    if (batch.length === BATCH) flush()
   })
+  if (batch.length > 0) flush()
+  out.errors.sort((a, b) => a.line - b.line)
   return out
 }
 

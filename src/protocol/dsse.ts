@@ -1,4 +1,4 @@
-import { createHash, hash, sign, verify, type KeyObject } from 'node:crypto'
+import { createHash, sign, verify, type KeyObject } from 'node:crypto'
 import { decodeBase64, decodeBase64Into, encodeBase64 } from './base64.js'
 import { LimitError, SignatureError, ValidationError } from './errors.js'
 import { keyIdOf, publicKeyFromDer, spkiDer, type Identity, type SigningIdentity } from './keys.js'
@@ -93,8 +93,9 @@ function onlyKeys (field: string, obj: Record<string, unknown>, allowed: readonl
 export function checkEnvelope (input: unknown, maxBytes: number = LIMITS.envelopeBytes): Envelope {
   let obj: unknown = input
   if (typeof input === 'string' || input instanceof Uint8Array) {
-    const size = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength
-    if (size > maxBytes) throw new LimitError('envelope', maxBytes, size)
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: text is measured only when that bound is over.
+    const size = typeof input !== 'string' ? input.byteLength : input.length * 3 > maxBytes ? Buffer.byteLength(input) : undefined
+    if (size !== undefined && size > maxBytes) throw new LimitError('envelope', maxBytes, size)
     try {
       obj = JSON.parse(typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8'))
     } catch (err) {
@@ -157,8 +158,7 @@ function embeddedKey (field: string, b64: string): KeyObject {
 // PAE bytes are assembled in one buffer reused by every verification (verification is
 // synchronous, so nothing else can touch it meanwhile): no per-message allocation for the
 // payload or the PAE. Views into it never leave this module's callers unsynchronised.
-// Room for the PAE (header + payload) and, after it, the envelope-id suffix (count and signatures).
-const SCRATCH = Buffer.allocUnsafe(LIMITS.payloadBytes + 4 * LIMITS.payloadTypeLength + 64 + LIMITS.signaturesPerEnvelope * (LIMITS.signatureLength + 16) + 16)
+const SCRATCH = Buffer.allocUnsafe(LIMITS.payloadBytes + 4 * LIMITS.payloadTypeLength + 64)
 
 /**
  * What a verification leaves in the scratch buffer: valid only until the next verification,
@@ -174,8 +174,6 @@ export interface VerifiedScratch {
   publicKey: KeyObject
   envelope: Envelope
   signatureBytes: Buffer[]
-  /** `envelopeId` of the envelope. */
-  id: string
 }
 
 /** Distinct signatures in ascending byte order, as the envelope id takes them. */
@@ -186,21 +184,8 @@ function idOrder (signatures: readonly Uint8Array[]): readonly Uint8Array[] {
     .map(([, s]) => s)
 }
 
-/** The envelope id with the PAE already in SCRATCH[0, length): append the suffix and hash once. */
-function scratchId (length: number, signatures: readonly Uint8Array[]): string {
-  const sorted = idOrder(signatures)
-  let at = length
-  at += SCRATCH.write(` ${sorted.length}`, at, 'latin1')
-  for (const s of sorted) {
-    at += SCRATCH.write(` ${s.byteLength} `, at, 'latin1')
-    SCRATCH.set(s, at)
-    at += s.byteLength
-  }
-  return hash('sha256', SCRATCH.subarray(0, at), 'hex')
-}
-
 function scratchResult (env: Envelope, message: Buffer, payloadOffset: number, keyId: string, publicKey: KeyObject, signatureBytes: Buffer[]): VerifiedScratch {
-  return { payloadType: env.payloadType, pae: message, payloadOffset, keyId, publicKey, envelope: env, signatureBytes, id: scratchId(message.byteLength, signatureBytes) }
+  return { payloadType: env.payloadType, pae: message, payloadOffset, keyId, publicKey, envelope: env, signatureBytes }
 }
 
 /**
@@ -293,6 +278,14 @@ export function envelopeIdOf (payloadType: string, payload: Uint8Array, signatur
   const h = createHash('sha256').update(encoded ?? pae(payloadType, payload)).update(` ${sorted.length}`)
   for (const s of sorted) h.update(` ${s.byteLength} `).update(s)
   return h.digest('hex')
+}
+
+/**
+ * `envelopeId` of an envelope that already passed `checkEnvelope` and whose signatures are
+ * decoded: only the payload is decoded again.
+ */
+export function checkedEnvelopeId (payloadType: string, payloadBase64: string, signatureBytes: readonly Uint8Array[]): string {
+  return envelopeIdOf(payloadType, decodeBase64('envelope.payload', payloadBase64), signatureBytes)
 }
 
 /**

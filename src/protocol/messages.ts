@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import { ajv, check } from './ajv.js'
 import { announcementToStatement, checkAnnouncement, statementToAnnouncement } from './announcement.js'
 import { checkClaim, claimToStatement, statementToClaim } from './claim.js'
-import { signEnvelope, verifyEnvelopeInPlace, type Envelope, type VerifyOptions } from './dsse.js'
+import { checkedEnvelopeId, signEnvelope, verifyEnvelopeInPlace, type Envelope, type VerifyOptions } from './dsse.js'
 import { LimitError, ValidationError } from './errors.js'
 import { LIMITS } from './limits.js'
 import type { SigningIdentity } from './keys.js'
@@ -15,9 +15,16 @@ export { BUILDER_ID, BYPRODUCT, claimToStatement, statementToClaim, checkClaim, 
 export { targetKey, parseTargetKey, targetSubjectName } from './target.js'
 export type { Statement, ResourceDescriptor } from './statement.js'
 
+interface DecodedBase {
+  keyId: string
+  envelope: Envelope
+  /** `envelopeId` of the envelope: computed on first read (only stores and feeds need it). */
+  readonly id: string
+}
+
 export type DecodedMessage =
-  | { kind: 'announcement', announcement: Announcement, keyId: string, envelope: Envelope, id: string }
-  | { kind: 'claim', claim: Claim, keyId: string, envelope: Envelope, id: string }
+  | DecodedBase & { kind: 'announcement', announcement: Announcement }
+  | DecodedBase & { kind: 'claim', claim: Claim }
 
 export type DecodeOptions = Pick<VerifyOptions, 'keys' | 'allowEmbeddedKeys'>
 
@@ -48,30 +55,92 @@ export function signClaim (c: Claim, identity: SigningIdentity): Envelope {
 
 const validateStatement = ajv.compile<{ predicateType: string }>(S.statement)
 
+/** A verified envelope and its payload text, not yet parsed. */
+interface Verified {
+  text: string
+  keyId: string
+  envelope: Envelope
+  payloadType: string
+  signatureBytes: Buffer[]
+}
+
+/** Phase one: envelope checks, signature, payload type and UTF-8; the payload is not parsed. */
+function verifyText (env: unknown, opts: DecodeOptions): Verified {
+  const v = verifyEnvelopeInPlace(env, opts)
+  if (v.payloadType !== PAYLOAD_TYPE) throw new ValidationError('envelope.payloadType', `must be ${PAYLOAD_TYPE}`)
+  // Reads the shared scratch buffer: done before anything else can verify.
+  const bytes = v.pae.subarray(v.payloadOffset)
+  if (!isUtf8(bytes)) throw new ValidationError('envelope.payload', 'not UTF-8 JSON (invalid UTF-8)')
+  return { text: bytes.toString('utf8'), keyId: v.keyId, envelope: v.envelope, payloadType: v.payloadType, signatureBytes: v.signatureBytes }
+}
+
+/** Phase two: parse and validate the Statement of a verified envelope. */
+function decodeVerified (v: Verified): DecodedMessage {
+  let json: unknown
+  try {
+    json = JSON.parse(v.text)
+  } catch (err) {
+    throw new ValidationError('envelope.payload', `not UTF-8 JSON (${(err as Error).message})`)
+  }
+  const statement = check(validateStatement, json)
+  // What the id needs, taken now: the caller owns the envelope object and may change it.
+  const { payloadType, signatureBytes } = v
+  const payload = v.envelope.payload
+  let id: string | undefined
+  const base = {
+    keyId: v.keyId,
+    envelope: v.envelope,
+    get id (): string {
+      id ??= checkedEnvelopeId(payloadType, payload, signatureBytes)
+      return id
+    }
+  }
+  switch (statement.predicateType) {
+    case ANNOUNCEMENT_PREDICATE:
+      return Object.assign(base, { kind: 'announcement' as const, announcement: statementToAnnouncement(statement) })
+    case SLSA_PROVENANCE_V1:
+    case FAILURE_PREDICATE:
+      return Object.assign(base, { kind: 'claim' as const, claim: statementToClaim(statement) })
+    default:
+      throw new ValidationError('predicateType', `unknown predicate type ${JSON.stringify(statement.predicateType)}`)
+  }
+}
+
 /**
  * Verify an envelope, then parse and strictly validate its Statement. Nothing in the
  * payload is read before a signature verifies. Throws SignatureError, ValidationError or
  * LimitError naming the field (`envelope.…` for the envelope, the Statement's JSON path otherwise).
  */
 export function decodeMessage (env: unknown, opts: DecodeOptions = {}): DecodedMessage {
-  const v = verifyEnvelopeInPlace(env, opts)
-  if (v.payloadType !== PAYLOAD_TYPE) throw new ValidationError('envelope.payloadType', `must be ${PAYLOAD_TYPE}`)
-  // Reads the shared scratch buffer: done before anything else can verify.
-  let json: unknown
-  try {
-    if (!isUtf8(v.pae.subarray(v.payloadOffset))) throw new Error('invalid UTF-8')
-    json = JSON.parse(v.pae.toString('utf8', v.payloadOffset))
-  } catch (err) {
-    throw new ValidationError('envelope.payload', `not UTF-8 JSON (${(err as Error).message})`)
-  }
-  const statement = check(validateStatement, json)
-  switch (statement.predicateType) {
-    case ANNOUNCEMENT_PREDICATE:
-      return { kind: 'announcement', announcement: statementToAnnouncement(statement), keyId: v.keyId, envelope: v.envelope, id: v.id }
-    case SLSA_PROVENANCE_V1:
-    case FAILURE_PREDICATE:
-      return { kind: 'claim', claim: statementToClaim(statement), keyId: v.keyId, envelope: v.envelope, id: v.id }
-    default:
-      throw new ValidationError('predicateType', `unknown predicate type ${JSON.stringify(statement.predicateType)}`)
-  }
+  return decodeVerified(verifyText(env, opts))
+}
+
+export type DecodeResult = { ok: true, message: DecodedMessage } | { ok: false, error: Error }
+
+/** Messages one `decodeMessages` call takes; callers with more split them. */
+export const MAX_DECODE_BATCH = 1024
+
+/**
+ * `decodeMessage` for many messages, with the same checks and the same errors, one result
+ * per input in order. Every signature is checked first, then every verified payload is
+ * parsed: each phase keeps its own code and tables in the CPU caches, which makes a batch
+ * of claims cheaper than the same claims one by one (see benchmarks/verify.ts).
+ */
+export function decodeMessages (inputs: readonly unknown[], opts: DecodeOptions = {}): DecodeResult[] {
+  if (inputs.length > MAX_DECODE_BATCH) throw new LimitError('messages', MAX_DECODE_BATCH, inputs.length)
+  const verified: Array<Verified | Error> = inputs.map(input => {
+    try {
+      return verifyText(input, opts)
+    } catch (err) {
+      return err as Error
+    }
+  })
+  return verified.map(v => {
+    if (v instanceof Error) return { ok: false, error: v }
+    try {
+      return { ok: true, message: decodeVerified(v) }
+    } catch (err) {
+      return { ok: false, error: err as Error }
+    }
+  })
 }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { envelopeId, signEnvelope, type Envelope } from '../../src/protocol/dsse.js'
 import { LimitError, SignatureError, ValidationError } from '../../src/protocol/errors.js'
 import { LIMITS } from '../../src/protocol/limits.js'
-import { claimToStatement, decodeMessage, parseTargetKey, signAnnouncement, signClaim, targetKey, type Statement } from '../../src/protocol/messages.js'
+import { claimToStatement, decodeMessage, decodeMessages, MAX_DECODE_BATCH, parseTargetKey, signAnnouncement, signClaim, targetKey, type Statement } from '../../src/protocol/messages.js'
 import { ANNOUNCEMENT_PREDICATE, FAILURE_PREDICATE, PAYLOAD_TYPE, REBUILD_BUILD_TYPE, SLSA_PROVENANCE_V1, type Claim } from '../../src/protocol/types.js'
 import { announcement, COMMIT, digestOf, failureClaim, fixedIdentity, REPO, successClaim, target } from './fixtures.js'
 
@@ -153,6 +153,44 @@ describe('claims', () => {
     const both: Envelope = { ...env, signatures: [other.signatures[0], env.signatures[0]] as Envelope['signatures'] }
     expect(decodeMessage(both, { keys }).id).toBe(envelopeId(both))
     expect(envelopeId(both)).not.toBe(a.id)
+  })
+
+  it('keeps the id of what was verified when the caller later edits the envelope object', () => {
+    const copy = JSON.parse(JSON.stringify(env)) as Envelope
+    const d = decodeMessage(copy, { keys })
+    copy.payload = signClaim(successClaim(digestOf('3')), builder).payload
+    expect(d.id).toBe(envelopeId(env))
+    expect({ ...d }.id).toBe(envelopeId(env))
+    expect(JSON.parse(JSON.stringify(d)).id).toBe(envelopeId(env))
+  })
+})
+
+describe('decodeMessages', () => {
+  it('gives, in order, what decodeMessage gives one by one, errors included', () => {
+    const good = signClaim(successClaim(digestOf('2')), builder)
+    const failure = signClaim(failureClaim(), builder)
+    const forged = { ...good, payload: failure.payload }
+    const stranger = signClaim(successClaim(digestOf('4')), fixedIdentity(7))
+    const badField = resigned(good, s => { s.predicate.runDetails.byproducts[3].digest.sha256 = 'abc' })
+    const inputs: unknown[] = [JSON.stringify(good), forged, 'not json', failure, stranger, badField, good]
+    const batch = decodeMessages(inputs, { keys })
+    expect(batch).toHaveLength(inputs.length)
+    inputs.forEach((input, i) => {
+      const r = batch[i]
+      let one: { ok: true, claim: unknown, id: string } | { ok: false, error: string }
+      try {
+        const d = decodeMessage(input, { keys })
+        one = { ok: true, claim: d.kind === 'claim' ? d.claim : undefined, id: d.id }
+      } catch (err) {
+        one = { ok: false, error: `${(err as Error).name}: ${(err as Error).message}` }
+      }
+      expect(r?.ok ? { ok: true, claim: r.message.kind === 'claim' ? r.message.claim : undefined, id: r.message.id } : { ok: false, error: `${r?.error.name}: ${r?.error.message}` }).toEqual(one)
+    })
+    expect(batch.map(r => r.ok)).toEqual([true, false, false, true, false, false, true])
+  })
+
+  it('refuses more than MAX_DECODE_BATCH inputs at once', () => {
+    expect(() => decodeMessages(Array.from({ length: MAX_DECODE_BATCH + 1 }, () => '{}'))).toThrow(LimitError)
   })
 })
 
