@@ -193,6 +193,8 @@ describe('the gossipsub RPC frame limit', () => {
       await rogue.dial(multiaddr(target.node.multiaddrs()[0]!))
       await friend.node.dial(target.node.multiaddrs()[0]!)
       await waitFor('both subscribed at the target', () => target.node.stats().topics[TOPICS.claims] === 2)
+      // The friend must know the target's subscription too, or its publish reaches nobody.
+      await waitFor('the target subscribed at the friend', () => friend.node.stats().topics[TOPICS.claims] === 1)
       await rogue.services.pubsub.publish(TOPICS.claims, enc('huge:' + 'x'.repeat(64 * 1024)))
       await friend.node.publish(TOPICS.claims, enc('friendly'))
       await waitFor('friendly at the target', () => count(target, 'friendly') === 1)
@@ -202,5 +204,20 @@ describe('the gossipsub RPC frame limit', () => {
     } finally {
       await Promise.all([target.node.stop(), friend.node.stop(), rogue.stop()])
     }
+  })
+})
+
+describe('message ids', () => {
+  it('are the sha256 of the data, fast and full alike, whichever is asked first', async () => {
+    const { createHash } = await import('node:crypto')
+    for (const data of [new TextEncoder().encode('claim'), new Uint8Array(0), new Uint8Array(5000).fill(7)]) {
+      const sha = createHash('sha256').update(data).digest()
+      const copy = Uint8Array.from(data)
+      expect(fastMessageId({ data })).toBe(sha.toString('base64'))
+      expect(Buffer.from(messageId({ data } as unknown as Parameters<typeof messageId>[0])).equals(sha)).toBe(true)
+      expect(Buffer.from(messageId({ data: copy } as unknown as Parameters<typeof messageId>[0])).equals(sha)).toBe(true)
+      expect(fastMessageId({ data: copy })).toBe(sha.toString('base64'))
+    }
+    expect(fastMessageId({})).toBe(createHash('sha256').update(new Uint8Array(0)).digest('base64'))
   })
 })
