@@ -55,7 +55,9 @@ describe('message validator', () => {
     const ann = bytes(signAnnouncement(announcement, announcer))
     const ok = await v.check(TOPICS.announcements, ann)
     expect(ok.verdict).toBe('accept')
+    expect(v.take(Uint8Array.from(ann))).toBeUndefined() // handed over by object, not by content
     expect(v.take(ann)?.kind).toBe('announcement')
+    expect(v.take(ann)).toBeUndefined()
     await store.putMessage({ id: ok.decoded!.id, kind: 'announcement', keyId: ok.decoded!.keyId, envelopeJson: Buffer.from(ann).toString(), announcement })
     expect((await v.check(TOPICS.announcements, ann)).verdict).toBe('ignore')
 

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { LIMITS } from '../../protocol/limits.js'
 import { decodeMessage, targetKey, type DecodedMessage } from '../../protocol/messages.js'
 import { policyKeys, type TrustPolicy } from '../../protocol/policy.js'
@@ -19,16 +18,10 @@ export interface ValidatorInit {
 export interface MessageValidator {
   /** Gossip and back-fill check of one envelope. Never throws. */
   check: (topic: string | undefined, data: Uint8Array) => Promise<{ verdict: Verdict, decoded?: DecodedMessage, reason?: string }>
-  /** The decoded message of data that `check` accepted recently (saves a second verification). */
+  /** The decoded message of the data object that `check` accepted (saves a second verification). */
   take: (data: Uint8Array) => DecodedMessage | undefined
   policy: () => TrustPolicy
   setPolicy: (policy: TrustPolicy) => void
-}
-
-const RECENT = 1024
-
-function digest (data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('base64')
 }
 
 /**
@@ -42,15 +35,9 @@ export function createMessageValidator (components: { store: Store, policy: Trus
   let keys = policyKeys(policy)
   const limiter = createRateLimiter({ perMinute: init.untrustedPerMinute ?? 60, burst: Math.max(1, Math.ceil((init.untrustedPerMinute ?? 60) / 4)) })
   const perTarget = init.untrustedPerTarget ?? 16
-  const recent = new Map<string, DecodedMessage>()
-
-  function remember (data: Uint8Array, decoded: DecodedMessage): void {
-    if (recent.size >= RECENT) {
-      const oldest = recent.keys().next().value
-      if (oldest != null) recent.delete(oldest)
-    }
-    recent.set(digest(data), decoded)
-  }
+  // Keyed by the data object itself: gossipsub delivers the object it validated, so the
+  // hand-over costs no hash, and an entry lives no longer than gossipsub keeps the data.
+  const recent = new WeakMap<Uint8Array, DecodedMessage>()
 
   async function check (topic: string | undefined, data: Uint8Array): Promise<{ verdict: Verdict, decoded?: DecodedMessage, reason?: string }> {
     if (data.byteLength > LIMITS.envelopeBytes) return { verdict: 'reject', reason: `envelope of ${data.byteLength} bytes exceeds ${LIMITS.envelopeBytes}` }
@@ -78,7 +65,7 @@ export function createMessageValidator (components: { store: Store, policy: Trus
       log.warn({ err }, 'validator could not read the store')
       return { verdict: 'ignore', reason: 'store unavailable' }
     }
-    remember(data, decoded)
+    recent.set(data, decoded)
     return { verdict: 'accept', decoded }
   }
 
@@ -92,9 +79,8 @@ export function createMessageValidator (components: { store: Store, policy: Trus
       }
     },
     take (data) {
-      const k = digest(data)
-      const d = recent.get(k)
-      if (d != null) recent.delete(k)
+      const d = recent.get(data)
+      recent.delete(data)
       return d
     },
     policy: () => policy,

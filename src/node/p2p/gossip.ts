@@ -1,4 +1,4 @@
-import { createHash, hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipsubOpts, Message, TopicValidatorFn } from '@libp2p/gossipsub'
 import type { PeerScoreParams, PeerScoreThresholds, TopicScoreParams } from '@libp2p/gossipsub/score'
@@ -23,18 +23,33 @@ export interface GossipInit {
   Dhi?: number
 }
 
+// gossipsub hands msgIdFn the very data object it gave fastMsgIdFn (after the signature
+// check): both ids come from one hash per message.
+const digests = new WeakMap<Uint8Array, Buffer>()
+
+function sha256Of (data: Uint8Array): Buffer {
+  let digest = digests.get(data)
+  if (digest === undefined) {
+    digest = createHash('sha256').update(data).digest()
+    digests.set(data, digest)
+  }
+  return digest
+}
+
 /**
  * Message id = sha256 of the data: a claim published by its builder and relayed by many
  * peers, or re-published by another node, is one message and is delivered once.
  */
 export function messageId (msg: Message): Uint8Array {
-  return createHash('sha256').update(msg.data).digest()
+  return sha256Of(msg.data)
 }
 
 /** Same hash on the raw RPC message, so duplicates are dropped before their signature is checked. */
 export function fastMessageId (msg: { data?: Uint8Array }): string {
-  return hash('sha256', msg.data ?? new Uint8Array(0), 'base64')
+  return sha256Of(msg.data ?? EMPTY).toString('base64')
 }
+
+const EMPTY = new Uint8Array(0)
 
 function messageIdToString (id: Uint8Array): string {
   return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('base64')
