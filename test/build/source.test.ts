@@ -1,6 +1,6 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkout, resolveRef, SourceError } from '../../src/node/build/index.js'
 import { createFixtureRepo, serveGitRepos, type FixtureRepo } from '../helpers/fixtures.js'
@@ -55,6 +55,59 @@ describe('source', () => {
     } finally {
       await server.close()
     }
+  })
+
+  describe('submodules', () => {
+    let inner: FixtureRepo
+    let sub: FixtureRepo
+    let superproject: FixtureRepo
+    beforeAll(async () => {
+      // superproject -> sub -> inner, by relative URLs, with sub pinned behind its tip.
+      inner = await createFixtureRepo({ files: { 'inner.txt': 'inner\n' } }, work)
+      sub = await createFixtureRepo({ files: { 'sub.txt': 'pinned\n' }, submodules: { deep: `../${basename(inner.dir)}` } }, work)
+      superproject = await createFixtureRepo({ files: { 'top.txt': 'top\n' }, submodules: { 'vendor/sub': `../${basename(sub.dir)}` } }, work)
+      await sub.commit({ files: { 'sub.txt': 'later\n' } })
+      await superproject.commit({ files: { 'top.txt': 'tagged\n' }, tag: 'v2.0.0' })
+    })
+
+    async function gitEntries (dir: string): Promise<string[]> {
+      const entries = await readdir(dir, { recursive: true, withFileTypes: true })
+      return entries.filter(e => e.name === '.git').map(e => join(e.parentPath, e.name))
+    }
+
+    it('checks out submodules recursively at the recorded commits, leaving no .git behind', async () => {
+      const dir = join(work, 'co-sub')
+      const r = await checkout(superproject.dir, 'v2.0.0', dir)
+      expect(r.commit).toBe(superproject.commits[1]!.commit)
+      expect(await readFile(join(dir, 'top.txt'), 'utf8')).toBe('tagged\n')
+      expect(await readFile(join(dir, 'vendor/sub/sub.txt'), 'utf8')).toBe('pinned\n')
+      expect(await readFile(join(dir, 'vendor/sub/deep/inner.txt'), 'utf8')).toBe('inner\n')
+      expect(await gitEntries(dir)).toEqual([])
+    })
+
+    it('fetches submodules over the network by relative URL', async () => {
+      const server = await serveGitRepos(work)
+      try {
+        const dir = join(work, 'net-co-sub')
+        await checkout(server.url(superproject.dir), 'v2.0.0', dir)
+        expect(await readFile(join(dir, 'vendor/sub/sub.txt'), 'utf8')).toBe('pinned\n')
+        expect(await readFile(join(dir, 'vendor/sub/deep/inner.txt'), 'utf8')).toBe('inner\n')
+        expect(await gitEntries(dir)).toEqual([])
+      } finally {
+        await server.close()
+      }
+    })
+
+    it('refuses a remote repository whose submodule points at a path on this host', async () => {
+      const sneaky = await createFixtureRepo({ files: { 'x.txt': 'x\n' }, submodules: { host: sub.dir }, tag: 'v1' }, work)
+      const server = await serveGitRepos(work)
+      try {
+        await expect(checkout(server.url(sneaky.dir), 'v1', join(work, 'sneaky-co')))
+          .rejects.toThrow(/cannot check out the submodules of .*transport 'file' not allowed/)
+      } finally {
+        await server.close()
+      }
+    })
   })
 
   it('refuses a tag that points elsewhere than the expected commit', async () => {

@@ -50,6 +50,8 @@ export interface FixtureCommitOptions {
   lightweight?: boolean
   /** Copy the busybox binary for this arch into the repository root as `busybox`. */
   busybox?: 'amd64' | 'arm64'
+  /** Submodules to add: path in this repository -> URL (relative URLs resolve against this repository's path). */
+  submodules?: Record<string, string>
 }
 
 export interface FixtureCommit {
@@ -115,6 +117,9 @@ export async function createFixtureRepo (first: FixtureCommitOptions, parent?: s
       if (opts.busybox != null) {
         await copyFile(busyboxPath(opts.busybox), join(dir, 'busybox'))
         await chmod(join(dir, 'busybox'), 0o755)
+      }
+      for (const [path, url] of Object.entries(opts.submodules ?? {})) {
+        await git(dir, ['-c', 'protocol.file.allow=always', 'submodule', '--quiet', 'add', url, path], date)
       }
       await git(dir, ['add', '-A'], date)
       await git(dir, ['commit', '--quiet', '--allow-empty', '-m', opts.message ?? 'fixture'], date)

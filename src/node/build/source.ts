@@ -135,6 +135,8 @@ export async function checkout (repository: string, ref: string, dir: string, op
     found = await cloneLocal(dir, local, ref, false, opts.signal)
   } else {
     await git(['init', '--quiet'], { cwd: dir, signal: opts.signal })
+    // Relative submodule URLs resolve against origin.
+    await git(['remote', 'add', 'origin', url], { cwd: dir, signal: opts.signal })
     found = await fetchRef(dir, url, ref, opts.signal)
   }
   const { commit, tag } = found
@@ -149,10 +151,28 @@ export async function checkout (repository: string, ref: string, dir: string, op
     if (err instanceof GitCommandError) throw new SourceError(`cannot check out ${commit}: ${err.message}`)
     throw err
   }
+  if (existsSync(join(dir, '.gitmodules'))) await checkoutSubmodules(dir, commit, local != null, opts.signal)
   // The context is the commit's tree only: .git holds host-specific state (index stat data).
   await rm(join(dir, '.git'), { recursive: true, force: true })
   await normaliseModes(dir)
   return { commit, commitTime: time, ...(tag != null ? { tag } : {}) }
+}
+
+/**
+ * Checks out every submodule, recursively, at the commit the superproject records, then
+ * removes their `.git` links. The file protocol is allowed only when the superproject is
+ * itself a local path: a remote repository must not pull files of this host into the build
+ * context through a submodule URL.
+ */
+async function checkoutSubmodules (dir: string, commit: string, allowFile: boolean, signal?: AbortSignal): Promise<void> {
+  try {
+    await git([...(allowFile ? ['-c', 'protocol.file.allow=always'] : []), 'submodule', '--quiet', 'update', '--init', '--recursive', '--jobs', '4'], { cwd: dir, signal })
+    const paths = await git(['submodule', '--quiet', 'foreach', '--recursive', 'printf "%s\\0" "$displaypath"'], { cwd: dir, signal })
+    for (const path of paths.split('\0').filter(p => p !== '')) await rm(join(dir, path, '.git'), { recursive: true, force: true })
+  } catch (err) {
+    if (err instanceof GitCommandError) throw new SourceError(`cannot check out the submodules of ${commit}: ${err.message}`)
+    throw err
+  }
 }
 
 async function normaliseModes (dir: string): Promise<void> {
