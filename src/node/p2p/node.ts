@@ -177,6 +177,21 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   let started = false
   let redialTimer: ReturnType<typeof setInterval> | undefined
 
+  // libp2p dials no discovered peer by itself: a neighbour found by mDNS (or a bootstrap
+  // peer) is dialled here, unless already connected or the connection cap is reached.
+  const discovering = new Set<string>()
+  libp2p.addEventListener('peer:discovery', (evt) => {
+    const peer = evt.detail.id
+    const key = peer.toString()
+    if (!started || peer.equals(libp2p.peerId) || discovering.has(key) || libp2p.getConnections(peer).length > 0) return
+    if (libp2p.getConnections().length >= maxConnections) return
+    discovering.add(key)
+    libp2p.dial(peer)
+      .then(() => { log.debug({ peer: key }, 'dialled a discovered peer') })
+      .catch((err: unknown) => { log.debug({ err, peer: key }, 'dialling a discovered peer failed') })
+      .finally(() => discovering.delete(key))
+  })
+
   // Last resort after an outage longer than libp2p's redial tries: an isolated node goes
   // back to its bootstrap list.
   function redialBootstrap (): void {
