@@ -2,8 +2,10 @@
 # Prepares a Debian bookworm host for neko-rebuilder's tests and demo network:
 # Node.js >= 22, Docker Engine 26 with buildx and the containerd image store,
 # qemu binfmt for linux/arm64, an OCI registry and Chromium for the end-to-end tests.
-# Idempotent: every step checks before it changes anything. Run as root.
+# Idempotent: every step checks before it changes anything. Run as root; from another user
+# it re-runs itself through sudo.
 set -euo pipefail
+SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 
 log() { printf '[setup-host] %s\n' "$*" >&2; }
 
@@ -14,8 +16,21 @@ DOCKER_LOG=${DOCKER_LOG:-/var/log/neko-dockerd.log}
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then
-    log "must run as root (installs packages and starts dockerd)"; exit 1
+    if command -v sudo >/dev/null; then
+      log "installing packages and starting dockerd need root: re-running through sudo"
+      exec sudo --preserve-env=PATH bash "$SCRIPT" "$@"
+    fi
+    log "must run as root (installs packages and starts dockerd), and sudo is not installed"; exit 1
   fi
+}
+
+# The engine's socket belongs to the docker group: a user who ran this through sudo gets it.
+grant_engine_access() {
+  local user=${SUDO_USER:-}
+  if [ -z "$user" ] || [ "$user" = root ] || id -nG "$user" | tr ' ' '\n' | grep -qx docker; then return; fi
+  getent group docker >/dev/null || groupadd --system docker
+  usermod -aG docker "$user"
+  log "added $user to the docker group; it applies from the next login (or: newgrp docker)"
 }
 
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
@@ -149,9 +164,9 @@ stop_docker() {
 }
 
 case "${1:-all}" in
-  all) need_root; setup_node; setup_docker; setup_qemu; setup_test_tools; setup_fixtures; start_docker ;;
+  all) need_root "$@"; setup_node; setup_docker; setup_qemu; setup_test_tools; setup_fixtures; start_docker; grant_engine_access ;;
   node) setup_node ;;
-  start-docker) need_root; start_docker ;;
-  stop-docker) need_root; stop_docker ;;
+  start-docker) need_root "$@"; start_docker ;;
+  stop-docker) need_root "$@"; stop_docker ;;
   *) echo "usage: $0 [all|node|start-docker|stop-docker]" >&2; exit 2 ;;
 esac
