@@ -289,7 +289,7 @@ export function checkedEnvelopeId (payloadType: string, payloadBase64: string, s
 }
 
 /**
- * Content id of an envelope, for dedup and gossip message ids: lowercase hex SHA-256 of
+ * Content id of an envelope, for dedup in stores and feeds: lowercase hex SHA-256 of
  * `PAE(payloadType, payload) SP N (SP LEN(sig) SP sig)*` over the N distinct decoded
  * signatures in ascending byte order. The keyid hints and extensions are unauthenticated
  * and left out, so a relay that rewrites them does not mint a new id.
