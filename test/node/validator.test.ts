@@ -89,4 +89,29 @@ describe('message validator', () => {
     expect((await v.check(TOPICS.claims, bytes(signClaim(claim('x', '3'), generateIdentity())))).verdict).toBe('ignore')
     expect((await v.check(TOPICS.claims, bytes(signClaim(claim('x', '4'), builder)))).verdict).toBe('accept')
   })
+
+  it('checks a page as a batch with the verdicts of check, storing each accepted item before judging the next', async () => {
+    const v = createMessageValidator({ store, policy, log: logger('test') }, { untrustedPerTarget: 2 })
+    const good = bytes(signClaim(claim('p', '1'), builder))
+    const env = signClaim(claim('p', '2'), builder)
+    const forged = bytes({ ...env, payload: signClaim(claim('p', '3'), builder).payload })
+    const strangers = ['4', '5', '6'].map(d => bytes(signClaim(claim('q', d), generateIdentity())))
+    const page = [good, forged, new Uint8Array(70_000), bytes('not json'), Uint8Array.from(good), ...strangers, bytes(signAnnouncement(announcement, announcer))]
+    const seen: string[] = []
+    const outcomes = await v.checkMany(undefined, page, async (r) => {
+      if (r.verdict === 'accept' && r.decoded != null) {
+        const d = r.decoded
+        const { stored } = await store.putMessage(d.kind === 'claim'
+          ? { id: d.id, kind: 'claim', keyId: d.keyId, envelopeJson: '{}', claim: d.claim }
+          : { id: d.id, kind: 'announcement', keyId: d.keyId, envelopeJson: '{}', announcement: d.announcement })
+        seen.push(stored ? 'stored' : 'duplicate')
+      }
+      return r.verdict
+    })
+    // The copy of `good` is judged after `good` was stored; the third stranger finds the target at its cap.
+    expect(outcomes).toEqual(['accept', 'reject', 'reject', 'reject', 'ignore', 'accept', 'accept', 'ignore', 'accept'])
+    expect(seen).toEqual(['stored', 'stored', 'stored', 'stored'])
+    const one = await Promise.all(page.map(async d => (await v.check(undefined, d)).verdict))
+    expect(one.slice(0, 4)).toEqual(['ignore', 'reject', 'reject', 'reject'])
+  })
 })

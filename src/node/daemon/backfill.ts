@@ -47,14 +47,14 @@ export function storeBackfillSource (store: Store): (req: BackfillRequest) => Pr
 }
 
 /**
- * Pulls what a peer stored since the cursor last seen from it, page by page. Every item goes
+ * Pulls what a peer stored since the cursor last seen from it, page by page. Every page goes
  * through `accept` (the gossip check, then the store); the cursor is persisted after each page.
  */
 export function createBackfillSync (components: {
   store: Store
   p2p: P2PNode
-  /** Verifies and stores one item; returns whether it was stored, duplicate, or rejected. */
-  accept: (data: Uint8Array, from: string) => Promise<'stored' | 'duplicate' | 'rejected'>
+  /** Verifies and stores the items of one page, in order; says of each whether it was stored, duplicate, or rejected. */
+  accept: (items: readonly Uint8Array[], from: string) => Promise<Array<'stored' | 'duplicate' | 'rejected'>>
   log: Logger
 }, init: BackfillSyncInit = {}): BackfillSync {
   const { store, p2p, log } = components
@@ -86,8 +86,7 @@ export function createBackfillSync (components: {
         }
       }
       totals.pages++
-      for (const item of result.items) {
-        const outcome = await components.accept(item, peerId)
+      for (const outcome of await components.accept(result.items, peerId)) {
         if (outcome === 'stored') { stored++; totals.stored++ } else if (outcome === 'rejected') { rejected++; totals.rejected++ }
       }
       // A cursor that does not move forward ends the catch-up (a peer cannot make us loop).

@@ -10,7 +10,7 @@ import { createBackfillSync, storeBackfillSource } from './backfill.js'
 import { createBuilderRegistry } from './builders.js'
 import { MessageRejectedError } from './errors.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
-import { createMessageValidator } from './validator.js'
+import { createMessageValidator, type CheckResult } from './validator.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
 const CAPABILITIES_WARMUP_MS = [3_000, 10_000, 30_000, 60_000]
@@ -57,14 +57,22 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     return true
   }
 
-  async function accept (topic: string | undefined, data: Uint8Array): Promise<'stored' | 'duplicate' | 'rejected'> {
-    const r = await validator.check(topic, data)
+  async function settle (r: CheckResult, data: Uint8Array): Promise<'stored' | 'duplicate' | 'rejected'> {
     if (r.verdict === 'reject') {
       log.debug({ reason: r.reason }, 'message rejected')
       return 'rejected'
     }
     if (r.verdict === 'ignore' || r.decoded == null) return 'duplicate'
     return await storeDecoded(r.decoded, Buffer.from(data).toString('utf8')) ? 'stored' : 'duplicate'
+  }
+
+  async function accept (topic: string | undefined, data: Uint8Array): Promise<'stored' | 'duplicate' | 'rejected'> {
+    return await settle(await validator.check(topic, data), data)
+  }
+
+  /** A back-fill page: signatures checked as a batch, then each item judged and stored in order. */
+  async function acceptPage (items: readonly Uint8Array[]): Promise<Array<'stored' | 'duplicate' | 'rejected'>> {
+    return await validator.checkMany(undefined, items, settle)
   }
 
   const p2p = await createP2PNode({
@@ -100,7 +108,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     gossip: init.gossip
   })
 
-  const backfill = createBackfillSync({ store, p2p, log, accept: async (data) => await accept(undefined, data) }, init.backfill)
+  const backfill = createBackfillSync({ store, p2p, log, accept: acceptPage }, init.backfill)
 
   const scheduler = createScheduler({
     store,

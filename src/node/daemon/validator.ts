@@ -1,5 +1,5 @@
 import { LIMITS } from '../../protocol/limits.js'
-import { decodeMessage, targetKey, type DecodedMessage } from '../../protocol/messages.js'
+import { decodeMessage, decodeMessages, MAX_DECODE_BATCH, targetKey, type DecodedMessage } from '../../protocol/messages.js'
 import { policyKeys, type TrustPolicy } from '../../protocol/policy.js'
 import { TOPICS } from '../p2p/index.js'
 import type { Logger } from '../logger.js'
@@ -15,9 +15,17 @@ export interface ValidatorInit {
   untrustedPerTarget?: number
 }
 
+export interface CheckResult { verdict: Verdict, decoded?: DecodedMessage, reason?: string }
+
 export interface MessageValidator {
   /** Gossip and back-fill check of one envelope. Never throws. */
-  check: (topic: string | undefined, data: Uint8Array) => Promise<{ verdict: Verdict, decoded?: DecodedMessage, reason?: string }>
+  check: (topic: string | undefined, data: Uint8Array) => Promise<CheckResult>
+  /**
+   * `check` of many envelopes (a back-fill page), every signature first; then, item by item
+   * in order, the rest of the check and `then` (which stores an accepted message before the
+   * next one is judged, so per-target limits count it). Throws only what `then` throws.
+   */
+  checkMany: <T>(topic: string | undefined, items: readonly Uint8Array[], then: (result: CheckResult, data: Uint8Array) => Promise<T>) => Promise<T[]>
   /** The decoded message of the data object that `check` accepted (saves a second verification). */
   take: (data: Uint8Array) => DecodedMessage | undefined
   policy: () => TrustPolicy
@@ -39,14 +47,15 @@ export function createMessageValidator (components: { store: Store, policy: Trus
   // hand-over costs no hash, and an entry lives no longer than gossipsub keeps the data.
   const recent = new WeakMap<Uint8Array, DecodedMessage>()
 
-  async function check (topic: string | undefined, data: Uint8Array): Promise<{ verdict: Verdict, decoded?: DecodedMessage, reason?: string }> {
+  function tooLarge (data: Uint8Array): CheckResult | undefined {
     if (data.byteLength > LIMITS.envelopeBytes) return { verdict: 'reject', reason: `envelope of ${data.byteLength} bytes exceeds ${LIMITS.envelopeBytes}` }
-    let decoded: DecodedMessage
-    try {
-      decoded = decodeMessage(data, { keys, allowEmbeddedKeys: true })
-    } catch (err) {
-      return { verdict: 'reject', reason: `${(err as Error).name}: ${(err as Error).message}` }
-    }
+    return undefined
+  }
+
+  const rejected = (err: unknown): CheckResult => ({ verdict: 'reject', reason: `${(err as Error).name}: ${(err as Error).message}` })
+
+  /** Everything after the signature: topic, duplicates, announcers, untrusted limits. */
+  async function judge (topic: string | undefined, data: Uint8Array, decoded: DecodedMessage): Promise<CheckResult> {
     const expected = decoded.kind === 'announcement' ? TOPICS.announcements : TOPICS.claims
     if (topic != null && topic !== expected) return { verdict: 'reject', reason: `${decoded.kind} on topic ${topic}` }
     try {
@@ -69,6 +78,40 @@ export function createMessageValidator (components: { store: Store, policy: Trus
     return { verdict: 'accept', decoded }
   }
 
+  async function check (topic: string | undefined, data: Uint8Array): Promise<CheckResult> {
+    const big = tooLarge(data)
+    if (big != null) return big
+    let decoded: DecodedMessage
+    try {
+      decoded = decodeMessage(data, { keys, allowEmbeddedKeys: true })
+    } catch (err) {
+      return rejected(err)
+    }
+    return await judge(topic, data, decoded)
+  }
+
+  async function checkMany<T> (topic: string | undefined, items: readonly Uint8Array[], then: (result: CheckResult, data: Uint8Array) => Promise<T>): Promise<T[]> {
+    const out: T[] = []
+    for (let start = 0; start < items.length; start += MAX_DECODE_BATCH) {
+      const batch = items.slice(start, start + MAX_DECODE_BATCH)
+      const sizes = batch.map(tooLarge)
+      const decoded = decodeMessages(batch.map((d, i) => sizes[i] == null ? d : ''), { keys, allowEmbeddedKeys: true })
+      for (let i = 0; i < batch.length; i++) {
+        const data = batch[i] as Uint8Array
+        const r = decoded[i] as (typeof decoded)[number]
+        let result: CheckResult
+        try {
+          result = sizes[i] ?? (r.ok ? await judge(topic, data, r.message) : rejected(r.error))
+        } catch (err) {
+          log.warn({ err }, 'validator failed unexpectedly; rejecting')
+          result = { verdict: 'reject', reason: 'validator error' }
+        }
+        out.push(await then(result, data))
+      }
+    }
+    return out
+  }
+
   return {
     async check (topic, data) {
       try {
@@ -78,6 +121,7 @@ export function createMessageValidator (components: { store: Store, policy: Trus
         return { verdict: 'reject', reason: 'validator error' }
       }
     },
+    checkMany,
     take (data) {
       const d = recent.get(data)
       recent.delete(data)
