@@ -1,7 +1,7 @@
 import type { Envelope } from './dsse.js'
 import { LimitError } from './errors.js'
 import { LIMITS } from './limits.js'
-import { decodeMessages, MAX_DECODE_BATCH, type DecodeOptions, type DecodedMessage } from './messages.js'
+import { decodeMessages, type DecodeOptions, type DecodedMessage } from './messages.js'
 
 export interface ParsedBundle {
   entries: Array<{ line: number, message: DecodedMessage }>
@@ -16,7 +16,8 @@ export interface BundleOptions extends DecodeOptions {
   maxLineLength?: number
 }
 
-const BATCH = Math.min(256, MAX_DECODE_BATCH)
+/** Lines decoded at once (at most MAX_DECODE_BATCH). */
+const BATCH = 256
 
 /**
  * A bundle is JSON Lines: one DSSE envelope per line (UTF-8, `\n` or `\r\n`); blank lines

@@ -95,6 +95,7 @@ export function createMessageValidator (components: { store: Store, policy: Trus
     for (let start = 0; start < items.length; start += MAX_DECODE_BATCH) {
       const batch = items.slice(start, start + MAX_DECODE_BATCH)
       const sizes = batch.map(tooLarge)
+      // An oversized item is not even parsed: an empty stand-in keeps the results in step.
       const decoded = decodeMessages(batch.map((d, i) => sizes[i] == null ? d : ''), { keys, allowEmbeddedKeys: true })
       for (let i = 0; i < batch.length; i++) {
         const data = batch[i] as Uint8Array
