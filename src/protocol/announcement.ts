@@ -26,39 +26,29 @@ export function announcementToStatement (a: Announcement): Statement {
   }
 }
 
-const validate = ajv.compile<{ subject: Array<{ name: string, digest: { gitCommit: string } }>, predicate: Announcement }>({
+const validate = ajv.compile<{ subject: Array<{ name: string, digest: { gitCommit: string } }>, predicate: Announcement }>(S.statementWith(S.single(S.str(LIMITS.repositoryLength + LIMITS.tagLength + 1), S.gitCommitDigest), {
   type: 'object',
   properties: {
-    _type: { type: 'string' },
-    predicateType: { type: 'string' },
-    subject: S.single(S.str(LIMITS.repositoryLength + LIMITS.tagLength + 1), S.gitCommitDigest),
-    predicate: {
-      type: 'object',
-      properties: {
-        repository: S.repository,
-        tag: S.tag,
-        commit: S.commit,
-        recipe: S.recipe,
-        targets: {
-          type: 'array',
-          minItems: 1,
-          maxItems: LIMITS.targetsPerAnnouncement,
-          items: {
-            type: 'object',
-            properties: { variant: S.variant, platform: S.platform },
-            required: ['variant', 'platform'],
-            additionalProperties: false
-          }
-        },
-        announcedAt: S.time
-      },
-      required: ['repository', 'tag', 'commit', 'recipe', 'targets', 'announcedAt'],
-      additionalProperties: false
-    }
+    repository: S.repository,
+    tag: S.tag,
+    commit: S.commit,
+    recipe: S.recipe,
+    targets: {
+      type: 'array',
+      minItems: 1,
+      maxItems: LIMITS.targetsPerAnnouncement,
+      items: {
+        type: 'object',
+        properties: { variant: S.variant, platform: S.platform },
+        required: ['variant', 'platform'],
+        additionalProperties: false
+      }
+    },
+    announcedAt: S.time
   },
-  required: ['_type', 'subject', 'predicateType', 'predicate'],
+  required: ['repository', 'tag', 'commit', 'recipe', 'targets', 'announcedAt'],
   additionalProperties: false
-})
+}))
 
 /** Validate an announcement Statement (its `_type` and predicateType already checked) and return the Announcement. */
 export function statementToAnnouncement (statement: unknown): Announcement {

@@ -190,94 +190,84 @@ interface SuccessShape {
 }
 
 const versionString = S.shortString
-const validateSuccess = ajv.compile<SuccessShape>({
+const validateSuccess = ajv.compile<SuccessShape>(S.statementWith(subjectSchema(S.sha256Digest), {
   type: 'object',
   properties: {
-    _type: { type: 'string' },
-    predicateType: { type: 'string' },
-    subject: subjectSchema(S.sha256Digest),
-    predicate: {
+    buildDefinition: {
       type: 'object',
       properties: {
-        buildDefinition: {
+        buildType: { type: 'string', const: REBUILD_BUILD_TYPE },
+        externalParameters: {
           type: 'object',
-          properties: {
-            buildType: { type: 'string', const: REBUILD_BUILD_TYPE },
-            externalParameters: {
-              type: 'object',
-              properties: { repository: S.repository, ref: S.tag, commit: S.commit, variant: S.variant, platform: S.platform, recipe: S.recipe },
-              required: ['repository', 'commit', 'variant', 'platform', 'recipe'],
-              additionalProperties: false
-            },
-            internalParameters: {
-              type: 'object',
-              properties: { sourceDateEpoch: S.sourceDateEpoch },
-              required: ['sourceDateEpoch'],
-              additionalProperties: false
-            },
-            resolvedDependencies: S.single(S.str(LIMITS.repositoryLength + LIMITS.tagLength + 20), S.gitCommitDigest, 'uri')
-          },
-          required: ['buildType', 'externalParameters', 'internalParameters', 'resolvedDependencies'],
+          properties: { repository: S.repository, ref: S.tag, commit: S.commit, variant: S.variant, platform: S.platform, recipe: S.recipe },
+          required: ['repository', 'commit', 'variant', 'platform', 'recipe'],
           additionalProperties: false
         },
-        runDetails: {
+        internalParameters: {
+          type: 'object',
+          properties: { sourceDateEpoch: S.sourceDateEpoch },
+          required: ['sourceDateEpoch'],
+          additionalProperties: false
+        },
+        resolvedDependencies: S.single(S.str(LIMITS.repositoryLength + LIMITS.tagLength + 20), S.gitCommitDigest, 'uri')
+      },
+      required: ['buildType', 'externalParameters', 'internalParameters', 'resolvedDependencies'],
+      additionalProperties: false
+    },
+    runDetails: {
+      type: 'object',
+      properties: {
+        builder: {
           type: 'object',
           properties: {
-            builder: {
+            id: { type: 'string', const: BUILDER_ID },
+            version: {
               type: 'object',
               properties: {
-                id: { type: 'string', const: BUILDER_ID },
-                version: {
-                  type: 'object',
-                  properties: {
-                    'engine.name': { type: 'string', const: 'docker' },
-                    'engine.version': versionString,
-                    'engine.apiVersion': versionString,
-                    buildx: versionString,
-                    buildkit: versionString,
-                    kernel: versionString,
-                    arch: S.str(32, { pattern: '^[a-z0-9_]+$' }),
-                    emulated: { type: 'string', enum: ['true', 'false'] },
-                    'tool.name': versionString,
-                    'tool.version': versionString
-                  },
-                  required: ['engine.name', 'engine.version', 'buildx', 'buildkit', 'kernel', 'arch', 'emulated', 'tool.name', 'tool.version'],
-                  additionalProperties: false
-                }
+                'engine.name': { type: 'string', const: 'docker' },
+                'engine.version': versionString,
+                'engine.apiVersion': versionString,
+                buildx: versionString,
+                buildkit: versionString,
+                kernel: versionString,
+                arch: S.str(32, { pattern: '^[a-z0-9_]+$' }),
+                emulated: { type: 'string', enum: ['true', 'false'] },
+                'tool.name': versionString,
+                'tool.version': versionString
               },
-              required: ['id', 'version'],
+              required: ['engine.name', 'engine.version', 'buildx', 'buildkit', 'kernel', 'arch', 'emulated', 'tool.name', 'tool.version'],
               additionalProperties: false
-            },
-            metadata: {
-              type: 'object',
-              properties: { startedOn: S.time, finishedOn: S.time },
-              required: ['startedOn', 'finishedOn'],
-              additionalProperties: false
-            },
-            byproducts: {
-              type: 'array',
-              minItems: 3,
-              maxItems: 3 + LIMITS.layersPerImage,
-              items: [
-                descriptor({ type: 'string', const: BYPRODUCT.index }, false),
-                descriptor({ type: 'string', const: BYPRODUCT.manifest }, false),
-                descriptor({ type: 'string', const: BYPRODUCT.config }, false)
-              ],
-              // Each name must be `layer/<its index>`, checked when the claim is read.
-              additionalItems: descriptor(S.str(16), true)
             }
           },
-          required: ['builder', 'metadata', 'byproducts'],
+          required: ['id', 'version'],
           additionalProperties: false
+        },
+        metadata: {
+          type: 'object',
+          properties: { startedOn: S.time, finishedOn: S.time },
+          required: ['startedOn', 'finishedOn'],
+          additionalProperties: false
+        },
+        byproducts: {
+          type: 'array',
+          minItems: 3,
+          maxItems: 3 + LIMITS.layersPerImage,
+          items: [
+            descriptor({ type: 'string', const: BYPRODUCT.index }, false),
+            descriptor({ type: 'string', const: BYPRODUCT.manifest }, false),
+            descriptor({ type: 'string', const: BYPRODUCT.config }, false)
+          ],
+          // Each name must be `layer/<its index>`, checked when the claim is read.
+          additionalItems: descriptor(S.str(16), true)
         }
       },
-      required: ['buildDefinition', 'runDetails'],
+      required: ['builder', 'metadata', 'byproducts'],
       additionalProperties: false
     }
   },
-  required: ['_type', 'subject', 'predicateType', 'predicate'],
+  required: ['buildDefinition', 'runDetails'],
   additionalProperties: false
-})
+}))
 
 interface FailureShape {
   subject: Array<{ name: string, digest: { gitCommit: string } }>
@@ -292,35 +282,25 @@ interface FailureShape {
   }
 }
 
-const validateFailure = ajv.compile<FailureShape>({
+const validateFailure = ajv.compile<FailureShape>(S.statementWith(subjectSchema(S.gitCommitDigest), {
   type: 'object',
   properties: {
-    _type: { type: 'string' },
-    predicateType: { type: 'string' },
-    subject: subjectSchema(S.gitCommitDigest),
-    predicate: {
+    target: {
       type: 'object',
-      properties: {
-        target: {
-          type: 'object',
-          properties: { repository: S.repository, commit: S.commit, variant: S.variant, platform: S.platform, tag: S.tag },
-          required: ['repository', 'commit', 'variant', 'platform'],
-          additionalProperties: false
-        },
-        environment: S.environment,
-        sourceDateEpoch: S.sourceDateEpoch,
-        recipe: S.recipe,
-        startedOn: S.time,
-        finishedOn: S.time,
-        failure: S.failure
-      },
-      required: ['target', 'environment', 'sourceDateEpoch', 'recipe', 'startedOn', 'finishedOn', 'failure'],
+      properties: { repository: S.repository, commit: S.commit, variant: S.variant, platform: S.platform, tag: S.tag },
+      required: ['repository', 'commit', 'variant', 'platform'],
       additionalProperties: false
-    }
+    },
+    environment: S.environment,
+    sourceDateEpoch: S.sourceDateEpoch,
+    recipe: S.recipe,
+    startedOn: S.time,
+    finishedOn: S.time,
+    failure: S.failure
   },
-  required: ['_type', 'subject', 'predicateType', 'predicate'],
+  required: ['target', 'environment', 'sourceDateEpoch', 'recipe', 'startedOn', 'finishedOn', 'failure'],
   additionalProperties: false
-})
+}))
 
 function checkTimes (startedOn: string, finishedOn: string, field: string): void {
   if (Date.parse(finishedOn) < Date.parse(startedOn)) throw new ValidationError(field, 'is before startedOn')

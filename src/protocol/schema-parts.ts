@@ -94,6 +94,17 @@ export const failure = {
   additionalProperties: false
 }
 
+/**
+ * A Statement of one message kind, once `statement` has checked `_type` and routed on
+ * `predicateType`: its single subject and its predicate, nothing else.
+ */
+export const statementWith = (subject: Record<string, unknown>, predicate: Record<string, unknown>): Record<string, unknown> => ({
+  type: 'object',
+  properties: { _type: { type: 'string' }, predicateType: { type: 'string' }, subject, predicate },
+  required: ['_type', 'subject', 'predicateType', 'predicate'],
+  additionalProperties: false
+})
+
 /** The in-toto Statement v1 envelope around any predicate (the predicate checked separately). */
 export const statement = {
   type: 'object',
