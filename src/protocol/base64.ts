@@ -19,7 +19,7 @@ const PAD = 0x3d // '='
  * decodes to fewer bytes than this. That keeps the check native and allocation-free on a
  * path every message takes.
  */
-function decodedLength (field: string, value: string): number {
+export function decodedLength (field: string, value: string): number {
   let end = value.length
   while (end > 0 && value.charCodeAt(end - 1) === PAD) end--
   const padding = value.length - end
@@ -51,15 +51,11 @@ export function decodeBase64 (field: string, value: string): Buffer {
 }
 
 /**
- * Strict base64 decoding into `target`. `place(n)` gets the decoded length before any byte
- * is decoded (it may throw, e.g. a LimitError) and returns the offset to write at.
- * Returns the decoded length.
+ * Strict base64 decoding into `target` at `offset`, of a value whose `decodedLength` is `n`
+ * (measured first, so that the caller can place the bytes).
  */
-export function decodeBase64Into (field: string, value: string, target: Buffer, place: (n: number) => number): number {
-  const n = decodedLength(field, value)
-  const offset = place(n)
+export function decodeBase64Into (field: string, value: string, n: number, target: Buffer, offset: number): void {
   if (target.write(value, offset, n, 'base64') !== n) throw badCharacter(field)
-  return n
 }
 
 export function encodeBase64 (bytes: Uint8Array): string {

@@ -1,5 +1,5 @@
 import { createHash, sign, verify, type KeyObject } from 'node:crypto'
-import { decodeBase64, decodeBase64Into, encodeBase64 } from './base64.js'
+import { decodeBase64, decodeBase64Into, decodedLength, encodeBase64 } from './base64.js'
 import { LimitError, SignatureError, ValidationError } from './errors.js'
 import { keyIdOf, publicKeyFromDer, spkiDer, type Identity, type SigningIdentity } from './keys.js'
 import { LIMITS } from './limits.js'
@@ -159,6 +159,9 @@ function embeddedKey (field: string, b64: string): KeyObject {
 // synchronous, so nothing else can touch it meanwhile): no per-message allocation for the
 // payload or the PAE. Views into it never leave this module's callers unsynchronised.
 const SCRATCH = Buffer.allocUnsafe(LIMITS.payloadBytes + 4 * LIMITS.payloadTypeLength + 64)
+// The same for batches: the PAE bytes of many envelopes side by side. It holds at least
+// four envelopes of the largest size, and a batch that fills it is verified in parts.
+const BATCH_SCRATCH = Buffer.allocUnsafe(4 * SCRATCH.byteLength)
 
 /**
  * What a verification leaves in the scratch buffer: valid only until the next verification,
@@ -166,7 +169,7 @@ const SCRATCH = Buffer.allocUnsafe(LIMITS.payloadBytes + 4 * LIMITS.payloadTypeL
  */
 export interface VerifiedScratch {
   payloadType: string
-  /** `pae(payloadType, payload)`: a view into the shared scratch buffer. */
+  /** `pae(payloadType, payload)`: a view into a shared scratch buffer. */
   pae: Buffer
   /** Offset of the payload inside `pae`. */
   payloadOffset: number
@@ -184,25 +187,37 @@ function idOrder (signatures: readonly Uint8Array[]): readonly Uint8Array[] {
     .map(([, s]) => s)
 }
 
-function scratchResult (env: Envelope, message: Buffer, payloadOffset: number, keyId: string, publicKey: KeyObject, signatureBytes: Buffer[]): VerifiedScratch {
-  return { payloadType: env.payloadType, pae: message, payloadOffset, keyId, publicKey, envelope: env, signatureBytes }
+/** An envelope whose shape, limits and base64 are checked, with its PAE bytes written out: everything but the signature check. */
+interface Prepared {
+  env: Envelope
+  /** `pae(payloadType, payload)`, in a scratch buffer. */
+  message: Buffer
+  payloadOffset: number
+  signatureBytes: Buffer[]
 }
 
 /**
- * The verification itself, without copying the payload out. Used by `verifyEnvelope` and
- * `decodeMessage`; see `VerifiedScratch` for the lifetime of the result.
+ * Write the PAE bytes of a checked envelope into `target` at `at`. Returns undefined,
+ * having written nothing, when they would run past the end of `target`.
  */
-export function verifyEnvelopeInPlace (input: unknown, opts: VerifyOptions = {}): VerifiedScratch {
-  const env = checkEnvelope(input, opts.maxBytes ?? LIMITS.envelopeBytes)
+function prepare (env: Envelope, target: Buffer, at: number): Prepared | undefined {
   // The PAE header needs the payload length, known from the base64 length before decoding.
-  let payloadOffset = 0
-  const payloadLength = decodeBase64Into('envelope.payload', env.payload, SCRATCH, n => {
-    if (n > LIMITS.payloadBytes) throw new LimitError('envelope.payload', LIMITS.payloadBytes, n)
-    payloadOffset = SCRATCH.write(`DSSEv1 ${Buffer.byteLength(env.payloadType)} ${env.payloadType} ${n} `, 0, 'utf8')
-    return payloadOffset
-  })
+  const n = decodedLength('envelope.payload', env.payload)
+  if (n > LIMITS.payloadBytes) throw new LimitError('envelope.payload', LIMITS.payloadBytes, n)
+  const head = `DSSEv1 ${Buffer.byteLength(env.payloadType)} ${env.payloadType} ${n} `
+  const headLength = Buffer.byteLength(head)
+  if (at + headLength + n > target.byteLength) return undefined
+  target.write(head, at, 'utf8')
+  decodeBase64Into('envelope.payload', env.payload, n, target, at + headLength)
   const signatureBytes = env.signatures.map((s, i) => decodeBase64(`envelope.signatures[${i}].sig`, s.sig))
-  const message = SCRATCH.subarray(0, payloadOffset + payloadLength)
+  return { env, message: target.subarray(at, at + headLength + n), payloadOffset: headLength, signatureBytes }
+}
+
+/** The signature check of a prepared envelope; see `verifyEnvelopeInPlace`. */
+function verifyPrepared (p: Prepared, opts: VerifyOptions): VerifiedScratch {
+  const { env, message, signatureBytes } = p
+  const result = (keyId: string, publicKey: KeyObject): VerifiedScratch =>
+    ({ payloadType: env.payloadType, pae: message, payloadOffset: p.payloadOffset, keyId, publicKey, envelope: env, signatureBytes })
   const keys = opts.keys ?? new Map<string, KeyObject>()
   let attempts = 0
   for (let i = 0; i < env.signatures.length; i++) {
@@ -226,13 +241,68 @@ export function verifyEnvelopeInPlace (input: unknown, opts: VerifyOptions = {})
     for (const id of order) {
       if (attempts++ >= MAX_VERIFY_ATTEMPTS) break
       const key = keys.get(id) as KeyObject
-      if (verify(null, message, key, sig)) return scratchResult(env, message, payloadOffset, id, key, signatureBytes)
+      if (verify(null, message, key, sig)) return result(id, key)
     }
     if (opts.allowEmbeddedKeys === true && embedded !== undefined && embeddedId !== undefined && !keys.has(embeddedId)) {
-      if (attempts++ < MAX_VERIFY_ATTEMPTS && verify(null, message, embedded, sig)) return scratchResult(env, message, payloadOffset, embeddedId, embedded, signatureBytes)
+      if (attempts++ < MAX_VERIFY_ATTEMPTS && verify(null, message, embedded, sig)) return result(embeddedId, embedded)
     }
   }
   throw new SignatureError(`envelope.signatures: no signature verifies with ${opts.allowEmbeddedKeys === true ? 'a policy key or an embedded key' : 'a policy key'}`)
+}
+
+/**
+ * The verification itself, without copying the payload out. Used by `verifyEnvelope` and
+ * `decodeMessage`; see `VerifiedScratch` for the lifetime of the result.
+ */
+export function verifyEnvelopeInPlace (input: unknown, opts: VerifyOptions = {}): VerifiedScratch {
+  return verifyPrepared(prepare(checkEnvelope(input, opts.maxBytes ?? LIMITS.envelopeBytes), SCRATCH, 0) as Prepared, opts)
+}
+
+/** One envelope's outcome in `verifyEnvelopesInPlace`. */
+export interface BatchVerification {
+  /** Position in the inputs. */
+  index: number
+  result: VerifiedScratch | Error
+}
+
+/**
+ * `verifyEnvelopeInPlace` for many envelopes, with the same checks and errors. The
+ * envelopes are checked and their PAE bytes written side by side first, then every
+ * signature is checked in one run: the signature code and its tables stay in the CPU
+ * caches instead of taking turns with the JSON parser. `onPart` gets the outcomes in input
+ * order, a part at a time; the `pae` views in a part are valid only during that call.
+ */
+export function verifyEnvelopesInPlace (inputs: readonly unknown[], opts: VerifyOptions, onPart: (part: BatchVerification[]) => void): void {
+  const maxBytes = opts.maxBytes ?? LIMITS.envelopeBytes
+  let part: Array<{ index: number, result: Prepared | Error }> = []
+  let at = 0
+  const flush = (): void => {
+    onPart(part.map(({ index, result }) => {
+      if (result instanceof Error) return { index, result }
+      try {
+        return { index, result: verifyPrepared(result, opts) }
+      } catch (err) {
+        return { index, result: err as Error }
+      }
+    }))
+    part = []
+    at = 0
+  }
+  for (let index = 0; index < inputs.length; index++) {
+    try {
+      const env = checkEnvelope(inputs[index], maxBytes)
+      let p = prepare(env, BATCH_SCRATCH, at)
+      if (p === undefined) {
+        flush()
+        p = prepare(env, BATCH_SCRATCH, 0) as Prepared
+      }
+      at += p.message.byteLength
+      part.push({ index, result: p })
+    } catch (err) {
+      part.push({ index, result: err as Error })
+    }
+  }
+  flush()
 }
 
 /**

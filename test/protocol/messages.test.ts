@@ -90,6 +90,7 @@ describe('claims', () => {
     ['bad time', s => { s.predicate.runDetails.metadata.startedOn = 'yesterday' }, 'predicate.runDetails.metadata.startedOn'],
     ['bad layer digest', s => { s.predicate.runDetails.byproducts[3].digest.sha256 = 'abc' }, 'predicate.runDetails.byproducts[3].digest.sha256'],
     ['uppercase layer digest', s => { s.predicate.runDetails.byproducts[4].digest.sha256 = 'A'.repeat(64) }, 'predicate.runDetails.byproducts[4].digest.sha256'],
+    ['non-ASCII digit', s => { s.predicate.buildDefinition.externalParameters.commit = `${'a'.repeat(39)}\u0661` }, 'predicate.buildDefinition.externalParameters.commit'],
     ['non-hex last digit', s => { s.predicate.runDetails.byproducts[0].digest.sha256 = `${'a'.repeat(63)}g` }, 'predicate.runDetails.byproducts[0].digest.sha256'],
     ['uppercase commit', s => { s.predicate.buildDefinition.externalParameters.commit = 'A'.repeat(40) }, 'predicate.buildDefinition.externalParameters.commit'],
     ['recipe digest with uppercase hex', s => { s.predicate.buildDefinition.externalParameters.recipe.digest = `sha256:${'F'.repeat(64)}` }, 'predicate.buildDefinition.externalParameters.recipe.digest'],
@@ -187,6 +188,25 @@ describe('decodeMessages', () => {
       expect(r?.ok ? { ok: true, claim: r.message.kind === 'claim' ? r.message.claim : undefined, id: r.message.id } : { ok: false, error: `${r?.error.name}: ${r?.error.message}` }).toEqual(one)
     })
     expect(batch.map(r => r.ok)).toEqual([true, false, false, true, false, false, true])
+  })
+
+  it('checks a batch too large for one pass in parts, and keeps the order', () => {
+    // Near the payload limit each: a handful of these fill the batch scratch buffer.
+    const big = (i: number): Envelope => {
+      const c = successClaim(digestOf(String(i % 10)))
+      if (c.result === undefined) throw new Error('no result')
+      c.result.diffIds = Array.from({ length: 150 }, (_, l) => digestOf(String((l + i) % 10)))
+      c.result.layerSteps = c.result.diffIds.map((_, l) => `RUN step ${l} `.padEnd(1000, 'x'))
+      return signClaim(c, builder)
+    }
+    const envs = Array.from({ length: 9 }, (_, i) => big(i))
+    const inputs: unknown[] = envs.map(e => JSON.stringify(e))
+    inputs.splice(5, 0, { ...envs[0], payload: envs[1]?.payload })
+    const batch = decodeMessages(inputs, { keys })
+    expect(batch.map(r => r.ok)).toEqual([true, true, true, true, true, false, true, true, true, true])
+    batch.forEach((r, i) => {
+      if (r.ok) expect(r.message.id).toBe(decodeMessage(inputs[i], { keys }).id)
+    })
   })
 
   it('refuses more than MAX_DECODE_BATCH inputs at once', () => {
