@@ -43,8 +43,9 @@ describe('claims', () => {
     expect(p.buildDefinition.buildType).toBe(REBUILD_BUILD_TYPE)
     expect(p.buildDefinition.resolvedDependencies).toEqual([{ uri: `git+${REPO}@refs/tags/v3.0.0`, digest: { gitCommit: COMMIT } }])
     expect(p.runDetails.builder.version['engine.version']).toBe('26.1.5')
-    expect(p.runDetails.byproducts.map((b: { name: string }) => b.name)).toEqual(['oci-index', 'oci-manifest', 'oci-config', 'layer/0', 'layer/1'])
-    expect(p.runDetails.byproducts[4].annotations).toEqual({ createdBy: 'RUN /bin/busybox --install -s /bin' })
+    expect(p.runDetails.byproducts.map((b: { name: string }) => b.name)).toEqual(['oci-index', 'oci-config'])
+    expect(p.runDetails.byproducts[1].annotations.diffIds).toHaveLength(2)
+    expect(p.runDetails.byproducts[1].annotations.createdBy[1]).toBe('RUN /bin/busybox --install -s /bin')
     const d = decodeMessage(env, { keys })
     expect(d.kind).toBe('claim')
     expect(d.keyId).toBe(builder.keyId)
@@ -88,8 +89,9 @@ describe('claims', () => {
     ['bad commit', s => { s.predicate.buildDefinition.externalParameters.commit = 'zz' }, 'predicate.buildDefinition.externalParameters.commit'],
     ['bad platform', s => { s.predicate.buildDefinition.externalParameters.platform = 'linux' }, 'predicate.buildDefinition.externalParameters.platform'],
     ['bad time', s => { s.predicate.runDetails.metadata.startedOn = 'yesterday' }, 'predicate.runDetails.metadata.startedOn'],
-    ['bad layer digest', s => { s.predicate.runDetails.byproducts[3].digest.sha256 = 'abc' }, 'predicate.runDetails.byproducts[3].digest.sha256'],
-    ['uppercase layer digest', s => { s.predicate.runDetails.byproducts[4].digest.sha256 = 'A'.repeat(64) }, 'predicate.runDetails.byproducts[4].digest.sha256'],
+    ['bad layer digest', s => { s.predicate.runDetails.byproducts[1].annotations.diffIds[0] = 'sha256:abc' }, 'predicate.runDetails.byproducts[1].annotations.diffIds[0]'],
+    ['uppercase layer digest', s => { s.predicate.runDetails.byproducts[1].annotations.diffIds[1] = `sha256:${'A'.repeat(64)}` }, 'predicate.runDetails.byproducts[1].annotations.diffIds[1]'],
+    ['bad config digest', s => { s.predicate.runDetails.byproducts[1].digest.sha256 = 'abc' }, 'predicate.runDetails.byproducts[1].digest.sha256'],
     ['non-ASCII digit', s => { s.predicate.buildDefinition.externalParameters.commit = `${'a'.repeat(39)}\u0661` }, 'predicate.buildDefinition.externalParameters.commit'],
     ['non-hex last digit', s => { s.predicate.runDetails.byproducts[0].digest.sha256 = `${'a'.repeat(63)}g` }, 'predicate.runDetails.byproducts[0].digest.sha256'],
     ['uppercase commit', s => { s.predicate.buildDefinition.externalParameters.commit = 'A'.repeat(40) }, 'predicate.buildDefinition.externalParameters.commit'],
@@ -98,12 +100,16 @@ describe('claims', () => {
     ['unknown field', s => { s.predicate.runDetails.extra = 1 }, 'predicate.runDetails.extra'],
     ['missing field', s => { delete s.predicate.buildDefinition.internalParameters.sourceDateEpoch }, 'predicate.buildDefinition.internalParameters.sourceDateEpoch'],
     ['negative epoch', s => { s.predicate.buildDefinition.internalParameters.sourceDateEpoch = -1 }, 'predicate.buildDefinition.internalParameters.sourceDateEpoch'],
-    ['subject mismatch', s => { s.subject[0].digest.sha256 = '9'.repeat(64) }, 'subject[0].digest.sha256'],
+    ['bad subject digest', s => { s.subject[0].digest.sha256 = '9'.repeat(63) }, 'subject[0].digest.sha256'],
     ['subject name mismatch', s => { s.subject[0].name = 'other#base@linux/amd64' }, 'subject[0].name'],
     ['dependency mismatch', s => { s.predicate.buildDefinition.resolvedDependencies[0].digest.gitCommit = 'f'.repeat(40) }, 'predicate.buildDefinition.resolvedDependencies[0].digest.gitCommit'],
     ['finished before started', s => { s.predicate.runDetails.metadata.finishedOn = '2025-01-01T00:00:00Z' }, 'predicate.runDetails.metadata.finishedOn'],
     ['wrong builder id', s => { s.predicate.runDetails.builder.id = 'someone-else' }, 'predicate.runDetails.builder.id'],
-    ['layer out of order', s => { s.predicate.runDetails.byproducts[3].name = 'layer/7' }, 'predicate.runDetails.byproducts[3].name'],
+    ['byproducts out of order', s => { s.predicate.runDetails.byproducts.reverse() }, 'predicate.runDetails.byproducts[0].annotations'],
+    ['a third byproduct', s => { s.predicate.runDetails.byproducts.push({ name: 'layer/0', digest: { sha256: '4'.repeat(64) } }) }, 'predicate.runDetails.byproducts'],
+    ['wrong media type', s => { s.predicate.runDetails.byproducts[0].mediaType = 'application/json' }, 'predicate.runDetails.byproducts[0].mediaType'],
+    ['a step for each layer but one', s => { s.predicate.runDetails.byproducts[1].annotations.createdBy.pop() }, 'predicate.runDetails.byproducts[1].annotations.createdBy'],
+    ['unknown annotation', s => { s.predicate.runDetails.byproducts[1].annotations.extra = 'x' }, 'predicate.runDetails.byproducts[1].annotations.extra'],
     ['wrong _type', s => { s._type = 'https://in-toto.io/Statement/v0.1' }, '_type'],
     ['unknown predicate', s => { s.predicateType = 'https://example.com/x' }, 'predicateType']
   ]
@@ -115,18 +121,21 @@ describe('claims', () => {
   }
 
   it('quotes the rule a malformed digest breaks', () => {
-    const err = fieldError(resigned(env, s => { s.predicate.runDetails.byproducts[3].digest.sha256 = `${'0'.repeat(62)}zz` }))
+    const err = fieldError(resigned(env, s => { s.predicate.runDetails.byproducts[0].digest.sha256 = `${'0'.repeat(62)}zz` }))
     expect(err.message).toContain('does not match ^[0-9a-f]{64}$')
+    const layer = fieldError(resigned(env, s => { s.predicate.runDetails.byproducts[1].annotations.diffIds[0] = 'sha256:zz' }))
+    expect(layer.message).toContain('does not match ^sha256:[0-9a-f]{64}$')
   })
 
   it('reports limits as LimitError with the path', () => {
     const many = resigned(env, s => {
-      const layer = s.predicate.runDetails.byproducts[3]
-      s.predicate.runDetails.byproducts.push(...Array.from({ length: LIMITS.layersPerImage + 1 }, (_, i) => ({ ...layer, name: `layer/${i + 2}` })))
+      const a = s.predicate.runDetails.byproducts[1].annotations
+      a.diffIds = Array.from({ length: LIMITS.layersPerImage + 1 }, () => a.diffIds[0])
+      delete a.createdBy
     })
     const err = fieldError(many)
     expect(err).toBeInstanceOf(LimitError)
-    expect(err.field).toBe('predicate.runDetails.byproducts')
+    expect(err.field).toBe('predicate.runDetails.byproducts[1].annotations.diffIds')
     const long = fieldError(resigned(signClaim(failureClaim(), builder), s => { s.predicate.failure.logExcerpt = 'x'.repeat(LIMITS.logExcerptLength + 1) }))
     expect(long).toBeInstanceOf(LimitError)
     expect(long.field).toBe('predicate.failure.logExcerpt')
@@ -172,7 +181,7 @@ describe('decodeMessages', () => {
     const failure = signClaim(failureClaim(), builder)
     const forged = { ...good, payload: failure.payload }
     const stranger = signClaim(successClaim(digestOf('4')), fixedIdentity(7))
-    const badField = resigned(good, s => { s.predicate.runDetails.byproducts[3].digest.sha256 = 'abc' })
+    const badField = resigned(good, s => { s.predicate.runDetails.byproducts[0].digest.sha256 = 'abc' })
     const inputs: unknown[] = [JSON.stringify(good), forged, 'not json', failure, stranger, badField, good]
     const batch = decodeMessages(inputs, { keys })
     expect(batch).toHaveLength(inputs.length)
