@@ -73,7 +73,7 @@ function verifiedText (v: VerifiedScratch): Verified {
   return { text: bytes.toString('utf8'), keyId: v.keyId, envelope: v.envelope, payloadType: v.payloadType, signatureBytes: v.signatureBytes }
 }
 
-/** Phase two: parse and validate the Statement of a verified envelope. */
+/** Parse and validate the Statement of a verified envelope. */
 function decodeVerified (v: Verified): DecodedMessage {
   let json: unknown
   try {
