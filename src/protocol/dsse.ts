@@ -1,5 +1,6 @@
-import { createHash, sign, verify, type KeyObject } from 'node:crypto'
+import { createHash, sign, type KeyObject } from 'node:crypto'
 import { decodeBase64, decodeBase64Into, decodedLength, encodeBase64 } from './base64.js'
+import { verifyEd25519 } from './ed25519.js'
 import { LimitError, SignatureError, ValidationError } from './errors.js'
 import { keyIdOf, publicKeyFromDer, spkiDer, type Identity, type SigningIdentity } from './keys.js'
 import { LIMITS } from './limits.js'
@@ -241,10 +242,10 @@ function verifyPrepared (p: Prepared, opts: VerifyOptions): VerifiedScratch {
     for (const id of order) {
       if (attempts++ >= MAX_VERIFY_ATTEMPTS) break
       const key = keys.get(id) as KeyObject
-      if (verify(null, message, key, sig)) return result(id, key)
+      if (verifyEd25519(message, sig, key)) return result(id, key)
     }
     if (opts.allowEmbeddedKeys === true && embedded !== undefined && embeddedId !== undefined && !keys.has(embeddedId)) {
-      if (attempts++ < MAX_VERIFY_ATTEMPTS && verify(null, message, embedded, sig)) return result(embeddedId, embedded)
+      if (attempts++ < MAX_VERIFY_ATTEMPTS && verifyEd25519(message, sig, embedded)) return result(embeddedId, embedded)
     }
   }
   throw new SignatureError(`envelope.signatures: no signature verifies with ${opts.allowEmbeddedKeys === true ? 'a policy key or an embedded key' : 'a policy key'}`)

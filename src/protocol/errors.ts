@@ -11,8 +11,11 @@ export class NekoError extends Error {
 export class ValidationError extends NekoError {
   override name = 'ValidationError'
   override readonly code = 'ERR_VALIDATION'
+  /** The message without the field, for callers that report the field their own way. */
+  readonly reason: string
   constructor (readonly field: string, message: string) {
     super(`${field}: ${message}`)
+    this.reason = message
   }
 }
 

@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { publicPointProblem } from './ed25519.js'
 import { ValidationError } from './errors.js'
 
 /** An Ed25519 identity. `privateKey` is present only for our own identity. */
@@ -73,10 +74,7 @@ export function publicKeyFromPem (pem: string): KeyObject {
   } catch (err) {
     throw new ValidationError('publicKey', `not an SPKI PEM public key (${(err as Error).message})`)
   }
-  if (key.asymmetricKeyType !== 'ed25519') {
-    throw new ValidationError('publicKey', `expected an Ed25519 key, got ${key.asymmetricKeyType ?? 'unknown'}`)
-  }
-  return key
+  return checkedEd25519(key, 'publicKey')
 }
 
 /** A public key from its SPKI DER bytes; rejects anything but Ed25519. */
@@ -87,9 +85,16 @@ export function publicKeyFromDer (der: Uint8Array, field = 'publicKey'): KeyObje
   } catch (err) {
     throw new ValidationError(field, `not an SPKI DER public key (${(err as Error).message})`)
   }
+  return checkedEd25519(key, field)
+}
+
+/** An Ed25519 public key that can verify signatures: not some other type, not a degenerate point. */
+function checkedEd25519 (key: KeyObject, field: string): KeyObject {
   if (key.asymmetricKeyType !== 'ed25519') {
     throw new ValidationError(field, `expected an Ed25519 key, got ${key.asymmetricKeyType ?? 'unknown'}`)
   }
+  const problem = publicPointProblem(key)
+  if (problem !== undefined) throw new ValidationError(field, problem)
   return key
 }
 

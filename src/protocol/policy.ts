@@ -98,7 +98,7 @@ function key (field: string, pemText: string): KeyObject {
   try {
     return publicKeyFromPem(pemText)
   } catch (err) {
-    if (err instanceof ValidationError) throw new PolicyError(field, 'not an Ed25519 SPKI PEM')
+    if (err instanceof ValidationError) throw new PolicyError(field, err.reason)
     throw err
   }
 }

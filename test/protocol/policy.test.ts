@@ -66,7 +66,12 @@ describe('parsePolicy', () => {
   }
 
   it('says what is wrong with a key', () => {
-    expect(policyErrorOf(edit(p => { p.builders[2].publicKey = ec })).message).toBe('policy builders[2].publicKey: not an Ed25519 SPKI PEM')
+    expect(policyErrorOf(edit(p => { p.builders[2].publicKey = ec })).message).toBe('policy builders[2].publicKey: expected an Ed25519 key, got ec')
+    expect(policyErrorOf(edit(p => { p.builders[1].publicKey = 'ssh-ed25519 AAAA' })).message).toMatch(/^policy builders\[1\]\.publicKey: not an SPKI PEM public key/)
+    // An Ed25519 point of small order (the neutral point) parses as a key but verifies nothing.
+    const neutral = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from([1]), Buffer.alloc(31)])
+    const pem = `-----BEGIN PUBLIC KEY-----\n${neutral.toString('base64')}\n-----END PUBLIC KEY-----\n`
+    expect(policyErrorOf(edit(p => { p.announcers[0].publicKey = pem })).message).toMatch(/^policy announcers\[0\]\.publicKey: not a usable Ed25519 point \(small order/)
   })
 
   it('accepts a policy without announcers and the same key as builder and announcer', () => {
