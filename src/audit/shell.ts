@@ -55,7 +55,61 @@ const WRAPPERS = new Set(['sudo', 'nohup', 'exec', 'command', 'builtin', 'eatmyd
 const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=/
 const WORD_END = new Set([' ', '\t', '\n', '\r', ';', '&', '|', '<', '>', '(', ')'])
 
-export function parseShell (source: string, init: ShellParseInit = {}): ShellParse {
+const SHELLS = new Set(['sh', 'bash', 'dash', 'ash', 'zsh', 'ksh'])
+/** `sh -c 'sh -c "..."'` is read this many levels deep. */
+const MAX_INLINE_DEPTH = 3
+
+/**
+ * The script word of `sh -c SCRIPT` (`-ec`, `-o pipefail -c` and long options allowed), when
+ * its text is the source between its quotes: one single-quoted string, or one double-quoted
+ * string without escapes. Other forms would need the shell's unquoting, which would move
+ * offsets away from the file; they are not read.
+ */
+function inlineScript (cmd: SimpleCommand): Word | undefined {
+  if (!SHELLS.has(commandName(cmd))) return undefined
+  for (let k = 1; k < cmd.words.length; k++) {
+    const flag = (cmd.words[k] as Word).text
+    if (flag === '-o' || flag === '+o' || flag === '-O' || flag === '+O') { k++; continue }
+    if (flag.startsWith('--') && flag.length > 2) continue
+    if (!/^[-+][a-zA-Z]+$/.test(flag)) return undefined
+    if (flag[0] !== '-' || !flag.includes('c')) continue
+    const script = cmd.words[k + 1]
+    if (script == null) return undefined
+    const q = script.raw[0]
+    const inner = script.raw.slice(1, -1)
+    const whole = script.raw.length >= 2 && script.raw.at(-1) === q
+    if (whole && q === "'" && !inner.includes("'")) return script
+    if (whole && q === '"' && !/["\\]/.test(inner)) return script
+    return undefined
+  }
+  return undefined
+}
+
+/**
+ * Split shell text into simple commands. The script of `sh -c '...'` is read too: its
+ * commands follow the `sh` command (whose `next` becomes `group`), with offsets into the
+ * same source, so rules see them like any other.
+ */
+export function parseShell (source: string, init: ShellParseInit = {}, depth = 0): ShellParse {
+  const parsed = tokenize(source, init)
+  if (depth >= MAX_INLINE_DEPTH || !parsed.commands.some(c => inlineScript(c) !== undefined)) return parsed
+  const commands: SimpleCommand[] = []
+  for (const cmd of parsed.commands) {
+    commands.push(cmd)
+    const script = inlineScript(cmd)
+    if (script === undefined) continue
+    const nested = parseShell(source, { ...init, start: script.start + 1, end: script.end - 1 }, depth + 1)
+    parsed.problems.push(...nested.problems)
+    const last = nested.commands.at(-1)
+    if (last === undefined) continue
+    last.next = cmd.next
+    cmd.next = 'group'
+    commands.push(...nested.commands)
+  }
+  return { commands, problems: parsed.problems }
+}
+
+function tokenize (source: string, init: ShellParseInit): ShellParse {
   const end = Math.min(init.end ?? source.length, source.length)
   const newlineSeparates = (init.newlines ?? 'separator') === 'separator'
   const commands: SimpleCommand[] = []

@@ -87,7 +87,7 @@ describe('report formats', () => {
     expect(md).toContain('`server/build:33`')
     expect(md).toContain("``-X 'm1k1o/neko.buildDate=`date -u +'%Y-%m-%dT%H:%M:%SZ'`'``")
     expect(md).toContain('**Why it breaks reproducibility:**')
-    expect(md).toContain('**Fix:** Pin every base and build-tool image by digest')
+    expect(md).toContain('**Fix:** Pin every base, build-tool and CI job or service image by digest')
     expect(md).toContain('NOT REPRODUCIBLE')
     expect(md).not.toContain('## Errors')
     expect(formatMarkdown(broken)).toContain('## Errors')

@@ -6,10 +6,10 @@ import { FIXTURES, placesOf } from './helpers.js'
 
 /** Where each rule's positive fixture must be flagged; its negative fixture must give none of that rule. */
 const POSITIVE: Record<string, string[]> = {
-  'NR001-base-image-unpinned': ['Dockerfile:1', 'Dockerfile:3', 'Dockerfile:6', 'Dockerfile:7', 'tools.sh:2'],
+  'NR001-base-image-unpinned': ['.github/workflows/image.yml:5', '.github/workflows/image.yml:8', '.github/workflows/image.yml:10', '.github/workflows/image.yml:17', 'Dockerfile:1', 'Dockerfile:3', 'Dockerfile:6', 'Dockerfile:7', 'tools.sh:2'],
   'NR002-build-time-embedded': ['Dockerfile:2', 'build.sh:4', 'build.sh:7', 'build.sh:8'],
   'NR003-nondeterministic-value': ['Dockerfile:2', 'Dockerfile:3', 'Dockerfile:4'],
-  'NR010-apt-unpinned': ['Dockerfile:3', 'Dockerfile:8', 'Dockerfile:11'],
+  'NR010-apt-unpinned': ['Dockerfile:3', 'Dockerfile:8', 'Dockerfile:11', 'Dockerfile:12'],
   'NR011-apk-unpinned': ['Dockerfile:2'],
   'NR012-pip-unpinned': ['Dockerfile:2', 'Dockerfile:3'],
   'NR013-npm-install-not-ci': ['Dockerfile:3', 'Dockerfile:4'],

@@ -89,4 +89,23 @@ describe('shell tokenizer properties', () => {
       expect(parseShell(src).commands.map(c => c.words.map(w => w.text))).toEqual(cmds)
     }), { numRuns: 300 })
   })
+
+  it('reads the script of sh -c, with offsets into the file, and chains it after the sh command', () => {
+    const src = "RUN x && bash -o pipefail -ec 'apt-get install -y curl | tee log' && echo done"
+    const { commands, problems } = parseShell(src, { start: 4 })
+    expect(problems).toEqual([])
+    expect(commands.map(c => [commandName(c), c.next])).toEqual([['x', '&&'], ['bash', 'group'], ['apt-get', '|'], ['tee', '&&'], ['echo', 'end']])
+    const curl = commands[2]?.words[3]
+    expect(curl?.text).toBe('curl')
+    expect(src.slice(curl?.start, curl?.end)).toBe('curl')
+    expect(names('sh -c "npm install left-pad"')).toEqual(['sh -c npm install left-pad', 'npm install left-pad'])
+    expect(names("sh -c 'sh -c \"sh -c true\"'")).toEqual(['sh -c sh -c "sh -c true"', 'sh -c sh -c true', 'sh -c true'])
+  })
+
+  it('leaves alone what it cannot read in place: escapes, mixed quoting, variables, other programs', () => {
+    for (const src of ['sh -c "echo \\"x\\""', "sh -c 'a'b", 'sh -c "$CMD"x', 'sh -c $CMD', 'python -c "import os"', 'sh script.sh -c "x y"']) {
+      expect(parseShell(src).commands, src).toHaveLength(1)
+    }
+    expect(names('bash -c "$(curl -fsSL https://x/i.sh)"')).toHaveLength(2)
+  })
 })

@@ -1,5 +1,7 @@
+import { isMap, isScalar } from 'yaml'
+import type { Node } from 'yaml'
 import { DIGEST_PINNED, expand, placeAt } from '../context.js'
-import type { DockerfileContext, RuleFamily, ShellUnit } from '../context.js'
+import type { DockerfileContext, RuleFamily, ShellUnit, WorkflowContext } from '../context.js'
 import { commandName } from '../shell.js'
 import { isDockerBuild } from './buildkit.js'
 import type { Report } from '../types.js'
@@ -84,14 +86,42 @@ function checkShell (unit: ShellUnit, report: Report): void {
   }
 }
 
+/**
+ * A workflow job's `container:` is the system its steps, the build included, run in; its
+ * `services:` run beside it (a registry the build pushes to, say). Both are pulled by the
+ * reference written there. An expression (`${{ ... }}`) cannot be judged and is left alone.
+ */
+function checkWorkflow (ctx: WorkflowContext, report: Report): void {
+  const root = ctx.document.contents
+  const jobs = isMap(root) ? root.get('jobs', true) : undefined
+  if (!isMap(jobs)) return
+  const check = (node: unknown, what: string): void => {
+    const ref = isMap(node) ? node.get('image', true) : node
+    if (!isScalar(ref) || typeof ref.value !== 'string') return
+    const image = ref.value
+    if (image === '' || image.includes('${{') || DIGEST_PINNED.test(image)) return
+    report(BASE_IMAGE_UNPINNED, placeAt(ctx, (ref as Node).range?.[0] ?? 0, image, `${what} runs in image ${image}, a mutable tag, not pinned by digest`))
+  }
+  for (const pair of jobs.items) {
+    const job = pair.value
+    if (!isMap(job)) continue
+    const name = isScalar(pair.key) ? String(pair.key.value) : '?'
+    check(job.get('container', true), `job ${name}`)
+    const services = job.get('services', true)
+    if (!isMap(services)) continue
+    for (const service of services.items) check(service.value, `service ${isScalar(service.key) ? String(service.key.value) : '?'} of job ${name}`)
+  }
+}
+
 export const baseImages: RuleFamily = {
   rules: [{
     id: BASE_IMAGE_UNPINNED,
     severity: 'critical',
     title: 'Base image not pinned by digest',
     why: 'A tag such as debian:bookworm-slim is moved to new images over time, so two builds of the same source can start from different base layers; nothing else can make the result identical.',
-    fix: 'Pin every base and build-tool image by digest, e.g. FROM debian:bookworm-slim@sha256:<digest>, and update the digest deliberately (Renovate or Dependabot can do it).'
+    fix: 'Pin every base, build-tool and CI job or service image by digest, e.g. FROM debian:bookworm-slim@sha256:<digest>, and update the digest deliberately (Renovate or Dependabot can do it).'
   }],
   dockerfile: checkDockerfile,
-  shell: checkShell
+  shell: checkShell,
+  workflow: checkWorkflow
 }
