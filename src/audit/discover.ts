@@ -20,7 +20,8 @@ const SHEBANG = /^#!\s*\S*\/(env\s+(-\S+\s+)*)?(ba|da)?sh\b/
 /** The kind a path's name alone says it has; scripts without an extension are decided by their shebang. */
 export function kindByName (rel: string): FileKind | undefined {
   const name = rel.slice(rel.lastIndexOf('/') + 1)
-  if (/^\.github\/workflows\/[^/]+\.ya?ml$/.test(rel)) return 'workflow'
+  // Workflows, and action metadata (composite and Docker actions the workflows use).
+  if (/^\.github\/workflows\/[^/]+\.ya?ml$/.test(rel) || /^action\.ya?ml$/.test(name)) return 'workflow'
   if (/^(Dockerfile|Containerfile)(\..+)?\.tmpl$/.test(name) || /\.(Dockerfile|Containerfile)\.tmpl$/.test(name)) return 'template'
   if (/^(Dockerfile|Containerfile)(\.[^.]+)*$/.test(name) || /\.(Dockerfile|dockerfile|Containerfile)$/.test(name)) return 'dockerfile'
   if (/\.(sh|bash)$/.test(name)) return 'script'

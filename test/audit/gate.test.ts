@@ -9,7 +9,7 @@ describe('--fail-on gate', () => {
     const mediumOnly = await auditRepository(join(FIXTURES, 'rules', 'NR043-action-unpinned', 'positive'))
     const lowOnly = await auditRepository(join(FIXTURES, 'rules', 'NR050-copy-metadata-implicit', 'positive'))
     const clean = await auditRepository(join(FIXTURES, 'rules', 'NR021-add-url-unverified', 'negative'))
-    expect(mediumOnly.findings.map(f => f.severity)).toEqual(['medium', 'medium', 'medium'])
+    expect(new Set(mediumOnly.findings.map(f => f.severity))).toEqual(new Set(['medium']))
     expect(new Set(lowOnly.findings.map(f => f.severity))).toEqual(new Set(['low']))
     expect(clean.findings).toEqual([])
     for (const s of ['critical', 'high', 'medium', 'low'] as const) expect(gateExitCode(neko, s)).toBe(1)

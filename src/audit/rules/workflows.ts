@@ -3,17 +3,10 @@ import type { Node, YAMLMap } from 'yaml'
 import { DIGEST_PINNED, HEX40, placeAt } from '../context.js'
 import type { RuleFamily, WorkflowContext } from '../context.js'
 import type { Report } from '../types.js'
+import { envKeys, stepLists } from '../workflow.js'
 import { BUILD_CACHE_SHARED, REWRITE_TIMESTAMP_MISSING, SOURCE_DATE_EPOCH_MISSING } from './buildkit.js'
 
 export const ACTION_UNPINNED = 'NR043-action-unpinned'
-
-/** Keys of a mapping's `env:`. */
-export function envKeys (node: unknown): string[] {
-  if (!isMap(node)) return []
-  const env = node.get('env', true)
-  if (!isMap(env)) return []
-  return env.items.map(p => isScalar(p.key) ? String(p.key.value) : '').filter(k => k !== '')
-}
 
 function scalarText (node: unknown): string | undefined {
   return isScalar(node) && node.value != null ? String(node.value) : undefined
@@ -63,26 +56,20 @@ function checkBuildStep (ctx: WorkflowContext, step: YAMLMap, env: ReadonlySet<s
 }
 
 function check (ctx: WorkflowContext, report: Report): void {
-  const root = ctx.document.contents
-  if (!isMap(root)) return
-  const globalEnv = envKeys(root)
-  const jobs = root.get('jobs', true)
-  if (!isMap(jobs)) return
-  for (const pair of jobs.items) {
-    const job = pair.value
-    if (!isMap(job)) continue
+  for (const { job, steps, env } of stepLists(ctx.document.contents)) {
     // A job may call a reusable workflow: owner/repo/.github/workflows/x.yml@ref
-    if (job.has('uses')) checkUses(ctx, job.get('uses', true), report)
-    const env = new Set([...globalEnv, ...envKeys(job)])
-    const steps = job.get('steps', true)
-    if (!isSeq(steps)) continue
-    for (const step of steps.items) {
-      if (!isMap(step)) continue
-      if (step.has('uses')) {
-        checkUses(ctx, step.get('uses', true), report)
-        checkBuildStep(ctx, step, env, report)
-      }
+    if (job?.has('uses') === true) checkUses(ctx, job.get('uses', true), report)
+    for (const step of steps) {
+      if (!step.has('uses')) continue
+      checkUses(ctx, step.get('uses', true), report)
+      checkBuildStep(ctx, step, env, report)
     }
+  }
+  // A Docker container action runs its image: docker://image must be pinned like any step's.
+  const runs = isMap(ctx.document.contents) ? ctx.document.contents.get('runs', true) : undefined
+  if (isMap(runs) && runs.get('using') === 'docker') {
+    const image = runs.get('image', true)
+    if (scalarText(image)?.startsWith('docker://') === true) checkUses(ctx, image, report)
   }
 }
 
