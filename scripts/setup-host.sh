@@ -107,7 +107,8 @@ setup_qemu() {
 }
 
 setup_test_tools() {
-  apt_install docker-registry chromium busybox-static
+  # iproute2 and util-linux (unshare): the mDNS test runs in a network namespace of its own.
+  apt_install docker-registry chromium busybox-static iproute2 util-linux
   # The registry package starts a service on install on some hosts; the tests start their own.
   if command -v service >/dev/null; then service docker-registry stop >/dev/null 2>&1 || true; fi
 }
