@@ -6,11 +6,11 @@
  * machines measured (benchmarks/verify.ts prints both). Keys, key files and signing stay
  * on node:crypto; only the check moves.
  *
- * libsodium is the stricter of the two: besides everything OpenSSL checks (S below the
- * group order, a decodable key, R recomputed byte for byte) it refuses small-order or
- * non-canonical keys and small-order R. No key made by `generateKeyPairSync` or any
- * honest signer is refused, and `publicPointProblem` lets key parsers name such a key up
- * front instead of leaving it to fail every check.
+ * libsodium checks what RFC 8032 asks (S below the group order, a decodable key, R
+ * recomputed byte for byte) and refuses outright small-order or non-canonical keys and a
+ * small-order R. No key made by `generateKeyPairSync` or any honest signer is refused, and
+ * `publicPointProblem` lets key parsers name such a key up front instead of leaving it to
+ * fail every check.
  */
 import type { KeyObject } from 'node:crypto'
 import sodium from 'sodium-native'
