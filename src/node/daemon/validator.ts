@@ -53,6 +53,11 @@ export function createMessageValidator (components: { store: Store, policy: Trus
   }
 
   const rejected = (err: unknown): CheckResult => ({ verdict: 'reject', reason: `${(err as Error).name}: ${(err as Error).message}` })
+  // A bug or an unexpected throw past the decode step: never let it through, never throw.
+  const failed = (err: unknown): CheckResult => {
+    log.warn({ err }, 'validator failed unexpectedly; rejecting')
+    return { verdict: 'reject', reason: 'validator error' }
+  }
 
   /** Everything after the signature: topic, duplicates, announcers, untrusted limits. */
   async function judge (topic: string | undefined, data: Uint8Array, decoded: DecodedMessage): Promise<CheckResult> {
@@ -104,8 +109,7 @@ export function createMessageValidator (components: { store: Store, policy: Trus
         try {
           result = sizes[i] ?? (r.ok ? await judge(topic, data, r.message) : rejected(r.error))
         } catch (err) {
-          log.warn({ err }, 'validator failed unexpectedly; rejecting')
-          result = { verdict: 'reject', reason: 'validator error' }
+          result = failed(err)
         }
         out.push(await then(result, data))
       }
@@ -118,8 +122,7 @@ export function createMessageValidator (components: { store: Store, policy: Trus
       try {
         return await check(topic, data)
       } catch (err) {
-        log.warn({ err }, 'validator failed unexpectedly; rejecting')
-        return { verdict: 'reject', reason: 'validator error' }
+        return failed(err)
       }
     },
     checkMany,
