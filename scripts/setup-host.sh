@@ -106,6 +106,25 @@ setup_qemu() {
   [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && log "binfmt qemu-aarch64 registered" || log "binfmt qemu-aarch64 not available: arm64 builds will be refused"
 }
 
+# Supply-chain tools the tests drive as consumers would: cosign and oras (attestations on a
+# registry), docker compose (the compose devnet), from trixie like the engine (static binaries);
+# Go with x/mod's sumdb packages (an independent checker of the transparency log) and
+# mmdebstrap (Debian bases made locally, since no image registry is reachable).
+setup_supply_chain_tools() {
+  apt_install golang-go golang-golang-x-mod-dev mmdebstrap
+  local want=(cosign oras docker-compose) missing=()
+  for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && { log "cosign, oras and docker-compose already installed"; return; }
+  mkdir -p "$TRIXIE_DIR/lists/partial" "$TRIXIE_DIR/cache/archives/partial" "$TRIXIE_DIR/tools"
+  echo "deb http://deb.debian.org/debian trixie main" >"$TRIXIE_DIR/sources.list"
+  local A=(-o "Dir::Etc::SourceList=$TRIXIE_DIR/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$TRIXIE_DIR/lists" -o "Dir::Cache=$TRIXIE_DIR/cache")
+  [ -n "$(ls -A "$TRIXIE_DIR/lists" 2>/dev/null | grep -v partial)" ] || apt-get "${A[@]}" update -qq >&2
+  (cd "$TRIXIE_DIR/tools" && rm -f ./*.deb && apt-get "${A[@]}" download "${missing[@]}" >&2 2>/dev/null)
+  log "dpkg -i $(cd "$TRIXIE_DIR/tools" && echo ./*.deb)"
+  DEBIAN_FRONTEND=noninteractive dpkg -i "$TRIXIE_DIR"/tools/*.deb >&2
+}
+
 setup_test_tools() {
   # iproute2 and util-linux (unshare): the mDNS test runs in a network namespace of its own.
   apt_install docker-registry chromium busybox-static iproute2 util-linux
@@ -165,7 +184,7 @@ stop_docker() {
 }
 
 case "${1:-all}" in
-  all) need_root "$@"; setup_node; setup_docker; setup_qemu; setup_test_tools; setup_fixtures; start_docker; grant_engine_access ;;
+  all) need_root "$@"; setup_node; setup_docker; setup_qemu; setup_test_tools; setup_supply_chain_tools; setup_fixtures; start_docker; grant_engine_access ;;
   node) setup_node ;;
   start-docker) need_root "$@"; start_docker ;;
   stop-docker) need_root "$@"; stop_docker ;;
