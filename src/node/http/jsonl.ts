@@ -23,8 +23,15 @@ function line (m: StoredMessage): string {
 async function write (res: ServerResponse, chunk: string): Promise<boolean> {
   if (res.destroyed) return false
   if (!res.write(chunk)) {
-    // Back-pressure: a slow reader must not make the node buffer the whole store.
-    await Promise.race([once(res, 'drain'), once(res, 'close')])
+    // Back-pressure: a slow reader must not make the node buffer the whole store. The side
+    // that loses the race is detached at once, or every backpressured write of a long feed
+    // would leave a listener behind.
+    const race = new AbortController()
+    try {
+      await Promise.race([once(res, 'drain', { signal: race.signal }), once(res, 'close', { signal: race.signal })])
+    } finally {
+      race.abort()
+    }
   }
   return !res.destroyed
 }
