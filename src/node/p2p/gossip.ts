@@ -3,6 +3,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipsubOpts, Message, TopicValidatorFn } from '@libp2p/gossipsub'
 import type { PeerScoreParams, PeerScoreThresholds, TopicScoreParams } from '@libp2p/gossipsub/score'
 import type { Logger } from '../logger.js'
+import type { Colocation } from './colocation.js'
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_RPC_BYTES, TOPICS } from './constants.js'
 
 export type ValidationOutcome = 'accept' | 'reject' | 'ignore'
@@ -87,15 +88,32 @@ export function topicScoreParams (): TopicScoreParams {
   }
 }
 
-export function scoreParams (): Partial<PeerScoreParams> {
+/** Rebuilders behind one NAT or in one data centre share an address; only crowds are penalised. */
+export const COLOCATION = { threshold: 32, weight: -5 } as const
+
+/**
+ * How long the score of a departed peer is kept (gossipsub keeps only scores of zero or
+ * less). Long enough that reconnecting does not wipe an invalid-message penalty before it
+ * would have decayed anyway (one invalid message is forgotten after about 75 s, a graylisting
+ * burst after two to three minutes); short enough that churning identities leave few records.
+ */
+export const RETAIN_SCORE_MS = 5 * 60_000
+
+/**
+ * `colocation` replaces gossipsub's P6, which counts departed peers too (see colocation.ts):
+ * without it, colocation is not penalised at all.
+ */
+export function scoreParams (colocation?: Colocation): Partial<PeerScoreParams> {
   const topics: Record<string, TopicScoreParams> = {}
   for (const topic of Object.values(TOPICS)) topics[topic] = topicScoreParams()
   return {
     topics,
     // Keeps positive topic scores from outweighing an invalid-message penalty.
     topicScoreCap: 10,
-    // Rebuilders behind one NAT or in one data centre share an address; only penalise crowds.
-    IPColocationFactorThreshold: 32
+    IPColocationFactorWeight: 0,
+    appSpecificScore: colocation != null ? (peer) => colocation.score(peer) : () => 0,
+    appSpecificWeight: 1,
+    retainScore: RETAIN_SCORE_MS
   }
 }
 
@@ -107,7 +125,7 @@ export const scoreThresholds: PeerScoreThresholds = {
   opportunisticGraftThreshold: 5
 }
 
-export function gossipOptions (init: GossipInit): Partial<GossipsubOpts> {
+export function gossipOptions (init: GossipInit, colocation?: Colocation): Partial<GossipsubOpts> {
   return {
     globalSignaturePolicy: 'StrictSign',
     allowPublishToZeroTopicPeers: true,
@@ -121,7 +139,7 @@ export function gossipOptions (init: GossipInit): Partial<GossipsubOpts> {
     msgIdToStrFn: messageIdToString,
     heartbeatInterval: init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS,
     maxInboundDataLength: init.maxRpcBytes ?? DEFAULT_MAX_RPC_BYTES,
-    scoreParams: scoreParams(),
+    scoreParams: scoreParams(colocation),
     scoreThresholds,
     ...(init.D != null ? { D: init.D } : {}),
     ...(init.Dlo != null ? { Dlo: init.Dlo } : {}),

@@ -19,7 +19,8 @@ import { LimitError, ValidationError } from '../../protocol/errors.js'
 import { logger } from '../logger.js'
 import { BACKFILL_PROTOCOL, DEFAULT_MAX_MESSAGE_BYTES, TOPICS } from './constants.js'
 import { DialError, PublishError } from './errors.js'
-import { gossipOptions, topicValidator } from './gossip.js'
+import { COLOCATION, gossipOptions, topicValidator } from './gossip.js'
+import { createColocation } from './colocation.js'
 import type { GossipInit, ValidateFn } from './gossip.js'
 import { backfillLimits, createBackfillHandler, requestBackfill } from './backfill.js'
 import type { BackfillInit, BackfillPage, BackfillSource } from './backfill.js'
@@ -129,6 +130,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 100, tagName: KEEP_ALIVE_BOOTSTRAP }))
   if (init.mdns === true) peerDiscovery.push(mdns())
 
+  const colocation = createColocation(COLOCATION)
   const libp2p: Libp2p<Services> = await createLibp2p({
     start: false,
     privateKey: libp2pKeyFromIdentity(components.privateKey),
@@ -141,7 +143,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     services: {
       identify: identify(),
       ping: ping(),
-      pubsub: gossipsub(gossipOptions(init.gossip ?? {}))
+      pubsub: gossipsub(gossipOptions(init.gossip ?? {}, colocation))
     }
   })
   const pubsub = libp2p.services.pubsub
@@ -156,12 +158,16 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   // (every gossip peer has one). Close the newest connection beyond the cap instead.
   const closing = new WeakSet<object>()
   libp2p.addEventListener('connection:open', (evt) => {
+    colocation.opened(evt.detail.remotePeer.toString(), evt.detail.remoteAddr)
     const live = libp2p.getConnections().filter(c => c.status === 'open' && !closing.has(c)).length
     if (live <= maxConnections) return
     const conn = evt.detail
     closing.add(conn)
     log.debug({ peer: conn.remotePeer.toString(), limit: maxConnections }, 'closing connection beyond maxConnections')
     conn.close().catch((err: unknown) => { conn.abort(err instanceof Error ? err : new Error(String(err))) })
+  })
+  libp2p.addEventListener('connection:close', (evt) => {
+    colocation.closed(evt.detail.remotePeer.toString(), evt.detail.remoteAddr)
   })
   const backfillServer = createBackfillHandler(components.backfillSource, limits, log)
 
