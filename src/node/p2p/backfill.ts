@@ -22,6 +22,8 @@ export interface BackfillLimits {
   maxResponseBytes: number
   maxItemBytes: number
   maxConcurrentStreams: number
+  maxStreamsPerPeer: number
+  requestTimeoutMs: number
   timeoutMs: number
 }
 
@@ -109,12 +111,14 @@ function errorName (err: unknown): string {
 }
 
 /**
- * Server side. Serves at most `maxConcurrentStreams` exchanges at once (beyond that it
- * answers ERROR busy and closes), checks what its own source returns against the same
+ * Server side. Serves at most `maxStreamsPerPeer` streams of one peer and, across all peers,
+ * `maxConcurrentStreams` exchanges past their request at once (beyond either it answers
+ * ERROR busy and closes); a request must arrive within `requestTimeoutMs`. It checks what its own source returns against the same
  * limits a client enforces, and never throws into libp2p.
  */
 export function createBackfillHandler (source: BackfillSource, limits: BackfillLimits, log: Logger): { handler: StreamHandler, active: () => number } {
   let active = 0
+  const perPeer = new Map<string, number>()
 
   // Messages are cut to 256 characters so an ERROR frame stays well under the 1 KiB clients accept.
   async function refuse (stream: Stream, lp: LengthPrefixedStream<Stream>, reason: BackfillFailure, message: string, signal: AbortSignal): Promise<void> {
@@ -127,7 +131,8 @@ export function createBackfillHandler (source: BackfillSource, limits: BackfillL
     const lp = lpStream(stream, { maxDataLength: limits.maxRequestBytes })
     let raw: Uint8Array
     try {
-      raw = (await lp.read({ signal })).subarray()
+      // A request is a few bytes: a peer that cannot send it at once is holding a slot.
+      raw = (await lp.read({ signal: AbortSignal.any([signal, AbortSignal.timeout(limits.requestTimeoutMs)]) })).subarray()
     } catch (err) {
       if (errorName(err) === 'InvalidDataLengthError') {
         await refuse(stream, lp, 'request-too-large', `request exceeds ${limits.maxRequestBytes} bytes`, signal)
@@ -142,6 +147,20 @@ export function createBackfillHandler (source: BackfillSource, limits: BackfillL
       await refuse(stream, lp, 'bad-request', (err as Error).message, signal)
       return
     }
+    // Only exchanges past their request count here: they read the store and hold pages.
+    if (active >= limits.maxConcurrentStreams) {
+      await refuse(stream, lp, 'busy', `serving ${active} back-fill streams, limit ${limits.maxConcurrentStreams}`, signal)
+      return
+    }
+    active++
+    try {
+      await answer(stream, lp, req, signal)
+    } finally {
+      active--
+    }
+  }
+
+  async function answer (stream: Stream, lp: LengthPrefixedStream<Stream>, req: { cursor: number, limit: number }, signal: AbortSignal): Promise<void> {
     const limit = Math.min(req.limit, limits.maxItems)
     let page: BackfillPage
     try {
@@ -191,19 +210,24 @@ export function createBackfillHandler (source: BackfillSource, limits: BackfillL
 
   const handler: StreamHandler = async (stream, connection) => {
     const signal = AbortSignal.timeout(limits.timeoutMs)
-    if (active >= limits.maxConcurrentStreams) {
-      await refuse(stream, lpStream(stream), 'busy', `serving ${active} back-fill streams, limit ${limits.maxConcurrentStreams}`, signal)
+    const peer = connection.remotePeer.toString()
+    const mine = perPeer.get(peer) ?? 0
+    // One peer's streams, stalled or not, never take more than its share.
+    if (mine >= limits.maxStreamsPerPeer) {
+      await refuse(stream, lpStream(stream), 'busy', `serving ${mine} back-fill streams to this peer, limit ${limits.maxStreamsPerPeer}`, signal)
         .catch((err: unknown) => { stream.abort(err as Error) })
       return
     }
-    active++
+    perPeer.set(peer, mine + 1)
     try {
       await serve(stream, signal)
     } catch (err) {
       log.debug({ err, peer: connection.remotePeer.toString() }, 'back-fill stream failed')
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     } finally {
-      active--
+      const left = (perPeer.get(peer) ?? 1) - 1
+      if (left > 0) perPeer.set(peer, left)
+      else perPeer.delete(peer)
     }
   }
   return { handler, active: () => active }

@@ -35,6 +35,10 @@ export const BACKFILL_DEFAULTS = {
   maxItemBytes: DEFAULT_MAX_MESSAGE_BYTES,
   /** Inbound back-fill streams served at once, across all peers. */
   maxConcurrentStreams: 8,
+  /** Inbound back-fill streams served at once to one peer. */
+  maxStreamsPerPeer: 2,
+  /** From stream open to the request frame. */
+  requestTimeoutMs: 2_000,
   /** Whole exchange, request to final frame. */
   timeoutMs: 10_000
 } as const
