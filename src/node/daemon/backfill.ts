@@ -5,8 +5,14 @@ import type { Store } from '../store/types.js'
 export interface BackfillSyncInit {
   /** Items asked for per page. */
   pageSize?: number
-  /** Pages fetched from one peer in one catch-up; the rest waits for the next connection. */
+  /**
+   * Pages fetched from one peer in one catch-up. A catch-up cut short by this bound goes on
+   * after `minIntervalMs` if it stored something new; otherwise the rest waits for the next
+   * connection.
+   */
   maxPages?: number
+  /** Least time between two catch-ups from the same peer, however often it reconnects. */
+  minIntervalMs?: number
   /** Attempts when a peer is not ready to serve yet (it may still be starting). */
   attempts?: number
 }
@@ -16,11 +22,20 @@ export interface BackfillStats {
   stored: number
   rejected: number
   failures: number
+  /** Catch-ups not started or cut short because the peer had sent forged items. */
+  penalised: number
 }
 
 export interface BackfillSync {
-  /** Catches up from one peer since the cursor last seen from it. Never throws. */
+  /**
+   * Catches up from one peer since the cursor last seen from it, unless it did so less than
+   * `minIntervalMs` ago or the peer is penalised. Never throws.
+   */
   syncFrom: (peerId: string) => Promise<{ stored: number, rejected: number }>
+  /** The same, whatever the interval (an operator's explicit request). */
+  syncNow: (peerId: string) => Promise<{ stored: number, rejected: number }>
+  /** Cancels catch-ups scheduled to go on later. */
+  stop: () => void
   stats: () => BackfillStats
 }
 
@@ -52,23 +67,34 @@ export function storeBackfillSource (store: Store): (req: BackfillRequest) => Pr
  */
 export function createBackfillSync (components: {
   store: Store
-  p2p: P2PNode
+  p2p: Pick<P2PNode, 'backfill' | 'penalize' | 'penalised' | 'connectedPeers'>
   /** Verifies and stores the items of one page, in order; says of each whether it was stored, duplicate, or rejected. */
   accept: (items: readonly Uint8Array[], from: string) => Promise<Array<'stored' | 'duplicate' | 'rejected'>>
   log: Logger
 }, init: BackfillSyncInit = {}): BackfillSync {
   const { store, p2p, log } = components
   const pageSize = init.pageSize ?? 128
-  const maxPages = init.maxPages ?? 1000
+  const maxPages = init.maxPages ?? 32
+  const minIntervalMs = init.minIntervalMs ?? 60_000
   const attempts = init.attempts ?? 3
   const inFlight = new Map<string, Promise<{ stored: number, rejected: number }>>()
-  const totals: BackfillStats = { pages: 0, stored: 0, rejected: 0, failures: 0 }
+  // When each peer's last catch-up started; bounded like the peers a node can hold at once.
+  const lastRun = new Map<string, number>()
+  const continuations = new Map<string, NodeJS.Timeout>()
+  const totals: BackfillStats = { pages: 0, stored: 0, rejected: 0, failures: 0, penalised: 0 }
+  let stopped = false
 
-  async function run (peerId: string): Promise<{ stored: number, rejected: number }> {
+  async function run (peerId: string): Promise<{ stored: number, rejected: number, cut: boolean }> {
+    if (p2p.penalised(peerId)) {
+      totals.penalised++
+      log.debug({ peer: peerId }, 'not catching up from a penalised peer')
+      return { stored: 0, rejected: 0, cut: false }
+    }
     let cursor = (await store.getState<number>(stateKey(peerId))) ?? 0
     if (!Number.isSafeInteger(cursor) || cursor < 0) cursor = 0
     let stored = 0
     let rejected = 0
+    let cut = true
     for (let page = 0; page < maxPages; page++) {
       let result: BackfillPage | undefined
       for (let attempt = 1; result == null; attempt++) {
@@ -80,35 +106,75 @@ export function createBackfillSync (components: {
           if (!transient || attempt >= attempts) {
             totals.failures++
             log.warn({ err, peer: peerId, cursor }, 'back-fill from peer failed')
-            return { stored, rejected }
+            return { stored, rejected, cut: false }
           }
           await new Promise(resolve => setTimeout(resolve, 250 * attempt))
         }
       }
       totals.pages++
+      let forged = 0
       for (const outcome of await components.accept(result.items, peerId)) {
-        if (outcome === 'stored') { stored++; totals.stored++ } else if (outcome === 'rejected') { rejected++; totals.rejected++ }
+        if (outcome === 'stored') { stored++; totals.stored++ } else if (outcome === 'rejected') { forged++; rejected++; totals.rejected++ }
+      }
+      if (forged > 0) {
+        // A server that answers with forged items is treated as a gossip peer that sends
+        // invalid messages: its score falls (it is disconnected below the graylist threshold)
+        // and it is not asked again until the penalty has decayed. The page's valid items
+        // were stored, but its cursor is not kept.
+        p2p.penalize(peerId, forged)
+        totals.penalised++
+        log.warn({ peer: peerId, forged, cursor }, 'back-fill peer sent forged items; stopped catching up from it')
+        return { stored, rejected, cut: false }
       }
       // A cursor that does not move forward ends the catch-up (a peer cannot make us loop).
-      if (result.items.length === 0 || !Number.isSafeInteger(result.next) || result.next <= cursor) break
+      if (result.items.length === 0 || !Number.isSafeInteger(result.next) || result.next <= cursor) { cut = false; break }
       cursor = result.next
       await store.setState(stateKey(peerId), cursor)
     }
     if (stored > 0 || rejected > 0) log.info({ peer: peerId, stored, rejected, cursor }, 'back-fill from peer done')
-    return { stored, rejected }
+    return { stored, rejected, cut }
+  }
+
+  function sync (peerId: string, force: boolean): Promise<{ stored: number, rejected: number }> {
+    const running = inFlight.get(peerId)
+    if (running != null) return running
+    const now = Date.now()
+    const last = lastRun.get(peerId)
+    // A peer that reconnects over and over gets one catch-up per interval, not one per connection.
+    if (!force && last != null && now - last < minIntervalMs) return Promise.resolve({ stored: 0, rejected: 0 })
+    lastRun.delete(peerId)
+    if (lastRun.size >= 10_000) {
+      const oldest = lastRun.keys().next().value
+      if (oldest != null) lastRun.delete(oldest)
+    }
+    lastRun.set(peerId, now)
+    const p = run(peerId).then(r => {
+      // Cut at maxPages while still storing new items: go on later, if still connected.
+      if (r.cut && r.stored > 0 && !stopped && !continuations.has(peerId)) {
+        const t = setTimeout(() => {
+          continuations.delete(peerId)
+          if (!stopped && p2p.connectedPeers().includes(peerId)) void sync(peerId, true)
+        }, minIntervalMs)
+        t.unref()
+        continuations.set(peerId, t)
+      }
+      return { stored: r.stored, rejected: r.rejected }
+    }, (err: unknown) => {
+      totals.failures++
+      log.warn({ err, peer: peerId }, 'back-fill failed')
+      return { stored: 0, rejected: 0 }
+    }).finally(() => inFlight.delete(peerId))
+    inFlight.set(peerId, p)
+    return p
   }
 
   return {
-    async syncFrom (peerId) {
-      const running = inFlight.get(peerId)
-      if (running != null) return await running
-      const p = run(peerId).catch((err: unknown) => {
-        totals.failures++
-        log.warn({ err, peer: peerId }, 'back-fill failed')
-        return { stored: 0, rejected: 0 }
-      }).finally(() => inFlight.delete(peerId))
-      inFlight.set(peerId, p)
-      return await p
+    syncFrom: async (peerId) => await sync(peerId, false),
+    syncNow: async (peerId) => await sync(peerId, true),
+    stop () {
+      stopped = true
+      for (const t of continuations.values()) clearTimeout(t)
+      continuations.clear()
     },
     stats: () => ({ ...totals })
   }

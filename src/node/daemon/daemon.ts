@@ -11,8 +11,11 @@ import { createBuilderRegistry } from './builders.js'
 import { MessageRejectedError } from './errors.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
 import { createMessageValidator, type CheckResult } from './validator.js'
+import { createRateLimiter } from './rate-limit.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
+/** A builder signs one claim per target it builds, an announcer one announcement per release. */
+const DEFAULT_TRUSTED_RATE = { perMinute: 120, burst: 60 }
 const CAPABILITIES_WARMUP_MS = [3_000, 10_000, 30_000, 60_000]
 
 /**
@@ -27,6 +30,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   const validator = createMessageValidator({ store, policy, log }, init.validator)
   const builders = createBuilderRegistry({ store, policy: () => policy, log })
   const gossipCounts = { accepted: 0, rejected: 0, ignored: 0 }
+  // Trusted keys are rate-limited too: a leaked or broken one must not flood the node.
+  const trustedLimiter = createRateLimiter({ ...(init.trustedRate ?? DEFAULT_TRUSTED_RATE), maxKeys: 4096 })
   let claimsSigned = 0
   let ownCapabilities: Capabilities | undefined
   let engineCaps: Awaited<ReturnType<NonNullable<DaemonComponents['rebuilder']>['capabilities']>> | undefined
@@ -37,6 +42,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   let feedUrl: string | undefined
   let running = false
   let stopping: Promise<void> | undefined
+
+  const trusted = (d: DecodedMessage): boolean => d.kind === 'announcement' ? policy.announcerKeys.has(d.keyId) : policy.builderKeys.has(d.keyId)
 
   /** Stores a verified message and acts on it. Returns false when it was already stored. */
   async function storeDecoded (d: DecodedMessage, envelopeJson: string): Promise<boolean> {
@@ -82,7 +89,12 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       if (topic === TOPICS.capabilities) {
         verdict = builders.receive(data)
       } else {
-        verdict = (await validator.check(topic, data)).verdict
+        const r = await validator.check(topic, data)
+        verdict = r.verdict
+        if (verdict === 'accept' && r.decoded != null && trusted(r.decoded) && !trustedLimiter.take(r.decoded.keyId)) {
+          validator.take(data)
+          verdict = 'ignore'
+        }
       }
       if (verdict === 'accept') gossipCounts.accepted++
       else if (verdict === 'reject') gossipCounts.rejected++
@@ -221,6 +233,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       if (stopping != null) return await stopping
       stopping = (async () => {
         running = false
+        backfill.stop()
         if (capsTimer != null) clearTimeout(capsTimer)
         if (capsDebounce != null) clearTimeout(capsDebounce)
         await scheduler.stop()
@@ -248,7 +261,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       return { id: r.decoded.id, stored, recipients }
     },
 
-    syncFrom: async (peerId) => await backfill.syncFrom(peerId),
+    syncFrom: async (peerId) => await backfill.syncNow(peerId),
     httpUrl: () => feedUrl,
     stats: (): DaemonStats => ({ peers: p2p.connectedPeers().length, gossip: { ...gossipCounts }, backfill: backfill.stats(), claimsSigned }),
     onStored (cb) { storedListeners.push(cb) }

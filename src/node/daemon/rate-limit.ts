@@ -5,6 +5,8 @@
 export interface RateLimiter {
   /** Takes one token for `key`; false when the key is over its rate. */
   take: (key: string, now?: number) => boolean
+  /** Tokens `key` has now (a key not tracked has the full burst). */
+  tokens: (key: string, now?: number) => number
 }
 
 export function createRateLimiter (init: { perMinute: number, burst: number, maxKeys?: number }): RateLimiter {
@@ -28,6 +30,10 @@ export function createRateLimiter (init: { perMinute: number, burst: number, max
       if (b.tokens < 1) return false
       b.tokens -= 1
       return true
+    },
+    tokens (key, now = Date.now()) {
+      const b = buckets.get(key)
+      return b == null ? init.burst : Math.min(init.burst, b.tokens + (now - b.at) * rate)
     }
   }
 }

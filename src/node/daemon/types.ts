@@ -40,6 +40,12 @@ export interface DaemonInit {
   gossip?: GossipInit
   backfill?: BackfillSyncInit
   validator?: ValidatorInit
+  /**
+   * Gossip messages per minute accepted from one trusted key (a policy builder's claims, an
+   * announcer's announcements), and the burst; beyond it they are ignored (back-fill brings
+   * them later). Untrusted keys have their own, lower limit (`validator`).
+   */
+  trustedRate?: { perMinute: number, burst: number }
   /** How often the node republishes its capabilities statement. */
   capabilitiesIntervalMs?: number
 }

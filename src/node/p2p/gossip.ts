@@ -4,6 +4,8 @@ import type { GossipsubOpts, Message, TopicValidatorFn } from '@libp2p/gossipsub
 import type { PeerScoreParams, PeerScoreThresholds, TopicScoreParams } from '@libp2p/gossipsub/score'
 import type { Logger } from '../logger.js'
 import type { Colocation } from './colocation.js'
+import type { Penalties } from './penalty.js'
+import type { Throttle } from './throttle.js'
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_RPC_BYTES, TOPICS } from './constants.js'
 
 export type ValidationOutcome = 'accept' | 'reject' | 'ignore'
@@ -18,6 +20,14 @@ export interface GossipInit {
   maxMessageBytes?: number
   /** Largest gossipsub RPC frame read from a peer. */
   maxRpcBytes?: number
+  /**
+   * Messages per second one peer may have validated (the peer that delivered them, whoever
+   * wrote them), and the burst it may send at once. Beyond it a message is ignored before the
+   * application validator sees it.
+   */
+  peerRate?: { perSecond: number, burst: number }
+  /** The same across all peers together. */
+  globalRate?: { perSecond: number, burst: number }
   /** Mesh degree; the defaults suit a network of tens to hundreds of rebuilders. */
   D?: number
   Dlo?: number
@@ -99,11 +109,15 @@ export const COLOCATION = { threshold: 32, weight: -5 } as const
  */
 export const RETAIN_SCORE_MS = 5 * 60_000
 
-/**
- * `colocation` replaces gossipsub's P6, which counts departed peers too (see colocation.ts):
- * without it, colocation is not penalised at all.
- */
-export function scoreParams (colocation?: Colocation): Partial<PeerScoreParams> {
+/** What the node adds to gossipsub's score of a peer, as its application-specific score (P5). */
+export interface AppScore {
+  /** Replaces gossipsub's P6, which counts departed peers too (see colocation.ts). */
+  colocation: Colocation
+  /** Invalid items sent outside gossip (back-fill), weighed as P4 weighs invalid messages. */
+  penalties: Penalties
+}
+
+export function scoreParams (app?: AppScore): Partial<PeerScoreParams> {
   const topics: Record<string, TopicScoreParams> = {}
   for (const topic of Object.values(TOPICS)) topics[topic] = topicScoreParams()
   return {
@@ -111,7 +125,7 @@ export function scoreParams (colocation?: Colocation): Partial<PeerScoreParams> 
     // Keeps positive topic scores from outweighing an invalid-message penalty.
     topicScoreCap: 10,
     IPColocationFactorWeight: 0,
-    appSpecificScore: colocation != null ? (peer) => colocation.score(peer) : () => 0,
+    appSpecificScore: app != null ? (peer) => app.colocation.score(peer) + app.penalties.score(peer) : () => 0,
     appSpecificWeight: 1,
     retainScore: RETAIN_SCORE_MS
   }
@@ -125,7 +139,7 @@ export const scoreThresholds: PeerScoreThresholds = {
   opportunisticGraftThreshold: 5
 }
 
-export function gossipOptions (init: GossipInit, colocation?: Colocation): Partial<GossipsubOpts> {
+export function gossipOptions (init: GossipInit, app?: AppScore): Partial<GossipsubOpts> {
   return {
     globalSignaturePolicy: 'StrictSign',
     allowPublishToZeroTopicPeers: true,
@@ -139,7 +153,7 @@ export function gossipOptions (init: GossipInit, colocation?: Colocation): Parti
     msgIdToStrFn: messageIdToString,
     heartbeatInterval: init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS,
     maxInboundDataLength: init.maxRpcBytes ?? DEFAULT_MAX_RPC_BYTES,
-    scoreParams: scoreParams(colocation),
+    scoreParams: scoreParams(app),
     scoreThresholds,
     ...(init.D != null ? { D: init.D } : {}),
     ...(init.Dlo != null ? { Dlo: init.Dlo } : {}),
@@ -157,13 +171,15 @@ const OUTCOME: Record<ValidationOutcome, TopicValidatorResult> = {
  * Wraps the application validator for gossipsub. It never throws: gossipsub turns a thrown
  * error into Ignore, which would let a peer that crashes our validator go unpenalised.
  */
-export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger): TopicValidatorFn {
-  return async (_propagationSource, msg) => {
+export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger, throttle?: Throttle): TopicValidatorFn {
+  return async (propagationSource, msg) => {
     if (msg.type !== 'signed') return TopicValidatorResult.Reject
     if (msg.data.byteLength > maxMessageBytes) {
       log.debug({ topic, from: msg.from.toString(), bytes: msg.data.byteLength, limit: maxMessageBytes }, 'oversized gossip message rejected')
       return TopicValidatorResult.Reject
     }
+    // Before any verification or store work: a flood costs its sender's budget, not the node.
+    if (throttle != null && !throttle.take(propagationSource.toString())) return TopicValidatorResult.Ignore
     try {
       const outcome = await validate(topic, msg.data, msg.from.toString())
       const result = OUTCOME[outcome]

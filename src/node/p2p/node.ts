@@ -19,8 +19,10 @@ import { LimitError, ValidationError } from '../../protocol/errors.js'
 import { logger } from '../logger.js'
 import { BACKFILL_PROTOCOL, DEFAULT_MAX_MESSAGE_BYTES, TOPICS } from './constants.js'
 import { DialError, PublishError } from './errors.js'
-import { COLOCATION, gossipOptions, topicValidator } from './gossip.js'
+import { COLOCATION, gossipOptions, scoreThresholds, topicScoreParams, topicValidator } from './gossip.js'
 import { createColocation } from './colocation.js'
+import { createPenalties } from './penalty.js'
+import { createThrottle, DEFAULT_GLOBAL_RATE, DEFAULT_PEER_RATE } from './throttle.js'
 import type { GossipInit, ValidateFn } from './gossip.js'
 import { backfillLimits, createBackfillHandler, requestBackfill } from './backfill.js'
 import type { BackfillInit, BackfillPage, BackfillSource } from './backfill.js'
@@ -61,6 +63,8 @@ export interface P2PStats {
   topics: Record<string, number>
   /** Peers in this node's gossip mesh for each topic (those it relays full messages to). */
   mesh: Record<string, number>
+  /** Gossip messages ignored unvalidated because their peer, or all peers, went over the rate. */
+  throttled: number
 }
 
 export type PeerEvent = 'connect' | 'disconnect'
@@ -78,6 +82,14 @@ export interface P2PNode {
   stats: () => P2PStats
   /** Gossipsub score this node gives a peer; negative after invalid messages. */
   score: (peerId: string) => number
+  /**
+   * Counts `invalid` items a peer sent outside gossip (a forged back-fill answer) against its
+   * gossip score, as gossipsub counts invalid messages; a peer that falls below the graylist
+   * threshold is disconnected.
+   */
+  penalize: (peerId: string, invalid: number) => void
+  /** Whether a peer's score is below the gossip threshold (no exchanges with it beyond what it sends). */
+  penalised: (peerId: string) => boolean
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 64
@@ -131,6 +143,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   if (init.mdns === true) peerDiscovery.push(mdns())
 
   const colocation = createColocation(COLOCATION)
+  const topicScores = topicScoreParams()
+  const penalties = createPenalties({ weight: topicScores.invalidMessageDeliveriesWeight, decay: topicScores.invalidMessageDeliveriesDecay })
   const libp2p: Libp2p<Services> = await createLibp2p({
     start: false,
     privateKey: libp2pKeyFromIdentity(components.privateKey),
@@ -143,14 +157,15 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     services: {
       identify: identify(),
       ping: ping(),
-      pubsub: gossipsub(gossipOptions(init.gossip ?? {}, colocation))
+      pubsub: gossipsub(gossipOptions(init.gossip ?? {}, { colocation, penalties }))
     }
   })
   const pubsub = libp2p.services.pubsub
   const router = pubsub as unknown as GossipRouter
+  const throttle = createThrottle({ peer: init.gossip?.peerRate ?? DEFAULT_PEER_RATE, global: init.gossip?.globalRate ?? DEFAULT_GLOBAL_RATE, maxPeers: maxConnections * 4 })
   // Validators are in place before the first peer can send anything.
   for (const topic of KNOWN_TOPICS) {
-    pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log))
+    pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log, throttle))
   }
 
   // libp2p refuses inbound connections only once the cap is reached, so simultaneous
@@ -216,8 +231,9 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       if (started) return
       await libp2p.start()
       await libp2p.handle(BACKFILL_PROTOCOL, backfillServer.handler, {
-        // One above the limit so the handler, not the muxer, answers the extra stream with "busy".
-        maxInboundStreams: limits.maxConcurrentStreams + 1
+        // Above the handler's limits, so the handler, not the muxer, answers extra streams with
+        // "busy" (the muxer also counts streams the peer has not closed on its side yet).
+        maxInboundStreams: Math.max(limits.maxConcurrentStreams, limits.maxStreamsPerPeer) + 1
       })
       for (const topic of KNOWN_TOPICS) pubsub.subscribe(topic)
       started = true
@@ -272,9 +288,24 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
         topics[topic] = started ? pubsub.getSubscribers(topic).length : 0
         mesh[topic] = started ? router.getMeshPeers(topic).length : 0
       }
-      return { peers: libp2p.getPeers().length, topics, mesh }
+      return { peers: libp2p.getPeers().length, topics, mesh, throttled: throttle.refused() }
     },
 
-    score: (peerId) => router.getScore(peerId)
+    score: (peerId) => router.getScore(peerId),
+
+    penalize (peerId, invalid) {
+      if (invalid <= 0) return
+      penalties.add(peerId, invalid)
+      const penalty = penalties.score(peerId)
+      log.info({ peer: peerId, invalid, penalty }, 'peer penalised for invalid items')
+      // Judged by the penalty itself: gossipsub caches scores for a heartbeat.
+      if (penalty < scoreThresholds.graylistThreshold) {
+        let id: PeerId
+        try { id = peerIdFromString(peerId) } catch { return }
+        libp2p.hangUp(id).catch((err: unknown) => { log.debug({ err, peer: peerId }, 'hanging up on a penalised peer failed') })
+      }
+    },
+
+    penalised: (peerId) => penalties.score(peerId) < scoreThresholds.gossipThreshold || router.getScore(peerId) < scoreThresholds.gossipThreshold
   }
 }
