@@ -302,7 +302,11 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       if (penalty < scoreThresholds.graylistThreshold) {
         let id: PeerId
         try { id = peerIdFromString(peerId) } catch { return }
-        libp2p.hangUp(id).catch((err: unknown) => { log.debug({ err, peer: peerId }, 'hanging up on a penalised peer failed') })
+        // Not redialled either, even if it was a bootstrap peer or dialled on purpose.
+        libp2p.peerStore.merge(id, { tags: { [KEEP_ALIVE_BOOTSTRAP]: undefined, [KEEP_ALIVE_DIALLED]: undefined } })
+          .catch(() => {})
+          .then(async () => { await libp2p.hangUp(id) })
+          .catch((err: unknown) => { log.debug({ err, peer: peerId }, 'hanging up on a penalised peer failed') })
       }
     },
 
