@@ -233,6 +233,38 @@ describe('back-fill limits', () => {
     await expectBackfillError(client.node.backfill(addr, 0, 1), 'stream-closed', false)
   })
 
+  it('nine stalled streams from one peer take two slots: every other peer is still served, and the stalls are dropped at the request deadline', async () => {
+    const s = await server(logSource(log), { requestTimeoutMs: 1000 })
+    const addr = multiaddr(s.node.multiaddrs()[0]!)
+    const staller = await startRawNode()
+    raws.push(staller)
+    // Nine streams that never send their request.
+    const stalled = await Promise.all(Array.from({ length: 9 }, async () => await staller.dialProtocol(addr, BACKFILL_PROTOCOL)))
+    const answers = await Promise.all(stalled.map(async st => {
+      const lp = lpStream(st)
+      try {
+        const f = (await lp.read({ signal: AbortSignal.timeout(3000) })).subarray()
+        return f[0] === FRAME.ERROR ? JSON.parse(dec(f.subarray(1))).reason as string : 'frame'
+      } catch {
+        return 'closed'
+      }
+    }))
+    // Seven answered busy at once; two held until the request deadline, then dropped.
+    expect(answers.filter(a => a === 'busy')).toHaveLength(7)
+    expect(answers.filter(a => a === 'closed')).toHaveLength(2)
+    // Meanwhile (and after) another peer's catch-up is served.
+    expect((await client.node.backfill(s.node.multiaddrs()[0]!, 0, 2)).items.map(dec)).toEqual(['envelope-1', 'envelope-2'])
+  })
+
+  it('while nine streams of one peer stall, another peer is served at once', async () => {
+    const s = await server(logSource(log))
+    const addr = multiaddr(s.node.multiaddrs()[0]!)
+    const staller = await startRawNode()
+    raws.push(staller)
+    await Promise.all(Array.from({ length: 9 }, async () => await staller.dialProtocol(addr, BACKFILL_PROTOCOL)))
+    expect((await client.node.backfill(s.node.multiaddrs()[0]!, 0, 2)).items.map(dec)).toEqual(['envelope-1', 'envelope-2'])
+  })
+
   it('refuses inbound streams beyond maxConcurrentStreams with busy, then serves again', async () => {
     let release!: () => void
     const gate = new Promise<void>(resolve => { release = resolve })
