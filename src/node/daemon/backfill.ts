@@ -15,6 +15,11 @@ export interface BackfillSyncInit {
   minIntervalMs?: number
   /** Attempts when a peer is not ready to serve yet (it may still be starting). */
   attempts?: number
+  /**
+   * How often every connected peer is asked again (a page of nothing when nothing is new):
+   * brings what gossip dropped over a rate limit without waiting for a reconnect.
+   */
+  resyncIntervalMs?: number
 }
 
 export interface BackfillStats {
@@ -34,7 +39,9 @@ export interface BackfillSync {
   syncFrom: (peerId: string) => Promise<{ stored: number, rejected: number }>
   /** The same, whatever the interval (an operator's explicit request). */
   syncNow: (peerId: string) => Promise<{ stored: number, rejected: number }>
-  /** Cancels catch-ups scheduled to go on later. */
+  /** Starts the periodic catch-up with every connected peer. */
+  start: () => void
+  /** Cancels catch-ups scheduled to go on later and the periodic one. */
   stop: () => void
   stats: () => BackfillStats
 }
@@ -83,6 +90,7 @@ export function createBackfillSync (components: {
   const continuations = new Map<string, NodeJS.Timeout>()
   const totals: BackfillStats = { pages: 0, stored: 0, rejected: 0, failures: 0, penalised: 0 }
   let stopped = false
+  let resync: NodeJS.Timeout | undefined
 
   async function run (peerId: string): Promise<{ stored: number, rejected: number, cut: boolean }> {
     if (p2p.penalised(peerId)) {
@@ -171,8 +179,18 @@ export function createBackfillSync (components: {
   return {
     syncFrom: async (peerId) => await sync(peerId, false),
     syncNow: async (peerId) => await sync(peerId, true),
+    start () {
+      stopped = false
+      if (resync != null) return
+      resync = setInterval(() => {
+        for (const peer of p2p.connectedPeers()) void sync(peer, false)
+      }, init.resyncIntervalMs ?? 10 * 60_000)
+      resync.unref()
+    },
     stop () {
       stopped = true
+      clearInterval(resync)
+      resync = undefined
       for (const t of continuations.values()) clearTimeout(t)
       continuations.clear()
     },

@@ -225,6 +225,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         feedUrl = (await feed.start()).url
         log.info({ url: feedUrl }, 'HTTP feed listening')
       }
+      backfill.start()
       for (const peer of p2p.connectedPeers()) void backfill.syncFrom(peer)
       log.info({ peerId: p2p.peerId, keyId: identity.keyId, addrs: p2p.multiaddrs(), builds: ownCapabilities.platforms }, 'node started')
     },
