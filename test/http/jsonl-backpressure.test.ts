@@ -42,7 +42,7 @@ describe('JSON Lines feed under back-pressure', () => {
     process.on('warning', onWarning)
     try {
       const body = await new Promise<string>((resolve, reject) => {
-        const req = request({ host: base.hostname, port: base.port, path }, res => {
+        const req = request({ host: base.hostname, port: base.port, path, agent: false }, res => {
           const chunks: Buffer[] = []
           // Read in small sips with pauses, so the server meets back-pressure again and again.
           res.on('data', (c: Buffer) => {
