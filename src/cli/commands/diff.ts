@@ -13,12 +13,19 @@ function describe (c: FileChange): string {
     else if (k === 'order' && c.a != null && c.b != null) parts.push(`order ${c.a.order} -> ${c.b.order}`)
     else parts.push(k)
   }
-  return `    ${c.path || '.'}: ${parts.join(', ')}`
+  const cause = c.cause != null ? `  [${c.cause.id}]` : ''
+  const lines = [`    ${c.path || '.'}: ${parts.join(', ')}${cause}`]
+  if (c.detail != null) lines.push(`      ${c.detail}`)
+  if (c.diff != null) lines.push(...c.diff.split('\n').map(l => `      ${l}`))
+  return lines.join('\n')
 }
 
 export function formatImageDiff (d: ImageDiff): string {
   const mark = (equal: boolean): string => equal ? 'same' : 'DIFFERENT'
-  const out: string[] = [`index     ${mark(d.index.equal)}  a ${d.index.a}  b ${d.index.b}`]
+  const out: string[] = []
+  // Different commits or clocks explain everything below: say so first.
+  for (const line of d.origins?.differences ?? []) out.push(`NOTE      ${line}`)
+  out.push(`index     ${mark(d.index.equal)}  a ${d.index.a}  b ${d.index.b}`)
   for (const m of d.manifests) out.push(`manifest  ${mark(m.equal)}  ${m.platform}  a ${m.a ?? '(none)'}  b ${m.b ?? '(none)'}`)
   if (d.config != null) {
     out.push(`config    ${mark(d.config.equal)}  a ${d.config.a}  b ${d.config.b}`)
@@ -27,8 +34,18 @@ export function formatImageDiff (d: ImageDiff): string {
   for (const l of d.layers) {
     out.push(`layer ${l.index}  ${l.verdict}  ${l.step ?? '(step unknown)'}`)
     out.push(`  a ${l.a?.diffId ?? '(none)'}  b ${l.b?.diffId ?? '(none)'}`)
+    for (const p of l.packages ?? []) out.push(`    package ${p.name} ${p.a ?? '(absent)'} → ${p.b ?? '(absent)'}`)
     for (const c of l.changes) out.push(describe(c))
     if (l.omitted > 0) out.push(`    ... and ${l.omitted} more`)
+  }
+  if (d.causes.length > 0) {
+    out.push(`causes    ${d.paths.explained} of ${d.paths.total} differing path(s) have a known cause`)
+    for (const g of d.causes) {
+      out.push(`  ${String(g.count).padStart(5)}  ${g.cause.id}: ${g.cause.summary}  (layer ${g.layers.join(', ')})`)
+      out.push(`         e.g. ${g.paths.join(', ')}`)
+      out.push(`         fix: ${g.cause.fix}`)
+      if (g.cause.auditRule != null) out.push(`         audit: ${g.cause.auditRule}`)
+    }
   }
   out.push(`verdict   ${d.identical ? 'identical' : `${d.verdict}: ${VERDICT_TEXT[d.verdict]}`}`)
   out.push(`summary   ${d.summary}`)

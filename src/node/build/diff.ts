@@ -1,6 +1,10 @@
 import type { Digest } from '../../protocol/types.js'
-import { listLayerFiles, type LayerFile } from './layer-files.js'
+import { causeRef, type CauseId, type CauseRef } from '../../protocol/causes.js'
+import { listLayerFiles, type LayerFile, type LayerListing } from './layer-files.js'
 import { readOciArchive, type OciImage, type OciLayer } from './oci.js'
+import { DPKG_LIST, DPKG_STATUS, describeChange, listKey, packageDrift, parseDpkgStatus, type PackageChange } from './dpkg.js'
+import { looksText, recognise, type LayerFacts, type SideEvidence } from './recognise.js'
+import { originsOf, type Origin } from './origin.js'
 
 export type ChangeKind = 'added' | 'removed' | 'content' | 'type' | 'link' | 'mtime' | 'mode' | 'owner' | 'order'
 export type DiffVerdict = 'identical' | 'timestamps' | 'file-order' | 'metadata' | 'content'
@@ -10,6 +14,21 @@ export interface FileChange {
   kinds: ChangeKind[]
   a?: Omit<LayerFile, 'path'>
   b?: Omit<LayerFile, 'path'>
+  /** Why this path differs, and what to change. */
+  cause?: CauseRef
+  /** What the evidence showed (a header field, a package version). */
+  detail?: string
+  /** Bounded unified diff, for small text files. */
+  diff?: string
+}
+
+/** The paths of one cause, across layers. */
+export interface CauseGroup {
+  cause: CauseRef
+  count: number
+  layers: number[]
+  /** The first few paths. */
+  paths: string[]
 }
 
 export interface LayerDiff {
@@ -22,6 +41,10 @@ export interface LayerDiff {
   changes: FileChange[]
   /** Changes past the listing limit were counted but not listed. */
   omitted: number
+  /** Every differing path of the layer, listed or not, counted per cause id. */
+  causeCounts: Record<string, number>
+  /** Packages installed at another version (from both layers' dpkg status). */
+  packages?: PackageChange[]
   verdict: Exclude<DiffVerdict, 'identical'>
 }
 
@@ -33,12 +56,24 @@ export interface ImageDiff {
   /** For the first platform both have: which config fields differ (JSON paths). */
   config?: { a: Digest, b: Digest, equal: boolean, fields: string[] }
   layers: LayerDiff[]
+  /** Where each image came from (commit, SOURCE_DATE_EPOCH), and what differs between them: said first. */
+  origins?: { a: Origin, b: Origin, differences: string[] }
+  /** Differing paths grouped by cause, most paths first. */
+  causes: CauseGroup[]
+  /** Differing paths in all, and how many got a cause other than `unknown`. */
+  paths: { total: number, explained: number }
   verdict: DiffVerdict
   /** One line for people. */
   summary: string
 }
 
 const MAX_LISTED = 200
+/** Small files whose content is read a second time, for a text diff or a format's fields. */
+const MAX_CAPTURED_FILES = 400
+const MAX_CAPTURE_BYTES = 256 * 1024
+const MAX_DPKG_BYTES = 16 * 1024 * 1024
+const MAX_LIST_FILES = 5000
+const GROUP_PATHS = 5
 const MAX_FIELDS = 100
 
 /** JSON paths where two values differ; arrays of equal length are compared per element. */
@@ -108,14 +143,94 @@ export function verdictOf (kinds: Set<ChangeKind>): Exclude<DiffVerdict, 'identi
   return 'metadata'
 }
 
-async function diffLayer (archiveA: string, archiveB: string, index: number, la: OciLayer | undefined, lb: OciLayer | undefined): Promise<LayerDiff> {
-  const empty = new Map<string, LayerFile>()
-  const fa = la != null ? (await listLayerFiles(archiveA, la.digest, la.mediaType)).files : empty
-  const fb = lb != null ? (await listLayerFiles(archiveB, lb.digest, lb.mediaType)).files : empty
-  const all = compareFiles(fa, fb)
+function evidenceOf (f: LayerFile | undefined, listing: LayerListing | undefined): SideEvidence | undefined {
+  if (f == null || listing == null) return undefined
+  const head = listing.heads.get(f.path)
+  const cap = listing.captured.get(f.path)
+  return {
+    type: f.type,
+    size: f.size,
+    mtime: f.mtime,
+    ...(f.linkname != null ? { linkname: f.linkname } : {}),
+    ...(head != null ? { head } : {}),
+    ...(cap != null ? { content: cap.content, complete: cap.complete } : {})
+  }
+}
+
+/** Which differing paths are worth reading again in full, for a text diff or dpkg's database. */
+function captureSet (changes: FileChange[], la: LayerListing, lb: LayerListing): Set<string> {
+  const want = new Set<string>()
+  for (const c of changes) {
+    if (want.size >= MAX_CAPTURED_FILES) break
+    if (!c.kinds.includes('content') || c.a == null || c.b == null) continue
+    if (c.a.size > MAX_CAPTURE_BYTES || c.b.size > MAX_CAPTURE_BYTES) continue
+    const text = looksText(la.heads.get(c.path)) && looksText(lb.heads.get(c.path))
+    if (text || /machine-id$/.test(c.path)) want.add(c.path)
+  }
+  if (changes.some(c => c.path === DPKG_STATUS)) {
+    want.add(DPKG_STATUS)
+    let n = 0
+    for (const p of new Set([...la.files.keys(), ...lb.files.keys()])) {
+      if (DPKG_LIST.test(p) && n++ < MAX_LIST_FILES) want.add(p)
+    }
+  }
+  return want
+}
+
+function dpkgFacts (la: LayerListing, lb: LayerListing): { facts: LayerFacts, packages?: PackageChange[] } {
+  const sa = la.captured.get(DPKG_STATUS)
+  const sb = lb.captured.get(DPKG_STATUS)
+  if (sa == null || sb == null) return { facts: {} }
+  const changes = packageDrift(parseDpkgStatus(sa.content.toString('utf8')), parseDpkgStatus(sb.content.toString('utf8')))
+  if (changes.length === 0) return { facts: {}, packages: [] }
+  const drifted = new Set<string>()
+  for (const listing of [la, lb]) {
+    for (const p of changes) {
+      for (const key of listKey(p.name)) {
+        const list = listing.captured.get(`var/lib/dpkg/info/${key}.list`)
+        if (list == null) continue
+        for (const line of list.content.toString('utf8').split('\n')) if (line.startsWith('/')) drifted.add(line.slice(1))
+        drifted.add(`var/lib/dpkg/info/${key}.list`)
+      }
+    }
+  }
+  return { facts: { drift: new Map(changes.map(p => [p.name, describeChange(p)])), driftedPaths: drifted }, packages: changes }
+}
+
+async function diffLayer (archiveA: string, archiveB: string, index: number, la: OciLayer | undefined, lb: OciLayer | undefined, epoch: number | undefined): Promise<LayerDiff> {
+  const none: LayerListing = { files: new Map(), truncated: false, heads: new Map(), captured: new Map() }
+  const list = async (archive: string, l: OciLayer | undefined, capture?: Set<string>): Promise<LayerListing> => l == null
+    ? none
+    : await listLayerFiles(archive, l.digest, l.mediaType, capture == null ? { heads: true } : { capture, maxCapture: MAX_DPKG_BYTES })
+  // Both sides at once: each is a gunzip and a hash, one core each.
+  let [fa, fb] = await Promise.all([list(archiveA, la), list(archiveB, lb)])
+  const all = compareFiles(fa.files, fb.files)
+  const want = la != null && lb != null ? captureSet(all, fa, fb) : new Set<string>()
+  if (want.size > 0) {
+    // A second read of this layer only, keeping just the few files the causes need.
+    const [ca, cb] = await Promise.all([list(archiveA, la, want), list(archiveB, lb, want)])
+    fa = { ...fa, captured: ca.captured }
+    fb = { ...fb, captured: cb.captured }
+  }
+  const { facts, packages } = dpkgFacts(fa, fb)
+  if (epoch != null) facts.epoch = epoch
+  const causeCounts: Record<string, number> = {}
+  for (const c of all) {
+    const r = recognise({
+      path: c.path,
+      kinds: c.kinds,
+      ...(c.a != null ? { a: evidenceOf(fa.files.get(c.path), fa) } : {}),
+      ...(c.b != null ? { b: evidenceOf(fb.files.get(c.path), fb) } : {})
+    } as Parameters<typeof recognise>[0], facts)
+    c.cause = r.cause
+    if (r.detail != null) c.detail = r.detail
+    if (r.diff != null) c.diff = r.diff
+    causeCounts[r.cause.id] = (causeCounts[r.cause.id] ?? 0) + 1
+  }
   const kinds = new Set(all.flatMap(c => c.kinds))
   const step = lb?.createdBy ?? la?.createdBy
   const pick = (l: OciLayer): Pick<OciLayer, 'digest' | 'diffId' | 'mediaType'> => ({ digest: l.digest, diffId: l.diffId, mediaType: l.mediaType })
+  // Listed: the most telling first (a cause other than unknown), then by path.
   return {
     index,
     ...(step != null ? { step } : {}),
@@ -123,8 +238,25 @@ async function diffLayer (archiveA: string, archiveB: string, index: number, la:
     ...(lb != null ? { b: pick(lb) } : {}),
     changes: all.slice(0, MAX_LISTED),
     omitted: Math.max(0, all.length - MAX_LISTED),
+    causeCounts,
+    ...(packages != null && packages.length > 0 ? { packages } : {}),
     verdict: verdictOf(kinds)
   }
+}
+
+/** Groups every differing path by cause, most paths first. */
+export function groupCauses (layers: LayerDiff[]): CauseGroup[] {
+  const groups = new Map<string, CauseGroup>()
+  for (const l of layers) {
+    for (const [id, count] of Object.entries(l.causeCounts)) {
+      let g = groups.get(id)
+      if (g == null) { g = { cause: causeRef(id as CauseId), count: 0, layers: [], paths: [] }; groups.set(id, g) }
+      g.count += count
+      g.layers.push(l.index)
+      for (const c of l.changes) if (c.cause?.id === id && g.paths.length < GROUP_PATHS) g.paths.push(c.path)
+    }
+  }
+  return [...groups.values()].sort((x, y) => y.count - x.count || (x.cause.id < y.cause.id ? -1 : 1))
 }
 
 function rank (v: DiffVerdict): number {
@@ -148,6 +280,8 @@ export async function diffOciArchives (a: string, b: string): Promise<ImageDiff>
     index: { a: ia.indexDigest, b: ib.indexDigest, equal: ia.indexDigest === ib.indexDigest },
     manifests,
     layers: [],
+    causes: [],
+    paths: { total: 0, explained: 0 },
     verdict: 'identical',
     summary: ''
   }
@@ -161,13 +295,20 @@ export async function diffOciArchives (a: string, b: string): Promise<ImageDiff>
   const imgB = ib.images.find(i => i.platform === shared) as OciImage
   const fields = diffJson(imgA.config, imgB.config)
   result.config = { a: imgA.configDigest, b: imgB.configDigest, equal: imgA.configDigest === imgB.configDigest, fields }
+  const origins = originsOf(imgA, imgB)
+  if (origins.differences.length > 0 || !result.identical) result.origins = origins
+  const epoch = origins.a.epoch != null && origins.a.epoch === origins.b.epoch ? origins.a.epoch : undefined
   const count = Math.max(imgA.layers.length, imgB.layers.length)
+  // Every layer whose diffID differs: a later layer can differ on its own.
   for (let i = 0; i < count; i++) {
     const la = imgA.layers[i]
     const lb = imgB.layers[i]
     if (la != null && lb != null && la.diffId === lb.diffId) continue
-    result.layers.push(await diffLayer(a, b, i, la, lb))
+    result.layers.push(await diffLayer(a, b, i, la, lb, epoch))
   }
+  result.causes = groupCauses(result.layers)
+  result.paths.total = result.layers.reduce((n, l) => n + l.changes.length + l.omitted, 0)
+  result.paths.explained = result.paths.total - result.layers.reduce((n, l) => n + (l.causeCounts.unknown ?? 0), 0)
   let verdict: DiffVerdict = 'identical'
   for (const l of result.layers) if (rank(l.verdict) > rank(verdict)) verdict = l.verdict
   if (verdict === 'identical' && !result.config.equal) {
@@ -178,7 +319,9 @@ export async function diffOciArchives (a: string, b: string): Promise<ImageDiff>
   result.verdict = verdict
   result.summary = result.identical
     ? 'identical'
-    : `${result.layers.length} of ${count} layer(s) differ${result.config.equal ? '' : `, config differs in ${fields.length} field(s)`}; likely cause: ${VERDICT_TEXT[verdict]}`
+    : `${result.layers.length} of ${count} layer(s) differ${result.config.equal ? '' : `, config differs in ${fields.length} field(s)`}` +
+      (result.paths.total > 0 ? `; ${result.paths.total} path(s), ${result.paths.explained} with a known cause (${result.causes.slice(0, 4).map(g => `${g.count} ${g.cause.id}`).join(', ')})` : `; ${VERDICT_TEXT[verdict]}`) +
+      (result.origins != null && result.origins.differences.length > 0 ? `; ${result.origins.differences.join('; ')}` : '')
   return result
 }
 

@@ -25,6 +25,24 @@ export interface LayerFile {
 /** A layer with more entries than this is compared on its first entries only. */
 export const MAX_LAYER_ENTRIES = 500_000
 
+/** Leading bytes kept of every regular file: enough for the gzip, zip, .pyc and fontconfig headers. */
+export const HEAD_BYTES = 32
+
+export interface ListOptions {
+  /** Keep the first HEAD_BYTES bytes of every regular file. */
+  heads?: boolean
+  /** Keep the whole content of these paths, each up to `maxCapture` bytes (longer ones are cut). */
+  capture?: ReadonlySet<string>
+  maxCapture?: number
+}
+
+export interface LayerListing {
+  files: Map<string, LayerFile>
+  truncated: boolean
+  heads: Map<string, Buffer>
+  captured: Map<string, { content: Buffer, complete: boolean }>
+}
+
 function decompressor (mediaType: string): Transform | undefined {
   if (/gzip$/.test(mediaType)) return zlib.createGunzip()
   if (/zstd$/.test(mediaType)) {
@@ -36,18 +54,32 @@ function decompressor (mediaType: string): Transform | undefined {
 }
 
 /** Streams one layer blob out of an OCI tarball and lists its entries (content hashed, never held). */
-export async function listLayerFiles (archive: string, digest: string, mediaType: string): Promise<{ files: Map<string, LayerFile>, truncated: boolean }> {
+export async function listLayerFiles (archive: string, digest: string, mediaType: string, opts: ListOptions = {}): Promise<LayerListing> {
   const files = new Map<string, LayerFile>()
+  const heads = new Map<string, Buffer>()
+  const captured = new Map<string, { content: Buffer, complete: boolean }>()
+  const maxCapture = opts.maxCapture ?? 256 * 1024
   let truncated = false
   await streamBlob(archive, digest, async blob => {
     const extract = tar.extract()
     let order = 0
     extract.on('entry', (header, stream, next) => {
       if (order >= MAX_LAYER_ENTRIES) { truncated = true; stream.on('end', () => next()); stream.resume(); return }
-      const hash = header.type === 'file' || header.type === 'contiguous-file' ? createHash('sha256') : undefined
-      stream.on('data', (chunk: unknown) => hash?.update(chunk as Buffer))
+      const regular = header.type === 'file' || header.type === 'contiguous-file'
+      const hash = regular ? createHash('sha256') : undefined
+      const path = header.name.replace(/^\.?\//, '').replace(/\/$/, '')
+      let head: Buffer | undefined = regular && opts.heads === true ? Buffer.alloc(0) : undefined
+      const keep: Buffer[] | undefined = regular && opts.capture?.has(path) === true ? [] : undefined
+      let kept = 0
+      stream.on('data', (data: unknown) => {
+        const chunk = data as Buffer
+        hash?.update(chunk)
+        if (head != null && head.length < HEAD_BYTES) head = Buffer.concat([head, chunk.subarray(0, HEAD_BYTES - head.length)])
+        if (keep != null && kept < maxCapture) { const part = chunk.subarray(0, maxCapture - kept); keep.push(part); kept += part.length }
+      })
       stream.on('end', () => {
-        const path = header.name.replace(/^\.?\//, '').replace(/\/$/, '')
+        if (head != null) heads.set(path, head)
+        if (keep != null) captured.set(path, { content: Buffer.concat(keep), complete: kept >= (header.size ?? 0) })
         files.set(path, {
           path,
           type: header.type ?? 'file',
@@ -67,5 +99,5 @@ export async function listLayerFiles (archive: string, digest: string, mediaType
     if (unzip != null) await pipeline(blob, unzip, extract)
     else await pipeline(blob, extract)
   })
-  return { files, truncated }
+  return { files, truncated, heads, captured }
 }

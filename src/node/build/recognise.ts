@@ -1,0 +1,178 @@
+import { causeRef, type CauseId, type CauseRef } from '../../protocol/causes.js'
+import { textDiff } from './text-diff.js'
+
+/** What a differing path's two sides look like, as far as the listing saw them. */
+export interface SideEvidence {
+  type: string
+  size: number
+  mtime: number
+  linkname?: string
+  /** First bytes of a regular file. */
+  head?: Buffer
+  /** Whole content of a small file (or its start), when it was captured. */
+  content?: Buffer
+  complete?: boolean
+}
+
+export interface ChangeEvidence {
+  path: string
+  kinds: string[]
+  a?: SideEvidence
+  b?: SideEvidence
+}
+
+export interface Recognised {
+  cause: CauseRef
+  /** What the evidence showed, in one line: `gzip header mtime 2025-… vs 2025-…`. */
+  detail?: string
+  /** A bounded unified diff of a small text file. */
+  diff?: string
+}
+
+/** Facts about the whole layer that explain single files: packages whose version moved. */
+export interface LayerFacts {
+  /** Paths owned by a package whose version differs between the two sides. */
+  driftedPaths?: ReadonlySet<string>
+  /** Packages whose version differs: name → `old → new`. */
+  drift?: ReadonlyMap<string, string>
+  /** SOURCE_DATE_EPOCH of the builds, when known: file times past it were not clamped. */
+  epoch?: number
+}
+
+const MACHINE_ID = /^(etc\/machine-id|var\/lib\/dbus\/machine-id)$/
+const FONT_CACHE = /^(var\/cache\/fontconfig\/|usr\/lib\/fontconfig\/cache\/).*\.cache-\d+$/
+const AUX_CACHE = /^var\/cache\/ldconfig\/aux-cache$/
+const PACKAGE_LOGS = /^var\/log\/(dpkg\.log|alternatives\.log|bootstrap\.log|apt\/[^/]+|fontconfig\.log)$/
+const PACKAGE_BACKUPS = /^(var\/lib\/dpkg\/[^/]+-old|var\/cache\/debconf\/[^/]+-old|var\/backups\/[^/]+)$/
+const APT_LISTS = /^(var\/lib\/apt\/lists\/|var\/cache\/apt\/)/
+const DPKG_DB = /^var\/lib\/dpkg\/(status|available|info\/[^/]+)$/
+const PYC = /(^|\/)__pycache__\/[^/]+\.pyc$|\.py[co]$/
+const ZIP_NAME = /\.(zip|jar|war|ear|whl|apk|xpi|egg)$/i
+
+/** Dates and times as build steps write them: ISO 8601, syslog/`date` output, dpkg's log format. */
+const TIMESTAMP = /\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?|\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun),? +\d{1,2}? ?(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b|\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} +\d{2}:\d{2}:\d{2}\b|\b1[5-9]\d{8}\b/
+const TEMP_PATH = /\/tmp\/[A-Za-z0-9._-]*[A-Za-z0-9]{6,}|\/var\/tmp\/|buildkit-[a-z0-9]+|\/proc\/self\//
+
+const iso = (s: number): string => new Date(s * 1000).toISOString().replace('.000Z', 'Z')
+
+function sameHead (a: SideEvidence | undefined, b: SideEvidence | undefined, magic: number[]): boolean {
+  const m = (h: Buffer | undefined): boolean => h != null && h.length >= magic.length && magic.every((x, i) => h[i] === x)
+  return m(a?.head) && m(b?.head)
+}
+
+/** A file whose first bytes (and captured content) hold no control bytes besides whitespace. */
+export function looksText (buf: Buffer | undefined): boolean {
+  if (buf == null) return false
+  for (const c of buf) {
+    if (c === 9 || c === 10 || c === 13 || c === 12) continue
+    if (c < 32 || c === 127) return false
+  }
+  return new TextDecoder('utf-8', { fatal: false }).decode(buf).includes('\uFFFD') === false || buf.length === 0
+}
+
+/** gzip (RFC 1952): MTIME is bytes 4..7, little-endian; FLG bit 3 says a file name follows. */
+function gzipDetail (a: Buffer, b: Buffer): string | undefined {
+  const mt = (h: Buffer): number => h.readUInt32LE(4)
+  const name = (h: Buffer): string | undefined => {
+    if ((h[3] ?? 0) & 0x08) {
+      const end = h.indexOf(0, 10)
+      return h.subarray(10, end === -1 ? h.length : end).toString('latin1')
+    }
+    return undefined
+  }
+  const parts: string[] = []
+  if (mt(a) !== mt(b)) parts.push(`gzip header mtime ${mt(a) === 0 ? '0' : iso(mt(a))} vs ${mt(b) === 0 ? '0' : iso(mt(b))}`)
+  if (name(a) !== name(b)) parts.push(`gzip header name ${name(a) ?? '(none)'} vs ${name(b) ?? '(none)'}`)
+  return parts.length > 0 ? parts.join(', ') : undefined
+}
+
+/** .pyc (PEP 552): magic, flags (0 = timestamp-based), source mtime, source size. */
+function pycDetail (a: Buffer, b: Buffer): string {
+  if (a.length < 16 || b.length < 16) return 'bytecode differs'
+  const fa = a.readUInt32LE(4)
+  const fb = b.readUInt32LE(4)
+  if (fa === 0 && fb === 0) {
+    const ma = a.readUInt32LE(8)
+    const mb = b.readUInt32LE(8)
+    return ma !== mb ? `timestamp-based .pyc, source mtime ${iso(ma)} vs ${iso(mb)}` : 'timestamp-based .pyc, same source mtime: the marshalled code differs'
+  }
+  return `hash-based .pyc (flags ${fa} vs ${fb}): the marshalled code differs`
+}
+
+/** zip local file header: DOS time at 10..11, date at 12..13 (first member only: cheap). */
+function zipDetail (a: Buffer, b: Buffer): string | undefined {
+  if (a.length < 14 || b.length < 14) return undefined
+  const t = (h: Buffer): string => {
+    const time = h.readUInt16LE(10)
+    const date = h.readUInt16LE(12)
+    const p = (n: number): string => String(n).padStart(2, '0')
+    return `${1980 + (date >> 9)}-${p((date >> 5) & 15)}-${p(date & 31)} ${p(time >> 11)}:${p((time >> 5) & 63)}:${p((time & 31) * 2)}`
+  }
+  return t(a) !== t(b) ? `first zip member time ${t(a)} vs ${t(b)}` : undefined
+}
+
+function result (id: CauseId, detail?: string, diff?: string): Recognised {
+  return { cause: causeRef(id), ...(detail != null ? { detail } : {}), ...(diff != null ? { diff } : {}) }
+}
+
+/**
+ * Names the cause of one differing path from the evidence at hand: the kinds of change, the
+ * file's first bytes, a small file's content and the facts of its layer. The path alone is used
+ * where the name is unambiguous (/etc/machine-id); formats are recognised from their headers.
+ */
+export function recognise (c: ChangeEvidence, facts: LayerFacts = {}): Recognised {
+  const { path, a, b } = c
+  const kinds = new Set(c.kinds)
+  const content = kinds.has('content') || kinds.has('added') || kinds.has('removed') || kinds.has('type')
+  const both = a != null && b != null
+  const text = both && a.content != null && b.content != null && looksText(a.content) && looksText(b.content)
+  const diff = text ? textDiff(path, a.content as Buffer, b.content as Buffer, (a.complete ?? true) && (b.complete ?? true)) : undefined
+
+  if (content || kinds.has('mtime')) {
+    if (MACHINE_ID.test(path)) {
+      const hex = (s?: SideEvidence): boolean => s?.content != null && /^[0-9a-f]{32}\n?$/.test(s.content.toString('latin1'))
+      return result('machine-id', hex(a) && hex(b) ? 'two random 128-bit ids' : undefined)
+    }
+    if (FONT_CACHE.test(path)) return result('fontconfig-cache', sameHead(a, b, [0x04, 0xfc, 0x02, 0xfc]) ? 'fontconfig cache files (magic FC04FC02)' : undefined)
+    if (AUX_CACHE.test(path)) return result('ldconfig-aux-cache')
+    if (PACKAGE_LOGS.test(path)) return result('package-logs', undefined, diff)
+    if (PACKAGE_BACKUPS.test(path)) return result('package-backups', undefined, diff)
+    if (APT_LISTS.test(path)) return result('apt-lists')
+  }
+  if (content && facts.driftedPaths?.has(path) === true) return result('package-drift', undefined, diff)
+  if (content && DPKG_DB.test(path) && facts.drift != null && facts.drift.size > 0) return result('package-drift', [...facts.drift].slice(0, 5).map(([n, v]) => `${n} ${v}`).join(', '), diff)
+
+  if (kinds.has('type') && (a?.type === 'link' || b?.type === 'link')) return result('hard-link', `${a?.type ?? '(none)'} vs ${b?.type ?? '(none)'}`)
+  if (kinds.has('added') || kinds.has('removed')) {
+    if (PYC.test(path)) return result('python-bytecode', 'bytecode present in one build only')
+    return result('file-set', kinds.has('added') ? 'only in b' : 'only in a')
+  }
+  if (kinds.has('content') && both) {
+    if (PYC.test(path) && a.head != null && b.head != null) return result('python-bytecode', pycDetail(a.head, b.head))
+    if (sameHead(a, b, [0x1f, 0x8b])) {
+      const d = gzipDetail(a.head as Buffer, b.head as Buffer)
+      if (d != null) return result('gzip-header', d)
+    }
+    if (sameHead(a, b, [0x50, 0x4b, 0x03, 0x04]) || (ZIP_NAME.test(path) && a.head != null)) {
+      return result('zip-times', a.head != null && b.head != null ? zipDetail(a.head, b.head) : undefined)
+    }
+    if (diff != null) {
+      const changed = diff.split('\n').filter(l => /^[-+][^-+]/.test(l) || l === '-' || l === '+')
+      if (changed.length > 0 && changed.every(l => TIMESTAMP.test(l) || l.trim().length <= 1)) return result('embedded-timestamp', 'every differing line holds a date or time', diff)
+      if (changed.some(l => TEMP_PATH.test(l))) return result('embedded-path', undefined, diff)
+      if (changed.some(l => TIMESTAMP.test(l))) return result('embedded-timestamp', 'differing lines hold a date or time', diff)
+      return result('unknown', 'text content differs', diff)
+    }
+    if (sameHead(a, b, [0x1f, 0x8b])) return result('unknown', 'gzip headers are equal: the compressed data differs')
+    return result('unknown', a.head != null && b.head != null && sameHead(a, b, [0x7f, 0x45, 0x4c, 0x46]) ? 'ELF binaries differ' : undefined)
+  }
+  if (kinds.has('link')) return result(a?.type === 'link' || b?.type === 'link' ? 'hard-link' : 'symlink-target', `${a?.linkname ?? '(none)'} vs ${b?.linkname ?? '(none)'}`)
+  if (kinds.has('owner')) return result('owner')
+  if (kinds.has('mode')) return result('mode')
+  if (kinds.has('mtime') && a != null && b != null) {
+    const late = facts.epoch != null && (a.mtime > facts.epoch || b.mtime > facts.epoch) ? ` (SOURCE_DATE_EPOCH ${iso(facts.epoch)})` : ''
+    return result('mtime', `mtime ${iso(a.mtime)} vs ${iso(b.mtime)}${late}`)
+  }
+  if (kinds.has('order')) return result('file-order')
+  return result('unknown')
+}

@@ -1,0 +1,201 @@
+/**
+ * The catalogue of reasons two builds of the same source differ, file by file. Pure data:
+ * `diff`, divergence reports, `status` and the dashboard name causes by these ids, and
+ * docs/causes.md describes each one. Ids are stable: a report signed today must still read
+ * the same next year, so an id is never reused for another meaning.
+ */
+
+export type CauseId =
+  | 'machine-id'
+  | 'fontconfig-cache'
+  | 'ldconfig-aux-cache'
+  | 'package-logs'
+  | 'package-backups'
+  | 'apt-lists'
+  | 'package-drift'
+  | 'python-bytecode'
+  | 'gzip-header'
+  | 'zip-times'
+  | 'embedded-timestamp'
+  | 'embedded-path'
+  | 'file-order'
+  | 'mtime'
+  | 'owner'
+  | 'mode'
+  | 'symlink-target'
+  | 'hard-link'
+  | 'file-set'
+  | 'image-config'
+  | 'unknown'
+
+export interface Cause {
+  id: CauseId
+  /** One line: what differs. */
+  summary: string
+  /** Why it differs from one build to the next. */
+  why: string
+  /** What to change, as Dockerfile text. */
+  fix: string
+  /** The audit rule that predicts it from the Dockerfile, when a Dockerfile can reveal it. */
+  auditRule?: string
+}
+
+export const CAUSES: Readonly<Record<CauseId, Cause>> = {
+  'machine-id': {
+    id: 'machine-id',
+    summary: 'random machine id (/etc/machine-id, /var/lib/dbus/machine-id)',
+    why: 'systemd and dbus packages generate a random 128-bit id when they are installed',
+    fix: 'RUN ... && rm -f /etc/machine-id /var/lib/dbus/machine-id   # generated at first boot; or: truncate -s 0 /etc/machine-id',
+    auditRule: 'NR054-machine-id-left'
+  },
+  'fontconfig-cache': {
+    id: 'fontconfig-cache',
+    summary: 'fontconfig caches (/var/cache/fontconfig/*.cache-*)',
+    why: 'fc-cache records the scan time and directory mtimes in each cache file',
+    fix: 'RUN ... && rm -rf /var/cache/fontconfig/*   # rebuilt at first use; or run fc-cache after touching font dirs to SOURCE_DATE_EPOCH',
+    auditRule: 'NR055-font-cache-left'
+  },
+  'ldconfig-aux-cache': {
+    id: 'ldconfig-aux-cache',
+    summary: 'ldconfig auxiliary cache (/var/cache/ldconfig/aux-cache)',
+    why: 'ldconfig stores the inode numbers and ctimes of the libraries it scanned',
+    fix: 'RUN ... && rm -f /var/cache/ldconfig/aux-cache',
+    auditRule: 'NR056-ldconfig-cache-left'
+  },
+  'package-logs': {
+    id: 'package-logs',
+    summary: 'package manager logs (/var/log/dpkg.log, /var/log/apt/*.log, /var/log/alternatives.log)',
+    why: 'dpkg, apt and update-alternatives log every action with the wall-clock time',
+    fix: 'RUN ... && rm -rf /var/log/dpkg.log /var/log/apt/* /var/log/alternatives.log /var/log/bootstrap.log',
+    auditRule: 'NR052-logs-left'
+  },
+  'package-backups': {
+    id: 'package-backups',
+    summary: 'package database backups (/var/lib/dpkg/*-old, /var/cache/debconf/*-old)',
+    why: 'dpkg and debconf keep the previous state of their databases, which includes install-time data',
+    fix: 'RUN ... && rm -f /var/lib/dpkg/*-old /var/cache/debconf/*-old',
+    auditRule: 'NR057-package-backups-left'
+  },
+  'apt-lists': {
+    id: 'apt-lists',
+    summary: 'package lists and apt caches (/var/lib/apt/lists, /var/cache/apt)',
+    why: 'apt-get update downloads the archive index of the day, which changes daily',
+    fix: 'RUN ... && rm -rf /var/lib/apt/lists/* /var/cache/apt/*',
+    auditRule: 'NR051-apt-lists-left'
+  },
+  'package-drift': {
+    id: 'package-drift',
+    summary: 'different package versions were installed',
+    why: 'the package archive moved between the builds: unpinned installs take whatever is current',
+    fix: 'pin the package archive (e.g. snapshot.debian.org with the release date in sources.list) or pin versions: apt-get install PKG=VERSION',
+    auditRule: 'NR010-apt-unpinned'
+  },
+  'python-bytecode': {
+    id: 'python-bytecode',
+    summary: 'Python bytecode (__pycache__/*.pyc)',
+    why: 'timestamp-based .pyc files record the source mtime, and compilation order changes marshalled references',
+    fix: 'ENV PYTHONDONTWRITEBYTECODE=1   # and/or: RUN ... && find / -xdev -name __pycache__ -prune -exec rm -rf {} +',
+    auditRule: 'NR058-python-bytecode'
+  },
+  'gzip-header': {
+    id: 'gzip-header',
+    summary: 'gzip files with an embedded time or name',
+    why: 'gzip writes the input file\'s mtime and name into its header unless told not to',
+    fix: 'use gzip -n (no name, no time), or set the member times to SOURCE_DATE_EPOCH before compressing'
+  },
+  'zip-times': {
+    id: 'zip-times',
+    summary: 'zip/jar/wheel members with embedded times',
+    why: 'each zip member records its file time; the order of members follows the file system',
+    fix: 'touch -d @$SOURCE_DATE_EPOCH the inputs and add them in sorted order (zip -X, or strip-nondeterminism)'
+  },
+  'embedded-timestamp': {
+    id: 'embedded-timestamp',
+    summary: 'build date or time written into a file',
+    why: 'a build step embeds the current date (date, __DATE__, -ldflags -X main.buildDate=...)',
+    fix: 'derive the date from SOURCE_DATE_EPOCH: ARG SOURCE_DATE_EPOCH, then date -u -d @$SOURCE_DATE_EPOCH',
+    auditRule: 'NR002-build-time-embedded'
+  },
+  'embedded-path': {
+    id: 'embedded-path',
+    summary: 'temporary build path written into a file',
+    why: 'a random temporary directory name ended up in the output',
+    fix: 'build in a fixed directory (WORKDIR /build), and use -trimpath / -ffile-prefix-map=$PWD=.'
+  },
+  'file-order': {
+    id: 'file-order',
+    summary: 'same files, different order in the layer',
+    why: 'the layer was written in directory order of the build file system',
+    fix: 'build with a current BuildKit and rewrite-timestamp (tar entries are sorted); avoid tools that write layers themselves'
+  },
+  mtime: {
+    id: 'mtime',
+    summary: 'file times differ (newer than SOURCE_DATE_EPOCH or unclamped)',
+    why: 'files were written at build time and their times were not clamped',
+    fix: 'build with --output ...,rewrite-timestamp=true and pass SOURCE_DATE_EPOCH (neko-rebuilder does both)',
+    auditRule: 'NR041-rewrite-timestamp-missing'
+  },
+  owner: {
+    id: 'owner',
+    summary: 'file owners (uid/gid) differ',
+    why: 'a uid or gid was allocated at build time (useradd without --uid, system users created in a different order)',
+    fix: 'create users and groups with fixed ids: groupadd --gid N, useradd --uid N; COPY --chown=N:N'
+  },
+  mode: {
+    id: 'mode',
+    summary: 'file modes differ',
+    why: 'the mode came from the build machine (umask, checkout modes)',
+    fix: 'set modes explicitly: COPY --chmod=0644, or chmod in the RUN that creates the file',
+    auditRule: 'NR050-copy-metadata-implicit'
+  },
+  'symlink-target': {
+    id: 'symlink-target',
+    summary: 'a symbolic link points elsewhere',
+    why: 'the link target was chosen at build time (update-alternatives order, versioned paths)',
+    fix: 'create the link explicitly with ln -sf in the Dockerfile'
+  },
+  'hard-link': {
+    id: 'hard-link',
+    summary: 'hard links differ (a file in one build, a link in the other)',
+    why: 'the layer writer links identical files in the order it meets them',
+    fix: 'avoid creating hard links in the build (cp instead of ln), or remove the duplicates'
+  },
+  'file-set': {
+    id: 'file-set',
+    summary: 'a file exists in one build only',
+    why: 'the build step wrote a file with a changing name, or left a temporary file behind',
+    fix: 'remove temporary files in the RUN that creates them'
+  },
+  'image-config': {
+    id: 'image-config',
+    summary: 'the image config differs (created time, history, labels, environment)',
+    why: 'the config records times and build arguments',
+    fix: 'pass SOURCE_DATE_EPOCH (buildx sets created and history times from it) and avoid labels with dates'
+  },
+  unknown: {
+    id: 'unknown',
+    summary: 'not recognised: the content differs and no known format or pattern explains it',
+    why: 'no evidence at hand names the cause',
+    fix: 'compare the two files by hand (extract them with: docker run --rm IMAGE cat PATH); diffoscope shows binary differences'
+  }
+}
+
+/** Causes in catalogue order, for documentation and tests. */
+export const CAUSE_IDS = Object.keys(CAUSES) as CauseId[]
+
+/** The short form carried by every differing path in a diff. */
+export interface CauseRef {
+  id: CauseId
+  summary: string
+  fix: string
+  auditRule?: string
+}
+
+export function causeRef (id: CauseId): CauseRef {
+  const c = CAUSES[id]
+  return { id: c.id, summary: c.summary, fix: c.fix, ...(c.auditRule != null ? { auditRule: c.auditRule } : {}) }
+}
+
+export function isCauseId (s: string): s is CauseId {
+  return Object.hasOwn(CAUSES, s)
+}
