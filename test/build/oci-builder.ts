@@ -5,7 +5,7 @@ import tar from 'tar-stream'
 
 export interface SyntheticFile {
   path: string
-  content?: string
+  content?: string | Buffer
   mode?: number
   uid?: number
   gid?: number
@@ -59,7 +59,7 @@ export async function writeSyntheticOci (path: string, layers: SyntheticLayer[],
         mtime: new Date((f.mtime ?? 1_700_000_000) * 1000),
         ...(f.linkname != null ? { linkname: f.linkname } : {})
       },
-      ...(f.type == null || f.type === 'file' ? { body: Buffer.from(f.content ?? '') } : {})
+      ...(f.type == null || f.type === 'file' ? { body: typeof f.content === 'string' || f.content == null ? Buffer.from(f.content ?? '') : f.content } : {})
     })))
     const gz = gzipSync(raw, { level: 6 })
     blobs.set(sha(gz), gz)

@@ -307,6 +307,7 @@ export async function diffOciArchives (a: string, b: string): Promise<ImageDiff>
     result.layers.push(await diffLayer(a, b, i, la, lb, epoch))
   }
   result.causes = groupCauses(result.layers)
+  if (result.layers.length === 0 && !result.config.equal) result.causes.push({ cause: causeRef('image-config'), count: 0, layers: [], paths: fields.slice(0, GROUP_PATHS) })
   result.paths.total = result.layers.reduce((n, l) => n + l.changes.length + l.omitted, 0)
   result.paths.explained = result.paths.total - result.layers.reduce((n, l) => n + (l.causeCounts.unknown ?? 0), 0)
   let verdict: DiffVerdict = 'identical'

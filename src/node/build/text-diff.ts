@@ -3,7 +3,9 @@ import { structuredPatch } from 'diff'
 /** Lines of unified diff shown per file: enough to see the pattern, short enough for a terminal. */
 export const MAX_DIFF_LINES = 24
 /** Edit distance past which the line diff gives up (logs where every line moved). */
-const MAX_EDIT = 2000
+const MAX_EDIT = 300
+/** Milliseconds the line diff may take per file. */
+const MAX_MS = 100
 
 /**
  * A bounded unified diff of two small text files (`--- a/PATH`, `+++ b/PATH`, hunks with one
@@ -15,7 +17,7 @@ export function textDiff (path: string, a: Buffer, b: Buffer, complete = true): 
   const sb = b.toString('utf8')
   if (sa === sb) return undefined
   const out: string[] = [`--- a/${path}`, `+++ b/${path}`]
-  const patch = structuredPatch(`a/${path}`, `b/${path}`, sa, sb, '', '', { context: 1, maxEditLength: MAX_EDIT })
+  const patch = structuredPatch(`a/${path}`, `b/${path}`, sa, sb, '', '', { context: 1, maxEditLength: MAX_EDIT, timeout: MAX_MS })
   let shown = 0
   let total = 0
   if (patch != null) {
