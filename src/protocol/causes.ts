@@ -38,6 +38,11 @@ export interface Cause {
   fix: string
   /** The audit rule that predicts it from the Dockerfile, when a Dockerfile can reveal it. */
   auditRule?: string
+  /**
+   * For leftovers: the paths (shell globs) whose removal, at the end of the RUN that wrote
+   * them, is the fix. Lets a tool apply the fix, not only print it.
+   */
+  remove?: string[]
 }
 
 export const CAUSES: Readonly<Record<CauseId, Cause>> = {
@@ -46,42 +51,48 @@ export const CAUSES: Readonly<Record<CauseId, Cause>> = {
     summary: 'random machine id (/etc/machine-id, /var/lib/dbus/machine-id)',
     why: 'systemd and dbus packages generate a random 128-bit id when they are installed',
     fix: 'RUN ... && rm -f /etc/machine-id /var/lib/dbus/machine-id   # generated at first boot; or: truncate -s 0 /etc/machine-id',
-    auditRule: 'NR054-machine-id-left'
+    auditRule: 'NR054-machine-id-left',
+    remove: ['/etc/machine-id', '/var/lib/dbus/machine-id']
   },
   'fontconfig-cache': {
     id: 'fontconfig-cache',
     summary: 'fontconfig caches (/var/cache/fontconfig/*.cache-*)',
     why: 'fc-cache records the scan time and directory mtimes in each cache file',
     fix: 'RUN ... && rm -rf /var/cache/fontconfig/*   # rebuilt at first use; or run fc-cache after touching font dirs to SOURCE_DATE_EPOCH',
-    auditRule: 'NR055-font-cache-left'
+    auditRule: 'NR055-font-cache-left',
+    remove: ['/var/cache/fontconfig/*']
   },
   'ldconfig-aux-cache': {
     id: 'ldconfig-aux-cache',
     summary: 'ldconfig auxiliary cache (/var/cache/ldconfig/aux-cache)',
     why: 'ldconfig stores the inode numbers and ctimes of the libraries it scanned',
     fix: 'RUN ... && rm -f /var/cache/ldconfig/aux-cache',
-    auditRule: 'NR056-ldconfig-cache-left'
+    auditRule: 'NR056-ldconfig-cache-left',
+    remove: ['/var/cache/ldconfig/aux-cache']
   },
   'package-logs': {
     id: 'package-logs',
     summary: 'package manager logs (/var/log/dpkg.log, /var/log/apt/*.log, /var/log/alternatives.log)',
     why: 'dpkg, apt and update-alternatives log every action with the wall-clock time',
     fix: 'RUN ... && rm -rf /var/log/dpkg.log /var/log/apt/* /var/log/alternatives.log /var/log/bootstrap.log',
-    auditRule: 'NR052-logs-left'
+    auditRule: 'NR052-logs-left',
+    remove: ['/var/log/dpkg.log', '/var/log/apt/*', '/var/log/alternatives.log', '/var/log/bootstrap.log']
   },
   'package-backups': {
     id: 'package-backups',
     summary: 'package database backups (/var/lib/dpkg/*-old, /var/cache/debconf/*-old)',
     why: 'dpkg and debconf keep the previous state of their databases, which includes install-time data',
     fix: 'RUN ... && rm -f /var/lib/dpkg/*-old /var/cache/debconf/*-old',
-    auditRule: 'NR057-package-backups-left'
+    auditRule: 'NR057-package-backups-left',
+    remove: ['/var/lib/dpkg/*-old', '/var/cache/debconf/*-old']
   },
   'apt-lists': {
     id: 'apt-lists',
     summary: 'package lists and apt caches (/var/lib/apt/lists, /var/cache/apt)',
     why: 'apt-get update downloads the archive index of the day, which changes daily',
     fix: 'RUN ... && rm -rf /var/lib/apt/lists/* /var/cache/apt/*',
-    auditRule: 'NR051-apt-lists-left'
+    auditRule: 'NR051-apt-lists-left',
+    remove: ['/var/lib/apt/lists/*', '/var/cache/apt/*']
   },
   'package-drift': {
     id: 'package-drift',

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
-import { diffOciArchives, type FileChange, type ImageDiff } from '../../node/build/index.js'
+import { readFile, writeFile } from 'node:fs/promises'
+import { applyFixes, diffOciArchives, type FileChange, type ImageDiff } from '../../node/build/index.js'
 import { VERDICT_TEXT } from '../../node/build/diff.js'
 import { EXIT } from '../exit-codes.js'
 
@@ -58,9 +59,20 @@ export function register (program: Command): void {
     .argument('<a>', 'first OCI tarball (docker buildx --output type=oci)')
     .argument('<b>', 'second OCI tarball')
     .option('--json', 'print the comparison as JSON')
-    .action(async (a: string, b: string, flags: { json?: boolean }) => {
+    .option('--fix <dockerfile>', 'write a copy of this Dockerfile with the removals of the leftover causes applied to the RUN steps that made the differing layers')
+    .option('--fix-out <path>', 'where --fix writes the copy (default: <dockerfile>.fixed)')
+    .action(async (a: string, b: string, flags: { json?: boolean, fix?: string, fixOut?: string }) => {
       const d = await diffOciArchives(a, b)
       process.stdout.write(flags.json === true ? `${JSON.stringify(d, null, 2)}\n` : formatImageDiff(d))
+      if (flags.fix != null) {
+        const fixed = applyFixes(await readFile(flags.fix, 'utf8'), d)
+        const out = flags.fixOut ?? `${flags.fix}.fixed`
+        await writeFile(out, fixed.dockerfile)
+        const say = (s: string): boolean => process.stderr.write(`${s}\n`)
+        for (const f of fixed.applied) say(`fixed     layer ${f.layer}: line ${f.line} += ${f.added}  (${f.causes.join(', ')})`)
+        for (const m of fixed.manual) say(`by hand   layer ${m.layer}: ${m.cause}`)
+        say(`wrote     ${out}`)
+      }
       process.exitCode = d.identical ? EXIT.OK : EXIT.NOT_REPRODUCIBLE
     })
 }
