@@ -2,6 +2,7 @@ import type { RuleFamily } from './context.js'
 import { compareText } from './lines.js'
 import { baseImages } from './rules/base-images.js'
 import { buildkit } from './rules/buildkit.js'
+import { caches } from './rules/caches.js'
 import { clocks } from './rules/clocks.js'
 import { downloads } from './rules/downloads.js'
 import { git } from './rules/git.js'
@@ -11,7 +12,7 @@ import { workflows } from './rules/workflows.js'
 import type { RuleMeta } from './types.js'
 
 /** Every rule family, in the order of the report's fix priority. */
-export const FAMILIES: readonly RuleFamily[] = [baseImages, clocks, packages, downloads, git, buildkit, workflows, leftovers]
+export const FAMILIES: readonly RuleFamily[] = [baseImages, clocks, packages, downloads, git, buildkit, workflows, leftovers, caches]
 
 /** Every rule, sorted by id. */
 export const RULES: readonly RuleMeta[] = FAMILIES.flatMap(f => f.rules).sort((a, b) => compareText(a.id, b.id))

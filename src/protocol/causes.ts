@@ -83,7 +83,6 @@ export const CAUSES: Readonly<Record<CauseId, Cause>> = {
     summary: 'package database backups (/var/lib/dpkg/*-old, /var/cache/debconf/*-old)',
     why: 'dpkg and debconf keep the previous state of their databases, which includes install-time data',
     fix: 'RUN ... && rm -f /var/lib/dpkg/*-old /var/cache/debconf/*-old',
-    auditRule: 'NR057-package-backups-left',
     remove: ['/var/lib/dpkg/*-old', '/var/cache/debconf/*-old']
   },
   'apt-lists': {

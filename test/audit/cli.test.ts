@@ -36,8 +36,8 @@ describe('neko-rebuilder audit (CLI)', { timeout: 240_000 }, () => {
   it('prints the table; exits 0 by default and 1 under --fail-on critical', async () => {
     const [plain, gated] = await Promise.all([cli(NEKO), cli(NEKO, '--fail-on', 'critical')])
     expect(plain.code).toBe(0)
-    expect(plain.stdout).toContain('CRITICAL (9)')
-    expect(plain.stdout).toMatch(/10 files audited: 9 critical/)
+    expect(plain.stdout).toContain('CRITICAL (22)')
+    expect(plain.stdout).toMatch(/10 files audited: 22 critical/)
     // The full severity matrix is checked in process (gate.test.ts); this checks the wiring.
     expect(gated.code).toBe(1)
     expect(gated.stdout).toBe(plain.stdout)
@@ -62,10 +62,10 @@ describe('neko-rebuilder audit (CLI)', { timeout: 240_000 }, () => {
     const r = await cli(NEKO, '--format', 'json', '--output', json)
     expect(r.code).toBe(0)
     expect(r.stdout).toBe('')
-    expect(r.stderr).toMatch(/9 critical, \d+ high, \d+ medium, \d+ low findings written to/)
+    expect(r.stderr).toMatch(/22 critical, \d+ high, \d+ medium, \d+ low findings written to/)
     const report = JSON.parse(await readFile(json, 'utf8')) as { schemaVersion: number, summary: { critical: number }, findings: unknown[] }
     expect(report.schemaVersion).toBe(1)
-    expect(report.summary.critical).toBe(9)
+    expect(report.summary.critical).toBe(22)
     const sarif = JSON.parse((await cli(NEKO, '--format', 'sarif')).stdout) as { version: string, runs: Array<{ results: unknown[] }> }
     expect(sarif.version).toBe('2.1.0')
     expect(sarif.runs[0]?.results).toHaveLength(report.findings.length)

@@ -29,7 +29,11 @@ const POSITIVE: Record<string, string[]> = {
   'NR050-copy-metadata-implicit': ['Dockerfile:2', 'Dockerfile:3', 'Dockerfile:4'],
   'NR051-apt-lists-left': ['Dockerfile:2'],
   'NR052-logs-left': ['Dockerfile:2'],
-  'NR053-account-date': ['Dockerfile:2', 'Dockerfile:3']
+  'NR053-account-date': ['Dockerfile:2', 'Dockerfile:3'],
+  'NR054-machine-id-left': ['Dockerfile:2'],
+  'NR055-font-cache-left': ['Dockerfile:2'],
+  'NR056-ldconfig-cache-left': ['Dockerfile:2'],
+  'NR058-python-bytecode': ['Dockerfile:2']
 }
 
 describe('rules', () => {

@@ -3,11 +3,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { diffOciArchives, type FileChange } from '../../src/node/build/index.js'
+import { diffOciArchives, type FileChange, type LayerDiff as ImageDiffLayer } from '../../src/node/build/index.js'
 import { formatImageDiff } from '../../src/cli/commands/diff.js'
 import { CAUSES, CAUSE_IDS } from '../../src/protocol/causes.js'
 import { packageDrift, parseDpkgStatus } from '../../src/node/build/dpkg.js'
 import { textDiff } from '../../src/node/build/text-diff.js'
+import { applyFixes } from '../../src/node/build/apply-fixes.js'
+import { ruleById } from '../../src/audit/index.js'
+import { readFileSync } from 'node:fs'
 import { writeSyntheticOci, type SyntheticFile } from './oci-builder.js'
 
 const status = (foo: string): string => [
@@ -186,6 +189,45 @@ describe('cause catalogue, dpkg and text diff units', () => {
       expect(CAUSES[id].why.length).toBeGreaterThan(10)
       expect(CAUSES[id].fix.length).toBeGreaterThan(10)
     }
+  })
+
+  it('links each cause to an existing audit rule, and the rule and docs back to the cause', () => {
+    const audit = readFileSync(new URL('../../docs/audit.md', import.meta.url), 'utf8')
+    const causes = readFileSync(new URL('../../docs/causes.md', import.meta.url), 'utf8')
+    for (const id of CAUSE_IDS) {
+      expect(causes).toContain(`### \`${id}\``)
+      const rule = CAUSES[id].auditRule
+      if (rule == null) continue
+      expect(ruleById(rule), `${id} → ${rule}`).toBeDefined()
+      expect(audit).toContain(`| \`${id}\` | \`${rule}\` |`)
+    }
+  })
+
+  it('applies the removals to the RUN that made the layer, and leaves other causes to be fixed by hand', () => {
+    const dockerfile = [
+      'FROM debian',
+      '# install',
+      'RUN set -eux; \\',
+      '    apt-get update; \\',
+      '    # a comment BuildKit drops',
+      '    apt-get install -y dbus fonts-noto; \\',
+      '    rm -rf /var/lib/apt/lists/*',
+      'RUN date > /built',
+      ''
+    ].join('\n')
+    const layer = (index: number, step: string, causeCounts: Record<string, number>): ImageDiffLayer => ({ index, step, changes: [], omitted: 0, causeCounts, verdict: 'content' })
+    const fixed = applyFixes(dockerfile, {
+      layers: [
+        layer(1, 'RUN |1 X=1 /bin/sh -c set -eux;     apt-get update;     apt-get install -y dbus fonts-noto;     rm -rf /var/lib/apt/lists/* # buildkit', { 'machine-id': 2, 'fontconfig-cache': 5 }),
+        layer(2, 'RUN /bin/sh -c date > /built # buildkit', { 'embedded-timestamp': 1 })
+      ]
+    } as unknown as Parameters<typeof applyFixes>[1])
+    expect(fixed.dockerfile.split('\n').slice(6, 8)).toEqual([
+      '    rm -rf /var/lib/apt/lists/* && \\',
+      '    rm -rf /etc/machine-id /var/lib/dbus/machine-id /var/cache/fontconfig/*'
+    ])
+    expect(fixed.applied).toEqual([{ layer: 1, line: 7, causes: ['machine-id', 'fontconfig-cache'], added: 'rm -rf /etc/machine-id /var/lib/dbus/machine-id /var/cache/fontconfig/*' }])
+    expect(fixed.manual).toEqual([{ layer: 2, cause: 'embedded-timestamp' }])
   })
 
   it('reads installed packages and names the drift', () => {
