@@ -3,7 +3,11 @@ import { readFile, stat } from 'node:fs/promises'
 import { posix, resolve, sep } from 'node:path'
 import { logger } from '../node/logger.js'
 import type { DockerfileContext, Lookup, ShellUnit } from './context.js'
-import { discover, MAX_FILE_BYTES } from './discover.js'
+import { discover, included, MAX_FILE_BYTES } from './discover.js'
+import { applySuppressions, parseSuppressions, SUPPRESS_FILE, type Suppression } from './suppress.js'
+
+/** Paths a release build does not read: development setups, tests, examples. */
+const DEV_ONLY = /(^|\/)(dev|devcontainer|\.devcontainer|test|tests|examples?)\//
 import { loadDockerfile } from './dockerfile.js'
 import type { LoadedDockerfile } from './dockerfile.js'
 import { AuditRootError } from './errors.js'
@@ -57,6 +61,10 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
   const lookup = createLookup(abs)
   const found = await discover(abs, opts.include)
   const errors: AuditFileError[] = [...found.errors]
+  // A pattern that matches nothing is most likely a typo: an audit of nothing must not pass a gate.
+  for (const pattern of opts.include ?? []) {
+    if (!found.files.some(f => included(f.path, [pattern]))) errors.push({ path: pattern, message: '--include matches no audited file' })
+  }
   const files = new Map<string, AuditedFile>(found.files.map(f => [f.path, f]))
   const findings = new Map<string, Finding>()
 
@@ -206,7 +214,17 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
   }
 
   const order = (f: Finding): number => SEVERITIES.indexOf(f.severity)
-  const sorted = [...findings.values()].sort((a, b) => order(a) - order(b) || compareText(a.path, b.path) || a.line - b.line || (a.column ?? 0) - (b.column ?? 0) || compareText(a.ruleId, b.ruleId))
+  // Within a severity, what a release build reads before development-only files.
+  const impact = (f: Finding): number => DEV_ONLY.test(f.path) ? 1 : 0
+  const all = [...findings.values()].sort((a, b) => order(a) - order(b) || impact(a) - impact(b) || compareText(a.path, b.path) || a.line - b.line || (a.column ?? 0) - (b.column ?? 0) || compareText(a.ruleId, b.ruleId))
+  let waivers: Suppression[] = []
+  const config = await readRepoFile(abs, SUPPRESS_FILE).catch(() => undefined)
+  if (config != null) {
+    const parsed = parseSuppressions(config)
+    waivers = parsed.rules
+    errors.push(...parsed.errors)
+  }
+  const { kept: sorted, suppressed } = applySuppressions(all, waivers, path => texts.get(path)?.split('\n'), errors)
   const summary = { critical: 0, high: 0, medium: 0, low: 0 }
   for (const f of sorted) summary[f.severity]++
   log.debug({ root: abs, files: files.size, findings: sorted.length, errors: errors.length }, 'audit finished')
@@ -214,6 +232,7 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
     root: abs,
     files: [...files.values()].sort((a, b) => compareText(a.path, b.path)),
     findings: sorted,
+    suppressed,
     errors: errors.sort((a, b) => compareText(a.path, b.path)),
     summary
   }

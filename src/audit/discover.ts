@@ -39,7 +39,7 @@ async function hasShellShebang (abs: string): Promise<boolean> {
   }
 }
 
-function included (rel: string, include: readonly string[] | undefined): boolean {
+export function included (rel: string, include: readonly string[] | undefined): boolean {
   if (include == null || include.length === 0) return true
   return include.some(p => {
     const clean = p.replace(/^\.\//, '').replace(/\/$/, '')

@@ -53,6 +53,8 @@ export interface AuditReport {
   root: string
   files: AuditedFile[]
   findings: Finding[]
+  /** Findings waived by an inline comment or the suppression file, with the reason; not counted. */
+  suppressed: Array<Finding & { suppressed: { by: 'inline' | 'config', reason: string } }>
   /** Unreadable or malformed files: reported, the audit goes on without them. */
   errors: AuditFileError[]
   summary: Record<Severity, number>

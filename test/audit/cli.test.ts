@@ -78,4 +78,15 @@ describe('neko-rebuilder audit (CLI)', { timeout: 240_000 }, () => {
     expect(r.stdout).toContain('`server/build:33`')
     expect(r.stdout).not.toContain('runtime/Dockerfile')
   })
+
+  it('an --include that matches nothing is an error that fails a gate, not a silent pass', async () => {
+    const gated = await cli(NEKO, '--format', 'json', '--include', 'sever', '--fail-on', 'critical')
+    expect(gated.code).toBe(2)
+    const report = JSON.parse(gated.stdout) as { errors: Array<{ path: string, message: string }>, findings: unknown[] }
+    expect(report.findings).toEqual([])
+    expect(report.errors).toEqual([{ path: 'sever', message: '--include matches no audited file' }])
+    const mixed = await cli(NEKO, '--format', 'json', '--include', 'server', 'nothing/**', '--fail-on', 'low')
+    expect(mixed.code).toBe(2)
+    expect((JSON.parse(mixed.stdout) as { errors: unknown[] }).errors).toEqual([{ path: 'nothing/**', message: '--include matches no audited file' }])
+  })
 })
