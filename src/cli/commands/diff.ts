@@ -55,7 +55,7 @@ export function formatImageDiff (d: ImageDiff): string {
 
 export function register (program: Command): void {
   program.command('diff')
-    .description('Compare two OCI image tarballs: index, manifests, config fields and the files of each differing layer, with the step that made it')
+    .description('Compare two OCI image tarballs: index, manifests, config fields and the files of every differing layer, with the step that made it and, per file, the cause and the fix')
     .argument('<a>', 'first OCI tarball (docker buildx --output type=oci)')
     .argument('<b>', 'second OCI tarball')
     .option('--json', 'print the comparison as JSON')
