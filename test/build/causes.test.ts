@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { diffOciArchives, type FileChange, type LayerDiff as ImageDiffLayer } from '../../src/node/build/index.js'
+import { diffManifests, diffOciArchives, fileManifestOf, type FileChange, type LayerDiff as ImageDiffLayer } from '../../src/node/build/index.js'
 import { formatImageDiff } from '../../src/cli/commands/diff.js'
 import { CAUSES, CAUSE_IDS } from '../../src/protocol/causes.js'
 import { packageDrift, parseDpkgStatus } from '../../src/node/build/dpkg.js'
@@ -87,6 +87,7 @@ describe('diff: causes from evidence (synthetic archives)', () => {
   let dir: string
   let changes: Map<string, FileChange>
   let d: Awaited<ReturnType<typeof diffOciArchives>>
+  let archives: [string, string]
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'causes-test-'))
     const write = async (side: 'a' | 'b'): Promise<string> => {
@@ -98,7 +99,8 @@ describe('diff: causes from evidence (synthetic archives)', () => {
       ])
       return p
     }
-    d = await diffOciArchives(await write('a'), await write('b'))
+    archives = [await write('a'), await write('b')]
+    d = await diffOciArchives(archives[0], archives[1])
     changes = new Map(d.layers.flatMap(l => l.changes.map(c => [c.path, c])))
   })
   afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
@@ -167,6 +169,20 @@ describe('diff: causes from evidence (synthetic archives)', () => {
     const all = json.layers.flatMap(l => l.changes)
     expect(all.every(c => c.cause != null && typeof c.cause.summary === 'string' && typeof c.cause.fix === 'string')).toBe(true)
     expect(all.find(c => c.path === 'var/log/dpkg.log')?.cause).toEqual({ id: 'package-logs', summary: CAUSES['package-logs'].summary, fix: CAUSES['package-logs'].fix, auditRule: 'NR052-logs-left' })
+  })
+
+  it('from file manifests alone (no file bytes), names the causes that paths and metadata show', async () => {
+    const [ma, mb] = await Promise.all([fileManifestOf(archives[0]), fileManifestOf(archives[1])])
+    expect(ma.layers[0]?.entries.find(e => e.path === 'etc/machine-id')).toMatchObject({ type: 'file', size: 33, mode: 0o644, uid: 0, gid: 0 })
+    const m = diffManifests(ma, mb)
+    expect(m.layers.map(l => l.index)).toEqual([0, 2])
+    const cause = new Map(m.layers.flatMap(l => l.changes.map(c => [c.path, c.cause?.id])))
+    expect(cause.get('etc/machine-id')).toBe('machine-id')
+    expect(cause.get('var/log/dpkg.log')).toBe('package-logs')
+    expect(cause.get('opt/app/current')).toBe('symlink-target')
+    // The gzip header is in the bytes, which a manifest does not carry.
+    expect(cause.get('usr/share/doc/x/changelog.gz')).toBe('unknown')
+    expect(m.paths.total).toBe(d.paths.total)
   })
 
   it('says first when the images come from different SOURCE_DATE_EPOCHs', async () => {
