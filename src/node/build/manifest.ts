@@ -1,5 +1,6 @@
 import type { Digest } from '../../protocol/types.js'
 import { compareFiles, groupCauses, type CauseGroup, type LayerDiff } from './diff.js'
+import { OciArchiveError } from './errors.js'
 import { listLayerFiles, type LayerFile } from './layer-files.js'
 import { readOciArchive } from './oci.js'
 import { recognise } from './recognise.js'
@@ -19,7 +20,7 @@ export interface FileManifest {
 export async function fileManifestOf (archive: string, platform?: string): Promise<FileManifest> {
   const info = await readOciArchive(archive)
   const image = platform == null ? info.images[0] : info.images.find(i => i.platform === platform)
-  if (image == null) throw new Error(`${archive} has no image for ${platform ?? 'any platform'}`)
+  if (image == null) throw new OciArchiveError(`${archive} has no image for ${platform ?? 'any platform'}`)
   const layers: FileManifest['layers'] = []
   for (const l of image.layers) {
     const { files } = await listLayerFiles(archive, l.digest, l.mediaType)

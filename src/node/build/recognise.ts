@@ -67,7 +67,8 @@ export function looksText (buf: Buffer | undefined): boolean {
     if (c === 9 || c === 10 || c === 13 || c === 12) continue
     if (c < 32 || c === 127) return false
   }
-  return new TextDecoder('utf-8', { fatal: false }).decode(buf).includes('\uFFFD') === false || buf.length === 0
+  // `stream: true` holds back a character cut at the end of a file's first bytes.
+  return !new TextDecoder('utf-8').decode(buf, { stream: true }).includes('\uFFFD')
 }
 
 /** gzip (RFC 1952): MTIME is bytes 4..7, little-endian; FLG bit 3 says a file name follows. */
