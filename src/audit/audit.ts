@@ -4,6 +4,7 @@ import { posix, resolve, sep } from 'node:path'
 import { logger } from '../node/logger.js'
 import type { DockerfileContext, Lookup, ShellUnit } from './context.js'
 import { discover, included, MAX_FILE_BYTES } from './discover.js'
+import { BASE_IMAGE_UNPINNED } from './rules/base-images.js'
 import { applySuppressions, parseSuppressions, SUPPRESS_FILE, type Suppression } from './suppress.js'
 
 /** Paths a release build does not read: development setups, tests, examples. */
@@ -215,8 +216,14 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
 
   const order = (f: Finding): number => SEVERITIES.indexOf(f.severity)
   // Within a severity, what a release build reads before development-only files.
-  const impact = (f: Finding): number => DEV_ONLY.test(f.path) ? 1 : 0
-  const all = [...findings.values()].sort((a, b) => order(a) - order(b) || impact(a) - impact(b) || compareText(a.path, b.path) || a.line - b.line || (a.column ?? 0) - (b.column ?? 0) || compareText(a.ruleId, b.ruleId))
+  const impact = (f: Finding): number => {
+    let n = ruleById(f.ruleId)?.impact ?? 0
+    // An image named by a build argument is chosen by whoever builds (a recipe passes a digest).
+    if (f.ruleId === BASE_IMAGE_UNPINNED && f.text.includes('$')) n -= 1
+    if (DEV_ONLY.test(f.path)) n -= 10
+    return n
+  }
+  const all = [...findings.values()].sort((a, b) => order(a) - order(b) || impact(b) - impact(a) || compareText(a.path, b.path) || a.line - b.line || (a.column ?? 0) - (b.column ?? 0) || compareText(a.ruleId, b.ruleId))
   let waivers: Suppression[] = []
   const config = await readRepoFile(abs, SUPPRESS_FILE).catch(() => undefined)
   if (config != null) {

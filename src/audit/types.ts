@@ -16,6 +16,11 @@ export interface RuleMeta {
   why: string
   /** How to fix it. */
   fix: string
+  /**
+   * Order within a severity, higher first (default 0): what ships in the released binary
+   * before leftovers a one-line removal fixes.
+   */
+  impact?: number
 }
 
 export interface Finding {

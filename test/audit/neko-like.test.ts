@@ -98,5 +98,11 @@ describe('Neko-shaped repository', () => {
     expect(ranks).toEqual([...ranks].sort((a, b) => a - b))
     expect(report.summary.critical).toBe(report.findings.filter(f => f.severity === 'critical').length)
     expect(report.summary.critical).toBe(22)
+    // Within a severity, what ships (the build date in the binary) before leftovers, and images named by a build argument last.
+    expect(report.findings[0]).toMatchObject({ ruleId: 'NR002-build-time-embedded', path: 'server/build' })
+    const critical = report.findings.filter(f => f.severity === 'critical')
+    const argFroms = critical.filter(f => f.ruleId === 'NR001-base-image-unpinned' && f.text.includes('$')).map(f => critical.indexOf(f))
+    const literalFroms = critical.filter(f => f.ruleId === 'NR001-base-image-unpinned' && !f.text.includes('$')).map(f => critical.indexOf(f))
+    expect(Math.min(...argFroms)).toBeGreaterThan(Math.max(...literalFroms))
   })
 })

@@ -26,8 +26,8 @@ function mmdebstrapAvailable (): boolean {
 }
 
 const available = engineAvailable('causes (Debian)') && mmdebstrapAvailable()
-/** The base (once per machine) and two builds that download a few MiB from Debian's mirror. */
-const TIMEOUT = 600_000
+/** The base (once per machine) and two builds that download a few MiB from Debian's mirror; several minutes, longer on a loaded machine. */
+const TIMEOUT = 900_000
 
 const DOCKERFILE = `ARG BASE_IMAGE
 FROM $BASE_IMAGE

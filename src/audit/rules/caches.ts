@@ -66,12 +66,14 @@ function checkShell (unit: ShellUnit, report: Report): void {
 export const caches: RuleFamily = {
   rules: [{
     id: MACHINE_ID_LEFT,
+    impact: 1,
     severity: 'critical',
     title: 'Random machine id left in the image',
     why: 'dbus and systemd generate /etc/machine-id or /var/lib/dbus/machine-id from random bytes when installed; the layer differs on every build (cause machine-id).',
     fix: 'Remove them in the same RUN: rm -f /etc/machine-id /var/lib/dbus/machine-id (they are generated at first boot), or truncate -s 0 /etc/machine-id.'
   }, {
     id: FONT_CACHE_LEFT,
+    impact: 1,
     severity: 'critical',
     title: 'Font caches left in the image',
     why: 'fc-cache writes /var/cache/fontconfig/*.cache-* with the scan time and directory times; they differ on every build (cause fontconfig-cache).',
@@ -84,6 +86,7 @@ export const caches: RuleFamily = {
     fix: 'Remove it in the same RUN: rm -f /var/cache/ldconfig/aux-cache.'
   }, {
     id: PYTHON_BYTECODE,
+    impact: 1,
     severity: 'critical',
     title: 'Python bytecode compiled at build time',
     why: 'Timestamp-based .pyc files record the mtime of their source, which is the time of the build for files pip writes (cause python-bytecode).',

@@ -84,6 +84,7 @@ function check (unit: ShellUnit, report: Report): void {
 export const clocks: RuleFamily = {
   rules: [{
     id: BUILD_TIME_EMBEDDED,
+    impact: 3,
     severity: 'critical',
     title: 'Build time embedded in an artifact',
     why: 'The time of the build is written into the binary or image (linker flags, a build-date file, a label), so every build differs from every other one.',
