@@ -69,7 +69,10 @@ export interface ImageDiff {
 
 const MAX_LISTED = 200
 /** Small files whose content is read a second time, for a text diff or a format's fields. */
-const MAX_CAPTURED_FILES = 400
+const MAX_CAPTURED_FILES = 200
+/** Small text files kept on the first read, per layer and side. */
+const SPECULATIVE_FILE_BYTES = 64 * 1024
+const SPECULATIVE_BUDGET = 8 * 1024 * 1024
 const MAX_CAPTURE_BYTES = 256 * 1024
 const MAX_DPKG_BYTES = 16 * 1024 * 1024
 const MAX_LIST_FILES = 5000
@@ -201,17 +204,23 @@ async function diffLayer (archiveA: string, archiveB: string, index: number, la:
   const none: LayerListing = { files: new Map(), truncated: false, heads: new Map(), captured: new Map() }
   const list = async (archive: string, l: OciLayer | undefined, capture?: Set<string>): Promise<LayerListing> => l == null
     ? none
-    : await listLayerFiles(archive, l.digest, l.mediaType, capture == null ? { heads: true } : { capture, maxCapture: MAX_DPKG_BYTES })
+    : await listLayerFiles(archive, l.digest, l.mediaType, capture == null
+      ? { heads: true, speculative: { maxFileBytes: SPECULATIVE_FILE_BYTES, budget: SPECULATIVE_BUDGET } }
+      : { capture, maxCapture: MAX_DPKG_BYTES })
   // Both sides at once: each is a gunzip and a hash, one core each.
-  let [fa, fb] = await Promise.all([list(archiveA, la), list(archiveB, lb)])
+  const [fa, fb] = await Promise.all([list(archiveA, la), list(archiveB, lb)])
   const all = compareFiles(fa.files, fb.files)
   const want = la != null && lb != null ? captureSet(all, fa, fb) : new Set<string>()
-  if (want.size > 0) {
-    // A second read of this layer only, keeping just the few files the causes need.
-    const [ca, cb] = await Promise.all([list(archiveA, la, want), list(archiveB, lb, want)])
-    fa = { ...fa, captured: ca.captured }
-    fb = { ...fb, captured: cb.captured }
+  // Small text files were most likely kept on the first read; what was not is read again.
+  const missing = new Set([...want].filter(p => fa.captured.get(p)?.complete !== true || fb.captured.get(p)?.complete !== true))
+  if (missing.size > 0) {
+    // A second read of this layer only, keeping just the files the causes need.
+    const [ca, cb] = await Promise.all([list(archiveA, la, missing), list(archiveB, lb, missing)])
+    for (const [p, c] of ca.captured) fa.captured.set(p, c)
+    for (const [p, c] of cb.captured) fb.captured.set(p, c)
   }
+  // Keep only what the causes use: the speculative reads are dropped here.
+  for (const side of [fa, fb]) for (const p of [...side.captured.keys()]) if (!want.has(p)) side.captured.delete(p)
   const { facts, packages } = dpkgFacts(fa, fb)
   if (epoch != null) facts.epoch = epoch
   const causeCounts: Record<string, number> = {}

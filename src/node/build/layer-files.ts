@@ -34,6 +34,11 @@ export interface ListOptions {
   /** Keep the whole content of these paths, each up to `maxCapture` bytes (longer ones are cut). */
   capture?: ReadonlySet<string>
   maxCapture?: number
+  /**
+   * Also keep small files whose first bytes look like text, up to `budget` bytes in all, so
+   * that a text diff rarely needs a second read of the layer.
+   */
+  speculative?: { maxFileBytes: number, budget: number }
 }
 
 export interface LayerListing {
@@ -53,6 +58,12 @@ function decompressor (mediaType: string): Transform | undefined {
   return undefined
 }
 
+/** No control bytes besides whitespace: cheap test on a file's first bytes. */
+function plainText (head: Buffer): boolean {
+  for (const c of head) if ((c < 32 && c !== 9 && c !== 10 && c !== 12 && c !== 13) || c === 127) return false
+  return true
+}
+
 /** Streams one layer blob out of an OCI tarball and lists its entries (content hashed, never held). */
 export async function listLayerFiles (archive: string, digest: string, mediaType: string, opts: ListOptions = {}): Promise<LayerListing> {
   const files = new Map<string, LayerFile>()
@@ -60,6 +71,7 @@ export async function listLayerFiles (archive: string, digest: string, mediaType
   const captured = new Map<string, { content: Buffer, complete: boolean }>()
   const maxCapture = opts.maxCapture ?? 256 * 1024
   let truncated = false
+  let budget = opts.speculative?.budget ?? 0
   await streamBlob(archive, digest, async blob => {
     const extract = tar.extract()
     let order = 0
@@ -69,12 +81,19 @@ export async function listLayerFiles (archive: string, digest: string, mediaType
       const hash = regular ? createHash('sha256') : undefined
       const path = header.name.replace(/^\.?\//, '').replace(/\/$/, '')
       let head: Buffer | undefined = regular && opts.heads === true ? Buffer.alloc(0) : undefined
-      const keep: Buffer[] | undefined = regular && opts.capture?.has(path) === true ? [] : undefined
+      const size = header.size ?? 0
+      const guess = regular && opts.speculative != null && size <= opts.speculative.maxFileBytes && size <= budget
+      if (guess) budget -= size
+      let keep: Buffer[] | undefined = regular && (guess || opts.capture?.has(path) === true) ? [] : undefined
       let kept = 0
       stream.on('data', (data: unknown) => {
         const chunk = data as Buffer
         hash?.update(chunk)
-        if (head != null && head.length < HEAD_BYTES) head = Buffer.concat([head, chunk.subarray(0, HEAD_BYTES - head.length)])
+        if (head != null && head.length < HEAD_BYTES) {
+          head = Buffer.concat([head, chunk.subarray(0, HEAD_BYTES - head.length)])
+          // A guess that turns out binary is dropped at once (and its bytes given back).
+          if (guess && keep != null && opts.capture?.has(path) !== true && !plainText(head)) { keep = undefined; budget += size }
+        }
         if (keep != null && kept < maxCapture) { const part = chunk.subarray(0, maxCapture - kept); keep.push(part); kept += part.length }
       })
       stream.on('end', () => {
