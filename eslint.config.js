@@ -11,5 +11,19 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'off'
     }
+  },
+  {
+    // Layers: the CLI sits on top; the node and the audit never reach up into it.
+    files: ['src/node/**/*.ts', 'src/audit/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)cli/', message: 'src/node and src/audit must not import from src/cli; shared facts live in src/tool.ts' }] }]
+    }
+  },
+  {
+    // The protocol is pure: no I/O, and nothing of the layers above it.
+    files: ['src/protocol/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./', message: 'src/protocol imports only its own modules and libraries' }] }]
+    }
   }
 )

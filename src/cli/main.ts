@@ -2,9 +2,9 @@
 import { Command, CommanderError } from 'commander'
 import { NekoError } from '../protocol/errors.js'
 import { EXIT } from './exit-codes.js'
-import { TOOL_VERSION } from './version.js'
+import { TOOL_NAME, TOOL_VERSION } from '../tool.js'
 
-const program = new Command('neko-rebuilder')
+const program = new Command(TOOL_NAME)
   .description('Rebuild container image releases on a peer-to-peer network and decide, by signed quorum, whether they are reproducible')
   .version(TOOL_VERSION)
   .exitOverride()

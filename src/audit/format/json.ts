@@ -1,4 +1,4 @@
-import { TOOL_VERSION } from '../../cli/version.js'
+import { toolInfo } from '../../tool.js'
 import type { AuditReport } from '../types.js'
 
 /** Version of the JSON report's shape (src/audit/schema/report.schema.json); raised on any incompatible change. */
@@ -12,7 +12,7 @@ export interface JsonReport extends AuditReport {
 }
 
 export function toJsonReport (report: AuditReport): JsonReport {
-  return { $schema: REPORT_SCHEMA_ID, schemaVersion: REPORT_SCHEMA_VERSION, tool: { name: 'neko-rebuilder', version: TOOL_VERSION }, ...report }
+  return { $schema: REPORT_SCHEMA_ID, schemaVersion: REPORT_SCHEMA_VERSION, tool: toolInfo(), ...report }
 }
 
 export function formatJson (report: AuditReport): string {

@@ -1,5 +1,5 @@
 import { pathToFileURL } from 'node:url'
-import { TOOL_VERSION } from '../../cli/version.js'
+import { TOOL_NAME, TOOL_VERSION } from '../../tool.js'
 import { RULES } from '../registry.js'
 import type { AuditReport, Severity } from '../types.js'
 
@@ -24,7 +24,7 @@ export function toSarif (report: AuditReport): Record<string, unknown> {
     runs: [{
       tool: {
         driver: {
-          name: 'neko-rebuilder audit',
+          name: `${TOOL_NAME} audit`,
           version: TOOL_VERSION,
           rules: RULES.map(r => ({
             id: r.id,

@@ -1,11 +1,12 @@
 import { mkdir, writeFile } from 'node:fs/promises'
-import { arch, tmpdir } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
 import { signClaim } from '../../protocol/messages.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { createRebuilder, TargetError, type BuildProgress, type RebuildOutcome } from '../../node/build/index.js'
+import { nativePlatform } from '../../tool.js'
 import { EXIT } from '../exit-codes.js'
 
 interface RebuildFlags {
@@ -26,11 +27,6 @@ function seconds (value: string): number {
   const n = Number(value)
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of seconds')
   return n
-}
-
-/** `linux/amd64` on an x64 host, `linux/arm64` on arm64. */
-export function nativePlatform (): string {
-  return `linux/${arch() === 'x64' ? 'amd64' : arch()}`
 }
 
 /** One line on a terminal, rewritten in place: the step and the time so far. */

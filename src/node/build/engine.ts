@@ -1,6 +1,6 @@
 import type Dockerode from 'dockerode'
 import type { BuildEnvironment } from '../../protocol/types.js'
-import { TOOL_VERSION } from '../../cli/version.js'
+import { hostArch, ociArch, toolInfo } from '../../tool.js'
 import { dockerCli } from './cli.js'
 import { EngineNotReadyError } from './errors.js'
 import type { PlatformCapabilities } from './recipe.js'
@@ -26,8 +26,6 @@ export interface EngineInfo {
 export interface Capabilities extends PlatformCapabilities {
   environment: Omit<BuildEnvironment, 'emulated'>
 }
-
-const ARCH: Record<string, string> = { x86_64: 'amd64', amd64: 'amd64', aarch64: 'arm64', arm64: 'arm64', armv7l: 'arm', s390x: 's390x', ppc64le: 'ppc64le', riscv64: 'riscv64' }
 
 /** Reads `docker buildx inspect` text: name, driver, BuildKit version, platforms of the first node. */
 export function parseBuildxInspect (text: string): { name: string, driver: string, buildkit: string, platforms: string[] } {
@@ -76,7 +74,7 @@ export async function checkEngine (docker: Dockerode, cli: string, signal?: Abor
   const runtimes = Object.keys((info.Runtimes as Record<string, unknown> | undefined) ?? {})
   const cdiDevices = ((info.CDISpecDirs != null ? (info.DiscoveredDevices as Array<{ Source: string, ID: string }> | undefined) : undefined) ?? [])
     .map(d => d.ID)
-  const arch = ARCH[String(info.Architecture ?? version.Arch)] ?? String(version.Arch)
+  const arch = ociArch(String(info.Architecture ?? version.Arch)) ?? String(version.Arch)
   return {
     engineVersion: version.Version,
     apiVersion: version.ApiVersion,
@@ -101,7 +99,7 @@ export function environmentOf (engine: EngineInfo): Omit<BuildEnvironment, 'emul
     buildkit: engine.builder.buildkit,
     kernel: engine.kernel,
     arch: engine.arch,
-    tool: { name: 'neko-rebuilder', version: TOOL_VERSION }
+    tool: toolInfo()
   }
 }
 
@@ -128,7 +126,7 @@ export function unknownEnvironment (): Omit<BuildEnvironment, 'emulated'> {
     buildx: 'unknown',
     buildkit: 'unknown',
     kernel: 'unknown',
-    arch: ARCH[process.arch === 'x64' ? 'x86_64' : process.arch] ?? process.arch,
-    tool: { name: 'neko-rebuilder', version: TOOL_VERSION }
+    arch: hostArch(),
+    tool: toolInfo()
   }
 }

@@ -5,7 +5,7 @@ import { logger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { createScheduler } from '../scheduler/index.js'
 import type { StoredMessage } from '../store/types.js'
-import { TOOL_VERSION } from '../../cli/version.js'
+import { hostArch, toolInfo } from '../../tool.js'
 import { createBackfillSync, storeBackfillSource } from './backfill.js'
 import { createBuilderRegistry } from './builders.js'
 import { MessageRejectedError } from './errors.js'
@@ -152,8 +152,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   }
 
   async function probeCapabilities (): Promise<Capabilities> {
-    const tool = { name: 'neko-rebuilder', version: TOOL_VERSION }
-    const observer: Capabilities = { arch: process.arch === 'x64' ? 'amd64' : process.arch, platforms: [], nvidia: false, builds: false, tool, issuedAt: new Date().toISOString() }
+    const tool = toolInfo()
+    const observer: Capabilities = { arch: hostArch(), platforms: [], nvidia: false, builds: false, tool, issuedAt: new Date().toISOString() }
     if (components.rebuilder == null) return observer
     try {
       engineCaps = await components.rebuilder.capabilities()

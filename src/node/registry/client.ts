@@ -1,6 +1,6 @@
 import { LimitError, ValidationError } from '../../protocol/errors.js'
 import { logger } from '../logger.js'
-import { TOOL_VERSION } from '../../cli/version.js'
+import { TOOL_NAME, TOOL_VERSION } from '../../tool.js'
 import { digestOf, readLimited } from './body.js'
 import { DigestMismatchError, ManifestNotFoundError, PlatformNotFoundError, RegistryUnreachableError } from './errors.js'
 import { INDEX_TYPES, MANIFEST_ACCEPT, MANIFEST_TYPES } from './media-types.js'
@@ -53,7 +53,7 @@ export function createRegistryClient (init: RegistryClientInit = {}): RegistryCl
   const transport = createRegistryTransport({
     timeoutMs: init.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     insecure: init.insecure ?? false,
-    userAgent: init.userAgent ?? `neko-rebuilder/${TOOL_VERSION}`,
+    userAgent: init.userAgent ?? `${TOOL_NAME}/${TOOL_VERSION}`,
     log
   })
 
