@@ -3,11 +3,16 @@ import { ValidationError } from './errors.js'
 import { LIMITS } from './limits.js'
 import * as S from './schema-parts.js'
 import type { Statement } from './statement.js'
-import { ANNOUNCEMENT_PREDICATE, STATEMENT_TYPE, type Announcement } from './types.js'
+import { ANNOUNCEMENT_PREDICATE, STATEMENT_TYPE, type Announcement, type Target } from './types.js'
 
 /** Subject name of an announcement: `<repository>@<tag>`. */
 export function announcementSubjectName (a: Pick<Announcement, 'repository' | 'tag'>): string {
   return `${a.repository}@${a.tag}`
+}
+
+/** The targets an announcement names: one per variant and platform entry, of its repository and commit, under its tag. */
+export function announcementTargets (a: Pick<Announcement, 'repository' | 'commit' | 'tag'> & { targets: ReadonlyArray<{ variant: string, platform: string }> }): Target[] {
+  return a.targets.map(t => ({ repository: a.repository, commit: a.commit, variant: t.variant, platform: t.platform, tag: a.tag }))
 }
 
 export function announcementToStatement (a: Announcement): Statement {

@@ -10,7 +10,7 @@ import * as S from './schema-parts.js'
 import type { Statement } from './statement.js'
 import { ANNOUNCEMENT_PREDICATE, FAILURE_PREDICATE, PAYLOAD_TYPE, SLSA_PROVENANCE_V1, type Announcement, type Claim } from './types.js'
 
-export { announcementSubjectName, announcementToStatement, statementToAnnouncement, checkAnnouncement } from './announcement.js'
+export { announcementSubjectName, announcementTargets, announcementToStatement, statementToAnnouncement, checkAnnouncement } from './announcement.js'
 export { BUILDER_ID, BYPRODUCT, claimToStatement, statementToClaim, checkClaim, flattenEnvironment } from './claim.js'
 export { targetKey, parseTargetKey, targetSubjectName } from './target.js'
 export type { Statement, ResourceDescriptor } from './statement.js'

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { envelopeId, signEnvelope, type Envelope } from '../../src/protocol/dsse.js'
 import { LimitError, SignatureError, ValidationError } from '../../src/protocol/errors.js'
 import { LIMITS } from '../../src/protocol/limits.js'
-import { claimToStatement, decodeMessage, decodeMessages, MAX_DECODE_BATCH, parseTargetKey, signAnnouncement, signClaim, targetKey, type Statement } from '../../src/protocol/messages.js'
+import { announcementTargets, claimToStatement, decodeMessage, decodeMessages, MAX_DECODE_BATCH, parseTargetKey, signAnnouncement, signClaim, targetKey, type Statement } from '../../src/protocol/messages.js'
 import { ANNOUNCEMENT_PREDICATE, FAILURE_PREDICATE, PAYLOAD_TYPE, REBUILD_BUILD_TYPE, SLSA_PROVENANCE_V1, type Claim } from '../../src/protocol/types.js'
 import { announcement, COMMIT, digestOf, failureClaim, fixedIdentity, REPO, successClaim, target } from './fixtures.js'
 
@@ -253,5 +253,17 @@ describe('targetKey', () => {
     const { tag: _t, ...rest } = target()
     expect(parseTargetKey(k)).toEqual(rest)
     expect(() => parseTargetKey('nope')).toThrow(ValidationError)
+  })
+})
+
+describe('announcementTargets', () => {
+  it('expands an announcement into one target per entry, keyed as claims are', () => {
+    const a = announcement()
+    const targets = announcementTargets(a)
+    expect(targets).toEqual([
+      { repository: REPO, commit: COMMIT, variant: 'base', platform: 'linux/amd64', tag: 'v3.0.0' },
+      { repository: REPO, commit: COMMIT, variant: 'base', platform: 'linux/arm64', tag: 'v3.0.0' }
+    ])
+    expect(targets.map(targetKey)).toEqual([`${REPO}@${COMMIT}#base@linux/amd64`, `${REPO}@${COMMIT}#base@linux/arm64`])
   })
 })

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
+import { announcementTargets } from '../../protocol/announcement.js'
 import { parseBundle } from '../../protocol/bundle.js'
 import { ValidationError } from '../../protocol/errors.js'
 import type { VerifiedClaim, TargetVerdict } from '../../protocol/quorum.js'
@@ -120,8 +121,7 @@ export function register (program: Command): void {
         if (message.kind === 'claim') {
           claims.push({ claim: message.claim, keyId: message.keyId, id: message.id })
         } else if (policy.announcerKeys.has(message.keyId)) {
-          const a = message.announcement
-          for (const t of a.targets) expectedTargets.push({ repository: a.repository, commit: a.commit, tag: a.tag, ...t })
+          expectedTargets.push(...announcementTargets(message.announcement))
         } else {
           process.stderr.write(`${bundleFile}:${line}: announcement by ${message.keyId} is not from a policy announcer: ignored\n`)
         }

@@ -1,3 +1,4 @@
+import { announcementTargets } from '../../protocol/announcement.js'
 import { firstDivergence } from '../../protocol/divergence.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { computeVerdicts, type TargetVerdict, type VerifiedClaim } from '../../protocol/quorum.js'
@@ -100,7 +101,7 @@ export function evaluateReleaseFull (policy: TrustPolicy, chosen: StoredMessage,
   const a = chosen.announcement!
   const relevant = claims.filter(m => m.claim != null && m.claim.target.repository === a.repository && m.claim.target.commit === a.commit)
   const byId = new Map(relevant.map(m => [m.id, m]))
-  const expectedTargets: Target[] = a.targets.map(t => ({ repository: a.repository, commit: a.commit, variant: t.variant, platform: t.platform, tag: a.tag }))
+  const expectedTargets = announcementTargets(a)
   const input: { claims: VerifiedClaim[], policy: TrustPolicy, expectedTargets: Target[], published?: ReadonlyMap<string, string> } = {
     claims: relevant.map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id })),
     policy,

@@ -1,3 +1,4 @@
+import { announcementTargets } from '../../protocol/announcement.js'
 import { NekoError } from '../../protocol/errors.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Digest } from '../../protocol/types.js'
@@ -57,11 +58,11 @@ export function createPublishedLookup (components: { registry: RegistryClient },
   return async (release) => {
     const images = typeof init.images === 'function' ? await init.images(release) : init.images
     const out = new Map<string, Digest>()
-    await Promise.all(release.targets.map(async t => {
+    await Promise.all(announcementTargets(release).map(async t => {
       const image = images.get(t.variant)
       if (image === undefined) return
       const digest = await lookup(`${image}:${release.tag}`, t.platform)
-      if (digest !== undefined) out.set(targetKey({ repository: release.repository, commit: release.commit, variant: t.variant, platform: t.platform }), digest)
+      if (digest !== undefined) out.set(targetKey(t), digest)
     }))
     return out
   }

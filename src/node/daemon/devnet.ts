@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { announcementTargets } from '../../protocol/announcement.js'
 import { generateIdentity, type SigningIdentity } from '../../protocol/keys.js'
 import { signAnnouncement } from '../../protocol/messages.js'
 import { parsePolicy, type TrustPolicy } from '../../protocol/policy.js'
@@ -133,8 +134,7 @@ export async function runDevnet (init: DevnetInit = {}): Promise<DevnetResult> {
     let first: TargetVerdict[] = []
     for (const d of daemons) {
       const claims = (await d.store.claimsForCommit(project.repository, project.commit)).map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id }))
-      const expectedTargets = announcement.targets.map(t => ({ repository: project.repository, commit: project.commit, variant: t.variant, platform: t.platform, tag: project.tag }))
-      const verdicts = computeVerdicts({ claims, policy, expectedTargets })
+      const verdicts = computeVerdicts({ claims, policy, expectedTargets: announcementTargets(announcement) })
       if (views.length === 0) first = verdicts
       views.push({
         peerId: d.peerId,

@@ -1,8 +1,9 @@
+import { announcementTargets } from '../../protocol/announcement.js'
 import { envelopeId } from '../../protocol/dsse.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { signClaim } from '../../protocol/messages.js'
 import { targetKey } from '../../protocol/target.js'
-import type { Announcement, Claim, Target } from '../../protocol/types.js'
+import type { Announcement, Claim } from '../../protocol/types.js'
 import { RecipeError, RequirementsError, TargetError } from '../build/errors.js'
 import { recipeDigest, type Recipe } from '../build/recipe.js'
 import { logger } from '../logger.js'
@@ -203,12 +204,11 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       const caps = components.capabilities()
       if (components.rebuilder == null || caps == null) return []
       const created: Job[] = []
-      for (const t of a.targets) {
-        const target: Target = { repository: a.repository, commit: a.commit, variant: t.variant, platform: t.platform, tag: a.tag }
+      for (const target of announcementTargets(a)) {
         const id = targetKey(target)
         // One job per target, ever: a target announced again (or by a second tag) is not rebuilt.
         if (await store.getJob(id) != null) continue
-        const verdict = await canBuildTarget(a.recipe.name, t, caps, recipes)
+        const verdict = await canBuildTarget(a.recipe.name, target, caps, recipes)
         const job: Job = {
           id,
           target,

@@ -1,4 +1,5 @@
 import { Level } from 'level'
+import { announcementTargets } from '../../protocol/announcement.js'
 import { LimitError, ValidationError } from '../../protocol/errors.js'
 import type { Target } from '../../protocol/types.js'
 import { logger } from '../logger.js'
@@ -197,8 +198,7 @@ export async function createStore (init: StoreInit): Promise<Store> {
         if (msg.kind === 'announcement' && msg.announcement != null) {
           const a = msg.announcement
           ops.push({ type: 'put', sublevel: byRelease, key: a.repository + SEP + a.tag + SEP + ck, value: msg.id })
-          for (const t of Array.isArray(a.targets) ? a.targets : []) {
-            const target: Target = { repository: a.repository, commit: a.commit, variant: t.variant, platform: t.platform, tag: a.tag }
+          for (const target of Array.isArray(a.targets) ? announcementTargets(a) : []) {
             ops.push({ type: 'put', sublevel: targetList, key: targetIndexKey(target), value: JSON.stringify(target) })
           }
         } else if (msg.claim != null) {
