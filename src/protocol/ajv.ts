@@ -1,7 +1,8 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import formatsModule from 'ajv-formats'
 import { LimitError, ValidationError } from './errors.js'
-import { COMMIT, DIGEST, HEX64 } from './schema-parts.js'
+import { COMMIT, DIGEST } from './patterns.js'
+import { HEX64 } from './schema-parts.js'
 
 // ajv-formats is CommonJS: under NodeNext its default import is the module object.
 const addFormats = ((formatsModule as unknown as { default?: unknown }).default ?? formatsModule) as unknown as typeof formatsModule.default

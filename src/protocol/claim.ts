@@ -1,6 +1,7 @@
 import { ajv, check } from './ajv.js'
 import { ValidationError } from './errors.js'
 import { LIMITS } from './limits.js'
+import { WIRE } from './patterns.js'
 import * as S from './schema-parts.js'
 import type { ResourceDescriptor, Statement } from './statement.js'
 import { targetSubjectName } from './target.js'
@@ -378,7 +379,7 @@ export function checkClaim (c: Claim): void {
   for (const [field, d] of c.result !== undefined
     ? [['result.indexDigest', c.result.indexDigest], ['result.manifestDigest', c.result.manifestDigest], ['result.configDigest', c.result.configDigest], ...c.result.diffIds.map((x, i) => [`result.diffIds[${i}]`, x])]
     : []) {
-    if (!new RegExp(S.DIGEST).test(d as string)) throw new ValidationError(field as string, `${JSON.stringify(d)} is not sha256:<64 hex>`)
+    if (!WIRE.digest.test(d as string)) throw new ValidationError(field as string, `${JSON.stringify(d)} is not sha256:<64 hex>`)
   }
   statementToClaim(JSON.parse(JSON.stringify(claimToStatement(c))) as Statement)
 }

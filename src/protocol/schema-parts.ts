@@ -1,19 +1,14 @@
 import { LIMITS } from './limits.js'
+import { PLATFORM, TAG } from './patterns.js'
 
 /**
- * JSON schema fragments shared by the message schemas. The patterns here are the wire
- * rules for each field (documented in docs/protocol.md); HEX64, DIGEST and COMMIT are
- * checked through the equivalent formats of ajv.ts.
+ * JSON schema fragments shared by the message schemas. The patterns here and in patterns.ts
+ * are the wire rules for each field (documented in docs/protocol.md); HEX64, DIGEST and
+ * COMMIT are checked through the equivalent formats of ajv.ts.
  */
 export const HEX64 = '^[0-9a-f]{64}$'
-export const DIGEST = '^sha256:[0-9a-f]{64}$'
-export const COMMIT = '^[0-9a-f]{40}$'
-/** `os/arch[/variant]`, lowercase. */
-export const PLATFORM = '^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$'
 /** No whitespace and no `#` (the subject and target-key separator). */
 export const REPOSITORY = '^[^\\s#]+$'
-/** Git tag names as used for releases: no whitespace, `@`, `#`, `~`, `^`, `:`, `?`, `*`, `[`, `\\`. */
-export const TAG = '^[A-Za-z0-9_][A-Za-z0-9._/+-]*$'
 export const VARIANT = '^[A-Za-z0-9][A-Za-z0-9._/-]*$'
 export const RECIPE_NAME = '^[A-Za-z0-9][A-Za-z0-9._/-]*$'
 

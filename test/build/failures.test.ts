@@ -137,6 +137,9 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
       await expect(rebuilder.rebuild({ repository: failing.dir, ref: 'v1.0.0', platform: 'linux/amd64', recipe: 'neko', variant: 'nvidia' })).rejects.toThrow(RequirementsError)
     }
     await expect(rebuilder.rebuild({ repository: failing.dir, ref: 'v1.0.0', platform: 'linux amd64' })).rejects.toThrow(/not an OCI platform/)
+    await expect(rebuilder.rebuild({ repository: failing.dir, ref: 'v1.0.0', platform: `linux/${'a'.repeat(60)}` })).rejects.toThrow(/not an OCI platform/)
+    // Claims name 40-hex commits: a 64-hex one could never be claimed, so it is refused before any work.
+    await expect(rebuilder.rebuild({ repository: failing.dir, ref: 'v1.0.0', platform: 'linux/amd64', expectedCommit: 'a'.repeat(64) })).rejects.toThrow(/not a full commit id \(40 hex\)/)
     const cli = await runCli(['rebuild', '--repo', failing.dir, '--ref', 'v1.0.0', '--recipe', 'neko', '--variant', 'nope'])
     expect(cli.code).toBe(3)
     expect(cli.stderr).toMatch(/no variant "nope"/)

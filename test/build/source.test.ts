@@ -110,6 +110,21 @@ describe('source', () => {
     })
   })
 
+  it('refuses a repository in SHA-256 object format: claims name 40-hex commits', async () => {
+    const sha256 = await createFixtureRepo({ files: { 'a.txt': 'one\n' }, tag: 'v1.0.0' }, work, { objectFormat: 'sha256' })
+    expect(sha256.commits[0]!.commit).toMatch(/^[0-9a-f]{64}$/)
+    await expect(resolveRef(sha256.dir, 'v1.0.0')).rejects.toThrow(/not a 40-hex commit id; repositories in SHA-256 object format/)
+    await expect(checkout(sha256.dir, 'v1.0.0', join(work, 'co-sha256'))).rejects.toBeInstanceOf(SourceError)
+  })
+
+  it('accepts every tag name the wire accepts, up to 256 characters', async () => {
+    const long = 'v1.2.3-' + 'x'.repeat(223)
+    expect(long).toHaveLength(230)
+    const tagged = await createFixtureRepo({ files: { 'a.txt': 'one\n' }, tag: long }, work)
+    expect(await resolveRef(tagged.dir, long)).toMatchObject({ commit: tagged.commits[0]!.commit, tag: long })
+    await expect(resolveRef(tagged.dir, 'x'.repeat(257))).rejects.toThrow(/not a tag name or commit id/)
+  })
+
   it('refuses a tag that points elsewhere than the expected commit', async () => {
     await expect(checkout(repo.dir, 'v1.0.0', join(work, 'co2'), { expectedCommit: repo.commits[1]!.commit }))
       .rejects.toThrow(/points to commit .* not the expected/)

@@ -91,11 +91,12 @@ async function git (dir: string, args: string[], date: string): Promise<string> 
 
 /**
  * Makes a git repository in a temp dir (or `parent`) with one commit of `first.files`, fixed
- * dates and an optional tag. Further commits through `repo.commit()`.
+ * dates and an optional tag. Further commits through `repo.commit()`. `objectFormat: 'sha256'`
+ * makes a repository whose commit ids are 64 hex.
  */
-export async function createFixtureRepo (first: FixtureCommitOptions, parent?: string): Promise<FixtureRepo> {
+export async function createFixtureRepo (first: FixtureCommitOptions, parent?: string, opts: { objectFormat?: 'sha1' | 'sha256' } = {}): Promise<FixtureRepo> {
   const dir = await mkdtemp(join(parent ?? tmpdir(), 'neko-fixture-'))
-  await git(dir, ['init', '--quiet', '--initial-branch=main'], DEFAULT_DATE)
+  await git(dir, ['init', '--quiet', '--initial-branch=main', `--object-format=${opts.objectFormat ?? 'sha1'}`], DEFAULT_DATE)
   const repo: FixtureRepo = {
     dir,
     commits: [],

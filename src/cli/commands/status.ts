@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url'
 import type { Command } from 'commander'
 import { ValidationError } from '../../protocol/errors.js'
 import { signStatement } from '../../protocol/messages.js'
+import { WIRE } from '../../protocol/patterns.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { buildVsa } from '../../protocol/vsa.js'
 import { loadRecipe } from '../../node/build/recipe.js'
@@ -35,8 +36,6 @@ interface StatusFlags {
   image: string[]
   insecureRegistry?: boolean
 }
-
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,255}$/
 
 function collect (value: string, previous: string[]): string[] {
   return [...previous, value]
@@ -127,7 +126,7 @@ export function register (program: Command): void {
     .option('--image <variant=repository>', 'published image repository of a variant (repeatable; implies --registry-check)', collect, [])
     .option('--insecure-registry', 'talk plain HTTP to the registry (loopback registries always are)')
     .action(async (tag: string, flags: StatusFlags) => {
-      if (!TAG.test(tag)) throw new ValidationError('tag', `not a tag name: ${JSON.stringify(tag.slice(0, 100))}`)
+      if (!WIRE.tag.test(tag)) throw new ValidationError('tag', `not a tag name: ${JSON.stringify(tag.slice(0, 100))}`)
       if (flags.node !== undefined && flags.dataDir !== undefined) throw new ValidationError('--node', 'give either --node or --data-dir, not both')
       if ((flags.vsa === undefined) !== (flags.key === undefined)) throw new ValidationError(flags.vsa === undefined ? '--key' : '--vsa', '--vsa and --key go together')
       const overrides = parseImages(flags.image)

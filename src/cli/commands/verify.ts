@@ -5,6 +5,7 @@ import { parseBundle } from '../../protocol/bundle.js'
 import { ValidationError } from '../../protocol/errors.js'
 import type { VerifiedClaim, TargetVerdict } from '../../protocol/quorum.js'
 import { computeVerdicts } from '../../protocol/quorum.js'
+import { WIRE } from '../../protocol/patterns.js'
 import { parsePolicy, policyKeys } from '../../protocol/policy.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Target } from '../../protocol/types.js'
@@ -16,7 +17,6 @@ interface VerifyOptions {
   json?: boolean
 }
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/
 const MAX_INPUT_BYTES = 512 * 1024 * 1024
 
 async function readText (file: string, what: string): Promise<string> {
@@ -46,7 +46,7 @@ async function readJson (file: string, what: string): Promise<unknown> {
 export function parsePublished (json: unknown, file: string): Map<string, string> {
   const out = new Map<string, string>()
   const digestOf = (field: string, d: unknown): string => {
-    if (typeof d !== 'string' || !DIGEST.test(d)) throw new ValidationError(`${file}: ${field}`, 'expected sha256:<64 hex>')
+    if (typeof d !== 'string' || !WIRE.digest.test(d)) throw new ValidationError(`${file}: ${field}`, 'expected sha256:<64 hex>')
     return d
   }
   if (Array.isArray(json)) {

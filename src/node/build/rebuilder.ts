@@ -4,6 +4,7 @@ import Dockerode from 'dockerode'
 import type { Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
 import { NekoError } from '../../protocol/errors.js'
 import { LIMITS } from '../../protocol/limits.js'
+import { WIRE } from '../../protocol/patterns.js'
 import { logger, type Logger } from '../logger.js'
 import { BuildLog } from './build-log.js'
 import { runBuildx, type BuildProgress } from './buildx.js'
@@ -70,7 +71,6 @@ export interface Rebuilder {
   rebuild: (req: RebuildRequest, opts?: RebuildOptions) => Promise<RebuildOutcome>
 }
 
-const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/
 const DEFAULT_TIMEOUT_MS = 2 * 60 * 60_000
 /** Engine facts change with upgrades, not between builds; a dead engine still shows up as a classified build failure. */
 const ENGINE_CACHE_MS = 5 * 60_000
@@ -137,7 +137,8 @@ class DefaultRebuilder implements Rebuilder {
     const progress = (p: Omit<BuildProgress, 'elapsedMs'>): void => opts.onProgress?.({ ...p, elapsedMs: Date.now() - started })
 
     // Usage errors throw before anything is fetched.
-    if (!PLATFORM.test(req.platform)) throw new TargetError(`platform ${JSON.stringify(req.platform)} is not an OCI platform such as linux/amd64`)
+    if (!WIRE.platform.test(req.platform)) throw new TargetError(`platform ${JSON.stringify(req.platform)} is not an OCI platform such as linux/amd64`)
+    if (req.expectedCommit != null && !WIRE.commit.test(req.expectedCommit.toLowerCase())) throw new TargetError(`commit ${JSON.stringify(req.expectedCommit)} is not a full commit id (40 hex)`)
     let recipe: Recipe | undefined
     let variant: Variant | undefined
     if (req.recipe != null) {

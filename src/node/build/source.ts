@@ -3,6 +3,7 @@ import { chmod, lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { isAbsolute, join, resolve } from 'node:path'
 import { tmpdir } from 'node:os'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { WIRE } from '../../protocol/patterns.js'
 import { SourceError } from './errors.js'
 import { git, GitCommandError } from './git.js'
 
@@ -19,9 +20,6 @@ export interface SourceOptions {
   /** Where to make the scratch repository for `resolveRef`; the system temp dir by default. */
   workDir?: string
 }
-
-const COMMIT = /^([0-9a-f]{40}|[0-9a-f]{64})$/
-const SAFE_REF = /^[A-Za-z0-9][A-Za-z0-9._/+-]{0,254}$/
 
 /** Local paths become file:// URLs so git honours --depth for them too. */
 export function repositoryUrl (repository: string): string {
@@ -51,7 +49,7 @@ async function cloneLocal (dir: string, path: string, ref: string, bare: boolean
     if (err instanceof GitCommandError) throw new SourceError(`cannot clone ${path}: ${err.message}`)
     throw err
   }
-  const candidates: Array<{ rev: string, tag?: string }> = COMMIT.test(ref)
+  const candidates: Array<{ rev: string, tag?: string }> = WIRE.commit.test(ref)
     ? [{ rev: ref }]
     : [{ rev: `refs/tags/${ref}`, tag: ref }, { rev: bare ? `refs/heads/${ref}` : `refs/remotes/origin/${ref}` }]
   for (const c of candidates) {
@@ -65,8 +63,14 @@ async function cloneLocal (dir: string, path: string, ref: string, bare: boolean
   throw new SourceError(`${path} has no tag, branch or commit ${JSON.stringify(ref)}`)
 }
 
+/** A tag or branch name by the wire's tag rule (a commit id is one too), never an option or a `..` path. */
 function checkRef (ref: string): void {
-  if (!SAFE_REF.test(ref) || ref.includes('..')) throw new SourceError(`ref ${JSON.stringify(ref)} is not a tag name or commit id`)
+  if (!WIRE.tag.test(ref) || ref.includes('..')) throw new SourceError(`ref ${JSON.stringify(ref)} is not a tag name or commit id`)
+}
+
+/** Claims name commits by their 40-hex SHA-1 id; a repository in SHA-256 object format has none. */
+function checkCommit (commit: string, ref: string): void {
+  if (!WIRE.commit.test(commit)) throw new SourceError(`${ref} resolves to ${JSON.stringify(commit.slice(0, 80))}, not a 40-hex commit id; repositories in SHA-256 object format cannot be rebuilt`)
 }
 
 /**
@@ -75,14 +79,14 @@ function checkRef (ref: string): void {
  */
 async function fetchRef (dir: string, url: string, ref: string, signal?: AbortSignal): Promise<{ commit: string, tag?: string }> {
   checkRef(ref)
-  const attempts: Array<{ args: string[], tag?: string }> = COMMIT.test(ref)
+  const attempts: Array<{ args: string[], tag?: string }> = WIRE.commit.test(ref)
     ? [{ args: ['fetch', '--quiet', '--no-tags', '--depth=1', '--', url, ref] }, { args: ['fetch', '--quiet', '--tags', '--', url, '+refs/heads/*:refs/remotes/src/*'] }]
     : [{ args: ['fetch', '--quiet', '--no-tags', '--depth=1', '--', url, `+refs/tags/${ref}:refs/tags/${ref}`], tag: ref }, { args: ['fetch', '--quiet', '--no-tags', '--depth=1', '--', url, ref] }]
   let last: unknown
   for (const attempt of attempts) {
     try {
       await git(attempt.args, { cwd: dir, signal })
-      const target = COMMIT.test(ref) ? ref : attempt.tag != null ? `refs/tags/${ref}` : 'FETCH_HEAD'
+      const target = WIRE.commit.test(ref) ? ref : attempt.tag != null ? `refs/tags/${ref}` : 'FETCH_HEAD'
       const commit = (await git(['rev-parse', '--verify', '--quiet', `${target}^{commit}`], { cwd: dir, signal })).trim()
       return attempt.tag != null ? { commit, tag: attempt.tag } : { commit }
     } catch (err) {
@@ -114,6 +118,7 @@ export async function resolveRef (repository: string, ref: string, opts: SourceO
       found = await fetchRef(dir, url, ref, opts.signal)
     }
     const { commit, tag } = found
+    checkCommit(commit, ref)
     const gitDir = local != null ? join(dir, 'repo.git') : dir
     return { commit, commitTime: await commitTime(gitDir, commit, opts.signal), ...(tag != null ? { tag } : {}) }
   } finally {
@@ -140,6 +145,7 @@ export async function checkout (repository: string, ref: string, dir: string, op
     found = await fetchRef(dir, url, ref, opts.signal)
   }
   const { commit, tag } = found
+  checkCommit(commit, ref)
   if (opts.expectedCommit != null && opts.expectedCommit.toLowerCase() !== commit) {
     throw new SourceError(`${ref} points to commit ${commit}, not the expected ${opts.expectedCommit}`)
   }

@@ -43,10 +43,6 @@ export class Query {
   }
 }
 
-/** Git refs and image tags: no spaces, controls or URL delimiters. */
-export const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.+\-/]{0,199}$/
-/** A full git commit id (SHA-1 or SHA-256). */
-export const COMMIT_PATTERN = /^([0-9a-f]{40}|[0-9a-f]{64})$/
 /** A repository URL or path; printable, no whitespace. */
 export const REPOSITORY_PATTERN = /^[\x21-\x7e]{1,512}$/
 /** A key id: printable, no whitespace. */

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { WIRE } from '../../protocol/patterns.js'
 import type { Metrics } from '../metrics.js'
 import type { MessageFilter, Store, StoredMessage } from '../store/types.js'
 import type { ConsensusService } from '../consensus/service.js'
@@ -8,7 +9,7 @@ import { NotFoundError } from './errors.js'
 import { buildJsonFeed } from './feed.js'
 import { HTTP_LIMITS } from './limits.js'
 import { streamEnvelopes } from './jsonl.js'
-import { COMMIT_PATTERN, KEY_ID_PATTERN, Query, REPOSITORY_PATTERN, TAG_PATTERN } from './query.js'
+import { KEY_ID_PATTERN, Query, REPOSITORY_PATTERN } from './query.js'
 import { createResponseCache } from './cache.js'
 import { prepareJson, sendBody, sendJson, sendPrepared, type Prepared } from './respond.js'
 
@@ -39,7 +40,7 @@ function claimView (m: StoredMessage): Record<string, unknown> {
 }
 
 function tagParam (q: Query): string | undefined {
-  return q.string('tag', TAG_PATTERN, 'a tag name (letters, digits, . _ + - /)')
+  return q.string('tag', WIRE.tag, 'a tag name (letters, digits, . _ + - /; at most 256)')
 }
 
 function repositoryParam (q: Query): string | undefined {
@@ -58,7 +59,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     const filter: MessageFilter = { kind: 'claim' }
     const repository = repositoryParam(q)
     const tag = tagParam(q)
-    const commit = q.string('commit', COMMIT_PATTERN, 'a full commit id (40 or 64 lowercase hex)')
+    const commit = q.string('commit', WIRE.commit, 'a full commit id (40 lowercase hex)')
     const builder = q.string('builder', KEY_ID_PATTERN, 'a key id')
     if (repository !== undefined) filter.repository = repository
     if (tag !== undefined) filter.tag = tag
@@ -91,7 +92,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
   const targets: Producer = async (_req, url) => {
     const q = new Query(url.searchParams, ['repository', 'commit'])
     const repository = repositoryParam(q)
-    const commit = q.string('commit', COMMIT_PATTERN, 'a full commit id (40 or 64 lowercase hex)')
+    const commit = q.string('commit', WIRE.commit, 'a full commit id (40 lowercase hex)')
     const items = (await store.targets())
       .filter(t => (repository === undefined || t.repository === repository) && (commit === undefined || t.commit === commit))
       .map(t => ({ key: targetIndexKey(t), ...t }))
@@ -106,7 +107,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     } catch {
       tag = ''
     }
-    if (!TAG_PATTERN.test(tag)) throw new NotFoundError(`no such tag: ${JSON.stringify(tag.slice(0, 200))}`)
+    if (!WIRE.tag.test(tag)) throw new NotFoundError(`no such tag: ${JSON.stringify(tag.slice(0, 200))}`)
     const repository = repositoryParam(q)
     const result = await ctx.consensus.forTag(tag, repository !== undefined ? { repository } : {})
     if (result === undefined) {
