@@ -6,7 +6,7 @@ import type { AuditFileError, FileKind } from './types.js'
 /** Files larger than this are reported, not read: build files are small, and a repository is untrusted input. */
 export const MAX_FILE_BYTES = 2 * 1024 * 1024
 /** Directory entries visited before the walk stops and says so. */
-export const MAX_ENTRIES = 200_000
+const MAX_ENTRIES = 200_000
 const MAX_DEPTH = 32
 const SKIP_DIRS = new Set(['.git', 'node_modules', '.hg', '.svn'])
 
@@ -18,7 +18,7 @@ export interface Candidate {
 const SHEBANG = /^#!\s*\S*\/(env\s+(-\S+\s+)*)?(ba|da)?sh\b/
 
 /** The kind a path's name alone says it has; scripts without an extension are decided by their shebang. */
-export function kindByName (rel: string): FileKind | undefined {
+function kindByName (rel: string): FileKind | undefined {
   const name = rel.slice(rel.lastIndexOf('/') + 1)
   // Workflows, and action metadata (composite and Docker actions the workflows use).
   if (/^\.github\/workflows\/[^/]+\.ya?ml$/.test(rel) || /^action\.ya?ml$/.test(name)) return 'workflow'

@@ -6,8 +6,8 @@ import { logger } from './logger.js'
 
 const log = logger('identity')
 
-export const PRIVATE_KEY_FILE = 'private.pem'
-export const PUBLIC_KEY_FILE = 'public.pem'
+const PRIVATE_KEY_FILE = 'private.pem'
+const PUBLIC_KEY_FILE = 'public.pem'
 
 /** An identity already exists where a new one was to be written; it is never overwritten. */
 export class IdentityExistsError extends NekoError {

@@ -31,7 +31,7 @@ function lowerHex (s: string, bytes: number, offset = 0): boolean {
 }
 
 /** Formats with the pattern each one implements (errors quote the pattern). */
-export const HEX_FORMATS = {
+const HEX_FORMATS = {
   'hex-sha256': { pattern: HEX64, validate: (s: string) => lowerHex(s, 32) },
   'hex-sha1': { pattern: COMMIT, validate: (s: string) => lowerHex(s, 20) },
   'sha256-digest': { pattern: DIGEST, validate: (s: string) => s.startsWith('sha256:') && lowerHex(s, 32, 7) }

@@ -10,7 +10,7 @@ import { PAYLOAD_TYPE, STATEMENT_TYPE } from './types.js'
 export const CAPABILITIES_PREDICATE = 'https://neko-rebuilder.github.io/capabilities/v1'
 
 /** Platforms one statement may list. */
-export const MAX_CAPABILITY_PLATFORMS = 32
+const MAX_CAPABILITY_PLATFORMS = 32
 
 /** What a node can rebuild, as it says itself (signed, so peers know who says it). */
 export interface Capabilities {

@@ -31,7 +31,7 @@ export type DecodeOptions = Pick<VerifyOptions, 'keys' | 'allowEmbeddedKeys'>
 const encoder = new TextEncoder()
 
 /** The exact payload bytes of a Statement: compact JSON, UTF-8. */
-export function encodeStatement (statement: Statement): Uint8Array {
+function encodeStatement (statement: Statement): Uint8Array {
   return encoder.encode(JSON.stringify(statement))
 }
 

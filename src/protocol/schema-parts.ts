@@ -8,9 +8,9 @@ import { PLATFORM, TAG } from './patterns.js'
  */
 export const HEX64 = '^[0-9a-f]{64}$'
 /** No whitespace and no `#` (the subject and target-key separator). */
-export const REPOSITORY = '^[^\\s#]+$'
-export const VARIANT = '^[A-Za-z0-9][A-Za-z0-9._/-]*$'
-export const RECIPE_NAME = '^[A-Za-z0-9][A-Za-z0-9._/-]*$'
+const REPOSITORY = '^[^\\s#]+$'
+const VARIANT = '^[A-Za-z0-9][A-Za-z0-9._/-]*$'
+const RECIPE_NAME = '^[A-Za-z0-9][A-Za-z0-9._/-]*$'
 
 export const str = (maxLength: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ type: 'string', minLength: 1, maxLength, ...extra })
 
@@ -20,7 +20,7 @@ export const commit = str(40, { format: 'hex-sha1' })
 export const variant = str(LIMITS.variantLength, { pattern: VARIANT })
 export const platform = str(LIMITS.platformLength, { pattern: PLATFORM })
 export const digest = str(71, { format: 'sha256-digest' })
-export const hex64 = str(64, { format: 'hex-sha256' })
+const hex64 = str(64, { format: 'hex-sha256' })
 export const time = str(64, { format: 'date-time' })
 export const shortString = str(LIMITS.shortStringLength)
 

@@ -3,7 +3,7 @@ import type { AuditReport } from '../types.js'
 
 /** Version of the JSON report's shape (src/audit/schema/report.schema.json); raised on any incompatible change. */
 export const REPORT_SCHEMA_VERSION = 1
-export const REPORT_SCHEMA_ID = 'https://neko-rebuilder.github.io/schemas/audit-report/v1.json'
+const REPORT_SCHEMA_ID = 'https://neko-rebuilder.github.io/schemas/audit-report/v1.json'
 
 export interface JsonReport extends AuditReport {
   $schema: string

@@ -4,7 +4,7 @@ import { RULES } from '../registry.js'
 import type { AuditReport, Severity } from '../types.js'
 
 /** SARIF has three result levels; critical and high both fail a code-scanning gate. */
-export const SARIF_LEVEL: Record<Severity, 'error' | 'warning' | 'note'> = { critical: 'error', high: 'error', medium: 'warning', low: 'note' }
+const SARIF_LEVEL: Record<Severity, 'error' | 'warning' | 'note'> = { critical: 'error', high: 'error', medium: 'warning', low: 'note' }
 /** GitHub code scanning ranks by this score (0–10). */
 const SECURITY_SEVERITY: Record<Severity, string> = { critical: '9.5', high: '7.5', medium: '5.0', low: '2.0' }
 

@@ -23,7 +23,7 @@ export interface LayerFile {
 }
 
 /** A layer with more entries than this is compared on its first entries only. */
-export const MAX_LAYER_ENTRIES = 500_000
+const MAX_LAYER_ENTRIES = 500_000
 
 /** Leading bytes kept of every regular file: enough for the gzip, zip, .pyc and fontconfig headers. */
 export const HEAD_BYTES = 32

@@ -52,7 +52,7 @@ export interface PlatformCapabilities {
 /** The file a repository may carry to describe its own rebuild. */
 export const REPOSITORY_RECIPE_FILE = 'neko-rebuilder.json'
 /** Platforms of the implicit `default` variant (root Dockerfile) when no platform is asked for. */
-export const DEFAULT_PLATFORMS = ['linux/amd64', 'linux/arm64']
+const DEFAULT_PLATFORMS = ['linux/amd64', 'linux/arm64']
 
 const RECIPES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../recipes')
 const BUILTIN_NAME = /^[a-z][a-z0-9-]{0,63}$/

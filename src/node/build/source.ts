@@ -32,7 +32,7 @@ export function repositoryUrl (repository: string): string {
 }
 
 /** The absolute path of a repository given as a local path or file:// URL; undefined for remote URLs. */
-export function localRepositoryPath (repository: string): string | undefined {
+function localRepositoryPath (repository: string): string | undefined {
   const url = repositoryUrl(repository)
   return url.startsWith('file://') ? fileURLToPath(url) : undefined
 }

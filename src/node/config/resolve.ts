@@ -9,8 +9,8 @@ import { CONFIG_SCHEMA } from './schema.js'
 import type { NodeConfig, NodeSettings } from './types.js'
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4088'
-export const DEFAULT_WATCH_INTERVAL_SECONDS = 300
-export const DEFAULT_BUILD_TIMEOUT_SECONDS = 3 * 3600
+const DEFAULT_WATCH_INTERVAL_SECONDS = 300
+const DEFAULT_BUILD_TIMEOUT_SECONDS = 3 * 3600
 /** A policy at this name in the data dir is used when none is configured. */
 export const DATA_DIR_POLICY = 'policy.json'
 

@@ -7,10 +7,10 @@ import type { Store } from '../store/types.js'
 import { StoreLockedError } from './errors.js'
 
 /** Where a node keeps its level store inside its data directory. */
-export const STORE_DIR = 'store'
+const STORE_DIR = 'store'
 
 /** The store directory of a data dir: `DIR/store`, or DIR itself when it is a LevelDB directory. */
-export function storePathOf (dataDir: string): string | undefined {
+function storePathOf (dataDir: string): string | undefined {
   for (const p of [join(dataDir, STORE_DIR), dataDir]) {
     if (existsSync(join(p, 'CURRENT'))) return p
   }

@@ -8,9 +8,3 @@ export class MessageRejectedError extends NekoError {
     super(`message rejected: ${reason}`)
   }
 }
-
-/** The HTTP feed was asked for but could not start. */
-export class HttpUnavailableError extends NekoError {
-  override name = 'HttpUnavailableError'
-  override readonly code = 'ERR_HTTP_UNAVAILABLE'
-}

@@ -13,7 +13,7 @@ export interface FixtureProject {
 }
 
 /** Committer date of the fixture commit: SOURCE_DATE_EPOCH of every rebuild of it. */
-export const FIXTURE_EPOCH = 1_700_000_000
+const FIXTURE_EPOCH = 1_700_000_000
 
 /**
  * A small project whose image every node can rebuild with no base image and no network:

@@ -29,7 +29,6 @@ export interface MessageValidator {
   /** The decoded message of the data object that `check` accepted (saves a second verification). */
   take: (data: Uint8Array) => DecodedMessage | undefined
   policy: () => TrustPolicy
-  setPolicy: (policy: TrustPolicy) => void
 }
 
 /**
@@ -39,8 +38,8 @@ export interface MessageValidator {
  */
 export function createMessageValidator (components: { store: Store, policy: TrustPolicy, log: Logger }, init: ValidatorInit = {}): MessageValidator {
   const { store, log } = components
-  let policy = components.policy
-  let keys = policyKeys(policy)
+  const policy = components.policy
+  const keys = policyKeys(policy)
   const limiter = createRateLimiter({ perMinute: init.untrustedPerMinute ?? 60, burst: Math.max(1, Math.ceil((init.untrustedPerMinute ?? 60) / 4)) })
   const perTarget = init.untrustedPerTarget ?? 16
   // Keyed by the data object itself: gossipsub delivers the object it validated, so the
@@ -131,7 +130,6 @@ export function createMessageValidator (components: { store: Store, policy: Trus
       recent.delete(data)
       return d
     },
-    policy: () => policy,
-    setPolicy (p) { policy = p; keys = policyKeys(p) }
+    policy: () => policy
   }
 }

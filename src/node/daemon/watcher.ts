@@ -30,7 +30,7 @@ export interface TagWatcher {
 const MAX_SEEN = 10_000
 
 /** `git ls-remote --tags` output → tag names (peeled `^{}` entries folded into their tag). */
-export function parseLsRemoteTags (text: string): string[] {
+function parseLsRemoteTags (text: string): string[] {
   const tags = new Set<string>()
   for (const line of text.split('\n')) {
     const m = /^[0-9a-f]{40,64}\trefs\/tags\/(.+?)(\^\{\})?$/.exec(line.trim())

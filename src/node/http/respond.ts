@@ -11,7 +11,7 @@ export function setCommonHeaders (res: ServerResponse): void {
 }
 
 /** A strong validator: the same bytes always give the same tag, different bytes a different one. */
-export function etagOf (body: Buffer): string {
+function etagOf (body: Buffer): string {
   return `"${createHash('sha256').update(body).digest('base64url')}"`
 }
 
@@ -94,7 +94,7 @@ export interface ErrorBody {
 }
 
 /** Maps an error to an HTTP status and a stable JSON body; unknown errors are 500 without internals. */
-export function errorResponse (err: unknown): { status: number, body: ErrorBody, headers: Record<string, string> } {
+function errorResponse (err: unknown): { status: number, body: ErrorBody, headers: Record<string, string> } {
   const headers: Record<string, string> = {}
   if (err instanceof ValidationError || err instanceof LimitError) {
     return { status: 400, headers, body: { error: { code: err.code, message: err.message, field: err.field } } }
