@@ -21,7 +21,7 @@ function describe (c: FileChange): string {
   return lines.join('\n')
 }
 
-function formatImageDiff (d: ImageDiff): string {
+export function formatImageDiff (d: ImageDiff): string {
   const mark = (equal: boolean): string => equal ? 'same' : 'DIFFERENT'
   const out: string[] = []
   // Different commits or clocks explain everything below: say so first.
