@@ -54,7 +54,8 @@ export function createRegistryClient (init: RegistryClientInit = {}): RegistryCl
     timeoutMs: init.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     insecure: init.insecure ?? false,
     userAgent: init.userAgent ?? `${TOOL_NAME}/${TOOL_VERSION}`,
-    log
+    log,
+    ...(init.credentials != null ? { credentials: init.credentials } : {})
   })
 
   /**

@@ -50,3 +50,12 @@ export class PlatformNotFoundError extends NekoError {
     super(`${reference}: no manifest for platform ${platform} (available: ${available.length > 0 ? available.join(', ') : 'none'})`)
   }
 }
+
+/** The registry refused to store a blob or manifest (HTTP 4xx other than authentication). */
+export class RegistryPushError extends NekoError {
+  override name = 'RegistryPushError'
+  override readonly code = 'ERR_REGISTRY_PUSH'
+  constructor (readonly reference: string, reason: string) {
+    super(`${reference}: the registry refused the push: ${reason}`)
+  }
+}

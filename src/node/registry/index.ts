@@ -11,3 +11,7 @@ export {
   RegistryAuthError,
   PlatformNotFoundError
 } from './errors.js'
+export { createRegistryWriter } from './writer.js'
+export type { Descriptor, RawManifest, RegistryWriter, RegistryWriterInit } from './writer.js'
+export type { RegistryCredentials } from './transport.js'
+export { RegistryPushError } from './errors.js'

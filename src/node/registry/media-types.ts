@@ -13,3 +13,10 @@ export const MANIFEST_ACCEPT = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, D
 /** Annotation BuildKit puts on the index entries that hold attestations (provenance, SBOM). */
 export const REFERENCE_TYPE_ANNOTATION = 'vnd.docker.reference.type'
 export const ATTESTATION_MANIFEST = 'attestation-manifest'
+
+/** OCI 1.1: the empty JSON config of artifacts (`{}`), and the referrers tag schema's index. */
+export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json'
+export const OCI_EMPTY_DIGEST = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'
+export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
+/** A DSSE envelope as a layer, as cosign stores attestations. */
+export const DSSE_ENVELOPE = 'application/vnd.dsse.envelope.v1+json'

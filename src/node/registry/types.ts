@@ -1,4 +1,5 @@
 import type { Digest } from '../../protocol/types.js'
+import type { RegistryCredentials } from './transport.js'
 
 /** What a registry publishes for one reference and platform, read without pulling layers. */
 export interface PublishedImage {
@@ -32,6 +33,8 @@ export interface RegistryClientInit {
   maxConfigBytes?: number
   /** Most layers (and diff IDs) accepted in one image. Default 1000. */
   maxLayers?: number
+  /** Credentials per registry host; anonymous where undefined. */
+  credentials?: (registry: string) => RegistryCredentials | undefined
 }
 
 export interface RegistryClient {
