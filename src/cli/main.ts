@@ -20,7 +20,9 @@ const COMMANDS: Record<string, () => Promise<{ register: (program: Command) => v
   announce: async () => await import('./commands/announce.js'),
   devnet: async () => await import('./commands/devnet.js'),
   status: async () => await import('./commands/status.js'),
-  audit: async () => await import('./commands/audit.js')
+  audit: async () => await import('./commands/audit.js'),
+  attest: async () => await import('./commands/attest.js'),
+  'verify-image': async () => await import('./commands/verify-image.js')
 }
 const requested = process.argv[2]
 const names = requested != null && Object.hasOwn(COMMANDS, requested) ? [requested] : Object.keys(COMMANDS)

@@ -74,6 +74,8 @@ export interface TestRegistry {
   url: string
   /** `127.0.0.1:<port>`, the registry part of an image reference. */
   host: string
+  /** Where it stores blobs and manifests. */
+  dataDir: string
   stop: () => Promise<void>
 }
 
@@ -82,13 +84,19 @@ export interface TestRegistry {
  * and waits until `/v2/` answers. `auth` puts it behind a bearer-token realm
  * (startTokenServer), `htpasswd` (file content, bcrypt entries) behind Basic authentication.
  */
-export async function startRegistry (opts: { auth?: TokenAuth, htpasswd?: string } = {}): Promise<TestRegistry> {
+export async function startRegistry (opts: { auth?: TokenAuth, htpasswd?: string, readonlyOf?: TestRegistry } = {}): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'neko-registry-'))
   const port = await freePort()
   const config: Record<string, unknown> = {
     version: 0.1,
     log: { level: 'error', accesslog: { disabled: true } },
-    storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: true } },
+    storage: {
+      filesystem: { rootdirectory: opts.readonlyOf?.dataDir ?? join(dir, 'data') },
+      delete: { enabled: true },
+      // A read-only view of another registry's storage: it serves what that one holds and
+      // refuses every push (HTTP 405), as a registry in maintenance mode does.
+      ...(opts.readonlyOf != null ? { maintenance: { readonly: { enabled: true } } } : {})
+    },
     http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') }
   }
   if (opts.auth != null) {
@@ -138,7 +146,7 @@ export async function startRegistry (opts: { auth?: TokenAuth, htpasswd?: string
     }
     await new Promise(resolve => setTimeout(resolve, 100))
   }
-  return { url, host: `127.0.0.1:${port}`, stop }
+  return { url, host: `127.0.0.1:${port}`, dataDir: opts.readonlyOf?.dataDir ?? join(dir, 'data'), stop }
 }
 
 export interface TokenServer {

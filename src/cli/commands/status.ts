@@ -7,7 +7,7 @@ import { ValidationError } from '../../protocol/errors.js'
 import { signStatement } from '../../protocol/messages.js'
 import { WIRE } from '../../protocol/patterns.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
-import { buildVsa } from '../../protocol/vsa.js'
+import { buildVsa, verifierIdOf } from '../../protocol/vsa.js'
 import { loadRecipe } from '../../node/build/recipe.js'
 import { defaultDataDir, DATA_DIR_POLICY } from '../../node/config/resolve.js'
 import { UnknownTagError } from '../../node/consensus/errors.js'
@@ -24,7 +24,7 @@ import { createRegistryClient } from '../../node/registry/index.js'
 import type { StoredMessage } from '../../node/store/types.js'
 import { EXIT } from '../exit-codes.js'
 
-interface StatusFlags {
+export interface StatusFlags {
   repo?: string
   node?: string
   dataDir?: string
@@ -37,11 +37,11 @@ interface StatusFlags {
   insecureRegistry?: boolean
 }
 
-function collect (value: string, previous: string[]): string[] {
+export function collect (value: string, previous: string[]): string[] {
   return [...previous, value]
 }
 
-function parseImages (entries: string[]): Map<string, string> {
+export function parseImages (entries: string[]): Map<string, string> {
   const out = new Map<string, string>()
   for (const e of entries) {
     const eq = e.indexOf('=')
@@ -51,7 +51,7 @@ function parseImages (entries: string[]): Map<string, string> {
   return out
 }
 
-async function policyFor (flags: StatusFlags, dataDir: string): Promise<{ policy: TrustPolicy, file: string }> {
+export async function policyFor (flags: StatusFlags, dataDir: string): Promise<{ policy: TrustPolicy, file: string }> {
   const file = flags.policy ?? process.env.NEKO_POLICY ?? join(dataDir, DATA_DIR_POLICY)
   if (flags.policy === undefined && process.env.NEKO_POLICY === undefined && !existsSync(file)) {
     throw new ValidationError('--policy', `no trust policy given and none at ${file}; pass --policy FILE (status verifies every claim against it)`)
@@ -60,7 +60,7 @@ async function policyFor (flags: StatusFlags, dataDir: string): Promise<{ policy
 }
 
 /** The release's messages from a node (verified here) or from a local store. */
-async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<{ announcements: StoredMessage[], claimsFor: (repository: string, commit: string) => Promise<StoredMessage[]>, close: () => Promise<void>, where: string }> {
+export async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<{ announcements: StoredMessage[], claimsFor: (repository: string, commit: string) => Promise<StoredMessage[]>, close: () => Promise<void>, where: string }> {
   if (flags.node !== undefined) {
     const remote = await fetchReleaseFromNode(flags.node, policy, tag, flags.repo)
     for (const r of remote.rejected.slice(0, 20)) process.stderr.write(`neko-rebuilder: ignored line ${r.line} from ${flags.node}: ${r.reason}\n`)
@@ -89,7 +89,7 @@ async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dat
 }
 
 /** Variant → published repository: the recipe's images, overridden by --image. */
-async function imagesFor (recipeName: string, overrides: Map<string, string>): Promise<Map<string, string>> {
+export async function imagesFor (recipeName: string, overrides: Map<string, string>): Promise<Map<string, string>> {
   const images = new Map<string, string>()
   try {
     for (const v of (await loadRecipe(recipeName)).variants) if (v.image !== undefined) images.set(v.name, v.image)
@@ -100,8 +100,10 @@ async function imagesFor (recipeName: string, overrides: Map<string, string>): P
   return images
 }
 
-async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvaluation, verifier: string, policyUri: string): Promise<void> {
+async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvaluation, policyUri: string): Promise<void> {
   const identity = await readIdentity(keyDir)
+  // The signer names itself by its key: a node URL would name a party that did not sign.
+  const verifier = verifierIdOf(identity.keyId)
   const timeVerified = new Date().toISOString()
   const lines = evaluation.verdicts.map(v => {
     // The claims the verdict rests on: every counted trusted claim, agreeing or not.
@@ -158,8 +160,7 @@ export function register (program: Command): void {
         process.stdout.write(formatConsensus(evaluation.consensus))
       }
       if (flags.vsa !== undefined && flags.key !== undefined) {
-        const verifier = flags.node ?? 'urn:neko-rebuilder:status'
-        await writeVsa(flags.vsa, flags.key, evaluation, verifier, pathToFileURL(policyFile).toString())
+        await writeVsa(flags.vsa, flags.key, evaluation, pathToFileURL(policyFile).toString())
         if (flags.json !== true) process.stdout.write(`VSA: ${evaluation.verdicts.length} signed summar${evaluation.verdicts.length === 1 ? 'y' : 'ies'} written to ${flags.vsa}\n`)
       }
       process.exitCode = outcome === 'ok' ? EXIT.OK : outcome === 'pending' ? EXIT.PENDING : EXIT.NOT_REPRODUCIBLE

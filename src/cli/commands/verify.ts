@@ -7,6 +7,7 @@ import type { VerifiedClaim, TargetVerdict } from '../../protocol/quorum.js'
 import { computeVerdicts } from '../../protocol/quorum.js'
 import { WIRE } from '../../protocol/patterns.js'
 import { parsePolicy, policyKeys } from '../../protocol/policy.js'
+import { decodeVsa, type VsaSummary } from '../../protocol/vsa.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Target } from '../../protocol/types.js'
 import { EXIT } from '../exit-codes.js'
@@ -111,10 +112,21 @@ export function register (program: Command): void {
     .action(async (bundleFile: string, opts: VerifyOptions) => {
       const policy = parsePolicy(await readJson(opts.policy, 'trust policy'))
       const published = opts.published !== undefined ? parsePublished(await readJson(opts.published, 'published digests'), opts.published) : undefined
-      const bundle = parseBundle(await readText(bundleFile, 'bundle'), { keys: policyKeys(policy), allowEmbeddedKeys: true })
+      const text = await readText(bundleFile, 'bundle')
+      const bundle = parseBundle(text, { keys: policyKeys(policy), allowEmbeddedKeys: true })
+      // VSAs (this tool's own among them) are read and shown, never counted: the verdict is recomputed from the claims.
+      const vsas: Array<{ line: number, vsa: VsaSummary }> = []
+      const lines = bundle.errors.length > 0 ? text.split('\n') : []
       for (const { line, error } of bundle.errors) {
+        try {
+          vsas.push({ line, vsa: decodeVsa((lines[line - 1] ?? '').trim(), { keys: policyKeys(policy), allowEmbeddedKeys: true }) })
+          continue
+        } catch {
+          // Not a VSA either: report why it was not a claim.
+        }
         process.stderr.write(`${bundleFile}:${line}: skipped: ${error.name}: ${error.message}\n`)
       }
+      const vsaLines = vsas.map(({ line, vsa }) => `${bundleFile}:${line}: VSA (not counted): ${vsa.result} by ${vsa.verifier} (key ${vsa.keyId.slice(0, 16)}) for ${vsa.subjects.map(x => `${x.name ?? ''}${x.sha256 !== undefined ? `@sha256:${x.sha256}` : ''}`).join(', ')}\n`).join('')
       const claims: VerifiedClaim[] = []
       const expectedTargets: Target[] = []
       for (const { line, message } of bundle.entries) {
@@ -134,6 +146,7 @@ export function register (program: Command): void {
       } else {
         process.stdout.write(table(verdicts))
       }
+      if (vsaLines !== '') (opts.json === true ? process.stderr : process.stdout).write((opts.json === true ? '' : '\n') + vsaLines)
       process.exitCode = exitCodeFor(verdicts)
     })
 }
