@@ -3,6 +3,7 @@ import { resolveConfig, type NodeSettings } from '../../node/config/index.js'
 import { onShutdownSignals } from '../../node/daemon/signals.js'
 import { startNode } from '../../node/daemon/run.js'
 import { logger } from '../../node/logger.js'
+import { startAttesting } from './join-attest.js'
 
 interface JoinOptions {
   config?: string
@@ -20,6 +21,9 @@ interface JoinOptions {
   recipe?: string
   buildTimeout?: string
   json?: boolean
+  attestImage?: string[]
+  attestRegistryAuth?: string
+  attestInterval?: string
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map(s => s.trim()).filter(s => s !== '')]
@@ -41,6 +45,9 @@ export function register (program: Command): void {
     .option('--announce-key <dir>', 'identity that signs --watch announcements (env NEKO_ANNOUNCE_KEY)')
     .option('--watch-interval <seconds>', 'tag poll interval (env NEKO_WATCH_INTERVAL; default 300)')
     .option('--recipe <name|file>', 'recipe for --watch announcements (env NEKO_RECIPE; default the repository\'s own)')
+    .option('--attest-image <variant=repository>', 'opt in: attach VSAs and claims of decided releases to this published image repository, signed with the node key (repeatable)', (v: string, p: string[] = []) => [...p, v])
+    .option('--attest-registry-auth <file>', 'Docker config.json with push credentials for --attest-image (env NEKO_REGISTRY_AUTH)')
+    .option('--attest-interval <seconds>', 'how often every release is looked at again for --attest-image (default 600)')
     .option('--json', 'print the node summary as one JSON line')
     .action(async (opts: JoinOptions, cmd: Command) => {
       // Commander sets mdns to true by default; only an explicit --no-mdns counts as a flag.
@@ -65,6 +72,7 @@ export function register (program: Command): void {
       const log = logger('join')
       const node = await startNode(config)
       const { daemon } = node
+      const attester = opts.attestImage != null ? await startAttesting(daemon, config, opts) : undefined
       const caps = daemon.capabilities()
       const summary = {
         peerId: daemon.peerId,
@@ -95,6 +103,7 @@ export function register (program: Command): void {
       }
       await new Promise<void>(resolve => {
         const off = onShutdownSignals(async () => {
+          await attester?.stop()
           await node.stop()
           off()
           resolve()

@@ -1,0 +1,39 @@
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { pathToFileURL } from 'node:url'
+import { ValidationError } from '../../protocol/errors.js'
+import { createAttestService, type AttestService } from '../../node/attest/index.js'
+import type { NodeConfig } from '../../node/config/index.js'
+import type { Daemon } from '../../node/daemon/types.js'
+import { readIdentity } from '../../node/identity-files.js'
+import { logger } from '../../node/logger.js'
+import { loadDockerCredentials } from '../../node/registry/credentials.js'
+import { createRegistryClient, createRegistryWriter } from '../../node/registry/index.js'
+import { parseImages } from './status.js'
+
+/** `join --attest-image`: the node attaches the verdicts of the releases it holds to their images. */
+export async function startAttesting (daemon: Daemon, config: NodeConfig, opts: { attestImage?: string[], attestRegistryAuth?: string, attestInterval?: string }): Promise<AttestService> {
+  const images = parseImages(opts.attestImage ?? [])
+  if (config.policyFile == null) throw new ValidationError('--attest-image', 'needs a trust policy (--policy): a node that trusts nobody has no verdict to attest')
+  const interval = opts.attestInterval !== undefined ? Number(opts.attestInterval) : 600
+  if (!Number.isInteger(interval) || interval < 10) throw new ValidationError('--attest-interval', `expected whole seconds, at least 10, got ${JSON.stringify(opts.attestInterval)}`)
+  const authFile = opts.attestRegistryAuth ?? process.env.NEKO_REGISTRY_AUTH
+  const credentials = authFile !== undefined ? await loadDockerCredentials(authFile) : undefined
+  const common = { timeoutMs: 30_000, ...(credentials !== undefined ? { credentials } : {}) }
+  const service = createAttestService({
+    store: daemon.store,
+    policy: daemon.policy(),
+    identity: await readIdentity(config.keyDir),
+    registry: createRegistryClient(common),
+    writer: createRegistryWriter(common),
+    log: logger('attest')
+  }, {
+    images,
+    policyUri: pathToFileURL(config.policyFile).toString(),
+    policyDigest: createHash('sha256').update(await readFile(config.policyFile)).digest('hex'),
+    intervalMs: interval * 1000
+  })
+  daemon.onStored(() => { service.poke() })
+  service.start()
+  return service
+}
