@@ -11,13 +11,13 @@ import { loadDockerCredentials } from '../../node/registry/credentials.js'
 import { createRegistryClient, createRegistryWriter } from '../../node/registry/index.js'
 import { parseImages } from './status.js'
 
-/** `join --attest-image`: the node attaches the verdicts of the releases it holds to their images. */
-export async function startAttesting (daemon: Daemon, config: NodeConfig, opts: { attestImage?: string[], attestRegistryAuth?: string, attestInterval?: string }): Promise<AttestService> {
-  const images = parseImages(opts.attestImage ?? [])
-  if (config.policyFile == null) throw new ValidationError('--attest-image', 'needs a trust policy (--policy): a node that trusts nobody has no verdict to attest')
-  const interval = opts.attestInterval !== undefined ? Number(opts.attestInterval) : 600
-  if (!Number.isInteger(interval) || interval < 10) throw new ValidationError('--attest-interval', `expected whole seconds, at least 10, got ${JSON.stringify(opts.attestInterval)}`)
-  const authFile = opts.attestRegistryAuth ?? process.env.NEKO_REGISTRY_AUTH
+/** `join --attest`: the node attaches the verdicts of the releases it holds to their images. */
+export async function startAttesting (daemon: Daemon, config: NodeConfig, opts: { attest?: string[], attestAuth?: string, attestEvery?: string }): Promise<AttestService> {
+  const images = parseImages(opts.attest ?? [])
+  if (config.policyFile == null) throw new ValidationError('--attest', 'needs a trust policy (--policy): a node that trusts nobody has no verdict to attest')
+  const interval = opts.attestEvery !== undefined ? Number(opts.attestEvery) : 600
+  if (!Number.isInteger(interval) || interval < 10) throw new ValidationError('--attest-every', `expected whole seconds, at least 10, got ${JSON.stringify(opts.attestEvery)}`)
+  const authFile = opts.attestAuth ?? process.env.NEKO_REGISTRY_AUTH
   const credentials = authFile !== undefined ? await loadDockerCredentials(authFile) : undefined
   const common = { timeoutMs: 30_000, ...(credentials !== undefined ? { credentials } : {}) }
   const service = createAttestService({

@@ -21,9 +21,9 @@ interface JoinOptions {
   recipe?: string
   buildTimeout?: string
   json?: boolean
-  attestImage?: string[]
-  attestRegistryAuth?: string
-  attestInterval?: string
+  attest?: string[]
+  attestAuth?: string
+  attestEvery?: string
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map(s => s.trim()).filter(s => s !== '')]
@@ -45,9 +45,9 @@ export function register (program: Command): void {
     .option('--announce-key <dir>', 'identity that signs --watch announcements (env NEKO_ANNOUNCE_KEY)')
     .option('--watch-interval <seconds>', 'tag poll interval (env NEKO_WATCH_INTERVAL; default 300)')
     .option('--recipe <name|file>', 'recipe for --watch announcements (env NEKO_RECIPE; default the repository\'s own)')
-    .option('--attest-image <variant=repository>', 'opt in: attach VSAs and claims of decided releases to this published image repository, signed with the node key (repeatable)', (v: string, p: string[] = []) => [...p, v])
-    .option('--attest-registry-auth <file>', 'Docker config.json with push credentials for --attest-image (env NEKO_REGISTRY_AUTH)')
-    .option('--attest-interval <seconds>', 'how often every release is looked at again for --attest-image (default 600)')
+    .option('--attest <variant=repo>', 'opt in: attach VSAs and claims of decided releases to this published image repository, signed with the node key (repeatable)', (v: string, p: string[] = []) => [...p, v])
+    .option('--attest-auth <file>', 'Docker config.json with push credentials for --attest (env NEKO_REGISTRY_AUTH)')
+    .option('--attest-every <seconds>', 'how often every release is looked at again for --attest (default 600)')
     .option('--json', 'print the node summary as one JSON line')
     .action(async (opts: JoinOptions, cmd: Command) => {
       // Commander sets mdns to true by default; only an explicit --no-mdns counts as a flag.
@@ -72,7 +72,9 @@ export function register (program: Command): void {
       const log = logger('join')
       const node = await startNode(config)
       const { daemon } = node
-      const attester = opts.attestImage != null ? await startAttesting(daemon, config, opts) : undefined
+      const attester = opts.attest != null
+        ? await startAttesting(daemon, config, opts).catch(async (err: unknown) => { await node.stop(); throw err })
+        : undefined
       const caps = daemon.capabilities()
       const summary = {
         peerId: daemon.peerId,
