@@ -58,7 +58,8 @@ const C2 = '2'.repeat(40)
 
 const available = registryAvailable('attest') && toolsAvailable()
 
-describe.skipIf(!available)('attestations on a real registry, checked by cosign and oras', () => {
+// Each test runs the CLI, cosign and oras several times: on a loaded machine that takes minutes.
+describe.skipIf(!available)('attestations on a real registry, checked by cosign and oras', { timeout: 180_000 }, () => {
   let keys: Keys
   let dir: string
   let dataDir: string
@@ -144,7 +145,9 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     const k2 = await cosign(reg, `neko/base@${v1.amd64}`, vsaPub, join(dir, 'k2.cue'))
     expect(k2.stderr).not.toMatch(/Error/)
     expect(k2.code).toBe(0)
-    expect((await cosign(reg, 'neko/base:v1', vsaPub, join(dir, 'k2.cue'))).code).toBe(0)
+    expect((await cosign(reg, `neko/base@${v1.arm64}`, vsaPub, join(dir, 'k2.cue'))).code).toBe(0)
+    // The attestations are on the per-platform manifests: the index the tag names has none.
+    expect((await cosign(reg, 'neko/base:v1', vsaPub)).code).not.toBe(0)
     // Three operators are more than agreed: refused.
     const k3 = await cosign(reg, `neko/base@${v1.amd64}`, vsaPub, join(dir, 'k3.cue'))
     expect(k3.code).not.toBe(0)
@@ -251,11 +254,13 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     expect((await referrers(v1.amd64)).map(m => m.digest)).toContain(md)
   })
 
-  it('refuses clearly when the registry cannot be reached, asks for credentials or refuses the push; nothing is lost', async () => {
+  it('refuses clearly when the registry cannot be reached', async () => {
     const down = await neko(['attest', 'v1', '--data-dir', dataDir, '--policy', policyFile, '--key', keyDir, '--image', 'base=127.0.0.1:9/neko/base'])
     expect(down.code).toBe(2)
     expect(down.stderr).toContain('RegistryUnreachableError')
+  })
 
+  it('refuses clearly when the registry refuses the push, and loses nothing', async () => {
     const readonly = await startRegistry({ readonlyOf: reg })
     try {
       const before = await referrers(v1.arm64)
@@ -269,7 +274,9 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     } finally {
       await readonly.stop()
     }
+  })
 
+  it('asks for credentials clearly, refuses wrong ones, and pushes with the right ones', async () => {
     const basic = await startRegistry({ htpasswd: 'neko:$2b$05$2OLaJH4GUXBoBsknJHpZTeU03SmmHjjA95m.7cZrQNXkVJTUR2WPS\n' })
     try {
       const authorization = `Basic ${Buffer.from('neko:neko-attest-secret').toString('base64')}`
