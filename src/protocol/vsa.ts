@@ -85,6 +85,63 @@ export function buildVsa (verdict: TargetVerdict, opts: VsaOptions): Statement {
   }
 }
 
+export interface IndexVsaOptions {
+  verifier: string
+  timeVerified: string
+  policyUri: string
+  policyDigest?: string
+  /** The image index, and every image manifest it lists. */
+  index: { name: string, digest: string, manifests: string[] }
+  /** `git+<repository>@<commit>` of the release. */
+  resourceUri: string
+}
+
+/**
+ * A VSA for an image index, from the VSAs of its per-platform manifests: PASSED only when
+ * every image manifest the index lists has a PASSED summary among `platforms` (an index
+ * with a platform nobody rebuilt does not pass). Its inputs are theirs; its quorum counts
+ * are the smallest among them, and its operators those common to all.
+ */
+export function buildIndexVsa (platforms: Statement[], opts: IndexVsaOptions): Statement {
+  const passedDigests = new Set<string>()
+  const inputs = new Map<string, unknown>()
+  let quorum: { threshold: number, agreeingBuilders: number, agreeingOperators: number, operators: string[] } | undefined
+  for (const s of platforms) {
+    const p = s.predicate as { verificationResult?: string, inputAttestations?: Array<{ uri: string }>, quorum?: typeof quorum }
+    const digest = s.subject[0]?.digest?.sha256
+    if (p.verificationResult === 'PASSED' && digest !== undefined) passedDigests.add(`sha256:${digest}`)
+    for (const i of p.inputAttestations ?? []) inputs.set(i.uri, i)
+    if (p.quorum !== undefined) {
+      quorum = quorum === undefined
+        ? { ...p.quorum, operators: [...p.quorum.operators] }
+        : {
+            threshold: Math.max(quorum.threshold, p.quorum.threshold),
+            agreeingBuilders: Math.min(quorum.agreeingBuilders, p.quorum.agreeingBuilders),
+            agreeingOperators: Math.min(quorum.agreeingOperators, p.quorum.agreeingOperators),
+            operators: quorum.operators.filter(o => p.quorum!.operators.includes(o))
+          }
+    }
+  }
+  const passed = opts.index.manifests.length > 0 && opts.index.manifests.every(d => passedDigests.has(d))
+  const policy: Record<string, unknown> = { uri: opts.policyUri }
+  if (opts.policyDigest !== undefined) policy.digest = { sha256: opts.policyDigest }
+  return {
+    _type: STATEMENT_TYPE,
+    subject: [{ name: opts.index.name, digest: { sha256: opts.index.digest.slice('sha256:'.length) } }],
+    predicateType: SLSA_VSA_V1,
+    predicate: {
+      verifier: { id: opts.verifier },
+      timeVerified: opts.timeVerified,
+      resourceUri: opts.resourceUri,
+      policy,
+      inputAttestations: [...inputs.entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([, v]) => v),
+      verificationResult: passed ? 'PASSED' : 'FAILED',
+      verifiedLevels: passed ? [REPRODUCIBLE_LEVEL] : [],
+      quorum: quorum ?? { threshold: 0, agreeingBuilders: 0, agreeingOperators: 0, operators: [] }
+    }
+  }
+}
+
 /** What a reader needs of a signed VSA: who signed it, about what, and the result. */
 export interface VsaSummary {
   /** Key id of the key whose signature verified. */

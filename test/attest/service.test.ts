@@ -88,12 +88,12 @@ describe.skipIf(!available)('attesting from a node and against a moving registry
       policyDigest: '0'.repeat(64)
     })
     const first = await service.runOnce()
-    expect(first.map(r => [r.variant, r.result, r.vsa, r.claims?.pushed])).toEqual([['app', 'PASSED', 'pushed', 2]])
+    expect(first.map(r => [r.variant, r.result, r.vsa, r.claims?.pushed])).toEqual([['app', 'PASSED', 'pushed', 2], ['index', 'PASSED', 'pushed', 0]])
     expect(await service.runOnce()).toEqual([])
     // A third builder's claim changes what the verdict rests on: attested again, the VSA replaced in cosign's tag.
     await put(store, signClaim(claim(target(C, 'app', 'linux/amd64', 'v7'), { result: { ...imageResult(digest), manifestDigest: digest } }), keys.builders[2]!))
     const third = await service.runOnce()
-    expect(third.map(r => [r.result, r.vsa, r.claims?.attached, r.claims?.pushed])).toEqual([['PASSED', 'pushed', 3, 1]])
+    expect(third.map(r => [r.variant, r.result, r.vsa, r.claims?.attached, r.claims?.pushed])).toEqual([['app', 'PASSED', 'pushed', 3, 1], ['index', 'PASSED', 'pushed', 0, 0]])
     const found = await collectAttestations({ writer: createRegistryWriter() }, parseReference(`${reg.host}/neko/app`), digest)
     // Both VSAs stay as referrers (nothing lost); three claims, each once.
     expect(found.envelopes.filter(e => e.annotations['dev.neko-rebuilder.kind'] === 'vsa')).toHaveLength(2)

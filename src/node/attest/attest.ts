@@ -4,7 +4,7 @@ import { signStatement } from '../../protocol/messages.js'
 import type { Statement } from '../../protocol/statement.js'
 import { targetKey } from '../../protocol/target.js'
 import { FAILURE_PREDICATE, SLSA_PROVENANCE_V1, SLSA_VSA_V1 } from '../../protocol/types.js'
-import { buildVsa } from '../../protocol/vsa.js'
+import { buildIndexVsa, buildVsa } from '../../protocol/vsa.js'
 import type { ReleaseEvaluation } from '../consensus/evaluate.js'
 import type { Logger } from '../logger.js'
 import { parseReference } from '../registry/reference.js'
@@ -13,7 +13,7 @@ import type { PublishedImage, RegistryClient } from '../registry/types.js'
 import type { RegistryWriter } from '../registry/writer.js'
 import type { StoredMessage } from '../store/types.js'
 import { ANNOTATION, type Attestation } from './artifacts.js'
-import { collectAttestations } from './collect.js'
+import { collectAttestations, type FoundEnvelope } from './collect.js'
 import { NoImageError, TagMovedError } from './errors.js'
 import { createAttestationPublisher, type AttachResult } from './publish.js'
 
@@ -74,6 +74,19 @@ function sameSummary (bytes: Uint8Array, statement: Statement, identity: Signing
   }
 }
 
+/** A VSA already attached by the same key about the same target that says what `statement` says. */
+function previousSummary (found: FoundEnvelope[], statement: Statement, identity: SigningIdentity, target: string): FoundEnvelope | undefined {
+  return found.find(e => e.annotations[ANNOTATION.kind] === 'vsa' && e.annotations[ANNOTATION.signer] === identity.keyId &&
+    e.annotations[ANNOTATION.target] === target && sameSummary(e.bytes, statement, identity))
+}
+
+/** Image manifests an index lists (attestation manifests, `unknown/unknown`, left out). */
+function indexImages (json: Record<string, unknown>): string[] {
+  const manifests = Array.isArray(json.manifests) ? json.manifests as Array<{ digest?: unknown, platform?: { os?: unknown, architecture?: unknown } }> : []
+  return manifests.filter(m => typeof m.digest === 'string' && typeof m.platform?.os === 'string' && m.platform.os !== 'unknown')
+    .map(m => m.digest as string)
+}
+
 /**
  * Attaches, for every target of a release, the signed VSA of its verdict and the builders'
  * claims to the per-platform manifest the registry serves for the release tag. The tag is
@@ -96,6 +109,8 @@ export async function attestRelease (components: AttestComponents, input: Attest
   }
 
   const timeVerified = new Date().toISOString()
+  /** Per repository: the index the tag names (when it names one) and the summaries of its platforms. */
+  const perRepo = new Map<string, { indexDigest?: string, statements: Statement[] }>()
   for (const v of input.evaluation.verdicts) {
     const base = { key: v.key, variant: v.target.variant, platform: v.target.platform }
     const repo = input.images.get(v.target.variant)
@@ -136,8 +151,11 @@ export async function attestRelease (components: AttestComponents, input: Attest
     const result = (statement.predicate as { verificationResult: 'PASSED' | 'FAILED' }).verificationResult
 
     const existing = await collectAttestations({ writer, log }, ref, subject.digest)
-    const previous = existing.envelopes.find(e => e.annotations[ANNOTATION.kind] === 'vsa' && e.annotations[ANNOTATION.signer] === input.identity.keyId &&
-      e.annotations[ANNOTATION.target] === v.key && sameSummary(e.bytes, statement, input.identity))
+    const previous = previousSummary(existing.envelopes, statement, input.identity, v.key)
+    const group = perRepo.get(repo) ?? { statements: [] }
+    if (published.indexDigest !== undefined) group.indexDigest = published.indexDigest
+    group.statements.push(statement)
+    perRepo.set(repo, group)
     const vsaBytes = previous?.bytes ?? new TextEncoder().encode(JSON.stringify(signStatement(statement, input.identity)))
 
     const ofTarget = input.claims.filter(m => m.claim != null && targetKey(m.claim.target) === v.key)
@@ -163,6 +181,44 @@ export async function attestRelease (components: AttestComponents, input: Attest
       result,
       vsa: previous !== undefined ? 'unchanged' : 'pushed',
       claims: { attached: ofTarget.length, pushed: attach.pushed.length - (previous === undefined ? 1 : 0) },
+      attach
+    })
+  }
+
+  // An admission controller checks the digest a Pod names: for a multi-platform tag, the
+  // index. Its summary passes only when every image it lists passed above.
+  const release = input.evaluation.consensus
+  for (const [repo, group] of perRepo) {
+    if (group.indexDigest === undefined) continue
+    const tagRef = `${repo}:${input.tag}`
+    const ref = parseReference(tagRef)
+    const index = await writer.getManifest(ref, group.indexDigest)
+    if (index === undefined) continue
+    const imageName = `${ref.registry}/${ref.repository}`
+    const target = `${release.repository}@${release.commit}#index`
+    const statement = buildIndexVsa(group.statements, {
+      verifier: input.verifierId,
+      timeVerified,
+      policyUri: input.policyUri,
+      policyDigest: input.policyDigest,
+      index: { name: imageName, digest: index.digest, manifests: indexImages(index.json) },
+      resourceUri: `git+${release.repository}@${release.commit}`
+    })
+    const existing = await collectAttestations({ writer, log }, ref, index.digest)
+    const previous = previousSummary(existing.envelopes, statement, input.identity, target)
+    const vsaBytes = previous?.bytes ?? new TextEncoder().encode(JSON.stringify(signStatement(statement, input.identity)))
+    const now = await registry.manifestDigest(tagRef)
+    if (now !== index.digest) throw new TagMovedError(tagRef, index.digest, now)
+    const attach = await publisher.attach(ref, { mediaType: index.mediaType, digest: index.digest, size: index.bytes.byteLength },
+      [{ kind: 'vsa', envelope: vsaBytes, predicateType: SLSA_VSA_V1, signer: input.identity.keyId, target }])
+    report({
+      key: target,
+      variant: 'index',
+      platform: 'all',
+      image: `${imageName}@${index.digest}`,
+      result: (statement.predicate as { verificationResult: 'PASSED' | 'FAILED' }).verificationResult,
+      vsa: previous !== undefined ? 'unchanged' : 'pushed',
+      claims: { attached: 0, pushed: 0 },
       attach
     })
   }
