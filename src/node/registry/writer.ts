@@ -1,5 +1,5 @@
 import { LimitError, ValidationError } from '../../protocol/errors.js'
-import { TOOL_VERSION } from '../../cli/version.js'
+import { TOOL_NAME, TOOL_VERSION } from '../../tool.js'
 import { logger } from '../logger.js'
 import { digestOf, readLimited } from './body.js'
 import { DigestMismatchError, RegistryPushError, RegistryUnreachableError } from './errors.js'
@@ -91,7 +91,7 @@ export function createRegistryWriter (init: RegistryWriterInit = {}): RegistryWr
   const transport = createRegistryTransport({
     timeoutMs: init.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     insecure: init.insecure ?? false,
-    userAgent: init.userAgent ?? `neko-rebuilder/${TOOL_VERSION}`,
+    userAgent: init.userAgent ?? `${TOOL_NAME}/${TOOL_VERSION}`,
     log,
     ...(init.credentials != null ? { credentials: init.credentials } : {})
   })
