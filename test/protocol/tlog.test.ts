@@ -38,7 +38,8 @@ describe('RFC 6962 tree and proofs', () => {
         verifyInclusion(i, n, leafHash(data[i] as Buffer), proof, root)
         if (proof.length > 0) {
           const bad = proof.map(p => Buffer.from(p))
-          ;(bad[0] as Buffer)[0] ^= 1
+          const first = bad[0] as Buffer
+          first[0] = (first[0] ?? 0) ^ 1
           expect(() => verifyInclusion(i, n, leafHash(data[i] as Buffer), bad, root)).toThrow(ProofError)
           expect(() => verifyInclusion(i, n, leafHash(data[i] as Buffer), proof.slice(1), root)).toThrow(ProofError)
         }

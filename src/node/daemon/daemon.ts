@@ -4,6 +4,7 @@ import { createFeedServer, type FeedServer } from '../http/server.js'
 import { logger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { createScheduler } from '../scheduler/index.js'
+import { createTransparencyLog } from '../tlog/index.js'
 import type { StoredMessage } from '../store/types.js'
 import { hostArch, toolInfo } from '../../tool.js'
 import { createBackfillSync, storeBackfillSource } from './backfill.js'
@@ -42,6 +43,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   let feedUrl: string | undefined
   let running = false
   let stopping: Promise<void> | undefined
+  const tlog = init.tlog !== undefined ? createTransparencyLog({ store, identity }, init.tlog) : undefined
+  if (tlog !== undefined) {
+    storedListeners.push(() => { tlog.sync().catch((err: unknown) => { log.error({ err }, 'appending to the transparency log failed') }) })
+  }
 
   const trusted = (d: DecodedMessage): boolean => d.kind === 'announcement' ? policy.announcerKeys.has(d.keyId) : policy.builderKeys.has(d.keyId)
 
@@ -205,6 +210,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       if (policy.builders.length === 0 && policy.announcers.length === 0) {
         log.warn('no trust policy configured: no builder or announcer is trusted, nothing is built and every verdict stays pending')
       }
+      await tlog?.start()
       ownCapabilities = await probeCapabilities()
       await builders.load()
       await p2p.start()
@@ -221,7 +227,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       }
       next()
       if (init.http != null) {
-        feed = createFeedServer({ store, policy, metrics: components.metrics, builders: () => builders.list() }, init.http)
+        feed = createFeedServer({ store, policy, metrics: components.metrics, builders: () => builders.list(), ...(tlog !== undefined ? { tlog: { log: tlog } } : {}) }, init.http)
         feedUrl = (await feed.start()).url
         log.info({ url: feedUrl }, 'HTTP feed listening')
       }
@@ -241,6 +247,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         if (feed != null) await feed.stop().catch((err: unknown) => { log.warn({ err }, 'stopping the HTTP feed failed') })
         await p2p.stop().catch((err: unknown) => { log.warn({ err }, 'stopping p2p failed') })
         await builders.save().catch((err: unknown) => { log.warn({ err }, 'saving the builder table failed') })
+        await tlog?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the transparency log failed') })
         await store.close()
         log.info('node stopped')
       })()
@@ -264,7 +271,14 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
 
     syncFrom: async (peerId) => await backfill.syncNow(peerId),
     httpUrl: () => feedUrl,
-    stats: (): DaemonStats => ({ peers: p2p.connectedPeers().length, gossip: { ...gossipCounts }, backfill: backfill.stats(), claimsSigned }),
+    stats: (): DaemonStats => ({
+      peers: p2p.connectedPeers().length,
+      gossip: { ...gossipCounts },
+      backfill: backfill.stats(),
+      claimsSigned,
+      ...(tlog !== undefined ? { tlog: { size: tlog.size(), checkpointSize: tlog.checkpointSize() } } : {})
+    }),
+    tlog,
     onStored (cb) { storedListeners.push(cb) }
   }
   return daemon

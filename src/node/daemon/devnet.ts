@@ -107,7 +107,8 @@ export async function runDevnet (init: DevnetInit = {}): Promise<DevnetResult> {
         bootstrap: i === 0 ? [] : [daemons[0]!.multiaddrs()[0]!],
         mdns: false,
         gossip: { heartbeatIntervalMs: 200 },
-        backoffMs: 1000
+        backoffMs: 1000,
+        tlog: { path: join(nodeDir, 'tlog') }
       })
       await daemon.start()
       daemons.push(daemon)

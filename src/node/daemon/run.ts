@@ -42,6 +42,7 @@ export async function startNode (config: NodeConfig, opts: { build?: boolean } =
       bootstrap: config.bootstrap,
       mdns: config.mdns,
       concurrency: config.concurrency,
+      tlog: { path: join(config.dataDir, 'tlog') },
       ...(config.http != null ? { http: config.http } : {})
     })
     await daemon.start()

@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics.js'
 import type { GossipInit, P2PNode } from '../p2p/index.js'
 import type { Scheduler, SchedulerRebuilder } from '../scheduler/index.js'
 import type { Store } from '../store/types.js'
+import type { TransparencyLog } from '../tlog/types.js'
 import type { BackfillStats, BackfillSyncInit } from './backfill.js'
 import type { BuilderInfo } from './builders.js'
 import type { ValidatorInit } from './validator.js'
@@ -48,6 +49,8 @@ export interface DaemonInit {
   trustedRate?: { perMinute: number, burst: number }
   /** How often the node republishes its capabilities statement. */
   capabilitiesIntervalMs?: number
+  /** Keep a transparency log of every stored message in this directory (docs/transparency.md). */
+  tlog?: { path: string, checkpointIntervalMs?: number }
 }
 
 export interface DaemonStats {
@@ -55,6 +58,8 @@ export interface DaemonStats {
   gossip: { accepted: number, rejected: number, ignored: number }
   backfill: BackfillStats
   claimsSigned: number
+  /** Entries in the transparency log and the size of its latest checkpoint. */
+  tlog?: { size: number, checkpointSize: number }
 }
 
 export interface Daemon {
@@ -79,6 +84,8 @@ export interface Daemon {
   /** The HTTP feed's URL when it runs. */
   httpUrl: () => string | undefined
   stats: () => DaemonStats
+  /** The transparency log, when the node keeps one. */
+  readonly tlog?: TransparencyLog
   /** Called for each message this node stores (gossip, back-fill, own claims). */
   onStored: (cb: (kind: 'announcement' | 'claim', id: string) => void) => void
 }

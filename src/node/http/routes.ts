@@ -12,6 +12,7 @@ import { streamEnvelopes } from './jsonl.js'
 import { KEY_ID_PATTERN, Query, REPOSITORY_PATTERN } from './query.js'
 import { createResponseCache } from './cache.js'
 import { prepareJson, sendBody, sendJson, sendPrepared, type Prepared } from './respond.js'
+import { createTlogRoutes, TLOG_PREFIX, type TlogRouteContext } from './tlog-routes.js'
 
 export interface RouteContext {
   store: Store
@@ -21,6 +22,8 @@ export interface RouteContext {
   dashboard: Map<string, DashboardAsset>
   /** Whether verdicts include registry lookups (which change outside the store). */
   published?: boolean
+  /** The node's transparency log, served under /tlog/. */
+  tlog?: TlogRouteContext
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>
@@ -178,6 +181,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
   ])
 
   const cachedConsensus = cached(consensus)
+  const tlog = ctx.tlog !== undefined ? createTlogRoutes(ctx.tlog) : undefined
 
   return {
     async dispatch (req, res, url) {
@@ -191,6 +195,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
       const route = routes.get(path)
       if (route !== undefined) return await route(req, res, url)
       if (path.startsWith(CONSENSUS_PREFIX) && path.length > CONSENSUS_PREFIX.length) return await cachedConsensus(req, res, url)
+      if (tlog !== undefined && path.startsWith(TLOG_PREFIX)) return await tlog(req, res, url)
       throw new NotFoundError(`no route for ${path.slice(0, 200)}`)
     }
   }

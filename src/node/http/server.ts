@@ -11,6 +11,7 @@ import { MethodNotAllowedError, UriTooLongError } from './errors.js'
 import { HTTP_LIMITS } from './limits.js'
 import { sendError, setCommonHeaders } from './respond.js'
 import { createRoutes } from './routes.js'
+import type { TlogRouteContext } from './tlog-routes.js'
 
 const log = logger('http')
 
@@ -22,6 +23,8 @@ export interface FeedServerComponents {
   builders?: () => unknown[]
   /** Digests the registry publishes for a release; without it every published match is `unknown`. */
   published?: PublishedLookup
+  /** The node's transparency log, served under /tlog/. */
+  tlog?: TlogRouteContext
 }
 
 export interface FeedServerInit {

@@ -1,0 +1,227 @@
+/**
+ * The node's transparency log: every announcement and claim the store holds, in arrival
+ * (cursor) order, as an RFC 6962 tree served in the C2SP tlog-tiles layout, with signed
+ * C2SP checkpoints.
+ *
+ * Durability: entries are written in one synced LevelDB batch together with the store cursor
+ * they reach; only then do they enter the in-memory tree, and a checkpoint is signed only over
+ * what is in that tree. So after kill -9 the newest checkpoint on disk never exceeds the
+ * entries on disk, and on restart the log appends whatever the store acknowledged meanwhile.
+ * All hashes live in memory (about 64 bytes per entry) and are recomputed from the entries
+ * at start.
+ */
+import { Level } from 'level'
+import { createPublicKey } from 'node:crypto'
+import { parseCheckpoint, formatCheckpoint } from '../../protocol/tlog/checkpoint.js'
+import { formatEntry, logOrigin } from '../../protocol/tlog/entry.js'
+import { leafHash } from '../../protocol/tlog/hash.js'
+import { formatNote, formatVerifierKey, signatureLine } from '../../protocol/tlog/note.js'
+import { encodeEntryBundle, TILE_WIDTH } from '../../protocol/tlog/tiles.js'
+import { MemoryTree } from '../../protocol/tlog/tree.js'
+import { logger } from '../logger.js'
+import { TlogStorageError } from './errors.js'
+import type { InclusionAnswer, TransparencyLog, TransparencyLogComponents, TransparencyLogInit } from './types.js'
+
+const DEFAULT_CHECKPOINT_INTERVAL_MS = 1000
+/** Messages read from the store per synced batch. */
+const BATCH = 512
+/** Recent checkpoints kept with their cosignatures, so a proof can target a cosigned one. */
+const RECENT_CHECKPOINTS = 64
+/** Cosignatures kept per checkpoint. */
+const MAX_COSIGNATURES = 64
+
+const indexKey = (i: number): string => i.toString().padStart(16, '0')
+
+interface SignedCheckpoint {
+  text: string
+  size: number
+  logLine: string
+  /** Witness name → cosignature line. */
+  cosignatures: Map<string, string>
+}
+
+function noteOf (c: SignedCheckpoint): string {
+  return formatNote(c.text, [c.logLine, ...c.cosignatures.values()])
+}
+
+export function createTransparencyLog (components: TransparencyLogComponents, init: TransparencyLogInit): TransparencyLog {
+  const log = logger('tlog')
+  const { store, identity } = components
+  const origin = logOrigin(identity.keyId)
+  const vkey = formatVerifierKey(origin, createPublicKey(identity.privateKey))
+  const intervalMs = init.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS
+  const db = new Level<string, string>(init.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  const entries = db.sublevel<string, string>('e', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // index → entry
+  const byId = db.sublevel<string, string>('i', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // message id → index
+  const meta = db.sublevel<string, string>('m', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  const tree = new MemoryTree()
+  let cursor = 0
+  const recent: SignedCheckpoint[] = []
+  const listeners: Array<(note: string) => void> = []
+  let chain: Promise<unknown> = Promise.resolve()
+  let timer: NodeJS.Timeout | undefined
+  let lastSigned = 0
+  let running = false
+
+  function serialize<T> (fn: () => Promise<T>): Promise<T> {
+    const run = chain.then(fn, fn)
+    chain = run.catch(() => undefined)
+    return run
+  }
+
+  const latest = (): SignedCheckpoint | undefined => recent[recent.length - 1]
+
+  async function load (): Promise<void> {
+    await db.open()
+    const size = Number(await meta.get('size') ?? '0')
+    cursor = Number(await meta.get('cursor') ?? '0')
+    for await (const [key, value] of entries.iterator()) {
+      if (key !== indexKey(tree.size)) throw new TlogStorageError(`log entry ${key} is out of sequence (expected ${indexKey(tree.size)})`)
+      tree.append(leafHash(Buffer.from(value, 'latin1')))
+    }
+    if (tree.size !== size) throw new TlogStorageError(`the log records ${size} entries but holds ${tree.size}`)
+    const saved = await meta.get('checkpoint')
+    if (saved !== undefined) {
+      const c = JSON.parse(saved) as { text: string, logLine: string, cosignatures: Array<[string, string]> }
+      const parsed = parseCheckpoint(c.text)
+      // The invariant that makes a crash safe: the signed tree is in the stored entries.
+      if (parsed.size > tree.size || !Buffer.from(tree.root(parsed.size)).equals(parsed.rootHash)) {
+        throw new TlogStorageError(`the saved checkpoint (size ${parsed.size}) does not match the stored entries (${tree.size})`)
+      }
+      recent.push({ text: c.text, size: parsed.size, logLine: c.logLine, cosignatures: new Map(c.cosignatures) })
+    }
+    log.info({ origin, size: tree.size, cursor }, 'transparency log loaded')
+  }
+
+  async function appendFromStore (): Promise<void> {
+    for (;;) {
+      const page = await store.messagesSince(cursor, BATCH)
+      if (page.next === cursor) return
+      const ops: Array<{ type: 'put', key: string, value: string, sublevel: typeof entries }> = []
+      const leaves: Buffer[] = []
+      let next = tree.size
+      for (const m of page.items) {
+        let entry: Buffer
+        try {
+          entry = formatEntry(m.kind, m.id)
+        } catch (err) {
+          log.warn({ err, id: m.id }, 'a stored message has no envelope id: not logged')
+          continue
+        }
+        ops.push({ type: 'put', key: indexKey(next), value: entry.toString('latin1'), sublevel: entries })
+        ops.push({ type: 'put', key: m.id, value: String(next), sublevel: byId })
+        leaves.push(leafHash(entry))
+        next++
+      }
+      await db.batch([
+        ...ops,
+        { type: 'put', key: 'size', value: String(next), sublevel: meta },
+        { type: 'put', key: 'cursor', value: String(page.next), sublevel: meta }
+      ], { sync: true })
+      for (const l of leaves) tree.append(l)
+      cursor = page.next
+    }
+  }
+
+  async function signNow (): Promise<string | undefined> {
+    const size = tree.size
+    const last = latest()
+    if (last !== undefined && last.size === size) return undefined
+    const text = formatCheckpoint({ origin, size, rootHash: tree.root(size) })
+    const c: SignedCheckpoint = { text, size, logLine: signatureLine(text, origin, identity.privateKey), cosignatures: new Map() }
+    await saveCheckpoint(c)
+    recent.push(c)
+    if (recent.length > RECENT_CHECKPOINTS) recent.shift()
+    lastSigned = Date.now()
+    const note = noteOf(c)
+    for (const cb of listeners) {
+      try { cb(note) } catch (err) { log.warn({ err }, 'a checkpoint listener failed') }
+    }
+    return note
+  }
+
+  async function saveCheckpoint (c: SignedCheckpoint): Promise<void> {
+    const value = JSON.stringify({ text: c.text, logLine: c.logLine, cosignatures: [...c.cosignatures] })
+    await db.batch([{ type: 'put', key: 'checkpoint', value, sublevel: meta }], { sync: true })
+  }
+
+  function schedule (): void {
+    if (!running || timer !== undefined) return
+    const wait = Math.max(0, lastSigned + intervalMs - Date.now())
+    timer = setTimeout(() => {
+      timer = undefined
+      void serialize(signNow).catch((err: unknown) => { log.warn({ err }, 'signing a checkpoint failed') })
+    }, wait)
+    timer.unref()
+  }
+
+  async function entryBundle (index: number, width: number): Promise<Buffer | undefined> {
+    if (index * TILE_WIDTH + width > tree.size) return undefined
+    const values: Buffer[] = []
+    for await (const v of entries.values({ gte: indexKey(index * TILE_WIDTH), lt: indexKey(index * TILE_WIDTH + width) })) values.push(Buffer.from(v, 'latin1'))
+    if (values.length !== width) throw new TlogStorageError(`entry bundle ${index} holds ${values.length} of ${width} entries`)
+    return encodeEntryBundle(values)
+  }
+
+  return {
+    origin,
+    vkey,
+    async start () {
+      await load()
+      running = true
+      await serialize(appendFromStore)
+      await serialize(signNow)
+    },
+    async stop () {
+      running = false
+      if (timer !== undefined) clearTimeout(timer)
+      timer = undefined
+      await chain
+      await db.close()
+    },
+    async sync () {
+      await serialize(appendFromStore)
+      if (latest()?.size !== tree.size) schedule()
+    },
+    size: () => tree.size,
+    checkpoint () {
+      const c = latest()
+      return c === undefined ? undefined : noteOf(c)
+    },
+    checkpointSize: () => latest()?.size ?? 0,
+    publishCheckpoint: async () => await serialize(async () => { await appendFromStore(); return await signNow() }),
+    async tile (ref) {
+      if (ref.level === 'entries') return await entryBundle(ref.index, ref.width)
+      return tree.tile(ref.level, ref.index, ref.width)
+    },
+    async inclusion (id) {
+      const c = latest()
+      const at = await byId.get(id)
+      if (c === undefined || at === undefined) return undefined
+      const index = Number(at)
+      if (index >= c.size) return undefined
+      const answer: InclusionAnswer = {
+        index,
+        size: c.size,
+        proof: tree.inclusionProof(index, c.size).map(h => Buffer.from(h).toString('base64')),
+        checkpoint: noteOf(c)
+      }
+      return answer
+    },
+    consistency: (oldSize, newSize) => tree.consistencyProof(oldSize, newSize, true),
+    async addCosignatures (checkpointText, lines) {
+      const c = recent.find(r => r.text === checkpointText)
+      if (c === undefined) return 0
+      let added = 0
+      for (const line of lines) {
+        const name = line.split(' ')[1] ?? ''
+        if (c.cosignatures.has(name) || c.cosignatures.size >= MAX_COSIGNATURES) continue
+        c.cosignatures.set(name, line)
+        added++
+      }
+      if (added > 0 && c === latest()) await serialize(async () => { await saveCheckpoint(c) })
+      return added
+    },
+    onCheckpoint (cb) { listeners.push(cb) }
+  }
+}

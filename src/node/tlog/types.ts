@@ -1,0 +1,56 @@
+import type { SigningIdentity } from '../../protocol/keys.js'
+import type { TileRef } from '../../protocol/tlog/tiles.js'
+import type { Store } from '../store/types.js'
+
+export interface TransparencyLogComponents {
+  /** Where the messages come from: the log appends what the store holds, in cursor order. */
+  store: Store
+  /** Signs the checkpoints (the same Ed25519 key as the node's claims). */
+  identity: SigningIdentity
+}
+
+export interface TransparencyLogInit {
+  /** Directory of the log's own LevelDB database. */
+  path: string
+  /** Shortest time between two checkpoints while entries arrive (ms). */
+  checkpointIntervalMs?: number
+}
+
+export interface InclusionAnswer {
+  index: number
+  /** The tree size the proof is for: the size of `checkpoint`. */
+  size: number
+  /** Base64 hashes, leaf end first. */
+  proof: string[]
+  /** The signed checkpoint (with any cosignatures) the proof leads to. */
+  checkpoint: string
+}
+
+export interface TransparencyLog {
+  /** The checkpoint origin, also the note key name. */
+  readonly origin: string
+  /** The note verifier key of the log, `<origin>+<hash>+<key>`. */
+  readonly vkey: string
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** Appends whatever the store holds beyond what is logged; resolves once it is durable. */
+  sync: () => Promise<void>
+  /** Entries appended (and durable). */
+  size: () => number
+  /** The latest signed checkpoint with the cosignatures collected for it. */
+  checkpoint: () => string | undefined
+  /** The latest checkpoint's size (0 before the first). */
+  checkpointSize: () => number
+  /** Signs a checkpoint of everything appended now, if newer than the last. */
+  publishCheckpoint: () => Promise<string | undefined>
+  /** A hash tile or entry bundle, when the tree is that wide. */
+  tile: (ref: TileRef) => Promise<Buffer | undefined>
+  /** Where a stored message sits and the proof it is in the latest checkpoint. */
+  inclusion: (id: string) => Promise<InclusionAnswer | undefined>
+  /** A consistency proof (full form) between two sizes the log has reached. */
+  consistency: (oldSize: number, newSize: number) => Uint8Array[]
+  /** Adds witness cosignature lines for the checkpoint of `size`, if it is still the latest; returns how many were new. */
+  addCosignatures: (checkpointText: string, lines: string[]) => Promise<number>
+  /** Called after each new checkpoint is signed. */
+  onCheckpoint: (cb: (note: string) => void) => void
+}

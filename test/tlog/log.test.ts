@@ -1,0 +1,138 @@
+import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
+import { createStore } from '../../src/node/store/index.js'
+import type { Store } from '../../src/node/store/types.js'
+import { createTransparencyLog } from '../../src/node/tlog/index.js'
+import type { TransparencyLog } from '../../src/node/tlog/types.js'
+import { generateIdentity } from '../../src/protocol/keys.js'
+import { trustNobodyPolicy } from '../../src/node/daemon/policy.js'
+import {
+  decodeEntryBundle, entryLeafHash, isPowerOfTwo, leafHash, openNote, parseCheckpoint, parseEntry, verifyConsistency, verifyInclusion
+} from '../../src/protocol/tlog/index.js'
+import { goAvailable, goBuild } from '../helpers/go.js'
+
+const run = promisify(execFile)
+
+export function fakeId (i: number): string {
+  return createHash('sha256').update(`message ${i}`).digest('hex')
+}
+
+export async function putMessages (store: Store, from: number, to: number): Promise<void> {
+  for (let i = from; i < to; i++) {
+    await store.putMessage({ id: fakeId(i), kind: 'announcement', keyId: 'k'.repeat(64), envelopeJson: '{}', announcement: { repository: 'https://example.com/r', tag: `v${i}`, commit: 'a'.repeat(40) } as never })
+  }
+}
+
+describe('transparency log', () => {
+  const identity = generateIdentity()
+  let dir: string
+  let store: Store
+  let tlog: TransparencyLog
+  let feed: FeedServer
+  let url: string
+  let oldNote: string
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'neko-tlog-'))
+    store = await createStore({ path: join(dir, 'store') })
+    await putMessages(store, 0, 300)
+    tlog = createTransparencyLog({ store, identity }, { path: join(dir, 'tlog'), checkpointIntervalMs: 10 })
+    await tlog.start()
+    oldNote = tlog.checkpoint() ?? ''
+    await putMessages(store, 300, 700)
+    await tlog.sync()
+    await tlog.publishCheckpoint()
+    feed = createFeedServer({ store, policy: trustNobodyPolicy(), tlog: { log: tlog } }, { host: '127.0.0.1', port: 0 })
+    url = (await feed.start()).url
+  })
+
+  afterAll(async () => {
+    await feed?.stop()
+    await tlog?.stop()
+    await store?.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('logs every stored message in cursor order and signs checkpoints over them', async () => {
+    expect(tlog.size()).toBe(700)
+    const old = parseCheckpoint(openNote(oldNote, tlog.origin, identity.publicKey).text)
+    expect(old.size).toBe(300)
+    const res = await fetch(`${url}/tlog/checkpoint`)
+    expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8')
+    const cur = parseCheckpoint(openNote(await res.text(), tlog.origin, identity.publicKey).text)
+    expect(cur.size).toBe(700)
+    expect(cur.origin).toBe(`neko-rebuilder/log/${identity.keyId}`)
+  })
+
+  it('serves tiles and entry bundles as immutable resources that prove the checkpoint', async () => {
+    const cur = parseCheckpoint(openNote(tlog.checkpoint() ?? '', tlog.origin, identity.publicKey).text)
+    const bundle = await fetch(`${url}/tlog/tile/entries/002.p/188`)
+    expect(bundle.status).toBe(200)
+    expect(bundle.headers.get('cache-control')).toContain('immutable')
+    const entries = decodeEntryBundle(Buffer.from(await bundle.arrayBuffer()))
+    expect(entries).toHaveLength(188)
+    expect(parseEntry(entries[0] as Buffer)).toEqual({ kind: 'announcement', id: fakeId(512) })
+    const tile = Buffer.from(await (await fetch(`${url}/tlog/tile/0/002.p/188`)).arrayBuffer())
+    expect(tile.subarray(0, 32)).toEqual(leafHash(entries[0] as Buffer))
+    expect((await fetch(`${url}/tlog/tile/0/002.p/189`)).status).toBe(404)
+    expect((await fetch(`${url}/tlog/tile/0/002`)).status).toBe(404)
+    expect((await fetch(`${url}/tlog/tile/0/0002`)).status).toBe(404)
+    const level1 = Buffer.from(await (await fetch(`${url}/tlog/tile/1/000.p/2`)).arrayBuffer())
+    expect(level1).toHaveLength(64)
+    expect(cur.rootHash).toBeDefined()
+  })
+
+  it('answers inclusion proofs by message id, and refuses an unknown id with 404', async () => {
+    const res = await fetch(`${url}/tlog/inclusion?id=${fakeId(421)}`)
+    const a = await res.json() as { index: number, size: number, proof: string[], checkpoint: string }
+    expect(a.index).toBe(421)
+    const cp = parseCheckpoint(openNote(a.checkpoint, tlog.origin, identity.publicKey).text)
+    verifyInclusion(a.index, a.size, entryLeafHash('announcement', fakeId(421)), a.proof.map(p => Buffer.from(p, 'base64')), cp.rootHash)
+    expect((await fetch(`${url}/tlog/inclusion?id=${fakeId(9999)}`)).status).toBe(404)
+    expect((await fetch(`${url}/tlog/inclusion?id=nothex`)).status).toBe(400)
+  })
+
+  it('keeps entries and the checkpoint across a restart', async () => {
+    const before = tlog.checkpoint()
+    await feed.stop()
+    await tlog.stop()
+    await putMessages(store, 700, 710)
+    tlog = createTransparencyLog({ store, identity }, { path: join(dir, 'tlog'), checkpointIntervalMs: 10 })
+    await tlog.start()
+    expect(tlog.size()).toBe(710)
+    const cur = parseCheckpoint(openNote(tlog.checkpoint() ?? '', tlog.origin, identity.publicKey).text)
+    expect(cur.size).toBe(710)
+    const prev = parseCheckpoint(openNote(before ?? '', tlog.origin, identity.publicKey).text)
+    const proof = tlog.consistency(prev.size, cur.size)
+    verifyConsistency(prev.size, cur.size, isPowerOfTwo(prev.size) ? proof.slice(1) : proof, prev.rootHash, cur.rootHash)
+    feed = createFeedServer({ store, policy: trustNobodyPolicy(), tlog: { log: tlog } }, { host: '127.0.0.1', port: 0 })
+    url = (await feed.start()).url
+  })
+
+  it.runIf(goAvailable('tlog go interop'))('passes a checker built on Go\'s sumdb/note and sumdb/tlog', async () => {
+    const bin = join(dir, 'checker')
+    goBuild(join(import.meta.dirname, 'checker'), bin, join(dir, 'gocache'))
+    const oldFile = join(dir, 'old-checkpoint')
+    await writeFile(oldFile, oldNote)
+    const index = 421
+    const inc = await (await fetch(`${url}/tlog/inclusion?id=${fakeId(index)}`)).json() as { proof: string[], size: number }
+    const old = parseCheckpoint(openNote(oldNote, tlog.origin, identity.publicKey).text)
+    // The node's proofs must satisfy Go's checks too (RFC 6962 form: no old root for a power-of-two size).
+    const full = tlog.consistency(old.size, inc.size)
+    const cons = (isPowerOfTwo(old.size) ? full.slice(1) : full).map(h => Buffer.from(h).toString('base64'))
+    const { stdout } = await run(bin, [`${url}/tlog/`, tlog.vkey, oldFile, String(index), inc.proof.join(','), cons.join(',')])
+    const out = JSON.parse(stdout) as Record<string, unknown>
+    expect(out).toMatchObject({ ok: true, size: 710, oldSize: 300, origin: tlog.origin, entry: `announcement ${fakeId(index)}\n` })
+    // And a forged proof is refused by Go.
+    const bad = [...inc.proof]
+    bad[0] = Buffer.alloc(32).toString('base64')
+    const failed = await run(bin, [`${url}/tlog/`, tlog.vkey, oldFile, String(index), bad.join(','), cons.join(',')]).catch((err: { stdout: string }) => err)
+    expect(JSON.parse((failed as { stdout: string }).stdout)).toMatchObject({ failed: 'check record (node proof)' })
+  })
+})
