@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,18 +15,9 @@ import {
   decodeEntryBundle, entryLeafHash, isPowerOfTwo, leafHash, openNote, parseCheckpoint, parseEntry, verifyConsistency, verifyInclusion
 } from '../../src/protocol/tlog/index.js'
 import { goAvailable, goBuild } from '../helpers/go.js'
+import { fakeId, putMessages } from './messages.js'
 
 const run = promisify(execFile)
-
-export function fakeId (i: number): string {
-  return createHash('sha256').update(`message ${i}`).digest('hex')
-}
-
-export async function putMessages (store: Store, from: number, to: number): Promise<void> {
-  for (let i = from; i < to; i++) {
-    await store.putMessage({ id: fakeId(i), kind: 'announcement', keyId: 'k'.repeat(64), envelopeJson: '{}', announcement: { repository: 'https://example.com/r', tag: `v${i}`, commit: 'a'.repeat(40) } as never })
-  }
-}
 
 describe('transparency log', () => {
   const identity = generateIdentity()
