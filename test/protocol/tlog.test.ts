@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import {
   MemoryTree, ProofError, NoteError, checkCosignature, consistencyRoots, cosignatureLine, decodeEntryBundle, encodeEntryBundle,
   encodeTileIndex, formatCheckpoint, formatEntry, formatVerifierKey, leafHash, nodeHash, openNote, parseCheckpoint, parseEntry, parseNote,
-  parseTilePath, parseVerifierKey, signNote, tilePath, tileWidthAt, verifyConsistency, verifyInclusion, EMPTY_ROOT
+  parseTilePath, parseVerifierKey, signNote, tilePath, tileWidthAt, verifyConsistency, verifyInclusion, verifySplitView, EMPTY_ROOT
 } from '../../src/protocol/tlog/index.js'
 
 /** MTH straight from RFC 6962 2.1, recursion over the leaves. */
@@ -136,5 +136,26 @@ describe('signed notes, checkpoints, cosignatures', () => {
     expect(() => parseCheckpoint('o\n07\nAAAA\n')).toThrow(/leading zeros/)
     expect(() => parseCheckpoint('o\n7\nAAAA\n')).toThrow(/32 bytes/)
     expect(() => parseNote('no blank line\n— a AAAAAAA=\n')).toThrow(NoteError)
+  })
+})
+
+describe('split-view proofs', () => {
+  const key = generateKeyPairSync('ed25519')
+  const origin = 'neko-rebuilder/log/x'
+  const honest = treeOf(40)
+  const forked = new MemoryTree()
+  for (let i = 0; i < 40; i++) forked.append(leafHash(i === 3 ? Buffer.from('x') : data[i] as Buffer))
+  const note = (t: MemoryTree, size: number): string => signNote(formatCheckpoint({ origin, size, rootHash: t.root(size) }), origin, key.privateKey)
+  const b64 = (hs: Uint8Array[]): string[] => hs.map(h => Buffer.from(h).toString('base64'))
+
+  it('accepts two sizes whose proof fixes another old root, and equal sizes with two roots', () => {
+    verifySplitView({ origin, first: note(forked, 20), second: note(honest, 40), proof: b64(honest.consistencyProof(20, 40, true)) }, key.publicKey)
+    verifySplitView({ origin, first: note(forked, 40), second: note(honest, 40), proof: [] }, key.publicKey)
+  })
+
+  it('refuses consistent checkpoints and proofs that lead nowhere', () => {
+    expect(() => verifySplitView({ origin, first: note(honest, 20), second: note(honest, 40), proof: b64(honest.consistencyProof(20, 40, true)) }, key.publicKey)).toThrow(/consistent/)
+    expect(() => verifySplitView({ origin, first: note(forked, 20), second: note(honest, 40), proof: b64(forked.consistencyProof(20, 40, true)) }, key.publicKey)).toThrow(/proves nothing/)
+    expect(() => verifySplitView({ origin, first: note(honest, 40), second: note(honest, 40), proof: [] }, key.publicKey)).toThrow(/agree/)
   })
 })

@@ -4,7 +4,7 @@ import { createFeedServer, type FeedServer } from '../http/server.js'
 import { logger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { createScheduler } from '../scheduler/index.js'
-import { createTransparencyLog } from '../tlog/index.js'
+import { createTransparencyLog, createWitness, type Witness } from '../tlog/index.js'
 import type { StoredMessage } from '../store/types.js'
 import { hostArch, toolInfo } from '../../tool.js'
 import { createBackfillSync, storeBackfillSource } from './backfill.js'
@@ -47,6 +47,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   if (tlog !== undefined) {
     storedListeners.push(() => { tlog.sync().catch((err: unknown) => { log.error({ err }, 'appending to the transparency log failed') }) })
   }
+  let witness: Witness | undefined
 
   const trusted = (d: DecodedMessage): boolean => d.kind === 'announcement' ? policy.announcerKeys.has(d.keyId) : policy.builderKeys.has(d.keyId)
 
@@ -93,6 +94,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       let verdict: 'accept' | 'reject' | 'ignore'
       if (topic === TOPICS.capabilities) {
         verdict = builders.receive(data)
+      } else if (topic === TOPICS.checkpoints) {
+        verdict = witness?.validate(data) ?? 'ignore'
       } else {
         const r = await validator.check(topic, data)
         verdict = r.verdict
@@ -108,6 +111,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     },
     async onMessage (topic, data) {
       if (topic === TOPICS.capabilities) return
+      if (topic === TOPICS.checkpoints) {
+        await witness?.receive(data).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
+        return
+      }
       const decoded = validator.take(data)
       try {
         if (decoded != null) await storeDecoded(decoded, Buffer.from(data).toString('utf8'))
@@ -116,7 +123,16 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         log.warn({ err, topic }, 'storing a gossip message failed')
       }
     },
-    backfillSource: storeBackfillSource(store)
+    backfillSource: storeBackfillSource(store),
+    ...(tlog !== undefined
+      ? {
+          proofSource: (origin: string, oldSize: number, newSize: number) => {
+            if (origin !== tlog.origin) return `this node keeps the log ${tlog.origin}, not ${origin.slice(0, 120)}`
+            if (oldSize > newSize || newSize > tlog.checkpointSize()) return `sizes must satisfy old <= new <= ${tlog.checkpointSize()}`
+            return tlog.consistency(oldSize, newSize)
+          }
+        }
+      : {})
   }, {
     listen: init.listen,
     bootstrap: init.bootstrap,
@@ -124,6 +140,17 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     maxConnections: init.maxConnections,
     gossip: init.gossip
   })
+
+  if (tlog !== undefined) {
+    const w = createWitness({
+      identity,
+      log: tlog,
+      publish: async (data) => await p2p.publish(TOPICS.checkpoints, data),
+      consistencyProof: async (peer, origin, oldSize, newSize) => await p2p.consistencyProof(peer, origin, oldSize, newSize)
+    }, { path: init.tlog?.witnessPath ?? `${init.tlog?.path ?? ''}-witness` })
+    tlog.onCheckpoint(note => { if (running) w.publishOwn(note).catch((err: unknown) => { log.debug({ err }, 'publishing a checkpoint failed') }) })
+    witness = w
+  }
 
   const backfill = createBackfillSync({ store, p2p, log, accept: acceptPage }, init.backfill)
 
@@ -211,6 +238,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         log.warn('no trust policy configured: no builder or announcer is trusted, nothing is built and every verdict stays pending')
       }
       await tlog?.start()
+      await witness?.start()
       ownCapabilities = await probeCapabilities()
       await builders.load()
       await p2p.start()
@@ -227,7 +255,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       }
       next()
       if (init.http != null) {
-        feed = createFeedServer({ store, policy, metrics: components.metrics, builders: () => builders.list(), ...(tlog !== undefined ? { tlog: { log: tlog } } : {}) }, init.http)
+        feed = createFeedServer({ store, policy, metrics: components.metrics, builders: () => builders.list(), ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [] } } : {}) }, init.http)
         feedUrl = (await feed.start()).url
         log.info({ url: feedUrl }, 'HTTP feed listening')
       }
@@ -248,6 +276,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         await p2p.stop().catch((err: unknown) => { log.warn({ err }, 'stopping p2p failed') })
         await builders.save().catch((err: unknown) => { log.warn({ err }, 'saving the builder table failed') })
         await tlog?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the transparency log failed') })
+        await witness?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the witness failed') })
         await store.close()
         log.info('node stopped')
       })()
@@ -276,7 +305,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       gossip: { ...gossipCounts },
       backfill: backfill.stats(),
       claimsSigned,
-      ...(tlog !== undefined ? { tlog: { size: tlog.size(), checkpointSize: tlog.checkpointSize() } } : {})
+      ...(tlog !== undefined && witness !== undefined ? { tlog: { size: tlog.size(), checkpointSize: tlog.checkpointSize(), witness: witness.stats() } } : {})
     }),
     tlog,
     onStored (cb) { storedListeners.push(cb) }

@@ -42,7 +42,7 @@ export async function startNode (config: NodeConfig, opts: { build?: boolean } =
       bootstrap: config.bootstrap,
       mdns: config.mdns,
       concurrency: config.concurrency,
-      tlog: { path: join(config.dataDir, 'tlog') },
+      tlog: { path: join(config.dataDir, 'tlog'), witnessPath: join(config.dataDir, 'witness') },
       ...(config.http != null ? { http: config.http } : {})
     })
     await daemon.start()

@@ -8,6 +8,7 @@ import type { GossipInit, P2PNode } from '../p2p/index.js'
 import type { Scheduler, SchedulerRebuilder } from '../scheduler/index.js'
 import type { Store } from '../store/types.js'
 import type { TransparencyLog } from '../tlog/types.js'
+import type { WitnessStats } from '../tlog/witness.js'
 import type { BackfillStats, BackfillSyncInit } from './backfill.js'
 import type { BuilderInfo } from './builders.js'
 import type { ValidatorInit } from './validator.js'
@@ -50,7 +51,7 @@ export interface DaemonInit {
   /** How often the node republishes its capabilities statement. */
   capabilitiesIntervalMs?: number
   /** Keep a transparency log of every stored message in this directory (docs/transparency.md). */
-  tlog?: { path: string, checkpointIntervalMs?: number }
+  tlog?: { path: string, checkpointIntervalMs?: number, /** Witness state; beside the log when absent. */ witnessPath?: string }
 }
 
 export interface DaemonStats {
@@ -59,7 +60,7 @@ export interface DaemonStats {
   backfill: BackfillStats
   claimsSigned: number
   /** Entries in the transparency log and the size of its latest checkpoint. */
-  tlog?: { size: number, checkpointSize: number }
+  tlog?: { size: number, checkpointSize: number, witness: WitnessStats }
 }
 
 export interface Daemon {

@@ -4,7 +4,9 @@ import { LIMITS } from '../../protocol/limits.js'
 export const TOPICS = {
   announcements: '/neko-rebuilder/announcements/1',
   claims: '/neko-rebuilder/claims/1',
-  capabilities: '/neko-rebuilder/capabilities/1'
+  capabilities: '/neko-rebuilder/capabilities/1',
+  /** Signed checkpoints of each node's transparency log, and witnesses' cosignatures of them. */
+  checkpoints: '/neko-rebuilder/checkpoints/1'
 } as const
 
 export type Topic = typeof TOPICS[keyof typeof TOPICS]

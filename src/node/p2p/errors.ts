@@ -43,3 +43,9 @@ export class IdentityKeyError extends NekoError {
   override name = 'IdentityKeyError'
   override readonly code = 'ERR_IDENTITY_KEY'
 }
+
+/** A log did not give a usable consistency proof: unreachable, too slow, refused or malformed. */
+export class TlogProofError extends NekoError {
+  override name = 'TlogProofError'
+  override readonly code = 'ERR_TLOG_PROOF_EXCHANGE'
+}

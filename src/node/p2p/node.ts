@@ -27,6 +27,7 @@ import type { GossipInit, ValidateFn } from './gossip.js'
 import { backfillLimits, createBackfillHandler, requestBackfill } from './backfill.js'
 import type { BackfillInit, BackfillPage, BackfillSource } from './backfill.js'
 import { libp2pKeyFromIdentity } from './identity.js'
+import { createProofHandler, requestConsistency, TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL, type ProofSource } from './tlog-proof.js'
 
 export interface P2PComponents {
   /** The node's Ed25519 signing key; it is also its libp2p identity. */
@@ -37,6 +38,8 @@ export interface P2PComponents {
   onMessage: (topic: string, data: Uint8Array, from: string) => void | Promise<void>
   /** Serves back-fill requests from peers, typically from the store's sequence. */
   backfillSource: BackfillSource
+  /** Answers witnesses' consistency-proof requests for this node's transparency log. */
+  proofSource?: ProofSource
 }
 
 export interface P2PInit {
@@ -90,6 +93,8 @@ export interface P2PNode {
   penalize: (peerId: string, invalid: number) => void
   /** Whether a peer's score is below the gossip threshold (no exchanges with it beyond what it sends). */
   penalised: (peerId: string) => boolean
+  /** Asks a log's node for a consistency proof (full form); throws TlogProofError. */
+  consistencyProof: (peerId: string, origin: string, oldSize: number, newSize: number) => Promise<Uint8Array[]>
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 64
@@ -235,6 +240,9 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
         // "busy" (the muxer also counts streams the peer has not closed on its side yet).
         maxInboundStreams: Math.max(limits.maxConcurrentStreams, limits.maxStreamsPerPeer) + 1
       })
+      if (components.proofSource !== undefined) {
+        await libp2p.handle(TLOG_PROOF_PROTOCOL, createProofHandler(components.proofSource, log), { maxInboundStreams: TLOG_PROOF_LIMITS.maxConcurrentStreams + 1 })
+      }
       for (const topic of KNOWN_TOPICS) pubsub.subscribe(topic)
       started = true
       redialTimer = setInterval(redialBootstrap, init.redialIntervalMs ?? DEFAULT_REDIAL_INTERVAL_MS)
@@ -310,6 +318,10 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       }
     },
 
-    penalised: (peerId) => penalties.score(peerId) < scoreThresholds.gossipThreshold || router.getScore(peerId) < scoreThresholds.gossipThreshold
+    penalised: (peerId) => penalties.score(peerId) < scoreThresholds.gossipThreshold || router.getScore(peerId) < scoreThresholds.gossipThreshold,
+
+    async consistencyProof (peerId, origin, oldSize, newSize) {
+      return await requestConsistency(libp2p, peerIdFromString(peerId), origin, oldSize, newSize)
+    }
   }
 }

@@ -1,3 +1,5 @@
 export { createTransparencyLog } from './log.js'
 export type { InclusionAnswer, TransparencyLog, TransparencyLogComponents, TransparencyLogInit } from './types.js'
 export { TlogPeerError, TlogStorageError } from './errors.js'
+export { createWitness } from './witness.js'
+export type { SplitViewRecord, Witness, WitnessComponents, WitnessInit, WitnessStats } from './witness.js'

@@ -1,0 +1,221 @@
+/**
+ * The node as a witness of every other node's log (C2SP tlog-witness semantics over
+ * libp2p): for each origin it keeps the newest checkpoint it verified; a newer one is
+ * cosigned (C2SP tlog-cosignature) only after a consistency proof fetched from the log's own
+ * node shows it extends the old one. Two signed checkpoints that cannot both hold are kept as
+ * a split-view proof and the log is flagged. A log that does not answer, or answers with a
+ * proof that proves nothing, is reported and not cosigned. Cosignatures of this node's own
+ * checkpoints, gossiped by other witnesses, are handed to the log.
+ */
+import { createPublicKey } from 'node:crypto'
+import { Level } from 'level'
+import { cosignatureLine } from '../../protocol/tlog/cosignature.js'
+import { witnessName } from '../../protocol/tlog/entry.js'
+import { decodeCheckpointMessage, encodeCheckpointMessage, type VerifiedCheckpoint } from '../../protocol/tlog/gossip.js'
+import { ALG_COSIGNATURE_V1, formatNote, formatVerifierKey } from '../../protocol/tlog/note.js'
+import { consistencyRoots } from '../../protocol/tlog/proof.js'
+import type { SplitViewProof } from '../../protocol/tlog/split-view.js'
+import type { SigningIdentity } from '../../protocol/keys.js'
+import { logger } from '../logger.js'
+import { peerIdOf } from '../p2p/identity.js'
+import type { TransparencyLog } from './types.js'
+
+/** Logs a node witnesses at most; beyond it new origins are ignored. */
+const MAX_LOGS = 1024
+/** Verified messages held between validation and delivery. */
+const MAX_PENDING = 256
+
+export interface WitnessComponents {
+  identity: SigningIdentity
+  /** This node's own log, which receives cosignatures of its checkpoints. */
+  log?: TransparencyLog
+  publish: (data: Uint8Array) => Promise<unknown>
+  /** Fetches a full-form consistency proof from the node with `peerId`. */
+  consistencyProof: (peerId: string, origin: string, oldSize: number, newSize: number) => Promise<Uint8Array[]>
+}
+
+export interface WitnessInit {
+  /** Directory of the witness's LevelDB database. */
+  path: string
+}
+
+export interface SplitViewRecord extends SplitViewProof {
+  logKeyId: string
+  detectedAt: string
+}
+
+export interface WitnessStats {
+  /** Logs with a verified checkpoint. */
+  logs: number
+  cosigned: number
+  /** Logs that failed to give a usable proof, with the last reason. */
+  unresponsive: Array<{ origin: string, failures: number, lastError: string }>
+  /** Key ids of logs proven to have shown two views. */
+  splitViews: string[]
+}
+
+export interface Witness {
+  readonly name: string
+  readonly vkey: string
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** Gossip validation: every signature in the message is checked. */
+  validate: (data: Uint8Array) => 'accept' | 'reject' | 'ignore'
+  /** Acts on an accepted message. */
+  receive: (data: Uint8Array) => Promise<void>
+  /** Publishes one of this node's own checkpoints. */
+  publishOwn: (note: string) => Promise<void>
+  splitViews: () => Promise<SplitViewRecord[]>
+  stats: () => WitnessStats
+}
+
+interface Seen { size: number, root: string, note: string, cosignedText?: string }
+
+export function createWitness (components: WitnessComponents, init: WitnessInit): Witness {
+  const log = logger('witness')
+  const { identity } = components
+  const name = witnessName(identity.keyId)
+  const vkey = formatVerifierKey(name, createPublicKey(identity.privateKey), ALG_COSIGNATURE_V1)
+  const db = new Level<string, string>(init.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  const seenDb = db.sublevel<string, string>('seen', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  const splitDb = db.sublevel<string, string>('split', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  const seen = new Map<string, Seen>()
+  const split = new Map<string, SplitViewRecord>()
+  const failures = new Map<string, { failures: number, lastError: string }>()
+  const pending = new Map<Uint8Array, VerifiedCheckpoint>()
+  const busy = new Map<string, VerifiedCheckpoint | null>() // origin → newest waiting (null: none)
+  let cosigned = 0
+
+  function fail (origin: string, reason: string): void {
+    const f = failures.get(origin) ?? { failures: 0, lastError: '' }
+    f.failures++
+    f.lastError = reason
+    failures.set(origin, f)
+    log.warn({ origin, reason, failures: f.failures }, 'log gave no usable consistency proof: not cosigned')
+  }
+
+  async function flag (c: VerifiedCheckpoint, prev: Seen, proof: Uint8Array[]): Promise<void> {
+    if (split.has(c.checkpoint.origin)) return
+    const record: SplitViewRecord = {
+      origin: c.checkpoint.origin,
+      logKeyId: c.logKeyId,
+      first: prev.note,
+      second: c.note,
+      proof: proof.map(h => Buffer.from(h).toString('base64')),
+      detectedAt: new Date().toISOString()
+    }
+    split.set(record.origin, record)
+    await splitDb.put(record.origin, JSON.stringify(record))
+    log.error({ origin: record.origin, logKeyId: record.logKeyId, sizes: [prev.size, c.checkpoint.size] }, 'split view: the log signed two inconsistent checkpoints')
+  }
+
+  async function cosign (c: VerifiedCheckpoint): Promise<void> {
+    const line = cosignatureLine(c.text, name, identity.privateKey, Math.floor(Date.now() / 1000))
+    cosigned++
+    await components.publish(encodeCheckpointMessage(formatNote(c.text, [c.logLine, line]), [c.logVkey, vkey]))
+  }
+
+  async function witness (c: VerifiedCheckpoint): Promise<void> {
+    const origin = c.checkpoint.origin
+    if (split.has(origin)) return // a flagged log is not cosigned again
+    const prev = seen.get(origin)
+    const root = Buffer.from(c.checkpoint.rootHash).toString('base64')
+    if (prev === undefined && seen.size >= MAX_LOGS) return
+    if (prev !== undefined && c.checkpoint.size < prev.size) return
+    if (prev !== undefined && c.checkpoint.size === prev.size) {
+      if (prev.root !== root) return await flag(c, prev, [])
+      if (prev.cosignedText === c.text) return
+    } else if (prev !== undefined && prev.size > 0) {
+      let proof: Uint8Array[]
+      try {
+        proof = await components.consistencyProof(peerIdOf(c.logKey), origin, prev.size, c.checkpoint.size)
+      } catch (err) {
+        return fail(origin, (err as Error).message)
+      }
+      let roots
+      try {
+        roots = consistencyRoots(prev.size, c.checkpoint.size, proof)
+      } catch (err) {
+        return fail(origin, `malformed proof: ${(err as Error).message}`)
+      }
+      if (!Buffer.from(roots.newRoot).equals(c.checkpoint.rootHash)) return fail(origin, 'the proof does not lead to the new checkpoint')
+      if (Buffer.from(roots.oldRoot).toString('base64') !== prev.root) return await flag(c, prev, proof)
+    }
+    // Trust on first sight, then only consistent growth.
+    const next: Seen = { size: c.checkpoint.size, root, note: c.note, cosignedText: c.text }
+    seen.set(origin, next)
+    failures.delete(origin)
+    await seenDb.put(origin, JSON.stringify(next))
+    await cosign(c)
+  }
+
+  /** One check per log at a time; while busy only the newest checkpoint waits. */
+  async function enqueue (c: VerifiedCheckpoint): Promise<void> {
+    const origin = c.checkpoint.origin
+    if (busy.has(origin)) {
+      const waiting = busy.get(origin)
+      if (waiting == null || waiting.checkpoint.size <= c.checkpoint.size) busy.set(origin, c)
+      return
+    }
+    busy.set(origin, null)
+    let next: VerifiedCheckpoint | null = c
+    try {
+      while (next !== null) {
+        await witness(next).catch((err: unknown) => { log.warn({ err, origin }, 'witnessing a checkpoint failed') })
+        next = busy.get(origin) ?? null
+        busy.set(origin, null)
+      }
+    } finally {
+      busy.delete(origin)
+    }
+  }
+
+  return {
+    name,
+    vkey,
+    async start () {
+      await db.open()
+      for await (const [k, v] of seenDb.iterator()) seen.set(k, JSON.parse(v) as Seen)
+      for await (const [k, v] of splitDb.iterator()) split.set(k, JSON.parse(v) as SplitViewRecord)
+    },
+    async stop () {
+      await db.close()
+    },
+    validate (data) {
+      let c: VerifiedCheckpoint
+      try {
+        c = decodeCheckpointMessage(data)
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, 'checkpoint message rejected')
+        return 'reject'
+      }
+      if (pending.size >= MAX_PENDING) pending.clear()
+      pending.set(data, c)
+      return 'accept'
+    },
+    async receive (data) {
+      const c = pending.get(data) ?? decodeCheckpointMessage(data)
+      pending.delete(data)
+      const own = components.log
+      if (own !== undefined && c.checkpoint.origin === own.origin) {
+        await own.addCosignatures(c.text, c.cosignatures.map(s => s.line))
+        return
+      }
+      if (c.logKeyId === identity.keyId) return
+      await enqueue(c)
+    },
+    async publishOwn (note) {
+      const own = components.log
+      if (own === undefined) return
+      // A fresh checkpoint carries only the log's signature: its key is all a receiver needs.
+      await components.publish(encodeCheckpointMessage(note, [own.vkey]))
+    },
+    splitViews: async () => [...split.values()],
+    stats: () => ({
+      logs: seen.size,
+      cosigned,
+      unresponsive: [...failures].map(([origin, f]) => ({ origin, ...f })),
+      splitViews: [...split.values()].map(s => s.logKeyId)
+    })
+  }
+}

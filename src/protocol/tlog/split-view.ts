@@ -1,0 +1,37 @@
+/**
+ * A split-view proof: two checkpoints signed by one log that cannot both be true. Either
+ * they have the same size and different roots, or the newer one comes with a consistency
+ * proof (full form) that leads to its root but yields a different root for the older size:
+ * the hashes that authenticate the newer tree fix the older tree's root, so the log showed
+ * two histories.
+ */
+import type { KeyObject } from 'node:crypto'
+import { parseCheckpoint } from './checkpoint.js'
+import { ProofError } from './errors.js'
+import { openNote } from './note.js'
+import { consistencyRoots } from './proof.js'
+
+export interface SplitViewProof {
+  origin: string
+  /** The checkpoint seen first (smaller or equal size), as a signed note. */
+  first: string
+  /** The checkpoint that contradicts it. */
+  second: string
+  /** Full-form consistency proof from the first size to the second (base64); empty for equal sizes. */
+  proof: string[]
+}
+
+/** Throws unless `p` proves, by `logKey`'s own signatures, that the log showed two views. */
+export function verifySplitView (p: SplitViewProof, logKey: KeyObject): void {
+  const a = parseCheckpoint(openNote(p.first, p.origin, logKey).text)
+  const b = parseCheckpoint(openNote(p.second, p.origin, logKey).text)
+  if (a.origin !== p.origin || b.origin !== p.origin) throw new ProofError('the checkpoints are not of the named log')
+  if (a.size === b.size) {
+    if (Buffer.from(a.rootHash).equals(b.rootHash)) throw new ProofError('the two checkpoints agree')
+    return
+  }
+  if (a.size > b.size || a.size === 0) throw new ProofError('the first checkpoint must be the smaller, non-empty one')
+  const r = consistencyRoots(a.size, b.size, p.proof.map(h => Buffer.from(h, 'base64')))
+  if (!Buffer.from(r.newRoot).equals(b.rootHash)) throw new ProofError('the proof does not lead to the second checkpoint: it proves nothing')
+  if (Buffer.from(r.oldRoot).equals(a.rootHash)) throw new ProofError('the checkpoints are consistent')
+}

@@ -1,0 +1,105 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
+import { trustNobodyPolicy } from '../../src/node/daemon/policy.js'
+import { TOPICS } from '../../src/node/p2p/index.js'
+import { createStore } from '../../src/node/store/index.js'
+import { createTransparencyLog } from '../../src/node/tlog/index.js'
+import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
+import {
+  checkCosignature, encodeCheckpointMessage, parseCheckpoint, parseNote, verifySplitView, witnessName
+} from '../../src/protocol/tlog/index.js'
+import { LOOPBACK, waitFor } from '../node/helpers.js'
+import { putMessages } from './messages.js'
+
+describe('checkpoint gossip and witnessing', () => {
+  const ids = [generateIdentity(), generateIdentity(), generateIdentity()]
+  const daemons: Daemon[] = []
+  let dir: string
+
+  async function start (identity: SigningIdentity, i: number, bootstrap: string[], http?: boolean): Promise<Daemon> {
+    const store = await createStore({ path: join(dir, `n${i}`, 'store') })
+    const d = await createDaemon({ identity, store, policy: trustNobodyPolicy() }, {
+      listen: [LOOPBACK], bootstrap, mdns: false, gossip: { heartbeatIntervalMs: 100 }, tlog: { path: join(dir, `n${i}`, 'tlog'), checkpointIntervalMs: 50 },
+      ...(http === true ? { http: { host: '127.0.0.1', port: 0 } } : {})
+    })
+    await d.start()
+    return d
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'neko-witness-'))
+    const [a, b, c] = ids as [SigningIdentity, SigningIdentity, SigningIdentity]
+    daemons.push(await start(a, 0, []))
+    const boot = [daemons[0]?.multiaddrs()[0] ?? '']
+    daemons.push(await start(b, 1, boot), await start(c, 2, boot, true))
+    await waitFor('checkpoint meshes', () => daemons.every(d => (d.p2p.stats().mesh[TOPICS.checkpoints] ?? 0) >= 1))
+  })
+
+  afterAll(async () => {
+    for (const d of daemons) await d.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  /** Cosignatures on A's served checkpoint that verify, by witness key id. */
+  function cosigners (a: Daemon): { size: number, keyIds: string[] } {
+    const note = a.tlog?.checkpoint() ?? ''
+    const parsed = parseNote(note)
+    const keyIds = ids.slice(1).filter(w => parsed.signatures.some(s => checkCosignature(parsed.text, s, witnessName(w.keyId), w.publicKey) !== undefined)).map(w => w.keyId)
+    return { size: parseCheckpoint(parsed.text).size, keyIds }
+  }
+
+  it('witnesses cosign a log\'s checkpoints, after first sight only with a consistency proof from the log', async () => {
+    const a = daemons[0] as Daemon
+    await putMessages(a.store, 0, 10)
+    await a.tlog?.sync()
+    await waitFor('two cosignatures on size 10', () => { const c = cosigners(a); return c.size === 10 && c.keyIds.length === 2 })
+    await putMessages(a.store, 10, 37)
+    await a.tlog?.sync()
+    await waitFor('two cosignatures on size 37', () => { const c = cosigners(a); return c.size === 37 && c.keyIds.length === 2 }, 20_000)
+    const stats = daemons[1]?.stats().tlog?.witness
+    expect(stats?.logs).toBeGreaterThanOrEqual(1)
+    expect(stats?.unresponsive).toEqual([])
+  })
+
+  it('flags a log that signs two different trees of one size, and keeps the proof', async () => {
+    const a = daemons[0] as Daemon
+    const size = a.tlog?.checkpointSize() ?? 0
+    // The same key signing another history: a log showing one view to some, another to others.
+    const forgedStore = await createStore({ path: join(dir, 'forged-store') })
+    await putMessages(forgedStore, 1000, 1000 + size)
+    const forged = createTransparencyLog({ store: forgedStore, identity: ids[0] as SigningIdentity }, { path: join(dir, 'forged-tlog') })
+    await forged.start()
+    expect(forged.checkpointSize()).toBe(size)
+    await daemons[1]?.p2p.publish(TOPICS.checkpoints, encodeCheckpointMessage(forged.checkpoint() ?? '', [forged.vkey]))
+    const c = daemons[2] as Daemon
+    await waitFor('a split view on C', () => (c.stats().tlog?.witness.splitViews ?? []).includes(ids[0]?.keyId ?? ''))
+    const res = await fetch(`${c.httpUrl() ?? ''}/tlog/split-views`)
+    const { items } = await res.json() as { items: Array<{ origin: string, first: string, second: string, proof: string[], logKeyId: string }> }
+    expect(items).toHaveLength(1)
+    // Anyone can check the proof with the log's key alone.
+    verifySplitView(items[0] as NonNullable<typeof items[0]>, (ids[0] as SigningIdentity).publicKey)
+    expect(items[0]?.logKeyId).toBe(ids[0]?.keyId)
+    // A flagged log is not cosigned any more by that witness.
+    await forged.stop()
+    await forgedStore.close()
+  })
+
+  it('reports a log that cannot prove a newer checkpoint, and does not cosign it', async () => {
+    const a = daemons[0] as Daemon
+    const size = a.tlog?.checkpointSize() ?? 0
+    // A's key signs a bigger tree than A's node holds: A's node cannot prove it consistent.
+    const store = await createStore({ path: join(dir, 'ahead-store') })
+    await putMessages(store, 0, size + 5)
+    const ahead = createTransparencyLog({ store, identity: ids[0] as SigningIdentity }, { path: join(dir, 'ahead-tlog') })
+    await ahead.start()
+    await daemons[2]?.p2p.publish(TOPICS.checkpoints, encodeCheckpointMessage(ahead.checkpoint() ?? '', [ahead.vkey]))
+    const b = daemons[1] as Daemon
+    await waitFor('B reports A unresponsive', () => (b.stats().tlog?.witness.unresponsive ?? []).some(u => u.origin === a.tlog?.origin))
+    expect(b.stats().tlog?.witness.unresponsive[0]?.lastError).toMatch(/refused/)
+    await ahead.stop()
+    await store.close()
+  })
+})
