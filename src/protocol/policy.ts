@@ -36,6 +36,8 @@ export interface TrustPolicy {
   announcerKeys: ReadonlyMap<string, KeyObject>
   /** Builder by key id. */
   builderById: ReadonlyMap<string, PolicyBuilder>
+  /** When present, a claim counts only if it is in a log checkpoint cosigned by `threshold` of these (docs/transparency.md). */
+  witnesses?: { threshold: number, keys: ReadonlyMap<string, { name: string, publicKey: KeyObject }> }
 }
 
 interface PolicyJson {
@@ -45,6 +47,7 @@ interface PolicyJson {
   threshold: number
   minOperators: number
   allowedDissent: number
+  witnesses?: { threshold: number, keys: Array<{ name: string, publicKey: string }> }
 }
 
 const name = { type: 'string', minLength: 1, maxLength: LIMITS.shortStringLength }
@@ -77,7 +80,21 @@ const validate = ajv.compile<PolicyJson>({
     },
     threshold: { type: 'integer', minimum: 1 },
     minOperators: { type: 'integer', minimum: 1 },
-    allowedDissent: { type: 'integer', minimum: 0 }
+    allowedDissent: { type: 'integer', minimum: 0 },
+    witnesses: {
+      type: 'object',
+      properties: {
+        threshold: { type: 'integer', minimum: 1 },
+        keys: {
+          type: 'array',
+          minItems: 1,
+          maxItems: LIMITS.policyKeys,
+          items: { type: 'object', properties: { name, publicKey: pem }, required: ['name', 'publicKey'], additionalProperties: false }
+        }
+      },
+      required: ['threshold', 'keys'],
+      additionalProperties: false
+    }
   },
   required: ['version', 'builders', 'threshold', 'minOperators', 'allowedDissent'],
   additionalProperties: false
@@ -144,7 +161,19 @@ export function parsePolicy (json: unknown): TrustPolicy {
   if (json.minOperators > operators.size) {
     throw new PolicyError('minOperators', `${json.minOperators} is more than the ${operators.size} distinct operators`)
   }
+  let witnesses: TrustPolicy['witnesses']
+  if (json.witnesses !== undefined) {
+    const keys = new Map<string, { name: string, publicKey: KeyObject }>()
+    json.witnesses.keys.forEach((w, i) => {
+      const publicKey = key(`witnesses.keys[${i}].publicKey`, w.publicKey)
+      if (keys.has(keyIdOf(publicKey))) throw new PolicyError(`witnesses.keys[${i}].publicKey`, 'duplicate key')
+      keys.set(keyIdOf(publicKey), { name: w.name, publicKey })
+    })
+    if (json.witnesses.threshold > keys.size) throw new PolicyError('witnesses.threshold', `${json.witnesses.threshold} is more than the ${keys.size} witnesses`)
+    witnesses = { threshold: json.witnesses.threshold, keys }
+  }
   return {
+    ...(witnesses !== undefined ? { witnesses } : {}),
     version: 1,
     builders,
     announcers,

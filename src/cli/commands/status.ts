@@ -22,6 +22,7 @@ import { loadPolicyFile } from '../../node/daemon/policy.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { createRegistryClient } from '../../node/registry/index.js'
 import type { StoredMessage } from '../../node/store/types.js'
+import { reportWitnessing } from '../../node/tlog/status.js'
 import { EXIT } from '../exit-codes.js'
 
 export interface StatusFlags {
@@ -66,9 +67,10 @@ export async function gather (tag: string, flags: StatusFlags, policy: TrustPoli
     for (const r of remote.rejected.slice(0, 20)) process.stderr.write(`neko-rebuilder: ignored line ${r.line} from ${flags.node}: ${r.reason}\n`)
     if (remote.rejected.length > 20) process.stderr.write(`neko-rebuilder: … and ${remote.rejected.length - 20} more rejected lines\n`)
     const announcements = remote.messages.filter(m => m.announcement != null && m.announcement.tag === tag && (flags.repo === undefined || m.announcement.repository === flags.repo))
+    const claims = await reportWitnessing(flags.node, policy, remote.messages.filter(m => m.claim != null), (line) => process.stderr.write(line))
     return {
       announcements,
-      claimsFor: async (repository, commit) => remote.messages.filter(m => m.claim != null && m.claim.target.repository === repository && m.claim.target.commit === commit),
+      claimsFor: async (repository, commit) => claims.filter(m => m.claim != null && m.claim.target.repository === repository && m.claim.target.commit === commit),
       close: async () => {},
       where: flags.node
     }

@@ -10,6 +10,7 @@ import { parsePolicy, policyKeys } from '../../protocol/policy.js'
 import { decodeVsa, type VsaSummary } from '../../protocol/vsa.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Target } from '../../protocol/types.js'
+import { checkWitnessed, takeInclusionLines } from '../../protocol/tlog/witnessed.js'
 import { EXIT } from '../exit-codes.js'
 
 interface VerifyOptions {
@@ -112,11 +113,13 @@ export function register (program: Command): void {
     .action(async (bundleFile: string, opts: VerifyOptions) => {
       const policy = parsePolicy(await readJson(opts.policy, 'trust policy'))
       const published = opts.published !== undefined ? parsePublished(await readJson(opts.published, 'published digests'), opts.published) : undefined
-      const text = await readText(bundleFile, 'bundle')
-      const bundle = parseBundle(text, { keys: policyKeys(policy), allowEmbeddedKeys: true })
+      // Inclusion lines ({"tlogInclusion": …}) ride along in the bundle; envelopes are the rest.
+      const carried = takeInclusionLines(await readText(bundleFile, 'bundle'))
+      for (const { line, reason } of carried.errors) process.stderr.write(`${bundleFile}:${line}: skipped inclusion proof: ${reason}\n`)
+      const bundle = parseBundle(carried.text, { keys: policyKeys(policy), allowEmbeddedKeys: true })
       // VSAs (this tool's own among them) are read and shown, never counted: the verdict is recomputed from the claims.
       const vsas: Array<{ line: number, vsa: VsaSummary }> = []
-      const lines = bundle.errors.length > 0 ? text.split('\n') : []
+      const lines = bundle.errors.length > 0 ? carried.text.split('\n') : []
       for (const { line, error } of bundle.errors) {
         try {
           vsas.push({ line, vsa: decodeVsa((lines[line - 1] ?? '').trim(), { keys: policyKeys(policy), allowEmbeddedKeys: true }) })
@@ -131,6 +134,13 @@ export function register (program: Command): void {
       const expectedTargets: Target[] = []
       for (const { line, message } of bundle.entries) {
         if (message.kind === 'claim') {
+          if (policy.witnesses !== undefined) {
+            const w = checkWitnessed('claim', message.id, carried.evidence.get(message.id), policy.witnesses)
+            if (!w.ok) {
+              process.stderr.write(`${bundleFile}:${line}: claim by ${message.keyId.slice(0, 16)} not counted: ${w.reason}\n`)
+              continue
+            }
+          }
           claims.push({ claim: message.claim, keyId: message.keyId, id: message.id })
         } else if (policy.announcerKeys.has(message.keyId)) {
           expectedTargets.push(...announcementTargets(message.announcement))

@@ -3,3 +3,5 @@ export type { InclusionAnswer, TransparencyLog, TransparencyLogComponents, Trans
 export { TlogPeerError, TlogStorageError } from './errors.js'
 export { createWitness } from './witness.js'
 export type { SplitViewRecord, Witness, WitnessComponents, WitnessInit, WitnessStats } from './witness.js'
+export { fetchSplitViews, filterWitnessed } from './remote.js'
+export type { WitnessedFilter } from './remote.js'

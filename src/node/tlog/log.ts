@@ -195,12 +195,20 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
       return tree.tile(ref.level, ref.index, ref.width)
     },
     async inclusion (id) {
-      const c = latest()
       const at = await byId.get(id)
-      if (c === undefined || at === undefined) return undefined
+      if (at === undefined) return undefined
       const index = Number(at)
-      if (index >= c.size) return undefined
+      // The checkpoint with the most cosignatures that holds the entry, the newest among equals:
+      // the newest one may not be cosigned yet.
+      let c: SignedCheckpoint | undefined
+      for (const r of recent) if (r.size > index && (c === undefined || r.cosignatures.size >= c.cosignatures.size)) c = r
+      if (c === undefined) return undefined
+      const entry = await entries.get(indexKey(index))
+      const kind = entry?.startsWith('claim ') === true ? 'claim' : 'announcement'
       const answer: InclusionAnswer = {
+        id,
+        kind,
+        vkey,
         index,
         size: c.size,
         proof: tree.inclusionProof(index, c.size).map(h => Buffer.from(h).toString('base64')),

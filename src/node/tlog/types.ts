@@ -17,6 +17,11 @@ export interface TransparencyLogInit {
 }
 
 export interface InclusionAnswer {
+  /** The message's envelope id and kind: the entry is `<kind> <id>\n`. */
+  id: string
+  kind: 'announcement' | 'claim'
+  /** The log's note verifier key. */
+  vkey: string
   index: number
   /** The tree size the proof is for: the size of `checkpoint`. */
   size: number

@@ -1,0 +1,62 @@
+/**
+ * Reading another node's log over HTTP for `status --node`: the inclusion evidence of each
+ * message (checked here against the policy's witnesses) and the split views it has proven.
+ * Every answer is bounded in size and time; the node's word is never taken, only its proofs.
+ */
+import type { StoredMessage } from '../store/types.js'
+import { checkWitnessed, type InclusionEvidence, type WitnessRequirement } from '../../protocol/tlog/witnessed.js'
+import { TlogPeerError } from './errors.js'
+
+const MAX_ANSWER_BYTES = 64 * 1024
+const MAX_SPLIT_VIEWS_BYTES = 4 * 1024 * 1024
+const TIMEOUT_MS = 10_000
+const CONCURRENCY = 8
+
+async function getJson (url: string, maxBytes: number): Promise<unknown> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+  if (res.status === 404) return undefined
+  if (!res.ok) throw new TlogPeerError(`${url}: HTTP ${res.status}`)
+  const body = Buffer.from(await res.arrayBuffer())
+  if (body.byteLength > maxBytes) throw new TlogPeerError(`${url}: answer of ${body.byteLength} bytes exceeds ${maxBytes}`)
+  return JSON.parse(body.toString('utf8'))
+}
+
+export interface WitnessedFilter {
+  kept: StoredMessage[]
+  excluded: Array<{ id: string, keyId: string, reason: string }>
+}
+
+/** Keeps the messages whose inclusion the node proves in a checkpoint cosigned by enough policy witnesses. */
+export async function filterWitnessed (nodeUrl: string, messages: StoredMessage[], req: WitnessRequirement): Promise<WitnessedFilter> {
+  const base = nodeUrl.replace(/\/+$/, '')
+  const out: WitnessedFilter = { kept: [], excluded: [] }
+  const results = new Array<{ ok: boolean, reason?: string }>(messages.length)
+  let next = 0
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < messages.length) {
+      const i = next++
+      const m = messages[i] as StoredMessage
+      let evidence: InclusionEvidence | undefined
+      try {
+        evidence = await getJson(`${base}/tlog/inclusion?id=${m.id}`, MAX_ANSWER_BYTES) as InclusionEvidence | undefined
+      } catch (err) {
+        results[i] = { ok: false, reason: `no answer from the log: ${(err as Error).message}` }
+        continue
+      }
+      const r = checkWitnessed(m.kind, m.id, evidence, req)
+      results[i] = r.ok ? { ok: true } : { ok: false, reason: r.reason }
+    }
+  }))
+  messages.forEach((m, i) => {
+    const r = results[i]
+    if (r?.ok === true) out.kept.push(m)
+    else out.excluded.push({ id: m.id, keyId: m.keyId, reason: r?.reason ?? 'not checked' })
+  })
+  return out
+}
+
+/** The split-view proofs a node serves (unverified: each names the log key to check it with). */
+export async function fetchSplitViews (nodeUrl: string): Promise<Array<{ origin: string, logKeyId: string, detectedAt: string }>> {
+  const body = await getJson(`${nodeUrl.replace(/\/+$/, '')}/tlog/split-views`, MAX_SPLIT_VIEWS_BYTES) as { items?: unknown } | undefined
+  return Array.isArray(body?.items) ? body.items as Array<{ origin: string, logKeyId: string, detectedAt: string }> : []
+}
