@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest'
 import {
   MemoryTree, ProofError, NoteError, checkCosignature, consistencyRoots, cosignatureLine, decodeEntryBundle, encodeEntryBundle,
   encodeTileIndex, formatCheckpoint, formatEntry, formatVerifierKey, leafHash, nodeHash, openNote, parseCheckpoint, parseEntry, parseNote,
-  parseTilePath, parseVerifierKey, signNote, tilePath, tileWidthAt, verifyConsistency, verifyInclusion, verifySplitView, EMPTY_ROOT
+  parseTilePath, parseVerifierKey, signNote, tilePath, tileWidthAt, verifyConsistency, verifyInclusion, verifySplitView, EMPTY_ROOT,
+  checkWitnessed, takeInclusionLines
 } from '../../src/protocol/tlog/index.js'
 
 /** MTH straight from RFC 6962 2.1, recursion over the leaves. */
@@ -157,5 +158,16 @@ describe('split-view proofs', () => {
     expect(() => verifySplitView({ origin, first: note(honest, 20), second: note(honest, 40), proof: b64(honest.consistencyProof(20, 40, true)) }, key.publicKey)).toThrow(/consistent/)
     expect(() => verifySplitView({ origin, first: note(forked, 20), second: note(honest, 40), proof: b64(forked.consistencyProof(20, 40, true)) }, key.publicKey)).toThrow(/proves nothing/)
     expect(() => verifySplitView({ origin, first: note(honest, 40), second: note(honest, 40), proof: [] }, key.publicKey)).toThrow(/agree/)
+  })
+})
+
+describe('inclusion lines in a bundle', () => {
+  it('takes {"tlogInclusion"} lines out, keeps line numbers and names a malformed one', () => {
+    const ev = { id: 'a'.repeat(64), kind: 'claim', vkey: 'x+00000000+AA==', index: 0, size: 1, proof: [], checkpoint: 'c' }
+    const r = takeInclusionLines(`{"payloadType":"x"}\n${JSON.stringify({ tlogInclusion: ev })}\n{"tlogInclusion": {"id": 3}}\n`)
+    expect(r.text).toBe('{"payloadType":"x"}\n\n\n')
+    expect(r.evidence.get('a'.repeat(64))).toEqual(ev)
+    expect(r.errors).toEqual([{ line: 3, reason: 'not {id, kind, vkey, index, size, proof, checkpoint}' }])
+    expect(checkWitnessed('claim', 'b'.repeat(64), ev as never, { threshold: 1, keys: new Map() })).toEqual({ ok: false, reason: 'the inclusion proof is for another message' })
   })
 })

@@ -6,13 +6,13 @@ import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
 import { trustNobodyPolicy } from '../../src/node/daemon/policy.js'
 import { TOPICS } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
-import { createTransparencyLog } from '../../src/node/tlog/index.js'
+import { createTransparencyLog, filterWitnessed } from '../../src/node/tlog/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import {
   checkCosignature, encodeCheckpointMessage, parseCheckpoint, parseNote, verifySplitView, witnessName
 } from '../../src/protocol/tlog/index.js'
 import { LOOPBACK, waitFor } from '../node/helpers.js'
-import { putMessages } from './messages.js'
+import { fakeId, putMessages } from './messages.js'
 
 describe('checkpoint gossip and witnessing', () => {
   const ids = [generateIdentity(), generateIdentity(), generateIdentity()]
@@ -32,7 +32,7 @@ describe('checkpoint gossip and witnessing', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-witness-'))
     const [a, b, c] = ids as [SigningIdentity, SigningIdentity, SigningIdentity]
-    daemons.push(await start(a, 0, []))
+    daemons.push(await start(a, 0, [], true))
     const boot = [daemons[0]?.multiaddrs()[0] ?? '']
     daemons.push(await start(b, 1, boot), await start(c, 2, boot, true))
     await waitFor('checkpoint meshes', () => daemons.every(d => (d.p2p.stats().mesh[TOPICS.checkpoints] ?? 0) >= 1))
@@ -62,6 +62,22 @@ describe('checkpoint gossip and witnessing', () => {
     const stats = daemons[1]?.stats().tlog?.witness
     expect(stats?.logs).toBeGreaterThanOrEqual(1)
     expect(stats?.unresponsive).toEqual([])
+  })
+
+  it('lets a reader demand that messages be in a checkpoint cosigned by w policy witnesses', async () => {
+    const a = daemons[0] as Daemon
+    const messages = (await a.store.messagesSince(0, 50)).items
+    const witnesses = (n: number, of: SigningIdentity[]) => ({ threshold: n, keys: new Map(of.map((w, i) => [w.keyId, { name: `w${i}`, publicKey: w.publicKey }])) })
+    const [, b, c] = ids as [SigningIdentity, SigningIdentity, SigningIdentity]
+    const ok = await filterWitnessed(a.httpUrl() ?? '', messages, witnesses(2, [b, c]))
+    expect(ok.kept).toHaveLength(37)
+    const stranger = generateIdentity()
+    const short = await filterWitnessed(a.httpUrl() ?? '', messages, witnesses(3, [b, c, stranger]))
+    expect(short.kept).toHaveLength(0)
+    expect(short.excluded[0]?.reason).toMatch(/cosigned by 2 of the policy's witnesses, 3 needed/)
+    const unknown = { ...messages[0], id: fakeId(424242) } as typeof messages[0]
+    const none = await filterWitnessed(a.httpUrl() ?? '', [unknown], witnesses(1, [b]))
+    expect(none.excluded[0]?.reason).toBe('no inclusion proof')
   })
 
   it('flags a log that signs two different trees of one size, and keeps the proof', async () => {
