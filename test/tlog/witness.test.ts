@@ -11,7 +11,8 @@ import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.
 import {
   checkCosignature, encodeCheckpointMessage, parseCheckpoint, parseNote, verifySplitView, witnessName
 } from '../../src/protocol/tlog/index.js'
-import { LOOPBACK, waitFor } from '../node/helpers.js'
+import { reportWitnessing } from '../../src/node/tlog/status.js'
+import { LOOPBACK, policyFor, waitFor } from '../node/helpers.js'
 import { fakeId, putMessages } from './messages.js'
 
 describe('checkpoint gossip and witnessing', () => {
@@ -98,7 +99,12 @@ describe('checkpoint gossip and witnessing', () => {
     // Anyone can check the proof with the log's key alone.
     verifySplitView(items[0] as NonNullable<typeof items[0]>, (ids[0] as SigningIdentity).publicKey)
     expect(items[0]?.logKeyId).toBe(ids[0]?.keyId)
-    // A flagged log is not cosigned any more by that witness.
+    // status --node sets the builder whose log split aside, like an equivocating builder.
+    const said: string[] = []
+    const claim = { id: fakeId(1), kind: 'claim', keyId: ids[0]?.keyId ?? '', envelopeJson: '{}', cursor: 1, receivedAt: '' } as const
+    const kept = await reportWitnessing(c.httpUrl() ?? '', policyFor([ids[0] as SigningIdentity], []), [claim], l => said.push(l))
+    expect(kept).toEqual([])
+    expect(said.join('')).toMatch(/proof checked; builder builder-0 not counted/)
     await forged.stop()
     await forgedStore.close()
   })

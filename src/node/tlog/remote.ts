@@ -5,6 +5,7 @@
  */
 import type { StoredMessage } from '../store/types.js'
 import { checkWitnessed, type InclusionEvidence, type WitnessRequirement } from '../../protocol/tlog/witnessed.js'
+import type { SplitViewProof } from '../../protocol/tlog/split-view.js'
 import { TlogPeerError } from './errors.js'
 
 const MAX_ANSWER_BYTES = 64 * 1024
@@ -56,7 +57,7 @@ export async function filterWitnessed (nodeUrl: string, messages: StoredMessage[
 }
 
 /** The split-view proofs a node serves (unverified: each names the log key to check it with). */
-export async function fetchSplitViews (nodeUrl: string): Promise<Array<{ origin: string, logKeyId: string, detectedAt: string }>> {
+export async function fetchSplitViews (nodeUrl: string): Promise<Array<SplitViewProof & { logKeyId: string, detectedAt: string }>> {
   const body = await getJson(`${nodeUrl.replace(/\/+$/, '')}/tlog/split-views`, MAX_SPLIT_VIEWS_BYTES) as { items?: unknown } | undefined
-  return Array.isArray(body?.items) ? body.items as Array<{ origin: string, logKeyId: string, detectedAt: string }> : []
+  return Array.isArray(body?.items) ? body.items as Array<SplitViewProof & { logKeyId: string, detectedAt: string }> : []
 }

@@ -1,15 +1,33 @@
 import type { TrustPolicy } from '../../protocol/policy.js'
 import type { StoredMessage } from '../store/types.js'
+import { verifySplitView } from '../../protocol/tlog/split-view.js'
 import { fetchSplitViews, filterWitnessed } from './remote.js'
 
 /**
- * What `status --node` adds from the node's log: the split views it has proven (always),
+ * What `status --node` adds from the node's log: the split views it has proven (always;
+ * a policy builder whose log is proven split is not counted, like an equivocating builder),
  * and, when the policy has a `witnesses` section, only the claims proven to be in a
  * checkpoint cosigned by enough of them (each excluded claim is named with its reason).
  */
 export async function reportWitnessing (nodeUrl: string, policy: TrustPolicy, claims: StoredMessage[], say: (line: string) => void): Promise<StoredMessage[]> {
   const splits = await fetchSplitViews(nodeUrl).catch(() => [])
-  for (const s of splits) say(`neko-rebuilder: split view: the log of key ${s.logKeyId} signed two inconsistent checkpoints (seen ${s.detectedAt}; proof at ${nodeUrl.replace(/\/+$/, '')}/tlog/split-views)\n`)
+  // A policy builder whose log provably showed two views is set aside like an equivocating builder.
+  const flagged = new Set<string>()
+  for (const s of splits.slice(0, 1024)) {
+    const key = policy.builderKeys.get(s.logKeyId)
+    let proven = false
+    if (key !== undefined) {
+      try {
+        verifySplitView(s, key)
+        proven = true
+      } catch {
+        proven = false
+      }
+    }
+    if (proven) flagged.add(s.logKeyId)
+    say(`neko-rebuilder: split view: the log of key ${String(s.logKeyId).slice(0, 64)} signed two inconsistent checkpoints (${proven ? `proof checked; builder ${policy.builderById.get(s.logKeyId)?.name ?? ''} not counted` : 'not a policy builder\'s log, proof not checked'}; ${nodeUrl.replace(/\/+$/, '')}/tlog/split-views)\n`)
+  }
+  if (flagged.size > 0) claims = claims.filter(c => !flagged.has(c.keyId))
   if (policy.witnesses === undefined) return claims
   const r = await filterWitnessed(nodeUrl, claims, policy.witnesses)
   for (const e of r.excluded) say(`neko-rebuilder: claim ${e.id.slice(0, 16)} by ${e.keyId.slice(0, 16)} not counted: ${e.reason}\n`)
