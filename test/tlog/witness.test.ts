@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { chromium } from 'playwright-core'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,6 +16,15 @@ import {
 import { reportWitnessing } from '../../src/node/tlog/status.js'
 import { LOOPBACK, policyFor, waitFor } from '../node/helpers.js'
 import { fakeId, putMessages } from './messages.js'
+
+const CHROMIUM = process.env.NEKO_CHROMIUM ?? '/usr/bin/chromium'
+
+function browserAvailable (): boolean {
+  if (existsSync(CHROMIUM)) return true
+  if (process.env.NEKO_REQUIRE_BROWSER === '1') throw new Error(`witness dashboard: NEKO_REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`)
+  process.stderr.write(`[skip] witness dashboard: ${CHROMIUM} missing; run scripts/setup-host.sh to test in a real browser\n`)
+  return false
+}
 
 describe('checkpoint gossip and witnessing', () => {
   const ids = [generateIdentity(), generateIdentity(), generateIdentity()]
@@ -107,6 +118,20 @@ describe('checkpoint gossip and witnessing', () => {
     expect(said.join('')).toMatch(/proof checked; builder builder-0 not counted/)
     await forged.stop()
     await forgedStore.close()
+  })
+
+  it.runIf(browserAvailable())('shows the split view on the dashboard', async () => {
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] })
+    try {
+      const page = await browser.newPage()
+      await page.goto(`${daemons[2]?.httpUrl() ?? ''}/`)
+      const alert = page.locator('#split-views li[role=alert]')
+      await alert.waitFor()
+      expect(await alert.textContent()).toContain(`the log of key ${ids[0]?.keyId.slice(0, 24) ?? ''}`)
+      expect(await page.locator('#tlog-state').textContent()).toMatch(/This node's log holds 0 signed entries/)
+    } finally {
+      await browser.close()
+    }
   })
 
   it('reports a log that cannot prove a newer checkpoint, and does not cosign it', async () => {

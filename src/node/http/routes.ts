@@ -181,7 +181,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
   ])
 
   const cachedConsensus = cached(consensus)
-  const tlog = ctx.tlog !== undefined ? createTlogRoutes(ctx.tlog) : undefined
+  const tlog = createTlogRoutes(ctx.tlog)
 
   return {
     async dispatch (req, res, url) {
@@ -195,7 +195,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
       const route = routes.get(path)
       if (route !== undefined) return await route(req, res, url)
       if (path.startsWith(CONSENSUS_PREFIX) && path.length > CONSENSUS_PREFIX.length) return await cachedConsensus(req, res, url)
-      if (tlog !== undefined && path.startsWith(TLOG_PREFIX)) return await tlog(req, res, url)
+      if (path.startsWith(TLOG_PREFIX)) return await tlog(req, res, url)
       throw new NotFoundError(`no route for ${path.slice(0, 200)}`)
     }
   }

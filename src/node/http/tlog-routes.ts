@@ -21,9 +21,17 @@ export interface TlogRouteContext {
   splitViews?: () => Promise<unknown[]>
 }
 
-export function createTlogRoutes (ctx: TlogRouteContext): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> {
+/** Without a log, only `/tlog/split-views` answers (empty), so the dashboard can always ask. */
+export function createTlogRoutes (ctx: TlogRouteContext | undefined): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> {
   return async (req, res, url) => {
     const path = url.pathname.slice(TLOG_PREFIX.length)
+    if (path === 'split-views') {
+      new Query(url.searchParams, [])
+      const log = ctx === undefined ? null : { origin: ctx.log.origin, size: ctx.log.checkpointSize() }
+      sendJson(req, res, { log, items: await ctx?.splitViews?.() ?? [] }, { cacheControl: 'no-cache' })
+      return
+    }
+    if (ctx === undefined) throw new NotFoundError('this node keeps no transparency log')
     if (path === 'checkpoint') {
       new Query(url.searchParams, [])
       const note = ctx.log.checkpoint()
@@ -39,11 +47,6 @@ export function createTlogRoutes (ctx: TlogRouteContext): (req: IncomingMessage,
       const answer = await ctx.log.inclusion(id)
       if (answer === undefined) throw new NotFoundError(`message ${id} is not in the latest checkpoint of this log`)
       sendJson(req, res, answer, { cacheControl: 'no-cache' })
-      return
-    }
-    if (path === 'split-views') {
-      new Query(url.searchParams, [])
-      sendJson(req, res, { items: await ctx.splitViews?.() ?? [] }, { cacheControl: 'no-cache' })
       return
     }
     const ref = parseTilePath(path)

@@ -158,6 +158,26 @@ function showDetails (release, t) {
   detailsBody.replaceChildren(summary, el('h3', {}, 'Claims'), table)
 }
 
+// The node's log and any split view it has proven: a log that showed two histories is named here.
+async function loadTlog () {
+  const { log, items } = await getJson('/tlog/split-views')
+  const section = document.getElementById('tlog')
+  if (log === null && items.length === 0) return
+  section.hidden = false
+  document.getElementById('tlog-state').textContent = log === null
+    ? 'This node keeps no log of its own.'
+    : `This node's log holds ${log.size} signed entr${log.size === 1 ? 'y' : 'ies'} (${log.origin}); witnesses cosign its checkpoints.`
+  document.getElementById('split-views').replaceChildren(...items.map(s => el('li', { role: 'alert', class: 'split-view' },
+    'Split view: the log of key ', el('code', {}, s.logKeyId.slice(0, 24)), ` signed two inconsistent checkpoints (seen ${s.detectedAt}). `,
+    el('a', { href: '/tlog/split-views' }, 'proof'))))
+}
+
+loadTlog().catch(err => {
+  const section = document.getElementById('tlog')
+  section.hidden = false
+  document.getElementById('tlog-state').textContent = `Could not load the log: ${err.message}`
+})
+
 load().catch(err => {
   state.textContent = `Could not load the feed: ${err.message}`
 })
