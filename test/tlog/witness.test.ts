@@ -11,7 +11,7 @@ import { createStore } from '../../src/node/store/index.js'
 import { createTransparencyLog, filterWitnessed } from '../../src/node/tlog/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import {
-  checkCosignature, encodeCheckpointMessage, parseCheckpoint, parseNote, verifySplitView, witnessName
+  checkCosignature, checkWitnessed, encodeCheckpointMessage, takeInclusionLines, parseCheckpoint, parseNote, verifySplitView, witnessName
 } from '../../src/protocol/tlog/index.js'
 import { reportWitnessing } from '../../src/node/tlog/status.js'
 import { LOOPBACK, policyFor, waitFor } from '../node/helpers.js'
@@ -87,6 +87,12 @@ describe('checkpoint gossip and witnessing', () => {
     const short = await filterWitnessed(a.httpUrl() ?? '', messages, witnesses(3, [b, c, stranger]))
     expect(short.kept).toHaveLength(0)
     expect(short.excluded[0]?.reason).toMatch(/cosigned by 2 of the policy's witnesses, 3 needed/)
+    // The bundle form carries the same evidence, for offline verification.
+    const bundle = await (await fetch(`${a.httpUrl() ?? ''}/claims.intoto.jsonl?inclusion=1`)).text()
+    const carried = takeInclusionLines(bundle)
+    expect(carried.errors).toEqual([])
+    expect(carried.evidence.size).toBe(37)
+    expect(checkWitnessed('announcement', fakeId(5), carried.evidence.get(fakeId(5)), witnesses(2, [b, c]))).toMatchObject({ ok: true, cosigners: ['w0', 'w1'] })
     const unknown = { ...messages[0], id: fakeId(424242) } as typeof messages[0]
     const none = await filterWitnessed(a.httpUrl() ?? '', [unknown], witnesses(1, [b]))
     expect(none.excluded[0]?.reason).toBe('no inclusion proof')

@@ -58,7 +58,8 @@ async function releaseMessages (store: Store, filter: EnvelopeFilter & { tag: st
   return [...byId.values()].sort((a, b) => a.cursor - b.cursor)
 }
 
-export async function streamEnvelopes (store: Store, req: IncomingMessage, res: ServerResponse, filter: EnvelopeFilter): Promise<void> {
+/** `extra` may add lines after each envelope's (the transparency log's inclusion evidence). */
+export async function streamEnvelopes (store: Store, req: IncomingMessage, res: ServerResponse, filter: EnvelopeFilter, extra?: (m: StoredMessage) => Promise<string>): Promise<void> {
   res.statusCode = 200
   res.setHeader('Content-Type', 'application/jsonl; charset=utf-8')
   res.setHeader('Cache-Control', 'no-cache')
@@ -69,7 +70,7 @@ export async function streamEnvelopes (store: Store, req: IncomingMessage, res: 
   }
   if (filter.tag !== undefined) {
     for (const m of await releaseMessages(store, { ...filter, tag: filter.tag })) {
-      if (!await write(res, line(m))) return
+      if (!await write(res, line(m) + (await extra?.(m) ?? ''))) return
     }
     res.end()
     return
@@ -78,7 +79,7 @@ export async function streamEnvelopes (store: Store, req: IncomingMessage, res: 
   for (;;) {
     const page = await store.messagesSince(cursor, CHUNK, filter.repository !== undefined ? { repository: filter.repository } : undefined)
     let text = ''
-    for (const m of page.items) text += line(m)
+    for (const m of page.items) text += line(m) + (await extra?.(m) ?? '')
     if (text !== '' && !await write(res, text)) return
     if (page.next <= cursor) break
     cursor = page.next

@@ -126,10 +126,13 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
   }
 
   const jsonl: Handler = async (req, res, url) => {
-    const q = new Query(url.searchParams, ['tag', 'repository'])
+    const q = new Query(url.searchParams, ['tag', 'repository', 'inclusion'])
     const tag = tagParam(q)
     const repository = repositoryParam(q)
-    await streamEnvelopes(store, req, res, { tag, repository })
+    // ?inclusion=1: each message followed by its log inclusion evidence, for offline witnessed verification.
+    const log = q.string('inclusion', /^1$/, '1') !== undefined ? ctx.tlog?.log : undefined
+    const extra = log === undefined ? undefined : async (m: StoredMessage) => { const a = await log.inclusion(m.id); return a === undefined ? '' : JSON.stringify({ tlogInclusion: a }) + '\n' }
+    await streamEnvelopes(store, req, res, { tag, repository }, extra)
   }
 
   const feed: Producer = async (req, url) => {
