@@ -102,7 +102,7 @@ async function main (): Promise<void> {
   const rawParts = (data: Uint8Array): { pae: Uint8Array, sig: Buffer, key: KeyObject } => {
     const env = JSON.parse(new TextDecoder().decode(data)) as Envelope
     const sig = env.signatures[0]!
-    return { pae: pae(env.payloadType, Buffer.from(env.payload, 'base64')), sig: Buffer.from(sig.sig, 'base64'), key: keys.get(sig.keyid)! }
+    return { pae: pae(env.payloadType, Buffer.from(env.payload, 'base64')), sig: Buffer.from(sig.sig, 'base64'), key: keys.get(sig.keyid ?? '')! }
   }
   for (const identity of identities) {
     const b: BenchNode = { node: undefined as unknown as P2PNode, identity, validateMs: 0, rawMs: 0, validated: 0, rejected: 0, arrivals: new Map(), received: [] }

@@ -78,7 +78,7 @@ const paths: Record<string, () => void> = {
       const e = JSON.parse(texts[i % DISTINCT] as string) as Envelope
       const payload = Buffer.from(e.payload, 'base64')
       const s = e.signatures[0] as Envelope['signatures'][number]
-      if (!verifyEd25519(pae(e.payloadType, payload), Buffer.from(s.sig, 'base64'), keys.get(s.keyid) as NonNullable<ReturnType<typeof keys.get>>)) throw new Error('floor verify failed')
+      if (!verifyEd25519(pae(e.payloadType, payload), Buffer.from(s.sig, 'base64'), keys.get(s.keyid ?? '') as NonNullable<ReturnType<typeof keys.get>>)) throw new Error('floor verify failed')
       JSON.parse(payload.toString('utf8'))
     }
   },

@@ -135,6 +135,6 @@ export function decodeCapabilities (input: unknown, opts: VerifyOptions = {}): D
     capabilities: statement.predicate,
     keyId: parts.keyId,
     envelope: parts.envelope,
-    id: envelopeIdOf(parts.payloadType, parts.payload, parts.signatureBytes)
+    id: envelopeIdOf(parts.payloadType, parts.payload, parts.signatureBytes[parts.signatureIndex] as Uint8Array, parts.pae)
   }
 }

@@ -14,8 +14,8 @@ export interface Envelope {
 }
 
 export interface DsseSignature {
-  /** Unauthenticated hint: which key made `sig`. */
-  keyid: string
+  /** Unauthenticated hint: which key made `sig`. DSSE: an unset keyid is read as an empty one. */
+  keyid?: string
   /** base64 of the signature over `pae(payloadType, payload)` */
   sig: string
   /** DSSE v1.1 signature extension; unauthenticated. */
@@ -29,6 +29,8 @@ export interface VerifiedEnvelope {
   keyId: string
   publicKey: KeyObject
   envelope: Envelope
+  /** Position of the signature the message is credited to (the one that verified). */
+  signatureIndex: number
 }
 
 export interface VerifyOptions {
@@ -119,7 +121,7 @@ export function checkEnvelope (input: unknown, maxBytes: number = LIMITS.envelop
     const s: unknown = sigs[i]
     if (!isRecord(s)) throw new ValidationError(field, 'expected a JSON object')
     onlyKeys(field, s, ['keyid', 'sig', 'extension'])
-    size += checkString(`${field}.keyid`, s.keyid, LIMITS.keyIdLength).length
+    if (s.keyid !== undefined) size += checkString(`${field}.keyid`, s.keyid, LIMITS.keyIdLength).length
     size += checkString(`${field}.sig`, s.sig, LIMITS.signatureLength).length
     if (s.extension !== undefined) {
       const ext: unknown = s.extension
@@ -178,14 +180,8 @@ export interface VerifiedScratch {
   publicKey: KeyObject
   envelope: Envelope
   signatureBytes: Buffer[]
-}
-
-/** Distinct signatures in ascending byte order, as the envelope id takes them. */
-function idOrder (signatures: readonly Uint8Array[]): readonly Uint8Array[] {
-  if (signatures.length === 1) return signatures
-  return [...new Map(signatures.map(s => [Buffer.from(s).toString('hex'), s])).entries()]
-    .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-    .map(([, s]) => s)
+  /** Position of the signature that verified: the one the message is credited to, and its id. */
+  signatureIndex: number
 }
 
 /** An envelope whose shape, limits and base64 are checked, with its PAE bytes written out: everything but the signature check. */
@@ -217,35 +213,43 @@ function prepare (env: Envelope, target: Buffer, at: number): Prepared | undefin
 /** The signature check of a prepared envelope; see `verifyEnvelopeInPlace`. */
 function verifyPrepared (p: Prepared, opts: VerifyOptions): VerifiedScratch {
   const { env, message, signatureBytes } = p
-  const result = (keyId: string, publicKey: KeyObject): VerifiedScratch =>
-    ({ payloadType: env.payloadType, pae: message, payloadOffset: p.payloadOffset, keyId, publicKey, envelope: env, signatureBytes })
+  const result = (keyId: string, publicKey: KeyObject, signatureIndex: number): VerifiedScratch =>
+    ({ payloadType: env.payloadType, pae: message, payloadOffset: p.payloadOffset, keyId, publicKey, envelope: env, signatureBytes, signatureIndex })
   const keys = opts.keys ?? new Map<string, KeyObject>()
+  const embedded: Array<{ key: KeyObject, id: string } | undefined> = env.signatures.map((s, i) => {
+    const extKey = s.extension?.kind === PUBLIC_KEY_EXTENSION ? s.extension.ext.publicKey : undefined
+    if (typeof extKey !== 'string') return undefined
+    const key = embeddedKey(`envelope.signatures[${i}].extension.ext.publicKey`, extKey)
+    return { key, id: keyIdOf(key) }
+  })
   let attempts = 0
+  // Policy keys first, across every signature (DSSE): a stranger's signature placed first
+  // must not take the credit, or the vote, from a trusted co-signer.
   for (let i = 0; i < env.signatures.length; i++) {
-    const s = env.signatures[i] as DsseSignature
     const sig = signatureBytes[i] as Buffer
     if (sig.byteLength !== 64) continue // not an Ed25519 signature: no key can verify it
-    let embedded: KeyObject | undefined
-    let embeddedId: string | undefined
-    const extKey = s.extension?.kind === PUBLIC_KEY_EXTENSION ? s.extension.ext.publicKey : undefined
-    if (typeof extKey === 'string') {
-      embedded = embeddedKey(`envelope.signatures[${i}].extension.ext.publicKey`, extKey)
-      embeddedId = keyIdOf(embedded)
-    }
+    const hint = env.signatures[i]?.keyid ?? ''
+    const own = embedded[i]
     // The hint first, then the policy key the embedded key names. Only a signature that
     // names no key of its own is tried against the rest of the policy: a stranger's message
     // with an embedded key then costs one check, not one per policy key.
     const order: string[] = []
-    if (keys.has(s.keyid)) order.push(s.keyid)
-    if (embeddedId !== undefined && keys.has(embeddedId) && embeddedId !== s.keyid) order.push(embeddedId)
-    if (embedded === undefined) for (const id of keys.keys()) if (id !== s.keyid) order.push(id)
+    if (keys.has(hint)) order.push(hint)
+    if (own !== undefined && keys.has(own.id) && own.id !== hint) order.push(own.id)
+    if (own === undefined) for (const id of keys.keys()) if (id !== hint) order.push(id)
     for (const id of order) {
       if (attempts++ >= MAX_VERIFY_ATTEMPTS) break
       const key = keys.get(id) as KeyObject
-      if (verifyEd25519(message, sig, key)) return result(id, key)
+      if (verifyEd25519(message, sig, key)) return result(id, key, i)
     }
-    if (opts.allowEmbeddedKeys === true && embedded !== undefined && embeddedId !== undefined && !keys.has(embeddedId)) {
-      if (attempts++ < MAX_VERIFY_ATTEMPTS && verifyEd25519(message, sig, embedded)) return result(embeddedId, embedded)
+  }
+  if (opts.allowEmbeddedKeys === true) {
+    for (let i = 0; i < env.signatures.length; i++) {
+      const own = embedded[i]
+      const sig = signatureBytes[i] as Buffer
+      if (own === undefined || sig.byteLength !== 64 || keys.has(own.id)) continue
+      if (attempts++ >= MAX_VERIFY_ATTEMPTS) break
+      if (verifyEd25519(message, sig, own.key)) return result(own.id, own.key, i)
     }
   }
   throw new SignatureError(`envelope.signatures: no signature verifies with ${opts.allowEmbeddedKeys === true ? 'a policy key or an embedded key' : 'a policy key'}`)
@@ -317,7 +321,8 @@ export function verifyEnvelope (input: unknown, opts: VerifyOptions = {}): Verif
     payload: Uint8Array.prototype.slice.call(v.pae, v.payloadOffset),
     keyId: v.keyId,
     publicKey: v.publicKey,
-    envelope: v.envelope
+    envelope: v.envelope,
+    signatureIndex: v.signatureIndex
   }
 }
 
@@ -338,39 +343,40 @@ export function verifyEnvelopeParts (input: unknown, opts: VerifyOptions = {}): 
     keyId: v.keyId,
     publicKey: v.publicKey,
     envelope: v.envelope,
+    signatureIndex: v.signatureIndex,
     signatureBytes: v.signatureBytes,
     pae: encoded
   }
 }
 
 /** The content id from already decoded parts (see `envelopeId`); `encoded` is `pae(payloadType, payload)` when already built. */
-export function envelopeIdOf (payloadType: string, payload: Uint8Array, signatures: readonly Uint8Array[], encoded?: Uint8Array): string {
-  const sorted = idOrder(signatures)
-  const h = createHash('sha256').update(encoded ?? pae(payloadType, payload)).update(` ${sorted.length}`)
-  for (const s of sorted) h.update(` ${s.byteLength} `).update(s)
-  return h.digest('hex')
+export function envelopeIdOf (payloadType: string, payload: Uint8Array, signature: Uint8Array, encoded?: Uint8Array): string {
+  return createHash('sha256').update(encoded ?? pae(payloadType, payload)).update(` 1 ${signature.byteLength} `).update(signature).digest('hex')
 }
 
 /**
- * `envelopeId` of an envelope that already passed `checkEnvelope` and whose signatures are
- * decoded: only the payload is decoded again.
+ * `envelopeId` of an envelope that already passed `checkEnvelope`, credited to the decoded
+ * `signature`: only the payload is decoded again.
  */
-export function checkedEnvelopeId (payloadType: string, payloadBase64: string, signatureBytes: readonly Uint8Array[]): string {
-  return envelopeIdOf(payloadType, decodeBase64('envelope.payload', payloadBase64), signatureBytes)
+export function checkedEnvelopeId (payloadType: string, payloadBase64: string, signature: Uint8Array): string {
+  return envelopeIdOf(payloadType, decodeBase64('envelope.payload', payloadBase64), signature)
 }
 
 /**
- * Content id of an envelope, for dedup in stores and feeds: lowercase hex SHA-256 of
- * `PAE(payloadType, payload) SP N (SP LEN(sig) SP sig)*` over the N distinct decoded
- * signatures in ascending byte order. The keyid hints and extensions are unauthenticated
- * and left out, so a relay that rewrites them does not mint a new id.
+ * Content id of a message, for dedup in stores and feeds: lowercase hex SHA-256 of
+ * `PAE(payloadType, payload) SP 1 SP LEN(sig) SP sig`, where `sig` is the decoded signature
+ * the message is credited to (the one that verified; `signatureIndex`, by default the first,
+ * for a writer's own single-signature envelope). Other signatures, keyid hints and
+ * extensions are left out: junk or extra signatures and rewritten hints mint no new id.
  */
-export function envelopeId (env: Envelope): string {
+export function envelopeId (env: Envelope, signatureIndex = 0): string {
   const checked = checkEnvelope(env, Number.MAX_SAFE_INTEGER)
+  const s = checked.signatures[signatureIndex]
+  if (s === undefined) throw new ValidationError('envelope.signatures', `no signature ${signatureIndex}`)
   return envelopeIdOf(
     checked.payloadType,
     decodeBase64('envelope.payload', checked.payload),
-    checked.signatures.map((s, i) => decodeBase64(`envelope.signatures[${i}].sig`, s.sig))
+    decodeBase64(`envelope.signatures[${signatureIndex}].sig`, s.sig)
   )
 }
 

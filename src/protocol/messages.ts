@@ -61,7 +61,8 @@ interface Verified {
   keyId: string
   envelope: Envelope
   payloadType: string
-  signatureBytes: Buffer[]
+  /** The decoded signature that verified: the id covers it alone. */
+  signature: Buffer
 }
 
 /** The payload of a verified envelope as text, with its type and UTF-8 checked; nothing parsed. */
@@ -70,7 +71,7 @@ function verifiedText (v: VerifiedScratch): Verified {
   // Reads the shared scratch buffer: done before anything else can verify.
   const bytes = v.pae.subarray(v.payloadOffset)
   if (!isUtf8(bytes)) throw new ValidationError('envelope.payload', 'not UTF-8 JSON (invalid UTF-8)')
-  return { text: bytes.toString('utf8'), keyId: v.keyId, envelope: v.envelope, payloadType: v.payloadType, signatureBytes: v.signatureBytes }
+  return { text: bytes.toString('utf8'), keyId: v.keyId, envelope: v.envelope, payloadType: v.payloadType, signature: v.signatureBytes[v.signatureIndex] as Buffer }
 }
 
 /** Parse and validate the Statement of a verified envelope. */
@@ -83,14 +84,14 @@ function decodeVerified (v: Verified): DecodedMessage {
   }
   const statement = check(validateStatement, json)
   // What the id needs, taken now: the caller owns the envelope object and may change it.
-  const { payloadType, signatureBytes } = v
+  const { payloadType, signature } = v
   const payload = v.envelope.payload
   let id: string | undefined
   const base = {
     keyId: v.keyId,
     envelope: v.envelope,
     get id (): string {
-      id ??= checkedEnvelopeId(payloadType, payload, signatureBytes)
+      id ??= checkedEnvelopeId(payloadType, payload, signature)
       return id
     }
   }

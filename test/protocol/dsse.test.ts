@@ -137,7 +137,7 @@ describe('signEnvelope / verifyEnvelope', () => {
       [[], 'envelope'],
       [{ ...env, payload: 5 }, 'envelope.payload'],
       [{ ...env, signatures: [] }, 'envelope.signatures'],
-      [{ ...env, signatures: [{ sig: 'AA==' }] }, 'envelope.signatures[0].keyid'],
+      [{ ...env, signatures: [{ keyid: 5, sig: 'AA==' }] }, 'envelope.signatures[0].keyid'],
       [{ ...env, extra: 1 }, 'envelope.extra'],
       ['{not json', 'envelope']
     ]
@@ -227,11 +227,15 @@ describe('envelopeId', () => {
     expect(envelopeId(signEnvelope(TYPE, body, bob))).not.toBe(envelopeId(env))
   })
 
-  it('ignores signature order and duplicates', () => {
+  it('covers only the signature the message is credited to', () => {
     const b = signEnvelope(TYPE, body, bob)
     const ab: Envelope = { ...env, signatures: [env.signatures[0], b.signatures[0]] as Envelope['signatures'] }
     const ba: Envelope = { ...env, signatures: [b.signatures[0], env.signatures[0], b.signatures[0]] as Envelope['signatures'] }
-    expect(envelopeId(ab)).toBe(envelopeId(ba))
-    expect(verifyEnvelope(ba, { keys: keys(alice) }).keyId).toBe(alice.keyId)
+    const v = verifyEnvelope(ba, { keys: keys(alice) })
+    expect(v.keyId).toBe(alice.keyId)
+    expect(v.signatureIndex).toBe(1)
+    expect(envelopeId(ba, v.signatureIndex)).toBe(envelopeId(env))
+    expect(envelopeId(ab)).toBe(envelopeId(env))
+    expect(envelopeId(ba)).toBe(envelopeId(b))
   })
 })
