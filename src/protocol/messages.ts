@@ -4,6 +4,7 @@ import { announcementToStatement, checkAnnouncement, statementToAnnouncement } f
 import { checkClaim, claimToStatement, statementToClaim } from './claim.js'
 import { checkedEnvelopeId, signEnvelope, verifyEnvelopeInPlace, verifyEnvelopesInPlace, type Envelope, type VerifiedScratch, type VerifyOptions } from './dsse.js'
 import { LimitError, ValidationError } from './errors.js'
+import { parseStrictJson } from './json.js'
 import { LIMITS } from './limits.js'
 import type { SigningIdentity } from './keys.js'
 import * as S from './schema-parts.js'
@@ -76,12 +77,7 @@ function verifiedText (v: VerifiedScratch): Verified {
 
 /** Parse and validate the Statement of a verified envelope. */
 function decodeVerified (v: Verified): DecodedMessage {
-  let json: unknown
-  try {
-    json = JSON.parse(v.text)
-  } catch (err) {
-    throw new ValidationError('envelope.payload', `not UTF-8 JSON (${(err as Error).message})`)
-  }
+  const json = parseStrictJson(v.text, 'envelope.payload')
   const statement = check(validateStatement, json)
   // What the id needs, taken now: the caller owns the envelope object and may change it.
   const { payloadType, signature } = v
