@@ -54,7 +54,7 @@ export async function startDaemon (opts: TestDaemonOptions): Promise<Daemon> {
 
 /** Verdicts a node computes over its own store for one commit. */
 export async function verdictsOf (d: Daemon, repository: string, commit: string): Promise<TargetVerdict[]> {
-  const claims = (await d.store.claimsForCommit(repository, commit)).map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id }))
+  const claims = (await d.store.claimsForCommit(repository, commit, d.policy().builderKeys.keys())).map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id }))
   return computeVerdicts({ claims, policy: d.policy() })
 }
 

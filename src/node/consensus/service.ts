@@ -48,7 +48,7 @@ export async function consensusForTag (store: Store, policy: TrustPolicy, tag: s
   if (found.length === 0) return undefined
   const { chosen, others } = pickAnnouncement(policy, tag, found)
   const a = chosen.announcement!
-  const claims = await store.claimsForCommit(a.repository, a.commit)
+  const claims = await store.claimsForCommit(a.repository, a.commit, policy.builderKeys.keys())
   return evaluateRelease(policy, chosen, others, claims, opts.published)
 }
 
@@ -222,7 +222,7 @@ export function createConsensusService (components: ConsensusServiceComponents, 
         cache.set(rk, hit)
         return hit.value
       }
-      const claims = await store.claimsForCommit(a.repository, a.commit)
+      const claims = await store.claimsForCommit(a.repository, a.commit, policy.builderKeys.keys())
       const value = evaluateRelease(policy, chosen, others, claims, published)
       cache.set(rk, { value, published })
       if (cache.size > cacheSize) cache.delete(cache.keys().next().value!)

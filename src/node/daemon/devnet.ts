@@ -126,7 +126,7 @@ export async function runDevnet (init: DevnetInit = {}): Promise<DevnetResult> {
     let reported = 0
     await until(async () => {
       let total = 0
-      for (const d of daemons) total += (await d.store.claimsForCommit(project.repository, project.commit)).length
+      for (const d of daemons) total += (await d.store.claimsForCommit(project.repository, project.commit, policy.builderKeys.keys())).length
       if (total > reported) { reported = total; say(`claims stored across the network: ${total} of ${perNode * n}`) }
       return total >= perNode * n
     }, deadline)
@@ -134,7 +134,7 @@ export async function runDevnet (init: DevnetInit = {}): Promise<DevnetResult> {
     const views: DevnetNodeView[] = []
     let first: TargetVerdict[] = []
     for (const d of daemons) {
-      const claims = (await d.store.claimsForCommit(project.repository, project.commit)).map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id }))
+      const claims = (await d.store.claimsForCommit(project.repository, project.commit, policy.builderKeys.keys())).map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id }))
       const verdicts = computeVerdicts({ claims, policy, expectedTargets: announcementTargets(announcement) })
       if (views.length === 0) first = verdicts
       views.push({

@@ -8,6 +8,8 @@ const CHUNK = 500
 export interface EnvelopeFilter {
   tag?: string | undefined
   repository?: string | undefined
+  /** Key ids whose claims for a release are all served, whatever others sent (the policy's builders). */
+  keys?: Iterable<string> | undefined
 }
 
 /**
@@ -51,9 +53,10 @@ async function releaseMessages (store: Store, filter: EnvelopeFilter & { tag: st
     byId.set(a.id, a)
     if (a.announcement != null) commits.add(JSON.stringify([a.announcement.repository, a.announcement.commit]))
   }
+  const keys = [...filter.keys ?? []]
   for (const key of commits) {
     const [repository, commit] = JSON.parse(key) as [string, string]
-    for (const c of await store.claimsForCommit(repository, commit)) byId.set(c.id, c)
+    for (const c of await store.claimsForCommit(repository, commit, keys)) byId.set(c.id, c)
   }
   return [...byId.values()].sort((a, b) => a.cursor - b.cursor)
 }

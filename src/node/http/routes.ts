@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { WIRE } from '../../protocol/patterns.js'
+import type { TrustPolicy } from '../../protocol/policy.js'
 import type { Metrics } from '../metrics.js'
 import type { MessageFilter, Store, StoredMessage } from '../store/types.js'
 import type { ConsensusService } from '../consensus/service.js'
@@ -19,6 +20,8 @@ export interface RouteContext {
   metrics?: Metrics
   builders?: () => unknown[]
   consensus: ConsensusService
+  /** The node's policy: a release's feed carries every claim its builders signed. */
+  policy?: TrustPolicy
   dashboard: Map<string, DashboardAsset>
   /** Whether verdicts include registry lookups (which change outside the store). */
   published?: boolean
@@ -132,7 +135,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     // ?inclusion=1: each message followed by its log inclusion evidence, for offline witnessed verification.
     const log = q.string('inclusion', /^1$/, '1') !== undefined ? ctx.tlog?.log : undefined
     const extra = log === undefined ? undefined : async (m: StoredMessage) => { const a = await log.inclusion(m.id); return a === undefined ? '' : JSON.stringify({ tlogInclusion: a }) + '\n' }
-    await streamEnvelopes(store, req, res, { tag, repository }, extra)
+    await streamEnvelopes(store, req, res, { tag, repository, keys: ctx.policy?.builderKeys.keys() }, extra)
   }
 
   const feed: Producer = async (req, url) => {

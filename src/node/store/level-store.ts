@@ -72,6 +72,7 @@ export async function createStore (init: StoreInit): Promise<Store> {
   const byCursor = sub('cur') // cursor → id
   const byTarget = sub('tgt') // targetKey NUL cursor → id
   const byCommit = sub('cmt') // repository NUL commit NUL cursor → id
+  const byCommitKey = sub('cky') // repository NUL commit NUL keyId NUL cursor → id (claims)
   const byBuilder = sub('bld') // keyId NUL cursor → id
   const byRelease = sub('ann') // repository NUL tag NUL cursor → id (announcements)
   const targetList = sub('tls') // targetKey → Target JSON
@@ -91,6 +92,34 @@ export async function createStore (init: StoreInit): Promise<Store> {
   }
   let lastCursor = await readCounter('cursor')
   const counts: Record<Kind, number> = { announcement: await readCounter('count:announcement'), claim: await readCounter('count:claim') }
+  await indexClaimsByKey()
+
+  /**
+   * Stores written before the commit-and-key index existed get it once, on open, from the
+   * claims they hold: without it their trusted claims could be read only among everyone's.
+   */
+  async function indexClaimsByKey (): Promise<void> {
+    if (await meta.get('index:commit-key') === '1') return
+    let ops: Array<{ type: 'put', sublevel: typeof byCommitKey, key: string, value: string }> = []
+    for await (const [key, id] of byCommit.iterator()) {
+      const text = await messages.get(id)
+      if (text == null) continue
+      let m: StoredMessage
+      try {
+        m = JSON.parse(text) as StoredMessage
+      } catch {
+        continue
+      }
+      if (typeof m.keyId !== 'string') continue
+      const last = key.lastIndexOf(SEP)
+      ops.push({ type: 'put', sublevel: byCommitKey, key: key.slice(0, last + 1) + m.keyId + key.slice(last), value: id })
+      if (ops.length >= 1000) {
+        await db.batch(ops)
+        ops = []
+      }
+    }
+    await db.batch([...ops, { type: 'put', sublevel: meta, key: 'index:commit-key', value: '1' }], { sync: true })
+  }
 
   /** Serializes writes: cursor allocation and the "already stored?" check must not interleave. */
   function serialize<T> (fn: () => Promise<T>): Promise<T> {
@@ -206,6 +235,7 @@ export async function createStore (init: StoreInit): Promise<Store> {
           const tk = targetIndexKey(t)
           ops.push({ type: 'put', sublevel: byTarget, key: tk + SEP + ck, value: msg.id })
           ops.push({ type: 'put', sublevel: byCommit, key: t.repository + SEP + t.commit + SEP + ck, value: msg.id })
+          ops.push({ type: 'put', sublevel: byCommitKey, key: t.repository + SEP + t.commit + SEP + msg.keyId + SEP + ck, value: msg.id })
           ops.push({ type: 'put', sublevel: targetList, key: tk, value: JSON.stringify(t) })
         }
         // One synced batch: the message and its indexes land together, and survive a crash once acknowledged.
@@ -263,9 +293,18 @@ export async function createStore (init: StoreInit): Promise<Store> {
       return await loadIds(await idsInRange(byTarget, prefixRange(targetKey + SEP), STORE_LIMITS.maxClaimsPerQuery))
     },
 
-    async claimsForCommit (repository, commit) {
+    async claimsForCommit (repository, commit, keys) {
       assertOpen()
-      return await loadIds(await idsInRange(byCommit, prefixRange(repository + SEP + commit + SEP), STORE_LIMITS.maxClaimsPerQuery))
+      const base = repository + SEP + commit + SEP
+      // The named keys' claims come each from their own index range, so however many claims
+      // other keys sent for the commit, they cannot crowd these out of the bounded read.
+      const ids = new Set<string>()
+      for (const keyId of new Set(keys ?? [])) {
+        if (typeof keyId !== 'string' || keyId.length === 0 || keyId.includes(SEP)) continue
+        for (const id of await idsInRange(byCommitKey, prefixRange(base + keyId + SEP), STORE_LIMITS.maxClaimsPerQuery)) ids.add(id)
+      }
+      for (const id of await idsInRange(byCommit, prefixRange(base), STORE_LIMITS.maxClaimsPerQuery)) ids.add(id)
+      return (await loadIds([...ids])).sort((a, b) => a.cursor - b.cursor)
     },
 
     async announcements (filter) {

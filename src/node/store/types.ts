@@ -81,8 +81,12 @@ export interface Store {
   messagesSince (cursor: number, limit: number, filter?: MessageFilter): Promise<Page<StoredMessage>>
   /** Every claim for one target (`targetKey`). */
   claimsForTarget (targetKey: string): Promise<StoredMessage[]>
-  /** Every claim for one commit of a repository. */
-  claimsForCommit (repository: string, commit: string): Promise<StoredMessage[]>
+  /**
+   * Claims for one commit of a repository, in arrival order: every claim by the `keys` given
+   * (the policy's builders; each key's read bounded on its own), and of the others the first
+   * `maxClaimsPerQuery`.
+   */
+  claimsForCommit (repository: string, commit: string, keys?: Iterable<string>): Promise<StoredMessage[]>
   announcements (filter?: { repository?: string, tag?: string }): Promise<StoredMessage[]>
   /** Distinct targets that have at least one claim or announcement. */
   targets (): Promise<Target[]>
