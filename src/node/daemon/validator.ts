@@ -5,6 +5,7 @@ import { TOPICS } from '../p2p/index.js'
 import type { Logger } from '../logger.js'
 import type { Store } from '../store/types.js'
 import { createRateLimiter } from './rate-limit.js'
+import { createReservations } from './reservations.js'
 
 export type Verdict = 'accept' | 'reject' | 'ignore'
 
@@ -42,6 +43,8 @@ export function createMessageValidator (components: { store: Store, policy: Trus
   const keys = policyKeys(policy)
   const limiter = createRateLimiter({ perMinute: init.untrustedPerMinute ?? 60, burst: Math.max(1, Math.ceil((init.untrustedPerMinute ?? 60) / 4)) })
   const perTarget = init.untrustedPerTarget ?? 16
+  // Untrusted claims accepted but maybe not stored yet, per target: they count against the cap too.
+  const pending = createReservations({ ttlMs: 60_000 })
   // Keyed by the data object itself: gossipsub delivers the object it validated, so the
   // hand-over costs no hash, and an entry lives no longer than gossipsub keeps the data.
   const recent = new WeakMap<Uint8Array, DecodedMessage>()
@@ -69,9 +72,13 @@ export function createMessageValidator (components: { store: Store, policy: Trus
       } else if (!policy.builderKeys.has(decoded.keyId)) {
         // A stranger's claim is shown, never counted; keep it from crowding anything out.
         if (!limiter.take(decoded.keyId)) return { verdict: 'ignore', reason: `untrusted key ${decoded.keyId} over its rate` }
-        const existing = await store.claimsForTarget(targetKey(decoded.claim.target))
-        const untrusted = existing.filter(m => !policy.builderKeys.has(m.keyId)).length
-        if (untrusted >= perTarget) return { verdict: 'ignore', reason: `target already has ${untrusted} untrusted claims` }
+        const target = targetKey(decoded.claim.target)
+        const existing = await store.claimsForTarget(target)
+        // From here to the reservation nothing awaits: concurrent checks see each other's slots.
+        const untrusted = new Set(existing.filter(m => !policy.builderKeys.has(m.keyId)).map(m => m.id))
+        for (const id of pending.ids(target)) untrusted.add(id)
+        if (untrusted.size >= perTarget) return { verdict: 'ignore', reason: `target already has ${untrusted.size} untrusted claims` }
+        pending.take(target, decoded.id)
       }
     } catch (err) {
       // A store problem is ours, not the sender's fault.
