@@ -80,7 +80,7 @@ describe('neko-rebuilder verify', () => {
   it('reports an invalid line with its number, skips it and never counts it', async () => {
     const forged = signClaim(successClaim(D1), b2)
     forged.payload = Buffer.from(JSON.stringify({ forged: true })).toString('base64')
-    const file = await bundle('bad-line.jsonl', [signClaim(successClaim(D1), b0), forged, signClaim(successClaim(D1), b1)], ['not json'])
+    const file = await bundle('bad-line.jsonl', [signClaim(successClaim(D1), b0), forged, signClaim(successClaim(D1), b1)], ['not json', JSON.stringify(signAnnouncement(amd64Only, announcer))])
     const r = await cli('verify', file, '--policy', policyFile)
     expect(r.code).toBe(EXIT.OK)
     expect(r.stderr).toContain(`${file}:2: skipped: SignatureError`)
@@ -98,7 +98,7 @@ describe('neko-rebuilder verify', () => {
   })
 
   it('exit 1 when builders disagree, with the dissent listed', async () => {
-    const file = await bundle('split.jsonl', [signClaim(successClaim(D1), b0), signClaim(successClaim(digestOf('d2')), b1), signClaim(failureClaim(), b2)])
+    const file = await bundle('split.jsonl', [signClaim(successClaim(D1), b0), signClaim(successClaim(digestOf('d2')), b1), signClaim(failureClaim(), b2), signAnnouncement(amd64Only, announcer)])
     const r = await cli('verify', file, '--policy', policyFile)
     expect(r.code).toBe(EXIT.NOT_REPRODUCIBLE)
     expect(r.stdout).toContain('unreproducible')
@@ -107,7 +107,7 @@ describe('neko-rebuilder verify', () => {
   })
 
   it('exit 1 when the consensus differs from the published digest', async () => {
-    const file = await bundle('published.jsonl', [signClaim(successClaim(D1), b0), signClaim(successClaim(D1), b1)])
+    const file = await bundle('published.jsonl', [signClaim(successClaim(D1), b0), signClaim(successClaim(D1), b1), signAnnouncement(amd64Only, announcer)])
     const published = join(dir, 'published.json')
     await writeFile(published, JSON.stringify({ [targetKey(target())]: digestOf('ab') }))
     const r = await cli('verify', file, '--policy', policyFile, '--published', published)
@@ -121,11 +121,29 @@ describe('neko-rebuilder verify', () => {
 
   it('shows untrusted claims but does not count them', async () => {
     const strangers = [fixedIdentity(90), fixedIdentity(91)]
-    const file = await bundle('untrusted.jsonl', [signClaim(successClaim(D1), b0), ...strangers.map(s => signClaim(successClaim(D1), s))])
+    const file = await bundle('untrusted.jsonl', [signClaim(successClaim(D1), b0), ...strangers.map(s => signClaim(successClaim(D1), s)), signAnnouncement(amd64Only, announcer)])
     const r = await cli('verify', file, '--policy', policyFile)
     expect(r.code).toBe(EXIT.PENDING)
     expect(r.stdout).toMatch(/pending\s+1\/2/)
     expect(r.stdout.match(/untrusted \(not counted\)/g)).toHaveLength(2)
+  })
+
+  it('exit 2 without a trusted announcement, unless --claims-only asks for the claims alone', async () => {
+    const claims = [signClaim(successClaim(D1), b0), signClaim(successClaim(D1), b1)]
+    // A feed that withholds the real announcement and serves an impostor's "this tag is that commit".
+    const impostor = signAnnouncement(amd64Only, fixedIdentity(92))
+    const file = await bundle('impostor.jsonl', [impostor, ...claims])
+    const r = await cli('verify', file, '--policy', policyFile)
+    expect(r.code).toBe(EXIT.ERROR)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toContain('NoTrustedAnnouncementError: no announcement of any release in')
+    expect(r.stderr).toContain('1 by other keys ignored')
+    const bare = await cli('verify', await bundle('claims.jsonl', claims), '--policy', policyFile)
+    expect(bare.code).toBe(EXIT.ERROR)
+    expect(bare.stderr).toContain('it holds none')
+    const alone = await cli('verify', await bundle('claims.jsonl', claims), '--policy', policyFile, '--claims-only')
+    expect(alone.code).toBe(EXIT.OK)
+    expect(alone.stdout).toMatch(/reproducible\s+2\/2/)
   })
 
   it('exit 2 naming the field for a bad policy or a missing file', async () => {

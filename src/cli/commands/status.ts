@@ -10,8 +10,8 @@ import type { TrustPolicy } from '../../protocol/policy.js'
 import { buildVsa, verifierIdOf } from '../../protocol/vsa.js'
 import { loadRecipe } from '../../node/build/recipe.js'
 import { defaultDataDir, DATA_DIR_POLICY } from '../../node/config/resolve.js'
-import { UnknownTagError } from '../../node/consensus/errors.js'
-import { evaluateReleaseFull, type ReleaseEvaluation } from '../../node/consensus/evaluate.js'
+import { NoTrustedAnnouncementError, UnknownTagError } from '../../node/consensus/errors.js'
+import { announcerTrusted, evaluateReleaseFull, type ReleaseEvaluation } from '../../node/consensus/evaluate.js'
 import { formatConsensus } from '../../node/consensus/format.js'
 import { openExistingStore } from '../../node/consensus/open-store.js'
 import { gateOutcome } from '../../node/consensus/outcome.js'
@@ -80,7 +80,7 @@ export async function gather (tag: string, flags: StatusFlags, policy: TrustPoli
     const announcements = await store.announcements(flags.repo !== undefined ? { repository: flags.repo, tag } : { tag })
     return {
       announcements,
-      claimsFor: async (repository, commit) => await store.claimsForCommit(repository, commit),
+      claimsFor: async (repository, commit) => await store.claimsForCommit(repository, commit, policy.builderKeys.keys()),
       close: async () => { await store.close() },
       where: `the store of ${dataDir}`
     }
@@ -143,6 +143,12 @@ export function register (program: Command): void {
         if (source.announcements.length === 0) throw new UnknownTagError(tag, `${source.where}${flags.repo !== undefined ? ` for ${flags.repo}` : ''}`)
         const { chosen, others } = pickAnnouncement(policy, tag, source.announcements)
         const a = chosen.announcement!
+        if (!announcerTrusted(policy, chosen.keyId)) {
+          const detail = policy.announcers.length === 0
+            ? 'the policy names no announcers'
+            : `${source.announcements.length === 1 ? 'the only one' : `the newest of ${source.announcements.length}`}, for commit ${a.commit}, is signed by ${chosen.keyId}`
+          throw new NoTrustedAnnouncementError(`tag ${tag}`, `${source.where}${flags.repo !== undefined ? ` for ${flags.repo}` : ''}`, detail)
+        }
         const claims = await source.claimsFor(a.repository, a.commit)
         let published: ReadonlyMap<string, string> | undefined
         if (flags.registryCheck === true || overrides.size > 0) {

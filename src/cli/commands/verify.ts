@@ -11,12 +11,14 @@ import { decodeVsa, type VsaSummary } from '../../protocol/vsa.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Target } from '../../protocol/types.js'
 import { checkWitnessed, takeInclusionLines } from '../../protocol/tlog/witnessed.js'
+import { NoTrustedAnnouncementError } from '../../node/consensus/errors.js'
 import { EXIT } from '../exit-codes.js'
 
 interface VerifyOptions {
   policy: string
   published?: string
   json?: boolean
+  claimsOnly?: boolean
 }
 
 const MAX_INPUT_BYTES = 512 * 1024 * 1024
@@ -110,6 +112,7 @@ export function register (program: Command): void {
     .requiredOption('--policy <file>', 'trust policy JSON (builders, announcers, threshold, minOperators, allowedDissent)')
     .option('--published <file>', 'published manifest digests per target, to compare with the consensus')
     .option('--json', 'print one JSON object per target per line instead of a table')
+    .option('--claims-only', 'judge the targets the claims name without a trusted announcement (for a bundle of rebuild claims); the verdicts then say nothing about which commit a tag is')
     .action(async (bundleFile: string, opts: VerifyOptions) => {
       const policy = parsePolicy(await readJson(opts.policy, 'trust policy'))
       const published = opts.published !== undefined ? parsePublished(await readJson(opts.published, 'published digests'), opts.published) : undefined
@@ -132,6 +135,7 @@ export function register (program: Command): void {
       const vsaLines = vsas.map(({ line, vsa }) => `${bundleFile}:${line}: VSA (not counted): ${vsa.result} by ${vsa.verifier} (key ${vsa.keyId.slice(0, 16)}) for ${vsa.subjects.map(x => `${x.name ?? ''}${x.sha256 !== undefined ? `@sha256:${x.sha256}` : ''}`).join(', ')}\n`).join('')
       const claims: VerifiedClaim[] = []
       const expectedTargets: Target[] = []
+      let untrustedAnnouncements = 0
       for (const { line, message } of bundle.entries) {
         if (message.kind === 'claim') {
           if (policy.witnesses !== undefined) {
@@ -146,7 +150,16 @@ export function register (program: Command): void {
           expectedTargets.push(...announcementTargets(message.announcement))
         } else {
           process.stderr.write(`${bundleFile}:${line}: announcement by ${message.keyId} is not from a policy announcer: ignored\n`)
+          untrustedAnnouncements++
         }
+      }
+      // Claims alone say what a commit builds to, not that the commit is a release: anyone
+      // can sign "v1 is that old commit" and bundle it with genuine claims for it.
+      if (expectedTargets.length === 0 && opts.claimsOnly !== true) {
+        const detail = policy.announcers.length === 0
+          ? 'the policy names no announcers'
+          : untrustedAnnouncements > 0 ? `${untrustedAnnouncements} by other keys ignored` : 'it holds none'
+        throw new NoTrustedAnnouncementError('any release', bundleFile, `${detail}; --claims-only judges the claims alone`)
       }
       const verdicts = computeVerdicts({ claims, policy, published, expectedTargets })
       if (opts.json === true) {

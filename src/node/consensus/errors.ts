@@ -17,6 +17,19 @@ export class UnknownTagError extends NekoError {
   }
 }
 
+/**
+ * Announcements of the tag exist, but none by an announcer of the policy. Without a trusted
+ * announcement there is no release: anyone can sign "this tag is that commit".
+ */
+export class NoTrustedAnnouncementError extends NekoError {
+  override name = 'NoTrustedAnnouncementError'
+  override readonly code = 'ERR_NO_TRUSTED_ANNOUNCEMENT'
+  /** `what`: `tag v1.0.0`, or `any release` for a bundle. */
+  constructor (readonly what: string, where: string, detail: string) {
+    super(`no announcement of ${what} in ${where} is signed by an announcer of the policy (${detail}): without a trusted announcement there is no release to judge`)
+  }
+}
+
 /** The store is held by a running node (LevelDB allows one process). */
 export class StoreLockedError extends NekoError {
   override name = 'StoreLockedError'
