@@ -51,6 +51,8 @@ describe('status', () => {
     dataDir = join(dir, 'data')
     const store = await createStore({ path: join(dataDir, 'store') })
     await seedReleases(store, keys)
+    // v9: only a stranger says which commit it is (an old one, with genuine reproducible claims).
+    await put(store, signAnnouncement(announcement('v9', 'd'.repeat(40), [['base', 'linux/amd64']]), keys.stranger))
     await store.close()
     policyFile = join(dir, 'policy.json')
     await writeFile(policyFile, JSON.stringify(policyJson(keys)))
@@ -97,6 +99,13 @@ describe('status', () => {
       expect(unknown.code).toBe(2)
       expect(unknown.stdout).toBe('')
       expect(unknown.stderr).toContain('no announcement of tag v9.9.9')
+    })
+
+    it('exits 2 and says why when no announcer of the policy announced the tag', async () => {
+      const r = await cli(['v9', '--data-dir', dataDir, '--policy', policyFile])
+      expect(r.code).toBe(2)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toContain(`NoTrustedAnnouncementError: no announcement of tag v9 in the store of ${dataDir} is signed by an announcer of the policy (the only one, for commit ${'d'.repeat(40)}, is signed by ${keys.stranger.keyId})`)
     })
 
     it('prints JSON with --json', async () => {
@@ -194,6 +203,10 @@ describe('status', () => {
       expect(v1.code).toBe(1)
       expect(JSON.parse(v1.stdout).targets.map((t: { status: string }) => t.status)).toEqual(['reproducible', 'disputed', 'failed'])
       expect((await cli(['v3', '--node', url, '--policy', policyFile])).code).toBe(4)
+      const untrusted = await cli(['v9', '--node', url, '--policy', policyFile, '--json'])
+      expect(untrusted.code).toBe(2)
+      expect(untrusted.stdout).toBe('')
+      expect(untrusted.stderr).toContain(`NoTrustedAnnouncementError: no announcement of tag v9 in ${url} is signed by an announcer of the policy`)
       const unknown = await cli(['nope', '--node', url, '--policy', policyFile])
       expect(unknown.code).toBe(2)
       expect(unknown.stderr).toContain('no announcement of tag nope')

@@ -11,6 +11,8 @@ import type { Job, JobState, MessageFilter, Store, StoreStats, StoredMessage } f
 export interface StoreInit {
   /** Directory of the LevelDB database; created when missing. */
   path: string
+  /** Most claims one query returns (`STORE_LIMITS.maxClaimsPerQuery` by default). */
+  maxClaimsPerQuery?: number
 }
 
 const log = logger('store')
@@ -80,6 +82,7 @@ export async function createStore (init: StoreInit): Promise<Store> {
   const state = sub('sta') // key → JSON
   const meta = sub('meta') // counters
 
+  const maxClaims = Math.max(1, Math.min(init.maxClaimsPerQuery ?? STORE_LIMITS.maxClaimsPerQuery, STORE_LIMITS.maxClaimsPerQuery))
   let closed = false
   /** Keys of entries that failed to decode; a set so a re-read does not count twice. */
   const damagedKeys = new Set<string>()
@@ -290,7 +293,7 @@ export async function createStore (init: StoreInit): Promise<Store> {
     async claimsForTarget (targetKey) {
       assertOpen()
       if (typeof targetKey !== 'string' || targetKey.length === 0) return []
-      return await loadIds(await idsInRange(byTarget, prefixRange(targetKey + SEP), STORE_LIMITS.maxClaimsPerQuery))
+      return await loadIds(await idsInRange(byTarget, prefixRange(targetKey + SEP), maxClaims))
     },
 
     async claimsForCommit (repository, commit, keys) {
@@ -301,9 +304,9 @@ export async function createStore (init: StoreInit): Promise<Store> {
       const ids = new Set<string>()
       for (const keyId of new Set(keys ?? [])) {
         if (typeof keyId !== 'string' || keyId.length === 0 || keyId.includes(SEP)) continue
-        for (const id of await idsInRange(byCommitKey, prefixRange(base + keyId + SEP), STORE_LIMITS.maxClaimsPerQuery)) ids.add(id)
+        for (const id of await idsInRange(byCommitKey, prefixRange(base + keyId + SEP), maxClaims)) ids.add(id)
       }
-      for (const id of await idsInRange(byCommit, prefixRange(base), STORE_LIMITS.maxClaimsPerQuery)) ids.add(id)
+      for (const id of await idsInRange(byCommit, prefixRange(base), maxClaims)) ids.add(id)
       return (await loadIds([...ids])).sort((a, b) => a.cursor - b.cursor)
     },
 
