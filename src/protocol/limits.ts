@@ -3,7 +3,7 @@
  * checked before any expensive work (signature verification, JSON parsing) so a peer cannot
  * make a node spend memory or CPU out of proportion to a valid message.
  * Sizes are in bytes unless named otherwise; string lengths count UTF-16 code units as
- * JavaScript does (every field they bound is ASCII in valid messages).
+ * JavaScript does (free-form fields such as repositories may hold any Unicode).
  */
 export const LIMITS = {
   /**
