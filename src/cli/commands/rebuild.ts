@@ -116,7 +116,8 @@ export function register (program: Command): void {
         const envelope = signClaim(outcome.claim, identity)
         const t = outcome.claim.target
         claimFile = join(outDir ?? process.cwd(), `claim-${t.variant}-${t.platform.replace(/\//g, '-')}-${t.commit.slice(0, 12)}.dsse.json`)
-        await writeFile(claimFile, `${JSON.stringify(envelope, null, 2)}\n`)
+        // One compact line: claim files concatenated are a bundle that `verify` reads.
+        await writeFile(claimFile, `${JSON.stringify(envelope)}\n`)
       }
       if (flags.json === true) {
         process.stdout.write(`${JSON.stringify({ ...outcome, ...(claimFile != null ? { claimFile } : {}) }, null, 2)}\n`)
