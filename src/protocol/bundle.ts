@@ -1,7 +1,7 @@
 import type { Envelope } from './dsse.js'
 import { LimitError } from './errors.js'
 import { LIMITS } from './limits.js'
-import { decodeMessages, type DecodeOptions, type DecodedMessage } from './messages.js'
+import { decodeMessages, type DecodeManyOptions, type DecodedMessage } from './messages.js'
 
 export interface ParsedBundle {
   entries: Array<{ line: number, message: DecodedMessage }>
@@ -9,7 +9,7 @@ export interface ParsedBundle {
   errors: Array<{ line: number, error: Error }>
 }
 
-export interface BundleOptions extends DecodeOptions {
+export interface BundleOptions extends DecodeManyOptions {
   /** Defaults to `LIMITS.bundleLines`. */
   maxLines?: number
   /** Defaults to `LIMITS.bundleLineLength`. */
@@ -19,41 +19,64 @@ export interface BundleOptions extends DecodeOptions {
 /** Lines decoded at once (at most MAX_DECODE_BATCH). */
 const BATCH = 256
 
+export interface BundleSink {
+  entry: (line: number, message: DecodedMessage) => void
+  /** A line that did not decode (bad JSON, bad signature, bad field); never counted. */
+  error: (line: number, error: Error) => void
+}
+
 /**
  * A bundle is JSON Lines: one DSSE envelope per line (UTF-8, `\n` or `\r\n`); blank lines
  * are skipped. A bad line is reported with its 1-based number and skipped, so one bad
  * message never hides the good ones; more lines than the limit fail the whole bundle.
+ * Lines are decoded in batches (signatures first, then payloads) and handed to `sink` in
+ * line order; nothing is kept here, so a caller that
+ * keeps only what it needs holds no envelope.
  */
-export function parseBundle (text: string, opts: BundleOptions = {}): ParsedBundle {
+export function decodeBundle (text: string, opts: BundleOptions, sink: BundleSink): void {
   const maxLines = opts.maxLines ?? LIMITS.bundleLines
   const maxLineLength = opts.maxLineLength ?? LIMITS.bundleLineLength
   const lines = text.split('\n')
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop()
   if (lines.length > maxLines) throw new LimitError('bundle.lines', maxLines, lines.length)
-  const out: ParsedBundle = { entries: [], errors: [] }
-  // Lines are decoded in batches (signatures first, then payloads), in line order.
-  let batch: Array<{ line: number, text: string }> = []
+  const decode = { keys: opts.keys, allowEmbeddedKeys: opts.allowEmbeddedKeys, ids: opts.ids }
+  let batch: string[] = []
+  let numbers: number[] = []
   const flush = (): void => {
-    const results = decodeMessages(batch.map(b => b.text), { keys: opts.keys, allowEmbeddedKeys: opts.allowEmbeddedKeys })
-    results.forEach((r, i) => {
-      const line = (batch[i] as { line: number }).line
-      if (r.ok) out.entries.push({ line, message: r.message })
-      else out.errors.push({ line, error: r.error })
-    })
-    batch = []
-  }
-  lines.forEach((raw, i) => {
-    const line = i + 1
-    const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw
-    if (text.trim() === '') return
-    if (text.length > maxLineLength) {
-      out.errors.push({ line, error: new LimitError(`line ${line}`, maxLineLength, text.length) })
-      return
+    const results = decodeMessages(batch, decode)
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]!
+      if (r.ok) sink.entry(numbers[i]!, r.message)
+      else sink.error(numbers[i]!, r.error)
     }
-    batch.push({ line, text })
+    batch = []
+    numbers = []
+  }
+  for (let i = 0; i < lines.length; i++) {
+    const line = i + 1
+    const raw = lines[i]!
+    const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+    // An envelope line starts with its brace: only other lines need the blank test.
+    if (text.charCodeAt(0) !== 0x7b && text.trim() === '') continue
+    if (text.length > maxLineLength) {
+      if (batch.length > 0) flush() // the lines before it first: the sink sees line order
+      sink.error(line, new LimitError(`line ${line}`, maxLineLength, text.length))
+      continue
+    }
+    batch.push(text)
+    numbers.push(line)
     if (batch.length === BATCH) flush()
-  })
+  }
   if (batch.length > 0) flush()
+}
+
+/** `decodeBundle` into lists: every decoded line, and every bad line in line order. */
+export function parseBundle (text: string, opts: BundleOptions = {}): ParsedBundle {
+  const out: ParsedBundle = { entries: [], errors: [] }
+  decodeBundle(text, opts, {
+    entry: (line, message) => { out.entries.push({ line, message }) },
+    error: (line, error) => { out.errors.push({ line, error }) }
+  })
   out.errors.sort((a, b) => a.line - b.line)
   return out
 }

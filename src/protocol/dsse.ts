@@ -1,4 +1,4 @@
-import { createHash, sign, type KeyObject } from 'node:crypto'
+import { createHash, hash, sign, type KeyObject } from 'node:crypto'
 import { decodeBase64, decodeBase64Into, decodedLength, encodeBase64 } from './base64.js'
 import { verifyEd25519 } from './ed25519.js'
 import { LimitError, SignatureError, ValidationError } from './errors.js'
@@ -165,6 +165,8 @@ const SCRATCH = Buffer.allocUnsafe(LIMITS.payloadBytes + 4 * LIMITS.payloadTypeL
 // The same for batches: the PAE bytes of many envelopes side by side. It holds at least
 // four envelopes of the largest size, and a batch that fills it is verified in parts.
 const BATCH_SCRATCH = Buffer.allocUnsafe(4 * SCRATCH.byteLength)
+// The bytes an envelope id hashes: PAE, then the credited signature.
+const ID_SCRATCH = Buffer.allocUnsafe(SCRATCH.byteLength + 64 + LIMITS.signatureLength)
 
 /**
  * What a verification leaves in the scratch buffer: valid only until the next verification,
@@ -351,7 +353,15 @@ export function verifyEnvelopeParts (input: unknown, opts: VerifyOptions = {}): 
 
 /** The content id from already decoded parts (see `envelopeId`); `encoded` is `pae(payloadType, payload)` when already built. */
 export function envelopeIdOf (payloadType: string, payload: Uint8Array, signature: Uint8Array, encoded?: Uint8Array): string {
-  return createHash('sha256').update(encoded ?? pae(payloadType, payload)).update(` 1 ${signature.byteLength} `).update(signature).digest('hex')
+  const message = encoded ?? pae(payloadType, payload)
+  const tail = ` 1 ${signature.byteLength} `
+  const size = message.byteLength + tail.length + signature.byteLength
+  if (size > ID_SCRATCH.byteLength) return createHash('sha256').update(message).update(tail).update(signature).digest('hex')
+  // One-shot hash over the bytes laid out in a reused buffer: no Hash object per message.
+  ID_SCRATCH.set(message, 0)
+  ID_SCRATCH.write(tail, message.byteLength, 'latin1')
+  ID_SCRATCH.set(signature, message.byteLength + tail.length)
+  return hash('sha256', ID_SCRATCH.subarray(0, size), 'hex')
 }
 
 /**

@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import { ajv, check } from './ajv.js'
 import { announcementToStatement, checkAnnouncement, statementToAnnouncement } from './announcement.js'
 import { checkClaim, claimToStatement, statementToClaim } from './claim.js'
-import { checkedEnvelopeId, signEnvelope, verifyEnvelopeInPlace, verifyEnvelopesInPlace, type Envelope, type VerifiedScratch, type VerifyOptions } from './dsse.js'
+import { checkedEnvelopeId, envelopeIdOf, signEnvelope, verifyEnvelopeInPlace, verifyEnvelopesInPlace, type Envelope, type VerifiedScratch, type VerifyOptions } from './dsse.js'
 import { LimitError, ValidationError } from './errors.js'
 import { parseStrictJson } from './json.js'
 import { LIMITS } from './limits.js'
@@ -75,14 +75,14 @@ function verifiedText (v: VerifiedScratch): Verified {
   return { text: bytes.toString('utf8'), keyId: v.keyId, envelope: v.envelope, payloadType: v.payloadType, signature: v.signatureBytes[v.signatureIndex] as Buffer }
 }
 
-/** Parse and validate the Statement of a verified envelope. */
-function decodeVerified (v: Verified): DecodedMessage {
+/** Parse and validate the Statement of a verified envelope; `knownId` when already computed. */
+function decodeVerified (v: Verified, knownId?: string): DecodedMessage {
   const json = parseStrictJson(v.text, 'envelope.payload')
   const statement = check(validateStatement, json)
   // What the id needs, taken now: the caller owns the envelope object and may change it.
   const { payloadType, signature } = v
   const payload = v.envelope.payload
-  let id: string | undefined
+  let id: string | undefined = knownId
   const base = {
     keyId: v.keyId,
     envelope: v.envelope,
@@ -113,6 +113,14 @@ export function decodeMessage (env: unknown, opts: DecodeOptions = {}): DecodedM
 
 export type DecodeResult = { ok: true, message: DecodedMessage } | { ok: false, error: Error }
 
+export interface DecodeManyOptions extends DecodeOptions {
+  /**
+   * Compute each message's id while its PAE bytes are still at hand, rather than decoding
+   * the payload again on first read: for callers that read every id (stores, `verify`).
+   */
+  ids?: boolean
+}
+
 /** Messages one `decodeMessages` call takes; callers with more split them. */
 export const MAX_DECODE_BATCH = 1024
 
@@ -123,14 +131,15 @@ export const MAX_DECODE_BATCH = 1024
  * caches, which makes a batch of claims cheaper than the same claims one by one (see
  * benchmarks/verify.ts).
  */
-export function decodeMessages (inputs: readonly unknown[], opts: DecodeOptions = {}): DecodeResult[] {
+export function decodeMessages (inputs: readonly unknown[], opts: DecodeManyOptions = {}): DecodeResult[] {
   if (inputs.length > MAX_DECODE_BATCH) throw new LimitError('messages', MAX_DECODE_BATCH, inputs.length)
   const out = new Array<DecodeResult>(inputs.length)
   verifyEnvelopesInPlace(inputs, opts, part => {
     for (const { index, result } of part) {
       try {
         if (result instanceof Error) throw result
-        out[index] = { ok: true, message: decodeVerified(verifiedText(result)) }
+        const v = verifiedText(result)
+        out[index] = { ok: true, message: decodeVerified(v, opts.ids === true ? envelopeIdOf(v.payloadType, result.pae, v.signature, result.pae) : undefined) }
       } catch (err) {
         out[index] = { ok: false, error: err as Error }
       }
