@@ -2,9 +2,12 @@ import type { TrustPolicy } from './policy.js'
 import { targetKey } from './target.js'
 import type { Claim, Digest, Failure, FailureClass, PublishedMatch, Target, VerdictStatus } from './types.js'
 
+/** What of a claim the verdict reads: a whole `Claim` is one. */
+export type CountedClaim = Pick<Claim, 'target' | 'finishedOn' | 'failure'> & { result?: { manifestDigest: Digest } }
+
 /** A claim whose envelope verified; `keyId` is the verified signer, `id` the envelope id. */
 export interface VerifiedClaim {
-  claim: Claim
+  claim: CountedClaim
   keyId: string
   id: string
 }

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { announcementTargets } from '../../protocol/announcement.js'
-import { parseBundle } from '../../protocol/bundle.js'
+import { decodeBundle } from '../../protocol/bundle.js'
 import { ValidationError } from '../../protocol/errors.js'
-import type { VerifiedClaim, TargetVerdict } from '../../protocol/quorum.js'
+import type { CountedClaim, VerifiedClaim, TargetVerdict } from '../../protocol/quorum.js'
 import { computeVerdicts } from '../../protocol/quorum.js'
 import { WIRE } from '../../protocol/patterns.js'
 import { parsePolicy, policyKeys } from '../../protocol/policy.js'
@@ -119,11 +119,41 @@ export function register (program: Command): void {
       // Inclusion lines ({"tlogInclusion": …}) ride along in the bundle; envelopes are the rest.
       const carried = takeInclusionLines(await readText(bundleFile, 'bundle'))
       for (const { line, reason } of carried.errors) process.stderr.write(`${bundleFile}:${line}: skipped inclusion proof: ${reason}\n`)
-      const bundle = parseBundle(carried.text, { keys: policyKeys(policy), allowEmbeddedKeys: true })
+      const claims: VerifiedClaim[] = []
+      const expectedTargets: Target[] = []
+      let untrustedAnnouncements = 0
+      const errors: Array<{ line: number, error: Error }> = []
+      // Decoded a batch at a time, keeping only what the verdicts read: never every envelope at once.
+      decodeBundle(carried.text, { keys: policyKeys(policy), allowEmbeddedKeys: true, ids: true }, {
+        entry (line, message) {
+          if (message.kind === 'claim') {
+            if (policy.witnesses !== undefined) {
+              const w = checkWitnessed('claim', message.id, carried.evidence.get(message.id), policy.witnesses)
+              if (!w.ok) {
+                process.stderr.write(`${bundleFile}:${line}: claim by ${message.keyId.slice(0, 16)} not counted: ${w.reason}\n`)
+                return
+              }
+            }
+            // Only what the verdict reads is kept: the layers and build details of a large
+            // bundle would otherwise all stay in memory until the end.
+            const c = message.claim
+            const claim: CountedClaim = { target: c.target, finishedOn: c.finishedOn }
+            if (c.result !== undefined) claim.result = { manifestDigest: c.result.manifestDigest }
+            if (c.failure !== undefined) claim.failure = c.failure
+            claims.push({ claim, keyId: message.keyId, id: message.id })
+          } else if (policy.announcerKeys.has(message.keyId)) {
+            expectedTargets.push(...announcementTargets(message.announcement))
+          } else {
+            process.stderr.write(`${bundleFile}:${line}: announcement by ${message.keyId} is not from a policy announcer: ignored\n`)
+            untrustedAnnouncements++
+          }
+        },
+        error (line, error) { errors.push({ line, error }) }
+      })
       // VSAs (this tool's own among them) are read and shown, never counted: the verdict is recomputed from the claims.
       const vsas: Array<{ line: number, vsa: VsaSummary }> = []
-      const lines = bundle.errors.length > 0 ? carried.text.split('\n') : []
-      for (const { line, error } of bundle.errors) {
+      const lines = errors.length > 0 ? carried.text.split('\n') : []
+      for (const { line, error } of errors) {
         try {
           vsas.push({ line, vsa: decodeVsa((lines[line - 1] ?? '').trim(), { keys: policyKeys(policy), allowEmbeddedKeys: true }) })
           continue
@@ -133,26 +163,6 @@ export function register (program: Command): void {
         process.stderr.write(`${bundleFile}:${line}: skipped: ${error.name}: ${error.message}\n`)
       }
       const vsaLines = vsas.map(({ line, vsa }) => `${bundleFile}:${line}: VSA (not counted): ${vsa.result} by ${vsa.verifier} (key ${vsa.keyId.slice(0, 16)}) for ${vsa.subjects.map(x => `${x.name ?? ''}${x.sha256 !== undefined ? `@sha256:${x.sha256}` : ''}`).join(', ')}\n`).join('')
-      const claims: VerifiedClaim[] = []
-      const expectedTargets: Target[] = []
-      let untrustedAnnouncements = 0
-      for (const { line, message } of bundle.entries) {
-        if (message.kind === 'claim') {
-          if (policy.witnesses !== undefined) {
-            const w = checkWitnessed('claim', message.id, carried.evidence.get(message.id), policy.witnesses)
-            if (!w.ok) {
-              process.stderr.write(`${bundleFile}:${line}: claim by ${message.keyId.slice(0, 16)} not counted: ${w.reason}\n`)
-              continue
-            }
-          }
-          claims.push({ claim: message.claim, keyId: message.keyId, id: message.id })
-        } else if (policy.announcerKeys.has(message.keyId)) {
-          expectedTargets.push(...announcementTargets(message.announcement))
-        } else {
-          process.stderr.write(`${bundleFile}:${line}: announcement by ${message.keyId} is not from a policy announcer: ignored\n`)
-          untrustedAnnouncements++
-        }
-      }
       // Claims alone say what a commit builds to, not that the commit is a release: anyone
       // can sign "v1 is that old commit" and bundle it with genuine claims for it.
       if (expectedTargets.length === 0 && opts.claimsOnly !== true) {
