@@ -38,6 +38,28 @@ describe('level store', () => {
     expect((await store.stats()).claims).toBe(1)
   })
 
+  it('reads every claim of the named keys for a commit, however many others came first, also in a store written before that index', async () => {
+    const repo = 'https://example.test/repo.git'
+    const commit = 'c'.repeat(40)
+    await store.close()
+    store = await createStore({ path: join(dir, 'db'), maxClaimsPerQuery: 5 })
+    for (let i = 0; i < 12; i++) await store.putMessage(sampleClaim(i, { keyId: `stranger-${i}`, variant: `v${i}` }))
+    await store.putMessage(sampleClaim(100, { keyId: 'trusted', variant: 'base' }))
+    expect((await store.claimsForCommit(repo, commit)).map(m => m.keyId)).not.toContain('trusted')
+    expect((await store.claimsForCommit(repo, commit, ['trusted'])).map(m => m.keyId)).toContain('trusted')
+    await store.close()
+    // As an older version left it: no commit-and-key index. Opening builds it.
+    const raw = new Level<string, string>(join(dir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    const cky = raw.sublevel<string, string>('cky', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    await cky.clear()
+    await raw.sublevel<string, string>('meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' }).del('index:commit-key')
+    await raw.close()
+    store = await createStore({ path: join(dir, 'db'), maxClaimsPerQuery: 5 })
+    const got = await store.claimsForCommit(repo, commit, ['trusted'])
+    expect(got.map(m => m.keyId)).toContain('trusted')
+    expect(got.map(m => m.cursor)).toEqual([...got.map(m => m.cursor)].sort((x, y) => x - y))
+  })
+
   it('allocates strictly increasing cursors under concurrent puts', async () => {
     const results = await Promise.all(Array.from({ length: 60 }, async (_, i) => await store.putMessage(sampleClaim(i))))
     const cursors = results.map(r => r.cursor).sort((a, b) => a - b)

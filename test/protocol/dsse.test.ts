@@ -211,6 +211,28 @@ describe('verification results', () => {
   })
 })
 
+describe('which signature a message is credited to', () => {
+  const env = signEnvelope(TYPE, body, alice)
+  const strangerSig = signEnvelope(TYPE, body, bob).signatures
+
+  it('tries the policy keys across every signature before any embedded key', () => {
+    const strangerFirst: Envelope = { ...env, signatures: [...strangerSig, ...env.signatures] }
+    const v = verifyEnvelope(strangerFirst, { keys: keys(alice), allowEmbeddedKeys: true })
+    expect([v.keyId, v.signatureIndex]).toEqual([alice.keyId, 1])
+    // Without a policy key among them, the first embedded key that verifies.
+    expect(verifyEnvelope(strangerFirst, { allowEmbeddedKeys: true }).keyId).toBe(bob.keyId)
+  })
+
+  it('reads an unset keyid as an empty one', () => {
+    const e = clone(env)
+    delete (e.signatures[0] as { keyid?: string }).keyid
+    expect(verifyEnvelope(e, { keys: keys(alice) }).keyId).toBe(alice.keyId)
+    delete (e.signatures[0] as { extension?: unknown }).extension
+    expect(verifyEnvelope(e, { keys: keys(bob, alice) }).keyId).toBe(alice.keyId)
+    expect(envelopeId(e)).toBe(envelopeId(env))
+  })
+})
+
 describe('envelopeId', () => {
   const env = signEnvelope(TYPE, body, alice)
 

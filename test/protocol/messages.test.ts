@@ -10,6 +10,15 @@ import { announcement, COMMIT, digestOf, failureClaim, fixedIdentity, REPO, succ
 const builder = fixedIdentity(1)
 const keys = new Map([[builder.keyId, builder.publicKey]])
 
+function thrown (fn: () => unknown): Error {
+  try {
+    fn()
+  } catch (err) {
+    return err as Error
+  }
+  throw new Error('expected a throw')
+}
+
 function statementOf (env: Envelope): Statement {
   return JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as Statement
 }
@@ -145,6 +154,25 @@ describe('claims', () => {
     const bad = signEnvelope(PAYLOAD_TYPE, new TextEncoder().encode('not json'), fixedIdentity(5))
     expect(() => decodeMessage(bad, { keys })).toThrow(SignatureError)
     expect(() => decodeMessage(bad, { keys, allowEmbeddedKeys: true })).toThrow(/envelope\.payload: not UTF-8 JSON/)
+  })
+
+  it('refuses a payload with a duplicate key anywhere, escaped or not', () => {
+    const text = Buffer.from(env.payload, 'base64').toString()
+    const cases: Array<[string, string]> = [
+      [text.replace('{"_type":', '{"_type":"x","_type":'), 'envelope.payload'],
+      [text.replace('"predicateType":', '"predicateTyp\\u0065":"x","predicateType":'), 'envelope.payload'],
+      [text.replace('"startedOn":', '"startedOn":"2020-01-01T00:00:00Z","startedOn":'), 'predicate.runDetails.metadata']
+    ]
+    for (const [dup, field] of cases) {
+      expect(dup).not.toBe(text)
+      const err = thrown(() => decodeMessage(signEnvelope(PAYLOAD_TYPE, Buffer.from(dup), builder), { keys })) as ValidationError
+      expect([err.name, err.field]).toEqual(['ValidationError', field])
+      expect(err.message).toContain('duplicate key')
+    }
+    // Equal names in different objects, and colons and escapes inside strings, are fine.
+    const ok = text.replace('"COPY busybox', '"a:b\\"c: COPY busybox')
+    expect(ok).not.toBe(text)
+    expect(decodeMessage(signEnvelope(PAYLOAD_TYPE, Buffer.from(ok), builder), { keys }).kind).toBe('claim')
   })
 
   it('rejects another payloadType', () => {
