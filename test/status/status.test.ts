@@ -203,13 +203,16 @@ describe('status', () => {
       expect(v1.code).toBe(1)
       expect(JSON.parse(v1.stdout).targets.map((t: { status: string }) => t.status)).toEqual(['reproducible', 'disputed', 'failed'])
       expect((await cli(['v3', '--node', url, '--policy', policyFile])).code).toBe(4)
+      const unknown = await cli(['nope', '--node', url, '--policy', policyFile])
+      expect(unknown.code).toBe(2)
+      expect(unknown.stderr).toContain('no announcement of tag nope')
+    })
+
+    it('exits 2 and says why when the node has no announcement of the tag by an announcer of the policy', async () => {
       const untrusted = await cli(['v9', '--node', url, '--policy', policyFile, '--json'])
       expect(untrusted.code).toBe(2)
       expect(untrusted.stdout).toBe('')
       expect(untrusted.stderr).toContain(`NoTrustedAnnouncementError: no announcement of tag v9 in ${url} is signed by an announcer of the policy`)
-      const unknown = await cli(['nope', '--node', url, '--policy', policyFile])
-      expect(unknown.code).toBe(2)
-      expect(unknown.stderr).toContain('no announcement of tag nope')
     })
 
     it('judges by its own policy and drops envelopes that do not verify', async () => {
