@@ -6,7 +6,7 @@
  * registration, from the same file, with `--json` and its output dropped, so the figure is
  * the command's own work per claim (process start and module loading excluded). Rates are per
  * CPU-second, the ratio is taken per round and the median reported; the target is 0.9.
- *   npm run bench:verify -- [COUNT] [BUNDLE_COUNT]
+ *   npm run bench:verify (both benchmarks), or: tsx benchmarks/verify-bundle.ts [COUNT]
  */
 import './quiet.js'
 import { readFileSync } from 'node:fs'
@@ -20,7 +20,7 @@ import { decodeMessages, signAnnouncement, signClaim } from '../src/protocol/mes
 import { parsePolicy, policyKeys } from '../src/protocol/policy.js'
 import { sampleClaim } from './claims.js'
 
-const COUNT = Number(process.argv[3] ?? 100_000)
+const COUNT = Number(process.argv[2] ?? 100_000)
 const ROUNDS = 3
 const TARGET = 0.9
 const BATCH = 256
