@@ -30,7 +30,9 @@ async function startNode (dir: string, policy: ReturnType<typeof policyFor>, boo
     listen: [LOOPBACK],
     bootstrap,
     mdns: false,
-    gossip: { heartbeatIntervalMs: 100 }
+    // The per-peer and global gossip rates bound a flood over time; lifted here so that the
+    // state a slow or many-peer flood reaches is reached in seconds from one peer.
+    gossip: { heartbeatIntervalMs: 100, peerRate: { perSecond: 100_000, burst: 100_000 }, globalRate: { perSecond: 100_000, burst: 100_000 } }
   })
   await d.start()
   return d
