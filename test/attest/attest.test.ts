@@ -311,9 +311,11 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     expect((await neko(['status', 'v1', '--data-dir', dataDir, '--policy', policyFile, '--vsa', vsaFile, '--key', keyDir])).code).toBe(0)
     const store = await createStore({ path: join(dataDir, 'store') })
     const claims = (await store.claimsForCommit('https://github.com/m1k1o/neko', C1)).map(m => m.envelopeJson)
+    // The release's announcement too: without a trusted one, verify names no release.
+    const announcements = (await store.announcements({ tag: 'v1' })).map(m => m.envelopeJson)
     await store.close()
     const bundle = join(dir, 'v1.bundle.jsonl')
-    await writeFile(bundle, [...claims, ...(await readFile(vsaFile, 'utf8')).trim().split('\n')].join('\n') + '\n')
+    await writeFile(bundle, [...announcements, ...claims, ...(await readFile(vsaFile, 'utf8')).trim().split('\n')].join('\n') + '\n')
     const r = await neko(['verify', bundle, '--policy', policyFile])
     expect(r.stderr).not.toContain('unknown predicate type')
     expect(r.code).toBe(0)
