@@ -1,18 +1,33 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander'
+import { Command, CommanderError, Option } from 'commander'
 import { NekoError } from '../protocol/errors.js'
+import { describeOsError } from '../node/os-errors.js'
 import { EXIT } from './exit-codes.js'
 import { TOOL_NAME, TOOL_VERSION } from '../tool.js'
+import { LOG_LEVELS, logLevelFromArgv } from './log-level.js'
+
+// Before any command module loads: modules make their loggers when imported, and a
+// logger keeps the level it was made with.
+const logLevel = logLevelFromArgv(process.argv)
+if (typeof logLevel === 'object') {
+  process.stderr.write(`neko-rebuilder: ${logLevel.error}\n`)
+  process.exit(EXIT.USAGE)
+}
+if (logLevel !== undefined) process.env.NEKO_LOG_LEVEL = logLevel
 
 const program = new Command(TOOL_NAME)
   .description('Rebuild container image releases on a peer-to-peer network and decide, by signed quorum, whether they are reproducible')
   .version(TOOL_VERSION)
+  .addOption(new Option('--log-level <level>', 'log records at this level and above, on stderr (env NEKO_LOG_LEVEL; default info)').choices(LOG_LEVELS))
+  .configureHelp({ showGlobalOptions: true })
   .exitOverride()
 
 // Each command pulls in its own heavy dependencies (libp2p, dockerode, ajv schemas), so only
 // the command being run is loaded; help and unknown commands load them all.
 const COMMANDS: Record<string, () => Promise<{ register: (program: Command) => void }>> = {
   keygen: async () => await import('./commands/keygen.js'),
+  'peer-id': async () => await import('./commands/peer-id.js'),
+  policy: async () => await import('./commands/policy.js'),
   verify: async () => await import('./commands/verify.js'),
   rebuild: async () => await import('./commands/rebuild.js'),
   diff: async () => await import('./commands/diff.js'),
@@ -41,7 +56,10 @@ try {
     process.stderr.write(`neko-rebuilder: ${err.name}: ${err.message}\n`)
     process.exitCode = EXIT.ERROR
   } else {
-    process.stderr.write(`neko-rebuilder: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    // An operating system's refusal (permissions, a port in use) is one line; only a
+    // genuine bug shows its stack.
+    const line = describeOsError(err) ?? describeOsError((err as { cause?: unknown } | undefined)?.cause)
+    process.stderr.write(`neko-rebuilder: ${line ?? (err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`)
     process.exitCode = EXIT.ERROR
   }
 }
