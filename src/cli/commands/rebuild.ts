@@ -1,10 +1,11 @@
-import { mkdir, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
 import { signClaim } from '../../protocol/messages.js'
 import { readIdentity } from '../../node/identity-files.js'
+import { makeDir } from '../../node/make-dir.js'
 import { createRebuilder, TargetError, type BuildProgress, type RebuildOutcome } from '../../node/build/index.js'
 import { nativePlatform } from '../../tool.js'
 import { EXIT } from '../exit-codes.js'
@@ -80,7 +81,7 @@ export function register (program: Command): void {
       // Load the key first: a missing key should not cost a build.
       const identity = flags.key != null ? await readIdentity(resolve(flags.key)) : undefined
       const outDir = flags.out != null ? resolve(flags.out) : undefined
-      if (outDir != null) await mkdir(outDir, { recursive: true })
+      if (outDir != null) await makeDir(outDir)
       const rebuilder = createRebuilder({}, {
         workDir: resolve(flags.workDir ?? join(tmpdir(), 'neko-rebuilder')),
         ...(flags.timeout != null ? { timeoutMs: Math.round(flags.timeout * 1000) } : {})

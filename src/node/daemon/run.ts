@@ -3,6 +3,7 @@ import { createRebuilder } from '../build/index.js'
 import type { NodeConfig } from '../config/types.js'
 import { loadOrCreateIdentity, readIdentity } from '../identity-files.js'
 import { logger } from '../logger.js'
+import { makeDir } from '../make-dir.js'
 import { createMetrics } from '../metrics.js'
 import { createStore } from '../store/index.js'
 import { createDaemon } from './daemon.js'
@@ -20,6 +21,8 @@ export interface RunningNode {
 /** Everything `join` starts, from resolved settings: identity, policy, store, engine, daemon, watcher. */
 export async function startNode (config: NodeConfig, opts: { build?: boolean } = {}): Promise<RunningNode> {
   const log = logger('node')
+  // Made here, not by level or libp2p, so that a bad path is one clear error.
+  await makeDir(config.dataDir, 0o750)
   const identity = await loadOrCreateIdentity(config.keyDir)
   let policy
   if (config.policyFile != null) {
