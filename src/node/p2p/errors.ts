@@ -49,3 +49,9 @@ export class TlogProofError extends NekoError {
   override name = 'TlogProofError'
   override readonly code = 'ERR_TLOG_PROOF_EXCHANGE'
 }
+
+/** The node could not listen on a configured address (in use, not on this machine). */
+export class ListenError extends NekoError {
+  override name = 'ListenError'
+  override readonly code = 'ERR_LISTEN'
+}

@@ -18,7 +18,7 @@ import type { Libp2p, PeerId } from '@libp2p/interface'
 import { LimitError, ValidationError } from '../../protocol/errors.js'
 import { logger } from '../logger.js'
 import { BACKFILL_PROTOCOL, DEFAULT_MAX_MESSAGE_BYTES, TOPICS } from './constants.js'
-import { DialError, PublishError } from './errors.js'
+import { DialError, ListenError, PublishError } from './errors.js'
 import { COLOCATION, gossipOptions, scoreThresholds, topicScoreParams, topicValidator } from './gossip.js'
 import { createColocation } from './colocation.js'
 import { createPenalties } from './penalty.js'
@@ -129,6 +129,22 @@ function parsePeer (peer: string): PeerId | Multiaddr {
 
 type Services = { pubsub: GossipSub } & Record<string, unknown>
 
+/**
+ * libp2p lists each listen address that failed as `  ADDR: Error: listen EADDRINUSE: ...`
+ * under a paragraph of advice about its own options; keep the addresses and reasons.
+ */
+function listenFailures (message: string): string {
+  const lines = message.split('\n').map(l => /^\s+(\/\S+): (?:\w*Error: )?(?:listen \w+: )?(.*)$/.exec(l)).filter(m => m != null)
+  if (lines.length === 0) return `cannot listen: ${message.split('\n')[0] ?? message}`
+  return lines.map(m => `cannot listen on ${m[1] ?? ''}: ${m[2] ?? ''}`).join('; ')
+}
+
+/** A dial error in one line: libp2p wraps the reasons of each address tried in an AggregateError. */
+function errorText (err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(errorText).join('; ')
+  return err instanceof Error ? `${err.name !== 'Error' ? `${err.name}: ` : ''}${err.message}` : String(err)
+}
+
 /** Router methods the GossipSub interface leaves out but the implementation has. */
 interface GossipRouter {
   getScore: (peerId: string) => number
@@ -142,6 +158,12 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   const listen = init.listen.map(a => { parseMultiaddr('listen', a); return a })
   const bootstrapList = (init.bootstrap ?? []).map(a => { parseMultiaddr('bootstrap', a); return a })
+  // Bootstrap addresses by the peer id they name, to report a failed dial by its address.
+  const bootstrapByPeer = new Map<string, string[]>()
+  for (const a of bootstrapList) {
+    const id = multiaddr(a).getComponents().findLast(c => c.name === 'p2p')?.value
+    if (id != null) bootstrapByPeer.set(id, [...(bootstrapByPeer.get(id) ?? []), a])
+  }
 
   const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
   if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 100, tagName: KEEP_ALIVE_BOOTSTRAP }))
@@ -212,10 +234,24 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     if (!started || peer.equals(libp2p.peerId) || discovering.has(key) || libp2p.getConnections(peer).length > 0) return
     if (libp2p.getConnections().length >= maxConnections) return
     discovering.add(key)
-    libp2p.dial(peer)
+    const bootstrapAddrs = bootstrapByPeer.get(key)
+    libp2p.dial(bootstrapAddrs != null ? bootstrapAddrs.map(a => multiaddr(a)) : peer)
       .then(() => { log.debug({ peer: key }, 'dialled a discovered peer') })
-      .catch((err: unknown) => { log.debug({ err, peer: key }, 'dialling a discovered peer failed') })
+      .catch((err: unknown) => {
+        // A bootstrap address that fails is the volunteer's to fix (a typo, a firewall): say so.
+        if (bootstrapAddrs != null) log.info({ addr: bootstrapAddrs.join(' '), error: errorText(err) }, 'bootstrap peer unreachable')
+        else log.debug({ err, peer: key }, 'dialling a discovered peer failed')
+      })
       .finally(() => discovering.delete(key))
+  })
+
+  libp2p.addEventListener('peer:connect', (evt) => {
+    const peer = evt.detail.toString()
+    const addr = libp2p.getConnections(evt.detail)[0]?.remoteAddr.toString()
+    log.info({ peer, addr, peers: libp2p.getPeers().length }, 'peer connected')
+  })
+  libp2p.addEventListener('peer:disconnect', (evt) => {
+    log.info({ peer: evt.detail.toString(), peers: libp2p.getPeers().length }, 'peer disconnected')
   })
 
   // Last resort after an outage longer than libp2p's redial tries: an isolated node goes
@@ -224,7 +260,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     if (!started || bootstrapList.length === 0 || libp2p.getConnections().length > 0) return
     log.info({ peers: bootstrapList.length }, 'no connections: dialling the bootstrap list again')
     for (const addr of bootstrapList) {
-      libp2p.dial(multiaddr(addr)).catch((err: unknown) => { log.debug({ err, addr }, 'bootstrap redial failed') })
+      libp2p.dial(multiaddr(addr)).catch((err: unknown) => { log.info({ addr, error: errorText(err) }, 'bootstrap peer unreachable') })
     }
   }
 
@@ -234,7 +270,12 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
 
     async start () {
       if (started) return
-      await libp2p.start()
+      try {
+        await libp2p.start()
+      } catch (err) {
+        if ((err as Error).name === 'UnsupportedListenAddressesError') throw new ListenError(listenFailures((err as Error).message))
+        throw err
+      }
       await libp2p.handle(BACKFILL_PROTOCOL, backfillServer.handler, {
         // Above the handler's limits, so the handler, not the muxer, answers extra streams with
         // "busy" (the muxer also counts streams the peer has not closed on its side yet).
@@ -247,7 +288,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       started = true
       redialTimer = setInterval(redialBootstrap, init.redialIntervalMs ?? DEFAULT_REDIAL_INTERVAL_MS)
       redialTimer.unref()
-      log.info({ peerId: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map(String) }, 'p2p node started')
+      log.debug({ peerId: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map(String) }, 'p2p node started')
     },
 
     async stop () {
