@@ -1,10 +1,12 @@
 import type { Command } from 'commander'
+import { multiaddr } from '@multiformats/multiaddr'
 import { prepareAnnouncement } from '../../node/daemon/announce.js'
 import { publishOnce } from '../../node/daemon/publish-once.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { envelopeId } from '../../protocol/dsse.js'
 import { signAnnouncement } from '../../protocol/messages.js'
 import { ValidationError } from '../../protocol/errors.js'
+import { EXIT } from '../exit-codes.js'
 
 interface AnnounceOptions {
   repo: string
@@ -17,6 +19,18 @@ interface AnnounceOptions {
   platform?: string[]
   print?: boolean
   timeout?: string
+}
+
+/** Why `addr` cannot name a running node (a multiaddr with /p2p/<peer id>), or undefined. */
+function peerAddressProblem (addr: string): string | undefined {
+  let ma
+  try {
+    ma = multiaddr(addr)
+  } catch {
+    return 'not a multiaddr (expected /ip4/HOST/tcp/PORT/p2p/PEER_ID, as `join` prints under "listening")'
+  }
+  if (!ma.getComponents().some(c => c.name === 'p2p')) return 'names no peer: add /p2p/PEER_ID (as `join` prints under "listening")'
+  return undefined
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map(s => s.trim()).filter(s => s !== '')]
@@ -34,7 +48,12 @@ export function register (program: Command): void {
     .option('--platform <os/arch>', 'only this platform, repeatable', collect)
     .option('--print', 'write the signed envelope to stdout (the default without --to)')
     .option('--timeout <seconds>', 'how long to wait for a peer to take it', '20')
-    .action(async (opts: AnnounceOptions) => {
+    .action(async (opts: AnnounceOptions, cmd: Command) => {
+      // Before any work: a bad address should not cost a signature and a clone.
+      for (const addr of opts.to ?? []) {
+        const problem = peerAddressProblem(addr)
+        if (problem != null) cmd.error(`neko-rebuilder: --to ${addr}: ${problem}`, { exitCode: EXIT.USAGE })
+      }
       const timeoutS = Number(opts.timeout)
       if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new ValidationError('--timeout', 'must be a positive number of seconds')
       const identity = await readIdentity(opts.key)
