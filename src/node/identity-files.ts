@@ -1,8 +1,9 @@
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NekoError, ValidationError } from '../protocol/errors.js'
 import { exportPrivatePem, generateIdentity, identityFromPrivatePem, publicKeyFromPem, keyIdOf, type SigningIdentity } from '../protocol/keys.js'
 import { logger } from './logger.js'
+import { makeDir } from './make-dir.js'
 
 const log = logger('identity')
 
@@ -38,7 +39,7 @@ function isErrno (err: unknown, code: string): boolean {
 export async function writeIdentity (dir: string, identity: SigningIdentity): Promise<{ privateKeyFile: string, publicKeyFile: string }> {
   const privateKeyFile = join(dir, PRIVATE_KEY_FILE)
   const publicKeyFile = join(dir, PUBLIC_KEY_FILE)
-  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await makeDir(dir, 0o700)
   for (const file of [privateKeyFile, publicKeyFile]) {
     try {
       await stat(file)
@@ -116,6 +117,37 @@ export async function loadOrCreateIdentity (dir: string): Promise<SigningIdentit
   } catch (err) {
     // Another process created it first: use theirs.
     if (err instanceof IdentityExistsError) return await readIdentity(dir)
+    throw err
+  }
+}
+
+/**
+ * The public key of an identity: `path` is its directory (public.pem, else private.pem) or a
+ * PEM file. Returns the SPKI PEM and the key id; needs no private key when public.pem is there.
+ */
+export async function readPublicKey (path: string): Promise<{ publicKeyPem: string, keyId: string, file: string }> {
+  const isDir = await stat(path).then(s => s.isDirectory(), (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new IdentityFileError(path, 'missing (create one with `neko-rebuilder keygen --out DIR`)')
+    throw err
+  })
+  if (isDir) {
+    const pub = join(path, PUBLIC_KEY_FILE)
+    if (!await stat(pub).then(() => true, () => false)) {
+      const identity = await readIdentity(path)
+      return { publicKeyPem: identity.publicKeyPem, keyId: identity.keyId, file: join(path, PRIVATE_KEY_FILE) }
+    }
+    path = pub
+  }
+  const text = await readText(path)
+  try {
+    if (text.includes('PRIVATE KEY')) {
+      const identity = identityFromPrivatePem(text)
+      return { publicKeyPem: identity.publicKeyPem, keyId: identity.keyId, file: path }
+    }
+    const key = publicKeyFromPem(text)
+    return { publicKeyPem: key.export({ type: 'spki', format: 'pem' }).toString(), keyId: keyIdOf(key), file: path }
+  } catch (err) {
+    if (err instanceof ValidationError) throw new IdentityFileError(path, err.message)
     throw err
   }
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { writeIdentity } from '../../node/identity-files.js'
+import { peerIdOf } from '../../node/p2p/identity.js'
 import { generateIdentity } from '../../protocol/keys.js'
 
 interface KeygenOptions {
@@ -11,14 +12,15 @@ export function register (program: Command): void {
   program.command('keygen')
     .description('Create a new Ed25519 identity: DIR/private.pem (mode 0600) and DIR/public.pem; never overwrites one')
     .requiredOption('--out <dir>', 'directory to write the identity to (created if missing)')
-    .option('--json', 'print {keyId, privateKeyFile, publicKeyFile, publicKeyPem} as JSON')
+    .option('--json', 'print {keyId, peerId, privateKeyFile, publicKeyFile, publicKeyPem} as JSON')
     .action(async (opts: KeygenOptions) => {
       const identity = generateIdentity()
       const files = await writeIdentity(opts.out, identity)
+      const peerId = peerIdOf(identity.publicKey)
       if (opts.json === true) {
-        process.stdout.write(JSON.stringify({ keyId: identity.keyId, ...files, publicKeyPem: identity.publicKeyPem }) + '\n')
+        process.stdout.write(JSON.stringify({ keyId: identity.keyId, peerId, ...files, publicKeyPem: identity.publicKeyPem }) + '\n')
       } else {
-        process.stdout.write(`key id:      ${identity.keyId}\nprivate key: ${files.privateKeyFile}\npublic key:  ${files.publicKeyFile}\n`)
+        process.stdout.write(`key id:      ${identity.keyId}\npeer id:     ${peerId}\nprivate key: ${files.privateKeyFile}\npublic key:  ${files.publicKeyFile}\n`)
       }
     })
 }

@@ -42,3 +42,37 @@ export async function loadPolicyFile (path: string): Promise<TrustPolicy> {
     throw err
   }
 }
+
+export interface PolicyKeyEntry {
+  name: string
+  /** Builders only; defaults to the name. */
+  operator?: string
+  publicKeyPem: string
+}
+
+export interface ComposePolicyInit {
+  /** Default: a majority of the builders. */
+  threshold?: number
+  /** Default: the threshold, capped at the number of distinct operators. */
+  minOperators?: number
+  allowedDissent?: number
+}
+
+/**
+ * A trust policy document (the JSON a node reads) from public keys, checked by the same parser
+ * a node uses, so a file written here is one every node accepts.
+ */
+export function composePolicy (builders: PolicyKeyEntry[], announcers: PolicyKeyEntry[], init: ComposePolicyInit = {}): Record<string, unknown> {
+  const operators = new Set(builders.map(b => b.operator ?? b.name)).size
+  const threshold = init.threshold ?? Math.floor(builders.length / 2) + 1
+  const doc = {
+    version: 1,
+    builders: builders.map(b => ({ name: b.name, operator: b.operator ?? b.name, publicKey: b.publicKeyPem })),
+    announcers: announcers.map(a => ({ name: a.name, publicKey: a.publicKeyPem })),
+    threshold,
+    minOperators: init.minOperators ?? Math.min(threshold, operators),
+    allowedDissent: init.allowedDissent ?? 0
+  }
+  parsePolicy(doc)
+  return doc
+}
