@@ -19,8 +19,12 @@ log "docker socket group id: $gid"
 # Compose needs these before it can even build; the peer id is filled in below.
 printf 'DOCKER_GID=%s\nNODE1_PEER_ID=%s\n' "$gid" pending >"$deploy/.env"
 
-log "building $image"
-SOURCE_DATE_EPOCH=$(git -C "$deploy" log -1 --pretty=%ct) "${compose[@]}" build node1
+if [ "${NEKO_SKIP_BUILD:-0}" = 1 ]; then
+  log "using $image as built (NEKO_SKIP_BUILD=1)"
+else
+  log "building $image"
+  SOURCE_DATE_EPOCH=$(git -C "$deploy" log -1 --pretty=%ct) "${compose[@]}" build node1
+fi
 
 # Data directories at the same path on the host and in the containers, owned by the
 # image's unprivileged user; made through the engine, so no sudo is needed here.
@@ -28,50 +32,29 @@ log "data directories in $base"
 docker run --rm -u 0 -v "$base:$base" --entrypoint sh "$image" -c \
   "for n in node1 node2 node3; do install -d -o node -g node -m 0750 \"$base/\$n\" \"$base/\$n/tmp\"; done"
 
-# An existing identity is kept (keygen refuses to overwrite) and read back.
-identity() { # service
-  "${compose[@]}" run --rm --no-deps -T "$1" keygen --out "$base/$1/identity" >/dev/null 2>&1 || true
-  "${compose[@]}" run --rm --no-deps -T --entrypoint cat "$1" "$base/$1/identity/public.pem"
-}
-
-pems=()
+# An existing identity is kept: keygen refuses to overwrite one.
 for n in node1 node2 node3; do
   log "identity of $n"
-  pems+=("$(identity "$n")")
+  "${compose[@]}" run --rm --no-deps -T "$n" keygen --out "$base/$n/identity" >/dev/null 2>&1 || true
 done
 
 mkdir -p "$here/announcer"
 if [ ! -f "$here/announcer/private.pem" ]; then
   log "announcer identity in $here/announcer (keep private.pem secret)"
-  docker run --rm -u "$(id -u):$(id -g)" -v "$here/announcer:/out" --entrypoint node "$image" \
-    /app/dist/cli/main.js keygen --out /out >/dev/null
+  docker run --rm -u "$(id -u):$(id -g)" -v "$here/announcer:/out" "$image" keygen --out /out >/dev/null
 fi
-announcer_pem=$(cat "$here/announcer/public.pem")
 
 log "writing $here/trust.json"
 # Three builders run by three operators (one per node here); two must agree on a digest.
-docker run --rm -i --entrypoint node "$image" --input-type=module -e '
-  let input = ""
-  for await (const chunk of process.stdin) input += chunk
-  const [p1, p2, p3, announcer] = input.split("\n--\n")
-  const builders = [p1, p2, p3].map((publicKey, i) => ({ name: `node${i + 1}`, operator: `devnet-operator-${i + 1}`, publicKey: publicKey.trim() + "\n" }))
-  const policy = { version: 1, builders, announcers: [{ name: "devnet-announcer", publicKey: announcer.trim() + "\n" }], threshold: 2, minOperators: 2, allowedDissent: 0 }
-  process.stdout.write(JSON.stringify(policy, null, 2) + "\n")
-' >"$here/trust.json" <<<"${pems[0]}
---
-${pems[1]}
---
-${pems[2]}
---
-$announcer_pem"
+# Only public keys are read: node1's data dir is mounted read-only for it.
+docker run --rm -u 0 -v "$base:$base:ro" -v "$here/announcer/public.pem:/announcer.pem:ro" "$image" --log-level error policy \
+  --builder "node1@devnet-operator-1=$base/node1/identity/public.pem" \
+  --builder "node2@devnet-operator-2=$base/node2/identity/public.pem" \
+  --builder "node3@devnet-operator-3=$base/node3/identity/public.pem" \
+  --announcer devnet-announcer=/announcer.pem \
+  --threshold 2 --min-operators 2 >"$here/trust.json"
 
 log "peer id of node1"
-peer=$(docker run --rm -i --entrypoint node "$image" --input-type=module -e '
-  import { createPublicKey } from "node:crypto"
-  import { peerIdOf } from "/app/dist/node/p2p/identity.js"
-  let pem = ""
-  for await (const chunk of process.stdin) pem += chunk
-  process.stdout.write(peerIdOf(createPublicKey(pem)))
-' <<<"${pems[0]}")
+peer=$(docker run --rm -u 0 -v "$base:$base:ro" "$image" --log-level error peer-id "$base/node1/identity/public.pem")
 printf 'DOCKER_GID=%s\nNODE1_PEER_ID=%s\n' "$gid" "$peer" >"$deploy/.env"
 log "node1 is $peer; start with: docker compose -f deploy/compose.yaml up -d"
