@@ -12,6 +12,8 @@ export interface BuildProgress {
   step?: string
   /** Since the rebuild started. */
   elapsedMs: number
+  /** The rebuild's log file, growing as it runs. */
+  logPath?: string
 }
 
 export interface BuildxRun {

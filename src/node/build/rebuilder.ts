@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import Dockerode from 'dockerode'
 import type { Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
@@ -6,6 +6,7 @@ import { NekoError } from '../../protocol/errors.js'
 import { LIMITS } from '../../protocol/limits.js'
 import { WIRE } from '../../protocol/patterns.js'
 import { logger, type Logger } from '../logger.js'
+import { makeDir } from '../make-dir.js'
 import { BuildLog } from './build-log.js'
 import { runBuildx, type BuildProgress } from './buildx.js'
 import { classifyBuildLog, logExcerpt } from './classify.js'
@@ -134,7 +135,6 @@ class DefaultRebuilder implements Rebuilder {
     const startedOn = new Date(started).toISOString()
     const timeout = AbortSignal.timeout(this.timeoutMs)
     const signal = opts.signal != null ? AbortSignal.any([opts.signal, timeout]) : timeout
-    const progress = (p: Omit<BuildProgress, 'elapsedMs'>): void => opts.onProgress?.({ ...p, elapsedMs: Date.now() - started })
 
     // Usage errors throw before anything is fetched.
     if (!WIRE.platform.test(req.platform)) throw new TargetError(`platform ${JSON.stringify(req.platform)} is not an OCI platform such as linux/amd64`)
@@ -146,13 +146,15 @@ class DefaultRebuilder implements Rebuilder {
       variant = this.checkTarget(recipe, req)
     }
 
-    await mkdir(this.workDir, { recursive: true })
+    await makeDir(this.workDir)
     const workspace = await mkdtemp(join(this.workDir, 'rebuild-'))
     const logDir = req.outDir != null ? resolve(req.outDir) : join(this.workDir, 'logs')
-    await mkdir(logDir, { recursive: true })
-    const stem = `${fileSafe(req.variant ?? variant?.name ?? 'default')}-${fileSafe(req.platform)}-${Date.now()}-${basename(workspace).slice(-6)}`
-    const logPath = join(logDir, `${stem}.log`)
-    const buildLog = new BuildLog(logPath)
+    await makeDir(logDir)
+    // Tag (or commit), variant and platform: an operator finds a target's log by name.
+    const stem = `${fileSafe(req.ref).slice(0, 64)}-${fileSafe(req.variant ?? variant?.name ?? 'default')}-${fileSafe(req.platform)}-${Date.now()}-${basename(workspace).slice(-6)}`
+    const logFile = join(logDir, `${stem}.log`)
+    const buildLog = new BuildLog(logFile)
+    const progress = (p: Omit<BuildProgress, 'elapsedMs'>): void => opts.onProgress?.({ ...p, elapsedMs: Date.now() - started, logPath: logFile })
 
     let recipeRef: RecipeRef = recipe != null ? { name: recipe.name, digest: recipeDigest(recipe) } : { name: 'repository', digest: UNRESOLVED_RECIPE }
     const target: Target = { repository: req.repository, commit: req.expectedCommit?.toLowerCase() ?? UNRESOLVED_COMMIT, variant: req.variant ?? variant?.name ?? 'default', platform: req.platform }
@@ -163,7 +165,7 @@ class DefaultRebuilder implements Rebuilder {
     const finish = (body: Pick<Claim, 'result'> | Pick<Claim, 'failure'>): RebuildOutcome => {
       if ('failure' in body && body.failure != null) body = { failure: boundFailure(body.failure) }
       const claim: Claim = { target, sourceDateEpoch, recipe: recipeRef, environment, startedOn, finishedOn: new Date().toISOString(), ...body }
-      return { claim, logPath, ...(ociPath != null && 'result' in body ? { ociPath } : {}) }
+      return { claim, logPath: logFile, ...(ociPath != null && 'result' in body ? { ociPath } : {}) }
     }
 
     try {
