@@ -11,6 +11,8 @@ export interface Metrics {
   setPeers (n: number): void
   claimStored (kind: MessageKind): void
   buildFinished (outcome: 'success' | FailureClass, seconds: number): void
+  /** Where the queue gauges read from at each scrape. */
+  observeJobs (read: () => Promise<{ queued: number, running: number }>): void
 }
 
 export interface MetricsInit {
@@ -46,6 +48,26 @@ export function createMetrics (init: MetricsInit = {}): Metrics {
     buckets: [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
     registers: [registry]
   })
+  // Read at scrape time, so the gauges never drift from the store and the scheduler.
+  let readJobs: (() => Promise<{ queued: number, running: number }>) | undefined
+  let jobsRead: Promise<{ queued: number, running: number }> | undefined
+  const jobs = async (): Promise<{ queued: number, running: number }> => {
+    // One read serves both gauges of a scrape.
+    jobsRead ??= (readJobs?.() ?? Promise.resolve({ queued: 0, running: 0 })).finally(() => { jobsRead = undefined })
+    return await jobsRead
+  }
+  new Gauge({
+    name: `${prefix}jobs_queued`,
+    help: 'Rebuilds waiting in this node\'s queue',
+    registers: [registry],
+    async collect () { this.set((await jobs()).queued) }
+  })
+  new Gauge({
+    name: `${prefix}builds_running`,
+    help: 'Rebuilds running now',
+    registers: [registry],
+    async collect () { this.set((await jobs()).running) }
+  })
   // Zero-initialise the labels so dashboards see every series from the start.
   for (const kind of ['announcement', 'claim'] as const) stored.inc({ kind }, 0)
   peers.set(0)
@@ -54,6 +76,7 @@ export function createMetrics (init: MetricsInit = {}): Metrics {
     registry,
     setPeers (n) { peers.set(n) },
     claimStored (kind) { stored.inc({ kind }) },
+    observeJobs (read) { readJobs = read },
     buildFinished (outcome, seconds) {
       builds.inc({ outcome })
       durations.observe({ outcome }, seconds)

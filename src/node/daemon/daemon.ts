@@ -10,6 +10,7 @@ import { hostArch, toolInfo } from '../../tool.js'
 import { createBackfillSync, storeBackfillSource } from './backfill.js'
 import { createBuilderRegistry } from './builders.js'
 import { MessageRejectedError } from './errors.js'
+import { jobsView } from './jobs.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
 import { createMessageValidator, type CheckResult } from './validator.js'
 import { createRateLimiter } from './rate-limit.js'
@@ -169,7 +170,14 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       components.metrics?.buildFinished(claim.failure?.class ?? 'success', Number.isFinite(seconds) ? seconds : 0)
       for (const cb of storedListeners) cb('claim', id)
     }
-  }, { concurrency: init.concurrency, maxAttempts: init.maxAttempts, backoffMs: init.backoffMs })
+  }, {
+    concurrency: init.concurrency,
+    maxAttempts: init.maxAttempts,
+    backoffMs: init.backoffMs,
+    ...(init.maxAnnouncementAgeMs != null ? { maxAnnouncementAgeMs: init.maxAnnouncementAgeMs } : {}),
+    ...(init.progressIntervalMs != null ? { progressIntervalMs: init.progressIntervalMs } : {})
+  })
+  components.metrics?.observeJobs(async () => ({ queued: (await store.listJobs('queued')).length, running: scheduler.running().length }))
 
   async function publishCapabilities (): Promise<void> {
     if (ownCapabilities == null) return
@@ -255,13 +263,21 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       }
       next()
       if (init.http != null) {
-        feed = createFeedServer({ store, policy, metrics: components.metrics, builders: () => builders.list(), ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [] } } : {}) }, init.http)
+        feed = createFeedServer({
+          store,
+          policy,
+          metrics: components.metrics,
+          builders: () => builders.list(),
+          jobs: async ({ recent }) => await jobsView({ store, scheduler }, { recent }),
+          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [] } } : {})
+        }, init.http)
         feedUrl = (await feed.start()).url
         log.info({ url: feedUrl }, 'HTTP feed listening')
       }
       backfill.start()
       for (const peer of p2p.connectedPeers()) void backfill.syncFrom(peer)
-      log.info({ peerId: p2p.peerId, keyId: identity.keyId, addrs: p2p.multiaddrs(), builds: ownCapabilities.platforms }, 'node started')
+      // `join` prints identity, addresses and platforms once, as its result.
+      log.debug({ peerId: p2p.peerId, keyId: identity.keyId, addrs: p2p.multiaddrs(), builds: ownCapabilities.platforms }, 'node started')
     },
 
     async stop () {

@@ -48,6 +48,10 @@ export interface DaemonInit {
    * them later). Untrusted keys have their own, lower limit (`validator`).
    */
   trustedRate?: { perMinute: number, burst: number }
+  /** Queue only announcements made at most this long ago (0 or absent: no limit). */
+  maxAnnouncementAgeMs?: number
+  /** How often a running build's progress is logged. */
+  progressIntervalMs?: number
   /** How often the node republishes its capabilities statement. */
   capabilitiesIntervalMs?: number
   /** Keep a transparency log of every stored message in this directory (docs/transparency.md). */

@@ -19,6 +19,8 @@ export interface RouteContext {
   store: Store
   metrics?: Metrics
   builders?: () => unknown[]
+  /** The build queue (`/api/v1/jobs`); absent where no daemon runs. */
+  jobs?: (opts: { recent: number }) => Promise<unknown>
   consensus: ConsensusService
   /** The node's policy: a release's feed carries every claim its builders signed. */
   policy?: TrustPolicy
@@ -128,6 +130,14 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     sendJson(req, res, { items: ctx.builders?.() ?? [] })
   }
 
+  const jobs: Handler = async (req, res, url) => {
+    const q = new Query(url.searchParams, ['limit'])
+    const recent = q.integer('limit', 20, HTTP_LIMITS.maxPageSize)
+    if (ctx.jobs == null) throw new NotFoundError('this server runs no build queue')
+    // Live state of the scheduler: never cached.
+    sendJson(req, res, await ctx.jobs({ recent }), { cacheControl: 'no-store' })
+  }
+
   const jsonl: Handler = async (req, res, url) => {
     const q = new Query(url.searchParams, ['tag', 'repository', 'inclusion'])
     const tag = tagParam(q)
@@ -180,6 +190,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     ['/api/v1/releases', cached(releases)],
     ['/api/v1/targets', cached(targets)],
     ['/api/v1/builders', builders],
+    ['/api/v1/jobs', jobs],
     ['/claims.intoto.jsonl', jsonl],
     ['/feed.json', cached(feed)],
     ['/metrics', metrics],

@@ -21,6 +21,8 @@ export interface FeedServerComponents {
   metrics?: Metrics
   /** What the local builders can build (`daemon.builders()`), served at /api/v1/builders. */
   builders?: () => unknown[]
+  /** The node's build queue, served at /api/v1/jobs. */
+  jobs?: (opts: { recent: number }) => Promise<unknown>
   /** Digests the registry publishes for a release; without it every published match is `unknown`. */
   published?: PublishedLookup
   /** The node's transparency log, served under /tlog/. */

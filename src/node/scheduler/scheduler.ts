@@ -4,13 +4,14 @@ import type { SigningIdentity } from '../../protocol/keys.js'
 import { signClaim } from '../../protocol/messages.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Announcement, Claim } from '../../protocol/types.js'
+import type { BuildProgress } from '../build/buildx.js'
 import { RecipeError, RequirementsError, TargetError } from '../build/errors.js'
 import { recipeDigest, type Recipe } from '../build/recipe.js'
 import { logger } from '../logger.js'
 import type { Job, Store, StoredMessage } from '../store/types.js'
 import { SchedulerStoppedError } from './errors.js'
 import { builtinRecipe, canBuildTarget } from './requirements.js'
-import type { SchedulerCapabilities, SchedulerInit, SchedulerRebuilder } from './types.js'
+import type { RunningBuild, SchedulerCapabilities, SchedulerInit, SchedulerRebuilder } from './types.js'
 
 export interface SchedulerComponents extends SchedulerCapabilities {
   store: Store
@@ -31,11 +32,13 @@ export interface Scheduler {
   enqueue: (announcement: StoredMessage) => Promise<Job[]>
   /** Jobs running now. */
   running: () => string[]
+  /** Builds running now, with where each is. */
+  progress: () => RunningBuild[]
   /** Resolves when nothing is queued (that may start now) or running. */
   idle: () => Promise<void>
 }
 
-const DEFAULTS = { concurrency: 1, maxAttempts: 3, backoffMs: 30_000, maxBackoffMs: 30 * 60_000 }
+const DEFAULTS = { concurrency: 1, maxAttempts: 3, backoffMs: 30_000, maxBackoffMs: 30 * 60_000, progressIntervalMs: 60_000 }
 
 export function createScheduler (components: SchedulerComponents, init: SchedulerInit = {}): Scheduler {
   const log = logger('scheduler')
@@ -45,7 +48,9 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
   const backoffMs = init.backoffMs ?? DEFAULTS.backoffMs
   const maxBackoffMs = init.maxBackoffMs ?? DEFAULTS.maxBackoffMs
   const recipes = new Map<string, Recipe | null>()
-  const active = new Map<string, { controller: AbortController, done: Promise<void> }>()
+  const progressIntervalMs = init.progressIntervalMs ?? DEFAULTS.progressIntervalMs
+  const maxAgeMs = init.maxAnnouncementAgeMs ?? 0
+  const active = new Map<string, { controller: AbortController, done: Promise<void>, build?: RunningBuild, ticker?: NodeJS.Timeout }>()
   let started = false
   let stopping = false
   let timer: NodeJS.Timeout | undefined
@@ -88,11 +93,11 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       if (active.has(job.id)) continue
       if (job.notBefore != null && job.notBefore > t) { earliest = Math.min(earliest, job.notBefore); continue }
       const controller = new AbortController()
-      const entry = { controller, done: Promise.resolve() }
+      const entry: { controller: AbortController, done: Promise<void>, ticker?: NodeJS.Timeout } = { controller, done: Promise.resolve() }
       active.set(job.id, entry)
       entry.done = runJob(job, controller.signal)
         .catch((err: unknown) => { log.error({ err, job: job.id }, 'job bookkeeping failed') })
-        .finally(() => { active.delete(job.id); schedulePump() })
+        .finally(() => { clearInterval(entry.ticker); active.delete(job.id); schedulePump() })
     }
     if (earliest !== Infinity) schedulePump(Math.max(1, earliest - Date.now()))
     if (active.size === 0 && !queued.some(j => j.notBefore == null || j.notBefore <= Date.now())) notifyIdle()
@@ -109,6 +114,20 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     let job = await saveJob(queuedJob, { state: 'running', attempts: queuedJob.attempts + 1, notBefore: undefined })
     const t = job.target
     log.info({ job: job.id, attempt: job.attempts }, 'build started')
+    const started = Date.now()
+    const build: RunningBuild = { job, startedAt: new Date(started).toISOString(), elapsedMs: 0 }
+    const entry = active.get(job.id)
+    if (entry != null) entry.build = build
+    // A Neko target takes tens of minutes: say where it is at a steady pace, not only at the end.
+    const ticker = setInterval(() => {
+      log.info({ job: job.id, phase: build.phase, step: build.step, elapsed: formatDuration(Date.now() - started), log: build.logPath }, 'building')
+    }, progressIntervalMs)
+    ticker.unref()
+    if (entry != null) entry.ticker = ticker
+    const onProgress = (p: BuildProgress): void => {
+      if (build.logPath == null && p.logPath != null) log.info({ job: job.id, log: p.logPath }, 'build log')
+      Object.assign(build, { phase: p.phase, step: p.step, variant: p.variant, elapsedMs: p.elapsedMs, ...(p.logPath != null ? { logPath: p.logPath } : {}) })
+    }
     let claim: Claim
     try {
       // The built-in recipe only when it is the very one announced; otherwise the repository's own.
@@ -121,7 +140,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
         ...(recipe != null ? { recipe } : {}),
         variant: t.variant,
         platform: t.platform
-      }, { signal })
+      }, { signal, onProgress })
       claim = result.claim
     } catch (err) {
       if (signal.aborted) {
@@ -203,6 +222,11 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       if (a == null || message.kind !== 'announcement') return []
       const caps = components.capabilities()
       if (components.rebuilder == null || caps == null) return []
+      const ageMs = Date.now() - Date.parse(a.announcedAt)
+      if (maxAgeMs > 0 && ageMs > maxAgeMs) {
+        log.info({ repository: a.repository, tag: a.tag, announcedAt: a.announcedAt, maxAgeDays: Math.round(maxAgeMs / 86_400_000 * 10) / 10 }, 'release not queued: announced before the age limit (--max-release-age)')
+        return []
+      }
       const created: Job[] = []
       for (const target of announcementTargets(a)) {
         const id = targetKey(target)
@@ -229,9 +253,23 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
 
     running: () => [...active.keys()],
 
+    progress: () => [...active.values()].flatMap(a => a.build != null ? [{ ...a.build, elapsedMs: Date.now() - Date.parse(a.build.startedAt) }] : []),
+
     async idle () {
       if (!started || components.rebuilder == null) return
       await new Promise<void>(resolve => { idleWaiters.push(resolve); schedulePump() })
     }
   }
+}
+
+/** `1h02m03s`, `4m05s`, `6s`: elapsed time for a log line a person reads. */
+export function formatDuration (ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000))
+  const h = Math.floor(total / 3600)
+  const m = Math.floor((total % 3600) / 60)
+  const sec = total % 60
+  const pad = (n: number): string => String(n).padStart(2, '0')
+  if (h > 0) return `${h}h${pad(m)}m${pad(sec)}s`
+  if (m > 0) return `${m}m${pad(sec)}s`
+  return `${sec}s`
 }

@@ -1,13 +1,15 @@
 import type { Claim } from '../../protocol/types.js'
 import type { PlatformCapabilities } from '../build/recipe.js'
+import type { BuildProgress } from '../build/buildx.js'
 import type { RebuildRequest as BuildRequest } from '../build/rebuilder.js'
+import type { Job } from '../store/types.js'
 
 /** What the scheduler asks of a rebuild engine: the build engine's request, without keeping tarballs. */
 export type RebuildRequest = Omit<BuildRequest, 'outDir'>
 
 /** The build engine's `Rebuilder` satisfies it; tests may pass any engine of this shape. */
 export interface SchedulerRebuilder {
-  rebuild: (req: RebuildRequest, opts: { signal?: AbortSignal }) => Promise<{ claim: Claim }>
+  rebuild: (req: RebuildRequest, opts: { signal?: AbortSignal, onProgress?: (p: BuildProgress) => void }) => Promise<{ claim: Claim }>
 }
 
 export interface SchedulerInit {
@@ -18,6 +20,28 @@ export interface SchedulerInit {
   /** First retry delay; doubled per attempt. */
   backoffMs?: number
   maxBackoffMs?: number
+  /**
+   * Queue only announcements made at most this long ago (by their signed `announcedAt`), so a
+   * new node that back-fills a network's history does not rebuild every release in it.
+   * Undefined or 0: no limit.
+   */
+  maxAnnouncementAgeMs?: number
+  /** How often a running build's step, elapsed time and log path are logged (default 60 s). */
+  progressIntervalMs?: number
+}
+
+/** A build running now, as `/api/v1/jobs` and the progress log report it. */
+export interface RunningBuild {
+  job: Job
+  startedAt: string
+  /** Where the rebuild is: `source`, `prepare`, `build` or `read`. */
+  phase?: string
+  /** The current step, such as `[2/5] RUN make`. */
+  step?: string
+  /** Variant being built (a `from` base before the variant itself). */
+  variant?: string
+  elapsedMs: number
+  logPath?: string
 }
 
 export interface SchedulerCapabilities {
