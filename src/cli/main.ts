@@ -35,6 +35,7 @@ const COMMANDS: Record<string, () => Promise<{ register: (program: Command) => v
   announce: async () => await import('./commands/announce.js'),
   devnet: async () => await import('./commands/devnet.js'),
   status: async () => await import('./commands/status.js'),
+  jobs: async () => await import('./commands/jobs.js'),
   audit: async () => await import('./commands/audit.js'),
   attest: async () => await import('./commands/attest.js'),
   'verify-image': async () => await import('./commands/verify-image.js')

@@ -20,6 +20,7 @@ interface JoinOptions {
   watchInterval?: string
   recipe?: string
   buildTimeout?: string
+  maxReleaseAge?: string
   json?: boolean
   attest?: string[]
   attestAuth?: string
@@ -41,6 +42,7 @@ export function register (program: Command): void {
     .option('--concurrency <n>', 'builds at once (env NEKO_CONCURRENCY; default 1)')
     .option('--no-mdns', 'do not discover peers on the local network (env NEKO_MDNS=0)')
     .option('--build-timeout <seconds>', 'limit of one rebuild (env NEKO_BUILD_TIMEOUT; default 10800)')
+    .option('--max-release-age <days>', 'rebuild only releases announced in the last DAYS days, 0 for any age (env NEKO_MAX_RELEASE_AGE; default 30)')
     .option('--watch <url>', 'poll this repository\'s tags and announce new ones (env NEKO_WATCH)')
     .option('--announce-key <dir>', 'identity that signs --watch announcements (env NEKO_ANNOUNCE_KEY)')
     .option('--watch-interval <seconds>', 'tag poll interval (env NEKO_WATCH_INTERVAL; default 300)')
@@ -63,6 +65,7 @@ export function register (program: Command): void {
         ...(opts.concurrency != null ? { concurrency: opts.concurrency } : {}),
         ...(mdnsFromCli ? { mdns: opts.mdns !== false } : {}),
         ...(opts.buildTimeout != null ? { buildTimeoutSeconds: opts.buildTimeout } : {}),
+        ...(opts.maxReleaseAge != null ? { maxReleaseAgeDays: opts.maxReleaseAge } : {}),
         ...(opts.watch != null ? { watch: opts.watch } : {}),
         ...(opts.announceKey != null ? { announceKey: opts.announceKey } : {}),
         ...(opts.watchInterval != null ? { watchIntervalSeconds: opts.watchInterval } : {}),

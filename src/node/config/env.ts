@@ -11,6 +11,7 @@ export const ENV_VARS: Record<keyof NodeSettings, string> = {
   concurrency: 'NEKO_CONCURRENCY',
   mdns: 'NEKO_MDNS',
   buildTimeoutSeconds: 'NEKO_BUILD_TIMEOUT',
+  maxReleaseAgeDays: 'NEKO_MAX_RELEASE_AGE',
   watch: 'NEKO_WATCH',
   announceKey: 'NEKO_ANNOUNCE_KEY',
   watchIntervalSeconds: 'NEKO_WATCH_INTERVAL',

@@ -11,6 +11,8 @@ import type { NodeConfig, NodeSettings } from './types.js'
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4088'
 const DEFAULT_WATCH_INTERVAL_SECONDS = 300
 const DEFAULT_BUILD_TIMEOUT_SECONDS = 3 * 3600
+/** A new node rebuilds the releases of the last month, not a network's whole history. */
+const DEFAULT_MAX_RELEASE_AGE_DAYS = 30
 /** A policy at this name in the data dir is used when none is configured. */
 export const DATA_DIR_POLICY = 'policy.json'
 
@@ -137,7 +139,7 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     if (http == null) problems.push({ setting: 'http', source: httpSetting.source, message: `bad address "${httpSetting.value}" (expected HOST:PORT with a port from 0 to 65535)` })
   }
 
-  function integer (key: 'concurrency' | 'buildTimeoutSeconds' | 'watchIntervalSeconds', fallback: number, min: number, max: number): number {
+  function integer (key: 'concurrency' | 'buildTimeoutSeconds' | 'watchIntervalSeconds' | 'maxReleaseAgeDays', fallback: number, min: number, max: number): number {
     const got = pick(key)
     if (got == null) return fallback
     const n = parseInteger(got.value!, min, max)
@@ -150,6 +152,7 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
   const concurrency = integer('concurrency', 1, 1, 64)
   const buildTimeoutMs = integer('buildTimeoutSeconds', DEFAULT_BUILD_TIMEOUT_SECONDS, 1, 86_400) * 1000
   const intervalMs = integer('watchIntervalSeconds', DEFAULT_WATCH_INTERVAL_SECONDS, 1, 86_400) * 1000
+  const maxReleaseAgeDays = integer('maxReleaseAgeDays', DEFAULT_MAX_RELEASE_AGE_DAYS, 0, 36_500)
 
   let mdns = true
   const mdnsSetting = pick('mdns')
@@ -171,5 +174,5 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
   }
 
   if (problems.length > 0) throw new ConfigError(problems)
-  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, watch }
+  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, maxReleaseAgeDays, watch }
 }

@@ -12,6 +12,7 @@ export const CONFIG_SCHEMA = {
     concurrency: { type: 'integer', minimum: 1, maximum: 64 },
     mdns: { type: 'boolean' },
     buildTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86_400 },
+    maxReleaseAgeDays: { type: 'integer', minimum: 0, maximum: 36_500 },
     watch: { type: 'string', minLength: 1 },
     announceKey: { type: 'string', minLength: 1 },
     watchIntervalSeconds: { type: 'integer', minimum: 1, maximum: 86_400 },

@@ -14,6 +14,8 @@ export interface NodeConfig {
   mdns: boolean
   /** Wall-clock limit of one rebuild. */
   buildTimeoutMs: number
+  /** Rebuild only releases announced at most this many days ago; 0: any age. */
+  maxReleaseAgeDays: number
   /** `join --watch`: poll a repository's tags and announce new ones. */
   watch?: { url: string, announceKeyDir: string, intervalMs: number, recipe?: string }
 }
@@ -29,6 +31,7 @@ export interface NodeSettings {
   concurrency?: number | string
   mdns?: boolean | string
   buildTimeoutSeconds?: number | string
+  maxReleaseAgeDays?: number | string
   watch?: string
   announceKey?: string
   watchIntervalSeconds?: number | string

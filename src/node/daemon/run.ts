@@ -46,6 +46,7 @@ export async function startNode (config: NodeConfig, opts: { build?: boolean } =
       mdns: config.mdns,
       concurrency: config.concurrency,
       tlog: { path: join(config.dataDir, 'tlog'), witnessPath: join(config.dataDir, 'witness') },
+      maxAnnouncementAgeMs: config.maxReleaseAgeDays * 86_400_000,
       ...(config.http != null ? { http: config.http } : {})
     })
     await daemon.start()

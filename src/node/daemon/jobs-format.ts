@@ -1,0 +1,28 @@
+import type { Job } from '../store/types.js'
+import type { JobsView } from './jobs.js'
+
+function target (j: Job): string {
+  const t = j.target
+  return `${t.tag ?? t.commit.slice(0, 12)} ${t.variant} ${t.platform}`
+}
+
+/** The queue as a person reads it: running builds first, then what waits, then what finished. */
+export function formatJobs (view: JobsView, now = Date.now()): string {
+  const c = view.counts
+  const out: string[] = [`${c.running} running, ${c.queued} queued, ${c.done} done, ${c.failed} failed, ${c.refused} refused`]
+  if (view.running.length > 0) out.push('', 'RUNNING')
+  for (const r of view.running) {
+    out.push(`  ${target(r.job)}  ${r.elapsed}  ${r.phase ?? 'starting'}${r.step != null ? `: ${r.step}` : ''}`)
+    if (r.logPath != null) out.push(`    log ${r.logPath}`)
+  }
+  if (view.queued.length > 0) out.push('', 'QUEUED')
+  for (const j of view.queued) {
+    const wait = j.notBefore != null && j.notBefore > now ? `  retry in ${Math.ceil((j.notBefore - now) / 1000)} s (${j.lastError ?? ''})` : ''
+    out.push(`  ${target(j)}${wait}`)
+  }
+  if (view.recent.length > 0) out.push('', 'RECENT')
+  for (const j of view.recent) {
+    out.push(`  ${j.state.padEnd(7)} ${target(j)}  ${j.updatedAt}${j.lastError != null ? `  ${j.lastError}` : ''}`)
+  }
+  return out.join('\n') + '\n'
+}
