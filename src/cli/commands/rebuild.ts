@@ -30,14 +30,26 @@ function seconds (value: string): number {
   return n
 }
 
-/** One line on a terminal, rewritten in place: the step and the time so far. */
-function progressLine (stream: NodeJS.WriteStream): (p: BuildProgress) => void {
-  return p => {
-    const secs = (p.elapsedMs / 1000).toFixed(1).padStart(6)
-    const what = p.phase === 'build' && p.step != null ? `#${p.stepIndex ?? '?'} ${p.step}` : p.step ?? p.phase
-    const line = `[${secs}s] ${p.variant}: ${what}`.replace(/\s+/g, ' ')
+/**
+ * One line on a terminal, rewritten in place: the step and the time so far. The clock
+ * ticks every second, also through a long step that prints nothing.
+ */
+function progressLine (stream: NodeJS.WriteStream): { update: (p: BuildProgress) => void, stop: () => void } {
+  const started = Date.now()
+  let last: BuildProgress | undefined
+  const draw = (): void => {
+    if (last == null) return
+    const secs = ((Date.now() - started) / 1000).toFixed(0).padStart(5)
+    const what = last.phase === 'build' && last.step != null ? `#${last.stepIndex ?? '?'} ${last.step}` : last.step ?? last.phase
+    const line = `[${secs}s] ${last.variant}: ${what}`.replace(/\s+/g, ' ')
     const width = (stream.columns ?? 100) - 1
     stream.write(`\r\x1b[K${line.length > width ? `${line.slice(0, width - 1)}…` : line}`)
+  }
+  const timer = setInterval(draw, 1000)
+  timer.unref()
+  return {
+    update: p => { last = p; draw() },
+    stop: () => { clearInterval(timer) }
   }
 }
 
@@ -87,6 +99,7 @@ export function register (program: Command): void {
         ...(flags.timeout != null ? { timeoutMs: Math.round(flags.timeout * 1000) } : {})
       })
       const tty = process.stderr.isTTY && flags.json !== true
+      const line = tty ? progressLine(process.stderr) : undefined
       const controller = new AbortController()
       const onSigint = (): void => controller.abort(new Error('interrupted'))
       process.once('SIGINT', onSigint)
@@ -100,7 +113,7 @@ export function register (program: Command): void {
           ...(flags.recipe != null ? { recipe: flags.recipe } : {}),
           ...(flags.variant != null ? { variant: flags.variant } : {}),
           ...(outDir != null ? { outDir } : {})
-        }, { signal: controller.signal, ...(tty ? { onProgress: progressLine(process.stderr) } : {}) })
+        }, { signal: controller.signal, ...(line != null ? { onProgress: line.update } : {}) })
       } catch (err) {
         if (err instanceof TargetError) {
           process.stderr.write(`neko-rebuilder: ${err.name}: ${err.message}\n`)
@@ -110,6 +123,7 @@ export function register (program: Command): void {
         throw err
       } finally {
         process.removeListener('SIGINT', onSigint)
+        line?.stop()
         if (tty) process.stderr.write('\r\x1b[K')
       }
       let claimFile: string | undefined
