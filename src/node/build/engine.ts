@@ -3,6 +3,7 @@ import type { BuildEnvironment } from '../../protocol/types.js'
 import { hostArch, ociArch, toolInfo } from '../../tool.js'
 import { dockerCli } from './cli.js'
 import { EngineNotReadyError } from './errors.js'
+import { dockerSocketDenied, isDockerSocket } from '../os-errors.js'
 import type { PlatformCapabilities } from './recipe.js'
 
 export interface EngineInfo {
@@ -51,6 +52,9 @@ export async function checkEngine (docker: Dockerode, cli: string, signal?: Abor
     version = await docker.version()
     info = await docker.info() as Record<string, unknown>
   } catch (err) {
+    // A running engine whose socket this user may not open is a group problem, not a dead dockerd.
+    const e = err as NodeJS.ErrnoException & { address?: string }
+    if ((e.code === 'EACCES' || e.code === 'EPERM') && isDockerSocket(e.address ?? e.path)) throw new EngineNotReadyError(dockerSocketDenied(e.address ?? e.path ?? ''))
     throw new EngineNotReadyError(`the Docker engine does not answer (${(err as Error).message}); start dockerd, or point DOCKER_HOST at a running engine`)
   }
   let buildx: string
