@@ -32,6 +32,10 @@ log "data directories in $base"
 docker run --rm -u 0 -v "$base:$base" --entrypoint sh "$image" -c \
   "for n in node1 node2 node3; do install -d -o node -g node -m 0750 \"$base/\$n\" \"$base/\$n/tmp\"; done"
 
+# Compose mounts trust.json into every node: it must exist as a file before the first
+# `compose run`, or the engine creates a directory in its place.
+[ -f "$here/trust.json" ] || : >"$here/trust.json"
+
 # An existing identity is kept: keygen refuses to overwrite one.
 for n in node1 node2 node3; do
   log "identity of $n"
