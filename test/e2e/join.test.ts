@@ -94,11 +94,15 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
   it('two join processes connect, build what announce --to sends, and stop cleanly on SIGTERM', async () => {
     const a = await startJoin(['--data-dir', join(root, 'data-0'), '--key', join(root, 'key-0'), '--policy', policyFile])
     let b: NodeProcess | undefined
+    let aStopped = false
     try {
       expect(a.summary.keyId).toBe(keys[0]!.keyId)
       // Settings from the environment: bootstrap and policy.
-      b = await startJoin(['--data-dir', join(root, 'data-1'), '--key', join(root, 'key-1')], { NEKO_BOOTSTRAP: a.summary.listen[0]!, NEKO_POLICY: policyFile })
-      await waitFor('the nodes to connect', () => a.logs.some(l => l.msg === 'node started') && b!.logs.some(l => l.component === 'daemon' && l.msg === 'node started'), 20_000)
+      // A second bootstrap address where nobody listens: the node says so, with the address.
+      const dead = `/ip4/127.0.0.1/tcp/1/p2p/${a.summary.peerId.slice(0, -4)}AAAA`
+      b = await startJoin(['--data-dir', join(root, 'data-1'), '--key', join(root, 'key-1')], { NEKO_BOOTSTRAP: `${a.summary.listen[0]!},${dead}`, NEKO_POLICY: policyFile })
+      await waitFor('the nodes to connect', () => a.logs.some(l => l.msg === 'peer connected' && l.peer === b!.summary.peerId) && b!.logs.some(l => l.msg === 'peer connected' && l.peer === a.summary.peerId), 20_000)
+      await waitFor('the dead bootstrap address to be reported', () => b!.logs.some(l => l.msg === 'bootstrap peer unreachable' && l.level === 30 && l.addr === dead && /ECONNREFUSED/.test(String(l.error))), 20_000)
 
       const announce = cli(['announce', '--repo', project.repository, '--tag', project.tag, '--commit', project.commit, '--key', join(root, 'announcer'), '--platform', 'linux/amd64', '--to', b.summary.listen[0]!])
       let announceErr = ''
@@ -108,12 +112,16 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
       expect(announceErr).toMatch(/announced .* to [1-9]\d* peer/)
 
       await waitFor('both claims on both nodes', () => storedClaims(a).size >= 2 && storedClaims(b!).size >= 2, 120_000)
-    } finally {
       a.child.kill('SIGTERM')
+      aStopped = true
+      await waitFor('b to see a leave', () => b!.logs.some(l => l.msg === 'peer disconnected' && l.level === 30 && l.peer === a.summary.peerId), 20_000)
+    } finally {
+      // A second SIGTERM would force an exit (130): one each.
+      if (!aStopped) a.child.kill('SIGTERM')
       b?.child.kill('SIGTERM')
     }
-    expect(await a.exited).toEqual({ code: 0, signal: null })
-    expect(await b!.exited).toEqual({ code: 0, signal: null })
+    expect(await a.exited, 'a').toEqual({ code: 0, signal: null })
+    expect(await b!.exited, JSON.stringify(b!.logs.slice(-6))).toEqual({ code: 0, signal: null })
     expect(a.logs.some(l => l.msg === 'node stopped')).toBe(true)
 
     // The stores were closed (the lock is free) and hold what was acknowledged.
