@@ -50,6 +50,16 @@ describe('node config', () => {
     expect((err as ConfigError).message).toMatch(/env NEKO_HTTP/)
   })
 
+  it('queues releases of the last 30 days unless told otherwise', async () => {
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir } }).maxReleaseAgeDays).toBe(30)
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir, NEKO_MAX_RELEASE_AGE: '0' } }).maxReleaseAgeDays).toBe(0)
+    const file = join(dir, 'age.json')
+    await writeFile(file, JSON.stringify({ maxReleaseAgeDays: 7 }))
+    expect(resolveConfig({ env: {}, flags: { config: file } }).maxReleaseAgeDays).toBe(7)
+    expect(resolveConfig({ env: { NEKO_MAX_RELEASE_AGE: '90' }, flags: { config: file, maxReleaseAgeDays: '365' } }).maxReleaseAgeDays).toBe(365)
+    expect(() => resolveConfig({ env: {}, flags: { maxReleaseAgeDays: '-1' } })).toThrow(/maxReleaseAgeDays \(flag\): "-1" is not an integer from 0/)
+  })
+
   it('schema-checks a config file', async () => {
     const file = join(dir, 'bad.json')
     await writeFile(file, JSON.stringify({ concurrency: 'many', colour: 'blue', listen: [3] }))
