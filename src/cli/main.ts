@@ -40,7 +40,8 @@ const COMMANDS: Record<string, () => Promise<{ register: (program: Command) => v
   attest: async () => await import('./commands/attest.js'),
   'verify-image': async () => await import('./commands/verify-image.js')
 }
-const requested = process.argv[2]
+// The command name: the first word that is not an option (nor --log-level's value).
+const requested = process.argv.slice(2).find((a, i, all) => !a.startsWith('-') && all[i - 1] !== '--log-level')
 const names = requested != null && Object.hasOwn(COMMANDS, requested) ? [requested] : Object.keys(COMMANDS)
 for (const name of names) {
   const load = COMMANDS[name]
