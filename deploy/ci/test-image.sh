@@ -76,7 +76,7 @@ docker run --rm -v "$fixture:$fixture" --entrypoint node "$image" --input-type=m
 log "announcing the fixture release to node1 ($NODE1_PEER_ID)"
 announce_key=$ctx/deploy/devnet/announcer
 "${compose[@]}" run --rm --no-deps -T -u "$(id -u):$(id -g)" -v "$announce_key:/announcer:ro" \
-  -e GIT_CONFIG_COUNT=1 -e GIT_CONFIG_KEY_0=safe.directory -e GIT_CONFIG_VALUE_0='*' \
+  -e TMPDIR=/tmp -e GIT_CONFIG_COUNT=1 -e GIT_CONFIG_KEY_0=safe.directory -e GIT_CONFIG_VALUE_0='*' \
   node1 announce --repo "$fixture" --tag v1.0.0 --key /announcer --to "/dns4/node1/tcp/4088/p2p/$NODE1_PEER_ID" --timeout 60
 
 deadline=$(( $(date +%s) + ${NEKO_VERDICT_TIMEOUT:-420} ))
