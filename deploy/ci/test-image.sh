@@ -74,9 +74,11 @@ docker run --rm -v "$fixture:$fixture" --entrypoint node "$image" --input-type=m
 # shellcheck disable=SC1091
 . "$ctx/deploy/.env"
 log "announcing the fixture release to node1 ($NODE1_PEER_ID)"
-announce_key=$ctx/deploy/devnet/announcer
-"${compose[@]}" run --rm --no-deps -T -u "$(id -u):$(id -g)" -v "$announce_key:/announcer:ro" \
-  -e TMPDIR=/tmp -e GIT_CONFIG_COUNT=1 -e GIT_CONFIG_KEY_0=safe.directory -e GIT_CONFIG_VALUE_0='*' \
+# As the image's user, who owns the fixture (git refuses a repository of another owner), with
+# a copy of the announcer key it may read.
+docker run --rm -u 0 -v "$ctx/deploy/devnet/announcer:/src:ro" -v "$work:$work" --entrypoint sh "$image" -c \
+  "install -d -o 1000 -g 1000 -m 0700 '$work/announcer' && install -o 1000 -g 1000 -m 0600 /src/private.pem /src/public.pem '$work/announcer/'"
+"${compose[@]}" run --rm --no-deps -T -u 1000:1000 -v "$work/announcer:/announcer:ro" -e TMPDIR=/tmp \
   node1 announce --repo "$fixture" --tag v1.0.0 --key /announcer --to "/dns4/node1/tcp/4088/p2p/$NODE1_PEER_ID" --timeout 60
 
 deadline=$(( $(date +%s) + ${NEKO_VERDICT_TIMEOUT:-420} ))
