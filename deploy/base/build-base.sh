@@ -65,4 +65,6 @@ docker import \
   --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
   --change 'CMD ["node"]' \
   "$tmp/rootfs.tar" "$ref" >/dev/null
+# Older bases made by this script are of no further use.
+docker image ls --format '{{.Repository}}:{{.Tag}}' "$REPO" | grep -vxF "$ref" | xargs -r docker image rm >/dev/null 2>&1 || true
 echo "$ref"
