@@ -24,6 +24,25 @@ describe('source', () => {
     expect(await resolveRef(repo.dir, first!.commit)).toEqual({ commit: first!.commit, commitTime: first!.commitTime })
   })
 
+  it('clones a local repository on another file system (hard links cannot cross it)', async (ctx) => {
+    // /dev/shm is a tmpfs where Linux has one; the work directory is on the main disk.
+    const other = await stat('/dev/shm').then(st => st.isDirectory() ? '/dev/shm' : undefined, () => undefined)
+    if (other == null || (await stat(other)).dev === (await stat(work)).dev) {
+      process.stdout.write('[skip] no second file system beside the work directory\n')
+      ctx.skip()
+      return
+    }
+    const far = await createFixtureRepo({ files: { 'a.txt': 'far\n' }, tag: 'v2.0.0' }, other)
+    try {
+      const dir = join(work, 'cross-device')
+      const r = await checkout(far.dir, 'v2.0.0', dir)
+      expect(r.commit).toBe(far.commits[0]!.commit)
+      expect(await readFile(join(dir, 'a.txt'), 'utf8')).toBe('far\n')
+    } finally {
+      await rm(far.dir, { recursive: true, force: true })
+    }
+  })
+
   it('throws SourceError for a missing tag or repository', async () => {
     await expect(resolveRef(repo.dir, 'v9.9.9')).rejects.toBeInstanceOf(SourceError)
     await expect(resolveRef(join(work, 'nope'), 'v1.0.0')).rejects.toBeInstanceOf(SourceError)

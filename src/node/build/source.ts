@@ -43,8 +43,19 @@ function localRepositoryPath (repository: string): string | undefined {
  */
 async function cloneLocal (dir: string, path: string, ref: string, bare: boolean, signal?: AbortSignal): Promise<{ commit: string, tag?: string }> {
   checkRef(ref)
+  const clone = async (links: string): Promise<void> => {
+    await git(['clone', '--quiet', links, '--no-checkout', ...(bare ? ['--bare'] : []), '--', path, dir], { signal })
+  }
   try {
-    await git(['clone', '--quiet', '--local', '--no-checkout', ...(bare ? ['--bare'] : []), '--', path, dir], { signal })
+    try {
+      await clone('--local')
+    } catch (err) {
+      // Hard links cannot cross file systems (a repository on another mount, as in a
+      // container): copy the object files instead, still without a repack.
+      if (!(err instanceof GitCommandError) || !/failed to create link|cross-device/i.test(err.message)) throw err
+      await rm(dir, { recursive: true, force: true })
+      await clone('--no-hardlinks')
+    }
   } catch (err) {
     if (err instanceof GitCommandError) throw new SourceError(`cannot clone ${path}: ${err.message}`)
     throw err
