@@ -84,7 +84,7 @@ docker run --rm -u 0 -v "$ctx/deploy/devnet/announcer:/src:ro" -v "$work:$work" 
 deadline=$(( $(date +%s) + ${NEKO_VERDICT_TIMEOUT:-420} ))
 while :; do
   rc=0
-  "${compose[@]}" run --rm --no-deps -T node1 --log-level error status v1.0.0 --node http://node1:8080 >"$work/status.txt" 2>&1 || rc=$?
+  "${compose[@]}" run --rm --no-deps -T node1 --log-level error status v1.0.0 --node http://node1:8080 --policy /etc/neko-rebuilder/trust.json >"$work/status.txt" 2>&1 || rc=$?
   if [ "$rc" != 4 ] && [ "$rc" != 2 ]; then break; fi
   if [ "$(date +%s)" -ge "$deadline" ]; then cat "$work/status.txt" >&2; log "no verdict in time (status exit $rc)"; exit 1; fi
   sleep 10
