@@ -30,9 +30,10 @@ const sha = (h: string): string => `sha256:${h}`
 export function flattenEnvironment (e: BuildEnvironment): Record<string, string> {
   const out: Record<string, string> = { 'engine.name': e.engine.name, 'engine.version': e.engine.version }
   if (e.engine.apiVersion !== undefined) out['engine.apiVersion'] = e.engine.apiVersion
+  if (e.engine.id !== undefined) out['engine.id'] = e.engine.id
+  Object.assign(out, { buildx: e.buildx, buildkit: e.buildkit })
+  if (e.buildkitWorker !== undefined) out['buildkit.worker'] = e.buildkitWorker
   Object.assign(out, {
-    buildx: e.buildx,
-    buildkit: e.buildkit,
     kernel: e.kernel,
     arch: e.arch,
     emulated: e.emulated ? 'true' : 'false',
@@ -45,7 +46,8 @@ export function flattenEnvironment (e: BuildEnvironment): Record<string, string>
 function unflattenEnvironment (v: Record<string, string>): BuildEnvironment {
   const engine: BuildEnvironment['engine'] = { name: 'docker', version: v['engine.version'] as string }
   if (v['engine.apiVersion'] !== undefined) engine.apiVersion = v['engine.apiVersion']
-  return {
+  if (v['engine.id'] !== undefined) engine.id = v['engine.id']
+  const out: BuildEnvironment = {
     engine,
     buildx: v.buildx as string,
     buildkit: v.buildkit as string,
@@ -54,6 +56,8 @@ function unflattenEnvironment (v: Record<string, string>): BuildEnvironment {
     emulated: v.emulated === 'true',
     tool: { name: v['tool.name'] as string, version: v['tool.version'] as string }
   }
+  if (v['buildkit.worker'] !== undefined) out.buildkitWorker = v['buildkit.worker']
+  return out
 }
 
 function sourceUri (t: Target): string {
@@ -115,7 +119,17 @@ function targetObject (t: Target): Record<string, string> {
 function environmentObject (e: BuildEnvironment): Record<string, unknown> {
   const engine: Record<string, string> = { name: e.engine.name, version: e.engine.version }
   if (e.engine.apiVersion !== undefined) engine.apiVersion = e.engine.apiVersion
-  return { engine, buildx: e.buildx, buildkit: e.buildkit, kernel: e.kernel, arch: e.arch, emulated: e.emulated, tool: { name: e.tool.name, version: e.tool.version } }
+  if (e.engine.id !== undefined) engine.id = e.engine.id
+  return {
+    engine,
+    buildx: e.buildx,
+    buildkit: e.buildkit,
+    ...(e.buildkitWorker !== undefined ? { buildkitWorker: e.buildkitWorker } : {}),
+    kernel: e.kernel,
+    arch: e.arch,
+    emulated: e.emulated,
+    tool: { name: e.tool.name, version: e.tool.version }
+  }
 }
 
 function failureObject (f: Failure): Record<string, string> {
@@ -228,8 +242,10 @@ const validateSuccess = ajv.compile<SuccessShape>(S.statementWith(subjectSchema(
                 'engine.name': { type: 'string', const: 'docker' },
                 'engine.version': versionString,
                 'engine.apiVersion': versionString,
+                'engine.id': versionString,
                 buildx: versionString,
                 buildkit: versionString,
+                'buildkit.worker': versionString,
                 kernel: versionString,
                 arch: S.str(32, { pattern: '^[a-z0-9_]+$' }),
                 emulated: { type: 'string', enum: ['true', 'false'] },
@@ -352,6 +368,7 @@ function failureToClaim (statement: unknown): Claim {
   if (p.target.tag !== undefined) target.tag = p.target.tag
   const engine: BuildEnvironment['engine'] = { name: 'docker', version: p.environment.engine.version }
   if (p.environment.engine.apiVersion !== undefined) engine.apiVersion = p.environment.engine.apiVersion
+  if (p.environment.engine.id !== undefined) engine.id = p.environment.engine.id
   const failure: Failure = { class: p.failure.class, message: p.failure.message }
   if (p.failure.step !== undefined) failure.step = p.failure.step
   if (p.failure.logExcerpt !== undefined) failure.logExcerpt = p.failure.logExcerpt

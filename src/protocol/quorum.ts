@@ -20,6 +20,18 @@ export interface BuilderVote {
   digest: Digest
   /** Envelope id of the claim (the smallest, when the key repeated it). */
   claimId: string
+  /** Engine ids its claims for this digest name (`environment.engine.id`). */
+  engineIds?: string[]
+}
+
+/** A vote not counted because another key's vote for the same digest came from the same engine. */
+export interface SameEngineVote {
+  keyId: string
+  name: string
+  digest: Digest
+  engineId: string
+  /** The key whose vote counted for that engine. */
+  countedAs: string
 }
 
 export interface TargetVerdict {
@@ -39,6 +51,8 @@ export interface TargetVerdict {
   failed: Array<{ keyId: string, name?: string, failure: Failure, claimId: string }>
   /** Claims from keys outside the policy: shown, never counted. */
   untrusted: Array<{ keyId: string, digest?: Digest, failureClass?: FailureClass }>
+  /** Trusted votes folded into another key's because both came from one engine. */
+  sameEngine: SameEngineVote[]
   /** Trusted keys that signed two or more different digests for this target: excluded. */
   equivocating: Array<{ keyId: string, name?: string, digests: Digest[] }>
   published: { digest?: Digest, match: PublishedMatch }
@@ -62,6 +76,7 @@ export interface VerdictInput {
 
 interface KeyEvidence {
   digests: Map<Digest, string>
+  engines: Map<Digest, Set<string>>
   failures: Array<{ failure: Failure, finishedOn: string, id: string }>
 }
 
@@ -71,6 +86,27 @@ function minTag (tags: Iterable<string | undefined>): string | undefined {
   let out: string | undefined
   for (const t of tags) if (t !== undefined && (out === undefined || t < out)) out = t
   return out
+}
+
+/**
+ * One engine is one witness: votes for one digest from keys whose claims name the same engine
+ * id count once, as the vote of the smallest key id (docs/consensus.md, "One vote per engine").
+ * BuildKit runs identical in-flight steps once for every build on an engine, so such votes are
+ * not independent. Different digests from one engine stay separate votes: they are evidence.
+ */
+function oneVotePerEngine (votes: BuilderVote[]): { counted: BuilderVote[], sameEngine: SameEngineVote[] } {
+  const counted: BuilderVote[] = []
+  const sameEngine: SameEngineVote[] = []
+  const witness = new Map<string, BuilderVote>()
+  for (const v of [...votes].sort((x, y) => byString(x.keyId, y.keyId))) {
+    const ids = v.engineIds ?? []
+    const shared = ids.find(id => witness.has(`${v.digest} ${id}`))
+    const first = shared !== undefined ? witness.get(`${v.digest} ${shared}`) as BuilderVote : v
+    if (shared !== undefined) sameEngine.push({ keyId: v.keyId, name: v.name, digest: v.digest, engineId: shared, countedAs: first.keyId })
+    else counted.push(v)
+    for (const id of ids) if (!witness.has(`${v.digest} ${id}`)) witness.set(`${v.digest} ${id}`, first)
+  }
+  return { counted, sameEngine }
 }
 
 function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy: TrustPolicy, published: string | undefined): TargetVerdict {
@@ -90,19 +126,21 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
     }
     let ev = trusted.get(c.keyId)
     if (ev === undefined) {
-      ev = { digests: new Map(), failures: [] }
+      ev = { digests: new Map(), engines: new Map(), failures: [] }
       trusted.set(c.keyId, ev)
     }
     if (c.claim.result !== undefined) {
       const d = c.claim.result.manifestDigest
       const prev = ev.digests.get(d)
       if (prev === undefined || c.id < prev) ev.digests.set(d, c.id)
+      const engineId = c.claim.environment.engine.id
+      if (engineId !== undefined) ev.engines.set(d, (ev.engines.get(d) ?? new Set()).add(engineId))
     } else if (c.claim.failure !== undefined) {
       ev.failures.push({ failure: c.claim.failure, finishedOn: c.claim.finishedOn, id: c.id })
     }
   }
 
-  const votes: BuilderVote[] = []
+  const keyVotes: BuilderVote[] = []
   const failed: TargetVerdict['failed'] = []
   const equivocating: TargetVerdict['equivocating'] = []
   for (const [keyId, ev] of trusted) {
@@ -112,7 +150,8 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
       equivocating.push({ keyId, name: builder.name, digests: [...ev.digests.keys()].sort(byString) })
     } else if (ev.digests.size === 1) {
       const [digest, claimId] = [...ev.digests][0] as [string, string]
-      votes.push({ keyId, name: builder.name, operator: builder.operator, digest, claimId })
+      const engineIds = [...(ev.engines.get(digest) ?? [])].sort(byString)
+      keyVotes.push({ keyId, name: builder.name, operator: builder.operator, digest, claimId, ...(engineIds.length > 0 ? { engineIds } : {}) })
     } else {
       // The latest failure speaks for the key; ties broken by id so order never matters.
       const latest = ev.failures.reduce((x, y) => {
@@ -124,6 +163,8 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
     }
   }
 
+  const { counted, sameEngine } = oneVotePerEngine(keyVotes)
+  const votes = counted
   const byDigest = new Map<Digest, BuilderVote[]>()
   for (const v of votes) byDigest.set(v.digest, [...(byDigest.get(v.digest) ?? []), v])
   const ops = (vs: BuilderVote[]): Set<string> => new Set(vs.map(v => v.operator))
@@ -171,6 +212,7 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
     dissenting: dissenting.sort((x, y) => byString(x.digest, y.digest) || byKey(x, y)),
     failed: failed.sort(byKey),
     untrusted: [...untrustedSeen.values()].sort((x, y) => byKey(x, y) || byString(x.digest ?? '', y.digest ?? '') || byString(x.failureClass ?? '', y.failureClass ?? '')),
+    sameEngine,
     equivocating: equivocating.sort(byKey),
     published: published !== undefined ? { digest: published, match } : { match },
     threshold: k,

@@ -57,12 +57,13 @@ export const environment = {
   properties: {
     engine: {
       type: 'object',
-      properties: { name: { type: 'string', const: 'docker' }, version: shortString, apiVersion: shortString },
+      properties: { name: { type: 'string', const: 'docker' }, version: shortString, apiVersion: shortString, id: shortString },
       required: ['name', 'version'],
       additionalProperties: false
     },
     buildx: shortString,
     buildkit: shortString,
+    buildkitWorker: shortString,
     kernel: shortString,
     arch: str(32, { pattern: '^[a-z0-9_]+$' }),
     emulated: { type: 'boolean' },

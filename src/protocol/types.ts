@@ -42,9 +42,15 @@ export interface Announcement {
 }
 
 export interface BuildEnvironment {
-  engine: { name: 'docker', version: string, apiVersion?: string }
+  /**
+   * `id` is the engine's own identifier (`docker info` ID): builds on one engine share
+   * BuildKit's in-flight steps, so the quorum counts them as one witness.
+   */
+  engine: { name: 'docker', version: string, apiVersion?: string, id?: string }
   buildx: string
   buildkit: string
+  /** The BuildKit worker that ran the build (see docs/protocol.md). */
+  buildkitWorker?: string
   kernel: string
   /** Host architecture in OCI terms (`amd64`, `arm64`). */
   arch: string
