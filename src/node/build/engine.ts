@@ -7,6 +7,8 @@ import { dockerSocketDenied, isDockerSocket } from '../os-errors.js'
 import type { PlatformCapabilities } from './recipe.js'
 
 export interface EngineInfo {
+  /** `docker info` ID: stable for an engine's lifetime (it lives in its data root), not a secret. */
+  engineId?: string
   engineVersion: string
   apiVersion: string
   /** OCI architecture of the engine host (`amd64`, `arm64`). */
@@ -17,7 +19,7 @@ export interface EngineInfo {
   nvidia: boolean
   cdiDevices: string[]
   buildx: string
-  builder: { name: string, driver: string, buildkit: string, platforms: string[] }
+  builder: { name: string, driver: string, buildkit: string, platforms: string[], worker?: string }
   /** Whether `--output type=oci` works with this builder. */
   ociExport: boolean
   /** `containerd-snapshotter` when the engine uses the containerd image store. */
@@ -28,11 +30,24 @@ export interface Capabilities extends PlatformCapabilities {
   environment: Omit<BuildEnvironment, 'emulated'>
 }
 
-/** Reads `docker buildx inspect` text: name, driver, BuildKit version, platforms of the first node. */
-export function parseBuildxInspect (text: string): { name: string, driver: string, buildkit: string, platforms: string[] } {
+const WORKER_LABEL = 'org.mobyproject.buildkit.worker.'
+
+/**
+ * Reads `docker buildx inspect` text: name, driver, BuildKit version, platforms of the first
+ * node, and its worker: `builder/node`, then the worker's containerd UUID (the docker driver)
+ * or its hostname (a docker-container builder's container) when BuildKit reports one.
+ */
+export function parseBuildxInspect (text: string): { name: string, driver: string, buildkit: string, platforms: string[], worker?: string } {
   const field = (label: string): string => text.match(new RegExp(`^${label}:\\s*(.*)$`, 'm'))?.[1]?.trim() ?? ''
+  const label = (name: string): string | undefined => text.match(new RegExp(`^\\s*${(WORKER_LABEL + name).replace(/\./g, '\\.')}:\\s*(\\S+)\\s*$`, 'm'))?.[1]
   const platforms = field('Platforms').split(',').map(p => p.trim().replace(/\*$/, '')).filter(p => p !== '')
-  return { name: field('Name'), driver: field('Driver'), buildkit: field('BuildKit version') || field('BuildKit'), platforms }
+  const name = field('Name')
+  // `Name:` appears for the builder and again for its first node.
+  const node = [...text.matchAll(/^Name:\s*(.*)$/gm)][1]?.[1]?.trim() ?? name
+  const unique = label('containerd.uuid') ?? label('hostname')
+  const out: ReturnType<typeof parseBuildxInspect> = { name, driver: field('Driver'), buildkit: field('BuildKit version') || field('BuildKit'), platforms }
+  if (name !== '') out.worker = `${name}/${node}${unique != null ? ` ${unique}` : ''}`
+  return out
 }
 
 /** `github.com/docker/buildx v0.13.1 abc` → `v0.13.1` (Debian prints `0.13.1+ds1 0.13.1+ds1-3`). */
@@ -79,7 +94,9 @@ export async function checkEngine (docker: Dockerode, cli: string, signal?: Abor
   const cdiDevices = ((info.CDISpecDirs != null ? (info.DiscoveredDevices as Array<{ Source: string, ID: string }> | undefined) : undefined) ?? [])
     .map(d => d.ID)
   const arch = ociArch(String(info.Architecture ?? version.Arch)) ?? String(version.Arch)
+  const engineId = typeof info.ID === 'string' && info.ID !== '' ? info.ID : undefined
   return {
+    ...(engineId != null ? { engineId } : {}),
     engineVersion: version.Version,
     apiVersion: version.ApiVersion,
     arch,
@@ -98,9 +115,10 @@ export async function checkEngine (docker: Dockerode, cli: string, signal?: Abor
 /** The environment a claim records, without `emulated` (that depends on the target platform). */
 export function environmentOf (engine: EngineInfo): Omit<BuildEnvironment, 'emulated'> {
   return {
-    engine: { name: 'docker', version: engine.engineVersion, apiVersion: engine.apiVersion },
+    engine: { name: 'docker', version: engine.engineVersion, apiVersion: engine.apiVersion, ...(engine.engineId != null ? { id: engine.engineId } : {}) },
     buildx: engine.buildx,
     buildkit: engine.builder.buildkit,
+    ...(engine.builder.worker != null ? { buildkitWorker: engine.builder.worker } : {}),
     kernel: engine.kernel,
     arch: engine.arch,
     tool: toolInfo()

@@ -5,6 +5,7 @@ import type { Claim, Failure, ImageResult, RecipeRef, Target } from '../../proto
 import { NekoError } from '../../protocol/errors.js'
 import { LIMITS } from '../../protocol/limits.js'
 import { WIRE } from '../../protocol/patterns.js'
+import { targetKey } from '../../protocol/target.js'
 import { logger, type Logger } from '../logger.js'
 import { makeDir } from '../make-dir.js'
 import { BuildLog } from './build-log.js'
@@ -12,6 +13,7 @@ import { runBuildx, type BuildProgress } from './buildx.js'
 import { classifyBuildLog, logExcerpt } from './classify.js'
 import { capabilitiesOf, checkEngine, unknownEnvironment, type Capabilities, type EngineInfo } from './engine.js'
 import { EngineNotReadyError, RecipeError, RequirementsError, SourceError, TargetError } from './errors.js'
+import { lockOnEngine, type EngineLock } from './engine-lock.js'
 import { extractOciArchive } from './layout.js'
 import { imageResultOf, readOciArchive } from './oci.js'
 import { runPrepareStep } from './prepare.js'
@@ -161,6 +163,7 @@ class DefaultRebuilder implements Rebuilder {
     let sourceDateEpoch = 0
     let environment = { ...unknownEnvironment(), emulated: false }
     let ociPath: string | undefined
+    let lock: EngineLock | undefined
 
     const finish = (body: Pick<Claim, 'result'> | Pick<Claim, 'failure'>): RebuildOutcome => {
       if ('failure' in body && body.failure != null) body = { failure: boundFailure(body.failure) }
@@ -209,6 +212,8 @@ class DefaultRebuilder implements Rebuilder {
         this.checkRequirements(variant, caps, req.platform)
       }
       if (variant == null) throw new TargetError('no variant')
+      // Builds of one target on one engine must not share in-flight steps (engine-lock.ts).
+      lock = await lockOnEngine(this.docker, targetKey(target), { holdMs: this.timeoutMs + 60_000, signal, log })
 
       // Bases first (`from`): each is rebuilt from the same commit and handed over by digest.
       const baseContexts: string[] = []
@@ -246,6 +251,7 @@ class DefaultRebuilder implements Rebuilder {
       log.error({ err }, 'rebuild stopped by an unexpected error')
       return finish({ failure: { class: 'infrastructure-error', message: `unexpected: ${(err as Error).message ?? String(err)}` } })
     } finally {
+      await lock?.release()
       await buildLog.close()
       if (!this.keep) await rm(workspace, { recursive: true, force: true })
       if (req.outDir == null) await pruneLogs(logDir, this.maxLogs).catch(() => {})

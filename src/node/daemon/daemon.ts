@@ -207,7 +207,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       platforms: engineCaps.platforms,
       nvidia: engineCaps.nvidia,
       builds: true,
-      engine: env.engine,
+      // The capabilities statement carries the engine's version, not its id (claims do).
+      engine: { name: env.engine.name, version: env.engine.version, ...(env.engine.apiVersion != null ? { apiVersion: env.engine.apiVersion } : {}) },
       buildx: env.buildx,
       buildkit: env.buildkit,
       tool,
