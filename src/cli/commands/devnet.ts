@@ -9,15 +9,17 @@ interface DevnetOptions {
   json?: boolean
   keep?: boolean
   timeout: string
+  nondeterministicWith?: string
 }
 
 export function register (program: Command): void {
   program.command('devnet')
     .description('Run a local network of rebuilder nodes on 127.0.0.1 that rebuild a fixture release with the real engine, and print their consensus')
-    .option('--nodes <n>', 'number of nodes (all trusted builders, k = n)', '3')
+    .option('--nodes <n>', 'number of nodes (all trusted builders on this engine, k = 1)', '3')
     .option('--json', 'print the result as JSON')
     .option('--keep', 'keep the temporary directory (stores, keys, fixture project) and print its path')
     .option('--timeout <seconds>', 'give up waiting for the consensus after this long', '600')
+    .option('--nondeterministic-with <busybox>', 'rebuild a fixture that writes the date and random bytes into its image, run by this static busybox binary (the network must find it unreproducible)')
     .action(async (opts: DevnetOptions) => {
       const nodes = Number(opts.nodes)
       if (!Number.isSafeInteger(nodes) || nodes < 1 || nodes > 16) throw new ValidationError('--nodes', 'must be an integer from 1 to 16')
@@ -26,7 +28,13 @@ export function register (program: Command): void {
       // The run prints its own progress; node logs only on request (NEKO_LOG_LEVEL=info).
       if (process.env.NEKO_LOG_LEVEL == null) rootLogger().level = 'warn'
       const progress = opts.json === true ? undefined : (line: string): void => { process.stderr.write(`devnet: ${line}\n`) }
-      const result = await runDevnet({ nodes, keep: opts.keep === true, timeoutMs: timeout * 1000, ...(progress != null ? { onProgress: progress } : {}) })
+      const result = await runDevnet({
+        nodes,
+        keep: opts.keep === true,
+        timeoutMs: timeout * 1000,
+        ...(progress != null ? { onProgress: progress } : {}),
+        ...(opts.nondeterministicWith != null ? { nondeterministicWith: opts.nondeterministicWith } : {})
+      })
       if (opts.json === true) {
         process.stdout.write(JSON.stringify({
           reproducible: result.reproducible,
@@ -55,7 +63,7 @@ export function register (program: Command): void {
         const widths = rows[0]!.map((_, i) => Math.max(...rows.map(r => r[i]!.length)))
         const lines = rows.map(r => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())
         process.stdout.write([
-          `release ${result.tag} (commit ${result.commit.slice(0, 12)}), ${result.nodes.length} nodes, k = ${result.threshold}`,
+          `release ${result.tag} (commit ${result.commit.slice(0, 12)}), ${result.nodes.length} nodes on one engine, k = ${result.threshold}`,
           ...lines,
           ...result.nodes.map((n, i) => `node ${i + 1} ${n.peerId}: ${n.verdicts.map(v => v.status).join(', ')}`),
           result.reproducible ? `reproducible: every node agrees on every target (${result.seconds} s)` : `not reproducible on every node (${result.seconds} s)`,

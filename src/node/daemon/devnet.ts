@@ -17,7 +17,7 @@ import { createFixtureProject, type FixtureProject } from './fixture-project.js'
 import type { Daemon } from './types.js'
 
 export interface DevnetInit {
-  /** Rebuilder nodes; all are trusted builders with distinct operators, k = nodes. */
+  /** Rebuilder nodes; all are trusted builders with distinct operators (k = 1: they share one engine). */
   nodes?: number
   /** Keep the temporary directory (stores, keys, fixture project) for inspection. */
   keep?: boolean
@@ -25,6 +25,11 @@ export interface DevnetInit {
   timeoutMs?: number
   /** Progress lines for a human. */
   onProgress?: (line: string) => void
+  /**
+   * Path of a static busybox: the fixture release then writes the build time and random
+   * bytes into its image, and the devnet must find it unreproducible.
+   */
+  nondeterministicWith?: string
 }
 
 export interface DevnetNodeView {
@@ -50,13 +55,19 @@ export interface DevnetResult {
   seconds: number
 }
 
+/**
+ * Every devnet node builds on this machine's one engine, and the quorum counts one engine as
+ * one witness (docs/consensus.md, "One vote per engine"): k = 1. The nodes still build one
+ * after the other, so each of their claims is a real rebuild, and any two that differ make
+ * the target unreproducible (allowedDissent 0).
+ */
 function devnetPolicyJson (builders: SigningIdentity[], announcer: SigningIdentity): Record<string, unknown> {
   return {
     version: 1,
     builders: builders.map((b, i) => ({ name: `node-${i + 1}`, operator: `operator-${i + 1}`, publicKey: b.publicKeyPem })),
     announcers: [{ name: 'devnet-announcer', publicKey: announcer.publicKeyPem }],
-    threshold: builders.length,
-    minOperators: builders.length,
+    threshold: 1,
+    minOperators: 1,
     allowedDissent: 0
   }
 }
@@ -71,7 +82,7 @@ async function until (check: () => Promise<boolean> | boolean, deadline: number)
 
 /**
  * A whole network on one machine: N nodes on 127.0.0.1 (random ports, bootstrap to the first),
- * a trust policy of their keys (k = N, distinct operators), a fixture release announced by a
+ * a trust policy of their keys (distinct operators; k = 1, see devnetPolicyJson), a fixture release announced by a
  * devnet announcer, rebuilt by every node through the real engine, and the consensus each
  * node computes over its own store.
  */
@@ -84,7 +95,7 @@ export async function runDevnet (init: DevnetInit = {}): Promise<DevnetResult> {
   const dir = await mkdtemp(join(tmpdir(), 'neko-devnet-'))
   const daemons: Daemon[] = []
   try {
-    const project: FixtureProject = await createFixtureProject(join(dir, 'project'))
+    const project: FixtureProject = await createFixtureProject(join(dir, 'project'), init.nondeterministicWith != null ? { nondeterministicWith: init.nondeterministicWith } : {})
     say(`fixture release ${project.tag} at ${project.repository} (commit ${project.commit.slice(0, 12)})`)
     const ids = Array.from({ length: n }, () => generateIdentity())
     const announcer = generateIdentity()

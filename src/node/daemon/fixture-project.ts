@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
@@ -20,17 +20,34 @@ const FIXTURE_EPOCH = 1_700_000_000
  * FROM scratch and COPY steps only (nothing runs, so no shell is needed), one commit at a
  * fixed date, tagged. Used by `devnet` and the network tests.
  */
-export async function createFixtureProject (dir: string, opts: { tag?: string, epoch?: number } = {}): Promise<FixtureProject> {
+export interface FixtureProjectOptions {
+  tag?: string
+  epoch?: number
+  /**
+   * A static busybox binary: the image then also runs a step that writes the build time and
+   * 32 random bytes into it, so no two builds that really ran give the same digest.
+   */
+  nondeterministicWith?: string
+}
+
+export async function createFixtureProject (dir: string, opts: FixtureProjectOptions = {}): Promise<FixtureProject> {
   const tag = opts.tag ?? 'v1.0.0'
   const epoch = opts.epoch ?? FIXTURE_EPOCH
   await mkdir(join(dir, 'site'), { recursive: true })
-  await writeFile(join(dir, 'Dockerfile'), [
+  const lines = [
     'FROM scratch',
     'COPY hello.txt /hello.txt',
-    'COPY site/ /srv/site/',
-    'LABEL org.opencontainers.image.title="neko-rebuilder fixture"',
-    ''
-  ].join('\n'))
+    'COPY site/ /srv/site/'
+  ]
+  if (opts.nondeterministicWith != null) {
+    await copyFile(opts.nondeterministicWith, join(dir, 'busybox'))
+    lines.push(
+      'COPY busybox /bin/busybox',
+      'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox date +%s.%N > /built-at && /bin/busybox head -c 32 /dev/urandom > /random"]'
+    )
+  }
+  lines.push('LABEL org.opencontainers.image.title="neko-rebuilder fixture"', '')
+  await writeFile(join(dir, 'Dockerfile'), lines.join('\n'))
   await writeFile(join(dir, 'hello.txt'), 'Hello from a reproducible release.\n')
   await writeFile(join(dir, 'site', 'index.html'), '<!doctype html><title>fixture</title><p>rebuilt bit for bit</p>\n')
   await writeFile(join(dir, 'site', 'release.json'), JSON.stringify({ name: 'fixture', tag }, null, 2) + '\n')
