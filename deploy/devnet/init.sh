@@ -49,14 +49,16 @@ if [ ! -f "$here/announcer/private.pem" ]; then
 fi
 
 log "writing $here/trust.json"
-# Three builders run by three operators (one per node here); two must agree on a digest.
+# Three builders run by three operators (one per node here). They all build on this host's
+# one engine, which the quorum counts as one witness (docs/consensus.md): k = 1, and any two
+# different digests make a target unreproducible.
 # Only public keys are read: node1's data dir is mounted read-only for it.
 docker run --rm -u 0 -v "$base:$base:ro" -v "$here/announcer/public.pem:/announcer.pem:ro" "$image" --log-level error policy \
   --builder "node1@devnet-operator-1=$base/node1/identity/public.pem" \
   --builder "node2@devnet-operator-2=$base/node2/identity/public.pem" \
   --builder "node3@devnet-operator-3=$base/node3/identity/public.pem" \
   --announcer devnet-announcer=/announcer.pem \
-  --threshold 2 --min-operators 2 >"$here/trust.json"
+  --threshold 1 --min-operators 1 >"$here/trust.json"
 
 log "peer id of node1"
 peer=$(docker run --rm -u 0 -v "$base:$base:ro" "$image" --log-level error peer-id "$base/node1/identity/public.pem")
