@@ -14,5 +14,7 @@ export const EXIT = {
   /** A verdict command found a target still pending (not enough claims yet). */
   PENDING: 4,
   /** A rebuild ran and failed (its signed failure claim was written). */
-  BUILD_FAILED: 5
+  BUILD_FAILED: 5,
+  /** Interrupted with Ctrl-C (128 + SIGINT, as shells report it). */
+  INTERRUPTED: 130
 } as const

@@ -2,6 +2,8 @@
 import { Command, CommanderError, Option } from 'commander'
 import { NekoError } from '../protocol/errors.js'
 import { describeOsError } from '../node/os-errors.js'
+import { ConfigError } from '../node/config/errors.js'
+import { InterruptedError, UsageError } from './errors.js'
 import { EXIT } from './exit-codes.js'
 import { TOOL_NAME, TOOL_VERSION } from '../tool.js'
 import { LOG_LEVELS, logLevelFromArgv } from './log-level.js'
@@ -48,12 +50,26 @@ for (const name of names) {
   if (load != null) (await load()).register(program)
 }
 
+// Ctrl-C: one line and 130, unless the command handles it (join stops cleanly, rebuild
+// cancels its build and ends here through an InterruptedError).
+process.on('SIGINT', () => {
+  if (process.listenerCount('SIGINT') > 1) return
+  process.stderr.write('neko-rebuilder: interrupted\n')
+  process.exit(EXIT.INTERRUPTED)
+})
+
 try {
   await program.parseAsync(process.argv)
 } catch (err) {
   if (err instanceof CommanderError) {
     // --help and --version exit through here with code 0.
     process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
+  } else if (err instanceof InterruptedError) {
+    process.stderr.write('neko-rebuilder: interrupted\n')
+    process.exitCode = EXIT.INTERRUPTED
+  } else if (err instanceof UsageError || (err instanceof ConfigError && err.problems.every(p => p.source === 'flag'))) {
+    process.stderr.write(`neko-rebuilder: ${err.name}: ${err.message}\n`)
+    process.exitCode = EXIT.USAGE
   } else if (err instanceof NekoError) {
     process.stderr.write(`neko-rebuilder: ${err.name}: ${err.message}\n`)
     process.exitCode = EXIT.ERROR

@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
+import { UsageError } from '../errors.js'
 import { auditRepository, FAIL_ON, FORMATS, formatReport, gateExitCode } from '../../audit/index.js'
 import type { FailOn, Format } from '../../audit/index.js'
-import { ValidationError } from '../../protocol/errors.js'
 
 interface AuditFlags {
   format: string
@@ -22,8 +22,8 @@ export function register (program: Command): void {
     .option('--include <paths...>', 'audit only these repository-relative paths or glob patterns')
     .option('--no-follow-templates', 'do not follow FROM ./dir/ includes of Dockerfile.tmpl files')
     .action(async (path: string, flags: AuditFlags) => {
-      if (!(FORMATS as readonly string[]).includes(flags.format)) throw new ValidationError('--format', `must be one of ${FORMATS.join(', ')}, not ${flags.format}`)
-      if (!(FAIL_ON as readonly string[]).includes(flags.failOn)) throw new ValidationError('--fail-on', `must be one of ${FAIL_ON.join(', ')}, not ${flags.failOn}`)
+      if (!(FORMATS as readonly string[]).includes(flags.format)) throw new UsageError('--format', `must be one of ${FORMATS.join(', ')}, not ${flags.format}`)
+      if (!(FAIL_ON as readonly string[]).includes(flags.failOn)) throw new UsageError('--fail-on', `must be one of ${FAIL_ON.join(', ')}, not ${flags.failOn}`)
       const report = await auditRepository(path, { followTemplates: flags.followTemplates, ...(flags.include != null ? { include: flags.include } : {}) })
       const color = flags.format === 'table' && flags.output == null && process.stdout.isTTY && process.env.NO_COLOR == null
       const text = formatReport(report, flags.format as Format, { color })

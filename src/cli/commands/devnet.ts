@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
+import { UsageError } from '../errors.js'
 import { runDevnet } from '../../node/daemon/devnet.js'
-import { ValidationError } from '../../protocol/errors.js'
 import { rootLogger } from '../../node/logger.js'
 import { EXIT } from '../exit-codes.js'
 
@@ -22,9 +22,9 @@ export function register (program: Command): void {
     .option('--nondeterministic-with <busybox>', 'rebuild a fixture that writes the date and random bytes into its image, run by this static busybox binary (the network must find it unreproducible)')
     .action(async (opts: DevnetOptions) => {
       const nodes = Number(opts.nodes)
-      if (!Number.isSafeInteger(nodes) || nodes < 1 || nodes > 16) throw new ValidationError('--nodes', 'must be an integer from 1 to 16')
+      if (!Number.isSafeInteger(nodes) || nodes < 1 || nodes > 16) throw new UsageError('--nodes', 'must be an integer from 1 to 16')
       const timeout = Number(opts.timeout)
-      if (!Number.isFinite(timeout) || timeout <= 0) throw new ValidationError('--timeout', 'must be a positive number of seconds')
+      if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError('--timeout', 'must be a positive number of seconds')
       // The run prints its own progress; node logs only on request (NEKO_LOG_LEVEL=info).
       if (process.env.NEKO_LOG_LEVEL == null) rootLogger().level = 'warn'
       const progress = opts.json === true ? undefined : (line: string): void => { process.stderr.write(`devnet: ${line}\n`) }

@@ -8,6 +8,7 @@ import { readIdentity } from '../../node/identity-files.js'
 import { makeDir } from '../../node/make-dir.js'
 import { createRebuilder, TargetError, type BuildProgress, type RebuildOutcome } from '../../node/build/index.js'
 import { nativePlatform } from '../../tool.js'
+import { InterruptedError } from '../errors.js'
 import { EXIT } from '../exit-codes.js'
 
 interface RebuildFlags {
@@ -101,7 +102,7 @@ export function register (program: Command): void {
       const tty = process.stderr.isTTY && flags.json !== true
       const line = tty ? progressLine(process.stderr) : undefined
       const controller = new AbortController()
-      const onSigint = (): void => controller.abort(new Error('interrupted'))
+      const onSigint = (): void => controller.abort(new InterruptedError())
       process.once('SIGINT', onSigint)
       let outcome: RebuildOutcome
       try {
