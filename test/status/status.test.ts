@@ -70,7 +70,10 @@ describe('status', () => {
       const r = await cli(['v4', '--data-dir', dataDir, '--policy', policyFile])
       expect(r.stderr).not.toContain('neko-rebuilder:')
       expect(r.code).toBe(0)
-      expect(r.stdout).toMatch(/base\s+linux\/amd64\s+reproducible\s+2 of 2 \(need 2\)\s+sha256:/)
+      expect(r.stdout).toMatch(/^VARIANT\s+PLATFORM\s+VERDICT\s+VOTES\s+CONSENSUS DIGEST\s+PUBLISHED$/m)
+      expect(r.stdout).toMatch(/base\s+linux\/amd64\s+reproducible\s+2 agree · 2 of 3 answered · need 2\s+sha256:/)
+      // No registry check was asked: PUBLISHED says so rather than `unknown`.
+      expect(r.stdout).toMatch(/base\s+linux\/amd64\s+reproducible\s.*sha256:\S+\s+-$/m)
       expect(r.stdout).toMatch(/base\s+linux\/arm64\s+reproducible/)
       expect(r.stdout).toContain('overall: reproducible')
     })
@@ -78,12 +81,17 @@ describe('status', () => {
     it('exits 1 on dispute and failure, naming dissenters, the first differing layer, failures by class and untrusted claims', async () => {
       const r = await cli(['v1', '--data-dir', dataDir, '--policy', policyFile])
       expect(r.code).toBe(1)
-      expect(r.stdout).toMatch(/base\s+linux\/arm64\s+disputed\s+1 of 2/)
+      expect(r.stdout).toMatch(/base\s+linux\/arm64\s+disputed\s+1 agree · 2 of 3 answered · need 2/)
       expect(r.stdout).toContain(`dissent  ${keys.builders[2]!.keyId.slice(0, 12)} (operator-3): ${imageResult('v1 base arm64 off', ['base', 'app drifted']).manifestDigest}`)
       expect(r.stdout).toMatch(/first difference: layer 1 \(RUN [^)]*\): sha256:[0-9a-f]{12} vs sha256:[0-9a-f]{12}/)
       expect(r.stdout).toMatch(/app\s+linux\/amd64\s+failed/)
       expect(r.stdout).toMatch(/failed\s+build-failed × 2: .* at RUN make/)
       expect(r.stdout).toMatch(/failed\s+timeout × 1/)
+      // The failed build's own log, its colour codes made harmless.
+      expect(r.stdout).toMatch(/log\s+\S+ \(operator-\d\) \(build-failed\), last lines:/)
+      expect(r.stdout).toContain('| #7 0.530 ?[31mmain.c:3: error: expected ; before }?[0m')
+      expect(r.stdout).toContain('| #7 ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2')
+      expect(r.stdout).not.toContain('\u001b')
       expect(r.stdout).toContain(`untrusted 1 claim: ${keys.stranger.keyId.slice(0, 12)}`)
       expect(r.stdout).toContain('overall: disputed')
     })
@@ -153,21 +161,36 @@ describe('status', () => {
       expect(statement.predicate.verificationResult).toBe('FAILED')
     })
 
-    it('reports an unreachable registry as unknown, never as a verdict', async () => {
+    it('a registry check against a registry that does not answer exits 2 with the reason, never 0', async () => {
       const r = await cli(['v4', '--data-dir', dataDir, '--policy', policyFile, '--registry-check', '--image', 'base=127.0.0.1:9/neko/base'])
-      expect(r.code).toBe(0)
-      expect(r.stdout).toMatch(/base\s+linux\/amd64\s+reproducible.*unknown/)
+      expect(r.code).toBe(2)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toMatch(/^neko-rebuilder: PublishedCheckError: cannot check 127\.0\.0\.1:9\/neko\/base:v4 for linux\/(amd64|arm64): /)
     })
 
-    it('rejects bad flags with exit 2 and a clear message', async () => {
+    it('a registry check of a variant without an image exits 2; a variant the release lacks is a usage error', async () => {
+      const noImage = await cli(['v1', '--data-dir', dataDir, '--policy', policyFile, '--image', 'base=127.0.0.1:9/neko/base'])
+      expect(noImage.code).toBe(2)
+      expect(noImage.stdout).toBe('')
+      expect(noImage.stderr).toContain('variant app has no published image')
+      const noVariant = await cli(['v4', '--data-dir', dataDir, '--policy', policyFile, '--image', 'nosuch=127.0.0.1:9/neko/x'])
+      expect(noVariant.code).toBe(3)
+      expect(noVariant.stderr).toContain('has no variant "nosuch"')
+    })
+
+    it('rejects bad flags with exit 3 (usage), a missing store with 2, each with a clear message', async () => {
       const both = await cli(['v4', '--data-dir', dataDir, '--node', 'http://127.0.0.1:9', '--policy', policyFile])
-      expect(both.code).toBe(2)
+      expect(both.code).toBe(3)
       expect(both.stderr).toContain('--node')
+      const badTag = await cli(['no tag', '--data-dir', dataDir, '--policy', policyFile])
+      expect(badTag.code).toBe(3)
+      const badImage = await cli(['v4', '--data-dir', dataDir, '--policy', policyFile, '--image', 'base'])
+      expect(badImage.code).toBe(3)
       const nostore = await cli(['v4', '--data-dir', join(dir, 'nothing'), '--policy', policyFile])
       expect(nostore.code).toBe(2)
       expect(nostore.stderr).toContain('no node store')
       const nopolicy = await cli(['v4', '--data-dir', join(dir, 'nothing')])
-      expect(nopolicy.code).toBe(2)
+      expect(nopolicy.code).toBe(3)
       expect(nopolicy.stderr).toContain('--policy')
     })
   })
@@ -202,9 +225,12 @@ describe('status', () => {
       const v1 = await cli(['v1', '--node', url, '--policy', policyFile, '--json'])
       expect(v1.code).toBe(1)
       expect(JSON.parse(v1.stdout).targets.map((t: { status: string }) => t.status)).toEqual(['reproducible', 'disputed', 'failed'])
+      // The bundle carries no receipt times: the claims' own signed times, never 1970.
+      expect(JSON.parse(v1.stdout).targets.map((t: { lastClaimAt: string }) => t.lastClaimAt)).toEqual(['2026-11-01T10:05:00.000Z', '2026-11-01T10:05:00.000Z', '2026-11-01T10:05:00.000Z'])
       expect((await cli(['v3', '--node', url, '--policy', policyFile])).code).toBe(4)
       const unknown = await cli(['nope', '--node', url, '--policy', policyFile])
       expect(unknown.code).toBe(2)
+      expect(unknown.stdout).toBe('')
       expect(unknown.stderr).toContain('no announcement of tag nope')
     })
 
@@ -299,11 +325,15 @@ describe('status', () => {
       expect(r.stdout).toMatch(/base\s+linux\/amd64\s+reproducible.*MISMATCH/)
     })
 
-    it('says unknown for a tag the registry does not have', async () => {
+    it('exits 2 with the reason for an image the registry does not have, never 0 with unknown', async () => {
       // The --node suite has closed dataDir's store again by now.
       const r = await cli(['v4', '--data-dir', dataDir, '--policy', policyFile, '--image', `base=${reg.host}/neko/base`, '--json'])
-      expect(r.code).toBe(0)
-      expect(JSON.parse(r.stdout).targets[0].published).toEqual({ match: 'unknown' })
+      expect(r.code).toBe(2)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toContain(`cannot check ${reg.host}/neko/base:v4 for linux/`)
+      const platform = await cli(['v5', '--data-dir', regDataDir, '--policy', policyFile, '--image', `base=${reg.host}/neko/base`])
+      expect(platform.code).toBe(0)
+      expect(platform.stdout).toMatch(/base\s+linux\/amd64\s+reproducible.*matches$/m)
     })
   })
 })

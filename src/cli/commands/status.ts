@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Command } from 'commander'
-import { ValidationError } from '../../protocol/errors.js'
+import { UsageError } from '../errors.js'
 import { signStatement } from '../../protocol/messages.js'
 import { WIRE } from '../../protocol/patterns.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
@@ -15,7 +15,7 @@ import { announcerTrusted, evaluateReleaseFull, type ReleaseEvaluation } from '.
 import { formatConsensus } from '../../node/consensus/format.js'
 import { openExistingStore } from '../../node/consensus/open-store.js'
 import { gateOutcome } from '../../node/consensus/outcome.js'
-import { createPublishedLookup } from '../../node/consensus/published.js'
+import { checkPublished } from '../../node/consensus/published.js'
 import { fetchReleaseFromNode } from '../../node/consensus/remote.js'
 import { pickAnnouncement } from '../../node/consensus/service.js'
 import { loadPolicyFile } from '../../node/daemon/policy.js'
@@ -46,7 +46,7 @@ export function parseImages (entries: string[]): Map<string, string> {
   const out = new Map<string, string>()
   for (const e of entries) {
     const eq = e.indexOf('=')
-    if (eq <= 0 || eq === e.length - 1) throw new ValidationError('--image', `expected VARIANT=REPOSITORY (e.g. base=ghcr.io/m1k1o/neko/base), got ${JSON.stringify(e)}`)
+    if (eq <= 0 || eq === e.length - 1) throw new UsageError('--image', `expected VARIANT=REPOSITORY (e.g. base=ghcr.io/m1k1o/neko/base), got ${JSON.stringify(e)}`)
     out.set(e.slice(0, eq), e.slice(eq + 1))
   }
   return out
@@ -55,7 +55,7 @@ export function parseImages (entries: string[]): Map<string, string> {
 export async function policyFor (flags: StatusFlags, dataDir: string): Promise<{ policy: TrustPolicy, file: string }> {
   const file = flags.policy ?? process.env.NEKO_POLICY ?? join(dataDir, DATA_DIR_POLICY)
   if (flags.policy === undefined && process.env.NEKO_POLICY === undefined && !existsSync(file)) {
-    throw new ValidationError('--policy', `no trust policy given and none at ${file}; pass --policy FILE (status verifies every claim against it)`)
+    throw new UsageError('--policy', `no trust policy given and none at ${file}; pass --policy FILE (status verifies every claim against it)`)
   }
   return { policy: await loadPolicyFile(file), file: resolve(file) }
 }
@@ -130,12 +130,13 @@ export function register (program: Command): void {
     .option('--image <variant=repository>', 'published image repository of a variant (repeatable; implies --registry-check)', collect, [])
     .option('--insecure-registry', 'talk plain HTTP to the registry (loopback registries always are)')
     .action(async (tag: string, flags: StatusFlags) => {
-      if (!WIRE.tag.test(tag)) throw new ValidationError('tag', `not a tag name: ${JSON.stringify(tag.slice(0, 100))}`)
-      if (flags.node !== undefined && flags.dataDir !== undefined) throw new ValidationError('--node', 'give either --node or --data-dir, not both')
-      if ((flags.vsa === undefined) !== (flags.key === undefined)) throw new ValidationError(flags.vsa === undefined ? '--key' : '--vsa', '--vsa and --key go together')
+      if (!WIRE.tag.test(tag)) throw new UsageError('tag', `not a tag name: ${JSON.stringify(tag.slice(0, 100))}`)
+      if (flags.node !== undefined && flags.dataDir !== undefined) throw new UsageError('--node', 'give either --node or --data-dir, not both')
+      if ((flags.vsa === undefined) !== (flags.key === undefined)) throw new UsageError(flags.vsa === undefined ? '--key' : '--vsa', '--vsa and --key go together')
       const overrides = parseImages(flags.image)
       const dataDir = flags.dataDir ?? process.env.NEKO_DATA_DIR ?? defaultDataDir(process.env)
       const { policy, file: policyFile } = await policyFor(flags, dataDir)
+      const checked = flags.registryCheck === true || overrides.size > 0
 
       const source = await gather(tag, flags, policy, dataDir)
       let evaluation: ReleaseEvaluation
@@ -151,10 +152,13 @@ export function register (program: Command): void {
         }
         const claims = await source.claimsFor(a.repository, a.commit)
         let published: ReadonlyMap<string, string> | undefined
-        if (flags.registryCheck === true || overrides.size > 0) {
+        if (checked) {
+          const variants = new Set(a.targets.map(t => t.variant))
+          for (const v of overrides.keys()) {
+            if (!variants.has(v)) throw new UsageError('--image', `${a.repository} ${tag} has no variant ${JSON.stringify(v)} (it has ${[...variants].join(', ')})`)
+          }
           const registry = createRegistryClient({ timeoutMs: 15_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}) })
-          const lookup = createPublishedLookup({ registry }, { images: await imagesFor(a.recipe.name, overrides), ttlMs: 0 })
-          published = await lookup({ repository: a.repository, tag, commit: a.commit, targets: a.targets })
+          published = await checkPublished({ registry }, await imagesFor(a.recipe.name, overrides), { repository: a.repository, tag, commit: a.commit, targets: a.targets })
         }
         evaluation = evaluateReleaseFull(policy, chosen, others, claims, published)
       } finally {
@@ -165,7 +169,7 @@ export function register (program: Command): void {
       if (flags.json === true) {
         process.stdout.write(JSON.stringify({ ...evaluation.consensus, outcome }, null, 2) + '\n')
       } else {
-        process.stdout.write(formatConsensus(evaluation.consensus))
+        process.stdout.write(formatConsensus(evaluation.consensus, { publishedChecked: checked }))
       }
       if (flags.vsa !== undefined && flags.key !== undefined) {
         await writeVsa(flags.vsa, flags.key, evaluation, pathToFileURL(policyFile).toString())

@@ -38,3 +38,9 @@ export class StoreLockedError extends NekoError {
     super(`the store at ${path} is locked by a running node; ask that node instead with --node http://HOST:PORT (its --http address)`)
   }
 }
+
+/** A registry check that was asked for could not be done: it never passes as `unknown`. */
+export class PublishedCheckError extends NekoError {
+  override name = 'PublishedCheckError'
+  override readonly code = 'ERR_PUBLISHED_CHECK'
+}

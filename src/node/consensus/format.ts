@@ -1,5 +1,6 @@
 import { describeDivergence } from '../../protocol/divergence.js'
 import type { ClaimSummary, TagConsensus } from './types.js'
+import { excerptLines, votesText } from './votes.js'
 
 /** Plain-text report of a release for terminals and CI logs: one row per target, details indented below. */
 
@@ -21,7 +22,21 @@ function pad (rows: string[][]): string[] {
   return rows.map(row => row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(widths[i]!)).join('  ').trimEnd())
 }
 
-export function formatConsensus (c: TagConsensus): string {
+export interface FormatOptions {
+  /** Whether the published digests were checked; PUBLISHED is `-` when not. */
+  publishedChecked?: boolean
+}
+
+function publishedCell (t: TagConsensus['targets'][number], checked: boolean): string {
+  if (!checked) return '-'
+  if (t.published.match === 'yes') return 'matches'
+  if (t.published.match === 'no') return `MISMATCH ${shortDigest(t.published.digest)}`
+  // Checked, but there is no consensus digest to compare it with.
+  return t.published.digest !== undefined ? `not compared (${shortDigest(t.published.digest)})` : 'unknown'
+}
+
+export function formatConsensus (c: TagConsensus, opts: FormatOptions = {}): string {
+  const checked = opts.publishedChecked ?? c.targets.some(t => t.published.digest !== undefined)
   const out: string[] = []
   out.push(`${c.repository} ${c.tag}`)
   out.push(`commit ${c.commit} · recipe ${c.recipe.name} · announced by ${shortKey(c.announcement.keyId)}${c.announcement.trusted ? '' : ' (not a trusted announcer)'} at ${c.announcement.announcedAt}`)
@@ -29,17 +44,17 @@ export function formatConsensus (c: TagConsensus): string {
     out.push(`also announced by ${shortKey(o.keyId)}${o.trusted ? '' : ' (untrusted)'} at commit ${o.commit.slice(0, 12)} (${o.announcedAt})`)
   }
   out.push('')
-  const rows: string[][] = [['VARIANT', 'PLATFORM', 'VERDICT', 'AGREE', 'CONSENSUS DIGEST', 'PUBLISHED']]
+  const rows: string[][] = [['VARIANT', 'PLATFORM', 'VERDICT', 'VOTES', 'CONSENSUS DIGEST', 'PUBLISHED']]
   const details = new Map<number, string[]>()
   c.targets.forEach((t, i) => {
-    const reported = t.agreeing.length + t.dissenting.length + t.failed.length
+    const sameEngine = t.sameEngine.filter(x => x.digest === t.leadingDigest).length
     rows.push([
       t.variant,
       t.platform,
       t.status,
-      `${t.agreeing.length} of ${reported} (need ${t.threshold})`,
+      votesText({ agreeing: t.agreeing.length, sameEngine, answered: t.trustedCount, outstanding: t.outstanding, threshold: t.threshold }),
       shortDigest(t.consensusDigest),
-      t.published.match === 'unknown' ? 'unknown' : t.published.match === 'yes' ? 'matches' : `MISMATCH ${shortDigest(t.published.digest)}`
+      publishedCell(t, checked)
     ])
     const lines: string[] = []
     for (const d of t.dissenting) {
@@ -54,6 +69,14 @@ export function formatConsensus (c: TagConsensus): string {
     for (const [cls, list] of byClass) {
       lines.push(`failed   ${cls} × ${list.length}: ${list.map(f => `${who(f)}${f.failure?.step !== undefined ? ` at ${f.failure.step}` : ''}`).join(', ')}`)
     }
+    // What went wrong, in the builder's own log: the newest excerpt of each class is enough.
+    for (const [cls, list] of byClass) {
+      const f = list.find(x => x.failure?.logExcerpt !== undefined)
+      if (f?.failure?.logExcerpt === undefined) continue
+      lines.push(`log      ${who(f)} (${cls}), last lines:`)
+      for (const l of excerptLines(f.failure.logExcerpt)) lines.push(`         | ${l}`)
+    }
+    for (const x of t.sameEngine) lines.push(`same engine (counted once) ${shortKey(x.keyId)}${x.operator !== undefined ? ` (${x.operator})` : ''} with ${shortKey(x.countedAs)}: engine ${x.engineId}`)
     if (t.untrusted.length > 0) {
       lines.push(`untrusted ${t.untrusted.length} claim${t.untrusted.length === 1 ? '' : 's'}: ${t.untrusted.map(u => `${shortKey(u.keyId)} ${u.digest !== undefined ? shortDigest(u.digest) : (u.failure?.class ?? '')}`).join(', ')}`)
     }

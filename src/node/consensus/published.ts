@@ -3,6 +3,7 @@ import { NekoError } from '../../protocol/errors.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Digest } from '../../protocol/types.js'
 import { logger } from '../logger.js'
+import { PublishedCheckError } from './errors.js'
 import type { RegistryClient } from '../registry/types.js'
 
 const log = logger('published')
@@ -66,4 +67,30 @@ export function createPublishedLookup (components: { registry: RegistryClient },
     }))
     return out
   }
+}
+
+/**
+ * The published digest of every target, or a PublishedCheckError naming the first target
+ * that could not be checked (a variant without an image, a registry that does not answer,
+ * an image or platform it does not have). For gates (`status --registry-check`): a check
+ * that was asked for and did not run must not read as `unknown` and pass.
+ */
+export async function checkPublished (components: { registry: RegistryClient }, images: ReadonlyMap<string, string>, release: ReleaseRef): Promise<Map<string, Digest>> {
+  const out = new Map<string, Digest>()
+  // Every variant needs an image before the registry is asked anything.
+  for (const t of release.targets) {
+    if (!images.has(t.variant)) throw new PublishedCheckError(`variant ${t.variant} has no published image (its recipe names none): pass --image ${t.variant}=REPOSITORY`)
+  }
+  for (const t of release.targets) {
+    const ref = `${images.get(t.variant) as string}:${release.tag}`
+    let digest: Digest
+    try {
+      digest = (await components.registry.resolve(ref, t.platform)).manifestDigest
+    } catch (err) {
+      if (!(err instanceof NekoError)) throw err
+      throw new PublishedCheckError(`cannot check ${ref} for ${t.platform}: ${err.message}`)
+    }
+    out.set(targetKey({ repository: release.repository, commit: release.commit, variant: t.variant, platform: t.platform }), digest)
+  }
+  return out
 }
