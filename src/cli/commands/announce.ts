@@ -1,11 +1,13 @@
 import type { Command } from 'commander'
 import { multiaddr } from '@multiformats/multiaddr'
+import { UsageError } from '../errors.js'
 import { prepareAnnouncement } from '../../node/daemon/announce.js'
 import { publishOnce } from '../../node/daemon/publish-once.js'
 import { readIdentity } from '../../node/identity-files.js'
+import { loadPolicyFile } from '../../node/daemon/policy.js'
+import { AnnouncerNotTrustedError } from '../../node/daemon/errors.js'
 import { envelopeId } from '../../protocol/dsse.js'
 import { signAnnouncement } from '../../protocol/messages.js'
-import { ValidationError } from '../../protocol/errors.js'
 import { EXIT } from '../exit-codes.js'
 
 interface AnnounceOptions {
@@ -19,6 +21,7 @@ interface AnnounceOptions {
   platform?: string[]
   print?: boolean
   timeout?: string
+  policy?: string
 }
 
 /** Why `addr` cannot name a running node (a multiaddr with /p2p/<peer id>), or undefined. */
@@ -48,6 +51,7 @@ export function register (program: Command): void {
     .option('--platform <os/arch>', 'only this platform, repeatable', collect)
     .option('--print', 'write the signed envelope to stdout (the default without --to)')
     .option('--timeout <seconds>', 'how long to wait for a peer to take it', '20')
+    .option('--policy <file>', 'the receiving nodes\' trust policy: refuse, before publishing, unless it lists this key as an announcer')
     .action(async (opts: AnnounceOptions, cmd: Command) => {
       // Before any work: a bad address should not cost a signature and a clone.
       for (const addr of opts.to ?? []) {
@@ -55,8 +59,12 @@ export function register (program: Command): void {
         if (problem != null) cmd.error(`neko-rebuilder: --to ${addr}: ${problem}`, { exitCode: EXIT.USAGE })
       }
       const timeoutS = Number(opts.timeout)
-      if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new ValidationError('--timeout', 'must be a positive number of seconds')
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError('--timeout', 'must be a positive number of seconds')
       const identity = await readIdentity(opts.key)
+      if (opts.policy != null) {
+        const policy = await loadPolicyFile(opts.policy)
+        if (!policy.announcerKeys.has(identity.keyId)) throw new AnnouncerNotTrustedError(identity.keyId, opts.policy)
+      }
       const announcement = await prepareAnnouncement({
         repository: opts.repo,
         tag: opts.tag,
@@ -70,7 +78,9 @@ export function register (program: Command): void {
       if (opts.print === true || opts.to == null || opts.to.length === 0) process.stdout.write(json + '\n')
       if (opts.to != null && opts.to.length > 0) {
         const sent = await publishOnce(Buffer.from(json, 'utf8'), { to: opts.to, timeoutMs: timeoutS * 1000 })
-        process.stderr.write(`announced ${announcement.repository} ${announcement.tag} (commit ${announcement.commit}, ${announcement.targets.length} targets, recipe ${announcement.recipe.name}) as ${envelopeId(envelope)} to ${sent.recipients} peer(s)\n`)
+        // Receivers judge it against their own policy after this returns: say only what is known.
+        const trust = opts.policy != null ? `an announcer of ${opts.policy}` : 'accepted only by nodes whose policy lists this key as an announcer (check first with --policy FILE)'
+        process.stderr.write(`sent ${announcement.repository} ${announcement.tag} (commit ${announcement.commit}, ${announcement.targets.length} targets, recipe ${announcement.recipe.name}) as ${envelopeId(envelope)} to ${sent.recipients} peer(s); key ${identity.keyId.slice(0, 12)}: ${trust}\n`)
       }
     })
 }

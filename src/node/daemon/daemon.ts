@@ -51,6 +51,14 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   let witness: Witness | undefined
 
   const trusted = (d: DecodedMessage): boolean => d.kind === 'announcement' ? policy.announcerKeys.has(d.keyId) : policy.builderKeys.has(d.keyId)
+  // Each refused announcement is reported once, however often gossip offers it again.
+  const refused = new Set<string>()
+  function refusedAnnouncement (id: string, a: { repository: string, tag: string }, keyId: string, reason: string | undefined): void {
+    if (refused.has(id)) return
+    if (refused.size >= 1024) refused.clear()
+    refused.add(id)
+    log.warn({ id, repository: a.repository, tag: a.tag, keyId, reason }, `announcement of ${a.tag} refused: ${reason ?? 'invalid'}`)
+  }
 
   /** Stores a verified message and acts on it. Returns false when it was already stored. */
   async function storeDecoded (d: DecodedMessage, envelopeJson: string): Promise<boolean> {
@@ -104,6 +112,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           validator.take(data)
           verdict = 'ignore'
         }
+        if (r.verdict === 'reject' && r.decoded?.kind === 'announcement') refusedAnnouncement(r.decoded.id, r.decoded.announcement, r.decoded.keyId, r.reason)
       }
       if (verdict === 'accept') gossipCounts.accepted++
       else if (verdict === 'reject') gossipCounts.rejected++

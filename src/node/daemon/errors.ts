@@ -8,3 +8,12 @@ export class MessageRejectedError extends NekoError {
     super(`message rejected: ${reason}`)
   }
 }
+
+/** `announce --policy`: the key is not an announcer of that policy, so its nodes would refuse the announcement. */
+export class AnnouncerNotTrustedError extends NekoError {
+  override name = 'AnnouncerNotTrustedError'
+  override readonly code = 'ERR_ANNOUNCER_NOT_TRUSTED'
+  constructor (readonly keyId: string, policyFile: string) {
+    super(`key ${keyId} is not an announcer of ${policyFile}: its nodes would refuse the announcement, so it was not sent (add the key's public.pem under "announcers")`)
+  }
+}

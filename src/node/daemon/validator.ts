@@ -68,7 +68,8 @@ export function createMessageValidator (components: { store: Store, policy: Trus
     try {
       if (await store.hasMessage(decoded.id)) return { verdict: 'ignore', decoded, reason: 'already stored' }
       if (decoded.kind === 'announcement') {
-        if (!policy.announcerKeys.has(decoded.keyId)) return { verdict: 'reject', reason: `announcement signed by ${decoded.keyId}, not an announcer of the policy` }
+        // `decoded` rides along so the node can say which release it refused.
+        if (!policy.announcerKeys.has(decoded.keyId)) return { verdict: 'reject', decoded, reason: `announcement signed by ${decoded.keyId}, not an announcer of the policy` }
       } else if (!policy.builderKeys.has(decoded.keyId)) {
         // A stranger's claim is shown, never counted; keep it from crowding anything out.
         if (!limiter.take(decoded.keyId)) return { verdict: 'ignore', reason: `untrusted key ${decoded.keyId} over its rate` }
