@@ -74,7 +74,8 @@ describe('neko-rebuilder verify', () => {
     expect(r.stderr).toBe('')
     expect(r.code).toBe(EXIT.OK)
     expect(r.stdout).toMatch(/^TARGET\s+VARIANT\s+PLATFORM\s+STATUS\s+VOTES\s+DIGEST\s+PUBLISHED$/m)
-    expect(r.stdout).toMatch(/base\s+linux\/amd64\s+reproducible\s+2\/2\s+sha256:d1d1d1d1d1d1/)
+    // Two of the policy's three builders answered: the notation says so, never "everyone".
+    expect(r.stdout).toMatch(/base\s+linux\/amd64\s+reproducible\s+2 agree · 2 of 3 answered · need 2\s+sha256:d1d1d1d1d1d1/)
   })
 
   it('reports an invalid line with its number, skips it and never counts it', async () => {
@@ -85,7 +86,7 @@ describe('neko-rebuilder verify', () => {
     expect(r.code).toBe(EXIT.OK)
     expect(r.stderr).toContain(`${file}:2: skipped: SignatureError`)
     expect(r.stderr).toContain(`${file}:4: skipped: ValidationError`)
-    expect(r.stdout).toMatch(/reproducible\s+2\/2/)
+    expect(r.stdout).toMatch(/reproducible\s+2 agree · 2 of 3 answered · need 2/)
   })
 
   it('exit 4 when a target is pending; --json prints one object per target', async () => {
@@ -112,7 +113,7 @@ describe('neko-rebuilder verify', () => {
     await writeFile(published, JSON.stringify({ [targetKey(target())]: digestOf('ab') }))
     const r = await cli('verify', file, '--policy', policyFile, '--published', published)
     expect(r.code).toBe(EXIT.NOT_REPRODUCIBLE)
-    expect(r.stdout).toMatch(/reproducible\s+2\/2\s+sha256:d1d1d1d1d1d1\s+no/)
+    expect(r.stdout).toMatch(/reproducible\s+2 agree · 2 of 3 answered · need 2\s+sha256:d1d1d1d1d1d1\s+no/)
     await writeFile(published, JSON.stringify([{ ...target(), digest: D1 }]))
     const same = await cli('verify', file, '--policy', policyFile, '--published', published)
     expect(same.code).toBe(EXIT.OK)
@@ -124,7 +125,7 @@ describe('neko-rebuilder verify', () => {
     const file = await bundle('untrusted.jsonl', [signClaim(successClaim(D1), b0), ...strangers.map(s => signClaim(successClaim(D1), s)), signAnnouncement(amd64Only, announcer)])
     const r = await cli('verify', file, '--policy', policyFile)
     expect(r.code).toBe(EXIT.PENDING)
-    expect(r.stdout).toMatch(/pending\s+1\/2/)
+    expect(r.stdout).toMatch(/pending\s+1 agree · 1 of 3 answered · need 2/)
     expect(r.stdout.match(/untrusted \(not counted\)/g)).toHaveLength(2)
   })
 

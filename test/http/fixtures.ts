@@ -40,7 +40,10 @@ export function target (commit: string, variant: string, platform: string, tag?:
   return { repository: REPO, commit, variant, platform, ...(tag !== undefined ? { tag } : {}) }
 }
 
-export function claim (t: Target, outcome: { result: ImageResult } | { failure: FailureClass, step?: string }): Claim {
+/** The tail of a failed build's log, as a builder signs it (with a colour code a terminal must not obey). */
+export const MAKE_LOG = '#7 [2/2] RUN make\n#7 0.412 cc -o app main.c\n#7 0.530 \u001b[31mmain.c:3: error: expected ; before }\u001b[0m\n#7 ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2\n'
+
+export function claim (t: Target, outcome: { result: ImageResult } | { failure: FailureClass, step?: string, logExcerpt?: string }): Claim {
   const base: Claim = {
     target: t,
     sourceDateEpoch: 1_700_000_000,
@@ -58,7 +61,7 @@ export function claim (t: Target, outcome: { result: ImageResult } | { failure: 
     finishedOn: '2026-11-01T10:05:00Z'
   }
   if ('result' in outcome) return { ...base, result: outcome.result }
-  return { ...base, failure: { class: outcome.failure, message: `${outcome.failure} during the build`, ...(outcome.step !== undefined ? { step: outcome.step } : {}) } }
+  return { ...base, failure: { class: outcome.failure, message: `${outcome.failure} during the build`, ...(outcome.step !== undefined ? { step: outcome.step } : {}), ...(outcome.logExcerpt !== undefined ? { logExcerpt: outcome.logExcerpt } : {}) } }
 }
 
 export function announcement (tag: string, commit: string, targets: Array<[string, string]>): Announcement {
@@ -132,7 +135,7 @@ export async function seedReleases (store: Store, keys: Keys): Promise<{ ids: st
   await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/amd64', 'v1'), { result: imageResult('stranger', ['base', 'evil']) }), keys.stranger))
   await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/arm64', 'v1'), { result: imageResult('v1 base arm64') }), b1))
   await add(signClaim(claim(target(COMMIT_1, 'base', 'linux/arm64', 'v1'), { result: imageResult('v1 base arm64 off', ['base', 'app drifted']) }), b3))
-  await add(signClaim(claim(target(COMMIT_1, 'app', 'linux/amd64', 'v1'), { failure: 'build-failed', step: 'RUN make' }), b1))
+  await add(signClaim(claim(target(COMMIT_1, 'app', 'linux/amd64', 'v1'), { failure: 'build-failed', step: 'RUN make', logExcerpt: MAKE_LOG }), b1))
   await add(signClaim(claim(target(COMMIT_1, 'app', 'linux/amd64', 'v1'), { failure: 'build-failed', step: 'RUN make' }), b2))
   await add(signClaim(claim(target(COMMIT_1, 'app', 'linux/amd64', 'v1'), { failure: 'timeout' }), b3))
 

@@ -12,6 +12,7 @@ import { targetKey } from '../../protocol/target.js'
 import type { Target } from '../../protocol/types.js'
 import { checkWitnessed, takeInclusionLines } from '../../protocol/tlog/witnessed.js'
 import { NoTrustedAnnouncementError } from '../../node/consensus/errors.js'
+import { votesText } from '../../node/consensus/votes.js'
 import { EXIT } from '../exit-codes.js'
 
 interface VerifyOptions {
@@ -79,7 +80,7 @@ function table (verdicts: TargetVerdict[]): string {
     v.target.variant,
     v.target.platform,
     v.status,
-    `${v.agreeing.length}/${v.threshold}`,
+    votesText({ agreeing: v.agreeing.length, sameEngine: v.sameEngine.filter(x => x.digest === v.leadingDigest).length, answered: v.trustedCount, outstanding: v.outstanding, threshold: v.threshold }),
     short(v.consensusDigest ?? v.leadingDigest),
     v.published.match === 'unknown' ? '-' : v.published.match
   ])
@@ -90,6 +91,7 @@ function table (verdicts: TargetVerdict[]): string {
     const notes: string[] = []
     for (const d of v.dissenting) notes.push(`dissent: ${d.name} (${d.operator}) got ${d.digest}`)
     for (const f of v.failed) notes.push(`failed: ${f.name ?? f.keyId} ${f.failure.class}: ${f.failure.message}`)
+    for (const x of v.sameEngine) notes.push(`same engine (counted once): ${x.name} with ${x.countedAs.slice(0, 16)} on engine ${x.engineId}`)
     for (const e of v.equivocating) notes.push(`equivocating (not counted): ${e.name ?? e.keyId} signed ${e.digests.join(', ')}`)
     for (const u of v.untrusted) notes.push(`untrusted (not counted): ${u.keyId.slice(0, 16)} ${u.digest ?? u.failureClass ?? ''}`)
     if (v.published.match === 'no') notes.push(`published digest ${v.published.digest ?? ''} differs from consensus ${v.consensusDigest ?? ''}`)

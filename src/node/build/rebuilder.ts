@@ -164,6 +164,8 @@ class DefaultRebuilder implements Rebuilder {
     let environment = { ...unknownEnvironment(), emulated: false }
     let ociPath: string | undefined
     let lock: EngineLock | undefined
+    /** The tarball asked for in `outDir`; removed unless the rebuild succeeded. */
+    let outTar: string | undefined
 
     const finish = (body: Pick<Claim, 'result'> | Pick<Claim, 'failure'>): RebuildOutcome => {
       if ('failure' in body && body.failure != null) body = { failure: boundFailure(body.failure) }
@@ -232,6 +234,7 @@ class DefaultRebuilder implements Rebuilder {
 
       const outDir = req.outDir != null ? resolve(req.outDir) : undefined
       const tarPath = join(outDir ?? workspace, `${fileSafe(variant.name)}-${fileSafe(req.platform)}-${resolved.commit.slice(0, 12)}.oci.tar`)
+      if (outDir != null) outTar = tarPath
       const info = await this.buildVariant(variant, src, req.platform, sourceDateEpoch, tarPath, buildLog, signal, progress, baseArgs, baseContexts)
       if (outDir != null) ociPath = tarPath
       log.info({ variant: variant.name, platform: req.platform, manifest: info.manifestDigest }, 'rebuilt')
@@ -251,6 +254,8 @@ class DefaultRebuilder implements Rebuilder {
       log.error({ err }, 'rebuild stopped by an unexpected error')
       return finish({ failure: { class: 'infrastructure-error', message: `unexpected: ${(err as Error).message ?? String(err)}` } })
     } finally {
+      // A failed or cancelled build leaves no empty or partial tarball behind for anyone to take.
+      if (outTar != null && ociPath == null) await rm(outTar, { force: true })
       await lock?.release()
       await buildLog.close()
       if (!this.keep) await rm(workspace, { recursive: true, force: true })

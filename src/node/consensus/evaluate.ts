@@ -26,6 +26,7 @@ function summary (policy: TrustPolicy, m: StoredMessage): ClaimSummary {
   if (c.failure !== undefined) {
     out.failure = { class: c.failure.class, message: c.failure.message }
     if (c.failure.step !== undefined) out.failure.step = c.failure.step
+    if (c.failure.logExcerpt !== undefined) out.failure.logExcerpt = c.failure.logExcerpt
   }
   return out
 }
@@ -60,7 +61,7 @@ function targetConsensus (policy: TrustPolicy, v: TargetVerdict, claimsOfTarget:
   const untrusted = [...untrustedByOutcome.values()].map(m => summary(policy, m))
     .sort((a, b) => a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : 0)
   let lastClaimAt: string | undefined
-  for (const m of claimsOfTarget) if (lastClaimAt === undefined || m.receivedAt > lastClaimAt) lastClaimAt = m.receivedAt
+  for (const m of claimsOfTarget) if (lastClaimAt === undefined || Date.parse(m.receivedAt) > Date.parse(lastClaimAt)) lastClaimAt = m.receivedAt
 
   const out: TargetConsensus = {
     key: v.key,
@@ -79,6 +80,7 @@ function targetConsensus (policy: TrustPolicy, v: TargetVerdict, claimsOfTarget:
       const operator = policy.builderById.get(e.keyId)?.operator
       return operator !== undefined ? { keyId: e.keyId, operator, digests: e.digests } : { keyId: e.keyId, digests: e.digests }
     }),
+    sameEngine: v.sameEngine.map(x => ({ keyId: x.keyId, ...(policy.builderById.get(x.keyId)?.operator !== undefined ? { operator: policy.builderById.get(x.keyId)?.operator } : {}), digest: x.digest, engineId: x.engineId, countedAs: x.countedAs })),
     published: v.published
   }
   if (v.consensusDigest !== undefined) out.consensusDigest = v.consensusDigest

@@ -85,7 +85,9 @@ export async function fetchReleaseFromNode (nodeUrl: string, policy: TrustPolicy
   for (const { line, message: d } of bundle.entries) {
     if (seen.has(d.id)) continue
     seen.add(d.id)
-    const base = { id: d.id, cursor: line, keyId: d.keyId, envelopeJson: JSON.stringify(d.envelope), receivedAt: new Date(0).toISOString() }
+    // A bundle carries no receipt times: the signed time of the message stands in for it.
+    const signedAt = new Date(d.kind === 'claim' ? d.claim.finishedOn : d.announcement.announcedAt).toISOString()
+    const base = { id: d.id, cursor: line, keyId: d.keyId, envelopeJson: JSON.stringify(d.envelope), receivedAt: signedAt }
     messages.push(d.kind === 'claim' ? { ...base, kind: 'claim', claim: d.claim } : { ...base, kind: 'announcement', announcement: d.announcement })
   }
   return {

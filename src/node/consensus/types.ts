@@ -15,7 +15,7 @@ export interface ClaimSummary {
   trusted: boolean
   /** The digest the claim reports (success claims only). */
   digest?: Digest
-  failure?: { class: FailureClass, message: string, step?: string }
+  failure?: { class: FailureClass, message: string, step?: string, logExcerpt?: string }
   /** For a dissenter: where its image first differs from the consensus image. */
   divergence?: Divergence
   finishedOn?: string
@@ -43,10 +43,15 @@ export interface TargetConsensus {
   dissenting: ClaimSummary[]
   failed: ClaimSummary[]
   untrusted: ClaimSummary[]
+  /** Trusted votes folded into another key's: same digest from the same engine (docs/consensus.md). */
+  sameEngine: Array<{ keyId: string, operator?: string, digest: Digest, engineId: string, countedAs: string }>
   /** Trusted keys that signed two different digests for this target; not counted. */
   equivocating: Array<{ keyId: string, operator?: string, digests: Digest[] }>
   published: { digest?: Digest, match: PublishedMatch }
-  /** When this node stored the newest claim on the target (RFC 3339). */
+  /**
+   * When the node stored the newest claim on the target (RFC 3339). Read from a node's
+   * bundle (`status --node`), which carries no receipt times: the newest claim's `finishedOn`.
+   */
   lastClaimAt?: string
 }
 
