@@ -109,7 +109,26 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
       announce.stderr!.on('data', (d: Buffer) => { announceErr += d.toString() })
       const code = await new Promise<number | null>(resolve => announce.on('exit', resolve))
       expect(code, announceErr).toBe(0)
-      expect(announceErr).toMatch(/announced .* to [1-9]\d* peer/)
+      expect(announceErr).toMatch(/sent .* to [1-9]\d* peer\(s\)/)
+
+      // A key the policy does not list as an announcer: refused before anything is sent...
+      const refusedRun = async (args: string[]): Promise<{ code: number | null, err: string }> => {
+        const p = cli(['announce', '--repo', project.repository, '--tag', project.tag, '--commit', project.commit, '--key', join(root, 'key-1'), '--platform', 'linux/amd64', '--to', b!.summary.listen[0]!, ...args])
+        let err = ''
+        p.stderr!.on('data', (d: Buffer) => { err += d.toString() })
+        return { code: await new Promise<number | null>(resolve => p.on('exit', resolve)), err }
+      }
+      const checked = await refusedRun(['--policy', policyFile])
+      expect(checked.code).toBe(2)
+      expect(checked.err).toContain(`AnnouncerNotTrustedError: key ${keys[1]!.keyId} is not an announcer of ${policyFile}`)
+      expect(checked.err).not.toMatch(/^sent /m)
+      // ...and without --policy the node that refuses it says so once, naming the tag and the key.
+      const unchecked = await refusedRun([])
+      expect(unchecked.code).toBe(0)
+      expect(unchecked.err).toContain('accepted only by nodes whose policy lists this key as an announcer')
+      const refusals = (): Array<Record<string, unknown>> => b!.logs.filter(l => l.level === 40 && l.tag === project.tag && String(l.msg).includes('refused'))
+      await waitFor('the refusal logged', () => refusals().length > 0, 20_000)
+      expect(refusals()[0]).toMatchObject({ keyId: keys[1]!.keyId, reason: expect.stringContaining('not an announcer of the policy') })
 
       await waitFor('both claims on both nodes', () => storedClaims(a).size >= 2 && storedClaims(b!).size >= 2, 120_000)
       a.child.kill('SIGTERM')
@@ -138,7 +157,12 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
         const claims = await store.claimsForCommit(project.repository, project.commit)
         expect(claims).toHaveLength(2)
         const [v] = computeVerdicts({ claims: claims.map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id })), policy })
-        expect(v!.status).toBe('reproducible')
+        // Both nodes built on this machine's one engine: their agreement is one witness.
+        expect(claims[0]!.claim!.environment.engine.id).toBeDefined()
+        expect(claims[1]!.claim!.environment.engine.id).toBe(claims[0]!.claim!.environment.engine.id)
+        expect(v!.agreeing).toHaveLength(1)
+        expect(v!.sameEngine).toHaveLength(1)
+        expect(v!.status).toBe('pending')
         expect((await store.listJobs('done')).length).toBe(1)
       } finally {
         await store.close()
@@ -170,12 +194,14 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
     child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
     const code = await new Promise<number | null>(resolve => child.on('exit', resolve))
     expect(code, err).toBe(0)
-    const result = JSON.parse(out) as { reproducible: boolean, threshold: number, targets: Array<{ status: string, digest: string, agreeing: unknown[] }>, nodes: Array<{ verdicts: Array<{ status: string, digest: string }> }> }
+    const result = JSON.parse(out) as { reproducible: boolean, threshold: number, targets: Array<{ status: string, digest: string, agreeing: unknown[], sameEngine: unknown[] }>, nodes: Array<{ verdicts: Array<{ status: string, digest: string }> }> }
     expect(result.reproducible).toBe(true)
-    expect(result.threshold).toBe(3)
+    // Three nodes on one engine are one witness: k = 1, one counted vote, two folded into it.
+    expect(result.threshold).toBe(1)
     expect(result.targets).toHaveLength(1)
     expect(result.targets[0]!.status).toBe('reproducible')
-    expect(result.targets[0]!.agreeing).toHaveLength(3)
+    expect(result.targets[0]!.agreeing).toHaveLength(1)
+    expect(result.targets[0]!.sameEngine).toHaveLength(2)
     expect(result.nodes).toHaveLength(3)
     for (const n of result.nodes) expect(n.verdicts[0]!.digest).toBe(result.targets[0]!.digest)
   }, 180_000)

@@ -50,6 +50,7 @@ export function register (program: Command): void {
             status: v.status,
             digest: v.consensusDigest ?? v.leadingDigest ?? null,
             agreeing: v.agreeing.map(a => ({ name: a.name, operator: a.operator, keyId: a.keyId })),
+            sameEngine: v.sameEngine.map(x => ({ name: x.name, keyId: x.keyId, countedAs: x.countedAs })),
             dissenting: v.dissenting.length,
             failed: v.failed.map(f => ({ name: f.name, failure: f.failure.class, message: f.failure.message }))
           })),
