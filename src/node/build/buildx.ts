@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import type { BuildLog } from './build-log.js'
 
 /** Where a rebuild is, for progress display. */
@@ -35,6 +36,14 @@ export interface BuildxResult {
   spawnError?: Error
 }
 
+/**
+ * util-linux's setpriv, to have the kernel kill the docker CLI when this process dies, even by
+ * SIGKILL (PR_SET_PDEATHSIG survives the exec); the CLI's buildx plugin cancels the build when
+ * the CLI goes. Without it a node killed with -9 would leave its build running.
+ */
+const SETPRIV = '/usr/bin/setpriv'
+const HAS_SETPRIV = existsSync(SETPRIV)
+
 /** How long buildx gets to cancel the solve after SIGINT before it is killed. */
 const KILL_GRACE_MS = 5_000
 
@@ -45,7 +54,9 @@ const KILL_GRACE_MS = 5_000
 export async function runBuildx (run: BuildxRun): Promise<BuildxResult> {
   return await new Promise(resolve => {
     if (run.signal.aborted) { resolve({ exitCode: null, aborted: true }); return }
-    const child = spawn(run.cli, run.args, { cwd: run.cwd, env: run.env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const [file, args] = HAS_SETPRIV ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', run.cli, ...run.args]] : [run.cli, run.args]
+    const child = spawn(file, args, { cwd: run.cwd, env: run.env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let head = ''
     let killTimer: NodeJS.Timeout | undefined
     const onAbort = (): void => {
       child.kill('SIGINT')
@@ -55,6 +66,7 @@ export async function runBuildx (run: BuildxRun): Promise<BuildxResult> {
     run.signal.addEventListener('abort', onAbort, { once: true })
     let pending = ''
     const onData = (chunk: Buffer): void => {
+      if (head.length < 200) head += chunk.toString('utf8')
       run.log.write(chunk)
       pending += chunk.toString('utf8')
       const lines = pending.split('\n')
@@ -71,6 +83,8 @@ export async function runBuildx (run: BuildxRun): Promise<BuildxResult> {
     child.on('close', code => {
       run.signal.removeEventListener('abort', onAbort)
       if (killTimer != null) clearTimeout(killTimer)
+      // setpriv reports a CLI it cannot start (exit 127) where spawn would have thrown.
+      if (spawnError == null && code === 127 && head.startsWith('setpriv: ')) spawnError = new Error(head.split('\n')[0]?.slice('setpriv: '.length))
       resolve({ exitCode: code, aborted: run.signal.aborted, ...(spawnError != null ? { spawnError } : {}) })
     })
   })

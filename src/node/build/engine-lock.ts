@@ -1,8 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto'
-import { hostname } from 'node:os'
+import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type Dockerode from 'dockerode'
 import type { Logger } from '../logger.js'
+import { holderGone, holderTag } from './holder.js'
 
 /**
  * One build of a target per engine at a time, across every process that uses the engine.
@@ -19,8 +19,6 @@ import type { Logger } from '../logger.js'
 export const LOCK_LABEL = 'org.neko-rebuilder.build-lock'
 const HOLDER_LABEL = `${LOCK_LABEL}.holder`
 const EXPIRES_LABEL = `${LOCK_LABEL}.expires`
-/** Tells apart this process from an earlier one with the same pid (a restarted container). */
-const PROCESS_TOKEN = randomUUID()
 
 export interface EngineLock {
   release: () => Promise<void>
@@ -39,22 +37,6 @@ export function lockName (key: string): string {
   return `neko-rebuilder-lock-${createHash('sha256').update(key).digest('hex').slice(0, 32)}`
 }
 
-interface Holder { host: string, pid: number, token: string }
-
-function parseHolder (s: string | undefined): Holder | undefined {
-  const m = /^(\S+) (\d+) (\S+)$/.exec(s ?? '')
-  return m != null ? { host: m[1] as string, pid: Number(m[2]), token: m[3] as string } : undefined
-}
-
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
 /**
  * A lock whose holder is gone: past its expiry, or held by a process of this host that no
  * longer runs. A lock of another host is only given up at expiry.
@@ -62,11 +44,7 @@ function alive (pid: number): boolean {
 export function isStale (labels: Record<string, string> | undefined, now = Date.now()): boolean {
   const expires = Date.parse(labels?.[EXPIRES_LABEL] ?? '')
   if (!Number.isFinite(expires) || expires <= now) return true
-  const holder = parseHolder(labels?.[HOLDER_LABEL])
-  if (holder == null) return true
-  if (holder.host !== hostname()) return false
-  if (holder.pid === process.pid) return holder.token !== PROCESS_TOKEN
-  return !alive(holder.pid)
+  return holderGone(labels?.[HOLDER_LABEL])
 }
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode
@@ -84,7 +62,7 @@ export async function lockOnEngine (docker: Dockerode, key: string, opts: Engine
         Internal: true,
         Labels: {
           [LOCK_LABEL]: key.slice(0, 1000),
-          [HOLDER_LABEL]: `${hostname()} ${process.pid} ${PROCESS_TOKEN}`,
+          [HOLDER_LABEL]: holderTag(),
           [EXPIRES_LABEL]: new Date(Date.now() + opts.holdMs).toISOString()
         }
       })

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import Dockerode from 'dockerode'
 import type { Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
@@ -13,7 +13,8 @@ import { runBuildx, type BuildProgress } from './buildx.js'
 import { classifyBuildLog, logExcerpt } from './classify.js'
 import { capabilitiesOf, checkEngine, unknownEnvironment, type Capabilities, type EngineInfo } from './engine.js'
 import { EngineNotReadyError, RecipeError, RequirementsError, SourceError, TargetError } from './errors.js'
-import { lockOnEngine, type EngineLock } from './engine-lock.js'
+import { clearStaleLocks, lockOnEngine, type EngineLock } from './engine-lock.js'
+import { holderGone, holderTag } from './holder.js'
 import { extractOciArchive } from './layout.js'
 import { imageResultOf, readOciArchive } from './oci.js'
 import { runPrepareStep } from './prepare.js'
@@ -72,7 +73,15 @@ export interface Rebuilder {
   checkEngine: () => Promise<EngineInfo>
   capabilities: () => Promise<Capabilities>
   rebuild: (req: RebuildRequest, opts?: RebuildOptions) => Promise<RebuildOutcome>
+  /**
+   * Removes what rebuilds of processes that are gone left behind (killed with -9): their
+   * workspaces under `workDir` and their build locks on the engine. Run at a node's start.
+   */
+  sweep: () => Promise<{ workspaces: number, locks: number }>
 }
+
+/** In each workspace: who made it (holder.ts), so a later sweep knows whether it is abandoned. */
+const HOLDER_FILE = '.neko-rebuilder-holder'
 
 const DEFAULT_TIMEOUT_MS = 2 * 60 * 60_000
 /** Engine facts change with upgrades, not between builds; a dead engine still shows up as a classified build failure. */
@@ -150,6 +159,7 @@ class DefaultRebuilder implements Rebuilder {
 
     await makeDir(this.workDir)
     const workspace = await mkdtemp(join(this.workDir, 'rebuild-'))
+    await writeFile(join(workspace, HOLDER_FILE), holderTag())
     const logDir = req.outDir != null ? resolve(req.outDir) : join(this.workDir, 'logs')
     await makeDir(logDir)
     // Tag (or commit), variant and platform: an operator finds a target's log by name.
@@ -261,6 +271,26 @@ class DefaultRebuilder implements Rebuilder {
       if (!this.keep) await rm(workspace, { recursive: true, force: true })
       if (req.outDir == null) await pruneLogs(logDir, this.maxLogs).catch(() => {})
     }
+  }
+
+  async sweep (): Promise<{ workspaces: number, locks: number }> {
+    let workspaces = 0
+    const names = await readdir(this.workDir).catch(() => [] as string[])
+    for (const name of names.filter(n => n.startsWith('rebuild-'))) {
+      const dir = join(this.workDir, name)
+      const holder = await readFile(join(dir, HOLDER_FILE), 'utf8').catch(() => undefined)
+      // Without a holder file the process died between mkdtemp and writing it; give it a minute.
+      if (holder == null && Date.now() - (await stat(dir).then(s => s.mtimeMs, () => 0)) < 60_000) continue
+      if (holder != null && !holderGone(holder)) continue
+      await rm(dir, { recursive: true, force: true })
+      workspaces++
+      this.log.info({ dir, holder }, 'removed the workspace of a rebuild whose process is gone')
+    }
+    const locks = await clearStaleLocks(this.docker, this.log).catch((err: unknown) => {
+      this.log.warn({ err }, 'could not look for stale build locks on the engine')
+      return 0
+    })
+    return { workspaces, locks }
   }
 
   private checkTarget (recipe: Recipe, req: RebuildRequest): Variant {

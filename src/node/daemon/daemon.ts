@@ -258,6 +258,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       await tlog?.start()
       await witness?.start()
       ownCapabilities = await probeCapabilities()
+      if (components.rebuilder?.sweep != null && ownCapabilities.builds) {
+        const swept = await components.rebuilder.sweep()
+        if (swept.workspaces + swept.locks > 0) log.info(swept, 'removed what an earlier run killed mid-build left behind')
+      }
       await builders.load()
       await p2p.start()
       running = true

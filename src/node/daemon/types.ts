@@ -16,6 +16,8 @@ import type { ValidatorInit } from './validator.js'
 /** What the daemon needs of a rebuild engine (the build engine's `Rebuilder` satisfies it). */
 export interface DaemonRebuilder extends SchedulerRebuilder {
   capabilities: () => Promise<EngineCapabilities>
+  /** Clears what rebuilds of a process killed mid-build left behind (Rebuilder.sweep). */
+  sweep?: () => Promise<{ workspaces: number, locks: number }>
 }
 
 export interface DaemonComponents {
