@@ -99,7 +99,18 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     expect(await cell('v2', 'base', 'linux/amd64').getAttribute('aria-expanded')).toBe('true')
     expect((await details.textContent()) ?? '').toContain('unreproducible')
 
+    // A failed target shows what the builder's log said, its colour codes made harmless.
+    await cell('v1', 'app', 'linux/amd64').click()
+    expect(await cell('v1', 'app', 'linux/amd64').textContent()).toContain('0 agree · 3 of 3 answered · need 2')
+    const log = page.locator('#details pre.log')
+    expect(await log.count()).toBe(1)
+    const logText = (await log.textContent()) ?? ''
+    expect(logText).toContain('#7 0.530 ?[31mmain.c:3: error: expected ; before }?[0m')
+    expect(logText).toContain('#7 ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2')
+    expect(logText).not.toContain('\u001b')
+
     await cell('v1', 'base', 'linux/arm64').click()
+    expect(await cell('v1', 'base', 'linux/arm64').textContent()).toContain('1 agree · 2 of 3 answered · need 2')
     await mkdir('test-artifacts', { recursive: true })
     await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true })
     expect(errors, errors.join('\n')).toEqual([])

@@ -75,7 +75,8 @@ function render (rows, columns) {
       columns.map(c => {
         const t = byKey.get(c.key)
         if (t === undefined) return el('td', { class: 'empty' }, el('span', { 'aria-label': 'not built for this release' }, '–'))
-        const trustedReports = t.agreeing.length + t.dissenting.length + t.failed.length
+        // The notation of `status` and `verify`: answered out of all trusted builders, never "everyone".
+        const votes = `${t.agreeing.length} agree · ${t.trustedCount} of ${t.trustedCount + t.outstanding} answered · need ${t.threshold}`
         const button = el('button', {
           type: 'button',
           class: `cell ${t.status}`,
@@ -86,8 +87,8 @@ function render (rows, columns) {
           'data-platform': t.platform,
           'data-status': t.status
         }, STATUS_TEXT[t.status] ?? t.status,
-        el('small', {}, `${t.agreeing.length} of ${trustedReports} agree · need ${t.threshold}`))
-        button.setAttribute('aria-label', `${row.tag} ${t.variant} ${t.platform}: ${t.status}, ${t.agreeing.length} of ${trustedReports} trusted builders agree`)
+        el('small', {}, votes))
+        button.setAttribute('aria-label', `${row.tag} ${t.variant} ${t.platform}: ${t.status}, ${votes}`)
         button.addEventListener('click', () => toggle(button, row, t))
         return el('td', {}, button)
       }))
@@ -128,6 +129,13 @@ function divergenceText (d) {
   return { config: 'same layers, different image config', manifest: 'same config, different manifest', index: 'same manifest, different index' }[d.kind] ?? d.kind
 }
 
+/** A claim's build log excerpt: the last lines, control characters shown as `?` (it came from the network). */
+function logLines (excerpt) {
+  return excerpt.replace(/\r\n?/g, '\n').split('\n').map(l => l.trimEnd()).filter(l => l !== '').slice(-12)
+    // eslint-disable-next-line no-control-regex
+    .map(l => l.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?')).join('\n')
+}
+
 function showDetails (release, t) {
   detailsTitle.textContent = `${release.tag} · ${t.variant} · ${t.platform}`
   const published = t.published.match === 'unknown'
@@ -154,6 +162,7 @@ function showDetails (release, t) {
         el('td', {},
           c.digest ? el('span', { class: 'digest' }, c.digest) : '',
           c.failure ? `${c.failure.class}: ${c.failure.message}${c.failure.step ? ` (${c.failure.step})` : ''}` : '',
+          c.failure?.logExcerpt ? el('pre', { class: 'log', 'aria-label': 'last lines of the build log' }, logLines(c.failure.logExcerpt)) : '',
           c.divergence ? el('p', { class: 'divergence' }, divergenceText(c.divergence)) : '')))))
   detailsBody.replaceChildren(summary, el('h3', {}, 'Claims'), table)
 }
