@@ -43,13 +43,13 @@ describe('neko-rebuilder audit (CLI)', { timeout: 240_000 }, () => {
     expect(gated.stdout).toBe(plain.stdout)
   })
 
-  it('exits 2 on an error: a bad flag value, a missing path, or files that could not be audited under a gate', async () => {
+  it('exits 3 on a bad flag value, 2 on an error: a missing path, or files that could not be audited under a gate', async () => {
     const [bad, missing, broken] = await Promise.all([
       cli(NEKO, '--format', 'xml'),
       cli(join(out, 'missing')),
       cli(join(FIXTURES, 'malformed'), '--fail-on', 'critical')
     ])
-    expect(bad.code).toBe(2)
+    expect(bad.code).toBe(3)
     expect(bad.stderr).toMatch(/--format: must be one of table, markdown, json, sarif/)
     expect(missing.code).toBe(2)
     expect(missing.stderr).toMatch(/AuditRootError/)

@@ -4,7 +4,7 @@ import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Dockerode from 'dockerode'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { clearStaleLocks, LOCK_LABEL, lockName, lockOnEngine } from '../../src/node/build/engine-lock.js'
+import { clearStaleLocks, LOCK_IMAGE, LOCK_LABEL, lockName, lockOnEngine } from '../../src/node/build/engine-lock.js'
 import { runDevnet } from '../../src/node/daemon/devnet.js'
 import { createFixtureProject, type FixtureProject } from '../../src/node/daemon/fixture-project.js'
 import type { Claim } from '../../src/protocol/types.js'
@@ -59,9 +59,11 @@ describe.skipIf(!available)('builds on one engine are independent', () => {
   it('a lock left by a process that is gone is cleared; a live one is waited for', async () => {
     const key = `${project.repository}@${'0'.repeat(40)}#stale-${process.pid}@linux/amd64`
     // A holder on this host whose pid does not run (pid_max is below 2^22).
-    await docker.createNetwork({
-      Name: lockName(key),
-      Internal: true,
+    await (await lockOnEngine(docker, `${key} warm-up`, { holdMs: 1000 })).release() // imports the lock image when missing
+    await docker.createContainer({
+      name: lockName(key),
+      Image: LOCK_IMAGE,
+      Cmd: ['build-lock'],
       Labels: { [LOCK_LABEL]: key, [`${LOCK_LABEL}.holder`]: `${hostname()} 4194999 gone`, [`${LOCK_LABEL}.expires`]: new Date(Date.now() + 3600_000).toISOString() }
     })
     const lock = await lockOnEngine(docker, key, { holdMs: 60_000, pollMs: 50 })
@@ -74,6 +76,6 @@ describe.skipIf(!available)('builds on one engine are independent', () => {
     await lock.release()
     await (await waiting).release()
     expect(second).toBe(true)
-    await expect(docker.getNetwork(lockName(key)).inspect()).rejects.toMatchObject({ statusCode: 404 })
+    await expect(docker.getContainer(lockName(key)).inspect()).rejects.toMatchObject({ statusCode: 404 })
   }, 60_000)
 })

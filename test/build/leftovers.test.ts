@@ -56,13 +56,13 @@ describe.skipIf(!available)('what a killed, interrupted or failed rebuild leaves
 
     expect((await readdir(workDir)).filter(n => n.startsWith('rebuild-'))).toHaveLength(1)
     const docker = new Dockerode()
-    const locksBefore = (await docker.listNetworks({ filters: { label: [LOCK_LABEL] } })).filter(n => n.Labels?.[`${LOCK_LABEL}.holder`]?.includes(` ${child.pid} `) === true)
+    const locksBefore = (await docker.listContainers({ all: true, filters: { label: [LOCK_LABEL] } })).filter(n => n.Labels[`${LOCK_LABEL}.holder`]?.includes(` ${child.pid} `) === true)
     expect(locksBefore).toHaveLength(1)
     const swept = await createRebuilder({}, { workDir }).sweep()
     expect(swept.workspaces).toBe(1)
     expect(swept.locks).toBeGreaterThanOrEqual(1)
     expect((await readdir(workDir)).filter(n => n.startsWith('rebuild-'))).toEqual([])
-    await expect(docker.getNetwork(locksBefore[0]!.Id).inspect()).rejects.toMatchObject({ statusCode: 404 })
+    await expect(docker.getContainer(locksBefore[0]!.Id).inspect()).rejects.toMatchObject({ statusCode: 404 })
   }, 180_000)
 
   it('Ctrl-C exits 130 with one line and leaves no tarball, workspace or buildx', async () => {
