@@ -18,7 +18,10 @@ Platforms:        linux/amd64, linux/amd64/v2, linux/amd64/v3, linux/arm64, linu
 
 describe('engine facts', () => {
   it('parses buildx inspect and version output', () => {
-    expect(parseBuildxInspect(inspect)).toEqual({ name: 'default', driver: 'docker', buildkit: 'v0.13.2', platforms: ['linux/amd64', 'linux/amd64/v2', 'linux/amd64/v3', 'linux/arm64', 'linux/arm/v7'] })
+    expect(parseBuildxInspect(inspect)).toEqual({ name: 'default', driver: 'docker', buildkit: 'v0.13.2', platforms: ['linux/amd64', 'linux/amd64/v2', 'linux/amd64/v3', 'linux/arm64', 'linux/arm/v7'], worker: 'default/default' })
+    // With the worker's labels, its containerd UUID identifies it.
+    const labelled = `${inspect}Labels:\n org.mobyproject.buildkit.worker.containerd.uuid:      cf0e9662-6dfb-486b-8d59-b1b0e95a9d3f\n org.mobyproject.buildkit.worker.hostname:             vm\n`
+    expect(parseBuildxInspect(labelled).worker).toBe('default/default cf0e9662-6dfb-486b-8d59-b1b0e95a9d3f')
     expect(parseBuildxVersion('github.com/docker/buildx v0.13.1 788433953af10f2a698f5c07611dddce2e08c7a0\n')).toBe('v0.13.1')
     expect(parseBuildxVersion('github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3')).toBe('0.13.1+ds1')
   })

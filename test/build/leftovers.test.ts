@@ -63,7 +63,7 @@ describe.skipIf(!available)('what a killed, interrupted or failed rebuild leaves
     expect(swept.locks).toBeGreaterThanOrEqual(1)
     expect((await readdir(workDir)).filter(n => n.startsWith('rebuild-'))).toEqual([])
     await expect(docker.getContainer(locksBefore[0]!.Id).inspect()).rejects.toMatchObject({ statusCode: 404 })
-  }, 180_000)
+  }, 240_000)
 
   it('Ctrl-C exits 130 with one line and leaves no tarball, workspace or buildx', async () => {
     const workDir = join(work, 'interrupted')
@@ -85,7 +85,7 @@ describe.skipIf(!available)('what a killed, interrupted or failed rebuild leaves
     expect((await readdir(out)).filter(n => n.endsWith('.tar'))).toEqual([])
     expect((await readdir(workDir)).filter(n => n.startsWith('rebuild-'))).toEqual([])
     await until('no buildx of the interrupted rebuild', () => processesWith(workDir).length === 0, 15_000)
-  }, 180_000)
+  }, 240_000)
 
   it('a failed rebuild --out leaves its log and no tarball', async () => {
     const out = join(work, 'failed-out')
