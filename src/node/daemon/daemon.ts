@@ -259,7 +259,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       await witness?.start()
       ownCapabilities = await probeCapabilities()
       if (components.rebuilder?.sweep != null && ownCapabilities.builds) {
-        const swept = await components.rebuilder.sweep()
+        // Never a reason not to start: what is left stays for the next sweep.
+        const swept = await components.rebuilder.sweep().catch((err: unknown) => { log.warn({ err }, 'could not clear what an earlier run left behind'); return { workspaces: 0, locks: 0 } })
         if (swept.workspaces + swept.locks > 0) log.info(swept, 'removed what an earlier run killed mid-build left behind')
       }
       await builders.load()
