@@ -3,7 +3,10 @@ import { targetKey } from './target.js'
 import type { Claim, Digest, Failure, FailureClass, PublishedMatch, Target, VerdictStatus } from './types.js'
 
 /** What of a claim the verdict reads: a whole `Claim` is one. */
-export type CountedClaim = Pick<Claim, 'target' | 'finishedOn' | 'failure'> & { result?: { manifestDigest: Digest } }
+export type CountedClaim = Pick<Claim, 'target' | 'finishedOn' | 'failure'> & { result?: { manifestDigest: Digest } } & {
+  /** Only the engine id is read: votes from one engine count once. */
+  environment?: { engine: { id?: string } }
+}
 
 /** A claim whose envelope verified; `keyId` is the verified signer, `id` the envelope id. */
 export interface VerifiedClaim {
@@ -133,7 +136,7 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
       const d = c.claim.result.manifestDigest
       const prev = ev.digests.get(d)
       if (prev === undefined || c.id < prev) ev.digests.set(d, c.id)
-      const engineId = c.claim.environment.engine.id
+      const engineId = c.claim.environment?.engine.id
       if (engineId !== undefined) ev.engines.set(d, (ev.engines.get(d) ?? new Set()).add(engineId))
     } else if (c.claim.failure !== undefined) {
       ev.failures.push({ failure: c.claim.failure, finishedOn: c.claim.finishedOn, id: c.id })
