@@ -144,7 +144,7 @@ describe('neko-rebuilder verify', () => {
     expect(bare.stderr).toContain('it holds none')
     const alone = await cli('verify', await bundle('claims.jsonl', claims), '--policy', policyFile, '--claims-only')
     expect(alone.code).toBe(EXIT.OK)
-    expect(alone.stdout).toMatch(/reproducible\s+2\/2/)
+    expect(alone.stdout).toMatch(/reproducible\s+2 agree · 2 of 3 answered · need 2/)
   })
 
   it('exit 2 naming the field for a bad policy or a missing file', async () => {
