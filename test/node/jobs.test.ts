@@ -43,6 +43,7 @@ describe.skipIf(!available)('the build queue: /api/v1/jobs, `jobs --node`, gauge
     const rebuilder: typeof real = {
       checkEngine: async () => await real.checkEngine(),
       capabilities: async () => await real.capabilities(),
+      sweep: async () => await real.sweep(),
       async rebuild (req, opts) {
         const outcome = await real.rebuild(req, opts)
         await gate
