@@ -10,24 +10,16 @@
  *   npm run bench:independent [-- --runs 2]
  */
 import './quiet.js'
-import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { bare } from './bare-build.js'
 import { buildxArgs, checkout, createRebuilder, readOciArchive, type Rebuilder } from '../src/node/build/index.js'
 import { createFixtureProject } from '../src/node/daemon/fixture-project.js'
 import { busyboxPath } from '../test/helpers/fixtures.js'
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 2
 
-async function bare (args: string[], cwd: string, epoch: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('docker', args, { cwd, env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) }, stdio: ['ignore', 'ignore', 'pipe'] })
-    let err = ''
-    child.stderr.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-4000) })
-    child.on('close', code => code === 0 ? resolve() : reject(new Error(`bare build failed: ${err}`)))
-  })
-}
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b)

@@ -9,11 +9,11 @@
  *   npm run bench:rebuild [-- --runs 3]
  */
 import './quiet.js'
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { bare } from './bare-build.js'
 import { buildxArgs, checkout, createRebuilder, readOciArchive } from '../src/node/build/index.js'
 import { createFixtureRepo, scratchDockerfile } from '../test/helpers/fixtures.js'
 
@@ -28,14 +28,6 @@ function deterministicData (seed: string, bytes: number): Buffer {
   return out
 }
 
-async function bare (args: string[], cwd: string, epoch: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('docker', args, { cwd, env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) }, stdio: ['ignore', 'ignore', 'pipe'] })
-    let err = ''
-    child.stderr.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-4000) })
-    child.on('close', code => code === 0 ? resolve() : reject(new Error(`bare build failed: ${err}`)))
-  })
-}
 
 function median (xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)

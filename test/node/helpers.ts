@@ -1,10 +1,11 @@
 import { join } from 'node:path'
 import { createRebuilder } from '../../src/node/build/index.js'
 import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
+import { createP2PNode, type P2PNode } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
 import type { SigningIdentity } from '../../src/protocol/keys.js'
 import type { TrustPolicy } from '../../src/protocol/policy.js'
-import { exportPrivatePem } from '../../src/protocol/keys.js'
+import { exportPrivatePem, generateIdentity } from '../../src/protocol/keys.js'
 import { parsePolicy } from '../../src/protocol/policy.js'
 import { computeVerdicts, type TargetVerdict } from '../../src/protocol/quorum.js'
 
@@ -59,3 +60,15 @@ export async function verdictsOf (d: Daemon, repository: string, commit: string)
 }
 
 export { exportPrivatePem }
+
+/** A libp2p node that relays anything and serves whatever back-fill items it is given. */
+export async function startRawPeer (items: Uint8Array[] = []): Promise<P2PNode> {
+  const node = await createP2PNode({
+    privateKey: generateIdentity().privateKey,
+    validate: () => 'accept',
+    onMessage: () => {},
+    backfillSource: async ({ cursor }) => cursor === 0 ? { items, next: items.length } : { items: [], next: cursor }
+  }, { listen: [LOOPBACK], mdns: false, gossip: { heartbeatIntervalMs: 100, maxMessageBytes: 256 * 1024 }, backfill: { maxItemBytes: 256 * 1024 } })
+  await node.start()
+  return node
+}

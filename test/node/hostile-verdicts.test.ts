@@ -5,14 +5,14 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { consensusForTag } from '../../src/node/consensus/service.js'
 import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
-import { createP2PNode, TOPICS, type P2PNode } from '../../src/node/p2p/index.js'
+import { TOPICS, type P2PNode } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
 import { signEnvelope, type Envelope } from '../../src/protocol/dsse.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { claimToStatement, decodeMessage, signAnnouncement, signClaim, targetKey } from '../../src/protocol/messages.js'
 import { PAYLOAD_TYPE, type Claim } from '../../src/protocol/types.js'
 import { announcement, claim, imageResult, target } from '../http/fixtures.js'
-import { LOOPBACK, policyFor, verdictsOf, waitFor } from './helpers.js'
+import { LOOPBACK, policyFor, startRawPeer, verdictsOf, waitFor } from './helpers.js'
 
 /**
  * Hostile peers against three honest nodes on loopback: real libp2p (gossip and back-fill),
@@ -36,17 +36,6 @@ async function startNode (dir: string, policy: ReturnType<typeof policyFor>, boo
   })
   await d.start()
   return d
-}
-
-async function startPeer (items: Uint8Array[] = []): Promise<P2PNode> {
-  const node = await createP2PNode({
-    privateKey: generateIdentity().privateKey,
-    validate: () => 'accept',
-    onMessage: () => {},
-    backfillSource: async ({ cursor }) => cursor === 0 ? { items, next: items.length } : { items: [], next: cursor }
-  }, { listen: [LOOPBACK], mdns: false, gossip: { heartbeatIntervalMs: 100, maxMessageBytes: 256 * 1024 }, backfill: { maxItemBytes: 256 * 1024 } })
-  await node.start()
-  return node
 }
 
 const bytes = (env: Envelope | string): Uint8Array => Buffer.from(typeof env === 'string' ? env : JSON.stringify(env))
@@ -99,7 +88,7 @@ describe('hostile peers against three honest nodes', () => {
     const boot = [nodes[0]!.multiaddrs()[0]!]
     nodes.push(await startNode(join(root, 'n1'), policy, boot))
     nodes.push(await startNode(join(root, 'n2'), policy, boot))
-    rogue = await startPeer()
+    rogue = await startRawPeer()
     peers.push(rogue)
     for (const n of nodes) await rogue.dial(n.multiaddrs()[0]!)
     await waitFor('a connected network', () => nodes.every(n => n.p2p.connectedPeers().length >= 2) &&
@@ -178,7 +167,7 @@ describe('hostile peers against three honest nodes', () => {
     }
 
     // The same replays served by a back-fill peer to a node that never saw them.
-    const server = await startPeer(replays.map(bytes))
+    const server = await startRawPeer(replays.map(bytes))
     peers.push(server)
     const fresh = await startNode(join(root, 'fresh'), policy)
     try {

@@ -6,26 +6,14 @@ import { prepareAnnouncement } from '../../src/node/daemon/announce.js'
 import { createFixtureProject, type FixtureProject } from '../../src/node/daemon/fixture-project.js'
 import { publishOnce } from '../../src/node/daemon/publish-once.js'
 import type { Daemon } from '../../src/node/daemon/index.js'
-import { createP2PNode, TOPICS, type P2PNode } from '../../src/node/p2p/index.js'
+import { TOPICS } from '../../src/node/p2p/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import type { Announcement, Claim } from '../../src/protocol/types.js'
 import { engineAvailable } from '../helpers/engine.js'
-import { LOOPBACK, policyFor, startDaemon, verdictsOf, waitFor } from './helpers.js'
+import { policyFor, startDaemon, startRawPeer, verdictsOf, waitFor } from './helpers.js'
 
 const available = engineAvailable('node network')
-
-/** A libp2p node that relays anything and serves whatever back-fill items it is given. */
-async function startRogue (items: Uint8Array[] = []): Promise<P2PNode> {
-  const node = await createP2PNode({
-    privateKey: generateIdentity().privateKey,
-    validate: () => 'accept',
-    onMessage: () => {},
-    backfillSource: async ({ cursor }) => cursor === 0 ? { items, next: items.length } : { items: [], next: cursor }
-  }, { listen: [LOOPBACK], mdns: false, gossip: { heartbeatIntervalMs: 100, maxMessageBytes: 256 * 1024 }, backfill: { maxItemBytes: 256 * 1024 } })
-  await node.start()
-  return node
-}
 
 function tamper (envelopeJson: string): string {
   const env = JSON.parse(envelopeJson) as { payload: string }
@@ -125,7 +113,7 @@ describe.skipIf(!available)('node network over loopback with the real engine', (
     const before = (await d0.store.stats()).messages
     const rejectedBefore = d0.stats().gossip.rejected
 
-    const rogue = await startRogue()
+    const rogue = await startRawPeer()
     try {
       await rogue.dial(d0.multiaddrs()[0]!)
       await waitFor('rogue sees subscribers', () => (rogue.stats().topics[TOPICS.claims] ?? 0) >= 1 && (rogue.stats().topics[TOPICS.announcements] ?? 0) >= 1)
@@ -166,8 +154,8 @@ describe.skipIf(!available)('node network over loopback with the real engine', (
     const before = (await d1.store.stats()).messages
     const rejectedBefore = d1.stats().backfill.rejected
 
-    const rogue = await startRogue(items)
-    const oversized = await startRogue([Buffer.from(JSON.stringify({ payload: 'A'.repeat(100_000) }))])
+    const rogue = await startRawPeer(items)
+    const oversized = await startRawPeer([Buffer.from(JSON.stringify({ payload: 'A'.repeat(100_000) }))])
     try {
       await d1.p2p.dial(rogue.multiaddrs()[0]!)
       await waitFor('back-fill from the rogue', async () => d1.stats().backfill.rejected >= rejectedBefore + 4 && await d1.store.hasMessage(untrustedId))

@@ -1,6 +1,5 @@
 import { LimitError, ValidationError } from '../../protocol/errors.js'
 import { logger } from '../logger.js'
-import { TOOL_NAME, TOOL_VERSION } from '../../tool.js'
 import { digestOf, readLimited } from './body.js'
 import { DigestMismatchError, ManifestNotFoundError, PlatformNotFoundError, RegistryUnreachableError } from './errors.js'
 import { INDEX_TYPES, MANIFEST_ACCEPT, MANIFEST_TYPES } from './media-types.js'
@@ -8,10 +7,9 @@ import { formatPlatform, imageEntries, parsePlatform, platformMatches, selectPla
 import type { IndexEntry, Platform } from './platform.js'
 import { isDigest, parseReference } from './reference.js'
 import type { ImageReference } from './reference.js'
-import { createRegistryTransport } from './transport.js'
+import { transportFor } from './transport.js'
 import type { PublishedImage, RegistryClient, RegistryClientInit } from './types.js'
 
-const DEFAULT_TIMEOUT_MS = 30_000
 const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 const DEFAULT_MAX_CONFIG_BYTES = 8 * 1024 * 1024
 const DEFAULT_MAX_LAYERS = 1000
@@ -50,13 +48,7 @@ export function createRegistryClient (init: RegistryClientInit = {}): RegistryCl
   const maxManifestBytes = init.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES
   const maxConfigBytes = init.maxConfigBytes ?? DEFAULT_MAX_CONFIG_BYTES
   const maxLayers = init.maxLayers ?? DEFAULT_MAX_LAYERS
-  const transport = createRegistryTransport({
-    timeoutMs: init.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    insecure: init.insecure ?? false,
-    userAgent: init.userAgent ?? `${TOOL_NAME}/${TOOL_VERSION}`,
-    log,
-    ...(init.credentials != null ? { credentials: init.credentials } : {})
-  })
+  const transport = transportFor(init, log)
 
   /**
    * GETs a manifest by tag or digest. The digest is the hash of the exact bytes; a

@@ -1,3 +1,4 @@
+import { TOOL_NAME, TOOL_VERSION } from '../../tool.js'
 import type { Logger } from '../logger.js'
 import { parseChallenge, createTokenCache, DEFAULT_TOKEN_LIFETIME_S } from './auth.js'
 import type { TokenCache } from './auth.js'
@@ -54,6 +55,30 @@ function describe (err: unknown): string {
     return err.message
   }
   return String(err)
+}
+
+/** How a client or writer reaches registries; `transportFor` fills in the defaults. */
+export interface RegistryAccessInit {
+  /** Per request, body included. Default 30 s. */
+  timeoutMs?: number
+  /**
+   * Plain HTTP instead of HTTPS, for all hosts or those the function accepts. Default: only
+   * loopback hosts (`localhost`, `127.0.0.0/8`, `::1`), as Docker does.
+   */
+  insecure?: boolean | ((host: string) => boolean)
+  userAgent?: string
+  /** Credentials per registry host; anonymous where undefined. */
+  credentials?: (registry: string) => RegistryCredentials | undefined
+}
+
+export function transportFor (init: RegistryAccessInit, log: Logger): RegistryTransport {
+  return createRegistryTransport({
+    timeoutMs: init.timeoutMs ?? 30_000,
+    insecure: init.insecure ?? false,
+    userAgent: init.userAgent ?? `${TOOL_NAME}/${TOOL_VERSION}`,
+    log,
+    ...(init.credentials != null ? { credentials: init.credentials } : {})
+  })
 }
 
 export function createRegistryTransport (init: TransportInit): RegistryTransport {

@@ -1,5 +1,5 @@
 import type { Digest } from '../../protocol/types.js'
-import type { RegistryCredentials } from './transport.js'
+import type { RegistryAccessInit } from './transport.js'
 
 /** What a registry publishes for one reference and platform, read without pulling layers. */
 export interface PublishedImage {
@@ -18,23 +18,13 @@ export interface PublishedImage {
   platform?: string
 }
 
-export interface RegistryClientInit {
-  /** Per request, body included. Default 30 s. */
-  timeoutMs?: number
-  /**
-   * Plain HTTP instead of HTTPS, for all hosts or those the function accepts. Default: only
-   * loopback hosts (`localhost`, `127.0.0.0/8`, `::1`), as Docker does.
-   */
-  insecure?: boolean | ((host: string) => boolean)
-  userAgent?: string
+export interface RegistryClientInit extends RegistryAccessInit {
   /** Largest manifest or index accepted. Default 4 MiB, the distribution registry's own limit. */
   maxManifestBytes?: number
   /** Largest image config accepted. Default 8 MiB. */
   maxConfigBytes?: number
   /** Most layers (and diff IDs) accepted in one image. Default 1000. */
   maxLayers?: number
-  /** Credentials per registry host; anonymous where undefined. */
-  credentials?: (registry: string) => RegistryCredentials | undefined
 }
 
 export interface RegistryClient {

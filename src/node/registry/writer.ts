@@ -1,13 +1,12 @@
 import { LimitError, ValidationError } from '../../protocol/errors.js'
-import { TOOL_NAME, TOOL_VERSION } from '../../tool.js'
 import { logger } from '../logger.js'
 import { digestOf, readLimited } from './body.js'
 import { DigestMismatchError, RegistryPushError, RegistryUnreachableError } from './errors.js'
 import { MANIFEST_ACCEPT, OCI_INDEX } from './media-types.js'
 import type { ImageReference } from './reference.js'
 import { isDigest } from './reference.js'
-import { createRegistryTransport } from './transport.js'
-import type { RegistryCredentials } from './transport.js'
+import { transportFor } from './transport.js'
+import type { RegistryAccessInit } from './transport.js'
 
 /** A content descriptor (OCI image spec), as indexes and referrers lists carry them. */
 export interface Descriptor {
@@ -26,11 +25,7 @@ export interface RawManifest {
   json: Record<string, unknown>
 }
 
-export interface RegistryWriterInit {
-  timeoutMs?: number
-  insecure?: boolean | ((host: string) => boolean)
-  userAgent?: string
-  credentials?: (registry: string) => RegistryCredentials | undefined
+export interface RegistryWriterInit extends RegistryAccessInit {
   /** Largest manifest or index read. Default 4 MiB. */
   maxManifestBytes?: number
   /** Most referrers read for one subject. Default 1000. */
@@ -58,7 +53,6 @@ export interface RegistryWriter {
   referrers: (ref: ImageReference, digest: string) => Promise<Descriptor[] | undefined>
 }
 
-const DEFAULT_TIMEOUT_MS = 30_000
 const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 const DEFAULT_MAX_REFERRERS = 1000
 
@@ -88,13 +82,7 @@ export function createRegistryWriter (init: RegistryWriterInit = {}): RegistryWr
   const log = logger('registry-writer')
   const maxManifestBytes = init.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES
   const maxReferrers = init.maxReferrers ?? DEFAULT_MAX_REFERRERS
-  const transport = createRegistryTransport({
-    timeoutMs: init.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    insecure: init.insecure ?? false,
-    userAgent: init.userAgent ?? `${TOOL_NAME}/${TOOL_VERSION}`,
-    log,
-    ...(init.credentials != null ? { credentials: init.credentials } : {})
-  })
+  const transport = transportFor(init, log)
 
   async function refused (ref: ImageReference, res: Response, what: string): Promise<never> {
     const text = (await res.text().catch(() => '')).slice(0, 300).trim()
