@@ -47,3 +47,27 @@ export const BACKFILL_DEFAULTS = {
 
 /** Production heartbeat; tests and the devnet pass a shorter one. */
 export const DEFAULT_HEARTBEAT_MS = 700
+
+/** Request/response protocol for the signed file manifest of an image a builder claimed. */
+export const MANIFEST_PROTOCOL = '/neko-rebuilder/file-manifest/1.0.0'
+
+export const MANIFEST_DEFAULTS = {
+  /** Entries in one manifest, across layers. */
+  maxEntries: 1_000_000,
+  /** A request is one digest in JSON. */
+  maxRequestBytes: 256,
+  /** One entry frame: a path, a link target and a few numbers. */
+  maxEntryBytes: 16 * 1024,
+  /** The header frame: one signed envelope. */
+  maxHeaderBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  /** Sum of entry bytes in one response. */
+  maxResponseBytes: 256 * 1024 * 1024,
+  /** Inbound manifest streams served at once, across all peers. */
+  maxConcurrentStreams: 4,
+  /** Inbound manifest streams served at once to one peer. */
+  maxStreamsPerPeer: 1,
+  /** From stream open to the request frame. */
+  requestTimeoutMs: 2_000,
+  /** Whole exchange, request to final frame. */
+  timeoutMs: 120_000
+} as const

@@ -55,3 +55,31 @@ export class ListenError extends NekoError {
   override name = 'ListenError'
   override readonly code = 'ERR_LISTEN'
 }
+
+/** Why a file manifest exchange failed; stable strings that callers may branch on. */
+export type ManifestFailure =
+  | 'not-found'
+  | 'too-many-entries'
+  | 'entry-too-large'
+  | 'response-too-large'
+  | 'request-too-large'
+  | 'bad-request'
+  | 'bad-response'
+  | 'bad-signature'
+  | 'busy'
+  | 'timeout'
+  | 'source-failed'
+  | 'stream-closed'
+  | 'dial-failed'
+
+/**
+ * A file manifest request or response broke the protocol or a limit. `reason` names what
+ * went wrong; `remote` is true when the serving peer reported it in an error frame.
+ */
+export class ManifestExchangeError extends NekoError {
+  override name = 'ManifestExchangeError'
+  override readonly code = 'ERR_MANIFEST_EXCHANGE'
+  constructor (readonly reason: ManifestFailure, message: string, readonly remote = false) {
+    super(`file manifest ${reason}: ${message}`)
+  }
+}

@@ -17,7 +17,7 @@ import { KEEP_ALIVE } from '@libp2p/interface'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { LimitError, ValidationError } from '../../protocol/errors.js'
 import { logger } from '../logger.js'
-import { BACKFILL_PROTOCOL, DEFAULT_MAX_MESSAGE_BYTES, TOPICS } from './constants.js'
+import { BACKFILL_PROTOCOL, DEFAULT_MAX_MESSAGE_BYTES, MANIFEST_PROTOCOL, TOPICS } from './constants.js'
 import { DialError, ListenError, PublishError } from './errors.js'
 import { COLOCATION, gossipOptions, scoreThresholds, topicScoreParams, topicValidator } from './gossip.js'
 import { createColocation } from './colocation.js'
@@ -28,6 +28,10 @@ import { backfillLimits, createBackfillHandler, requestBackfill } from './backfi
 import type { BackfillInit, BackfillPage, BackfillSource } from './backfill.js'
 import { libp2pKeyFromIdentity } from './identity.js'
 import { createProofHandler, requestConsistency, TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL, type ProofSource } from './tlog-proof.js'
+import { createManifestHandler, manifestLimits, requestFileManifest } from './manifests.js'
+import type { FetchedManifest, ManifestExchangeInit, ManifestSource } from './manifests.js'
+import type { VerifyOptions } from '../../protocol/dsse.js'
+import type { Digest } from '../../protocol/types.js'
 
 export interface P2PComponents {
   /** The node's Ed25519 signing key; it is also its libp2p identity. */
@@ -40,6 +44,8 @@ export interface P2PComponents {
   backfillSource: BackfillSource
   /** Answers witnesses' consistency-proof requests for this node's transparency log. */
   proofSource?: ProofSource
+  /** Serves the signed file manifests of images this node claimed; without it the protocol is not offered. */
+  manifestSource?: ManifestSource
 }
 
 export interface P2PInit {
@@ -58,6 +64,7 @@ export interface P2PInit {
   redialIntervalMs?: number
   backfill?: BackfillInit
   gossip?: GossipInit
+  manifests?: ManifestExchangeInit
 }
 
 export interface P2PStats {
@@ -79,6 +86,8 @@ export interface P2PNode {
   stop: () => Promise<void>
   publish: (topic: string, data: Uint8Array) => Promise<{ recipients: number }>
   backfill: (peer: string, cursor: number, limit: number) => Promise<BackfillPage>
+  /** Fetches and verifies a peer's signed file manifest of an image it claimed. */
+  fileManifest: (peer: string, manifestDigest: Digest, verify: VerifyOptions) => Promise<FetchedManifest>
   connectedPeers: () => string[]
   dial: (addr: string) => Promise<void>
   onPeer: (cb: (event: PeerEvent, peerId: string) => void) => void
@@ -212,6 +221,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     colocation.closed(evt.detail.remotePeer.toString(), evt.detail.remoteAddr)
   })
   const backfillServer = createBackfillHandler(components.backfillSource, limits, log)
+  const mLimits = manifestLimits(init.manifests)
+  const manifestServer = components.manifestSource != null ? createManifestHandler(components.manifestSource, mLimits, log) : undefined
 
   pubsub.addEventListener('message', (evt) => {
     const msg = evt.detail
@@ -284,6 +295,9 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       if (components.proofSource !== undefined) {
         await libp2p.handle(TLOG_PROOF_PROTOCOL, createProofHandler(components.proofSource, log), { maxInboundStreams: TLOG_PROOF_LIMITS.maxConcurrentStreams + 1 })
       }
+      if (manifestServer != null) {
+        await libp2p.handle(MANIFEST_PROTOCOL, manifestServer.handler, { maxInboundStreams: Math.max(mLimits.maxConcurrentStreams, mLimits.maxStreamsPerPeer) + 1 })
+      }
       for (const topic of KNOWN_TOPICS) pubsub.subscribe(topic)
       started = true
       redialTimer = setInterval(redialBootstrap, init.redialIntervalMs ?? DEFAULT_REDIAL_INTERVAL_MS)
@@ -309,6 +323,10 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
 
     async backfill (peer, cursor, limit) {
       return requestBackfill(libp2p, parsePeer(peer), cursor, limit, limits)
+    },
+
+    async fileManifest (peer, manifestDigest, verify) {
+      return await requestFileManifest(libp2p, parsePeer(peer), manifestDigest, verify, mLimits)
     },
 
     connectedPeers: () => libp2p.getPeers().map(String),
