@@ -21,6 +21,9 @@ interface JoinOptions {
   recipe?: string
   buildTimeout?: string
   maxReleaseAge?: string
+  keepManifests?: string
+  keepManifestsDays?: string
+  keepManifestsMib?: string
   json?: boolean
   attest?: string[]
   attestAuth?: string
@@ -50,6 +53,9 @@ export function register (program: Command): void {
     .option('--attest <variant=repo>', 'opt in: attach VSAs and claims of decided releases to this published image repository, signed with the node key (repeatable)', (v: string, p: string[] = []) => [...p, v])
     .option('--attest-auth <file>', 'Docker config.json with push credentials for --attest (env NEKO_REGISTRY_AUTH)')
     .option('--attest-every <seconds>', 'how often every release is looked at again for --attest (default 600)')
+    .option('--keep-manifests <n>', 'file manifests of recent rebuilds kept for dissenting peers (env NEKO_KEEP_MANIFESTS; default 100)')
+    .option('--keep-manifests-days <days>', 'drop kept file manifests older than this (env NEKO_KEEP_MANIFESTS_DAYS; default 30)')
+    .option('--keep-manifests-mib <MiB>', 'disk the kept file manifests may take (env NEKO_KEEP_MANIFESTS_MIB; default 1024)')
     .option('--json', 'print the node summary as one JSON line')
     .action(async (opts: JoinOptions, cmd: Command) => {
       // Commander sets mdns to true by default; only an explicit --no-mdns counts as a flag.
@@ -69,7 +75,10 @@ export function register (program: Command): void {
         ...(opts.watch != null ? { watch: opts.watch } : {}),
         ...(opts.announceKey != null ? { announceKey: opts.announceKey } : {}),
         ...(opts.watchInterval != null ? { watchIntervalSeconds: opts.watchInterval } : {}),
-        ...(opts.recipe != null ? { recipe: opts.recipe } : {})
+        ...(opts.recipe != null ? { recipe: opts.recipe } : {}),
+        ...(opts.keepManifests != null ? { keepManifests: opts.keepManifests } : {}),
+        ...(opts.keepManifestsDays != null ? { keepManifestsDays: opts.keepManifestsDays } : {}),
+        ...(opts.keepManifestsMib != null ? { keepManifestsMiB: opts.keepManifestsMib } : {})
       }
       const config = resolveConfig({ flags, env: process.env })
       const log = logger('join')

@@ -15,7 +15,10 @@ export const ENV_VARS: Record<keyof NodeSettings, string> = {
   watch: 'NEKO_WATCH',
   announceKey: 'NEKO_ANNOUNCE_KEY',
   watchIntervalSeconds: 'NEKO_WATCH_INTERVAL',
-  recipe: 'NEKO_RECIPE'
+  recipe: 'NEKO_RECIPE',
+  keepManifests: 'NEKO_KEEP_MANIFESTS',
+  keepManifestsDays: 'NEKO_KEEP_MANIFESTS_DAYS',
+  keepManifestsMiB: 'NEKO_KEEP_MANIFESTS_MIB'
 }
 
 const LISTS = new Set<keyof NodeSettings>(['listen', 'bootstrap'])

@@ -139,7 +139,7 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     if (http == null) problems.push({ setting: 'http', source: httpSetting.source, message: `bad address "${httpSetting.value}" (expected HOST:PORT with a port from 0 to 65535)` })
   }
 
-  function integer (key: 'concurrency' | 'buildTimeoutSeconds' | 'watchIntervalSeconds' | 'maxReleaseAgeDays', fallback: number, min: number, max: number): number {
+  function integer (key: 'concurrency' | 'buildTimeoutSeconds' | 'watchIntervalSeconds' | 'maxReleaseAgeDays' | 'keepManifests' | 'keepManifestsDays' | 'keepManifestsMiB', fallback: number, min: number, max: number): number {
     const got = pick(key)
     if (got == null) return fallback
     const n = parseInteger(got.value!, min, max)
@@ -153,6 +153,11 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
   const buildTimeoutMs = integer('buildTimeoutSeconds', DEFAULT_BUILD_TIMEOUT_SECONDS, 1, 86_400) * 1000
   const intervalMs = integer('watchIntervalSeconds', DEFAULT_WATCH_INTERVAL_SECONDS, 1, 86_400) * 1000
   const maxReleaseAgeDays = integer('maxReleaseAgeDays', DEFAULT_MAX_RELEASE_AGE_DAYS, 0, 36_500)
+  const keepManifests = {
+    maxCount: integer('keepManifests', 100, 1, 100_000),
+    maxAgeMs: integer('keepManifestsDays', 30, 1, 3650) * 24 * 3600_000,
+    maxBytes: integer('keepManifestsMiB', 1024, 1, 1_048_576) * 1024 * 1024
+  }
 
   let mdns = true
   const mdnsSetting = pick('mdns')
@@ -174,5 +179,5 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
   }
 
   if (problems.length > 0) throw new ConfigError(problems)
-  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, maxReleaseAgeDays, watch }
+  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests }
 }

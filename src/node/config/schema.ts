@@ -16,6 +16,9 @@ export const CONFIG_SCHEMA = {
     watch: { type: 'string', minLength: 1 },
     announceKey: { type: 'string', minLength: 1 },
     watchIntervalSeconds: { type: 'integer', minimum: 1, maximum: 86_400 },
-    recipe: { type: 'string', minLength: 1 }
+    recipe: { type: 'string', minLength: 1 },
+    keepManifests: { type: 'integer', minimum: 1, maximum: 100_000 },
+    keepManifestsDays: { type: 'integer', minimum: 1, maximum: 3650 },
+    keepManifestsMiB: { type: 'integer', minimum: 1, maximum: 1_048_576 }
   }
 } as const

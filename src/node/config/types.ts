@@ -18,6 +18,8 @@ export interface NodeConfig {
   maxReleaseAgeDays: number
   /** `join --watch`: poll a repository's tags and announce new ones. */
   watch?: { url: string, announceKeyDir: string, intervalMs: number, recipe?: string }
+  /** File manifests of recent rebuilds kept for peers that dissent: how many, how long, how many bytes. */
+  keepManifests: { maxCount: number, maxAgeMs: number, maxBytes: number }
 }
 
 /** Settings as given (config file, environment or flags), before defaults and validation. */
@@ -36,4 +38,7 @@ export interface NodeSettings {
   announceKey?: string
   watchIntervalSeconds?: number | string
   recipe?: string
+  keepManifests?: number | string
+  keepManifestsDays?: number | string
+  keepManifestsMiB?: number | string
 }

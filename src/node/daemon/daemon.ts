@@ -14,6 +14,7 @@ import { jobsView } from './jobs.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
 import { createMessageValidator, type CheckResult } from './validator.js'
 import { createRateLimiter } from './rate-limit.js'
+import { createTriage } from '../triage/index.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
 /** A builder signs one claim per target it builds, an announcer one announcement per release. */
@@ -49,6 +50,12 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     storedListeners.push(() => { tlog.sync().catch((err: unknown) => { log.error({ err }, 'appending to the transparency log failed') }) })
   }
   let witness: Witness | undefined
+
+  // Why builders disagree, from file manifests: only where this node keeps its own.
+  const triage = components.manifests == null
+    ? undefined
+    : createTriage({ store, identity, keeper: components.manifests, policy: () => policy, log: logger('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a) } }, init.triage)
+  if (triage != null) storedListeners.push((kind, id) => { if (kind === 'claim') triage.claimStored(id) })
 
   const trusted = (d: DecodedMessage): boolean => d.kind === 'announcement' ? policy.announcerKeys.has(d.keyId) : policy.builderKeys.has(d.keyId)
   // Each refused announcement is reported once, however often gossip offers it again.
@@ -142,7 +149,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
             return tlog.consistency(oldSize, newSize)
           }
         }
-      : {})
+      : {}),
+    ...(triage != null ? { manifestSource: triage.manifestSource } : {})
   }, {
     listen: init.listen,
     bootstrap: init.bootstrap,
@@ -300,6 +308,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       stopping = (async () => {
         running = false
         backfill.stop()
+        triage?.stop()
         if (capsTimer != null) clearTimeout(capsTimer)
         if (capsDebounce != null) clearTimeout(capsDebounce)
         await scheduler.stop()

@@ -6,6 +6,7 @@ import { logger } from '../logger.js'
 import { makeDir } from '../make-dir.js'
 import { createMetrics } from '../metrics.js'
 import { createStore } from '../store/index.js'
+import { createManifestKeeper, keepingManifests } from '../triage/index.js'
 import { createDaemon } from './daemon.js'
 import { loadPolicyFile, trustNobodyPolicy } from './policy.js'
 import type { Daemon } from './types.js'
@@ -39,8 +40,10 @@ export async function startNode (config: NodeConfig, opts: { build?: boolean } =
   const store = await createStore({ path: join(config.dataDir, 'store') })
   let daemon: Daemon | undefined
   try {
-    const rebuilder = opts.build === false ? undefined : createRebuilder({}, { workDir: join(config.dataDir, 'work'), timeoutMs: config.buildTimeoutMs })
-    daemon = await createDaemon({ identity, store, policy, metrics: createMetrics(), ...(rebuilder != null ? { rebuilder } : {}) }, {
+    const manifests = createManifestKeeper({ log: logger('manifests') }, { dir: join(config.dataDir, 'manifests'), ...config.keepManifests })
+    const engine = opts.build === false ? undefined : createRebuilder({}, { workDir: join(config.dataDir, 'work'), timeoutMs: config.buildTimeoutMs })
+    const rebuilder = engine != null ? keepingManifests(engine, manifests, logger('manifests')) : undefined
+    daemon = await createDaemon({ identity, store, policy, metrics: createMetrics(), manifests, ...(rebuilder != null ? { rebuilder } : {}) }, {
       listen: config.listen,
       bootstrap: config.bootstrap,
       mdns: config.mdns,

@@ -12,6 +12,7 @@ import type { WitnessStats } from '../tlog/witness.js'
 import type { BackfillStats, BackfillSyncInit } from './backfill.js'
 import type { BuilderInfo } from './builders.js'
 import type { ValidatorInit } from './validator.js'
+import type { ManifestKeeper, TriageInit } from '../triage/index.js'
 
 /** What the daemon needs of a rebuild engine (the build engine's `Rebuilder` satisfies it). */
 export interface DaemonRebuilder extends SchedulerRebuilder {
@@ -27,6 +28,8 @@ export interface DaemonComponents {
   /** Absent: an observer node that verifies, stores and relays, and builds nothing. */
   rebuilder?: DaemonRebuilder
   metrics?: Metrics
+  /** File manifests of this node's rebuilds: served to peers, and compared with dissenting builders' (docs/network.md). */
+  manifests?: ManifestKeeper
 }
 
 export interface DaemonInit {
@@ -58,6 +61,7 @@ export interface DaemonInit {
   capabilitiesIntervalMs?: number
   /** Keep a transparency log of every stored message in this directory (docs/transparency.md). */
   tlog?: { path: string, checkpointIntervalMs?: number, /** Witness state; beside the log when absent. */ witnessPath?: string }
+  triage?: TriageInit
 }
 
 export interface DaemonStats {

@@ -1,0 +1,6 @@
+export { createManifestKeeper, keepingManifests, KEEPER_DEFAULTS } from './keeper.js'
+export type { KeptManifest, ManifestKeeper, ManifestKeeperInit } from './keeper.js'
+export { createTriage, fileManifestFrom, manifestEntryBodies } from './service.js'
+export type { Triage, TriageComponents, TriageInit } from './service.js'
+export { listReports, reportsVersion, saveReport } from './reports.js'
+export type { ReportFilter, StoredReport } from './reports.js'

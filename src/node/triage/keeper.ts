@@ -1,0 +1,138 @@
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import type { Digest, Target } from '../../protocol/types.js'
+import { ValidationError } from '../../protocol/errors.js'
+import type { Logger } from '../logger.js'
+import { fileManifestOf, type FileManifest } from '../build/manifest.js'
+import type { Rebuilder } from '../build/rebuilder.js'
+
+/**
+ * The file manifests of this node's recent rebuilds, one JSON file per claimed image under
+ * `dir`, so that a dissenting builder can be told which files differ long after the build's
+ * tarball is gone. Bounded by count, age and bytes (docs/node.md).
+ */
+export interface ManifestKeeperInit {
+  dir: string
+  /** Manifests kept; the oldest go first. Default 100. */
+  maxCount?: number
+  /** Manifests older than this are dropped. Default 30 days. */
+  maxAgeMs?: number
+  /** Bytes of manifests kept on disk. Default 1 GiB. */
+  maxBytes?: number
+}
+
+export interface KeptManifest {
+  target: Target
+  manifestDigest: Digest
+  /** RFC 3339. */
+  keptAt: string
+  manifest: FileManifest
+}
+
+export interface ManifestKeeper {
+  put: (target: Target, manifestDigest: Digest, manifest: FileManifest) => Promise<void>
+  get: (manifestDigest: Digest) => Promise<KeptManifest | undefined>
+  /** Applies the bounds now; returns how many manifests were dropped. */
+  prune: () => Promise<number>
+  readonly dir: string
+}
+
+export const KEEPER_DEFAULTS = { maxCount: 100, maxAgeMs: 30 * 24 * 60 * 60_000, maxBytes: 1024 * 1024 * 1024 } as const
+
+const FILE = /^[0-9a-f]{64}\.json$/
+
+function fileOf (dir: string, digest: Digest): string {
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ValidationError('manifestDigest', 'must be a sha256 digest')
+  return join(dir, `${digest.slice(7)}.json`)
+}
+
+export function createManifestKeeper (components: { log: Logger }, init: ManifestKeeperInit): ManifestKeeper {
+  const dir = resolve(init.dir)
+  const limits = { ...KEEPER_DEFAULTS, ...Object.fromEntries(Object.entries(init).filter(([k, v]) => k !== 'dir' && v !== undefined)) } as typeof KEEPER_DEFAULTS
+  for (const [field, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new ValidationError(`manifests.${field}`, `must be a positive integer, got ${String(value)}`)
+  }
+  const { log } = components
+
+  async function prune (): Promise<number> {
+    let names: string[]
+    try { names = (await readdir(dir)).filter(n => FILE.test(n)) } catch { return 0 }
+    const files = (await Promise.all(names.map(async n => {
+      const s = await stat(join(dir, n)).catch(() => undefined)
+      return s == null ? undefined : { n, at: s.mtimeMs, size: s.size }
+    }))).filter(f => f != null).sort((a, b) => b.at - a.at)
+    const now = Date.now()
+    let bytes = 0
+    let dropped = 0
+    for (const [i, f] of files.entries()) {
+      bytes += f.size
+      if (i >= limits.maxCount || now - f.at > limits.maxAgeMs || bytes > limits.maxBytes) {
+        await rm(join(dir, f.n), { force: true })
+        dropped++
+      }
+    }
+    if (dropped > 0) log.debug({ dropped }, 'file manifests pruned')
+    return dropped
+  }
+
+  return {
+    dir,
+    async put (target, manifestDigest, manifest) {
+      await mkdir(dir, { recursive: true })
+      const file = fileOf(dir, manifestDigest)
+      const kept: KeptManifest = { target, manifestDigest, keptAt: new Date().toISOString(), manifest }
+      // Written beside and renamed: a reader never sees half a manifest.
+      await writeFile(`${file}.tmp`, JSON.stringify(kept))
+      await rename(`${file}.tmp`, file)
+      await prune()
+    },
+    async get (manifestDigest) {
+      const file = fileOf(dir, manifestDigest)
+      let text: string
+      try { text = await readFile(file, 'utf8') } catch { return undefined }
+      const s = await stat(file).catch(() => undefined)
+      if (s == null || Date.now() - s.mtimeMs > limits.maxAgeMs) return undefined
+      try {
+        return JSON.parse(text) as KeptManifest
+      } catch (err) {
+        log.warn({ err, file }, 'a kept file manifest is damaged; dropping it')
+        await rm(file, { force: true })
+        return undefined
+      }
+    },
+    prune
+  }
+}
+
+/**
+ * Wraps a rebuilder so that every successful rebuild leaves its file manifest with `keeper`:
+ * the OCI tarball is written to a scratch folder, read once for its manifest, and removed.
+ */
+export function keepingManifests (rebuilder: Rebuilder, keeper: ManifestKeeper, log: Logger): Rebuilder {
+  return {
+    checkEngine: async () => await rebuilder.checkEngine(),
+    capabilities: async () => await rebuilder.capabilities(),
+    sweep: async () => await rebuilder.sweep(),
+    async rebuild (req, opts) {
+      if (req.outDir != null) return await rebuilder.rebuild(req, opts)
+      await mkdir(keeper.dir, { recursive: true })
+      const scratch = await mkdtemp(join(keeper.dir, 'build-'))
+      try {
+        const outcome = await rebuilder.rebuild({ ...req, outDir: scratch }, opts)
+        const result = outcome.claim.result
+        if (outcome.ociPath != null && result != null) {
+          try {
+            const manifest = await fileManifestOf(outcome.ociPath, req.platform).catch(async () => await fileManifestOf(outcome.ociPath as string))
+            await keeper.put(outcome.claim.target, result.manifestDigest, manifest)
+          } catch (err) {
+            log.warn({ err, target: outcome.claim.target }, 'could not keep the file manifest of a rebuild')
+          }
+        }
+        const { ociPath: _oci, logPath: _log, ...rest } = outcome
+        return rest
+      } finally {
+        await rm(scratch, { recursive: true, force: true })
+      }
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import { createHash } from 'node:crypto'
+import type { DivergenceReport } from '../../protocol/triage.js'
+import { targetKey } from '../../protocol/target.js'
+import type { Store } from '../store/types.js'
+
+/**
+ * Divergence reports this node signed or received, in the store's state space: an index
+ * under `divergences` (newest last, at most MAX_REPORTS) and each envelope under
+ * `divergence/<id>`. Reports do not enter the message log: they are derived, not claims.
+ */
+
+export interface StoredReport {
+  /** Hex sha256 of the envelope JSON. */
+  id: string
+  /** Key id that signed it. */
+  keyId: string
+  envelopeJson: string
+  report: DivergenceReport
+}
+
+interface IndexEntry {
+  id: string
+  key: string
+  repository: string
+  tag?: string
+  /** `claimIdA claimIdB`: one report per pair of claims. */
+  pair: string
+  createdAt: string
+}
+
+const INDEX = 'divergences'
+const MAX_REPORTS = 500
+
+function pairOf (r: DivergenceReport): string {
+  return `${r.a.claimId} ${r.b.claimId}`
+}
+
+async function index (store: Store): Promise<IndexEntry[]> {
+  return (await store.getState<IndexEntry[]>(INDEX)) ?? []
+}
+
+export async function hasReport (store: Store, claimA: string, claimB: string): Promise<boolean> {
+  return (await index(store)).some(e => e.pair === `${claimA} ${claimB}`)
+}
+
+export async function saveReport (store: Store, envelopeJson: string, report: DivergenceReport, keyId: string): Promise<StoredReport> {
+  const id = createHash('sha256').update(envelopeJson).digest('hex')
+  const entries = (await index(store)).filter(e => e.pair !== pairOf(report))
+  await store.setState(`divergence/${id}`, { keyId, envelopeJson, report })
+  entries.push({ id, key: targetKey(report.target), repository: report.target.repository, ...(report.target.tag != null ? { tag: report.target.tag } : {}), pair: pairOf(report), createdAt: report.createdAt })
+  const dropped = entries.splice(0, Math.max(0, entries.length - MAX_REPORTS))
+  for (const d of dropped) await store.setState(`divergence/${d.id}`, null)
+  await store.setState(INDEX, entries)
+  return { id, keyId, envelopeJson, report }
+}
+
+export interface ReportFilter {
+  repository?: string
+  tag?: string
+  /** `targetKey` */
+  key?: string
+}
+
+/** Reports matching `filter`, newest first. */
+export async function listReports (store: Store, filter: ReportFilter = {}, limit = MAX_REPORTS): Promise<StoredReport[]> {
+  const out: StoredReport[] = []
+  const entries = (await index(store)).filter(e =>
+    (filter.repository === undefined || e.repository === filter.repository) &&
+    (filter.tag === undefined || e.tag === filter.tag) &&
+    (filter.key === undefined || e.key === filter.key))
+  for (const e of entries.reverse()) {
+    if (out.length >= limit) break
+    const v = await store.getState<Omit<StoredReport, 'id'> | null>(`divergence/${e.id}`)
+    if (v != null) out.push({ id: e.id, ...v })
+  }
+  return out
+}
+
+/** Changes whenever a report is added: part of the HTTP cache key of what shows reports. */
+export async function reportsVersion (store: Store): Promise<string> {
+  const entries = await index(store)
+  return `${entries.length}:${entries.at(-1)?.id ?? ''}`
+}

@@ -1,0 +1,196 @@
+import { verifyEnvelope } from '../../protocol/dsse.js'
+import type { SigningIdentity } from '../../protocol/keys.js'
+import type { TrustPolicy } from '../../protocol/policy.js'
+import { targetKey } from '../../protocol/target.js'
+import { entriesDigestOf, REPORT_LIMITS, signDivergenceReport, signFileManifestHeader, type DivergenceReport } from '../../protocol/triage.js'
+import type { Digest } from '../../protocol/types.js'
+import { diffManifests } from '../build/manifest.js'
+import type { FileManifest } from '../build/manifest.js'
+import type { Logger } from '../logger.js'
+import { peerIdOf } from '../p2p/identity.js'
+import type { FetchedManifest, ManifestSource, P2PNode } from '../p2p/index.js'
+import type { Store, StoredMessage } from '../store/types.js'
+import type { ManifestKeeper } from './keeper.js'
+import { hasReport, saveReport, type StoredReport } from './reports.js'
+
+export interface TriageComponents {
+  store: Store
+  p2p: Pick<P2PNode, 'fileManifest'>
+  identity: SigningIdentity
+  keeper: ManifestKeeper
+  policy: () => TrustPolicy
+  log: Logger
+}
+
+export interface TriageInit {
+  /** Tries per dissenting claim when its builder cannot be reached. Default 3. */
+  attempts?: number
+  /** Delay before the next try; doubled each time. Default 5 s. */
+  retryDelayMs?: number
+}
+
+export interface Triage {
+  /** Tells the service of a claim the node stored (own or a peer's). */
+  claimStored: (id: string) => void
+  /** Serves this node's kept manifests over the file manifest protocol. */
+  manifestSource: ManifestSource
+  /** Settles when nothing is queued. */
+  idle: () => Promise<void>
+  stop: () => void
+  /** Reports signed by this service since start. */
+  onReport: (cb: (r: StoredReport) => void) => void
+}
+
+/** The entry bodies a manifest is sent as, in order (docs/network.md). */
+export function manifestEntryBodies (m: FileManifest): Uint8Array[] {
+  const out: Uint8Array[] = []
+  m.layers.forEach((l, layer) => {
+    for (const e of l.entries) {
+      out.push(Buffer.from(JSON.stringify({
+        layer, path: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, mtime: e.mtime,
+        ...(e.linkname != null ? { linkname: e.linkname } : {}),
+        ...(e.sha256 != null ? { sha256: e.sha256 } : {})
+      }), 'utf8'))
+    }
+  })
+  return out
+}
+
+/** A fetched manifest in the shape `diffManifests` reads. */
+export function fileManifestFrom (f: FetchedManifest): FileManifest {
+  const layers: FileManifest['layers'] = f.header.layers.map(l => ({ diffId: l.diffId, ...(l.step != null ? { step: l.step } : {}), entries: [] }))
+  for (const { layer, ...e } of f.entries) layers[layer]!.entries.push(e)
+  return { platform: f.header.platform, manifestDigest: f.header.manifestDigest, layers }
+}
+
+function cut (s: string, n: number): string {
+  return s.length > n ? s.slice(0, n - 1) + '…' : s
+}
+
+/**
+ * Finds out why builders disagree without moving an image: when a target this node built
+ * has a trusted claim of another digest, it fetches that builder's signed file manifest,
+ * compares it with its own, and stores a signed divergence report naming both claims.
+ */
+export function createTriage (components: TriageComponents, init: TriageInit = {}): Triage {
+  const { store, keeper, identity, log } = components
+  const attempts = init.attempts ?? 3
+  const retryDelayMs = init.retryDelayMs ?? 5_000
+  const listeners: Array<(r: StoredReport) => void> = []
+  const timers = new Set<NodeJS.Timeout>()
+  const inFlight = new Set<string>()
+  let queue: Promise<void> = Promise.resolve()
+  let stopped = false
+
+  function enqueue (fn: () => Promise<void>): void {
+    queue = queue.then(fn).catch((err: unknown) => { log.warn({ err }, 'divergence triage failed') })
+  }
+
+  async function examine (claimId: string): Promise<void> {
+    const m = await store.getMessage(claimId)
+    if (m?.claim?.result == null) return
+    const key = targetKey(m.claim.target)
+    const all = await store.claimsForTarget(key)
+    const own = all.find(c => c.keyId === identity.keyId && c.claim?.result != null)
+    if (own == null) return
+    const kept = await keeper.get(own.claim!.result!.manifestDigest)
+    if (kept == null) return
+    const policy = components.policy()
+    for (const other of all) {
+      const digest = other.claim?.result?.manifestDigest
+      if (other.keyId === identity.keyId || digest == null || digest === kept.manifestDigest || !policy.builderKeys.has(other.keyId)) continue
+      if (await hasReport(store, own.id, other.id)) continue
+      startFetch(own, other, kept.manifest, 1)
+    }
+  }
+
+  function startFetch (own: StoredMessage, other: StoredMessage, mine: FileManifest, attempt: number): void {
+    const pair = `${own.id} ${other.id}`
+    if (stopped || inFlight.has(pair)) return
+    inFlight.add(pair)
+    enqueue(async () => {
+      try {
+        await compare(own, other, mine)
+      } catch (err) {
+        if (attempt >= attempts || stopped) {
+          log.warn({ err, claim: other.id }, 'gave up fetching a dissenting builder\'s file manifest')
+          return
+        }
+        const t = setTimeout(() => { timers.delete(t); startFetch(own, other, mine, attempt + 1) }, retryDelayMs * 2 ** (attempt - 1))
+        t.unref()
+        timers.add(t)
+        log.info({ err: (err as Error).message, claim: other.id, attempt }, 'file manifest fetch failed; will try again')
+      } finally {
+        inFlight.delete(pair)
+      }
+    })
+  }
+
+  async function compare (own: StoredMessage, other: StoredMessage, mine: FileManifest): Promise<void> {
+    const key = policyKey(other)
+    const peer = peerIdOf(key)
+    const digest = other.claim!.result!.manifestDigest
+    const fetched = await components.p2p.fileManifest(peer, digest, { keys: new Map([[other.keyId, key]]) })
+    if (fetched.keyId !== other.keyId) throw new Error(`manifest signed by ${fetched.keyId}, the claim by ${other.keyId}`)
+    if (targetKey(fetched.header.target) !== targetKey(other.claim!.target)) throw new Error('the manifest names another target')
+    const theirs = fileManifestFrom(fetched)
+    const d = diffManifests(mine, theirs)
+    const stepOf = new Map(d.layers.map(l => [l.index, l.step]))
+    const report: DivergenceReport = {
+      target: own.claim!.target,
+      a: { claimId: own.id, keyId: own.keyId, manifestDigest: own.claim!.result!.manifestDigest },
+      b: { claimId: other.id, keyId: other.keyId, manifestDigest: digest },
+      paths: d.paths,
+      causes: d.causes.slice(0, REPORT_LIMITS.causes).map(g => ({
+        id: g.cause.id,
+        summary: g.cause.summary,
+        fix: g.cause.fix,
+        count: g.count,
+        layers: g.layers.slice(0, REPORT_LIMITS.layers),
+        steps: [...new Set(g.layers.map(i => stepOf.get(i)).filter((s): s is string => s != null))].slice(0, 8).map(s => cut(s, REPORT_LIMITS.stepLength)),
+        paths: g.paths.slice(0, REPORT_LIMITS.pathsPerCause).map(p => cut(p, REPORT_LIMITS.pathLength))
+      })),
+      layers: d.layers.slice(0, REPORT_LIMITS.layers).map(l => ({ index: l.index, ...(l.step != null ? { step: cut(l.step, REPORT_LIMITS.stepLength) } : {}), causeCounts: l.causeCounts })),
+      fetched: { entries: fetched.entries.length, bytes: fetched.bytes },
+      createdAt: new Date().toISOString()
+    }
+    const envelopeJson = JSON.stringify(signDivergenceReport(report, identity))
+    const stored = await saveReport(store, envelopeJson, report, identity.keyId)
+    log.info({ target: targetKey(report.target), dissent: other.keyId, paths: report.paths, causes: report.causes.map(c => `${c.count} ${c.id}`), entries: fetched.entries.length, bytes: fetched.bytes }, 'divergence report signed')
+    for (const cb of listeners) cb(stored)
+  }
+
+  function policyKey (m: StoredMessage): ReturnType<typeof verifyEnvelope>['publicKey'] {
+    return verifyEnvelope(m.envelopeJson, { keys: components.policy().builderKeys }).publicKey
+  }
+
+  const manifestSource: ManifestSource = async (digest: Digest) => {
+    const kept = await keeper.get(digest)
+    if (kept == null) return undefined
+    const bodies = manifestEntryBodies(kept.manifest)
+    const header = signFileManifestHeader({
+      target: kept.target,
+      manifestDigest: kept.manifestDigest,
+      platform: kept.manifest.platform,
+      layers: kept.manifest.layers.map(l => ({ diffId: l.diffId, ...(l.step != null ? { step: l.step } : {}), entries: l.entries.length })),
+      entries: bodies.length,
+      entriesDigest: entriesDigestOf(bodies)
+    }, identity)
+    return { header: Buffer.from(JSON.stringify(header), 'utf8'), entries: bodies }
+  }
+
+  return {
+    claimStored (id) {
+      if (stopped) return
+      enqueue(async () => { await examine(id) })
+    },
+    manifestSource,
+    idle: async () => { await queue },
+    stop () {
+      stopped = true
+      for (const t of timers) clearTimeout(t)
+      timers.clear()
+    },
+    onReport (cb) { listeners.push(cb) }
+  }
+}
