@@ -3,6 +3,8 @@ import { createRebuilder } from '../../src/node/build/index.js'
 import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
 import { createP2PNode, type P2PNode } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
+import { createManifestKeeper, keepingManifests } from '../../src/node/triage/index.js'
+import { logger } from '../../src/node/logger.js'
 import type { SigningIdentity } from '../../src/protocol/keys.js'
 import type { TrustPolicy } from '../../src/protocol/policy.js'
 import { exportPrivatePem, generateIdentity } from '../../src/protocol/keys.js'
@@ -36,18 +38,23 @@ export interface TestDaemonOptions {
   policy: TrustPolicy
   build?: boolean
   bootstrap?: string[]
+  /** Keep the file manifests of its rebuilds and compare them with dissenting builders'. */
+  manifests?: boolean
 }
 
 /** A daemon over loopback with a short heartbeat; `build` gives it the real rebuild engine. */
 export async function startDaemon (opts: TestDaemonOptions): Promise<Daemon> {
   const store = await createStore({ path: join(opts.dir, 'store') })
-  const rebuilder = opts.build === true ? createRebuilder({}, { workDir: join(opts.dir, 'work'), timeoutMs: 180_000 }) : undefined
-  const daemon = await createDaemon({ identity: opts.identity, store, policy: opts.policy, ...(rebuilder != null ? { rebuilder } : {}) }, {
+  const engine = opts.build === true ? createRebuilder({}, { workDir: join(opts.dir, 'work'), timeoutMs: 180_000 }) : undefined
+  const manifests = opts.manifests === true ? createManifestKeeper({ log: logger('manifests') }, { dir: join(opts.dir, 'manifests') }) : undefined
+  const rebuilder = engine != null && manifests != null ? keepingManifests(engine, manifests, logger('manifests')) : engine
+  const daemon = await createDaemon({ identity: opts.identity, store, policy: opts.policy, ...(rebuilder != null ? { rebuilder } : {}), ...(manifests != null ? { manifests } : {}) }, {
     listen: [LOOPBACK],
     bootstrap: opts.bootstrap ?? [],
     mdns: false,
     gossip: { heartbeatIntervalMs: 100 },
-    backoffMs: 200
+    backoffMs: 200,
+    triage: { retryDelayMs: 500 }
   })
   await daemon.start()
   return daemon
