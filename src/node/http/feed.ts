@@ -2,6 +2,7 @@ import type { ConsensusService } from '../consensus/service.js'
 import type { TargetConsensus } from '../consensus/types.js'
 import type { Store, StoredMessage } from '../store/types.js'
 import { HTTP_LIMITS } from './limits.js'
+import { listReports, type StoredReport } from '../triage/reports.js'
 
 /** A JSON Feed 1.1 document (https://www.jsonfeed.org/version/1.1/). */
 export interface JsonFeed {
@@ -74,6 +75,21 @@ function verdictItem (repository: string, tag: string, t: TargetConsensus, date:
   }
 }
 
+function divergenceItem (r: StoredReport, base: string | undefined): JsonFeedItem {
+  const { report } = r
+  const t = report.target
+  const causes = report.causes.map(c => `${c.count} ${c.id}${c.steps[0] !== undefined ? ` (${c.steps[0]})` : ''}: fix ${c.fix}`)
+  return {
+    id: `divergence:${r.id}`,
+    title: `Why builds differ: ${t.tag ?? t.commit.slice(0, 12)} ${t.variant} ${t.platform}`,
+    content_text: `${shortKey(r.keyId)} compared its image ${report.a.manifestDigest} with ${shortKey(report.b.keyId)}'s ${report.b.manifestDigest}: ` +
+      `${report.paths.total} differing path(s), ${report.paths.explained} with a known cause. ${causes.join('; ')}.`,
+    date_published: report.createdAt,
+    tags: ['divergence', ...report.causes.map(c => c.id)],
+    ...(base !== undefined ? { url: `${base}/api/v1/divergences?repository=${encodeURIComponent(t.repository)}${t.tag !== undefined ? `&tag=${encodeURIComponent(t.tag)}` : ''}` } : {})
+  }
+}
+
 /**
  * The newest messages this node stored, and the current verdict of every release they
  * touch, newest first. Reads only the tail of the cursor index and the releases' indexes.
@@ -100,6 +116,7 @@ export async function buildJsonFeed (components: { store: Store, consensus: Cons
     if (c === undefined) continue
     for (const t of c.targets) items.push(verdictItem(r.repository, r.tag, t, t.lastClaimAt ?? r.date, opts.base))
   }
+  for (const r of await listReports(store, {}, HTTP_LIMITS.feedReleases)) items.push(divergenceItem(r, opts.base))
   items.sort((a, b) => b.date_published.localeCompare(a.date_published) || a.id.localeCompare(b.id))
   const feed: JsonFeed = {
     version: 'https://jsonfeed.org/version/1.1',

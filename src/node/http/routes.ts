@@ -14,6 +14,7 @@ import { KEY_ID_PATTERN, Query, REPOSITORY_PATTERN } from './query.js'
 import { createResponseCache } from './cache.js'
 import { prepareJson, sendBody, sendJson, sendPrepared, type Prepared } from './respond.js'
 import { createTlogRoutes, TLOG_PREFIX, type TlogRouteContext } from './tlog-routes.js'
+import { listReports, reportsVersion, type ReportFilter } from '../triage/reports.js'
 
 export interface RouteContext {
   store: Store
@@ -155,6 +156,19 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     })
   }
 
+  // Reports live beside the message log, not in it: read on each request, never cached.
+  const divergences: Handler = async (req, res, url) => {
+    const q = new Query(url.searchParams, ['repository', 'tag', 'limit'])
+    const limit = q.integer('limit', HTTP_LIMITS.defaultPageSize, HTTP_LIMITS.maxPageSize)
+    const filter: ReportFilter = {}
+    const repository = repositoryParam(q)
+    const tag = tagParam(q)
+    if (repository !== undefined) filter.repository = repository
+    if (tag !== undefined) filter.tag = tag
+    const items = limit === 0 ? [] : await listReports(store, filter, limit)
+    sendJson(req, res, { items: items.map(r => ({ id: r.id, keyId: r.keyId, report: r.report, envelope: JSON.parse(r.envelopeJson) as unknown })) }, { cacheControl: 'no-cache' })
+  }
+
   const metrics: Handler = async (req, res, url) => {
     new Query(url.searchParams, [])
     if (ctx.metrics == null) throw new NotFoundError('metrics are not enabled on this node')
@@ -172,7 +186,8 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
   function cached (produce: Producer): Handler {
     return async (req, res, url) => {
       // The feed names its own URL, which depends on the Host header.
-      const key = `${url.pathname}${url.search}${url.pathname === '/feed.json' ? ` ${baseUrl(req) ?? ''}` : ''}`
+      // The feed names its own URL and lists divergence reports, which are not in the message log.
+      const key = `${url.pathname}${url.search}${url.pathname === '/feed.json' ? ` ${baseUrl(req) ?? ''} ${await reportsVersion(store)}` : ''}`
       // Immutable answers (full pages of the log) need no look at the store at all.
       const immutable = cache.immutable(key)
       if (immutable !== undefined) return sendPrepared(req, res, immutable)
@@ -191,6 +206,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     ['/api/v1/targets', cached(targets)],
     ['/api/v1/builders', builders],
     ['/api/v1/jobs', jobs],
+    ['/api/v1/divergences', divergences],
     ['/claims.intoto.jsonl', jsonl],
     ['/feed.json', cached(feed)],
     ['/metrics', metrics],

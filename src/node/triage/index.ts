@@ -4,3 +4,5 @@ export { createTriage, fileManifestFrom, manifestEntryBodies } from './service.j
 export type { Triage, TriageComponents, TriageInit } from './service.js'
 export { listReports, reportsVersion, saveReport } from './reports.js'
 export type { ReportFilter, StoredReport } from './reports.js'
+export { formatReport } from './format.js'
+export { fetchDivergencesFromNode } from './remote.js'
