@@ -23,6 +23,8 @@ import { readIdentity } from '../../node/identity-files.js'
 import { createRegistryClient } from '../../node/registry/index.js'
 import type { StoredMessage } from '../../node/store/types.js'
 import { reportWitnessing } from '../../node/tlog/status.js'
+import { fetchDivergencesFromNode, formatReport, listReports } from '../../node/triage/index.js'
+import type { DivergenceReport } from '../../protocol/triage.js'
 import { EXIT } from '../exit-codes.js'
 
 export interface StatusFlags {
@@ -61,7 +63,7 @@ export async function policyFor (flags: StatusFlags, dataDir: string): Promise<{
 }
 
 /** The release's messages from a node (verified here) or from a local store. */
-export async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<{ announcements: StoredMessage[], claimsFor: (repository: string, commit: string) => Promise<StoredMessage[]>, close: () => Promise<void>, where: string }> {
+export async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<{ announcements: StoredMessage[], claimsFor: (repository: string, commit: string) => Promise<StoredMessage[]>, reports: (repository: string) => Promise<Array<{ keyId: string, report: DivergenceReport }>>, close: () => Promise<void>, where: string }> {
   if (flags.node !== undefined) {
     const remote = await fetchReleaseFromNode(flags.node, policy, tag, flags.repo)
     for (const r of remote.rejected.slice(0, 20)) process.stderr.write(`neko-rebuilder: ignored line ${r.line} from ${flags.node}: ${r.reason}\n`)
@@ -71,6 +73,7 @@ export async function gather (tag: string, flags: StatusFlags, policy: TrustPoli
     return {
       announcements,
       claimsFor: async (repository, commit) => claims.filter(m => m.claim != null && m.claim.target.repository === repository && m.claim.target.commit === commit),
+      reports: async (repository) => await fetchDivergencesFromNode(flags.node as string, policy, tag, repository),
       close: async () => {},
       where: flags.node
     }
@@ -81,6 +84,8 @@ export async function gather (tag: string, flags: StatusFlags, policy: TrustPoli
     return {
       announcements,
       claimsFor: async (repository, commit) => await store.claimsForCommit(repository, commit, policy.builderKeys.keys()),
+      // The local store's reports were verified when made or stored; only trusted signers count.
+      reports: async (repository) => (await listReports(store, { repository, tag })).filter(r => policy.builderKeys.has(r.keyId)),
       close: async () => { await store.close() },
       where: `the store of ${dataDir}`
     }
@@ -115,6 +120,23 @@ async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvalua
   await writeFile(file, lines.map(l => l + '\n').join(''))
 }
 
+/** Per dissenting target, the causes its builders found; the newest report per signer. */
+function divergenceSection (targets: Array<{ key: string, variant: string, platform: string, dissenting: unknown[] }>, reports: Array<{ keyId: string, report: DivergenceReport }>): string {
+  const lines: string[] = []
+  for (const t of targets) {
+    if (t.dissenting.length === 0) continue
+    const seen = new Set<string>()
+    for (const r of reports) {
+      const { target } = r.report
+      if (`${target.variant} ${target.platform}` !== `${t.variant} ${t.platform}` || seen.has(r.keyId)) continue
+      seen.add(r.keyId)
+      if (lines.length === 0) lines.push('')
+      lines.push(`${t.variant} ${t.platform}:`, ...formatReport(r.report, r.keyId.slice(0, 12)).map(l => `  ${l}`))
+    }
+  }
+  return lines.length > 0 ? lines.join('\n') + '\n' : ''
+}
+
 export function register (program: Command): void {
   program.command('status')
     .description('Print, per variant and platform, whether a release is reproducible under a trust policy; exit 0 only if every target is reproducible (and matches the registry where checked)')
@@ -140,6 +162,7 @@ export function register (program: Command): void {
 
       const source = await gather(tag, flags, policy, dataDir)
       let evaluation: ReleaseEvaluation
+      let reports: Array<{ keyId: string, report: DivergenceReport }> = []
       try {
         if (source.announcements.length === 0) throw new UnknownTagError(tag, `${source.where}${flags.repo !== undefined ? ` for ${flags.repo}` : ''}`)
         const { chosen, others } = pickAnnouncement(policy, tag, source.announcements)
@@ -161,15 +184,17 @@ export function register (program: Command): void {
           published = await checkPublished({ registry }, await imagesFor(a.recipe.name, overrides), { repository: a.repository, tag, commit: a.commit, targets: a.targets })
         }
         evaluation = evaluateReleaseFull(policy, chosen, others, claims, published)
+        reports = (await source.reports(a.repository)).filter(r => r.report.target.commit === a.commit)
       } finally {
         await source.close()
       }
 
       const outcome = gateOutcome(evaluation.consensus)
       if (flags.json === true) {
-        process.stdout.write(JSON.stringify({ ...evaluation.consensus, outcome }, null, 2) + '\n')
+        process.stdout.write(JSON.stringify({ ...evaluation.consensus, outcome, divergences: reports.map(r => ({ keyId: r.keyId, ...r.report })) }, null, 2) + '\n')
       } else {
         process.stdout.write(formatConsensus(evaluation.consensus, { publishedChecked: checked }))
+        process.stdout.write(divergenceSection(evaluation.consensus.targets, reports))
       }
       if (flags.vsa !== undefined && flags.key !== undefined) {
         await writeVsa(flags.vsa, flags.key, evaluation, pathToFileURL(policyFile).toString())
