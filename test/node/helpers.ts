@@ -40,6 +40,8 @@ export interface TestDaemonOptions {
   bootstrap?: string[]
   /** Keep the file manifests of its rebuilds and compare them with dissenting builders'. */
   manifests?: boolean
+  /** Serve the HTTP feed on a free loopback port. */
+  http?: boolean
 }
 
 /** A daemon over loopback with a short heartbeat; `build` gives it the real rebuild engine. */
@@ -54,7 +56,8 @@ export async function startDaemon (opts: TestDaemonOptions): Promise<Daemon> {
     mdns: false,
     gossip: { heartbeatIntervalMs: 100 },
     backoffMs: 200,
-    triage: { retryDelayMs: 500 }
+    triage: { retryDelayMs: 500 },
+    ...(opts.http === true ? { http: { host: '127.0.0.1', port: 0 } } : {})
   })
   await daemon.start()
   return daemon

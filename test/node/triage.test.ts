@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -9,6 +9,7 @@ import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.
 import { signAnnouncement } from '../../src/protocol/messages.js'
 import { verifyDivergenceReport } from '../../src/protocol/triage.js'
 import { engineAvailable } from '../helpers/engine.js'
+import { runCli } from '../build/cli-runner.js'
 import { busyboxAvailable, createFixtureRepo, scratchDockerfile, type FixtureRepo } from '../helpers/fixtures.js'
 import { policyFor, startDaemon, verdictsOf, waitFor } from './helpers.js'
 
@@ -65,13 +66,13 @@ describe.skipIf(!available)('divergence triage over loopback with the real engin
   it('each builder fetches the other\'s file manifest, signs a report with the causes, and no layer crosses the network', async () => {
     const policy = policyFor(ids, [announcer])
     // One build after the other: the second node joins once the first has claimed.
-    const a = await startDaemon({ dir: join(root, 'a'), identity: ids[0]!, policy, build: true, manifests: true })
+    const a = await startDaemon({ dir: join(root, 'a'), identity: ids[0]!, policy, build: true, manifests: true, http: true })
     daemons.push(a)
     const announcement = await prepareAnnouncement({ repository: repo.dir, tag: 'v0.0.1', platforms: ['linux/amd64'] })
     await a.announce(signAnnouncement(announcement, announcer))
     const commit = announcement.commit
     await waitFor('the first build', async () => (await a.store.claimsForCommit(repo.dir, commit)).length >= 1, 150_000)
-    const b = await startDaemon({ dir: join(root, 'b'), identity: ids[1]!, policy, build: true, manifests: true, bootstrap: [a.multiaddrs()[0]!] })
+    const b = await startDaemon({ dir: join(root, 'b'), identity: ids[1]!, policy, build: true, manifests: true, http: true, bootstrap: [a.multiaddrs()[0]!] })
     daemons.push(b)
     await waitFor('both claims on both nodes', async () => {
       for (const d of daemons) if ((await d.store.claimsForCommit(repo.dir, commit)).length < 2) return false
@@ -110,5 +111,32 @@ describe.skipIf(!available)('divergence triage over loopback with the real engin
     }
     // Nothing layer-sized was written on either node: the tarballs were read for their manifest and removed.
     for (const dir of ['a', 'b']) expect(await largestFile(join(root, dir))).toBeLessThan(RANDOM_BYTES)
+
+    // The API serves the reports, and the JSON Feed lists them.
+    const api = await (await fetch(`${a.httpUrl()!}/api/v1/divergences?tag=v0.0.1`)).json() as { items: Array<{ keyId: string, envelope: unknown }> }
+    expect(api.items).toHaveLength(1)
+    expect(verifyDivergenceReport(api.items[0]!.envelope, { allowEmbeddedKeys: true }).keyId).toBe(ids[0]!.keyId)
+    const feed = await (await fetch(`${a.httpUrl()!}/feed.json`)).json() as { items: Array<{ id: string, tags?: string[], content_text: string }> }
+    const item = feed.items.find(i => i.id.startsWith('divergence:'))
+    expect(item?.tags).toEqual(expect.arrayContaining(['divergence', 'machine-id', 'package-logs', 'fontconfig-cache', 'unknown']))
+
+    // status, from a node's feed and from a stopped node's own store, shows the causes, counts, step and fix.
+    const policyFile = join(root, 'policy.json')
+    await writeFile(policyFile, JSON.stringify({ version: 1, builders: ids.map((id, i) => ({ name: `builder-${i}`, operator: `operator-${i}`, publicKey: id.publicKeyPem })), announcers: [{ name: 'announcer', publicKey: announcer.publicKeyPem }], threshold: 2, minOperators: 2, allowedDissent: 0 }))
+    const remote = await runCli(['status', 'v0.0.1', '--node', a.httpUrl()!, '--policy', policyFile])
+    await b.stop()
+    const local = await runCli(['status', 'v0.0.1', '--data-dir', join(root, 'b'), '--policy', policyFile])
+    for (const [where, r] of [['a', remote], ['b', local]] as const) {
+      expect(r.stdout, where).toMatch(/unreproducible/)
+      expect(r.stdout, where).toMatch(/why builds differ .*6 paths, 5 with a known cause/)
+      expect(r.stdout, where).toMatch(/package-logs × 2: .*\n\s+step: RUN .*head -c 16 \/dev\/urandom.*\n\s+fix: /)
+      expect(r.stdout, where).toMatch(/machine-id × 1: .*etc\/machine-id/)
+      expect(r.stdout, where).toMatch(/fontconfig-cache × 2/)
+      expect(r.stdout, where).toMatch(/unknown × 1: .*opt\/random\.bin/)
+    }
+    const json = await runCli(['status', 'v0.0.1', '--data-dir', join(root, 'b'), '--policy', policyFile, '--json'])
+    const divergences = (JSON.parse(json.stdout) as { divergences: Array<{ keyId: string, causes: Array<{ id: string, count: number }> }> }).divergences
+    expect(divergences.map(d => d.keyId)).toEqual([ids[1]!.keyId])
+    expect(divergences[0]!.causes.map(c => [c.id, c.count])).toEqual([['fontconfig-cache', 2], ['package-logs', 2], ['machine-id', 1], ['unknown', 1]])
   }, 400_000)
 })
