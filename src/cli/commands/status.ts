@@ -162,7 +162,7 @@ export function register (program: Command): void {
 
       const source = await gather(tag, flags, policy, dataDir)
       let evaluation: ReleaseEvaluation
-      let reports: Array<{ keyId: string, report: DivergenceReport }> = []
+      let reports: Array<{ keyId: string, report: DivergenceReport }>
       try {
         if (source.announcements.length === 0) throw new UnknownTagError(tag, `${source.where}${flags.repo !== undefined ? ` for ${flags.repo}` : ''}`)
         const { chosen, others } = pickAnnouncement(policy, tag, source.announcements)
