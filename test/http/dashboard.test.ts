@@ -3,7 +3,11 @@ import { mkdir } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chromium, type Browser } from 'playwright-core'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
-import { makeKeys, seedReleases, tempStore, testPolicy, type Keys } from './fixtures.js'
+import { COMMIT_2, makeKeys, REPO, seedReleases, target, tempStore, testPolicy, type Keys } from './fixtures.js'
+import { saveReport } from '../../src/node/triage/reports.js'
+import { causeRef } from '../../src/protocol/causes.js'
+import { signDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
+import type { Store } from '../../src/node/store/types.js'
 
 const CHROMIUM = process.env.NEKO_CHROMIUM ?? '/usr/bin/chromium'
 
@@ -23,11 +27,13 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
   let base: string
   let browser: Browser
   let cleanup: () => Promise<void>
+  let store: Store
 
   beforeAll(async () => {
     keys = makeKeys()
     const t = await tempStore()
     cleanup = t.cleanup
+    store = t.store
     await seedReleases(t.store, keys)
     server = createFeedServer({ store: t.store, policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
     base = (await server.start()).url
@@ -113,6 +119,49 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     expect(await cell('v1', 'base', 'linux/arm64').textContent()).toContain('1 agree · 2 of 3 answered · need 2')
     await mkdir('test-artifacts', { recursive: true })
     await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true })
+    expect(errors, errors.join('\n')).toEqual([])
+    await page.close()
+  })
+
+  it('shows, for a dissenting target, the causes, files per cause, Dockerfile step and fix of its divergence reports', async () => {
+    const claims = (await store.claimsForCommit(REPO, COMMIT_2)).filter(c => c.claim?.result != null)
+    const [a, b] = [claims[0]!, claims[1]!]
+    const step = 'RUN apt-get install -y dbus fontconfig'
+    const cause = (id: 'machine-id' | 'fontconfig-cache', count: number, paths: string[]): DivergenceReport['causes'][number] =>
+      ({ ...causeRef(id), count, layers: [1], steps: [step], paths })
+    const report: DivergenceReport = {
+      target: target(COMMIT_2, 'base', 'linux/amd64', 'v2'),
+      a: { claimId: a.id, keyId: a.keyId, manifestDigest: a.claim!.result!.manifestDigest },
+      b: { claimId: b.id, keyId: b.keyId, manifestDigest: b.claim!.result!.manifestDigest },
+      paths: { total: 50, explained: 50 },
+      causes: [cause('fontconfig-cache', 48, ['var/cache/fontconfig/a.cache-9']), cause('machine-id', 2, ['etc/machine-id', 'var/lib/dbus/machine-id'])],
+      layers: [{ index: 1, step, causeCounts: { 'fontconfig-cache': 48, 'machine-id': 2 } }],
+      fetched: { entries: 900, bytes: 90_000 },
+      createdAt: new Date().toISOString()
+    }
+    const signer = keys.builders[0]!
+    await saveReport(store, JSON.stringify(signDivergenceReport(report, signer)), report, signer.keyId)
+
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } })
+    const errors: string[] = []
+    page.on('pageerror', err => errors.push(err.message))
+    await page.goto(`${base}/`)
+    await page.locator('table.matrix').waitFor()
+    await page.locator('button.cell[data-tag="v2"][data-variant="base"][data-platform="linux/amd64"]').click()
+    const rows = page.locator('#details section.causes tbody tr')
+    await rows.first().waitFor()
+    expect(await rows.count()).toBe(2)
+    const first = (await rows.nth(0).textContent()) ?? ''
+    expect(await rows.nth(0).getAttribute('data-cause')).toBe('fontconfig-cache')
+    expect(first).toContain('48')
+    expect(first).toContain(step)
+    expect(first).toContain('rm -rf /var/cache/fontconfig')
+    expect((await rows.nth(1).textContent()) ?? '').toContain('rm -f /etc/machine-id')
+    expect((await page.locator('#details section.causes').textContent()) ?? '').toContain('50 differing paths, 50 with a known cause')
+    // A reproducible target without dissent shows no such section.
+    await page.locator('button.cell[data-tag="v4"][data-variant="base"][data-platform="linux/amd64"]').click()
+    await page.locator('#details .claims').waitFor()
+    expect(await page.locator('#details section.causes').count()).toBe(0)
     expect(errors, errors.join('\n')).toEqual([])
     await page.close()
   })

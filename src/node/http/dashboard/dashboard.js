@@ -165,6 +165,37 @@ function showDetails (release, t) {
           c.failure?.logExcerpt ? el('pre', { class: 'log', 'aria-label': 'last lines of the build log' }, logLines(c.failure.logExcerpt)) : '',
           c.divergence ? el('p', { class: 'divergence' }, divergenceText(c.divergence)) : '')))))
   detailsBody.replaceChildren(summary, el('h3', {}, 'Claims'), table)
+  if (t.dissenting.length > 0) {
+    showCauses(release, t).catch(err => {
+      detailsBody.append(el('p', { class: 'causes-error' }, `Could not load the divergence reports: ${err.message}`))
+    })
+  }
+}
+
+// Why the dissenting builds differ: the node's signed divergence reports for this target.
+async function showCauses (release, t) {
+  const q = `tag=${encodeURIComponent(release.tag)}&repository=${encodeURIComponent(release.repository)}`
+  const reports = (await getJson(`/api/v1/divergences?${q}`)).items
+    .map(i => ({ keyId: i.keyId, ...i.report }))
+    .filter(r => r.target.variant === t.variant && r.target.platform === t.platform && r.target.commit === release.commit)
+  if (openCell === null || detailsTitle.textContent !== `${release.tag} · ${t.variant} · ${t.platform}`) return
+  const section = el('section', { class: 'causes', 'aria-label': 'Why builds differ' }, el('h3', {}, 'Why builds differ'))
+  if (reports.length === 0) {
+    section.append(el('p', {}, 'No divergence report yet: a builder of this target compares file manifests with a dissenting builder once both have claimed.'))
+  }
+  for (const r of reports) {
+    section.append(
+      el('p', {}, `${r.keyId.slice(0, 12)} compared ${short(r.a.manifestDigest)} with ${r.b.keyId.slice(0, 12)}'s ${short(r.b.manifestDigest)}: `,
+        `${r.paths.total} differing path${r.paths.total === 1 ? '' : 's'}, ${r.paths.explained} with a known cause.`),
+      el('table', { class: 'causes' },
+        el('thead', {}, el('tr', {}, ['Cause', 'Files', 'Dockerfile step', 'Fix'].map(h => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, r.causes.map(c => el('tr', { 'data-cause': c.id },
+          el('td', {}, el('code', {}, c.id), el('br'), el('small', {}, c.summary)),
+          el('td', { class: 'count' }, String(c.count)),
+          el('td', {}, c.steps.map(s => el('code', { class: 'step' }, s))),
+          el('td', {}, el('code', {}, c.fix)))))))
+  }
+  detailsBody.append(section)
 }
 
 // The node's log and any split view it has proven: a log that showed two histories is named here.
