@@ -25,6 +25,9 @@ export { computeVerdicts, type BuilderVote, type TargetVerdict, type VerdictInpu
 export { parseTargetKey, targetKey } from './target.js'
 export { buildVsa, REPRODUCIBLE_LEVEL, type VsaOptions } from './vsa.js'
 
+// Why builders disagree: divergence reports
+export { DIVERGENCE_PREDICATE, verifyDivergenceReport, type ClaimRef, type DivergenceCause, type DivergenceReport } from './triage.js'
+
 // The data model, its limits and its field rules
 export type { Announcement, BuildEnvironment, Claim, Digest, Failure, FailureClass, ImageResult, PublishedMatch, RecipeRef, Target, VerdictStatus } from './types.js'
 export type { Statement } from './statement.js'
