@@ -58,6 +58,11 @@ export interface RebuildOptions {
   signal?: AbortSignal
   onProgress?: (p: BuildProgress) => void
   log?: Logger
+  /**
+   * Reads the OCI tarball of a successful rebuild before the workspace is removed (to keep
+   * its file manifest). Its failure is logged; the rebuild's outcome stands.
+   */
+  onImage?: (tarPath: string, result: ImageResult, target: Target) => Promise<void>
 }
 
 export interface RebuildOutcome {
@@ -248,6 +253,9 @@ class DefaultRebuilder implements Rebuilder {
       const info = await this.buildVariant(variant, src, req.platform, sourceDateEpoch, tarPath, buildLog, signal, progress, baseArgs, baseContexts)
       if (outDir != null) ociPath = tarPath
       log.info({ variant: variant.name, platform: req.platform, manifest: info.manifestDigest }, 'rebuilt')
+      if (opts.onImage != null) {
+        await opts.onImage(tarPath, info, target).catch((err: unknown) => { log.warn({ err }, 'reading the rebuilt image failed') })
+      }
       return finish({ result: info })
     } catch (err) {
       if (opts.signal?.aborted === true) throw opts.signal.reason

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Digest, Target } from '../../protocol/types.js'
 import { ValidationError } from '../../protocol/errors.js'
@@ -106,33 +106,26 @@ export function createManifestKeeper (components: { log: Logger }, init: Manifes
 
 /**
  * Wraps a rebuilder so that every successful rebuild leaves its file manifest with `keeper`:
- * the OCI tarball is written to a scratch folder, read once for its manifest, and removed.
+ * the OCI tarball is read once, in the rebuild's own workspace, before it is removed.
  */
 export function keepingManifests (rebuilder: Rebuilder, keeper: ManifestKeeper, log: Logger): Rebuilder {
   return {
     checkEngine: async () => await rebuilder.checkEngine(),
     capabilities: async () => await rebuilder.capabilities(),
     sweep: async () => await rebuilder.sweep(),
-    async rebuild (req, opts) {
-      if (req.outDir != null) return await rebuilder.rebuild(req, opts)
-      await mkdir(keeper.dir, { recursive: true })
-      const scratch = await mkdtemp(join(keeper.dir, 'build-'))
-      try {
-        const outcome = await rebuilder.rebuild({ ...req, outDir: scratch }, opts)
-        const result = outcome.claim.result
-        if (outcome.ociPath != null && result != null) {
+    async rebuild (req, opts = {}) {
+      return await rebuilder.rebuild(req, {
+        ...opts,
+        async onImage (tarPath, result, target) {
+          await opts.onImage?.(tarPath, result, target)
           try {
-            const manifest = await fileManifestOf(outcome.ociPath, req.platform).catch(async () => await fileManifestOf(outcome.ociPath as string))
-            await keeper.put(outcome.claim.target, result.manifestDigest, manifest)
+            const manifest = await fileManifestOf(tarPath, req.platform).catch(async () => await fileManifestOf(tarPath))
+            await keeper.put(target, result.manifestDigest, manifest)
           } catch (err) {
-            log.warn({ err, target: outcome.claim.target }, 'could not keep the file manifest of a rebuild')
+            log.warn({ err, target }, 'could not keep the file manifest of a rebuild')
           }
         }
-        const { ociPath: _oci, logPath: _log, ...rest } = outcome
-        return rest
-      } finally {
-        await rm(scratch, { recursive: true, force: true })
-      }
+      })
     }
   }
 }
