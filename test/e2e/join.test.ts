@@ -106,26 +106,32 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
 
       const announce = cli(['announce', '--repo', project.repository, '--tag', project.tag, '--commit', project.commit, '--key', join(root, 'announcer'), '--platform', 'linux/amd64', '--to', b.summary.listen[0]!])
       let announceErr = ''
+      let announceOut = ''
       announce.stderr!.on('data', (d: Buffer) => { announceErr += d.toString() })
+      announce.stdout!.on('data', (d: Buffer) => { announceOut += d.toString() })
       const code = await new Promise<number | null>(resolve => announce.on('exit', resolve))
       expect(code, announceErr).toBe(0)
-      expect(announceErr).toMatch(/sent .* to [1-9]\d* peer\(s\)/)
+      // The result on stdout, apart from log records on stderr.
+      expect(announceOut).toMatch(/^sent .* to [1-9]\d* peer\(s\)/)
+      expect(announceErr).not.toMatch(/sent .* peer\(s\)/)
 
       // A key the policy does not list as an announcer: refused before anything is sent...
-      const refusedRun = async (args: string[]): Promise<{ code: number | null, err: string }> => {
+      const refusedRun = async (args: string[]): Promise<{ code: number | null, out: string, err: string }> => {
         const p = cli(['announce', '--repo', project.repository, '--tag', project.tag, '--commit', project.commit, '--key', join(root, 'key-1'), '--platform', 'linux/amd64', '--to', b!.summary.listen[0]!, ...args])
+        let out = ''
         let err = ''
+        p.stdout!.on('data', (d: Buffer) => { out += d.toString() })
         p.stderr!.on('data', (d: Buffer) => { err += d.toString() })
-        return { code: await new Promise<number | null>(resolve => p.on('exit', resolve)), err }
+        return { code: await new Promise<number | null>(resolve => p.on('exit', resolve)), out, err }
       }
       const checked = await refusedRun(['--policy', policyFile])
       expect(checked.code).toBe(2)
       expect(checked.err).toContain(`AnnouncerNotTrustedError: key ${keys[1]!.keyId} is not an announcer of ${policyFile}`)
-      expect(checked.err).not.toMatch(/^sent /m)
+      expect(checked.out + checked.err).not.toMatch(/^sent /m)
       // ...and without --policy the node that refuses it says so once, naming the tag and the key.
       const unchecked = await refusedRun([])
       expect(unchecked.code).toBe(0)
-      expect(unchecked.err).toContain('accepted only by nodes whose policy lists this key as an announcer')
+      expect(unchecked.out).toContain('accepted only by nodes whose policy lists this key as an announcer')
       const refusals = (): Array<Record<string, unknown>> => b!.logs.filter(l => l.level === 40 && l.tag === project.tag && String(l.msg).includes('refused'))
       await waitFor('the refusal logged', () => refusals().length > 0, 20_000)
       expect(refusals()[0]).toMatchObject({ keyId: keys[1]!.keyId, reason: expect.stringContaining('not an announcer of the policy') })

@@ -75,12 +75,15 @@ export function register (program: Command): void {
       })
       const envelope = signAnnouncement(announcement, identity)
       const json = JSON.stringify(envelope)
-      if (opts.print === true || opts.to == null || opts.to.length === 0) process.stdout.write(json + '\n')
+      const printed = opts.print === true || opts.to == null || opts.to.length === 0
+      if (printed) process.stdout.write(json + '\n')
       if (opts.to != null && opts.to.length > 0) {
         const sent = await publishOnce(Buffer.from(json, 'utf8'), { to: opts.to, timeoutMs: timeoutS * 1000 })
         // Receivers judge it against their own policy after this returns: say only what is known.
         const trust = opts.policy != null ? `an announcer of ${opts.policy}` : 'accepted only by nodes whose policy lists this key as an announcer (check first with --policy FILE)'
-        process.stderr.write(`sent ${announcement.repository} ${announcement.tag} (commit ${announcement.commit}, ${announcement.targets.length} targets, recipe ${announcement.recipe.name}) as ${envelopeId(envelope)} to ${sent.recipients} peer(s); key ${identity.keyId.slice(0, 12)}: ${trust}\n`)
+        // The result goes to stdout, apart from log records, unless stdout carries the envelope.
+        const out = printed ? process.stderr : process.stdout
+        out.write(`sent ${announcement.repository} ${announcement.tag} (commit ${announcement.commit}, ${announcement.targets.length} targets, recipe ${announcement.recipe.name}) as ${envelopeId(envelope)} to ${sent.recipients} peer(s); key ${identity.keyId.slice(0, 12)}: ${trust}\n`)
       }
     })
 }
