@@ -1,9 +1,10 @@
 import { NekoError } from '../../protocol/errors.js'
 
-/** Why a back-fill exchange failed; stable strings that callers may branch on. */
-export type BackfillFailure =
-  | 'too-many-items'
-  | 'item-too-large'
+/**
+ * Why a request/response exchange failed, whatever the protocol: what the shared stream
+ * mechanism itself reports (exchange.ts). Stable strings that callers may branch on.
+ */
+export type ExchangeFailure =
   | 'response-too-large'
   | 'request-too-large'
   | 'bad-request'
@@ -14,15 +15,25 @@ export type BackfillFailure =
   | 'stream-closed'
   | 'dial-failed'
 
+/** Why a back-fill exchange failed; stable strings that callers may branch on. */
+export type BackfillFailure = ExchangeFailure | 'too-many-items' | 'item-too-large'
+
 /**
- * A back-fill request or response broke the protocol or a limit. `reason` names what
- * went wrong; `remote` is true when the serving peer reported it in an error frame.
+ * A request/response exchange broke the protocol or a limit. `reason` names what went
+ * wrong; `remote` is true when the serving peer reported it in an error frame.
  */
-export class BackfillError extends NekoError {
+abstract class ExchangeError<R extends string> extends NekoError {
+  constructor (protocol: string, readonly reason: R, message: string, readonly remote = false) {
+    super(`${protocol} ${reason}: ${message}`)
+  }
+}
+
+/** A back-fill request or response broke the protocol or a limit. */
+export class BackfillError extends ExchangeError<BackfillFailure> {
   override name = 'BackfillError'
   override readonly code = 'ERR_BACKFILL'
-  constructor (readonly reason: BackfillFailure, message: string, readonly remote = false) {
-    super(`back-fill ${reason}: ${message}`)
+  constructor (reason: BackfillFailure, message: string, remote = false) {
+    super('back-fill', reason, message, remote)
   }
 }
 
@@ -57,29 +68,13 @@ export class ListenError extends NekoError {
 }
 
 /** Why a file manifest exchange failed; stable strings that callers may branch on. */
-export type ManifestFailure =
-  | 'not-found'
-  | 'too-many-entries'
-  | 'entry-too-large'
-  | 'response-too-large'
-  | 'request-too-large'
-  | 'bad-request'
-  | 'bad-response'
-  | 'bad-signature'
-  | 'busy'
-  | 'timeout'
-  | 'source-failed'
-  | 'stream-closed'
-  | 'dial-failed'
+export type ManifestFailure = ExchangeFailure | 'not-found' | 'too-many-entries' | 'entry-too-large' | 'bad-signature'
 
-/**
- * A file manifest request or response broke the protocol or a limit. `reason` names what
- * went wrong; `remote` is true when the serving peer reported it in an error frame.
- */
-export class ManifestExchangeError extends NekoError {
+/** A file manifest request or response broke the protocol or a limit. */
+export class ManifestExchangeError extends ExchangeError<ManifestFailure> {
   override name = 'ManifestExchangeError'
   override readonly code = 'ERR_MANIFEST_EXCHANGE'
-  constructor (readonly reason: ManifestFailure, message: string, readonly remote = false) {
-    super(`file manifest ${reason}: ${message}`)
+  constructor (reason: ManifestFailure, message: string, remote = false) {
+    super('file manifest', reason, message, remote)
   }
 }
