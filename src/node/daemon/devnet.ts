@@ -81,7 +81,8 @@ async function until (check: () => Promise<boolean> | boolean, deadline: number)
 }
 
 /**
- * A whole network on one machine: N nodes on 127.0.0.1 (random ports, bootstrap to the first),
+ * A whole network on one machine: N nodes on 127.0.0.1 (random ports, each bootstrapping to every
+ * earlier one, so that every node can reach every other's log as a witness),
  * a trust policy of their keys (distinct operators; k = 1, see devnetPolicyJson), a fixture release announced by a
  * devnet announcer, rebuilt by every node through the real engine, and the consensus each
  * node computes over its own store.
@@ -115,7 +116,7 @@ export async function runDevnet (init: DevnetInit = {}): Promise<DevnetResult> {
       const rebuilder = createRebuilder({}, { workDir: join(nodeDir, 'work'), timeoutMs: Math.max(60_000, deadline - Date.now()) })
       const daemon = await createDaemon({ identity: ids[i]!, store, policy, rebuilder }, {
         listen: ['/ip4/127.0.0.1/tcp/0'],
-        bootstrap: i === 0 ? [] : [daemons[0]!.multiaddrs()[0]!],
+        bootstrap: daemons.map(d => d.multiaddrs()[0]!),
         mdns: false,
         gossip: { heartbeatIntervalMs: 200 },
         backoffMs: 1000,
