@@ -19,8 +19,8 @@ export interface PublishOnceInit {
 }
 
 /**
- * Publishes one message through a short-lived node: dials the given peers, waits until one of
- * them subscribes to the topic, publishes, lets the frames flush, and stops. The transport key
+ * Publishes one message through a short-lived node: dials the given peers (again every 500 ms
+ * until one answers or the time is up), waits until one of them subscribes to the topic, publishes, lets the frames flush, and stops. The transport key
  * is fresh each time; the message carries its own signature.
  */
 export async function publishOnce (data: Uint8Array, init: PublishOnceInit): Promise<{ recipients: number, peers: string[] }> {
@@ -35,14 +35,21 @@ export async function publishOnce (data: Uint8Array, init: PublishOnceInit): Pro
   }, { listen: [], mdns: false, gossip: { heartbeatIntervalMs: init.heartbeatIntervalMs ?? 200 } })
   await node.start()
   try {
+    // A node that is still starting refuses connections: retry until one answers or time is up.
     const dialed: string[] = []
-    for (const addr of init.to) {
-      try {
-        await node.dial(addr)
-        dialed.push(addr)
-      } catch (err) {
-        log.warn({ err, addr }, 'could not dial')
+    const warned = new Set<string>()
+    for (;;) {
+      for (const addr of init.to) {
+        try {
+          await node.dial(addr)
+          dialed.push(addr)
+        } catch (err) {
+          if (!warned.has(addr)) log.warn({ err, addr }, 'could not dial; trying again until the timeout')
+          warned.add(addr)
+        }
       }
+      if (dialed.length > 0 || Date.now() >= deadline) break
+      await new Promise(resolve => setTimeout(resolve, 500))
     }
     if (dialed.length === 0) throw new NotDeliveredError(`could not reach any of ${init.to.join(', ')}`)
     while ((node.stats().topics[topic] ?? 0) === 0) {
