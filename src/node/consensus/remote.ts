@@ -1,16 +1,7 @@
-import { LimitError, NekoError, ValidationError } from '../../protocol/errors.js'
 import { parseBundle } from '../../protocol/bundle.js'
 import { policyKeys, type TrustPolicy } from '../../protocol/policy.js'
 import type { StoredMessage } from '../store/types.js'
-
-/** The node at `--node` could not be read. */
-export class NodeFetchError extends NekoError {
-  override name = 'NodeFetchError'
-  override readonly code = 'ERR_NODE_FETCH'
-  constructor (readonly url: string, reason: string, options?: ErrorOptions) {
-    super(`${url}: ${reason}`, options)
-  }
-}
+import { getFromNode, NodeFetchError } from './node-client.js'
 
 export interface RemoteReleaseInit {
   /** Whole response limit, bytes. Default 64 MiB. */
@@ -33,51 +24,18 @@ export interface RemoteRelease {
  * only withhold claims, not forge them.
  */
 export async function fetchReleaseFromNode (nodeUrl: string, policy: TrustPolicy, tag: string, repository?: string, init: RemoteReleaseInit = {}): Promise<RemoteRelease> {
-  const maxBytes = init.maxBytes ?? 64 * 1024 * 1024
-  let url: URL
-  try {
-    url = new URL('/claims.intoto.jsonl', nodeUrl)
-  } catch {
-    throw new ValidationError('--node', `not a URL: ${JSON.stringify(nodeUrl)}`)
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ValidationError('--node', 'must be an http or https URL')
-  url.searchParams.set('tag', tag)
-  if (repository !== undefined) url.searchParams.set('repository', repository)
-
-  let res: Response
-  try {
-    res = await fetch(url, { signal: AbortSignal.timeout(init.timeoutMs ?? 60_000), headers: { Accept: 'application/jsonl' } })
-  } catch (err) {
-    throw new NodeFetchError(url.toString(), `unreachable: ${(err as Error).message}`, { cause: err })
-  }
-  if (!res.ok) {
-    await res.body?.cancel().catch(() => {})
-    throw new NodeFetchError(url.toString(), `HTTP ${res.status}`)
-  }
-  const declared = Number(res.headers.get('content-length') ?? NaN)
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    await res.body?.cancel().catch(() => {})
-    throw new LimitError('response', maxBytes, declared)
-  }
-
-  // Read the whole body within the limit; the bundle parser then bounds lines and their length.
-  const chunks: Uint8Array[] = []
-  let received = 0
-  try {
-    for await (const chunk of res.body ?? []) {
-      received += (chunk as Uint8Array).byteLength
-      if (received > maxBytes) throw new LimitError('response', maxBytes, received)
-      chunks.push(chunk as Uint8Array)
-    }
-  } catch (err) {
-    if (err instanceof NekoError) throw err
-    throw new NodeFetchError(url.toString(), `reading the response failed: ${(err as Error).message}`, { cause: err })
-  }
+  const got = await getFromNode(nodeUrl, '/claims.intoto.jsonl', {
+    params: { tag, repository },
+    accept: 'application/jsonl',
+    timeoutMs: init.timeoutMs ?? 60_000,
+    // The whole body within the limit; the bundle parser then bounds lines and their length.
+    maxBytes: init.maxBytes ?? 64 * 1024 * 1024
+  })
   let text: string
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks))
+    text = new TextDecoder('utf-8', { fatal: true }).decode(got.body)
   } catch {
-    throw new NodeFetchError(url.toString(), 'the response is not UTF-8')
+    throw new NodeFetchError(got.url, 'the response is not UTF-8')
   }
   const bundle = parseBundle(text, { keys: policyKeys(policy), allowEmbeddedKeys: true })
   const messages: StoredMessage[] = []
