@@ -13,7 +13,7 @@ import { MessageRejectedError } from './errors.js'
 import { jobsView } from './jobs.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
 import { createMessageValidator, type CheckResult } from './validator.js'
-import { createRateLimiter } from './rate-limit.js'
+import { createRateLimiter } from '../rate-limit.js'
 import { createTriage } from '../triage/index.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000

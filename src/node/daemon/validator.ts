@@ -4,7 +4,7 @@ import { policyKeys, type TrustPolicy } from '../../protocol/policy.js'
 import { TOPICS } from '../p2p/index.js'
 import type { Logger } from '../logger.js'
 import type { Store } from '../store/types.js'
-import { createRateLimiter } from './rate-limit.js'
+import { createRateLimiter } from '../rate-limit.js'
 import { createReservations } from './reservations.js'
 
 export type Verdict = 'accept' | 'reject' | 'ignore'

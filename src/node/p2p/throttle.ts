@@ -1,4 +1,4 @@
-import { createRateLimiter } from '../daemon/rate-limit.js'
+import { createRateLimiter } from '../rate-limit.js'
 
 export interface ThrottleInit {
   peer: { perSecond: number, burst: number }
