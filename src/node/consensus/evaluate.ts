@@ -114,7 +114,9 @@ export function evaluateReleaseFull (policy: TrustPolicy, chosen: StoredMessage,
   const claimsByTarget = new Map<string, StoredMessage[]>()
   for (const m of relevant) {
     const k = targetKey(m.claim!.target)
-    claimsByTarget.set(k, [...(claimsByTarget.get(k) ?? []), m])
+    const list = claimsByTarget.get(k)
+    if (list === undefined) claimsByTarget.set(k, [m])
+    else list.push(m)
   }
   // Announced targets only, in the announcement's order; claims for other targets of the commit belong to other releases.
   const verdicts: TargetVerdict[] = []
