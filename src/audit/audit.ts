@@ -14,6 +14,7 @@ import type { LoadedDockerfile } from './dockerfile.js'
 import { AuditRootError } from './errors.js'
 import { compareText, createLineIndex, snippet } from './lines.js'
 import { FAMILIES, ruleById } from './registry.js'
+import { createScope } from './scope.js'
 import { parseShell } from './shell.js'
 import { SEVERITIES } from './types.js'
 import type { AuditedFile, AuditFileError, AuditOptions, AuditReport, Finding, Place, Report } from './types.js'
@@ -214,6 +215,13 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
     guard(file.path, () => auditFile(file, text))
   }
 
+  const scope = createScope({ files: [...files.values()], text: path => texts.get(path) ?? lookup(path), ...(opts.recipe != null ? { recipe: opts.recipe } : {}) })
+  errors.push(...scope.errors)
+  const outside = new Map<Finding, string>()
+  for (const f of findings.values()) {
+    const why = scope.judge(f)
+    if (why != null) outside.set(f, why)
+  }
   const order = (f: Finding): number => SEVERITIES.indexOf(f.severity)
   // Within a severity, what a release build reads before development-only files.
   const impact = (f: Finding): number => {
@@ -221,6 +229,8 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
     // An image named by a build argument is chosen by whoever builds (a recipe passes a digest).
     if (f.ruleId === BASE_IMAGE_UNPINNED && f.text.includes('$')) n -= 1
     if (DEV_ONLY.test(f.path)) n -= 10
+    // What no release build is affected by comes after everything that one is.
+    if (outside.has(f)) n -= 100
     return n
   }
   const all = [...findings.values()].sort((a, b) => order(a) - order(b) || impact(b) - impact(a) || compareText(a.path, b.path) || a.line - b.line || (a.column ?? 0) - (b.column ?? 0) || compareText(a.ruleId, b.ruleId))
@@ -231,7 +241,15 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
     waivers = parsed.rules
     errors.push(...parsed.errors)
   }
-  const { kept: sorted, suppressed } = applySuppressions(all, waivers, path => texts.get(path)?.split('\n'), errors)
+  const { kept, suppressed } = applySuppressions(all, waivers, path => texts.get(path)?.split('\n'), errors)
+  const sorted: Finding[] = []
+  const skipped: AuditReport['skipped'] = []
+  for (const f of kept) {
+    const why = outside.get(f)
+    if (why == null) sorted.push(f)
+    else if (opts.all === true) sorted.push({ ...f, outside: why })
+    else skipped.push({ ...f, outside: why })
+  }
   const summary = { critical: 0, high: 0, medium: 0, low: 0 }
   for (const f of sorted) summary[f.severity]++
   log.debug({ root: abs, files: files.size, findings: sorted.length, errors: errors.length }, 'audit finished')
@@ -240,6 +258,7 @@ export async function auditRepository (root: string, opts: AuditOptions = {}): P
     files: [...files.values()].sort((a, b) => compareText(a.path, b.path)),
     findings: sorted,
     suppressed,
+    skipped,
     errors: errors.sort((a, b) => compareText(a.path, b.path)),
     summary
   }

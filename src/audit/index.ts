@@ -6,6 +6,7 @@ export { formatJson, toJsonReport, REPORT_SCHEMA_VERSION } from './format/json.j
 export { formatMarkdown } from './format/markdown.js'
 export { formatSarif, toSarif } from './format/sarif.js'
 export { formatTable } from './format/table.js'
+export { skippedLine } from './format/skipped.js'
 export { FAIL_ON, gateExitCode } from './gate.js'
 export type { FailOn } from './gate.js'
 export { RULES, ruleById } from './registry.js'

@@ -1,3 +1,5 @@
+import type { Recipe } from '../node/build/recipe.js'
+
 /** Severity on the scale of the reproducibility analysis: critical breaks every build, low leaves small layer differences. */
 export type Severity = 'critical' | 'high' | 'medium' | 'low'
 
@@ -21,6 +23,12 @@ export interface RuleMeta {
    * before leftovers a one-line removal fixes.
    */
   impact?: number
+  /**
+   * For a leftover: the image paths it leaves behind (`/` when they could be anywhere). In a
+   * stage that reaches the final image only through `COPY --from`, such a finding matters
+   * only when what is copied overlaps these paths.
+   */
+  leaves?: readonly string[]
 }
 
 export interface Finding {
@@ -41,6 +49,8 @@ export interface Finding {
   fix: string
   /** The template through which this file was audited, when it was included by one. */
   via?: string
+  /** Why no release build is affected (a file no build reads, a stage that does not reach the image); only with `all`. */
+  outside?: string
 }
 
 export interface AuditedFile {
@@ -60,6 +70,12 @@ export interface AuditReport {
   findings: Finding[]
   /** Findings waived by an inline comment or the suppression file, with the reason; not counted. */
   suppressed: Array<Finding & { suppressed: { by: 'inline' | 'config', reason: string } }>
+  /**
+   * Findings no release build is affected by, each with the reason in `outside`: files the
+   * recipe's builds never read, stages the built target does not use, leftovers in stages that
+   * reach the image only through `COPY --from` of other paths. Not counted; empty with `all`.
+   */
+  skipped: Array<Finding & { outside: string }>
   /** Unreadable or malformed files: reported, the audit goes on without them. */
   errors: AuditFileError[]
   summary: Record<Severity, number>
@@ -70,6 +86,10 @@ export interface AuditOptions {
   include?: string[]
   /** Follow `FROM ./dir/ AS name` includes of `Dockerfile.tmpl` files (default true). */
   followTemplates?: boolean
+  /** How release builds are made: with it, files none of its builds reads are skipped. */
+  recipe?: Recipe
+  /** Keep skipped findings in `findings` (marked `outside`, after the others of their severity) rather than in `skipped`. */
+  all?: boolean
 }
 
 /** Where a rule found something: an offset into the file text, or a line and column. */

@@ -1,5 +1,6 @@
 import { RULES } from '../registry.js'
 import { SEVERITIES } from '../types.js'
+import { skippedLine } from './skipped.js'
 import type { AuditReport, Finding, RuleMeta, Severity } from '../types.js'
 
 const TITLE: Record<Severity, string> = { critical: 'Critical', high: 'High', medium: 'Medium', low: 'Low' }
@@ -44,6 +45,7 @@ export function formatMarkdown (report: AuditReport): string {
     out.push(`| **${TITLE[severity]}** | ${s[severity]} | ${rules.map(r => `\`${r}\``).join(', ')} |`)
   }
   out.push('')
+  if (report.skipped.length > 0) out.push(`${skippedLine(report.skipped.length)}.`, '')
 
   out.push('## Findings', '')
   if (report.findings.length === 0) out.push('No findings.', '')
@@ -54,7 +56,7 @@ export function formatMarkdown (report: AuditReport): string {
     for (const [rule, findings] of byRule(group)) {
       out.push(`#### ${rule.title} (\`${rule.id}\`)`, '')
       out.push('| Location | Offending text | Detail |', '|---|---|---|')
-      for (const f of findings) out.push(`| ${location(f)}${f.via != null ? ` (via \`${f.via}\`)` : ''} | ${code(f.text)} | ${cell(f.message)} |`)
+      for (const f of findings) out.push(`| ${location(f)}${f.via != null ? ` (via \`${f.via}\`)` : ''} | ${code(f.text)} | ${cell(f.outside != null ? `${f.message} (no release build affected: ${f.outside})` : f.message)} |`)
       out.push('', `**Why it breaks reproducibility:** ${rule.why}`, '', `**Fix:** ${rule.fix}`, '')
     }
   }

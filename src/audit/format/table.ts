@@ -1,5 +1,6 @@
 import { SEVERITIES } from '../types.js'
 import type { AuditReport, Finding, Severity } from '../types.js'
+import { skippedLine } from './skipped.js'
 
 export interface TableInit {
   /** ANSI colours for a terminal. */
@@ -27,6 +28,7 @@ export function formatTable (report: AuditReport, init: TableInit = {}): string 
     for (const f of group) {
       out.push(`  ${location(f).padEnd(width)}  ${f.ruleId.padEnd(idWidth)}  ${f.message}`)
       out.push(paint(DIM, `  ${' '.repeat(width)}  ${' '.repeat(idWidth)}  > ${f.text}${f.via != null ? `  (via ${f.via})` : ''}`))
+      if (f.outside != null) out.push(paint(DIM, `  ${' '.repeat(width)}  ${' '.repeat(idWidth)}  no release build affected: ${f.outside}`))
     }
     out.push('')
   }
@@ -35,6 +37,7 @@ export function formatTable (report: AuditReport, init: TableInit = {}): string 
     for (const e of report.errors) out.push(`  ${e.path}: ${e.message}`)
     out.push('')
   }
+  if (report.skipped.length > 0) out.push(skippedLine(report.skipped.length))
   const s = report.summary
   out.push(`${report.files.length} files audited: ${s.critical} critical, ${s.high} high, ${s.medium} medium, ${s.low} low${report.errors.length > 0 ? `, ${report.errors.length} errors` : ''}`)
   if (report.findings.length > 0) out.push('Run with --format markdown for why each finding matters and how to fix it.')

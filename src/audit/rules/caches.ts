@@ -68,6 +68,7 @@ export const caches: RuleFamily = {
     id: MACHINE_ID_LEFT,
     impact: 1,
     severity: 'critical',
+    leaves: ['/etc/machine-id', '/var/lib/dbus/machine-id'],
     title: 'Random machine id left in the image',
     why: 'dbus and systemd generate /etc/machine-id or /var/lib/dbus/machine-id from random bytes when installed; the layer differs on every build (cause machine-id).',
     fix: 'Remove them in the same RUN: rm -f /etc/machine-id /var/lib/dbus/machine-id (they are generated at first boot), or truncate -s 0 /etc/machine-id.'
@@ -75,12 +76,14 @@ export const caches: RuleFamily = {
     id: FONT_CACHE_LEFT,
     impact: 1,
     severity: 'critical',
+    leaves: ['/var/cache/fontconfig'],
     title: 'Font caches left in the image',
     why: 'fc-cache writes /var/cache/fontconfig/*.cache-* with the scan time and directory times; they differ on every build (cause fontconfig-cache).',
     fix: 'Remove them in the same RUN: rm -rf /var/cache/fontconfig/* (rebuilt at first use).'
   }, {
     id: LDCONFIG_CACHE_LEFT,
     severity: 'critical',
+    leaves: ['/var/cache/ldconfig'],
     title: 'ldconfig auxiliary cache left in the image',
     why: 'ldconfig stores the inode numbers and change times of the libraries it scanned in /var/cache/ldconfig/aux-cache; it differs on every build (cause ldconfig-aux-cache).',
     fix: 'Remove it in the same RUN: rm -f /var/cache/ldconfig/aux-cache.'
@@ -88,6 +91,7 @@ export const caches: RuleFamily = {
     id: PYTHON_BYTECODE,
     impact: 1,
     severity: 'critical',
+    leaves: ['/'],
     title: 'Python bytecode compiled at build time',
     why: 'Timestamp-based .pyc files record the mtime of their source, which is the time of the build for files pip writes (cause python-bytecode).',
     fix: 'ENV PYTHONDONTWRITEBYTECODE=1 and pip install --no-compile, or remove __pycache__ directories in the same RUN.'

@@ -81,24 +81,28 @@ export const leftovers: RuleFamily = {
   rules: [{
     id: COPY_METADATA_IMPLICIT,
     severity: 'low',
+    leaves: ['/'],
     title: 'COPY/ADD without explicit --chmod',
     why: 'COPY without --chown already writes uid/gid 0, so owners do not vary; without --chmod the modes are those of the build machine\'s checkout (its umask, core.fileMode), which can differ between builders that do not normalise them. neko-rebuilder\'s own rebuilds normalise checkout modes to 0644/0755, so for them this cannot cause a difference.',
     fix: 'Give modes explicitly (COPY --chmod=0644 ...; --chmod=0755 for executables and directories) and copy only what the image needs.'
   }, {
     id: APT_LISTS_LEFT,
     severity: 'high',
+    leaves: ['/var/lib/apt/lists'],
     title: 'apt lists left in the image',
     why: '/var/lib/apt/lists holds the package indexes of the day of the build; left in a layer they make it differ from a build on any other day.',
     fix: 'End the same RUN with rm -rf /var/lib/apt/lists/*, or give that step a tmpfs there (RUN --mount=type=tmpfs,target=/var/lib/apt/lists).'
   }, {
     id: LOGS_LEFT,
     severity: 'critical',
+    leaves: ['/var/log'],
     title: 'Package manager logs left in the image',
     why: 'dpkg and apt append timestamps to /var/log/dpkg.log and /var/log/apt/*.log on every install.',
     fix: 'Remove them in the same RUN: rm -rf /var/log/apt /var/log/dpkg.log /var/log/alternatives.log (or rm -rf /var/log/*).'
   }, {
     id: ACCOUNT_DATE,
     severity: 'high',
+    leaves: ['/etc/shadow'],
     title: 'useradd/adduser writes the date into /etc/shadow',
     why: 'The last-password-change field of /etc/shadow is set to the day of the build, so the file differs between builds on different days.',
     fix: 'Declare ARG SOURCE_DATE_EPOCH in the stage so useradd sees it (recent shadow releases take the date from it), or set the field to a fixed date with chage -d <date> <user> in the same RUN.'

@@ -1,7 +1,10 @@
+import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Command } from 'commander'
+import { loadRecipe, REPOSITORY_RECIPE_FILE } from '../../node/build/recipe.js'
 import { UsageError } from '../errors.js'
-import { auditRepository, FAIL_ON, FORMATS, formatReport, gateExitCode } from '../../audit/index.js'
+import { auditRepository, FAIL_ON, FORMATS, formatReport, gateExitCode, skippedLine } from '../../audit/index.js'
 import type { FailOn, Format } from '../../audit/index.js'
 
 interface AuditFlags {
@@ -10,6 +13,8 @@ interface AuditFlags {
   output?: string
   include?: string[]
   followTemplates: boolean
+  recipe?: string
+  all?: boolean
 }
 
 export function register (program: Command): void {
@@ -21,16 +26,27 @@ export function register (program: Command): void {
     .option('-o, --output <file>', 'write the report to a file instead of standard output')
     .option('--include <paths...>', 'audit only these repository-relative paths or glob patterns')
     .option('--no-follow-templates', 'do not follow FROM ./dir/ includes of Dockerfile.tmpl files')
+    .option('--recipe <name|file>', `how release builds are made (a built-in name such as neko, or a recipe file; default: the repository's ${REPOSITORY_RECIPE_FILE}, if any): findings in files or stages no release build reads are skipped`)
+    .option('--all', 'also show the findings no release build is affected by, after the others of their severity')
     .action(async (path: string, flags: AuditFlags) => {
       if (!(FORMATS as readonly string[]).includes(flags.format)) throw new UsageError('--format', `must be one of ${FORMATS.join(', ')}, not ${flags.format}`)
       if (!(FAIL_ON as readonly string[]).includes(flags.failOn)) throw new UsageError('--fail-on', `must be one of ${FAIL_ON.join(', ')}, not ${flags.failOn}`)
-      const report = await auditRepository(path, { followTemplates: flags.followTemplates, ...(flags.include != null ? { include: flags.include } : {}) })
+      const recipe = flags.recipe != null
+        ? await loadRecipe(flags.recipe)
+        : existsSync(join(path, REPOSITORY_RECIPE_FILE)) ? await loadRecipe(undefined, path) : undefined
+      const report = await auditRepository(path, {
+        followTemplates: flags.followTemplates,
+        ...(flags.include != null ? { include: flags.include } : {}),
+        ...(recipe != null ? { recipe } : {}),
+        all: flags.all === true
+      })
       const color = flags.format === 'table' && flags.output == null && process.stdout.isTTY && process.env.NO_COLOR == null
       const text = formatReport(report, flags.format as Format, { color })
       if (flags.output != null) {
         await writeFile(flags.output, text)
         const s = report.summary
         process.stderr.write(`audit: ${s.critical} critical, ${s.high} high, ${s.medium} medium, ${s.low} low findings written to ${flags.output}\n`)
+        if (report.skipped.length > 0) process.stderr.write(`audit: ${skippedLine(report.skipped.length)}\n`)
       } else {
         process.stdout.write(text)
       }
