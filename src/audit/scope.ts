@@ -119,10 +119,10 @@ function includePath (template: string, image: string, has: (path: string) => bo
 }
 
 /** The template a prepare step turns into the variant's Dockerfile, with the environment it runs in. */
-function generatingTemplate (variant: Variant, templates: ReadonlySet<string>): { template: string, env: Map<string, string> } | undefined {
+function generatingTemplate (variant: Variant, isTemplate: (path: string) => boolean): { template: string, env: Map<string, string> } | undefined {
   for (const step of variant.prepare ?? []) {
     if (step.stdout == null || posix.normalize(step.stdout) !== posix.normalize(variant.build.dockerfile)) continue
-    const template = step.command.map(a => posix.normalize(a)).find(a => templates.has(a))
+    const template = step.command.map(a => posix.normalize(a)).find(isTemplate)
     if (template != null) return { template, env: new Map(Object.entries(step.env ?? {})) }
   }
   return undefined
@@ -182,7 +182,8 @@ export function createScope (init: ScopeInit): Scope {
       }
       const dockerfile = posix.normalize(variant.build.dockerfile)
       const context = posix.normalize(variant.build.context)
-      const generated = kinds.get(dockerfile) === 'dockerfile' ? undefined : generatingTemplate(variant, templates)
+      // A prepare step that writes the Dockerfile wins over a file of that name in the checkout.
+      const generated = generatingTemplate(variant, path => templates.has(path) || (/\.tmpl$/.test(path) && init.text(path) != null))
       if (generated != null) {
         const text = init.text(generated.template)
         if (text == null) { read = undefined; break }
@@ -201,7 +202,7 @@ export function createScope (init: ScopeInit): Scope {
         markPinned(graph.stages)
         addBuild(label, graph, variant.build.target, pinned, generated.template)
       } else {
-        const text = kinds.get(dockerfile) === 'dockerfile' ? init.text(dockerfile) : undefined
+        const text = init.text(dockerfile)
         if (text == null) {
           errors.push({ path: dockerfile, message: `${label}: the Dockerfile is not in the repository and no prepare step writes it from a template here, so what this build reads is not known; no finding is skipped` })
           read = undefined

@@ -71,6 +71,28 @@ describe('neko-rebuilder audit (CLI)', { timeout: 240_000 }, () => {
     expect(sarif.runs[0]?.results).toHaveLength(report.findings.length)
   })
 
+  it('--recipe skips findings no release build is affected by, says how many, and --all shows them', async () => {
+    const root = join(FIXTURES, 'recipe-scope')
+    const recipe = join(root, 'recipe.json')
+    const [scoped, all, gated, unknown] = await Promise.all([
+      cli(root, '--recipe', recipe),
+      cli(root, '--recipe', recipe, '--all'),
+      cli(root, '--recipe', recipe, '--include', '.github', '--fail-on', 'medium'),
+      cli(root, '--recipe', join(root, 'no-such-recipe.json'))
+    ])
+    expect(scoped.code).toBe(0)
+    expect(scoped.stdout).toContain('18 findings in files or stages no release build reads; --all to show')
+    expect(scoped.stdout).not.toContain('dev/Dockerfile')
+    expect(all.stdout).toContain('dev/Dockerfile:1')
+    expect(all.stdout).toContain('no release build affected: no variant of recipe example builds this file')
+    expect(all.stdout).not.toContain('--all to show')
+    // Skipped findings do not count for a gate: the workflow's unpinned action is not in any release build.
+    expect(gated.code).toBe(0)
+    expect(gated.stdout).toContain('1 finding in files or stages no release build reads; --all to show')
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toMatch(/no-such-recipe\.json/)
+  })
+
   it('prints markdown', async () => {
     const r = await cli(NEKO, '--format', 'markdown', '--include', 'server')
     expect(r.code).toBe(0)
