@@ -44,6 +44,12 @@ export interface ParseStagesInit {
   contextDir: string
 }
 
+/** An instruction's arguments; the JSON form (`COPY ["a", "b"]`) as its strings. */
+function argumentsOf (ins: Instruction): string[] {
+  const json = (ins as unknown as { getJSONStrings?: () => Array<{ getJSONValue: () => string }> }).getJSONStrings?.() ?? []
+  return json.length > 0 ? json.map(j => j.getJSONValue()) : ins.getArguments().map(a => a.getValue())
+}
+
 function flagValue (ins: Instruction, name: string): string | undefined {
   const flags = (ins as unknown as { getFlags?: () => Flag[] }).getFlags?.() ?? []
   return flags.find(f => f.getName() === name)?.getValue() ?? undefined
@@ -93,7 +99,7 @@ export function parseStages (init: ParseStagesInit): Stage[] {
       workdir = posix.resolve(workdir, dir)
       lastWorkdir.set(stage, workdir)
     } else if (keyword === 'COPY' || keyword === 'ADD') {
-      const words = ins.getArguments().map(a => expand(a.getValue(), args))
+      const words = argumentsOf(ins).map(a => expand(a, args))
       if (words.length < 2 || words.some(w => w.startsWith('<<'))) continue
       const sources = words.slice(0, -1)
       const rawDest = words[words.length - 1] ?? '.'
@@ -112,7 +118,7 @@ export function parseStages (init: ParseStagesInit): Stage[] {
         const from = opts.get('from')
         if (from != null) stage.reads.push({ ref: expand(from, args).toLowerCase(), paths: [posix.resolve('/', opts.get('source') ?? opts.get('src') ?? '/')] })
       }
-      stage.runs.push({ workdir, tokens: ins.getArguments().map(a => pathToken(expand(a.getValue(), args))).filter(t => t !== '') })
+      stage.runs.push({ workdir, tokens: argumentsOf(ins).map(a => pathToken(expand(a, args))).filter(t => t !== '') })
     }
   }
   return stages
@@ -206,7 +212,7 @@ export function runFiles (stage: Stage, inherited: ContextCopy[]): Set<string> {
           const src = posix.normalize(source).replace(/\/+$/, '')
           const repo = (rel: string): string => posix.normalize(posix.join(c.contextDir, rel)).replace(/^\.\/?/, '')
           if (abs === c.dest || (c.destIsDir && abs === posix.join(c.dest, posix.basename(src)))) out.add(repo(src))
-          if (abs.startsWith(`${c.dest}/`)) out.add(repo(posix.join(src, abs.slice(c.dest.length + 1))))
+          else if (abs.startsWith(`${c.dest}/`)) out.add(repo(posix.join(src, abs.slice(c.dest.length + 1))))
         }
       }
     }
