@@ -197,8 +197,9 @@ export function overlaps (copied: Iterable<string>, left: readonly string[]): bo
 }
 
 /**
- * The repository files a RUN names through what the stage copied from the build context:
- * `COPY . .` then `RUN ./build` in `/src` names `<context>/build`.
+ * The repository paths a RUN may name through what the stage copied from the build context:
+ * `COPY . .` then `RUN ./build` in `/src` names `<context>/build`. Candidates: a path that is
+ * no file of the repository matches nothing.
  */
 export function runFiles (stage: Stage, inherited: ContextCopy[]): Set<string> {
   const out = new Set<string>()
@@ -211,8 +212,9 @@ export function runFiles (stage: Stage, inherited: ContextCopy[]): Set<string> {
         for (const source of c.sources) {
           const src = posix.normalize(source).replace(/\/+$/, '')
           const repo = (rel: string): string => posix.normalize(posix.join(c.contextDir, rel)).replace(/^\.\/?/, '')
-          if (abs === c.dest || (c.destIsDir && abs === posix.join(c.dest, posix.basename(src)))) out.add(repo(src))
-          else if (abs.startsWith(`${c.dest}/`)) out.add(repo(posix.join(src, abs.slice(c.dest.length + 1))))
+          // Whether a source is a file or a directory is not known here: both readings are kept, and only real scripts match.
+          if (!source.endsWith('/') && (abs === c.dest || (c.destIsDir && abs === posix.join(c.dest, posix.basename(src))))) out.add(repo(src))
+          if (abs.startsWith(`${c.dest}/`)) out.add(repo(posix.join(src, abs.slice(c.dest.length + 1))))
         }
       }
     }

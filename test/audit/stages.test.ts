@@ -64,6 +64,11 @@ describe('stages of a Dockerfile', () => {
     })
     expect(stage).toBeDefined()
     if (stage == null) return
-    expect([...runFiles(stage, [])].sort()).toEqual(['app/run.sh', 'app/scripts/setup.sh'])
+    const files = runFiles(stage, [])
+    expect([...files]).toEqual(expect.arrayContaining(['app/run.sh', 'app/scripts/setup.sh']))
+    expect(files.has('app/scripts')).toBe(false)
+    // A directory copied to a path holding a file of its own name (Neko's widevine-installer/widevine-installer).
+    const [neko] = parseStages({ file: 'runtime/Dockerfile', text: 'FROM debian\nCOPY widevine-installer/ /widevine/\nRUN /widevine/widevine-installer;\n', args: new Map(), contextDir: 'runtime' })
+    expect(neko != null && runFiles(neko, []).has('runtime/widevine-installer/widevine-installer')).toBe(true)
   })
 })
