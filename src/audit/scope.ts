@@ -172,8 +172,9 @@ export function createScope (init: ScopeInit): Scope {
         args.set(arg, `neko-rebuilder-variant-${base}`)
       }
       for (const [arg, value] of args) if (DIGEST_PINNED.test(value)) pinnedBy.set(arg, `${label} sets ${arg} to ${value}`)
-      const markPinned = (stages: Stage[]): void => {
-        for (const s of stages) {
+      // Only in the file the recipe builds: an included file's arguments are its own (the generator renames them).
+      const markPinned = (stages: Stage[], file: string): void => {
+        for (const s of stages.filter(s => s.file === file)) {
           const text = init.text(s.file)?.split('\n')[s.start - 1] ?? ''
           const image = /^\s*FROM\s+(?:--\S+\s+)*(\S+)/i.exec(text)?.[1] ?? ''
           const used = [...image.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)].map(m => m[1] ?? '')
@@ -186,7 +187,11 @@ export function createScope (init: ScopeInit): Scope {
       const generated = generatingTemplate(variant, path => templates.has(path) || (/\.tmpl$/.test(path) && init.text(path) != null))
       if (generated != null) {
         const text = init.text(generated.template)
-        if (text == null) { read = undefined; break }
+        if (text == null) {
+          errors.push({ path: generated.template, message: `${label}: the template cannot be read, so what this build reads is not known; no finding is skipped` })
+          read = undefined
+          break
+        }
         read.add(generated.template)
         const env = new Map([...generated.env, ...args])
         const graph = templateBuild(generated.template, text, env, context, image => {
@@ -199,7 +204,7 @@ export function createScope (init: ScopeInit): Scope {
           break
         }
         for (const s of graph.stages) read.add(s.file)
-        markPinned(graph.stages)
+        markPinned(graph.stages, generated.template)
         addBuild(label, graph, variant.build.target, pinned, generated.template)
       } else {
         const text = init.text(dockerfile)
@@ -210,7 +215,7 @@ export function createScope (init: ScopeInit): Scope {
         }
         read.add(dockerfile)
         const { stages, graph } = plainBuild(dockerfile, text, args, context)
-        markPinned(stages)
+        markPinned(stages, dockerfile)
         addBuild(label, graph, variant.build.target, pinned, dockerfile)
       }
     }
