@@ -217,6 +217,10 @@ describe('cause catalogue, dpkg and text diff units', () => {
       expect(ruleById(rule), `${id} → ${rule}`).toBeDefined()
       expect(audit).toContain(`| \`${id}\` | \`${rule}\` |`)
     }
+    // The docs name a rule only where the catalogue does, so no link points at a rule that does not exist.
+    for (const [, rule] of causes.matchAll(/\*\*Audit rule:\*\* \[`([^`]+)`\]/g)) {
+      expect(ruleById(rule ?? ''), `docs/causes.md links ${rule}`).toBeDefined()
+    }
   })
 
   it('applies the removals to the RUN that made the layer, and leaves other causes to be fixed by hand', () => {
