@@ -58,6 +58,8 @@ export interface TargetVerdict {
   sameEngine: SameEngineVote[]
   /** Trusted keys that signed two or more different digests for this target: excluded. */
   equivocating: Array<{ keyId: string, name?: string, digests: Digest[] }>
+  /** Trusted keys with claims on this target that the input set aside (a proven split view): excluded. */
+  setAside: Array<{ keyId: string, name?: string, reason: string }>
   published: { digest?: Digest, match: PublishedMatch }
   threshold: number
   /** Trusted builders that answered (voted, failed or equivocated). */
@@ -75,6 +77,12 @@ export interface VerdictInput {
   published?: ReadonlyMap<string, string>
   /** Targets to report even without claims (from trusted announcements). */
   expectedTargets?: Target[]
+  /**
+   * Builder keys not to count, with the reason (a log proven to show two views): like an
+   * equivocating key, one with claims on a target has answered there and is listed; none is
+   * ever outstanding, since nothing it signs can count.
+   */
+  setAside?: ReadonlyMap<string, string>
 }
 
 interface KeyEvidence {
@@ -112,12 +120,13 @@ function oneVotePerEngine (votes: BuilderVote[]): { counted: BuilderVote[], same
   return { counted, sameEngine }
 }
 
-function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy: TrustPolicy, published: string | undefined): TargetVerdict {
+function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy: TrustPolicy, published: string | undefined, setAside: ReadonlyMap<string, string> | undefined): TargetVerdict {
   const k = policy.threshold
   const m = policy.minOperators
   const a = policy.allowedDissent
   const trusted = new Map<string, KeyEvidence>()
   const untrustedSeen = new Map<string, { keyId: string, digest?: Digest, failureClass?: FailureClass }>()
+  const asideSeen = new Map<string, { keyId: string, name: string, reason: string }>()
   for (const c of claims) {
     const builder = policy.builderById.get(c.keyId)
     if (builder === undefined) {
@@ -125,6 +134,11 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
         ? { keyId: c.keyId, digest: c.claim.result.manifestDigest }
         : { keyId: c.keyId, failureClass: c.claim.failure?.class }
       untrustedSeen.set(`${entry.keyId} ${entry.digest ?? ''} ${entry.failureClass ?? ''}`, entry)
+      continue
+    }
+    const reason = setAside?.get(c.keyId)
+    if (reason !== undefined) {
+      asideSeen.set(c.keyId, { keyId: c.keyId, name: builder.name, reason })
       continue
     }
     let ev = trusted.get(c.keyId)
@@ -174,8 +188,8 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
   const ranked = [...byDigest.entries()].sort(([da, va], [db, vb]) =>
     vb.length - va.length || ops(vb).size - ops(va).size || byString(da, db))
 
-  const answered = trusted.size
-  const outstandingBuilders = policy.builders.filter(b => !trusted.has(b.keyId))
+  const answered = trusted.size + asideSeen.size
+  const outstandingBuilders = policy.builders.filter(b => !trusted.has(b.keyId) && setAside?.has(b.keyId) !== true)
   const outstanding = outstandingBuilders.length
   const outstandingOps = new Set(outstandingBuilders.map(b => b.operator))
   const leading = ranked[0]
@@ -217,6 +231,7 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
     untrusted: [...untrustedSeen.values()].sort((x, y) => byKey(x, y) || byString(x.digest ?? '', y.digest ?? '') || byString(x.failureClass ?? '', y.failureClass ?? '')),
     sameEngine,
     equivocating: equivocating.sort(byKey),
+    setAside: [...asideSeen.values()].sort(byKey),
     published: published !== undefined ? { digest: published, match } : { match },
     threshold: k,
     trustedCount: answered,
@@ -255,7 +270,7 @@ export function computeVerdicts (input: VerdictInput): TargetVerdict[] {
     const src = g.expected ?? (g.claims[0] as VerifiedClaim).claim.target
     const target: Target = { repository: src.repository, commit: src.commit, variant: src.variant, platform: src.platform }
     if (tag !== undefined) target.tag = tag
-    out.push(verdictFor(key, target, g.claims, input.policy, input.published?.get(key)))
+    out.push(verdictFor(key, target, g.claims, input.policy, input.published?.get(key), input.setAside))
   }
   return out
 }

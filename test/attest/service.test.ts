@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import { attestRelease, collectAttestations, createAttestService, TagMovedError } from '../../src/node/attest/index.js'
-import { evaluateReleaseFull } from '../../src/node/consensus/evaluate.js'
+import { evaluateRelease } from '../../src/node/consensus/evaluate.js'
 import { pickAnnouncement } from '../../src/node/consensus/service.js'
 import { logger } from '../../src/node/logger.js'
 import { createRegistryClient, createRegistryWriter, DigestMismatchError, parseReference } from '../../src/node/registry/index.js'
@@ -64,7 +64,7 @@ describe.skipIf(!available)('attesting from a node and against a moving registry
       }
     }
     const attempt = attestRelease({ ...base, registry }, {
-      evaluation: evaluateReleaseFull(policy, chosen, others, claims),
+      evaluation: evaluateRelease({ policy, chosen, others, claims }),
       claims,
       images: new Map([['app', `${reg.host}/neko/app`]]),
       tag: 'v7',

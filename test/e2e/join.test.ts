@@ -11,8 +11,8 @@ import { writeIdentity } from '../../src/node/identity-files.js'
 import { createStore } from '../../src/node/store/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { parsePolicy } from '../../src/protocol/policy.js'
-import { computeVerdicts } from '../../src/protocol/quorum.js'
 import { engineAvailable } from '../helpers/engine.js'
+import { storeVerdicts } from '../node/helpers.js'
 
 const available = engineAvailable('join end to end')
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts')
@@ -153,6 +153,7 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
     const policy = parsePolicy(JSON.parse(JSON.stringify({
       version: 1,
       builders: keys.map((k, i) => ({ name: `node-${i}`, operator: `op-${i}`, publicKey: k.publicKeyPem })),
+      announcers: [{ name: 'release', publicKey: announcer.publicKeyPem }],
       threshold: 2,
       minOperators: 2,
       allowedDissent: 0
@@ -162,7 +163,7 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
       try {
         const claims = await store.claimsForCommit(project.repository, project.commit)
         expect(claims).toHaveLength(2)
-        const [v] = computeVerdicts({ claims: claims.map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id })), policy })
+        const [v] = await storeVerdicts(store, policy, project.repository, project.commit)
         // Both nodes built on this machine's one engine: their agreement is one witness.
         expect(claims[0]!.claim!.environment.engine.id).toBeDefined()
         expect(claims[1]!.claim!.environment.engine.id).toBe(claims[0]!.claim!.environment.engine.id)

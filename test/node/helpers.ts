@@ -9,7 +9,9 @@ import type { SigningIdentity } from '../../src/protocol/keys.js'
 import type { TrustPolicy } from '../../src/protocol/policy.js'
 import { exportPrivatePem, generateIdentity } from '../../src/protocol/keys.js'
 import { parsePolicy } from '../../src/protocol/policy.js'
-import { computeVerdicts, type TargetVerdict } from '../../src/protocol/quorum.js'
+import type { TargetVerdict } from '../../src/protocol/quorum.js'
+import { judge, judgedClaims } from '../../src/node/consensus/evaluate.js'
+import type { Store } from '../../src/node/store/types.js'
 
 export const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
 
@@ -63,10 +65,20 @@ export async function startDaemon (opts: TestDaemonOptions): Promise<Daemon> {
   return daemon
 }
 
+/**
+ * The verdicts users get from a store for one commit: the product's own `judge`, over the
+ * targets that the policy's announcers announced at that commit.
+ */
+export async function storeVerdicts (store: Store, policy: TrustPolicy, repository: string, commit: string): Promise<TargetVerdict[]> {
+  const announcements = (await store.announcements({ repository }))
+    .filter(m => m.announcement?.commit === commit && policy.announcerKeys.has(m.keyId)).map(m => m.announcement!)
+  const claims = judgedClaims(await store.claimsForCommit(repository, commit, policy.builderKeys.keys()))
+  return judge({ policy, announcements, claims }).verdicts
+}
+
 /** Verdicts a node computes over its own store for one commit. */
 export async function verdictsOf (d: Daemon, repository: string, commit: string): Promise<TargetVerdict[]> {
-  const claims = (await d.store.claimsForCommit(repository, commit, d.policy().builderKeys.keys())).map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id }))
-  return computeVerdicts({ claims, policy: d.policy() })
+  return await storeVerdicts(d.store, d.policy(), repository, commit)
 }
 
 export { exportPrivatePem }

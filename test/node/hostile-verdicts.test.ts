@@ -193,6 +193,8 @@ describe('hostile peers against three honest nodes', () => {
     delete (noHint.signatures[0] as { keyid?: string }).keyid
     const noHint2 = signClaim(claim(target(commit, 'app', 'linux/amd64'), { result: imageResult('no hint') }), builders[1]!)
     delete (noHint2.signatures[0] as { keyid?: string }).keyid
+    // Verdicts are of announced releases: the announcement comes first.
+    await publishAll([signAnnouncement(announcement('co-signed', commit, [['app', 'linux/amd64'], ['base', 'linux/amd64']]), announcer)], TOPICS.announcements)
     await publishAll([...front, noHint, noHint2])
     for (const n of nodes) {
       const verdicts = await verdictsOf(n, 'https://github.com/m1k1o/neko', commit)

@@ -14,6 +14,7 @@ import {
   checkCosignature, checkWitnessed, encodeCheckpointMessage, takeInclusionLines, parseCheckpoint, parseNote, verifySplitView, witnessName
 } from '../../src/protocol/tlog/index.js'
 import { reportWitnessing } from '../../src/node/tlog/status.js'
+import { SPLIT_VIEW_REASON } from '../../src/protocol/tlog/split-view.js'
 import { LOOPBACK, policyFor, waitFor } from '../node/helpers.js'
 import { fakeId, putMessages } from './messages.js'
 
@@ -119,8 +120,9 @@ describe('checkpoint gossip and witnessing', () => {
     // status --node sets the builder whose log split aside, like an equivocating builder.
     const said: string[] = []
     const claim = { id: fakeId(1), kind: 'claim', keyId: ids[0]?.keyId ?? '', envelopeJson: '{}', cursor: 1, receivedAt: '' } as const
-    const kept = await reportWitnessing(c.httpUrl() ?? '', policyFor([ids[0] as SigningIdentity], []), [claim], l => said.push(l))
-    expect(kept).toEqual([])
+    const r = await reportWitnessing(c.httpUrl() ?? '', policyFor([ids[0] as SigningIdentity], []), [claim], l => said.push(l))
+    expect([...r.setAside]).toEqual([[ids[0]?.keyId, SPLIT_VIEW_REASON]])
+    expect(r.claims).toEqual([claim])
     expect(said.join('')).toMatch(/proof checked; builder builder-0 not counted/)
     await forged.stop()
     await forgedStore.close()

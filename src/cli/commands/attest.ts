@@ -8,7 +8,7 @@ import { verifierIdOf } from '../../protocol/vsa.js'
 import { attestRelease, referrersTag, type TargetAttestation } from '../../node/attest/index.js'
 import { defaultDataDir } from '../../node/config/resolve.js'
 import { UnknownTagError } from '../../node/consensus/errors.js'
-import { evaluateReleaseFull } from '../../node/consensus/evaluate.js'
+import { evaluateRelease } from '../../node/consensus/evaluate.js'
 import { pickAnnouncement } from '../../node/consensus/service.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { logger } from '../../node/logger.js'
@@ -64,7 +64,7 @@ export function register (program: Command): void {
         const { chosen, others } = pickAnnouncement(policy, tag, source.announcements)
         const a = chosen.announcement!
         const claims = await source.claimsFor(a.repository, a.commit)
-        const evaluation = evaluateReleaseFull(policy, chosen, others, claims)
+        const evaluation = evaluateRelease({ policy, chosen, others, claims, setAside: source.setAside })
         await attestRelease({ registry: createRegistryClient(common), writer: createRegistryWriter(common), log: logger('attest') }, {
           evaluation,
           claims,

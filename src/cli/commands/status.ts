@@ -11,8 +11,7 @@ import { buildVsa, verifierIdOf } from '../../protocol/vsa.js'
 import { loadRecipe } from '../../node/build/recipe.js'
 import { defaultDataDir, DATA_DIR_POLICY } from '../../node/config/resolve.js'
 import { NoTrustedAnnouncementError, UnknownTagError } from '../../node/consensus/errors.js'
-import { announcerTrusted, evaluateReleaseFull, type ReleaseEvaluation } from '../../node/consensus/evaluate.js'
-import { formatConsensus } from '../../node/consensus/format.js'
+import { announcerTrusted, evaluateRelease, type ReleaseEvaluation } from '../../node/consensus/evaluate.js'
 import { openExistingStore } from '../../node/consensus/open-store.js'
 import { gateOutcome } from '../../node/consensus/outcome.js'
 import { checkPublished } from '../../node/consensus/published.js'
@@ -25,7 +24,8 @@ import type { StoredMessage } from '../../node/store/types.js'
 import { reportWitnessing } from '../../node/tlog/status.js'
 import { fetchDivergencesFromNode, formatReport, listReports } from '../../node/triage/index.js'
 import type { DivergenceReport } from '../../protocol/triage.js'
-import { EXIT } from '../exit-codes.js'
+import { exitCodeFor } from '../verdicts/exit.js'
+import { formatConsensus } from '../verdicts/table.js'
 
 export interface StatusFlags {
   repo?: string
@@ -63,15 +63,16 @@ export async function policyFor (flags: StatusFlags, dataDir: string): Promise<{
 }
 
 /** The release's messages from a node (verified here) or from a local store. */
-export async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<{ announcements: StoredMessage[], claimsFor: (repository: string, commit: string) => Promise<StoredMessage[]>, reports: (repository: string) => Promise<Array<{ keyId: string, report: DivergenceReport }>>, close: () => Promise<void>, where: string }> {
+export async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<{ announcements: StoredMessage[], claimsFor: (repository: string, commit: string) => Promise<StoredMessage[]>, setAside?: Map<string, string>, reports: (repository: string) => Promise<Array<{ keyId: string, report: DivergenceReport }>>, close: () => Promise<void>, where: string }> {
   if (flags.node !== undefined) {
     const remote = await fetchReleaseFromNode(flags.node, policy, tag, flags.repo)
     for (const r of remote.rejected.slice(0, 20)) process.stderr.write(`neko-rebuilder: ignored line ${r.line} from ${flags.node}: ${r.reason}\n`)
     if (remote.rejected.length > 20) process.stderr.write(`neko-rebuilder: … and ${remote.rejected.length - 20} more rejected lines\n`)
     const announcements = remote.messages.filter(m => m.announcement != null && m.announcement.tag === tag && (flags.repo === undefined || m.announcement.repository === flags.repo))
-    const claims = await reportWitnessing(flags.node, policy, remote.messages.filter(m => m.claim != null), (line) => process.stderr.write(line))
+    const { claims, setAside } = await reportWitnessing(flags.node, policy, remote.messages.filter(m => m.claim != null), (line) => process.stderr.write(line))
     return {
       announcements,
+      setAside,
       claimsFor: async (repository, commit) => claims.filter(m => m.claim != null && m.claim.target.repository === repository && m.claim.target.commit === commit),
       reports: async (repository) => await fetchDivergencesFromNode(flags.node as string, policy, tag, repository),
       close: async () => {},
@@ -183,13 +184,13 @@ export function register (program: Command): void {
           const registry = createRegistryClient({ timeoutMs: 15_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}) })
           published = await checkPublished({ registry }, await imagesFor(a.recipe.name, overrides), { repository: a.repository, tag, commit: a.commit, targets: a.targets })
         }
-        evaluation = evaluateReleaseFull(policy, chosen, others, claims, published)
+        evaluation = evaluateRelease({ policy, chosen, others, claims, published, setAside: source.setAside })
         reports = (await source.reports(a.repository)).filter(r => r.report.target.commit === a.commit)
       } finally {
         await source.close()
       }
 
-      const outcome = gateOutcome(evaluation.consensus)
+      const outcome = gateOutcome(evaluation.consensus.targets)
       if (flags.json === true) {
         process.stdout.write(JSON.stringify({ ...evaluation.consensus, outcome, divergences: reports.map(r => ({ keyId: r.keyId, ...r.report })) }, null, 2) + '\n')
       } else {
@@ -200,6 +201,6 @@ export function register (program: Command): void {
         await writeVsa(flags.vsa, flags.key, evaluation, pathToFileURL(policyFile).toString())
         if (flags.json !== true) process.stdout.write(`VSA: ${evaluation.verdicts.length} signed summar${evaluation.verdicts.length === 1 ? 'y' : 'ies'} written to ${flags.vsa}\n`)
       }
-      process.exitCode = outcome === 'ok' ? EXIT.OK : outcome === 'pending' ? EXIT.PENDING : EXIT.NOT_REPRODUCIBLE
+      process.exitCode = exitCodeFor(outcome)
     })
 }

@@ -1,19 +1,19 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { announcementTargets } from '../../protocol/announcement.js'
 import { decodeBundle } from '../../protocol/bundle.js'
 import { ValidationError } from '../../protocol/errors.js'
-import type { CountedClaim, VerifiedClaim, TargetVerdict } from '../../protocol/quorum.js'
-import { computeVerdicts } from '../../protocol/quorum.js'
+import type { CountedClaim, VerifiedClaim } from '../../protocol/quorum.js'
 import { WIRE } from '../../protocol/patterns.js'
 import { parsePolicy, policyKeys } from '../../protocol/policy.js'
 import { decodeVsa, type VsaSummary } from '../../protocol/vsa.js'
 import { targetKey } from '../../protocol/target.js'
-import type { Target } from '../../protocol/types.js'
+import type { Announcement, Target } from '../../protocol/types.js'
 import { checkWitnessed, takeInclusionLines } from '../../protocol/tlog/witnessed.js'
 import { NoTrustedAnnouncementError } from '../../node/consensus/errors.js'
-import { votesText } from '../../node/consensus/votes.js'
-import { EXIT } from '../exit-codes.js'
+import { judge } from '../../node/consensus/evaluate.js'
+import { gateOutcome } from '../../node/consensus/outcome.js'
+import { exitCodeFor } from '../verdicts/exit.js'
+import { formatReleases } from '../verdicts/table.js'
 
 interface VerifyOptions {
   policy: string
@@ -71,42 +71,6 @@ export function parsePublished (json: unknown, file: string): Map<string, string
   return out
 }
 
-const short = (d: string | undefined): string => d === undefined ? '-' : d.slice(0, 'sha256:'.length + 12)
-
-function table (verdicts: TargetVerdict[]): string {
-  const head = ['TARGET', 'VARIANT', 'PLATFORM', 'STATUS', 'VOTES', 'DIGEST', 'PUBLISHED']
-  const rows = verdicts.map(v => [
-    `${v.target.repository}@${v.target.tag ?? v.target.commit.slice(0, 12)}`,
-    v.target.variant,
-    v.target.platform,
-    v.status,
-    votesText({ agreeing: v.agreeing.length, sameEngine: v.sameEngine.filter(x => x.digest === v.leadingDigest).length, answered: v.trustedCount, outstanding: v.outstanding, threshold: v.threshold }),
-    short(v.consensusDigest ?? v.leadingDigest),
-    v.published.match === 'unknown' ? '-' : v.published.match
-  ])
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] as string).length)))
-  const fmt = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd()
-  const lines = [fmt(head), ...rows.map(fmt)]
-  for (const v of verdicts) {
-    const notes: string[] = []
-    for (const d of v.dissenting) notes.push(`dissent: ${d.name} (${d.operator}) got ${d.digest}`)
-    for (const f of v.failed) notes.push(`failed: ${f.name ?? f.keyId} ${f.failure.class}: ${f.failure.message}`)
-    for (const x of v.sameEngine) notes.push(`same engine (counted once): ${x.name} with ${x.countedAs.slice(0, 16)} on engine ${x.engineId}`)
-    for (const e of v.equivocating) notes.push(`equivocating (not counted): ${e.name ?? e.keyId} signed ${e.digests.join(', ')}`)
-    for (const u of v.untrusted) notes.push(`untrusted (not counted): ${u.keyId.slice(0, 16)} ${u.digest ?? u.failureClass ?? ''}`)
-    if (v.published.match === 'no') notes.push(`published digest ${v.published.digest ?? ''} differs from consensus ${v.consensusDigest ?? ''}`)
-    if (notes.length > 0) lines.push('', `${v.key}:`, ...notes.map(n => `  ${n}`))
-  }
-  return lines.join('\n') + '\n'
-}
-
-/** Exit code for a set of verdicts: any bad → 1, else any pending (or none at all) → 4, else 0. */
-export function exitCodeFor (verdicts: TargetVerdict[]): number {
-  if (verdicts.some(v => v.status === 'unreproducible' || v.status === 'disputed' || v.status === 'failed' || v.published.match === 'no')) return EXIT.NOT_REPRODUCIBLE
-  if (verdicts.length === 0 || verdicts.some(v => v.status === 'pending')) return EXIT.PENDING
-  return EXIT.OK
-}
-
 export function register (program: Command): void {
   program.command('verify')
     .description('Verify a JSON Lines bundle of signed claims and announcements offline and print the verdict per target')
@@ -122,7 +86,7 @@ export function register (program: Command): void {
       const carried = takeInclusionLines(await readText(bundleFile, 'bundle'))
       for (const { line, reason } of carried.errors) process.stderr.write(`${bundleFile}:${line}: skipped inclusion proof: ${reason}\n`)
       const claims: VerifiedClaim[] = []
-      const expectedTargets: Target[] = []
+      const announcements: Announcement[] = []
       let untrustedAnnouncements = 0
       const errors: Array<{ line: number, error: Error }> = []
       // Decoded a batch at a time, keeping only what the verdicts read: never every envelope at once.
@@ -142,9 +106,12 @@ export function register (program: Command): void {
             const claim: CountedClaim = { target: c.target, finishedOn: c.finishedOn }
             if (c.result !== undefined) claim.result = { manifestDigest: c.result.manifestDigest }
             if (c.failure !== undefined) claim.failure = c.failure
+            // Votes from one engine count once, here as on a node.
+            const engineId = c.environment?.engine.id
+            if (engineId !== undefined) claim.environment = { engine: { id: engineId } }
             claims.push({ claim, keyId: message.keyId, id: message.id })
           } else if (policy.announcerKeys.has(message.keyId)) {
-            expectedTargets.push(...announcementTargets(message.announcement))
+            announcements.push(message.announcement)
           } else {
             process.stderr.write(`${bundleFile}:${line}: announcement by ${message.keyId} is not from a policy announcer: ignored\n`)
             untrustedAnnouncements++
@@ -167,21 +134,22 @@ export function register (program: Command): void {
       const vsaLines = vsas.map(({ line, vsa }) => `${bundleFile}:${line}: VSA (not counted): ${vsa.result} by ${vsa.verifier} (key ${vsa.keyId.slice(0, 16)}) for ${vsa.subjects.map(x => `${x.name ?? ''}${x.sha256 !== undefined ? `@sha256:${x.sha256}` : ''}`).join(', ')}\n`).join('')
       // Claims alone say what a commit builds to, not that the commit is a release: anyone
       // can sign "v1 is that old commit" and bundle it with genuine claims for it.
-      if (expectedTargets.length === 0 && opts.claimsOnly !== true) {
+      if (announcements.length === 0 && opts.claimsOnly !== true) {
         const detail = policy.announcers.length === 0
           ? 'the policy names no announcers'
           : untrustedAnnouncements > 0 ? `${untrustedAnnouncements} by other keys ignored` : 'it holds none'
         throw new NoTrustedAnnouncementError('any release', bundleFile, `${detail}; --claims-only judges the claims alone`)
       }
-      const verdicts = computeVerdicts({ claims, policy, published, expectedTargets })
+      // Every target a claim names is judged too: a bundle is not one release.
+      const { verdicts, targets } = judge({ policy, announcements, claims, published, claimedTargets: true })
       if (opts.json === true) {
         process.stdout.write(verdicts.map(v => JSON.stringify(v) + '\n').join(''))
       } else if (verdicts.length === 0) {
         process.stdout.write('no targets in the bundle\n')
       } else {
-        process.stdout.write(table(verdicts))
+        process.stdout.write(formatReleases(verdicts.map((v, i) => ({ target: v.target, consensus: targets[i]! })), { publishedChecked: published !== undefined }))
       }
       if (vsaLines !== '') (opts.json === true ? process.stderr : process.stdout).write((opts.json === true ? '' : '\n') + vsaLines)
-      process.exitCode = exitCodeFor(verdicts)
+      process.exitCode = exitCodeFor(gateOutcome(verdicts))
     })
 }

@@ -1,9 +1,10 @@
 import { decodeMessages } from '../../protocol/messages.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { policyKeys } from '../../protocol/policy.js'
-import { computeVerdicts, type TargetVerdict, type VerifiedClaim } from '../../protocol/quorum.js'
+import type { TargetVerdict, VerifiedClaim } from '../../protocol/quorum.js'
 import { targetKey } from '../../protocol/target.js'
 import { decodeVsa, type VsaSummary } from '../../protocol/vsa.js'
+import { judge } from '../consensus/evaluate.js'
 import type { FoundEnvelope, SkippedAttestation } from './collect.js'
 
 /** `verify-image`'s answer for one image manifest. */
@@ -55,7 +56,8 @@ export function judgeImage (policy: TrustPolicy, image: { digest: string, platfo
   }
   const published = new Map<string, string>()
   for (const c of claims) if (image.platform === undefined || c.claim.target.platform === image.platform) published.set(targetKey(c.claim.target), image.digest)
-  const all = computeVerdicts({ claims, policy, published })
+  // No announcement: the image's own claims name its targets.
+  const all = judge({ policy, announcements: [], claims, published, claimedTargets: true }).verdicts
   const mine = all.filter(v => image.platform === undefined || v.target.platform === image.platform)
   const elsewhere = all.filter(v => !mine.includes(v))
   let outcome: ImageOutcome = 'pending'

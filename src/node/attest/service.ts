@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { verifierIdOf } from '../../protocol/vsa.js'
-import { evaluateReleaseFull } from '../consensus/evaluate.js'
+import { evaluateRelease } from '../consensus/evaluate.js'
 import { pickAnnouncement } from '../consensus/service.js'
 import type { Logger } from '../logger.js'
 import type { RegistryClient } from '../registry/types.js'
@@ -81,7 +81,7 @@ export function createAttestService (components: AttestServiceComponents, init: 
         const { chosen, others } = pickAnnouncement(policy, tag, anns)
         const a = chosen.announcement!
         const claims = await store.claimsForCommit(a.repository, a.commit)
-        const evaluation = evaluateReleaseFull(policy, chosen, others, claims)
+        const evaluation = evaluateRelease({ policy, chosen, others, claims })
         if (evaluation.verdicts.some(v => v.status === 'pending')) continue
         const fingerprint = createHash('sha256').update(JSON.stringify([chosen.id, claims.map(c => c.id).sort(), evaluation.verdicts.map(v => [v.key, v.status, v.consensusDigest])])).digest('hex')
         if (done.get(k) === fingerprint) continue

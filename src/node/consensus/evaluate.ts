@@ -3,7 +3,7 @@ import { firstDivergence } from '../../protocol/divergence.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { computeVerdicts, type TargetVerdict, type VerifiedClaim } from '../../protocol/quorum.js'
 import { targetKey } from '../../protocol/target.js'
-import type { Claim, Target } from '../../protocol/types.js'
+import type { Announcement, ImageResult, Target } from '../../protocol/types.js'
 import type { StoredMessage } from '../store/types.js'
 import { worstStatus } from './outcome.js'
 import type { AnnouncementSummary, ClaimSummary, TagConsensus, TargetConsensus } from './types.js'
@@ -12,13 +12,49 @@ export function announcerTrusted (policy: TrustPolicy, keyId: string): boolean {
   return policy.announcerKeys.has(keyId)
 }
 
+/** A verified claim as a verdict reads it, and when it arrived (a bundle carries no receipt time: its `finishedOn` stands in). */
+export interface JudgedClaim extends VerifiedClaim {
+  receivedAt?: string
+}
+
+export interface JudgeInput {
+  policy: TrustPolicy
+  /** Announcements whose targets are judged, claimed or not; which of them to trust is the caller's decision. */
+  announcements: readonly Announcement[]
+  claims: readonly JudgedClaim[]
+  /** `targetKey` → the digest the registry publishes; targets not in it are `unknown`. */
+  published?: ReadonlyMap<string, string> | undefined
+  /** Builder keys not counted, with the reason shown (a log proven to show two views). */
+  setAside?: ReadonlyMap<string, string> | undefined
+  /**
+   * Also judge targets that only claims name (`verify`, `verify-image`), in target-key order.
+   * By default only the announced targets, in the announcements' order: claims for other
+   * targets of a commit belong to other releases.
+   */
+  claimedTargets?: boolean
+}
+
+export interface Judgement {
+  /** The protocol's verdicts (for VSAs and `--json`). */
+  verdicts: TargetVerdict[]
+  /** The same verdicts, in the same order, with each claim they name summarised. */
+  targets: TargetConsensus[]
+}
+
+/** The claims of stored messages, as `judge` reads them. */
+export function judgedClaims (messages: readonly StoredMessage[]): JudgedClaim[] {
+  const out: JudgedClaim[] = []
+  for (const m of messages) if (m.claim != null) out.push({ claim: m.claim, keyId: m.keyId, id: m.id, receivedAt: m.receivedAt })
+  return out
+}
+
 function announcementSummary (policy: TrustPolicy, m: StoredMessage): AnnouncementSummary {
   const a = m.announcement!
   return { id: m.id, keyId: m.keyId, commit: a.commit, announcedAt: a.announcedAt, trusted: announcerTrusted(policy, m.keyId) }
 }
 
-function summary (policy: TrustPolicy, m: StoredMessage): ClaimSummary {
-  const c = m.claim as Claim
+function summary (policy: TrustPolicy, m: JudgedClaim): ClaimSummary {
+  const c = m.claim
   const builder = policy.builderById.get(m.keyId)
   const out: ClaimSummary = { claimId: m.id, keyId: m.keyId, trusted: builder !== undefined, finishedOn: c.finishedOn }
   if (builder !== undefined) out.operator = builder.operator
@@ -31,18 +67,29 @@ function summary (policy: TrustPolicy, m: StoredMessage): ClaimSummary {
   return out
 }
 
+/** The whole image result, where the claim kept it (`verify` keeps only the digest). */
+function imageOf (m: JudgedClaim | undefined): ImageResult | undefined {
+  const r = m?.claim.result
+  return r !== undefined && Array.isArray((r as Partial<ImageResult>).diffIds) ? r as ImageResult : undefined
+}
+
+function operatorOf (policy: TrustPolicy, keyId: string): { operator?: string } {
+  const operator = policy.builderById.get(keyId)?.operator
+  return operator !== undefined ? { operator } : {}
+}
+
 /** The verdict's own view of each claim, enriched with the claim it names and, for dissent, the first differing layer. */
-function targetConsensus (policy: TrustPolicy, v: TargetVerdict, claimsOfTarget: StoredMessage[], byId: ReadonlyMap<string, StoredMessage>): TargetConsensus {
+function targetConsensus (policy: TrustPolicy, v: TargetVerdict, claimsOfTarget: readonly JudgedClaim[], byId: ReadonlyMap<string, JudgedClaim>): TargetConsensus {
   const pick = (claimId: string): ClaimSummary | undefined => {
     const m = byId.get(claimId)
     return m !== undefined ? summary(policy, m) : undefined
   }
   const agreeing = v.agreeing.map(x => pick(x.claimId)).filter(x => x !== undefined)
   // Dissenters are compared with the leading digest's image: the one most builders got.
-  const reference = v.agreeing[0] !== undefined ? byId.get(v.agreeing[0].claimId)?.claim?.result : undefined
+  const reference = v.agreeing[0] !== undefined ? imageOf(byId.get(v.agreeing[0].claimId)) : undefined
   const dissenting = v.dissenting.map(x => {
     const s = pick(x.claimId)
-    const result = byId.get(x.claimId)?.claim?.result
+    const result = imageOf(byId.get(x.claimId))
     if (s !== undefined && reference !== undefined && result !== undefined) {
       const d = firstDivergence(reference, result)
       if (d !== undefined) s.divergence = d
@@ -51,17 +98,20 @@ function targetConsensus (policy: TrustPolicy, v: TargetVerdict, claimsOfTarget:
   }).filter(x => x !== undefined)
   const failed = v.failed.map(x => pick(x.claimId)).filter(x => x !== undefined)
   // Untrusted claims: one per key and outcome (the smallest id), as the verdict counts them.
-  const untrustedByOutcome = new Map<string, StoredMessage>()
+  const untrustedByOutcome = new Map<string, JudgedClaim>()
   for (const m of claimsOfTarget) {
     if (policy.builderById.has(m.keyId)) continue
-    const k = `${m.keyId} ${m.claim?.result?.manifestDigest ?? ''} ${m.claim?.failure?.class ?? ''}`
+    const k = `${m.keyId} ${m.claim.result?.manifestDigest ?? ''} ${m.claim.failure?.class ?? ''}`
     const prev = untrustedByOutcome.get(k)
     if (prev === undefined || m.id < prev.id) untrustedByOutcome.set(k, m)
   }
   const untrusted = [...untrustedByOutcome.values()].map(m => summary(policy, m))
     .sort((a, b) => a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : 0)
   let lastClaimAt: string | undefined
-  for (const m of claimsOfTarget) if (lastClaimAt === undefined || Date.parse(m.receivedAt) > Date.parse(lastClaimAt)) lastClaimAt = m.receivedAt
+  for (const m of claimsOfTarget) {
+    const at = m.receivedAt ?? m.claim.finishedOn
+    if (lastClaimAt === undefined || Date.parse(at) > Date.parse(lastClaimAt)) lastClaimAt = at
+  }
 
   const out: TargetConsensus = {
     key: v.key,
@@ -76,11 +126,9 @@ function targetConsensus (policy: TrustPolicy, v: TargetVerdict, claimsOfTarget:
     dissenting,
     failed,
     untrusted,
-    equivocating: v.equivocating.map(e => {
-      const operator = policy.builderById.get(e.keyId)?.operator
-      return operator !== undefined ? { keyId: e.keyId, operator, digests: e.digests } : { keyId: e.keyId, digests: e.digests }
-    }),
-    sameEngine: v.sameEngine.map(x => ({ keyId: x.keyId, ...(policy.builderById.get(x.keyId)?.operator !== undefined ? { operator: policy.builderById.get(x.keyId)?.operator } : {}), digest: x.digest, engineId: x.engineId, countedAs: x.countedAs })),
+    equivocating: v.equivocating.map(e => ({ keyId: e.keyId, ...operatorOf(policy, e.keyId), digests: e.digests })),
+    setAside: v.setAside.map(x => ({ keyId: x.keyId, ...operatorOf(policy, x.keyId), reason: x.reason })),
+    sameEngine: v.sameEngine.map(x => ({ keyId: x.keyId, ...operatorOf(policy, x.keyId), digest: x.digest, engineId: x.engineId, countedAs: x.countedAs })),
     published: v.published
   }
   if (v.consensusDigest !== undefined) out.consensusDigest = v.consensusDigest
@@ -89,46 +137,70 @@ function targetConsensus (policy: TrustPolicy, v: TargetVerdict, claimsOfTarget:
   return out
 }
 
+/**
+ * The one way to a verdict: from the policy, the announcements, the verified claims, the
+ * published digests and the keys set aside, the verdict of every announced target (and,
+ * with `claimedTargets`, of every claimed one). The HTTP API, the dashboard and feed,
+ * `status`, `verify`, `verify-image`, `attest` and `devnet` all ask it. Pure over its
+ * inputs: the same inputs in any order give the same answer.
+ */
+export function judge (input: JudgeInput): Judgement {
+  const { policy } = input
+  const expectedTargets: Target[] = input.announcements.flatMap(a => announcementTargets(a))
+  const expected = new Set(expectedTargets.map(targetKey))
+  const counted = input.claimedTargets === true ? input.claims : input.claims.filter(c => expected.has(targetKey(c.claim.target)))
+  const all = computeVerdicts({
+    claims: counted as JudgedClaim[],
+    policy,
+    expectedTargets,
+    ...(input.published !== undefined ? { published: input.published } : {}),
+    ...(input.setAside !== undefined ? { setAside: input.setAside } : {})
+  })
+  let verdicts = all
+  if (input.claimedTargets !== true) {
+    // Announced targets only, in the announcements' order.
+    const byKey = new Map(all.map(v => [v.key, v]))
+    verdicts = []
+    for (const k of new Set(expectedTargets.map(targetKey))) {
+      const v = byKey.get(k)
+      if (v !== undefined) verdicts.push(v)
+    }
+  }
+  const byId = new Map(counted.map(m => [m.id, m]))
+  const claimsByTarget = new Map<string, JudgedClaim[]>()
+  for (const m of counted) {
+    const k = targetKey(m.claim.target)
+    const list = claimsByTarget.get(k)
+    if (list === undefined) claimsByTarget.set(k, [m])
+    else list.push(m)
+  }
+  return { verdicts, targets: verdicts.map(v => targetConsensus(policy, v, claimsByTarget.get(v.key) ?? [], byId)) }
+}
+
+export interface ReleaseInput {
+  policy: TrustPolicy
+  /** The announcement the verdicts rest on (see `pickAnnouncement`). */
+  chosen: StoredMessage
+  /** Other announcements of the tag, listed. */
+  others: StoredMessage[]
+  /** Stored claims; those for another repository or commit are left out. */
+  claims: StoredMessage[]
+  published?: ReadonlyMap<string, string> | undefined
+  setAside?: ReadonlyMap<string, string> | undefined
+}
+
 export interface ReleaseEvaluation {
   consensus: TagConsensus
   /** The protocol's verdicts for the announced targets, in announcement order (for VSAs). */
   verdicts: TargetVerdict[]
 }
 
-/**
- * Verdicts for the targets an announcement names, from every stored claim for its commit.
- * Pure over its inputs: the same announcement, claims and policy give the same answer.
- */
-export function evaluateReleaseFull (policy: TrustPolicy, chosen: StoredMessage, others: StoredMessage[], claims: StoredMessage[], published?: ReadonlyMap<string, string>): ReleaseEvaluation {
+/** `judge` for one announced release, with the announcement it rests on: what `status` prints and the HTTP API serves. */
+export function evaluateRelease (input: ReleaseInput): ReleaseEvaluation {
+  const { policy, chosen } = input
   const a = chosen.announcement!
-  const relevant = claims.filter(m => m.claim != null && m.claim.target.repository === a.repository && m.claim.target.commit === a.commit)
-  const byId = new Map(relevant.map(m => [m.id, m]))
-  const expectedTargets = announcementTargets(a)
-  const input: { claims: VerifiedClaim[], policy: TrustPolicy, expectedTargets: Target[], published?: ReadonlyMap<string, string> } = {
-    claims: relevant.map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id })),
-    policy,
-    expectedTargets
-  }
-  if (published !== undefined) input.published = published
-  const byKey = new Map(computeVerdicts(input).map(v => [v.key, v]))
-  const claimsByTarget = new Map<string, StoredMessage[]>()
-  for (const m of relevant) {
-    const k = targetKey(m.claim!.target)
-    const list = claimsByTarget.get(k)
-    if (list === undefined) claimsByTarget.set(k, [m])
-    else list.push(m)
-  }
-  // Announced targets only, in the announcement's order; claims for other targets of the commit belong to other releases.
-  const verdicts: TargetVerdict[] = []
-  const seen = new Set<string>()
-  for (const t of expectedTargets) {
-    const k = targetKey(t)
-    const v = byKey.get(k)
-    if (v === undefined || seen.has(k)) continue
-    seen.add(k)
-    verdicts.push(v)
-  }
-  const targets = verdicts.map(v => targetConsensus(policy, v, claimsByTarget.get(v.key) ?? [], byId))
+  const claims = judgedClaims(input.claims.filter(m => m.claim != null && m.claim.target.repository === a.repository && m.claim.target.commit === a.commit))
+  const { verdicts, targets } = judge({ policy, announcements: [a], claims, published: input.published, setAside: input.setAside })
   return {
     verdicts,
     consensus: {
@@ -137,13 +209,9 @@ export function evaluateReleaseFull (policy: TrustPolicy, chosen: StoredMessage,
       commit: a.commit,
       recipe: a.recipe,
       announcement: announcementSummary(policy, chosen),
-      otherAnnouncements: others.map(m => announcementSummary(policy, m)),
+      otherAnnouncements: input.others.map(m => announcementSummary(policy, m)),
       status: worstStatus(targets.map(t => t.status)),
       targets
     }
   }
-}
-
-export function evaluateRelease (policy: TrustPolicy, chosen: StoredMessage, others: StoredMessage[], claims: StoredMessage[], published?: ReadonlyMap<string, string>): TagConsensus {
-  return evaluateReleaseFull(policy, chosen, others, claims, published).consensus
 }

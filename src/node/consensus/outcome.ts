@@ -1,5 +1,4 @@
-import type { VerdictStatus } from '../../protocol/types.js'
-import type { TagConsensus, TargetConsensus } from './types.js'
+import type { PublishedMatch, VerdictStatus } from '../../protocol/types.js'
 
 /** Worst first: the order in which a release's overall status is decided. */
 const SEVERITY: VerdictStatus[] = ['unreproducible', 'disputed', 'failed', 'pending', 'reproducible']
@@ -14,16 +13,23 @@ export function worstStatus (statuses: Iterable<VerdictStatus>): VerdictStatus {
   return any ? SEVERITY[worst]! : 'pending'
 }
 
+/** What of a verdict a gate reads: a protocol `TargetVerdict` and a `TargetConsensus` both are one. */
+export interface GatedTarget {
+  status: VerdictStatus
+  published: { match: PublishedMatch }
+}
+
 /** A target a CI gate must stop on: not reproducible, or reproducible but not what the registry serves. */
-export function targetFails (t: TargetConsensus): boolean {
+export function targetFails (t: GatedTarget): boolean {
   return t.status === 'unreproducible' || t.status === 'disputed' || t.status === 'failed' || t.published.match === 'no'
 }
 
-/** What `status` exits with (see src/cli/exit-codes.ts): failures outrank pending, pending outranks success. */
+/** What a verdict gate (`status`, `verify`) answers: failures outrank pending, pending outranks success. */
 export type GateOutcome = 'ok' | 'not-reproducible' | 'pending'
 
-export function gateOutcome (c: TagConsensus): GateOutcome {
-  if (c.targets.some(targetFails)) return 'not-reproducible'
-  if (c.targets.some(t => t.status === 'pending')) return 'pending'
+/** No target at all is `pending`: nothing judged is not a pass. */
+export function gateOutcome (targets: readonly GatedTarget[]): GateOutcome {
+  if (targets.some(targetFails)) return 'not-reproducible'
+  if (targets.length === 0 || targets.some(t => t.status === 'pending')) return 'pending'
   return 'ok'
 }

@@ -3,12 +3,15 @@ import type { Store, StoredMessage } from '../store/types.js'
 import { AmbiguousTagError } from './errors.js'
 import { announcerTrusted, evaluateRelease } from './evaluate.js'
 import type { PublishedLookup } from './published.js'
+import type { SetAsideLookup } from './set-aside.js'
 import type { TagConsensus } from './types.js'
 
 export interface ConsensusOptions {
   repository?: string
   /** `targetKey` → digest the registry publishes; targets not in it are `unknown`. */
   published?: ReadonlyMap<string, string>
+  /** Builder keys not counted, with the reason (see `judge`). */
+  setAside?: ReadonlyMap<string, string>
 }
 
 /** One announced release, as listed for the dashboard. */
@@ -49,13 +52,14 @@ export async function consensusForTag (store: Store, policy: TrustPolicy, tag: s
   const { chosen, others } = pickAnnouncement(policy, tag, found)
   const a = chosen.announcement!
   const claims = await store.claimsForCommit(a.repository, a.commit, policy.builderKeys.keys())
-  return evaluateRelease(policy, chosen, others, claims, opts.published)
+  return evaluateRelease({ policy, chosen, others, claims, published: opts.published, setAside: opts.setAside }).consensus
 }
 
 export interface ConsensusService {
   /**
-   * Reads what the store took in since the last look and returns the newest cursor seen:
-   * equal numbers mean nothing changed, so answers computed then are still right.
+   * Reads what the store took in since the last look and returns a version: the newest
+   * cursor seen plus the number of keys set aside. Both only grow, so equal numbers mean
+   * nothing changed, and answers computed then are still right.
    */
   sync (): Promise<number>
   forTag (tag: string, opts?: { repository?: string }): Promise<TagConsensus | undefined>
@@ -67,6 +71,8 @@ export interface ConsensusServiceComponents {
   store: Store
   policy: TrustPolicy
   published?: PublishedLookup | undefined
+  /** Builder keys the verdicts do not count (those whose log the node's witness proved split). */
+  setAside?: SetAsideLookup | undefined
 }
 
 export interface ConsensusServiceInit {
@@ -80,6 +86,7 @@ const CATCH_UP_PAGE = 1000
 interface CacheEntry {
   value: TagConsensus
   published: ReadonlyMap<string, string> | undefined
+  setAside: ReadonlyMap<string, string> | undefined
 }
 
 function releaseKey (repository: string, tag: string): string {
@@ -202,7 +209,7 @@ export function createConsensusService (components: ConsensusServiceComponents, 
   return {
     async sync () {
       await catchUp()
-      return highwater
+      return highwater + ((await components.setAside?.())?.size ?? 0)
     },
 
     async forTag (tag, opts = {}) {
@@ -215,16 +222,17 @@ export function createConsensusService (components: ConsensusServiceComponents, 
       const published = components.published !== undefined
         ? await components.published({ repository: a.repository, tag, commit: a.commit, targets: a.targets })
         : undefined
+      const setAside = await components.setAside?.()
       const hit = cache.get(rk)
-      if (hit !== undefined && hit.value.announcement.id === chosen.id && sameMap(hit.published, published)) {
+      if (hit !== undefined && hit.value.announcement.id === chosen.id && sameMap(hit.published, published) && sameMap(hit.setAside, setAside)) {
         // Refresh the LRU position.
         cache.delete(rk)
         cache.set(rk, hit)
         return hit.value
       }
       const claims = await store.claimsForCommit(a.repository, a.commit, policy.builderKeys.keys())
-      const value = evaluateRelease(policy, chosen, others, claims, published)
-      cache.set(rk, { value, published })
+      const value = evaluateRelease({ policy, chosen, others, claims, published, setAside }).consensus
+      cache.set(rk, { value, published, setAside })
       if (cache.size > cacheSize) cache.delete(cache.keys().next().value!)
       return value
     },

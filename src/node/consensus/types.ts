@@ -47,6 +47,8 @@ export interface TargetConsensus {
   sameEngine: Array<{ keyId: string, operator?: string, digest: Digest, engineId: string, countedAs: string }>
   /** Trusted keys that signed two different digests for this target; not counted. */
   equivocating: Array<{ keyId: string, operator?: string, digests: Digest[] }>
+  /** Trusted keys with claims here that are not counted, and why (a log proven to show two views). */
+  setAside: Array<{ keyId: string, operator?: string, reason: string }>
   published: { digest?: Digest, match: PublishedMatch }
   /**
    * When the node stored the newest claim on the target (RFC 3339). Read from a node's

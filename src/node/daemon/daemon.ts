@@ -15,6 +15,7 @@ import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.
 import { createMessageValidator, type CheckResult } from './validator.js'
 import { createRateLimiter } from '../rate-limit.js'
 import { createTriage } from '../triage/index.js'
+import { splitViewLookup } from '../consensus/set-aside.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
 /** A builder signs one claim per target it builds, an announcer one announcement per release. */
@@ -292,7 +293,9 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           metrics: components.metrics,
           builders: () => builders.list(),
           jobs: async ({ recent }) => await jobsView({ store, scheduler }, { recent }),
-          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [] } } : {})
+          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [] } } : {}),
+          // A builder whose log this node proved split is not counted in its own verdicts either.
+          ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})
         }, init.http)
         feedUrl = (await feed.start()).url
         log.info({ url: feedUrl }, 'HTTP feed listening')

@@ -1,11 +1,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { announcementTargets } from '../../protocol/announcement.js'
 import { generateIdentity, type SigningIdentity } from '../../protocol/keys.js'
 import { signAnnouncement } from '../../protocol/messages.js'
 import { parsePolicy, type TrustPolicy } from '../../protocol/policy.js'
-import { computeVerdicts, type TargetVerdict } from '../../protocol/quorum.js'
+import type { TargetVerdict } from '../../protocol/quorum.js'
+import { judge, judgedClaims } from '../consensus/evaluate.js'
 import type { VerdictStatus } from '../../protocol/types.js'
 import { createRebuilder } from '../build/index.js'
 import { logger } from '../logger.js'
@@ -146,8 +146,8 @@ export async function runDevnet (init: DevnetInit = {}): Promise<DevnetResult> {
     const views: DevnetNodeView[] = []
     let first: TargetVerdict[] = []
     for (const d of daemons) {
-      const claims = (await d.store.claimsForCommit(project.repository, project.commit, policy.builderKeys.keys())).map(m => ({ claim: m.claim!, keyId: m.keyId, id: m.id }))
-      const verdicts = computeVerdicts({ claims, policy, expectedTargets: announcementTargets(announcement) })
+      const claims = judgedClaims(await d.store.claimsForCommit(project.repository, project.commit, policy.builderKeys.keys()))
+      const { verdicts } = judge({ policy, announcements: [announcement], claims })
       if (views.length === 0) first = verdicts
       views.push({
         peerId: d.peerId,

@@ -5,6 +5,7 @@ import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import type { PublishedLookup } from '../consensus/published.js'
+import type { SetAsideLookup } from '../consensus/set-aside.js'
 import { createConsensusService } from '../consensus/service.js'
 import { loadDashboard, type DashboardAsset } from './dashboard.js'
 import { MethodNotAllowedError, UriTooLongError } from './errors.js'
@@ -27,6 +28,8 @@ export interface FeedServerComponents {
   published?: PublishedLookup
   /** The node's transparency log, served under /tlog/. */
   tlog?: TlogRouteContext
+  /** Builder keys the verdicts do not count, with the reason (proven split views). */
+  setAside?: SetAsideLookup
 }
 
 export interface FeedServerInit {
@@ -47,7 +50,7 @@ export interface FeedServer {
  * routes need no framework, and every limit stays visible here.
  */
 export function createFeedServer (components: FeedServerComponents, init: FeedServerInit): FeedServer {
-  const consensus = createConsensusService({ store: components.store, policy: components.policy, published: components.published })
+  const consensus = createConsensusService({ store: components.store, policy: components.policy, published: components.published, setAside: components.setAside })
   let server: Server | undefined
   const sockets = new Set<Socket>()
 

@@ -1,36 +1,23 @@
 import type { TrustPolicy } from '../../protocol/policy.js'
 import type { StoredMessage } from '../store/types.js'
-import { verifySplitView } from '../../protocol/tlog/split-view.js'
+import { splitViewSetAside } from '../../protocol/tlog/split-view.js'
 import { fetchSplitViews, filterWitnessed } from './remote.js'
 
 /**
  * What `status --node` adds from the node's log: the split views it has proven (always;
- * a policy builder whose log is proven split is not counted, like an equivocating builder),
+ * a policy builder whose log is proven split is set aside, like an equivocating builder),
  * and, when the policy has a `witnesses` section, only the claims proven to be in a
  * checkpoint cosigned by enough of them (each excluded claim is named with its reason).
  */
-export async function reportWitnessing (nodeUrl: string, policy: TrustPolicy, claims: StoredMessage[], say: (line: string) => void): Promise<StoredMessage[]> {
-  const splits = await fetchSplitViews(nodeUrl).catch(() => [])
-  // A policy builder whose log provably showed two views is set aside like an equivocating builder.
-  const flagged = new Set<string>()
-  for (const s of splits.slice(0, 1024)) {
-    const key = policy.builderKeys.get(s.logKeyId)
-    let proven = false
-    if (key !== undefined) {
-      try {
-        verifySplitView(s, key)
-        proven = true
-      } catch {
-        proven = false
-      }
-    }
-    if (proven) flagged.add(s.logKeyId)
-    say(`neko-rebuilder: split view: the log of key ${String(s.logKeyId).slice(0, 64)} signed two inconsistent checkpoints (${proven ? `proof checked; builder ${policy.builderById.get(s.logKeyId)?.name ?? ''} not counted` : 'not a policy builder\'s log, proof not checked'}; ${nodeUrl.replace(/\/+$/, '')}/tlog/split-views)\n`)
-  }
-  if (flagged.size > 0) claims = claims.filter(c => !flagged.has(c.keyId))
-  if (policy.witnesses === undefined) return claims
+export async function reportWitnessing (nodeUrl: string, policy: TrustPolicy, claims: StoredMessage[], say: (line: string) => void): Promise<{ claims: StoredMessage[], setAside: Map<string, string> }> {
+  const splits = (await fetchSplitViews(nodeUrl).catch(() => [])).slice(0, 1024)
+  const { setAside, proven } = splitViewSetAside(policy.builderKeys, splits)
+  splits.forEach((s, i) => {
+    say(`neko-rebuilder: split view: the log of key ${String(s.logKeyId).slice(0, 64)} signed two inconsistent checkpoints (${proven[i] === true ? `proof checked; builder ${policy.builderById.get(s.logKeyId)?.name ?? ''} not counted` : 'not a policy builder\'s log, proof not checked'}; ${nodeUrl.replace(/\/+$/, '')}/tlog/split-views)\n`)
+  })
+  if (policy.witnesses === undefined) return { claims, setAside }
   const r = await filterWitnessed(nodeUrl, claims, policy.witnesses)
   for (const e of r.excluded) say(`neko-rebuilder: claim ${e.id.slice(0, 16)} by ${e.keyId.slice(0, 16)} not counted: ${e.reason}\n`)
   say(`neko-rebuilder: ${r.kept.length} of ${claims.length} claims are in a checkpoint cosigned by at least ${policy.witnesses.threshold} of the policy's witnesses\n`)
-  return r.kept
+  return { claims: r.kept, setAside }
 }

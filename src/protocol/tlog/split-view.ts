@@ -35,3 +35,33 @@ export function verifySplitView (p: SplitViewProof, logKey: KeyObject): void {
   if (!Buffer.from(r.newRoot).equals(b.rootHash)) throw new ProofError('the proof does not lead to the second checkpoint: it proves nothing')
   if (Buffer.from(r.oldRoot).equals(a.rootHash)) throw new ProofError('the checkpoints are consistent')
 }
+
+/** A split-view proof with the key id of the log that signed it, as a witness keeps it. */
+export interface KeyedSplitView extends SplitViewProof {
+  logKeyId: string
+}
+
+/** Why a builder whose log showed two views is not counted, as verdicts show it. */
+export const SPLIT_VIEW_REASON = 'split view: its transparency log signed two inconsistent checkpoints'
+
+/**
+ * The policy builders to set aside for split views, each proof checked with the builder's own
+ * key: like an equivocating builder, a log that showed two histories cannot be counted on.
+ * A proof against a key outside the policy sets nobody aside and is not checked.
+ */
+export function splitViewSetAside (builderKeys: ReadonlyMap<string, KeyObject>, proofs: readonly KeyedSplitView[]): { setAside: Map<string, string>, proven: boolean[] } {
+  const setAside = new Map<string, string>()
+  const proven = proofs.map(p => {
+    // Proofs may come from another node: anything but a checked proof sets nobody aside.
+    const key = typeof p?.logKeyId === 'string' ? builderKeys.get(p.logKeyId) : undefined
+    if (key === undefined) return false
+    try {
+      verifySplitView(p, key)
+    } catch {
+      return false
+    }
+    setAside.set(p.logKeyId, SPLIT_VIEW_REASON)
+    return true
+  })
+  return { setAside, proven }
+}

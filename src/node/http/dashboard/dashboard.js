@@ -149,7 +149,9 @@ function showDetails (release, t) {
     el('dt', {}, 'Published image'), el('dd', {}, published),
     el('dt', {}, 'Repository'), el('dd', {}, release.repository),
     el('dt', {}, 'Commit'), el('dd', { class: 'digest' }, release.commit),
-    t.equivocating.length > 0 ? [el('dt', {}, 'Equivocating keys'), el('dd', { class: 'digest' }, t.equivocating.map(e => e.keyId.slice(0, 24)).join(', '))] : [])
+    t.equivocating.length > 0 ? [el('dt', {}, 'Equivocating keys'), el('dd', { class: 'digest' }, t.equivocating.map(e => e.keyId.slice(0, 24)).join(', '))] : [],
+    // Keys not counted for what they did elsewhere: a log proven to show two views.
+    (t.setAside ?? []).length > 0 ? [el('dt', {}, 'Set-aside keys'), el('dd', { class: 'digest' }, t.setAside.map(x => `${x.keyId.slice(0, 24)}: ${x.reason}`).join('; '))] : [])
   const rows = claimRows(t)
   const table = rows.length === 0
     ? el('p', {}, 'No claim for this target yet.')

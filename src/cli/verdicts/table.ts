@@ -1,8 +1,13 @@
 import { describeDivergence } from '../../protocol/divergence.js'
-import type { ClaimSummary, TagConsensus } from './types.js'
+import type { Target } from '../../protocol/types.js'
+import { worstStatus } from '../../node/consensus/outcome.js'
+import type { ClaimSummary, TagConsensus, TargetConsensus } from '../../node/consensus/types.js'
 import { excerptLines, votesText } from './votes.js'
 
-/** Plain-text report of a release for terminals and CI logs: one row per target, details indented below. */
+/**
+ * The one plain-text form of verdicts, for terminals and CI logs (`status` and `verify`):
+ * one row per target, details indented below.
+ */
 
 function shortKey (keyId: string): string {
   return keyId.slice(0, 12)
@@ -27,7 +32,7 @@ export interface FormatOptions {
   publishedChecked?: boolean
 }
 
-function publishedCell (t: TagConsensus['targets'][number], checked: boolean): string {
+function publishedCell (t: TargetConsensus, checked: boolean): string {
   if (!checked) return '-'
   if (t.published.match === 'yes') return 'matches'
   if (t.published.match === 'no') return `MISMATCH ${shortDigest(t.published.digest)}`
@@ -35,18 +40,13 @@ function publishedCell (t: TagConsensus['targets'][number], checked: boolean): s
   return t.published.digest !== undefined ? `not compared (${shortDigest(t.published.digest)})` : 'unknown'
 }
 
-export function formatConsensus (c: TagConsensus, opts: FormatOptions = {}): string {
-  const checked = opts.publishedChecked ?? c.targets.some(t => t.published.digest !== undefined)
+/** The table of targets and their details, without the release around it. */
+export function formatTargets (targets: readonly TargetConsensus[], opts: FormatOptions = {}): string[] {
+  const checked = opts.publishedChecked ?? targets.some(t => t.published.digest !== undefined)
   const out: string[] = []
-  out.push(`${c.repository} ${c.tag}`)
-  out.push(`commit ${c.commit} · recipe ${c.recipe.name} · announced by ${shortKey(c.announcement.keyId)}${c.announcement.trusted ? '' : ' (not a trusted announcer)'} at ${c.announcement.announcedAt}`)
-  for (const o of c.otherAnnouncements) {
-    out.push(`also announced by ${shortKey(o.keyId)}${o.trusted ? '' : ' (untrusted)'} at commit ${o.commit.slice(0, 12)} (${o.announcedAt})`)
-  }
-  out.push('')
   const rows: string[][] = [['VARIANT', 'PLATFORM', 'VERDICT', 'VOTES', 'CONSENSUS DIGEST', 'PUBLISHED']]
   const details = new Map<number, string[]>()
-  c.targets.forEach((t, i) => {
+  targets.forEach((t, i) => {
     const sameEngine = t.sameEngine.filter(x => x.digest === t.leadingDigest).length
     rows.push([
       t.variant,
@@ -81,6 +81,7 @@ export function formatConsensus (c: TagConsensus, opts: FormatOptions = {}): str
       lines.push(`untrusted ${t.untrusted.length} claim${t.untrusted.length === 1 ? '' : 's'}: ${t.untrusted.map(u => `${shortKey(u.keyId)} ${u.digest !== undefined ? shortDigest(u.digest) : (u.failure?.class ?? '')}`).join(', ')}`)
     }
     for (const e of t.equivocating) lines.push(`equivocating (not counted) ${shortKey(e.keyId)}${e.operator !== undefined ? ` (${e.operator})` : ''}: ${e.digests.map(shortDigest).join(' and ')}`)
+    for (const x of t.setAside) lines.push(`set aside (not counted) ${shortKey(x.keyId)}${x.operator !== undefined ? ` (${x.operator})` : ''}: ${x.reason}`)
     if (t.published.match === 'no' && t.published.digest !== undefined) lines.push(`published ${t.published.digest}`)
     if (lines.length > 0) details.set(i + 1, lines)
   })
@@ -89,7 +90,41 @@ export function formatConsensus (c: TagConsensus, opts: FormatOptions = {}): str
     out.push(line)
     for (const d of details.get(i) ?? []) out.push(`    ${d}`)
   })
+  return out
+}
+
+/** One announced release (`status`): what it is, who announced it, its targets. */
+export function formatConsensus (c: TagConsensus, opts: FormatOptions = {}): string {
+  const out: string[] = []
+  out.push(`${c.repository} ${c.tag}`)
+  out.push(`commit ${c.commit} · recipe ${c.recipe.name} · announced by ${shortKey(c.announcement.keyId)}${c.announcement.trusted ? '' : ' (not a trusted announcer)'} at ${c.announcement.announcedAt}`)
+  for (const o of c.otherAnnouncements) {
+    out.push(`also announced by ${shortKey(o.keyId)}${o.trusted ? '' : ' (untrusted)'} at commit ${o.commit.slice(0, 12)} (${o.announcedAt})`)
+  }
+  out.push('')
+  out.push(...formatTargets(c.targets, opts))
   out.push('')
   out.push(`overall: ${c.status}`)
+  return out.join('\n') + '\n'
+}
+
+/**
+ * Verdicts of a bundle (`verify`), which may hold several releases or bare commits: the same
+ * table per release, under its repository and tag (or commit).
+ */
+export function formatReleases (targets: ReadonlyArray<{ target: Target, consensus: TargetConsensus }>, opts: FormatOptions = {}): string {
+  const groups = new Map<string, { target: Target, list: TargetConsensus[] }>()
+  for (const { target, consensus } of targets) {
+    const k = `${target.repository} ${target.commit} ${target.tag ?? ''}`
+    const g = groups.get(k)
+    if (g === undefined) groups.set(k, { target, list: [consensus] })
+    else g.list.push(consensus)
+  }
+  const out: string[] = []
+  for (const { target, list } of groups.values()) {
+    out.push(target.tag !== undefined ? `${target.repository} ${target.tag}` : target.repository, `commit ${target.commit}`, '')
+    out.push(...formatTargets(list, opts), '')
+  }
+  out.push(`overall: ${worstStatus(targets.map(t => t.consensus.status))}`)
   return out.join('\n') + '\n'
 }
