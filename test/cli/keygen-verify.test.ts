@@ -123,6 +123,18 @@ describe('neko-rebuilder verify', () => {
     expect(same.stdout).toMatch(/\smatches$/m)
   })
 
+  it('counts votes from one engine once, as a node does', async () => {
+    const onEngine = (digest: string): ReturnType<typeof successClaim> => {
+      const c = successClaim(digest)
+      return { ...c, environment: { ...c.environment, engine: { ...c.environment.engine, id: 'ENGINE:ONE' } } }
+    }
+    const file = await bundle('same-engine.jsonl', [signAnnouncement(amd64Only, announcer), signClaim(onEngine(D1), b0), signClaim(onEngine(D1), b1)])
+    const r = await cli('verify', file, '--policy', policyFile)
+    expect(r.code).toBe(EXIT.PENDING)
+    expect(r.stdout).toMatch(/pending\s+1 agree \(\+1 same engine\) · 2 of 3 answered · need 2/)
+    expect(r.stdout).toMatch(/same engine \(counted once\) [0-9a-f]{12} \(op\d\) with [0-9a-f]{12}: engine ENGINE:ONE/)
+  })
+
   it('shows untrusted claims but does not count them', async () => {
     const strangers = [fixedIdentity(90), fixedIdentity(91)]
     const file = await bundle('untrusted.jsonl', [signClaim(successClaim(D1), b0), ...strangers.map(s => signClaim(successClaim(D1), s)), signAnnouncement(amd64Only, announcer)])

@@ -141,6 +141,29 @@ describe('computeVerdicts', () => {
     expect(vs.map(v => [v.target.platform, v.status])).toEqual([['linux/amd64', 'reproducible'], ['linux/arm64', 'pending']])
     expect(vs[1]?.outstanding).toBe(3)
   })
+
+  it('sets aside the keys it is given, with the reason, like an equivocating key: answered, never counted, never awaited', () => {
+    const setAside = new Map([[x0.keyId, 'split view']])
+    const v = computeVerdicts({ claims: [ok(x0, D1), ok(x1, D1)], policy, setAside })[0] as TargetVerdict
+    expect(v.status).toBe('pending')
+    expect(v.agreeing.map(a => a.keyId)).toEqual([x1.keyId])
+    expect(v.setAside).toEqual([{ keyId: x0.keyId, name: 'b0', reason: 'split view' }])
+    expect(v.trustedCount).toBe(2)
+    expect(v.outstanding).toBe(1)
+    // Where it has no claim it is listed nowhere and not awaited: nothing it signs can count.
+    const arm = target({ platform: 'linux/arm64' })
+    const [, w] = computeVerdicts({ claims: [ok(x1, D1, arm), ok(x2, D1, arm)], policy, setAside, expectedTargets: [target(), arm] }) as [TargetVerdict, TargetVerdict]
+    expect(w.status).toBe('reproducible')
+    expect(w.setAside).toEqual([])
+    expect(w.outstanding).toBe(0)
+    // Failures of every builder that can still count make `failed`, as without the key.
+    expect(computeVerdicts({ claims: [ok(x0, D1), fail(x1), fail(x2)], policy, setAside })[0]?.status).toBe('failed')
+    // A stranger is untrusted whatever the set-aside list says.
+    const stranger = fixedIdentity(77)
+    const u = computeVerdicts({ claims: [ok(stranger, D1)], policy, setAside: new Map([[stranger.keyId, 'x']]) })[0] as TargetVerdict
+    expect(u.setAside).toEqual([])
+    expect(u.untrusted.map(x => x.keyId)).toEqual([stranger.keyId])
+  })
 })
 
 // Property tests over small random scenarios.

@@ -234,6 +234,26 @@ describe('status', () => {
       expect(unknown.stderr).toContain('no announcement of tag nope')
     })
 
+    it('prints the same table and exits the same as verify on the node\'s bundle', async () => {
+      const rows = (out: string): string[] => {
+        const lines = out.split('\n')
+        const from = lines.findIndex(l => l.startsWith('VARIANT'))
+        // The header and one row per target; the indented details below them may differ (a bundle's claims are read without their layers).
+        return lines.slice(from).filter(l => l !== '' && !l.startsWith(' ') && !l.startsWith('overall'))
+      }
+      for (const [tag, code] of [['v1', 1], ['v3', 4], ['v4', 0]] as const) {
+        const bundle = join(dir, `${tag}.jsonl`)
+        await writeFile(bundle, await (await fetch(`${url}/claims.intoto.jsonl?tag=${tag}`)).text())
+        const status = await cli([tag, '--node', url, '--policy', policyFile])
+        const verify = await neko(['verify', bundle, '--policy', policyFile])
+        expect(status.code, tag).toBe(code)
+        expect(verify.code, tag).toBe(code)
+        expect(rows(status.stdout)[0]).toMatch(/^VARIANT\s+PLATFORM\s+VERDICT\s+VOTES\s+CONSENSUS DIGEST\s+PUBLISHED$/)
+        expect(rows(verify.stdout), tag).toEqual(rows(status.stdout))
+        expect(verify.stdout.split('\n').filter(l => l.startsWith('overall')), tag).toEqual(status.stdout.split('\n').filter(l => l.startsWith('overall')))
+      }
+    })
+
     it('exits 2 and says why when the node has no announcement of the tag by an announcer of the policy', async () => {
       const untrusted = await cli(['v9', '--node', url, '--policy', policyFile, '--json'])
       expect(untrusted.code).toBe(2)

@@ -27,9 +27,9 @@ export interface JudgeInput {
   /** Builder keys not counted, with the reason shown (a log proven to show two views). */
   setAside?: ReadonlyMap<string, string> | undefined
   /**
-   * Also judge targets that only claims name (`verify`, `verify-image`), in target-key order.
-   * By default only the announced targets, in the announcements' order: claims for other
-   * targets of a commit belong to other releases.
+   * Also judge targets that only claims name (`verify`, `verify-image`), after the announced
+   * ones, in target-key order. By default only the announced targets, in the announcements'
+   * order: claims for other targets of a commit belong to other releases.
    */
   claimedTargets?: boolean
 }
@@ -156,16 +156,14 @@ export function judge (input: JudgeInput): Judgement {
     ...(input.published !== undefined ? { published: input.published } : {}),
     ...(input.setAside !== undefined ? { setAside: input.setAside } : {})
   })
-  let verdicts = all
-  if (input.claimedTargets !== true) {
-    // Announced targets only, in the announcements' order.
-    const byKey = new Map(all.map(v => [v.key, v]))
-    verdicts = []
-    for (const k of new Set(expectedTargets.map(targetKey))) {
-      const v = byKey.get(k)
-      if (v !== undefined) verdicts.push(v)
-    }
+  // Announced targets first, in the announcements' order; then any only claims name, by key.
+  const byKey = new Map(all.map(v => [v.key, v]))
+  const verdicts: TargetVerdict[] = []
+  for (const k of expected) {
+    const v = byKey.get(k)
+    if (v !== undefined) verdicts.push(v)
   }
+  if (input.claimedTargets === true) for (const v of all) if (!expected.has(v.key)) verdicts.push(v)
   const byId = new Map(counted.map(m => [m.id, m]))
   const claimsByTarget = new Map<string, JudgedClaim[]>()
   for (const m of counted) {
