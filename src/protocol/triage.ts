@@ -66,6 +66,11 @@ export interface DivergenceCause {
   steps: string[]
   /** The first few paths. */
   paths: string[]
+  /**
+   * What the reporting node's own copy of a few of those files shows (a gzip header's mtime,
+   * a .pyc header, a line of text), where it read its kept image: `path: detail`.
+   */
+  evidence?: string[]
 }
 
 export interface DivergenceReport {
@@ -86,7 +91,49 @@ export interface DivergenceReport {
 }
 
 /** Bounds on what a report holds, so it fits one envelope. */
-export const REPORT_LIMITS = { causes: 32, layers: 256, pathsPerCause: 5, stepLength: 1024, pathLength: 1024 } as const
+export const REPORT_LIMITS = { causes: 32, layers: 256, pathsPerCause: 5, stepsPerCause: 8, stepLength: 1024, pathLength: 1024, evidencePerCause: 5, evidenceLength: 512, textLength: 4096, idLength: 256 } as const
+
+/**
+ * Largest divergence report envelope a node signs, gossips or accepts (docs/network.md): a
+ * report of tens of causes with their steps fits in a few KiB; `fitReport` trims one that
+ * does not.
+ */
+export const REPORT_ENVELOPE_BYTES = 64 * 1024
+
+/** The JSON size of the envelope that `r` signs into, to within a few bytes of signature. */
+function envelopeSizeOf (r: DivergenceReport): number {
+  const payload = Buffer.byteLength(JSON.stringify(buildDivergenceStatement(r)))
+  // base64 of the payload, a signature, a key id and an embedded SPKI key.
+  return Math.ceil(payload / 3) * 4 + 600
+}
+
+/**
+ * `r`, trimmed step by step (fewer steps, paths and evidence per cause, shorter steps, fewer
+ * layers, then fewer causes) until its envelope fits `maxBytes`. Counts are never trimmed:
+ * `count`, `paths.total` and `causeCounts` still say how many files differ.
+ */
+export function fitReport (r: DivergenceReport, maxBytes = REPORT_ENVELOPE_BYTES): DivergenceReport {
+  if (envelopeSizeOf(r) <= maxBytes) return r
+  const cut = (s: string, n: number): string => s.length > n ? s.slice(0, n - 1) + '…' : s
+  for (const l of [{ items: 2, text: 256, layers: 64, causes: 32 }, { items: 1, text: 128, layers: 16, causes: 16 }, { items: 0, text: 64, layers: 4, causes: 8 }]) {
+    const t: DivergenceReport = {
+      ...r,
+      causes: r.causes.slice(0, l.causes).map(c => ({
+        ...c,
+        summary: cut(c.summary, l.text * 2),
+        fix: cut(c.fix, l.text * 2),
+        layers: c.layers.slice(0, l.layers),
+        steps: c.steps.slice(0, Math.max(1, l.items)).map(s => cut(s, l.text)),
+        paths: c.paths.slice(0, Math.max(1, l.items)).map(p => cut(p, l.text)),
+        ...(c.evidence != null && l.items > 0 ? { evidence: c.evidence.slice(0, l.items).map(e => cut(e, l.text)) } : {})
+      })),
+      layers: r.layers.slice(0, l.layers).map(x => ({ ...x, ...(x.step != null ? { step: cut(x.step, l.text) } : {}) }))
+    }
+    if (envelopeSizeOf(t) <= maxBytes) return t
+    r = t
+  }
+  return r
+}
 
 export function entriesDigestOf (bodies: Iterable<Uint8Array>): Digest {
   const h = createHash('sha256')
@@ -198,8 +245,33 @@ export function signDivergenceReport (r: DivergenceReport, identity: SigningIden
   return signStatement(buildDivergenceStatement(r), identity)
 }
 
+function isText (v: unknown, max: number): v is string {
+  return typeof v === 'string' && v.length <= max
+}
+
+function isTextList (v: unknown, items: number, max: number): v is string[] {
+  return Array.isArray(v) && v.length <= items && v.every(x => isText(x, max))
+}
+
 function isClaimRef (v: unknown): v is ClaimRef {
-  return isRecord(v) && typeof v.claimId === 'string' && typeof v.keyId === 'string' && isDigest(v.manifestDigest)
+  return isRecord(v) && isText(v.claimId, REPORT_LIMITS.idLength) && isText(v.keyId, REPORT_LIMITS.idLength) && isDigest(v.manifestDigest)
+}
+
+function checkCause (c: unknown, i: number): void {
+  const at = `predicate.causes[${i}]`
+  if (!isRecord(c) || typeof c.id !== 'string' || !(c.id in CAUSES) || !isCount(c.count)) throw new ValidationError(at, 'must name a catalogue cause and a count')
+  if (!isText(c.summary, REPORT_LIMITS.textLength) || !isText(c.fix, REPORT_LIMITS.textLength)) throw new ValidationError(at, `summary and fix must be strings of at most ${REPORT_LIMITS.textLength} characters`)
+  if (!Array.isArray(c.layers) || c.layers.length > REPORT_LIMITS.layers || !c.layers.every(isCount)) throw new ValidationError(`${at}.layers`, `must be at most ${REPORT_LIMITS.layers} layer indexes`)
+  if (!isTextList(c.steps, REPORT_LIMITS.stepsPerCause, REPORT_LIMITS.stepLength)) throw new ValidationError(`${at}.steps`, `must be at most ${REPORT_LIMITS.stepsPerCause} strings of at most ${REPORT_LIMITS.stepLength} characters`)
+  if (!isTextList(c.paths, REPORT_LIMITS.pathsPerCause, REPORT_LIMITS.pathLength)) throw new ValidationError(`${at}.paths`, `must be at most ${REPORT_LIMITS.pathsPerCause} strings of at most ${REPORT_LIMITS.pathLength} characters`)
+  if (c.evidence !== undefined && !isTextList(c.evidence, REPORT_LIMITS.evidencePerCause, REPORT_LIMITS.evidenceLength)) throw new ValidationError(`${at}.evidence`, `must be at most ${REPORT_LIMITS.evidencePerCause} strings of at most ${REPORT_LIMITS.evidenceLength} characters`)
+}
+
+function checkLayer (l: unknown, i: number): void {
+  if (!isRecord(l) || !isCount(l.index) || (l.step !== undefined && !isText(l.step, REPORT_LIMITS.stepLength)) || !isRecord(l.causeCounts) ||
+    !Object.entries(l.causeCounts).every(([k, n]) => k in CAUSES && isCount(n))) {
+    throw new ValidationError(`predicate.layers[${i}]`, 'must hold an index, an optional step and counts per catalogue cause')
+  }
 }
 
 /**
@@ -213,12 +285,12 @@ export function verifyDivergenceReport (envelope: unknown, opts: VerifyOptions):
   if (!isClaimRef(p.a) || !isClaimRef(p.b)) throw new ValidationError('predicate.a', 'a and b must each name a claim id, key id and manifest digest')
   if (!isRecord(p.paths) || !isCount(p.paths.total) || !isCount(p.paths.explained)) throw new ValidationError('predicate.paths', 'must hold total and explained counts')
   if (!Array.isArray(p.causes) || p.causes.length > REPORT_LIMITS.causes) throw new ValidationError('predicate.causes', `must be an array of at most ${REPORT_LIMITS.causes}`)
-  for (const [i, c] of (p.causes as unknown[]).entries()) {
-    if (!isRecord(c) || typeof c.id !== 'string' || !(c.id in CAUSES) || !isCount(c.count)) throw new ValidationError(`predicate.causes[${i}]`, 'must name a catalogue cause and a count')
-  }
+  for (const [i, c] of (p.causes as unknown[]).entries()) checkCause(c, i)
   if (!Array.isArray(p.layers) || p.layers.length > REPORT_LIMITS.layers) throw new ValidationError('predicate.layers', `must be an array of at most ${REPORT_LIMITS.layers}`)
+  for (const [i, l] of (p.layers as unknown[]).entries()) checkLayer(l, i)
   if (!isRecord(p.fetched) || !isCount(p.fetched.entries) || !isCount(p.fetched.bytes)) throw new ValidationError('predicate.fetched', 'must hold entries and bytes counts')
-  if (typeof p.createdAt !== 'string') throw new ValidationError('predicate.createdAt', 'must be an RFC 3339 time')
+  if (typeof p.createdAt !== 'string' || p.createdAt.length > 64 || Number.isNaN(Date.parse(p.createdAt))) throw new ValidationError('predicate.createdAt', 'must be an RFC 3339 time')
+  if (p.paths.explained > p.paths.total) throw new ValidationError('predicate.paths', 'explained cannot exceed total')
   const subjects = statement.subject.map(s => s.digest?.sha256)
   if (!subjects.includes(hexOf(p.a.manifestDigest)) || !subjects.includes(hexOf(p.b.manifestDigest))) {
     throw new ValidationError('subject', 'must name both manifest digests')
