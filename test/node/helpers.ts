@@ -3,7 +3,7 @@ import { createRebuilder } from '../../src/node/build/index.js'
 import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
 import { createP2PNode, type P2PNode } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
-import { createManifestKeeper, keepingManifests } from '../../src/node/triage/index.js'
+import { createManifestKeeper, createOutputKeeper, keepingManifests } from '../../src/node/triage/index.js'
 import { logger } from '../../src/node/logger.js'
 import type { SigningIdentity } from '../../src/protocol/keys.js'
 import type { TrustPolicy } from '../../src/protocol/policy.js'
@@ -42,6 +42,8 @@ export interface TestDaemonOptions {
   bootstrap?: string[]
   /** Keep the file manifests of its rebuilds and compare them with dissenting builders'. */
   manifests?: boolean
+  /** Also keep the OCI outputs of its rebuilds (with `manifests`). */
+  outputs?: boolean
   /** Serve the HTTP feed on a free loopback port. */
   http?: boolean
 }
@@ -51,8 +53,9 @@ export async function startDaemon (opts: TestDaemonOptions): Promise<Daemon> {
   const store = await createStore({ path: join(opts.dir, 'store') })
   const engine = opts.build === true ? createRebuilder({}, { workDir: join(opts.dir, 'work'), timeoutMs: 180_000 }) : undefined
   const manifests = opts.manifests === true ? createManifestKeeper({ log: logger('manifests') }, { dir: join(opts.dir, 'manifests') }) : undefined
-  const rebuilder = engine != null && manifests != null ? keepingManifests(engine, manifests, logger('manifests')) : engine
-  const daemon = await createDaemon({ identity: opts.identity, store, policy: opts.policy, ...(rebuilder != null ? { rebuilder } : {}), ...(manifests != null ? { manifests } : {}) }, {
+  const outputs = opts.outputs === true ? createOutputKeeper({ log: logger('outputs') }, { dir: join(opts.dir, 'outputs') }) : undefined
+  const rebuilder = engine != null && manifests != null ? keepingManifests(engine, manifests, logger('manifests'), outputs) : engine
+  const daemon = await createDaemon({ identity: opts.identity, store, policy: opts.policy, ...(rebuilder != null ? { rebuilder } : {}), ...(manifests != null ? { manifests } : {}), ...(outputs != null ? { outputs } : {}) }, {
     listen: [LOOPBACK],
     bootstrap: opts.bootstrap ?? [],
     mdns: false,

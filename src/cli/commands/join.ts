@@ -24,6 +24,9 @@ interface JoinOptions {
   keepManifests?: string
   keepManifestsDays?: string
   keepManifestsMib?: string
+  keepOutputs?: string
+  keepOutputsDays?: string
+  keepOutputsMib?: string
   json?: boolean
   attest?: string[]
   attestAuth?: string
@@ -56,6 +59,9 @@ export function register (program: Command): void {
     .option('--keep-manifests <n>', 'file manifests of recent rebuilds kept for dissenting peers (env NEKO_KEEP_MANIFESTS; default 100)')
     .option('--keep-manifests-days <days>', 'drop kept file manifests older than this (env NEKO_KEEP_MANIFESTS_DAYS; default 30)')
     .option('--keep-manifests-mib <MiB>', 'disk the kept file manifests may take (env NEKO_KEEP_MANIFESTS_MIB; default 1024)')
+    .option('--keep-outputs <n>', 'OCI outputs of recent rebuilds kept to explain differing files, 0 for none (env NEKO_KEEP_OUTPUTS; default 3)')
+    .option('--keep-outputs-days <days>', 'drop kept outputs older than this (env NEKO_KEEP_OUTPUTS_DAYS; default 7)')
+    .option('--keep-outputs-mib <MiB>', 'disk the kept outputs may take (env NEKO_KEEP_OUTPUTS_MIB; default 8192)')
     .option('--json', 'print the node summary as one JSON line')
     .action(async (opts: JoinOptions, cmd: Command) => {
       // Commander sets mdns to true by default; only an explicit --no-mdns counts as a flag.
@@ -78,7 +84,10 @@ export function register (program: Command): void {
         ...(opts.recipe != null ? { recipe: opts.recipe } : {}),
         ...(opts.keepManifests != null ? { keepManifests: opts.keepManifests } : {}),
         ...(opts.keepManifestsDays != null ? { keepManifestsDays: opts.keepManifestsDays } : {}),
-        ...(opts.keepManifestsMib != null ? { keepManifestsMiB: opts.keepManifestsMib } : {})
+        ...(opts.keepManifestsMib != null ? { keepManifestsMiB: opts.keepManifestsMib } : {}),
+        ...(opts.keepOutputs != null ? { keepOutputs: opts.keepOutputs } : {}),
+        ...(opts.keepOutputsDays != null ? { keepOutputsDays: opts.keepOutputsDays } : {}),
+        ...(opts.keepOutputsMib != null ? { keepOutputsMiB: opts.keepOutputsMib } : {})
       }
       const config = resolveConfig({ flags, env: process.env })
       const log = logger('join')

@@ -50,8 +50,8 @@ const PYC = /(^|\/)__pycache__\/[^/]+\.pyc$|\.py[co]$/
 const ZIP_NAME = /\.(zip|jar|war|ear|whl|apk|xpi|egg)$/i
 
 /** Dates and times as build steps write them: ISO 8601, syslog/`date` output, dpkg's log format. */
-const TIMESTAMP = /\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?|\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun),? +\d{1,2}? ?(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b|\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} +\d{2}:\d{2}:\d{2}\b|\b1[5-9]\d{8}\b/
-const TEMP_PATH = /\/tmp\/[A-Za-z0-9._-]*[A-Za-z0-9]{6,}|\/var\/tmp\/|buildkit-[a-z0-9]+|\/proc\/self\//
+export const TIMESTAMP = /\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?|\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun),? +\d{1,2}? ?(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b|\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} +\d{2}:\d{2}:\d{2}\b|\b1[5-9]\d{8}\b/
+export const TEMP_PATH = /\/tmp\/[A-Za-z0-9._-]*[A-Za-z0-9]{6,}|\/var\/tmp\/|buildkit-[a-z0-9]+|\/proc\/self\//
 
 const iso = (s: number): string => new Date(s * 1000).toISOString().replace('.000Z', 'Z')
 

@@ -18,7 +18,10 @@ export const ENV_VARS: Record<keyof NodeSettings, string> = {
   recipe: 'NEKO_RECIPE',
   keepManifests: 'NEKO_KEEP_MANIFESTS',
   keepManifestsDays: 'NEKO_KEEP_MANIFESTS_DAYS',
-  keepManifestsMiB: 'NEKO_KEEP_MANIFESTS_MIB'
+  keepManifestsMiB: 'NEKO_KEEP_MANIFESTS_MIB',
+  keepOutputs: 'NEKO_KEEP_OUTPUTS',
+  keepOutputsDays: 'NEKO_KEEP_OUTPUTS_DAYS',
+  keepOutputsMiB: 'NEKO_KEEP_OUTPUTS_MIB'
 }
 
 const LISTS = new Set<keyof NodeSettings>(['listen', 'bootstrap'])

@@ -139,7 +139,7 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     if (http == null) problems.push({ setting: 'http', source: httpSetting.source, message: `bad address "${httpSetting.value}" (expected HOST:PORT with a port from 0 to 65535)` })
   }
 
-  function integer (key: 'concurrency' | 'buildTimeoutSeconds' | 'watchIntervalSeconds' | 'maxReleaseAgeDays' | 'keepManifests' | 'keepManifestsDays' | 'keepManifestsMiB', fallback: number, min: number, max: number): number {
+  function integer (key: 'concurrency' | 'buildTimeoutSeconds' | 'watchIntervalSeconds' | 'maxReleaseAgeDays' | 'keepManifests' | 'keepManifestsDays' | 'keepManifestsMiB' | 'keepOutputs' | 'keepOutputsDays' | 'keepOutputsMiB', fallback: number, min: number, max: number): number {
     const got = pick(key)
     if (got == null) return fallback
     const n = parseInteger(got.value!, min, max)
@@ -157,6 +157,11 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     maxCount: integer('keepManifests', 100, 1, 100_000),
     maxAgeMs: integer('keepManifestsDays', 30, 1, 3650) * 24 * 3600_000,
     maxBytes: integer('keepManifestsMiB', 1024, 1, 1_048_576) * 1024 * 1024
+  }
+  const keepOutputs = {
+    maxCount: integer('keepOutputs', 3, 0, 1000),
+    maxAgeMs: integer('keepOutputsDays', 7, 1, 3650) * 24 * 3600_000,
+    maxBytes: integer('keepOutputsMiB', 8192, 1, 16_777_216) * 1024 * 1024
   }
 
   let mdns = true
@@ -179,5 +184,5 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
   }
 
   if (problems.length > 0) throw new ConfigError(problems)
-  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests }
+  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests, keepOutputs }
 }

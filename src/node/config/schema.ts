@@ -19,6 +19,9 @@ export const CONFIG_SCHEMA = {
     recipe: { type: 'string', minLength: 1 },
     keepManifests: { type: 'integer', minimum: 1, maximum: 100_000 },
     keepManifestsDays: { type: 'integer', minimum: 1, maximum: 3650 },
-    keepManifestsMiB: { type: 'integer', minimum: 1, maximum: 1_048_576 }
+    keepManifestsMiB: { type: 'integer', minimum: 1, maximum: 1_048_576 },
+    keepOutputs: { type: 'integer', minimum: 0, maximum: 1000 },
+    keepOutputsDays: { type: 'integer', minimum: 1, maximum: 3650 },
+    keepOutputsMiB: { type: 'integer', minimum: 1, maximum: 16_777_216 }
   }
 } as const

@@ -20,6 +20,8 @@ export interface NodeConfig {
   watch?: { url: string, announceKeyDir: string, intervalMs: number, recipe?: string }
   /** File manifests of recent rebuilds kept for peers that dissent: how many, how long, how many bytes. */
   keepManifests: { maxCount: number, maxAgeMs: number, maxBytes: number }
+  /** OCI outputs of recent rebuilds kept to explain differing files from this side's bytes; maxCount 0 keeps none. */
+  keepOutputs: { maxCount: number, maxAgeMs: number, maxBytes: number }
 }
 
 /** Settings as given (config file, environment or flags), before defaults and validation. */
@@ -41,4 +43,7 @@ export interface NodeSettings {
   keepManifests?: number | string
   keepManifestsDays?: number | string
   keepManifestsMiB?: number | string
+  keepOutputs?: number | string
+  keepOutputsDays?: number | string
+  keepOutputsMiB?: number | string
 }

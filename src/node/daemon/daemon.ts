@@ -14,7 +14,7 @@ import { jobsView } from './jobs.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
 import { createMessageValidator, type CheckResult } from './validator.js'
 import { createRateLimiter } from '../rate-limit.js'
-import { createTriage } from '../triage/index.js'
+import { createReportGossip, createTriage, publishOwnReports } from '../triage/index.js'
 import { splitViewLookup } from '../consensus/set-aside.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
@@ -55,8 +55,11 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   // Why builders disagree, from file manifests: only where this node keeps its own.
   const triage = components.manifests == null
     ? undefined
-    : createTriage({ store, identity, keeper: components.manifests, policy: () => policy, log: logger('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a) } }, init.triage)
+    : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a) } }, init.triage)
   if (triage != null) storedListeners.push((kind, id) => { if (kind === 'claim') triage.claimStored(id) })
+  // Reports travel on their own topic, to observers as to builders.
+  const reports = createReportGossip({ store, policy: () => policy, log: logger('divergences') }, init.reports)
+  triage?.onReport(r => { p2p.publish(TOPICS.divergences, Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
 
   const trusted = (d: DecodedMessage): boolean => d.kind === 'announcement' ? policy.announcerKeys.has(d.keyId) : policy.builderKeys.has(d.keyId)
   // Each refused announcement is reported once, however often gossip offers it again.
@@ -113,6 +116,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         verdict = builders.receive(data)
       } else if (topic === TOPICS.checkpoints) {
         verdict = witness?.validate(data) ?? 'ignore'
+      } else if (topic === TOPICS.divergences) {
+        const r = await reports.check(data)
+        if (r.verdict === 'reject') log.info({ reason: r.reason, keyId: r.keyId }, 'divergence report refused')
+        verdict = r.verdict
       } else {
         const r = await validator.check(topic, data)
         verdict = r.verdict
@@ -131,6 +138,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       if (topic === TOPICS.capabilities) return
       if (topic === TOPICS.checkpoints) {
         await witness?.receive(data).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
+        return
+      }
+      if (topic === TOPICS.divergences) {
+        await reports.receive(data).catch((err: unknown) => { log.warn({ err }, 'storing a divergence report failed') })
         return
       }
       const decoded = validator.take(data)
@@ -282,7 +293,11 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       const schedule = [...CAPABILITIES_WARMUP_MS]
       const next = (): void => {
         const delay = schedule.shift() ?? init.capabilitiesIntervalMs ?? DEFAULT_CAPABILITIES_INTERVAL_MS
-        capsTimer = setTimeout(() => { void publishCapabilities().finally(() => { if (running) next() }) }, delay)
+        capsTimer = setTimeout(() => {
+          // Own reports go out again with each statement, for peers that joined since.
+          void publishOwnReports(store, identity.keyId, async (data) => await p2p.publish(TOPICS.divergences, data), log)
+          void publishCapabilities().finally(() => { if (running) next() })
+        }, delay)
         capsTimer.unref()
       }
       next()

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createRebuilder } from '../build/index.js'
 import type { NodeConfig } from '../config/types.js'
@@ -6,7 +7,7 @@ import { logger } from '../logger.js'
 import { makeDir } from '../make-dir.js'
 import { createMetrics } from '../metrics.js'
 import { createStore } from '../store/index.js'
-import { createManifestKeeper, keepingManifests } from '../triage/index.js'
+import { createManifestKeeper, createOutputKeeper, keepingManifests } from '../triage/index.js'
 import { createDaemon } from './daemon.js'
 import { loadPolicyFile, trustNobodyPolicy } from './policy.js'
 import type { Daemon } from './types.js'
@@ -42,8 +43,12 @@ export async function startNode (config: NodeConfig, opts: { build?: boolean } =
   try {
     const manifests = createManifestKeeper({ log: logger('manifests') }, { dir: join(config.dataDir, 'manifests'), ...config.keepManifests })
     const engine = opts.build === false ? undefined : createRebuilder({}, { workDir: join(config.dataDir, 'work'), timeoutMs: config.buildTimeoutMs })
-    const rebuilder = engine != null ? keepingManifests(engine, manifests, logger('manifests')) : undefined
-    daemon = await createDaemon({ identity, store, policy, metrics: createMetrics(), manifests, ...(rebuilder != null ? { rebuilder } : {}) }, {
+    // Bounds that shrank since the last run apply before anything new is kept.
+    const outputs = engine != null && config.keepOutputs.maxCount > 0 ? createOutputKeeper({ log: logger('outputs') }, { dir: join(config.dataDir, 'outputs'), ...config.keepOutputs }) : undefined
+    await outputs?.prune()
+    if (config.keepOutputs.maxCount === 0) await rm(join(config.dataDir, 'outputs'), { recursive: true, force: true })
+    const rebuilder = engine != null ? keepingManifests(engine, manifests, logger('manifests'), outputs) : undefined
+    daemon = await createDaemon({ identity, store, policy, metrics: createMetrics(), manifests, ...(rebuilder != null ? { rebuilder } : {}), ...(outputs != null ? { outputs } : {}) }, {
       listen: config.listen,
       bootstrap: config.bootstrap,
       mdns: config.mdns,

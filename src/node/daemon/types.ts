@@ -12,7 +12,7 @@ import type { WitnessStats } from '../tlog/witness.js'
 import type { BackfillStats, BackfillSyncInit } from './backfill.js'
 import type { BuilderInfo } from './builders.js'
 import type { ValidatorInit } from './validator.js'
-import type { ManifestKeeper, TriageInit } from '../triage/index.js'
+import type { ManifestKeeper, OutputKeeper, ReportGossipInit, TriageInit } from '../triage/index.js'
 
 /** What the daemon needs of a rebuild engine (the build engine's `Rebuilder` satisfies it). */
 export interface DaemonRebuilder extends SchedulerRebuilder {
@@ -30,6 +30,8 @@ export interface DaemonComponents {
   metrics?: Metrics
   /** File manifests of this node's rebuilds: served to peers, and compared with dissenting builders' (docs/network.md). */
   manifests?: ManifestKeeper
+  /** OCI outputs of this node's recent rebuilds: their bytes name causes that a manifest alone cannot. */
+  outputs?: OutputKeeper
 }
 
 export interface DaemonInit {
@@ -62,6 +64,8 @@ export interface DaemonInit {
   /** Keep a transparency log of every stored message in this directory (docs/transparency.md). */
   tlog?: { path: string, checkpointIntervalMs?: number, /** Witness state; beside the log when absent. */ witnessPath?: string }
   triage?: TriageInit
+  /** Checks on divergence reports received over gossip. */
+  reports?: ReportGossipInit
 }
 
 export interface DaemonStats {

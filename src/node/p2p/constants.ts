@@ -6,7 +6,9 @@ export const TOPICS = {
   claims: '/neko-rebuilder/claims/1',
   capabilities: '/neko-rebuilder/capabilities/1',
   /** Signed checkpoints of each node's transparency log, and witnesses' cosignatures of them. */
-  checkpoints: '/neko-rebuilder/checkpoints/1'
+  checkpoints: '/neko-rebuilder/checkpoints/1',
+  /** Signed divergence reports: why two builders' images of a target differ (docs/network.md). */
+  divergences: '/neko-rebuilder/divergences/1'
 } as const
 
 export type Topic = typeof TOPICS[keyof typeof TOPICS]

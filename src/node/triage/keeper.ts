@@ -1,10 +1,12 @@
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Digest, Target } from '../../protocol/types.js'
 import { ValidationError } from '../../protocol/errors.js'
 import type { Logger } from '../logger.js'
 import { fileManifestOf, type FileManifest } from '../build/manifest.js'
 import type { Rebuilder } from '../build/rebuilder.js'
+import { boundsOf, pruneDir } from './bounded-dir.js'
+import type { OutputKeeper } from './outputs.js'
 
 /**
  * The file manifests of this node's recent rebuilds, one JSON file per claimed image under
@@ -48,29 +50,11 @@ function fileOf (dir: string, digest: Digest): string {
 
 export function createManifestKeeper (components: { log: Logger }, init: ManifestKeeperInit): ManifestKeeper {
   const dir = resolve(init.dir)
-  const limits = { ...KEEPER_DEFAULTS, ...Object.fromEntries(Object.entries(init).filter(([k, v]) => k !== 'dir' && v !== undefined)) } as typeof KEEPER_DEFAULTS
-  for (const [field, value] of Object.entries(limits)) {
-    if (!Number.isSafeInteger(value) || value < 1) throw new ValidationError(`manifests.${field}`, `must be a positive integer, got ${String(value)}`)
-  }
+  const limits = boundsOf('manifests', KEEPER_DEFAULTS, init)
   const { log } = components
 
   async function prune (): Promise<number> {
-    let names: string[]
-    try { names = (await readdir(dir)).filter(n => FILE.test(n)) } catch { return 0 }
-    const files = (await Promise.all(names.map(async n => {
-      const s = await stat(join(dir, n)).catch(() => undefined)
-      return s == null ? undefined : { n, at: s.mtimeMs, size: s.size }
-    }))).filter(f => f != null).sort((a, b) => b.at - a.at)
-    const now = Date.now()
-    let bytes = 0
-    let dropped = 0
-    for (const [i, f] of files.entries()) {
-      bytes += f.size
-      if (i >= limits.maxCount || now - f.at > limits.maxAgeMs || bytes > limits.maxBytes) {
-        await rm(join(dir, f.n), { force: true })
-        dropped++
-      }
-    }
+    const dropped = (await pruneDir(dir, FILE, limits)).length
     if (dropped > 0) log.debug({ dropped }, 'file manifests pruned')
     return dropped
   }
@@ -106,9 +90,10 @@ export function createManifestKeeper (components: { log: Logger }, init: Manifes
 
 /**
  * Wraps a rebuilder so that every successful rebuild leaves its file manifest with `keeper`:
- * the OCI tarball is read once, in the rebuild's own workspace, before it is removed.
+ * the OCI tarball is read once, in the rebuild's own workspace, before it is removed. With
+ * `outputs`, the tarball itself is kept too.
  */
-export function keepingManifests (rebuilder: Rebuilder, keeper: ManifestKeeper, log: Logger): Rebuilder {
+export function keepingManifests (rebuilder: Rebuilder, keeper: ManifestKeeper, log: Logger, outputs?: OutputKeeper): Rebuilder {
   return {
     checkEngine: async () => await rebuilder.checkEngine(),
     capabilities: async () => await rebuilder.capabilities(),
@@ -123,6 +108,9 @@ export function keepingManifests (rebuilder: Rebuilder, keeper: ManifestKeeper, 
             await keeper.put(target, result.manifestDigest, manifest)
           } catch (err) {
             log.warn({ err, target }, 'could not keep the file manifest of a rebuild')
+          }
+          if (outputs != null) {
+            await outputs.put(result.manifestDigest, tarPath).catch((err: unknown) => { log.warn({ err, target }, 'could not keep the output of a rebuild') })
           }
         }
       })

@@ -30,6 +30,8 @@ interface IndexEntry {
 
 const INDEX = 'divergences'
 const MAX_REPORTS = 500
+/** Reports kept per target (one per pair of claims); beyond it the oldest of the target goes. */
+export const MAX_REPORTS_PER_TARGET = 16
 
 function pairOf (r: DivergenceReport): string {
   return `${r.a.claimId} ${r.b.claimId}`
@@ -43,14 +45,50 @@ export async function hasReport (store: Store, claimA: string, claimB: string): 
   return (await index(store)).some(e => e.pair === `${claimA} ${claimB}`)
 }
 
+/** A report's id: hex sha256 of its envelope JSON as stored and gossiped. */
+export function reportIdOf (envelopeJson: string | Uint8Array): string {
+  return createHash('sha256').update(envelopeJson).digest('hex')
+}
+
+/** What the store holds that a new report would meet: itself, the report of its pair, its target's count. */
+export async function reportStanding (store: Store, id: string, report: DivergenceReport): Promise<{ stored: boolean, pairCreatedAt?: string, forTarget: number }> {
+  const entries = await index(store)
+  const key = targetKey(report.target)
+  const pair = entries.find(e => e.pair === pairOf(report))
+  return {
+    stored: entries.some(e => e.id === id),
+    ...(pair != null ? { pairCreatedAt: pair.createdAt } : {}),
+    forTarget: entries.filter(e => e.key === key).length
+  }
+}
+
+/**
+ * Stores a report in place of any earlier one of the same pair of claims; beyond
+ * MAX_REPORTS_PER_TARGET for its target, or MAX_REPORTS in all, the oldest go.
+ */
 export async function saveReport (store: Store, envelopeJson: string, report: DivergenceReport, keyId: string): Promise<StoredReport> {
-  const id = createHash('sha256').update(envelopeJson).digest('hex')
+  // The index is read, changed and written back: one save at a time per store, whoever saves
+  // (this node's triage, gossip from peers).
+  const before = saving.get(store) ?? Promise.resolve()
+  const done = before.then(async () => await save(store, envelopeJson, report, keyId))
+  saving.set(store, done.catch(() => {}))
+  return await done
+}
+
+const saving = new WeakMap<Store, Promise<unknown>>()
+
+async function save (store: Store, envelopeJson: string, report: DivergenceReport, keyId: string): Promise<StoredReport> {
+  const id = reportIdOf(envelopeJson)
+  const key = targetKey(report.target)
   const entries = (await index(store)).filter(e => e.pair !== pairOf(report))
   await store.setState(`divergence/${id}`, { keyId, envelopeJson, report })
-  entries.push({ id, key: targetKey(report.target), repository: report.target.repository, ...(report.target.tag != null ? { tag: report.target.tag } : {}), pair: pairOf(report), createdAt: report.createdAt })
-  const dropped = entries.splice(0, Math.max(0, entries.length - MAX_REPORTS))
+  entries.push({ id, key, repository: report.target.repository, ...(report.target.tag != null ? { tag: report.target.tag } : {}), pair: pairOf(report), createdAt: report.createdAt })
+  const sameTarget = entries.filter(e => e.key === key)
+  const dropped = sameTarget.slice(0, Math.max(0, sameTarget.length - MAX_REPORTS_PER_TARGET))
+  const kept = entries.filter(e => !dropped.includes(e))
+  dropped.push(...kept.splice(0, Math.max(0, kept.length - MAX_REPORTS)))
   for (const d of dropped) await store.setState(`divergence/${d.id}`, null)
-  await store.setState(INDEX, entries)
+  await store.setState(INDEX, kept)
   return { id, keyId, envelopeJson, report }
 }
 

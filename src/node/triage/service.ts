@@ -2,7 +2,7 @@ import { verifyEnvelope } from '../../protocol/dsse.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { targetKey } from '../../protocol/target.js'
-import { entriesDigestOf, REPORT_LIMITS, signDivergenceReport, signFileManifestHeader, type DivergenceReport } from '../../protocol/triage.js'
+import { entriesDigestOf, fitReport, REPORT_LIMITS, signDivergenceReport, signFileManifestHeader, type DivergenceReport } from '../../protocol/triage.js'
 import type { Digest } from '../../protocol/types.js'
 import { diffManifests } from '../build/manifest.js'
 import type { FileManifest } from '../build/manifest.js'
@@ -11,6 +11,8 @@ import { peerIdOf } from '../p2p/identity.js'
 import type { FetchedManifest, ManifestSource, P2PNode } from '../p2p/index.js'
 import type { Store, StoredMessage } from '../store/types.js'
 import type { ManifestKeeper } from './keeper.js'
+import type { OutputKeeper } from './outputs.js'
+import { explainFromOwnBytes, type ManifestDiff } from './own-bytes.js'
 import { hasReport, saveReport, type StoredReport } from './reports.js'
 
 export interface TriageComponents {
@@ -18,6 +20,8 @@ export interface TriageComponents {
   p2p: Pick<P2PNode, 'fileManifest'>
   identity: SigningIdentity
   keeper: ManifestKeeper
+  /** This node's kept OCI outputs: where one is kept, its bytes name causes the manifests cannot. */
+  outputs?: OutputKeeper
   policy: () => TrustPolicy
   log: Logger
 }
@@ -134,9 +138,14 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
     if (fetched.keyId !== other.keyId) throw new Error(`manifest signed by ${fetched.keyId}, the claim by ${other.keyId}`)
     if (targetKey(fetched.header.target) !== targetKey(other.claim!.target)) throw new Error('the manifest names another target')
     const theirs = fileManifestFrom(fetched)
-    const d = diffManifests(mine, theirs)
+    let d: ManifestDiff & { evidence?: Map<string, string[]> } = diffManifests(mine, theirs)
+    const tar = d.paths.explained < d.paths.total ? await components.outputs?.get(own.claim!.result!.manifestDigest) : undefined
+    if (tar != null) {
+      const plain = d
+      d = await explainFromOwnBytes(d, tar, mine.platform).catch((err: unknown) => { log.warn({ err, tar }, 'could not read this node\'s kept output; causes from manifests alone'); return plain })
+    }
     const stepOf = new Map(d.layers.map(l => [l.index, l.step]))
-    const report: DivergenceReport = {
+    const report: DivergenceReport = fitReport({
       target: own.claim!.target,
       a: { claimId: own.id, keyId: own.keyId, manifestDigest: own.claim!.result!.manifestDigest },
       b: { claimId: other.id, keyId: other.keyId, manifestDigest: digest },
@@ -147,13 +156,14 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
         fix: g.cause.fix,
         count: g.count,
         layers: g.layers.slice(0, REPORT_LIMITS.layers),
-        steps: [...new Set(g.layers.map(i => stepOf.get(i)).filter((s): s is string => s != null))].slice(0, 8).map(s => cut(s, REPORT_LIMITS.stepLength)),
-        paths: g.paths.slice(0, REPORT_LIMITS.pathsPerCause).map(p => cut(p, REPORT_LIMITS.pathLength))
+        steps: [...new Set(g.layers.map(i => stepOf.get(i)).filter((s): s is string => s != null))].slice(0, REPORT_LIMITS.stepsPerCause).map(s => cut(s, REPORT_LIMITS.stepLength)),
+        paths: g.paths.slice(0, REPORT_LIMITS.pathsPerCause).map(p => cut(p, REPORT_LIMITS.pathLength)),
+        ...(d.evidence?.has(g.cause.id) === true ? { evidence: d.evidence.get(g.cause.id)!.slice(0, REPORT_LIMITS.evidencePerCause).map(e => cut(e, REPORT_LIMITS.evidenceLength)) } : {})
       })),
       layers: d.layers.slice(0, REPORT_LIMITS.layers).map(l => ({ index: l.index, ...(l.step != null ? { step: cut(l.step, REPORT_LIMITS.stepLength) } : {}), causeCounts: l.causeCounts })),
       fetched: { entries: fetched.entries.length, bytes: fetched.bytes },
       createdAt: new Date().toISOString()
-    }
+    })
     const envelopeJson = JSON.stringify(signDivergenceReport(report, identity))
     const stored = await saveReport(store, envelopeJson, report, identity.keyId)
     log.info({ target: targetKey(report.target), dissent: other.keyId, paths: report.paths, causes: report.causes.map(c => `${c.count} ${c.id}`), entries: fetched.entries.length, bytes: fetched.bytes }, 'divergence report signed')
