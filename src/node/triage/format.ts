@@ -10,6 +10,7 @@ export function formatReport (r: DivergenceReport, signer: string): string[] {
   for (const c of r.causes) {
     out.push(`  ${c.id} × ${c.count}: ${c.summary}${c.paths.length > 0 ? ` (${c.paths.slice(0, 3).join(', ')}${c.count > 3 ? ', …' : ''})` : ''}`)
     for (const s of c.steps.slice(0, 2)) out.push(`    step: ${s.length > 160 ? s.slice(0, 159) + '…' : s}`)
+    for (const e of (c.evidence ?? []).slice(0, 2)) out.push(`    seen: ${e.length > 160 ? e.slice(0, 159) + '…' : e}`)
     out.push(`    fix:  ${c.fix}`)
   }
   return out

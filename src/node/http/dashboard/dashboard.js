@@ -192,7 +192,8 @@ async function showCauses (release, t) {
       el('table', { class: 'causes' },
         el('thead', {}, el('tr', {}, ['Cause', 'Files', 'Dockerfile step', 'Fix'].map(h => el('th', { scope: 'col' }, h)))),
         el('tbody', {}, r.causes.map(c => el('tr', { 'data-cause': c.id },
-          el('td', {}, el('code', {}, c.id), el('br'), el('small', {}, c.summary)),
+          el('td', {}, el('code', {}, c.id), el('br'), el('small', {}, c.summary),
+            ...(c.evidence ?? []).slice(0, 2).map(e => el('small', { class: 'evidence' }, el('br'), e))),
           el('td', { class: 'count' }, String(c.count)),
           el('td', {}, c.steps.map(s => el('code', { class: 'step' }, s))),
           el('td', {}, el('code', {}, c.fix)))))))
