@@ -134,7 +134,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
       a: { claimId: a.id, keyId: a.keyId, manifestDigest: a.claim!.result!.manifestDigest },
       b: { claimId: b.id, keyId: b.keyId, manifestDigest: b.claim!.result!.manifestDigest },
       paths: { total: 50, explained: 50 },
-      causes: [cause('fontconfig-cache', 48, ['var/cache/fontconfig/a.cache-9']), cause('machine-id', 2, ['etc/machine-id', 'var/lib/dbus/machine-id'])],
+      causes: [cause('fontconfig-cache', 48, ['var/cache/fontconfig/a.cache-9']), { ...cause('machine-id', 2, ['etc/machine-id', 'opt/instance-id']), evidence: ['opt/instance-id: holds a random 128-bit id, as /etc/machine-id does'] }],
       layers: [{ index: 1, step, causeCounts: { 'fontconfig-cache': 48, 'machine-id': 2 } }],
       fetched: { entries: 900, bytes: 90_000 },
       createdAt: new Date().toISOString()
@@ -157,6 +157,8 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     expect(first).toContain(step)
     expect(first).toContain('rm -rf /var/cache/fontconfig')
     expect((await rows.nth(1).textContent()) ?? '').toContain('rm -f /etc/machine-id')
+    // What the signer's own bytes showed, under the cause.
+    expect(await rows.nth(1).locator('small.evidence').textContent()).toBe('opt/instance-id: holds a random 128-bit id, as /etc/machine-id does')
     expect((await page.locator('#details section.causes').textContent()) ?? '').toContain('50 differing paths, 50 with a known cause')
     // A reproducible target without dissent shows no such section.
     await page.locator('button.cell[data-tag="v4"][data-variant="base"][data-platform="linux/amd64"]').click()

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { generateIdentity } from '../../src/protocol/keys.js'
 import { causeRef } from '../../src/protocol/causes.js'
 import { signStatement } from '../../src/protocol/messages.js'
-import { buildDivergenceStatement, DIVERGENCE_PREDICATE, signDivergenceReport, verifyDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
+import { buildDivergenceStatement, DIVERGENCE_PREDICATE, fitReport, REPORT_ENVELOPE_BYTES, signDivergenceReport, verifyDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
 
 const d = (c: string): string => `sha256:${c.repeat(64)}`
 const report: DivergenceReport = {
@@ -38,5 +38,31 @@ describe('divergence reports', () => {
     expect(() => verifyDivergenceReport(signStatement(bad, id), { allowEmbeddedKeys: true })).toThrow(/predicate.causes\[0\]/)
     const oneSided = { ...buildDivergenceStatement(report), subject: buildDivergenceStatement(report).subject.slice(0, 1) }
     expect(() => verifyDivergenceReport(signStatement(oneSided, id), { allowEmbeddedKeys: true })).toThrow(/subject/)
+  })
+
+  it('fitReport trims steps, paths and layers of a large report to fit one envelope, keeping every count', () => {
+    const id = generateIdentity()
+    const step = `RUN ${'x'.repeat(1000)}`
+    const big: DivergenceReport = {
+      ...report,
+      causes: Array.from({ length: 20 }, () => ({ ...causeRef('unknown'), count: 7, layers: Array.from({ length: 200 }, (_, i) => i), steps: Array.from({ length: 8 }, () => step), paths: Array.from({ length: 5 }, (_, i) => `opt/${'p'.repeat(900)}${i}`), evidence: Array.from({ length: 5 }, () => 'e'.repeat(500)) })),
+      layers: Array.from({ length: 200 }, (_, i) => ({ index: i, step, causeCounts: { unknown: 1 } }))
+    }
+    const fitted = fitReport(big)
+    const size = JSON.stringify(signDivergenceReport(fitted, id)).length
+    expect(size).toBeLessThanOrEqual(REPORT_ENVELOPE_BYTES)
+    expect(fitted.causes.every(c => c.count === 7)).toBe(true)
+    expect(fitted.paths).toEqual(big.paths)
+    expect(verifyDivergenceReport(signDivergenceReport(fitted, id), { allowEmbeddedKeys: true }).report).toEqual(fitted)
+    expect(fitReport(report)).toBe(report)
+  })
+
+  it('refuses fields past their bounds', () => {
+    const id = generateIdentity()
+    const sign = (r: DivergenceReport): ReturnType<typeof signDivergenceReport> => signStatement(buildDivergenceStatement(r), id)
+    expect(() => verifyDivergenceReport(sign({ ...report, causes: [{ ...report.causes[0]!, evidence: ['x'.repeat(600)] }] }), { allowEmbeddedKeys: true })).toThrow(/causes\[0\].evidence/)
+    expect(() => verifyDivergenceReport(sign({ ...report, causes: [{ ...report.causes[0]!, paths: [1 as unknown as string] }] }), { allowEmbeddedKeys: true })).toThrow(/causes\[0\].paths/)
+    expect(() => verifyDivergenceReport(sign({ ...report, layers: [{ index: 1, causeCounts: { 'cosmic-rays': 1 } }] }), { allowEmbeddedKeys: true })).toThrow(/layers\[0\]/)
+    expect(() => verifyDivergenceReport(sign({ ...report, createdAt: 'yesterday' }), { allowEmbeddedKeys: true })).toThrow(/createdAt/)
   })
 })
