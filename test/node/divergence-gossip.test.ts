@@ -140,7 +140,7 @@ describe('the divergence report check', () => {
     if (dir != null) await rm(dir, { recursive: true, force: true })
   })
 
-  it('refuses a report about another builder\'s claim or one its stored claims contradict; ignores repeats, older ones and a full target', async () => {
+  it('refuses a report about another builder\'s claim; drops one its stored claims contradict, repeats, older ones and a full target', async () => {
     const gossip = createReportGossip({ store, policy: () => policy, log: logger('test') })
     const [c1, c2] = claims(b1, b2) as [ReturnType<typeof claims>[number], ReturnType<typeof claims>[number]]
     for (const c of [c1, c2]) await put(store, c.env)
@@ -148,7 +148,7 @@ describe('the divergence report check', () => {
 
     expect(await gossip.check(data(reportOf(c1, c2), b2))).toMatchObject({ verdict: 'reject', reason: expect.stringMatching(/about the claim of/) })
     expect(await gossip.check(data(reportOf(c1, { ...c2, digest: c1.digest }), b1))).toMatchObject({ verdict: 'reject' })
-    expect(await gossip.check(data(reportOf(c1, { ...c2, digest: imageResult('three').manifestDigest }), b1))).toMatchObject({ verdict: 'reject', reason: expect.stringMatching(/names another image/) })
+    expect(await gossip.check(data(reportOf(c1, { ...c2, digest: imageResult('three').manifestDigest }), b1))).toMatchObject({ verdict: 'ignore', reason: expect.stringMatching(/names another image/) })
     expect(await gossip.check(Buffer.from('{"payloadType":1}'))).toMatchObject({ verdict: 'reject' })
 
     const first = data(reportOf(c1, c2, { createdAt: '2026-11-27T10:00:00.000Z' }), b1)

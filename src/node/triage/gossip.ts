@@ -71,8 +71,13 @@ export function createReportGossip (components: ReportGossipComponents, init: Re
     if (report.a.keyId !== keyId) return { verdict: 'reject', keyId, reason: `report signed by ${keyId} about the claim of ${report.a.keyId}` }
     if (report.a.keyId === report.b.keyId || report.a.manifestDigest === report.b.manifestDigest) return { verdict: 'reject', keyId, reason: 'a report compares two builders\' different images' }
     try {
+      // Judged against this node's own store, which a relaying peer may not share: dropped, but
+      // the relay is not penalised for what it could not know.
       const wrong = await contradicts(report.a, report) ?? await contradicts(report.b, report)
-      if (wrong != null) return { verdict: 'reject', keyId, reason: wrong }
+      if (wrong != null) {
+        log.warn({ keyId, reason: wrong }, 'a divergence report contradicts a stored claim; dropped')
+        return { verdict: 'ignore', keyId, reason: wrong }
+      }
       const standing = await reportStanding(store, reportIdOf(data), report)
       if (standing.stored) return { verdict: 'ignore', keyId, reason: 'already stored' }
       if (standing.pairCreatedAt != null && standing.pairCreatedAt >= report.createdAt) return { verdict: 'ignore', keyId, reason: 'a report of this pair of claims as new or newer is stored' }
