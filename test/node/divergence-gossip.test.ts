@@ -112,6 +112,8 @@ describe('divergence reports on their own gossip topic', () => {
     const api = await (await fetch(`${observer.httpUrl()!}/api/v1/divergences?tag=${TAG}`)).json() as { items: Array<{ keyId: string, envelope: unknown }> }
     expect(api.items).toHaveLength(1)
     expect(verifyDivergenceReport(api.items[0]!.envelope, { keys: policy.builderKeys }).report.causes.map(c => c.id)).toEqual(['machine-id', 'gzip-header'])
+    const feed = await (await fetch(`${observer.httpUrl()!}/feed.json`)).json() as { items: Array<{ id: string, tags?: string[] }> }
+    expect(feed.items.find(i => i.id === `divergence:${stored!.id}`)?.tags).toEqual(['divergence', 'machine-id', 'gzip-header'])
 
     // status --node shows the causes, counts, step, evidence and fix.
     const policyFile = join(root, 'policy.json')
