@@ -60,6 +60,15 @@ describe('node config', () => {
     expect(() => resolveConfig({ env: {}, flags: { maxReleaseAgeDays: '-1' } })).toThrow(/maxReleaseAgeDays \(flag\): "-1" is not an integer from 0/)
   })
 
+  it('keeps 3 rebuild outputs for 7 days within 8 GiB unless told otherwise; 0 keeps none', async () => {
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir } }).keepOutputs).toEqual({ maxCount: 3, maxAgeMs: 7 * 86_400_000, maxBytes: 8192 * 1024 * 1024 })
+    const file = join(dir, 'outputs.json')
+    await writeFile(file, JSON.stringify({ keepOutputs: 1, keepOutputsDays: 2 }))
+    expect(resolveConfig({ env: { NEKO_KEEP_OUTPUTS_MIB: '100' }, flags: { config: file } }).keepOutputs).toEqual({ maxCount: 1, maxAgeMs: 2 * 86_400_000, maxBytes: 100 * 1024 * 1024 })
+    expect(resolveConfig({ env: { NEKO_KEEP_OUTPUTS: '0' } }).keepOutputs.maxCount).toBe(0)
+    expect(() => resolveConfig({ env: {}, flags: { keepOutputsMiB: '0' } })).toThrow(/keepOutputsMiB \(flag\): "0" is not an integer from 1/)
+  })
+
   it('schema-checks a config file', async () => {
     const file = join(dir, 'bad.json')
     await writeFile(file, JSON.stringify({ concurrency: 'many', colour: 'blue', listen: [3] }))
