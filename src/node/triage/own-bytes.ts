@@ -75,6 +75,8 @@ export async function explainFromOwnBytes (d: ManifestDiff, archive: string, pla
   const info = await readOciArchive(archive)
   const image = info.images.find(i => i.platform === platform) ?? (info.images.length === 1 ? info.images[0] : undefined)
   if (image == null) return { ...d, evidence }
+  // Everything is read before anything changes: a read that fails leaves `d` as it was.
+  const found: Array<{ layer: LayerDiff, change: FileChange, id: CauseId, detail: string }> = []
   for (const layer of d.layers) {
     const own = image.layers[layer.index]
     const open = layer.changes.filter((c): c is FileChange & { a: NonNullable<FileChange['a']> } =>
@@ -88,16 +90,18 @@ export async function explainFromOwnBytes (d: ManifestDiff, archive: string, pla
       // The tarball must be the image the manifest describes: same bytes for this file.
       if (mine == null || head == null || mine.sha256 !== c.a.sha256) continue
       const r = recogniseOwnBytes(c.path, head, listing.captured.get(c.path), c.a.size === c.b?.size)
-      if (r == null) continue
-      c.cause = causeRef(r.id)
-      c.detail = r.detail
-      layer.causeCounts.unknown = (layer.causeCounts.unknown ?? 1) - 1
-      if (layer.causeCounts.unknown === 0) delete layer.causeCounts.unknown
-      layer.causeCounts[r.id] = (layer.causeCounts[r.id] ?? 0) + 1
-      const lines = evidence.get(r.id) ?? []
-      if (lines.length < 5) lines.push(`${c.path}: ${r.detail}`)
-      evidence.set(r.id, lines)
+      if (r != null) found.push({ layer, change: c, ...r })
     }
+  }
+  for (const { layer, change, id, detail } of found) {
+    change.cause = causeRef(id)
+    change.detail = detail
+    layer.causeCounts.unknown = (layer.causeCounts.unknown ?? 1) - 1
+    if (layer.causeCounts.unknown === 0) delete layer.causeCounts.unknown
+    layer.causeCounts[id] = (layer.causeCounts[id] ?? 0) + 1
+    const lines = evidence.get(id) ?? []
+    if (lines.length < 5) lines.push(`${change.path}: ${detail}`)
+    evidence.set(id, lines)
   }
   const total = d.layers.reduce((n, l) => n + l.changes.length, 0)
   const unknown = d.layers.reduce((n, l) => n + (l.causeCounts.unknown ?? 0), 0)
