@@ -50,7 +50,7 @@ const CROWD_COMMIT = 'c'.repeat(40)
 const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
 const self = fileURLToPath(import.meta.url)
 
-interface NodeReport { rss: number, heapUsed: number, messages: number, claims: number, honestStored: number, throttled: number, gossip: { accepted: number, rejected: number, ignored: number } }
+interface NodeReport { rss: number, cpuMs: number, heapUsed: number, messages: number, claims: number, honestStored: number, throttled: number, gossip: { accepted: number, rejected: number, ignored: number } }
 type FromChild = { type: 'ready', addr: string, url?: string } | { type: 'report', report: NodeReport } | { type: 'sent', n: number, ms: number }
 
 function claimFor (i: number, target: Partial<Claim['target']>): Claim {
@@ -78,7 +78,8 @@ async function runNode (dir: string, policyFile: string, identityFile: string): 
         const stats = await store.stats()
         const honest = (await store.claimsForCommit(REPO, CROWD_COMMIT)).filter(c => policy.builderKeys.has(c.keyId)).length
         const mem = process.memoryUsage()
-        process.send?.({ type: 'report', report: { rss: mem.rss, heapUsed: mem.heapUsed, messages: stats.messages, claims: stats.claims, honestStored: honest, throttled: daemon.p2p.stats().throttled, gossip: daemon.stats().gossip } })
+        const cpu = process.cpuUsage()
+        process.send?.({ type: 'report', report: { rss: mem.rss, cpuMs: (cpu.user + cpu.system) / 1000, heapUsed: mem.heapUsed, messages: stats.messages, claims: stats.claims, honestStored: honest, throttled: daemon.p2p.stats().throttled, gossip: daemon.stats().gossip } })
       })()
     } else if (m.type === 'stop') {
       void daemon.stop().finally(() => process.exit(0))
@@ -239,14 +240,23 @@ async function main (): Promise<void> {
     phases.push({ name, sample: current, report: await report(), seconds: (performance.now() - start) / 1000, ...(sent != null ? { sent } : {}) })
   }
   const sleep = async (s: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, s * 1000)) }
+  const handled = (r: NodeReport): number => r.gossip.accepted + r.gossip.ignored + r.gossip.rejected + r.throttled
 
+  const idleCpu = (await report()).cpuMs
   await phase('idle', async () => { await sleep(IDLE_S); return undefined })
   await phase('flood', async () => {
     attacker.proc.send({ type: 'attack', phase: 'flood' })
     const sent = await attacker.next('sent')
     return sent.n
   })
-  await phase('after flood', async () => { await sleep(SETTLE_S); return undefined })
+  await phase('after flood', async () => {
+    // On a loaded machine the flood can still be in flight when the attacker has sent it:
+    // wait (at most 20 s) until the node has handled every message, so its cost is all counted.
+    const deadline = performance.now() + 20_000
+    while (handled(await report()) - handled(phases[0]!.report) < (phases[1]!.sent ?? 0) && performance.now() < deadline) await sleep(0.2)
+    await sleep(SETTLE_S)
+    return undefined
+  })
   await phase('crowding', async () => {
     attacker.proc.send({ type: 'attack', phase: 'crowd' })
     const sent = await attacker.next('sent')
@@ -266,15 +276,18 @@ async function main (): Promise<void> {
 
   const mib = (b: number): string => `${(b / 1024 / 1024).toFixed(0)} MiB`
   const ms = (x: number): string => Number.isNaN(x) ? '-' : `${x.toFixed(1)} ms`
-  console.log('\nphase          secs  sent   healthz p50/p99        releases p50/p99       ping p50/p99           fail  RSS      stored  accepted/ignored/rejected/throttled')
+  console.log('\nphase          secs  sent   healthz p50/p99        releases p50/p99       ping p50/p99           fail  RSS      node CPU  stored  accepted/ignored/rejected/throttled')
+  let cpuBefore = idleCpu
   for (const p of phases) {
+    const cpu = p.report.cpuMs - cpuBefore
+    cpuBefore = p.report.cpuMs
     const s = p.sample
     console.log([
       p.name.padEnd(13), p.seconds.toFixed(1).padStart(5), String(p.sent ?? '').padStart(5),
       `${ms(quantile(s.http, 0.5))} / ${ms(quantile(s.http, 0.99))}`.padEnd(22),
       `${ms(quantile(s.api, 0.5))} / ${ms(quantile(s.api, 0.99))}`.padEnd(22),
       `${ms(quantile(s.ping, 0.5))} / ${ms(quantile(s.ping, 0.99))}`.padEnd(22),
-      String(s.failures).padStart(4), mib(p.report.rss).padStart(8), String(p.report.messages).padStart(7),
+      String(s.failures).padStart(4), mib(p.report.rss).padStart(8), `${cpu.toFixed(0)} ms`.padStart(9), String(p.report.messages).padStart(7),
       `${p.report.gossip.accepted}/${p.report.gossip.ignored}/${p.report.gossip.rejected}/${p.report.throttled}`
     ].join(' '))
   }
@@ -287,6 +300,18 @@ async function main (): Promise<void> {
   const i = worst(idle)
   console.log(`\nflood vs idle p99: HTTP ${ms(f.http)} vs ${ms(i.http)} (x${(f.http / i.http).toFixed(1)}), ping ${ms(f.ping)} vs ${ms(i.ping)} (x${(f.ping / i.ping).toFixed(1)})`)
   console.log(`crowding vs idle p99: HTTP ${ms(c.http)} (x${(c.http / i.http).toFixed(1)}), ping ${ms(c.ping)} (x${(c.ping / i.ping).toFixed(1)})`)
+  // What the flood cost the node, wherever the machine's load put it in time: its CPU from the
+  // flood's start until it had handled every message, less what the probes cost when quiet (per
+  // round of probes, since a loaded machine runs fewer rounds; the lower of the first phase,
+  // which also pays for warming up, and the last, which may still see the crowding's tail),
+  // per message handled.
+  const rounds = (s: Sample): number => s.ping.length + s.failures
+  const perRound = Math.min(
+    (phases[0]!.report.cpuMs - idleCpu) / Math.max(1, rounds(idle)),
+    (phases[4]!.report.cpuMs - phases[3]!.report.cpuMs) / Math.max(1, rounds(phases[4]!.sample)))
+  const floodCpu = phases[2]!.report.cpuMs - phases[0]!.report.cpuMs - perRound * (rounds(flood) + rounds(phases[2]!.sample))
+  const floodHandled = handled(phases[2]!.report) - handled(phases[0]!.report)
+  console.log(`node CPU for the flood: ${floodCpu.toFixed(0)} ms above idle for ${floodHandled} messages handled (${(floodCpu * 1000 / Math.max(1, floodHandled)).toFixed(0)} us each); idle ${perRound.toFixed(1)} ms per probe round when quiet`)
   console.log(`RSS: idle ${mib(phases[0]!.report.rss)}, after flood ${mib(phases[2]!.report.rss)}, after crowding ${mib(phases[4]!.report.rss)} (x${(phases[4]!.report.rss / phases[0]!.report.rss).toFixed(2)} of idle)`)
   console.log(`honest claims stored after the crowding: ${phases[4]!.report.honestStored} of 3`)
   console.log(`prober event-loop delay p99 ${(lag.percentile(99) / 1e6).toFixed(1)} ms (high values mean this process, not the node, was slow)`)

@@ -22,7 +22,7 @@ async function startVisitor (): Promise<Libp2p<{ pubsub: GossipSub }>> {
     streamMuxers: [yamux()],
     services: {
       identify: identify(),
-      pubsub: gossipsub({ globalSignaturePolicy: 'StrictSign', msgIdFn: messageId, fastMsgIdFn: fastMessageId, heartbeatInterval: TEST_HEARTBEAT_MS })
+      pubsub: gossipsub({ globalSignaturePolicy: 'StrictNoSign', msgIdFn: messageId, fastMsgIdFn: fastMessageId, heartbeatInterval: TEST_HEARTBEAT_MS })
     }
   })
   await node.start()

@@ -25,7 +25,7 @@ const policy: Policy = (_topic, data) => {
 }
 
 /** A gossipsub peer with our message ids but none of our limits. */
-async function startRogue (): Promise<Libp2p<{ pubsub: GossipSub }>> {
+async function startRogue (signaturePolicy: 'StrictSign' | 'StrictNoSign' = 'StrictNoSign'): Promise<Libp2p<{ pubsub: GossipSub }>> {
   return createLibp2p({
     addresses: { listen: [LOOPBACK] },
     transports: [tcp()],
@@ -34,7 +34,7 @@ async function startRogue (): Promise<Libp2p<{ pubsub: GossipSub }>> {
     services: {
       identify: identify(),
       pubsub: gossipsub({
-        globalSignaturePolicy: 'StrictSign',
+        globalSignaturePolicy: signaturePolicy,
         allowPublishToZeroTopicPeers: true,
         msgIdFn: messageId,
         fastMsgIdFn: fastMessageId,
@@ -67,13 +67,16 @@ describe('gossip over loopback TCP', () => {
     }
   })
 
-  it('a message published at one end reaches every node once, with its author', async () => {
+  it('a message published at one end reaches every node once, from the neighbour that relayed it', async () => {
     const [a] = nodes
     const res = await a!.node.publish(TOPICS.claims, enc('claim-1'))
     expect(res.recipients).toBe(1)
     await waitFor('claim-1 everywhere', () => nodes.slice(1).every(n => count(n, 'claim-1') === 1))
-    for (const n of nodes.slice(1)) {
-      expect(n.delivered.find(d => d.data === 'claim-1')).toEqual({ topic: TOPICS.claims, data: 'claim-1', from: a!.node.peerId })
+    // Each node's neighbour towards A in the tree: messages carry no author, only who delivered them.
+    const upstream = [-1, 0, 1, 2, 3, 2, 2]
+    for (const [i, n] of nodes.entries()) {
+      if (i === 0) continue
+      expect(n.delivered.find(d => d.data === 'claim-1')).toEqual({ topic: TOPICS.claims, data: 'claim-1', from: nodes[upstream[i]!]!.node.peerId })
     }
     // Not echoed to the publisher.
     expect(count(a!, 'claim-1')).toBe(0)
@@ -179,6 +182,25 @@ describe('gossip over loopback TCP', () => {
       }
       await waitFor('rogue penalised at A', () => nodes[0]!.node.score(rogue.peerId.toString()) < 0)
     })
+  })
+})
+
+describe('messages signed by libp2p (StrictSign)', () => {
+  it('are rejected before the validator, and their sender penalised', async () => {
+    const target = await startNode()
+    const signer = await startRogue('StrictSign')
+    try {
+      signer.services.pubsub.subscribe(TOPICS.claims)
+      await signer.dial(multiaddr(target.node.multiaddrs()[0]!))
+      await waitFor('the signer subscribed at the target', () => target.node.stats().topics[TOPICS.claims] === 1)
+      await waitFor('the target subscribed at the signer', () => signer.services.pubsub.getSubscribers(TOPICS.claims).length === 1)
+      await signer.services.pubsub.publish(TOPICS.claims, enc('signed-by-libp2p'))
+      await waitFor('the signer penalised', () => target.node.score(signer.peerId.toString()) < 0)
+      expect(target.validated.some(v => v.data === 'signed-by-libp2p')).toBe(false)
+      expect(target.delivered.some(d => d.data === 'signed-by-libp2p')).toBe(false)
+    } finally {
+      await Promise.all([target.node.stop(), signer.stop()])
+    }
   })
 })
 

@@ -10,7 +10,10 @@ import { DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_RPC_BYTES, TOPICS } from './constants
 
 export type ValidationOutcome = 'accept' | 'reject' | 'ignore'
 
-/** Application check of one gossip message; `from` is the author's PeerId (= builder key). */
+/**
+ * Application check of one gossip message; `from` is the PeerId of the peer that delivered it
+ * (messages carry no author: who signed a message is in its envelope).
+ */
 export type ValidateFn = (topic: string, data: Uint8Array, from: string) => Promise<ValidationOutcome> | ValidationOutcome
 
 export interface GossipInit {
@@ -98,6 +101,14 @@ export function topicScoreParams (): TopicScoreParams {
   }
 }
 
+/**
+ * gossipsub tells mesh peers IDONTWANT for each message of at least this size as soon as it
+ * arrives, before validation: one RPC frame per mesh peer per message, which a flood multiplies.
+ * A claim is a few KiB, where the duplicate it saves costs about as much as the frame; only
+ * large messages are worth it.
+ */
+export const IDONTWANT_MIN_BYTES = 16 * 1024
+
 /** Rebuilders behind one NAT or in one data centre share an address; only crowds are penalised. */
 export const COLOCATION = { threshold: 32, weight: -5 } as const
 
@@ -141,7 +152,11 @@ export const scoreThresholds: PeerScoreThresholds = {
 
 export function gossipOptions (init: GossipInit, app?: AppScore): Partial<GossipsubOpts> {
   return {
-    globalSignaturePolicy: 'StrictSign',
+    // A message is one DSSE envelope signed by its own key, which the validator verifies: a
+    // libp2p signature on top adds no authenticity, and checking it is the costliest step
+    // before the admission rate. Messages carry no author, sequence number or key.
+    globalSignaturePolicy: 'StrictNoSign',
+    idontwantMinDataSize: IDONTWANT_MIN_BYTES,
     allowPublishToZeroTopicPeers: true,
     // Our own node re-publishing a known claim is not an error.
     ignoreDuplicatePublishError: true,
@@ -173,15 +188,15 @@ const OUTCOME: Record<ValidationOutcome, TopicValidatorResult> = {
  */
 export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger, throttle?: Throttle): TopicValidatorFn {
   return async (propagationSource, msg) => {
-    if (msg.type !== 'signed') return TopicValidatorResult.Reject
+    const from = propagationSource.toString()
     if (msg.data.byteLength > maxMessageBytes) {
-      log.debug({ topic, from: msg.from.toString(), bytes: msg.data.byteLength, limit: maxMessageBytes }, 'oversized gossip message rejected')
+      log.debug({ topic, from, bytes: msg.data.byteLength, limit: maxMessageBytes }, 'oversized gossip message rejected')
       return TopicValidatorResult.Reject
     }
     // Before any verification or store work: a flood costs its sender's budget, not the node.
-    if (throttle != null && !throttle.take(propagationSource.toString())) return TopicValidatorResult.Ignore
+    if (throttle != null && !throttle.take(from)) return TopicValidatorResult.Ignore
     try {
-      const outcome = await validate(topic, msg.data, msg.from.toString())
+      const outcome = await validate(topic, msg.data, from)
       const result = OUTCOME[outcome]
       if (result == null) {
         log.warn({ topic, outcome }, 'validator returned an unknown outcome; rejecting')
@@ -189,7 +204,7 @@ export function topicValidator (topic: string, validate: ValidateFn, maxMessageB
       }
       return result
     } catch (err) {
-      log.warn({ topic, from: msg.from.toString(), err }, 'validator threw; rejecting message')
+      log.warn({ topic, from, err }, 'validator threw; rejecting message')
       return TopicValidatorResult.Reject
     }
   }

@@ -18,7 +18,8 @@ function jwkPart (key: KeyObject, part: 'd' | 'x'): Uint8Array {
 
 /**
  * The node's libp2p identity is its Ed25519 signing key, so a PeerId and a builder
- * key id name one identity: gossip authorship (StrictSign) and claim signatures agree.
+ * key id name one identity: the peer authenticated by the Noise handshake and the signer of
+ * its claims agree.
  */
 export function libp2pKeyFromIdentity (privateKey: KeyObject): Ed25519PrivateKey {
   if (privateKey.type !== 'private') throw new IdentityKeyError('expected a private key')

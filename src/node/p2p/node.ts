@@ -224,10 +224,9 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const mLimits = manifestLimits(init.manifests)
   const manifestServer = components.manifestSource != null ? createManifestHandler(components.manifestSource, mLimits, log) : undefined
 
-  pubsub.addEventListener('message', (evt) => {
-    const msg = evt.detail
-    if (msg.type !== 'signed') return
-    const from = msg.from.toString()
+  pubsub.addEventListener('gossipsub:message', (evt) => {
+    const msg = evt.detail.msg
+    const from = evt.detail.propagationSource.toString()
     Promise.resolve()
       .then(async () => { await components.onMessage(msg.topic, msg.data, from) })
       .catch((err: unknown) => { log.error({ err, topic: msg.topic, from }, 'message handler failed') })
