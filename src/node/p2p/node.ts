@@ -38,7 +38,7 @@ export interface P2PComponents {
   privateKey: KeyObject
   /** Checks one gossip message before it is delivered or relayed. Must not be slow: it gates propagation. */
   validate: ValidateFn
-  /** Receives every accepted message once (not the node's own publications). */
+  /** Receives every accepted message once (not the node's own publications), with the peer that delivered it. */
   onMessage: (topic: string, data: Uint8Array, from: string) => void | Promise<void>
   /** Serves back-fill requests from peers, typically from the store's sequence. */
   backfillSource: BackfillSource
