@@ -3,21 +3,38 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { get as httpGet, type IncomingHttpHeaders } from 'node:http'
+import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
 import { createStore } from '../../src/node/store/index.js'
 import type { Store } from '../../src/node/store/types.js'
 import { createTransparencyLog } from '../../src/node/tlog/index.js'
+import { RECENT_CHECKPOINTS } from '../../src/node/tlog/log.js'
 import type { TransparencyLog } from '../../src/node/tlog/types.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
 import { trustNobodyPolicy } from '../../src/node/daemon/policy.js'
 import {
-  decodeEntryBundle, entryLeafHash, isPowerOfTwo, leafHash, openNote, parseCheckpoint, parseEntry, verifyConsistency, verifyInclusion
+  checkCosignature, cosignatureLine, decodeEntryBundle, entryLeafHash, isPowerOfTwo, leafHash, openNote, parseCheckpoint, parseEntry, parseNote, verifyConsistency, verifyInclusion, witnessName
 } from '../../src/protocol/tlog/index.js'
 import { goAvailable, goBuild } from '../helpers/go.js'
 import { fakeId, putMessages } from './messages.js'
 
 const run = promisify(execFile)
+
+/** A GET with exactly the Accept-Encoding given (fetch would add its own), body undecoded. */
+async function rawGet (url: string, acceptEncoding: string | undefined, ifNoneMatch?: string): Promise<{ status: number, headers: IncomingHttpHeaders, body: Buffer }> {
+  return await new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {}
+    if (acceptEncoding !== undefined) headers['accept-encoding'] = acceptEncoding
+    if (ifNoneMatch !== undefined) headers['if-none-match'] = ifNoneMatch
+    httpGet(url, { headers }, res => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }) })
+    }).on('error', reject)
+  })
+}
 
 describe('transparency log', () => {
   const identity = generateIdentity()
@@ -78,6 +95,27 @@ describe('transparency log', () => {
     expect(cur.rootHash).toBeDefined()
   })
 
+  it('serves entry bundles gzip-encoded to a client that accepts gzip, as C2SP tlog-tiles asks', async () => {
+    const path = `${url}/tlog/tile/entries/002.p/188`
+    const plain = await rawGet(path, undefined)
+    expect(plain.headers['content-encoding']).toBeUndefined()
+    expect(plain.headers.vary).toBe('Accept-Encoding')
+    const zipped = await rawGet(path, 'br;q=1, gzip;q=0.8')
+    expect(zipped.headers['content-encoding']).toBe('gzip')
+    expect(zipped.headers.vary).toBe('Accept-Encoding')
+    expect(zipped.body.byteLength).toBeLessThan(plain.body.byteLength / 2)
+    expect(gunzipSync(zipped.body)).toEqual(plain.body)
+    // Each encoding is its own representation: its own strong ETag, its own 304.
+    expect(zipped.headers.etag).not.toBe(plain.headers.etag)
+    expect((await rawGet(path, 'gzip', zipped.headers.etag)).status).toBe(304)
+    expect((await rawGet(path, 'gzip', plain.headers.etag)).status).toBe(200)
+    // gzip refused by weight, or only `*`: both as the header says.
+    expect((await rawGet(path, 'gzip;q=0, identity')).headers['content-encoding']).toBeUndefined()
+    expect((await rawGet(path, '*')).headers['content-encoding']).toBe('gzip')
+    // Hash tiles are random bytes: never compressed.
+    expect((await rawGet(`${url}/tlog/tile/0/000`, 'gzip')).headers['content-encoding']).toBeUndefined()
+  })
+
   it('answers inclusion proofs by message id, and refuses an unknown id with 404', async () => {
     const res = await fetch(`${url}/tlog/inclusion?id=${fakeId(421)}`)
     const a = await res.json() as { index: number, size: number, proof: string[], checkpoint: string }
@@ -88,8 +126,14 @@ describe('transparency log', () => {
     expect((await fetch(`${url}/tlog/inclusion?id=nothex`)).status).toBe(400)
   })
 
-  it('keeps entries and the checkpoint across a restart', async () => {
+  it('keeps entries, the checkpoint and older checkpoints\' cosignatures across a restart', async () => {
     const before = tlog.checkpoint()
+    // A witness cosigns the older checkpoint (size 300) only; the log keeps that too.
+    const witness = generateIdentity()
+    const oldText = parseNote(oldNote).text
+    const line = cosignatureLine(oldText, witnessName(witness.keyId), witness.privateKey, 1767225600)
+    expect(await tlog.addCosignatures(oldText, [line])).toBe(1)
+    expect(await tlog.addCosignatures(oldText, [line])).toBe(0)
     await feed.stop()
     await tlog.stop()
     await putMessages(store, 700, 710)
@@ -103,6 +147,35 @@ describe('transparency log', () => {
     verifyConsistency(prev.size, cur.size, isPowerOfTwo(prev.size) ? proof.slice(1) : proof, prev.rootHash, cur.rootHash)
     feed = createFeedServer({ store, policy: trustNobodyPolicy(), tlog: { log: tlog } }, { host: '127.0.0.1', port: 0 })
     url = (await feed.start()).url
+    const { items } = await (await fetch(`${url}/tlog/checkpoints`)).json() as { items: Array<{ size: number, note: string }> }
+    expect(items.map(i => i.size)).toEqual([710, 700, 300])
+    const kept = parseNote(items[2]?.note ?? '')
+    expect(kept.text).toBe(oldText)
+    expect(kept.signatures.map(sig => checkCosignature(oldText, sig, witnessName(witness.keyId), witness.publicKey))).toContain(1767225600)
+    // The cosigned checkpoint is the one an inclusion proof of an old entry leads to.
+    const inc = await (await fetch(`${url}/tlog/inclusion?id=${fakeId(42)}`)).json() as { size: number, checkpoint: string }
+    expect(inc.size).toBe(300)
+    expect(inc.checkpoint).toBe(items[2]?.note)
+  })
+
+  it('keeps at most RECENT_CHECKPOINTS checkpoints, on disk as in memory', async () => {
+    const s2 = await createStore({ path: join(dir, 'store-many') })
+    let l2 = createTransparencyLog({ store: s2, identity }, { path: join(dir, 'tlog-many'), checkpointIntervalMs: 10 })
+    await l2.start()
+    for (let i = 0; i < RECENT_CHECKPOINTS + 5; i++) {
+      await putMessages(s2, i, i + 1)
+      await l2.publishCheckpoint()
+    }
+    expect(l2.checkpoints()).toHaveLength(RECENT_CHECKPOINTS)
+    await l2.stop()
+    l2 = createTransparencyLog({ store: s2, identity }, { path: join(dir, 'tlog-many') })
+    await l2.start()
+    const sizes = l2.checkpoints().map(c => c.size)
+    expect(sizes).toHaveLength(RECENT_CHECKPOINTS)
+    expect(sizes[0]).toBe(RECENT_CHECKPOINTS + 5)
+    expect(sizes.at(-1)).toBe(6)
+    await l2.stop()
+    await s2.close()
   })
 
   it.runIf(goAvailable('tlog go interop'))('passes a checker built on Go\'s sumdb/note and sumdb/tlog', async () => {
@@ -118,7 +191,7 @@ describe('transparency log', () => {
     const cons = (isPowerOfTwo(old.size) ? full.slice(1) : full).map(h => Buffer.from(h).toString('base64'))
     const { stdout } = await run(bin, [`${url}/tlog/`, tlog.vkey, oldFile, String(index), inc.proof.join(','), cons.join(',')])
     const out = JSON.parse(stdout) as Record<string, unknown>
-    expect(out).toMatchObject({ ok: true, size: 710, oldSize: 300, origin: tlog.origin, entry: `announcement ${fakeId(index)}\n` })
+    expect(out).toMatchObject({ ok: true, size: 710, oldSize: 300, origin: tlog.origin, entry: `announcement ${fakeId(index)}\n`, entryBundleGzip: true })
     // And a forged proof is refused by Go.
     const bad = [...inc.proof]
     bad[0] = Buffer.alloc(32).toString('base64')

@@ -308,7 +308,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           metrics: components.metrics,
           builders: () => builders.list(),
           jobs: async ({ recent }) => await jobsView({ store, scheduler }, { recent }),
-          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [] } } : {}),
+          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.
           ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})
         }, init.http)
@@ -363,7 +363,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       gossip: { ...gossipCounts },
       backfill: backfill.stats(),
       claimsSigned,
-      ...(tlog !== undefined && witness !== undefined ? { tlog: { size: tlog.size(), checkpointSize: tlog.checkpointSize(), witness: witness.stats() } } : {})
+      ...(tlog !== undefined && witness !== undefined ? { tlog: { size: tlog.size(), checkpointSize: tlog.checkpointSize(), republished: tlog.republished(), witness: witness.stats() } } : {})
     }),
     tlog,
     onStored (cb) { storedListeners.push(cb) }

@@ -62,7 +62,7 @@ export interface DaemonInit {
   /** How often the node republishes its capabilities statement. */
   capabilitiesIntervalMs?: number
   /** Keep a transparency log of every stored message in this directory (docs/transparency.md). */
-  tlog?: { path: string, checkpointIntervalMs?: number, /** Witness state; beside the log when absent. */ witnessPath?: string }
+  tlog?: { path: string, checkpointIntervalMs?: number, republishIntervalMs?: number, /** Witness state; beside the log when absent. */ witnessPath?: string }
   triage?: TriageInit
   /** Checks on divergence reports received over gossip. */
   reports?: ReportGossipInit
@@ -74,7 +74,7 @@ export interface DaemonStats {
   backfill: BackfillStats
   claimsSigned: number
   /** Entries in the transparency log and the size of its latest checkpoint. */
-  tlog?: { size: number, checkpointSize: number, witness: WitnessStats }
+  tlog?: { size: number, checkpointSize: number, /** Idle re-announcements of the latest checkpoint. */ republished: number, witness: WitnessStats }
 }
 
 export interface Daemon {

@@ -5,6 +5,7 @@
  * message id, and the split views this node has proven.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { gzipSync } from 'node:zlib'
 import { parseTilePath } from '../../protocol/tlog/tiles.js'
 import type { TransparencyLog } from '../tlog/types.js'
 import { NotFoundError } from './errors.js'
@@ -15,13 +16,33 @@ export const TLOG_PREFIX = '/tlog/'
 const IMMUTABLE = 'public, max-age=31536000, immutable'
 const ID_PATTERN = /^[0-9a-f]{64}$/
 
+/**
+ * Whether an Accept-Encoding header admits gzip (RFC 9110 §12.5.3): named, or by `*`, with a
+ * non-zero weight. C2SP tlog-tiles asks logs to compress entry bundles at the HTTP layer.
+ */
+export function acceptsGzip (header: string | undefined): boolean {
+  if (header === undefined) return false
+  let star = false
+  for (const part of header.split(',').slice(0, 32)) {
+    const [token = '', ...params] = part.trim().toLowerCase().split(';')
+    const q = params.map(p => p.trim()).find(p => p.startsWith('q='))
+    const weight = q === undefined ? 1 : Number(q.slice(2))
+    const ok = Number.isFinite(weight) && weight > 0
+    if (token === 'gzip' || token === 'x-gzip') return ok
+    if (token === '*') star = ok
+  }
+  return star
+}
+
 export interface TlogRouteContext {
   log: TransparencyLog
   /** Split-view proofs this node holds (JSON-ready). */
   splitViews?: () => Promise<unknown[]>
+  /** Logs this node, as a witness, finds not answering proof requests (JSON-ready). */
+  unresponsive?: () => unknown[]
 }
 
-/** Without a log, only `/tlog/split-views` answers (empty), so the dashboard can always ask. */
+/** Without a log, only `/tlog/split-views` and `/tlog/unresponsive` answer (empty), so the dashboard and status can always ask. */
 export function createTlogRoutes (ctx: TlogRouteContext | undefined): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> {
   return async (req, res, url) => {
     const path = url.pathname.slice(TLOG_PREFIX.length)
@@ -31,6 +52,11 @@ export function createTlogRoutes (ctx: TlogRouteContext | undefined): (req: Inco
       sendJson(req, res, { log, items: await ctx?.splitViews?.() ?? [] }, { cacheControl: 'no-cache' })
       return
     }
+    if (path === 'unresponsive') {
+      new Query(url.searchParams, [])
+      sendJson(req, res, { items: ctx?.unresponsive?.() ?? [] }, { cacheControl: 'no-cache' })
+      return
+    }
     if (ctx === undefined) throw new NotFoundError('this node keeps no transparency log')
     if (path === 'checkpoint') {
       new Query(url.searchParams, [])
@@ -38,6 +64,12 @@ export function createTlogRoutes (ctx: TlogRouteContext | undefined): (req: Inco
       if (note === undefined) throw new NotFoundError('the log has no checkpoint yet')
       // Mutable: a cache may keep it no longer than a moment.
       sendBody(req, res, Buffer.from(note, 'utf8'), { contentType: 'text/plain; charset=utf-8', cacheControl: 'no-cache' })
+      return
+    }
+    if (path === 'checkpoints') {
+      new Query(url.searchParams, [])
+      // The kept recent checkpoints with every cosignature collected, newest first.
+      sendJson(req, res, { items: ctx.log.checkpoints() }, { cacheControl: 'no-cache' })
       return
     }
     if (path === 'inclusion') {
@@ -54,6 +86,13 @@ export function createTlogRoutes (ctx: TlogRouteContext | undefined): (req: Inco
     new Query(url.searchParams, [])
     const body = await ctx.log.tile(ref)
     if (body === undefined) throw new NotFoundError(`the log is not yet wide enough for ${path}`)
+    if (ref.level === 'entries') {
+      // Each encoding is its own representation, with its own ETag; caches key on Accept-Encoding.
+      const gzip = acceptsGzip(req.headers['accept-encoding'])
+      const headers: Record<string, string> = { Vary: 'Accept-Encoding', ...(gzip ? { 'Content-Encoding': 'gzip' } : {}) }
+      sendBody(req, res, gzip ? gzipSync(body) : body, { contentType: 'application/octet-stream', cacheControl: IMMUTABLE, headers })
+      return
+    }
     sendBody(req, res, body, { contentType: 'application/octet-stream', cacheControl: IMMUTABLE })
   }
 }

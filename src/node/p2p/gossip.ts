@@ -31,6 +31,8 @@ export interface GossipInit {
   peerRate?: { perSecond: number, burst: number }
   /** The same across all peers together. */
   globalRate?: { perSecond: number, burst: number }
+  /** How long a message id is remembered as seen (gossipsub's default, 2 minutes, when absent). */
+  seenTtlMs?: number
   /** Mesh degree; the defaults suit a network of tens to hundreds of rebuilders. */
   D?: number
   Dlo?: number
@@ -167,6 +169,7 @@ export function gossipOptions (init: GossipInit, app?: AppScore): Partial<Gossip
     fastMsgIdFn: fastMessageId,
     msgIdToStrFn: messageIdToString,
     heartbeatInterval: init.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS,
+    ...(init.seenTtlMs != null ? { seenTTL: init.seenTtlMs } : {}),
     maxInboundDataLength: init.maxRpcBytes ?? DEFAULT_MAX_RPC_BYTES,
     scoreParams: scoreParams(app),
     scoreThresholds,

@@ -25,8 +25,13 @@ import type { InclusionAnswer, TransparencyLog, TransparencyLogComponents, Trans
 const DEFAULT_CHECKPOINT_INTERVAL_MS = 1000
 /** Messages read from the store per synced batch. */
 const BATCH = 512
-/** Recent checkpoints kept with their cosignatures, so a proof can target a cosigned one. */
-const RECENT_CHECKPOINTS = 64
+/**
+ * Recent checkpoints kept, in memory and on disk, with their cosignatures, so a proof can
+ * target a cosigned one. At one checkpoint a second under load that is the last 4 minutes.
+ */
+export const RECENT_CHECKPOINTS = 256
+/** An idle log re-announces its latest checkpoint this often: above gossipsub's 2-minute duplicate window. */
+export const DEFAULT_REPUBLISH_INTERVAL_MS = 5 * 60_000
 /** Cosignatures kept per checkpoint. */
 const MAX_COSIGNATURES = 64
 
@@ -54,13 +59,19 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
   const entries = db.sublevel<string, string>('e', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // index → entry
   const byId = db.sublevel<string, string>('i', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // message id → index
   const meta = db.sublevel<string, string>('m', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  const saved = db.sublevel<string, string>('c', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // size → checkpoint with cosignatures
   const tree = new MemoryTree()
   let cursor = 0
   const recent: SignedCheckpoint[] = []
   const listeners: Array<(note: string) => void> = []
   let chain: Promise<unknown> = Promise.resolve()
   let timer: NodeJS.Timeout | undefined
+  let republishTimer: NodeJS.Timeout | undefined
   let lastSigned = 0
+  let lastAnnounced = 0
+  let republished = 0
+  const republishMs = init.republishIntervalMs ?? DEFAULT_REPUBLISH_INTERVAL_MS
+  if (!Number.isSafeInteger(republishMs) || republishMs < 100) throw new TlogStorageError(`republishIntervalMs must be an integer of at least 100, got ${String(republishMs)}`)
   let running = false
 
   function serialize<T> (fn: () => Promise<T>): Promise<T> {
@@ -80,9 +91,13 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
       tree.append(leafHash(Buffer.from(value, 'latin1')))
     }
     if (tree.size !== size) throw new TlogStorageError(`the log records ${size} entries but holds ${tree.size}`)
-    const saved = await meta.get('checkpoint')
-    if (saved !== undefined) {
-      const c = JSON.parse(saved) as { text: string, logLine: string, cosignatures: Array<[string, string]> }
+    const stored: string[] = []
+    for await (const v of saved.values()) stored.push(v)
+    // A log written before older checkpoints were kept holds only its latest, under meta.
+    const legacy = stored.length === 0 ? await meta.get('checkpoint') : undefined
+    if (legacy !== undefined) stored.push(legacy)
+    for (const value of stored.slice(-RECENT_CHECKPOINTS)) {
+      const c = JSON.parse(value) as { text: string, logLine: string, cosignatures: Array<[string, string]> }
       const parsed = parseCheckpoint(c.text)
       // The invariant that makes a crash safe: the signed tree is in the stored entries.
       if (parsed.size > tree.size || !Buffer.from(tree.root(parsed.size)).equals(parsed.rootHash)) {
@@ -129,20 +144,40 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
     if (last !== undefined && last.size === size) return undefined
     const text = formatCheckpoint({ origin, size, rootHash: tree.root(size) })
     const c: SignedCheckpoint = { text, size, logLine: signatureLine(text, origin, identity.privateKey), cosignatures: new Map() }
-    await saveCheckpoint(c)
+    const dropped = recent.length >= RECENT_CHECKPOINTS ? recent[0] : undefined
+    await saveCheckpoint(c, dropped)
     recent.push(c)
-    if (recent.length > RECENT_CHECKPOINTS) recent.shift()
+    if (dropped !== undefined) recent.shift()
     lastSigned = Date.now()
     const note = noteOf(c)
-    for (const cb of listeners) {
-      try { cb(note) } catch (err) { log.warn({ err }, 'a checkpoint listener failed') }
-    }
+    announce(note)
     return note
   }
 
-  async function saveCheckpoint (c: SignedCheckpoint): Promise<void> {
+  function announce (note: string): void {
+    lastAnnounced = Date.now()
+    for (const cb of listeners) {
+      try { cb(note) } catch (err) { log.warn({ err }, 'a checkpoint listener failed') }
+    }
+  }
+
+  /** Saves a checkpoint with its cosignatures (and forgets the one it pushes out). */
+  async function saveCheckpoint (c: SignedCheckpoint, dropped?: SignedCheckpoint): Promise<void> {
     const value = JSON.stringify({ text: c.text, logLine: c.logLine, cosignatures: [...c.cosignatures] })
-    await db.batch([{ type: 'put', key: 'checkpoint', value, sublevel: meta }], { sync: true })
+    await db.batch([
+      { type: 'put', key: indexKey(c.size), value, sublevel: saved },
+      ...(dropped !== undefined ? [{ type: 'del' as const, key: indexKey(dropped.size), sublevel: saved }] : []),
+      { type: 'del', key: 'checkpoint', sublevel: meta }
+    ], { sync: true })
+  }
+
+  /** While no entry arrives, the latest checkpoint (the log's signature alone) is announced again. */
+  function republishIfIdle (): void {
+    const c = latest()
+    if (!running || c === undefined || Date.now() - lastAnnounced < republishMs) return
+    republished++
+    log.debug({ size: c.size }, 'announcing the latest checkpoint again')
+    announce(formatNote(c.text, [c.logLine]))
   }
 
   function schedule (): void {
@@ -171,11 +206,15 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
       running = true
       await serialize(appendFromStore)
       await serialize(signNow)
+      republishTimer = setInterval(republishIfIdle, Math.max(50, Math.floor(republishMs / 4)))
+      republishTimer.unref()
     },
     async stop () {
       running = false
       if (timer !== undefined) clearTimeout(timer)
       timer = undefined
+      if (republishTimer !== undefined) clearInterval(republishTimer)
+      republishTimer = undefined
       await chain
       await db.close()
     },
@@ -189,6 +228,8 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
       return c === undefined ? undefined : noteOf(c)
     },
     checkpointSize: () => latest()?.size ?? 0,
+    checkpoints: () => recent.map(c => ({ size: c.size, note: noteOf(c) })).reverse(),
+    republished: () => republished,
     publishCheckpoint: async () => await serialize(async () => { await appendFromStore(); return await signNow() }),
     async tile (ref) {
       if (ref.level === 'entries') return await entryBundle(ref.index, ref.width)
@@ -227,7 +268,8 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
         c.cosignatures.set(name, line)
         added++
       }
-      if (added > 0 && c === latest()) await serialize(async () => { await saveCheckpoint(c) })
+      // Saved whichever recent checkpoint it is, unless it has been pushed out meanwhile.
+      if (added > 0) await serialize(async () => { if (recent.includes(c)) await saveCheckpoint(c) })
       return added
     },
     onCheckpoint (cb) { listeners.push(cb) }

@@ -10,6 +10,9 @@ import { TlogPeerError } from './errors.js'
 
 const MAX_ANSWER_BYTES = 64 * 1024
 const MAX_SPLIT_VIEWS_BYTES = 4 * 1024 * 1024
+const MAX_UNRESPONSIVE_BYTES = 1024 * 1024
+/** As many as a witness tracks logs. */
+const MAX_UNRESPONSIVE = 1024
 const TIMEOUT_MS = 10_000
 const CONCURRENCY = 8
 
@@ -60,4 +63,29 @@ export async function filterWitnessed (nodeUrl: string, messages: StoredMessage[
 export async function fetchSplitViews (nodeUrl: string): Promise<Array<SplitViewProof & { logKeyId: string, detectedAt: string }>> {
   const body = await getJson(`${nodeUrl.replace(/\/+$/, '')}/tlog/split-views`, MAX_SPLIT_VIEWS_BYTES) as { items?: unknown } | undefined
   return Array.isArray(body?.items) ? body.items as Array<SplitViewProof & { logKeyId: string, detectedAt: string }> : []
+}
+
+/** A log the node reports as not answering proof requests, as far as a reader can tell (the node's word). */
+export interface ReportedUnresponsive {
+  logKeyId: string
+  since: string
+  failures: number
+  lastError: string
+  cosignedSize: number
+}
+
+const str = (v: unknown, max: number): string => typeof v === 'string' ? v.slice(0, max).replace(/[^\x20-\x7e]/g, '?') : ''
+const num = (v: unknown): number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0
+
+/** The logs a node, as a witness, finds not answering proof requests (`/tlog/unresponsive`). */
+export async function fetchUnresponsive (nodeUrl: string): Promise<ReportedUnresponsive[]> {
+  const body = await getJson(`${nodeUrl.replace(/\/+$/, '')}/tlog/unresponsive`, MAX_UNRESPONSIVE_BYTES) as { items?: unknown } | undefined
+  if (!Array.isArray(body?.items)) return []
+  return body.items.slice(0, MAX_UNRESPONSIVE).map((i: Record<string, unknown> | null) => ({
+    logKeyId: str(i?.logKeyId, 64),
+    since: str(i?.since, 40),
+    failures: num(i?.failures),
+    lastError: str(i?.lastError, 300),
+    cosignedSize: num(i?.cosignedSize)
+  }))
 }

@@ -14,6 +14,8 @@ export interface TransparencyLogInit {
   path: string
   /** Shortest time between two checkpoints while entries arrive (ms). */
   checkpointIntervalMs?: number
+  /** How often an idle log announces its latest checkpoint again (ms, default 5 minutes). */
+  republishIntervalMs?: number
 }
 
 export interface InclusionAnswer {
@@ -46,6 +48,10 @@ export interface TransparencyLog {
   checkpoint: () => string | undefined
   /** The latest checkpoint's size (0 before the first). */
   checkpointSize: () => number
+  /** The kept recent checkpoints (RECENT_CHECKPOINTS at most), newest first, each with its cosignatures. */
+  checkpoints: () => Array<{ size: number, note: string }>
+  /** Times the latest checkpoint was announced again while the log was idle. */
+  republished: () => number
   /** Signs a checkpoint of everything appended now, if newer than the last. */
   publishCheckpoint: () => Promise<string | undefined>
   /** A hash tile or entry bundle, when the tree is that wide. */
@@ -54,8 +60,8 @@ export interface TransparencyLog {
   inclusion: (id: string) => Promise<InclusionAnswer | undefined>
   /** A consistency proof (full form) between two sizes the log has reached. */
   consistency: (oldSize: number, newSize: number) => Uint8Array[]
-  /** Adds witness cosignature lines for the checkpoint of `size`, if it is still the latest; returns how many were new. */
+  /** Adds witness cosignature lines to a kept recent checkpoint with this text (saved at once); returns how many were new. */
   addCosignatures: (checkpointText: string, lines: string[]) => Promise<number>
-  /** Called after each new checkpoint is signed. */
+  /** Called after each new checkpoint is signed, and with the latest one again while idle. */
   onCheckpoint: (cb: (note: string) => void) => void
 }

@@ -44,12 +44,27 @@ export interface SplitViewRecord extends SplitViewProof {
   detectedAt: string
 }
 
+/** A log that gave no usable consistency proof, since when, and why the last time. */
+export interface UnresponsiveLog {
+  origin: string
+  logKeyId: string
+  /** ISO time of the first failure since the last good proof. */
+  since: string
+  /** ISO time of the latest failure. */
+  lastFailure: string
+  failures: number
+  lastError: string
+  /** The size this witness last cosigned, and the size the log asked it to cosign. */
+  cosignedSize: number
+  pendingSize: number
+}
+
 export interface WitnessStats {
   /** Logs with a verified checkpoint. */
   logs: number
   cosigned: number
-  /** Logs that failed to give a usable proof, with the last reason. */
-  unresponsive: Array<{ origin: string, failures: number, lastError: string }>
+  /** Logs that failed to give a usable proof since their last good one: not cosigned meanwhile. */
+  unresponsive: UnresponsiveLog[]
   /** Key ids of logs proven to have shown two views. */
   splitViews: string[]
 }
@@ -66,6 +81,8 @@ export interface Witness {
   /** Publishes one of this node's own checkpoints. */
   publishOwn: (note: string) => Promise<void>
   splitViews: () => Promise<SplitViewRecord[]>
+  /** Logs that stopped answering proof requests (or answered with nothing that proves). */
+  unresponsive: () => UnresponsiveLog[]
   stats: () => WitnessStats
 }
 
@@ -79,19 +96,26 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   const db = new Level<string, string>(init.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   const seenDb = db.sublevel<string, string>('seen', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   const splitDb = db.sublevel<string, string>('split', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  const failDb = db.sublevel<string, string>('unresponsive', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   const seen = new Map<string, Seen>()
   const split = new Map<string, SplitViewRecord>()
-  const failures = new Map<string, { failures: number, lastError: string }>()
+  // Kept on disk too, so a restart does not forget since when a log has been silent.
+  const failures = new Map<string, UnresponsiveLog>()
   const pending = new Map<Uint8Array, VerifiedCheckpoint>()
   const busy = new Map<string, VerifiedCheckpoint | null>() // origin → newest waiting (null: none)
   let cosigned = 0
 
-  function fail (origin: string, reason: string): void {
-    const f = failures.get(origin) ?? { failures: 0, lastError: '' }
+  async function fail (c: VerifiedCheckpoint, prev: Seen, reason: string): Promise<void> {
+    const origin = c.checkpoint.origin
+    const now = new Date().toISOString()
+    const f = failures.get(origin) ?? { origin, logKeyId: c.logKeyId, since: now, lastFailure: now, failures: 0, lastError: '', cosignedSize: prev.size, pendingSize: 0 }
     f.failures++
-    f.lastError = reason
+    f.lastFailure = now
+    f.lastError = reason.slice(0, 300)
+    f.pendingSize = Math.max(f.pendingSize, c.checkpoint.size)
     failures.set(origin, f)
-    log.warn({ origin, reason, failures: f.failures }, 'log gave no usable consistency proof: not cosigned')
+    await failDb.put(origin, JSON.stringify(f))
+    log.warn({ origin, reason, failures: f.failures, since: f.since }, 'log gave no usable consistency proof: not cosigned')
   }
 
   async function flag (c: VerifiedCheckpoint, prev: Seen, proof: Uint8Array[]): Promise<void> {
@@ -124,28 +148,32 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     if (prev !== undefined && c.checkpoint.size < prev.size) return
     if (prev !== undefined && c.checkpoint.size === prev.size) {
       if (prev.root !== root) return await flag(c, prev, [])
-      if (prev.cosignedText === c.text) return
+      // While a log owes a proof, nothing of it is cosigned, not even a re-worded old tree.
+      if (prev.cosignedText === c.text || failures.has(origin)) return
     } else if (prev !== undefined && prev.size > 0) {
       let proof: Uint8Array[]
       try {
         proof = await components.consistencyProof(peerIdOf(c.logKey), origin, prev.size, c.checkpoint.size)
       } catch (err) {
-        return fail(origin, (err as Error).message)
+        return await fail(c, prev, (err as Error).message)
       }
       let roots
       try {
         roots = consistencyRoots(prev.size, c.checkpoint.size, proof)
       } catch (err) {
-        return fail(origin, `malformed proof: ${(err as Error).message}`)
+        return await fail(c, prev, `malformed proof: ${(err as Error).message}`)
       }
-      if (!Buffer.from(roots.newRoot).equals(c.checkpoint.rootHash)) return fail(origin, 'the proof does not lead to the new checkpoint')
+      if (!Buffer.from(roots.newRoot).equals(c.checkpoint.rootHash)) return await fail(c, prev, 'the proof does not lead to the new checkpoint')
       if (Buffer.from(roots.oldRoot).toString('base64') !== prev.root) return await flag(c, prev, proof)
     }
     // Trust on first sight, then only consistent growth.
     const next: Seen = { size: c.checkpoint.size, root, note: c.note, cosignedText: c.text }
     seen.set(origin, next)
-    failures.delete(origin)
     await seenDb.put(origin, JSON.stringify(next))
+    if (failures.delete(origin)) {
+      await failDb.del(origin)
+      log.info({ origin }, 'log answers proof requests again')
+    }
     await cosign(c)
   }
 
@@ -177,6 +205,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       await db.open()
       for await (const [k, v] of seenDb.iterator()) seen.set(k, JSON.parse(v) as Seen)
       for await (const [k, v] of splitDb.iterator()) split.set(k, JSON.parse(v) as SplitViewRecord)
+      for await (const [k, v] of failDb.iterator()) failures.set(k, JSON.parse(v) as UnresponsiveLog)
     },
     async stop () {
       await db.close()
@@ -211,10 +240,11 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       await components.publish(encodeCheckpointMessage(note, [own.vkey]))
     },
     splitViews: async () => [...split.values()],
+    unresponsive: () => [...failures.values()].map(f => ({ ...f })),
     stats: () => ({
       logs: seen.size,
       cosigned,
-      unresponsive: [...failures].map(([origin, f]) => ({ origin, ...f })),
+      unresponsive: [...failures.values()].map(f => ({ ...f })),
       splitViews: [...split.values()].map(s => s.logKeyId)
     })
   }

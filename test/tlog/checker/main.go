@@ -47,12 +47,18 @@ func c2spPath(t tlog.Tile) string {
 	return "tile/" + strings.SplitN(p, "/", 3)[2]
 }
 
+// bundleGzip records whether the entry bundle came gzip-encoded (Go asks for gzip and undoes it).
+var bundleGzip bool
+
 func get(url string) ([]byte, error) {
 	resp, err := http.Get(url)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if strings.Contains(url, "/tile/entries/") {
+		bundleGzip = resp.Uncompressed
+	}
 	if resp.StatusCode != 200 {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
@@ -159,6 +165,7 @@ func main() {
 	json.NewEncoder(os.Stdout).Encode(map[string]interface{}{
 		"ok": true, "size": cur.size, "oldSize": old.size, "entry": string(entry),
 		"origin": verifier.Name(), "inclusionProof": len(proof), "consistencyProof": len(tp),
+		"entryBundleGzip": bundleGzip,
 	})
 }
 
