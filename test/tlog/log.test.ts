@@ -143,7 +143,7 @@ describe('transparency log', () => {
     const cur = parseCheckpoint(openNote(tlog.checkpoint() ?? '', tlog.origin, identity.publicKey).text)
     expect(cur.size).toBe(710)
     const prev = parseCheckpoint(openNote(before ?? '', tlog.origin, identity.publicKey).text)
-    const proof = tlog.consistency(prev.size, cur.size)
+    const proof = await tlog.consistency(prev.size, cur.size)
     verifyConsistency(prev.size, cur.size, isPowerOfTwo(prev.size) ? proof.slice(1) : proof, prev.rootHash, cur.rootHash)
     feed = createFeedServer({ store, policy: trustNobodyPolicy(), tlog: { log: tlog } }, { host: '127.0.0.1', port: 0 })
     url = (await feed.start()).url
@@ -187,7 +187,7 @@ describe('transparency log', () => {
     const inc = await (await fetch(`${url}/tlog/inclusion?id=${fakeId(index)}`)).json() as { proof: string[], size: number }
     const old = parseCheckpoint(openNote(oldNote, tlog.origin, identity.publicKey).text)
     // The node's proofs must satisfy Go's checks too (RFC 6962 form: no old root for a power-of-two size).
-    const full = tlog.consistency(old.size, inc.size)
+    const full = await tlog.consistency(old.size, inc.size)
     const cons = (isPowerOfTwo(old.size) ? full.slice(1) : full).map(h => Buffer.from(h).toString('base64'))
     const { stdout } = await run(bin, [`${url}/tlog/`, tlog.vkey, oldFile, String(index), inc.proof.join(','), cons.join(',')])
     const out = JSON.parse(stdout) as Record<string, unknown>

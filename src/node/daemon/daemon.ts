@@ -155,10 +155,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     backfillSource: storeBackfillSource(store),
     ...(tlog !== undefined
       ? {
-          proofSource: (origin: string, oldSize: number, newSize: number) => {
+          proofSource: async (origin: string, oldSize: number, newSize: number) => {
             if (origin !== tlog.origin) return `this node keeps the log ${tlog.origin}, not ${origin.slice(0, 120)}`
             if (oldSize > newSize || newSize > tlog.checkpointSize()) return `sizes must satisfy old <= new <= ${tlog.checkpointSize()}`
-            return tlog.consistency(oldSize, newSize)
+            return await tlog.consistency(oldSize, newSize)
           }
         }
       : {}),

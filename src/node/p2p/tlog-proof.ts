@@ -25,7 +25,7 @@ export const TLOG_PROOF_LIMITS = {
 } as const
 
 /** What the log answers: a proof, or why not. */
-export type ProofSource = (origin: string, oldSize: number, newSize: number) => Uint8Array[] | string
+export type ProofSource = (origin: string, oldSize: number, newSize: number) => Promise<Uint8Array[] | string> | Uint8Array[] | string
 
 const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 
@@ -45,7 +45,7 @@ export function createProofHandler (source: ProofSource, log: Logger): StreamHan
         const req = JSON.parse(Buffer.from((await lp.read({ signal })).subarray()).toString('utf8')) as Record<string, unknown>
         const { origin, oldSize, newSize } = req ?? {}
         if (typeof origin !== 'string' || !isSize(oldSize) || !isSize(newSize)) return await answer({ error: 'a request is {"origin", "oldSize", "newSize"}' })
-        const r = source(origin, oldSize, newSize)
+        const r = await source(origin, oldSize, newSize)
         await answer(typeof r === 'string' ? { error: r.slice(0, 200) } : { proof: r.map(h => Buffer.from(h).toString('base64')) })
       } finally {
         active--

@@ -7,8 +7,10 @@
  * they reach; only then do they enter the in-memory tree, and a checkpoint is signed only over
  * what is in that tree. So after kill -9 the newest checkpoint on disk never exceeds the
  * entries on disk, and on restart the log appends whatever the store acknowledged meanwhile.
- * All hashes live in memory (about 64 bytes per entry) and are recomputed from the entries
- * at start.
+ * Each full level-0 tile (256 leaf hashes) and its root are written in the same batch as
+ * the entries that complete it. Only the roots (and what lies above them) and the partial
+ * tile's leaves stay in memory, about a quarter of a byte per entry; a start reads the roots
+ * and hashes at most 255 entries, instead of every entry (see tiled-tree.ts).
  */
 import { Level } from 'level'
 import { createPublicKey } from 'node:crypto'
@@ -17,9 +19,9 @@ import { formatEntry, logOrigin } from '../../protocol/tlog/entry.js'
 import { leafHash } from '../../protocol/tlog/hash.js'
 import { formatNote, formatVerifierKey, signatureLine } from '../../protocol/tlog/note.js'
 import { encodeEntryBundle, TILE_WIDTH } from '../../protocol/tlog/tiles.js'
-import { MemoryTree } from '../../protocol/tlog/tree.js'
 import { logger } from '../logger.js'
 import { TlogStorageError } from './errors.js'
+import { createTiledTree, type CompletedTile, type PreparedAppend } from './tiled-tree.js'
 import type { InclusionAnswer, TransparencyLog, TransparencyLogComponents, TransparencyLogInit } from './types.js'
 
 const DEFAULT_CHECKPOINT_INTERVAL_MS = 1000
@@ -60,7 +62,11 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
   const byId = db.sublevel<string, string>('i', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // message id → index
   const meta = db.sublevel<string, string>('m', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   const saved = db.sublevel<string, string>('c', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // size → checkpoint with cosignatures
-  const tree = new MemoryTree()
+  const tilesDb = db.sublevel<string, string>('t', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // full level-0 tile index → 256 leaf hashes
+  const rootsDb = db.sublevel<string, string>('r', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // full level-0 tile index → its root (hex)
+  const tree = createTiledTree({
+    readTile: async (index) => { const v = await tilesDb.get(indexKey(index)); return v === undefined ? undefined : Buffer.from(v, 'latin1') }
+  }, init.cacheTiles !== undefined ? { cacheTiles: init.cacheTiles } : {})
   let cursor = 0
   const recent: SignedCheckpoint[] = []
   const listeners: Array<(note: string) => void> = []
@@ -86,10 +92,26 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
     await db.open()
     const size = Number(await meta.get('size') ?? '0')
     cursor = Number(await meta.get('cursor') ?? '0')
-    for await (const [key, value] of entries.iterator()) {
-      if (key !== indexKey(tree.size)) throw new TlogStorageError(`log entry ${key} is out of sequence (expected ${indexKey(tree.size)})`)
-      tree.append(leafHash(Buffer.from(value, 'latin1')))
+    const roots: Buffer[] = []
+    for await (const [key, value] of rootsDb.iterator()) {
+      if (key !== indexKey(roots.length)) throw new TlogStorageError(`tile root ${key} is out of sequence (expected ${indexKey(roots.length)})`)
+      roots.push(Buffer.from(value, 'hex'))
     }
+    tree.load(roots, [])
+    // The entries after the last full tile; a log written before tiles were kept has them all,
+    // and its tiles are written now, once.
+    let leaves: Buffer[] = []
+    let at = roots.length * TILE_WIDTH
+    for await (const [key, value] of entries.iterator({ gte: indexKey(at) })) {
+      if (key !== indexKey(at)) throw new TlogStorageError(`log entry ${key} is out of sequence (expected ${indexKey(at)})`)
+      leaves.push(leafHash(Buffer.from(value, 'latin1')))
+      at++
+      if (leaves.length === BATCH) {
+        await persistTiles(tree.prepare(leaves))
+        leaves = []
+      }
+    }
+    await persistTiles(tree.prepare(leaves))
     if (tree.size !== size) throw new TlogStorageError(`the log records ${size} entries but holds ${tree.size}`)
     const stored: string[] = []
     for await (const v of saved.values()) stored.push(v)
@@ -100,12 +122,25 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
       const c = JSON.parse(value) as { text: string, logLine: string, cosignatures: Array<[string, string]> }
       const parsed = parseCheckpoint(c.text)
       // The invariant that makes a crash safe: the signed tree is in the stored entries.
-      if (parsed.size > tree.size || !Buffer.from(tree.root(parsed.size)).equals(parsed.rootHash)) {
+      if (parsed.size > tree.size || !Buffer.from(await tree.root(parsed.size)).equals(parsed.rootHash)) {
         throw new TlogStorageError(`the saved checkpoint (size ${parsed.size}) does not match the stored entries (${tree.size})`)
       }
       recent.push({ text: c.text, size: parsed.size, logLine: c.logLine, cosignatures: new Map(c.cosignatures) })
     }
     log.info({ origin, size: tree.size, cursor }, 'transparency log loaded')
+  }
+
+  function tileOps (tiles: CompletedTile[]): Array<{ type: 'put', key: string, value: string, sublevel: typeof tilesDb }> {
+    return tiles.flatMap(t => [
+      { type: 'put' as const, key: indexKey(t.index), value: t.bytes.toString('latin1'), sublevel: tilesDb },
+      { type: 'put' as const, key: indexKey(t.index), value: t.root.toString('hex'), sublevel: rootsDb }
+    ])
+  }
+
+  /** Writes the tiles an append over already stored entries completes, then takes the leaves in. */
+  async function persistTiles (p: PreparedAppend): Promise<void> {
+    if (p.tiles.length > 0) await db.batch(tileOps(p.tiles), { sync: true })
+    p.commit()
   }
 
   async function appendFromStore (): Promise<void> {
@@ -128,12 +163,14 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
         leaves.push(leafHash(entry))
         next++
       }
+      const prepared = tree.prepare(leaves)
       await db.batch([
         ...ops,
+        ...tileOps(prepared.tiles),
         { type: 'put', key: 'size', value: String(next), sublevel: meta },
         { type: 'put', key: 'cursor', value: String(page.next), sublevel: meta }
       ], { sync: true })
-      for (const l of leaves) tree.append(l)
+      prepared.commit()
       cursor = page.next
     }
   }
@@ -142,7 +179,7 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
     const size = tree.size
     const last = latest()
     if (last !== undefined && last.size === size) return undefined
-    const text = formatCheckpoint({ origin, size, rootHash: tree.root(size) })
+    const text = formatCheckpoint({ origin, size, rootHash: await tree.root(size) })
     const c: SignedCheckpoint = { text, size, logLine: signatureLine(text, origin, identity.privateKey), cosignatures: new Map() }
     const dropped = recent.length >= RECENT_CHECKPOINTS ? recent[0] : undefined
     await saveCheckpoint(c, dropped)
@@ -252,12 +289,12 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
         vkey,
         index,
         size: c.size,
-        proof: tree.inclusionProof(index, c.size).map(h => Buffer.from(h).toString('base64')),
+        proof: (await tree.inclusionProof(index, c.size)).map(h => Buffer.from(h).toString('base64')),
         checkpoint: noteOf(c)
       }
       return answer
     },
-    consistency: (oldSize, newSize) => tree.consistencyProof(oldSize, newSize, true),
+    consistency: async (oldSize, newSize) => await tree.consistencyProof(oldSize, newSize, true),
     async addCosignatures (checkpointText, lines) {
       const c = recent.find(r => r.text === checkpointText)
       if (c === undefined) return 0

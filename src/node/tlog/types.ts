@@ -14,6 +14,8 @@ export interface TransparencyLogInit {
   path: string
   /** Shortest time between two checkpoints while entries arrive (ms). */
   checkpointIntervalMs?: number
+  /** Full level-0 tiles kept in memory for proofs (default 64, about 72 KiB each). */
+  cacheTiles?: number
   /** How often an idle log announces its latest checkpoint again (ms, default 5 minutes). */
   republishIntervalMs?: number
 }
@@ -59,7 +61,7 @@ export interface TransparencyLog {
   /** Where a stored message sits and the proof it is in the latest checkpoint. */
   inclusion: (id: string) => Promise<InclusionAnswer | undefined>
   /** A consistency proof (full form) between two sizes the log has reached. */
-  consistency: (oldSize: number, newSize: number) => Uint8Array[]
+  consistency: (oldSize: number, newSize: number) => Promise<Uint8Array[]>
   /** Adds witness cosignature lines to a kept recent checkpoint with this text (saved at once); returns how many were new. */
   addCosignatures: (checkpointText: string, lines: string[]) => Promise<number>
   /** Called after each new checkpoint is signed, and with the latest one again while idle. */

@@ -1,0 +1,199 @@
+/**
+ * The log's Merkle tree with bounded memory: only the hashes at level 8 and above (one per
+ * full level-0 tile, and everything above: about a quarter of a byte per entry) and the
+ * leaves of the rightmost, partial tile stay in memory. A hash below level 8 inside a full
+ * tile is read from that tile, which the log persists beside its entries; a few recently
+ * used tiles are kept, each with its inner levels hashed once (255 hashes).
+ *
+ * Proofs are computed by the pure functions of `protocol/tlog/proof.ts` through a reader
+ * that throws `MissingTile` when a tile is not loaded; the tile is then read and the
+ * computation run again. A proof touches at most a handful of tiles, so it converges fast.
+ */
+import { HASH_SIZE } from '../../protocol/tlog/hash.js'
+import { ProofError } from '../../protocol/tlog/errors.js'
+import { consistencyProof, inclusionProof, rootHash, type NodeReader } from '../../protocol/tlog/proof.js'
+import { TILE_HEIGHT, TILE_WIDTH } from '../../protocol/tlog/tiles.js'
+import { MemoryTree } from '../../protocol/tlog/tree.js'
+import { TlogStorageError } from './errors.js'
+
+const DEFAULT_CACHE_TILES = 64
+/** Tile loads one computation may ask for before it is deemed not to converge. */
+const MAX_LOADS = 32
+
+export interface TiledTreeComponents {
+  /** The full level-0 tile `index` (256 leaf hashes, 8 KiB) as persisted. */
+  readTile: (index: number) => Promise<Buffer | undefined>
+}
+
+export interface TiledTreeInit {
+  /** Full tiles kept in memory with their inner levels (about 72 KiB each). */
+  cacheTiles?: number
+}
+
+/** A full level-0 tile completed by an append, to persist with its entries. */
+export interface CompletedTile {
+  index: number
+  /** The tile: 256 leaf hashes. */
+  bytes: Buffer
+  /** Its root: the level-8 hash, as kept in memory. */
+  root: Buffer
+}
+
+export interface PreparedAppend {
+  tiles: CompletedTile[]
+  /** Makes the leaves part of the tree; call only once they are durable. */
+  commit: () => void
+}
+
+export interface TiledTree {
+  readonly size: number
+  /** Full level-0 tiles (their roots are in memory). */
+  readonly fullTiles: number
+  /** Loads the state a log persisted: the roots of its full tiles and the leaves after them. */
+  load: (roots: readonly Buffer[], tail: readonly Buffer[]) => void
+  /** Computes what appending `leaves` completes, without changing the tree. */
+  prepare: (leaves: readonly Buffer[]) => PreparedAppend
+  root: (size: number) => Promise<Uint8Array>
+  inclusionProof: (index: number, size: number) => Promise<Uint8Array[]>
+  consistencyProof: (oldSize: number, newSize: number, full: boolean) => Promise<Uint8Array[]>
+  /** Tile `index` of tile level `tileLevel`, `width` hashes wide; undefined when not yet that wide. */
+  tile: (tileLevel: number, index: number, width: number) => Promise<Buffer | undefined>
+}
+
+class MissingTile extends Error {
+  constructor (readonly index: number) {
+    super(`tile ${index} is not loaded`)
+  }
+}
+
+function treeOf (leaves: readonly Uint8Array[]): MemoryTree {
+  const t = new MemoryTree()
+  for (const l of leaves) t.append(l)
+  return t
+}
+
+function leavesOf (tile: Buffer): Buffer[] {
+  if (tile.byteLength !== TILE_WIDTH * HASH_SIZE) throw new TlogStorageError(`a stored tile holds ${tile.byteLength} bytes, not ${TILE_WIDTH * HASH_SIZE}`)
+  return Array.from({ length: TILE_WIDTH }, (_, i) => tile.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE))
+}
+
+export function createTiledTree (components: TiledTreeComponents, init: TiledTreeInit = {}): TiledTree {
+  const capacity = Math.max(8, init.cacheTiles ?? DEFAULT_CACHE_TILES)
+  let upper = new MemoryTree() // leaves = level-8 hashes, one per full tile
+  let tailLeaves: Buffer[] = []
+  let tail = new MemoryTree()
+  const cache = new Map<number, MemoryTree>() // insertion order = least recently used first
+
+  const fullTiles = (): number => upper.size
+  const size = (): number => upper.size * TILE_WIDTH + tail.size
+
+  function remember (index: number, t: MemoryTree): void {
+    cache.delete(index)
+    cache.set(index, t)
+    while (cache.size > capacity) cache.delete(cache.keys().next().value as number)
+  }
+
+  const read: NodeReader = (level, index) => {
+    if (level >= TILE_HEIGHT) return upper.node(level - TILE_HEIGHT, index)
+    const perTile = 2 ** (TILE_HEIGHT - level)
+    const t = Math.floor(index / perTile)
+    const local = index - t * perTile
+    if (t === fullTiles()) return tail.node(level, local)
+    if (t > fullTiles()) throw new ProofError(`no complete subtree at level ${level}, index ${index} in a tree of size ${size()}`)
+    const cached = cache.get(t)
+    if (cached === undefined) throw new MissingTile(t)
+    remember(t, cached)
+    return cached.node(level, local)
+  }
+
+  async function loadTile (index: number): Promise<MemoryTree> {
+    const cached = cache.get(index)
+    if (cached !== undefined) return cached
+    const bytes = await components.readTile(index)
+    if (bytes === undefined) throw new TlogStorageError(`tile ${index} of the log is missing from its database`)
+    const t = treeOf(leavesOf(bytes))
+    // A tile that does not hash to the root kept for it would make every proof through it wrong.
+    if (!Buffer.from(t.root()).equals(upper.node(0, index))) throw new TlogStorageError(`stored tile ${index} does not hash to its root`)
+    remember(index, t)
+    return t
+  }
+
+  /** Runs a pure computation, loading each tile it turns out to need. */
+  async function withTiles<T> (fn: () => T): Promise<T> {
+    for (let loads = 0; ; loads++) {
+      try {
+        return fn()
+      } catch (err) {
+        if (!(err instanceof MissingTile) || loads >= MAX_LOADS) throw err
+        await loadTile(err.index)
+      }
+    }
+  }
+
+  function checkSize (n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0 || n > size()) throw new ProofError(`tree size ${String(n)} is not between 0 and ${size()}`)
+  }
+
+  return {
+    get size () { return size() },
+    get fullTiles () { return fullTiles() },
+    load (roots, leaves) {
+      if (leaves.length >= TILE_WIDTH) throw new TlogStorageError(`${leaves.length} leaves after the last full tile: a full tile is missing`)
+      upper = treeOf(roots)
+      tailLeaves = [...leaves]
+      tail = treeOf(tailLeaves)
+      cache.clear()
+    },
+    prepare (leaves) {
+      const all = [...tailLeaves, ...leaves]
+      const tiles: CompletedTile[] = []
+      const trees: MemoryTree[] = []
+      let i = 0
+      for (; i + TILE_WIDTH <= all.length; i += TILE_WIDTH) {
+        const t = treeOf(all.slice(i, i + TILE_WIDTH))
+        trees.push(t)
+        tiles.push({ index: fullTiles() + tiles.length, bytes: t.tile(0, 0, TILE_WIDTH) as Buffer, root: Buffer.from(t.root()) })
+      }
+      const rest = all.slice(i)
+      const base = fullTiles()
+      return {
+        tiles,
+        commit () {
+          if (fullTiles() !== base) throw new TlogStorageError('the tree changed between preparing and committing an append')
+          tiles.forEach((t, k) => {
+            upper.append(t.root)
+            remember(t.index, trees[k] as MemoryTree)
+          })
+          if (tiles.length > 0) {
+            tailLeaves = rest
+            tail = treeOf(rest)
+          } else {
+            // The common case, a few leaves at a time: extend the tail rather than rebuild it.
+            for (const l of leaves) tail.append(l)
+            tailLeaves = rest
+          }
+        }
+      }
+    },
+    async root (n) {
+      checkSize(n)
+      return await withTiles(() => rootHash(n, read))
+    },
+    async inclusionProof (index, n) {
+      checkSize(n)
+      return await withTiles(() => inclusionProof(index, n, read))
+    },
+    async consistencyProof (oldSize, newSize, full) {
+      checkSize(newSize)
+      return await withTiles(() => consistencyProof(oldSize, newSize, read, full))
+    },
+    async tile (tileLevel, index, width) {
+      if (width < 1 || width > TILE_WIDTH) return undefined
+      if (tileLevel >= 1) return upper.tile(tileLevel - 1, index, width)
+      if (index * TILE_WIDTH + width > size()) return undefined
+      if (index === fullTiles()) return tail.tile(0, 0, width)
+      const t = await loadTile(index)
+      return t.tile(0, 0, width)
+    }
+  }
+}
