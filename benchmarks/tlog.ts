@@ -5,11 +5,16 @@
  *    the checkpoint signed and saved) against bare SHA-256 leaf hashes of the same entries;
  *  - inclusion proofs served over HTTP (`/tlog/inclusion?id=`, keep-alive, 8 in flight)
  *    against proofs computed in-process, per second;
+ *  - a start of the log of COUNT entries (each in a process of its own, see tlog-start.ts):
+ *    tile roots read back, against every entry rehashed into an all-in-memory tree as a
+ *    start did before tiles were kept: CPU time, wall time, RSS and memory retained;
  *  - a 1,000,000-entry tree: proof sizes and the time to verify one proof.
  *   npm run bench:tlog [-- COUNT]
  */
 import './quiet.js'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { Agent } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,7 +22,7 @@ import { trustNobodyPolicy } from '../src/node/daemon/policy.js'
 import { createFeedServer } from '../src/node/http/server.js'
 import { createStore } from '../src/node/store/index.js'
 import { createTransparencyLog } from '../src/node/tlog/index.js'
-import { generateIdentity } from '../src/protocol/keys.js'
+import { exportPrivatePem, generateIdentity } from '../src/protocol/keys.js'
 import {
   MemoryTree, TILE_HEIGHT, TILE_WIDTH, entryLeafHash, formatEntry, leafHash, verifyConsistency, verifyInclusion
 } from '../src/protocol/tlog/index.js'
@@ -96,6 +101,21 @@ try {
   process.stdout.write(`inclusion: ${fmt(httpRate)} proofs per CPU second served over HTTP (with the checkpoint; client in the same process); ${fmt(localRate)}/s looked up and computed in-process; ratio ${(httpRate / localRate).toFixed(3)}\n`)
   await tlog.stop()
   await store.close()
+
+  // Starting the log again: each way in a fresh process, so RSS is the start's own.
+  const keyFile = join(dir, 'key.pem')
+  await writeFile(keyFile, exportPrivatePem(identity))
+  interface Start { size: number, cpuS: number, wallS: number, rss: number, retained: number }
+  const startOnce = async (mode: string): Promise<Start> => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'tlog-start.ts'), mode, join(dir, 'store'), join(dir, 'tlog'), keyFile], { maxBuffer: 1 << 20 })
+    const r = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Start
+    if (r.size !== COUNT) throw new Error(`${mode} start saw ${r.size} entries, not ${COUNT}`)
+    return r
+  }
+  const rehash = await startOnce('rehash')
+  const tiled = await startOnce('tiles')
+  const mib = (n: number): string => (n / 2 ** 20).toFixed(1)
+  process.stdout.write(`start:     ${fmt(COUNT)} entries; tile roots read: ${tiled.cpuS.toFixed(2)} CPU s (${tiled.wallS.toFixed(2)} s wall), RSS ${mib(tiled.rss)} MiB, ${mib(tiled.retained)} MiB retained; every entry rehashed into memory (as before tiles were kept): ${rehash.cpuS.toFixed(2)} CPU s (${rehash.wallS.toFixed(2)} s wall), RSS ${mib(rehash.rss)} MiB, ${mib(rehash.retained)} MiB retained; CPU ratio ${(tiled.cpuS / rehash.cpuS).toFixed(3)}, retained-memory ratio ${(tiled.retained / rehash.retained).toFixed(3)}\n`)
 
   // A million entries, in memory.
   const big = new MemoryTree()
