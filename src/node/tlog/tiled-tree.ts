@@ -2,21 +2,23 @@
  * The log's Merkle tree with bounded memory: only the hashes at level 8 and above (one per
  * full level-0 tile, and everything above: about a quarter of a byte per entry) and the
  * leaves of the rightmost, partial tile stay in memory. A hash below level 8 inside a full
- * tile is read from that tile, which the log persists beside its entries; a few recently
- * used tiles are kept, each with its inner levels hashed once (255 hashes).
+ * tile is read from that tile, which the log persists beside its entries; recently used
+ * tiles are kept, each with its inner levels hashed once (255 hashes, 16 KiB in all).
  *
  * Proofs are computed by the pure functions of `protocol/tlog/proof.ts` through a reader
  * that throws `MissingTile` when a tile is not loaded; the tile is then read and the
  * computation run again. A proof touches at most a handful of tiles, so it converges fast.
  */
-import { HASH_SIZE } from '../../protocol/tlog/hash.js'
+import { HASH_SIZE, nodeHash } from '../../protocol/tlog/hash.js'
 import { ProofError } from '../../protocol/tlog/errors.js'
 import { consistencyProof, inclusionProof, rootHash, type NodeReader } from '../../protocol/tlog/proof.js'
 import { TILE_HEIGHT, TILE_WIDTH } from '../../protocol/tlog/tiles.js'
 import { MemoryTree } from '../../protocol/tlog/tree.js'
 import { TlogStorageError } from './errors.js'
 
-const DEFAULT_CACHE_TILES = 64
+const DEFAULT_CACHE_TILES = 256
+/** Hashes of a tile with its inner levels: 256 + 128 + … + 1. */
+const TILE_NODES = 2 * TILE_WIDTH - 1
 /** Tile loads one computation may ask for before it is deemed not to converge. */
 const MAX_LOADS = 32
 
@@ -26,7 +28,7 @@ export interface TiledTreeComponents {
 }
 
 export interface TiledTreeInit {
-  /** Full tiles kept in memory with their inner levels (about 72 KiB each). */
+  /** Full tiles kept in memory with their inner levels (16 KiB each; default 256). */
   cacheTiles?: number
 }
 
@@ -72,9 +74,28 @@ function treeOf (leaves: readonly Uint8Array[]): MemoryTree {
   return t
 }
 
-function leavesOf (tile: Buffer): Buffer[] {
-  if (tile.byteLength !== TILE_WIDTH * HASH_SIZE) throw new TlogStorageError(`a stored tile holds ${tile.byteLength} bytes, not ${TILE_WIDTH * HASH_SIZE}`)
-  return Array.from({ length: TILE_WIDTH }, (_, i) => tile.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE))
+/** Where level `level` (0 to 8) starts in a tile's hashes, counted in hashes. */
+const levelStart = (level: number): number => 2 * TILE_WIDTH - (2 * TILE_WIDTH >> level)
+
+/** A full tile's 256 leaf hashes and every level above them, up to its root, in one buffer. */
+class TileNodes {
+  readonly buf: Buffer
+  constructor (tile: Buffer) {
+    if (tile.byteLength !== TILE_WIDTH * HASH_SIZE) throw new TlogStorageError(`a stored tile holds ${tile.byteLength} bytes, not ${TILE_WIDTH * HASH_SIZE}`)
+    this.buf = Buffer.allocUnsafe(TILE_NODES * HASH_SIZE)
+    tile.copy(this.buf)
+    for (let level = 1; level <= TILE_HEIGHT; level++) {
+      for (let i = 0; i < TILE_WIDTH >> level; i++) this.buf.set(nodeHash(this.node(level - 1, 2 * i), this.node(level - 1, 2 * i + 1)), (levelStart(level) + i) * HASH_SIZE)
+    }
+  }
+
+  node (level: number, index: number): Buffer {
+    const off = (levelStart(level) + index) * HASH_SIZE
+    return this.buf.subarray(off, off + HASH_SIZE)
+  }
+
+  get root (): Buffer { return this.node(TILE_HEIGHT, 0) }
+  get bytes (): Buffer { return this.buf.subarray(0, TILE_WIDTH * HASH_SIZE) }
 }
 
 export function createTiledTree (components: TiledTreeComponents, init: TiledTreeInit = {}): TiledTree {
@@ -82,12 +103,12 @@ export function createTiledTree (components: TiledTreeComponents, init: TiledTre
   let upper = new MemoryTree() // leaves = level-8 hashes, one per full tile
   let tailLeaves: Buffer[] = []
   let tail = new MemoryTree()
-  const cache = new Map<number, MemoryTree>() // insertion order = least recently used first
+  const cache = new Map<number, TileNodes>() // insertion order = least recently used first
 
   const fullTiles = (): number => upper.size
   const size = (): number => upper.size * TILE_WIDTH + tail.size
 
-  function remember (index: number, t: MemoryTree): void {
+  function remember (index: number, t: TileNodes): void {
     cache.delete(index)
     cache.set(index, t)
     while (cache.size > capacity) cache.delete(cache.keys().next().value as number)
@@ -106,14 +127,14 @@ export function createTiledTree (components: TiledTreeComponents, init: TiledTre
     return cached.node(level, local)
   }
 
-  async function loadTile (index: number): Promise<MemoryTree> {
+  async function loadTile (index: number): Promise<TileNodes> {
     const cached = cache.get(index)
     if (cached !== undefined) return cached
     const bytes = await components.readTile(index)
     if (bytes === undefined) throw new TlogStorageError(`tile ${index} of the log is missing from its database`)
-    const t = treeOf(leavesOf(bytes))
+    const t = new TileNodes(bytes)
     // A tile that does not hash to the root kept for it would make every proof through it wrong.
-    if (!Buffer.from(t.root()).equals(upper.node(0, index))) throw new TlogStorageError(`stored tile ${index} does not hash to its root`)
+    if (!t.root.equals(upper.node(0, index))) throw new TlogStorageError(`stored tile ${index} does not hash to its root`)
     remember(index, t)
     return t
   }
@@ -147,12 +168,12 @@ export function createTiledTree (components: TiledTreeComponents, init: TiledTre
     prepare (leaves) {
       const all = [...tailLeaves, ...leaves]
       const tiles: CompletedTile[] = []
-      const trees: MemoryTree[] = []
+      const nodes: TileNodes[] = []
       let i = 0
       for (; i + TILE_WIDTH <= all.length; i += TILE_WIDTH) {
-        const t = treeOf(all.slice(i, i + TILE_WIDTH))
-        trees.push(t)
-        tiles.push({ index: fullTiles() + tiles.length, bytes: t.tile(0, 0, TILE_WIDTH) as Buffer, root: Buffer.from(t.root()) })
+        const t = new TileNodes(Buffer.concat(all.slice(i, i + TILE_WIDTH)))
+        nodes.push(t)
+        tiles.push({ index: fullTiles() + tiles.length, bytes: Buffer.from(t.bytes), root: Buffer.from(t.root) })
       }
       const rest = all.slice(i)
       const base = fullTiles()
@@ -162,7 +183,7 @@ export function createTiledTree (components: TiledTreeComponents, init: TiledTre
           if (fullTiles() !== base) throw new TlogStorageError('the tree changed between preparing and committing an append')
           tiles.forEach((t, k) => {
             upper.append(t.root)
-            remember(t.index, trees[k] as MemoryTree)
+            remember(t.index, nodes[k] as TileNodes)
           })
           if (tiles.length > 0) {
             tailLeaves = rest
@@ -193,7 +214,7 @@ export function createTiledTree (components: TiledTreeComponents, init: TiledTre
       if (index * TILE_WIDTH + width > size()) return undefined
       if (index === fullTiles()) return tail.tile(0, 0, width)
       const t = await loadTile(index)
-      return t.tile(0, 0, width)
+      return Buffer.from(t.bytes.subarray(0, width * HASH_SIZE))
     }
   }
 }

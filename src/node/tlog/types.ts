@@ -14,7 +14,7 @@ export interface TransparencyLogInit {
   path: string
   /** Shortest time between two checkpoints while entries arrive (ms). */
   checkpointIntervalMs?: number
-  /** Full level-0 tiles kept in memory for proofs (default 64, about 72 KiB each). */
+  /** Full level-0 tiles kept in memory for proofs (default 256, 16 KiB each). */
   cacheTiles?: number
   /** How often an idle log announces its latest checkpoint again (ms, default 5 minutes). */
   republishIntervalMs?: number
