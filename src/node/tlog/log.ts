@@ -7,8 +7,8 @@
  * they reach; only then do they enter the in-memory tree, and a checkpoint is signed only over
  * what is in that tree. So after kill -9 the newest checkpoint on disk never exceeds the
  * entries on disk, and on restart the log appends whatever the store acknowledged meanwhile.
- * Each full level-0 tile (256 leaf hashes) and its root are written in the same batch as
- * the entries that complete it. Only the roots (and what lies above them) and the partial
+ * Each full level-0 tile (256 leaf hashes and the levels above them) and its root are
+ * written in the same batch as the entries that complete it. Only the roots (and what lies above them) and the partial
  * tile's leaves stay in memory, about a quarter of a byte per entry; a start reads the roots
  * and hashes at most 255 entries, instead of every entry (see tiled-tree.ts).
  */
@@ -62,7 +62,7 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
   const byId = db.sublevel<string, string>('i', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // message id → index
   const meta = db.sublevel<string, string>('m', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   const saved = db.sublevel<string, string>('c', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // size → checkpoint with cosignatures
-  const tilesDb = db.sublevel<string, string>('t', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // full level-0 tile index → 256 leaf hashes
+  const tilesDb = db.sublevel<string, string>('t', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // full level-0 tile index → its 511 hashes
   const rootsDb = db.sublevel<string, string>('r', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // full level-0 tile index → its root (hex)
   const tree = createTiledTree({
     readTile: async (index) => { const v = await tilesDb.get(indexKey(index)); return v === undefined ? undefined : Buffer.from(v, 'latin1') }
@@ -132,7 +132,7 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
 
   function tileOps (tiles: CompletedTile[]): Array<{ type: 'put', key: string, value: string, sublevel: typeof tilesDb }> {
     return tiles.flatMap(t => [
-      { type: 'put' as const, key: indexKey(t.index), value: t.bytes.toString('latin1'), sublevel: tilesDb },
+      { type: 'put' as const, key: indexKey(t.index), value: t.nodes.toString('latin1'), sublevel: tilesDb },
       { type: 'put' as const, key: indexKey(t.index), value: t.root.toString('hex'), sublevel: rootsDb }
     ])
   }

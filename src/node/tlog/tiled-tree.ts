@@ -2,8 +2,9 @@
  * The log's Merkle tree with bounded memory: only the hashes at level 8 and above (one per
  * full level-0 tile, and everything above: about a quarter of a byte per entry) and the
  * leaves of the rightmost, partial tile stay in memory. A hash below level 8 inside a full
- * tile is read from that tile, which the log persists beside its entries; recently used
- * tiles are kept, each with its inner levels hashed once (255 hashes, 16 KiB in all).
+ * tile is read from that tile, which the log persists beside its entries with its inner
+ * levels (511 hashes, 16 KiB: reading one back costs no hashing); recently used tiles are
+ * kept in memory.
  *
  * Proofs are computed by the pure functions of `protocol/tlog/proof.ts` through a reader
  * that throws `MissingTile` when a tile is not loaded; the tile is then read and the
@@ -23,7 +24,7 @@ const TILE_NODES = 2 * TILE_WIDTH - 1
 const MAX_LOADS = 32
 
 export interface TiledTreeComponents {
-  /** The full level-0 tile `index` (256 leaf hashes, 8 KiB) as persisted. */
+  /** Full tile `index` as persisted: its 511 hashes (`CompletedTile.nodes`). */
   readTile: (index: number) => Promise<Buffer | undefined>
 }
 
@@ -35,8 +36,8 @@ export interface TiledTreeInit {
 /** A full level-0 tile completed by an append, to persist with its entries. */
 export interface CompletedTile {
   index: number
-  /** The tile: 256 leaf hashes. */
-  bytes: Buffer
+  /** What to persist: the 256 leaf hashes, then each level above them up to the root (511 hashes, 16 KiB). */
+  nodes: Buffer
   /** Its root: the level-8 hash, as kept in memory. */
   root: Buffer
 }
@@ -80,8 +81,13 @@ const levelStart = (level: number): number => 2 * TILE_WIDTH - (2 * TILE_WIDTH >
 /** A full tile's 256 leaf hashes and every level above them, up to its root, in one buffer. */
 class TileNodes {
   readonly buf: Buffer
+  /** From the 511 hashes as persisted, or from 256 leaf hashes (the rest hashed here). */
   constructor (tile: Buffer) {
-    if (tile.byteLength !== TILE_WIDTH * HASH_SIZE) throw new TlogStorageError(`a stored tile holds ${tile.byteLength} bytes, not ${TILE_WIDTH * HASH_SIZE}`)
+    if (tile.byteLength === TILE_NODES * HASH_SIZE) {
+      this.buf = tile
+      return
+    }
+    if (tile.byteLength !== TILE_WIDTH * HASH_SIZE) throw new TlogStorageError(`a stored tile holds ${tile.byteLength} bytes, not ${TILE_NODES * HASH_SIZE}`)
     this.buf = Buffer.allocUnsafe(TILE_NODES * HASH_SIZE)
     tile.copy(this.buf)
     for (let level = 1; level <= TILE_HEIGHT; level++) {
@@ -133,8 +139,8 @@ export function createTiledTree (components: TiledTreeComponents, init: TiledTre
     const bytes = await components.readTile(index)
     if (bytes === undefined) throw new TlogStorageError(`tile ${index} of the log is missing from its database`)
     const t = new TileNodes(bytes)
-    // A tile that does not hash to the root kept for it would make every proof through it wrong.
-    if (!t.root.equals(upper.node(0, index))) throw new TlogStorageError(`stored tile ${index} does not hash to its root`)
+    // A tile whose root is not the one kept for it would make every proof through it wrong.
+    if (!t.root.equals(upper.node(0, index))) throw new TlogStorageError(`stored tile ${index} does not end in its root`)
     remember(index, t)
     return t
   }
@@ -173,7 +179,7 @@ export function createTiledTree (components: TiledTreeComponents, init: TiledTre
       for (; i + TILE_WIDTH <= all.length; i += TILE_WIDTH) {
         const t = new TileNodes(Buffer.concat(all.slice(i, i + TILE_WIDTH)))
         nodes.push(t)
-        tiles.push({ index: fullTiles() + tiles.length, bytes: Buffer.from(t.bytes), root: Buffer.from(t.root) })
+        tiles.push({ index: fullTiles() + tiles.length, nodes: t.buf, root: Buffer.from(t.root) })
       }
       const rest = all.slice(i)
       const base = fullTiles()
