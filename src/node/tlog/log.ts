@@ -8,9 +8,9 @@
  * what is in that tree. So after kill -9 the newest checkpoint on disk never exceeds the
  * entries on disk, and on restart the log appends whatever the store acknowledged meanwhile.
  * Each full level-0 tile (256 leaf hashes and the levels above them) and its root are
- * written in the same batch as the entries that complete it. Only the roots (and what lies above them) and the partial
- * tile's leaves stay in memory, about a quarter of a byte per entry; a start reads the roots
- * and hashes at most 255 entries, instead of every entry (see tiled-tree.ts).
+ * written in the same batch as the entries that complete it. Only the roots (and what lies
+ * above them) and the partial tile's leaves stay in memory, about a quarter of a byte per
+ * entry; a start reads the roots and hashes at most 255 entries (see tiled-tree.ts).
  */
 import { Level } from 'level'
 import { createPublicKey } from 'node:crypto'
