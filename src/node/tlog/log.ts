@@ -62,10 +62,10 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
   const byId = db.sublevel<string, string>('i', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // message id → index
   const meta = db.sublevel<string, string>('m', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   const saved = db.sublevel<string, string>('c', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // size → checkpoint with cosignatures
-  const tilesDb = db.sublevel<string, string>('t', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // full level-0 tile index → its 511 hashes
+  const tilesDb = db.sublevel<string, Buffer>('t', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) // full level-0 tile index → its 511 hashes
   const rootsDb = db.sublevel<string, string>('r', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // full level-0 tile index → its root (hex)
   const tree = createTiledTree({
-    readTile: async (index) => { const v = await tilesDb.get(indexKey(index)); return v === undefined ? undefined : Buffer.from(v, 'latin1') }
+    readTile: async (index) => await tilesDb.get(indexKey(index))
   }, init.cacheTiles !== undefined ? { cacheTiles: init.cacheTiles } : {})
   let cursor = 0
   const recent: SignedCheckpoint[] = []
@@ -130,11 +130,13 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
     log.info({ origin, size: tree.size, cursor }, 'transparency log loaded')
   }
 
-  function tileOps (tiles: CompletedTile[]): Array<{ type: 'put', key: string, value: string, sublevel: typeof tilesDb }> {
+  type Batch = Array<{ type: 'put', key: string, value: string, sublevel: typeof meta }>
+  /** Tiles are binary (their sublevel's values are buffers), which the batch's typing of one value type cannot say. */
+  function tileOps (tiles: CompletedTile[]): Batch {
     return tiles.flatMap(t => [
-      { type: 'put' as const, key: indexKey(t.index), value: t.nodes.toString('latin1'), sublevel: tilesDb },
+      { type: 'put' as const, key: indexKey(t.index), value: t.nodes, sublevel: tilesDb },
       { type: 'put' as const, key: indexKey(t.index), value: t.root.toString('hex'), sublevel: rootsDb }
-    ])
+    ]) as unknown as Batch
   }
 
   /** Writes the tiles an append over already stored entries completes, then takes the leaves in. */
