@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { posix, resolve, sep } from 'node:path'
-import { logger } from '../node/logger.js'
+import { componentLog, type LoggerComponents } from '../node/logger.js'
 import type { DockerfileContext, Lookup, ShellUnit } from './context.js'
 import { discover, included, MAX_FILE_BYTES } from './discover.js'
 import { BASE_IMAGE_UNPINNED } from './rules/base-images.js'
@@ -20,7 +20,6 @@ import { SEVERITIES } from './types.js'
 import type { AuditedFile, AuditFileError, AuditOptions, AuditReport, Finding, Place, Report } from './types.js'
 import { loadWorkflow } from './workflow.js'
 
-const log = logger('audit')
 
 /** Reads a repository file, refusing paths that leave the repository and files over the size limit. */
 async function readRepoFile (root: string, rel: string): Promise<string> {
@@ -50,7 +49,8 @@ function createLookup (root: string): Lookup {
  * workflows for causes of unreproducible images. Unreadable or malformed files are listed
  * in `errors`; the audit goes on without them.
  */
-export async function auditRepository (root: string, opts: AuditOptions = {}): Promise<AuditReport> {
+export async function auditRepository (root: string, opts: AuditOptions = {}, components: LoggerComponents = {}): Promise<AuditReport> {
+  const log = componentLog(components.logger, 'audit')
   const abs = resolve(root)
   let info
   try {

@@ -8,8 +8,9 @@ import { EXIT } from './exit-codes.js'
 import { TOOL_NAME, TOOL_VERSION } from '../tool.js'
 import { LOG_LEVELS, logLevelFromArgv } from './log-level.js'
 
-// Before any command module loads: modules make their loggers when imported, and a
-// logger keeps the level it was made with.
+// Checked before the command is looked up, so that a bad level is a usage error for every
+// command; the command's logger (cli/logger.ts) reads it from NEKO_LOG_LEVEL, where the flag
+// wins over the environment.
 const logLevel = logLevelFromArgv(process.argv)
 if (typeof logLevel === 'object') {
   process.stderr.write(`neko-rebuilder: ${logLevel.error}\n`)

@@ -2,10 +2,9 @@ import { chmod, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NekoError, ValidationError } from '../protocol/errors.js'
 import { exportPrivatePem, generateIdentity, identityFromPrivatePem, publicKeyFromPem, keyIdOf, type SigningIdentity } from '../protocol/keys.js'
-import { logger } from './logger.js'
+import { componentLog, type LoggerComponents } from './logger.js'
 import { makeDir } from './make-dir.js'
 
-const log = logger('identity')
 
 const PRIVATE_KEY_FILE = 'private.pem'
 const PUBLIC_KEY_FILE = 'public.pem'
@@ -36,7 +35,7 @@ function isErrno (err: unknown, code: string): boolean {
  * Write `dir/private.pem` (PKCS#8, mode 0600) and `dir/public.pem` (SPKI). Refuses to
  * overwrite either file: losing a builder key would orphan every claim it signed.
  */
-export async function writeIdentity (dir: string, identity: SigningIdentity): Promise<{ privateKeyFile: string, publicKeyFile: string }> {
+export async function writeIdentity (dir: string, identity: SigningIdentity, components: LoggerComponents = {}): Promise<{ privateKeyFile: string, publicKeyFile: string }> {
   const privateKeyFile = join(dir, PRIVATE_KEY_FILE)
   const publicKeyFile = join(dir, PUBLIC_KEY_FILE)
   await makeDir(dir, 0o700)
@@ -57,7 +56,7 @@ export async function writeIdentity (dir: string, identity: SigningIdentity): Pr
     if (isErrno(err, 'EEXIST')) throw new IdentityExistsError((err as NodeJS.ErrnoException).path ?? privateKeyFile)
     throw err
   }
-  log.debug({ keyId: identity.keyId, dir }, 'wrote identity')
+  componentLog(components.logger, 'identity').debug({ keyId: identity.keyId, dir }, 'wrote identity')
   return { privateKeyFile, publicKeyFile }
 }
 
@@ -71,7 +70,7 @@ async function readText (file: string): Promise<string> {
 }
 
 /** Read the identity in `dir`; `public.pem`, when present, must match the private key. */
-export async function readIdentity (dir: string): Promise<SigningIdentity> {
+export async function readIdentity (dir: string, components: LoggerComponents = {}): Promise<SigningIdentity> {
   const privateKeyFile = join(dir, PRIVATE_KEY_FILE)
   const publicKeyFile = join(dir, PUBLIC_KEY_FILE)
   let identity: SigningIdentity
@@ -82,7 +81,7 @@ export async function readIdentity (dir: string): Promise<SigningIdentity> {
     throw err
   }
   const mode = (await stat(privateKeyFile)).mode & 0o077
-  if (mode !== 0) log.warn({ file: privateKeyFile, mode: mode.toString(8) }, 'private key is readable by other users; chmod 600 it')
+  if (mode !== 0) componentLog(components.logger, 'identity').warn({ file: privateKeyFile, mode: mode.toString(8) }, 'private key is readable by other users; chmod 600 it')
   let publicPem: string | undefined
   try {
     publicPem = await readFile(publicKeyFile, 'utf8')
@@ -103,20 +102,20 @@ export async function readIdentity (dir: string): Promise<SigningIdentity> {
 }
 
 /** The identity in `dir`, created on first run. */
-export async function loadOrCreateIdentity (dir: string): Promise<SigningIdentity> {
+export async function loadOrCreateIdentity (dir: string, components: LoggerComponents = {}): Promise<SigningIdentity> {
   try {
     await stat(join(dir, PRIVATE_KEY_FILE))
-    return await readIdentity(dir)
+    return await readIdentity(dir, components)
   } catch (err) {
     if (err instanceof NekoError || !isErrno(err, 'ENOENT')) throw err
   }
   const identity = generateIdentity()
   try {
-    await writeIdentity(dir, identity)
+    await writeIdentity(dir, identity, components)
     return identity
   } catch (err) {
     // Another process created it first: use theirs.
-    if (err instanceof IdentityExistsError) return await readIdentity(dir)
+    if (err instanceof IdentityExistsError) return await readIdentity(dir, components)
     throw err
   }
 }
@@ -125,7 +124,7 @@ export async function loadOrCreateIdentity (dir: string): Promise<SigningIdentit
  * The public key of an identity: `path` is its directory (public.pem, else private.pem) or a
  * PEM file. Returns the SPKI PEM and the key id; needs no private key when public.pem is there.
  */
-export async function readPublicKey (path: string): Promise<{ publicKeyPem: string, keyId: string, file: string }> {
+export async function readPublicKey (path: string, components: LoggerComponents = {}): Promise<{ publicKeyPem: string, keyId: string, file: string }> {
   const isDir = await stat(path).then(s => s.isDirectory(), (err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') throw new IdentityFileError(path, 'missing (create one with `neko-rebuilder keygen --out DIR`)')
     throw err
@@ -133,7 +132,7 @@ export async function readPublicKey (path: string): Promise<{ publicKeyPem: stri
   if (isDir) {
     const pub = join(path, PUBLIC_KEY_FILE)
     if (!await stat(pub).then(() => true, () => false)) {
-      const identity = await readIdentity(path)
+      const identity = await readIdentity(path, components)
       return { publicKeyPem: identity.publicKeyPem, keyId: identity.keyId, file: join(path, PRIVATE_KEY_FILE) }
     }
     path = pub

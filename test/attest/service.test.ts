@@ -7,7 +7,7 @@ import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import { attestRelease, collectAttestations, createAttestService, TagMovedError } from '../../src/node/attest/index.js'
 import { evaluateRelease } from '../../src/node/consensus/evaluate.js'
 import { pickAnnouncement } from '../../src/node/consensus/service.js'
-import { logger } from '../../src/node/logger.js'
+import { silentLogger } from '../../src/node/logger.js'
 import { createRegistryClient, createRegistryWriter, DigestMismatchError, parseReference } from '../../src/node/registry/index.js'
 import { createStore } from '../../src/node/store/level-store.js'
 import type { Store } from '../../src/node/store/types.js'
@@ -25,7 +25,7 @@ describe.skipIf(!available)('attesting from a node and against a moving registry
   let reg: TestRegistry
   let digest: string
   const signer: SigningIdentity = generateIdentity()
-  const log = logger('attest-test')
+  const log = silentLogger().forComponent('attest-test')
 
   beforeAll(async () => {
     keys = makeKeys()

@@ -193,15 +193,15 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
     expect((await node.exited).code).toBe(0)
   }, 60_000)
 
-  it('devnet --nodes 3 --json reports the fixture release reproducible', async () => {
-    const child = cli(['devnet', '--nodes', '3', '--json'], { NEKO_LOG_LEVEL: 'warn' })
+  it('devnet --nodes 3 --json reports the fixture release reproducible, each node\'s log lines naming it', async () => {
+    const child = cli(['devnet', '--nodes', '3', '--json'])
     let out = ''
     let err = ''
     child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
     child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
     const code = await new Promise<number | null>(resolve => child.on('exit', resolve))
     expect(code, err).toBe(0)
-    const result = JSON.parse(out) as { reproducible: boolean, threshold: number, targets: Array<{ status: string, digest: string, agreeing: unknown[], sameEngine: unknown[] }>, nodes: Array<{ verdicts: Array<{ status: string, digest: string }> }> }
+    const result = JSON.parse(out) as { reproducible: boolean, threshold: number, targets: Array<{ status: string, digest: string, agreeing: unknown[], sameEngine: unknown[] }>, nodes: Array<{ peerId: string, verdicts: Array<{ status: string, digest: string }> }> }
     expect(result.reproducible).toBe(true)
     // Three nodes on one engine are one witness: k = 1, one counted vote, two folded into it.
     expect(result.threshold).toBe(1)
@@ -211,5 +211,18 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
     expect(result.targets[0]!.sameEngine).toHaveLength(2)
     expect(result.nodes).toHaveLength(3)
     for (const n of result.nodes) expect(n.verdicts[0]!.digest).toBe(result.targets[0]!.digest)
+
+    // One log stream, three nodes: every record of a node's services carries its policy name
+    // and the end of its peer id.
+    const records = err.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>)
+    const ofNodes = records.filter(r => ['daemon', 'scheduler', 'rebuilder', 'p2p', 'store', 'tlog'].includes(String(r.component)))
+    expect(ofNodes.length).toBeGreaterThan(0)
+    for (const r of ofNodes) expect(r.node, JSON.stringify(r)).toMatch(/^node-[123]$/)
+    const peers = new Map<unknown, Set<unknown>>()
+    for (const r of ofNodes) peers.set(r.node, (peers.get(r.node) ?? new Set()).add(r.nodePeer))
+    expect([...peers.keys()].sort()).toEqual(['node-1', 'node-2', 'node-3'])
+    result.nodes.forEach((n, i) => { expect([...peers.get(`node-${i + 1}`)!]).toEqual([n.peerId.slice(-8)]) })
+    const signed = records.filter(r => r.msg === 'build finished; claim signed')
+    expect(new Set(signed.map(r => r.node)).size).toBe(3)
   }, 180_000)
 })

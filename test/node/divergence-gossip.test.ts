@@ -8,7 +8,7 @@ import { TOPICS } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
 import type { Store } from '../../src/node/store/types.js'
 import { createReportGossip, listReports, saveReport } from '../../src/node/triage/index.js'
-import { logger } from '../../src/node/logger.js'
+import { silentLogger } from '../../src/node/logger.js'
 import { causeRef } from '../../src/protocol/causes.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
@@ -143,7 +143,7 @@ describe('the divergence report check', () => {
   })
 
   it('refuses a report about another builder\'s claim; drops one its stored claims contradict, repeats, older ones and a full target', async () => {
-    const gossip = createReportGossip({ store, policy: () => policy, log: logger('test') })
+    const gossip = createReportGossip({ store, policy: () => policy, log: silentLogger().forComponent('test') })
     const [c1, c2] = claims(b1, b2) as [ReturnType<typeof claims>[number], ReturnType<typeof claims>[number]]
     for (const c of [c1, c2]) await put(store, c.env)
     const data = (r: DivergenceReport, by: SigningIdentity): Uint8Array => Buffer.from(JSON.stringify(signDivergenceReport(r, by)))

@@ -4,7 +4,7 @@ import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
 import { createP2PNode, type P2PNode } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
 import { createManifestKeeper, createOutputKeeper, keepingManifests } from '../../src/node/triage/index.js'
-import { logger } from '../../src/node/logger.js'
+import { silentLogger } from '../../src/node/logger.js'
 import type { SigningIdentity } from '../../src/protocol/keys.js'
 import type { TrustPolicy } from '../../src/protocol/policy.js'
 import { exportPrivatePem, generateIdentity } from '../../src/protocol/keys.js'
@@ -52,9 +52,9 @@ export interface TestDaemonOptions {
 export async function startDaemon (opts: TestDaemonOptions): Promise<Daemon> {
   const store = await createStore({ path: join(opts.dir, 'store') })
   const engine = opts.build === true ? createRebuilder({}, { workDir: join(opts.dir, 'work'), timeoutMs: 180_000 }) : undefined
-  const manifests = opts.manifests === true ? createManifestKeeper({ log: logger('manifests') }, { dir: join(opts.dir, 'manifests') }) : undefined
-  const outputs = opts.outputs === true ? createOutputKeeper({ log: logger('outputs') }, { dir: join(opts.dir, 'outputs') }) : undefined
-  const rebuilder = engine != null && manifests != null ? keepingManifests(engine, manifests, logger('manifests'), outputs) : engine
+  const manifests = opts.manifests === true ? createManifestKeeper({ log: silentLogger().forComponent('manifests') }, { dir: join(opts.dir, 'manifests') }) : undefined
+  const outputs = opts.outputs === true ? createOutputKeeper({ log: silentLogger().forComponent('outputs') }, { dir: join(opts.dir, 'outputs') }) : undefined
+  const rebuilder = engine != null && manifests != null ? keepingManifests(engine, manifests, silentLogger().forComponent('manifests'), outputs) : engine
   const daemon = await createDaemon({ identity: opts.identity, store, policy: opts.policy, ...(rebuilder != null ? { rebuilder } : {}), ...(manifests != null ? { manifests } : {}), ...(outputs != null ? { outputs } : {}) }, {
     listen: [LOOPBACK],
     bootstrap: opts.bootstrap ?? [],

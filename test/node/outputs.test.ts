@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createOutputKeeper } from '../../src/node/triage/index.js'
 import { recogniseOwnBytes } from '../../src/node/triage/own-bytes.js'
-import { logger } from '../../src/node/logger.js'
+import { silentLogger } from '../../src/node/logger.js'
 
 const digest = (i: number): string => `sha256:${i.toString(16).padStart(64, '0')}`
 const kept = async (dir: string): Promise<string[]> => (await readdir(dir)).sort()
@@ -28,7 +28,7 @@ describe('output keeper', () => {
   }
 
   it('keeps the newest outputs within count and bytes, never more at any moment, oldest first', async () => {
-    const outputs = createOutputKeeper({ log: logger('test') }, { dir: join(dir, 'outputs'), maxCount: 2, maxBytes: 10_000 })
+    const outputs = createOutputKeeper({ log: silentLogger().forComponent('test') }, { dir: join(dir, 'outputs'), maxCount: 2, maxBytes: 10_000 })
     const seen: number[] = []
     for (let i = 1; i <= 4; i++) {
       expect(await outputs.put(digest(i), await tarball(`t${i}`, 3000))).toBe(true)
@@ -53,19 +53,19 @@ describe('output keeper', () => {
   })
 
   it('applies smaller bounds, age and half-written copies at the next start', async () => {
-    const first = createOutputKeeper({ log: logger('test') }, { dir, maxCount: 5 })
+    const first = createOutputKeeper({ log: silentLogger().forComponent('test') }, { dir, maxCount: 5 })
     for (let i = 1; i <= 4; i++) await first.put(digest(i), await tarball(`t${i}`, 100))
     await utimes(join(dir, `${digest(1).slice(7)}.oci.tar`), new Date(), new Date(Date.now() - 3 * 24 * 3600_000))
     await writeFile(join(dir, `${digest(9).slice(7)}.oci.tar.tmp`), 'half')
-    const restarted = createOutputKeeper({ log: logger('test') }, { dir, maxCount: 2, maxAgeMs: 24 * 3600_000 })
+    const restarted = createOutputKeeper({ log: silentLogger().forComponent('test') }, { dir, maxCount: 2, maxAgeMs: 24 * 3600_000 })
     expect(await restarted.prune()).toBe(3)
     expect(await kept(dir)).toHaveLength(2)
     expect(await restarted.get(digest(1))).toBeUndefined()
   })
 
   it('refuses bad bounds and a bad digest', async () => {
-    expect(() => createOutputKeeper({ log: logger('test') }, { dir, maxBytes: 0 })).toThrow(/outputs.maxBytes/)
-    const outputs = createOutputKeeper({ log: logger('test') }, { dir })
+    expect(() => createOutputKeeper({ log: silentLogger().forComponent('test') }, { dir, maxBytes: 0 })).toThrow(/outputs.maxBytes/)
+    const outputs = createOutputKeeper({ log: silentLogger().forComponent('test') }, { dir })
     await expect(outputs.get('sha256:../../etc')).rejects.toThrow(/manifestDigest/)
   })
 })

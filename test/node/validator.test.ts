@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createMessageValidator } from '../../src/node/daemon/index.js'
-import { logger } from '../../src/node/logger.js'
+import { silentLogger } from '../../src/node/logger.js'
 import { TOPICS } from '../../src/node/p2p/index.js'
 import { createStore, type Store } from '../../src/node/store/index.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
@@ -51,7 +51,7 @@ describe('message validator', () => {
   })
 
   it('accepts trusted messages once and rejects what is malformed, forged, misplaced or from an unknown announcer', async () => {
-    const v = createMessageValidator({ store, policy, log: logger('test') })
+    const v = createMessageValidator({ store, policy, log: silentLogger().forComponent('test') })
     const ann = bytes(signAnnouncement(announcement, announcer))
     const ok = await v.check(TOPICS.announcements, ann)
     expect(ok.verdict).toBe('accept')
@@ -72,7 +72,7 @@ describe('message validator', () => {
   })
 
   it('rate-limits an untrusted key and caps untrusted claims per target', async () => {
-    const v = createMessageValidator({ store, policy, log: logger('test') }, { untrustedPerMinute: 4, untrustedPerTarget: 2 })
+    const v = createMessageValidator({ store, policy, log: silentLogger().forComponent('test') }, { untrustedPerMinute: 4, untrustedPerTarget: 2 })
     const stranger = generateIdentity()
     // Burst of one key: the first pass (burst = a quarter of the minute's rate, at least 1), then ignored.
     const first = await v.check(TOPICS.claims, bytes(signClaim(claim('a'), stranger)))
@@ -91,7 +91,7 @@ describe('message validator', () => {
   })
 
   it('checks a page as a batch with the verdicts of check, storing each accepted item before judging the next', async () => {
-    const v = createMessageValidator({ store, policy, log: logger('test') }, { untrustedPerTarget: 2 })
+    const v = createMessageValidator({ store, policy, log: silentLogger().forComponent('test') }, { untrustedPerTarget: 2 })
     const good = bytes(signClaim(claim('p', '1'), builder))
     const env = signClaim(claim('p', '2'), builder)
     const forged = bytes({ ...env, payload: signClaim(claim('p', '3'), builder).payload })

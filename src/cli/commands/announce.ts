@@ -9,6 +9,7 @@ import { AnnouncerNotTrustedError } from '../../node/daemon/errors.js'
 import { envelopeId } from '../../protocol/dsse.js'
 import { signAnnouncement } from '../../protocol/messages.js'
 import { EXIT } from '../exit-codes.js'
+import { cliLogger } from '../logger.js'
 
 interface AnnounceOptions {
   repo: string
@@ -60,7 +61,7 @@ export function register (program: Command): void {
       }
       const timeoutS = Number(opts.timeout)
       if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError('--timeout', 'must be a positive number of seconds')
-      const identity = await readIdentity(opts.key)
+      const identity = await readIdentity(opts.key, { logger: cliLogger() })
       if (opts.policy != null) {
         const policy = await loadPolicyFile(opts.policy)
         if (!policy.announcerKeys.has(identity.keyId)) throw new AnnouncerNotTrustedError(identity.keyId, opts.policy)
@@ -78,7 +79,7 @@ export function register (program: Command): void {
       const printed = opts.print === true || opts.to == null || opts.to.length === 0
       if (printed) process.stdout.write(json + '\n')
       if (opts.to != null && opts.to.length > 0) {
-        const sent = await publishOnce(Buffer.from(json, 'utf8'), { to: opts.to, timeoutMs: timeoutS * 1000 })
+        const sent = await publishOnce(Buffer.from(json, 'utf8'), { to: opts.to, timeoutMs: timeoutS * 1000 }, { logger: cliLogger() })
         // Receivers judge it against their own policy after this returns: say only what is known.
         const trust = opts.policy != null ? `an announcer of ${opts.policy}` : 'accepted only by nodes whose policy lists this key as an announcer (check first with --policy FILE)'
         // The result goes to stdout, apart from log records, unless stdout carries the envelope.

@@ -11,10 +11,10 @@ import { UnknownTagError } from '../../node/consensus/errors.js'
 import { evaluateRelease } from '../../node/consensus/evaluate.js'
 import { pickAnnouncement } from '../../node/consensus/service.js'
 import { readIdentity } from '../../node/identity-files.js'
-import { logger } from '../../node/logger.js'
 import { loadDockerCredentials } from '../../node/registry/credentials.js'
 import { createRegistryClient, createRegistryWriter } from '../../node/registry/index.js'
 import { EXIT } from '../exit-codes.js'
+import { cliLogger } from '../logger.js'
 import { collect, gather, imagesFor, parseImages, policyFor, type StatusFlags } from './status.js'
 
 interface AttestFlags extends StatusFlags {
@@ -52,7 +52,7 @@ export function register (program: Command): void {
       const dataDir = flags.dataDir ?? process.env.NEKO_DATA_DIR ?? defaultDataDir(process.env)
       const { policy, file: policyFile } = await policyFor(flags, dataDir)
       const policyDigest = createHash('sha256').update(await readFile(policyFile)).digest('hex')
-      const identity = await readIdentity(flags.key)
+      const identity = await readIdentity(flags.key, { logger: cliLogger() })
       const authFile = flags.registryAuth ?? process.env.NEKO_REGISTRY_AUTH
       const credentials = authFile !== undefined ? await loadDockerCredentials(authFile) : undefined
       const common = { timeoutMs: 30_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}), ...(credentials !== undefined ? { credentials } : {}) }
@@ -65,7 +65,8 @@ export function register (program: Command): void {
         const a = chosen.announcement!
         const claims = await source.claimsFor(a.repository, a.commit)
         const evaluation = evaluateRelease({ policy, chosen, others, claims, setAside: source.setAside })
-        await attestRelease({ registry: createRegistryClient(common), writer: createRegistryWriter(common), log: logger('attest') }, {
+        const logger = cliLogger()
+        await attestRelease({ registry: createRegistryClient(common, { logger }), writer: createRegistryWriter(common, { logger }), log: logger.forComponent('attest') }, {
           evaluation,
           claims,
           images: await imagesFor(a.recipe.name, overrides),

@@ -6,6 +6,7 @@ import { loadRecipe, REPOSITORY_RECIPE_FILE } from '../../node/build/recipe.js'
 import { UsageError } from '../errors.js'
 import { auditRepository, FAIL_ON, FORMATS, formatReport, gateExitCode, skippedLine } from '../../audit/index.js'
 import type { FailOn, Format } from '../../audit/index.js'
+import { cliLogger } from '../logger.js'
 
 interface AuditFlags {
   format: string
@@ -39,7 +40,7 @@ export function register (program: Command): void {
         ...(flags.include != null ? { include: flags.include } : {}),
         ...(recipe != null ? { recipe } : {}),
         all: flags.all === true
-      })
+      }, { logger: cliLogger() })
       const color = flags.format === 'table' && flags.output == null && process.stdout.isTTY && process.env.NO_COLOR == null
       const text = formatReport(report, flags.format as Format, { color })
       if (flags.output != null) {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { UsageError } from '../errors.js'
 import { runDevnet } from '../../node/daemon/devnet.js'
-import { rootLogger } from '../../node/logger.js'
+import { createLogger } from '../../node/logger.js'
 import { EXIT } from '../exit-codes.js'
 
 interface DevnetOptions {
@@ -25,16 +25,16 @@ export function register (program: Command): void {
       if (!Number.isSafeInteger(nodes) || nodes < 1 || nodes > 16) throw new UsageError('--nodes', 'must be an integer from 1 to 16')
       const timeout = Number(opts.timeout)
       if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError('--timeout', 'must be a positive number of seconds')
-      // The run prints its own progress; node logs only on request (NEKO_LOG_LEVEL=info).
-      if (process.env.NEKO_LOG_LEVEL == null) rootLogger().level = 'warn'
       const progress = opts.json === true ? undefined : (line: string): void => { process.stderr.write(`devnet: ${line}\n`) }
+      // The run prints its own progress; node logs only on request (NEKO_LOG_LEVEL=info).
+      const logger = createLogger({ defaultLevel: 'warn' })
       const result = await runDevnet({
         nodes,
         keep: opts.keep === true,
         timeoutMs: timeout * 1000,
         ...(progress != null ? { onProgress: progress } : {}),
         ...(opts.nondeterministicWith != null ? { nondeterministicWith: opts.nondeterministicWith } : {})
-      })
+      }, { logger })
       if (opts.json === true) {
         process.stdout.write(JSON.stringify({
           reproducible: result.reproducible,

@@ -4,15 +4,14 @@ import { pathToFileURL } from 'node:url'
 import { ValidationError } from '../../protocol/errors.js'
 import { createAttestService, type AttestService } from '../../node/attest/index.js'
 import type { NodeConfig } from '../../node/config/index.js'
-import type { Daemon } from '../../node/daemon/types.js'
+import type { RunningNode } from '../../node/daemon/run.js'
 import { readIdentity } from '../../node/identity-files.js'
-import { logger } from '../../node/logger.js'
 import { loadDockerCredentials } from '../../node/registry/credentials.js'
 import { createRegistryClient, createRegistryWriter } from '../../node/registry/index.js'
 import { parseImages } from './status.js'
 
 /** `join --attest`: the node attaches the verdicts of the releases it holds to their images. */
-export async function startAttesting (daemon: Daemon, config: NodeConfig, opts: { attest?: string[], attestAuth?: string, attestEvery?: string }): Promise<AttestService> {
+export async function startAttesting ({ daemon, logger }: RunningNode, config: NodeConfig, opts: { attest?: string[], attestAuth?: string, attestEvery?: string }): Promise<AttestService> {
   const images = parseImages(opts.attest ?? [])
   if (config.policyFile == null) throw new ValidationError('--attest', 'needs a trust policy (--policy): a node that trusts nobody has no verdict to attest')
   const interval = opts.attestEvery !== undefined ? Number(opts.attestEvery) : 600
@@ -23,10 +22,10 @@ export async function startAttesting (daemon: Daemon, config: NodeConfig, opts: 
   const service = createAttestService({
     store: daemon.store,
     policy: daemon.policy(),
-    identity: await readIdentity(config.keyDir),
-    registry: createRegistryClient(common),
-    writer: createRegistryWriter(common),
-    log: logger('attest')
+    identity: await readIdentity(config.keyDir, { logger }),
+    registry: createRegistryClient(common, { logger }),
+    writer: createRegistryWriter(common, { logger }),
+    log: logger.forComponent('attest')
   }, {
     images,
     policyUri: pathToFileURL(config.policyFile).toString(),

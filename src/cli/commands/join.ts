@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { resolveConfig, type NodeSettings } from '../../node/config/index.js'
 import { onShutdownSignals } from '../../node/daemon/signals.js'
 import { startNode } from '../../node/daemon/run.js'
-import { logger } from '../../node/logger.js'
+import { cliLogger } from '../logger.js'
 import { startAttesting } from './join-attest.js'
 
 interface JoinOptions {
@@ -90,11 +90,11 @@ export function register (program: Command): void {
         ...(opts.keepOutputsMib != null ? { keepOutputsMiB: opts.keepOutputsMib } : {})
       }
       const config = resolveConfig({ flags, env: process.env })
-      const log = logger('join')
-      const node = await startNode(config)
+      const node = await startNode({ logger: cliLogger() }, config)
+      const log = node.logger.forComponent('join')
       const { daemon } = node
       const attester = opts.attest != null
-        ? await startAttesting(daemon, config, opts).catch(async (err: unknown) => { await node.stop(); throw err })
+        ? await startAttesting(node, config, opts).catch(async (err: unknown) => { await node.stop(); throw err })
         : undefined
       const caps = daemon.capabilities()
       const summary = {

@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import { writeIdentity } from '../../node/identity-files.js'
 import { peerIdOf } from '../../node/p2p/identity.js'
 import { generateIdentity } from '../../protocol/keys.js'
+import { cliLogger } from '../logger.js'
 
 interface KeygenOptions {
   out: string
@@ -15,7 +16,7 @@ export function register (program: Command): void {
     .option('--json', 'print {keyId, peerId, privateKeyFile, publicKeyFile, publicKeyPem} as JSON')
     .action(async (opts: KeygenOptions) => {
       const identity = generateIdentity()
-      const files = await writeIdentity(opts.out, identity)
+      const files = await writeIdentity(opts.out, identity, { logger: cliLogger() })
       const peerId = peerIdOf(identity.publicKey)
       if (opts.json === true) {
         process.stdout.write(JSON.stringify({ keyId: identity.keyId, peerId, ...files, publicKeyPem: identity.publicKeyPem }) + '\n')

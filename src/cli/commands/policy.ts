@@ -5,6 +5,7 @@ import { InvalidArgumentError } from 'commander'
 import { composePolicy, type PolicyKeyEntry } from '../../node/daemon/policy.js'
 import { readPublicKey } from '../../node/identity-files.js'
 import { EXIT } from '../exit-codes.js'
+import { cliLogger } from '../logger.js'
 
 interface PolicyFlags {
   builder?: string[]
@@ -35,7 +36,7 @@ async function entries (specs: string[]): Promise<PolicyKeyEntry[]> {
   const out: PolicyKeyEntry[] = []
   for (const spec of specs) {
     const { name, operator, path } = parseKeySpec(spec)
-    const key = await readPublicKey(path)
+    const key = await readPublicKey(path, { logger: cliLogger() })
     out.push({ name, ...(operator != null ? { operator } : {}), publicKeyPem: key.publicKeyPem })
   }
   return out

@@ -10,6 +10,7 @@ import { createRebuilder, TargetError, type BuildProgress, type RebuildOutcome }
 import { nativePlatform } from '../../tool.js'
 import { InterruptedError } from '../errors.js'
 import { EXIT } from '../exit-codes.js'
+import { cliLogger } from '../logger.js'
 
 interface RebuildFlags {
   repo: string
@@ -92,10 +93,11 @@ export function register (program: Command): void {
     .option('--json', 'print the outcome (claim, paths) as JSON')
     .action(async (flags: RebuildFlags) => {
       // Load the key first: a missing key should not cost a build.
-      const identity = flags.key != null ? await readIdentity(resolve(flags.key)) : undefined
+      const logger = cliLogger()
+      const identity = flags.key != null ? await readIdentity(resolve(flags.key), { logger }) : undefined
       const outDir = flags.out != null ? resolve(flags.out) : undefined
       if (outDir != null) await makeDir(outDir)
-      const rebuilder = createRebuilder({}, {
+      const rebuilder = createRebuilder({ logger }, {
         workDir: resolve(flags.workDir ?? join(tmpdir(), 'neko-rebuilder')),
         ...(flags.timeout != null ? { timeoutMs: Math.round(flags.timeout * 1000) } : {})
       })

@@ -26,6 +26,7 @@ import { fetchDivergencesFromNode, formatReport, listReports } from '../../node/
 import type { DivergenceReport } from '../../protocol/triage.js'
 import { exitCodeFor } from '../verdicts/exit.js'
 import { formatConsensus } from '../verdicts/table.js'
+import { cliLogger } from '../logger.js'
 
 export interface StatusFlags {
   repo?: string
@@ -79,7 +80,7 @@ export async function gather (tag: string, flags: StatusFlags, policy: TrustPoli
       where: flags.node
     }
   }
-  const store = await openExistingStore(dataDir)
+  const store = await openExistingStore(dataDir, { logger: cliLogger() })
   try {
     const announcements = await store.announcements(flags.repo !== undefined ? { repository: flags.repo, tag } : { tag })
     return {
@@ -109,7 +110,7 @@ export async function imagesFor (recipeName: string, overrides: Map<string, stri
 }
 
 async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvaluation, policyUri: string): Promise<void> {
-  const identity = await readIdentity(keyDir)
+  const identity = await readIdentity(keyDir, { logger: cliLogger() })
   // The signer names itself by its key: a node URL would name a party that did not sign.
   const verifier = verifierIdOf(identity.keyId)
   const timeVerified = new Date().toISOString()
@@ -181,7 +182,7 @@ export function register (program: Command): void {
           for (const v of overrides.keys()) {
             if (!variants.has(v)) throw new UsageError('--image', `${a.repository} ${tag} has no variant ${JSON.stringify(v)} (it has ${[...variants].join(', ')})`)
           }
-          const registry = createRegistryClient({ timeoutMs: 15_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}) })
+          const registry = createRegistryClient({ timeoutMs: 15_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}) }, { logger: cliLogger() })
           published = await checkPublished({ registry }, await imagesFor(a.recipe.name, overrides), { repository: a.repository, tag, commit: a.commit, targets: a.targets })
         }
         evaluation = evaluateRelease({ policy, chosen, others, claims, published, setAside: source.setAside })

@@ -3,11 +3,11 @@ import type { Command } from 'commander'
 import { ValidationError } from '../../protocol/errors.js'
 import { parsePolicy } from '../../protocol/policy.js'
 import { collectAttestations, judgeImage, type ImageJudgement } from '../../node/attest/index.js'
-import { logger } from '../../node/logger.js'
 import { loadDockerCredentials } from '../../node/registry/credentials.js'
 import { createRegistryClient, createRegistryWriter, ManifestNotFoundError, parseReference } from '../../node/registry/index.js'
 import { INDEX_TYPES } from '../../node/registry/media-types.js'
 import { EXIT } from '../exit-codes.js'
+import { cliLogger } from '../logger.js'
 
 interface VerifyImageFlags {
   policy: string
@@ -67,9 +67,10 @@ export function register (program: Command): void {
       const authFile = flags.registryAuth ?? process.env.NEKO_REGISTRY_AUTH
       const credentials = authFile !== undefined ? await loadDockerCredentials(authFile) : undefined
       const common = { timeoutMs: 30_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}), ...(credentials !== undefined ? { credentials } : {}) }
-      const registry = createRegistryClient(common)
-      const writer = createRegistryWriter(common)
-      const log = logger('verify-image')
+      const logger = cliLogger()
+      const registry = createRegistryClient(common, { logger })
+      const writer = createRegistryWriter(common, { logger })
+      const log = logger.forComponent('verify-image')
 
       const top = await writer.getManifest(ref, ref.digest ?? ref.tag ?? 'latest')
       if (top === undefined) throw new ManifestNotFoundError(ref.canonical, `manifest ${ref.digest ?? ref.tag ?? 'latest'} unknown to ${ref.registry}`)

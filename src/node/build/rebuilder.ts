@@ -6,7 +6,7 @@ import { NekoError } from '../../protocol/errors.js'
 import { LIMITS } from '../../protocol/limits.js'
 import { WIRE } from '../../protocol/patterns.js'
 import { targetKey } from '../../protocol/target.js'
-import { logger, type Logger } from '../logger.js'
+import { componentLog, type ComponentLogger, type Logger } from '../logger.js'
 import { makeDir } from '../make-dir.js'
 import { BuildLog } from './build-log.js'
 import { runBuildx, type BuildProgress } from './buildx.js'
@@ -37,6 +37,8 @@ export interface RebuilderInit {
 
 export interface RebuilderComponents {
   docker?: Dockerode
+  /** Where the engine logs; silent without one. */
+  logger?: ComponentLogger
 }
 
 export interface RebuildRequest {
@@ -127,7 +129,7 @@ class DefaultRebuilder implements Rebuilder {
     this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.keep = init.keepWorkspaces ?? false
     this.maxLogs = init.maxLogs ?? 200
-    this.log = logger('rebuilder')
+    this.log = componentLog(components.logger, 'rebuilder')
   }
 
   async checkEngine (): Promise<EngineInfo> {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { ValidationError } from '../../protocol/errors.js'
 import { StoreOpenError } from '../store/errors.js'
-import { createStore } from '../store/level-store.js'
+import { createStore, type StoreComponents } from '../store/level-store.js'
 import type { Store } from '../store/types.js'
 import { StoreLockedError } from './errors.js'
 
@@ -30,11 +30,11 @@ function isLockError (err: unknown): boolean {
  * Opens an existing store for reading (never creates one: a mistyped path must not look
  * like an empty store). A store held by a running node is reported as such.
  */
-export async function openExistingStore (dataDir: string): Promise<Store> {
+export async function openExistingStore (dataDir: string, components: StoreComponents = {}): Promise<Store> {
   const path = storePathOf(dataDir)
   if (path === undefined) throw new ValidationError('--data-dir', `no node store in ${dataDir} (looked for ${join(dataDir, STORE_DIR)})`)
   try {
-    return await createStore({ path })
+    return await createStore({ path }, components)
   } catch (err) {
     if (err instanceof StoreOpenError && isLockError(err)) throw new StoreLockedError(path)
     throw err

@@ -2,11 +2,10 @@ import { announcementTargets } from '../../protocol/announcement.js'
 import { NekoError } from '../../protocol/errors.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Digest } from '../../protocol/types.js'
-import { logger } from '../logger.js'
+import { componentLog, type ComponentLogger } from '../logger.js'
 import { PublishedCheckError } from './errors.js'
 import type { RegistryClient } from '../registry/types.js'
 
-const log = logger('published')
 
 /** A release as the published-digest lookup needs it. */
 export interface ReleaseRef {
@@ -37,7 +36,8 @@ interface Entry { at: number, digest?: Digest }
  * such tag, no such platform, a digest that does not verify) leave the target out, so the
  * verdict says `unknown`: a registry we cannot read says nothing about a release.
  */
-export function createPublishedLookup (components: { registry: RegistryClient }, init: PublishedLookupInit): PublishedLookup {
+export function createPublishedLookup (components: { registry: RegistryClient, logger?: ComponentLogger }, init: PublishedLookupInit): PublishedLookup {
+  const log = componentLog(components.logger, 'published')
   const ttl = init.ttlMs ?? 5 * 60_000
   const cache = new Map<string, Entry>()
 

@@ -1,7 +1,7 @@
 import { signCapabilities, type Capabilities } from '../../protocol/capabilities.js'
 import type { DecodedMessage } from '../../protocol/messages.js'
 import { createFeedServer, type FeedServer } from '../http/server.js'
-import { logger } from '../logger.js'
+import { silentLogger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { createScheduler } from '../scheduler/index.js'
 import { createTransparencyLog, createWitness, type Witness } from '../tlog/index.js'
@@ -28,7 +28,8 @@ const CAPABILITIES_WARMUP_MS = [3_000, 10_000, 30_000, 60_000]
  * and publishes the result, and serves it all over the HTTP feed when asked.
  */
 export async function createDaemon (components: DaemonComponents, init: DaemonInit): Promise<Daemon> {
-  const log = logger('daemon')
+  const logger = components.logger ?? silentLogger()
+  const log = logger.forComponent('daemon')
   const { store, identity } = components
   const policy = components.policy
   const validator = createMessageValidator({ store, policy, log }, init.validator)
@@ -46,7 +47,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   let feedUrl: string | undefined
   let running = false
   let stopping: Promise<void> | undefined
-  const tlog = init.tlog !== undefined ? createTransparencyLog({ store, identity }, init.tlog) : undefined
+  const tlog = init.tlog !== undefined ? createTransparencyLog({ store, identity, logger }, init.tlog) : undefined
   if (tlog !== undefined) {
     storedListeners.push(() => { tlog.sync().catch((err: unknown) => { log.error({ err }, 'appending to the transparency log failed') }) })
   }
@@ -55,10 +56,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   // Why builders disagree, from file manifests: only where this node keeps its own.
   const triage = components.manifests == null
     ? undefined
-    : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a) } }, init.triage)
+    : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a) } }, init.triage)
   if (triage != null) storedListeners.push((kind, id) => { if (kind === 'claim') triage.claimStored(id) })
   // Reports travel on their own topic, to observers as to builders.
-  const reports = createReportGossip({ store, policy: () => policy, log: logger('divergences') }, init.reports)
+  const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports)
   triage?.onReport(r => { p2p.publish(TOPICS.divergences, Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
 
   const trusted = (d: DecodedMessage): boolean => d.kind === 'announcement' ? policy.announcerKeys.has(d.keyId) : policy.builderKeys.has(d.keyId)
@@ -109,6 +110,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   }
 
   const p2p = await createP2PNode({
+    logger,
     privateKey: identity.privateKey,
     async validate (topic, data) {
       let verdict: 'accept' | 'reject' | 'ignore'
@@ -173,6 +175,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
 
   if (tlog !== undefined) {
     const w = createWitness({
+      logger,
       identity,
       log: tlog,
       publish: async (data) => await p2p.publish(TOPICS.checkpoints, data),
@@ -185,6 +188,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   const backfill = createBackfillSync({ store, p2p, log, accept: acceptPage }, init.backfill)
 
   const scheduler = createScheduler({
+    logger,
     store,
     rebuilder: components.rebuilder,
     identity,
@@ -303,6 +307,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       next()
       if (init.http != null) {
         feed = createFeedServer({
+          logger,
           store,
           policy,
           metrics: components.metrics,

@@ -8,12 +8,13 @@ import type { TargetVerdict } from '../../protocol/quorum.js'
 import { judge, judgedClaims } from '../consensus/evaluate.js'
 import type { VerdictStatus } from '../../protocol/types.js'
 import { createRebuilder } from '../build/index.js'
-import { logger } from '../logger.js'
+import { silentLogger, type LoggerComponents } from '../logger.js'
 import { TOPICS } from '../p2p/index.js'
 import { createStore } from '../store/index.js'
 import { prepareAnnouncement } from './announce.js'
 import { createDaemon } from './daemon.js'
 import { createFixtureProject, type FixtureProject } from './fixture-project.js'
+import { nodeLogger } from './node-logger.js'
 import type { Daemon } from './types.js'
 
 export interface DevnetInit {
@@ -87,8 +88,9 @@ async function until (check: () => Promise<boolean> | boolean, deadline: number)
  * devnet announcer, rebuilt by every node through the real engine, and the consensus each
  * node computes over its own store.
  */
-export async function runDevnet (init: DevnetInit = {}): Promise<DevnetResult> {
-  const log = logger('devnet')
+export async function runDevnet (init: DevnetInit = {}, components: LoggerComponents = {}): Promise<DevnetResult> {
+  const root = components.logger ?? silentLogger()
+  const log = root.forComponent('devnet')
   const n = Math.max(1, Math.floor(init.nodes ?? 3))
   const started = Date.now()
   const deadline = started + (init.timeoutMs ?? 10 * 60_000)
@@ -106,15 +108,17 @@ export async function runDevnet (init: DevnetInit = {}): Promise<DevnetResult> {
     await writeFile(join(dir, 'trust.json'), JSON.stringify(policyJson, null, 2) + '\n')
 
     // Fail early and clearly when there is no engine to rebuild with.
-    const probe = createRebuilder({}, { workDir: join(dir, 'probe') })
+    const probe = createRebuilder({ logger: root }, { workDir: join(dir, 'probe') })
     const engine = await probe.capabilities()
     const native = engine.platforms.find(p => !p.emulated)?.platform ?? 'linux/amd64'
 
     for (let i = 0; i < n; i++) {
       const nodeDir = join(dir, `node-${i + 1}`)
-      const store = await createStore({ path: join(nodeDir, 'store') })
-      const rebuilder = createRebuilder({}, { workDir: join(nodeDir, 'work'), timeoutMs: Math.max(60_000, deadline - Date.now()) })
-      const daemon = await createDaemon({ identity: ids[i]!, store, policy, rebuilder }, {
+      // Each node's records carry its name (node-1, …) and peer id: one stream, three nodes.
+      const logger = nodeLogger(root, ids[i]!, policy)
+      const store = await createStore({ path: join(nodeDir, 'store') }, { logger })
+      const rebuilder = createRebuilder({ logger }, { workDir: join(nodeDir, 'work'), timeoutMs: Math.max(60_000, deadline - Date.now()) })
+      const daemon = await createDaemon({ identity: ids[i]!, store, policy, rebuilder, logger }, {
         listen: ['/ip4/127.0.0.1/tcp/0'],
         bootstrap: daemons.map(d => d.multiaddrs()[0]!),
         mdns: false,

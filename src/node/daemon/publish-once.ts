@@ -1,7 +1,7 @@
 import { generateIdentity } from '../../protocol/keys.js'
 import { NekoError } from '../../protocol/errors.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
-import { logger } from '../logger.js'
+import { componentLog, type LoggerComponents } from '../logger.js'
 
 /** No peer took the message within the time allowed. */
 export class NotDeliveredError extends NekoError {
@@ -23,11 +23,12 @@ export interface PublishOnceInit {
  * until one answers or the time is up), waits until one of them subscribes to the topic, publishes, lets the frames flush, and stops. The transport key
  * is fresh each time; the message carries its own signature.
  */
-export async function publishOnce (data: Uint8Array, init: PublishOnceInit): Promise<{ recipients: number, peers: string[] }> {
-  const log = logger('announce')
+export async function publishOnce (data: Uint8Array, init: PublishOnceInit, components: LoggerComponents = {}): Promise<{ recipients: number, peers: string[] }> {
+  const log = componentLog(components.logger, 'announce')
   const topic = init.topic ?? TOPICS.announcements
   const deadline = Date.now() + (init.timeoutMs ?? 15_000)
   const node = await createP2PNode({
+    ...components,
     privateKey: generateIdentity().privateKey,
     validate: () => 'ignore',
     onMessage: () => {},

@@ -3,12 +3,13 @@ import { join } from 'node:path'
 import { createRebuilder } from '../build/index.js'
 import type { NodeConfig } from '../config/types.js'
 import { loadOrCreateIdentity, readIdentity } from '../identity-files.js'
-import { logger } from '../logger.js'
+import type { ComponentLogger } from '../logger.js'
 import { makeDir } from '../make-dir.js'
 import { createMetrics } from '../metrics.js'
 import { createStore } from '../store/index.js'
 import { createManifestKeeper, createOutputKeeper, keepingManifests } from '../triage/index.js'
 import { createDaemon } from './daemon.js'
+import { nodeLogger } from './node-logger.js'
 import { loadPolicyFile, trustNobodyPolicy } from './policy.js'
 import type { Daemon } from './types.js'
 import { createTagWatcher, type TagWatcher } from './watcher.js'
@@ -16,39 +17,40 @@ import { createTagWatcher, type TagWatcher } from './watcher.js'
 export interface RunningNode {
   daemon: Daemon
   watcher?: TagWatcher
+  /** The node's logger, bound to its identity: for what the command adds (join --attest). */
+  logger: ComponentLogger
   /** Stops the watcher, then the daemon (which aborts a running build and closes the store). */
   stop: () => Promise<void>
 }
 
 /** Everything `join` starts, from resolved settings: identity, policy, store, engine, daemon, watcher. */
-export async function startNode (config: NodeConfig, opts: { build?: boolean } = {}): Promise<RunningNode> {
-  const log = logger('node')
+export async function startNode (components: { logger: ComponentLogger }, config: NodeConfig, opts: { build?: boolean } = {}): Promise<RunningNode> {
   // Made here, not by level or libp2p, so that a bad path is one clear error.
   await makeDir(config.dataDir, 0o750)
-  const identity = await loadOrCreateIdentity(config.keyDir)
-  let policy
+  const identity = await loadOrCreateIdentity(config.keyDir, components)
+  const policy = config.policyFile != null ? await loadPolicyFile(config.policyFile) : trustNobodyPolicy()
+  const logger = nodeLogger(components.logger, identity, policy)
+  const log = logger.forComponent('node')
   if (config.policyFile != null) {
-    policy = await loadPolicyFile(config.policyFile)
     log.info({ policy: config.policyFile, builders: policy.builders.length, announcers: policy.announcers.length, threshold: policy.threshold }, 'trust policy loaded')
   } else {
-    policy = trustNobodyPolicy()
     log.warn({ hint: join(config.dataDir, 'policy.json') }, 'no trust policy: using the built-in policy that trusts nobody; put one at the hint path or pass --policy FILE')
   }
-  const announceIdentity = config.watch != null ? await readIdentity(config.watch.announceKeyDir) : undefined
+  const announceIdentity = config.watch != null ? await readIdentity(config.watch.announceKeyDir, { logger }) : undefined
   if (announceIdentity != null && !policy.announcerKeys.has(announceIdentity.keyId)) {
     log.warn({ keyId: announceIdentity.keyId }, 'the announce key is not an announcer in this node\'s policy: its announcements will be refused')
   }
-  const store = await createStore({ path: join(config.dataDir, 'store') })
+  const store = await createStore({ path: join(config.dataDir, 'store') }, { logger })
   let daemon: Daemon | undefined
   try {
-    const manifests = createManifestKeeper({ log: logger('manifests') }, { dir: join(config.dataDir, 'manifests'), ...config.keepManifests })
-    const engine = opts.build === false ? undefined : createRebuilder({}, { workDir: join(config.dataDir, 'work'), timeoutMs: config.buildTimeoutMs })
+    const manifests = createManifestKeeper({ log: logger.forComponent('manifests') }, { dir: join(config.dataDir, 'manifests'), ...config.keepManifests })
+    const engine = opts.build === false ? undefined : createRebuilder({ logger }, { workDir: join(config.dataDir, 'work'), timeoutMs: config.buildTimeoutMs })
     // Bounds that shrank since the last run apply before anything new is kept.
-    const outputs = engine != null && config.keepOutputs.maxCount > 0 ? createOutputKeeper({ log: logger('outputs') }, { dir: join(config.dataDir, 'outputs'), ...config.keepOutputs }) : undefined
+    const outputs = engine != null && config.keepOutputs.maxCount > 0 ? createOutputKeeper({ log: logger.forComponent('outputs') }, { dir: join(config.dataDir, 'outputs'), ...config.keepOutputs }) : undefined
     await outputs?.prune()
     if (config.keepOutputs.maxCount === 0) await rm(join(config.dataDir, 'outputs'), { recursive: true, force: true })
-    const rebuilder = engine != null ? keepingManifests(engine, manifests, logger('manifests'), outputs) : undefined
-    daemon = await createDaemon({ identity, store, policy, metrics: createMetrics(), manifests, ...(rebuilder != null ? { rebuilder } : {}), ...(outputs != null ? { outputs } : {}) }, {
+    const rebuilder = engine != null ? keepingManifests(engine, manifests, logger.forComponent('manifests'), outputs) : undefined
+    daemon = await createDaemon({ identity, store, policy, logger, metrics: createMetrics(), manifests, ...(rebuilder != null ? { rebuilder } : {}), ...(outputs != null ? { outputs } : {}) }, {
       listen: config.listen,
       bootstrap: config.bootstrap,
       mdns: config.mdns,
@@ -60,12 +62,13 @@ export async function startNode (config: NodeConfig, opts: { build?: boolean } =
     await daemon.start()
     let watcher: TagWatcher | undefined
     if (config.watch != null && announceIdentity != null) {
-      watcher = createTagWatcher({ daemon, store, identity: announceIdentity }, config.watch)
+      watcher = createTagWatcher({ daemon, store, identity: announceIdentity, logger }, config.watch)
       await watcher.start()
     }
     const started = daemon
     return {
       daemon: started,
+      logger,
       ...(watcher != null ? { watcher } : {}),
       async stop () {
         await watcher?.stop()

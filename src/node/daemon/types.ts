@@ -3,6 +3,7 @@ import type { Envelope } from '../../protocol/dsse.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import type { Capabilities as EngineCapabilities } from '../build/engine.js'
+import type { ComponentLogger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { GossipInit, P2PNode } from '../p2p/index.js'
 import type { Scheduler, SchedulerRebuilder } from '../scheduler/index.js'
@@ -28,6 +29,8 @@ export interface DaemonComponents {
   /** Absent: an observer node that verifies, stores and relays, and builds nothing. */
   rebuilder?: DaemonRebuilder
   metrics?: Metrics
+  /** Bound to this node (nodeLogger); silent without one. */
+  logger?: ComponentLogger
   /** File manifests of this node's rebuilds: served to peers, and compared with dissenting builders' (docs/network.md). */
   manifests?: ManifestKeeper
   /** OCI outputs of this node's recent rebuilds: their bytes name causes that a manifest alone cannot. */

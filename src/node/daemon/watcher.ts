@@ -4,7 +4,7 @@ import { signAnnouncement } from '../../protocol/messages.js'
 import { SourceError } from '../build/errors.js'
 import { git } from '../build/git.js'
 import { repositoryUrl } from '../build/source.js'
-import { logger } from '../logger.js'
+import { componentLog, type ComponentLogger } from '../logger.js'
 import type { Store } from '../store/types.js'
 import { prepareAnnouncement } from './announce.js'
 import type { Daemon } from './types.js'
@@ -44,8 +44,8 @@ function parseLsRemoteTags (text: string): string[] {
  * announcer key. The first poll of a repository only records the tags already there (they
  * are history, not news); seen tags are kept in node state across restarts.
  */
-export function createTagWatcher (components: { daemon: Pick<Daemon, 'announce'>, store: Store, identity: SigningIdentity }, init: TagWatcherInit): TagWatcher {
-  const log = logger('watch')
+export function createTagWatcher (components: { daemon: Pick<Daemon, 'announce'>, store: Store, identity: SigningIdentity, logger?: ComponentLogger }, init: TagWatcherInit): TagWatcher {
+  const log = componentLog(components.logger, 'watch')
   const stateKey = `watch-tags:${init.url}`
   const maxPerPoll = init.maxPerPoll ?? 5
   let timer: NodeJS.Timeout | undefined

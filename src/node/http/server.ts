@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import { logger } from '../logger.js'
+import { componentLog, type ComponentLogger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
@@ -14,9 +14,10 @@ import { sendError, setCommonHeaders } from './respond.js'
 import { createRoutes } from './routes.js'
 import type { TlogRouteContext } from './tlog-routes.js'
 
-const log = logger('http')
 
 export interface FeedServerComponents {
+  /** Where this service logs; silent without one. */
+  logger?: ComponentLogger
   store: Store
   policy: TrustPolicy
   metrics?: Metrics
@@ -50,6 +51,7 @@ export interface FeedServer {
  * routes need no framework, and every limit stays visible here.
  */
 export function createFeedServer (components: FeedServerComponents, init: FeedServerInit): FeedServer {
+  const log = componentLog(components.logger, 'http')
   const consensus = createConsensusService({ store: components.store, policy: components.policy, published: components.published, setAside: components.setAside })
   let server: Server | undefined
   const sockets = new Set<Socket>()

@@ -16,7 +16,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { KEEP_ALIVE } from '@libp2p/interface'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { LimitError, ValidationError } from '../../protocol/errors.js'
-import { logger } from '../logger.js'
+import { componentLog, type ComponentLogger } from '../logger.js'
 import { BACKFILL_PROTOCOL, DEFAULT_MAX_MESSAGE_BYTES, MANIFEST_PROTOCOL, TOPICS } from './constants.js'
 import { DialError, ListenError, PublishError } from './errors.js'
 import { COLOCATION, gossipOptions, scoreThresholds, topicScoreParams, topicValidator } from './gossip.js'
@@ -34,6 +34,8 @@ import type { VerifyOptions } from '../../protocol/dsse.js'
 import type { Digest } from '../../protocol/types.js'
 
 export interface P2PComponents {
+  /** Where this service logs; silent without one. */
+  logger?: ComponentLogger
   /** The node's Ed25519 signing key; it is also its libp2p identity. */
   privateKey: KeyObject
   /** Checks one gossip message before it is delivered or relayed. Must not be slow: it gates propagation. */
@@ -161,7 +163,7 @@ interface GossipRouter {
 }
 
 export async function createP2PNode (components: P2PComponents, init: P2PInit): Promise<P2PNode> {
-  const log = logger('p2p')
+  const log = componentLog(components.logger, 'p2p')
   const limits = backfillLimits(init.backfill)
   const maxMessageBytes = init.gossip?.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
   const maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS

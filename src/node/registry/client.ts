@@ -1,5 +1,5 @@
 import { LimitError, ValidationError } from '../../protocol/errors.js'
-import { logger } from '../logger.js'
+import { componentLog, type LoggerComponents } from '../logger.js'
 import { digestOf, readLimited } from './body.js'
 import { DigestMismatchError, ManifestNotFoundError, PlatformNotFoundError, RegistryUnreachableError } from './errors.js'
 import { INDEX_TYPES, MANIFEST_ACCEPT, MANIFEST_TYPES } from './media-types.js'
@@ -43,8 +43,8 @@ function descriptorSize (v: Record<string, unknown>): number | undefined {
  * without pulling layers: index, per-platform manifest and config, each checked against
  * its digest. Anonymous bearer tokens are fetched and cached when the registry asks.
  */
-export function createRegistryClient (init: RegistryClientInit = {}): RegistryClient {
-  const log = logger('registry')
+export function createRegistryClient (init: RegistryClientInit = {}, components: LoggerComponents = {}): RegistryClient {
+  const log = componentLog(components.logger, 'registry')
   const maxManifestBytes = init.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES
   const maxConfigBytes = init.maxConfigBytes ?? DEFAULT_MAX_CONFIG_BYTES
   const maxLayers = init.maxLayers ?? DEFAULT_MAX_LAYERS

@@ -1,5 +1,5 @@
 import { LimitError, ValidationError } from '../../protocol/errors.js'
-import { logger } from '../logger.js'
+import { componentLog, type LoggerComponents } from '../logger.js'
 import { digestOf, readLimited } from './body.js'
 import { DigestMismatchError, RegistryPushError, RegistryUnreachableError } from './errors.js'
 import { MANIFEST_ACCEPT, OCI_INDEX } from './media-types.js'
@@ -78,8 +78,8 @@ export function indexDescriptors (json: Record<string, unknown>, field: string, 
   })
 }
 
-export function createRegistryWriter (init: RegistryWriterInit = {}): RegistryWriter {
-  const log = logger('registry-writer')
+export function createRegistryWriter (init: RegistryWriterInit = {}, components: LoggerComponents = {}): RegistryWriter {
+  const log = componentLog(components.logger, 'registry-writer')
   const maxManifestBytes = init.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES
   const maxReferrers = init.maxReferrers ?? DEFAULT_MAX_REFERRERS
   const transport = transportFor(init, log)

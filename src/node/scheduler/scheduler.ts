@@ -7,13 +7,15 @@ import type { Announcement, Claim } from '../../protocol/types.js'
 import type { BuildProgress } from '../build/buildx.js'
 import { RecipeError, RequirementsError, TargetError } from '../build/errors.js'
 import { recipeDigest, type Recipe } from '../build/recipe.js'
-import { logger } from '../logger.js'
+import { componentLog, type ComponentLogger } from '../logger.js'
 import type { Job, Store, StoredMessage } from '../store/types.js'
 import { SchedulerStoppedError } from './errors.js'
 import { builtinRecipe, canBuildTarget } from './requirements.js'
 import type { RunningBuild, SchedulerCapabilities, SchedulerInit, SchedulerRebuilder } from './types.js'
 
 export interface SchedulerComponents extends SchedulerCapabilities {
+  /** Where this service logs; silent without one. */
+  logger?: ComponentLogger
   store: Store
   /** Absent on an observer node. */
   rebuilder?: SchedulerRebuilder
@@ -41,7 +43,7 @@ export interface Scheduler {
 const DEFAULTS = { concurrency: 1, maxAttempts: 3, backoffMs: 30_000, maxBackoffMs: 30 * 60_000, progressIntervalMs: 60_000 }
 
 export function createScheduler (components: SchedulerComponents, init: SchedulerInit = {}): Scheduler {
-  const log = logger('scheduler')
+  const log = componentLog(components.logger, 'scheduler')
   const { store } = components
   const concurrency = Math.max(1, Math.floor(init.concurrency ?? DEFAULTS.concurrency))
   const maxAttempts = Math.max(1, Math.floor(init.maxAttempts ?? DEFAULTS.maxAttempts))

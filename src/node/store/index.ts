@@ -1,4 +1,4 @@
-export { createStore, type StoreInit } from './level-store.js'
+export { createStore, type StoreComponents, type StoreInit } from './level-store.js'
 export { STORE_LIMITS } from './limits.js'
 export { StoreClosedError, StoreOpenError } from './errors.js'
 export { targetIndexKey } from './target-index.js'

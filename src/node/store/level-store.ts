@@ -2,7 +2,7 @@ import { Level } from 'level'
 import { announcementTargets } from '../../protocol/announcement.js'
 import { LimitError, ValidationError } from '../../protocol/errors.js'
 import type { Target } from '../../protocol/types.js'
-import { logger } from '../logger.js'
+import { componentLog, type LoggerComponents } from '../logger.js'
 import { StoreClosedError, StoreOpenError } from './errors.js'
 import { STORE_LIMITS } from './limits.js'
 import { targetIndexKey } from './target-index.js'
@@ -15,7 +15,7 @@ export interface StoreInit {
   maxClaimsPerQuery?: number
 }
 
-const log = logger('store')
+export type StoreComponents = LoggerComponents
 
 /** Index keys join parts with NUL, which no id, key id, repository or tag contains. */
 const SEP = '\x00'
@@ -62,7 +62,8 @@ function matches (m: StoredMessage, f: MessageFilter | undefined): boolean {
  * Opens (or creates) the node's level store. Every message is written together with its index
  * entries in one synced batch; writes go through one queue so cursors are allocated atomically.
  */
-export async function createStore (init: StoreInit): Promise<Store> {
+export async function createStore (init: StoreInit, components: StoreComponents = {}): Promise<Store> {
+  const log = componentLog(components.logger, 'store')
   const db = new Level<string, string>(init.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   try {
     await db.open()

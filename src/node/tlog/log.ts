@@ -19,7 +19,7 @@ import { formatEntry, logOrigin } from '../../protocol/tlog/entry.js'
 import { leafHash } from '../../protocol/tlog/hash.js'
 import { formatNote, formatVerifierKey, signatureLine } from '../../protocol/tlog/note.js'
 import { encodeEntryBundle, TILE_WIDTH } from '../../protocol/tlog/tiles.js'
-import { logger } from '../logger.js'
+import { componentLog } from '../logger.js'
 import { TlogStorageError } from './errors.js'
 import { createTiledTree, type CompletedTile, type PreparedAppend } from './tiled-tree.js'
 import type { InclusionAnswer, TransparencyLog, TransparencyLogComponents, TransparencyLogInit } from './types.js'
@@ -52,7 +52,7 @@ function noteOf (c: SignedCheckpoint): string {
 }
 
 export function createTransparencyLog (components: TransparencyLogComponents, init: TransparencyLogInit): TransparencyLog {
-  const log = logger('tlog')
+  const log = componentLog(components.logger, 'tlog')
   const { store, identity } = components
   const origin = logOrigin(identity.keyId)
   const vkey = formatVerifierKey(origin, createPublicKey(identity.privateKey))

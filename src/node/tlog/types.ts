@@ -1,8 +1,11 @@
 import type { SigningIdentity } from '../../protocol/keys.js'
 import type { TileRef } from '../../protocol/tlog/tiles.js'
 import type { Store } from '../store/types.js'
+import type { ComponentLogger } from '../logger.js'
 
 export interface TransparencyLogComponents {
+  /** Where this service logs; silent without one. */
+  logger?: ComponentLogger
   /** Where the messages come from: the log appends what the store holds, in cursor order. */
   store: Store
   /** Signs the checkpoints (the same Ed25519 key as the node's claims). */

@@ -16,7 +16,7 @@ import { ALG_COSIGNATURE_V1, formatNote, formatVerifierKey } from '../../protoco
 import { consistencyRoots } from '../../protocol/tlog/proof.js'
 import type { SplitViewProof } from '../../protocol/tlog/split-view.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
-import { logger } from '../logger.js'
+import { componentLog, type ComponentLogger } from '../logger.js'
 import { peerIdOf } from '../p2p/identity.js'
 import type { TransparencyLog } from './types.js'
 
@@ -26,6 +26,8 @@ const MAX_LOGS = 1024
 const MAX_PENDING = 256
 
 export interface WitnessComponents {
+  /** Where this service logs; silent without one. */
+  logger?: ComponentLogger
   identity: SigningIdentity
   /** This node's own log, which receives cosignatures of its checkpoints. */
   log?: TransparencyLog
@@ -89,7 +91,7 @@ export interface Witness {
 interface Seen { size: number, root: string, note: string, cosignedText?: string }
 
 export function createWitness (components: WitnessComponents, init: WitnessInit): Witness {
-  const log = logger('witness')
+  const log = componentLog(components.logger, 'witness')
   const { identity } = components
   const name = witnessName(identity.keyId)
   const vkey = formatVerifierKey(name, createPublicKey(identity.privateKey), ALG_COSIGNATURE_V1)
