@@ -10,7 +10,6 @@
  *
  *   npm run bench:diff [-- --runs 3]
  */
-import './quiet.js'
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
@@ -21,7 +20,11 @@ import { pipeline } from 'node:stream/promises'
 import zlib from 'node:zlib'
 import { createRebuilder, diffOciArchives, readOciArchive } from '../src/node/build/index.js'
 import { streamBlob } from '../src/node/build/oci.js'
+import { createLogger } from '../src/node/logger.js'
 import { createFixtureRepo, scratchDockerfile } from '../test/helpers/fixtures.js'
+
+// Warnings only, unless NEKO_LOG_LEVEL asks for more (info, debug).
+const logger = createLogger({ defaultLevel: 'warn' })
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 3
 
@@ -60,7 +63,7 @@ try {
     busybox: 'amd64',
     tag: 'v1.0.0'
   }, work)
-  const rebuilder = createRebuilder({}, { workDir: join(work, 'ws') })
+  const rebuilder = createRebuilder({ logger }, { workDir: join(work, 'ws') })
   const archives: string[] = []
   for (const side of ['a', 'b']) {
     const out = await rebuilder.rebuild({ repository: repo.dir, ref: 'v1.0.0', platform: 'linux/amd64', outDir: join(work, side) })

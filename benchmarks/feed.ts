@@ -20,20 +20,20 @@ import type { AddressInfo } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import type { SigningIdentity } from '../src/protocol/keys.js'
 import type { Announcement, Claim } from '../src/protocol/types.js'
 import type { Store } from '../src/node/store/types.js'
+import { envelopeId } from '../src/protocol/dsse.js'
+import { generateIdentity, type SigningIdentity } from '../src/protocol/keys.js'
+import { signAnnouncement, signClaim } from '../src/protocol/messages.js'
+import { parsePolicy } from '../src/protocol/policy.js'
+import { consensusForTag, createConsensusService } from '../src/node/consensus/service.js'
+import { createFeedServer } from '../src/node/http/server.js'
+import { createLogger } from '../src/node/logger.js'
+import { createStore } from '../src/node/store/level-store.js'
+import { claim as makeClaim, imageResult, RECIPE } from '../test/http/fixtures.js'
 
-// The node's modules log at info; set the level before the first of them loads.
-process.env.NEKO_LOG_LEVEL ??= 'warn'
-const { envelopeId } = await import('../src/protocol/dsse.js')
-const { generateIdentity } = await import('../src/protocol/keys.js')
-const { signAnnouncement, signClaim } = await import('../src/protocol/messages.js')
-const { parsePolicy } = await import('../src/protocol/policy.js')
-const { consensusForTag, createConsensusService } = await import('../src/node/consensus/service.js')
-const { createFeedServer } = await import('../src/node/http/server.js')
-const { createStore } = await import('../src/node/store/level-store.js')
-const { claim: makeClaim, imageResult, RECIPE } = await import('../test/http/fixtures.js')
+// Warnings only, unless NEKO_LOG_LEVEL asks for more (info, debug).
+const logger = createLogger({ defaultLevel: 'warn' })
 
 const CLAIMS = Number(process.env.BENCH_CLAIMS ?? 100_000)
 const DURATION = Number(process.env.BENCH_DURATION ?? 5)
@@ -126,7 +126,7 @@ async function main (): Promise<void> {
     })
     const releases = Math.max(1, Math.round(CLAIMS / CLAIMS_PER_RELEASE))
     process.stdout.write(`store: ${releases * CLAIMS_PER_RELEASE} claims, ${releases} releases × ${TARGETS.length} targets × ${BUILDERS} builders, in ${dir}\n`)
-    const store = await createStore({ path: join(dir, 'store') })
+    const store = await createStore({ path: join(dir, 'store') }, { logger })
     await seed(store, maintainer, builders, releases)
     const tags = Array.from({ length: releases }, (_, r) => `v${Math.floor(r / 100)}.${r % 100}.0`)
 
@@ -168,7 +168,7 @@ async function main (): Promise<void> {
     const warm = cold.slice(0, 500)
     await measure('service.forTag(tag), asked before (cache hit)', async tag => await service.forTag(tag), QUERIES, Array.from({ length: QUERIES }, (_, i) => warm[i % warm.length]!))
     // ---- 2. HTTP throughput
-    const server = createFeedServer({ store, policy }, { host: '127.0.0.1', port: 0 })
+    const server = createFeedServer({ logger, store, policy }, { host: '127.0.0.1', port: 0 })
     const { url } = await server.start()
     const paths = ['/api/v1/claims?limit=100&cursor=5000', '/feed.json']
     const bodies = new Map<string, { body: Buffer, contentType: string }>()

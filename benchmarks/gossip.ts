@@ -23,13 +23,13 @@
  * Environment: BENCH_NODES (20), BENCH_CLAIMS (200), BENCH_RATE (claims/s, 5),
  * BENCH_HEARTBEAT_MS (700, the production default), BENCH_SEED (1).
  */
-import './quiet.js'
 import { createHash, verify } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { cpus, loadavg } from 'node:os'
 import { createP2PNode, DEFAULT_HEARTBEAT_MS, TOPICS } from '../src/node/p2p/index.js'
 import type { P2PNode } from '../src/node/p2p/index.js'
+import { createLogger } from '../src/node/logger.js'
 import { decodeMessage, signClaim } from '../src/protocol/messages.js'
 import { generateIdentity } from '../src/protocol/keys.js'
 import type { SigningIdentity } from '../src/protocol/keys.js'
@@ -37,6 +37,9 @@ import { pae } from '../src/protocol/dsse.js'
 import { verifyEd25519 } from '../src/protocol/ed25519.js'
 import type { Envelope } from '../src/protocol/dsse.js'
 import { sampleClaim } from './claims.js'
+
+// Warnings only, unless NEKO_LOG_LEVEL asks for more (info, debug).
+const logger = createLogger({ defaultLevel: 'warn' })
 
 const NODES = Number(process.env.BENCH_NODES ?? 20)
 const CLAIMS = Number(process.env.BENCH_CLAIMS ?? 200)
@@ -113,6 +116,7 @@ async function main (): Promise<void> {
       b.rawMs += performance.now() - t0
     }
     b.node = await createP2PNode({
+      logger,
       privateKey: identity.privateKey,
       validate: (_topic, data) => {
         const rawFirst = b.validated % 2 === 0

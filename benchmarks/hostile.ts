@@ -18,7 +18,6 @@
  *
  * Environment: BENCH_FLOOD, BENCH_FLOOD_S, BENCH_CROWD, BENCH_IDLE_S (3), BENCH_SETTLE_S (3).
  */
-import './quiet.js'
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -63,12 +62,14 @@ async function runNode (dir: string, policyFile: string, identityFile: string): 
   const { readFile } = await import('node:fs/promises')
   const { createDaemon } = await import('../src/node/daemon/index.js')
   const { createStore } = await import('../src/node/store/index.js')
+  const { createLogger } = await import('../src/node/logger.js')
+  const logger = createLogger({ defaultLevel: 'warn' })
   const { parsePolicy } = await import('../src/protocol/policy.js')
   const { identityFromPrivatePem } = await import('../src/protocol/keys.js')
   const policy = parsePolicy(JSON.parse(await readFile(policyFile, 'utf8')))
   const identity = identityFromPrivatePem(await readFile(identityFile, 'utf8'))
-  const store = await createStore({ path: join(dir, 'store') })
-  const daemon = await createDaemon({ identity, store, policy }, {
+  const store = await createStore({ path: join(dir, 'store') }, { logger })
+  const daemon = await createDaemon({ identity, store, policy, logger }, {
     listen: [LOOPBACK], bootstrap: [], mdns: false, http: { host: '127.0.0.1', port: 0 }
   })
   await daemon.start()

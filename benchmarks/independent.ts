@@ -9,14 +9,17 @@
  *
  *   npm run bench:independent [-- --runs 2]
  */
-import './quiet.js'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bare } from './bare-build.js'
 import { buildxArgs, checkout, createRebuilder, readOciArchive, type Rebuilder } from '../src/node/build/index.js'
 import { createFixtureProject } from '../src/node/daemon/fixture-project.js'
+import { createLogger } from '../src/node/logger.js'
 import { busyboxPath } from '../test/helpers/fixtures.js'
+
+// Warnings only, unless NEKO_LOG_LEVEL asks for more (info, debug).
+const logger = createLogger({ defaultLevel: 'warn' })
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 2
 
@@ -30,7 +33,7 @@ const median = (xs: number[]): number => {
 const work = await mkdtemp(join(tmpdir(), 'bench-independent-'))
 try {
   const project = await createFixtureProject(join(work, 'project'), { nondeterministicWith: busyboxPath('amd64') })
-  const rebuilders: Rebuilder[] = [1, 2, 3].map(i => createRebuilder({}, { workDir: join(work, `ws-${i}`) }))
+  const rebuilders: Rebuilder[] = [1, 2, 3].map(i => createRebuilder({ logger }, { workDir: join(work, `ws-${i}`) }))
   const one = async (r: Rebuilder): Promise<string> => {
     const out = await r.rebuild({ repository: project.repository, ref: project.tag, platform: 'linux/amd64' })
     if (out.claim.result == null) throw new Error(`rebuild failed: ${JSON.stringify(out.claim.failure)}`)

@@ -8,14 +8,17 @@
  *
  *   npm run bench:rebuild [-- --runs 3]
  */
-import './quiet.js'
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bare } from './bare-build.js'
 import { buildxArgs, checkout, createRebuilder, readOciArchive } from '../src/node/build/index.js'
+import { createLogger } from '../src/node/logger.js'
 import { createFixtureRepo, scratchDockerfile } from '../test/helpers/fixtures.js'
+
+// Warnings only, unless NEKO_LOG_LEVEL asks for more (info, debug).
+const logger = createLogger({ defaultLevel: 'warn' })
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 3
 
@@ -54,7 +57,7 @@ try {
     busybox: 'amd64',
     tag: 'v1.0.0'
   }, work)
-  const rebuilder = createRebuilder({}, { workDir: join(work, 'ws') })
+  const rebuilder = createRebuilder({ logger }, { workDir: join(work, 'ws') })
   let fresh = 0
   /** A new checkout of the same commit, outside any timing. */
   const bareCheckout = async (): Promise<{ src: string, args: string[], commitTime: number }> => {

@@ -7,15 +7,17 @@
  * Prints one JSON line: CPU and wall seconds of the start, and memory after it.
  *   tsx benchmarks/tlog-start.ts MODE STORE_DIR TLOG_DIR KEY_PEM_FILE
  */
-import './quiet.js'
 import { readFile } from 'node:fs/promises'
 import { Level } from 'level'
+import { createLogger } from '../src/node/logger.js'
 import { createStore } from '../src/node/store/index.js'
 import { createTransparencyLog } from '../src/node/tlog/index.js'
 import { identityFromPrivatePem } from '../src/protocol/keys.js'
 import { leafHash, MemoryTree } from '../src/protocol/tlog/index.js'
 
 const [mode, storeDir, tlogDir, keyFile] = process.argv.slice(2) as [string, string, string, string]
+// Warnings only, unless NEKO_LOG_LEVEL asks for more (info, debug); made before the memory baseline.
+const logger = createLogger({ defaultLevel: 'warn' })
 
 function memory (): { rss: number, heap: number, buffers: number } {
   globalThis.gc?.()
@@ -36,8 +38,8 @@ if (mode === 'rehash') {
   size = tree.size
   keep = { tree, db }
 } else {
-  const store = await createStore({ path: storeDir })
-  const tlog = createTransparencyLog({ store, identity: identityFromPrivatePem(await readFile(keyFile, 'utf8')) }, { path: tlogDir })
+  const store = await createStore({ path: storeDir }, { logger })
+  const tlog = createTransparencyLog({ store, identity: identityFromPrivatePem(await readFile(keyFile, 'utf8')), logger }, { path: tlogDir })
   await tlog.start()
   size = tlog.size()
   keep = { tlog, store }

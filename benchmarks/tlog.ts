@@ -11,7 +11,6 @@
  *  - a 1,000,000-entry tree: proof sizes and the time to verify one proof.
  *   npm run bench:tlog [-- COUNT]
  */
-import './quiet.js'
 import { execFile } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
@@ -20,6 +19,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { trustNobodyPolicy } from '../src/node/daemon/policy.js'
 import { createFeedServer } from '../src/node/http/server.js'
+import { createLogger } from '../src/node/logger.js'
 import { createStore } from '../src/node/store/index.js'
 import { createTransparencyLog } from '../src/node/tlog/index.js'
 import { exportPrivatePem, generateIdentity } from '../src/protocol/keys.js'
@@ -27,6 +27,9 @@ import {
   MemoryTree, TILE_HEIGHT, TILE_WIDTH, entryLeafHash, formatEntry, leafHash, verifyConsistency, verifyInclusion
 } from '../src/protocol/tlog/index.js'
 import { fakeId, putMessages } from '../test/tlog/messages.js'
+
+// Warnings only, unless NEKO_LOG_LEVEL asks for more (info, debug).
+const logger = createLogger({ defaultLevel: 'warn' })
 
 const COUNT = Number(process.argv[2] ?? 20_000)
 const BIG = 1_000_000
@@ -50,7 +53,7 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
 const dir = await mkdtemp(join(tmpdir(), 'neko-bench-tlog-'))
 try {
   const identity = generateIdentity()
-  const store = await createStore({ path: join(dir, 'store') })
+  const store = await createStore({ path: join(dir, 'store') }, { logger })
   process.stdout.write(`filling a store with ${fmt(COUNT)} messages (not timed)…\n`)
   await putMessages(store, 0, COUNT)
 
@@ -61,7 +64,7 @@ try {
   const rawRate = COUNT / cpuSeconds(t)
 
   t = mark()
-  const tlog = createTransparencyLog({ store, identity }, { path: join(dir, 'tlog') })
+  const tlog = createTransparencyLog({ store, identity, logger }, { path: join(dir, 'tlog') })
   await tlog.start() // appends everything, signs and saves the checkpoint
   for (let level = 0; TILE_WIDTH ** level <= COUNT; level++) {
     const n = Math.floor(COUNT / TILE_WIDTH ** level)
@@ -77,7 +80,7 @@ try {
   t = mark()
   for (let i = 0; i < PROOFS; i++) await tlog.inclusion(fakeId((i * 7919) % COUNT))
   const localRate = PROOFS / cpuSeconds(t)
-  const feed = createFeedServer({ store, policy: trustNobodyPolicy(), tlog: { log: tlog } }, { host: '127.0.0.1', port: 0 })
+  const feed = createFeedServer({ logger, store, policy: trustNobodyPolicy(), tlog: { log: tlog } }, { host: '127.0.0.1', port: 0 })
   const { url } = await feed.start()
   const agent = new Agent({ keepAlive: true, maxSockets: 8 })
   let next = 0

@@ -8,7 +8,6 @@
  * CPU-second, the ratio is taken per round and the median reported; the target is 0.9.
  *   npm run bench:verify (both benchmarks), or: tsx benchmarks/verify-bundle.ts [COUNT]
  */
-import './quiet.js'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'

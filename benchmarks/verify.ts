@@ -13,7 +13,6 @@
  *    is the runtime's JSON parser rather than validation.
  *   npm run bench:verify [-- COUNT]
  */
-import './quiet.js'
 import { verify } from 'node:crypto'
 import { pae, type Envelope } from '../src/protocol/dsse.js'
 import { verifyEd25519 } from '../src/protocol/ed25519.js'
