@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createRebuilder } from '../../src/node/build/index.js'
+import { createRebuilder, loadRecipe, recipeDigest, TargetError, type RebuildRequest } from '../../src/node/build/index.js'
 import { createScheduler } from '../../src/node/scheduler/index.js'
 import { createStore, type Store, type StoredMessage } from '../../src/node/store/index.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
@@ -83,6 +83,34 @@ describe('build scheduler', () => {
       await scheduler.stop()
     }
   }, 60_000)
+
+  it('hands the engine the built-in recipe it resolved, when it is the one announced, and none otherwise', async () => {
+    const neko = await loadRecipe('neko')
+    const asked: RebuildRequest[] = []
+    const scheduler = createScheduler({
+      store,
+      // Records what it is asked, then refuses: the request is what this test is about.
+      rebuilder: { rebuild: async (req) => { asked.push(req); throw new TargetError('recorded') } },
+      identity: builder,
+      capabilities: () => CAPS,
+      publishClaim: async () => {}
+    })
+    await scheduler.start()
+    try {
+      const target = [{ variant: 'base', platform: 'linux/amd64' }]
+      await scheduler.enqueue(await storeAnnouncement({ ...announcement, tag: 'v2.0.0', recipe: { name: 'neko', digest: recipeDigest(neko) }, targets: target }))
+      await scheduler.enqueue(await storeAnnouncement({ ...announcement, tag: 'v2.0.1', commit: 'b'.repeat(40), recipe: { name: 'neko', digest: `sha256:${'2'.repeat(64)}` }, targets: target }))
+      await waitFor('both jobs to reach the engine', () => asked.length === 2, 10_000)
+      const byCommit = new Map(asked.map(r => [r.expectedCommit, r.recipe]))
+      const resolved = byCommit.get('a'.repeat(40))
+      expect(typeof resolved).toBe('object')
+      expect(recipeDigest(resolved as typeof neko)).toBe(recipeDigest(neko))
+      // Another digest under the same name: the repository's own recipe, read after checkout.
+      expect(byCommit.get('b'.repeat(40))).toBeUndefined()
+    } finally {
+      await scheduler.stop()
+    }
+  })
 
   it('puts a build that was running when the process died back in the queue', async () => {
     const message = await storeAnnouncement(announcement)

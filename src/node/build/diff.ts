@@ -200,7 +200,15 @@ function dpkgFacts (la: LayerListing, lb: LayerListing): { facts: LayerFacts, pa
   return { facts: { drift: new Map(changes.map(p => [p.name, describeChange(p)])), driftedPaths: drifted }, packages: changes }
 }
 
-async function diffLayer (archiveA: string, archiveB: string, index: number, la: OciLayer | undefined, lb: OciLayer | undefined, epoch: number | undefined): Promise<LayerDiff> {
+/** One side of a layer comparison: the OCI tarball, and its layer at this index (absent when that image has fewer). */
+interface LayerSide {
+  archive: string
+  layer: OciLayer | undefined
+}
+
+async function diffLayer (index: number, sideA: LayerSide, sideB: LayerSide, epoch: number | undefined): Promise<LayerDiff> {
+  const { archive: archiveA, layer: la } = sideA
+  const { archive: archiveB, layer: lb } = sideB
   const none: LayerListing = { files: new Map(), truncated: false, heads: new Map(), captured: new Map() }
   const list = async (archive: string, l: OciLayer | undefined, capture?: Set<string>): Promise<LayerListing> => l == null
     ? none
@@ -313,7 +321,7 @@ export async function diffOciArchives (a: string, b: string): Promise<ImageDiff>
     const la = imgA.layers[i]
     const lb = imgB.layers[i]
     if (la != null && lb != null && la.diffId === lb.diffId) continue
-    result.layers.push(await diffLayer(a, b, i, la, lb, epoch))
+    result.layers.push(await diffLayer(i, { archive: a, layer: la }, { archive: b, layer: lb }, epoch))
   }
   result.causes = groupCauses(result.layers)
   if (result.layers.length === 0 && !result.config.equal) result.causes.push({ cause: causeRef('image-config'), count: 0, layers: [], paths: fields.slice(0, GROUP_PATHS) })

@@ -1,5 +1,7 @@
 export { createRebuilder, buildxArgs } from './rebuilder.js'
 export type { Rebuilder, RebuilderInit, RebuilderComponents, RebuildRequest, RebuildOptions, RebuildOutcome, BuildxArgsInput } from './rebuilder.js'
+export { planRebuild } from './plan.js'
+export type { RebuildPlan } from './plan.js'
 export type { BuildProgress } from './buildx.js'
 export type { EngineInfo, Capabilities } from './engine.js'
 export { resolveRef, checkout, repositoryUrl } from './source.js'

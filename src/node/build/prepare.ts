@@ -34,7 +34,8 @@ async function ensureImage (docker: Dockerode, image: string, log: BuildLog): Pr
  * Its stdout goes to `step.stdout` in the checkout when set, else to the log; stderr to the log.
  * The container is removed afterwards, whatever happened.
  */
-export async function runPrepareStep (docker: Dockerode, step: PrepareStep, checkoutDir: string, log: BuildLog, signal: AbortSignal): Promise<PrepareResult> {
+export async function runPrepareStep (docker: Dockerode, step: PrepareStep, where: { checkoutDir: string, log: BuildLog, signal: AbortSignal }): Promise<PrepareResult> {
+  const { checkoutDir, log, signal } = where
   await ensureImage(docker, step.image, log)
   const env = { HOME: '/tmp', ...step.env }
   const user = process.getuid != null && process.getgid != null ? `${process.getuid()}:${process.getgid()}` : undefined

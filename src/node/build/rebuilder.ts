@@ -4,7 +4,6 @@ import Dockerode from 'dockerode'
 import type { Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
 import { NekoError } from '../../protocol/errors.js'
 import { LIMITS } from '../../protocol/limits.js'
-import { WIRE } from '../../protocol/patterns.js'
 import { targetKey } from '../../protocol/target.js'
 import { componentLog, type ComponentLogger, type Logger } from '../logger.js'
 import { makeDir } from '../make-dir.js'
@@ -18,6 +17,7 @@ import { holderGone, holderTag } from './holder.js'
 import { extractOciArchive } from './layout.js'
 import { imageResultOf, readOciArchive } from './oci.js'
 import { runPrepareStep } from './prepare.js'
+import { planRebuild, variantFor, type RebuildPlan } from './plan.js'
 import { findVariant, loadRecipe, recipeDigest, unmetRequirements, type Recipe, type Variant } from './recipe.js'
 import { checkout } from './source.js'
 import { resolvesInside } from './paths.js'
@@ -48,8 +48,11 @@ export interface RebuildRequest {
   ref: string
   /** Refuse (source-error) when `ref` does not point to this commit. */
   expectedCommit?: string
-  /** `neko`, a recipe file, or undefined: the repository's own `neko-rebuilder.json`, else its root Dockerfile as variant `default`. */
-  recipe?: string
+  /**
+   * `neko`, a recipe file, the recipe itself (already resolved by the caller), or undefined:
+   * the repository's own `neko-rebuilder.json`, else its root Dockerfile as variant `default`.
+   */
+  recipe?: string | Recipe
   variant?: string
   platform: string
   /** Keep the OCI tarball (and the build log) here. */
@@ -112,6 +115,24 @@ function baseContextName (variant: string): string {
   return `neko-rebuilder-from-${variant.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`
 }
 
+/** What every variant build of one rebuild shares: the target's bases and the target itself. */
+interface VariantSetting {
+  /** The checkout. */
+  src: string
+  platform: string
+  /** SOURCE_DATE_EPOCH: the commit's time. */
+  epoch: number
+  buildLog: BuildLog
+  signal: AbortSignal
+  progress: (p: Omit<BuildProgress, 'elapsedMs'>) => void
+}
+
+/** The bases a variant is built `from`: a build arg naming each, and the flags that hand them over. */
+interface BaseInputs {
+  args: Record<string, string>
+  flags: string[]
+}
+
 class DefaultRebuilder implements Rebuilder {
   private readonly docker: Dockerode
   private readonly cli: string
@@ -155,28 +176,23 @@ class DefaultRebuilder implements Rebuilder {
     const signal = opts.signal != null ? AbortSignal.any([opts.signal, timeout]) : timeout
 
     // Usage errors throw before anything is fetched.
-    if (!WIRE.platform.test(req.platform)) throw new TargetError(`platform ${JSON.stringify(req.platform)} is not an OCI platform such as linux/amd64`)
-    if (req.expectedCommit != null && !WIRE.commit.test(req.expectedCommit.toLowerCase())) throw new TargetError(`commit ${JSON.stringify(req.expectedCommit)} is not a full commit id (40 hex)`)
-    let recipe: Recipe | undefined
-    let variant: Variant | undefined
-    if (req.recipe != null) {
-      recipe = await loadRecipe(req.recipe, undefined, { platform: req.platform })
-      variant = this.checkTarget(recipe, req)
-    }
+    const plan: RebuildPlan = await planRebuild(req)
+    let recipe: Recipe | undefined = plan.resolved?.recipe
+    let variant: Variant | undefined = plan.resolved?.variant
 
     await makeDir(this.workDir)
     const workspace = await mkdtemp(join(this.workDir, 'rebuild-'))
     await writeFile(join(workspace, HOLDER_FILE), holderTag())
-    const logDir = req.outDir != null ? resolve(req.outDir) : join(this.workDir, 'logs')
+    const logDir = plan.outDir != null ? resolve(plan.outDir) : join(this.workDir, 'logs')
     await makeDir(logDir)
     // Tag (or commit), variant and platform: an operator finds a target's log by name.
-    const stem = `${fileSafe(req.ref).slice(0, 64)}-${fileSafe(req.variant ?? variant?.name ?? 'default')}-${fileSafe(req.platform)}-${Date.now()}-${basename(workspace).slice(-6)}`
+    const stem = `${fileSafe(plan.ref).slice(0, 64)}-${fileSafe(plan.variantName ?? variant?.name ?? 'default')}-${fileSafe(plan.platform)}-${Date.now()}-${basename(workspace).slice(-6)}`
     const logFile = join(logDir, `${stem}.log`)
     const buildLog = new BuildLog(logFile)
     const progress = (p: Omit<BuildProgress, 'elapsedMs'>): void => opts.onProgress?.({ ...p, elapsedMs: Date.now() - started, logPath: logFile })
 
     let recipeRef: RecipeRef = recipe != null ? { name: recipe.name, digest: recipeDigest(recipe) } : { name: 'repository', digest: UNRESOLVED_RECIPE }
-    const target: Target = { repository: req.repository, commit: req.expectedCommit?.toLowerCase() ?? UNRESOLVED_COMMIT, variant: req.variant ?? variant?.name ?? 'default', platform: req.platform }
+    const target: Target = { repository: plan.repository, commit: plan.expectedCommit?.toLowerCase() ?? UNRESOLVED_COMMIT, variant: plan.variantName ?? variant?.name ?? 'default', platform: plan.platform }
     let sourceDateEpoch = 0
     let environment = { ...unknownEnvironment(), emulated: false }
     let ociPath: string | undefined
@@ -199,15 +215,15 @@ class DefaultRebuilder implements Rebuilder {
         throw err
       }
       const caps = capabilitiesOf(engine)
-      environment = { ...caps.environment, emulated: caps.platforms.find(p => p.platform === req.platform)?.emulated ?? false }
-      if (variant != null) this.checkRequirements(variant, caps, req.platform)
+      environment = { ...caps.environment, emulated: caps.platforms.find(p => p.platform === plan.platform)?.emulated ?? false }
+      if (variant != null) this.checkRequirements(variant, caps, plan.platform)
 
       progress({ phase: 'source', variant: target.variant })
       const src = join(workspace, 'src')
-      buildLog.write(`# fetching ${req.ref} from ${req.repository}\n`)
+      buildLog.write(`# fetching ${plan.ref} from ${plan.repository}\n`)
       let resolved
       try {
-        resolved = await checkout(req.repository, req.ref, src, { expectedCommit: req.expectedCommit, signal })
+        resolved = await checkout(plan.repository, plan.ref, src, { expectedCommit: plan.expectedCommit, signal })
       } catch (err) {
         if (err instanceof SourceError) throw new RebuildFailed({ class: 'source-error', message: err.message })
         throw err
@@ -219,42 +235,42 @@ class DefaultRebuilder implements Rebuilder {
 
       if (recipe == null) {
         try {
-          recipe = await loadRecipe(undefined, src, { platform: req.platform })
+          recipe = await loadRecipe(undefined, src, { platform: plan.platform })
         } catch (err) {
           // The release's own recipe file is part of its source.
           if (err instanceof RecipeError) throw new RebuildFailed({ class: 'source-error', message: `the repository's recipe file: ${err.message}` })
           throw err
         }
         recipeRef = { name: recipe.name, digest: recipeDigest(recipe) }
-        variant = this.checkTarget(recipe, req)
+        variant = variantFor(recipe, plan.variantName, plan.platform)
         target.variant = variant.name
-        this.checkRequirements(variant, caps, req.platform)
+        this.checkRequirements(variant, caps, plan.platform)
       }
       if (variant == null) throw new TargetError('no variant')
       // Builds of one target on one engine must not share in-flight steps (engine-lock.ts).
       lock = await lockOnEngine(this.docker, targetKey(target), { holdMs: this.timeoutMs + 60_000, signal, log })
 
+      const setting: VariantSetting = { src, platform: plan.platform, epoch: sourceDateEpoch, buildLog, signal, progress }
       // Bases first (`from`): each is rebuilt from the same commit and handed over by digest.
-      const baseContexts: string[] = []
-      const baseArgs: Record<string, string> = {}
+      const bases: BaseInputs = { args: {}, flags: [] }
       for (const [arg, baseName] of Object.entries(variant.from ?? {})) {
         const base = findVariant(recipe, baseName)
         const tar = join(workspace, `${fileSafe(base.name)}.oci.tar`)
-        const info = await this.buildVariant(base, src, req.platform, sourceDateEpoch, tar, buildLog, signal, progress, {}, [])
+        const info = await this.buildVariant(base, tar, setting)
         const layout = join(workspace, `${fileSafe(base.name)}-layout`)
         await extractOciArchive(tar, layout)
         const name = baseContextName(base.name)
-        baseContexts.push('--build-context', `${name}=oci-layout://${layout}@${info.manifestDigest}`)
-        baseArgs[arg] = name
+        bases.flags.push('--build-context', `${name}=oci-layout://${layout}@${info.manifestDigest}`)
+        bases.args[arg] = name
         log.info({ base: base.name, manifest: info.manifestDigest }, 'base variant built')
       }
 
-      const outDir = req.outDir != null ? resolve(req.outDir) : undefined
-      const tarPath = join(outDir ?? workspace, `${fileSafe(variant.name)}-${fileSafe(req.platform)}-${resolved.commit.slice(0, 12)}.oci.tar`)
+      const outDir = plan.outDir != null ? resolve(plan.outDir) : undefined
+      const tarPath = join(outDir ?? workspace, `${fileSafe(variant.name)}-${fileSafe(plan.platform)}-${resolved.commit.slice(0, 12)}.oci.tar`)
       if (outDir != null) outTar = tarPath
-      const info = await this.buildVariant(variant, src, req.platform, sourceDateEpoch, tarPath, buildLog, signal, progress, baseArgs, baseContexts)
+      const info = await this.buildVariant(variant, tarPath, setting, bases)
       if (outDir != null) ociPath = tarPath
-      log.info({ variant: variant.name, platform: req.platform, manifest: info.manifestDigest }, 'rebuilt')
+      log.info({ variant: variant.name, platform: plan.platform, manifest: info.manifestDigest }, 'rebuilt')
       if (opts.onImage != null) {
         await opts.onImage(tarPath, info, target).catch((err: unknown) => { log.warn({ err }, 'reading the rebuilt image failed') })
       }
@@ -279,7 +295,7 @@ class DefaultRebuilder implements Rebuilder {
       await lock?.release()
       await buildLog.close()
       if (!this.keep) await rm(workspace, { recursive: true, force: true })
-      if (req.outDir == null) await pruneLogs(logDir, this.maxLogs).catch(() => {})
+      if (plan.outDir == null) await pruneLogs(logDir, this.maxLogs).catch(() => {})
     }
   }
 
@@ -303,31 +319,21 @@ class DefaultRebuilder implements Rebuilder {
     return { workspaces, locks }
   }
 
-  private checkTarget (recipe: Recipe, req: RebuildRequest): Variant {
-    const variant = findVariant(recipe, req.variant)
-    if (!variant.platforms.includes(req.platform)) {
-      throw new TargetError(`variant ${variant.name} of recipe ${recipe.name} is not built for ${req.platform} (it lists ${variant.platforms.join(', ')})`)
-    }
-    return variant
-  }
-
   private checkRequirements (variant: Variant, caps: Capabilities, platform: string): void {
     const missing = unmetRequirements(variant, caps, platform)
     if (missing.length > 0) throw new RequirementsError(`cannot rebuild ${variant.name} for ${platform}: this node lacks ${missing.join('; ')}`)
   }
 
   /** Prepare steps, then one buildx build to an OCI tarball, then its digests. Build problems throw RebuildFailed. */
-  private async buildVariant (
-    variant: Variant, src: string, platform: string, epoch: number, tarPath: string, buildLog: BuildLog, signal: AbortSignal,
-    progress: (p: Omit<BuildProgress, 'elapsedMs'>) => void, extraArgs: Record<string, string>, extraFlags: string[]
-  ): Promise<ImageResult> {
+  private async buildVariant (variant: Variant, tarPath: string, setting: VariantSetting, bases: BaseInputs = { args: {}, flags: [] }): Promise<ImageResult> {
+    const { src, platform, epoch, buildLog, signal, progress } = setting
     for (const [i, step] of (variant.prepare ?? []).entries()) {
       const name = `prepare ${i + 1}: ${step.command.join(' ')}`
       progress({ phase: 'prepare', variant: variant.name, step: name })
       buildLog.write(`# ${name} (${step.image})\n`)
       let res
       try {
-        res = await runPrepareStep(this.docker, step, src, buildLog, signal)
+        res = await runPrepareStep(this.docker, step, { checkoutDir: src, log: buildLog, signal })
       } catch (err) {
         if (signal.aborted) throw err
         if (err instanceof SourceError) throw new RebuildFailed({ class: 'source-error', message: `${name}: ${err.message}` })
@@ -348,7 +354,7 @@ class DefaultRebuilder implements Rebuilder {
     if (!await stat(context).then(s => s.isDirectory(), () => false)) {
       throw new RebuildFailed({ class: 'source-error', message: `build context ${variant.build.context} is not a directory in the commit (variant ${variant.name})` })
     }
-    const args = buildxArgs({ platform, epoch, tarPath, dockerfile, context, target: variant.build.target, args: { ...variant.build.args, ...extraArgs }, extraFlags })
+    const args = buildxArgs({ platform, epoch, tarPath, dockerfile, context, target: variant.build.target, args: { ...variant.build.args, ...bases.args }, extraFlags: bases.flags })
     buildLog.write(`# ${this.cli} ${args.join(' ')}\n`)
     progress({ phase: 'build', variant: variant.name })
     buildLog.steps.clear()

@@ -41,7 +41,8 @@ function localRepositoryPath (repository: string): string | undefined {
  * Local repositories are cloned with hard links (`--local`): a shallow fetch would make git
  * repack and recompress every object, which costs seconds for a repository with large files.
  */
-async function cloneLocal (dir: string, path: string, ref: string, bare: boolean, signal?: AbortSignal): Promise<{ commit: string, tag?: string }> {
+async function cloneLocal (dir: string, path: string, ref: string, opts: { bare: boolean, signal?: AbortSignal | undefined }): Promise<{ commit: string, tag?: string }> {
+  const { bare, signal } = opts
   checkRef(ref)
   const clone = async (links: string): Promise<void> => {
     await git(['clone', '--quiet', links, '--no-checkout', ...(bare ? ['--bare'] : []), '--', path, dir], { signal })
@@ -123,7 +124,7 @@ export async function resolveRef (repository: string, ref: string, opts: SourceO
   try {
     let found: { commit: string, tag?: string }
     if (local != null) {
-      found = await cloneLocal(join(dir, 'repo.git'), local, ref, true, opts.signal)
+      found = await cloneLocal(join(dir, 'repo.git'), local, ref, { bare: true, signal: opts.signal })
     } else {
       await git(['init', '--quiet', '--bare'], { cwd: dir, signal: opts.signal })
       found = await fetchRef(dir, url, ref, opts.signal)
@@ -148,7 +149,7 @@ export async function checkout (repository: string, ref: string, dir: string, op
   await mkdir(dir, { recursive: true })
   let found: { commit: string, tag?: string }
   if (local != null) {
-    found = await cloneLocal(dir, local, ref, false, opts.signal)
+    found = await cloneLocal(dir, local, ref, { bare: false, signal: opts.signal })
   } else {
     await git(['init', '--quiet'], { cwd: dir, signal: opts.signal })
     // Relative submodule URLs resolve against origin.

@@ -133,8 +133,9 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     let claim: Claim
     try {
       // The built-in recipe only when it is the very one announced; otherwise the repository's own.
+      // Handed over resolved: the engine does not look it up again.
       const builtin = recipes.get(job.recipe.name) ?? await builtinRecipe(job.recipe.name)
-      const recipe = builtin != null && recipeDigest(builtin) === job.recipe.digest ? job.recipe.name : undefined
+      const recipe = builtin != null && recipeDigest(builtin) === job.recipe.digest ? builtin : undefined
       const result = await rebuilder.rebuild({
         repository: t.repository,
         ref: t.tag ?? t.commit,
