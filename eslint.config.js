@@ -1,6 +1,9 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
+// The rebuild engine has one door: its index. Its own files import each other directly.
+const engineDoor = { regex: '(^|/)build/(?!index\\.js$)[^/]+$', message: 'use the rebuild engine through src/node/build/index.ts, not its internals' }
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-artifacts/**', 'src/node/http/dashboard/**/*.js'] },
   js.configs.recommended,
@@ -16,7 +19,13 @@ export default tseslint.config(
     // Layers: the CLI sits on top; the node and the audit never reach up into it.
     files: ['src/node/**/*.ts', 'src/audit/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)cli/', message: 'src/node and src/audit must not import from src/cli; shared facts live in src/tool.ts' }] }]
+      'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)cli/', message: 'src/node and src/audit must not import from src/cli; shared facts live in src/tool.ts' }, engineDoor] }]
+    }
+  },
+  {
+    files: ['src/cli/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [engineDoor] }]
     }
   },
   {

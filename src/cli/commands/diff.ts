@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
 import { readFile, writeFile } from 'node:fs/promises'
-import { applyFixes, diffOciArchives, type FileChange, type ImageDiff } from '../../node/build/index.js'
-import { VERDICT_TEXT } from '../../node/build/diff.js'
+import { applyFixes, diffOciArchives, VERDICT_TEXT, type FileChange, type ImageDiff } from '../../node/build/index.js'
 import { EXIT } from '../exit-codes.js'
 
 function describe (c: FileChange): string {

@@ -1,6 +1,7 @@
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { basename, join, resolve } from 'node:path'
-import Dockerode from 'dockerode'
+import type Dockerode from 'dockerode'
 import type { Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
 import { NekoError } from '../../protocol/errors.js'
 import { LIMITS } from '../../protocol/limits.js'
@@ -144,7 +145,9 @@ class DefaultRebuilder implements Rebuilder {
   private cached?: { at: number, info: EngineInfo }
 
   constructor (components: RebuilderComponents, init: RebuilderInit) {
-    this.docker = components.docker ?? new Dockerode()
+    // Loaded when an engine is made, not with the index: commands that only read recipes or
+    // manifests through it (status, attest, announce) do not load the Docker client.
+    this.docker = components.docker ?? new (createRequire(import.meta.url)('dockerode') as typeof Dockerode)()
     this.cli = init.dockerCli ?? 'docker'
     this.workDir = resolve(init.workDir)
     this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS

@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ValidationError } from '../../protocol/errors.js'
 import type { Announcement } from '../../protocol/types.js'
-import { loadRecipe, recipeDigest, type Recipe } from '../build/recipe.js'
-import { checkout, resolveRef } from '../build/source.js'
+import { checkout, loadRecipe, recipeDigest, resolveRef, type Recipe } from '../build/index.js'
 
 export interface AnnouncementRequest {
   repository: string

@@ -1,4 +1,4 @@
-import { loadRecipe, requirementsMet, type PlatformCapabilities, type Recipe } from '../build/recipe.js'
+import { loadRecipe, requirementsMet, type PlatformCapabilities, type Recipe } from '../build/index.js'
 
 /**
  * Whether this node can build one announced target. The announcement names its recipe; a

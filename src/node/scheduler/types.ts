@@ -1,7 +1,5 @@
 import type { Claim } from '../../protocol/types.js'
-import type { PlatformCapabilities } from '../build/recipe.js'
-import type { BuildProgress } from '../build/buildx.js'
-import type { RebuildRequest as BuildRequest } from '../build/rebuilder.js'
+import type { BuildProgress, PlatformCapabilities, RebuildRequest as BuildRequest } from '../build/index.js'
 import type { Job } from '../store/types.js'
 
 /** What the scheduler asks of a rebuild engine: the build engine's request, without keeping tarballs. */

@@ -1,8 +1,5 @@
 import { causeRef, type CauseId } from '../../protocol/causes.js'
-import { groupCauses, type CauseGroup, type FileChange, type LayerDiff } from '../build/diff.js'
-import { listLayerFiles } from '../build/layer-files.js'
-import { readOciArchive } from '../build/oci.js'
-import { looksText, TEMP_PATH, TIMESTAMP } from '../build/recognise.js'
+import { groupCauses, listLayerFiles, looksText, readOciArchive, TEMP_PATH, TIMESTAMP, type CauseGroup, type FileChange, type LayerDiff } from '../build/index.js'
 
 /** What `diffManifests` returns: the differing layers, their causes and the path counts. */
 export interface ManifestDiff {
