@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 // The rebuild engine has one door: its index. Its own files import each other directly.
-const engineDoor = { regex: '(^|/)build/(?!index\\.js$)[^/]+$', message: 'use the rebuild engine through src/node/build/index.ts, not its internals' }
+const engineDoor = { regex: '(^|/)rebuilder/(?!index\\.js$)[^/]+$', message: 'use the rebuild engine through src/node/rebuilder/index.ts, not its internals' }
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-artifacts/**', 'src/node/http/dashboard/**/*.js'] },

@@ -16,7 +16,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ImageDiff } from '../src/node/build/index.js'
+import type { ImageDiff } from '../src/node/rebuilder/index.js'
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..')
 const arg = (name: string): string | undefined => { const i = process.argv.indexOf(name); return i === -1 ? undefined : process.argv[i + 1] }

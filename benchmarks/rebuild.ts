@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bare } from './bare-build.js'
-import { buildxArgs, checkout, createRebuilder, readOciArchive } from '../src/node/build/index.js'
+import { buildxArgs, checkout, createRebuilder, readOciArchive } from '../src/node/rebuilder/index.js'
 import { createLogger } from '../src/node/logger.js'
 import { createFixtureRepo, scratchDockerfile } from '../test/helpers/fixtures.js'
 

@@ -1,5 +1,5 @@
 import { posix } from 'node:path'
-import type { Recipe, Variant } from '../node/build/index.js'
+import type { Recipe, Variant } from '../node/rebuilder/index.js'
 import { DIGEST_PINNED } from './context.js'
 import { ruleById } from './registry.js'
 import { BASE_IMAGE_UNPINNED } from './rules/base-images.js'

@@ -1,4 +1,4 @@
-import type { Recipe } from '../node/build/index.js'
+import type { Recipe } from '../node/rebuilder/index.js'
 
 /** Severity on the scale of the reproducibility analysis: critical breaks every build, low leaves small layer differences. */
 export type Severity = 'critical' | 'high' | 'medium' | 'low'

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { auditRepository } from '../../src/audit/index.js'
 import type { AuditReport } from '../../src/audit/index.js'
-import { loadRecipe, parseRecipe } from '../../src/node/build/recipe.js'
+import { loadRecipe, parseRecipe } from '../../src/node/rebuilder/recipe.js'
 import { FIXTURES } from './helpers.js'
 
 const ROOT = join(FIXTURES, 'recipe-scope')

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createRebuilder, diffOciArchives, type ImageDiff } from '../../src/node/build/index.js'
+import { createRebuilder, diffOciArchives, type ImageDiff } from '../../src/node/rebuilder/index.js'
 import { engineAvailable } from '../helpers/engine.js'
 import { createFixtureRepo } from '../helpers/fixtures.js'
 

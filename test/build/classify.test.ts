@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { classifyBuildLog } from '../../src/node/build/index.js'
+import { classifyBuildLog } from '../../src/node/rebuilder/index.js'
 
 const failingRun = `#4 [1/3] COPY busybox /bin/busybox
 #4 DONE 0.0s

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { diffOciArchives, OciArchiveError, readOciArchive } from '../../src/node/build/index.js'
+import { diffOciArchives, OciArchiveError, readOciArchive } from '../../src/node/rebuilder/index.js'
 import { writeSyntheticOci, type SyntheticFile } from './oci-builder.js'
 
 const base: SyntheticFile[] = [

@@ -1,7 +1,7 @@
 import Dockerode from 'dockerode'
 import { describe, expect, it } from 'vitest'
-import { createRebuilder, EngineNotReadyError } from '../../src/node/build/index.js'
-import { capabilitiesOf, parseBuildxInspect, parseBuildxVersion, type EngineInfo } from '../../src/node/build/engine.js'
+import { createRebuilder, EngineNotReadyError } from '../../src/node/rebuilder/index.js'
+import { capabilitiesOf, parseBuildxInspect, parseBuildxVersion, type EngineInfo } from '../../src/node/rebuilder/engine.js'
 import { engineAvailable } from '../helpers/engine.js'
 
 const inspect = `Name:          default

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { loadRecipe, planRebuild, RecipeError, TargetError } from '../../src/node/build/index.js'
+import { loadRecipe, planRebuild, RecipeError, TargetError } from '../../src/node/rebuilder/index.js'
 
 const REQ = { repository: '/nowhere', ref: 'v1.0.0', platform: 'linux/amd64' }
 

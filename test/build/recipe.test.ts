@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadRecipe, parseRecipe, recipeDigest, requirementsMet, unmetRequirements, findVariant, RecipeError, TargetError, type Recipe } from '../../src/node/build/index.js'
+import { loadRecipe, parseRecipe, recipeDigest, requirementsMet, unmetRequirements, findVariant, RecipeError, TargetError, type Recipe } from '../../src/node/rebuilder/index.js'
 
 const good = (): Record<string, unknown> => ({
   name: 'demo',

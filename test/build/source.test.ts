@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { checkout, resolveRef, SourceError } from '../../src/node/build/index.js'
+import { checkout, resolveRef, SourceError } from '../../src/node/rebuilder/index.js'
 import { createFixtureRepo, serveGitRepos, type FixtureRepo } from '../helpers/fixtures.js'
 
 describe('source', () => {

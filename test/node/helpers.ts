@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { createRebuilder } from '../../src/node/build/index.js'
+import { createRebuilder } from '../../src/node/rebuilder/index.js'
 import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
 import { createP2PNode, type P2PNode } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { readFile, writeFile } from 'node:fs/promises'
-import { applyFixes, diffOciArchives, VERDICT_TEXT, type FileChange, type ImageDiff } from '../../node/build/index.js'
+import { applyFixes, diffOciArchives, VERDICT_TEXT, type FileChange, type ImageDiff } from '../../node/rebuilder/index.js'
 import { EXIT } from '../exit-codes.js'
 
 function describe (c: FileChange): string {

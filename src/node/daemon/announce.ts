@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ValidationError } from '../../protocol/errors.js'
 import type { Announcement } from '../../protocol/types.js'
-import { checkout, loadRecipe, recipeDigest, resolveRef, type Recipe } from '../build/index.js'
+import { checkout, loadRecipe, recipeDigest, resolveRef, type Recipe } from '../rebuilder/index.js'
 
 export interface AnnouncementRequest {
   repository: string

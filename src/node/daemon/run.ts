@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createRebuilder } from '../build/index.js'
+import { createRebuilder } from '../rebuilder/index.js'
 import type { NodeConfig } from '../config/types.js'
 import { loadOrCreateIdentity, readIdentity } from '../identity-files.js'
 import type { ComponentLogger } from '../logger.js'

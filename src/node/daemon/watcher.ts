@@ -1,7 +1,7 @@
 import { NekoError } from '../../protocol/errors.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { signAnnouncement } from '../../protocol/messages.js'
-import { git, repositoryUrl, SourceError } from '../build/index.js'
+import { git, repositoryUrl, SourceError } from '../rebuilder/index.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
 import type { Store } from '../store/types.js'
 import { prepareAnnouncement } from './announce.js'

@@ -1,4 +1,4 @@
-import { loadRecipe, requirementsMet, type PlatformCapabilities, type Recipe } from '../build/index.js'
+import { loadRecipe, requirementsMet, type PlatformCapabilities, type Recipe } from '../rebuilder/index.js'
 
 /**
  * Whether this node can build one announced target. The announcement names its recipe; a

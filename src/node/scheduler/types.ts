@@ -1,5 +1,5 @@
 import type { Claim } from '../../protocol/types.js'
-import type { BuildProgress, PlatformCapabilities, RebuildRequest as BuildRequest } from '../build/index.js'
+import type { BuildProgress, PlatformCapabilities, RebuildRequest as BuildRequest } from '../rebuilder/index.js'
 import type { Job } from '../store/types.js'
 
 /** What the scheduler asks of a rebuild engine: the build engine's request, without keeping tarballs. */

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path'
 import type { Digest, Target } from '../../protocol/types.js'
 import { ValidationError } from '../../protocol/errors.js'
 import type { Logger } from '../logger.js'
-import { fileManifestOf, type FileManifest, type Rebuilder } from '../build/index.js'
+import { fileManifestOf, type FileManifest, type Rebuilder } from '../rebuilder/index.js'
 import { boundsOf, pruneDir } from './bounded-dir.js'
 import type { OutputKeeper } from './outputs.js'
 

@@ -1,5 +1,5 @@
 import { causeRef, type CauseId } from '../../protocol/causes.js'
-import { groupCauses, listLayerFiles, looksText, readOciArchive, TEMP_PATH, TIMESTAMP, type CauseGroup, type FileChange, type LayerDiff } from '../build/index.js'
+import { groupCauses, listLayerFiles, looksText, readOciArchive, TEMP_PATH, TIMESTAMP, type CauseGroup, type FileChange, type LayerDiff } from '../rebuilder/index.js'
 
 /** What `diffManifests` returns: the differing layers, their causes and the path counts. */
 export interface ManifestDiff {
