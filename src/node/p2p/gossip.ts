@@ -12,9 +12,14 @@ export type ValidationOutcome = 'accept' | 'reject' | 'ignore'
 
 /**
  * Application check of one gossip message; `from` is the PeerId of the peer that delivered it
- * (messages carry no author: who signed a message is in its envelope).
+ * (messages carry no author: who signed a message is in its envelope). It may return, with
+ * its outcome, what it made of the message: the node hands that value to its delivery
+ * callback with the message, so nothing is checked twice.
  */
-export type ValidateFn = (topic: string, data: Uint8Array, from: string) => Promise<ValidationOutcome> | ValidationOutcome
+export type ValidateFn = (topic: string, data: Uint8Array, from: string) => Promise<ValidationOutcome | Validated> | ValidationOutcome | Validated
+
+/** An outcome and the value the check made of the message. */
+export interface Validated { outcome: ValidationOutcome, value: unknown }
 
 export interface GossipInit {
   /** Heartbeat in ms; shorter means faster mesh repair and lazy gossip (tests use ~100). */
@@ -189,7 +194,7 @@ const OUTCOME: Record<ValidationOutcome, TopicValidatorResult> = {
  * Wraps the application validator for gossipsub. It never throws: gossipsub turns a thrown
  * error into Ignore, which would let a peer that crashes our validator go unpenalised.
  */
-export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger, throttle?: Throttle): TopicValidatorFn {
+export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger, throttle?: Throttle, accepted?: WeakMap<Message, unknown>): TopicValidatorFn {
   return async (propagationSource, msg) => {
     const from = propagationSource.toString()
     if (msg.data.byteLength > maxMessageBytes) {
@@ -199,8 +204,11 @@ export function topicValidator (topic: string, validate: ValidateFn, maxMessageB
     // Before any verification or store work: a flood costs its sender's budget, not the node.
     if (throttle != null && !throttle.take(from)) return TopicValidatorResult.Ignore
     try {
-      const outcome = await validate(topic, msg.data, from)
+      const checked = await validate(topic, msg.data, from)
+      const outcome = typeof checked === 'string' ? checked : checked.outcome
       const result = OUTCOME[outcome]
+      // gossipsub delivers this very message object once it is accepted.
+      if (result === TopicValidatorResult.Accept && typeof checked !== 'string') accepted?.set(msg, checked.value)
       if (result == null) {
         log.warn({ topic, outcome }, 'validator returned an unknown outcome; rejecting')
         return TopicValidatorResult.Reject

@@ -9,7 +9,7 @@ import { ping } from '@libp2p/ping'
 import { bootstrap } from '@libp2p/bootstrap'
 import { mdns } from '@libp2p/mdns'
 import { gossipsub } from '@libp2p/gossipsub'
-import type { GossipSub } from '@libp2p/gossipsub'
+import type { GossipSub, Message } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -40,8 +40,11 @@ export interface P2PComponents {
   privateKey: KeyObject
   /** Checks one gossip message before it is delivered or relayed. Must not be slow: it gates propagation. */
   validate: ValidateFn
-  /** Receives every accepted message once (not the node's own publications), with the peer that delivered it. */
-  onMessage: (topic: string, data: Uint8Array, from: string) => void | Promise<void>
+  /**
+   * Receives every accepted message once (not the node's own publications), with the peer that
+   * delivered it and the value `validate` returned for it, if any.
+   */
+  onMessage: (topic: string, data: Uint8Array, from: string, validated?: unknown) => void | Promise<void>
   /** Serves back-fill requests from peers, typically from the store's sequence. */
   backfillSource: BackfillSource
   /** Answers witnesses' consistency-proof requests for this node's transparency log. */
@@ -201,9 +204,11 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const pubsub = libp2p.services.pubsub
   const router = pubsub as unknown as GossipRouter
   const throttle = createThrottle({ peer: init.gossip?.peerRate ?? DEFAULT_PEER_RATE, global: init.gossip?.globalRate ?? DEFAULT_GLOBAL_RATE, maxPeers: maxConnections * 4 })
+  // What each validator made of a message, until gossipsub delivers that message object.
+  const accepted = new WeakMap<Message, unknown>()
   // Validators are in place before the first peer can send anything.
   for (const topic of KNOWN_TOPICS) {
-    pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log, throttle))
+    pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log, throttle, accepted))
   }
 
   // libp2p refuses inbound connections only once the cap is reached, so simultaneous
@@ -229,8 +234,10 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   pubsub.addEventListener('gossipsub:message', (evt) => {
     const msg = evt.detail.msg
     const from = evt.detail.propagationSource.toString()
+    const validated = accepted.get(msg)
+    accepted.delete(msg)
     Promise.resolve()
-      .then(async () => { await components.onMessage(msg.topic, msg.data, from) })
+      .then(async () => { await components.onMessage(msg.topic, msg.data, from, validated) })
       .catch((err: unknown) => { log.error({ err, topic: msg.topic, from }, 'message handler failed') })
   })
 
