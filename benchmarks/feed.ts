@@ -21,8 +21,8 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import type { Announcement, Claim } from '../src/protocol/types.js'
-import type { Store } from '../src/node/store/types.js'
-import { envelopeId } from '../src/protocol/dsse.js'
+import type { Envelope } from '../src/protocol/dsse.js'
+import { createIngest, type Ingest } from '../src/node/ingest/index.js'
 import { generateIdentity, type SigningIdentity } from '../src/protocol/keys.js'
 import { signAnnouncement, signClaim } from '../src/protocol/messages.js'
 import { parsePolicy } from '../src/protocol/policy.js'
@@ -57,17 +57,18 @@ function ms (n: number): string {
 }
 
 /** Announcements and claims of `releases` releases, each claim its own signed envelope. */
-async function seed (store: Store, maintainer: SigningIdentity, builders: SigningIdentity[], releases: number): Promise<void> {
+async function seed (ingest: Ingest, maintainer: SigningIdentity, builders: SigningIdentity[], releases: number): Promise<void> {
   const started = performance.now()
-  let pending: Array<Promise<unknown>> = []
+  let batch: Envelope[] = []
   let stored = 0
-  const flush = async (): Promise<void> => { await Promise.all(pending); pending = [] }
+  // Through the node's ingest, as a node stores what it receives: verified in batches, then stored.
+  const flush = async (): Promise<void> => { await ingest.recordMany(batch); batch = [] }
   for (let r = 0; r < releases; r++) {
     const tag = `v${Math.floor(r / 100)}.${r % 100}.0`
     const commit = commitOf(r + 1)
     const a: Announcement = { repository: REPO, tag, commit, recipe: RECIPE, targets: TARGETS.map(([variant, platform]) => ({ variant, platform })), announcedAt: new Date(Date.UTC(2026, 0, 1) + r * 60_000).toISOString() }
     const ae = signAnnouncement(a, maintainer)
-    pending.push(store.putMessage({ id: envelopeId(ae), kind: 'announcement', keyId: maintainer.keyId, envelopeJson: JSON.stringify(ae), announcement: a }))
+    batch.push(ae)
     for (const [variant, platform] of TARGETS) {
       const agreed = imageResult(`${tag} ${variant} ${platform}`, ['base', 'deps', variant])
       builders.forEach((b, i) => {
@@ -75,11 +76,11 @@ async function seed (store: Store, maintainer: SigningIdentity, builders: Signin
         const result = i === BUILDERS - 1 && r % 10 === 0 ? imageResult(`${tag} ${variant} ${platform} drift`, ['base', 'deps', `${variant} drift`]) : agreed
         const c: Claim = makeClaim({ repository: REPO, commit, variant, platform, tag }, { result })
         const env = signClaim(c, b)
-        pending.push(store.putMessage({ id: envelopeId(env), kind: 'claim', keyId: b.keyId, envelopeJson: JSON.stringify(env), claim: c }))
+        batch.push(env)
         stored++
       })
     }
-    if (pending.length >= 500) await flush()
+    if (batch.length >= 500) await flush()
     if (r % 500 === 499) process.stdout.write(`  seeded ${stored} claims (${((performance.now() - started) / 1000).toFixed(1)} s)\n`)
   }
   await flush()
@@ -127,7 +128,8 @@ async function main (): Promise<void> {
     const releases = Math.max(1, Math.round(CLAIMS / CLAIMS_PER_RELEASE))
     process.stdout.write(`store: ${releases * CLAIMS_PER_RELEASE} claims, ${releases} releases × ${TARGETS.length} targets × ${BUILDERS} builders, in ${dir}\n`)
     const store = await createStore({ path: join(dir, 'store') }, { logger })
-    await seed(store, maintainer, builders, releases)
+    const ingest = createIngest({ store, policy, logger })
+    await seed(ingest, maintainer, builders, releases)
     const tags = Array.from({ length: releases }, (_, r) => `v${Math.floor(r / 100)}.${r % 100}.0`)
 
     // ---- 1. consensus latency
@@ -158,7 +160,7 @@ async function main (): Promise<void> {
     // Warm-up: compile the hot paths before timing them.
     for (let i = 0; i < 200; i++) await consensusForTag(store, policy, pick(), { repository: REPO })
     await measure('consensusForTag(tag, { repository }): index reads, no cache', async tag => await consensusForTag(store, policy, tag, { repository: REPO }), QUERIES)
-    const service = createConsensusService({ store, policy })
+    const service = createConsensusService({ store, policy, ingest })
     const t0 = performance.now()
     await service.forTag(tags[0]!)
     process.stdout.write(`  service start (tag index of ${releases} announcements): ${ms(performance.now() - t0)}\n`)
@@ -168,7 +170,7 @@ async function main (): Promise<void> {
     const warm = cold.slice(0, 500)
     await measure('service.forTag(tag), asked before (cache hit)', async tag => await service.forTag(tag), QUERIES, Array.from({ length: QUERIES }, (_, i) => warm[i % warm.length]!))
     // ---- 2. HTTP throughput
-    const server = createFeedServer({ logger, store, policy }, { host: '127.0.0.1', port: 0 })
+    const server = createFeedServer({ logger, store, ingest, policy }, { host: '127.0.0.1', port: 0 })
     const { url } = await server.start()
     const paths = ['/api/v1/claims?limit=100&cursor=5000', '/feed.json']
     const bodies = new Map<string, { body: Buffer, contentType: string }>()

@@ -26,7 +26,7 @@ import { exportPrivatePem, generateIdentity } from '../src/protocol/keys.js'
 import {
   MemoryTree, TILE_HEIGHT, TILE_WIDTH, entryLeafHash, formatEntry, leafHash, verifyConsistency, verifyInclusion
 } from '../src/protocol/tlog/index.js'
-import { fakeId, putMessages } from '../test/tlog/messages.js'
+import { fakeId, messageId, putMessages } from '../test/tlog/messages.js'
 
 // Warnings only, unless NEKO_LOG_LEVEL asks for more (info, debug).
 const logger = createLogger({ defaultLevel: 'warn' })
@@ -58,7 +58,7 @@ try {
   await putMessages(store, 0, COUNT)
 
   // Baseline: SHA-256 leaf hashes of the very entries the log appends.
-  const entries = Array.from({ length: COUNT }, (_, i) => formatEntry('announcement', fakeId(i)))
+  const entries = Array.from({ length: COUNT }, (_, i) => formatEntry('announcement', messageId(i)))
   let t = mark()
   for (const e of entries) leafHash(e)
   const rawRate = COUNT / cpuSeconds(t)
@@ -78,7 +78,7 @@ try {
   // Inclusion proofs: in-process, then over HTTP.
   const PROOFS = 5000
   t = mark()
-  for (let i = 0; i < PROOFS; i++) await tlog.inclusion(fakeId((i * 7919) % COUNT))
+  for (let i = 0; i < PROOFS; i++) await tlog.inclusion(messageId((i * 7919) % COUNT))
   const localRate = PROOFS / cpuSeconds(t)
   const feed = createFeedServer({ logger, store, policy: trustNobodyPolicy(), tlog: { log: tlog } }, { host: '127.0.0.1', port: 0 })
   const { url } = await feed.start()
@@ -90,7 +90,7 @@ try {
     while (next < PROOFS) {
       const i = next++
       await new Promise<void>((resolve, reject) => {
-        request(`${url}/tlog/inclusion?id=${fakeId((i * 7919) % COUNT)}`, { agent }, res => {
+        request(`${url}/tlog/inclusion?id=${messageId((i * 7919) % COUNT)}`, { agent }, res => {
           if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode ?? 0}`))
           res.resume().on('end', resolve)
         }).on('error', reject).end()

@@ -16,7 +16,14 @@ export { BUILDER_ID, BYPRODUCT, claimToStatement, statementToClaim, checkClaim, 
 export { targetKey, parseTargetKey, targetSubjectName } from './target.js'
 export type { Statement, ResourceDescriptor } from './statement.js'
 
+/**
+ * Carried by every decoded message, in its type only: `decodeMessage` and `decodeMessages`
+ * are the only code that can make one, so a value of the type has had its signature checked.
+ */
+declare const verified: unique symbol
+
 interface DecodedBase {
+  readonly [verified]: true
   keyId: string
   envelope: Envelope
   /** `envelopeId` of the envelope: computed on first read (only stores and feeds need it). */
@@ -77,6 +84,10 @@ function verifiedText (v: VerifiedScratch): Verified {
 
 /** Parse and validate the Statement of a verified envelope; `knownId` when already computed. */
 function decodeVerified (v: Verified, knownId?: string): DecodedMessage {
+  return decodeStatement(v, knownId) as DecodedMessage
+}
+
+function decodeStatement (v: Verified, knownId?: string): Omit<DecodedBase, typeof verified> & ({ kind: 'announcement', announcement: Announcement } | { kind: 'claim', claim: Claim }) {
   const json = parseStrictJson(v.text, 'envelope.payload')
   const statement = check(validateStatement, json)
   // What the id needs, taken now: the caller owns the envelope object and may change it.

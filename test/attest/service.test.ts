@@ -52,7 +52,7 @@ describe.skipIf(!available)('attesting from a node and against a moving registry
     const policy = testPolicy(keys)
     const anns = await store.announcements({ tag: 'v7' })
     const { chosen, others } = pickAnnouncement(policy, 'v7', anns)
-    const claims = await store.claimsForCommit(chosen.announcement!.repository, C)
+    const claims = await store.claimsForCommit(chosen.announcement.repository, C)
     const base = components()
     let calls = 0
     const registry = {

@@ -165,8 +165,8 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
         expect(claims).toHaveLength(2)
         const [v] = await storeVerdicts(store, policy, project.repository, project.commit)
         // Both nodes built on this machine's one engine: their agreement is one witness.
-        expect(claims[0]!.claim!.environment.engine.id).toBeDefined()
-        expect(claims[1]!.claim!.environment.engine.id).toBe(claims[0]!.claim!.environment.engine.id)
+        expect(claims[0]!.claim.environment.engine.id).toBeDefined()
+        expect(claims[1]!.claim.environment.engine.id).toBe(claims[0]!.claim.environment.engine.id)
         expect(v!.agreeing).toHaveLength(1)
         expect(v!.sameEngine).toHaveLength(1)
         expect(v!.status).toBe('pending')

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chromium, type Browser } from 'playwright-core'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
-import { COMMIT_2, makeKeys, REPO, seedReleases, target, tempStore, testPolicy, type Keys } from './fixtures.js'
+import { COMMIT_2, makeKeys, REPO, seedReleases, target, tempStore, testPolicy, type Keys, ingestFor } from './fixtures.js'
 import { saveReport } from '../../src/node/triage/reports.js'
 import { causeRef } from '../../src/protocol/causes.js'
 import { signDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
@@ -35,7 +35,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     cleanup = t.cleanup
     store = t.store
     await seedReleases(t.store, keys)
-    server = createFeedServer({ store: t.store, policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
+    server = createFeedServer({ store: t.store, ingest: ingestFor(t.store), policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
     base = (await server.start()).url
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -131,8 +131,8 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
       ({ ...causeRef(id), count, layers: [1], steps: [step], paths })
     const report: DivergenceReport = {
       target: target(COMMIT_2, 'base', 'linux/amd64', 'v2'),
-      a: { claimId: a.id, keyId: a.keyId, manifestDigest: a.claim!.result!.manifestDigest },
-      b: { claimId: b.id, keyId: b.keyId, manifestDigest: b.claim!.result!.manifestDigest },
+      a: { claimId: a.id, keyId: a.keyId, manifestDigest: a.claim.result!.manifestDigest },
+      b: { claimId: b.id, keyId: b.keyId, manifestDigest: b.claim.result!.manifestDigest },
       paths: { total: 50, explained: 50 },
       causes: [cause('fontconfig-cache', 48, ['var/cache/fontconfig/a.cache-9']), { ...cause('machine-id', 2, ['etc/machine-id', 'opt/instance-id']), evidence: ['opt/instance-id: holds a random 128-bit id, as /etc/machine-id does'] }],
       layers: [{ index: 1, step, causeCounts: { 'fontconfig-cache': 48, 'machine-id': 2 } }],

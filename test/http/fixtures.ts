@@ -3,10 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
-import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
+import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import type { Envelope } from '../../src/protocol/dsse.js'
 import { parsePolicy, type TrustPolicy } from '../../src/protocol/policy.js'
 import type { Announcement, Claim, FailureClass, ImageResult, Target } from '../../src/protocol/types.js'
+import { trustNobodyPolicy } from '../../src/node/daemon/policy.js'
+import { createIngest, type Ingest } from '../../src/node/ingest/index.js'
 import { createStore } from '../../src/node/store/level-store.js'
 import type { Store } from '../../src/node/store/types.js'
 
@@ -75,13 +77,22 @@ export function announcement (tag: string, commit: string, targets: Array<[strin
   }
 }
 
-/** Verifies and stores an envelope exactly as a node does with a gossiped one. */
+const ingests = new WeakMap<Store, Ingest>()
+
+/**
+ * The ingest that writes to `store` in these tests, as a node's does: feed servers and
+ * consensus services under test follow its `stored` events. It records what it is given
+ * whoever signed it (the tests' policies are their own business).
+ */
+export function ingestFor (store: Store): Ingest {
+  let ingest = ingests.get(store)
+  if (ingest === undefined) ingests.set(store, ingest = createIngest({ store, policy: trustNobodyPolicy() }))
+  return ingest
+}
+
+/** Verifies and stores an envelope through the node's ingest. */
 export async function put (store: Store, env: Envelope): Promise<string> {
-  const decoded = decodeMessage(env, { allowEmbeddedKeys: true })
-  const base = { id: decoded.id, keyId: decoded.keyId, envelopeJson: JSON.stringify(env) }
-  const msg = decoded.kind === 'claim' ? { ...base, kind: 'claim' as const, claim: decoded.claim } : { ...base, kind: 'announcement' as const, announcement: decoded.announcement }
-  await store.putMessage(msg)
-  return decoded.id
+  return (await ingestFor(store).record(env)).id
 }
 
 export interface Keys {

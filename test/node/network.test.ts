@@ -101,7 +101,7 @@ describe.skipIf(!available)('node network over loopback with the real engine', (
     const d0 = daemons[0]!
     const trusted = (await d0.store.claimsForCommit(project.repository, project.commit))[0]!
     const stranger = generateIdentity()
-    const strangerClaim: Claim = { ...trusted.claim!, result: { ...trusted.claim!.result!, manifestDigest: `sha256:${'e'.repeat(64)}` } }
+    const strangerClaim: Claim = { ...trusted.claim, result: { ...trusted.claim.result!, manifestDigest: `sha256:${'e'.repeat(64)}` } }
     const untrustedEnv = JSON.stringify(signClaim(strangerClaim, stranger))
     const untrustedId = decodeMessage(untrustedEnv, { allowEmbeddedKeys: true }).id
     const bad = {
@@ -146,7 +146,7 @@ describe.skipIf(!available)('node network over loopback with the real engine', (
     const d1 = daemons[1]!
     const trusted = (await d1.store.claimsForCommit(project.repository, project.commit))[0]!
     const stranger = generateIdentity()
-    const strangerClaim: Claim = { ...trusted.claim!, result: { ...trusted.claim!.result!, manifestDigest: `sha256:${'f'.repeat(64)}` } }
+    const strangerClaim: Claim = { ...trusted.claim, result: { ...trusted.claim.result!, manifestDigest: `sha256:${'f'.repeat(64)}` } }
     const untrustedEnv = JSON.stringify(signClaim(strangerClaim, stranger))
     const untrustedId = decodeMessage(untrustedEnv, { allowEmbeddedKeys: true }).id
     const forgedAnnouncement = JSON.stringify(signAnnouncement({ ...announcement, tag: 'v8.8.8' }, stranger))

@@ -8,7 +8,8 @@ import { createStore, type Store, type StoredMessage } from '../../src/node/stor
 import { generateIdentity } from '../../src/protocol/keys.js'
 import { decodeMessage, signAnnouncement } from '../../src/protocol/messages.js'
 import type { Announcement } from '../../src/protocol/types.js'
-import { waitFor } from './helpers.js'
+import { policyFor, waitFor } from './helpers.js'
+import { createIngest, type Ingest } from '../../src/node/ingest/index.js'
 
 const CAPS = { platforms: [{ platform: 'linux/amd64', emulated: false }], nvidia: false }
 
@@ -18,11 +19,13 @@ describe('build scheduler', () => {
   const announcer = generateIdentity()
   const builder = generateIdentity()
 
+  let ingest: Ingest
+
+  /** The announcement as the ingest stores it and tells the node (its `stored` event). */
   async function storeAnnouncement (a: Announcement): Promise<StoredMessage> {
-    const env = signAnnouncement(a, announcer)
-    const d = decodeMessage(env, { allowEmbeddedKeys: true })
-    await store.putMessage({ id: d.id, kind: 'announcement', keyId: d.keyId, envelopeJson: JSON.stringify(env), announcement: a })
-    return (await store.getMessage(d.id))!
+    const stored = new Promise<StoredMessage>(resolve => { ingest.addEventListener('stored', ({ detail }) => { resolve(detail) }, { once: true }) })
+    await ingest.record(signAnnouncement(a, announcer))
+    return await stored
   }
 
   const announcement: Announcement = {
@@ -41,6 +44,7 @@ describe('build scheduler', () => {
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-sched-'))
     store = await createStore({ path: join(dir, 'store') })
+    ingest = createIngest({ store, policy: policyFor([builder], [announcer]) })
   })
   afterEach(async () => {
     await store.close()
@@ -53,6 +57,7 @@ describe('build scheduler', () => {
     const published: string[] = []
     const scheduler = createScheduler({
       store,
+      ingest,
       rebuilder,
       identity: builder,
       capabilities: () => CAPS,
@@ -73,7 +78,7 @@ describe('build scheduler', () => {
       expect(job.claimId).toBeDefined()
       const claim = await store.getMessage(job.claimId!)
       expect(claim?.keyId).toBe(builder.keyId)
-      expect(claim?.claim?.failure?.class).toBe('infrastructure-error')
+      expect(claim?.kind === 'claim' ? claim.claim.failure?.class : undefined).toBe('infrastructure-error')
       expect(published).toHaveLength(1)
       expect(decodeMessage(published[0]!, { allowEmbeddedKeys: true }).id).toBe(job.claimId)
 
@@ -89,6 +94,7 @@ describe('build scheduler', () => {
     const asked: RebuildRequest[] = []
     const scheduler = createScheduler({
       store,
+      ingest,
       // Records what it is asked, then refuses: the request is what this test is about.
       rebuilder: { rebuild: async (req) => { asked.push(req); throw new TargetError('recorded') } },
       identity: builder,
@@ -118,7 +124,7 @@ describe('build scheduler', () => {
     const id = `${target.repository}@${target.commit}#base@linux/amd64`
     await store.putJob({ id, target, announcementId: message.id, recipe: announcement.recipe, state: 'running', attempts: 1, updatedAt: new Date().toISOString() })
     // An observer (no rebuilder) starts nothing, so the requeued job stays visible.
-    const scheduler = createScheduler({ store, identity: builder, capabilities: () => CAPS, publishClaim: async () => {} })
+    const scheduler = createScheduler({ store, ingest, identity: builder, capabilities: () => CAPS, publishClaim: async () => {} })
     await scheduler.start()
     await scheduler.stop()
     const job = await store.getJob(id)

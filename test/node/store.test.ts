@@ -7,7 +7,9 @@ import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createStore, targetIndexKey, type Store, type Job } from '../../src/node/store/index.js'
 import { LimitError, ValidationError } from '../../src/protocol/errors.js'
-import { sampleAnnouncement, sampleClaim } from './fixtures/messages.js'
+import { createIngest } from '../../src/node/ingest/index.js'
+import { keyOf, putSample, sampleAnnouncement, sampleClaim } from './fixtures/messages.js'
+import { trustNobodyPolicy } from '../../src/node/daemon/policy.js'
 
 describe('level store', () => {
   let dir: string
@@ -24,16 +26,16 @@ describe('level store', () => {
 
   it('stores a message once and hands it back', async () => {
     const m = sampleClaim(1)
-    const first = await store.putMessage(m)
-    expect(first).toEqual({ stored: true, cursor: 1 })
-    const again = await store.putMessage({ ...m, keyId: 'other' })
+    const first = await putSample(store, m)
+    expect(first).toEqual({ stored: true, cursor: 1, message: await store.getMessage(m.id) })
+    const again = await putSample(store, m)
     expect(again).toEqual({ stored: false, cursor: 1 })
     expect(await store.hasMessage(m.id)).toBe(true)
     expect(await store.hasMessage('sha256:nope')).toBe(false)
     const got = await store.getMessage(m.id)
-    expect(got?.keyId).toBe('key-a')
+    expect(got?.keyId).toBe(keyOf('key-a'))
     expect(got?.envelopeJson).toBe(m.envelopeJson)
-    expect(got?.claim?.target.variant).toBe('base')
+    expect(got?.kind === 'claim' ? got.claim.target.variant : undefined).toBe('base')
     expect(Date.parse(got!.receivedAt)).not.toBeNaN()
     expect((await store.stats()).claims).toBe(1)
   })
@@ -43,10 +45,10 @@ describe('level store', () => {
     const commit = 'c'.repeat(40)
     await store.close()
     store = await createStore({ path: join(dir, 'db'), maxClaimsPerQuery: 5 })
-    for (let i = 0; i < 12; i++) await store.putMessage(sampleClaim(i, { keyId: `stranger-${i}`, variant: `v${i}` }))
-    await store.putMessage(sampleClaim(100, { keyId: 'trusted', variant: 'base' }))
-    expect((await store.claimsForCommit(repo, commit)).map(m => m.keyId)).not.toContain('trusted')
-    expect((await store.claimsForCommit(repo, commit, ['trusted'])).map(m => m.keyId)).toContain('trusted')
+    for (let i = 0; i < 12; i++) await putSample(store, sampleClaim(i, { keyId: `stranger-${i}`, variant: `v${i}` }))
+    await putSample(store, sampleClaim(100, { keyId: 'trusted', variant: 'base' }))
+    expect((await store.claimsForCommit(repo, commit)).map(m => m.keyId)).not.toContain(keyOf('trusted'))
+    expect((await store.claimsForCommit(repo, commit, [keyOf('trusted')])).map(m => m.keyId)).toContain(keyOf('trusted'))
     await store.close()
     // As an older version left it: no commit-and-key index. Opening builds it.
     const raw = new Level<string, string>(join(dir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'utf8' })
@@ -55,13 +57,13 @@ describe('level store', () => {
     await raw.sublevel<string, string>('meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' }).del('index:commit-key')
     await raw.close()
     store = await createStore({ path: join(dir, 'db'), maxClaimsPerQuery: 5 })
-    const got = await store.claimsForCommit(repo, commit, ['trusted'])
-    expect(got.map(m => m.keyId)).toContain('trusted')
+    const got = await store.claimsForCommit(repo, commit, [keyOf('trusted')])
+    expect(got.map(m => m.keyId)).toContain(keyOf('trusted'))
     expect(got.map(m => m.cursor)).toEqual([...got.map(m => m.cursor)].sort((x, y) => x - y))
   })
 
   it('allocates strictly increasing cursors under concurrent puts', async () => {
-    const results = await Promise.all(Array.from({ length: 60 }, async (_, i) => await store.putMessage(sampleClaim(i))))
+    const results = await Promise.all(Array.from({ length: 60 }, async (_, i) => await putSample(store, sampleClaim(i))))
     const cursors = results.map(r => r.cursor).sort((a, b) => a - b)
     expect(new Set(cursors).size).toBe(60)
     expect(cursors[0]).toBe(1)
@@ -79,21 +81,21 @@ describe('level store', () => {
   })
 
   it('indexes by target, commit, builder, release and filter', async () => {
-    await store.putMessage(sampleAnnouncement(1, { tag: 'v1' }))
-    await store.putMessage(sampleAnnouncement(2, { tag: 'v2' }))
-    await store.putMessage(sampleClaim(1, { keyId: 'k1', variant: 'base' }))
-    await store.putMessage(sampleClaim(2, { keyId: 'k2', variant: 'base' }))
-    await store.putMessage(sampleClaim(3, { keyId: 'k1', variant: 'nvidia' }))
-    await store.putMessage(sampleClaim(4, { keyId: 'k1', variant: 'base', commit: 'd'.repeat(40), tag: 'v2' }))
+    await putSample(store, sampleAnnouncement(1, { tag: 'v1' }))
+    await putSample(store, sampleAnnouncement(2, { tag: 'v2' }))
+    await putSample(store, sampleClaim(1, { keyId: 'k1', variant: 'base' }))
+    await putSample(store, sampleClaim(2, { keyId: 'k2', variant: 'base' }))
+    await putSample(store, sampleClaim(3, { keyId: 'k1', variant: 'nvidia' }))
+    await putSample(store, sampleClaim(4, { keyId: 'k1', variant: 'base', commit: 'd'.repeat(40), tag: 'v2' }))
     const repo = 'https://example.test/repo.git'
     const base = targetIndexKey({ repository: repo, commit: 'c'.repeat(40), variant: 'base', platform: 'linux/amd64' })
-    expect((await store.claimsForTarget(base)).map(m => m.keyId).sort()).toEqual(['k1', 'k2'])
+    expect((await store.claimsForTarget(base)).map(m => m.keyId).sort()).toEqual([keyOf('k1'), keyOf('k2')].sort())
     expect(await store.claimsForCommit(repo, 'c'.repeat(40))).toHaveLength(3)
     expect(await store.claimsForCommit(repo, 'd'.repeat(40))).toHaveLength(1)
-    expect((await store.announcements({ repository: repo, tag: 'v2' })).map(m => m.announcement?.tag)).toEqual(['v2'])
+    expect((await store.announcements({ repository: repo, tag: 'v2' })).map(m => m.announcement.tag)).toEqual(['v2'])
     expect(await store.announcements({ repository: repo })).toHaveLength(2)
     expect(await store.announcements({ tag: 'v1' })).toHaveLength(1)
-    expect((await store.messagesSince(0, 100, { keyId: 'k1' })).items).toHaveLength(3)
+    expect((await store.messagesSince(0, 100, { keyId: keyOf('k1') })).items).toHaveLength(3)
     expect((await store.messagesSince(0, 100, { kind: 'announcement' })).items).toHaveLength(2)
     expect((await store.messagesSince(0, 100, { tag: 'v2' })).items.map(m => m.kind).sort()).toEqual(['announcement', 'claim'])
     expect((await store.messagesSince(0, 100, { repository: repo, commit: 'd'.repeat(40) })).items).toHaveLength(1)
@@ -106,22 +108,26 @@ describe('level store', () => {
 
   it('rejects bad input with the field named and keeps what is stored', async () => {
     const m = sampleClaim(1)
-    await store.putMessage(m)
-    await expect(store.putMessage({ ...sampleClaim(2), envelopeJson: 'x'.repeat(300 * 1024) })).rejects.toThrow(LimitError)
-    await expect(store.putMessage({ ...sampleClaim(3), kind: 'bogus' as 'claim' })).rejects.toThrow(/kind/)
-    await expect(store.putMessage({ ...sampleClaim(4), claim: undefined })).rejects.toThrow(ValidationError)
-    await expect(store.putMessage({ ...sampleClaim(5), id: '' })).rejects.toThrow(/id/)
+    await putSample(store, m)
+    // An oversized envelope never becomes a verified message: the ingest, the store's only writer, refuses it.
+    const ingest = createIngest({ store, policy: trustNobodyPolicy() })
+    await expect(ingest.record('x'.repeat(300 * 1024))).rejects.toThrow(LimitError)
+    // A caller that casts its way past the type still meets the store's own checks.
+    const bad = (s: ReturnType<typeof sampleClaim>, patch: Record<string, unknown>): never => ({ ...s.message, ...patch }) as never
+    await expect(store.putMessage(bad(sampleClaim(3), { kind: 'bogus' }), sampleClaim(3).envelopeJson)).rejects.toThrow(/kind/)
+    await expect(store.putMessage(bad(sampleClaim(4), { claim: undefined }), sampleClaim(4).envelopeJson)).rejects.toThrow(ValidationError)
+    await expect(store.putMessage(bad(sampleClaim(5), { id: '' }), sampleClaim(5).envelopeJson)).rejects.toThrow(/id/)
     await expect(store.setState('k', 'x'.repeat(2 * 1024 * 1024))).rejects.toThrow(LimitError)
     expect((await store.getMessage(m.id))?.envelopeJson).toBe(m.envelopeJson)
     expect((await store.stats()).messages).toBe(1)
     // The failed puts allocated no cursor.
-    expect((await store.putMessage(sampleClaim(6))).cursor).toBe(2)
+    expect((await putSample(store, sampleClaim(6))).cursor).toBe(2)
   })
 
   it('keeps jobs and state', async () => {
     const job: Job = {
       id: 'j1',
-      target: sampleClaim(1).claim!.target,
+      target: sampleClaim(1).claim.target,
       announcementId: 'a1',
       recipe: { name: 'neko', digest: 'sha256:' + '1'.repeat(64) },
       state: 'queued',
@@ -143,22 +149,22 @@ describe('level store', () => {
   })
 
   it('keeps everything after close and reopen', async () => {
-    await store.putMessage(sampleAnnouncement(1))
-    await store.putMessage(sampleClaim(1))
+    await putSample(store, sampleAnnouncement(1))
+    await putSample(store, sampleClaim(1))
     await store.setState('s', [1, 2])
     await store.close()
     store = await createStore({ path: join(dir, 'db') })
     expect(await store.stats()).toMatchObject({ messages: 2, announcements: 1, claims: 1 })
     expect(await store.getState('s')).toEqual([1, 2])
     // The cursor continues where it left off.
-    expect((await store.putMessage(sampleClaim(2))).cursor).toBe(3)
+    expect((await putSample(store, sampleClaim(2))).cursor).toBe(3)
   })
 
   it('reports and skips a damaged entry without failing', async () => {
     const a = sampleClaim(1)
     const b = sampleClaim(2)
-    await store.putMessage(a)
-    await store.putMessage(b)
+    await putSample(store, a)
+    await putSample(store, b)
     await store.close()
     // Damage one message entry behind the store's back.
     const raw = new Level<string, string>(join(dir, 'db'))
@@ -169,11 +175,11 @@ describe('level store', () => {
     expect(page.items.map(m => m.id)).toEqual([b.id])
     expect(page.next).toBe(2)
     expect(await store.getMessage(a.id)).toBeUndefined()
-    const target = targetIndexKey(a.claim!.target)
+    const target = targetIndexKey(a.claim.target)
     expect((await store.claimsForTarget(target)).map(m => m.id)).toEqual([b.id])
     expect((await store.stats()).damaged).toBe(1)
     // Re-sending the damaged id does not overwrite what is there.
-    expect((await store.putMessage(a)).stored).toBe(false)
+    expect((await putSample(store, a)).stored).toBe(false)
   })
 
   it('keeps every acknowledged message when the writer is killed', async () => {

@@ -18,7 +18,7 @@ import {
   checkCosignature, cosignatureLine, decodeEntryBundle, entryLeafHash, isPowerOfTwo, leafHash, openNote, parseCheckpoint, parseEntry, parseNote, verifyConsistency, verifyInclusion, witnessName
 } from '../../src/protocol/tlog/index.js'
 import { goAvailable, goBuild } from '../helpers/go.js'
-import { fakeId, putMessages } from './messages.js'
+import { fakeId, messageId, putMessages } from './messages.js'
 
 const run = promisify(execFile)
 
@@ -84,7 +84,7 @@ describe('transparency log', () => {
     expect(bundle.headers.get('cache-control')).toContain('immutable')
     const entries = decodeEntryBundle(Buffer.from(await bundle.arrayBuffer()))
     expect(entries).toHaveLength(188)
-    expect(parseEntry(entries[0] as Buffer)).toEqual({ kind: 'announcement', id: fakeId(512) })
+    expect(parseEntry(entries[0] as Buffer)).toEqual({ kind: 'announcement', id: messageId(512) })
     const tile = Buffer.from(await (await fetch(`${url}/tlog/tile/0/002.p/188`)).arrayBuffer())
     expect(tile.subarray(0, 32)).toEqual(leafHash(entries[0] as Buffer))
     expect((await fetch(`${url}/tlog/tile/0/002.p/189`)).status).toBe(404)
@@ -117,11 +117,11 @@ describe('transparency log', () => {
   })
 
   it('answers inclusion proofs by message id, and refuses an unknown id with 404', async () => {
-    const res = await fetch(`${url}/tlog/inclusion?id=${fakeId(421)}`)
+    const res = await fetch(`${url}/tlog/inclusion?id=${messageId(421)}`)
     const a = await res.json() as { index: number, size: number, proof: string[], checkpoint: string }
     expect(a.index).toBe(421)
     const cp = parseCheckpoint(openNote(a.checkpoint, tlog.origin, identity.publicKey).text)
-    verifyInclusion(a.index, a.size, entryLeafHash('announcement', fakeId(421)), a.proof.map(p => Buffer.from(p, 'base64')), cp.rootHash)
+    verifyInclusion(a.index, a.size, entryLeafHash('announcement', messageId(421)), a.proof.map(p => Buffer.from(p, 'base64')), cp.rootHash)
     expect((await fetch(`${url}/tlog/inclusion?id=${fakeId(9999)}`)).status).toBe(404)
     expect((await fetch(`${url}/tlog/inclusion?id=nothex`)).status).toBe(400)
   })
@@ -153,7 +153,7 @@ describe('transparency log', () => {
     expect(kept.text).toBe(oldText)
     expect(kept.signatures.map(sig => checkCosignature(oldText, sig, witnessName(witness.keyId), witness.publicKey))).toContain(1767225600)
     // The cosigned checkpoint is the one an inclusion proof of an old entry leads to.
-    const inc = await (await fetch(`${url}/tlog/inclusion?id=${fakeId(42)}`)).json() as { size: number, checkpoint: string }
+    const inc = await (await fetch(`${url}/tlog/inclusion?id=${messageId(42)}`)).json() as { size: number, checkpoint: string }
     expect(inc.size).toBe(300)
     expect(inc.checkpoint).toBe(items[2]?.note)
   })
@@ -184,14 +184,14 @@ describe('transparency log', () => {
     const oldFile = join(dir, 'old-checkpoint')
     await writeFile(oldFile, oldNote)
     const index = 421
-    const inc = await (await fetch(`${url}/tlog/inclusion?id=${fakeId(index)}`)).json() as { proof: string[], size: number }
+    const inc = await (await fetch(`${url}/tlog/inclusion?id=${messageId(index)}`)).json() as { proof: string[], size: number }
     const old = parseCheckpoint(openNote(oldNote, tlog.origin, identity.publicKey).text)
     // The node's proofs must satisfy Go's checks too (RFC 6962 form: no old root for a power-of-two size).
     const full = await tlog.consistency(old.size, inc.size)
     const cons = (isPowerOfTwo(old.size) ? full.slice(1) : full).map(h => Buffer.from(h).toString('base64'))
     const { stdout } = await run(bin, [`${url}/tlog/`, tlog.vkey, oldFile, String(index), inc.proof.join(','), cons.join(',')])
     const out = JSON.parse(stdout) as Record<string, unknown>
-    expect(out).toMatchObject({ ok: true, size: 710, oldSize: 300, origin: tlog.origin, entry: `announcement ${fakeId(index)}\n`, entryBundleGzip: true })
+    expect(out).toMatchObject({ ok: true, size: 710, oldSize: 300, origin: tlog.origin, entry: `announcement ${messageId(index)}\n`, entryBundleGzip: true })
     // And a forged proof is refused by Go.
     const bad = [...inc.proof]
     bad[0] = Buffer.alloc(32).toString('base64')

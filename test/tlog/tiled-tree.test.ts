@@ -8,7 +8,7 @@ import { createTiledTree, type TiledTree } from '../../src/node/tlog/tiled-tree.
 import { createTransparencyLog } from '../../src/node/tlog/index.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
 import { entryLeafHash, MemoryTree, TILE_WIDTH } from '../../src/protocol/tlog/index.js'
-import { fakeId, putMessages } from './messages.js'
+import { fakeId, messageId, putMessages } from './messages.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
@@ -78,7 +78,7 @@ describe('transparency log start', () => {
     let tlog = createTransparencyLog({ store, identity }, { path: join(dir, 'tlog') })
     await tlog.start()
     const before = tlog.checkpoint()
-    const proof = await tlog.inclusion(fakeId(300))
+    const proof = await tlog.inclusion(messageId(300))
     await tlog.stop()
     // As an older version left it: entries, checkpoint, no tiles or roots.
     const db = new Level<string, string>(join(dir, 'tlog'), { keyEncoding: 'utf8', valueEncoding: 'utf8' })
@@ -88,7 +88,7 @@ describe('transparency log start', () => {
     tlog = createTransparencyLog({ store, identity }, { path: join(dir, 'tlog') })
     await tlog.start()
     expect(tlog.checkpoint()).toBe(before)
-    expect(await tlog.inclusion(fakeId(300))).toEqual(proof)
+    expect(await tlog.inclusion(messageId(300))).toEqual(proof)
     expect(await tlog.tile({ level: 0, index: 2, width: 256 })).toHaveLength(8192) // served: the leaf hashes alone
     await tlog.stop()
     await store.close()

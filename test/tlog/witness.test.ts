@@ -16,7 +16,8 @@ import {
 import { reportWitnessing } from '../../src/node/tlog/status.js'
 import { SPLIT_VIEW_REASON } from '../../src/protocol/tlog/split-view.js'
 import { LOOPBACK, policyFor, waitFor } from '../node/helpers.js'
-import { fakeId, putMessages } from './messages.js'
+import { fakeId, messageId, putMessages } from './messages.js'
+import type { StoredClaim } from '../../src/node/store/types.js'
 
 const CHROMIUM = process.env.NEKO_CHROMIUM ?? '/usr/bin/chromium'
 
@@ -93,7 +94,7 @@ describe('checkpoint gossip and witnessing', () => {
     const carried = takeInclusionLines(bundle)
     expect(carried.errors).toEqual([])
     expect(carried.evidence.size).toBe(37)
-    expect(checkWitnessed('announcement', fakeId(5), carried.evidence.get(fakeId(5)), witnesses(2, [b, c]))).toMatchObject({ ok: true, cosigners: ['w0', 'w1'] })
+    expect(checkWitnessed('announcement', messageId(5), carried.evidence.get(messageId(5)), witnesses(2, [b, c]))).toMatchObject({ ok: true, cosigners: ['w0', 'w1'] })
     const unknown = { ...messages[0], id: fakeId(424242) } as typeof messages[0]
     const none = await filterWitnessed(a.httpUrl() ?? '', [unknown], witnesses(1, [b]))
     expect(none.excluded[0]?.reason).toBe('no inclusion proof')
@@ -119,7 +120,8 @@ describe('checkpoint gossip and witnessing', () => {
     expect(items[0]?.logKeyId).toBe(ids[0]?.keyId)
     // status --node sets the builder whose log split aside, like an equivocating builder.
     const said: string[] = []
-    const claim = { id: fakeId(1), kind: 'claim', keyId: ids[0]?.keyId ?? '', envelopeJson: '{}', cursor: 1, receivedAt: '' } as const
+    // Only its key id matters here: a claim as `status --node` read it from the node.
+    const claim = { id: fakeId(1), kind: 'claim', keyId: ids[0]?.keyId ?? '', envelopeJson: '{}', cursor: 1, receivedAt: '' } as unknown as StoredClaim
     const r = await reportWitnessing(c.httpUrl() ?? '', policyFor([ids[0] as SigningIdentity], []), [claim], l => said.push(l))
     expect([...r.setAside]).toEqual([[ids[0]?.keyId, SPLIT_VIEW_REASON]])
     expect(r.claims).toEqual([claim])

@@ -62,7 +62,7 @@ export function register (program: Command): void {
       try {
         if (source.announcements.length === 0) throw new UnknownTagError(tag, `${source.where}${flags.repo !== undefined ? ` for ${flags.repo}` : ''}`)
         const { chosen, others } = pickAnnouncement(policy, tag, source.announcements)
-        const a = chosen.announcement!
+        const a = chosen.announcement
         const claims = await source.claimsFor(a.repository, a.commit)
         const evaluation = evaluateRelease({ policy, chosen, others, claims, setAside: source.setAside })
         const logger = cliLogger()

@@ -20,7 +20,7 @@ import { pickAnnouncement } from '../../node/consensus/service.js'
 import { loadPolicyFile } from '../../node/daemon/policy.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { createRegistryClient } from '../../node/registry/index.js'
-import type { StoredMessage } from '../../node/store/types.js'
+import type { StoredAnnouncement, StoredClaim } from '../../node/store/types.js'
 import { reportWitnessing } from '../../node/tlog/status.js'
 import { fetchDivergencesFromNode, formatReport, listReports } from '../../node/triage/index.js'
 import type { DivergenceReport } from '../../protocol/triage.js'
@@ -64,17 +64,17 @@ export async function policyFor (flags: StatusFlags, dataDir: string): Promise<{
 }
 
 /** The release's messages from a node (verified here) or from a local store. */
-export async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<{ announcements: StoredMessage[], claimsFor: (repository: string, commit: string) => Promise<StoredMessage[]>, setAside?: Map<string, string>, reports: (repository: string) => Promise<Array<{ keyId: string, report: DivergenceReport }>>, close: () => Promise<void>, where: string }> {
+export async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<{ announcements: StoredAnnouncement[], claimsFor: (repository: string, commit: string) => Promise<StoredClaim[]>, setAside?: Map<string, string>, reports: (repository: string) => Promise<Array<{ keyId: string, report: DivergenceReport }>>, close: () => Promise<void>, where: string }> {
   if (flags.node !== undefined) {
     const remote = await fetchReleaseFromNode(flags.node, policy, tag, flags.repo)
     for (const r of remote.rejected.slice(0, 20)) process.stderr.write(`neko-rebuilder: ignored line ${r.line} from ${flags.node}: ${r.reason}\n`)
     if (remote.rejected.length > 20) process.stderr.write(`neko-rebuilder: … and ${remote.rejected.length - 20} more rejected lines\n`)
-    const announcements = remote.messages.filter(m => m.announcement != null && m.announcement.tag === tag && (flags.repo === undefined || m.announcement.repository === flags.repo))
-    const { claims, setAside } = await reportWitnessing(flags.node, policy, remote.messages.filter(m => m.claim != null), (line) => process.stderr.write(line))
+    const announcements = remote.messages.filter((m): m is StoredAnnouncement => m.kind === 'announcement' && m.announcement.tag === tag && (flags.repo === undefined || m.announcement.repository === flags.repo))
+    const { claims, setAside } = await reportWitnessing(flags.node, policy, remote.messages.filter((m): m is StoredClaim => m.kind === 'claim'), (line) => process.stderr.write(line))
     return {
       announcements,
       setAside,
-      claimsFor: async (repository, commit) => claims.filter(m => m.claim != null && m.claim.target.repository === repository && m.claim.target.commit === commit),
+      claimsFor: async (repository, commit) => claims.filter(m => m.claim.target.repository === repository && m.claim.target.commit === commit),
       reports: async (repository) => await fetchDivergencesFromNode(flags.node as string, policy, tag, repository),
       close: async () => {},
       where: flags.node
@@ -168,7 +168,7 @@ export function register (program: Command): void {
       try {
         if (source.announcements.length === 0) throw new UnknownTagError(tag, `${source.where}${flags.repo !== undefined ? ` for ${flags.repo}` : ''}`)
         const { chosen, others } = pickAnnouncement(policy, tag, source.announcements)
-        const a = chosen.announcement!
+        const a = chosen.announcement
         if (!announcerTrusted(policy, chosen.keyId)) {
           const detail = policy.announcers.length === 0
             ? 'the policy names no announcers'

@@ -11,7 +11,7 @@ import { parseReference } from '../registry/reference.js'
 import { PlatformNotFoundError } from '../registry/errors.js'
 import type { PublishedImage, RegistryClient } from '../registry/types.js'
 import type { RegistryWriter } from '../registry/writer.js'
-import type { StoredMessage } from '../store/types.js'
+import type { StoredClaim } from '../store/types.js'
 import { ANNOTATION, type Attestation } from './artifacts.js'
 import { collectAttestations, type FoundEnvelope } from './collect.js'
 import { NoImageError, TagMovedError } from './errors.js'
@@ -29,7 +29,7 @@ export interface AttestComponents {
 export interface AttestReleaseInput {
   evaluation: ReleaseEvaluation
   /** The stored claims of the release's commit (their envelopes are attached byte for byte). */
-  claims: StoredMessage[]
+  claims: StoredClaim[]
   /** Published image repository per variant (`ghcr.io/m1k1o/neko/base`). */
   images: ReadonlyMap<string, string>
   tag: string
@@ -158,7 +158,7 @@ export async function attestRelease (components: AttestComponents, input: Attest
     perRepo.set(repo, group)
     const vsaBytes = previous?.bytes ?? new TextEncoder().encode(JSON.stringify(signStatement(statement, input.identity)))
 
-    const ofTarget = input.claims.filter(m => m.claim != null && targetKey(m.claim.target) === v.key)
+    const ofTarget = input.claims.filter(m => targetKey(m.claim.target) === v.key)
       .sort((a, b) => Number(counted.has(b.id)) - Number(counted.has(a.id)) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
       .slice(0, MAX_CLAIMS_PER_TARGET)
     const attestations: Attestation[] = [
@@ -166,7 +166,7 @@ export async function attestRelease (components: AttestComponents, input: Attest
       ...ofTarget.map((m): Attestation => ({
         kind: 'claim',
         envelope: new TextEncoder().encode(m.envelopeJson),
-        predicateType: m.claim?.result !== undefined ? SLSA_PROVENANCE_V1 : FAILURE_PREDICATE,
+        predicateType: m.claim.result !== undefined ? SLSA_PROVENANCE_V1 : FAILURE_PREDICATE,
         signer: m.keyId,
         target: v.key
       }))

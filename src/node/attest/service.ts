@@ -76,10 +76,10 @@ export function createAttestService (components: AttestServiceComponents, init: 
     }
     for (const [k, anns] of byRelease) {
       if (closing) break
-      const tag = anns[0]!.announcement!.tag
+      const tag = anns[0]!.announcement.tag
       try {
         const { chosen, others } = pickAnnouncement(policy, tag, anns)
-        const a = chosen.announcement!
+        const a = chosen.announcement
         const claims = await store.claimsForCommit(a.repository, a.commit)
         const evaluation = evaluateRelease({ policy, chosen, others, claims })
         if (evaluation.verdicts.some(v => v.status === 'pending')) continue

@@ -4,7 +4,7 @@ import type { TrustPolicy } from '../../protocol/policy.js'
 import { computeVerdicts, type TargetVerdict, type VerifiedClaim } from '../../protocol/quorum.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Announcement, ImageResult, Target } from '../../protocol/types.js'
-import type { StoredMessage } from '../store/types.js'
+import type { StoredAnnouncement, StoredClaim } from '../store/types.js'
 import { worstStatus } from './outcome.js'
 import type { AnnouncementSummary, ClaimSummary, TagConsensus, TargetConsensus } from './types.js'
 
@@ -42,14 +42,12 @@ export interface Judgement {
 }
 
 /** The claims of stored messages, as `judge` reads them. */
-export function judgedClaims (messages: readonly StoredMessage[]): JudgedClaim[] {
-  const out: JudgedClaim[] = []
-  for (const m of messages) if (m.claim != null) out.push({ claim: m.claim, keyId: m.keyId, id: m.id, receivedAt: m.receivedAt })
-  return out
+export function judgedClaims (messages: readonly StoredClaim[]): JudgedClaim[] {
+  return messages.map(m => ({ claim: m.claim, keyId: m.keyId, id: m.id, receivedAt: m.receivedAt }))
 }
 
-function announcementSummary (policy: TrustPolicy, m: StoredMessage): AnnouncementSummary {
-  const a = m.announcement!
+function announcementSummary (policy: TrustPolicy, m: StoredAnnouncement): AnnouncementSummary {
+  const a = m.announcement
   return { id: m.id, keyId: m.keyId, commit: a.commit, announcedAt: a.announcedAt, trusted: announcerTrusted(policy, m.keyId) }
 }
 
@@ -178,11 +176,11 @@ export function judge (input: JudgeInput): Judgement {
 export interface ReleaseInput {
   policy: TrustPolicy
   /** The announcement the verdicts rest on (see `pickAnnouncement`). */
-  chosen: StoredMessage
+  chosen: StoredAnnouncement
   /** Other announcements of the tag, listed. */
-  others: StoredMessage[]
+  others: StoredAnnouncement[]
   /** Stored claims; those for another repository or commit are left out. */
-  claims: StoredMessage[]
+  claims: StoredClaim[]
   published?: ReadonlyMap<string, string> | undefined
   setAside?: ReadonlyMap<string, string> | undefined
 }
@@ -196,8 +194,8 @@ export interface ReleaseEvaluation {
 /** `judge` for one announced release, with the announcement it rests on: what `status` prints and the HTTP API serves. */
 export function evaluateRelease (input: ReleaseInput): ReleaseEvaluation {
   const { policy, chosen } = input
-  const a = chosen.announcement!
-  const claims = judgedClaims(input.claims.filter(m => m.claim != null && m.claim.target.repository === a.repository && m.claim.target.commit === a.commit))
+  const a = chosen.announcement
+  const claims = judgedClaims(input.claims.filter(m => m.claim.target.repository === a.repository && m.claim.target.commit === a.commit))
   const { verdicts, targets } = judge({ policy, announcements: [a], claims, published: input.published, setAside: input.setAside })
   return {
     verdicts,

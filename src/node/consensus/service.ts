@@ -1,5 +1,7 @@
 import type { TrustPolicy } from '../../protocol/policy.js'
-import type { Store, StoredMessage } from '../store/types.js'
+import type { TypedEventTarget } from '@libp2p/interface'
+import type { IngestEvents } from '../ingest/index.js'
+import type { Store, StoredAnnouncement, StoredMessage } from '../store/types.js'
 import { AmbiguousTagError } from './errors.js'
 import { announcerTrusted, evaluateRelease } from './evaluate.js'
 import type { PublishedLookup } from './published.js'
@@ -31,9 +33,9 @@ export interface ReleaseSummary {
  * announce, else the newest of all (shown as untrusted). Several repositories with the same
  * tag and none named is an error, not a guess.
  */
-export function pickAnnouncement (policy: TrustPolicy, tag: string, found: StoredMessage[]): { chosen: StoredMessage, others: StoredMessage[] } {
-  const anns = found.filter(m => m.announcement != null && m.announcement.tag === tag)
-  const repositories = [...new Set(anns.map(m => m.announcement!.repository))]
+export function pickAnnouncement (policy: TrustPolicy, tag: string, found: StoredAnnouncement[]): { chosen: StoredAnnouncement, others: StoredAnnouncement[] } {
+  const anns = found.filter(m => m.announcement.tag === tag)
+  const repositories = [...new Set(anns.map(m => m.announcement.repository))]
   if (repositories.length > 1) throw new AmbiguousTagError(tag, repositories.sort())
   const newestFirst = [...anns].sort((a, b) => b.cursor - a.cursor)
   const chosen = newestFirst.find(m => announcerTrusted(policy, m.keyId)) ?? newestFirst[0]
@@ -50,16 +52,16 @@ export async function consensusForTag (store: Store, policy: TrustPolicy, tag: s
   const found = await store.announcements(opts.repository !== undefined ? { repository: opts.repository, tag } : { tag })
   if (found.length === 0) return undefined
   const { chosen, others } = pickAnnouncement(policy, tag, found)
-  const a = chosen.announcement!
+  const a = chosen.announcement
   const claims = await store.claimsForCommit(a.repository, a.commit, policy.builderKeys.keys())
   return evaluateRelease({ policy, chosen, others, claims, published: opts.published, setAside: opts.setAside }).consensus
 }
 
 export interface ConsensusService {
   /**
-   * Reads what the store took in since the last look and returns a version: the newest
-   * cursor seen plus the number of keys set aside. Both only grow, so equal numbers mean
-   * nothing changed, and answers computed then are still right.
+   * The newest cursor this view has taken in (after its first load from the store) plus the
+   * number of keys set aside. Both only grow, so equal numbers mean nothing changed, and
+   * answers computed then are still right.
    */
   sync (): Promise<number>
   forTag (tag: string, opts?: { repository?: string }): Promise<TagConsensus | undefined>
@@ -69,6 +71,11 @@ export interface ConsensusService {
 
 export interface ConsensusServiceComponents {
   store: Store
+  /**
+   * Where the node's messages enter it: the view follows its `stored` events. Without it the
+   * store is taken as it is when first read (nothing else writes messages to it).
+   */
+  ingest?: TypedEventTarget<IngestEvents>
   policy: TrustPolicy
   published?: PublishedLookup | undefined
   /** Builder keys the verdicts do not count (those whose log the node's witness proved split). */
@@ -79,9 +86,6 @@ export interface ConsensusServiceInit {
   /** Releases whose verdicts are kept computed. Default 2000. */
   cacheSize?: number
 }
-
-/** Messages read per step when catching up with the store. */
-const CATCH_UP_PAGE = 1000
 
 interface CacheEntry {
   value: TagConsensus
@@ -106,15 +110,16 @@ function sameMap (a: ReadonlyMap<string, string> | undefined, b: ReadonlyMap<str
 
 /**
  * Consensus for the HTTP API, where the same tags are asked for again and again: keeps a
- * tag → announcements index and the computed verdicts per release. Before each answer it
- * reads the messages stored since its last look (one cursor-index seek when nothing is new)
- * and drops the cached releases they touch, so an answer is never older than the store.
+ * tag → announcements index and the computed verdicts per release. It reads the store's
+ * announcements once; after that the ingest's `stored` events add each new announcement and
+ * drop the cached releases a new claim touches, as it is stored, so an answer is never older
+ * than the store and a request costs no read to find out.
  */
 export function createConsensusService (components: ConsensusServiceComponents, init: ConsensusServiceInit = {}): ConsensusService {
   const { store, policy } = components
   const cacheSize = init.cacheSize ?? 2000
   /** tag → repository → announcements (by id). */
-  const byTag = new Map<string, Map<string, Map<string, StoredMessage>>>()
+  const byTag = new Map<string, Map<string, Map<string, StoredAnnouncement>>>()
   /** repository+commit → releases announced at that commit. */
   const releasesOfCommit = new Map<string, Set<string>>()
   /** LRU by insertion order. */
@@ -123,12 +128,15 @@ export function createConsensusService (components: ConsensusServiceComponents, 
   /** The initial load hit the store's listing limit: fall back to the store for unknown tags. */
   let truncated = false
   let ready: Promise<void> | undefined
-  let running: Promise<void> | undefined
-  let queued: Promise<void> | undefined
+  /**
+   * Messages stored while the first load runs, applied once it is done. Before it starts
+   * (`undefined`, not loaded) the load will find them in the store itself.
+   */
+  let early: StoredMessage[] | undefined
+  let loadedOnce = false
 
-  function addAnnouncement (m: StoredMessage): void {
+  function addAnnouncement (m: StoredAnnouncement): void {
     const a = m.announcement
-    if (a == null) return
     let repos = byTag.get(a.tag)
     if (repos === undefined) byTag.set(a.tag, repos = new Map())
     let anns = repos.get(a.repository)
@@ -145,56 +153,35 @@ export function createConsensusService (components: ConsensusServiceComponents, 
   function apply (m: StoredMessage): void {
     if (m.kind === 'announcement') {
       addAnnouncement(m)
-    } else if (m.claim != null) {
+    } else {
       for (const rk of releasesOfCommit.get(commitKey(m.claim.target.repository, m.claim.target.commit)) ?? []) cache.delete(rk)
     }
+    if (m.cursor > highwater) highwater = m.cursor
   }
 
+  components.ingest?.addEventListener('stored', ({ detail }) => {
+    if (loadedOnce) apply(detail)
+    else early?.push(detail)
+  })
+
   async function load (): Promise<void> {
-    // The cursor first: anything stored while the announcements load is seen again by catch-up (and deduplicated by id).
+    // The cursor first: what is stored while the announcements load arrives as events too (deduplicated by id).
+    early = []
     highwater = (await store.stats()).messages
     const all = await store.announcements()
     truncated = all.length >= 5000
     for (const m of all) addAnnouncement(m)
+    for (const m of early) apply(m)
+    early = undefined
+    loadedOnce = true
   }
 
-  async function readNew (): Promise<void> {
-    for (;;) {
-      const page = await store.messagesSince(highwater, CATCH_UP_PAGE)
-      for (const m of page.items) apply(m)
-      if (page.next <= highwater) return
-      highwater = page.next
-      if (page.items.length < CATCH_UP_PAGE) return
-    }
+  async function loaded (): Promise<void> {
+    ready ??= load()
+    await ready
   }
 
-  /**
-   * At most one read in flight and one queued behind it: a caller joins the queued read,
-   * which starts after it arrived, so it still sees everything stored before it asked,
-   * and a burst of requests costs two index reads, not one each.
-   */
-  function catchUp (): Promise<void> {
-    if (queued !== undefined) return queued
-    const start = (): Promise<void> => {
-      const run = (async () => {
-        ready ??= load()
-        await ready
-        await readNew()
-      })()
-      running = run
-      void run.catch(() => undefined).then(() => { if (running === run) running = undefined })
-      return run
-    }
-    if (running === undefined) return start()
-    const next = running.catch(() => undefined).then(() => {
-      queued = undefined
-      return start()
-    })
-    queued = next
-    return next
-  }
-
-  async function announcementsFor (tag: string, repository: string | undefined): Promise<StoredMessage[]> {
+  async function announcementsFor (tag: string, repository: string | undefined): Promise<StoredAnnouncement[]> {
     const repos = byTag.get(tag)
     if (repos === undefined) {
       if (!truncated) return []
@@ -208,16 +195,16 @@ export function createConsensusService (components: ConsensusServiceComponents, 
 
   return {
     async sync () {
-      await catchUp()
+      await loaded()
       return highwater + ((await components.setAside?.())?.size ?? 0)
     },
 
     async forTag (tag, opts = {}) {
-      await catchUp()
+      await loaded()
       const found = await announcementsFor(tag, opts.repository)
       if (found.length === 0) return undefined
       const { chosen, others } = pickAnnouncement(policy, tag, found)
-      const a = chosen.announcement!
+      const a = chosen.announcement
       const rk = releaseKey(a.repository, tag)
       const published = components.published !== undefined
         ? await components.published({ repository: a.repository, tag, commit: a.commit, targets: a.targets })
@@ -238,14 +225,14 @@ export function createConsensusService (components: ConsensusServiceComponents, 
     },
 
     async releases (filter = {}) {
-      await catchUp()
+      await loaded()
       const out: ReleaseSummary[] = []
       const tags = filter.tag !== undefined ? [filter.tag] : [...byTag.keys()]
       for (const tag of tags) {
         for (const [repository, anns] of byTag.get(tag) ?? []) {
           if (filter.repository !== undefined && repository !== filter.repository) continue
           const { chosen } = pickAnnouncement(policy, tag, [...anns.values()])
-          const a = chosen.announcement!
+          const a = chosen.announcement
           out.push({
             repository,
             tag,

@@ -1,25 +1,20 @@
 import { signCapabilities, type Capabilities } from '../../protocol/capabilities.js'
-import type { DecodedMessage } from '../../protocol/messages.js'
 import { createFeedServer, type FeedServer } from '../http/server.js'
 import { silentLogger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { createScheduler } from '../scheduler/index.js'
 import { createTransparencyLog, createWitness, type Witness } from '../tlog/index.js'
-import type { StoredMessage } from '../store/types.js'
+import { createIngest, type Judgement } from '../ingest/index.js'
 import { hostArch, toolInfo } from '../../tool.js'
 import { createBackfillSync, storeBackfillSource } from './backfill.js'
 import { createBuilderRegistry } from './builders.js'
 import { MessageRejectedError } from './errors.js'
 import { jobsView } from './jobs.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
-import { createMessageValidator, type CheckResult } from './validator.js'
-import { createRateLimiter } from '../rate-limit.js'
 import { createReportGossip, createTriage, publishOwnReports } from '../triage/index.js'
 import { splitViewLookup } from '../consensus/set-aside.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
-/** A builder signs one claim per target it builds, an announcer one announcement per release. */
-const DEFAULT_TRUSTED_RATE = { perMinute: 120, burst: 60 }
 const CAPABILITIES_WARMUP_MS = [3_000, 10_000, 30_000, 60_000]
 
 /**
@@ -32,15 +27,15 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   const log = logger.forComponent('daemon')
   const { store, identity } = components
   const policy = components.policy
-  const validator = createMessageValidator({ store, policy, log }, init.validator)
+  const ingest = createIngest({ store, policy, logger, ...(components.metrics != null ? { metrics: components.metrics } : {}) }, { ...init.validator, ...(init.trustedRate != null ? { trustedRate: init.trustedRate } : {}) })
   const builders = createBuilderRegistry({ store, policy: () => policy, log })
   const gossipCounts = { accepted: 0, rejected: 0, ignored: 0 }
-  // Trusted keys are rate-limited too: a leaked or broken one must not flood the node.
-  const trustedLimiter = createRateLimiter({ ...(init.trustedRate ?? DEFAULT_TRUSTED_RATE), maxKeys: 4096 })
   let claimsSigned = 0
   let ownCapabilities: Capabilities | undefined
   let engineCaps: Awaited<ReturnType<NonNullable<DaemonComponents['rebuilder']>['capabilities']>> | undefined
-  const storedListeners: Array<(kind: 'announcement' | 'claim', id: string) => void> = []
+  const onStored = (cb: (kind: 'announcement' | 'claim', id: string) => void): void => {
+    ingest.addEventListener('stored', ({ detail }) => { cb(detail.kind, detail.id) })
+  }
   let capsTimer: NodeJS.Timeout | undefined
   let capsDebounce: NodeJS.Timeout | undefined
   let feed: FeedServer | undefined
@@ -49,7 +44,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   let stopping: Promise<void> | undefined
   const tlog = init.tlog !== undefined ? createTransparencyLog({ store, identity, logger }, init.tlog) : undefined
   if (tlog !== undefined) {
-    storedListeners.push(() => { tlog.sync().catch((err: unknown) => { log.error({ err }, 'appending to the transparency log failed') }) })
+    onStored(() => { tlog.sync().catch((err: unknown) => { log.error({ err }, 'appending to the transparency log failed') }) })
   }
   let witness: Witness | undefined
 
@@ -57,63 +52,17 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   const triage = components.manifests == null
     ? undefined
     : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a) } }, init.triage)
-  if (triage != null) storedListeners.push((kind, id) => { if (kind === 'claim') triage.claimStored(id) })
+  if (triage != null) onStored((kind, id) => { if (kind === 'claim') triage.claimStored(id) })
   // Reports travel on their own topic, to observers as to builders.
   const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports)
   triage?.onReport(r => { p2p.publish(TOPICS.divergences, Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
-
-  const trusted = (d: DecodedMessage): boolean => d.kind === 'announcement' ? policy.announcerKeys.has(d.keyId) : policy.builderKeys.has(d.keyId)
-  // Each refused announcement is reported once, however often gossip offers it again.
-  const refused = new Set<string>()
-  function refusedAnnouncement (id: string, a: { repository: string, tag: string }, keyId: string, reason: string | undefined): void {
-    if (refused.has(id)) return
-    if (refused.size >= 1024) refused.clear()
-    refused.add(id)
-    log.warn({ id, repository: a.repository, tag: a.tag, keyId, reason }, `announcement of ${a.tag} refused: ${reason ?? 'invalid'}`)
-  }
-
-  /** Stores a verified message and acts on it. Returns false when it was already stored. */
-  async function storeDecoded (d: DecodedMessage, envelopeJson: string): Promise<boolean> {
-    const msg: Omit<StoredMessage, 'cursor' | 'receivedAt'> = d.kind === 'announcement'
-      ? { id: d.id, kind: 'announcement', keyId: d.keyId, envelopeJson, announcement: d.announcement }
-      : { id: d.id, kind: 'claim', keyId: d.keyId, envelopeJson, claim: d.claim }
-    const { stored, cursor } = await store.putMessage(msg)
-    if (!stored) return false
-    components.metrics?.claimStored(d.kind)
-    for (const cb of storedListeners) cb(d.kind, d.id)
-    if (d.kind === 'announcement') {
-      log.info({ id: d.id, repository: d.announcement.repository, tag: d.announcement.tag, commit: d.announcement.commit }, 'announcement stored')
-      const full = await store.getMessage(d.id)
-      if (full != null) await scheduler.enqueue(full)
-    } else {
-      log.info({ id: d.id, keyId: d.keyId, trusted: policy.builderKeys.has(d.keyId), target: d.claim.target, cursor }, 'claim stored')
-    }
-    return true
-  }
-
-  async function settle (r: CheckResult, data: Uint8Array): Promise<'stored' | 'duplicate' | 'rejected'> {
-    if (r.verdict === 'reject') {
-      log.debug({ reason: r.reason }, 'message rejected')
-      return 'rejected'
-    }
-    if (r.verdict === 'ignore' || r.decoded == null) return 'duplicate'
-    return await storeDecoded(r.decoded, Buffer.from(data).toString('utf8')) ? 'stored' : 'duplicate'
-  }
-
-  async function accept (topic: string | undefined, data: Uint8Array): Promise<'stored' | 'duplicate' | 'rejected'> {
-    return await settle(await validator.check(topic, data), data)
-  }
-
-  /** A back-fill page: signatures checked as a batch, then each item judged and stored in order. */
-  async function acceptPage (items: readonly Uint8Array[]): Promise<Array<'stored' | 'duplicate' | 'rejected'>> {
-    return await validator.checkMany(undefined, items, settle)
-  }
 
   const p2p = await createP2PNode({
     logger,
     privateKey: identity.privateKey,
     async validate (topic, data) {
       let verdict: 'accept' | 'reject' | 'ignore'
+      let judgement: Judgement | undefined
       if (topic === TOPICS.capabilities) {
         verdict = builders.receive(data)
       } else if (topic === TOPICS.checkpoints) {
@@ -123,20 +72,15 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         if (r.verdict === 'reject') log.info({ reason: r.reason, keyId: r.keyId }, 'divergence report refused')
         verdict = r.verdict
       } else {
-        const r = await validator.check(topic, data)
-        verdict = r.verdict
-        if (verdict === 'accept' && r.decoded != null && trusted(r.decoded) && !trustedLimiter.take(r.decoded.keyId)) {
-          validator.take(data)
-          verdict = 'ignore'
-        }
-        if (r.verdict === 'reject' && r.decoded?.kind === 'announcement') refusedAnnouncement(r.decoded.id, r.decoded.announcement, r.decoded.keyId, r.reason)
+        judgement = await ingest.validate(topic, data)
+        verdict = judgement.verdict
       }
       if (verdict === 'accept') gossipCounts.accepted++
       else if (verdict === 'reject') gossipCounts.rejected++
       else gossipCounts.ignored++
-      return verdict
+      return judgement !== undefined ? { outcome: verdict, value: judgement } : verdict
     },
-    async onMessage (topic, data) {
+    async onMessage (topic, data, _from, validated) {
       if (topic === TOPICS.capabilities) return
       if (topic === TOPICS.checkpoints) {
         await witness?.receive(data).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
@@ -146,10 +90,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         await reports.receive(data).catch((err: unknown) => { log.warn({ err }, 'storing a divergence report failed') })
         return
       }
-      const decoded = validator.take(data)
       try {
-        if (decoded != null) await storeDecoded(decoded, Buffer.from(data).toString('utf8'))
-        else await accept(topic, data)
+        await ingest.deliver(validated as Judgement, data)
       } catch (err) {
         log.warn({ err, topic }, 'storing a gossip message failed')
       }
@@ -185,23 +127,22 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     witness = w
   }
 
-  const backfill = createBackfillSync({ store, p2p, log, accept: acceptPage }, init.backfill)
+  const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptPage(items) }, init.backfill)
 
   const scheduler = createScheduler({
     logger,
     store,
+    ingest,
     rebuilder: components.rebuilder,
     identity,
     capabilities: () => engineCaps,
     async publishClaim (envelopeJson) {
       await p2p.publish(TOPICS.claims, Buffer.from(envelopeJson, 'utf8'))
     },
-    onClaim (claim, id) {
+    onClaim (claim) {
       claimsSigned++
-      components.metrics?.claimStored('claim')
       const seconds = (Date.parse(claim.finishedOn) - Date.parse(claim.startedOn)) / 1000
       components.metrics?.buildFinished(claim.failure?.class ?? 'success', Number.isFinite(seconds) ? seconds : 0)
-      for (const cb of storedListeners) cb('claim', id)
     }
   }, {
     concurrency: init.concurrency,
@@ -209,6 +150,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     backoffMs: init.backoffMs,
     ...(init.maxAnnouncementAgeMs != null ? { maxAnnouncementAgeMs: init.maxAnnouncementAgeMs } : {}),
     ...(init.progressIntervalMs != null ? { progressIntervalMs: init.progressIntervalMs } : {})
+  })
+  // What arrives announced is queued here; the scheduler keeps its queue calls in order.
+  ingest.addEventListener('stored', ({ detail }) => {
+    if (detail.kind === 'announcement') scheduler.enqueue(detail).catch((err: unknown) => { log.warn({ err, id: detail.id }, 'queueing an announced release failed') })
   })
   components.metrics?.observeJobs(async () => ({ queued: (await store.listJobs('queued')).length, running: scheduler.running().length }))
 
@@ -309,6 +254,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         feed = createFeedServer({
           logger,
           store,
+          ingest,
           policy,
           metrics: components.metrics,
           builders: () => builders.list(),
@@ -352,13 +298,11 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     async announce (envelope) {
       const text = typeof envelope === 'string' ? envelope : JSON.stringify(envelope)
       const data = Buffer.from(text, 'utf8')
-      const r = await validator.check(TOPICS.announcements, data)
+      const { outcome, judgement: r } = await ingest.accept(TOPICS.announcements, data)
       if (r.verdict === 'reject') throw new MessageRejectedError(r.reason ?? 'invalid')
-      if (r.decoded == null || r.decoded.kind !== 'announcement') throw new MessageRejectedError('not an announcement')
-      validator.take(data)
-      const stored = r.verdict === 'accept' ? await storeDecoded(r.decoded, text) : false
+      if (r.message == null || r.message.kind !== 'announcement') throw new MessageRejectedError('not an announcement')
       const { recipients } = await p2p.publish(TOPICS.announcements, data)
-      return { id: r.decoded.id, stored, recipients }
+      return { id: r.message.id, stored: outcome === 'stored', recipients }
     },
 
     syncFrom: async (peerId) => await backfill.syncNow(peerId),
@@ -371,7 +315,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       ...(tlog !== undefined && witness !== undefined ? { tlog: { size: tlog.size(), checkpointSize: tlog.checkpointSize(), republished: tlog.republished(), witness: witness.stats() } } : {})
     }),
     tlog,
-    onStored (cb) { storedListeners.push(cb) }
+    ingest,
+    onStored
   }
   return daemon
 }

@@ -1,7 +1,6 @@
 export { createDaemon } from './daemon.js'
 export type { Daemon, DaemonComponents, DaemonInit, DaemonRebuilder, DaemonStats } from './types.js'
 export type { BuilderInfo } from './builders.js'
-export { createMessageValidator, type MessageValidator, type ValidatorInit } from './validator.js'
 export { storeBackfillSource } from './backfill.js'
 export { trustNobodyPolicy, loadPolicyFile } from './policy.js'
 export { MessageRejectedError } from './errors.js'

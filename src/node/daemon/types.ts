@@ -12,7 +12,7 @@ import type { TransparencyLog } from '../tlog/types.js'
 import type { WitnessStats } from '../tlog/witness.js'
 import type { BackfillStats, BackfillSyncInit } from './backfill.js'
 import type { BuilderInfo } from './builders.js'
-import type { ValidatorInit } from './validator.js'
+import type { Ingest, IngestInit } from '../ingest/index.js'
 import type { ManifestKeeper, OutputKeeper, ReportGossipInit, TriageInit } from '../triage/index.js'
 
 /** What the daemon needs of a rebuild engine (the build engine's `Rebuilder` satisfies it). */
@@ -51,7 +51,8 @@ export interface DaemonInit {
   http?: { host: string, port: number }
   gossip?: GossipInit
   backfill?: BackfillSyncInit
-  validator?: ValidatorInit
+  /** Limits on keys the policy does not trust (see `IngestInit`). */
+  validator?: Pick<IngestInit, 'untrustedPerMinute' | 'untrustedPerTarget'>
   /**
    * Gossip messages per minute accepted from one trusted key (a policy builder's claims, an
    * announcer's announcements), and the burst; beyond it they are ignored (back-fill brings
@@ -104,6 +105,8 @@ export interface Daemon {
   stats: () => DaemonStats
   /** The transparency log, when the node keeps one. */
   readonly tlog?: TransparencyLog
+  /** Where every message enters the node; its `stored` events say what was stored. */
+  readonly ingest: Ingest
   /** Called for each message this node stores (gossip, back-fill, own claims). */
   onStored: (cb: (kind: 'announcement' | 'claim', id: string) => void) => void
 }

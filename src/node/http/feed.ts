@@ -28,7 +28,7 @@ function shortKey (keyId: string): string {
 }
 
 function messageItem (m: StoredMessage, base: string | undefined): JsonFeedItem | undefined {
-  if (m.kind === 'announcement' && m.announcement != null) {
+  if (m.kind === 'announcement') {
     const a = m.announcement
     const targets = a.targets.map(t => `${t.variant} ${t.platform}`).join(', ')
     return {
@@ -40,7 +40,7 @@ function messageItem (m: StoredMessage, base: string | undefined): JsonFeedItem 
       ...(base !== undefined ? { url: `${base}/api/v1/consensus/${encodeURIComponent(a.tag)}?repository=${encodeURIComponent(a.repository)}` } : {})
     }
   }
-  if (m.kind === 'claim' && m.claim != null) {
+  {
     const c = m.claim
     const t = c.target
     const what = `${t.repository} ${t.tag ?? t.commit.slice(0, 12)} ${t.variant} ${t.platform}`
@@ -104,9 +104,8 @@ export async function buildJsonFeed (components: { store: Store, consensus: Cons
   for (const m of recent) {
     const item = messageItem(m, opts.base)
     if (item !== undefined) items.push(item)
-    const repository = m.announcement?.repository ?? m.claim?.target.repository
-    const tag = m.announcement?.tag ?? m.claim?.target.tag
-    if (repository !== undefined && tag !== undefined) {
+    const { repository, tag } = m.kind === 'announcement' ? m.announcement : m.claim.target
+    if (tag !== undefined) {
       const key = JSON.stringify([repository, tag])
       releases.set(key, { repository, tag, date: m.receivedAt })
     }

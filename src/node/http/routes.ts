@@ -45,7 +45,7 @@ const CONSENSUS_PREFIX = '/api/v1/consensus/'
 
 /** One public view of a stored claim: the decoded claim, who signed it and when it arrived. */
 function claimView (m: StoredMessage): Record<string, unknown> {
-  return { id: m.id, cursor: m.cursor, keyId: m.keyId, receivedAt: m.receivedAt, claim: m.claim }
+  return { id: m.id, cursor: m.cursor, keyId: m.keyId, receivedAt: m.receivedAt, claim: m.kind === 'claim' ? m.claim : undefined }
 }
 
 function tagParam (q: Query): string | undefined {

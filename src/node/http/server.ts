@@ -3,6 +3,8 @@ import type { AddressInfo, Socket } from 'node:net'
 import { componentLog, type ComponentLogger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
+import type { TypedEventTarget } from '@libp2p/interface'
+import type { IngestEvents } from '../ingest/index.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import type { PublishedLookup } from '../consensus/published.js'
 import type { SetAsideLookup } from '../consensus/set-aside.js'
@@ -19,6 +21,8 @@ export interface FeedServerComponents {
   /** Where this service logs; silent without one. */
   logger?: ComponentLogger
   store: Store
+  /** The node's ingest: the feed's views follow what it stores (without it, the store is read as it is at the first request). */
+  ingest?: TypedEventTarget<IngestEvents>
   policy: TrustPolicy
   metrics?: Metrics
   /** What the local builders can build (`daemon.builders()`), served at /api/v1/builders. */
@@ -52,7 +56,7 @@ export interface FeedServer {
  */
 export function createFeedServer (components: FeedServerComponents, init: FeedServerInit): FeedServer {
   const log = componentLog(components.logger, 'http')
-  const consensus = createConsensusService({ store: components.store, policy: components.policy, published: components.published, setAside: components.setAside })
+  const consensus = createConsensusService({ store: components.store, policy: components.policy, published: components.published, setAside: components.setAside, ...(components.ingest !== undefined ? { ingest: components.ingest } : {}) })
   let server: Server | undefined
   const sockets = new Set<Socket>()
 

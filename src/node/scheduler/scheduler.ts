@@ -1,11 +1,11 @@
 import { announcementTargets } from '../../protocol/announcement.js'
-import { envelopeId } from '../../protocol/dsse.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { signClaim } from '../../protocol/messages.js'
 import { targetKey } from '../../protocol/target.js'
-import type { Announcement, Claim } from '../../protocol/types.js'
+import type { Claim } from '../../protocol/types.js'
 import { RecipeError, recipeDigest, RequirementsError, TargetError, type BuildProgress, type Recipe } from '../rebuilder/index.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
+import type { Ingest } from '../ingest/index.js'
 import type { Job, Store, StoredMessage } from '../store/types.js'
 import { SchedulerStoppedError } from './errors.js'
 import { builtinRecipe, canBuildTarget } from './requirements.js'
@@ -15,6 +15,8 @@ export interface SchedulerComponents extends SchedulerCapabilities {
   /** Where this service logs; silent without one. */
   logger?: ComponentLogger
   store: Store
+  /** Where the claims this node signs are verified and stored, like every other message. */
+  ingest: Pick<Ingest, 'record'>
   /** Absent on an observer node. */
   rebuilder?: SchedulerRebuilder
   identity: SigningIdentity
@@ -28,7 +30,10 @@ export interface Scheduler {
   start: () => Promise<void>
   /** Aborts running builds (their jobs go back to the queue) and waits for them to settle. */
   stop: () => Promise<void>
-  /** Queues the targets of a verified announcement that this node can build; returns the new jobs. */
+  /**
+   * Queues the targets of a verified announcement that this node can build; returns the new
+   * jobs. Calls run one after another, so two announcements of one target make one job.
+   */
   enqueue: (announcement: StoredMessage) => Promise<Job[]>
   /** Jobs running now. */
   running: () => string[]
@@ -57,6 +62,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
   let pumping: Promise<void> | undefined
   let pumpAgain = false
   let idleWaiters: Array<() => void> = []
+  let enqueueing: Promise<unknown> = Promise.resolve()
 
   const now = (): string => new Date().toISOString()
 
@@ -168,10 +174,8 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       await retryOrFail(job, claim.failure.message)
       return
     }
-    const envelope = signClaim(claim, components.identity)
-    const id = envelopeId(envelope)
-    const envelopeJson = JSON.stringify(envelope)
-    await store.putMessage({ id, kind: 'claim', keyId: components.identity.keyId, envelopeJson, claim })
+    const envelopeJson = JSON.stringify(signClaim(claim, components.identity))
+    const { id } = await components.ingest.record(envelopeJson)
     job = await saveJob(job, { state: claim.failure == null ? 'done' : 'failed', claimId: id, lastError: claim.failure?.message })
     log.info({ job: job.id, id, outcome: claim.failure?.class ?? 'success', manifest: claim.result?.manifestDigest }, 'build finished; claim signed')
     components.onClaim?.(claim, id)
@@ -181,6 +185,40 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       // Peers still get it through back-fill.
       log.warn({ err, job: job.id }, 'publishing the claim failed; it stays stored for back-fill')
     }
+  }
+
+  async function enqueue (message: StoredMessage): Promise<Job[]> {
+    if (message.kind !== 'announcement') return []
+    const a = message.announcement
+    const caps = components.capabilities()
+    if (components.rebuilder == null || caps == null) return []
+    const ageMs = Date.now() - Date.parse(a.announcedAt)
+    if (maxAgeMs > 0 && ageMs > maxAgeMs) {
+      log.info({ repository: a.repository, tag: a.tag, announcedAt: a.announcedAt, maxAgeDays: Math.round(maxAgeMs / 86_400_000 * 10) / 10 }, 'release not queued: announced before the age limit (--max-release-age)')
+      return []
+    }
+    const created: Job[] = []
+    for (const target of announcementTargets(a)) {
+      const id = targetKey(target)
+      // One job per target, ever: a target announced again (or by a second tag) is not rebuilt.
+      if (await store.getJob(id) != null) continue
+      const verdict = await canBuildTarget(a.recipe.name, target, caps, recipes)
+      const job: Job = {
+        id,
+        target,
+        announcementId: message.id,
+        recipe: a.recipe,
+        state: verdict.ok ? 'queued' : 'refused',
+        attempts: 0,
+        ...(verdict.ok ? {} : { lastError: verdict.reason }),
+        updatedAt: now()
+      }
+      await store.putJob(job)
+      if (verdict.ok) created.push(job)
+      log.info({ job: id, state: job.state, reason: verdict.reason }, verdict.ok ? 'build queued' : 'target not buildable here')
+    }
+    if (created.length > 0) schedulePump()
+    return created
   }
 
   async function retryOrFail (job: Job, message: string): Promise<void> {
@@ -219,37 +257,9 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     },
 
     async enqueue (message) {
-      const a: Announcement | undefined = message.announcement
-      if (a == null || message.kind !== 'announcement') return []
-      const caps = components.capabilities()
-      if (components.rebuilder == null || caps == null) return []
-      const ageMs = Date.now() - Date.parse(a.announcedAt)
-      if (maxAgeMs > 0 && ageMs > maxAgeMs) {
-        log.info({ repository: a.repository, tag: a.tag, announcedAt: a.announcedAt, maxAgeDays: Math.round(maxAgeMs / 86_400_000 * 10) / 10 }, 'release not queued: announced before the age limit (--max-release-age)')
-        return []
-      }
-      const created: Job[] = []
-      for (const target of announcementTargets(a)) {
-        const id = targetKey(target)
-        // One job per target, ever: a target announced again (or by a second tag) is not rebuilt.
-        if (await store.getJob(id) != null) continue
-        const verdict = await canBuildTarget(a.recipe.name, target, caps, recipes)
-        const job: Job = {
-          id,
-          target,
-          announcementId: message.id,
-          recipe: a.recipe,
-          state: verdict.ok ? 'queued' : 'refused',
-          attempts: 0,
-          ...(verdict.ok ? {} : { lastError: verdict.reason }),
-          updatedAt: now()
-        }
-        await store.putJob(job)
-        if (verdict.ok) created.push(job)
-        log.info({ job: id, state: job.state, reason: verdict.reason }, verdict.ok ? 'build queued' : 'target not buildable here')
-      }
-      if (created.length > 0) schedulePump()
-      return created
+      const run = enqueueing.then(async () => await enqueue(message))
+      enqueueing = run.catch(() => undefined)
+      return await run
     },
 
     running: () => [...active.keys()],

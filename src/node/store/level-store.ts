@@ -1,6 +1,7 @@
 import { Level } from 'level'
 import { announcementTargets } from '../../protocol/announcement.js'
 import { LimitError, ValidationError } from '../../protocol/errors.js'
+import type { DecodedMessage } from '../../protocol/messages.js'
 import type { Target } from '../../protocol/types.js'
 import { componentLog, type LoggerComponents } from '../logger.js'
 import { StoreClosedError, StoreOpenError } from './errors.js'
@@ -49,9 +50,7 @@ function matches (m: StoredMessage, f: MessageFilter | undefined): boolean {
   if (f == null) return true
   if (f.kind != null && m.kind !== f.kind) return false
   if (f.keyId != null && m.keyId !== f.keyId) return false
-  const repository = m.announcement?.repository ?? m.claim?.target.repository
-  const commit = m.announcement?.commit ?? m.claim?.target.commit
-  const tag = m.announcement?.tag ?? m.claim?.target.tag
+  const { repository, commit, tag } = m.kind === 'announcement' ? m.announcement : m.claim.target
   if (f.repository != null && repository !== f.repository) return false
   if (f.commit != null && commit !== f.commit) return false
   if (f.tag != null && tag !== f.tag) return false
@@ -154,8 +153,8 @@ export async function createStore (init: StoreInit, components: StoreComponents 
     const m = parse<StoredMessage>('msg', id, text)
     if (m == null) return undefined
     // Valid JSON with the wrong shape is damage too.
-    if (typeof m !== 'object' || typeof m.id !== 'string' || typeof m.cursor !== 'number' ||
-      (m.kind !== 'announcement' && m.kind !== 'claim') || typeof m.envelopeJson !== 'string') {
+    if (typeof m !== 'object' || typeof m.id !== 'string' || typeof m.cursor !== 'number' || typeof m.envelopeJson !== 'string' ||
+      !(m.kind === 'announcement' ? typeof m.announcement === 'object' : m.kind === 'claim' && typeof m.claim === 'object')) {
       const k = `msg:${id}`
       if (!damagedKeys.has(k)) {
         damagedKeys.add(k)
@@ -166,13 +165,14 @@ export async function createStore (init: StoreInit, components: StoreComponents 
     return m
   }
 
-  async function loadIds (ids: string[]): Promise<StoredMessage[]> {
+  /** The entries of `ids` that are of `kind` (an index of one kind holds only that kind, unless damaged). */
+  async function loadIds<K extends Kind> (ids: string[], kind: K): Promise<Array<Extract<StoredMessage, { kind: K }>>> {
     if (ids.length === 0) return []
     const texts = await messages.getMany(ids)
-    const out: StoredMessage[] = []
+    const out: Array<Extract<StoredMessage, { kind: K }>> = []
     for (let i = 0; i < ids.length; i++) {
       const m = parseMessage(ids[i]!, texts[i])
-      if (m != null) out.push(m)
+      if (m?.kind === kind) out.push(m as Extract<StoredMessage, { kind: K }>)
     }
     return out
   }
@@ -183,13 +183,15 @@ export async function createStore (init: StoreInit, components: StoreComponents 
     return ids
   }
 
-  function validateIncoming (msg: Omit<StoredMessage, 'cursor' | 'receivedAt'>): void {
+  /**
+   * The message is verified (its type says so): what is checked here is what the indexes
+   * need of it, and its shape, for a caller that cast its way past the type.
+   */
+  function validateIncoming (msg: DecodedMessage, envelopeJson: string): void {
     checkKey('id', msg.id)
     checkKey('keyId', msg.keyId)
     if (msg.kind !== 'announcement' && msg.kind !== 'claim') throw new ValidationError('kind', 'must be "announcement" or "claim"')
-    if (typeof msg.envelopeJson !== 'string') throw new ValidationError('envelopeJson', 'must be a string')
-    const bytes = Buffer.byteLength(msg.envelopeJson)
-    if (bytes > STORE_LIMITS.maxEnvelopeBytes) throw new LimitError('envelopeJson', STORE_LIMITS.maxEnvelopeBytes, bytes)
+    if (typeof envelopeJson !== 'string') throw new ValidationError('envelopeJson', 'must be a string')
     if (msg.kind === 'announcement') {
       const a = msg.announcement
       if (a == null) throw new ValidationError('announcement', 'required for kind "announcement"')
@@ -207,9 +209,9 @@ export async function createStore (init: StoreInit, components: StoreComponents 
   }
 
   const store: Store = {
-    async putMessage (msg) {
+    async putMessage (msg, envelopeJson) {
       assertOpen()
-      validateIncoming(msg)
+      validateIncoming(msg, envelopeJson)
       return await serialize(async () => {
         assertOpen()
         const existing = await messages.get(msg.id)
@@ -220,7 +222,10 @@ export async function createStore (init: StoreInit, components: StoreComponents 
         }
         const cursor = lastCursor + 1
         const ck = cursorKey(cursor)
-        const stored: StoredMessage = { ...msg, cursor, receivedAt: new Date().toISOString() }
+        const base = { id: msg.id, cursor, keyId: msg.keyId, envelopeJson, receivedAt: new Date().toISOString() }
+        const stored: StoredMessage = msg.kind === 'announcement'
+          ? { ...base, kind: 'announcement', announcement: msg.announcement }
+          : { ...base, kind: 'claim', claim: msg.claim }
         const ops: Array<{ type: 'put', sublevel: typeof messages, key: string, value: string }> = [
           { type: 'put', sublevel: messages, key: msg.id, value: JSON.stringify(stored) },
           { type: 'put', sublevel: byCursor, key: ck, value: msg.id },
@@ -228,14 +233,14 @@ export async function createStore (init: StoreInit, components: StoreComponents 
           { type: 'put', sublevel: meta, key: 'cursor', value: String(cursor) },
           { type: 'put', sublevel: meta, key: `count:${msg.kind}`, value: String(counts[msg.kind] + 1) }
         ]
-        if (msg.kind === 'announcement' && msg.announcement != null) {
-          const a = msg.announcement
+        if (stored.kind === 'announcement') {
+          const a = stored.announcement
           ops.push({ type: 'put', sublevel: byRelease, key: a.repository + SEP + a.tag + SEP + ck, value: msg.id })
-          for (const target of Array.isArray(a.targets) ? announcementTargets(a) : []) {
+          for (const target of announcementTargets(a)) {
             ops.push({ type: 'put', sublevel: targetList, key: targetIndexKey(target), value: JSON.stringify(target) })
           }
-        } else if (msg.claim != null) {
-          const t = msg.claim.target
+        } else {
+          const t = stored.claim.target
           const tk = targetIndexKey(t)
           ops.push({ type: 'put', sublevel: byTarget, key: tk + SEP + ck, value: msg.id })
           ops.push({ type: 'put', sublevel: byCommit, key: t.repository + SEP + t.commit + SEP + ck, value: msg.id })
@@ -246,7 +251,7 @@ export async function createStore (init: StoreInit, components: StoreComponents 
         await db.batch(ops, { sync: true })
         lastCursor = cursor
         counts[msg.kind]++
-        return { stored: true, cursor }
+        return { stored: true, cursor, message: stored }
       })
     },
 
@@ -294,7 +299,7 @@ export async function createStore (init: StoreInit, components: StoreComponents 
     async claimsForTarget (targetKey) {
       assertOpen()
       if (typeof targetKey !== 'string' || targetKey.length === 0) return []
-      return await loadIds(await idsInRange(byTarget, prefixRange(targetKey + SEP), maxClaims))
+      return await loadIds(await idsInRange(byTarget, prefixRange(targetKey + SEP), maxClaims), 'claim')
     },
 
     async claimsForCommit (repository, commit, keys) {
@@ -308,7 +313,7 @@ export async function createStore (init: StoreInit, components: StoreComponents 
         for (const id of await idsInRange(byCommitKey, prefixRange(base + keyId + SEP), maxClaims)) ids.add(id)
       }
       for (const id of await idsInRange(byCommit, prefixRange(base), maxClaims)) ids.add(id)
-      return (await loadIds([...ids])).sort((a, b) => a.cursor - b.cursor)
+      return (await loadIds([...ids], 'claim')).sort((a, b) => a.cursor - b.cursor)
     },
 
     async announcements (filter) {
@@ -318,8 +323,8 @@ export async function createStore (init: StoreInit, components: StoreComponents 
         prefix = filter.repository + SEP
         if (filter.tag != null) prefix += filter.tag + SEP
       }
-      const found = await loadIds(await idsInRange(byRelease, prefixRange(prefix), STORE_LIMITS.maxAnnouncements))
-      const list = filter?.repository == null && filter?.tag != null ? found.filter(m => m.announcement?.tag === filter.tag) : found
+      const found = await loadIds(await idsInRange(byRelease, prefixRange(prefix), STORE_LIMITS.maxAnnouncements), 'announcement')
+      const list = filter?.repository == null && filter?.tag != null ? found.filter(m => m.announcement.tag === filter.tag) : found
       return list.sort((a, b) => a.cursor - b.cursor)
     },
 

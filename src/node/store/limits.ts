@@ -1,7 +1,5 @@
 /** Bounds on what one store call accepts or returns, so no single read or write can exhaust memory. */
 export const STORE_LIMITS = {
-  /** Largest envelope JSON accepted by putMessage (bytes). */
-  maxEnvelopeBytes: 256 * 1024,
   /** Most items one messagesSince page returns. */
   maxPage: 1000,
   /** Most index entries one filtered messagesSince call scans before returning a shorter page. */

@@ -1,3 +1,4 @@
+import type { DecodedMessage } from '../../protocol/messages.js'
 import type { Announcement, Claim, Target } from '../../protocol/types.js'
 
 /**
@@ -9,21 +10,27 @@ import type { Announcement, Claim, Target } from '../../protocol/types.js'
 
 export type MessageKind = 'announcement' | 'claim'
 
-export interface StoredMessage {
+/** What the store adds to a verified message. */
+interface Stored {
   /** Content id (`envelopeId`): the same signed message relayed by many peers is one entry. */
   id: string
   /** Arrival order on this node, strictly increasing from 1; the back-fill and feed cursor. */
   cursor: number
-  kind: MessageKind
   /** Key id of the verified signer. */
   keyId: string
   /** The DSSE envelope exactly as received, JSON text. */
   envelopeJson: string
   /** RFC 3339 time this node stored it. */
   receivedAt: string
-  announcement?: Announcement
-  claim?: Claim
 }
+
+export type StoredAnnouncement = Stored & { kind: 'announcement', announcement: Announcement }
+export type StoredClaim = Stored & { kind: 'claim', claim: Claim }
+/** A verified message as stored: an announcement or a claim, told apart by `kind`. */
+export type StoredMessage = StoredAnnouncement | StoredClaim
+
+/** `putMessage`'s answer: the entry it wrote, or the cursor of the one already there. */
+export type PutResult = { stored: true, cursor: number, message: StoredMessage } | { stored: false, cursor: number }
 
 export interface MessageFilter {
   kind?: MessageKind
@@ -70,24 +77,26 @@ export interface StoreStats {
 
 export interface Store {
   /**
-   * Stores a verified message. Returns `stored: false` when its id is already present.
+   * Stores a verified message (only the decode path makes a `DecodedMessage`) with its
+   * envelope text as received. Returns `stored: false` when its id is already present.
    * Durable when the promise resolves (the write is synced), so an acknowledged message
-   * survives a killed process.
+   * survives a killed process. The node writes through its ingest (src/node/ingest), which
+   * judges the message first and tells the node what was stored.
    */
-  putMessage (msg: Omit<StoredMessage, 'cursor' | 'receivedAt'>): Promise<{ stored: boolean, cursor: number }>
+  putMessage (message: DecodedMessage, envelopeJson: string): Promise<PutResult>
   hasMessage (id: string): Promise<boolean>
   getMessage (id: string): Promise<StoredMessage | undefined>
   /** Messages with cursor > `cursor`, oldest first, at most `limit`. */
   messagesSince (cursor: number, limit: number, filter?: MessageFilter): Promise<Page<StoredMessage>>
   /** Every claim for one target (`targetKey`). */
-  claimsForTarget (targetKey: string): Promise<StoredMessage[]>
+  claimsForTarget (targetKey: string): Promise<StoredClaim[]>
   /**
    * Claims for one commit of a repository, in arrival order: every claim by the `keys` given
    * (the policy's builders; each key's read bounded on its own), and of the others the first
    * `maxClaimsPerQuery`.
    */
-  claimsForCommit (repository: string, commit: string, keys?: Iterable<string>): Promise<StoredMessage[]>
-  announcements (filter?: { repository?: string, tag?: string }): Promise<StoredMessage[]>
+  claimsForCommit (repository: string, commit: string, keys?: Iterable<string>): Promise<StoredClaim[]>
+  announcements (filter?: { repository?: string, tag?: string }): Promise<StoredAnnouncement[]>
   /** Distinct targets that have at least one claim or announcement. */
   targets (): Promise<Target[]>
   putJob (job: Job): Promise<void>

@@ -25,21 +25,21 @@ async function getJson (url: string, maxBytes: number): Promise<unknown> {
   return JSON.parse(body.toString('utf8'))
 }
 
-export interface WitnessedFilter {
-  kept: StoredMessage[]
+export interface WitnessedFilter<T extends StoredMessage = StoredMessage> {
+  kept: T[]
   excluded: Array<{ id: string, keyId: string, reason: string }>
 }
 
 /** Keeps the messages whose inclusion the node proves in a checkpoint cosigned by enough policy witnesses. */
-export async function filterWitnessed (nodeUrl: string, messages: StoredMessage[], req: WitnessRequirement): Promise<WitnessedFilter> {
+export async function filterWitnessed<T extends StoredMessage> (nodeUrl: string, messages: T[], req: WitnessRequirement): Promise<WitnessedFilter<T>> {
   const base = nodeUrl.replace(/\/+$/, '')
-  const out: WitnessedFilter = { kept: [], excluded: [] }
+  const out: WitnessedFilter<T> = { kept: [], excluded: [] }
   const results = new Array<{ ok: boolean, reason?: string }>(messages.length)
   let next = 0
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     while (next < messages.length) {
       const i = next++
-      const m = messages[i] as StoredMessage
+      const m = messages[i] as T
       let evidence: InclusionEvidence | undefined
       try {
         evidence = await getJson(`${base}/tlog/inclusion?id=${m.id}`, MAX_ANSWER_BYTES) as InclusionEvidence | undefined

@@ -11,7 +11,7 @@ import { fetchSplitViews, fetchUnresponsive, filterWitnessed } from './remote.js
  * and, when the policy has a `witnesses` section, only the claims proven to be in a
  * checkpoint cosigned by enough of them (each excluded claim is named with its reason).
  */
-export async function reportWitnessing (nodeUrl: string, policy: TrustPolicy, claims: StoredMessage[], say: (line: string) => void): Promise<{ claims: StoredMessage[], setAside: Map<string, string> }> {
+export async function reportWitnessing<T extends StoredMessage> (nodeUrl: string, policy: TrustPolicy, claims: T[], say: (line: string) => void): Promise<{ claims: T[], setAside: Map<string, string> }> {
   const splits = (await fetchSplitViews(nodeUrl).catch(() => [])).slice(0, 1024)
   const { setAside, proven } = splitViewSetAside(policy.builderKeys, splits)
   splits.forEach((s, i) => {

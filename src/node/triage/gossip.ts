@@ -50,7 +50,7 @@ export function createReportGossip (components: ReportGossipComponents, init: Re
   async function contradicts (ref: ClaimRef, report: DivergenceReport): Promise<string | undefined> {
     const m = await store.getMessage(ref.claimId)
     if (m == null) return undefined
-    if (m.claim == null || m.keyId !== ref.keyId) return `claim ${ref.claimId} is not a claim of ${ref.keyId}`
+    if (m.kind !== 'claim' || m.keyId !== ref.keyId) return `claim ${ref.claimId} is not a claim of ${ref.keyId}`
     if (targetKey(m.claim.target) !== targetKey(report.target)) return `claim ${ref.claimId} is of another target`
     if (m.claim.result?.manifestDigest !== ref.manifestDigest) return `claim ${ref.claimId} names another image`
     return undefined

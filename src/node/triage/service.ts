@@ -8,7 +8,7 @@ import { diffManifests, type FileManifest } from '../rebuilder/index.js'
 import type { Logger } from '../logger.js'
 import { peerIdOf } from '../p2p/identity.js'
 import type { FetchedManifest, ManifestSource, P2PNode } from '../p2p/index.js'
-import type { Store, StoredMessage } from '../store/types.js'
+import type { Store, StoredClaim } from '../store/types.js'
 import type { ManifestKeeper } from './keeper.js'
 import type { OutputKeeper } from './outputs.js'
 import { explainFromOwnBytes, type ManifestDiff } from './own-bytes.js'
@@ -91,23 +91,23 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
 
   async function examine (claimId: string): Promise<void> {
     const m = await store.getMessage(claimId)
-    if (m?.claim?.result == null) return
+    if (m?.kind !== 'claim' || m.claim.result == null) return
     const key = targetKey(m.claim.target)
     const all = await store.claimsForTarget(key)
-    const own = all.find(c => c.keyId === identity.keyId && c.claim?.result != null)
+    const own = all.find(c => c.keyId === identity.keyId && c.claim.result != null)
     if (own == null) return
-    const kept = await keeper.get(own.claim!.result!.manifestDigest)
+    const kept = own.claim.result == null ? undefined : await keeper.get(own.claim.result.manifestDigest)
     if (kept == null) return
     const policy = components.policy()
     for (const other of all) {
-      const digest = other.claim?.result?.manifestDigest
+      const digest = other.claim.result?.manifestDigest
       if (other.keyId === identity.keyId || digest == null || digest === kept.manifestDigest || !policy.builderKeys.has(other.keyId)) continue
       if (await hasReport(store, own.id, other.id)) continue
       startFetch(own, other, kept.manifest, 1)
     }
   }
 
-  function startFetch (own: StoredMessage, other: StoredMessage, mine: FileManifest, attempt: number): void {
+  function startFetch (own: StoredClaim, other: StoredClaim, mine: FileManifest, attempt: number): void {
     const pair = `${own.id} ${other.id}`
     if (stopped || inFlight.has(pair)) return
     inFlight.add(pair)
@@ -129,13 +129,13 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
     })
   }
 
-  async function compare (own: StoredMessage, other: StoredMessage, mine: FileManifest): Promise<void> {
+  async function compare (own: StoredClaim, other: StoredClaim, mine: FileManifest): Promise<void> {
     const key = policyKey(other)
     const peer = peerIdOf(key)
-    const digest = other.claim!.result!.manifestDigest
+    const digest = other.claim.result!.manifestDigest
     const fetched = await components.p2p.fileManifest(peer, digest, { keys: new Map([[other.keyId, key]]) })
     if (fetched.keyId !== other.keyId) throw new Error(`manifest signed by ${fetched.keyId}, the claim by ${other.keyId}`)
-    if (targetKey(fetched.header.target) !== targetKey(other.claim!.target)) throw new Error('the manifest names another target')
+    if (targetKey(fetched.header.target) !== targetKey(other.claim.target)) throw new Error('the manifest names another target')
     const theirs = fileManifestFrom(fetched)
     let d: ManifestDiff & { evidence?: Map<string, string[]> } = diffManifests(mine, theirs)
     const tar = d.paths.explained < d.paths.total ? await components.outputs?.get(own.claim!.result!.manifestDigest) : undefined
@@ -145,8 +145,8 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
     }
     const stepOf = new Map(d.layers.map(l => [l.index, l.step]))
     const report: DivergenceReport = fitReport({
-      target: own.claim!.target,
-      a: { claimId: own.id, keyId: own.keyId, manifestDigest: own.claim!.result!.manifestDigest },
+      target: own.claim.target,
+      a: { claimId: own.id, keyId: own.keyId, manifestDigest: own.claim.result!.manifestDigest },
       b: { claimId: other.id, keyId: other.keyId, manifestDigest: digest },
       paths: d.paths,
       causes: d.causes.slice(0, REPORT_LIMITS.causes).map(g => ({
@@ -169,7 +169,7 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
     for (const cb of listeners) cb(stored)
   }
 
-  function policyKey (m: StoredMessage): ReturnType<typeof verifyEnvelope>['publicKey'] {
+  function policyKey (m: StoredClaim): ReturnType<typeof verifyEnvelope>['publicKey'] {
     return verifyEnvelope(m.envelopeJson, { keys: components.policy().builderKeys }).publicKey
   }
 

@@ -2,8 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createMessageValidator } from '../../src/node/daemon/index.js'
-import { silentLogger } from '../../src/node/logger.js'
+import { createIngest } from '../../src/node/ingest/index.js'
 import { TOPICS } from '../../src/node/p2p/index.js'
 import { createStore, type Store } from '../../src/node/store/index.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
@@ -34,7 +33,7 @@ function claim (variant = 'default', digest = 'c'): Claim {
 
 const bytes = (v: unknown): Uint8Array => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v))
 
-describe('message validator', () => {
+describe('ingest', () => {
   let dir: string
   let store: Store
   const builder = generateIdentity()
@@ -51,15 +50,21 @@ describe('message validator', () => {
   })
 
   it('accepts trusted messages once and rejects what is malformed, forged, misplaced or from an unknown announcer', async () => {
-    const v = createMessageValidator({ store, policy, log: silentLogger().forComponent('test') })
+    const ingest = createIngest({ store, policy })
+    const v = { check: async (topic: string | undefined, data: Uint8Array) => await ingest.validate(topic as string, data) }
+    const stored: string[] = []
+    ingest.addEventListener('stored', ({ detail }) => { stored.push(`${detail.kind} ${detail.id} ${detail.cursor}`) })
     const ann = bytes(signAnnouncement(announcement, announcer))
     const ok = await v.check(TOPICS.announcements, ann)
     expect(ok.verdict).toBe('accept')
-    expect(v.take(Uint8Array.from(ann))).toBeUndefined() // handed over by object, not by content
-    expect(v.take(ann)?.kind).toBe('announcement')
-    expect(v.take(ann)).toBeUndefined()
-    await store.putMessage({ id: ok.decoded!.id, kind: 'announcement', keyId: ok.decoded!.keyId, envelopeJson: Buffer.from(ann).toString(), announcement })
+    // The judgement carries the verified message: delivery stores it without a second verification.
+    expect(ok.message?.kind).toBe('announcement')
+    expect(await ingest.deliver(ok, ann)).toBe('stored')
+    expect(stored).toEqual([`announcement ${ok.message?.id} 1`])
+    expect((await store.getMessage(ok.message?.id ?? ''))?.envelopeJson).toBe(Buffer.from(ann).toString())
     expect((await v.check(TOPICS.announcements, ann)).verdict).toBe('ignore')
+    expect(await ingest.deliver(ok, ann)).toBe('duplicate')
+    expect(stored).toHaveLength(1)
 
     expect((await v.check(TOPICS.claims, ann)).verdict).toBe('reject')
     expect((await v.check(TOPICS.announcements, bytes(signAnnouncement({ ...announcement, tag: 'v2' }, generateIdentity())))).verdict).toBe('reject')
@@ -72,7 +77,8 @@ describe('message validator', () => {
   })
 
   it('rate-limits an untrusted key and caps untrusted claims per target', async () => {
-    const v = createMessageValidator({ store, policy, log: silentLogger().forComponent('test') }, { untrustedPerMinute: 4, untrustedPerTarget: 2 })
+    const ingest = createIngest({ store, policy }, { untrustedPerMinute: 4, untrustedPerTarget: 2 })
+    const v = { check: async (topic: string, data: Uint8Array) => await ingest.validate(topic, data) }
     const stranger = generateIdentity()
     // Burst of one key: the first pass (burst = a quarter of the minute's rate, at least 1), then ignored.
     const first = await v.check(TOPICS.claims, bytes(signClaim(claim('a'), stranger)))
@@ -82,36 +88,30 @@ describe('message validator', () => {
     // Per target: two untrusted claims stored, a third stranger is ignored; a trusted builder still gets in.
     for (const digest of ['1', '2']) {
       const s = generateIdentity()
-      const r = await v.check(TOPICS.claims, bytes(signClaim(claim('x', digest), s)))
+      const data = bytes(signClaim(claim('x', digest), s))
+      const r = await v.check(TOPICS.claims, data)
       expect(r.verdict).toBe('accept')
-      await store.putMessage({ id: r.decoded!.id, kind: 'claim', keyId: s.keyId, envelopeJson: '{}', claim: claim('x', digest) })
+      expect(await ingest.deliver(r, data)).toBe('stored')
     }
     expect((await v.check(TOPICS.claims, bytes(signClaim(claim('x', '3'), generateIdentity())))).verdict).toBe('ignore')
     expect((await v.check(TOPICS.claims, bytes(signClaim(claim('x', '4'), builder)))).verdict).toBe('accept')
   })
 
   it('checks a page as a batch with the verdicts of check, storing each accepted item before judging the next', async () => {
-    const v = createMessageValidator({ store, policy, log: silentLogger().forComponent('test') }, { untrustedPerTarget: 2 })
+    const ingest = createIngest({ store, policy }, { untrustedPerTarget: 2 })
     const good = bytes(signClaim(claim('p', '1'), builder))
     const env = signClaim(claim('p', '2'), builder)
     const forged = bytes({ ...env, payload: signClaim(claim('p', '3'), builder).payload })
     const strangers = ['4', '5', '6'].map(d => bytes(signClaim(claim('q', d), generateIdentity())))
     const page = [good, forged, new Uint8Array(70_000), bytes('not json'), Uint8Array.from(good), ...strangers, bytes(signAnnouncement(announcement, announcer))]
     const seen: string[] = []
-    const outcomes = await v.checkMany(undefined, page, async (r) => {
-      if (r.verdict === 'accept' && r.decoded != null) {
-        const d = r.decoded
-        const { stored } = await store.putMessage(d.kind === 'claim'
-          ? { id: d.id, kind: 'claim', keyId: d.keyId, envelopeJson: '{}', claim: d.claim }
-          : { id: d.id, kind: 'announcement', keyId: d.keyId, envelopeJson: '{}', announcement: d.announcement })
-        seen.push(stored ? 'stored' : 'duplicate')
-      }
-      return r.verdict
-    })
+    ingest.addEventListener('stored', ({ detail }) => { seen.push(detail.id) })
+    const outcomes = await ingest.acceptPage(page)
     // The copy of `good` is judged after `good` was stored; the third stranger finds the target at its cap.
-    expect(outcomes).toEqual(['accept', 'reject', 'reject', 'reject', 'ignore', 'accept', 'accept', 'ignore', 'accept'])
-    expect(seen).toEqual(['stored', 'stored', 'stored', 'stored'])
-    const one = await Promise.all(page.map(async d => (await v.check(undefined, d)).verdict))
+    expect(outcomes).toEqual(['stored', 'rejected', 'rejected', 'rejected', 'duplicate', 'stored', 'stored', 'duplicate', 'stored'])
+    expect(seen).toHaveLength(4)
+    // Gossip judges the same items alike: stored ones are duplicates, forged and malformed ones rejected.
+    const one = await Promise.all(page.map(async d => (await ingest.validate(TOPICS.claims, d)).verdict))
     expect(one.slice(0, 4)).toEqual(['ignore', 'reject', 'reject', 'reject'])
   })
 })
