@@ -90,6 +90,11 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         await reports.receive(data).catch((err: unknown) => { log.warn({ err }, 'storing a divergence report failed') })
         return
       }
+      // The p2p layer delivers only what `validate` accepted, with the judgement it returned.
+      if (validated === undefined) {
+        log.warn({ topic }, 'a gossip message arrived without its judgement; dropped')
+        return
+      }
       try {
         await ingest.deliver(validated as Judgement, data)
       } catch (err) {
