@@ -124,7 +124,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
   })
 
   it('shows, for a dissenting target, the causes, files per cause, Dockerfile step and fix of its divergence reports', async () => {
-    const claims = (await store.claimsForCommit(REPO, COMMIT_2)).filter(c => c.claim?.result != null)
+    const claims = (await store.claimsForCommit(REPO, COMMIT_2)).filter(c => c.claim.result != null)
     const [a, b] = [claims[0]!, claims[1]!]
     const step = 'RUN apt-get install -y dbus fontconfig'
     const cause = (id: 'machine-id' | 'fontconfig-cache', count: number, paths: string[]): DivergenceReport['causes'][number] =>

@@ -74,7 +74,7 @@ export async function startDaemon (opts: TestDaemonOptions): Promise<Daemon> {
  */
 export async function storeVerdicts (store: Store, policy: TrustPolicy, repository: string, commit: string): Promise<TargetVerdict[]> {
   const announcements = (await store.announcements({ repository }))
-    .filter(m => m.announcement?.commit === commit && policy.announcerKeys.has(m.keyId)).map(m => m.announcement!)
+    .filter(m => m.announcement.commit === commit && policy.announcerKeys.has(m.keyId)).map(m => m.announcement)
   const claims = judgedClaims(await store.claimsForCommit(repository, commit, policy.builderKeys.keys()))
   return judge({ policy, announcements, claims }).verdicts
 }

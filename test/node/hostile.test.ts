@@ -77,7 +77,7 @@ describe('a node under hostile peers', () => {
     await waitFor('the catch-up to judge the page', () => victim.stats().backfill.penalised >= 1, 15_000)
     expect(victim.stats().backfill.rejected).toBe(3)
     // What verified was kept; the forgeries were not.
-    expect((await victim.store.claimsForCommit(target(COMMIT, 'v1', 'linux/amd64').repository, COMMIT)).map(m => m.claim?.target.variant)).toEqual(['v1'])
+    expect((await victim.store.claimsForCommit(target(COMMIT, 'v1', 'linux/amd64').repository, COMMIT)).map(m => m.claim.target.variant)).toEqual(['v1'])
     expect(victim.p2p.penalised(rogue.peerId)).toBe(true)
     // Three invalid items put it below the graylist threshold, as three invalid gossip messages would.
     await waitFor('the rogue disconnected', () => !victim.p2p.connectedPeers().includes(rogue.peerId), 10_000)

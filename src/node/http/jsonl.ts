@@ -51,7 +51,7 @@ async function releaseMessages (store: Store, filter: EnvelopeFilter & { tag: st
   const commits = new Set<string>()
   for (const a of announcements) {
     byId.set(a.id, a)
-    if (a.announcement != null) commits.add(JSON.stringify([a.announcement.repository, a.announcement.commit]))
+    commits.add(JSON.stringify([a.announcement.repository, a.announcement.commit]))
   }
   const keys = [...filter.keys ?? []]
   for (const key of commits) {
