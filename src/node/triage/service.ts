@@ -138,7 +138,7 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
     if (targetKey(fetched.header.target) !== targetKey(other.claim.target)) throw new Error('the manifest names another target')
     const theirs = fileManifestFrom(fetched)
     let d: ManifestDiff & { evidence?: Map<string, string[]> } = diffManifests(mine, theirs)
-    const tar = d.paths.explained < d.paths.total ? await components.outputs?.get(own.claim!.result!.manifestDigest) : undefined
+    const tar = d.paths.explained < d.paths.total ? await components.outputs?.get(own.claim.result!.manifestDigest) : undefined
     if (tar != null) {
       const plain = d
       d = await explainFromOwnBytes(d, tar, mine.platform).catch((err: unknown) => { log.warn({ err, tar }, 'could not read this node\'s kept output; causes from manifests alone'); return plain })
