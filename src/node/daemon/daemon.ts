@@ -11,7 +11,8 @@ import { createBuilderRegistry } from './builders.js'
 import { MessageRejectedError } from './errors.js'
 import { jobsView } from './jobs.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
-import { createReportGossip, createTriage, publishOwnReports } from '../triage/index.js'
+import type { StoredMessage } from '../store/types.js'
+import { createReportGossip, createTriage, publishOwnReports, type ReportCheck } from '../triage/index.js'
 import { splitViewLookup } from '../consensus/set-aside.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
@@ -33,8 +34,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   let claimsSigned = 0
   let ownCapabilities: Capabilities | undefined
   let engineCaps: Awaited<ReturnType<NonNullable<DaemonComponents['rebuilder']>['capabilities']>> | undefined
-  const onStored = (cb: (kind: 'announcement' | 'claim', id: string) => void): void => {
-    ingest.addEventListener('stored', ({ detail }) => { cb(detail.kind, detail.id) })
+  const onStored = (cb: (message: StoredMessage) => void): void => {
+    ingest.addEventListener('stored', ({ detail }) => { cb(detail) })
   }
   let capsTimer: NodeJS.Timeout | undefined
   let capsDebounce: NodeJS.Timeout | undefined
@@ -52,7 +53,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   const triage = components.manifests == null
     ? undefined
     : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a) } }, init.triage)
-  if (triage != null) onStored((kind, id) => { if (kind === 'claim') triage.claimStored(id) })
+  if (triage != null) onStored(m => { if (m.kind === 'claim') triage.claimStored(m) })
   // Reports travel on their own topic, to observers as to builders.
   const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports)
   triage?.onReport(r => { p2p.publish(TOPICS.divergences, Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
@@ -63,14 +64,15 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     async validate (topic, data) {
       let verdict: 'accept' | 'reject' | 'ignore'
       let judgement: Judgement | undefined
+      let report: ReportCheck | undefined
       if (topic === TOPICS.capabilities) {
         verdict = builders.receive(data)
       } else if (topic === TOPICS.checkpoints) {
         verdict = witness?.validate(data) ?? 'ignore'
       } else if (topic === TOPICS.divergences) {
-        const r = await reports.check(data)
-        if (r.verdict === 'reject') log.info({ reason: r.reason, keyId: r.keyId }, 'divergence report refused')
-        verdict = r.verdict
+        report = await reports.check(data)
+        if (report.verdict === 'reject') log.info({ reason: report.reason, keyId: report.keyId }, 'divergence report refused')
+        verdict = report.verdict
       } else {
         judgement = await ingest.validate(topic, data)
         verdict = judgement.verdict
@@ -78,7 +80,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       if (verdict === 'accept') gossipCounts.accepted++
       else if (verdict === 'reject') gossipCounts.rejected++
       else gossipCounts.ignored++
-      return judgement !== undefined ? { outcome: verdict, value: judgement } : verdict
+      const value = judgement ?? report
+      return value !== undefined ? { outcome: verdict, value } : verdict
     },
     async onMessage (topic, data, _from, validated) {
       if (topic === TOPICS.capabilities) return
@@ -87,7 +90,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         return
       }
       if (topic === TOPICS.divergences) {
-        await reports.receive(data).catch((err: unknown) => { log.warn({ err }, 'storing a divergence report failed') })
+        await reports.receive(data, validated as ReportCheck | undefined).catch((err: unknown) => { log.warn({ err }, 'storing a divergence report failed') })
         return
       }
       // The p2p layer delivers only what `validate` accepted, with the judgement it returned.

@@ -7,7 +7,7 @@ import type { ComponentLogger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { GossipInit, P2PNode } from '../p2p/index.js'
 import type { Scheduler, SchedulerRebuilder } from '../scheduler/index.js'
-import type { Store } from '../store/types.js'
+import type { Store, StoredMessage } from '../store/types.js'
 import type { TransparencyLog } from '../tlog/types.js'
 import type { WitnessStats } from '../tlog/witness.js'
 import type { BackfillStats, BackfillSyncInit } from './backfill.js'
@@ -108,5 +108,5 @@ export interface Daemon {
   /** Where every message enters the node; its `stored` events say what was stored. */
   readonly ingest: Ingest
   /** Called for each message this node stores (gossip, back-fill, own claims). */
-  onStored: (cb: (kind: 'announcement' | 'claim', id: string) => void) => void
+  onStored: (cb: (message: StoredMessage) => void) => void
 }

@@ -34,8 +34,8 @@ export interface ReportCheck {
 export interface ReportGossip {
   /** Gossip check of one report envelope. Never throws. */
   check: (data: Uint8Array) => Promise<ReportCheck>
-  /** Stores a report that `check` accepted (checking it again if it was not the object checked). */
-  receive: (data: Uint8Array) => Promise<StoredReport | undefined>
+  /** Stores a report, with what `check` found when the p2p layer hands that over (else it checks again). */
+  receive: (data: Uint8Array, checked?: ReportCheck) => Promise<StoredReport | undefined>
 }
 
 export function createReportGossip (components: ReportGossipComponents, init: ReportGossipInit = {}): ReportGossip {
@@ -43,8 +43,6 @@ export function createReportGossip (components: ReportGossipComponents, init: Re
   const maxBytes = init.maxBytes ?? REPORT_ENVELOPE_BYTES
   const perMinute = init.perSignerPerMinute ?? 30
   const limiter = createRateLimiter({ perMinute, burst: Math.max(1, Math.ceil(perMinute / 4)), maxKeys: 4096 })
-  // Keyed by the data object: gossipsub delivers the object it validated.
-  const accepted = new WeakMap<Uint8Array, { keyId: string, report: DivergenceReport }>()
 
   /** A claim the report names must, if this node has it, be that builder's claim of that image. */
   async function contradicts (ref: ClaimRef, report: DivergenceReport): Promise<string | undefined> {
@@ -89,7 +87,6 @@ export function createReportGossip (components: ReportGossipComponents, init: Re
       log.warn({ err }, 'could not read the store to check a divergence report')
       return { verdict: 'ignore', reason: 'store unavailable' }
     }
-    accepted.set(data, { keyId, report })
     return { verdict: 'accept', keyId, report }
   }
 
@@ -102,18 +99,11 @@ export function createReportGossip (components: ReportGossipComponents, init: Re
         return { verdict: 'reject', reason: 'validator error' }
       }
     },
-    async receive (data) {
-      let ok = accepted.get(data)
-      accepted.delete(data)
-      if (ok == null) {
-        const r = await check(data)
-        if (r.verdict !== 'accept') return undefined
-        ok = accepted.get(data)
-        accepted.delete(data)
-        if (ok == null) return undefined
-      }
-      const stored = await saveReport(store, Buffer.from(data).toString('utf8'), ok.report, ok.keyId)
-      log.info({ id: stored.id, keyId: ok.keyId, target: targetKey(ok.report.target), causes: ok.report.causes.map(c => `${c.count} ${c.id}`) }, 'divergence report received')
+    async receive (data, checked) {
+      const r = checked ?? await check(data)
+      if (r.verdict !== 'accept' || r.keyId === undefined || r.report === undefined) return undefined
+      const stored = await saveReport(store, Buffer.from(data).toString('utf8'), r.report, r.keyId)
+      log.info({ id: stored.id, keyId: r.keyId, target: targetKey(r.report.target), causes: r.report.causes.map(c => `${c.count} ${c.id}`) }, 'divergence report received')
       return stored
     }
   }

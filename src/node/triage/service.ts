@@ -34,7 +34,7 @@ export interface TriageInit {
 
 export interface Triage {
   /** Tells the service of a claim the node stored (own or a peer's). */
-  claimStored: (id: string) => void
+  claimStored: (claim: StoredClaim) => void
   /** Serves this node's kept manifests over the file manifest protocol. */
   manifestSource: ManifestSource
   /** Settles when nothing is queued. */
@@ -89,9 +89,8 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
     queue = queue.then(fn).catch((err: unknown) => { log.warn({ err }, 'divergence triage failed') })
   }
 
-  async function examine (claimId: string): Promise<void> {
-    const m = await store.getMessage(claimId)
-    if (m?.kind !== 'claim' || m.claim.result == null) return
+  async function examine (m: StoredClaim): Promise<void> {
+    if (m.claim.result == null) return
     const key = targetKey(m.claim.target)
     const all = await store.claimsForTarget(key)
     const own = all.find(c => c.keyId === identity.keyId && c.claim.result != null)
@@ -189,9 +188,9 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
   }
 
   return {
-    claimStored (id) {
+    claimStored (claim) {
       if (stopped) return
-      enqueue(async () => { await examine(id) })
+      enqueue(async () => { await examine(claim) })
     },
     manifestSource,
     idle: async () => { await queue },
