@@ -13,7 +13,7 @@ import { causeRef } from '../../src/protocol/causes.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import { signDivergenceReport, verifyDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
-import { runCli } from '../build/cli-runner.js'
+import { runCli } from '../rebuilder/cli-runner.js'
 import { announcement, claim, COMMIT_1, imageResult, put, REPO, target } from '../http/fixtures.js'
 import { policyFor, startDaemon, startRawPeer, waitFor } from './helpers.js'
 

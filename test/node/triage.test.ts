@@ -9,7 +9,7 @@ import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.
 import { signAnnouncement } from '../../src/protocol/messages.js'
 import { verifyDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
 import { engineAvailable } from '../helpers/engine.js'
-import { runCli } from '../build/cli-runner.js'
+import { runCli } from '../rebuilder/cli-runner.js'
 import { busyboxAvailable, createFixtureRepo, scratchDockerfile, type FixtureRepo } from '../helpers/fixtures.js'
 import { policyFor, startDaemon, verdictsOf, waitFor } from './helpers.js'
 
