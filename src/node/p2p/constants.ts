@@ -1,14 +1,14 @@
 import { LIMITS } from '../../protocol/limits.js'
 
-/** Gossip topics. Versioned: a change of message meaning gets a new topic. */
+/** Gossip topics. Versioned: a change of message meaning, or of how gossip carries it (version 2: no libp2p signature), gets a new topic. */
 export const TOPICS = {
-  announcements: '/neko-rebuilder/announcements/1',
-  claims: '/neko-rebuilder/claims/1',
-  capabilities: '/neko-rebuilder/capabilities/1',
+  announcements: '/neko-rebuilder/announcements/2',
+  claims: '/neko-rebuilder/claims/2',
+  capabilities: '/neko-rebuilder/capabilities/2',
   /** Signed checkpoints of each node's transparency log, and witnesses' cosignatures of them. */
-  checkpoints: '/neko-rebuilder/checkpoints/1',
+  checkpoints: '/neko-rebuilder/checkpoints/2',
   /** Signed divergence reports: why two builders' images of a target differ (docs/network.md). */
-  divergences: '/neko-rebuilder/divergences/1'
+  divergences: '/neko-rebuilder/divergences/2'
 } as const
 
 export type Topic = typeof TOPICS[keyof typeof TOPICS]
