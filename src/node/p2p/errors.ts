@@ -58,7 +58,13 @@ export class IdentityKeyError extends NekoError {
 /** A log did not give a usable consistency proof: unreachable, too slow, refused or malformed. */
 export class TlogProofError extends NekoError {
   override name = 'TlogProofError'
-  override readonly code = 'ERR_TLOG_PROOF_EXCHANGE'
+  override readonly code: string = 'ERR_TLOG_PROOF_EXCHANGE'
+}
+
+/** No address is known for the log's node (not connected, no routing): nothing was asked. */
+export class LogUnreachableError extends TlogProofError {
+  override name = 'LogUnreachableError'
+  override readonly code = 'ERR_TLOG_LOG_UNREACHABLE'
 }
 
 /** The node could not listen on a configured address (in use, not on this machine). */

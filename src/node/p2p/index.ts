@@ -6,7 +6,7 @@ export type { GossipInit, ValidateFn, Validated, ValidationOutcome } from './gos
 export { messageId, fastMessageId } from './gossip.js'
 export type { BackfillInit, BackfillLimits, BackfillPage, BackfillRequest, BackfillSource } from './backfill.js'
 export { FRAME } from './backfill.js'
-export { BackfillError, DialError, IdentityKeyError, PublishError, TlogProofError } from './errors.js'
+export { BackfillError, DialError, IdentityKeyError, LogUnreachableError, PublishError, TlogProofError } from './errors.js'
 export { TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL } from './tlog-proof.js'
 export type { ProofSource } from './tlog-proof.js'
 export type { BackfillFailure } from './errors.js'

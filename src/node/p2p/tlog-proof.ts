@@ -9,7 +9,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Libp2p, PeerId, StreamHandler } from '@libp2p/interface'
 import { HASH_SIZE } from '../../protocol/tlog/hash.js'
 import type { Logger } from '../logger.js'
-import { TlogProofError } from './errors.js'
+import { LogUnreachableError, TlogProofError } from './errors.js'
 
 export const TLOG_PROOF_PROTOCOL = '/neko-rebuilder/tlog-proof/1.0.0'
 
@@ -64,6 +64,7 @@ export async function requestConsistency (libp2p: Libp2p, peer: PeerId, origin: 
   try {
     stream = await libp2p.dialProtocol(peer, TLOG_PROOF_PROTOCOL, { signal })
   } catch (err) {
+    if ((err as Error).name === 'NoValidAddressesError') throw new LogUnreachableError(`no address known for the log's node ${peer.toString()}`)
     throw new TlogProofError(signal.aborted ? `no stream to the log within ${TLOG_PROOF_LIMITS.timeoutMs} ms` : `cannot reach the log: ${(err as Error).message}`)
   }
   try {

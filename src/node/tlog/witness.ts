@@ -157,6 +157,12 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       try {
         proof = await components.consistencyProof(peerIdOf(c.logKey), origin, prev.size, c.checkpoint.size)
       } catch (err) {
+        // This witness knows no address for the log's node: it could not ask, which says nothing
+        // about the log. Not cosigned (nothing was proven), not reported as unresponsive either.
+        if ((err as Error).name === 'LogUnreachableError') {
+          log.debug({ origin, err: (err as Error).message }, 'log not reachable from this witness: not cosigned')
+          return
+        }
         return await fail(c, prev, (err as Error).message)
       }
       let roots
