@@ -34,8 +34,9 @@ describe('a witness that cannot reach a log', () => {
     witness = w
     for (const size of [1, 2]) {
       const data = checkpoint(size)
-      expect(w.validate(data)).toBe('accept')
-      await w.receive(data)
+      const checked = w.validate(data)
+      expect(checked.verdict).toBe('accept')
+      await w.receive(data, checked.verdict === 'accept' ? checked.checkpoint : undefined)
     }
     return { witness: w, published }
   }

@@ -4,6 +4,7 @@ import { silentLogger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { createScheduler } from '../scheduler/index.js'
 import { createTransparencyLog, createWitness, type Witness } from '../tlog/index.js'
+import type { VerifiedCheckpoint } from '../../protocol/tlog/gossip.js'
 import { createIngest, type Judgement } from '../ingest/index.js'
 import { hostArch, toolInfo } from '../../tool.js'
 import { createBackfillSync, storeBackfillSource } from './backfill.js'
@@ -65,10 +66,13 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       let verdict: 'accept' | 'reject' | 'ignore'
       let judgement: Judgement | undefined
       let report: ReportCheck | undefined
+      let checkpoint: VerifiedCheckpoint | undefined
       if (topic === TOPICS.capabilities) {
         verdict = builders.receive(data)
       } else if (topic === TOPICS.checkpoints) {
-        verdict = witness?.validate(data) ?? 'ignore'
+        const c = witness?.validate(data)
+        verdict = c?.verdict ?? 'ignore'
+        if (c?.verdict === 'accept') checkpoint = c.checkpoint
       } else if (topic === TOPICS.divergences) {
         report = await reports.check(data)
         if (report.verdict === 'reject') log.info({ reason: report.reason, keyId: report.keyId }, 'divergence report refused')
@@ -80,13 +84,13 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       if (verdict === 'accept') gossipCounts.accepted++
       else if (verdict === 'reject') gossipCounts.rejected++
       else gossipCounts.ignored++
-      const value = judgement ?? report
+      const value = judgement ?? report ?? checkpoint
       return value !== undefined ? { outcome: verdict, value } : verdict
     },
     async onMessage (topic, data, _from, validated) {
       if (topic === TOPICS.capabilities) return
       if (topic === TOPICS.checkpoints) {
-        await witness?.receive(data).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
+        await witness?.receive(data, validated as VerifiedCheckpoint | undefined).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
         return
       }
       if (topic === TOPICS.divergences) {

@@ -22,8 +22,6 @@ import type { TransparencyLog } from './types.js'
 
 /** Logs a node witnesses at most; beyond it new origins are ignored. */
 const MAX_LOGS = 1024
-/** Verified messages held between validation and delivery. */
-const MAX_PENDING = 256
 
 export interface WitnessComponents {
   /** Where this service logs; silent without one. */
@@ -71,15 +69,18 @@ export interface WitnessStats {
   splitViews: string[]
 }
 
+/** What gossip validation found; the p2p layer hands the checkpoint on to `receive`. */
+export type CheckpointCheck = { verdict: 'accept', checkpoint: VerifiedCheckpoint } | { verdict: 'reject' }
+
 export interface Witness {
   readonly name: string
   readonly vkey: string
   start: () => Promise<void>
   stop: () => Promise<void>
   /** Gossip validation: every signature in the message is checked. */
-  validate: (data: Uint8Array) => 'accept' | 'reject' | 'ignore'
+  validate: (data: Uint8Array) => CheckpointCheck
   /** Acts on an accepted message. */
-  receive: (data: Uint8Array) => Promise<void>
+  receive: (data: Uint8Array, checked?: VerifiedCheckpoint) => Promise<void>
   /** Publishes one of this node's own checkpoints. */
   publishOwn: (note: string) => Promise<void>
   splitViews: () => Promise<SplitViewRecord[]>
@@ -103,7 +104,6 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   const split = new Map<string, SplitViewRecord>()
   // Kept on disk too, so a restart does not forget since when a log has been silent.
   const failures = new Map<string, UnresponsiveLog>()
-  const pending = new Map<Uint8Array, VerifiedCheckpoint>()
   const busy = new Map<string, VerifiedCheckpoint | null>() // origin → newest waiting (null: none)
   let cosigned = 0
 
@@ -219,20 +219,15 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       await db.close()
     },
     validate (data) {
-      let c: VerifiedCheckpoint
       try {
-        c = decodeCheckpointMessage(data)
+        return { verdict: 'accept', checkpoint: decodeCheckpointMessage(data) }
       } catch (err) {
         log.debug({ err: (err as Error).message }, 'checkpoint message rejected')
-        return 'reject'
+        return { verdict: 'reject' }
       }
-      if (pending.size >= MAX_PENDING) pending.clear()
-      pending.set(data, c)
-      return 'accept'
     },
-    async receive (data) {
-      const c = pending.get(data) ?? decodeCheckpointMessage(data)
-      pending.delete(data)
+    async receive (data, checked) {
+      const c = checked ?? decodeCheckpointMessage(data)
       const own = components.log
       if (own !== undefined && c.checkpoint.origin === own.origin) {
         await own.addCosignatures(c.text, c.cosignatures.map(s => s.line))
