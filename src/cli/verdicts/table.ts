@@ -13,7 +13,8 @@ function shortKey (keyId: string): string {
   return keyId.slice(0, 12)
 }
 
-function who (c: ClaimSummary): string {
+/** A key, short, with its operator where the policy names one. */
+function who (c: { keyId: string, operator?: string }): string {
   return c.operator !== undefined ? `${shortKey(c.keyId)} (${c.operator})` : shortKey(c.keyId)
 }
 
@@ -76,12 +77,12 @@ export function formatTargets (targets: readonly TargetConsensus[], opts: Format
       lines.push(`log      ${who(f)} (${cls}), last lines:`)
       for (const l of excerptLines(f.failure.logExcerpt)) lines.push(`         | ${l}`)
     }
-    for (const x of t.sameEngine) lines.push(`same engine (counted once) ${shortKey(x.keyId)}${x.operator !== undefined ? ` (${x.operator})` : ''} with ${shortKey(x.countedAs)}: engine ${x.engineId}`)
+    for (const x of t.sameEngine) lines.push(`same engine (counted once) ${who(x)} with ${shortKey(x.countedAs)}: engine ${x.engineId}`)
     if (t.untrusted.length > 0) {
       lines.push(`untrusted ${t.untrusted.length} claim${t.untrusted.length === 1 ? '' : 's'}: ${t.untrusted.map(u => `${shortKey(u.keyId)} ${u.digest !== undefined ? shortDigest(u.digest) : (u.failure?.class ?? '')}`).join(', ')}`)
     }
-    for (const e of t.equivocating) lines.push(`equivocating (not counted) ${shortKey(e.keyId)}${e.operator !== undefined ? ` (${e.operator})` : ''}: ${e.digests.map(shortDigest).join(' and ')}`)
-    for (const x of t.setAside) lines.push(`set aside (not counted) ${shortKey(x.keyId)}${x.operator !== undefined ? ` (${x.operator})` : ''}: ${x.reason}`)
+    for (const e of t.equivocating) lines.push(`equivocating (not counted) ${who(e)}: ${e.digests.map(shortDigest).join(' and ')}`)
+    for (const x of t.setAside) lines.push(`set aside (not counted) ${who(x)}: ${x.reason}`)
     if (t.published.match === 'no' && t.published.digest !== undefined) lines.push(`published ${t.published.digest}`)
     if (lines.length > 0) details.set(i + 1, lines)
   })
