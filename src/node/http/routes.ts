@@ -15,6 +15,7 @@ import { createResponseCache } from './cache.js'
 import { prepareJson, sendBody, sendJson, sendPrepared, type Prepared } from './respond.js'
 import { createTlogRoutes, TLOG_PREFIX, type TlogRouteContext } from './tlog-routes.js'
 import { listReports, reportsVersion, type ReportFilter } from '../triage/reports.js'
+import { DEFAULT_RECENT_JOBS } from '../daemon/jobs.js'
 
 export interface RouteContext {
   store: Store
@@ -133,7 +134,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
 
   const jobs: Handler = async (req, res, url) => {
     const q = new Query(url.searchParams, ['limit'])
-    const recent = q.integer('limit', 20, HTTP_LIMITS.maxPageSize)
+    const recent = q.integer('limit', DEFAULT_RECENT_JOBS, HTTP_LIMITS.maxPageSize)
     if (ctx.jobs == null) throw new NotFoundError('this server runs no build queue')
     // Live state of the scheduler: never cached.
     sendJson(req, res, await ctx.jobs({ recent }), { cacheControl: 'no-store' })
