@@ -1,4 +1,3 @@
-import { verifyEnvelope } from '../../protocol/dsse.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { targetKey } from '../../protocol/target.js'
@@ -94,16 +93,21 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
     const key = targetKey(m.claim.target)
     const all = await store.claimsForTarget(key)
     const own = all.find(c => c.keyId === identity.keyId && c.claim.result != null)
-    if (own == null) return
-    const kept = own.claim.result == null ? undefined : await keeper.get(own.claim.result.manifestDigest)
-    if (kept == null) return
+    const ownDigest = own?.claim.result?.manifestDigest
+    if (own == null || ownDigest == null) return
     const policy = components.policy()
+    const dissent: StoredClaim[] = []
     for (const other of all) {
       const digest = other.claim.result?.manifestDigest
-      if (other.keyId === identity.keyId || digest == null || digest === kept.manifestDigest || !policy.builderKeys.has(other.keyId)) continue
+      if (other.keyId === identity.keyId || digest == null || digest === ownDigest || !policy.builderKeys.has(other.keyId)) continue
       if (await hasReport(store, own.id, other.id)) continue
-      startFetch(own, other, kept.manifest, 1)
+      dissent.push(other)
     }
+    // The kept manifest is read only when some trusted builder disagrees: agreement, the usual case, costs no read.
+    if (dissent.length === 0) return
+    const kept = await keeper.get(ownDigest)
+    if (kept == null) return
+    for (const other of dissent) startFetch(own, other, kept.manifest, 1)
   }
 
   function startFetch (own: StoredClaim, other: StoredClaim, mine: FileManifest, attempt: number): void {
@@ -129,7 +133,9 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
   }
 
   async function compare (own: StoredClaim, other: StoredClaim, mine: FileManifest): Promise<void> {
-    const key = policyKey(other)
+    // Stored claims were verified against the policy: the key is the policy's, no need to verify again.
+    const key = components.policy().builderKeys.get(other.keyId)
+    if (key === undefined) throw new Error(`${other.keyId} is no longer a builder of the policy`)
     const peer = peerIdOf(key)
     const digest = other.claim.result!.manifestDigest
     const fetched = await components.p2p.fileManifest(peer, digest, { keys: new Map([[other.keyId, key]]) })
@@ -166,10 +172,6 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
     const stored = await saveReport(store, envelopeJson, report, identity.keyId)
     log.info({ target: targetKey(report.target), dissent: other.keyId, paths: report.paths, causes: report.causes.map(c => `${c.count} ${c.id}`), entries: fetched.entries.length, bytes: fetched.bytes }, 'divergence report signed')
     for (const cb of listeners) cb(stored)
-  }
-
-  function policyKey (m: StoredClaim): ReturnType<typeof verifyEnvelope>['publicKey'] {
-    return verifyEnvelope(m.envelopeJson, { keys: components.policy().builderKeys }).publicKey
   }
 
   const manifestSource: ManifestSource = async (digest: Digest) => {
