@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
-import { CAUSES, type CauseId } from './causes.js'
+import { isCauseId, type CauseId } from './causes.js'
 import { verifyEnvelope, type Envelope, type VerifyOptions } from './dsse.js'
 import { ValidationError } from './errors.js'
 import type { SigningIdentity } from './keys.js'
 import { signStatement } from './messages.js'
+import { WIRE } from './patterns.js'
 import type { Statement } from './statement.js'
 import { targetKey } from './target.js'
 import { PAYLOAD_TYPE, STATEMENT_TYPE, type Digest, type Target } from './types.js'
@@ -168,7 +169,7 @@ function isCount (v: unknown): v is number {
 }
 
 function isDigest (v: unknown): v is Digest {
-  return typeof v === 'string' && /^sha256:[0-9a-f]{64}$/.test(v)
+  return typeof v === 'string' && WIRE.digest.test(v)
 }
 
 function isTarget (v: unknown): v is Target {
@@ -259,7 +260,7 @@ function isClaimRef (v: unknown): v is ClaimRef {
 
 function checkCause (c: unknown, i: number): void {
   const at = `predicate.causes[${i}]`
-  if (!isRecord(c) || typeof c.id !== 'string' || !(c.id in CAUSES) || !isCount(c.count)) throw new ValidationError(at, 'must name a catalogue cause and a count')
+  if (!isRecord(c) || typeof c.id !== 'string' || !isCauseId(c.id) || !isCount(c.count)) throw new ValidationError(at, 'must name a catalogue cause and a count')
   if (!isText(c.summary, REPORT_LIMITS.textLength) || !isText(c.fix, REPORT_LIMITS.textLength)) throw new ValidationError(at, `summary and fix must be strings of at most ${REPORT_LIMITS.textLength} characters`)
   if (!Array.isArray(c.layers) || c.layers.length > REPORT_LIMITS.layers || !c.layers.every(isCount)) throw new ValidationError(`${at}.layers`, `must be at most ${REPORT_LIMITS.layers} layer indexes`)
   if (!isTextList(c.steps, REPORT_LIMITS.stepsPerCause, REPORT_LIMITS.stepLength)) throw new ValidationError(`${at}.steps`, `must be at most ${REPORT_LIMITS.stepsPerCause} strings of at most ${REPORT_LIMITS.stepLength} characters`)
@@ -269,7 +270,7 @@ function checkCause (c: unknown, i: number): void {
 
 function checkLayer (l: unknown, i: number): void {
   if (!isRecord(l) || !isCount(l.index) || (l.step !== undefined && !isText(l.step, REPORT_LIMITS.stepLength)) || !isRecord(l.causeCounts) ||
-    !Object.entries(l.causeCounts).every(([k, n]) => k in CAUSES && isCount(n))) {
+    !Object.entries(l.causeCounts).every(([k, n]) => isCauseId(k) && isCount(n))) {
     throw new ValidationError(`predicate.layers[${i}]`, 'must hold an index, an optional step and counts per catalogue cause')
   }
 }

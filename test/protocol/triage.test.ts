@@ -63,6 +63,9 @@ describe('divergence reports', () => {
     expect(() => verifyDivergenceReport(sign({ ...report, causes: [{ ...report.causes[0]!, evidence: ['x'.repeat(600)] }] }), { allowEmbeddedKeys: true })).toThrow(/causes\[0\].evidence/)
     expect(() => verifyDivergenceReport(sign({ ...report, causes: [{ ...report.causes[0]!, paths: [1 as unknown as string] }] }), { allowEmbeddedKeys: true })).toThrow(/causes\[0\].paths/)
     expect(() => verifyDivergenceReport(sign({ ...report, layers: [{ index: 1, causeCounts: { 'cosmic-rays': 1 } }] }), { allowEmbeddedKeys: true })).toThrow(/layers\[0\]/)
+    // Names every object has are not catalogue causes.
+    expect(() => verifyDivergenceReport(sign({ ...report, causes: [{ ...report.causes[0]!, id: 'toString' as never }] }), { allowEmbeddedKeys: true })).toThrow(/causes\[0\]/)
+    expect(() => verifyDivergenceReport(sign({ ...report, layers: [{ index: 1, causeCounts: { constructor: 1 } }] }), { allowEmbeddedKeys: true })).toThrow(/layers\[0\]/)
     expect(() => verifyDivergenceReport(sign({ ...report, createdAt: 'yesterday' }), { allowEmbeddedKeys: true })).toThrow(/createdAt/)
   })
 })

@@ -2,6 +2,7 @@ import type { Libp2p, PeerId, StreamHandler } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../logger.js'
 import { ValidationError } from '../../protocol/errors.js'
+import { WIRE } from '../../protocol/patterns.js'
 import type { VerifyOptions } from '../../protocol/dsse.js'
 import { entriesHasher, parseManifestEntry, verifyFileManifestHeader, type FileManifestHeader, type ManifestEntry } from '../../protocol/triage.js'
 import type { Digest } from '../../protocol/types.js'
@@ -52,7 +53,6 @@ const REMOTE_REASONS = new Set<ManifestFailure>([
   'not-found', 'too-many-entries', 'entry-too-large', 'response-too-large', 'request-too-large', 'bad-request', 'busy', 'timeout', 'source-failed'
 ])
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/
 
 export function manifestLimits (init: ManifestExchangeInit = {}): ManifestLimits {
   return exchangeLimits('manifests', MANIFEST_DEFAULTS, init)
@@ -61,7 +61,7 @@ export function manifestLimits (init: ManifestExchangeInit = {}): ManifestLimits
 /** Parses a request frame; throws ValidationError naming the bad field. */
 export function parseManifestRequest (bytes: Uint8Array): { manifest: Digest } {
   const { manifest } = parseRequestObject(bytes)
-  if (typeof manifest !== 'string' || !DIGEST.test(manifest)) throw new ValidationError('request.manifest', 'must be a sha256 digest (sha256: and 64 lowercase hex)')
+  if (typeof manifest !== 'string' || !WIRE.digest.test(manifest)) throw new ValidationError('request.manifest', 'must be a sha256 digest (sha256: and 64 lowercase hex)')
   return { manifest }
 }
 
@@ -115,7 +115,7 @@ function failure (reason: ManifestFailure, message: string, remote = false): Man
  * against the limits, the header's counts and its entries digest as it arrives.
  */
 export async function requestFileManifest (libp2p: Libp2p, target: PeerId | Multiaddr, manifestDigest: Digest, verify: VerifyOptions, limits: ManifestLimits): Promise<FetchedManifest> {
-  if (!DIGEST.test(manifestDigest)) throw new ValidationError('manifestDigest', 'must be a sha256 digest')
+  if (!WIRE.digest.test(manifestDigest)) throw new ValidationError('manifestDigest', 'must be a sha256 digest')
   let header: FileManifestHeader | undefined
   let keyId = ''
   const entries: ManifestEntry[] = []

@@ -2,6 +2,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Digest, Target } from '../../protocol/types.js'
 import { ValidationError } from '../../protocol/errors.js'
+import { WIRE } from '../../protocol/patterns.js'
 import type { Logger } from '../logger.js'
 import { fileManifestOf, type FileManifest, type Rebuilder } from '../rebuilder/index.js'
 import { boundsOf, pruneDir } from './bounded-dir.js'
@@ -43,7 +44,7 @@ export const KEEPER_DEFAULTS = { maxCount: 100, maxAgeMs: 30 * 24 * 60 * 60_000,
 const FILE = /^[0-9a-f]{64}\.json$/
 
 function fileOf (dir: string, digest: Digest): string {
-  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ValidationError('manifestDigest', 'must be a sha256 digest')
+  if (!WIRE.digest.test(digest)) throw new ValidationError('manifestDigest', 'must be a sha256 digest')
   return join(dir, `${digest.slice(7)}.json`)
 }
 

@@ -1,6 +1,7 @@
 import { copyFile, link, mkdir, rename, rm, stat, utimes } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { ValidationError } from '../../protocol/errors.js'
+import { WIRE } from '../../protocol/patterns.js'
 import type { Digest } from '../../protocol/types.js'
 import type { Logger } from '../logger.js'
 import { boundsOf, pruneDir, type DirBounds } from './bounded-dir.js'
@@ -34,7 +35,7 @@ const FILE = /^[0-9a-f]{64}\.oci\.tar$/
 const STALE = /^[0-9a-f]{64}\.oci\.tar\.tmp$/
 
 function fileOf (dir: string, digest: Digest): string {
-  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ValidationError('manifestDigest', 'must be a sha256 digest')
+  if (!WIRE.digest.test(digest)) throw new ValidationError('manifestDigest', 'must be a sha256 digest')
   return join(dir, `${digest.slice(7)}.oci.tar`)
 }
 
