@@ -13,7 +13,6 @@
  * entry; a start reads the roots and hashes at most 255 entries (see tiled-tree.ts).
  */
 import { Level } from 'level'
-import { createPublicKey } from 'node:crypto'
 import { parseCheckpoint, formatCheckpoint } from '../../protocol/tlog/checkpoint.js'
 import { formatEntry, logOrigin } from '../../protocol/tlog/entry.js'
 import { leafHash } from '../../protocol/tlog/hash.js'
@@ -55,7 +54,7 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
   const log = componentLog(components.logger, 'tlog')
   const { store, identity } = components
   const origin = logOrigin(identity.keyId)
-  const vkey = formatVerifierKey(origin, createPublicKey(identity.privateKey))
+  const vkey = formatVerifierKey(origin, identity.publicKey)
   const intervalMs = init.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS
   const db = new Level<string, string>(init.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   const entries = db.sublevel<string, string>('e', { keyEncoding: 'utf8', valueEncoding: 'utf8' }) // index → entry

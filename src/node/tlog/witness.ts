@@ -7,7 +7,6 @@
  * proof that proves nothing, is reported and not cosigned. Cosignatures of this node's own
  * checkpoints, gossiped by other witnesses, are handed to the log.
  */
-import { createPublicKey } from 'node:crypto'
 import { Level } from 'level'
 import { cosignatureLine } from '../../protocol/tlog/cosignature.js'
 import { witnessName } from '../../protocol/tlog/entry.js'
@@ -95,7 +94,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   const log = componentLog(components.logger, 'witness')
   const { identity } = components
   const name = witnessName(identity.keyId)
-  const vkey = formatVerifierKey(name, createPublicKey(identity.privateKey), ALG_COSIGNATURE_V1)
+  const vkey = formatVerifierKey(name, identity.publicKey, ALG_COSIGNATURE_V1)
   const db = new Level<string, string>(init.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   const seenDb = db.sublevel<string, string>('seen', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   const splitDb = db.sublevel<string, string>('split', { keyEncoding: 'utf8', valueEncoding: 'utf8' })

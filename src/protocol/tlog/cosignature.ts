@@ -4,19 +4,13 @@
  * Its key hash uses algorithm byte 0x04; the signature bytes are the timestamp as a
  * big-endian uint64, then the 64-byte Ed25519 signature.
  */
-import { createPublicKey, sign, type KeyObject } from 'node:crypto'
-import { rawPublicKey, verifyEd25519 } from '../ed25519.js'
+import { sign, type KeyObject } from 'node:crypto'
+import { verifyEd25519 } from '../ed25519.js'
 import { NoteError } from './errors.js'
-import { ALG_COSIGNATURE_V1, isValidKeyName, keyHash, type NoteSignature } from './note.js'
+import { ALG_COSIGNATURE_V1, isValidKeyName, keyHash, rawOf, type NoteSignature } from './note.js'
 
 export function cosignedMessage (checkpointText: string, timestamp: number): Buffer {
   return Buffer.from(`cosignature/v1\ntime ${timestamp}\n${checkpointText}`, 'utf8')
-}
-
-function rawOf (key: KeyObject): Buffer {
-  const raw = rawPublicKey(key.type === 'private' ? createPublicKey(key) : key)
-  if (raw === undefined) throw new NoteError('not an Ed25519 key')
-  return raw
 }
 
 export function cosignatureKeyHash (name: string, publicKey: KeyObject): number {

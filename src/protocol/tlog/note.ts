@@ -54,7 +54,8 @@ export function ed25519FromRaw (raw: Uint8Array): KeyObject {
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' })
 }
 
-function rawOf (key: KeyObject): Buffer {
+/** The 32 raw bytes of an Ed25519 key (a private key gives its public half), as key hashes take them. */
+export function rawOf (key: KeyObject): Buffer {
   const raw = rawPublicKey(key.type === 'private' ? createPublicKey(key) : key)
   if (raw === undefined) throw new NoteError('not an Ed25519 key')
   return raw
@@ -146,12 +147,6 @@ export function parseNote (note: string): ParsedNote {
     return { name, keyHash: bytes.readUInt32BE(0), signature: bytes.subarray(4), line }
   })
   return { text, signatures }
-}
-
-/** Whether `sig` is a valid Ed25519 note signature (alg 0x01) of `text` by `name`'s `publicKey`. */
-export function checkNoteSignature (text: string, sig: NoteSignature, name: string, publicKey: KeyObject): boolean {
-  if (sig.name !== name || sig.keyHash !== keyHash(name, ALG_ED25519, rawOf(publicKey))) return false
-  return verifyEd25519(Buffer.from(text, 'utf8'), sig.signature, publicKey)
 }
 
 /** Opens a note signed by `name`'s Ed25519 key; throws NoteError when that signature is missing or wrong. */
