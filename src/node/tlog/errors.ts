@@ -5,9 +5,3 @@ export class TlogStorageError extends NekoError {
   override name = 'TlogStorageError'
   override readonly code = 'ERR_TLOG_STORAGE'
 }
-
-/** A log asked for a proof did not answer in time or answered with something that proves nothing. */
-export class TlogPeerError extends NekoError {
-  override name = 'TlogPeerError'
-  override readonly code = 'ERR_TLOG_PEER'
-}

@@ -1,6 +1,6 @@
 export { createTransparencyLog } from './log.js'
 export type { InclusionAnswer, TransparencyLog, TransparencyLogComponents, TransparencyLogInit } from './types.js'
-export { TlogPeerError, TlogStorageError } from './errors.js'
+export { TlogStorageError } from './errors.js'
 export { createWitness } from './witness.js'
 export type { CheckpointCheck, SplitViewRecord, UnresponsiveLog, Witness, WitnessComponents, WitnessInit, WitnessStats } from './witness.js'
 export { fetchSplitViews, fetchUnresponsive, filterWitnessed } from './remote.js'

@@ -6,7 +6,7 @@
 import type { StoredMessage } from '../store/types.js'
 import { checkWitnessed, type InclusionEvidence, type WitnessRequirement } from '../../protocol/tlog/witnessed.js'
 import type { SplitViewProof } from '../../protocol/tlog/split-view.js'
-import { TlogPeerError } from './errors.js'
+import { getFromNode, jsonFromNode } from '../consensus/node-client.js'
 
 const MAX_ANSWER_BYTES = 64 * 1024
 const MAX_SPLIT_VIEWS_BYTES = 4 * 1024 * 1024
@@ -16,13 +16,10 @@ const MAX_UNRESPONSIVE = 1024
 const TIMEOUT_MS = 10_000
 const CONCURRENCY = 8
 
-async function getJson (url: string, maxBytes: number): Promise<unknown> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) })
-  if (res.status === 404) return undefined
-  if (!res.ok) throw new TlogPeerError(`${url}: HTTP ${res.status}`)
-  const body = Buffer.from(await res.arrayBuffer())
-  if (body.byteLength > maxBytes) throw new TlogPeerError(`${url}: answer of ${body.byteLength} bytes exceeds ${maxBytes}`)
-  return JSON.parse(body.toString('utf8'))
+/** A node's JSON answer at `path`, bounded as it streams in; `undefined` where the node has no such route. */
+async function getJson (nodeUrl: string, path: string, maxBytes: number, params?: Record<string, string>): Promise<unknown> {
+  const got = await getFromNode(nodeUrl, path, { accept: 'application/json', timeoutMs: TIMEOUT_MS, maxBytes, missingOk: true, ...(params !== undefined ? { params } : {}) })
+  return got === undefined ? undefined : jsonFromNode(got)
 }
 
 export interface WitnessedFilter<T extends StoredMessage = StoredMessage> {
@@ -32,7 +29,6 @@ export interface WitnessedFilter<T extends StoredMessage = StoredMessage> {
 
 /** Keeps the messages whose inclusion the node proves in a checkpoint cosigned by enough policy witnesses. */
 export async function filterWitnessed<T extends StoredMessage> (nodeUrl: string, messages: T[], req: WitnessRequirement): Promise<WitnessedFilter<T>> {
-  const base = nodeUrl.replace(/\/+$/, '')
   const out: WitnessedFilter<T> = { kept: [], excluded: [] }
   const results = new Array<{ ok: boolean, reason?: string }>(messages.length)
   let next = 0
@@ -42,7 +38,7 @@ export async function filterWitnessed<T extends StoredMessage> (nodeUrl: string,
       const m = messages[i] as T
       let evidence: InclusionEvidence | undefined
       try {
-        evidence = await getJson(`${base}/tlog/inclusion?id=${m.id}`, MAX_ANSWER_BYTES) as InclusionEvidence | undefined
+        evidence = await getJson(nodeUrl, '/tlog/inclusion', MAX_ANSWER_BYTES, { id: m.id }) as InclusionEvidence | undefined
       } catch (err) {
         results[i] = { ok: false, reason: `no answer from the log: ${(err as Error).message}` }
         continue
@@ -61,7 +57,7 @@ export async function filterWitnessed<T extends StoredMessage> (nodeUrl: string,
 
 /** The split-view proofs a node serves (unverified: each names the log key to check it with). */
 export async function fetchSplitViews (nodeUrl: string): Promise<Array<SplitViewProof & { logKeyId: string, detectedAt: string }>> {
-  const body = await getJson(`${nodeUrl.replace(/\/+$/, '')}/tlog/split-views`, MAX_SPLIT_VIEWS_BYTES) as { items?: unknown } | undefined
+  const body = await getJson(nodeUrl, '/tlog/split-views', MAX_SPLIT_VIEWS_BYTES) as { items?: unknown } | undefined
   return Array.isArray(body?.items) ? body.items as Array<SplitViewProof & { logKeyId: string, detectedAt: string }> : []
 }
 
@@ -79,7 +75,7 @@ const num = (v: unknown): number => typeof v === 'number' && Number.isSafeIntege
 
 /** The logs a node, as a witness, finds not answering proof requests (`/tlog/unresponsive`). */
 export async function fetchUnresponsive (nodeUrl: string): Promise<ReportedUnresponsive[]> {
-  const body = await getJson(`${nodeUrl.replace(/\/+$/, '')}/tlog/unresponsive`, MAX_UNRESPONSIVE_BYTES) as { items?: unknown } | undefined
+  const body = await getJson(nodeUrl, '/tlog/unresponsive', MAX_UNRESPONSIVE_BYTES) as { items?: unknown } | undefined
   if (!Array.isArray(body?.items)) return []
   return body.items.slice(0, MAX_UNRESPONSIVE).map((i: Record<string, unknown> | null) => ({
     logKeyId: str(i?.logKeyId, 64),
