@@ -78,6 +78,7 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
   const republishMs = init.republishIntervalMs ?? DEFAULT_REPUBLISH_INTERVAL_MS
   if (!Number.isSafeInteger(republishMs) || republishMs < 100) throw new TlogStorageError(`republishIntervalMs must be an integer of at least 100, got ${String(republishMs)}`)
   let running = false
+  let waitingSync: Promise<void> | undefined
 
   function serialize<T> (fn: () => Promise<T>): Promise<T> {
     const run = chain.then(fn, fn)
@@ -257,7 +258,10 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
       await db.close()
     },
     async sync () {
-      await serialize(appendFromStore)
+      // Stored messages come in bursts: one append still waiting in line reads them all, so
+      // a burst of N costs one store read, not N. It is dropped from here once it starts.
+      waitingSync ??= serialize(async () => { waitingSync = undefined; await appendFromStore() })
+      await waitingSync
       if (latest()?.size !== tree.size) schedule()
     },
     size: () => tree.size,
