@@ -186,9 +186,8 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
   /** Serves what `produce` makes, from the cache while the store has not changed. */
   function cached (produce: Producer): Handler {
     return async (req, res, url) => {
-      // The feed names its own URL, which depends on the Host header.
-      // The feed names its own URL and lists divergence reports, which are not in the message log.
-      const key = `${url.pathname}${url.search}${url.pathname === '/feed.json' ? ` ${baseUrl(req) ?? ''} ${await reportsVersion(store)}` : ''}`
+      // The feed names its own URL (from the Host header) and lists divergence reports, which are not in the message log.
+      const key = `${url.pathname}${url.search}${url.pathname === '/feed.json' ? ` ${baseUrl(req) ?? ''} ${reportsVersion(store)}` : ''}`
       // Immutable answers (full pages of the log) need no look at the store at all.
       const immutable = cache.immutable(key)
       if (immutable !== undefined) return sendPrepared(req, res, immutable)
