@@ -6,7 +6,7 @@ import { collectAttestations, judgeImage, type ImageJudgement } from '../../node
 import { loadDockerCredentials } from '../../node/registry/credentials.js'
 import { createRegistryClient, createRegistryWriter, ManifestNotFoundError, parseReference } from '../../node/registry/index.js'
 import { INDEX_TYPES } from '../../node/registry/media-types.js'
-import { EXIT } from '../exit-codes.js'
+import { exitCodeFor } from '../verdicts/exit.js'
 import { cliLogger } from '../logger.js'
 
 interface VerifyImageFlags {
@@ -95,6 +95,6 @@ export function register (program: Command): void {
       } else {
         for (const j of judged) process.stdout.write(describe(name, j))
       }
-      process.exitCode = outcome === 'ok' ? EXIT.OK : outcome === 'pending' ? EXIT.PENDING : EXIT.NOT_REPRODUCIBLE
+      process.exitCode = exitCodeFor(outcome)
     })
 }

@@ -5,10 +5,11 @@ import type { TargetVerdict, VerifiedClaim } from '../../protocol/quorum.js'
 import { targetKey } from '../../protocol/target.js'
 import { decodeVsa, type VsaSummary } from '../../protocol/vsa.js'
 import { judge } from '../consensus/evaluate.js'
+import { targetFails, type GateOutcome } from '../consensus/outcome.js'
 import type { FoundEnvelope, SkippedAttestation } from './collect.js'
 
-/** `verify-image`'s answer for one image manifest. */
-export type ImageOutcome = 'ok' | 'not-reproducible' | 'pending'
+/** `verify-image`'s answer for one image manifest: a gate's outcome, so it exits like `status`. */
+export type ImageOutcome = GateOutcome
 
 export interface ImageJudgement {
   digest: string
@@ -63,7 +64,7 @@ export function judgeImage (policy: TrustPolicy, image: { digest: string, platfo
   let outcome: ImageOutcome = 'pending'
   if (mine.some(v => v.status === 'reproducible' && v.consensusDigest === image.digest)) {
     outcome = 'ok'
-  } else if (mine.some(v => v.status === 'unreproducible' || v.status === 'disputed' || v.status === 'failed' || v.published.match === 'no')) {
+  } else if (mine.some(targetFails)) {
     outcome = 'not-reproducible'
   }
   const out: ImageJudgement = { digest: image.digest, verdicts: mine, elsewhere, vsas, rejected, outcome }
