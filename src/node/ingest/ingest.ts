@@ -14,7 +14,8 @@ class NodeIngest extends TypedEventEmitter<IngestEvents> implements Ingest {
   private readonly components: IngestComponents
   private readonly log: Logger
   private readonly judge: ReturnType<typeof createJudge>
-  private readonly keys: ReturnType<typeof policyKeys>
+  /** Policy keys first, then a key the envelope embeds (judged against the policy afterwards). */
+  private readonly decodeOptions: { keys: ReturnType<typeof policyKeys>, allowEmbeddedKeys: true }
   /** Each refused announcement is reported once, however often gossip offers it again. */
   private readonly refused = new Set<string>()
 
@@ -23,21 +24,11 @@ class NodeIngest extends TypedEventEmitter<IngestEvents> implements Ingest {
     this.components = components
     this.log = componentLog(components.logger, 'ingest')
     this.judge = createJudge({ ...components, log: this.log }, init)
-    this.keys = policyKeys(components.policy)
+    this.decodeOptions = { keys: policyKeys(components.policy), allowEmbeddedKeys: true }
   }
 
   async validate (topic: string, data: Uint8Array): Promise<Judgement> {
-    try {
-      let message: DecodedMessage
-      try {
-        message = decodeMessage(data, { keys: this.keys, allowEmbeddedKeys: true })
-      } catch (err) {
-        return rejected(err)
-      }
-      return this.refuse(await this.judge('gossip', topic, message))
-    } catch (err) {
-      return this.failed(err)
-    }
+    return this.refuse(await this.judged('gossip', this.decodeOne(data), topic))
   }
 
   async deliver (judgement: Judgement, data: Uint8Array): Promise<Outcome> {
@@ -49,7 +40,7 @@ class NodeIngest extends TypedEventEmitter<IngestEvents> implements Ingest {
     const out: Outcome[] = []
     for (let start = 0; start < items.length; start += MAX_DECODE_BATCH) {
       const batch = items.slice(start, start + MAX_DECODE_BATCH)
-      const decoded = decodeMessages(batch, { keys: this.keys, allowEmbeddedKeys: true })
+      const decoded = decodeMessages(batch, this.decodeOptions)
       for (let i = 0; i < batch.length; i++) {
         out.push(await this.settle(await this.judged('backfill', decoded[i] as DecodeResult), batch[i] as Uint8Array))
       }
@@ -58,13 +49,7 @@ class NodeIngest extends TypedEventEmitter<IngestEvents> implements Ingest {
   }
 
   async accept (topic: string, data: Uint8Array): Promise<{ outcome: Outcome, judgement: Judgement }> {
-    let result: DecodeResult
-    try {
-      result = { ok: true, message: decodeMessage(data, { keys: this.keys, allowEmbeddedKeys: true }) }
-    } catch (err) {
-      result = { ok: false, error: err as Error }
-    }
-    const judgement = await this.judged('local', result, topic)
+    const judgement = await this.judged('local', this.decodeOne(data), topic)
     return { outcome: await this.settle(judgement, data), judgement }
   }
 
@@ -79,7 +64,7 @@ class NodeIngest extends TypedEventEmitter<IngestEvents> implements Ingest {
     const out: Array<{ id: string, stored: boolean }> = []
     for (let start = 0; start < texts.length; start += MAX_DECODE_BATCH) {
       const batch = texts.slice(start, start + MAX_DECODE_BATCH)
-      const decoded = decodeMessages(batch, { keys: this.keys, allowEmbeddedKeys: true, ids: true })
+      const decoded = decodeMessages(batch, { ...this.decodeOptions, ids: true })
       for (const r of decoded) if (!r.ok) throw r.error
       for (let i = 0; i < batch.length; i++) {
         const message = (decoded[i] as DecodeResult & { ok: true }).message
@@ -87,6 +72,14 @@ class NodeIngest extends TypedEventEmitter<IngestEvents> implements Ingest {
       }
     }
     return out
+  }
+
+  private decodeOne (data: Uint8Array): DecodeResult {
+    try {
+      return { ok: true, message: decodeMessage(data, this.decodeOptions) }
+    } catch (err) {
+      return { ok: false, error: err as Error }
+    }
   }
 
   /** The judgement of a decode result; a decode error is the sender's, anything later a bug. */
