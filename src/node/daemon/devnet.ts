@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { generateIdentity, type SigningIdentity } from '../../protocol/keys.js'
 import { signAnnouncement } from '../../protocol/messages.js'
 import { parsePolicy, type TrustPolicy } from '../../protocol/policy.js'
+import { composePolicy } from './policy.js'
 import type { TargetVerdict } from '../../protocol/quorum.js'
 import { judge, judgedClaims } from '../consensus/evaluate.js'
 import type { VerdictStatus } from '../../protocol/types.js'
@@ -63,14 +64,10 @@ export interface DevnetResult {
  * the target unreproducible (allowedDissent 0).
  */
 function devnetPolicyJson (builders: SigningIdentity[], announcer: SigningIdentity): Record<string, unknown> {
-  return {
-    version: 1,
-    builders: builders.map((b, i) => ({ name: `node-${i + 1}`, operator: `operator-${i + 1}`, publicKey: b.publicKeyPem })),
-    announcers: [{ name: 'devnet-announcer', publicKey: announcer.publicKeyPem }],
-    threshold: 1,
-    minOperators: 1,
-    allowedDissent: 0
-  }
+  return composePolicy(
+    builders.map((b, i) => ({ name: `node-${i + 1}`, operator: `operator-${i + 1}`, publicKeyPem: b.publicKeyPem })),
+    [{ name: 'devnet-announcer', publicKeyPem: announcer.publicKeyPem }],
+    { threshold: 1, minOperators: 1 })
 }
 
 async function until (check: () => Promise<boolean> | boolean, deadline: number): Promise<boolean> {
