@@ -35,12 +35,26 @@ function filesOf (entries: FileManifest['layers'][number]['entries']): Map<strin
   return new Map(entries.map((e, order) => [e.path, { ...e, order }]))
 }
 
+/** The differing layers of two manifests, their causes and the path counts. */
+export interface ManifestDiff {
+  layers: LayerDiff[]
+  causes: CauseGroup[]
+  paths: { total: number, explained: number }
+}
+
+/** Causes and path counts of `layers` as they stand (again after a cause is changed). */
+export function summariseLayers (layers: LayerDiff[]): ManifestDiff {
+  const total = layers.reduce((n, l) => n + l.changes.length, 0)
+  const unknown = layers.reduce((n, l) => n + (l.causeCounts.unknown ?? 0), 0)
+  return { layers, causes: groupCauses(layers), paths: { total, explained: total - unknown } }
+}
+
 /**
  * The file-level differences and their causes from two manifests alone. Without the files'
  * bytes, causes come from the kinds of change, the paths and the metadata; content that no
  * path explains is `unknown` (a local `diff` of both images says more).
  */
-export function diffManifests (a: FileManifest, b: FileManifest): { layers: LayerDiff[], causes: CauseGroup[], paths: { total: number, explained: number } } {
+export function diffManifests (a: FileManifest, b: FileManifest): ManifestDiff {
   const layers: LayerDiff[] = []
   const count = Math.max(a.layers.length, b.layers.length)
   for (let i = 0; i < count; i++) {
@@ -65,7 +79,5 @@ export function diffManifests (a: FileManifest, b: FileManifest): { layers: Laye
       verdict: changes.some(c => c.kinds.some(k => ['added', 'removed', 'content', 'type', 'link'].includes(k))) ? 'content' : 'metadata'
     })
   }
-  const total = layers.reduce((n, l) => n + l.changes.length, 0)
-  const unknown = layers.reduce((n, l) => n + (l.causeCounts.unknown ?? 0), 0)
-  return { layers, causes: groupCauses(layers), paths: { total, explained: total - unknown } }
+  return summariseLayers(layers)
 }

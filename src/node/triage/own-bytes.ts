@@ -1,12 +1,6 @@
 import { causeRef, type CauseId } from '../../protocol/causes.js'
-import { groupCauses, listLayerFiles, looksText, readOciArchive, TEMP_PATH, TIMESTAMP, type CauseGroup, type FileChange, type LayerDiff } from '../rebuilder/index.js'
+import { listLayerFiles, looksText, readOciArchive, summariseLayers, TEMP_PATH, TIMESTAMP, type FileChange, type LayerDiff, type ManifestDiff } from '../rebuilder/index.js'
 
-/** What `diffManifests` returns: the differing layers, their causes and the path counts. */
-export interface ManifestDiff {
-  layers: LayerDiff[]
-  causes: CauseGroup[]
-  paths: { total: number, explained: number }
-}
 
 /** Bytes of one file read for its content: enough for any text a build step stamps. */
 const MAX_CAPTURE = 64 * 1024
@@ -100,7 +94,5 @@ export async function explainFromOwnBytes (d: ManifestDiff, archive: string, pla
     if (lines.length < 5) lines.push(`${change.path}: ${detail}`)
     evidence.set(id, lines)
   }
-  const total = d.layers.reduce((n, l) => n + l.changes.length, 0)
-  const unknown = d.layers.reduce((n, l) => n + (l.causeCounts.unknown ?? 0), 0)
-  return { layers: d.layers, causes: groupCauses(d.layers), paths: { total, explained: total - unknown }, evidence }
+  return { ...summariseLayers(d.layers), evidence }
 }
