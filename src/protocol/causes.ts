@@ -14,6 +14,19 @@ export type CauseId =
   | 'apt-lists'
   | 'package-drift'
   | 'python-bytecode'
+  | 'npm-cache'
+  | 'yarn-cache'
+  | 'pnpm-store'
+  | 'pip-cache'
+  | 'poetry-cache'
+  | 'go-cache'
+  | 'cargo-cache'
+  | 'maven-cache'
+  | 'gradle-cache'
+  | 'eslint-cache'
+  | 'babel-cache'
+  | 'webpack-cache'
+  | 'tsbuildinfo'
   | 'gzip-header'
   | 'zip-times'
   | 'embedded-timestamp'
@@ -40,7 +53,8 @@ export interface Cause {
   auditRule?: string
   /**
    * For leftovers: the paths (shell globs) whose removal, at the end of the RUN that wrote
-   * them, is the fix. Lets a tool apply the fix, not only print it.
+   * them, is the fix. Lets a tool apply the fix, not only print it. `$HOME` is left to the RUN's
+   * shell (caches live in the home of whoever builds); a relative path is under the WORKDIR.
    */
   remove?: string[]
 }
@@ -106,6 +120,108 @@ export const CAUSES: Readonly<Record<CauseId, Cause>> = {
     why: 'timestamp-based .pyc files record the source mtime, and compilation order changes marshalled references',
     fix: 'ENV PYTHONDONTWRITEBYTECODE=1   # and/or: RUN ... && find / -xdev -name __pycache__ -prune -exec rm -rf {} +',
     auditRule: 'NR058-python-bytecode'
+  },
+  'npm-cache': {
+    id: 'npm-cache',
+    summary: 'npm cache and logs (~/.npm/_cacache, ~/.npm/_logs)',
+    why: 'npm records each fetch in its cache index with the time in milliseconds and the registry\'s HTTP date header, and names its debug logs after the time of the run',
+    fix: 'RUN --mount=type=cache,target=/root/.npm npm ci   # or: RUN npm ci --cache /tmp/npm-cache && rm -rf /tmp/npm-cache; or: npm ci && npm cache clean --force && rm -rf ~/.npm',
+    auditRule: 'NR060-npm-cache-left',
+    remove: ['$HOME/.npm']
+  },
+  'yarn-cache': {
+    id: 'yarn-cache',
+    summary: 'yarn cache and install state (~/.cache/yarn, /usr/local/share/.cache/yarn, .yarn/install-state.gz)',
+    why: 'yarn writes every fetched package and its metadata (fetch times, random temporary names) to its global cache; Yarn 2+ also writes an install state that records the run',
+    fix: 'RUN --mount=type=cache,target=/usr/local/share/.cache/yarn yarn install --frozen-lockfile   # or: yarn install --frozen-lockfile && yarn cache clean',
+    auditRule: 'NR061-yarn-cache-left',
+    remove: ['$HOME/.cache/yarn', '/usr/local/share/.cache/yarn', '.yarn/install-state.gz']
+  },
+  'pnpm-store': {
+    id: 'pnpm-store',
+    summary: 'pnpm content store, metadata cache and install state (~/.local/share/pnpm/store, ~/.cache/pnpm, node_modules/.modules.yaml)',
+    why: 'pnpm keeps a content-addressed store with per-file check times and a metadata cache of registry responses, and records the time of the last prune in node_modules/.modules.yaml',
+    fix: 'RUN --mount=type=cache,id=pnpm,target=/pnpm/store pnpm install --frozen-lockfile   # with ENV PNPM_HOME=/pnpm, as in pnpm\'s Docker guide; or remove the store in the same RUN',
+    auditRule: 'NR062-pnpm-store-left',
+    remove: ['$HOME/.local/share/pnpm/store', '$HOME/.cache/pnpm']
+  },
+  'pip-cache': {
+    id: 'pip-cache',
+    summary: 'pip\'s HTTP and wheel cache (~/.cache/pip)',
+    why: 'pip stores HTTP responses with their date headers, wheels it built with their build times, and a self-check file with the time of the run',
+    fix: 'ENV PIP_NO_CACHE_DIR=1   # or: pip install --no-cache-dir ...; or: RUN --mount=type=cache,target=/root/.cache/pip pip install ...',
+    auditRule: 'NR063-pip-cache-left',
+    remove: ['$HOME/.cache/pip']
+  },
+  'poetry-cache': {
+    id: 'poetry-cache',
+    summary: 'Poetry cache (~/.cache/pypoetry: package artifacts, repository metadata, virtualenvs)',
+    why: 'poetry caches downloaded artifacts and repository responses with their fetch times, and creates its virtualenvs there with random names',
+    fix: 'ENV POETRY_CACHE_DIR=/tmp/poetry_cache POETRY_VIRTUALENVS_IN_PROJECT=1, then RUN poetry install --no-root && rm -rf $POETRY_CACHE_DIR   # or --mount=type=cache,target=/tmp/poetry_cache',
+    auditRule: 'NR064-poetry-cache-left',
+    remove: ['$HOME/.cache/pypoetry']
+  },
+  'go-cache': {
+    id: 'go-cache',
+    summary: 'Go build and module caches (~/.cache/go-build, $GOPATH/pkg/mod, ~/.config/go/telemetry)',
+    why: 'the build cache holds action records with the time of each compile and trimming logs; the module cache keeps download locks and partial files; telemetry counters are named after the day',
+    fix: 'RUN --mount=type=cache,target=/root/.cache/go-build --mount=type=cache,target=/go/pkg/mod go build -trimpath ...   # or: go build ... && go clean -cache -modcache; build the binary in a builder stage and COPY --from it',
+    auditRule: 'NR065-go-cache-left',
+    remove: ['$HOME/.cache/go-build', '$HOME/.config/go/telemetry']
+  },
+  'cargo-cache': {
+    id: 'cargo-cache',
+    summary: 'cargo registry cache and target directory state (~/.cargo/registry, ~/.cargo/git, target/*/.fingerprint, deps, build, incremental)',
+    why: 'cargo records fetch and use times in its registry cache and global cache database, and the target directory holds fingerprints, build-script output and incremental state with times and hashes of the run',
+    fix: 'RUN --mount=type=cache,target=/usr/local/cargo/registry --mount=type=cache,target=/app/target cargo build --release && cp target/release/app /usr/local/bin/   # or build in a builder stage and COPY --from only the binary',
+    auditRule: 'NR066-cargo-cache-left'
+  },
+  'maven-cache': {
+    id: 'maven-cache',
+    summary: 'Maven local repository (~/.m2/repository: _remote.repositories, *.lastUpdated, resolver-status.properties)',
+    why: 'Maven\'s resolver writes the time of each lookup and the remote it used next to every artifact it downloads',
+    fix: 'RUN --mount=type=cache,target=/root/.m2 mvn -B package   # or: mvn -Dmaven.repo.local=/tmp/m2 package && rm -rf /tmp/m2; build in a builder stage and COPY --from the jar',
+    auditRule: 'NR067-maven-cache-left',
+    remove: ['$HOME/.m2/repository']
+  },
+  'gradle-cache': {
+    id: 'gradle-cache',
+    summary: 'Gradle user home and project caches (~/.gradle/caches, daemon, native, wrapper; project .gradle/)',
+    why: 'Gradle writes file hashes with times, lock files, daemon registries and logs with process ids and times',
+    fix: 'RUN --mount=type=cache,target=/root/.gradle gradle build --no-daemon   # or: gradle build --no-daemon && rm -rf ~/.gradle .gradle; build in a builder stage and COPY --from the artifact',
+    auditRule: 'NR068-gradle-cache-left',
+    remove: ['$HOME/.gradle', '.gradle']
+  },
+  'eslint-cache': {
+    id: 'eslint-cache',
+    summary: 'ESLint cache (.eslintcache, node_modules/.cache/eslint-webpack-plugin)',
+    why: 'eslint --cache records each linted file\'s size and modification time, which are the times of the checkout',
+    fix: 'lint without --cache in the image build, or eslint --cache --cache-location /tmp/eslintcache and remove it in the same RUN',
+    auditRule: 'NR069-build-tool-cache-left',
+    remove: ['.eslintcache', 'node_modules/.cache/eslint-webpack-plugin']
+  },
+  'babel-cache': {
+    id: 'babel-cache',
+    summary: 'Babel caches (node_modules/.cache/babel-loader, node_modules/.cache/@babel/register, ~/.babel.json)',
+    why: 'babel-loader\'s cacheDirectory and @babel/register store compiled files under names derived from the options and environment, with the source times',
+    fix: 'ENV BABEL_DISABLE_CACHE=1   # or cacheDirectory: false for production builds; or: npm run build && rm -rf node_modules/.cache',
+    auditRule: 'NR069-build-tool-cache-left',
+    remove: ['node_modules/.cache/babel-loader', 'node_modules/.cache/@babel']
+  },
+  'webpack-cache': {
+    id: 'webpack-cache',
+    summary: 'webpack persistent cache (node_modules/.cache/webpack, terser-webpack-plugin, .next/cache)',
+    why: 'webpack\'s filesystem cache serialises module timestamps, build dependencies and pack files in the order work finished',
+    fix: 'cache: false (or cache: { type: \'memory\' }) for production builds; or: npm run build && rm -rf node_modules/.cache .next/cache',
+    auditRule: 'NR069-build-tool-cache-left',
+    remove: ['node_modules/.cache/webpack', 'node_modules/.cache/terser-webpack-plugin', '.next/cache']
+  },
+  tsbuildinfo: {
+    id: 'tsbuildinfo',
+    summary: 'TypeScript incremental build info (*.tsbuildinfo)',
+    why: 'tsc --incremental or --build writes a .tsbuildinfo that records file versions, signatures and option paths of the compile, in the order files were checked',
+    fix: 'compile with --incremental false for the image (or point tsBuildInfoFile outside the copied output) and remove *.tsbuildinfo in the same RUN',
+    auditRule: 'NR069-build-tool-cache-left'
   },
   'gzip-header': {
     id: 'gzip-header',

@@ -36,8 +36,8 @@ describe('neko-rebuilder audit (CLI)', { timeout: 240_000 }, () => {
   it('prints the table; exits 0 by default and 1 under --fail-on critical', async () => {
     const [plain, gated] = await Promise.all([cli(NEKO), cli(NEKO, '--fail-on', 'critical')])
     expect(plain.code).toBe(0)
-    expect(plain.stdout).toContain('CRITICAL (22)')
-    expect(plain.stdout).toMatch(/10 files audited: 22 critical/)
+    expect(plain.stdout).toContain('CRITICAL (25)')
+    expect(plain.stdout).toMatch(/10 files audited: 25 critical/)
     // The full severity matrix is checked in process (gate.test.ts); this checks the wiring.
     expect(gated.code).toBe(1)
     expect(gated.stdout).toBe(plain.stdout)
@@ -62,10 +62,10 @@ describe('neko-rebuilder audit (CLI)', { timeout: 240_000 }, () => {
     const r = await cli(NEKO, '--format', 'json', '--output', json)
     expect(r.code).toBe(0)
     expect(r.stdout).toBe('')
-    expect(r.stderr).toMatch(/22 critical, \d+ high, \d+ medium, \d+ low findings written to/)
+    expect(r.stderr).toMatch(/25 critical, \d+ high, \d+ medium, \d+ low findings written to/)
     const report = JSON.parse(await readFile(json, 'utf8')) as { schemaVersion: number, summary: { critical: number }, findings: unknown[] }
     expect(report.schemaVersion).toBe(1)
-    expect(report.summary.critical).toBe(22)
+    expect(report.summary.critical).toBe(25)
     const sarif = JSON.parse((await cli(NEKO, '--format', 'sarif')).stdout) as { version: string, runs: Array<{ results: unknown[] }> }
     expect(sarif.version).toBe('2.1.0')
     expect(sarif.runs[0]?.results).toHaveLength(report.findings.length)
@@ -81,7 +81,7 @@ describe('neko-rebuilder audit (CLI)', { timeout: 240_000 }, () => {
       cli(root, '--recipe', join(root, 'no-such-recipe.json'))
     ])
     expect(scoped.code).toBe(0)
-    expect(scoped.stdout).toContain('18 findings in files or stages no release build reads; --all to show')
+    expect(scoped.stdout).toContain('19 findings in files or stages no release build reads; --all to show')
     expect(scoped.stdout).not.toContain('dev/Dockerfile')
     expect(all.stdout).toContain('dev/Dockerfile:1')
     expect(all.stdout).toContain('no release build affected: no variant of recipe example builds this file')

@@ -33,7 +33,17 @@ const POSITIVE: Record<string, string[]> = {
   'NR054-machine-id-left': ['Dockerfile:2'],
   'NR055-font-cache-left': ['Dockerfile:2'],
   'NR056-ldconfig-cache-left': ['Dockerfile:2'],
-  'NR058-python-bytecode': ['Dockerfile:2']
+  'NR058-python-bytecode': ['Dockerfile:2'],
+  'NR060-npm-cache-left': ['Dockerfile:2', 'Dockerfile:3', 'Dockerfile:4'],
+  'NR061-yarn-cache-left': ['Dockerfile:2', 'Dockerfile:3'],
+  'NR062-pnpm-store-left': ['Dockerfile:2'],
+  'NR063-pip-cache-left': ['Dockerfile:2', 'Dockerfile:3'],
+  'NR064-poetry-cache-left': ['Dockerfile:2'],
+  'NR065-go-cache-left': ['Dockerfile:2', 'Dockerfile:3'],
+  'NR066-cargo-cache-left': ['Dockerfile:2', 'Dockerfile:3'],
+  'NR067-maven-cache-left': ['Dockerfile:2'],
+  'NR068-gradle-cache-left': ['Dockerfile:2'],
+  'NR069-build-tool-cache-left': ['Dockerfile:2', 'Dockerfile:3', 'Dockerfile:4', 'Dockerfile:5']
 }
 
 describe('rules', () => {

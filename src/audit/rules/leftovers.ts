@@ -38,7 +38,8 @@ function checkDockerfile (ctx: DockerfileContext, report: Report): void {
   }
 }
 
-function removes (unit: ShellUnit, pattern: RegExp): boolean {
+/** Whether the unit removes a path matching `pattern` (rm), or mounts a cache or tmpfs there, so nothing of it reaches the layer. */
+export function removes (unit: ShellUnit, pattern: RegExp): boolean {
   return unit.commands.some(c => commandName(c) === 'rm' && c.words.some(w => pattern.test(w.text))) ||
     unit.runFlags.some(f => /type=(cache|tmpfs)/.test(f.text) && pattern.test(f.text.replace(/^.*target=/, '').split(',')[0] ?? ''))
 }

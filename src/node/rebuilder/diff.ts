@@ -5,6 +5,7 @@ import { readOciArchive, type OciImage, type OciLayer } from './oci.js'
 import { DPKG_LIST, DPKG_STATUS, describeChange, listKey, packageDrift, parseDpkgStatus, type PackageChange } from './dpkg.js'
 import { looksText, recognise, type LayerFacts, type SideEvidence } from './recognise.js'
 import { originsOf, type Origin } from './origin.js'
+import { jsonChanges, MAX_JSON_BYTES } from './json-diff.js'
 
 export type ChangeKind = 'added' | 'removed' | 'content' | 'type' | 'link' | 'mtime' | 'mode' | 'owner' | 'order'
 export type DiffVerdict = 'identical' | 'timestamps' | 'file-order' | 'metadata' | 'content'
@@ -39,10 +40,12 @@ export interface LayerDiff {
   a?: Pick<OciLayer, 'digest' | 'diffId' | 'mediaType'>
   b?: Pick<OciLayer, 'digest' | 'diffId' | 'mediaType'>
   changes: FileChange[]
-  /** Changes past the listing limit were counted but not listed. */
+  /** Differing paths past `maxPaths`: recognised and counted, but not listed. */
   omitted: number
-  /** Every differing path of the layer, listed or not, counted per cause id. */
+  /** Every differing path of the layer, listed or not, counted per cause id: they add up to the layer's paths. */
   causeCounts: Record<string, number>
+  /** The omitted paths per cause id (exact: each was recognised like a listed one); absent when none was omitted. */
+  omittedCauses?: Record<string, number>
   /** Packages installed at another version (from both layers' dpkg status). */
   packages?: PackageChange[]
   verdict: Exclude<DiffVerdict, 'identical'>
@@ -60,40 +63,33 @@ export interface ImageDiff {
   origins?: { a: Origin, b: Origin, differences: string[] }
   /** Differing paths grouped by cause, most paths first. */
   causes: CauseGroup[]
-  /** Differing paths in all, and how many got a cause other than `unknown`. */
-  paths: { total: number, explained: number }
+  /** Differing paths in all, how many got a cause other than `unknown`, how many are listed and how many were left out past `maxPaths`. */
+  paths: { total: number, explained: number, listed: number, omitted: number }
   verdict: DiffVerdict
   /** One line for people. */
   summary: string
 }
 
-const MAX_LISTED = 200
-/** Small files whose content is read a second time, for a text diff or a format's fields. */
-const MAX_CAPTURED_FILES = 200
+/** Differing paths listed in all layers unless the caller says otherwise (`diff --max-paths`). */
+export const DEFAULT_MAX_PATHS = 10_000
+/** Unified diffs kept per cause and layer: the first paths of a cause carry one, the rest only their cause and detail. */
+const MAX_DIFFS_PER_CAUSE = 50
+/** Bytes of differing files read again per pass of a layer, per side; more files take more passes. */
+const CAPTURE_PASS_BYTES = 64 * 1024 * 1024
 /** Small text files kept on the first read, per layer and side. */
 const SPECULATIVE_FILE_BYTES = 64 * 1024
 const SPECULATIVE_BUDGET = 8 * 1024 * 1024
 const MAX_CAPTURE_BYTES = 256 * 1024
+/** A JSON document (its first byte `{` or `[`) is read up to this size and compared by its keys. */
+const MAX_JSON_CAPTURE_BYTES = MAX_JSON_BYTES
 const MAX_DPKG_BYTES = 16 * 1024 * 1024
 const MAX_LIST_FILES = 5000
 const GROUP_PATHS = 5
 const MAX_FIELDS = 100
 
 /** JSON paths where two values differ; arrays of equal length are compared per element. */
-export function diffJson (a: unknown, b: unknown, path = '', out: string[] = []): string[] {
-  if (out.length >= MAX_FIELDS) return out
-  if (Object.is(a, b)) return out
-  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
-    a.forEach((v, i) => diffJson(v, b[i], `${path}[${i}]`, out))
-    return out
-  }
-  if (a != null && b != null && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
-    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()
-    for (const k of keys) diffJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path === '' ? k : `${path}.${k}`, out)
-    return out
-  }
-  if (JSON.stringify(a) !== JSON.stringify(b)) out.push(path === '' ? '(root)' : path)
-  return out
+export function diffJson (a: unknown, b: unknown): string[] {
+  return jsonChanges(a, b, MAX_FIELDS).map(c => c.path)
 }
 
 function strip (f: LayerFile): Omit<LayerFile, 'path'> {
@@ -160,15 +156,21 @@ function evidenceOf (f: LayerFile | undefined, listing: LayerListing | undefined
   }
 }
 
-/** Which differing paths are worth reading again in full, for a text diff or dpkg's database. */
+const jsonHead = (head: Buffer | undefined): boolean => head != null && /^\s*[[{]/.test(head.toString('latin1'))
+
+/**
+ * Which differing paths are worth reading in full, for a text diff, a JSON comparison or dpkg's
+ * database: every one that qualifies, so that every path's cause rests on the same evidence.
+ */
 function captureSet (changes: FileChange[], la: LayerListing, lb: LayerListing): Set<string> {
   const want = new Set<string>()
   for (const c of changes) {
-    if (want.size >= MAX_CAPTURED_FILES) break
     if (!c.kinds.includes('content') || c.a == null || c.b == null) continue
-    if (c.a.size > MAX_CAPTURE_BYTES || c.b.size > MAX_CAPTURE_BYTES) continue
-    const text = looksText(la.heads.get(c.path)) && looksText(lb.heads.get(c.path))
-    if (text || /machine-id$/.test(c.path)) want.add(c.path)
+    const ha = la.heads.get(c.path)
+    const hb = lb.heads.get(c.path)
+    const limit = jsonHead(ha) && jsonHead(hb) ? MAX_JSON_CAPTURE_BYTES : MAX_CAPTURE_BYTES
+    if (c.a.size > limit || c.b.size > limit) continue
+    if ((looksText(ha) && looksText(hb)) || /machine-id$/.test(c.path)) want.add(c.path)
   }
   if (changes.some(c => c.path === DPKG_STATUS)) {
     want.add(DPKG_STATUS)
@@ -178,6 +180,24 @@ function captureSet (changes: FileChange[], la: LayerListing, lb: LayerListing):
     }
   }
   return want
+}
+
+/** Splits the paths to read into passes of at most CAPTURE_PASS_BYTES per side; dpkg's database comes first. */
+function capturePasses (paths: Iterable<string>, la: LayerListing, lb: LayerListing): Array<Set<string>> {
+  const size = (p: string): number => Math.max(la.files.get(p)?.size ?? 0, lb.files.get(p)?.size ?? 0)
+  const ordered = [...paths].sort((x, y) => Number(DPKG_LIST.test(y) || y === DPKG_STATUS) - Number(DPKG_LIST.test(x) || x === DPKG_STATUS))
+  const passes: Array<Set<string>> = []
+  let current = new Set<string>()
+  let bytes = 0
+  for (const p of ordered) {
+    const n = size(p)
+    const dpkg = DPKG_LIST.test(p) || p === DPKG_STATUS
+    if (current.size > 0 && bytes + n > CAPTURE_PASS_BYTES && !(dpkg && passes.length === 0)) { passes.push(current); current = new Set(); bytes = 0 }
+    current.add(p)
+    bytes += n
+  }
+  if (current.size > 0) passes.push(current)
+  return passes
 }
 
 function dpkgFacts (la: LayerListing, lb: LayerListing): { facts: LayerFacts, packages?: PackageChange[] } {
@@ -219,20 +239,26 @@ async function diffLayer (index: number, sideA: LayerSide, sideB: LayerSide, epo
   const [fa, fb] = await Promise.all([list(archiveA, la), list(archiveB, lb)])
   const all = compareFiles(fa.files, fb.files)
   const want = la != null && lb != null ? captureSet(all, fa, fb) : new Set<string>()
-  // Small text files were most likely kept on the first read; what was not is read again.
-  const missing = new Set([...want].filter(p => fa.captured.get(p)?.complete !== true || fb.captured.get(p)?.complete !== true))
-  if (missing.size > 0) {
-    // A second read of this layer only, keeping just the files the causes need.
-    const [ca, cb] = await Promise.all([list(archiveA, la, missing), list(archiveB, lb, missing)])
+  // Keep only what the causes use: the speculative reads are dropped here.
+  for (const side of [fa, fb]) for (const p of [...side.captured.keys()]) if (!want.has(p)) side.captured.delete(p)
+  // Small text files were most likely kept on the first read; the rest are read again, in
+  // passes bounded in bytes, and each pass's files are recognised before the next is read.
+  const missing = [...want].filter(p => fa.captured.get(p)?.complete !== true || fb.captured.get(p)?.complete !== true)
+  const passes = capturePasses(missing, fa, fb)
+  const passOf = new Map<string, number>()
+  passes.forEach((pass, i) => { for (const p of pass) passOf.set(p, i) })
+  const read = async (pass: Set<string>): Promise<void> => {
+    const [ca, cb] = await Promise.all([list(archiveA, la, pass), list(archiveB, lb, pass)])
     for (const [p, c] of ca.captured) fa.captured.set(p, c)
     for (const [p, c] of cb.captured) fb.captured.set(p, c)
   }
-  // Keep only what the causes use: the speculative reads are dropped here.
-  for (const side of [fa, fb]) for (const p of [...side.captured.keys()]) if (!want.has(p)) side.captured.delete(p)
+  if (passes[0] != null) await read(passes[0])
+  // dpkg's database is in the first pass: package drift is known before any file is judged.
   const { facts, packages } = dpkgFacts(fa, fb)
   if (epoch != null) facts.epoch = epoch
   const causeCounts: Record<string, number> = {}
-  for (const c of all) {
+  const diffsPerCause = new Map<string, number>()
+  const judge = (c: FileChange): void => {
     const r = recognise({
       path: c.path,
       kinds: c.kinds,
@@ -241,23 +267,63 @@ async function diffLayer (index: number, sideA: LayerSide, sideB: LayerSide, epo
     } as Parameters<typeof recognise>[0], facts)
     c.cause = r.cause
     if (r.detail != null) c.detail = r.detail
-    if (r.diff != null) c.diff = r.diff
+    const shown = diffsPerCause.get(r.cause.id) ?? 0
+    if (r.diff != null && shown < MAX_DIFFS_PER_CAUSE) { c.diff = r.diff; diffsPerCause.set(r.cause.id, shown + 1) }
     causeCounts[r.cause.id] = (causeCounts[r.cause.id] ?? 0) + 1
+  }
+  const release = (pass: Set<string> | undefined): void => {
+    if (pass != null) for (const side of [fa, fb]) for (const p of pass) if (!DPKG_LIST.test(p) && p !== DPKG_STATUS) side.captured.delete(p)
+  }
+  for (const c of all) if ((passOf.get(c.path) ?? 0) === 0) judge(c)
+  release(passes[0])
+  for (let i = 1; i < passes.length; i++) {
+    const pass = passes[i] as Set<string>
+    await read(pass)
+    for (const c of all) if (passOf.get(c.path) === i) judge(c)
+    release(pass)
   }
   const kinds = new Set(all.flatMap(c => c.kinds))
   const step = lb?.createdBy ?? la?.createdBy
   const pick = (l: OciLayer): Pick<OciLayer, 'digest' | 'diffId' | 'mediaType'> => ({ digest: l.digest, diffId: l.diffId, mediaType: l.mediaType })
-  // Listed: the most telling first (a cause other than unknown), then by path.
   return {
     index,
     ...(step != null ? { step } : {}),
     ...(la != null ? { a: pick(la) } : {}),
     ...(lb != null ? { b: pick(lb) } : {}),
-    changes: all.slice(0, MAX_LISTED),
-    omitted: Math.max(0, all.length - MAX_LISTED),
+    changes: all,
+    omitted: 0,
     causeCounts,
     ...(packages != null && packages.length > 0 ? { packages } : {}),
     verdict: verdictOf(kinds)
+  }
+}
+
+/**
+ * Keeps at most `max` listed paths over all layers, in layer order. Where a layer's paths do
+ * not all fit, they are taken round the causes (the first path of each cause, then the second,
+ * ...) so that every cause keeps examples; the rest are counted per cause in `omittedCauses`.
+ */
+export function limitListed (layers: LayerDiff[], max: number): void {
+  let left = Math.max(0, max)
+  for (const l of layers) {
+    if (l.changes.length <= left) { left -= l.changes.length; continue }
+    const byCause = new Map<string, FileChange[]>()
+    for (const c of l.changes) {
+      const id = c.cause?.id ?? 'unknown'
+      const group = byCause.get(id)
+      if (group == null) byCause.set(id, [c])
+      else group.push(c)
+    }
+    const keep = new Set<FileChange>()
+    for (let i = 0; keep.size < left; i++) {
+      for (const group of byCause.values()) if (group[i] != null && keep.size < left) keep.add(group[i] as FileChange)
+    }
+    const omittedCauses: Record<string, number> = {}
+    for (const c of l.changes) if (!keep.has(c)) omittedCauses[c.cause?.id ?? 'unknown'] = (omittedCauses[c.cause?.id ?? 'unknown'] ?? 0) + 1
+    l.omitted += l.changes.length - keep.size
+    l.changes = l.changes.filter(c => keep.has(c))
+    l.omittedCauses = omittedCauses
+    left -= keep.size
   }
 }
 
@@ -284,7 +350,12 @@ function rank (v: DiffVerdict): number {
  * Compares two OCI image tarballs: index, manifests per platform, config fields, and, for each
  * layer whose diffID differs, the files inside (streamed, never unpacked to disk).
  */
-export async function diffOciArchives (a: string, b: string): Promise<ImageDiff> {
+export interface DiffOptions {
+  /** Differing paths listed at most, over all layers (default DEFAULT_MAX_PATHS); the rest are counted per cause. */
+  maxPaths?: number
+}
+
+export async function diffOciArchives (a: string, b: string, opts: DiffOptions = {}): Promise<ImageDiff> {
   const [ia, ib] = await Promise.all([readOciArchive(a), readOciArchive(b)])
   const platforms = [...new Set([...ia.images.map(i => i.platform), ...ib.images.map(i => i.platform)])]
   const manifests = platforms.map(platform => {
@@ -298,7 +369,7 @@ export async function diffOciArchives (a: string, b: string): Promise<ImageDiff>
     manifests,
     layers: [],
     causes: [],
-    paths: { total: 0, explained: 0 },
+    paths: { total: 0, explained: 0, listed: 0, omitted: 0 },
     verdict: 'identical',
     summary: ''
   }
@@ -323,10 +394,13 @@ export async function diffOciArchives (a: string, b: string): Promise<ImageDiff>
     if (la != null && lb != null && la.diffId === lb.diffId) continue
     result.layers.push(await diffLayer(i, { archive: a, layer: la }, { archive: b, layer: lb }, epoch))
   }
+  limitListed(result.layers, opts.maxPaths ?? DEFAULT_MAX_PATHS)
   result.causes = groupCauses(result.layers)
   if (result.layers.length === 0 && !result.config.equal) result.causes.push({ cause: causeRef('image-config'), count: 0, layers: [], paths: fields.slice(0, GROUP_PATHS) })
   result.paths.total = result.layers.reduce((n, l) => n + l.changes.length + l.omitted, 0)
   result.paths.explained = result.paths.total - result.layers.reduce((n, l) => n + (l.causeCounts.unknown ?? 0), 0)
+  result.paths.listed = result.layers.reduce((n, l) => n + l.changes.length, 0)
+  result.paths.omitted = result.paths.total - result.paths.listed
   let verdict: DiffVerdict = 'identical'
   for (const l of result.layers) if (rank(l.verdict) > rank(verdict)) verdict = l.verdict
   if (verdict === 'identical' && !result.config.equal) {

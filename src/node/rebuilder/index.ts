@@ -11,7 +11,7 @@ export { loadRecipe, parseRecipe, recipeDigest, canonicalJson, requirementsMet, 
 export type { Recipe, Variant, PrepareStep, BuildSpec, PlatformCapabilities } from './recipe.js'
 export { readOciArchive, imageResultOf } from './oci.js'
 export type { OciArchiveInfo, OciImage, OciLayer, OciDescriptor } from './oci.js'
-export { diffOciArchives, groupCauses, VERDICT_TEXT } from './diff.js'
+export { DEFAULT_MAX_PATHS, diffOciArchives, groupCauses, limitListed, VERDICT_TEXT } from './diff.js'
 export { listLayerFiles } from './layer-files.js'
 export { looksText, TEMP_PATH, TIMESTAMP } from './recognise.js'
 export type { ImageDiff, LayerDiff, FileChange, DiffVerdict, CauseGroup } from './diff.js'

@@ -44,7 +44,7 @@ export interface ManifestDiff {
 
 /** Causes and path counts of `layers` as they stand (again after a cause is changed). */
 export function summariseLayers (layers: LayerDiff[]): ManifestDiff {
-  const total = layers.reduce((n, l) => n + l.changes.length, 0)
+  const total = layers.reduce((n, l) => n + l.changes.length + l.omitted, 0)
   const unknown = layers.reduce((n, l) => n + (l.causeCounts.unknown ?? 0), 0)
   return { layers, causes: groupCauses(layers), paths: { total, explained: total - unknown } }
 }

@@ -1,5 +1,6 @@
 import { causeRef, type CauseId, type CauseRef } from '../../protocol/causes.js'
-import { textDiff } from './text-diff.js'
+import { jsonChanges, MAX_JSON_CHANGES, parseJsonDocument } from './json-diff.js'
+import { textChanges } from './text-diff.js'
 
 /** What a differing path's two sides look like, as far as the listing saw them. */
 export interface SideEvidence {
@@ -49,9 +50,61 @@ const DPKG_DB = /^var\/lib\/dpkg\/(status|available|info\/[^/]+)$/
 const PYC = /(^|\/)__pycache__\/[^/]+\.pyc$|\.py[co]$/
 const ZIP_NAME = /\.(zip|jar|war|ear|whl|apk|xpi|egg)$/i
 
-/** Dates and times as build steps write them: ISO 8601, syslog/`date` output, dpkg's log format. */
-export const TIMESTAMP = /\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?|\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun),? +\d{1,2}? ?(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b|\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} +\d{2}:\d{2}:\d{2}\b|\b1[5-9]\d{8}\b/
+const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
+const WEEKDAY = '(Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
+
+/** Each form of a date or time a build step writes, with the name a detail gives it. */
+const TIME_FORMS: Array<[string, RegExp]> = [
+  ['HTTP date header', new RegExp(`\\b${WEEKDAY}, \\d{2} ${MONTH} \\d{4} \\d{2}:\\d{2}:\\d{2} GMT\\b`)],
+  ['ISO 8601 time', /\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?/],
+  ['date output', new RegExp(`\\b${WEEKDAY},? +\\d{1,2}? ?${MONTH}\\b`)],
+  ['syslog time', new RegExp(`\\b${MONTH} +\\d{1,2} +\\d{2}:\\d{2}:\\d{2}\\b`)],
+  // Unix times of 2017-2033; the digits after the seconds give the unit. No longer digit run matches.
+  ['Unix time in nanoseconds', /\b1[5-9]\d{17}\b/],
+  ['Unix time in microseconds', /\b1[5-9]\d{14}\b/],
+  ['Unix time in milliseconds', /\b1[5-9]\d{11}\b/],
+  ['Unix time in seconds', /\b1[5-9]\d{8}\b/]
+]
+
+/**
+ * Dates and times as build steps write them, anywhere in a line: ISO 8601, HTTP date headers,
+ * `date` and syslog output, dpkg's log format, and Unix times in seconds, milliseconds,
+ * microseconds or nanoseconds.
+ */
+export const TIMESTAMP = new RegExp(TIME_FORMS.map(([, r]) => `(?:${r.source})`).join('|'))
 export const TEMP_PATH = /\/tmp\/[A-Za-z0-9._-]*[A-Za-z0-9]{6,}|\/var\/tmp\/|buildkit-[a-z0-9]+|\/proc\/self\//
+
+/** The forms of time found in `lines`, in catalogue order: `Unix time in milliseconds, HTTP date header`. */
+export function timeForms (lines: readonly string[]): string[] {
+  const found = TIME_FORMS.filter(([, r]) => lines.some(l => r.test(l))).map(([name]) => name)
+  // An HTTP date also reads as `date` output; name it once.
+  return found.includes('HTTP date header') ? found.filter(f => f !== 'date output') : found
+}
+
+/**
+ * Language package managers' and build tools' caches, logs and state, wherever the home
+ * directory or the project is (`root/.npm/`, `home/node/.npm/`, `app/node_modules/.cache/`).
+ */
+const ECOSYSTEM_PATHS: Array<[RegExp, CauseId]> = [
+  [/(^|\/)\.npm\//, 'npm-cache'],
+  [/(^|\/)(\.cache\/yarn|\.yarn-cache|\.yarn\/berry)\/|(^|\/)\.yarn\/install-state\.gz$|(^|\/)yarn-error\.log$/, 'yarn-cache'],
+  [/(^|\/)(\.local\/share\/pnpm\/store|\.pnpm-store|\.cache\/pnpm|pnpm\/store)\/|(^|\/)node_modules\/\.modules\.yaml$/, 'pnpm-store'],
+  [/(^|\/)\.cache\/pip\//, 'pip-cache'],
+  [/(^|\/)\.cache\/pypoetry\//, 'poetry-cache'],
+  [/(^|\/)(\.cache\/go-build|go\/pkg\/mod\/cache|\.config\/go\/telemetry)\//, 'go-cache'],
+  [/(^|\/)\.cargo\/(registry\/|git\/|\.package-cache|\.global-cache|\.crates\.toml$|\.crates2\.json$)|(^|\/)target\/([^/]+\/)?(debug|release)\/(\.fingerprint|build|deps|incremental|\.cargo-lock)(\/|$)|(^|\/)target\/(\.rustc_info\.json|CACHEDIR\.TAG|\.package-cache)$/, 'cargo-cache'],
+  [/(^|\/)\.m2\/(repository|wrapper)\//, 'maven-cache'],
+  [/(^|\/)\.gradle\//, 'gradle-cache'],
+  [/(^|\/)\.eslintcache$|(^|\/)node_modules\/\.cache\/eslint[^/]*\//, 'eslint-cache'],
+  [/(^|\/)node_modules\/\.cache\/(babel-loader|@babel)\/|(^|\/)\.babel\.json$/, 'babel-cache'],
+  [/(^|\/)node_modules\/\.cache\/(webpack|terser-webpack-plugin|css-minimizer-webpack-plugin)\/|(^|\/)\.next\/cache\//, 'webpack-cache'],
+  [/\.tsbuildinfo$/, 'tsbuildinfo']
+]
+
+/** The ecosystem cache, log or state directory a path lies in, if any. */
+export function ecosystemCause (path: string): CauseId | undefined {
+  return ECOSYSTEM_PATHS.find(([re]) => re.test(path))?.[1]
+}
 
 const iso = (s: number): string => new Date(s * 1000).toISOString().replace('.000Z', 'Z')
 
@@ -112,6 +165,32 @@ function zipDetail (a: Buffer, b: Buffer): string | undefined {
   return t(a) !== t(b) ? `first zip member time ${t(a)} vs ${t(b)}` : undefined
 }
 
+/** Whether a JSON value is a date or time: a string holding one, or an integer Unix time. */
+function timeValue (v: unknown): boolean {
+  return (typeof v === 'string' && TIMESTAMP.test(v)) || (typeof v === 'number' && Number.isInteger(v) && TIMESTAMP.test(String(v)))
+}
+
+/**
+ * Two JSON documents compared by their values, not their lines: a one-line file of megabytes
+ * says which keys differ. Dates and times at every differing key are `embedded-timestamp`, a
+ * temporary path `embedded-path`; otherwise `unknown`, naming the keys.
+ */
+function jsonCause (a: Buffer, b: Buffer): { id: CauseId, detail: string } | undefined {
+  const da = parseJsonDocument(a.toString('utf8'))
+  const db = da === undefined ? undefined : parseJsonDocument(b.toString('utf8'))
+  if (da === undefined || db === undefined) return undefined
+  const diffs = jsonChanges(da, db)
+  if (diffs.length === 0) return { id: 'unknown', detail: 'the same JSON values, in another key order or spacing' }
+  const n = diffs.length >= MAX_JSON_CHANGES ? `${MAX_JSON_CHANGES}+` : String(diffs.length)
+  const keys = `${diffs.slice(0, 5).map(d => d.path).join(', ')}${diffs.length > 5 ? ', …' : ''}`
+  if (diffs.every(d => (d.a === undefined || timeValue(d.a)) && (d.b === undefined || timeValue(d.b)))) {
+    const forms = timeForms(diffs.flatMap(d => [d.a, d.b]).filter(v => v !== undefined).map(String))
+    return { id: 'embedded-timestamp', detail: `JSON differs at ${n} key(s), each a date or time (${forms.join(', ')}): ${keys}` }
+  }
+  if (diffs.some(d => [d.a, d.b].some(v => typeof v === 'string' && TEMP_PATH.test(v)))) return { id: 'embedded-path', detail: `JSON differs at ${n} key(s), holding a temporary path: ${keys}` }
+  return { id: 'unknown', detail: `JSON differs at ${n} key(s): ${keys}` }
+}
+
 function result (id: CauseId, detail?: string, diff?: string): Recognised {
   return { cause: causeRef(id), ...(detail != null ? { detail } : {}), ...(diff != null ? { diff } : {}) }
 }
@@ -126,8 +205,14 @@ export function recognise (c: ChangeEvidence, facts: LayerFacts = {}): Recognise
   const kinds = new Set(c.kinds)
   const content = kinds.has('content') || kinds.has('added') || kinds.has('removed') || kinds.has('type')
   const both = a != null && b != null
+  const complete = (a?.complete ?? true) && (b?.complete ?? true)
   const text = both && a.content != null && b.content != null && looksText(a.content) && looksText(b.content)
-  const diff = text ? textDiff(path, a.content as Buffer, b.content as Buffer, (a.complete ?? true) && (b.complete ?? true)) : undefined
+  const changes = text ? textChanges(path, a.content as Buffer, b.content as Buffer, complete) : undefined
+  const diff = changes?.diff
+
+  // A cache or log directory explains whatever differs inside it, however it differs.
+  const eco = ecosystemCause(path)
+  if (eco != null) return result(eco, undefined, diff)
 
   if (content || kinds.has('mtime')) {
     if (MACHINE_ID.test(path)) {
@@ -157,11 +242,15 @@ export function recognise (c: ChangeEvidence, facts: LayerFacts = {}): Recognise
     if (sameHead(a, b, [0x50, 0x4b, 0x03, 0x04]) || (ZIP_NAME.test(path) && a.head != null)) {
       return result('zip-times', a.head != null && b.head != null ? zipDetail(a.head, b.head) : undefined)
     }
-    if (diff != null) {
-      const changed = diff.split('\n').filter(l => /^[-+][^-+]/.test(l) || l === '-' || l === '+')
-      if (changed.length > 0 && changed.every(l => TIMESTAMP.test(l) || l.trim().length <= 1)) return result('embedded-timestamp', 'every differing line holds a date or time', diff)
+    if (changes != null) {
+      const json = complete ? jsonCause(a.content as Buffer, b.content as Buffer) : undefined
+      if (json != null) return result(json.id, json.detail, diff)
+      // Whole lines, however long: a time past any display cut still counts.
+      const changed = changes.changed
+      const forms = timeForms(changed)
+      if (changed.length > 0 && changed.every(l => TIMESTAMP.test(l) || l.trim().length === 0)) return result('embedded-timestamp', `every differing line holds a date or time (${forms.join(', ')})`, diff)
       if (changed.some(l => TEMP_PATH.test(l))) return result('embedded-path', undefined, diff)
-      if (changed.some(l => TIMESTAMP.test(l))) return result('embedded-timestamp', 'differing lines hold a date or time', diff)
+      if (forms.length > 0) return result('embedded-timestamp', `differing lines hold a date or time (${forms.join(', ')})`, diff)
       return result('unknown', 'text content differs', diff)
     }
     if (sameHead(a, b, [0x1f, 0x8b])) return result('unknown', 'gzip headers are equal: the compressed data differs')
