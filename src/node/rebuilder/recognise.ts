@@ -92,7 +92,8 @@ const ECOSYSTEM_PATHS: Array<[RegExp, CauseId]> = [
   [/(^|\/)\.cache\/pip\//, 'pip-cache'],
   [/(^|\/)\.cache\/pypoetry\//, 'poetry-cache'],
   [/(^|\/)(\.cache\/go-build|go\/pkg\/mod\/cache|\.config\/go\/telemetry)\//, 'go-cache'],
-  [/(^|\/)\.cargo\/(registry\/|git\/|\.package-cache|\.global-cache|\.crates\.toml$|\.crates2\.json$)|(^|\/)target\/([^/]+\/)?(debug|release)\/(\.fingerprint|build|deps|incremental|\.cargo-lock)(\/|$)|(^|\/)target\/(\.rustc_info\.json|CACHEDIR\.TAG|\.package-cache)$/, 'cargo-cache'],
+  // Not /usr/share/cargo/registry: Debian's packaged crate sources, files of a package.
+  [/(^|\/)(\.cargo|usr\/local\/cargo)\/(registry\/|git\/|\.package-cache|\.global-cache|\.crates\.toml$|\.crates2\.json$)|(^|\/)target\/([^/]+\/)?(debug|release)\/(\.fingerprint|build|deps|incremental|\.cargo-lock)(\/|$)|(^|\/)target\/(\.rustc_info\.json|CACHEDIR\.TAG|\.package-cache)$/, 'cargo-cache'],
   [/(^|\/)\.m2\/(repository|wrapper)\//, 'maven-cache'],
   [/(^|\/)\.gradle\//, 'gradle-cache'],
   [/(^|\/)\.eslintcache$|(^|\/)node_modules\/\.cache\/eslint[^/]*\//, 'eslint-cache'],

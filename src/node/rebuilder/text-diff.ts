@@ -26,31 +26,42 @@ function firstDifference (x: string, y: string): number {
   return i
 }
 
-/** A line cut to SHOWN_CHARS around `at` (where it differs from its counterpart), marked with `…` where cut. */
-function shown (line: string, at: number): string {
-  if (line.length <= SHOWN_CHARS) return line
-  const start = Math.max(0, Math.min(at - LEAD_CHARS, line.length - SHOWN_CHARS))
-  return `${start > 0 ? '…' : ''}${line.slice(start, start + SHOWN_CHARS)}${start + SHOWN_CHARS < line.length ? '…' : ''}`
+/** Text cut to SHOWN_CHARS around `at` (where it differs from its counterpart), marked with `…` where cut. */
+function cut (text: string, at: number): string {
+  if (text.length <= SHOWN_CHARS) return text
+  const start = Math.max(0, Math.min(at - LEAD_CHARS, text.length - SHOWN_CHARS))
+  return `${start > 0 ? '…' : ''}${text.slice(start, start + SHOWN_CHARS)}${start + SHOWN_CHARS < text.length ? '…' : ''}`
 }
 
 /**
- * Pairs each run of removed lines with the added lines after it, so that a long line is shown
- * where it differs from the line that replaced it, not at its start.
+ * A hunk's lines with long ones cut. Each run of removed lines is paired with the added lines
+ * after it, so that a long line is shown where it differs from the line that replaced it.
  */
 function showHunk (lines: string[]): string[] {
   const out: string[] = []
+  // The `-`/`+`/` ` marker is kept; the text after it is cut.
+  const show = (line: string, at: number): string => `${line.slice(0, 1)}${cut(line.slice(1), at)}`
+  // `\ No newline at end of file` may follow a line of either run; it belongs to the run.
+  const run = (from: number, marker: string): number => {
+    let j = from
+    while (j < lines.length && ((lines[j] as string).startsWith(marker) || (lines[j] as string).startsWith('\\'))) j++
+    return j
+  }
   for (let i = 0; i < lines.length;) {
     const line = lines[i] as string
-    if (!line.startsWith('-')) { out.push(shown(line, 0)); i++; continue }
-    let j = i
-    while (j < lines.length && (lines[j] as string).startsWith('-')) j++
-    let k = j
-    while (k < lines.length && (lines[k] as string).startsWith('+')) k++
-    const removed = lines.slice(i, j)
-    const added = lines.slice(j, k)
-    // Past the `-`/`+` marker, which always differs.
-    const at = removed.map((r, n) => added[n] != null ? 1 + firstDifference(r.slice(1), added[n].slice(1)) : 0)
-    out.push(...removed.map((r, n) => shown(r, at[n] ?? 0)), ...added.map((a, n) => shown(a, at[n] ?? 0)))
+    if (!line.startsWith('-')) { out.push(show(line, 0)); i++; continue }
+    const j = run(i, '-')
+    const k = run(j, '+')
+    const removed = lines.slice(i, j).filter(l => l.startsWith('-'))
+    const added = lines.slice(j, k).filter(l => l.startsWith('+'))
+    const at = removed.map((r, n) => added[n] != null ? firstDifference(r.slice(1), (added[n] as string).slice(1)) : 0)
+    let r = 0
+    let a = 0
+    for (const l of lines.slice(i, k)) {
+      if (l.startsWith('-')) out.push(show(l, at[r++] ?? 0))
+      else if (l.startsWith('+')) out.push(show(l, at[a++] ?? 0))
+      else out.push(l)
+    }
     i = k
   }
   return out
@@ -90,7 +101,7 @@ export function textChanges (path: string, a: Buffer, b: Buffer, complete = true
       total += 2
       if (shownLines < MAX_DIFF_LINES) {
         const at = firstDifference(x, y)
-        out.push(`@@ line ${i + 1} @@`, `-${shown(x, at)}`, `+${shown(y, at)}`)
+        out.push(`@@ line ${i + 1} @@`, `-${cut(x, at)}`, `+${cut(y, at)}`)
         shownLines += 3
       }
     }
