@@ -6,7 +6,10 @@
  *
  * The two images are rebuilt here from a FROM-scratch fixture: one layer of ~330 MiB of
  * deterministic incompressible data, 64 MiB of random bytes, 2,000 small text files and a
- * build date, so the layer differs on every build and most of its bytes are equal.
+ * build date, so the layer differs on every build and most of its bytes are equal. The deeper
+ * recognition has work to do: 100 one-line JSON documents of ~300 KiB with a time in
+ * milliseconds (compared by keys), 100 logs whose one long line ends in an HTTP date header,
+ * and a package manager's cache (npm-style index lines with times in milliseconds).
  *
  *   npm run bench:diff [-- --runs 3]
  */
@@ -54,11 +57,19 @@ try {
     files: {
       Dockerfile: scratchDockerfile([
         'COPY seed.bin /seed.bin',
-        'RUN mkdir -p /out/small && i=0; while [ $i -lt 40 ]; do cat /seed.bin > /out/part-$i.bin; i=$((i+1)); done; ' +
+        'COPY deps.json /deps.json',
+        'RUN mkdir -p /out/small /out/json /out/logs /root/.npm/_cacache/index-v5 && i=0; while [ $i -lt 40 ]; do cat /seed.bin > /out/part-$i.bin; i=$((i+1)); done; ' +
           'dd if=/dev/urandom of=/out/random.bin bs=1048576 count=64 2>/dev/null; ' +
-          'i=0; while [ $i -lt 2000 ]; do echo "file $i" > /out/small/$i.txt; i=$((i+1)); done; date > /out/built'
-      ]),
-      'seed.bin': deterministicData('seed', 8 * 1024 * 1024)
+          'i=0; while [ $i -lt 2000 ]; do echo "file $i" > /out/small/$i.txt; i=$((i+1)); done; date > /out/built; ' +
+          // Times that differ past any display cut: JSON by keys, long lines whole, a cache by its path.
+          'now=$(date +%s); http=$(date -u "+%a, %d %b %Y %H:%M:%S GMT"); i=0; while [ $i -lt 100 ]; do ' +
+          'printf \'{"fetchedAt":%s%03d,"deps":\' "$now" "$i" > /out/json/$i.json; cat /deps.json >> /out/json/$i.json; printf \'}\' >> /out/json/$i.json; ' +
+          'printf \'%s %s\\n\' "$(cat /deps.json | head -c 20000)" "$http" > /out/logs/$i.log; ' +
+          'printf \'%s\\t{"key":"make-fetch-happen:request-cache:%s","time":%s%03d}\\n\' "$i" "$i" "$now" "$i" > /root/.npm/_cacache/index-v5/$i; i=$((i+1)); done'
+      ], { applets: ['sh', 'date', 'echo', 'cat', 'mkdir', 'dd', 'head', 'printf'] }),
+      'seed.bin': deterministicData('seed', 8 * 1024 * 1024),
+      // ~300 KiB of one-line JSON: the body of each document the build stamps.
+      'deps.json': JSON.stringify(Array.from({ length: 6000 }, (_, i) => ({ name: `dep-${i}`, version: `1.${i % 50}.${i}`, integrity: createHash('sha256').update(String(i)).digest('base64') })))
     },
     busybox: 'amd64',
     tag: 'v1.0.0'
@@ -108,6 +119,21 @@ try {
   console.log(`sha256sum of the uncompressed layers  median ${(median(sumTimes) / 1000).toFixed(2)} s  runs ${sumTimes.map(t => (t / 1000).toFixed(2)).join(' ')}`)
   console.log(`neko-rebuilder diff                   median ${(median(diffTimes) / 1000).toFixed(2)} s  runs ${diffTimes.map(t => (t / 1000).toFixed(2)).join(' ')}`)
   console.log(`ratio (diff / sha256sum): ${ratio.toFixed(3)} (target <= 2)`)
+  const count = (id: string): number => warm.causes.find(g => g.cause.id === id)?.count ?? 0
+  console.log(JSON.stringify({
+    bench: 'diff',
+    runs,
+    target: 2,
+    ratio: Number(ratio.toFixed(3)),
+    met: ratio <= 2,
+    diffSeconds: Number((median(diffTimes) / 1000).toFixed(2)),
+    sha256sumSeconds: Number((median(sumTimes) / 1000).toFixed(2)),
+    uncompressedMiB: Math.round(rawBytes / 1024 / 1024),
+    paths: warm.paths,
+    // The deeper recognition at work: stamped JSON and long lines explained, the cache by its path.
+    recognised: { embeddedTimestamp: count('embedded-timestamp'), npmCache: count('npm-cache'), unknown: count('unknown') }
+  }))
+  process.exitCode = ratio <= 2 ? 0 : 1
 } finally {
   await rm(work, { recursive: true, force: true })
 }

@@ -11,61 +11,25 @@
  * The Neko checkout is the user's (a clone of https://github.com/m1k1o/neko); the base is made
  * with `mmdebstrap --variant=minbase trixie` and `docker import` unless --base names one.
  */
-import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { ImageDiff } from '../src/node/rebuilder/index.js'
+import { arg, BASE_EPOCH, debianBase, diff as diffOf, must, rebuild as rebuildOf, stopwatch } from './example-lib.js'
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '../..')
-const arg = (name: string): string | undefined => { const i = process.argv.indexOf(name); return i === -1 ? undefined : process.argv[i + 1] }
 const neko = arg('--neko')
 const ref = arg('--ref') ?? 'v3.1.5'
 if (neko == null) {
   console.error('usage: npm run example:neko-causes -- --neko /path/to/neko-checkout [--ref v3.1.5] [--base IMAGE] [--keep DIR]')
   process.exit(3)
 }
-/** The base's package set is fixed by its time: the same SOURCE_DATE_EPOCH, the same minbase. */
-const BASE_EPOCH = '1735689600'
-
-async function run (cmd: string, args: string[], opts: { cwd?: string, env?: NodeJS.ProcessEnv, input?: string } = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  return await new Promise((done, fail) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
-    child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-20_000) })
-    child.on('error', fail)
-    child.on('close', code => done({ code, stdout, stderr }))
-  })
-}
-
-async function must (cmd: string, args: string[], opts: { cwd?: string, env?: NodeJS.ProcessEnv } = {}): Promise<string> {
-  const r = await run(cmd, args, opts)
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.code}: ${r.stderr.slice(-2000)}`)
-  return r.stdout
-}
-
-const cli = async (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> =>
-  await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { env: { NEKO_LOG_LEVEL: 'silent' } })
 
 const keep = arg('--keep')
 const work = keep != null ? resolve(keep) : await mkdtemp(join(tmpdir(), 'neko-causes-'))
 await mkdir(work, { recursive: true })
-const t0 = performance.now()
-const say = (s: string): void => console.log(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${s}`)
+const say = stopwatch()
 try {
-  let base = arg('--base')
-  if (base == null) {
-    base = `neko-rebuilder-example/trixie-minbase:${BASE_EPOCH}`
-    if ((await run('docker', ['image', 'inspect', base])).code !== 0) {
-      say(`mmdebstrap --variant=minbase trixie (SOURCE_DATE_EPOCH=${BASE_EPOCH}), docker import as ${base}`)
-      const tarball = join(work, 'trixie-minbase.tar')
-      await must('mmdebstrap', ['--variant=minbase', 'trixie', tarball], { env: { SOURCE_DATE_EPOCH: BASE_EPOCH } })
-      await must('docker', ['import', tarball, base])
-    }
-  }
+  const base = arg('--base') ?? await debianBase(`neko-rebuilder-example/trixie-minbase:${BASE_EPOCH}`, [], join(work, 'trixie-minbase.tar'), say)
   const recipe = join(work, 'neko-runtime.json')
   await writeFile(recipe, JSON.stringify({
     name: 'neko-runtime-local',
@@ -77,19 +41,8 @@ try {
   await must('git', ['clone', '--quiet', '--no-checkout', resolve(neko), repo])
   await must('git', ['-C', repo, 'checkout', '--quiet', '-B', 'example', ref])
 
-  const rebuild = async (refName: string, out: string): Promise<string> => {
-    say(`neko-rebuilder rebuild --repo ${repo} --ref ${refName} --recipe ${recipe} --variant runtime --out ${out}`)
-    const r = await cli(['rebuild', '--repo', repo, '--ref', refName, '--recipe', recipe, '--variant', 'runtime', '--platform', 'linux/amd64', '--out', out, '--work-dir', join(work, 'ws'), '--json'])
-    if (r.code !== 0) throw new Error(`rebuild failed (${r.code}): ${r.stdout.slice(-3000)} ${r.stderr.slice(-2000)}`)
-    return (JSON.parse(r.stdout) as { ociPath: string }).ociPath
-  }
-  const diff = async (a: string, b: string, fix?: string): Promise<ImageDiff> => {
-    say(`neko-rebuilder diff ${a} ${b}${fix != null ? ` --fix ${fix}` : ''}`)
-    const r = await cli(['diff', '--json', a, b, ...(fix != null ? ['--fix', fix] : [])])
-    if (r.code !== 0 && r.code !== 1) throw new Error(`diff failed (${r.code}): ${r.stderr}`)
-    if (r.stderr !== '') process.stdout.write(r.stderr)
-    return JSON.parse(r.stdout) as ImageDiff
-  }
+  const rebuild = async (refName: string, out: string): Promise<string> => await rebuildOf(repo, refName, recipe, 'runtime', out, join(work, 'ws'), say)
+  const diff = async (a: string, b: string, fix?: string): Promise<ImageDiff> => await diffOf(a, b, say, fix)
 
   const a = await rebuild(ref, join(work, 'a'))
   const b = await rebuild(ref, join(work, 'b'))

@@ -173,8 +173,9 @@ export const CAUSES: Readonly<Record<CauseId, Cause>> = {
     id: 'cargo-cache',
     summary: 'cargo registry cache and target directory state (~/.cargo/registry, ~/.cargo/git, target/*/.fingerprint, deps, build, incremental)',
     why: 'cargo records fetch and use times in its registry cache and global cache database, and the target directory holds fingerprints, build-script output and incremental state with times and hashes of the run',
-    fix: 'RUN --mount=type=cache,target=/usr/local/cargo/registry --mount=type=cache,target=/app/target cargo build --release && cp target/release/app /usr/local/bin/   # or build in a builder stage and COPY --from only the binary',
-    auditRule: 'NR066-cargo-cache-left'
+    fix: 'build in a builder stage and COPY --from only the binary; or RUN --mount=type=cache,target=/usr/local/cargo/registry --mount=type=cache,target=/app/target cargo build --release && cp target/release/app /usr/local/bin/; or end the RUN with the removal of the registry cache and the target directory\'s build state (the binary stays)',
+    auditRule: 'NR066-cargo-cache-left',
+    remove: ['$HOME/.cargo/registry', '$HOME/.cargo/git', '$HOME/.cargo/.package-cache', '$HOME/.cargo/.package-cache-mutate', '$HOME/.cargo/.global-cache', '/usr/local/cargo/registry', 'target/*/.fingerprint', 'target/*/build', 'target/*/deps', 'target/*/incremental', 'target/*/.cargo-lock', 'target/*/*.d', 'target/.rustc_info.json', 'target/CACHEDIR.TAG']
   },
   'maven-cache': {
     id: 'maven-cache',
@@ -221,7 +222,8 @@ export const CAUSES: Readonly<Record<CauseId, Cause>> = {
     summary: 'TypeScript incremental build info (*.tsbuildinfo)',
     why: 'tsc --incremental or --build writes a .tsbuildinfo that records file versions, signatures and option paths of the compile, in the order files were checked',
     fix: 'compile with --incremental false for the image (or point tsBuildInfoFile outside the copied output) and remove *.tsbuildinfo in the same RUN',
-    auditRule: 'NR069-build-tool-cache-left'
+    auditRule: 'NR069-build-tool-cache-left',
+    remove: ['*.tsbuildinfo']
   },
   'gzip-header': {
     id: 'gzip-header',

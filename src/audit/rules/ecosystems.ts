@@ -126,7 +126,7 @@ const CHECKS: Check[] = [{
     const registry = keptOut(u, /((^|\/)(\.cargo|cargo)|^\$\{?CARGO_HOME\}?)(\/registry)?(\/\*?)?\/?$/, variable(u, c, 'CARGO_HOME'))
     // `cargo install` builds in a temporary target directory it removes; other commands keep ./target.
     const target = subcommand(c) === 'install' || u.commands.some(x => commandName(x) === 'cargo' && subcommand(x) === 'clean') ||
-      keptOut(u, /(^|\/)target(\/\*?)?\/?$/, option(c, ['--target-dir']) ?? variable(u, c, 'CARGO_TARGET_DIR'))
+      keptOut(u, /(^|\/)target(\/\*?)?\/?$|(^|\/)target\/\*\/\.fingerprint$/, option(c, ['--target-dir']) ?? variable(u, c, 'CARGO_TARGET_DIR'))
     return registry && target
   },
   message: c => `cargo ${subcommand(c)} leaves the registry cache and cargo's global cache (~/.cargo/registry, ~/.cargo/.global-cache)${subcommand(c) === 'install' ? '' : ' and the target directory\'s fingerprints, build-script output and dependency files'}`

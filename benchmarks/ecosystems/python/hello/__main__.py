@@ -1,0 +1,3 @@
+from hello import app
+
+app.run(host="0.0.0.0", port=8000)
