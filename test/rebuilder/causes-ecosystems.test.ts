@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { diffOciArchives, type FileChange, type ImageDiff } from '../../src/node/rebuilder/index.js'
+import { applyFixes, diffManifests, diffOciArchives, fileManifestOf, type FileChange, type ImageDiff } from '../../src/node/rebuilder/index.js'
 import { formatImageDiff } from '../../src/cli/commands/diff.js'
 import { CAUSES } from '../../src/protocol/causes.js'
 import { textDiff } from '../../src/node/rebuilder/text-diff.js'
@@ -182,6 +182,18 @@ describe('diff: ecosystem caches, deep recognition, no silent truncation (synthe
     expect(text).toMatch(/\.\.\. and 247 more \(\d+ in --json; \d+ past --max-paths, counted only\)/)
     expect(text).toContain('  cargo-cache  4 path(s)')
     expect(text).toContain('    ... and 1 more (all in --json)')
+  })
+
+  it('names the caches from file manifests alone, and diff --fix removes them in the RUN that left them', async () => {
+    const m = diffManifests(await fileManifestOf(archives[0]), await fileManifestOf(archives[1]))
+    const cause = new Map(m.layers.flatMap(l => l.changes.map(c => [c.path, c.cause?.id])))
+    expect(cause.get('root/.npm/_cacache/index-v5/1f/2e/abc')).toBe('npm-cache')
+    expect(cause.get('app/target/release/.fingerprint/app-1234/bin-app')).toBe('cargo-cache')
+    const fixed = applyFixes('FROM debian\nRUN npm ci && go build ./...\nRUN make\n', d)
+    expect(fixed.dockerfile.split('\n')[2]).toMatch(/^ {4}rm -rf .*\$HOME\/\.npm /)
+    expect(fixed.dockerfile).toContain('$HOME/.cache/go-build')
+    expect(fixed.dockerfile).toContain('target/*/.fingerprint')
+    expect(fixed.applied[0]?.causes).toEqual(expect.arrayContaining(['npm-cache', 'go-cache', 'cargo-cache', 'pip-cache']))
   })
 
   it('the CLI takes --max-paths and rejects a value that is not a count', async () => {
