@@ -1,6 +1,6 @@
 import type { Digest } from '../../protocol/types.js'
 import { causeRef, type CauseId, type CauseRef } from '../../protocol/causes.js'
-import { listLayerFiles, type LayerFile, type LayerListing } from './layer-files.js'
+import { jsonStart, listLayerFiles, type LayerFile, type LayerListing } from './layer-files.js'
 import { readOciArchive, type OciImage, type OciLayer } from './oci.js'
 import { DPKG_LIST, DPKG_STATUS, describeChange, listKey, packageDrift, parseDpkgStatus, type PackageChange } from './dpkg.js'
 import { looksText, recognise, type LayerFacts, type SideEvidence } from './recognise.js'
@@ -79,6 +79,8 @@ const CAPTURE_PASS_BYTES = 64 * 1024 * 1024
 /** Small text files kept on the first read, per layer and side. */
 const SPECULATIVE_FILE_BYTES = 64 * 1024
 const SPECULATIVE_BUDGET = 8 * 1024 * 1024
+/** JSON documents kept on the first read, per layer and side: a one-line file of megabytes rarely needs a second read. */
+const SPECULATIVE_JSON_BUDGET = 64 * 1024 * 1024
 const MAX_CAPTURE_BYTES = 256 * 1024
 /** A JSON document (its first byte `{` or `[`) is read up to this size and compared by its keys. */
 const MAX_JSON_CAPTURE_BYTES = MAX_JSON_BYTES
@@ -156,8 +158,6 @@ function evidenceOf (f: LayerFile | undefined, listing: LayerListing | undefined
   }
 }
 
-const jsonHead = (head: Buffer | undefined): boolean => head != null && /^\s*[[{]/.test(head.toString('latin1'))
-
 /**
  * Which differing paths are worth reading in full, for a text diff, a JSON comparison or dpkg's
  * database: every one that qualifies, so that every path's cause rests on the same evidence.
@@ -168,7 +168,7 @@ function captureSet (changes: FileChange[], la: LayerListing, lb: LayerListing):
     if (!c.kinds.includes('content') || c.a == null || c.b == null) continue
     const ha = la.heads.get(c.path)
     const hb = lb.heads.get(c.path)
-    const limit = jsonHead(ha) && jsonHead(hb) ? MAX_JSON_CAPTURE_BYTES : MAX_CAPTURE_BYTES
+    const limit = jsonStart(ha) && jsonStart(hb) ? MAX_JSON_CAPTURE_BYTES : MAX_CAPTURE_BYTES
     if (c.a.size > limit || c.b.size > limit) continue
     if ((looksText(ha) && looksText(hb)) || /machine-id$/.test(c.path)) want.add(c.path)
   }
@@ -233,7 +233,7 @@ async function diffLayer (index: number, sideA: LayerSide, sideB: LayerSide, epo
   const list = async (archive: string, l: OciLayer | undefined, capture?: Set<string>): Promise<LayerListing> => l == null
     ? none
     : await listLayerFiles(archive, l.digest, l.mediaType, capture == null
-      ? { heads: true, speculative: { maxFileBytes: SPECULATIVE_FILE_BYTES, budget: SPECULATIVE_BUDGET } }
+      ? { heads: true, speculative: { maxFileBytes: SPECULATIVE_FILE_BYTES, budget: SPECULATIVE_BUDGET, maxJsonBytes: MAX_JSON_CAPTURE_BYTES, jsonBudget: SPECULATIVE_JSON_BUDGET } }
       : { capture, maxCapture: MAX_DPKG_BYTES })
   // Both sides at once: each is a gunzip and a hash, one core each.
   const [fa, fb] = await Promise.all([list(archiveA, la), list(archiveB, lb)])

@@ -36,9 +36,10 @@ export interface ListOptions {
   maxCapture?: number
   /**
    * Also keep small files whose first bytes look like text, up to `budget` bytes in all, so
-   * that a text diff rarely needs a second read of the layer.
+   * that a text diff rarely needs a second read of the layer; and JSON documents (first byte
+   * `{` or `[`) up to `maxJsonBytes` each, from a budget of their own, `jsonBudget`.
    */
-  speculative?: { maxFileBytes: number, budget: number }
+  speculative?: { maxFileBytes: number, budget: number, maxJsonBytes?: number, jsonBudget?: number }
 }
 
 export interface LayerListing {
@@ -64,6 +65,11 @@ function plainText (head: Buffer): boolean {
   return true
 }
 
+/** A JSON document's first bytes: `{` or `[` after any whitespace. */
+export function jsonStart (head: Buffer | undefined): boolean {
+  return head != null && /^\s*[[{]/.test(head.toString('latin1'))
+}
+
 /** Streams one layer blob out of an OCI tarball and lists its entries (content hashed, never held). */
 export async function listLayerFiles (archive: string, digest: string, mediaType: string, opts: ListOptions = {}): Promise<LayerListing> {
   const files = new Map<string, LayerFile>()
@@ -72,6 +78,7 @@ export async function listLayerFiles (archive: string, digest: string, mediaType
   const maxCapture = opts.maxCapture ?? 256 * 1024
   let truncated = false
   let budget = opts.speculative?.budget ?? 0
+  let jsonBudget = opts.speculative?.jsonBudget ?? 0
   await streamBlob(archive, digest, async blob => {
     const extract = tar.extract()
     let order = 0
@@ -82,10 +89,15 @@ export async function listLayerFiles (archive: string, digest: string, mediaType
       const path = header.name.replace(/^\.?\//, '').replace(/\/$/, '')
       let head: Buffer | undefined = regular && opts.heads === true ? Buffer.alloc(0) : undefined
       const size = header.size ?? 0
-      const guess = regular && opts.speculative != null && size <= opts.speculative.maxFileBytes && size <= budget
+      const spec = opts.speculative
+      const guess = regular && spec != null && size <= spec.maxFileBytes && size <= budget
+      // Too large for the text budget: kept as a JSON document until its first bytes say otherwise.
+      const guessJson = regular && spec != null && !guess && size <= (spec.maxJsonBytes ?? 0) && size <= jsonBudget
       if (guess) budget -= size
-      let keep: Buffer[] | undefined = regular && (guess || opts.capture?.has(path) === true) ? [] : undefined
+      if (guessJson) jsonBudget -= size
+      let keep: Buffer[] | undefined = regular && (guess || guessJson || opts.capture?.has(path) === true) ? [] : undefined
       let kept = 0
+      const maxKeep = guessJson ? Math.max(maxCapture, size) : maxCapture
       stream.on('data', (data: unknown) => {
         const chunk = data as Buffer
         hash?.update(chunk)
@@ -93,8 +105,9 @@ export async function listLayerFiles (archive: string, digest: string, mediaType
           head = Buffer.concat([head, chunk.subarray(0, HEAD_BYTES - head.length)])
           // A guess that turns out binary is dropped at once (and its bytes given back).
           if (guess && keep != null && opts.capture?.has(path) !== true && !plainText(head)) { keep = undefined; budget += size }
+          if (guessJson && keep != null && opts.capture?.has(path) !== true && head.length >= Math.min(HEAD_BYTES, size) && !(plainText(head) && jsonStart(head))) { keep = undefined; jsonBudget += size }
         }
-        if (keep != null && kept < maxCapture) { const part = chunk.subarray(0, maxCapture - kept); keep.push(part); kept += part.length }
+        if (keep != null && kept < maxKeep) { const part = chunk.subarray(0, maxKeep - kept); keep.push(part); kept += part.length }
       })
       stream.on('end', () => {
         if (head != null) heads.set(path, head)
