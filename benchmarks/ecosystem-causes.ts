@@ -7,7 +7,10 @@
  * again. Prints the differing paths, the share with a specific cause (goal >= 90%) and whether
  * the fixed rebuilds are identical, then one JSON line. Not part of `npm test`.
  *
- *   npm run example:causes -- --ecosystem javascript|python|go|rust [--base IMAGE] [--keep DIR]
+ *   npm run example:causes -- --ecosystem javascript|python|go|rust [--base IMAGE] [--ca-dir DIR] [--keep DIR]
+ *
+ * --ca-dir: certificates the base must trust, where egress goes through a TLS-intercepting
+ * proxy (as on the machine these examples were run on: /usr/local/share/ca-certificates).
  *
  * Only the npm registry and Debian's mirror are reached: the base is one image for all four,
  * made once with mmdebstrap (trixie minbase plus nodejs, npm, python3, Flask, golang, cargo
@@ -18,7 +21,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { applyFixes } from '../src/node/rebuilder/index.js'
-import { arg, BASE_EPOCH, cli, debianBase, diff, must, rebuild, ROOT, stopwatch } from './example-lib.js'
+import { arg, BASE_EPOCH, cli, debianBase, diff, must, rebuild, ROOT, stopwatch, withCa } from './example-lib.js'
 
 /** Each example: its directory under benchmarks/ecosystems, and the public guide whose shape its Dockerfile follows. */
 const ECOSYSTEMS: Record<string, { guide: string }> = {
@@ -40,7 +43,7 @@ export const ECOSYSTEM_BASE = `neko-rebuilder-example/trixie-ecosystems:${BASE_E
 const name = arg('--ecosystem')
 const example = name == null ? undefined : ECOSYSTEMS[name]
 if (name == null || example == null) {
-  console.error(`usage: npm run example:causes -- --ecosystem ${Object.keys(ECOSYSTEMS).join('|')} [--base IMAGE] [--keep DIR]`)
+  console.error(`usage: npm run example:causes -- --ecosystem ${Object.keys(ECOSYSTEMS).join('|')} [--base IMAGE] [--ca-dir DIR] [--keep DIR]`)
   process.exit(3)
 }
 
@@ -51,7 +54,9 @@ const say = stopwatch()
 const git = async (...args: string[]): Promise<string> => await must('git', ['-C', repo, '-c', 'user.name=example', '-c', 'user.email=example@localhost', ...args])
 const repo = join(work, name)
 try {
-  const base = arg('--base') ?? await debianBase(ECOSYSTEM_BASE, BASE_PACKAGES, join(work, 'base.tar'), say)
+  const made = arg('--base') ?? await debianBase(ECOSYSTEM_BASE, BASE_PACKAGES, join(work, 'base.tar'), say)
+  const caDir = arg('--ca-dir')
+  const base = caDir != null ? await withCa(made, resolve(caDir), join(work, 'ca-context'), say) : made
   say(`${name}: ${example.guide}; base ${base}`)
   await rm(repo, { recursive: true, force: true })
   await cp(join(ROOT, 'benchmarks/ecosystems', name), repo, { recursive: true })

@@ -4,6 +4,7 @@
  * through `neko-rebuilder rebuild` and comparisons through `neko-rebuilder diff`.
  */
 import { spawn } from 'node:child_process'
+import { cp, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ImageDiff } from '../src/node/rebuilder/index.js'
@@ -71,4 +72,26 @@ export async function diff (a: string, b: string, say: (s: string) => void, fix?
   if (r.code !== 0 && r.code !== 1) throw new Error(`diff failed (${r.code}): ${r.stderr}`)
   if (r.stderr !== '') process.stdout.write(r.stderr)
   return JSON.parse(r.stdout) as ImageDiff
+}
+
+/**
+ * `base` with the certificates of `caDir` trusted (system store, and Node through
+ * NODE_EXTRA_CA_CERTS), tagged `TAG-ca`: for hosts whose egress goes through a TLS-intercepting
+ * proxy, so that a RUN step can reach the npm registry. Made once, like the base.
+ */
+export async function withCa (base: string, caDir: string, context: string, say: (s: string) => void): Promise<string> {
+  const tag = base.replace(/:([^:/]+)$/, '-ca:$1')
+  if ((await run('docker', ['image', 'inspect', tag])).code === 0) return tag
+  say(`trusting the certificates of ${caDir} in ${tag}`)
+  await mkdir(context, { recursive: true })
+  await cp(caDir, join(context, 'ca'), { recursive: true })
+  await writeFile(join(context, 'Dockerfile'), [
+    `FROM ${base}`,
+    'COPY ca/ /usr/local/share/ca-certificates/',
+    'RUN update-ca-certificates',
+    'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt',
+    ''
+  ].join('\n'))
+  await must('docker', ['build', '--quiet', '-t', tag, context])
+  return tag
 }
