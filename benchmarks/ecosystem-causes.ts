@@ -88,7 +88,7 @@ try {
   const plan = applyFixes(await readFile(dockerfile, 'utf8'), before)
 
   let after: Awaited<ReturnType<typeof diff>> | undefined
-  if (!before.identical) {
+  if (!before.identical && plan.applied.length > 0) {
     await writeFile(dockerfile, await readFile(`${dockerfile}.fixed`, 'utf8'))
     await rm(`${dockerfile}.fixed`)
     await git('commit', '--quiet', '-am', 'Remove the leftovers neko-rebuilder diff named')

@@ -57,6 +57,11 @@ export interface Cause {
    * shell (caches live in the home of whoever builds); a relative path is under the WORKDIR.
    */
   remove?: string[]
+  /**
+   * For leftovers spread over many directories: the name of the directories (`__pycache__`)
+   * whose removal is the fix; `diff --fix` removes those the differing paths lie in.
+   */
+  removeDirsNamed?: string
 }
 
 export const CAUSES: Readonly<Record<CauseId, Cause>> = {
@@ -118,8 +123,9 @@ export const CAUSES: Readonly<Record<CauseId, Cause>> = {
     id: 'python-bytecode',
     summary: 'Python bytecode (__pycache__/*.pyc)',
     why: 'timestamp-based .pyc files record the source mtime, and compilation order changes marshalled references',
-    fix: 'ENV PYTHONDONTWRITEBYTECODE=1   # and/or: RUN ... && find / -xdev -name __pycache__ -prune -exec rm -rf {} +',
-    auditRule: 'NR058-python-bytecode'
+    fix: 'pip install --no-compile, and remove the __pycache__ directories the RUN wrote (python3 -m venv and pip compile bytecode even with PYTHONDONTWRITEBYTECODE=1): RUN ... && find /opt/venv -name __pycache__ -prune -exec rm -rf {} +',
+    auditRule: 'NR058-python-bytecode',
+    removeDirsNamed: '__pycache__'
   },
   'npm-cache': {
     id: 'npm-cache',

@@ -196,6 +196,17 @@ describe('diff: ecosystem caches, deep recognition, no silent truncation (synthe
     expect(fixed.applied[0]?.causes).toEqual(expect.arrayContaining(['npm-cache', 'go-cache', 'cargo-cache', 'pip-cache']))
   })
 
+  it('diff --fix removes the __pycache__ directories a layer\'s differing bytecode lies in, and no others', () => {
+    const pyc = (path: string): FileChange => ({ path, kinds: ['content'], cause: { id: 'python-bytecode', summary: '', fix: '' } })
+    const layer = { index: 1, step: 'RUN /bin/sh -c pip install --no-index . # buildkit', changes: [pyc('opt/venv/lib/python3.13/site-packages/pip/__pycache__/a.pyc'), pyc('opt/venv/lib/python3.13/site-packages/pip/__pycache__/b.pyc'), pyc('opt/venv/lib/python3.13/site-packages/hello/__pycache__/c.pyc')], omitted: 0, causeCounts: { 'python-bytecode': 3 }, verdict: 'content' }
+    const fixed = applyFixes('FROM debian\nRUN pip install --no-index .\n', { layers: [layer] } as unknown as ImageDiff)
+    expect(fixed.applied[0]?.added).toBe('rm -rf /opt/venv/lib/python3.13/site-packages/hello/__pycache__ /opt/venv/lib/python3.13/site-packages/pip/__pycache__')
+    // Past --max-paths the directories are not all known: left to be fixed by hand.
+    const partial = applyFixes('FROM debian\nRUN pip install --no-index .\n', { layers: [{ ...layer, omitted: 5 }] } as unknown as ImageDiff)
+    expect(partial.applied).toEqual([])
+    expect(partial.manual).toEqual([{ layer: 1, cause: 'python-bytecode' }])
+  })
+
   it('the CLI takes --max-paths and rejects a value that is not a count', async () => {
     const ok = await runCli(['diff', '--json', '--max-paths', '5', archives[0], archives[1]])
     expect(ok.code).toBe(1)

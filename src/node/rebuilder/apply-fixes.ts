@@ -50,7 +50,14 @@ export function applyFixes (dockerfile: string, diff: ImageDiff): FixResult {
   const edits = new Map<number, { layer: number, causes: CauseId[], paths: string[] }>()
   for (const layer of diff.layers) {
     const ids = Object.keys(layer.causeCounts) as CauseId[]
-    const removable = ids.filter(id => CAUSES[id]?.remove != null)
+    // Directories named by a cause, where this layer's differing paths lie: /opt/venv/.../__pycache__.
+    const dirs = (id: CauseId): string[] => {
+      const name = CAUSES[id]?.removeDirsNamed
+      if (name == null || layer.omitted > 0) return []
+      const found = layer.changes.filter(c => c.cause?.id === id).map(c => { const i = `/${c.path}/`.indexOf(`/${name}/`); return i === -1 ? undefined : `/${c.path.slice(0, i + name.length)}` })
+      return found.every(d => d != null) ? [...new Set(found as string[])].sort() : []
+    }
+    const removable = ids.filter(id => CAUSES[id]?.remove != null || dirs(id).length > 0)
     for (const id of ids) if (!removable.includes(id)) manual.push({ layer: layer.index, cause: id })
     if (removable.length === 0) continue
     const cmd = layer.step != null ? stepCommand(layer.step) : undefined
@@ -60,7 +67,7 @@ export function applyFixes (dockerfile: string, diff: ImageDiff): FixResult {
     const e = edits.get(run.end) ?? { layer: layer.index, causes: [], paths: [] }
     for (const id of removable) {
       e.causes.push(id)
-      for (const p of CAUSES[id].remove ?? []) if (!e.paths.includes(p)) e.paths.push(p)
+      for (const p of [...CAUSES[id].remove ?? [], ...dirs(id)]) if (!e.paths.includes(p)) e.paths.push(p)
     }
     edits.set(run.end, e)
   }
