@@ -211,7 +211,7 @@ export async function requestExchange<T, R extends string> (libp2p: Libp2p, targ
   const signal = AbortSignal.timeout(timeoutMs)
   let stream: Stream
   try {
-    stream = await libp2p.dialProtocol(target, init.protocol, { signal })
+    stream = await libp2p.dialProtocol(target, init.protocol, { signal, runOnLimitedConnection: true })
   } catch (err) {
     if (signal.aborted) throw fail('timeout', `no stream within ${timeoutMs} ms`)
     throw fail('dial-failed', (err as Error).message)

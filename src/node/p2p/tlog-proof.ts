@@ -62,7 +62,7 @@ export async function requestConsistency (libp2p: Libp2p, peer: PeerId, origin: 
   const signal = AbortSignal.timeout(TLOG_PROOF_LIMITS.timeoutMs)
   let stream
   try {
-    stream = await libp2p.dialProtocol(peer, TLOG_PROOF_PROTOCOL, { signal })
+    stream = await libp2p.dialProtocol(peer, TLOG_PROOF_PROTOCOL, { signal, runOnLimitedConnection: true })
   } catch (err) {
     if ((err as Error).name === 'NoValidAddressesError') throw new LogUnreachableError(`no address known for the log's node ${peer.toString()}`)
     throw new TlogProofError(signal.aborted ? `no stream to the log within ${TLOG_PROOF_LIMITS.timeoutMs} ms` : `cannot reach the log: ${(err as Error).message}`)
