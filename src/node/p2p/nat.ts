@@ -3,7 +3,7 @@ import { isPrivate, isPrivateIp } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { Circuit } from '@multiformats/multiaddr-matcher'
-import type { Connection, ConnectionGater, PeerId } from '@libp2p/interface'
+import type { Connection, ConnectionGater, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { AddressManager, ConnectionManager } from '@libp2p/interface-internal'
 import { ValidationError } from '../../protocol/errors.js'
 import { createThrottle, type Throttle } from './throttle.js'
@@ -23,8 +23,8 @@ export interface NatInit {
    */
   relays?: number | 'auto'
   /**
-   * Act as a circuit relay v2 server: 'auto' (default) accepts reservations only while this
-   * node has an address confirmed public, 'on' always, 'off' never.
+   * Act as a circuit relay v2 server: 'auto' (default) when one of the host's own addresses
+   * is public (a slot on a node behind a NAT would reach nobody), 'on' always, 'off' never.
    */
   relayServer?: 'auto' | 'on' | 'off'
   relayLimits?: Partial<RelayLimits>
@@ -125,7 +125,6 @@ export interface ReachabilityComponents {
 
 /** A libp2p service that reads the address manager, which libp2p keeps to its services. */
 export interface ReachabilityProbe {
-  publicAddress: () => boolean
   read: (reservations: number, serving: boolean) => Reachability
 }
 
@@ -137,7 +136,6 @@ export function reachabilityProbe (): (components: ReachabilityComponents) => Re
   return (components) => {
     const confirmed = (): Array<{ multiaddr: Multiaddr, type: string }> => components.addressManager.getAddressesWithMetadata().filter(a => a.verified && publicDirect(a.multiaddr))
     return {
-      publicAddress: () => confirmed().length > 0,
       read (reservations, serving) {
         const addresses = components.addressManager.getAddresses()
         const pub = confirmed()
@@ -163,26 +161,50 @@ export function overRelay (conns: Connection[]): boolean {
   return open.length > 0 && open.every(c => c.limits != null || Circuit.matches(c.remoteAddr))
 }
 
-export interface RelayGate {
-  gater: ConnectionGater
-  /** Reservation and circuit requests refused so far, by reason. */
-  refused: () => Record<'rate' | 'penalised' | 'not-public', number>
+/** Whether this node relays for others, from the `relayServer` setting. */
+export function relayServing (init: NatInit, listen: string[]): boolean {
+  const mode = init.relayServer ?? 'auto'
+  if (mode !== 'auto' && mode !== 'on' && mode !== 'off') throw new ValidationError('relayServer', `must be auto, on or off, got ${String(mode)}`)
+  return mode === 'on' || (mode === 'auto' && hostHasPublicAddress(listen))
 }
 
 /**
- * What this node's relay refuses: a penalised (graylisted) peer, on either end of a circuit;
- * a peer over its request rate, like gossip's admission; and, in 'auto' mode, any
- * reservation while this node has no confirmed public address (a slot behind a NAT reaches
- * nobody). Unknown destinations and the byte and time limits are the relay server's own.
+ * Opens a request/response stream to `target`. With only a relayed connection to that peer
+ * the stream runs on it: libp2p would dial again for an unlimited connection, and a second
+ * circuit through the same relay has the same address, so it closes the new one as a
+ * duplicate. Relayed streams are allowed (within the relay's limits); DCUtR upgrades the
+ * connection where the NATs allow.
  */
-export function createRelayGate (init: { mode: 'auto' | 'on' | 'off', limits: RelayLimits, penalised: (peer: string) => boolean, publicAddress: () => boolean, onRefused?: (peer: string, reason: string) => void }): RelayGate {
+export async function openStream (libp2p: Libp2p, target: PeerId | Multiaddr, protocol: string, options: { signal: AbortSignal }): Promise<Stream> {
+  const peer = 'getComponents' in target ? undefined : target
+  if (peer != null) {
+    const open = libp2p.getConnections(peer).filter(c => c.status === 'open')
+    const relayed = open.find(c => c.limits != null)
+    if (relayed != null && open.every(c => c.limits != null)) return await relayed.newStream(protocol, { ...options, runOnLimitedConnection: true })
+  }
+  return await libp2p.dialProtocol(target, protocol, { ...options, runOnLimitedConnection: true })
+}
+
+export interface RelayGate {
+  gater: ConnectionGater
+  /** Reservation and circuit requests refused so far, by reason. */
+  refused: () => Record<'rate' | 'penalised', number>
+}
+
+/**
+ * What this node's relay refuses, beyond what the relay server itself refuses (reservations
+ * over its limit, circuits to peers without a reservation, circuits past their byte or time
+ * limit): a penalised (graylisted) peer on either end of a circuit, and a peer over its
+ * request rate, as gossip's admission does.
+ */
+export function createRelayGate (init: { limits: RelayLimits, penalised: (peer: string) => boolean, onRefused?: (peer: string, reason: string) => void }): RelayGate {
   const throttle: Throttle = createThrottle({
     peer: { perSecond: init.limits.requestsPerMinute / 60, burst: init.limits.requestBurst },
     // All peers together: as many as the slots could renew at once, then the peer rate each.
     global: { perSecond: Math.max(1, init.limits.maxReservations * init.limits.requestsPerMinute / 60), burst: init.limits.maxReservations * init.limits.requestBurst },
     maxPeers: init.limits.maxReservations * 8
   })
-  const refused = { rate: 0, penalised: 0, 'not-public': 0 }
+  const refused = { rate: 0, penalised: 0 }
   const refuse = (peer: PeerId, reason: keyof typeof refused): true => {
     refused[reason]++
     init.onRefused?.(peer.toString(), reason)
@@ -195,12 +217,7 @@ export function createRelayGate (init: { mode: 'auto' | 'on' | 'off', limits: Re
   }
   return {
     gater: {
-      denyInboundRelayReservation: (peer) => {
-        if (init.mode === 'off') return true
-        if (check(peer)) return true
-        if (init.mode === 'auto' && !init.publicAddress()) return refuse(peer, 'not-public')
-        return false
-      },
+      denyInboundRelayReservation: check,
       denyOutboundRelayedConnection: (source, destination) => {
         if (init.penalised(destination.toString())) return refuse(destination, 'penalised')
         return check(source)

@@ -37,7 +37,7 @@ import { libp2pKeyFromIdentity } from './identity.js'
 import { createProofHandler, requestConsistency, TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL, type ProofSource } from './tlog-proof.js'
 import { createManifestHandler, manifestLimits, requestFileManifest } from './manifests.js'
 import type { FetchedManifest, ManifestExchangeInit, ManifestSource } from './manifests.js'
-import { createRelayGate, DHT_PROTOCOL, loopbackOnly, overRelay, reachabilityProbe, relayLimits, relaySlots } from './nat.js'
+import { createRelayGate, DHT_PROTOCOL, loopbackOnly, overRelay, reachabilityProbe, relayLimits, relayServing, relaySlots } from './nat.js'
 import type { NatInit, Reachability, ReachabilityProbe } from './nat.js'
 import type { VerifyOptions } from '../../protocol/dsse.js'
 import type { Digest } from '../../protocol/types.js'
@@ -228,12 +228,10 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const nat = init.nat ?? {}
   const slots = relaySlots(nat, listen)
   const rLimits = relayLimits(nat.relayLimits)
-  const relayMode = nat.relayServer ?? 'auto'
+  const serving = relayServing(nat, listen)
   const relayGate = createRelayGate({
-    mode: relayMode,
     limits: rLimits,
     penalised,
-    publicAddress: () => libp2p.services.reachability.publicAddress(),
     onRefused: (peer, reason) => { log.debug({ peer, reason }, 'relay request refused') }
   })
   // UPnP searches the local network by multicast: only for a node listening beyond loopback.
@@ -261,7 +259,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       reachability: reachabilityProbe(),
       autoNAT: autoNATv2(),
       dcutr: dcutr(),
-      ...(relayMode !== 'off'
+      ...(serving
         ? {
             relay: circuitRelayServer({
               reservations: {
@@ -499,7 +497,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
         topics[topic] = started ? pubsub.getSubscribers(topic).length : 0
         mesh[topic] = started ? router.getMeshPeers(topic).length : 0
       }
-      const reachability = libp2p.services.reachability.read(libp2p.services.relay?.reservations.size ?? 0, relayMode === 'on' || (relayMode === 'auto' && libp2p.services.reachability.publicAddress()))
+      const reachability = libp2p.services.reachability.read(libp2p.services.relay?.reservations.size ?? 0, serving)
       return { peers: libp2p.getPeers().length, topics, mesh, throttled: throttle.refused(), reachability, relayRefused: relayGate.refused() }
     },
 
