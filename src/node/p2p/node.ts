@@ -6,7 +6,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, identifyPush } from '@libp2p/identify'
 import { autoNATv2 } from '@libp2p/autonat-v2'
-import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { circuitRelayServer, circuitRelayTransport, RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { kadDHT } from '@libp2p/kad-dht'
@@ -178,6 +178,9 @@ type Services = { pubsub: GossipSub, reachability: ReachabilityProbe, relay?: Ci
 const KNOWN_PEERS_AT_START = 16
 /** Peer store metadata: when a peer was last identified (ms since the epoch, as text). */
 const LAST_SEEN = 'neko-last-seen'
+const RESERVATION_TIMEOUT_MS = 30_000
+/** How long a node short of relay slots waits before asking a relay again. */
+const RELAY_RETRY_MS = 120_000
 
 /**
  * libp2p lists each listen address that failed as `  ADDR: Error: listen EADDRINUSE: ...`
@@ -245,7 +248,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     ...(datastore != null ? { datastore } : {}),
     // Each `/p2p-circuit` listen address is one relay slot to reserve.
     addresses: { listen: [...listen, ...Array.from({ length: slots }, () => '/p2p-circuit')] },
-    transports: [tcp(), circuitRelayTransport()],
+    // A reservation answered slowly (a busy relay, a loaded home machine) is not given up at 5 s.
+    transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: RESERVATION_TIMEOUT_MS })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: relayGate.gater,
@@ -318,6 +322,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
 
   let started = false
   let redialTimer: ReturnType<typeof setInterval> | undefined
+  let relayTimer: ReturnType<typeof setInterval> | undefined
 
   // libp2p dials no discovered peer by itself: a neighbour found by mDNS (or a bootstrap
   // peer) is dialled here, unless already connected or the connection cap is reached.
@@ -397,6 +402,28 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     libp2p.peerStore.merge(evt.detail.peerId, { metadata: { [LAST_SEEN]: Buffer.from(String(Date.now()), 'utf8') } }).catch(() => {})
   })
 
+  // The relay transport asks a relay for a slot once per connection: a slot refused or timed
+  // out is asked for again only after a reconnect. A node short of slots reconnects to a
+  // relay it holds none on, at most once per RELAY_RETRY_MS each.
+  const relayRetried = new Map<string, number>()
+  async function retryRelays (): Promise<void> {
+    if (!started || slots === 0) return
+    const have = new Set(libp2p.services.reachability.read(0, false).relays)
+    if (have.size >= slots) return
+    const now = Date.now()
+    for (const conn of libp2p.getConnections()) {
+      const peer = conn.remotePeer
+      const key = peer.toString()
+      if (have.has(key) || conn.limits != null || now - conn.timeline.open < RELAY_RETRY_MS / 4 || now - (relayRetried.get(key) ?? 0) < RELAY_RETRY_MS) continue
+      const protocols: string[] = await libp2p.peerStore.get(peer).then(p => p.protocols, () => [])
+      if (!protocols.includes(RELAY_V2_HOP_CODEC)) continue
+      relayRetried.set(key, now)
+      log.info({ peer: key }, 'no relay slot on a relay: reconnecting to ask again')
+      await libp2p.hangUp(peer)
+      await libp2p.dial(peer)
+    }
+  }
+
   /** Logs when a request/response exchange with `peer` ran over a relay (within its limits). */
   function noteRelay (what: string, peer: string): void {
     let id: PeerId
@@ -433,6 +460,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       started = true
       redialTimer = setInterval(redialBootstrap, init.redialIntervalMs ?? DEFAULT_REDIAL_INTERVAL_MS)
       redialTimer.unref()
+      relayTimer = setInterval(() => { retryRelays().catch((err: unknown) => { log.debug({ err }, 'asking relays again failed') }) }, RELAY_RETRY_MS / 4)
+      relayTimer.unref()
       dialKnownPeers()
       log.debug({ peerId: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map(String) }, 'p2p node started')
     },
@@ -441,6 +470,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       if (!started) return
       started = false
       clearInterval(redialTimer)
+      clearInterval(relayTimer)
       await libp2p.stop()
       await datastore?.close()
       log.info('p2p node stopped')
