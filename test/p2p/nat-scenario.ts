@@ -101,7 +101,7 @@ const find = (p: Proc, pred: (l: Proc['logs'][number]) => boolean): Proc['logs']
 async function publish (ns: string, peerId: string, items: string[]): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     execFile('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', PUBLISH, `/ip4/127.0.0.1/tcp/${PORT}/p2p/${peerId}`, ...items], { cwd: ROOT, timeout: 60_000 }, (err, _out, stderr) => {
-      if (err != null) reject(new Error(`publishing in ${ns} failed: ${err.message} ${stderr.slice(-500)}`))
+      if (err != null) reject(new Error(`publishing in ${ns} failed: ${err.message.slice(0, 300)} ${stderr.slice(-300)}`))
       else resolve()
     })
   })

@@ -56,7 +56,7 @@ export function register (program: Command): void {
     .option('--no-mdns', 'do not discover peers on the local network (env NEKO_MDNS=0)')
     .option('--no-upnp', 'do not ask the router for a port mapping by UPnP/NAT-PMP (env NEKO_UPNP=0)')
     .option('--relays <n|auto>', 'relay slots to hold so that peers reach this node behind a NAT; auto: 2 when the host has no public address (env NEKO_RELAYS; default auto)')
-    .option('--relay-server <auto|on|off>', 'relay for peers behind NATs; auto: while this node is confirmed public (env NEKO_RELAY_SERVER; default auto)')
+    .option('--relay-server <auto|on|off>', 'relay for peers behind NATs; auto: when one of the host\'s own addresses is public (env NEKO_RELAY_SERVER; default auto)')
     .option('--relay-max-reservations <n>', 'peers this node relays for at once (env NEKO_RELAY_MAX_RESERVATIONS; default 32)')
     .option('--relay-circuit-mib <MiB>', 'bytes one relayed connection may carry before it is dropped (env NEKO_RELAY_CIRCUIT_MIB; default 8)')
     .option('--relay-circuit-seconds <s>', 'how long one relayed connection may last (env NEKO_RELAY_CIRCUIT_SECONDS; default 180)')
