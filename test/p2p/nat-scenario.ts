@@ -97,14 +97,18 @@ async function until<T> (what: string, check: () => T | undefined, timeoutMs = T
 
 const find = (p: Proc, pred: (l: Proc['logs'][number]) => boolean): Proc['logs'][number] | undefined => p.logs.find(pred)
 
-/** Publishes signed envelopes (`topic=envelope`) through a short-lived node in `ns` dialling that namespace's own node. */
-async function publish (ns: string, peerId: string, items: string[]): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    execFile('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', PUBLISH, `/ip4/127.0.0.1/tcp/${PORT}/p2p/${peerId}`, ...items], { cwd: ROOT, timeout: 60_000 }, (err, _out, stderr) => {
-      if (err != null) reject(new Error(`publishing in ${ns} failed: ${err.message.slice(0, 300)} ${stderr.slice(-300)}`))
+let published = 0
+/** Publishes signed envelopes through a short-lived node in `ns` dialling that namespace's own node; tries twice. */
+async function publish (root: string, ns: string, peerId: string, items: Array<{ topic: 'announcements' | 'claims', envelope: string }>): Promise<void> {
+  const file = join(root, `publish-${published++}.json`)
+  await writeFile(file, JSON.stringify(items))
+  const once = async (): Promise<void> => { await new Promise<void>((resolve, reject) => {
+    execFile('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', PUBLISH, `/ip4/127.0.0.1/tcp/${PORT}/p2p/${peerId}`, file], { cwd: ROOT, timeout: 90_000, killSignal: 'SIGKILL' }, (err, _out, stderr) => {
+      if (err != null) reject(new Error(`publishing in ${ns} failed (${err.killed ? 'timed out' : `exit ${String(err.code)}`}): ${stderr.slice(-400)}`))
       else resolve()
     })
-  })
+  }) }
+  await once().catch(once)
 }
 
 function claimBy (builder: SigningIdentity, i: number, digest: string): string {
@@ -174,7 +178,7 @@ async function main (): Promise<void> {
     const c2 = claimBy(ids.h2!, 1, 'b')
     const stored = (p: Proc, id: string): number | undefined => find(p, l => (l.msg === 'claim stored' || l.msg === 'announcement stored') && l.id === id)?.time
     const published = (p: Proc, id: string): number | undefined => stored(p, id)
-    await Promise.all([publish('h1', p1.peerId, [`announcements=${announcement}`, `claims=${c1}`]), publish('h2', p2.peerId, [`claims=${c2}`])])
+    await Promise.all([publish(root, 'h1', p1.peerId, [{ topic: 'announcements', envelope: announcement }, { topic: 'claims', envelope: c1 }]), publish(root, 'h2', p2.peerId, [{ topic: 'claims', envelope: c2 }])])
     const sent1 = published(h1, idOf(c1))!
     const sent2 = published(h2, idOf(c2))!
     const h2GotC1 = await until('h2 stores h1\'s claim', () => stored(h2, idOf(c1)))
@@ -182,7 +186,7 @@ async function main (): Promise<void> {
     // Each log grows again, so each witness asks the other's node for a consistency proof.
     const c1b = claimBy(ids.h1!, 2, 'a')
     const c2b = claimBy(ids.h2!, 2, 'a')
-    await Promise.all([publish('h1', p1.peerId, [`claims=${c1b}`]), publish('h2', p2.peerId, [`claims=${c2b}`])])
+    await Promise.all([publish(root, 'h1', p1.peerId, [{ topic: 'claims', envelope: c1b }]), publish(root, 'h2', p2.peerId, [{ topic: 'claims', envelope: c2b }])])
     const proofOverRelay = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'consistency proof over a relay' && l.peer === peer)?.time
     const h1ProvedH2 = await until('h1 witnesses h2\'s log over the relay', () => proofOverRelay(h1, p2.peerId))
     const h2ProvedH1 = await until('h2 witnesses h1\'s log over the relay', () => proofOverRelay(h2, p1.peerId))
