@@ -35,3 +35,37 @@ export async function runInNetns (argv: string[], opts: { env?: NodeJS.ProcessEn
     })
   })
 }
+
+/**
+ * Whether this process can build routed networks of namespaces (root, `unshare`, `ip`,
+ * `iptables` with NAT): under `NEKO_REQUIRE_NETNS=1` a missing part throws, otherwise the
+ * suite skips with one line on stderr.
+ */
+export function natNetAvailable (suite: string): boolean {
+  let ok = false
+  try {
+    execFileSync('unshare', ['--net', '--', 'sh', '-ec', 'ip link add t0 type veth peer name t1 && iptables -t nat -A POSTROUTING -o t0 -j MASQUERADE --random-fully'], { stdio: 'ignore', timeout: 10_000 })
+    ok = true
+  } catch {
+    // reported below
+  }
+  if (!ok) {
+    if (process.env.NEKO_REQUIRE_NETNS === '1') throw new Error(`${suite}: NEKO_REQUIRE_NETNS=1 but no NATed network of namespaces can be made (needs root, unshare, ip and iptables)`)
+    process.stderr.write(`[skip] ${suite}: cannot make NATed network namespaces (needs root, unshare, ip and iptables)\n`)
+  }
+  return ok
+}
+
+/**
+ * Runs `argv` in a fresh network and mount namespace: the namespaces it makes (`ip netns`,
+ * whose names live on a tmpfs it mounts) vanish with it, whatever way it ends. Resolves with
+ * its stdout and stderr.
+ */
+export async function runInNetNamespaces (argv: string[], opts: { env?: NodeJS.ProcessEnv, timeoutMs: number, cwd?: string }): Promise<{ stdout: string, stderr: string }> {
+  return await new Promise((resolve, reject) => {
+    execFile('unshare', ['--net', '--mount', '--', ...argv], { env: opts.env, cwd: opts.cwd, timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err != null) reject(new Error(`${argv.join(' ')} in network namespaces failed: ${err.message}\n${stdout.slice(-2000)}\n${stderr.slice(-8000)}`))
+      else resolve({ stdout, stderr })
+    })
+  })
+}

@@ -4,6 +4,7 @@ import { onShutdownSignals } from '../../node/daemon/signals.js'
 import { startNode } from '../../node/daemon/run.js'
 import { cliLogger } from '../logger.js'
 import { startAttesting } from './join-attest.js'
+import { formatReachability } from '../../node/p2p/nat.js'
 
 interface JoinOptions {
   config?: string
@@ -15,6 +16,12 @@ interface JoinOptions {
   http?: string
   concurrency?: string
   mdns?: boolean
+  upnp?: boolean
+  relays?: string
+  relayServer?: string
+  relayMaxReservations?: string
+  relayCircuitMib?: string
+  relayCircuitSeconds?: string
   watch?: string
   announceKey?: string
   watchInterval?: string
@@ -47,6 +54,12 @@ export function register (program: Command): void {
     .option('--http <addr>', 'serve the HTTP feed on HOST:PORT (env NEKO_HTTP)')
     .option('--concurrency <n>', 'builds at once (env NEKO_CONCURRENCY; default 1)')
     .option('--no-mdns', 'do not discover peers on the local network (env NEKO_MDNS=0)')
+    .option('--no-upnp', 'do not ask the router for a port mapping by UPnP/NAT-PMP (env NEKO_UPNP=0)')
+    .option('--relays <n|auto>', 'relay slots to hold so that peers reach this node behind a NAT; auto: 2 when the host has no public address (env NEKO_RELAYS; default auto)')
+    .option('--relay-server <auto|on|off>', 'relay for peers behind NATs; auto: when one of the host\'s own addresses is public (env NEKO_RELAY_SERVER; default auto)')
+    .option('--relay-max-reservations <n>', 'peers this node relays for at once (env NEKO_RELAY_MAX_RESERVATIONS; default 32)')
+    .option('--relay-circuit-mib <MiB>', 'bytes one relayed connection may carry before it is dropped (env NEKO_RELAY_CIRCUIT_MIB; default 8)')
+    .option('--relay-circuit-seconds <s>', 'how long one relayed connection may last (env NEKO_RELAY_CIRCUIT_SECONDS; default 180)')
     .option('--build-timeout <seconds>', 'limit of one rebuild (env NEKO_BUILD_TIMEOUT; default 10800)')
     .option('--max-release-age <days>', 'rebuild only releases announced in the last DAYS days, 0 for any age (env NEKO_MAX_RELEASE_AGE; default 30)')
     .option('--watch <url>', 'poll this repository\'s tags and announce new ones (env NEKO_WATCH)')
@@ -66,6 +79,7 @@ export function register (program: Command): void {
     .action(async (opts: JoinOptions, cmd: Command) => {
       // Commander sets mdns to true by default; only an explicit --no-mdns counts as a flag.
       const mdnsFromCli = cmd.getOptionValueSource('mdns') === 'cli'
+      const upnpFromCli = cmd.getOptionValueSource('upnp') === 'cli'
       const flags: NodeSettings & { config?: string } = {
         ...(opts.config != null ? { config: opts.config } : {}),
         ...(opts.dataDir != null ? { dataDir: opts.dataDir } : {}),
@@ -76,6 +90,12 @@ export function register (program: Command): void {
         ...(opts.http != null ? { http: opts.http } : {}),
         ...(opts.concurrency != null ? { concurrency: opts.concurrency } : {}),
         ...(mdnsFromCli ? { mdns: opts.mdns !== false } : {}),
+        ...(upnpFromCli ? { upnp: opts.upnp !== false } : {}),
+        ...(opts.relays != null ? { relays: opts.relays } : {}),
+        ...(opts.relayServer != null ? { relayServer: opts.relayServer } : {}),
+        ...(opts.relayMaxReservations != null ? { relayMaxReservations: opts.relayMaxReservations } : {}),
+        ...(opts.relayCircuitMib != null ? { relayCircuitMiB: opts.relayCircuitMib } : {}),
+        ...(opts.relayCircuitSeconds != null ? { relayCircuitSeconds: opts.relayCircuitSeconds } : {}),
         ...(opts.buildTimeout != null ? { buildTimeoutSeconds: opts.buildTimeout } : {}),
         ...(opts.maxReleaseAge != null ? { maxReleaseAgeDays: opts.maxReleaseAge } : {}),
         ...(opts.watch != null ? { watch: opts.watch } : {}),
@@ -97,6 +117,7 @@ export function register (program: Command): void {
         ? await startAttesting(node, config, opts).catch(async (err: unknown) => { await node.stop(); throw err })
         : undefined
       const caps = daemon.capabilities()
+      const reach = daemon.stats().reachability
       const summary = {
         peerId: daemon.peerId,
         keyId: daemon.keyId,
@@ -106,8 +127,11 @@ export function register (program: Command): void {
         nvidia: caps?.nvidia ?? false,
         http: daemon.httpUrl() ?? null,
         policy: config.policyFile ?? null,
-        watch: config.watch?.url ?? null
+        watch: config.watch?.url ?? null,
+        // At start AutoNAT has not answered yet: later changes are logged ("reachability changed").
+        reachability: { mode: reach.mode, relays: reach.relays, relaySlots: config.nat.relays, upnp: config.nat.upnp, relayServer: config.nat.relayServer }
       }
+      const { relaySlots, upnp, relayServer } = summary.reachability
       if (opts.json === true) {
         process.stdout.write(JSON.stringify(summary) + '\n')
       } else {
@@ -120,6 +144,7 @@ export function register (program: Command): void {
           `builds:    ${builds}${summary.nvidia ? ', NVIDIA GPU' : ''}`,
           ...(summary.http != null ? [`http:      ${summary.http}`] : []),
           `policy:    ${summary.policy ?? 'built-in (trusts nobody)'}`,
+          `reachable: ${formatReachability(reach)} (relay slots ${relaySlots}, UPnP ${upnp ? 'on' : 'off'}, relay server ${relayServer})`,
           ...(summary.watch != null ? [`watching:  ${summary.watch}`] : []),
           ''
         ].join('\n'))

@@ -27,6 +27,8 @@ import type { DivergenceReport } from '../../protocol/triage.js'
 import { exitCodeFor } from '../verdicts/exit.js'
 import { formatConsensus } from '../verdicts/table.js'
 import { cliLogger } from '../logger.js'
+import { getFromNode, jsonFromNode } from '../../node/consensus/node-client.js'
+import { formatReachability, type Reachability } from '../../node/p2p/nat.js'
 
 export interface StatusFlags {
   repo?: string
@@ -139,6 +141,31 @@ function divergenceSection (targets: Array<{ key: string, variant: string, platf
   return lines.length > 0 ? lines.join('\n') + '\n' : ''
 }
 
+/**
+ * How the node behind `--node` is reached (its `/api/v1/peers`): public, port-mapped or
+ * relayed, through which relays, how many connections are direct. Informational: a node
+ * without the route, or one that fails to answer, gives undefined.
+ */
+async function nodeReachability (nodeUrl: string): Promise<Reachability | undefined> {
+  try {
+    const got = await getFromNode(nodeUrl, '/api/v1/peers', { accept: 'application/json', timeoutMs: 10_000, maxBytes: 256 * 1024, missingOk: true })
+    if (got === undefined) return undefined
+    const r = jsonFromNode(got) as Partial<Reachability>
+    const count = (n: unknown): number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : 0
+    const strings = (a: unknown): string[] => Array.isArray(a) ? a.filter((s): s is string => typeof s === 'string').slice(0, 64).map(s => s.slice(0, 256)) : []
+    if (!['public', 'port-mapped', 'relayed', 'local'].includes(r.mode as string)) return undefined
+    return {
+      mode: r.mode as Reachability['mode'],
+      addresses: strings(r.addresses),
+      relays: strings(r.relays),
+      connections: { direct: count(r.connections?.direct), relayed: count(r.connections?.relayed) },
+      relayServer: { serving: r.relayServer?.serving === true, reservations: count(r.relayServer?.reservations) }
+    }
+  } catch {
+    return undefined
+  }
+}
+
 export function register (program: Command): void {
   program.command('status')
     .description('Print, per variant and platform, whether a release is reproducible under a trust policy; exit 0 only if every target is reproducible (and matches the registry where checked)')
@@ -192,11 +219,13 @@ export function register (program: Command): void {
       }
 
       const outcome = gateOutcome(evaluation.consensus.targets)
+      const reach = flags.node !== undefined ? await nodeReachability(flags.node) : undefined
       if (flags.json === true) {
-        process.stdout.write(JSON.stringify({ ...evaluation.consensus, outcome, divergences: reports.map(r => ({ keyId: r.keyId, ...r.report })) }, null, 2) + '\n')
+        process.stdout.write(JSON.stringify({ ...evaluation.consensus, outcome, divergences: reports.map(r => ({ keyId: r.keyId, ...r.report })), ...(reach !== undefined ? { node: reach } : {}) }, null, 2) + '\n')
       } else {
         process.stdout.write(formatConsensus(evaluation.consensus, { publishedChecked: checked }))
         process.stdout.write(divergenceSection(evaluation.consensus.targets, reports))
+        if (reach !== undefined) process.stdout.write(`node: ${formatReachability(reach)}\n`)
       }
       if (flags.vsa !== undefined && flags.key !== undefined) {
         await writeVsa(flags.vsa, flags.key, evaluation, pathToFileURL(policyFile).toString())

@@ -21,7 +21,13 @@ export const ENV_VARS: Record<keyof NodeSettings, string> = {
   keepManifestsMiB: 'NEKO_KEEP_MANIFESTS_MIB',
   keepOutputs: 'NEKO_KEEP_OUTPUTS',
   keepOutputsDays: 'NEKO_KEEP_OUTPUTS_DAYS',
-  keepOutputsMiB: 'NEKO_KEEP_OUTPUTS_MIB'
+  keepOutputsMiB: 'NEKO_KEEP_OUTPUTS_MIB',
+  upnp: 'NEKO_UPNP',
+  relays: 'NEKO_RELAYS',
+  relayServer: 'NEKO_RELAY_SERVER',
+  relayMaxReservations: 'NEKO_RELAY_MAX_RESERVATIONS',
+  relayCircuitMiB: 'NEKO_RELAY_CIRCUIT_MIB',
+  relayCircuitSeconds: 'NEKO_RELAY_CIRCUIT_SECONDS'
 }
 
 const LISTS = new Set<keyof NodeSettings>(['listen', 'bootstrap'])

@@ -5,6 +5,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { Ajv } from 'ajv'
 import { ConfigError } from './errors.js'
 import { ENV_VARS, settingsFromEnv } from './env.js'
+import { RELAY_DEFAULTS } from '../p2p/nat.js'
 import { CONFIG_SCHEMA } from './schema.js'
 import type { NodeConfig, NodeSettings } from './types.js'
 
@@ -139,7 +140,7 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     if (http == null) problems.push({ setting: 'http', source: httpSetting.source, message: `bad address "${httpSetting.value}" (expected HOST:PORT with a port from 0 to 65535)` })
   }
 
-  function integer (key: 'concurrency' | 'buildTimeoutSeconds' | 'watchIntervalSeconds' | 'maxReleaseAgeDays' | 'keepManifests' | 'keepManifestsDays' | 'keepManifestsMiB' | 'keepOutputs' | 'keepOutputsDays' | 'keepOutputsMiB', fallback: number, min: number, max: number): number {
+  function integer (key: 'concurrency' | 'buildTimeoutSeconds' | 'watchIntervalSeconds' | 'maxReleaseAgeDays' | 'keepManifests' | 'keepManifestsDays' | 'keepManifestsMiB' | 'keepOutputs' | 'keepOutputsDays' | 'keepOutputsMiB' | 'relays' | 'relayMaxReservations' | 'relayCircuitMiB' | 'relayCircuitSeconds', fallback: number, min: number, max: number): number {
     const got = pick(key)
     if (got == null) return fallback
     const n = parseInteger(got.value!, min, max)
@@ -164,12 +165,33 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     maxBytes: integer('keepOutputsMiB', 8192, 1, 16_777_216) * 1024 * 1024
   }
 
-  let mdns = true
-  const mdnsSetting = pick('mdns')
-  if (mdnsSetting != null) {
-    const b = parseBool(mdnsSetting.value!)
-    if (b == null) problems.push({ setting: 'mdns', source: mdnsSetting.source, message: `"${String(mdnsSetting.value)}" is not a boolean` })
-    else mdns = b
+  function bool (key: 'mdns' | 'upnp', fallback: boolean): boolean {
+    const got = pick(key)
+    if (got == null) return fallback
+    const b = parseBool(got.value!)
+    if (b == null) problems.push({ setting: key, source: got.source, message: `"${String(got.value)}" is not a boolean` })
+    return b ?? fallback
+  }
+  const mdns = bool('mdns', true)
+
+  const relaysSetting = pick('relays')
+  const relays = relaysSetting == null || String(relaysSetting.value).trim() === 'auto' ? 'auto' : integer('relays', 0, 0, 16)
+  const relayServerSetting = pick('relayServer')
+  let relayServer: NodeConfig['nat']['relayServer'] = 'auto'
+  if (relayServerSetting != null) {
+    const v = String(relayServerSetting.value).trim()
+    if (v === 'auto' || v === 'on' || v === 'off') relayServer = v
+    else problems.push({ setting: 'relayServer', source: relayServerSetting.source, message: `"${v}" is not one of auto, on, off` })
+  }
+  const nat: NodeConfig['nat'] = {
+    upnp: bool('upnp', true),
+    relays,
+    relayServer,
+    relayLimits: {
+      maxReservations: integer('relayMaxReservations', RELAY_DEFAULTS.maxReservations, 1, 4096),
+      maxCircuitBytes: integer('relayCircuitMiB', RELAY_DEFAULTS.maxCircuitBytes / 1024 / 1024, 1, 1024) * 1024 * 1024,
+      maxCircuitSeconds: integer('relayCircuitSeconds', RELAY_DEFAULTS.maxCircuitSeconds, 1, 3600)
+    }
   }
 
   let watch: NodeConfig['watch']
@@ -184,5 +206,5 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
   }
 
   if (problems.length > 0) throw new ConfigError(problems)
-  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests, keepOutputs }
+  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests, keepOutputs, nat }
 }

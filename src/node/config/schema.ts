@@ -22,6 +22,12 @@ export const CONFIG_SCHEMA = {
     keepManifestsMiB: { type: 'integer', minimum: 1, maximum: 1_048_576 },
     keepOutputs: { type: 'integer', minimum: 0, maximum: 1000 },
     keepOutputsDays: { type: 'integer', minimum: 1, maximum: 3650 },
-    keepOutputsMiB: { type: 'integer', minimum: 1, maximum: 16_777_216 }
+    keepOutputsMiB: { type: 'integer', minimum: 1, maximum: 16_777_216 },
+    upnp: { type: 'boolean' },
+    relays: { oneOf: [{ type: 'integer', minimum: 0, maximum: 16 }, { const: 'auto' }] },
+    relayServer: { enum: ['auto', 'on', 'off'] },
+    relayMaxReservations: { type: 'integer', minimum: 1, maximum: 4096 },
+    relayCircuitMiB: { type: 'integer', minimum: 1, maximum: 1024 },
+    relayCircuitSeconds: { type: 'integer', minimum: 1, maximum: 3600 }
   }
 } as const

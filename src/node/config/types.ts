@@ -22,6 +22,14 @@ export interface NodeConfig {
   keepManifests: { maxCount: number, maxAgeMs: number, maxBytes: number }
   /** OCI outputs of recent rebuilds kept to explain differing files from this side's bytes; maxCount 0 keeps none. */
   keepOutputs: { maxCount: number, maxAgeMs: number, maxBytes: number }
+  /** Reachability behind a NAT (docs/volunteers.md). */
+  nat: {
+    upnp: boolean
+    /** Relay slots to hold; 'auto': 2 when the host has no public address of its own. */
+    relays: number | 'auto'
+    relayServer: 'auto' | 'on' | 'off'
+    relayLimits: { maxReservations: number, maxCircuitBytes: number, maxCircuitSeconds: number }
+  }
 }
 
 /** Settings as given (config file, environment or flags), before defaults and validation. */
@@ -46,4 +54,10 @@ export interface NodeSettings {
   keepOutputs?: number | string
   keepOutputsDays?: number | string
   keepOutputsMiB?: number | string
+  upnp?: boolean | string
+  relays?: number | string
+  relayServer?: string
+  relayMaxReservations?: number | string
+  relayCircuitMiB?: number | string
+  relayCircuitSeconds?: number | string
 }

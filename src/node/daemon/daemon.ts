@@ -124,7 +124,9 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     bootstrap: init.bootstrap,
     mdns: init.mdns,
     maxConnections: init.maxConnections,
-    gossip: init.gossip
+    gossip: init.gossip,
+    ...(init.nat != null ? { nat: init.nat } : {}),
+    ...(init.peerStorePath != null ? { peerStorePath: init.peerStorePath } : {})
   })
 
   if (tlog !== undefined) {
@@ -271,6 +273,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           metrics: components.metrics,
           builders: () => builders.list(),
           jobs: async ({ recent }) => await jobsView({ store, scheduler }, { recent }),
+          peers: () => {
+            const { reachability, relayRefused } = p2p.stats()
+            return { peerId: p2p.peerId, ...reachability, relayRefused, peers: p2p.peerList() }
+          },
           ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.
           ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})
@@ -321,6 +327,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     httpUrl: () => feedUrl,
     stats: (): DaemonStats => ({
       peers: p2p.connectedPeers().length,
+      reachability: p2p.stats().reachability,
       gossip: { ...gossipCounts },
       backfill: backfill.stats(),
       claimsSigned,

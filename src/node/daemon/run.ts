@@ -54,6 +54,8 @@ export async function startNode (components: { logger: ComponentLogger }, config
       listen: config.listen,
       bootstrap: config.bootstrap,
       mdns: config.mdns,
+      nat: config.nat,
+      peerStorePath: join(config.dataDir, 'peers'),
       concurrency: config.concurrency,
       tlog: { path: join(config.dataDir, 'tlog'), witnessPath: join(config.dataDir, 'witness') },
       maxAnnouncementAgeMs: config.maxReleaseAgeDays * 86_400_000,

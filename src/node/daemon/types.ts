@@ -5,7 +5,7 @@ import type { TrustPolicy } from '../../protocol/policy.js'
 import type { Capabilities as EngineCapabilities } from '../rebuilder/index.js'
 import type { ComponentLogger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
-import type { GossipInit, P2PNode } from '../p2p/index.js'
+import type { GossipInit, NatInit, P2PNode, Reachability } from '../p2p/index.js'
 import type { Scheduler, SchedulerRebuilder } from '../scheduler/index.js'
 import type { Store, StoredMessage } from '../store/types.js'
 import type { TransparencyLog } from '../tlog/types.js'
@@ -42,6 +42,10 @@ export interface DaemonInit {
   bootstrap?: string[]
   mdns?: boolean
   maxConnections?: number
+  /** Port mapping, relays, hole punching, the DHT (docs/volunteers.md). */
+  nat?: NatInit
+  /** Keep the peers seen in this directory across restarts. */
+  peerStorePath?: string
   /** Builds at once. */
   concurrency?: number
   maxAttempts?: number
@@ -74,6 +78,8 @@ export interface DaemonInit {
 
 export interface DaemonStats {
   peers: number
+  /** Whether other nodes reach this one directly, through a port mapping or only through relays. */
+  reachability: Reachability
   gossip: { accepted: number, rejected: number, ignored: number }
   backfill: BackfillStats
   claimsSigned: number

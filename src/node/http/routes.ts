@@ -21,6 +21,8 @@ export interface RouteContext {
   store: Store
   metrics?: Metrics
   builders?: () => unknown[]
+  /** This node's reachability and connections (`/api/v1/peers`); absent where no daemon runs. */
+  peers?: () => unknown
   /** The build queue (`/api/v1/jobs`); absent where no daemon runs. */
   jobs?: (opts: { recent: number }) => Promise<unknown>
   consensus: ConsensusService
@@ -132,6 +134,12 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     sendJson(req, res, { items: ctx.builders?.() ?? [] })
   }
 
+  const peers: Handler = async (req, res, url) => {
+    new Query(url.searchParams, [])
+    if (ctx.peers == null) throw new NotFoundError('no p2p node runs behind this server')
+    sendJson(req, res, ctx.peers(), { cacheControl: 'no-store' })
+  }
+
   const jobs: Handler = async (req, res, url) => {
     const q = new Query(url.searchParams, ['limit'])
     const recent = q.integer('limit', DEFAULT_RECENT_JOBS, HTTP_LIMITS.maxPageSize)
@@ -206,6 +214,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     ['/api/v1/targets', cached(targets)],
     ['/api/v1/builders', builders],
     ['/api/v1/jobs', jobs],
+    ['/api/v1/peers', peers],
     ['/api/v1/divergences', divergences],
     ['/claims.intoto.jsonl', jsonl],
     ['/feed.json', cached(feed)],

@@ -27,6 +27,8 @@ export interface FeedServerComponents {
   metrics?: Metrics
   /** What the local builders can build (`daemon.builders()`), served at /api/v1/builders. */
   builders?: () => unknown[]
+  /** The node's reachability and connections, served at /api/v1/peers. */
+  peers?: () => unknown
   /** The node's build queue, served at /api/v1/jobs. */
   jobs?: (opts: { recent: number }) => Promise<unknown>
   /** Digests the registry publishes for a release; without it every published match is `unknown`. */

@@ -5,6 +5,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../logger.js'
 import { ValidationError } from '../../protocol/errors.js'
 import type { ExchangeFailure } from './errors.js'
+import { openStream } from './nat.js'
 
 /**
  * The request/response stream mechanism that back-fill and file manifests share
@@ -211,7 +212,7 @@ export async function requestExchange<T, R extends string> (libp2p: Libp2p, targ
   const signal = AbortSignal.timeout(timeoutMs)
   let stream: Stream
   try {
-    stream = await libp2p.dialProtocol(target, init.protocol, { signal })
+    stream = await openStream(libp2p, target, init.protocol, { signal })
   } catch (err) {
     if (signal.aborted) throw fail('timeout', `no stream within ${timeoutMs} ms`)
     throw fail('dial-failed', (err as Error).message)

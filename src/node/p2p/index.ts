@@ -2,6 +2,8 @@ export { TOPICS, BACKFILL_PROTOCOL, MANIFEST_PROTOCOL, MANIFEST_DEFAULTS, BACKFI
 export type { Topic } from './constants.js'
 export { createP2PNode, DEFAULT_MAX_CONNECTIONS, DEFAULT_REDIAL_INTERVAL_MS } from './node.js'
 export type { P2PComponents, P2PInit, P2PNode, P2PStats, PeerEvent } from './node.js'
+export type { NatInit, Reachability, ReachabilityMode, RelayLimits } from './nat.js'
+export { RELAY_DEFAULTS } from './nat.js'
 export type { GossipInit, ValidateFn, Validated, ValidationOutcome } from './gossip.js'
 export { messageId, fastMessageId } from './gossip.js'
 export type { BackfillInit, BackfillLimits, BackfillPage, BackfillRequest, BackfillSource } from './backfill.js'

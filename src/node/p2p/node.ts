@@ -4,7 +4,14 @@ import type { Libp2pOptions } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
+import { autoNATv2 } from '@libp2p/autonat-v2'
+import { circuitRelayServer, circuitRelayTransport, RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
+import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
+import { kadDHT } from '@libp2p/kad-dht'
+import { uPnPNAT } from '@libp2p/upnp-nat'
+import { LevelDatastore } from 'datastore-level'
 import { ping } from '@libp2p/ping'
 import { bootstrap } from '@libp2p/bootstrap'
 import { mdns } from '@libp2p/mdns'
@@ -30,6 +37,8 @@ import { libp2pKeyFromIdentity } from './identity.js'
 import { createProofHandler, requestConsistency, TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL, type ProofSource } from './tlog-proof.js'
 import { createManifestHandler, manifestLimits, requestFileManifest } from './manifests.js'
 import type { FetchedManifest, ManifestExchangeInit, ManifestSource } from './manifests.js'
+import { createRelayGate, DHT_PROTOCOL, loopbackOnly, overRelay, reachabilityProbe, relayLimits, relayServing, relaySlots } from './nat.js'
+import type { NatInit, Reachability, ReachabilityProbe } from './nat.js'
 import type { VerifyOptions } from '../../protocol/dsse.js'
 import type { Digest } from '../../protocol/types.js'
 
@@ -70,6 +79,13 @@ export interface P2PInit {
   backfill?: BackfillInit
   gossip?: GossipInit
   manifests?: ManifestExchangeInit
+  /** Reachability behind NATs: port mapping, relays, hole punching, the DHT. */
+  nat?: NatInit
+  /**
+   * Directory of the peer store (a LevelDB): peers seen are kept across restarts and dialled
+   * at start. In memory without one.
+   */
+  peerStorePath?: string
 }
 
 export interface P2PStats {
@@ -80,6 +96,10 @@ export interface P2PStats {
   mesh: Record<string, number>
   /** Gossip messages ignored unvalidated because their peer, or all peers, went over the rate. */
   throttled: number
+  /** Whether and how other nodes reach this one. */
+  reachability: Reachability
+  /** Relay reservation and circuit requests this node refused, by reason. */
+  relayRefused: Record<string, number>
 }
 
 export type PeerEvent = 'connect' | 'disconnect'
@@ -94,6 +114,8 @@ export interface P2PNode {
   /** Fetches and verifies a peer's signed file manifest of an image it claimed. */
   fileManifest: (peer: string, manifestDigest: Digest, verify: VerifyOptions) => Promise<FetchedManifest>
   connectedPeers: () => string[]
+  /** Each connected peer, the address of its first connection and whether every connection to it runs over a relay. */
+  peerList: () => Array<{ peerId: string, addr: string, relayed: boolean }>
   dial: (addr: string) => Promise<void>
   onPeer: (cb: (event: PeerEvent, peerId: string) => void) => void
   stats: () => P2PStats
@@ -141,7 +163,24 @@ function parsePeer (peer: string): PeerId | Multiaddr {
   }
 }
 
-type Services = { pubsub: GossipSub } & Record<string, unknown>
+/** The peer id in a `12D3KooW…` or a multiaddr ending in `/p2p/…`. */
+function parsePeerId (peer: string): PeerId {
+  const p = parsePeer(peer)
+  if (!('getComponents' in p)) return p
+  const id = p.getComponents().findLast(c => c.name === 'p2p')?.value
+  if (id == null) throw new ValidationError('peer', 'the multiaddr names no peer')
+  return peerIdFromString(id)
+}
+
+type Services = { pubsub: GossipSub, reachability: ReachabilityProbe, relay?: CircuitRelayService } & Record<string, unknown>
+
+/** Peers from the stored peer store dialled at start, at most. */
+const KNOWN_PEERS_AT_START = 16
+/** Peer store metadata: when a peer was last identified (ms since the epoch, as text). */
+const LAST_SEEN = 'neko-last-seen'
+const RESERVATION_TIMEOUT_MS = 30_000
+/** How long a node short of relay slots waits before asking a relay again. */
+const RELAY_RETRY_MS = 120_000
 
 /**
  * libp2p lists each listen address that failed as `  ADDR: Error: listen EADDRINUSE: ...`
@@ -186,21 +225,61 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const colocation = createColocation(COLOCATION)
   const topicScores = topicScoreParams()
   const penalties = createPenalties({ weight: topicScores.invalidMessageDeliveriesWeight, decay: topicScores.invalidMessageDeliveriesDecay })
-  const libp2p: Libp2p<Services> = await createLibp2p({
+  // Called by the relay's gate and by exchanges, only once libp2p (and so `router`) exists.
+  const penalised = (peerId: string): boolean => penalties.score(peerId) < scoreThresholds.gossipThreshold || router.getScore(peerId) < scoreThresholds.gossipThreshold
+
+  const nat = init.nat ?? {}
+  const slots = relaySlots(nat, listen)
+  const rLimits = relayLimits(nat.relayLimits)
+  const serving = relayServing(nat, listen)
+  const relayGate = createRelayGate({
+    limits: rLimits,
+    penalised,
+    onRefused: (peer, reason) => { log.debug({ peer, reason }, 'relay request refused') }
+  })
+  // UPnP searches the local network by multicast: only for a node listening beyond loopback.
+  const upnp = nat.upnp === true && listen.some(a => !loopbackOnly(a))
+  const datastore = init.peerStorePath != null ? new LevelDatastore(init.peerStorePath) : undefined
+  await datastore?.open()
+
+  const libp2p = await createLibp2p({
     start: false,
     privateKey: libp2pKeyFromIdentity(components.privateKey),
-    addresses: { listen },
-    transports: [tcp()],
+    ...(datastore != null ? { datastore } : {}),
+    // Each `/p2p-circuit` listen address is one relay slot to reserve.
+    addresses: { listen: [...listen, ...Array.from({ length: slots }, () => '/p2p-circuit')] },
+    // A reservation answered slowly (a busy relay, a loaded home machine) is not given up at 5 s.
+    transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: RESERVATION_TIMEOUT_MS })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    connectionGater: relayGate.gater,
     peerDiscovery,
     connectionManager: { maxConnections },
     services: {
       identify: identify(),
+      identifyPush: identifyPush(),
       ping: ping(),
-      pubsub: gossipsub(gossipOptions(init.gossip ?? {}, { colocation, penalties }))
+      pubsub: gossipsub(gossipOptions(init.gossip ?? {}, { colocation, penalties })),
+      reachability: reachabilityProbe(),
+      autoNAT: autoNATv2(),
+      dcutr: dcutr(),
+      ...(serving
+        ? {
+            relay: circuitRelayServer({
+              reservations: {
+                maxReservations: rLimits.maxReservations,
+                applyDefaultLimit: true,
+                defaultDataLimit: BigInt(rLimits.maxCircuitBytes),
+                defaultDurationLimit: rLimits.maxCircuitSeconds * 1000
+              }
+            })
+          }
+        : {}),
+      ...(upnp ? { upnp: uPnPNAT({ portMappingDescription: 'neko-rebuilder' }) } : {}),
+      // Peer routing (a peer's addresses from its id) and more peers than the bootstrap list.
+      ...(nat.dht !== false ? { dht: kadDHT({ protocol: DHT_PROTOCOL }) } : {})
     }
-  })
+  }) as unknown as Libp2p<Services>
   const pubsub = libp2p.services.pubsub
   const router = pubsub as unknown as GossipRouter
   const throttle = createThrottle({ peer: init.gossip?.peerRate ?? DEFAULT_PEER_RATE, global: init.gossip?.globalRate ?? DEFAULT_GLOBAL_RATE, maxPeers: maxConnections * 4 })
@@ -243,6 +322,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
 
   let started = false
   let redialTimer: ReturnType<typeof setInterval> | undefined
+  let relayTimer: ReturnType<typeof setInterval> | undefined
 
   // libp2p dials no discovered peer by itself: a neighbour found by mDNS (or a bootstrap
   // peer) is dialled here, unless already connected or the connection cap is reached.
@@ -266,8 +346,27 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
 
   libp2p.addEventListener('peer:connect', (evt) => {
     const peer = evt.detail.toString()
-    const addr = libp2p.getConnections(evt.detail)[0]?.remoteAddr.toString()
-    log.info({ peer, addr, peers: libp2p.getPeers().length }, 'peer connected')
+    const conns = libp2p.getConnections(evt.detail)
+    const addr = conns[0]?.remoteAddr.toString()
+    log.info({ peer, addr, peers: libp2p.getPeers().length, ...(overRelay(conns) ? { relayed: true } : {}) }, 'peer connected')
+  })
+  // A relayed connection that DCUtR (or a dial) replaced by a direct one.
+  libp2p.addEventListener('connection:open', (evt) => {
+    const conn = evt.detail
+    if (conn.limits != null) return
+    const peer = conn.remotePeer
+    if (libp2p.getConnections(peer).some(c => c !== conn && c.limits != null)) {
+      log.info({ peer: peer.toString(), addr: conn.remoteAddr.toString() }, 'direct connection to a peer reached over a relay')
+    }
+  })
+  let lastMode: string | undefined
+  libp2p.addEventListener('self:peer:update', () => {
+    if (!started) return
+    const r = libp2p.services.reachability.read(0, false)
+    const key = `${r.mode} ${r.relays.join(',')}`
+    if (key === lastMode) return
+    lastMode = key
+    log.info({ reachability: r.mode, relays: r.relays, addrs: r.addresses }, 'reachability changed')
   })
   libp2p.addEventListener('peer:disconnect', (evt) => {
     log.info({ peer: evt.detail.toString(), peers: libp2p.getPeers().length }, 'peer disconnected')
@@ -276,11 +375,60 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   // Last resort after an outage longer than libp2p's redial tries: an isolated node goes
   // back to its bootstrap list.
   function redialBootstrap (): void {
-    if (!started || bootstrapList.length === 0 || libp2p.getConnections().length > 0) return
-    log.info({ peers: bootstrapList.length }, 'no connections: dialling the bootstrap list again')
+    if (!started || libp2p.getConnections().length > 0) return
+    if (bootstrapList.length > 0) log.info({ peers: bootstrapList.length }, 'no connections: dialling the bootstrap list again')
     for (const addr of bootstrapList) {
       libp2p.dial(multiaddr(addr)).catch((err: unknown) => { log.info({ addr, error: errorText(err) }, 'bootstrap peer unreachable') })
     }
+    dialKnownPeers()
+  }
+
+  // Peers seen before (the stored peer store): a node whose bootstrap peers are gone still
+  // finds the network through them. Those seen most recently first.
+  function dialKnownPeers (): void {
+    const skip = new Set([...bootstrapByPeer.keys(), libp2p.peerId.toString()])
+    libp2p.peerStore.all({ filters: [p => p.addresses.length > 0 && !skip.has(p.id.toString()) && libp2p.getConnections(p.id).length === 0] })
+      .then(peers => {
+        const seen = (p: typeof peers[number]): number => Number(Buffer.from(p.metadata.get(LAST_SEEN) ?? new Uint8Array()).toString('utf8')) || 0
+        const pick = peers.sort((a, b) => seen(b) - seen(a)).slice(0, KNOWN_PEERS_AT_START)
+        if (pick.length > 0) log.info({ peers: pick.length, known: peers.length }, 'dialling peers seen before')
+        for (const p of pick) {
+          libp2p.dial(p.id).catch((err: unknown) => { log.debug({ peer: p.id.toString(), error: errorText(err) }, 'a peer seen before is unreachable') })
+        }
+      })
+      .catch((err: unknown) => { log.warn({ err }, 'reading the stored peers failed') })
+  }
+  libp2p.addEventListener('peer:identify', (evt) => {
+    libp2p.peerStore.merge(evt.detail.peerId, { metadata: { [LAST_SEEN]: Buffer.from(String(Date.now()), 'utf8') } }).catch(() => {})
+  })
+
+  // The relay transport asks a relay for a slot once per connection: a slot refused or timed
+  // out is asked for again only after a reconnect. A node short of slots reconnects to a
+  // relay it holds none on, at most once per RELAY_RETRY_MS each.
+  const relayRetried = new Map<string, number>()
+  async function retryRelays (): Promise<void> {
+    if (!started || slots === 0) return
+    const have = new Set(libp2p.services.reachability.read(0, false).relays)
+    if (have.size >= slots) return
+    const now = Date.now()
+    for (const conn of libp2p.getConnections()) {
+      const peer = conn.remotePeer
+      const key = peer.toString()
+      if (have.has(key) || conn.limits != null || now - conn.timeline.open < RELAY_RETRY_MS / 4 || now - (relayRetried.get(key) ?? 0) < RELAY_RETRY_MS) continue
+      const protocols: string[] = await libp2p.peerStore.get(peer).then(p => p.protocols, () => [])
+      if (!protocols.includes(RELAY_V2_HOP_CODEC)) continue
+      relayRetried.set(key, now)
+      log.info({ peer: key }, 'no relay slot on a relay: reconnecting to ask again')
+      await libp2p.hangUp(peer)
+      await libp2p.dial(peer)
+    }
+  }
+
+  /** Logs when a request/response exchange with `peer` ran over a relay (within its limits). */
+  function noteRelay (what: string, peer: string): void {
+    let id: PeerId
+    try { id = parsePeerId(peer) } catch { return }
+    if (overRelay(libp2p.getConnections(id))) log.info({ peer: id.toString(), protocol: what }, `${what} over a relay`)
   }
 
   return {
@@ -298,18 +446,23 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       await libp2p.handle(BACKFILL_PROTOCOL, backfillServer.handler, {
         // Above the handler's limits, so the handler, not the muxer, answers extra streams with
         // "busy" (the muxer also counts streams the peer has not closed on its side yet).
-        maxInboundStreams: Math.max(limits.maxConcurrentStreams, limits.maxStreamsPerPeer) + 1
+        maxInboundStreams: Math.max(limits.maxConcurrentStreams, limits.maxStreamsPerPeer) + 1,
+        // Request/response protocols work over a relay, within its byte and time limits.
+        runOnLimitedConnection: true
       })
       if (components.proofSource !== undefined) {
-        await libp2p.handle(TLOG_PROOF_PROTOCOL, createProofHandler(components.proofSource, log), { maxInboundStreams: TLOG_PROOF_LIMITS.maxConcurrentStreams + 1 })
+        await libp2p.handle(TLOG_PROOF_PROTOCOL, createProofHandler(components.proofSource, log), { maxInboundStreams: TLOG_PROOF_LIMITS.maxConcurrentStreams + 1, runOnLimitedConnection: true })
       }
       if (manifestServer != null) {
-        await libp2p.handle(MANIFEST_PROTOCOL, manifestServer.handler, { maxInboundStreams: Math.max(mLimits.maxConcurrentStreams, mLimits.maxStreamsPerPeer) + 1 })
+        await libp2p.handle(MANIFEST_PROTOCOL, manifestServer.handler, { maxInboundStreams: Math.max(mLimits.maxConcurrentStreams, mLimits.maxStreamsPerPeer) + 1, runOnLimitedConnection: true })
       }
       for (const topic of KNOWN_TOPICS) pubsub.subscribe(topic)
       started = true
       redialTimer = setInterval(redialBootstrap, init.redialIntervalMs ?? DEFAULT_REDIAL_INTERVAL_MS)
       redialTimer.unref()
+      relayTimer = setInterval(() => { retryRelays().catch((err: unknown) => { log.debug({ err }, 'asking relays again failed') }) }, RELAY_RETRY_MS / 4)
+      relayTimer.unref()
+      dialKnownPeers()
       log.debug({ peerId: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map(String) }, 'p2p node started')
     },
 
@@ -317,7 +470,9 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       if (!started) return
       started = false
       clearInterval(redialTimer)
+      clearInterval(relayTimer)
       await libp2p.stop()
+      await datastore?.close()
       log.info('p2p node stopped')
     },
 
@@ -330,14 +485,23 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     },
 
     async backfill (peer, cursor, limit) {
-      return requestBackfill(libp2p, parsePeer(peer), cursor, limit, limits)
+      const page = await requestBackfill(libp2p, parsePeer(peer), cursor, limit, limits)
+      noteRelay('back-fill', peer)
+      return page
     },
 
     async fileManifest (peer, manifestDigest, verify) {
-      return await requestFileManifest(libp2p, parsePeer(peer), manifestDigest, verify, mLimits)
+      const fetched = await requestFileManifest(libp2p, parsePeer(peer), manifestDigest, verify, mLimits)
+      noteRelay('file manifest', peer)
+      return fetched
     },
 
     connectedPeers: () => libp2p.getPeers().map(String),
+
+    peerList: () => libp2p.getPeers().map(id => {
+      const conns = libp2p.getConnections(id)
+      return { peerId: id.toString(), addr: conns[0]?.remoteAddr.toString() ?? '', relayed: overRelay(conns) }
+    }),
 
     async dial (addr) {
       const ma = parseMultiaddr('addr', addr)
@@ -363,7 +527,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
         topics[topic] = started ? pubsub.getSubscribers(topic).length : 0
         mesh[topic] = started ? router.getMeshPeers(topic).length : 0
       }
-      return { peers: libp2p.getPeers().length, topics, mesh, throttled: throttle.refused() }
+      const reachability = libp2p.services.reachability.read(libp2p.services.relay?.reservations.size ?? 0, serving)
+      return { peers: libp2p.getPeers().length, topics, mesh, throttled: throttle.refused(), reachability, relayRefused: relayGate.refused() }
     },
 
     score: (peerId) => router.getScore(peerId),
@@ -385,10 +550,12 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       }
     },
 
-    penalised: (peerId) => penalties.score(peerId) < scoreThresholds.gossipThreshold || router.getScore(peerId) < scoreThresholds.gossipThreshold,
+    penalised,
 
     async consistencyProof (peerId, origin, oldSize, newSize) {
-      return await requestConsistency(libp2p, peerIdFromString(peerId), origin, oldSize, newSize)
+      const proof = await requestConsistency(libp2p, peerIdFromString(peerId), origin, oldSize, newSize)
+      noteRelay('consistency proof', peerId)
+      return proof
     }
   }
 }

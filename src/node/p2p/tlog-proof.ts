@@ -10,6 +10,7 @@ import type { Libp2p, PeerId, StreamHandler } from '@libp2p/interface'
 import { HASH_SIZE } from '../../protocol/tlog/hash.js'
 import type { Logger } from '../logger.js'
 import { LogUnreachableError, TlogProofError } from './errors.js'
+import { openStream } from './nat.js'
 
 export const TLOG_PROOF_PROTOCOL = '/neko-rebuilder/tlog-proof/1.0.0'
 
@@ -62,7 +63,7 @@ export async function requestConsistency (libp2p: Libp2p, peer: PeerId, origin: 
   const signal = AbortSignal.timeout(TLOG_PROOF_LIMITS.timeoutMs)
   let stream
   try {
-    stream = await libp2p.dialProtocol(peer, TLOG_PROOF_PROTOCOL, { signal })
+    stream = await openStream(libp2p, peer, TLOG_PROOF_PROTOCOL, { signal })
   } catch (err) {
     if ((err as Error).name === 'NoValidAddressesError') throw new LogUnreachableError(`no address known for the log's node ${peer.toString()}`)
     throw new TlogProofError(signal.aborted ? `no stream to the log within ${TLOG_PROOF_LIMITS.timeoutMs} ms` : `cannot reach the log: ${(err as Error).message}`)

@@ -215,6 +215,19 @@ async function loadTlog () {
     el('a', { href: '/tlog/split-views' }, 'proof'))))
 }
 
+// How this node is reached: public, port-mapped or only through relays, and how many of its
+// connections are direct (/api/v1/peers; absent where no p2p node runs).
+async function loadReach () {
+  const r = await getJson('/api/v1/peers')
+  const how = r.mode === 'relayed' ? `relayed (through ${r.relays.map(p => p.slice(-8)).join(', ')})` : r.mode === 'local' ? 'reachable on its local network only (so far)' : r.mode
+  const total = r.connections.direct + r.connections.relayed
+  const p = document.getElementById('reach')
+  p.textContent = `This node is ${how}; ${r.connections.direct} of ${total} connection${total === 1 ? '' : 's'} direct${r.relayServer.serving ? `; it relays for ${r.relayServer.reservations} peer${r.relayServer.reservations === 1 ? '' : 's'}` : ''}.`
+  p.hidden = false
+}
+
+loadReach().catch(() => {})
+
 loadTlog().catch(err => {
   const section = document.getElementById('tlog')
   section.hidden = false

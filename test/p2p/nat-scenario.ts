@@ -1,0 +1,216 @@
+// Real NATs in network namespaces (docs/volunteers.md). Run as root inside
+// `unshare --net --mount` (natNetAvailable/runNatScenario in test/helpers/netns.ts): the
+// namespaces and the tmpfs holding their names die with that process, even on a crash.
+//
+//   pub  11.0.0.10 ── br0 (the "internet", 11.0.0.0/24) ──┬── r1 11.0.0.1 ── 192.168.1.0/24 ── h1
+//   (bootstrap, relay)                                    └── r2 11.0.0.2 ── 192.168.2.0/24 ── h2
+//
+// r1 masquerades with Linux's port-preserving mapping and drops unsolicited inbound packets
+// (a port-restricted cone NAT); r2 masquerades with --random-fully (a new random port per
+// destination: a symmetric NAT). Real `join` processes run in pub, h1 and h2. Prints one
+// JSON line with what happened and when.
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { writeIdentity } from '../../src/node/identity-files.js'
+import { peerIdOf } from '../../src/node/p2p/identity.js'
+import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
+import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
+import type { Claim } from '../../src/protocol/types.js'
+
+const ROOT = join(import.meta.dirname, '../..')
+const MAIN = join(ROOT, 'src/cli/main.ts')
+const PUBLISH = join(import.meta.dirname, 'nat-publish.ts')
+const PUB_IP = '11.0.0.10'
+const PORT = 4088
+const TIMEOUT_MS = Number(process.env.NAT_SCENARIO_TIMEOUT_MS ?? 100_000)
+
+function sh (cmd: string): void {
+  execFileSync('sh', ['-ec', cmd], { stdio: ['ignore', 'ignore', 'pipe'] })
+}
+
+function topology (): void {
+  sh(`
+ip link set lo up
+mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns
+ip link add br0 type bridge && ip link set br0 up
+for ns in pub r1 r2 h1 h2; do ip netns add $ns; ip -n $ns link set lo up; done
+ip link add pub0 type veth peer name eth0 netns pub
+ip link set pub0 master br0 up
+ip -n pub addr add ${PUB_IP}/24 dev eth0 && ip -n pub link set eth0 up
+for i in 1 2; do
+  ip link add r$i-wan type veth peer name wan netns r$i
+  ip link set r$i-wan master br0 up
+  ip -n r$i addr add 11.0.0.$i/24 dev wan && ip -n r$i link set wan up
+  ip -n r$i link add lan type veth peer name eth0 netns h$i
+  ip -n r$i addr add 192.168.$i.1/24 dev lan && ip -n r$i link set lan up
+  ip -n h$i addr add 192.168.$i.2/24 dev eth0 && ip -n h$i link set eth0 up
+  ip -n h$i route add default via 192.168.$i.1
+  ip netns exec r$i sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec r$i iptables -A FORWARD -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  ip netns exec r$i iptables -A FORWARD -i wan -o lan -j DROP
+done
+ip netns exec r1 iptables -t nat -A POSTROUTING -o wan -j MASQUERADE
+ip netns exec r2 iptables -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully
+`)
+}
+
+interface Proc {
+  name: string
+  child: ChildProcess
+  started: number
+  summary: Promise<{ peerId: string }>
+  logs: Array<Record<string, unknown> & { msg?: string, time?: number }>
+}
+
+function join_ (ns: string, dir: string, args: string[]): Proc {
+  const started = Date.now()
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', MAIN, 'join', '--json', '--no-mdns',
+    '--data-dir', join(dir, 'data'), '--key', join(dir, 'key'), '--listen', `/ip4/0.0.0.0/tcp/${PORT}`, ...args], {
+    cwd: ROOT,
+    // No engine: these nodes verify, store and relay; the claims come from the publisher.
+    env: { ...process.env, NEKO_LOG_FORMAT: 'json', NEKO_LOG_LEVEL: 'info', DOCKER_HOST: 'unix:///nonexistent/docker.sock' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const logs: Proc['logs'] = []
+  createInterface({ input: child.stderr! }).on('line', line => {
+    try { logs.push(JSON.parse(line) as Proc['logs'][number]) } catch { logs.push({ msg: line, time: Date.now() }) }
+  })
+  const summary = new Promise<{ peerId: string }>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', line => { resolve(JSON.parse(line) as { peerId: string }) })
+    child.once('exit', code => { reject(new Error(`${ns}: join exited (${String(code)}): ${logs.slice(-5).map(l => JSON.stringify(l)).join('\n')}`)) })
+  })
+  return { name: ns, child, started, summary, logs }
+}
+
+async function until<T> (what: string, check: () => T | undefined, timeoutMs = TIMEOUT_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = check()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+}
+
+const find = (p: Proc, pred: (l: Proc['logs'][number]) => boolean): Proc['logs'][number] | undefined => p.logs.find(pred)
+
+let published = 0
+/** Publishes signed envelopes through a short-lived node in `ns` dialling that namespace's own node; tries twice. */
+async function publish (root: string, ns: string, peerId: string, items: Array<{ topic: 'announcements' | 'claims', envelope: string }>): Promise<void> {
+  const file = join(root, `publish-${published++}.json`)
+  await writeFile(file, JSON.stringify(items))
+  const once = async (): Promise<void> => { await new Promise<void>((resolve, reject) => {
+    execFile('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', PUBLISH, `/ip4/127.0.0.1/tcp/${PORT}/p2p/${peerId}`, file], { cwd: ROOT, timeout: 90_000, killSignal: 'SIGKILL' }, (err, _out, stderr) => {
+      if (err != null) reject(new Error(`publishing in ${ns} failed (${err.killed ? 'timed out' : `exit ${String(err.code)}`}): ${stderr.slice(-400)}`))
+      else resolve()
+    })
+  }) }
+  await once().catch(once)
+}
+
+function claimBy (builder: SigningIdentity, i: number, digest: string): string {
+  const claim: Claim = {
+    target: { repository: 'https://example.test/neko.git', commit: 'c'.repeat(40), variant: `v${i}`, platform: 'linux/amd64', tag: 'v1.0.0' },
+    sourceDateEpoch: 1700000000,
+    recipe: { name: 'neko', digest: `sha256:${'1'.repeat(64)}` },
+    environment: { engine: { name: 'docker', version: '26.1.0' }, buildx: '0.13.1', buildkit: 'v0.13.2', kernel: '6.1.0', arch: 'amd64', emulated: false, tool: { name: 'neko-rebuilder', version: '0.1.0' } },
+    startedOn: new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString(),
+    finishedOn: '2026-02-01T00:01:00Z',
+    result: { indexDigest: `sha256:${digest.repeat(64)}`, manifestDigest: `sha256:${'3'.repeat(64)}`, configDigest: `sha256:${'4'.repeat(64)}`, diffIds: [] }
+  }
+  return JSON.stringify(signClaim(claim, builder))
+}
+
+const idOf = (envelope: string): string => decodeMessage(envelope, { allowEmbeddedKeys: true }).id
+
+async function main (): Promise<void> {
+  topology()
+  const root = await mkdtemp(join(tmpdir(), 'neko-nat-'))
+  const procs: Proc[] = []
+  try {
+    const ids: Record<string, SigningIdentity> = {}
+    for (const n of ['pub', 'h1', 'h2']) {
+      ids[n] = generateIdentity()
+      await writeIdentity(join(root, n, 'key'), ids[n])
+    }
+    const announcer = generateIdentity()
+    const policy = join(root, 'policy.json')
+    await writeFile(policy, JSON.stringify({
+      version: 1,
+      builders: ['h1', 'h2'].map(n => ({ name: n, operator: n, publicKey: ids[n]!.publicKeyPem })),
+      announcers: [{ name: 'release', publicKey: announcer.publicKeyPem }],
+      threshold: 2,
+      minOperators: 2,
+      allowedDissent: 0
+    }))
+    const pubPeer = peerIdOf(ids.pub!.privateKey)
+    const t0 = Date.now()
+    const pub = join_('pub', join(root, 'pub'), ['--policy', policy])
+    procs.push(pub)
+    await pub.summary
+    const bootstrap = `/ip4/${PUB_IP}/tcp/${PORT}/p2p/${pubPeer}`
+    const h1 = join_('h1', join(root, 'h1'), ['--policy', policy, '--bootstrap', bootstrap])
+    const h2 = join_('h2', join(root, 'h2'), ['--policy', policy, '--bootstrap', bootstrap])
+    procs.push(h1, h2)
+    const [p1, p2] = await Promise.all([h1.summary, h2.summary])
+
+    const reach = (p: Proc, mode: string): number | undefined => find(p, l => l.msg === 'reachability changed' && l.reachability === mode)?.time
+    const connectedTo = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'peer connected' && l.peer === peer)?.time
+    const pubPublicAt = await until('pub confirmed public', () => reach(pub, 'public'))
+    const relayedAt = await Promise.all([h1, h2].map(async p => await until(`${p.name} relayed`, () => reach(p, 'relayed'))))
+    const relays = [h1, h2].map(p => find(p, l => l.msg === 'reachability changed' && l.reachability === 'relayed')?.relays)
+    const bootstrapAt = [h1, h2].map(p => connectedTo(p, pubPeer))
+
+    // Gossip from behind each NAT to the other: an announcement and a claim from h1, a
+    // dissenting claim from h2 (a different image digest).
+    const announcement = JSON.stringify(signAnnouncement({
+      repository: 'https://example.test/neko.git',
+      tag: 'v1.0.0',
+      commit: 'c'.repeat(40),
+      recipe: { name: 'neko', digest: `sha256:${'1'.repeat(64)}` },
+      targets: [{ variant: 'v1', platform: 'linux/amd64' }],
+      announcedAt: new Date().toISOString()
+    }, announcer))
+    const c1 = claimBy(ids.h1!, 1, 'a')
+    const c2 = claimBy(ids.h2!, 1, 'b')
+    const stored = (p: Proc, id: string): number | undefined => find(p, l => (l.msg === 'claim stored' || l.msg === 'announcement stored') && l.id === id)?.time
+    const published = (p: Proc, id: string): number | undefined => stored(p, id)
+    await Promise.all([publish(root, 'h1', p1.peerId, [{ topic: 'announcements', envelope: announcement }, { topic: 'claims', envelope: c1 }]), publish(root, 'h2', p2.peerId, [{ topic: 'claims', envelope: c2 }])])
+    const sent1 = published(h1, idOf(c1))!
+    const sent2 = published(h2, idOf(c2))!
+    const h2GotC1 = await until('h2 stores h1\'s claim', () => stored(h2, idOf(c1)))
+    const h1GotC2 = await until('h1 stores h2\'s claim', () => stored(h1, idOf(c2)))
+    // Each log grows again, so each witness asks the other's node for a consistency proof.
+    const c1b = claimBy(ids.h1!, 2, 'a')
+    const c2b = claimBy(ids.h2!, 2, 'a')
+    await Promise.all([publish(root, 'h1', p1.peerId, [{ topic: 'claims', envelope: c1b }]), publish(root, 'h2', p2.peerId, [{ topic: 'claims', envelope: c2b }])])
+    const proofOverRelay = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'consistency proof over a relay' && l.peer === peer)?.time
+    const h1ProvedH2 = await until('h1 witnesses h2\'s log over the relay', () => proofOverRelay(h1, p2.peerId))
+    const h2ProvedH1 = await until('h2 witnesses h1\'s log over the relay', () => proofOverRelay(h2, p1.peerId))
+    // Give DCUtR its tries (3 x 5 s at most) before judging whether a direct connection came.
+    await new Promise(resolve => setTimeout(resolve, 6_000))
+    const direct = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'direct connection to a peer reached over a relay' && l.peer === peer)?.time
+    const unsigned = (p: Proc): unknown[] => p.logs.filter(l => l.msg === 'log gave no usable consistency proof: not cosigned').map(l => l.reason)
+    const ms = (at: number | undefined, from: number): number | null => at === undefined ? null : at - from
+    process.stdout.write(JSON.stringify({
+      pub: { publicMs: pubPublicAt - t0 },
+      h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, provedOtherMs: h1ProvedH2 - h1.started, unsigned: unsigned(h1) },
+      h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, provedOtherMs: h2ProvedH1 - h2.started, unsigned: unsigned(h2) },
+      pubPeer,
+      relayedBetween: find(h1, l => l.msg === 'peer connected' && l.peer === p2.peerId)?.relayed === true || find(h2, l => l.msg === 'peer connected' && l.peer === p1.peerId)?.relayed === true
+    }) + '\n')
+  } catch (err) {
+    for (const p of procs) process.stderr.write(`--- ${p.name}\n${p.logs.slice(-30).map(l => JSON.stringify(l)).join('\n')}\n`)
+    process.stdout.write(JSON.stringify({ error: (err as Error).message }) + '\n')
+    process.exitCode = 1
+  } finally {
+    for (const p of procs) p.child.kill('SIGTERM')
+    await Promise.all(procs.map(async p => await new Promise(resolve => { if (p.child.exitCode != null) resolve(null); else { p.child.once('exit', resolve); setTimeout(() => { p.child.kill('SIGKILL'); resolve(null) }, 5000).unref() } })))
+    await rm(root, { recursive: true, force: true })
+  }
+}
+
+await main()

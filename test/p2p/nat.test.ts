@@ -1,0 +1,32 @@
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { natNetAvailable, runInNetNamespaces } from '../helpers/netns.js'
+
+// Two volunteers, each behind its own NAT (a port-restricted cone and a symmetric one),
+// and a public node that bootstraps and relays: namespaces, veth pairs and iptables
+// MASQUERADE made by the scenario, real `join` processes in them (nat-scenario.ts).
+const SUITE = 'NAT traversal'
+const available = natNetAvailable(SUITE)
+
+interface Side { nat: string, relayedMs: number, relays: string[], storedOtherMs: number, provedOtherMs: number, unsigned: unknown[], directMs?: number | null }
+
+describe.skipIf(!available)(SUITE, () => {
+  it('nodes behind NATs reserve relay slots on the public node, gossip to each other, serve back-fill and witness each other\'s log over the relay; the symmetric NAT gets no direct connection', async () => {
+    const script = join(import.meta.dirname, 'nat-scenario.ts')
+    const { stdout } = await runInNetNamespaces([process.execPath, '--import', 'tsx', script], { timeoutMs: 280_000, env: { ...process.env, NAT_SCENARIO_TIMEOUT_MS: '150000' } })
+    const r = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { error?: string, pubPeer: string, h1: Side, h2: Side, relayedBetween: boolean }
+    expect(r.error).toBeUndefined()
+    // Both NATed nodes advertise addresses through the public relay, and only through it.
+    expect(r.h1.relays).toEqual([r.pubPeer])
+    expect(r.h2.relays).toEqual([r.pubPeer])
+    // Each stored the other's claim (gossip through the public node) and asked the other's
+    // node for a consistency proof across both NATs, over a relayed connection.
+    expect(r.h1.storedOtherMs).toBeGreaterThanOrEqual(0)
+    expect(r.h2.storedOtherMs).toBeGreaterThanOrEqual(0)
+    expect(r.h1.provedOtherMs).toBeGreaterThan(0)
+    expect(r.h2.provedOtherMs).toBeGreaterThan(0)
+    expect(r.relayedBetween).toBe(true)
+    // Behind a symmetric NAT no hole can be punched: the connection between them stays relayed.
+    expect(r.h1.directMs).toBeNull()
+  }, 300_000)
+})
