@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { verifyEnvelope } from '../../src/protocol/dsse.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
@@ -109,6 +111,29 @@ describe('status', () => {
       expect(unknown.stderr).toContain('no announcement of tag v9.9.9')
     })
 
+    it('exits 6 with the reason when every builder answered and no quorum can form, never 4', async () => {
+      const store = await createStore({ path: join(dataDir, 'store') })
+      try {
+        const commit = '7'.repeat(40)
+        await put(store, signAnnouncement(announcement('v7', commit, [['base', 'linux/amd64']]), keys.maintainer))
+        for (const b of keys.builders) {
+          const c = claim(target(commit, 'base', 'linux/amd64', 'v7'), { result: imageResult('v7 one engine') })
+          c.environment.engine.id = 'ONE:ENGINE'
+          await put(store, signClaim(c, b))
+        }
+      } finally {
+        await store.close()
+      }
+      const r = await cli(['v7', '--data-dir', dataDir, '--policy', policyFile])
+      expect(r.code).toBe(6)
+      expect(r.stdout).toMatch(/base\s+linux\/amd64\s+unsettled\s+1 agree \(\+2 same engine\) · 3 of 3 answered · need 2/)
+      expect(r.stdout).toContain('    unsettled: 3 of 3 answered from 1 engine; threshold 2, 2 operators (1 among the votes)')
+      expect(r.stdout).toContain('overall: unsettled')
+      const json = await cli(['v7', '--data-dir', dataDir, '--policy', policyFile, '--json'])
+      expect(json.code).toBe(6)
+      expect(JSON.parse(json.stdout)).toMatchObject({ outcome: 'unsettled', status: 'unsettled', targets: [{ status: 'unsettled', reason: '3 of 3 answered from 1 engine; threshold 2, 2 operators (1 among the votes)' }] })
+    })
+
     it('exits 2 and says why when no announcer of the policy announced the tag', async () => {
       const r = await cli(['v9', '--data-dir', dataDir, '--policy', policyFile])
       expect(r.code).toBe(2)
@@ -142,6 +167,8 @@ describe('status', () => {
           const statement = JSON.parse(Buffer.from(v.payload).toString('utf8'))
           expect(statement.predicateType).toBe(SLSA_VSA_V1)
           expect(statement.predicate.verificationResult).toBe('PASSED')
+          // Which policy was applied: its file and the SHA-256 of its bytes.
+          expect(statement.predicate.policy).toEqual({ uri: pathToFileURL(policyFile).toString(), digest: { sha256: createHash('sha256').update(await readFile(policyFile)).digest('hex') } })
           const ids: string[] = statement.predicate.inputAttestations.map((a: { digest: { sha256: string } }) => a.digest.sha256)
           expect(ids).toHaveLength(2)
           // Every id names a stored claim for this target.

@@ -1,7 +1,4 @@
 import { WIRE } from '../../protocol/patterns.js'
-import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import { pathToFileURL } from 'node:url'
 import type { Command } from 'commander'
 import { ValidationError } from '../../protocol/errors.js'
 import { verifierIdOf } from '../../protocol/vsa.js'
@@ -10,6 +7,7 @@ import { defaultDataDir } from '../../node/config/resolve.js'
 import { UnknownTagError } from '../../node/consensus/errors.js'
 import { evaluateRelease } from '../../node/consensus/evaluate.js'
 import { pickAnnouncement } from '../../node/consensus/service.js'
+import { policyReference } from '../../node/daemon/policy.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { loadDockerCredentials } from '../../node/registry/credentials.js'
 import { createRegistryClient, createRegistryWriter } from '../../node/registry/index.js'
@@ -51,7 +49,7 @@ export function register (program: Command): void {
       const overrides = parseImages(flags.image)
       const dataDir = flags.dataDir ?? process.env.NEKO_DATA_DIR ?? defaultDataDir(process.env)
       const { policy, file: policyFile } = await policyFor(flags, dataDir)
-      const policyDigest = createHash('sha256').update(await readFile(policyFile)).digest('hex')
+      const policyRef = await policyReference(policyFile)
       const identity = await readIdentity(flags.key, { logger: cliLogger() })
       const authFile = flags.registryAuth ?? process.env.NEKO_REGISTRY_AUTH
       const credentials = authFile !== undefined ? await loadDockerCredentials(authFile) : undefined
@@ -73,8 +71,8 @@ export function register (program: Command): void {
           tag,
           identity,
           verifierId: flags.verifierId ?? verifierIdOf(identity.keyId),
-          policyUri: pathToFileURL(policyFile).toString(),
-          policyDigest,
+          policyUri: policyRef.uri,
+          policyDigest: policyRef.digest,
           onTarget: t => {
             results.push(t)
             process.stdout.write(flags.json === true ? JSON.stringify(t) + '\n' : line(t) + '\n')

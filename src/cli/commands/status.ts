@@ -1,7 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import type { Command } from 'commander'
 import { UsageError } from '../errors.js'
 import { signStatement } from '../../protocol/messages.js'
@@ -17,7 +16,7 @@ import { gateOutcome } from '../../node/consensus/outcome.js'
 import { checkPublished } from '../../node/consensus/published.js'
 import { fetchReleaseFromNode } from '../../node/consensus/remote.js'
 import { pickAnnouncement } from '../../node/consensus/service.js'
-import { loadPolicyFile } from '../../node/daemon/policy.js'
+import { loadPolicyFile, policyReference } from '../../node/daemon/policy.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { createRegistryClient } from '../../node/registry/index.js'
 import type { StoredAnnouncement, StoredClaim } from '../../node/store/types.js'
@@ -109,15 +108,16 @@ export async function imagesFor (recipeName: string, overrides: Map<string, stri
   return images
 }
 
-async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvaluation, policyUri: string): Promise<void> {
+async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvaluation, policyFile: string): Promise<void> {
   const identity = await readIdentity(keyDir, { logger: cliLogger() })
+  const { uri: policyUri, digest: policyDigest } = await policyReference(policyFile)
   // The signer names itself by its key: a node URL would name a party that did not sign.
   const verifier = verifierIdOf(identity.keyId)
   const timeVerified = new Date().toISOString()
   const lines = evaluation.verdicts.map(v => {
     // The claims the verdict rests on: every counted trusted claim, agreeing or not.
     const claimIds = [...v.agreeing, ...v.dissenting, ...v.failed].map(x => x.claimId)
-    return JSON.stringify(signStatement(buildVsa(v, { verifier, policyUri, claimIds, timeVerified }), identity))
+    return JSON.stringify(signStatement(buildVsa(v, { verifier, policyUri, policyDigest, claimIds, timeVerified }), identity))
   })
   await writeFile(file, lines.map(l => l + '\n').join(''))
 }
@@ -199,7 +199,7 @@ export function register (program: Command): void {
         process.stdout.write(divergenceSection(evaluation.consensus.targets, reports))
       }
       if (flags.vsa !== undefined && flags.key !== undefined) {
-        await writeVsa(flags.vsa, flags.key, evaluation, pathToFileURL(policyFile).toString())
+        await writeVsa(flags.vsa, flags.key, evaluation, policyFile)
         if (flags.json !== true) process.stdout.write(`VSA: ${evaluation.verdicts.length} signed summar${evaluation.verdicts.length === 1 ? 'y' : 'ies'} written to ${flags.vsa}\n`)
       }
       process.exitCode = exitCodeFor(outcome)

@@ -58,6 +58,7 @@ export function formatTargets (targets: readonly TargetConsensus[], opts: Format
       publishedCell(t, checked)
     ])
     const lines: string[] = []
+    if (t.reason !== undefined) lines.push(`${t.status}: ${t.reason}`)
     for (const d of t.dissenting) {
       lines.push(`dissent  ${who(d)}: ${d.digest ?? '-'}`)
       if (d.divergence !== undefined) lines.push(`         first difference: ${describeDivergence(d.divergence)}`)
