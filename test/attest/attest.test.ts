@@ -54,6 +54,7 @@ async function cuePolicy (k: number): Promise<string> {
 
 const C1 = '1'.repeat(40)
 const C2 = '2'.repeat(40)
+const C9 = '9'.repeat(40)
 
 const available = registryAvailable('attest') && toolsAvailable()
 
@@ -69,6 +70,7 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
   let reg: TestRegistry
   let v1: { amd64: string, arm64: string }
   let v2: string
+  let v9: string
 
   beforeAll(async () => {
     keys = makeKeys()
@@ -103,6 +105,10 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     await put(store, signClaim(claim(target(C2, 'base', 'linux/amd64', 'v2'), { result: result(v2) }), b1))
     await put(store, signClaim(claim(target(C2, 'base', 'linux/amd64', 'v2'), { result: imageResult('v2 other') }), b2))
     await put(store, signClaim(claim(target(C2, 'base', 'linux/amd64', 'v2'), { result: imageResult('v2 third') }), b3))
+    // v9: only a stranger announced it, with claims that would pass.
+    await put(store, signAnnouncement(announcement('v9', C9, [['base', 'linux/amd64']]), keys.stranger))
+    v9 = (await pushSyntheticImage(reg.url, 'neko/base', 'v9', { platforms: ['linux/amd64'], salt: 'v9' })).images[0]!.manifestDigest
+    for (const b of [b1, b2]) await put(store, signClaim(claim(target(C9, 'base', 'linux/amd64', 'v9'), { result: result(v9) }), b))
     await store.close()
   })
 
@@ -339,6 +345,17 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     // An image nobody has attested yet still reads as pending.
     const bare = (await pushSyntheticImage(reg.url, 'neko/base', 'bare', { platforms: ['linux/amd64'], salt: 'bare' })).images[0]!
     expect((await neko(['verify-image', `${reg.host}/neko/base@${bare.manifestDigest}`, '--policy', policyFile, '--platform', 'linux/amd64'])).code).toBe(4)
+  })
+
+  it('attests nothing for a tag only an untrusted key announced, as status refuses it', async () => {
+    const r = await attest('v9')
+    expect(r.code).toBe(2)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toContain(`NoTrustedAnnouncementError: no announcement of tag v9 in the store of ${dataDir} is signed by an announcer of the policy (the only one, for commit ${C9}, is signed by ${keys.stranger.keyId})`)
+    expect(await referrers(v9)).toEqual([])
+    const status = await neko(['status', 'v9', '--data-dir', dataDir, '--policy', policyFile])
+    expect(status.code).toBe(2)
+    expect(status.stderr).toContain('NoTrustedAnnouncementError')
   })
 
   it('refuses clearly when the registry cannot be reached', async () => {

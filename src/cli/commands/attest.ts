@@ -4,9 +4,8 @@ import { ValidationError } from '../../protocol/errors.js'
 import { verifierIdOf } from '../../protocol/vsa.js'
 import { attestRelease, referrersTag, type TargetAttestation } from '../../node/attest/index.js'
 import { defaultDataDir } from '../../node/config/resolve.js'
-import { UnknownTagError } from '../../node/consensus/errors.js'
 import { evaluateRelease } from '../../node/consensus/evaluate.js'
-import { pickAnnouncement } from '../../node/consensus/service.js'
+import { readRelease } from '../../node/consensus/release.js'
 import { policyReference } from '../../node/daemon/policy.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { loadDockerCredentials } from '../../node/registry/credentials.js'
@@ -58,11 +57,11 @@ export function register (program: Command): void {
       const source = await gather(tag, flags, policy, dataDir)
       const results: TargetAttestation[] = []
       try {
-        if (source.announcements.length === 0) throw new UnknownTagError(tag, `${source.where}${flags.repo !== undefined ? ` for ${flags.repo}` : ''}`)
-        const { chosen, others } = pickAnnouncement(policy, tag, source.announcements)
-        const a = chosen.announcement
-        const claims = await source.claimsFor(a.repository, a.commit)
-        const evaluation = evaluateRelease({ policy, chosen, others, claims, setAside: source.setAside })
+        // The one trust rule: no release, hence nothing pushed, without a trusted announcement.
+        const release = await readRelease(source, policy, tag, { repository: flags.repo })
+        const { claims } = release
+        const a = release.chosen.announcement
+        const evaluation = evaluateRelease({ ...release, policy })
         const logger = cliLogger()
         await attestRelease({ registry: createRegistryClient(common, { logger }), writer: createRegistryWriter(common, { logger }), log: logger.forComponent('attest') }, {
           evaluation,
