@@ -1,10 +1,9 @@
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chromium, type Browser } from 'playwright-core'
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
-import { COMMIT_2, announcement, claim, imageResult, makeKeys, put, REPO, seedReleases, target, tempStore, testPolicy, type Keys, ingestFor } from './fixtures.js'
-import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
+import { COMMIT_2, makeKeys, REPO, seedOneEngineRelease, seedReleases, target, tempStore, testPolicy, type Keys, ingestFor } from './fixtures.js'
 import { saveReport } from '../../src/node/triage/reports.js'
 import { causeRef } from '../../src/protocol/causes.js'
 import { signDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
@@ -43,6 +42,19 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
     })
   })
+
+  /** The dashboard with the cell of TAG's base linux/amd64 opened, once its causes table shows. */
+  async function openCauses (tag: string): Promise<{ page: Page, errors: string[], rows: Locator }> {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } })
+    const errors: string[] = []
+    page.on('pageerror', err => errors.push(err.message))
+    await page.goto(`${base}/`)
+    await page.locator('table.matrix').waitFor()
+    await page.locator(`button.cell[data-tag="${tag}"][data-variant="base"][data-platform="linux/amd64"]`).click()
+    const rows = page.locator('#details section.causes tbody tr')
+    await rows.first().waitFor()
+    return { page, errors, rows }
+  }
 
   afterAll(async () => {
     await browser?.close()
@@ -143,14 +155,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     const signer = keys.builders[0]!
     await saveReport(store, JSON.stringify(signDivergenceReport(report, signer)), report, signer.keyId)
 
-    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } })
-    const errors: string[] = []
-    page.on('pageerror', err => errors.push(err.message))
-    await page.goto(`${base}/`)
-    await page.locator('table.matrix').waitFor()
-    await page.locator('button.cell[data-tag="v2"][data-variant="base"][data-platform="linux/amd64"]').click()
-    const rows = page.locator('#details section.causes tbody tr')
-    await rows.first().waitFor()
+    const { page, errors, rows } = await openCauses('v2')
     expect(await rows.count()).toBe(2)
     const first = (await rows.nth(0).textContent()) ?? ''
     expect(await rows.nth(0).getAttribute('data-cause')).toBe('fontconfig-cache')
@@ -192,14 +197,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
       await saveReport(store, JSON.stringify(signDivergenceReport(r, signerOf(x))), r, x.keyId)
     }
 
-    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } })
-    const errors: string[] = []
-    page.on('pageerror', err => errors.push(err.message))
-    await page.goto(`${base}/`)
-    await page.locator('table.matrix').waitFor()
-    await page.locator('button.cell[data-tag="v2"][data-variant="base"][data-platform="linux/amd64"]').click()
-    const rows = page.locator('#details section.causes tbody tr')
-    await rows.first().waitFor()
+    const { page, errors, rows } = await openCauses('v2')
     // Four reports (the earlier test's a→b, and three here) over two pairs: one row per cause and step.
     expect(await rows.count()).toBe(3)
     expect(await rows.evaluateAll(rs => rs.map(r => r.getAttribute('data-cause')))).toEqual(['fontconfig-cache', 'machine-id', 'unknown'])
@@ -216,13 +214,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
   })
 
   it('shows same-engine votes: counted once in the cell, each claim listed with the key it was counted as', async () => {
-    const commit = '5'.repeat(40)
-    await put(store, signAnnouncement(announcement('v5', commit, [['base', 'linux/amd64']]), keys.maintainer))
-    for (const k of keys.builders) {
-      const c = claim(target(commit, 'base', 'linux/amd64', 'v5'), { result: imageResult('v5 one engine') })
-      c.environment.engine.id = 'ONE:ENGINE'
-      await put(store, signClaim(c, k))
-    }
+    await seedOneEngineRelease(store, keys, 'v5', '5'.repeat(40))
     const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } })
     const errors: string[] = []
     page.on('pageerror', err => errors.push(err.message))

@@ -14,7 +14,7 @@ import { createFeedServer, type FeedServer } from '../../src/node/http/server.js
 import { createStore } from '../../src/node/store/level-store.js'
 import type { Store } from '../../src/node/store/types.js'
 import { registryAvailable, startRegistry, pushSyntheticImage, type TestRegistry } from '../helpers/registry.js'
-import { MAKE_LOG, announcement, claim, imageResult, makeKeys, policyJson, put, seedReleases, target, testPolicy, type Keys, ingestFor } from '../http/fixtures.js'
+import { MAKE_LOG, announcement, claim, imageResult, makeKeys, policyJson, put, seedOneEngineRelease, seedReleases, target, testPolicy, type Keys, ingestFor } from '../http/fixtures.js'
 
 interface Run { code: number, stdout: string, stderr: string }
 
@@ -144,13 +144,7 @@ describe('status', () => {
     it('exits 6 with the reason when every builder answered and no quorum can form, never 4', async () => {
       const store = await createStore({ path: join(dataDir, 'store') })
       try {
-        const commit = '7'.repeat(40)
-        await put(store, signAnnouncement(announcement('v7', commit, [['base', 'linux/amd64']]), keys.maintainer))
-        for (const b of keys.builders) {
-          const c = claim(target(commit, 'base', 'linux/amd64', 'v7'), { result: imageResult('v7 one engine') })
-          c.environment.engine.id = 'ONE:ENGINE'
-          await put(store, signClaim(c, b))
-        }
+        await seedOneEngineRelease(store, keys, 'v7', '7'.repeat(40))
       } finally {
         await store.close()
       }
