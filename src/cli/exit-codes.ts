@@ -15,6 +15,10 @@ export const EXIT = {
   PENDING: 4,
   /** A rebuild ran and failed (its signed failure claim was written). */
   BUILD_FAILED: 5,
+  /** A verdict command found a target unsettled: every trusted builder answered and no quorum can form. Polling will not change it. */
+  UNSETTLED: 6,
+  /** `verify-image`: attestations were found, but all were refused (forged, unreadable) or are about another image. */
+  FORGED: 7,
   /** Interrupted with Ctrl-C (128 + SIGINT, as shells report it). */
   INTERRUPTED: 130
 } as const

@@ -35,6 +35,8 @@ export interface SameEngineVote {
   engineId: string
   /** The key whose vote counted for that engine. */
   countedAs: string
+  /** Envelope id of the claim folded in: it was read and judged, so a VSA lists it. */
+  claimId: string
 }
 
 export interface TargetVerdict {
@@ -68,6 +70,8 @@ export interface TargetVerdict {
   outstanding: number
   /** Distinct operators among `agreeing`. */
   operators: string[]
+  /** Why an `unsettled` target cannot settle: `3 of 3 answered from 1 engine; threshold 2`. */
+  reason?: string
 }
 
 export interface VerdictInput {
@@ -113,7 +117,7 @@ function oneVotePerEngine (votes: BuilderVote[]): { counted: BuilderVote[], same
     const ids = v.engineIds ?? []
     const shared = ids.find(id => witness.has(`${v.digest} ${id}`))
     const first = shared !== undefined ? witness.get(`${v.digest} ${shared}`) as BuilderVote : v
-    if (shared !== undefined) sameEngine.push({ keyId: v.keyId, name: v.name, digest: v.digest, engineId: shared, countedAs: first.keyId })
+    if (shared !== undefined) sameEngine.push({ keyId: v.keyId, name: v.name, digest: v.digest, engineId: shared, countedAs: first.keyId, claimId: v.claimId })
     else counted.push(v)
     for (const id of ids) if (!witness.has(`${v.digest} ${id}`)) witness.set(`${v.digest} ${id}`, first)
   }
@@ -136,6 +140,8 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
       untrustedSeen.set(`${entry.keyId} ${entry.digest ?? ''} ${entry.failureClass ?? ''}`, entry)
       continue
     }
+    // A broken host is no answer about the source: the builder stays outstanding (docs/consensus.md).
+    if (c.claim.result === undefined && c.claim.failure?.class === 'infrastructure-error') continue
     const reason = setAside?.get(c.keyId)
     if (reason !== undefined) {
       asideSeen.set(c.keyId, { keyId: c.keyId, name: builder.name, reason })
@@ -213,7 +219,8 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
   } else if (byDigest.size === 0 && failed.length > 0 && equivocating.length === 0 && outstanding === 0) {
     status = 'failed'
   } else {
-    status = 'pending'
+    // Nobody is left to wait for: polling would never end.
+    status = outstanding === 0 ? 'unsettled' : 'pending'
   }
 
   const consensusDigest = status === 'reproducible' ? leadingDigest : undefined
@@ -240,7 +247,23 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
   }
   if (consensusDigest !== undefined) verdict.consensusDigest = consensusDigest
   if (leadingDigest !== undefined) verdict.leadingDigest = leadingDigest
+  if (status === 'unsettled') verdict.reason = unsettledReason(verdict, m, keyVotes.filter(v => v.digest === leadingDigest))
   return verdict
+}
+
+/**
+ * `3 of 3 answered from 1 engine; threshold 2`: what the answers came to, counted as the
+ * quorum counts them (votes sharing an engine id are one engine; a vote naming none is its own).
+ */
+function unsettledReason (v: TargetVerdict, minOperators: number, votes: BuilderVote[]): string {
+  const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`
+  const engines = new Set(votes.map(x => x.engineIds?.[0] ?? `key ${x.keyId}`))
+  const parts = [`${v.trustedCount} of ${v.trustedCount + v.outstanding} answered${votes.length > 0 ? ` from ${plural(engines.size, 'engine')}` : ''}`]
+  if (v.failed.length > 0) parts.push(`${v.failed.length} failed`)
+  if (v.equivocating.length > 0) parts.push(`${v.equivocating.length} equivocating`)
+  if (v.setAside.length > 0) parts.push(`${v.setAside.length} set aside`)
+  const need = `threshold ${v.threshold}${minOperators > 1 ? `, ${plural(minOperators, 'operator')} (${v.operators.length} among the votes)` : ''}`
+  return `${parts.join(', ')}; ${need}`
 }
 
 /**

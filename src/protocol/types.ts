@@ -94,5 +94,5 @@ export interface Claim {
   failure?: Failure
 }
 
-export type VerdictStatus = 'reproducible' | 'unreproducible' | 'disputed' | 'pending' | 'failed'
+export type VerdictStatus = 'reproducible' | 'unreproducible' | 'disputed' | 'pending' | 'unsettled' | 'failed'
 export type PublishedMatch = 'yes' | 'no' | 'unknown'

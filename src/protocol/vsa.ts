@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer'
+import { pathToFileURL } from 'node:url'
 import { ajv, check } from './ajv.js'
 import { verifyEnvelope, type VerifyOptions } from './dsse.js'
 import { ValidationError } from './errors.js'
@@ -9,6 +10,40 @@ import { PAYLOAD_TYPE, SLSA_VSA_V1, STATEMENT_TYPE } from './types.js'
 
 /** Level recorded in `verifiedLevels` when a quorum of trusted rebuilders agreed. */
 export const REPRODUCIBLE_LEVEL = 'NEKO_REBUILDER_REPRODUCIBLE'
+
+/** `verifiedLevels` of a FAILED summary, as VSA v1 says: "or FAILED if policy verification failed". */
+export const FAILED_LEVEL = 'FAILED'
+
+/**
+ * The predicate's extension field with the quorum's counts. VSA v1 allows extension fields
+ * "using field names that are URIs", so the name is one this project owns.
+ */
+export const QUORUM_FIELD = 'https://neko-rebuilder.github.io/vsa-quorum/v1'
+
+export interface VsaQuorum {
+  threshold: number
+  agreeingBuilders: number
+  agreeingOperators: number
+  operators: string[]
+}
+
+/**
+ * `resourceUri` of an image verified: its package URL (purl, type `oci`), which names the
+ * repository and pins the manifest digest: `pkg:oci/base@sha256%3A…?repository_url=ghcr.io/m1k1o/neko/base`.
+ */
+export function imageResourceUri (name: string, digest: string): string {
+  const last = name.slice(name.lastIndexOf('/') + 1)
+  return `pkg:oci/${encodeURIComponent(last.toLowerCase())}@${encodeURIComponent(digest)}?repository_url=${encodeURIComponent(name).replace(/%2F/g, '/')}`
+}
+
+/**
+ * `git+<repository>` as a URI: a remote URL as it is, a local path as `git+file://` (an
+ * absolute path is not a URI on its own).
+ */
+export function sourceUri (repository: string): string {
+  if (repository.startsWith('/')) return `git+${pathToFileURL(repository).toString()}`
+  return `git+${repository}`
+}
 
 /** `verifier.id` for a signer known by its key: `urn:neko-rebuilder:key:<key id>`. */
 export function verifierIdOf (keyId: string): string {
@@ -37,7 +72,9 @@ export interface VsaOptions {
 /**
  * A SLSA verification summary (VSA v1) for one target verdict. PASSED only when the target
  * is reproducible and does not contradict the published digest. The subject is the agreed
- * manifest (or, without one, the source commit); input attestations are named by envelope id.
+ * manifest (or, without one, the source commit); `resourceUri` the image verified (without
+ * one, the source target). Input attestations are named by envelope id: every claim judged,
+ * same-engine votes included, since VSA v1 wants "all the attestations used".
  * Sign it with `signStatement` (messages.ts).
  */
 export function buildVsa (verdict: TargetVerdict, opts: VsaOptions): Statement {
@@ -55,6 +92,13 @@ export function buildVsa (verdict: TargetVerdict, opts: VsaOptions): Statement {
   for (const v of verdict.agreeing) roles.set(v.claimId, { vote: 'agree', builder: v.name, operator: v.operator, manifestDigest: v.digest })
   for (const v of verdict.dissenting) roles.set(v.claimId, { vote: 'dissent', builder: v.name, operator: v.operator, manifestDigest: v.digest })
   for (const f of verdict.failed) roles.set(f.claimId, { vote: 'failed', builder: f.name ?? f.keyId, failure: f.failure.class })
+  for (const v of verdict.sameEngine) roles.set(v.claimId, { vote: 'same-engine', builder: v.name, manifestDigest: v.digest, engineId: v.engineId, countedAs: v.countedAs })
+  const quorum: VsaQuorum = {
+    threshold: verdict.threshold,
+    agreeingBuilders: verdict.agreeing.length,
+    agreeingOperators: verdict.operators.length,
+    operators: verdict.operators
+  }
   const policy: Record<string, unknown> = { uri: opts.policyUri ?? 'urn:neko-rebuilder:policy:local' }
   if (opts.policyDigest !== undefined) policy.digest = { sha256: opts.policyDigest }
   return {
@@ -64,23 +108,18 @@ export function buildVsa (verdict: TargetVerdict, opts: VsaOptions): Statement {
     predicate: {
       verifier: { id: opts.verifier },
       timeVerified: opts.timeVerified,
-      resourceUri: `git+${t.repository}@${t.commit}#${t.variant}@${t.platform}`,
+      resourceUri: image !== undefined ? imageResourceUri(image.name, image.digest) : `${sourceUri(t.repository)}@${t.commit}#${t.variant}@${t.platform}`,
       policy,
-      inputAttestations: [...new Set(opts.claimIds)].sort().map(id => {
+      inputAttestations: [...new Set([...opts.claimIds, ...verdict.sameEngine.map(v => v.claimId)])].sort().map(id => {
         const role = roles.get(id)
         return { uri: `urn:neko-rebuilder:envelope:${id}`, digest: { sha256: id }, ...(role !== undefined ? { annotations: role } : {}) }
       }),
       verificationResult: passed ? 'PASSED' : 'FAILED',
-      verifiedLevels: passed ? [REPRODUCIBLE_LEVEL] : [],
+      verifiedLevels: [passed ? REPRODUCIBLE_LEVEL : FAILED_LEVEL],
       // An extension field (in-toto readers ignore fields they do not know): the counts a
       // policy engine can compare without counting, since cosign's CUE cannot count the
       // inputs (its comprehensions do not see the attestation).
-      quorum: {
-        threshold: verdict.threshold,
-        agreeingBuilders: verdict.agreeing.length,
-        agreeingOperators: verdict.operators.length,
-        operators: verdict.operators
-      }
+      [QUORUM_FIELD]: quorum
     }
   }
 }
@@ -92,8 +131,6 @@ export interface IndexVsaOptions {
   policyDigest?: string
   /** The image index, and every image manifest it lists. */
   index: { name: string, digest: string, manifests: string[] }
-  /** `git+<repository>@<commit>` of the release. */
-  resourceUri: string
 }
 
 /**
@@ -105,20 +142,21 @@ export interface IndexVsaOptions {
 export function buildIndexVsa (platforms: Statement[], opts: IndexVsaOptions): Statement {
   const passedDigests = new Set<string>()
   const inputs = new Map<string, unknown>()
-  let quorum: { threshold: number, agreeingBuilders: number, agreeingOperators: number, operators: string[] } | undefined
+  let quorum: VsaQuorum | undefined
   for (const s of platforms) {
-    const p = s.predicate as { verificationResult?: string, inputAttestations?: Array<{ uri: string }>, quorum?: typeof quorum }
+    const p = s.predicate as { verificationResult?: string, inputAttestations?: Array<{ uri: string }>, [QUORUM_FIELD]?: VsaQuorum }
+    const q = p[QUORUM_FIELD]
     const digest = s.subject[0]?.digest?.sha256
     if (p.verificationResult === 'PASSED' && digest !== undefined) passedDigests.add(`sha256:${digest}`)
     for (const i of p.inputAttestations ?? []) inputs.set(i.uri, i)
-    if (p.quorum !== undefined) {
+    if (q !== undefined) {
       quorum = quorum === undefined
-        ? { ...p.quorum, operators: [...p.quorum.operators] }
+        ? { ...q, operators: [...q.operators] }
         : {
-            threshold: Math.max(quorum.threshold, p.quorum.threshold),
-            agreeingBuilders: Math.min(quorum.agreeingBuilders, p.quorum.agreeingBuilders),
-            agreeingOperators: Math.min(quorum.agreeingOperators, p.quorum.agreeingOperators),
-            operators: quorum.operators.filter(o => p.quorum!.operators.includes(o))
+            threshold: Math.max(quorum.threshold, q.threshold),
+            agreeingBuilders: Math.min(quorum.agreeingBuilders, q.agreeingBuilders),
+            agreeingOperators: Math.min(quorum.agreeingOperators, q.agreeingOperators),
+            operators: quorum.operators.filter(o => q.operators.includes(o))
           }
     }
   }
@@ -132,12 +170,12 @@ export function buildIndexVsa (platforms: Statement[], opts: IndexVsaOptions): S
     predicate: {
       verifier: { id: opts.verifier },
       timeVerified: opts.timeVerified,
-      resourceUri: opts.resourceUri,
+      resourceUri: imageResourceUri(opts.index.name, opts.index.digest),
       policy,
       inputAttestations: [...inputs.entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([, v]) => v),
       verificationResult: passed ? 'PASSED' : 'FAILED',
-      verifiedLevels: passed ? [REPRODUCIBLE_LEVEL] : [],
-      quorum: quorum ?? { threshold: 0, agreeingBuilders: 0, agreeingOperators: 0, operators: [] }
+      verifiedLevels: [passed ? REPRODUCIBLE_LEVEL : FAILED_LEVEL],
+      [QUORUM_FIELD]: quorum ?? { threshold: 0, agreeingBuilders: 0, agreeingOperators: 0, operators: [] }
     }
   }
 }

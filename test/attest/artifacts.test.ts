@@ -4,7 +4,7 @@ import {
   mergeReferrersIndex, referrerManifest, referrersTag, sha256Of, type Attestation
 } from '../../src/node/attest/artifacts.js'
 import type { Statement } from '../../src/protocol/statement.js'
-import { buildIndexVsa } from '../../src/protocol/vsa.js'
+import { buildIndexVsa, QUORUM_FIELD } from '../../src/protocol/vsa.js'
 
 const D = `sha256:${'ab'.repeat(32)}`
 const subject = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: D, size: 512 }
@@ -67,20 +67,21 @@ describe('index summary', () => {
     predicate: {
       verificationResult: result,
       inputAttestations: operators.map(o => ({ uri: `urn:x:${digest}:${o}` })),
-      quorum: { threshold: 2, agreeingBuilders: operators.length, agreeingOperators: operators.length, operators }
+      [QUORUM_FIELD]: { threshold: 2, agreeingBuilders: operators.length, agreeingOperators: operators.length, operators }
     }
   })
   const A = `sha256:${'a'.repeat(64)}`
   const B = `sha256:${'b'.repeat(64)}`
   const C = `sha256:${'c'.repeat(64)}`
   const opts = (manifests: string[]): Parameters<typeof buildIndexVsa>[1] =>
-    ({ verifier: 'urn:v', timeVerified: '2026-01-01T00:00:00Z', policyUri: 'urn:p', index: { name: 'r/x', digest: D, manifests }, resourceUri: 'git+r@c' })
+    ({ verifier: 'urn:v', timeVerified: '2026-01-01T00:00:00Z', policyUri: 'urn:p', index: { name: 'r/x', digest: D, manifests } })
 
   it('passes only when every image the index lists passed, with the smallest quorum', () => {
     const vsas = [platformVsa(A, 'PASSED', ['o1', 'o2', 'o3']), platformVsa(B, 'PASSED', ['o1', 'o2'])]
     const ok = buildIndexVsa(vsas, opts([A, B])).predicate as Record<string, unknown>
     expect(ok.verificationResult).toBe('PASSED')
-    expect(ok.quorum).toEqual({ threshold: 2, agreeingBuilders: 2, agreeingOperators: 2, operators: ['o1', 'o2'] })
+    expect(ok.resourceUri).toBe(`pkg:oci/x@sha256%3A${D.slice(7)}?repository_url=r/x`)
+    expect(ok[QUORUM_FIELD]).toEqual({ threshold: 2, agreeingBuilders: 2, agreeingOperators: 2, operators: ['o1', 'o2'] })
     expect((ok.inputAttestations as unknown[]).length).toBe(5)
     // A platform nobody rebuilt, or one that failed, fails the index.
     expect((buildIndexVsa(vsas, opts([A, B, C])).predicate as Record<string, unknown>).verificationResult).toBe('FAILED')

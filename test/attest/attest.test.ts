@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
-import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
+import { signAnnouncement, signClaim, signStatement } from '../../src/protocol/messages.js'
+import type { Statement } from '../../src/protocol/statement.js'
+import { STATEMENT_TYPE } from '../../src/protocol/types.js'
+import { imageResourceUri, QUORUM_FIELD, REPRODUCIBLE_LEVEL, verifierIdOf } from '../../src/protocol/vsa.js'
+import { createAttestationPublisher } from '../../src/node/attest/index.js'
+import { silentLogger } from '../../src/node/logger.js'
+import { createRegistryWriter, parseReference } from '../../src/node/registry/index.js'
 import { writeIdentity } from '../../src/node/identity-files.js'
 import { createStore } from '../../src/node/store/level-store.js'
 import { pushBlob, pushManifest, pushSyntheticImage, registryAvailable, sha256, startRegistry, type TestRegistry } from '../helpers/registry.js'
@@ -39,22 +45,16 @@ const cosign = async (reg: TestRegistry, image: string, key: string, policy?: st
   await run(COSIGN, ['verify-attestation', '--key', key, '--type', VSA_TYPE, '--insecure-ignore-tlog', '--allow-http-registry',
     ...(policy !== undefined ? ['--policy', policy] : []), `${reg.host}/${image}`], { COSIGN_EXPERIMENTAL: '0', SIGSTORE_NO_CACHE: '1', HOME: tmpdir() })
 
-/**
- * A CUE policy: a passing VSA whose agreeing builders come from at least `k` distinct
- * operators. Cosign's CUE ignores constraints on absent fields, so the VSA always writes
- * `quorum`, and the policy names the exact type and result.
- */
-function cuePolicy (k: number): string {
-  return [
-    `predicateType: "${VSA_TYPE}"`,
-    'predicate: verificationResult: "PASSED"',
-    `predicate: quorum: agreeingOperators: int & >=${k}`,
-    ''
-  ].join('\n')
+/** The shipped CUE policy (a passing VSA, at least 2 agreeing operators), asking for `k` operators instead. */
+async function cuePolicy (k: number): Promise<string> {
+  const shipped = await readFile('deploy/admission/reproducible.cue', 'utf8')
+  expect(shipped).toContain('agreeingOperators!: int & >=2')
+  return shipped.replace('agreeingOperators!: int & >=2', `agreeingOperators!: int & >=${k}`)
 }
 
 const C1 = '1'.repeat(40)
 const C2 = '2'.repeat(40)
+const C9 = '9'.repeat(40)
 
 const available = registryAvailable('attest') && toolsAvailable()
 
@@ -70,6 +70,7 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
   let reg: TestRegistry
   let v1: { amd64: string, arm64: string }
   let v2: string
+  let v9: string
 
   beforeAll(async () => {
     keys = makeKeys()
@@ -81,8 +82,8 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     vsaKey = generateIdentity()
     await writeIdentity(keyDir, vsaKey)
     vsaPub = join(keyDir, 'public.pem')
-    await writeFile(join(dir, 'k2.cue'), cuePolicy(2))
-    await writeFile(join(dir, 'k3.cue'), cuePolicy(3))
+    await writeFile(join(dir, 'k2.cue'), await cuePolicy(2))
+    await writeFile(join(dir, 'k3.cue'), await cuePolicy(3))
 
     reg = await startRegistry()
     const p1 = await pushSyntheticImage(reg.url, 'neko/base', 'v1', { platforms: ['linux/amd64', 'linux/arm64'] })
@@ -104,6 +105,10 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     await put(store, signClaim(claim(target(C2, 'base', 'linux/amd64', 'v2'), { result: result(v2) }), b1))
     await put(store, signClaim(claim(target(C2, 'base', 'linux/amd64', 'v2'), { result: imageResult('v2 other') }), b2))
     await put(store, signClaim(claim(target(C2, 'base', 'linux/amd64', 'v2'), { result: imageResult('v2 third') }), b3))
+    // v9: only a stranger announced it, with claims that would pass.
+    await put(store, signAnnouncement(announcement('v9', C9, [['base', 'linux/amd64']]), keys.stranger))
+    v9 = (await pushSyntheticImage(reg.url, 'neko/base', 'v9', { platforms: ['linux/amd64'], salt: 'v9' })).images[0]!.manifestDigest
+    for (const b of [b1, b2]) await put(store, signClaim(claim(target(C9, 'base', 'linux/amd64', 'v9'), { result: result(v9) }), b))
     await store.close()
   })
 
@@ -159,6 +164,54 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     expect((await cosign(reg, `neko/base@${v1.amd64}`, stranger)).code).not.toBe(0)
   })
 
+  it('the shipped CUE policy refuses a signed VSA that lacks verificationResult, or its counts', async () => {
+    // The policy-controller manifest carries the same CUE, line for line.
+    const shipped = (await readFile('deploy/admission/reproducible.cue', 'utf8')).split('\n').filter(l => l !== '' && !l.startsWith('//'))
+    const manifest = await readFile('deploy/admission/policy-controller-cluster-image-policy.yaml', 'utf8')
+    for (const l of shipped) expect(manifest).toContain(`              ${l}\n`)
+
+    const image = (await pushSyntheticImage(reg.url, 'neko/base', 'no-result', { platforms: ['linux/amd64'], salt: 'no-result' })).images[0]!
+    const ref = parseReference(`${reg.host}/neko/base:no-result`)
+    const writer = createRegistryWriter({ timeoutMs: 30_000 }, { logger: silentLogger() })
+    const log = silentLogger().forComponent('attest-test')
+    const got = await writer.getManifest(ref, image.manifestDigest)
+    if (got === undefined) throw new Error('pushed image not found')
+    const quorum = { threshold: 2, agreeingBuilders: 2, agreeingOperators: 2, operators: ['operator-1', 'operator-2'] }
+    const statement = (drop: 'verificationResult' | typeof QUORUM_FIELD): Statement => {
+      const predicate: Record<string, unknown> = {
+        verifier: { id: verifierIdOf(vsaKey.keyId) },
+        timeVerified: '2026-01-01T00:00:00Z',
+        resourceUri: imageResourceUri(`${reg.host}/neko/base`, image.manifestDigest),
+        policy: { uri: 'file:///policy.json' },
+        verificationResult: 'PASSED',
+        verifiedLevels: [REPRODUCIBLE_LEVEL],
+        [QUORUM_FIELD]: quorum
+      }
+      delete predicate[drop]
+      return { _type: STATEMENT_TYPE, subject: [{ name: `${reg.host}/neko/base`, digest: { sha256: image.manifestDigest.slice('sha256:'.length) } }], predicateType: VSA_TYPE, predicate }
+    }
+    const publisher = createAttestationPublisher({ writer, log })
+    await publisher.attach(ref, { mediaType: got.mediaType, digest: got.digest, size: got.bytes.byteLength }, [{
+      kind: 'vsa', envelope: new TextEncoder().encode(JSON.stringify(signStatement(statement('verificationResult'), vsaKey))), predicateType: VSA_TYPE, signer: vsaKey.keyId, target: 'no-result'
+    }])
+    // The signature is good: without a policy cosign accepts it; the policy refuses it.
+    expect((await cosign(reg, `neko/base@${image.manifestDigest}`, vsaPub)).code).toBe(0)
+    const refused = await cosign(reg, `neko/base@${image.manifestDigest}`, vsaPub, join(dir, 'k2.cue'))
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toMatch(/verificationResult/)
+
+    const image2 = (await pushSyntheticImage(reg.url, 'neko/base', 'no-quorum', { platforms: ['linux/amd64'], salt: 'no-quorum' })).images[0]!
+    const ref2 = parseReference(`${reg.host}/neko/base:no-quorum`)
+    const got2 = await writer.getManifest(ref2, image2.manifestDigest)
+    if (got2 === undefined) throw new Error('pushed image not found')
+    const s2 = statement(QUORUM_FIELD)
+    s2.subject = [{ name: `${reg.host}/neko/base`, digest: { sha256: image2.manifestDigest.slice('sha256:'.length) } }]
+    await publisher.attach(ref2, { mediaType: got2.mediaType, digest: got2.digest, size: got2.bytes.byteLength }, [{
+      kind: 'vsa', envelope: new TextEncoder().encode(JSON.stringify(signStatement(s2, vsaKey))), predicateType: VSA_TYPE, signer: vsaKey.keyId, target: 'no-quorum'
+    }])
+    expect((await cosign(reg, `neko/base@${image2.manifestDigest}`, vsaPub, join(dir, 'k2.cue'))).code).not.toBe(0)
+  })
+
   it('is idempotent: a re-run adds nothing and keeps everything', async () => {
     const before = await referrers(v1.amd64)
     const r = await attest('v1')
@@ -196,6 +249,11 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     expect(r.stdout).toContain(`base linux/amd64 ${reg.host}/neko/base@${v2} FAILED`)
     const plain = await cosign(reg, `neko/base@${v2}`, vsaPub)
     expect(plain.code).toBe(0)
+    // As VSA v1 reads: the image verified is the resource, a failure is the level FAILED.
+    const failed = JSON.parse(Buffer.from((JSON.parse(plain.stdout.trim().split('\n')[0]!) as { payload: string }).payload, 'base64').toString()) as { predicate: Record<string, unknown> }
+    expect(failed.predicate.verifiedLevels).toEqual(['FAILED'])
+    expect(failed.predicate.resourceUri).toBe(imageResourceUri(`${reg.host}/neko/base`, v2))
+    expect(failed.predicate[QUORUM_FIELD]).toMatchObject({ threshold: 2 })
     const refused = await cosign(reg, `neko/base@${v2}`, vsaPub, join(dir, 'k2.cue'))
     expect(refused.code).not.toBe(0)
     expect(refused.stderr).toMatch(/validation error|conflicting values/)
@@ -256,6 +314,48 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     // A later attest keeps the foreign referrer: nothing pushed is lost.
     expect((await attest('v1')).code).toBe(0)
     expect((await referrers(v1.amd64)).map(m => m.digest)).toContain(md)
+  })
+
+  it('an image whose attestations are all forged or about another image is an error of its own, each envelope named', async () => {
+    const image = (await pushSyntheticImage(reg.url, 'neko/base', 'all-forged', { platforms: ['linux/amd64'], salt: 'all-forged' })).images[0]!
+    const ref = parseReference(`${reg.host}/neko/base:all-forged`)
+    const writer = createRegistryWriter({ timeoutMs: 30_000 }, { logger: silentLogger() })
+    const got = await writer.getManifest(ref, image.manifestDigest)
+    if (got === undefined) throw new Error('pushed image not found')
+    // A trusted builder's claim about this image, its payload changed after signing.
+    const honest = signClaim(claim(target(C1, 'base', 'linux/amd64', 'v1'), { result: { ...imageResult(image.manifestDigest), manifestDigest: image.manifestDigest } }), keys.builders[0]!)
+    const other = signClaim(claim(target(C1, 'base', 'linux/amd64', 'v1'), { result: imageResult('other') }), keys.builders[0]!)
+    const forged = new TextEncoder().encode(JSON.stringify({ ...honest, payload: other.payload }))
+    // A genuine PASSED summary, about v1's image, copied here.
+    const copied = new TextEncoder().encode(JSON.stringify(signStatement({
+      _type: STATEMENT_TYPE,
+      subject: [{ name: `${reg.host}/neko/base`, digest: { sha256: v1.amd64.slice('sha256:'.length) } }],
+      predicateType: VSA_TYPE,
+      predicate: { verifier: { id: verifierIdOf(vsaKey.keyId) }, verificationResult: 'PASSED', verifiedLevels: [REPRODUCIBLE_LEVEL] }
+    }, vsaKey)))
+    await createAttestationPublisher({ writer, log: silentLogger().forComponent('attest-test') }).attach(ref, { mediaType: got.mediaType, digest: got.digest, size: got.bytes.byteLength }, [
+      { kind: 'claim', envelope: forged, predicateType: 'https://slsa.dev/provenance/v1', signer: keys.builders[0]!.keyId, target: 'x' },
+      { kind: 'vsa', envelope: copied, predicateType: VSA_TYPE, signer: vsaKey.keyId, target: 'x' }
+    ])
+    const r = await neko(['verify-image', `${reg.host}/neko/base@${image.manifestDigest}`, '--policy', policyFile, '--platform', 'linux/amd64'])
+    expect(r.code).toBe(7)
+    expect(r.stdout).toContain(`@${image.manifestDigest} (linux/amd64): FORGED`)
+    expect(r.stdout).toMatch(new RegExp(`rejected \\(not counted\\): envelope ${sha256(forged)} in referrer sha256:[0-9a-f]{64}: SignatureError`))
+    expect(r.stdout).toMatch(new RegExp(`VSA about another image \\(${reg.host}/neko/base@${v1.amd64.slice(0, 'sha256:'.length + 12)}\\) \\(not counted\\): PASSED by .* envelope ${sha256(copied)} in `))
+    // An image nobody has attested yet still reads as pending.
+    const bare = (await pushSyntheticImage(reg.url, 'neko/base', 'bare', { platforms: ['linux/amd64'], salt: 'bare' })).images[0]!
+    expect((await neko(['verify-image', `${reg.host}/neko/base@${bare.manifestDigest}`, '--policy', policyFile, '--platform', 'linux/amd64'])).code).toBe(4)
+  })
+
+  it('attests nothing for a tag only an untrusted key announced, as status refuses it', async () => {
+    const r = await attest('v9')
+    expect(r.code).toBe(2)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toContain(`NoTrustedAnnouncementError: no announcement of tag v9 in the store of ${dataDir} is signed by an announcer of the policy (the only one, for commit ${C9}, is signed by ${keys.stranger.keyId})`)
+    expect(await referrers(v9)).toEqual([])
+    const status = await neko(['status', 'v9', '--data-dir', dataDir, '--policy', policyFile])
+    expect(status.code).toBe(2)
+    expect(status.stderr).toContain('NoTrustedAnnouncementError')
   })
 
   it('refuses clearly when the registry cannot be reached', async () => {

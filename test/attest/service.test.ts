@@ -6,7 +6,7 @@ import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.
 import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import { attestRelease, collectAttestations, createAttestService, TagMovedError } from '../../src/node/attest/index.js'
 import { evaluateRelease } from '../../src/node/consensus/evaluate.js'
-import { pickAnnouncement } from '../../src/node/consensus/service.js'
+import { readRelease, storeReleaseSource } from '../../src/node/consensus/release.js'
 import { silentLogger } from '../../src/node/logger.js'
 import { createRegistryClient, createRegistryWriter, DigestMismatchError, parseReference } from '../../src/node/registry/index.js'
 import { createStore } from '../../src/node/store/level-store.js'
@@ -50,9 +50,7 @@ describe.skipIf(!available)('attesting from a node and against a moving registry
 
   it('stops with TagMovedError, pushing nothing, when the tag moves before the push', async () => {
     const policy = testPolicy(keys)
-    const anns = await store.announcements({ tag: 'v7' })
-    const { chosen, others } = pickAnnouncement(policy, 'v7', anns)
-    const claims = await store.claimsForCommit(chosen.announcement.repository, C)
+    const { chosen, others, claims } = await readRelease(storeReleaseSource(store, policy, 'the test store'), policy, 'v7')
     const base = components()
     let calls = 0
     const registry = {

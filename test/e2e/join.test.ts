@@ -169,7 +169,9 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
         expect(claims[1]!.claim.environment.engine.id).toBe(claims[0]!.claim.environment.engine.id)
         expect(v!.agreeing).toHaveLength(1)
         expect(v!.sameEngine).toHaveLength(1)
-        expect(v!.status).toBe('pending')
+        // Both builders answered: no quorum can form, and nobody is left to wait for.
+        expect(v!.status).toBe('unsettled')
+        expect(v!.reason).toBe('2 of 2 answered from 1 engine; threshold 2, 2 operators (1 among the votes)')
         expect((await store.listJobs('done')).length).toBe(1)
       } finally {
         await store.close()

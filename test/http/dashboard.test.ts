@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chromium, type Browser } from 'playwright-core'
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
-import { COMMIT_2, makeKeys, REPO, seedReleases, target, tempStore, testPolicy, type Keys, ingestFor } from './fixtures.js'
+import { COMMIT_2, makeKeys, REPO, seedOneEngineRelease, seedReleases, target, tempStore, testPolicy, type Keys, ingestFor } from './fixtures.js'
 import { saveReport } from '../../src/node/triage/reports.js'
 import { causeRef } from '../../src/protocol/causes.js'
 import { signDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
@@ -42,6 +42,19 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
     })
   })
+
+  /** The dashboard with the cell of TAG's base linux/amd64 opened, once its causes table shows. */
+  async function openCauses (tag: string): Promise<{ page: Page, errors: string[], rows: Locator }> {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } })
+    const errors: string[] = []
+    page.on('pageerror', err => errors.push(err.message))
+    await page.goto(`${base}/`)
+    await page.locator('table.matrix').waitFor()
+    await page.locator(`button.cell[data-tag="${tag}"][data-variant="base"][data-platform="linux/amd64"]`).click()
+    const rows = page.locator('#details section.causes tbody tr')
+    await rows.first().waitFor()
+    return { page, errors, rows }
+  }
 
   afterAll(async () => {
     await browser?.close()
@@ -142,14 +155,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     const signer = keys.builders[0]!
     await saveReport(store, JSON.stringify(signDivergenceReport(report, signer)), report, signer.keyId)
 
-    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } })
-    const errors: string[] = []
-    page.on('pageerror', err => errors.push(err.message))
-    await page.goto(`${base}/`)
-    await page.locator('table.matrix').waitFor()
-    await page.locator('button.cell[data-tag="v2"][data-variant="base"][data-platform="linux/amd64"]').click()
-    const rows = page.locator('#details section.causes tbody tr')
-    await rows.first().waitFor()
+    const { page, errors, rows } = await openCauses('v2')
     expect(await rows.count()).toBe(2)
     const first = (await rows.nth(0).textContent()) ?? ''
     expect(await rows.nth(0).getAttribute('data-cause')).toBe('fontconfig-cache')
@@ -164,6 +170,71 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     await page.locator('button.cell[data-tag="v4"][data-variant="base"][data-platform="linux/amd64"]').click()
     await page.locator('#details .claims').waitFor()
     expect(await page.locator('#details section.causes').count()).toBe(0)
+    expect(errors, errors.join('\n')).toEqual([])
+    await page.close()
+  })
+  it('groups divergence reports by cause and step, lists the pairs, and names the files of unknown causes', async () => {
+    // v2: three builders, three digests. Reports for both orders of one pair and for another pair.
+    const claims = (await store.claimsForCommit(REPO, COMMIT_2)).filter(c => c.claim.result != null)
+    const [a, b, c] = [claims[0]!, claims[1]!, claims[2]!]
+    const step = 'RUN apt-get install -y dbus fontconfig'
+    const ref = (x: typeof a): DivergenceReport['a'] => ({ claimId: x.id, keyId: x.keyId, manifestDigest: x.claim.result!.manifestDigest })
+    const report = (x: typeof a, y: typeof a, causes: DivergenceReport['causes']): DivergenceReport => ({
+      target: target(COMMIT_2, 'base', 'linux/amd64', 'v2'),
+      a: ref(x),
+      b: ref(y),
+      paths: { total: causes.reduce((n, k) => n + k.count, 0), explained: causes.filter(k => k.id !== 'unknown').reduce((n, k) => n + k.count, 0) },
+      causes,
+      layers: [{ index: 1, step, causeCounts: {} }],
+      fetched: { entries: 900, bytes: 90_000 },
+      createdAt: new Date().toISOString()
+    })
+    const fontconfig = { ...causeRef('fontconfig-cache'), count: 48, layers: [1], steps: [step], paths: ['var/cache/fontconfig/a.cache-9'] }
+    const unknown = { ...causeRef('unknown'), count: 1, layers: [1], steps: [step], paths: ['opt/random.bin'] }
+    const signerOf = (x: typeof a): typeof keys.builders[number] => keys.builders.find(k => k.keyId === x.keyId)!
+    for (const [x, y, causes] of [[b, a, [fontconfig]], [a, c, [fontconfig, unknown]], [c, a, [fontconfig, unknown]]] as Array<[typeof a, typeof a, DivergenceReport['causes']]>) {
+      const r = report(x, y, causes)
+      await saveReport(store, JSON.stringify(signDivergenceReport(r, signerOf(x))), r, x.keyId)
+    }
+
+    const { page, errors, rows } = await openCauses('v2')
+    // Four reports (the earlier test's a→b, and three here) over two pairs: one row per cause and step.
+    expect(await rows.count()).toBe(3)
+    expect(await rows.evaluateAll(rs => rs.map(r => r.getAttribute('data-cause')))).toEqual(['fontconfig-cache', 'machine-id', 'unknown'])
+    const pair = (x: typeof a, y: typeof a): string => [x.keyId, y.keyId].sort().map(k => k.slice(0, 12)).join(' ↔ ')
+    const pairsOf = async (i: number): Promise<string[]> => await rows.nth(i).locator('td.pairs span.pair').allTextContents()
+    expect((await pairsOf(0)).sort()).toEqual([pair(a, b), pair(a, c)].sort())
+    expect(await pairsOf(1)).toEqual([pair(a, b)])
+    expect(await pairsOf(2)).toEqual([pair(a, c)])
+    // An unknown cause names its file.
+    expect(await rows.nth(2).locator('code.path').allTextContents()).toEqual(['opt/random.bin'])
+    expect((await page.locator('#details section.causes').textContent()) ?? '').toContain('4 reports over 2 pairs of builders')
+    expect(errors, errors.join('\n')).toEqual([])
+    await page.close()
+  })
+
+  it('shows same-engine votes: counted once in the cell, each claim listed with the key it was counted as', async () => {
+    await seedOneEngineRelease(store, keys, 'v5', '5'.repeat(40))
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } })
+    const errors: string[] = []
+    page.on('pageerror', err => errors.push(err.message))
+    await page.goto(`${base}/`)
+    await page.locator('table.matrix').waitFor()
+    const button = page.locator('button.cell[data-tag="v5"][data-variant="base"][data-platform="linux/amd64"]')
+    expect(await button.textContent()).toContain('unsettled')
+    expect(await button.textContent()).toContain('1 agree (+2 same engine) · 3 of 3 answered · need 2')
+    await button.click()
+    const rows = page.locator('#details .claims tbody tr')
+    await rows.first().waitFor()
+    // Every builder's claim is there, its own node's included.
+    expect(await rows.count()).toBe(3)
+    const counted = [...keys.builders].map(k => k.keyId).sort()[0]!
+    const text = await rows.allTextContents()
+    expect(text.filter(t => t.includes(`same engine as ${counted.slice(0, 12)}, counted once`))).toHaveLength(2)
+    expect(text.filter(t => t.includes('agrees'))).toHaveLength(1)
+    const details = (await page.locator('#details').textContent()) ?? ''
+    expect(details).toContain('1 trusted builder (+2 same engine)')
+    expect(details).toContain('3 of 3 answered from 1 engine; threshold 2')
     expect(errors, errors.join('\n')).toEqual([])
     await page.close()
   })

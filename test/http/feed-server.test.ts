@@ -1,13 +1,13 @@
 import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseBundle } from '../../src/protocol/bundle.js'
-import { signClaim } from '../../src/protocol/messages.js'
+import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import { policyKeys, type TrustPolicy } from '../../src/protocol/policy.js'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
 import { createMetrics, type Metrics } from '../../src/node/metrics.js'
 import type { Store } from '../../src/node/store/types.js'
 import type { TagConsensus } from '../../src/node/consensus/types.js'
-import { COMMIT_1, COMMIT_3, REPO, claim, imageResult, makeKeys, put, seedReleases, target, tempStore, testPolicy, type Keys, ingestFor } from './fixtures.js'
+import { COMMIT_1, COMMIT_3, REPO, announcement, claim, imageResult, makeKeys, put, seedReleases, target, tempStore, testPolicy, type Keys, ingestFor } from './fixtures.js'
 
 interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: string }
 
@@ -299,5 +299,13 @@ describe('feed server', () => {
     expect(js.body).toContain('/api/v1/releases')
     const css = await http(base, '/dashboard.css')
     expect(css.headers['content-type']).toMatch(/^text\/css/)
+  })
+  it('answers no verdict for a tag only an untrusted key announced: 404, and no such release listed', async () => {
+    await put(store, signAnnouncement(announcement('u1', COMMIT_3, [['base', 'linux/amd64']]), keys.stranger))
+    const r = await http(base, '/api/v1/consensus/u1')
+    expect(r.status).toBe(404)
+    expect(JSON.parse(r.body).error).toEqual({ code: 'ERR_NO_TRUSTED_ANNOUNCEMENT', message: expect.stringContaining(`no announcement of tag u1 in the store of this node is signed by an announcer of the policy (the only one, for commit ${COMMIT_3}, is signed by ${keys.stranger.keyId})`) })
+    const releases = await json(base, '/api/v1/releases?tag=u1')
+    expect(releases.items).toEqual([])
   })
 })

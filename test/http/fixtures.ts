@@ -168,6 +168,16 @@ export async function seedReleases (store: Store, keys: Keys): Promise<{ ids: st
   return { ids, v4: { amd64, arm64 } }
 }
 
+/** A release of one target whose every builder signed the same digest from one engine (`engine.id`): one witness, however many keys. */
+export async function seedOneEngineRelease (store: Store, keys: Keys, tag: string, commit: string): Promise<void> {
+  await put(store, signAnnouncement(announcement(tag, commit, [['base', 'linux/amd64']]), keys.maintainer))
+  for (const b of keys.builders) {
+    const c = claim(target(commit, 'base', 'linux/amd64', tag), { result: imageResult(`${tag} one engine`) })
+    c.environment.engine.id = 'ONE:ENGINE'
+    await put(store, signClaim(c, b))
+  }
+}
+
 export async function tempStore (): Promise<{ store: Store, dir: string, cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'neko-feed-'))
   const store = await createStore({ path: join(dir, 'store') })

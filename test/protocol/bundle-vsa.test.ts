@@ -6,8 +6,8 @@ import { decodeMessage, signAnnouncement, signClaim, signStatement } from '../..
 import { policyKeys } from '../../src/protocol/policy.js'
 import { computeVerdicts, type TargetVerdict } from '../../src/protocol/quorum.js'
 import { SLSA_VSA_V1 } from '../../src/protocol/types.js'
-import { buildVsa, REPRODUCIBLE_LEVEL } from '../../src/protocol/vsa.js'
-import { announcement, digestOf, fixedIdentity, makePolicy, successClaim } from './fixtures.js'
+import { buildVsa, FAILED_LEVEL, QUORUM_FIELD, REPRODUCIBLE_LEVEL } from '../../src/protocol/vsa.js'
+import { announcement, digestOf, fixedIdentity, makePolicy, successClaim, target } from './fixtures.js'
 
 const D1 = digestOf('d1')
 const { policy, builders, announcer } = makePolicy(3, { threshold: 2 })
@@ -64,5 +64,40 @@ describe('VSA', () => {
     expect(buildVsa(pending, { verifier: 'v', claimIds: [], timeVerified: '2026-01-02T00:00:00Z' }).predicate.verificationResult).toBe('FAILED')
     const mismatch: TargetVerdict = { ...verdict, published: { digest: digestOf('ff'), match: 'no' } }
     expect(buildVsa(mismatch, { verifier: 'v', claimIds: [], timeVerified: '2026-01-02T00:00:00Z' }).predicate.verificationResult).toBe('FAILED')
+    // VSA v1: verifiedLevels holds "FAILED if policy verification failed", never an empty list.
+    expect(buildVsa(pending, { verifier: 'v', claimIds: [], timeVerified: '2026-01-02T00:00:00Z' }).predicate.verifiedLevels).toEqual([FAILED_LEVEL])
+  })
+
+  it('names the image verified as resourceUri, a local source as git+file://, and the quorum field by a URI', () => {
+    const image = { name: 'ghcr.io/m1k1o/neko/base', digest: D1 }
+    const p = buildVsa(verdict, { verifier: 'v', claimIds: [], timeVerified: '2026-01-02T00:00:00Z', image }).predicate as Record<string, unknown>
+    expect(p.resourceUri).toBe(`pkg:oci/base@sha256%3A${D1.slice(7)}?repository_url=ghcr.io/m1k1o/neko/base`)
+    expect(new URL(p.resourceUri as string).protocol).toBe('pkg:')
+    expect(p.quorum).toBeUndefined()
+    expect(new URL(QUORUM_FIELD).protocol).toBe('https:')
+    expect(p[QUORUM_FIELD]).toEqual({ threshold: 2, agreeingBuilders: 2, agreeingOperators: 2, operators: verdict.operators })
+    const local = computeVerdicts({ claims: builders.slice(0, 2).map(b => {
+      const d = decodeMessage(signClaim(successClaim(D1, { ...target(), repository: '/srv/git/neko' }), b), { keys: policyKeys(policy) })
+      if (d.kind !== 'claim') throw new Error('not a claim')
+      return { claim: d.claim, keyId: d.keyId, id: d.id }
+    }), policy })[0] as TargetVerdict
+    const uri = (buildVsa(local, { verifier: 'v', claimIds: [], timeVerified: '2026-01-02T00:00:00Z' }).predicate as { resourceUri: string }).resourceUri
+    expect(uri).toMatch(/^git\+file:\/\/\/srv\/git\/neko@[0-9a-f]{40}#/)
+  })
+
+  it('lists the same-engine claims it judged among inputAttestations', () => {
+    const onOneEngine = builders.map(b => {
+      const c = successClaim(D1)
+      c.environment.engine.id = 'ENGINE:ONE'
+      const d = decodeMessage(signClaim(c, b), { keys: policyKeys(policy) })
+      if (d.kind !== 'claim') throw new Error('not a claim')
+      return { claim: d.claim, keyId: d.keyId, id: d.id }
+    })
+    const v = computeVerdicts({ claims: onOneEngine, policy })[0] as TargetVerdict
+    expect(v.sameEngine).toHaveLength(2)
+    const counted = [...v.agreeing, ...v.dissenting, ...v.failed].map(x => x.claimId)
+    const inputs = (buildVsa(v, { verifier: 'v', claimIds: counted, timeVerified: '2026-01-02T00:00:00Z' }).predicate as { inputAttestations: Array<{ digest: { sha256: string }, annotations?: { vote?: string } }> }).inputAttestations
+    expect(inputs.map(i => i.digest.sha256).sort()).toEqual(onOneEngine.map(c => c.id).sort())
+    expect(inputs.filter(i => i.annotations?.vote === 'same-engine')).toHaveLength(2)
   })
 })

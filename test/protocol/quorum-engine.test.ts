@@ -41,8 +41,15 @@ describe('one vote per engine', () => {
     const v = only([ok(x0, D1, E1), ok(x1, D1, E1)])
     expect(v.status).toBe('pending')
     expect(v.agreeing.map(a => a.keyId)).toEqual([[x0.keyId, x1.keyId].sort()[0]])
-    expect(v.sameEngine).toEqual([{ keyId: [x0.keyId, x1.keyId].sort()[1], name: expect.any(String), digest: D1, engineId: E1, countedAs: [x0.keyId, x1.keyId].sort()[0] }])
+    expect(v.sameEngine).toEqual([{ keyId: [x0.keyId, x1.keyId].sort()[1], name: expect.any(String), digest: D1, engineId: E1, countedAs: [x0.keyId, x1.keyId].sort()[0], claimId: expect.any(String) }])
     expect(v.trustedCount).toBe(2)
+  })
+
+  it('every builder answered from one engine: unsettled, with the reason, not pending', () => {
+    const v = only([ok(x0, D1, E1), ok(x1, D1, E1), ok(x2, D1, E1)])
+    expect(v.status).toBe('unsettled')
+    expect(v.outstanding).toBe(0)
+    expect(v.reason).toBe('3 of 3 answered from 1 engine; threshold 2')
   })
 
   it('a third key on another engine settles it', () => {

@@ -83,6 +83,31 @@ describe('computeVerdicts', () => {
     expect(v.failed[0]?.failure.class).toBe('build-failed')
   })
 
+  it('infrastructure errors answer nothing: the builder stays outstanding and the target never fails on them', () => {
+    const infra = (id: SigningIdentity): VerifiedClaim => verified(id, { ...failureClaim(), failure: { class: 'infrastructure-error', message: 'failed to create endpoint: adding interface to bridge docker0 failed: Device does not exist' } })
+    const all = only(policy, [infra(x0), infra(x1), infra(x2)])
+    expect(all.status).toBe('pending')
+    expect(all.outstanding).toBe(3)
+    expect(all.trustedCount).toBe(0)
+    expect(all.failed).toEqual([])
+    // With one honest vote the infrastructure fault of another builder leaves it waited for.
+    const mixed = only(policy, [ok(x0, D1), infra(x1)])
+    expect(mixed.status).toBe('pending')
+    expect(mixed.outstanding).toBe(2)
+    expect(only(policy, [ok(x0, D1), infra(x1), ok(x1, D1)]).status).toBe('reproducible')
+    // A real build failure still answers.
+    expect(only(policy, [fail(x0), fail(x1), infra(x2)]).status).toBe('pending')
+    expect(only(policy, [fail(x0), fail(x1), fail(x2)]).status).toBe('failed')
+  })
+
+  it('unsettled: every trusted builder answered and no digest can settle', () => {
+    const v = only(policy, [ok(x0, D1), fail(x1), fail(x2)])
+    expect(v.status).toBe('unsettled')
+    expect(v.reason).toBe('3 of 3 answered from 1 engine, 2 failed; threshold 2')
+    // Still a builder to wait for: pending.
+    expect(only(policy, [ok(x0, D1), fail(x1)]).status).toBe('pending')
+  })
+
   it('a failure is evidence, not a vote', () => {
     const v = only(policy, [ok(x0, D1), fail(x1)])
     expect(v.status).toBe('pending')

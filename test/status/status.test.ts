@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { verifyEnvelope } from '../../src/protocol/dsse.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
@@ -12,7 +14,7 @@ import { createFeedServer, type FeedServer } from '../../src/node/http/server.js
 import { createStore } from '../../src/node/store/level-store.js'
 import type { Store } from '../../src/node/store/types.js'
 import { registryAvailable, startRegistry, pushSyntheticImage, type TestRegistry } from '../helpers/registry.js'
-import { announcement, claim, imageResult, makeKeys, policyJson, put, seedReleases, target, testPolicy, type Keys, ingestFor } from '../http/fixtures.js'
+import { MAKE_LOG, announcement, claim, imageResult, makeKeys, policyJson, put, seedOneEngineRelease, seedReleases, target, testPolicy, type Keys, ingestFor } from '../http/fixtures.js'
 
 interface Run { code: number, stdout: string, stderr: string }
 
@@ -81,14 +83,16 @@ describe('status', () => {
     it('exits 1 on dispute and failure, naming dissenters, the first differing layer, failures by class and untrusted claims', async () => {
       const r = await cli(['v1', '--data-dir', dataDir, '--policy', policyFile])
       expect(r.code).toBe(1)
-      expect(r.stdout).toMatch(/base\s+linux\/arm64\s+disputed\s+1 agree · 2 of 3 answered · need 2/)
-      expect(r.stdout).toContain(`dissent  ${keys.builders[2]!.keyId.slice(0, 12)} (operator-3): ${imageResult('v1 base arm64 off', ['base', 'app drifted']).manifestDigest}`)
-      expect(r.stdout).toMatch(/first difference: layer 1 \(RUN [^)]*\): sha256:[0-9a-f]{12} vs sha256:[0-9a-f]{12}/)
+      // One vote each for two digests: neither leads, neither builder "agrees".
+      expect(r.stdout).toMatch(/base\s+linux\/arm64\s+disputed\s+split 2 ways · 2 of 3 answered · need 2/)
+      expect(r.stdout).toContain(`digest   ${keys.builders[0]!.keyId.slice(0, 12)} (operator-1): ${imageResult('v1 base arm64').manifestDigest}`)
+      expect(r.stdout).toContain(`digest   ${keys.builders[2]!.keyId.slice(0, 12)} (operator-3): ${imageResult('v1 base arm64 off', ['base', 'app drifted']).manifestDigest}`)
+      expect(r.stdout).toMatch(new RegExp(`first difference from ${keys.builders[0]!.keyId.slice(0, 12)} \\(operator-1\\): layer 1 \\(RUN [^)]*\\): sha256:[0-9a-f]{12} vs sha256:[0-9a-f]{12}`))
       expect(r.stdout).toMatch(/app\s+linux\/amd64\s+failed/)
       expect(r.stdout).toMatch(/failed\s+build-failed × 2: .* at RUN make/)
       expect(r.stdout).toMatch(/failed\s+timeout × 1/)
       // The failed build's own log, its colour codes made harmless.
-      expect(r.stdout).toMatch(/log\s+\S+ \(operator-\d\) \(build-failed\), last lines:/)
+      expect(r.stdout).toMatch(/log\s+\S+ \(operator-\d\) \(build-failed\), what failed:/)
       expect(r.stdout).toContain('| #7 0.530 ?[31mmain.c:3: error: expected ; before }?[0m')
       expect(r.stdout).toContain('| #7 ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2')
       expect(r.stdout).not.toContain('\u001b')
@@ -100,6 +104,11 @@ describe('status', () => {
       const v2 = await cli(['v2', '--data-dir', dataDir, '--policy', policyFile])
       expect(v2.code).toBe(1)
       expect(v2.stdout).toContain('overall: unreproducible')
+      // Three builders, three digests: nobody agrees, nobody is "the" dissenter.
+      expect(v2.stdout).toMatch(/base\s+linux\/amd64\s+unreproducible\s+split 3 ways · 3 of 3 answered · need 2/)
+      expect(v2.stdout).not.toMatch(/\d agree|dissent/)
+      for (const d of ['v2 one', 'v2 two', 'v2 three']) expect(v2.stdout).toContain(`: ${imageResult(d, ['base', d.split(' ')[1]!]).manifestDigest}`)
+      expect(v2.stdout.split('\n').filter(l => l.startsWith('    digest '))).toHaveLength(3)
       const v3 = await cli(['v3', '--data-dir', dataDir, '--policy', policyFile])
       expect(v3.code).toBe(4)
       expect(v3.stdout).toContain('overall: pending')
@@ -107,6 +116,46 @@ describe('status', () => {
       expect(unknown.code).toBe(2)
       expect(unknown.stdout).toBe('')
       expect(unknown.stderr).toContain('no announcement of tag v9.9.9')
+    })
+
+    it('shows what failed from a signed log that ends in BuildKit\'s context box, not the box', async () => {
+      const store = await createStore({ path: join(dataDir, 'store') })
+      const commit = '8'.repeat(40)
+      try {
+        await put(store, signAnnouncement(announcement('v8', commit, [['app', 'linux/amd64']]), keys.maintainer))
+        const box = ['------', ' > [2/2] RUN make:', '0.412 cc -o app main.c', '0.530 main.c:3: error: expected ; before }', '------', 'Dockerfile:2', '--------------------',
+          '   1 |     FROM busybox', '   2 | >>> RUN make', '   3 |     CMD ["/app"]', '--------------------', 'ERROR: failed to solve: process "/bin/sh -c make" did not complete successfully: exit code: 2']
+        for (const b of keys.builders) await put(store, signClaim(claim(target(commit, 'app', 'linux/amd64', 'v8'), { failure: 'build-failed', step: 'RUN make', logExcerpt: MAKE_LOG + box.join('\n') + '\n' }), b))
+      } finally {
+        await store.close()
+      }
+      const r = await cli(['v8', '--data-dir', dataDir, '--policy', policyFile])
+      expect(r.code).toBe(1)
+      const log = r.stdout.split('\n').filter(l => l.startsWith('             | ')).map(l => l.slice('             | '.length))
+      expect(log).toEqual([
+        '#7 [2/2] RUN make',
+        '#7 0.412 cc -o app main.c',
+        '#7 0.530 ?[31mmain.c:3: error: expected ; before }?[0m',
+        '#7 ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2',
+        'ERROR: failed to solve: process "/bin/sh -c make" did not complete successfully: exit code: 2'
+      ])
+    })
+
+    it('exits 6 with the reason when every builder answered and no quorum can form, never 4', async () => {
+      const store = await createStore({ path: join(dataDir, 'store') })
+      try {
+        await seedOneEngineRelease(store, keys, 'v7', '7'.repeat(40))
+      } finally {
+        await store.close()
+      }
+      const r = await cli(['v7', '--data-dir', dataDir, '--policy', policyFile])
+      expect(r.code).toBe(6)
+      expect(r.stdout).toMatch(/base\s+linux\/amd64\s+unsettled\s+1 agree \(\+2 same engine\) · 3 of 3 answered · need 2/)
+      expect(r.stdout).toContain('    unsettled: 3 of 3 answered from 1 engine; threshold 2, 2 operators (1 among the votes)')
+      expect(r.stdout).toContain('overall: unsettled')
+      const json = await cli(['v7', '--data-dir', dataDir, '--policy', policyFile, '--json'])
+      expect(json.code).toBe(6)
+      expect(JSON.parse(json.stdout)).toMatchObject({ outcome: 'unsettled', status: 'unsettled', targets: [{ status: 'unsettled', reason: '3 of 3 answered from 1 engine; threshold 2, 2 operators (1 among the votes)' }] })
     })
 
     it('exits 2 and says why when no announcer of the policy announced the tag', async () => {
@@ -142,6 +191,8 @@ describe('status', () => {
           const statement = JSON.parse(Buffer.from(v.payload).toString('utf8'))
           expect(statement.predicateType).toBe(SLSA_VSA_V1)
           expect(statement.predicate.verificationResult).toBe('PASSED')
+          // Which policy was applied: its file and the SHA-256 of its bytes.
+          expect(statement.predicate.policy).toEqual({ uri: pathToFileURL(policyFile).toString(), digest: { sha256: createHash('sha256').update(await readFile(policyFile)).digest('hex') } })
           const ids: string[] = statement.predicate.inputAttestations.map((a: { digest: { sha256: string } }) => a.digest.sha256)
           expect(ids).toHaveLength(2)
           // Every id names a stored claim for this target.
@@ -344,6 +395,9 @@ describe('status', () => {
       const r = await cli(['v6', '--data-dir', regDataDir, '--policy', policyFile, '--image', `base=${reg.host}/neko/base`])
       expect(r.code).toBe(1)
       expect(r.stdout).toMatch(/base\s+linux\/amd64\s+reproducible.*MISMATCH/)
+      // The last line agrees with the exit status.
+      expect(r.stdout).toContain('overall: MISMATCH (1 target reproducible to another digest than the registry publishes)')
+      expect(r.stdout).not.toContain('overall: reproducible')
     })
 
     it('exits 2 with the reason for an image the registry does not have, never 0 with unknown', async () => {

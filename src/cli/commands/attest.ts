@@ -1,15 +1,12 @@
 import { WIRE } from '../../protocol/patterns.js'
-import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import { pathToFileURL } from 'node:url'
 import type { Command } from 'commander'
 import { ValidationError } from '../../protocol/errors.js'
 import { verifierIdOf } from '../../protocol/vsa.js'
 import { attestRelease, referrersTag, type TargetAttestation } from '../../node/attest/index.js'
 import { defaultDataDir } from '../../node/config/resolve.js'
-import { UnknownTagError } from '../../node/consensus/errors.js'
 import { evaluateRelease } from '../../node/consensus/evaluate.js'
-import { pickAnnouncement } from '../../node/consensus/service.js'
+import { readRelease } from '../../node/consensus/release.js'
+import { policyReference } from '../../node/daemon/policy.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { loadDockerCredentials } from '../../node/registry/credentials.js'
 import { createRegistryClient, createRegistryWriter } from '../../node/registry/index.js'
@@ -51,7 +48,7 @@ export function register (program: Command): void {
       const overrides = parseImages(flags.image)
       const dataDir = flags.dataDir ?? process.env.NEKO_DATA_DIR ?? defaultDataDir(process.env)
       const { policy, file: policyFile } = await policyFor(flags, dataDir)
-      const policyDigest = createHash('sha256').update(await readFile(policyFile)).digest('hex')
+      const policyRef = await policyReference(policyFile)
       const identity = await readIdentity(flags.key, { logger: cliLogger() })
       const authFile = flags.registryAuth ?? process.env.NEKO_REGISTRY_AUTH
       const credentials = authFile !== undefined ? await loadDockerCredentials(authFile) : undefined
@@ -60,11 +57,11 @@ export function register (program: Command): void {
       const source = await gather(tag, flags, policy, dataDir)
       const results: TargetAttestation[] = []
       try {
-        if (source.announcements.length === 0) throw new UnknownTagError(tag, `${source.where}${flags.repo !== undefined ? ` for ${flags.repo}` : ''}`)
-        const { chosen, others } = pickAnnouncement(policy, tag, source.announcements)
-        const a = chosen.announcement
-        const claims = await source.claimsFor(a.repository, a.commit)
-        const evaluation = evaluateRelease({ policy, chosen, others, claims, setAside: source.setAside })
+        // The one trust rule: no release, hence nothing pushed, without a trusted announcement.
+        const release = await readRelease(source, policy, tag, { repository: flags.repo })
+        const { claims } = release
+        const a = release.chosen.announcement
+        const evaluation = evaluateRelease({ ...release, policy })
         const logger = cliLogger()
         await attestRelease({ registry: createRegistryClient(common, { logger }), writer: createRegistryWriter(common, { logger }), log: logger.forComponent('attest') }, {
           evaluation,
@@ -73,8 +70,8 @@ export function register (program: Command): void {
           tag,
           identity,
           verifierId: flags.verifierId ?? verifierIdOf(identity.keyId),
-          policyUri: pathToFileURL(policyFile).toString(),
-          policyDigest,
+          policyUri: policyRef.uri,
+          policyDigest: policyRef.digest,
           onTarget: t => {
             results.push(t)
             process.stdout.write(flags.json === true ? JSON.stringify(t) + '\n' : line(t) + '\n')

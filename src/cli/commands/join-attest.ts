@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import { pathToFileURL } from 'node:url'
 import { ValidationError } from '../../protocol/errors.js'
 import { createAttestService, type AttestService } from '../../node/attest/index.js'
 import type { NodeConfig } from '../../node/config/index.js'
+import { policyReference } from '../../node/daemon/policy.js'
 import type { RunningNode } from '../../node/daemon/run.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { loadDockerCredentials } from '../../node/registry/credentials.js'
@@ -19,6 +17,7 @@ export async function startAttesting ({ daemon, logger }: RunningNode, config: N
   const authFile = opts.attestAuth ?? process.env.NEKO_REGISTRY_AUTH
   const credentials = authFile !== undefined ? await loadDockerCredentials(authFile) : undefined
   const common = { timeoutMs: 30_000, ...(credentials !== undefined ? { credentials } : {}) }
+  const policyRef = await policyReference(config.policyFile)
   const service = createAttestService({
     store: daemon.store,
     policy: daemon.policy(),
@@ -28,8 +27,8 @@ export async function startAttesting ({ daemon, logger }: RunningNode, config: N
     log: logger.forComponent('attest')
   }, {
     images,
-    policyUri: pathToFileURL(config.policyFile).toString(),
-    policyDigest: createHash('sha256').update(await readFile(config.policyFile)).digest('hex'),
+    policyUri: policyRef.uri,
+    policyDigest: policyRef.digest,
     intervalMs: interval * 1000
   })
   daemon.onStored(() => { service.poke() })

@@ -1,7 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import type { Command } from 'commander'
 import { UsageError } from '../errors.js'
 import { signStatement } from '../../protocol/messages.js'
@@ -10,14 +9,13 @@ import type { TrustPolicy } from '../../protocol/policy.js'
 import { buildVsa, verifierIdOf } from '../../protocol/vsa.js'
 import { loadRecipe } from '../../node/rebuilder/index.js'
 import { defaultDataDir, DATA_DIR_POLICY } from '../../node/config/resolve.js'
-import { NoTrustedAnnouncementError, UnknownTagError } from '../../node/consensus/errors.js'
-import { announcerTrusted, evaluateRelease, type ReleaseEvaluation } from '../../node/consensus/evaluate.js'
+import { evaluateRelease, type ReleaseEvaluation } from '../../node/consensus/evaluate.js'
 import { openExistingStore } from '../../node/consensus/open-store.js'
 import { gateOutcome } from '../../node/consensus/outcome.js'
 import { checkPublished } from '../../node/consensus/published.js'
 import { fetchReleaseFromNode } from '../../node/consensus/remote.js'
-import { pickAnnouncement } from '../../node/consensus/service.js'
-import { loadPolicyFile } from '../../node/daemon/policy.js'
+import { readRelease, storeReleaseSource, type ReleaseSource } from '../../node/consensus/release.js'
+import { loadPolicyFile, policyReference } from '../../node/daemon/policy.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { createRegistryClient } from '../../node/registry/index.js'
 import type { StoredAnnouncement, StoredClaim } from '../../node/store/types.js'
@@ -65,37 +63,35 @@ export async function policyFor (flags: StatusFlags, dataDir: string): Promise<{
   return { policy: await loadPolicyFile(file), file: resolve(file) }
 }
 
+/** A release source (`readRelease`) over a node's HTTP API (every envelope verified here) or a local store, with the divergence reports beside it. */
+export interface CliReleaseSource extends ReleaseSource {
+  reports: (repository: string) => Promise<Array<{ keyId: string, report: DivergenceReport }>>
+  close: () => Promise<void>
+}
+
 /** The release's messages from a node (verified here) or from a local store. */
-export async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<{ announcements: StoredAnnouncement[], claimsFor: (repository: string, commit: string) => Promise<StoredClaim[]>, setAside?: Map<string, string>, reports: (repository: string) => Promise<Array<{ keyId: string, report: DivergenceReport }>>, close: () => Promise<void>, where: string }> {
+export async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<CliReleaseSource> {
   if (flags.node !== undefined) {
     const remote = await fetchReleaseFromNode(flags.node, policy, tag, flags.repo)
     for (const r of remote.rejected.slice(0, 20)) process.stderr.write(`neko-rebuilder: ignored line ${r.line} from ${flags.node}: ${r.reason}\n`)
     if (remote.rejected.length > 20) process.stderr.write(`neko-rebuilder: … and ${remote.rejected.length - 20} more rejected lines\n`)
-    const announcements = remote.messages.filter((m): m is StoredAnnouncement => m.kind === 'announcement' && m.announcement.tag === tag && (flags.repo === undefined || m.announcement.repository === flags.repo))
+    const announcements = remote.messages.filter((m): m is StoredAnnouncement => m.kind === 'announcement')
     const { claims, setAside } = await reportWitnessing(flags.node, policy, remote.messages.filter((m): m is StoredClaim => m.kind === 'claim'), (line) => process.stderr.write(line))
     return {
-      announcements,
+      where: flags.node,
       setAside,
+      announcements: async (t, repository) => announcements.filter(m => m.announcement.tag === t && (repository === undefined || m.announcement.repository === repository)),
       claimsFor: async (repository, commit) => claims.filter(m => m.claim.target.repository === repository && m.claim.target.commit === commit),
       reports: async (repository) => await fetchDivergencesFromNode(flags.node as string, policy, tag, repository),
-      close: async () => {},
-      where: flags.node
+      close: async () => {}
     }
   }
   const store = await openExistingStore(dataDir, { logger: cliLogger() })
-  try {
-    const announcements = await store.announcements(flags.repo !== undefined ? { repository: flags.repo, tag } : { tag })
-    return {
-      announcements,
-      claimsFor: async (repository, commit) => await store.claimsForCommit(repository, commit, policy.builderKeys.keys()),
-      // The local store's reports were verified when made or stored; only trusted signers count.
-      reports: async (repository) => (await listReports(store, { repository, tag })).filter(r => policy.builderKeys.has(r.keyId)),
-      close: async () => { await store.close() },
-      where: `the store of ${dataDir}`
-    }
-  } catch (err) {
-    await store.close()
-    throw err
+  return {
+    ...storeReleaseSource(store, policy, `the store of ${dataDir}`),
+    // The local store's reports were verified when made or stored; only trusted signers count.
+    reports: async (repository) => (await listReports(store, { repository, tag })).filter(r => policy.builderKeys.has(r.keyId)),
+    close: async () => { await store.close() }
   }
 }
 
@@ -111,15 +107,16 @@ export async function imagesFor (recipeName: string, overrides: Map<string, stri
   return images
 }
 
-async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvaluation, policyUri: string): Promise<void> {
+async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvaluation, policyFile: string): Promise<void> {
   const identity = await readIdentity(keyDir, { logger: cliLogger() })
+  const { uri: policyUri, digest: policyDigest } = await policyReference(policyFile)
   // The signer names itself by its key: a node URL would name a party that did not sign.
   const verifier = verifierIdOf(identity.keyId)
   const timeVerified = new Date().toISOString()
   const lines = evaluation.verdicts.map(v => {
     // The claims the verdict rests on: every counted trusted claim, agreeing or not.
     const claimIds = [...v.agreeing, ...v.dissenting, ...v.failed].map(x => x.claimId)
-    return JSON.stringify(signStatement(buildVsa(v, { verifier, policyUri, claimIds, timeVerified }), identity))
+    return JSON.stringify(signStatement(buildVsa(v, { verifier, policyUri, policyDigest, claimIds, timeVerified }), identity))
   })
   await writeFile(file, lines.map(l => l + '\n').join(''))
 }
@@ -193,16 +190,8 @@ export function register (program: Command): void {
       let evaluation: ReleaseEvaluation
       let reports: Array<{ keyId: string, report: DivergenceReport }>
       try {
-        if (source.announcements.length === 0) throw new UnknownTagError(tag, `${source.where}${flags.repo !== undefined ? ` for ${flags.repo}` : ''}`)
-        const { chosen, others } = pickAnnouncement(policy, tag, source.announcements)
-        const a = chosen.announcement
-        if (!announcerTrusted(policy, chosen.keyId)) {
-          const detail = policy.announcers.length === 0
-            ? 'the policy names no announcers'
-            : `${source.announcements.length === 1 ? 'the only one' : `the newest of ${source.announcements.length}`}, for commit ${a.commit}, is signed by ${chosen.keyId}`
-          throw new NoTrustedAnnouncementError(`tag ${tag}`, `${source.where}${flags.repo !== undefined ? ` for ${flags.repo}` : ''}`, detail)
-        }
-        const claims = await source.claimsFor(a.repository, a.commit)
+        const release = await readRelease(source, policy, tag, { repository: flags.repo })
+        const a = release.chosen.announcement
         let published: ReadonlyMap<string, string> | undefined
         if (checked) {
           const variants = new Set(a.targets.map(t => t.variant))
@@ -212,7 +201,7 @@ export function register (program: Command): void {
           const registry = createRegistryClient({ timeoutMs: 15_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}) }, { logger: cliLogger() })
           published = await checkPublished({ registry }, await imagesFor(a.recipe.name, overrides), { repository: a.repository, tag, commit: a.commit, targets: a.targets })
         }
-        evaluation = evaluateRelease({ policy, chosen, others, claims, published, setAside: source.setAside })
+        evaluation = evaluateRelease({ ...release, policy, published })
         reports = (await source.reports(a.repository)).filter(r => r.report.target.commit === a.commit)
       } finally {
         await source.close()
@@ -228,7 +217,7 @@ export function register (program: Command): void {
         if (reach !== undefined) process.stdout.write(`node: ${formatReachability(reach)}\n`)
       }
       if (flags.vsa !== undefined && flags.key !== undefined) {
-        await writeVsa(flags.vsa, flags.key, evaluation, pathToFileURL(policyFile).toString())
+        await writeVsa(flags.vsa, flags.key, evaluation, policyFile)
         if (flags.json !== true) process.stdout.write(`VSA: ${evaluation.verdicts.length} signed summar${evaluation.verdicts.length === 1 ? 'y' : 'ies'} written to ${flags.vsa}\n`)
       }
       process.exitCode = exitCodeFor(outcome)

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { ValidationError } from '../../protocol/errors.js'
 import { parsePolicy } from '../../protocol/policy.js'
-import { collectAttestations, judgeImage, type ImageJudgement } from '../../node/attest/index.js'
+import { collectAttestations, judgeImage, type ImageJudgement, type ImageOutcome } from '../../node/attest/index.js'
 import { loadDockerCredentials } from '../../node/registry/credentials.js'
 import { createRegistryClient, createRegistryWriter, ManifestNotFoundError, parseReference } from '../../node/registry/index.js'
 import { INDEX_TYPES } from '../../node/registry/media-types.js'
@@ -21,11 +21,17 @@ const MAX_POLICY_BYTES = 4 * 1024 * 1024
 
 const short = (d: string | undefined): string => d === undefined ? '-' : d.slice(0, 'sha256:'.length + 12)
 
+/** Worst first: an index is as good as its worst image. */
+const OUTCOMES: ImageOutcome[] = ['not-reproducible', 'forged', 'unsettled', 'pending', 'ok']
+const HEADS: Record<ImageOutcome, string> = { ok: 'PASS', 'not-reproducible': 'FAIL', forged: 'FORGED', unsettled: 'UNSETTLED', pending: 'PENDING' }
+
 function describe (ref: string, j: ImageJudgement & { mode: string }): string {
-  const head = `${ref}@${j.digest}${j.platform !== undefined ? ` (${j.platform})` : ''}: ${j.outcome === 'ok' ? 'PASS' : j.outcome === 'pending' ? 'PENDING' : 'FAIL'}`
+  const head = `${ref}@${j.digest}${j.platform !== undefined ? ` (${j.platform})` : ''}: ${HEADS[j.outcome]}`
   const lines = [head]
+  if (j.outcome === 'forged') lines.push('  every attestation found was refused or is about another image; no trusted builder said anything about this one')
   if (j.verdicts.length === 0) lines.push('  no claims about this image (under the policy, nothing to count)')
   for (const v of j.verdicts) {
+    if (v.reason !== undefined) lines.push(`  ${v.key}: ${v.status}: ${v.reason}`)
     lines.push(`  ${v.key}: ${v.status}, ${v.agreeing.length} agreeing of ${v.threshold} needed (operators: ${v.operators.join(', ') || 'none'}), consensus ${short(v.consensusDigest)}${v.published.match === 'no' ? `, NOT this image (${short(v.published.digest)})` : v.published.match === 'yes' ? ', this image' : ''}`)
     for (const d of v.dissenting) lines.push(`    dissent: ${d.name} (${d.operator}) got ${d.digest}`)
     for (const f of v.failed) lines.push(`    failed: ${f.name ?? f.keyId} ${f.failure.class}`)
@@ -33,8 +39,12 @@ function describe (ref: string, j: ImageJudgement & { mode: string }): string {
     for (const u of v.untrusted) lines.push(`    untrusted (not counted): ${u.keyId.slice(0, 16)} ${u.digest ?? u.failureClass ?? ''}`)
   }
   for (const v of j.elsewhere) lines.push(`  for another image (not counted): ${v.key}`)
-  for (const s of j.vsas) lines.push(`  VSA (not counted): ${s.result} by ${s.verifier} (key ${s.keyId.slice(0, 16)}), ${s.agreeingOperators.length} agreeing operators, from ${s.source}`)
-  for (const r of j.rejected) lines.push(`  rejected (not counted): ${r.source}: ${r.reason}`)
+  for (const s of j.vsas) {
+    // A summary about another image says nothing about this one, whatever its result.
+    const about = s.aboutThisImage ? '' : ` about another image (${s.subjects.map(x => `${x.name ?? '?'}@sha256:${(x.sha256 ?? '').slice(0, 12)}`).join(', ')})`
+    lines.push(`  VSA${about} (not counted): ${s.result} by ${s.verifier} (key ${s.keyId.slice(0, 16)}), ${s.agreeingOperators.length} agreeing operators, envelope ${s.envelope} in ${s.source}`)
+  }
+  for (const r of j.rejected) lines.push(`  rejected (not counted): ${r.envelope !== undefined ? `envelope ${r.envelope} in ` : ''}${r.source}: ${r.reason}`)
   lines.push(`  attestations listed through ${j.mode === 'api' ? 'the referrers API' : 'the referrers tag'}`)
   return lines.join('\n') + '\n'
 }
@@ -89,7 +99,7 @@ export function register (program: Command): void {
         const j = judgeImage(policy, { digest: image.manifestDigest, ...(image.platform !== undefined ? { platform: image.platform } : {}) }, found.envelopes, found.skipped)
         judged.push({ ...j, mode: found.mode })
       }
-      const outcome = judged.some(j => j.outcome === 'not-reproducible') ? 'not-reproducible' : judged.every(j => j.outcome === 'ok') && judged.length > 0 ? 'ok' : 'pending'
+      const outcome = OUTCOMES.find(o => judged.some(j => j.outcome === o)) ?? 'pending'
       if (flags.json === true) {
         process.stdout.write(JSON.stringify({ reference: ref.canonical, digest: top.digest, outcome, images: judged }, null, 2) + '\n')
       } else {

@@ -2,7 +2,7 @@ import { describeDivergence } from '../../protocol/divergence.js'
 import type { Target } from '../../protocol/types.js'
 import { worstStatus } from '../../node/consensus/outcome.js'
 import type { ClaimSummary, TagConsensus, TargetConsensus } from '../../node/consensus/types.js'
-import { excerptLines, votesText } from './votes.js'
+import { failureLines, votesText } from './votes.js'
 
 /**
  * The one plain-text form of verdicts, for terminals and CI logs (`status` and `verify`):
@@ -41,6 +41,29 @@ function publishedCell (t: TargetConsensus, checked: boolean): string {
   return t.published.digest !== undefined ? `not compared (${shortDigest(t.published.digest)})` : 'unknown'
 }
 
+/**
+ * Whether the leading digest has more counted votes than any other: with a tie (three
+ * builders, three digests) the "leading" one is only the smallest, and nobody agrees.
+ */
+function leads (t: TargetConsensus): boolean {
+  if (t.dissenting.length === 0) return true
+  const others = new Map<string, number>()
+  for (const d of t.dissenting) others.set(d.digest ?? '', (others.get(d.digest ?? '') ?? 0) + 1)
+  return t.agreeing.length > Math.max(...others.values())
+}
+
+/**
+ * The `overall:` line: the worst status, and, where the gate fails on the registry check
+ * alone, that it does, so `reproducible` never stands above an exit 1.
+ */
+export function overallLine (targets: readonly TargetConsensus[]): string {
+  const status = worstStatus(targets.map(t => t.status))
+  const mismatched = targets.filter(t => t.published.match === 'no').length
+  if (mismatched === 0) return `overall: ${status}`
+  const what = `${mismatched} target${mismatched === 1 ? '' : 's'} reproducible to another digest than the registry publishes`
+  return status === 'reproducible' ? `overall: MISMATCH (${what})` : `overall: ${status}; MISMATCH (${what})`
+}
+
 /** The table of targets and their details, without the release around it. */
 export function formatTargets (targets: readonly TargetConsensus[], opts: FormatOptions = {}): string[] {
   const checked = opts.publishedChecked ?? targets.some(t => t.published.digest !== undefined)
@@ -49,18 +72,24 @@ export function formatTargets (targets: readonly TargetConsensus[], opts: Format
   const details = new Map<number, string[]>()
   targets.forEach((t, i) => {
     const sameEngine = t.sameEngine.filter(x => x.digest === t.leadingDigest).length
+    const split = !leads(t)
     rows.push([
       t.variant,
       t.platform,
       t.status,
-      votesText({ agreeing: t.agreeing.length, sameEngine, answered: t.trustedCount, outstanding: t.outstanding, threshold: t.threshold }),
+      split
+        ? votesText({ agreeing: 0, answered: t.trustedCount, outstanding: t.outstanding, threshold: t.threshold }).replace(/^0 agree/, `split ${new Set([...t.agreeing, ...t.dissenting].map(d => d.digest)).size} ways`)
+        : votesText({ agreeing: t.agreeing.length, sameEngine, answered: t.trustedCount, outstanding: t.outstanding, threshold: t.threshold }),
       shortDigest(t.consensusDigest),
       publishedCell(t, checked)
     ])
     const lines: string[] = []
+    if (t.reason !== undefined) lines.push(`${t.status}: ${t.reason}`)
+    // No digest leads: nobody "agrees", each vote is listed for what it is.
+    if (split) for (const d of t.agreeing) lines.push(`digest   ${who(d)}: ${d.digest ?? '-'}`)
     for (const d of t.dissenting) {
-      lines.push(`dissent  ${who(d)}: ${d.digest ?? '-'}`)
-      if (d.divergence !== undefined) lines.push(`         first difference: ${describeDivergence(d.divergence)}`)
+      lines.push(`${split ? 'digest ' : 'dissent'}  ${who(d)}: ${d.digest ?? '-'}`)
+      if (d.divergence !== undefined) lines.push(`         first difference${split ? ` from ${who(t.agreeing[0] ?? d)}` : ''}: ${describeDivergence(d.divergence)}`)
     }
     const byClass = new Map<string, ClaimSummary[]>()
     for (const f of t.failed) {
@@ -74,8 +103,8 @@ export function formatTargets (targets: readonly TargetConsensus[], opts: Format
     for (const [cls, list] of byClass) {
       const f = list.find(x => x.failure?.logExcerpt !== undefined)
       if (f?.failure?.logExcerpt === undefined) continue
-      lines.push(`log      ${who(f)} (${cls}), last lines:`)
-      for (const l of excerptLines(f.failure.logExcerpt)) lines.push(`         | ${l}`)
+      lines.push(`log      ${who(f)} (${cls}), what failed:`)
+      for (const l of failureLines(f.failure.logExcerpt)) lines.push(`         | ${l}`)
     }
     for (const x of t.sameEngine) lines.push(`same engine (counted once) ${who(x)} with ${shortKey(x.countedAs)}: engine ${x.engineId}`)
     if (t.untrusted.length > 0) {
@@ -105,7 +134,7 @@ export function formatConsensus (c: TagConsensus, opts: FormatOptions = {}): str
   out.push('')
   out.push(...formatTargets(c.targets, opts))
   out.push('')
-  out.push(`overall: ${c.status}`)
+  out.push(overallLine(c.targets))
   return out.join('\n') + '\n'
 }
 
@@ -126,6 +155,6 @@ export function formatReleases (targets: ReadonlyArray<{ target: Target, consens
     out.push(target.tag !== undefined ? `${target.repository} ${target.tag}` : target.repository, `commit ${target.commit}`, '')
     out.push(...formatTargets(list, opts), '')
   }
-  out.push(`overall: ${worstStatus(targets.map(t => t.consensus.status))}`)
+  out.push(overallLine(targets.map(t => t.consensus)))
   return out.join('\n') + '\n'
 }

@@ -201,8 +201,7 @@ export async function attestRelease (components: AttestComponents, input: Attest
       timeVerified,
       policyUri: input.policyUri,
       policyDigest: input.policyDigest,
-      index: { name: imageName, digest: index.digest, manifests: indexImages(index.json) },
-      resourceUri: `git+${release.repository}@${release.commit}`
+      index: { name: imageName, digest: index.digest, manifests: indexImages(index.json) }
     })
     const existing = await collectAttestations({ writer, log }, ref, index.digest)
     const previous = previousSummary(existing.envelopes, statement, input.identity, target)

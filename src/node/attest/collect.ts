@@ -20,6 +20,8 @@ export interface FoundEnvelope {
 /** Something next to the image that was not read: shown, never counted. */
 export interface SkippedAttestation {
   source: string
+  /** Digest of the envelope refused, when one was read. */
+  envelope?: string
   reason: string
 }
 

@@ -8,8 +8,12 @@ import { judge } from '../consensus/evaluate.js'
 import { targetFails, type GateOutcome } from '../consensus/outcome.js'
 import type { FoundEnvelope, SkippedAttestation } from './collect.js'
 
-/** `verify-image`'s answer for one image manifest: a gate's outcome, so it exits like `status`. */
-export type ImageOutcome = GateOutcome
+/**
+ * `verify-image`'s answer for one image manifest: a gate's outcome, so it exits like
+ * `status`; or `forged`: attestations were found, but every one was refused or is about
+ * another image, and no trusted builder said anything about this one.
+ */
+export type ImageOutcome = GateOutcome | 'forged'
 
 export interface ImageJudgement {
   digest: string
@@ -19,7 +23,7 @@ export interface ImageJudgement {
   /** Targets of another platform: claims that were attached to the wrong image; not counted. */
   elsewhere: TargetVerdict[]
   /** Verification summaries found (their signature checked with the key they embed); shown, never counted. */
-  vsas: Array<VsaSummary & { source: string }>
+  vsas: Array<VsaSummary & { source: string, envelope: string, aboutThisImage: boolean }>
   /** Envelopes that did not verify or did not parse, and attestations skipped while reading. */
   rejected: SkippedAttestation[]
   outcome: ImageOutcome
@@ -45,13 +49,14 @@ export function judgeImage (policy: TrustPolicy, image: { digest: string, platfo
       const f = found[start + j] as FoundEnvelope
       if (r.ok) {
         if (r.message.kind === 'claim') claims.push({ claim: r.message.claim, keyId: r.message.keyId, id: r.message.id })
-        else rejected.push({ source: f.source, reason: 'an announcement, not an attestation about an image' })
+        else rejected.push({ source: f.source, envelope: f.digest, reason: 'an announcement, not an attestation about an image' })
         return
       }
       try {
-        vsas.push({ ...decodeVsa(texts[start + j], { keys, allowEmbeddedKeys: true }), source: f.source })
+        const vsa = decodeVsa(texts[start + j], { keys, allowEmbeddedKeys: true })
+        vsas.push({ ...vsa, source: f.source, envelope: f.digest, aboutThisImage: vsa.subjects.some(x => `sha256:${x.sha256 ?? ''}` === image.digest) })
       } catch {
-        rejected.push({ source: f.source, reason: `${r.error.name}: ${r.error.message}` })
+        rejected.push({ source: f.source, envelope: f.digest, reason: `${r.error.name}: ${r.error.message}` })
       }
     })
   }
@@ -66,6 +71,12 @@ export function judgeImage (policy: TrustPolicy, image: { digest: string, platfo
     outcome = 'ok'
   } else if (mine.some(targetFails)) {
     outcome = 'not-reproducible'
+  } else if (mine.some(v => v.status === 'unsettled')) {
+    outcome = 'unsettled'
+  } else if (mine.every(v => v.trustedCount === 0) && (rejected.length > 0 || elsewhere.length > 0 || vsas.some(v => !v.aboutThisImage))) {
+    // Nothing trusted speaks about this image, and what is attached was refused or is
+    // about another image: someone attached it, so this is no image waiting for rebuilders.
+    outcome = 'forged'
   }
   const out: ImageJudgement = { digest: image.digest, verdicts: mine, elsewhere, vsas, rejected, outcome }
   if (image.platform !== undefined) out.platform = image.platform

@@ -3,7 +3,7 @@ import type { SigningIdentity } from '../../protocol/keys.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { verifierIdOf } from '../../protocol/vsa.js'
 import { evaluateRelease } from '../consensus/evaluate.js'
-import { pickAnnouncement } from '../consensus/service.js'
+import { readRelease, storeReleaseSource } from '../consensus/release.js'
 import type { Logger } from '../logger.js'
 import type { RegistryClient } from '../registry/types.js'
 import type { RegistryWriter } from '../registry/writer.js'
@@ -74,14 +74,15 @@ export function createAttestService (components: AttestServiceComponents, init: 
       const k = `${a.repository}\x00${a.tag}`
       byRelease.set(k, [...(byRelease.get(k) ?? []), m])
     }
+    const source = storeReleaseSource(store, policy, 'the store of this node')
     for (const [k, anns] of byRelease) {
       if (closing) break
-      const tag = anns[0]!.announcement.tag
+      const { repository, tag } = anns[0]!.announcement
       try {
-        const { chosen, others } = pickAnnouncement(policy, tag, anns)
+        const release = await readRelease(source, policy, tag, { repository })
+        const { chosen, claims } = release
         const a = chosen.announcement
-        const claims = await store.claimsForCommit(a.repository, a.commit)
-        const evaluation = evaluateRelease({ policy, chosen, others, claims })
+        const evaluation = evaluateRelease({ ...release, policy })
         if (evaluation.verdicts.some(v => v.status === 'pending')) continue
         const fingerprint = createHash('sha256').update(JSON.stringify([chosen.id, claims.map(c => c.id).sort(), evaluation.verdicts.map(v => [v.key, v.status, v.consensusDigest])])).digest('hex')
         if (done.get(k) === fingerprint) continue

@@ -132,6 +132,7 @@ function targetConsensus (policy: TrustPolicy, v: TargetVerdict, claimsOfTarget:
   if (v.consensusDigest !== undefined) out.consensusDigest = v.consensusDigest
   if (v.leadingDigest !== undefined) out.leadingDigest = v.leadingDigest
   if (lastClaimAt !== undefined) out.lastClaimAt = lastClaimAt
+  if (v.reason !== undefined) out.reason = v.reason
   return out
 }
 

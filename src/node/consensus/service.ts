@@ -2,8 +2,8 @@ import type { TrustPolicy } from '../../protocol/policy.js'
 import type { TypedEventTarget } from '@libp2p/interface'
 import type { IngestEvents } from '../ingest/index.js'
 import type { Store, StoredAnnouncement, StoredMessage } from '../store/types.js'
-import { AmbiguousTagError } from './errors.js'
 import { announcerTrusted, evaluateRelease } from './evaluate.js'
+import { newestTrusted, readRelease, storeReleaseSource, trustedAnnouncement } from './release.js'
 import type { PublishedLookup } from './published.js'
 import type { SetAsideLookup } from './set-aside.js'
 import type { TagConsensus } from './types.js'
@@ -28,32 +28,19 @@ export interface ReleaseSummary {
   targets: Array<{ variant: string, platform: string }>
 }
 
-/**
- * Picks the announcement the verdicts rest on: the newest by a key the policy trusts to
- * announce, else the newest of all (shown as untrusted). Several repositories with the same
- * tag and none named is an error, not a guess.
- */
-export function pickAnnouncement (policy: TrustPolicy, tag: string, found: StoredAnnouncement[]): { chosen: StoredAnnouncement, others: StoredAnnouncement[] } {
-  const anns = found.filter(m => m.announcement.tag === tag)
-  const repositories = [...new Set(anns.map(m => m.announcement.repository))]
-  if (repositories.length > 1) throw new AmbiguousTagError(tag, repositories.sort())
-  const newestFirst = [...anns].sort((a, b) => b.cursor - a.cursor)
-  const chosen = newestFirst.find(m => announcerTrusted(policy, m.keyId)) ?? newestFirst[0]
-  if (chosen === undefined) throw new Error('pickAnnouncement needs at least one announcement')
-  return { chosen, others: newestFirst.filter(m => m !== chosen) }
-}
+/** How the HTTP API's answers name where they looked. */
+const NODE_STORE = 'the store of this node'
 
 /**
  * The verdicts for one tag, read through the store's indexes only: the release index for
  * the announcement, the commit index for its claims. Without `repository` the store looks
- * the tag up across all announcements; the service below keeps an index for that.
+ * the tag up across all announcements; the service below keeps an index for that. A tag
+ * with announcements, none trusted, is `NoTrustedAnnouncementError` (see `readRelease`).
  */
 export async function consensusForTag (store: Store, policy: TrustPolicy, tag: string, opts: ConsensusOptions = {}): Promise<TagConsensus | undefined> {
-  const found = await store.announcements(opts.repository !== undefined ? { repository: opts.repository, tag } : { tag })
-  if (found.length === 0) return undefined
-  const { chosen, others } = pickAnnouncement(policy, tag, found)
-  const a = chosen.announcement
-  const claims = await store.claimsForCommit(a.repository, a.commit, policy.builderKeys.keys())
+  const source = storeReleaseSource(store, policy, NODE_STORE)
+  if ((await source.announcements(tag, opts.repository)).length === 0) return undefined
+  const { chosen, others, claims } = await readRelease(source, policy, tag, opts)
   return evaluateRelease({ policy, chosen, others, claims, published: opts.published, setAside: opts.setAside }).consensus
 }
 
@@ -203,7 +190,7 @@ export function createConsensusService (components: ConsensusServiceComponents, 
       await loaded()
       const found = await announcementsFor(tag, opts.repository)
       if (found.length === 0) return undefined
-      const { chosen, others } = pickAnnouncement(policy, tag, found)
+      const { chosen, others } = trustedAnnouncement(policy, tag, found, `${NODE_STORE}${opts.repository !== undefined ? ` for ${opts.repository}` : ''}`)
       const a = chosen.announcement
       const rk = releaseKey(a.repository, tag)
       const published = components.published !== undefined
@@ -217,7 +204,7 @@ export function createConsensusService (components: ConsensusServiceComponents, 
         cache.set(rk, hit)
         return hit.value
       }
-      const claims = await store.claimsForCommit(a.repository, a.commit, policy.builderKeys.keys())
+      const claims = await storeReleaseSource(store, policy, NODE_STORE).claimsFor(a.repository, a.commit)
       const value = evaluateRelease({ policy, chosen, others, claims, published, setAside }).consensus
       cache.set(rk, { value, published, setAside })
       if (cache.size > cacheSize) cache.delete(cache.keys().next().value!)
@@ -231,7 +218,9 @@ export function createConsensusService (components: ConsensusServiceComponents, 
       for (const tag of tags) {
         for (const [repository, anns] of byTag.get(tag) ?? []) {
           if (filter.repository !== undefined && repository !== filter.repository) continue
-          const { chosen } = pickAnnouncement(policy, tag, [...anns.values()])
+          // Only releases: a tag no announcer of the policy announced is none (see `readRelease`).
+          const chosen = newestTrusted(policy, anns.values())
+          if (chosen === undefined) continue
           const a = chosen.announcement
           out.push({
             repository,

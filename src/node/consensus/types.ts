@@ -55,6 +55,8 @@ export interface TargetConsensus {
    * bundle (`status --node`), which carries no receipt times: the newest claim's `finishedOn`.
    */
   lastClaimAt?: string
+  /** Why an `unsettled` target cannot settle (`3 of 3 answered from 1 engine; threshold 2`). */
+  reason?: string
 }
 
 export interface AnnouncementSummary {

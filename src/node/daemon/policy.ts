@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { PolicyError } from '../../protocol/errors.js'
 import { parsePolicy, type TrustPolicy } from '../../protocol/policy.js'
 
@@ -41,6 +44,20 @@ export async function loadPolicyFile (path: string): Promise<TrustPolicy> {
     if (err instanceof PolicyError) throw new PolicyError(err.field, `${err.message.replace(/^policy [^:]*: /, '')} (in ${path})`)
     throw err
   }
+}
+
+/**
+ * How a VSA names the policy file it applied (`policy.uri`, `policy.digest.sha256`): its
+ * `file:` URI and the SHA-256 of its bytes, so a reader can tell which policy was meant.
+ */
+export async function policyReference (path: string): Promise<{ uri: string, digest: string }> {
+  let bytes: Buffer
+  try {
+    bytes = await readFile(path)
+  } catch (err) {
+    throw new PolicyError('(file)', `cannot read ${path}: ${(err as Error).message}`)
+  }
+  return { uri: pathToFileURL(resolve(path)).toString(), digest: createHash('sha256').update(bytes).digest('hex') }
 }
 
 export interface PolicyKeyEntry {

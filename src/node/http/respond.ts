@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { LimitError, NekoError, ValidationError } from '../../protocol/errors.js'
+import { NoTrustedAnnouncementError, UnknownTagError } from '../consensus/errors.js'
 import { MethodNotAllowedError, NotFoundError, UriTooLongError } from './errors.js'
 
 /** Headers every response carries: the API is public and read-only, so any origin may read it. */
@@ -99,6 +100,8 @@ function errorResponse (err: unknown): { status: number, body: ErrorBody, header
   if (err instanceof ValidationError || err instanceof LimitError) {
     return { status: 400, headers, body: { error: { code: err.code, message: err.message, field: err.field } } }
   }
+  // No release: an unknown tag, or one no announcer of the policy announced (see `readRelease`).
+  if (err instanceof UnknownTagError || err instanceof NoTrustedAnnouncementError) return { status: 404, headers, body: { error: { code: err.code, message: err.message } } }
   if (err instanceof NotFoundError) return { status: 404, headers, body: { error: { code: err.code, message: err.message } } }
   if (err instanceof MethodNotAllowedError) {
     headers.Allow = 'GET, HEAD, OPTIONS'

@@ -6,6 +6,7 @@ const STATUS_TEXT = {
   unreproducible: 'unreproducible',
   disputed: 'disputed',
   failed: 'failed',
+  unsettled: 'unsettled',
   pending: 'pending'
 }
 
@@ -76,7 +77,7 @@ function render (rows, columns) {
         const t = byKey.get(c.key)
         if (t === undefined) return el('td', { class: 'empty' }, el('span', { 'aria-label': 'not built for this release' }, '–'))
         // The notation of `status` and `verify`: answered out of all trusted builders, never "everyone".
-        const votes = `${t.agreeing.length} agree · ${t.trustedCount} of ${t.trustedCount + t.outstanding} answered · need ${t.threshold}`
+        const votes = `${t.agreeing.length} agree${sameEngineText(t)} · ${t.trustedCount} of ${t.trustedCount + t.outstanding} answered · need ${t.threshold}`
         const button = el('button', {
           type: 'button',
           class: `cell ${t.status}`,
@@ -111,10 +112,19 @@ function toggle (button, release, target) {
   detailsTitle.focus()
 }
 
+/** ` (+N same engine)` as `status` writes it: votes for the leading digest folded into a counted vote's engine. */
+function sameEngineText (t) {
+  const n = (t.sameEngine ?? []).filter(x => x.digest === t.leadingDigest).length
+  return n > 0 ? ` (+${n} same engine)` : ''
+}
+
 function claimRows (target) {
   const rows = []
   const add = (c, outcome) => rows.push({ ...c, outcome })
   target.agreeing.forEach(c => add(c, 'agrees'))
+  // Trusted claims folded into another key's vote (one engine, one witness): read and
+  // judged, so shown, with the key they were counted as.
+  for (const c of target.sameEngine ?? []) add({ ...c, trusted: true }, `same engine as ${c.countedAs.slice(0, 12)}, counted once`)
   target.dissenting.forEach(c => add(c, 'dissents'))
   target.failed.forEach(c => add(c, 'failed'))
   target.untrusted.forEach(c => add(c, 'untrusted'))
@@ -145,7 +155,8 @@ function showDetails (release, t) {
     el('dt', {}, 'Verdict'), el('dd', {}, el('span', { class: `badge ${t.status}` }, t.status)),
     el('dt', {}, t.consensusDigest ? 'Consensus digest' : 'Leading digest'),
     el('dd', { class: 'digest' }, t.consensusDigest ?? (t.leadingDigest ? `${t.leadingDigest} (not agreed)` : '—')),
-    el('dt', {}, 'Agreeing'), el('dd', {}, `${t.agreeing.length} trusted builder${t.agreeing.length === 1 ? '' : 's'} (threshold ${t.threshold}; ${t.trustedCount} trusted reported, ${t.outstanding} not yet)`),
+    el('dt', {}, 'Agreeing'), el('dd', {}, `${t.agreeing.length} trusted builder${t.agreeing.length === 1 ? '' : 's'}${sameEngineText(t)} (threshold ${t.threshold}; ${t.trustedCount} trusted answered, ${t.outstanding} not yet)`),
+    t.reason ? [el('dt', {}, 'Why'), el('dd', {}, t.reason)] : [],
     el('dt', {}, 'Published image'), el('dd', {}, published),
     el('dt', {}, 'Repository'), el('dd', {}, release.repository),
     el('dt', {}, 'Commit'), el('dd', { class: 'digest' }, release.commit),
@@ -185,18 +196,42 @@ async function showCauses (release, t) {
   if (reports.length === 0) {
     section.append(el('p', {}, 'No divergence report yet: a builder of this target compares file manifests with a dissenting builder once both have claimed.'))
   }
+  // One row per cause and step, whatever pair of builders found it: reports come per
+  // ordered pair (N builders, up to N(N-1) reports), and most say the same.
+  const pairs = new Map()
+  const groups = new Map()
   for (const r of reports) {
-    section.append(
-      el('p', {}, `${r.keyId.slice(0, 12)} compared ${short(r.a.manifestDigest)} with ${r.b.keyId.slice(0, 12)}'s ${short(r.b.manifestDigest)}: `,
-        `${r.paths.total} differing path${r.paths.total === 1 ? '' : 's'}, ${r.paths.explained} with a known cause.`),
-      el('table', { class: 'causes' },
-        el('thead', {}, el('tr', {}, ['Cause', 'Files', 'Dockerfile step', 'Fix'].map(h => el('th', { scope: 'col' }, h)))),
-        el('tbody', {}, r.causes.map(c => el('tr', { 'data-cause': c.id },
-          el('td', {}, el('code', {}, c.id), el('br'), el('small', {}, c.summary),
-            ...(c.evidence ?? []).slice(0, 2).map(e => el('small', { class: 'evidence' }, el('br'), e))),
-          el('td', { class: 'count' }, String(c.count)),
-          el('td', {}, c.steps.map(s => el('code', { class: 'step' }, s))),
-          el('td', {}, el('code', {}, c.fix)))))))
+    const pair = [r.a.keyId, r.b.keyId].sort()
+    const pairKey = pair.join(' ')
+    const seen = pairs.get(pairKey) ?? { keys: pair, total: 0, explained: 0 }
+    seen.total = Math.max(seen.total, r.paths.total)
+    seen.explained = Math.max(seen.explained, r.paths.explained)
+    pairs.set(pairKey, seen)
+    for (const c of r.causes) {
+      const k = `${c.id}\n${c.steps.join('\n')}`
+      const g = groups.get(k) ?? { cause: c, count: 0, paths: new Set(), evidence: new Set(), pairs: new Set() }
+      g.count = Math.max(g.count, c.count)
+      for (const p of c.paths) g.paths.add(p)
+      for (const e of c.evidence ?? []) g.evidence.add(e)
+      g.pairs.add(pairKey)
+      groups.set(k, g)
+    }
+  }
+  const pairText = k => pairs.get(k).keys.map(x => x.slice(0, 12)).join(' ↔ ')
+  if (reports.length > 0) {
+    section.append(el('p', {}, `${reports.length} report${reports.length === 1 ? '' : 's'} over ${pairs.size} pair${pairs.size === 1 ? '' : 's'} of builders: `,
+      [...pairs.keys()].map(k => `${pairText(k)} (${pairs.get(k).total} differing path${pairs.get(k).total === 1 ? '' : 's'}, ${pairs.get(k).explained} with a known cause)`).join('; '), '.'))
+    const rows = [...groups.values()].sort((x, y) => y.count - x.count || x.cause.id.localeCompare(y.cause.id))
+    section.append(el('table', { class: 'causes' },
+      el('thead', {}, el('tr', {}, ['Cause', 'Files', 'Dockerfile step', 'Fix', 'Found between'].map(h => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rows.map(g => el('tr', { 'data-cause': g.cause.id },
+        el('td', {}, el('code', {}, g.cause.id), el('br'), el('small', {}, g.cause.summary),
+          ...[...g.evidence].slice(0, 2).map(e => el('small', { class: 'evidence' }, el('br'), e))),
+        // The count, then the files: an unknown cause is only useful with its paths.
+        el('td', { class: 'count' }, String(g.count), [...g.paths].slice(0, 5).flatMap(p => [el('br'), el('code', { class: 'path' }, p)])),
+        el('td', {}, g.cause.steps.map(st => el('code', { class: 'step' }, st))),
+        el('td', {}, el('code', {}, g.cause.fix)),
+        el('td', { class: 'pairs' }, [...g.pairs].map(k => el('span', { class: 'pair' }, pairText(k), el('br')))))))))
   }
   detailsBody.append(section)
 }
