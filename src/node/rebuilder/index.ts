@@ -3,6 +3,8 @@ export type { Rebuilder, RebuilderInit, RebuilderComponents, RebuildRequest, Reb
 export { planRebuild } from './plan.js'
 export type { RebuildPlan } from './plan.js'
 export type { BuildProgress } from './buildx.js'
+export { dyingWithParent } from './buildx.js'
+export { dockerCli } from './cli.js'
 export type { EngineInfo, Capabilities } from './engine.js'
 export { resolveRef, checkout, repositoryUrl } from './source.js'
 export { git } from './git.js'
