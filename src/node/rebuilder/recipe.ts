@@ -40,6 +40,11 @@ export interface Variant {
 
 export interface Recipe {
   name: string
+  /**
+   * `workflows`: a release publishes only the targets its own tag-triggered workflows build
+   * (workflow-targets.ts); the variants are how to rebuild each, a superset across releases.
+   */
+  targetsFrom?: 'workflows'
   variants: Variant[]
 }
 
