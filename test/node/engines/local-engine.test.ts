@@ -5,18 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLocalEngine, EngineStartError, type LocalEngine } from '../../../src/node/engines/index.js'
-import { engineAvailable } from '../../helpers/engine.js'
+import { ownEnginesAvailable } from '../../helpers/engine.js'
 
-/** A dockerd of its own needs root and an installed engine; CI runs as root (NEKO_REQUIRE_ENGINE=1 fails instead of skipping). */
-function ownEngineAvailable (suite: string): boolean {
-  if (!engineAvailable(suite)) return false
-  if (process.getuid?.() === 0) return true
-  if (process.env.NEKO_REQUIRE_ENGINE === '1') throw new Error(`${suite}: NEKO_REQUIRE_ENGINE=1 but not root, and a dockerd of its own needs root`)
-  process.stderr.write(`[skip] ${suite}: not root; a dockerd of its own needs root\n`)
-  return false
-}
-
-const available = ownEngineAvailable('engines: a dockerd per node')
+const available = ownEnginesAvailable('engines: a dockerd per node')
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
 const linkExists = (name: string): boolean => sh('ip', ['-o', 'link', 'show']).split('\n').some(l => l.split(': ')[1]?.split('@')[0] === name)
 const namespaces = (): string[] => sh('ctr', ['namespaces', 'ls', '-q']).split('\n').filter(l => l !== '')
