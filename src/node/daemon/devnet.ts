@@ -28,6 +28,8 @@ export interface DevnetInit {
    * on a Docker engine of its own (a separate dockerd per node, k = 2; needs root).
    */
   oneEngine?: boolean
+  /** The dockerd binary the nodes' engines run; found on PATH when not given. */
+  dockerd?: string
   /** Stops the run (Ctrl-C): nodes and engines are stopped as after a finished one. */
   signal?: AbortSignal
   /** Keep the temporary directory (stores, keys, fixture project) for inspection. */
@@ -129,7 +131,7 @@ export async function runDevnet (init: DevnetInit = {}, components: LoggerCompon
     if (own) {
       // Bridge names are interface names (15 bytes at most): a random stem keeps side-by-side devnets apart.
       const stem = `nkd-${randomBytes(3).toString('hex')}`
-      for (let i = 0; i < n; i++) engines.push(createLocalEngine({ name: `${stem}-${i + 1}`, dir: join(dir, `engine-${i + 1}`) }, { logger: root }))
+      for (let i = 0; i < n; i++) engines.push(createLocalEngine({ name: `${stem}-${i + 1}`, dir: join(dir, `engine-${i + 1}`), ...(init.dockerd != null ? { dockerd: init.dockerd } : {}) }, { logger: root }))
       say(`starting ${n} Docker engines (a dockerd per node, bridges ${stem}-1..${n})`)
       // All are started before any failure is thrown, so that `finally` stops every one that came up.
       const started = await Promise.allSettled(engines.map(async e => { await e.start() }))

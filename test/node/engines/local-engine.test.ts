@@ -4,6 +4,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runDevnet } from '../../../src/node/daemon/devnet.js'
 import { createLocalEngine, EngineStartError, type LocalEngine } from '../../../src/node/engines/index.js'
 import { ownEnginesAvailable } from '../../helpers/engine.js'
 
@@ -75,6 +76,25 @@ describe.skipIf(!available)('a Docker engine of its own', () => {
     await e.stop()
     expect(docker0()).toBe(docker0Before)
   }, 60_000)
+
+  it('a devnet whose second engine fails to start stops the first and removes every bridge', async () => {
+    const real = sh('sh', ['-c', 'command -v dockerd || echo /usr/sbin/dockerd']).trim()
+    const flaky = join(dir, 'dockerd-second-fails')
+    await writeFile(flaky, `#!/bin/sh\ncase "$*" in *engine-2/data*) echo "failed to start daemon: engine 2 made to fail" >&2; exit 1;; esac\nexec ${real} "$@"\n`)
+    await chmod(flaky, 0o755)
+    const progress: string[] = []
+    const err = await runDevnet({ nodes: 2, dockerd: flaky, timeoutMs: 60_000, onProgress: line => { progress.push(line) } }).then(() => undefined, (x: unknown) => x)
+    expect(err).toBeInstanceOf(EngineStartError)
+    expect((err as Error).message).toMatch(/engine 2 made to fail/)
+    expect(progress.some(l => l.startsWith('stopping 2 Docker engines'))).toBe(true)
+    // This devnet's engines (other devnets may run beside it): named in its progress.
+    const devnetStem = progress.map(l => /bridges (nkd-[0-9a-f]{6})-1/.exec(l)?.[1]).find(x => x != null)
+    expect(devnetStem).toBeDefined()
+    expect(linkExists(`${devnetStem!}-1`)).toBe(false)
+    expect(linkExists(`${devnetStem!}-2`)).toBe(false)
+    expect(namespaces().filter(n => n.startsWith(`neko-${devnetStem!}`))).toEqual([])
+    expect(docker0()).toBe(docker0Before)
+  }, 120_000)
 
   it('refuses a name that cannot name a bridge', () => {
     expect(() => createLocalEngine({ name: 'docker0-but-far-too-long', dir })).toThrow(EngineStartError)
