@@ -50,6 +50,8 @@ export interface DevnetNodeView {
   keyId: string
   /** `docker info` ID of the engine the node built on. */
   engineId?: string
+  /** The bridge of the node's own engine (removed when the devnet stops); absent with `oneEngine`. */
+  bridge?: string
   /** The node's verdicts, computed over its own store. */
   verdicts: Array<{ target: string, status: VerdictStatus, digest?: string, agreeing: number }>
 }
@@ -183,7 +185,7 @@ export async function runDevnet (init: DevnetInit = {}, components: LoggerCompon
 
     const views: DevnetNodeView[] = []
     let first: TargetVerdict[] = []
-    for (const d of daemons) {
+    for (const [i, d] of daemons.entries()) {
       const stored = await d.store.claimsForCommit(project.repository, project.commit, policy.builderKeys.keys())
       const claims = judgedClaims(stored)
       const { verdicts } = judge({ policy, announcements: [announcement], claims })
@@ -193,6 +195,7 @@ export async function runDevnet (init: DevnetInit = {}, components: LoggerCompon
         peerId: d.peerId,
         keyId: d.keyId,
         ...(engineId != null ? { engineId } : {}),
+        ...(engines[i] != null ? { bridge: engines[i].bridge } : {}),
         verdicts: verdicts.map(v => ({ target: v.key, status: v.status, ...(v.consensusDigest != null ? { digest: v.consensusDigest } : {}), agreeing: v.agreeing.length }))
       })
     }
