@@ -18,7 +18,7 @@ export interface Capabilities {
   arch: string
   /** Platforms it builds; `emulated` ones run under binfmt (slower, still valid). */
   platforms: Array<{ platform: string, emulated: boolean }>
-  /** An NVIDIA GPU is available to builds (needed by nvidia variants). */
+  /** An NVIDIA GPU is available to containers (nvidia runtime or CDI devices); building nvidia variants needs none. */
   nvidia: boolean
   /** False for an observer node that stores and relays but builds nothing. */
   builds: boolean

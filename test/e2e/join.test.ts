@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { execFile } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,10 +11,12 @@ import { writeIdentity } from '../../src/node/identity-files.js'
 import { createStore } from '../../src/node/store/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { parsePolicy } from '../../src/protocol/policy.js'
-import { engineAvailable } from '../helpers/engine.js'
+import { engineAvailable, ownEnginesAvailable } from '../helpers/engine.js'
 import { storeVerdicts } from '../node/helpers.js'
 
 const available = engineAvailable('join end to end')
+// The devnet's default form starts a dockerd per node (root); the rest needs the engine alone.
+const ownEngines = available && ownEnginesAvailable('devnet on engines of its own')
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts')
 
 interface NodeProcess {
@@ -55,6 +57,9 @@ async function waitFor (what: string, check: () => boolean | Promise<boolean>, t
     await new Promise(resolve => setTimeout(resolve, 100))
   }
 }
+
+/** Names of this machine's network interfaces. */
+const links = (): string[] => execFileSync('ip', ['-o', 'link', 'show']).toString().split('\n').map(l => l.split(': ')[1] ?? '').filter(n => n !== '').sort()
 
 /** Claims a node stored: its own (signed after a build) and its peers' (from gossip or back-fill). */
 const storedClaims = (p: NodeProcess): Set<unknown> => new Set(p.logs.filter(l => l.msg === 'claim stored' || l.msg === 'build finished; claim signed').map(l => l.id))
@@ -195,7 +200,7 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
     expect((await node.exited).code).toBe(0)
   }, 60_000)
 
-  it('devnet --nodes 3 --json reports the fixture release reproducible, each node\'s log lines naming it', async () => {
+  it.skipIf(!ownEngines)('devnet --nodes 3 --json runs each node on its own engine and reports the fixture release reproducible with k = 2, each node\'s log lines naming it', async () => {
     const child = cli(['devnet', '--nodes', '3', '--json'])
     let out = ''
     let err = ''
@@ -203,16 +208,24 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
     child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
     const code = await new Promise<number | null>(resolve => child.on('exit', resolve))
     expect(code, err).toBe(0)
-    const result = JSON.parse(out) as { reproducible: boolean, threshold: number, targets: Array<{ status: string, digest: string, agreeing: unknown[], sameEngine: unknown[] }>, nodes: Array<{ peerId: string, verdicts: Array<{ status: string, digest: string }> }> }
+    const result = JSON.parse(out) as { reproducible: boolean, threshold: number, engines: string, targets: Array<{ status: string, digest: string, agreeing: unknown[], sameEngine: unknown[] }>, nodes: Array<{ peerId: string, engineId: string, bridge: string, verdicts: Array<{ status: string, digest: string }> }> }
     expect(result.reproducible).toBe(true)
-    // Three nodes on one engine are one witness: k = 1, one counted vote, two folded into it.
-    expect(result.threshold).toBe(1)
+    // Three nodes on three engines are three votes: k = 2 is met by real independent builds.
+    expect(result.engines).toBe('own')
+    expect(result.threshold).toBe(2)
+    expect(new Set(result.nodes.map(n => n.engineId)).size).toBe(3)
+    expect(result.nodes.map(n => n.engineId)).not.toContain(execFileSync('docker', ['info', '--format', '{{.ID}}']).toString().trim())
     expect(result.targets).toHaveLength(1)
     expect(result.targets[0]!.status).toBe('reproducible')
-    expect(result.targets[0]!.agreeing).toHaveLength(1)
-    expect(result.targets[0]!.sameEngine).toHaveLength(2)
+    expect(result.targets[0]!.agreeing).toHaveLength(3)
+    expect(result.targets[0]!.sameEngine).toHaveLength(0)
     expect(result.nodes).toHaveLength(3)
     for (const n of result.nodes) expect(n.verdicts[0]!.digest).toBe(result.targets[0]!.digest)
+    // The engines' bridges went with them.
+    const bridges = result.nodes.map(n => n.bridge)
+    expect(new Set(bridges).size).toBe(3)
+    for (const b of bridges) expect(b).toMatch(/^nkd-[0-9a-f]{6}-[123]$/)
+    expect(links().filter(l => bridges.includes(l))).toEqual([])
 
     // One log stream, three nodes: every record of a node's services carries its policy name
     // and the end of its peer id.

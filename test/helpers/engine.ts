@@ -22,3 +22,16 @@ export function engineAvailable (suite: string): boolean {
   }
   return ok
 }
+
+/**
+ * Whether a Docker engine of its own can be started here (src/node/engines: a dockerd per
+ * node needs root and an installed engine). CI runs as root; under `NEKO_REQUIRE_ENGINE=1`
+ * a missing one throws instead of skipping.
+ */
+export function ownEnginesAvailable (suite: string): boolean {
+  if (!engineAvailable(suite)) return false
+  if (process.getuid?.() === 0) return true
+  if (process.env.NEKO_REQUIRE_ENGINE === '1') throw new Error(`${suite}: NEKO_REQUIRE_ENGINE=1 but not root, and a dockerd of its own needs root`)
+  process.stderr.write(`[skip] ${suite}: not root; a dockerd of its own needs root\n`)
+  return false
+}

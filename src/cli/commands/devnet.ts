@@ -6,6 +6,7 @@ import { EXIT } from '../exit-codes.js'
 
 interface DevnetOptions {
   nodes: string
+  oneEngine?: boolean
   json?: boolean
   keep?: boolean
   timeout: string
@@ -14,8 +15,9 @@ interface DevnetOptions {
 
 export function register (program: Command): void {
   program.command('devnet')
-    .description('Run a local network of rebuilder nodes on 127.0.0.1 that rebuild a fixture release with the real engine, and print their consensus')
-    .option('--nodes <n>', 'number of nodes (all trusted builders on this engine, k = 1)', '3')
+    .description('Run a local network of rebuilder nodes on 127.0.0.1, each on a Docker engine of its own, that rebuild a fixture release and print their consensus')
+    .option('--nodes <n>', 'number of nodes, all trusted builders (k = 2; k = 1 with --one-engine)', '3')
+    .option('--one-engine', 'build every node on the running engine instead of starting a dockerd per node (one engine is one vote: k = 1; no root needed)')
     .option('--json', 'print the result as JSON')
     .option('--keep', 'keep the temporary directory (stores, keys, fixture project) and print its path')
     .option('--timeout <seconds>', 'give up waiting for the consensus after this long', '600')
@@ -28,13 +30,23 @@ export function register (program: Command): void {
       const progress = opts.json === true ? undefined : (line: string): void => { process.stderr.write(`devnet: ${line}\n`) }
       // The run prints its own progress; node logs only on request (NEKO_LOG_LEVEL=info).
       const logger = createLogger({ defaultLevel: 'warn' })
+      // Ctrl-C still stops the nodes, the engines and removes their bridges.
+      const stop = new AbortController()
+      const onSignal = (): void => { stop.abort(new Error('stopped by a signal')) }
+      process.once('SIGINT', onSignal)
+      process.once('SIGTERM', onSignal)
       const result = await runDevnet({
         nodes,
+        oneEngine: opts.oneEngine === true,
+        signal: stop.signal,
         keep: opts.keep === true,
         timeoutMs: timeout * 1000,
         ...(progress != null ? { onProgress: progress } : {}),
         ...(opts.nondeterministicWith != null ? { nondeterministicWith: opts.nondeterministicWith } : {})
-      }, { logger })
+      }, { logger }).finally(() => {
+        process.off('SIGINT', onSignal)
+        process.off('SIGTERM', onSignal)
+      })
       if (opts.json === true) {
         process.stdout.write(JSON.stringify({
           reproducible: result.reproducible,
@@ -43,6 +55,7 @@ export function register (program: Command): void {
           tag: result.tag,
           commit: result.commit,
           threshold: result.threshold,
+          engines: result.engines,
           seconds: result.seconds,
           ...(result.dir != null ? { dir: result.dir } : {}),
           targets: result.verdicts.map(v => ({
@@ -64,9 +77,9 @@ export function register (program: Command): void {
         const widths = rows[0]!.map((_, i) => Math.max(...rows.map(r => r[i]!.length)))
         const lines = rows.map(r => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())
         process.stdout.write([
-          `release ${result.tag} (commit ${result.commit.slice(0, 12)}), ${result.nodes.length} nodes on one engine, k = ${result.threshold}`,
+          `release ${result.tag} (commit ${result.commit.slice(0, 12)}), ${result.nodes.length} nodes on ${result.engines === 'one' ? 'one engine' : `${result.nodes.length} engines`}, k = ${result.threshold}`,
           ...lines,
-          ...result.nodes.map((n, i) => `node ${i + 1} ${n.peerId}: ${n.verdicts.map(v => v.status).join(', ')}`),
+          ...result.nodes.map((n, i) => `node ${i + 1} ${n.peerId} (engine ${n.engineId ?? '?'}): ${n.verdicts.map(v => v.status).join(', ')}`),
           result.reproducible ? `reproducible: every node agrees on every target (${result.seconds} s)` : `not reproducible on every node (${result.seconds} s)`,
           ...(result.dir != null ? [`kept: ${result.dir} (query it: neko-rebuilder status TAG --data-dir ${result.dir}/node-1 --policy ${result.dir}/trust.json)`] : []),
           ''

@@ -44,6 +44,11 @@ export interface BuildxResult {
 const SETPRIV = '/usr/bin/setpriv'
 const HAS_SETPRIV = existsSync(SETPRIV)
 
+/** `file args` wrapped so that the kernel sends `signal` to it when this process dies (where setpriv exists). */
+export function dyingWithParent (file: string, args: string[], signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): [string, string[]] {
+  return HAS_SETPRIV ? [SETPRIV, ['--pdeathsig', signal, '--', file, ...args]] : [file, args]
+}
+
 /** How long buildx gets to cancel the solve after SIGINT before it is killed. */
 const KILL_GRACE_MS = 5_000
 
@@ -54,7 +59,7 @@ const KILL_GRACE_MS = 5_000
 export async function runBuildx (run: BuildxRun): Promise<BuildxResult> {
   return await new Promise(resolve => {
     if (run.signal.aborted) { resolve({ exitCode: null, aborted: true }); return }
-    const [file, args] = HAS_SETPRIV ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', run.cli, ...run.args]] : [run.cli, run.args]
+    const [file, args] = dyingWithParent(run.cli, run.args)
     const child = spawn(file, args, { cwd: run.cwd, env: run.env, stdio: ['ignore', 'pipe', 'pipe'] })
     let head = ''
     let killTimer: NodeJS.Timeout | undefined

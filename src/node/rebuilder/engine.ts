@@ -60,7 +60,7 @@ export function parseBuildxVersion (text: string): string {
  * Asks the engine (dockerode) and the CLI (buildx) what they are, and refuses with an
  * EngineNotReadyError that says what to change when a reproducible OCI export is impossible.
  */
-export async function checkEngine (docker: Dockerode, cli: string, signal?: AbortSignal): Promise<EngineInfo> {
+export async function checkEngine (docker: Dockerode, cli: string, signal?: AbortSignal, env?: NodeJS.ProcessEnv): Promise<EngineInfo> {
   let version: Dockerode.DockerVersion
   let info: Record<string, unknown>
   try {
@@ -74,13 +74,13 @@ export async function checkEngine (docker: Dockerode, cli: string, signal?: Abor
   }
   let buildx: string
   try {
-    buildx = parseBuildxVersion(await dockerCli(cli, ['buildx', 'version'], { signal, timeoutMs: 30_000 }))
+    buildx = parseBuildxVersion(await dockerCli(cli, ['buildx', 'version'], { signal, timeoutMs: 30_000, env }))
   } catch (err) {
     throw new EngineNotReadyError(`docker buildx is not available (${(err as Error).message}); install the buildx plugin (>= 0.13)`)
   }
   let builder: EngineInfo['builder']
   try {
-    builder = parseBuildxInspect(await dockerCli(cli, ['buildx', 'inspect', '--bootstrap'], { signal, timeoutMs: 120_000 }))
+    builder = parseBuildxInspect(await dockerCli(cli, ['buildx', 'inspect', '--bootstrap'], { signal, timeoutMs: 120_000, env }))
   } catch (err) {
     throw new EngineNotReadyError(`the current buildx builder does not start (${(err as Error).message}); select a working one with \`docker buildx use default\` or \`docker buildx create --driver docker-container --use\``)
   }

@@ -27,7 +27,7 @@ export class EngineNotReadyError extends NekoError {
   override readonly code = 'ERR_ENGINE_NOT_READY'
 }
 
-/** A target asks for what this node does not have (a platform it cannot build, an nvidia runtime). */
+/** A target asks for what this node does not have (a platform it cannot build). */
 export class RequirementsError extends NekoError {
   override name = 'RequirementsError'
   override readonly code = 'ERR_REQUIREMENTS'

@@ -30,6 +30,11 @@ export interface RebuilderInit {
   timeoutMs?: number
   /** The docker CLI that runs buildx; `docker` by default. */
   dockerCli?: string
+  /**
+   * The engine to build on, `unix:///path/docker.sock` (a node's own engine, src/node/engines);
+   * DOCKER_HOST or the default socket when not given.
+   */
+  dockerHost?: string
   /** Keep each rebuild's workspace (checkout, tarballs) for inspection. */
   keepWorkspaces?: boolean
   /** Build logs kept under `workDir/logs` (rebuilds without `outDir`); the oldest go first. Default 200. */
@@ -137,6 +142,8 @@ interface BaseInputs {
 class DefaultRebuilder implements Rebuilder {
   private readonly docker: Dockerode
   private readonly cli: string
+  /** The CLI's environment: DOCKER_HOST names the engine when one was given. */
+  private readonly cliEnv: NodeJS.ProcessEnv
   private readonly workDir: string
   private readonly timeoutMs: number
   private readonly keep: boolean
@@ -147,8 +154,11 @@ class DefaultRebuilder implements Rebuilder {
   constructor (components: RebuilderComponents, init: RebuilderInit) {
     // Loaded when an engine is made, not with the index: commands that only read recipes or
     // manifests through it (status, attest, announce) do not load the Docker client.
-    this.docker = components.docker ?? new (createRequire(import.meta.url)('dockerode') as typeof Dockerode)()
+    const socketPath = init.dockerHost?.startsWith('unix://') === true ? init.dockerHost.slice('unix://'.length) : undefined
+    if (init.dockerHost != null && socketPath == null) throw new TypeError(`dockerHost ${init.dockerHost}: only unix:// sockets are supported`)
+    this.docker = components.docker ?? new (createRequire(import.meta.url)('dockerode') as typeof Dockerode)(socketPath != null ? { socketPath } : undefined)
     this.cli = init.dockerCli ?? 'docker'
+    this.cliEnv = init.dockerHost != null ? { ...process.env, DOCKER_HOST: init.dockerHost } : process.env
     this.workDir = resolve(init.workDir)
     this.timeoutMs = init.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.keep = init.keepWorkspaces ?? false
@@ -157,7 +167,7 @@ class DefaultRebuilder implements Rebuilder {
   }
 
   async checkEngine (): Promise<EngineInfo> {
-    const info = await checkEngine(this.docker, this.cli)
+    const info = await checkEngine(this.docker, this.cli, undefined, this.cliEnv)
     this.cached = { at: Date.now(), info }
     return info
   }
@@ -365,7 +375,7 @@ class DefaultRebuilder implements Rebuilder {
       cli: this.cli,
       args,
       cwd: src,
-      env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch), BUILDKIT_PROGRESS: 'plain' },
+      env: { ...this.cliEnv, SOURCE_DATE_EPOCH: String(epoch), BUILDKIT_PROGRESS: 'plain' },
       log: buildLog,
       signal,
       onStep: (stepIndex, step) => progress({ phase: 'build', variant: variant.name, stepIndex, step })

@@ -17,6 +17,8 @@ export const recipeSchema = {
   additionalProperties: false,
   properties: {
     name,
+    // The published targets are read from the commit's own workflows (workflow-targets.ts).
+    targetsFrom: { enum: ['workflows'] },
     variants: {
       type: 'array',
       minItems: 1,

@@ -33,6 +33,10 @@ export interface Variant {
   image?: string
   prepare?: PrepareStep[]
   build: BuildSpec
+  /**
+   * `nvidia`: running the image needs an NVIDIA GPU. Building it needs none (the driver is
+   * injected only when a container runs), so this never keeps a node from building it.
+   */
   requires?: { nvidia?: boolean }
   /** Build arg name → variant whose result (by digest) that arg names, e.g. `{ "BASE_IMAGE": "base" }`. */
   from?: Record<string, string>
@@ -40,6 +44,11 @@ export interface Variant {
 
 export interface Recipe {
   name: string
+  /**
+   * `workflows`: a release publishes only the targets its own tag-triggered workflows build
+   * (workflow-targets.ts); the variants are how to rebuild each, a superset across releases.
+   */
+  targetsFrom?: 'workflows'
   variants: Variant[]
 }
 
@@ -183,8 +192,8 @@ export function findVariant (recipe: Recipe, name: string | undefined): Variant 
 
 /** Why this node cannot build the variant (for one platform, or for any of its platforms); empty when it can. */
 export function unmetRequirements (variant: Variant, capabilities: PlatformCapabilities, platform?: string): string[] {
+  // A GPU is not among them: building an nvidia variant needs none (Variant.requires).
   const missing: string[] = []
-  if (variant.requires?.nvidia === true && !capabilities.nvidia) missing.push('an NVIDIA container runtime (nvidia runtime or CDI nvidia.com/gpu devices)')
   const buildable = new Set(capabilities.platforms.map(p => p.platform))
   const wanted = platform != null ? [platform] : variant.platforms
   if (!wanted.some(p => buildable.has(p))) missing.push(`a builder for ${wanted.join(' or ')} (this node builds ${[...buildable].join(', ') || 'nothing'})`)

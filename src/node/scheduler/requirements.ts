@@ -2,9 +2,9 @@ import { loadRecipe, requirementsMet, type PlatformCapabilities, type Recipe } f
 
 /**
  * Whether this node can build one announced target. The announcement names its recipe; a
- * built-in recipe says what each variant needs (e.g. an NVIDIA GPU). A recipe that lives in
- * the repository is not known before checkout: then only the platform is checked, and the
- * name hint `nvidia` is taken as a GPU requirement.
+ * built-in recipe says what each variant needs. A recipe that lives in the repository is not
+ * known before checkout: then only the platform is checked. An NVIDIA GPU is never needed to
+ * build (only to run the image).
  */
 export async function canBuildTarget (recipeName: string, target: { variant: string, platform: string }, caps: PlatformCapabilities, cache: Map<string, Recipe | null>): Promise<{ ok: boolean, reason?: string }> {
   if (!caps.platforms.some(p => p.platform === target.platform)) {
@@ -19,7 +19,6 @@ export async function canBuildTarget (recipeName: string, target: { variant: str
   if (variant != null) {
     return requirementsMet(variant, caps, target.platform) ? { ok: true } : { ok: false, reason: `variant ${target.variant} needs what this node lacks` }
   }
-  if (/nvidia/i.test(target.variant) && !caps.nvidia) return { ok: false, reason: `variant ${target.variant} needs an NVIDIA GPU` }
   return { ok: true }
 }
 
