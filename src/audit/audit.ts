@@ -144,9 +144,9 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
   }
 
   /** A file that makes a parser or a rule throw is reported, not fatal: the rest of the repository is still audited. */
-  const guard = (path: string, fn: () => void): void => {
+  const guard = async (path: string, fn: () => Promise<void>): Promise<void> => {
     try {
-      fn()
+      await fn()
     } catch (err) {
       log.warn({ path, err }, 'audit of a file failed')
       errors.push({ path, message: `could not be audited: ${(err as Error).message}` })
@@ -154,12 +154,12 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
   }
 
   /** A Dockerfile, workflow or script audited on its own. */
-  const auditFile = (file: AuditedFile, text: string): void => {
+  const auditFile = async (file: AuditedFile, text: string): Promise<void> => {
     if (file.kind === 'dockerfile') {
-      const loaded = loadDockerfile({ path: file.path, text, lookup })
+      const loaded = await loadDockerfile({ path: file.path, text, lookup })
       if (accept(file.path, loaded)) runDockerfile(loaded.ctx, loaded.units)
     } else if (file.kind === 'workflow') {
-      const loaded = loadWorkflow(file.path, text, lookup)
+      const loaded = await loadWorkflow(file.path, text, lookup)
       if (loaded.problems.length > 0 || loaded.ctx == null) {
         errors.push({ path: file.path, message: `malformed workflow: ${loaded.problems.join('; ')}` })
         return
@@ -167,7 +167,7 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
       for (const f of FAMILIES) f.workflow?.(loaded.ctx, report)
       runUnits(loaded.units)
     } else {
-      const parsed = parseShell(text)
+      const parsed = await parseShell(text)
       const lines = createLineIndex(text)
       if (parsed.problems.length > 0) {
         errors.push({ path: file.path, message: `malformed shell script: ${parsed.problems.map(p => `line ${lines.position(p.offset).line}: ${p.message}`).join('; ')}` })
@@ -184,8 +184,8 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
     const text = await read(file.path)
     if (text == null) continue
     let template: LoadedDockerfile | undefined
-    guard(file.path, () => {
-      const loaded = loadDockerfile({ path: file.path, text, template: true, lookup })
+    await guard(file.path, async () => {
+      const loaded = await loadDockerfile({ path: file.path, text, template: true, lookup })
       if (!accept(file.path, loaded)) return
       runDockerfile(loaded.ctx, loaded.units)
       template = loaded
@@ -199,8 +199,8 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
         includedPaths.add(target)
         if (!files.has(target)) files.set(target, { path: target, kind: 'dockerfile' })
         const globals = template.ctx.globals
-        guard(target, () => {
-          const loaded = loadDockerfile({ path: target, text: incText, inherited: globals, stages, via: file.path, lookup })
+        await guard(target, async () => {
+          const loaded = await loadDockerfile({ path: target, text: incText, inherited: globals, stages, via: file.path, lookup })
           if (accept(target, loaded)) runDockerfile(loaded.ctx, loaded.units)
         })
       }
@@ -212,7 +212,7 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
     if (file.kind === 'template' || includedPaths.has(file.path)) continue
     const text = await read(file.path)
     if (text == null) continue
-    guard(file.path, () => auditFile(file, text))
+    await guard(file.path, async () => { await auditFile(file, text) })
   }
 
   const scope = createScope({ files: [...files.values()], text: path => texts.get(path) ?? lookup(path), ...(opts.recipe != null ? { recipe: opts.recipe } : {}) })
