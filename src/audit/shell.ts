@@ -285,8 +285,8 @@ class Reader {
     else cmd.next = next
   }
 
-  /** Lists the commands of substitutions inside `node` (a word, a redirect target), before the command that holds them. */
-  private substitutions (node: Node, at: Placement, depth: number, holder: () => SimpleCommand | undefined): void {
+  /** Lists the commands of substitutions inside `node` (a word, a redirect target); the caller marks whose they are. */
+  private substitutions (node: Node, at: Placement, depth: number): void {
     // A quoted heredoc delimiter (<<'EOF') keeps the body's text as written; no substitution runs.
     if (node.type === 'heredoc_body' && /^["'\\]/.test(node.parent?.children.find(c => c?.type === 'heredoc_start')?.text ?? '')) return
     // The commands after a heredoc (`cat <<EOF | sh`) are read by heredocTail.
@@ -298,14 +298,11 @@ class Reader {
         if (c.isNamed) this.walk(c, at, depth)
         else this.separator(c.type)
       }
-      const inner = this.out.commands.slice(before)
-      const last = inner.at(-1)
+      const last = this.out.commands.slice(before).at(-1)
       if (last != null) last.next = 'group'
-      const h = holder()
-      if (h != null) for (const c of inner) c.substitutionOf ??= h
       return
     }
-    for (const c of node.namedChildren) if (c != null) this.substitutions(c, at, depth, holder)
+    for (const c of node.namedChildren) if (c != null) this.substitutions(c, at, depth)
   }
 
   /** A simple command (or declaration, test, assignment) from its node. */
@@ -313,8 +310,6 @@ class Reader {
     const words: Word[] = []
     const assignments: Word[] = []
     const redirects: Redirect[] = []
-    let held: SimpleCommand | undefined
-    const holder = (): SimpleCommand | undefined => held
     const pending: Array<{ node: Node, at: Placement }> = []
     const add = (n: Node): void => {
       if (n.type === 'comment') return
@@ -335,8 +330,8 @@ class Reader {
     else for (const c of node.children) if (c != null) add(c)
     // Commands in substitutions run first.
     const before = this.out.commands.length
-    for (const p of pending) this.substitutions(p.node, p.at, depth, holder)
-    held = shape(words, assignments, redirects, 'newline')
+    for (const p of pending) this.substitutions(p.node, p.at, depth)
+    const held = shape(words, assignments, redirects, 'newline')
     for (const c of this.out.commands.slice(before)) c.substitutionOf ??= held
     this.emit(held, depth)
   }
@@ -367,7 +362,7 @@ class Reader {
         const redirs = node.children.filter((r): r is Node => r != null && REDIRECTS.has(r.type))
         // Substitutions in redirect targets (`> $(mktemp)`) run before the command.
         const first = this.out.commands.length
-        for (const r of redirs) this.substitutions(r, at, depth, () => undefined)
+        for (const r of redirs) this.substitutions(r, at, depth)
         const before = this.out.commands.length
         if (body != null) this.walk(body, at, depth)
         const inBody = this.out.commands.slice(before).filter(c => c.substitutionOf == null)
@@ -397,13 +392,13 @@ class Reader {
       default:
         if (WORDLIKE.has(node.type)) {
           // `for x in $(ls)`, `case $(uname) in`: only substitutions run
-          this.substitutions(node, at, depth, () => undefined)
+          this.substitutions(node, at, depth)
           return
         }
         for (const c of node.children) {
           if (c == null) continue
           if (!c.isNamed) { this.separator(c.type); continue }
-          if (REDIRECTS.has(c.type)) { this.substitutions(c, at, depth, () => undefined); continue }
+          if (REDIRECTS.has(c.type)) { this.substitutions(c, at, depth); continue }
           this.walk(c, at, depth)
         }
     }

@@ -1,0 +1,68 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { auditRepository } from '../../src/audit/index.js'
+import { createFixtureProject } from '../../src/node/daemon/fixture-project.js'
+
+const dirs: string[] = []
+afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }) })
+
+async function repo (files: Record<string, string>): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'audit-shell-'))
+  dirs.push(root)
+  for (const [path, text] of Object.entries(files)) {
+    await mkdir(dirname(join(root, path)), { recursive: true })
+    await writeFile(join(root, path), text)
+  }
+  return root
+}
+
+/** Each command that writes random bytes or the clock into the image, as a RUN, a script, a quoted sh -c script, a heredoc and a workflow step would write it. */
+const MISSED: Array<[string, string]> = [
+  ['openssl rand -hex 16 > /etc/secret', 'NR004-random-embedded'],
+  ['head -c 16 /dev/urandom > /etc/machine-id', 'NR004-random-embedded'],
+  ['dd if=/dev/urandom of=/var/lib/seed bs=16 count=1', 'NR004-random-embedded'],
+  ['busybox date +%s > /built-at', 'NR002-build-time-embedded']
+]
+
+describe('the audit reads shell as a shell does', () => {
+  for (const [command, rule] of MISSED) {
+    it(`finds ${command} wherever it is written`, async () => {
+      const escaped = command.replace(/"/g, '\\"')
+      const root = await repo({
+        Dockerfile: `FROM scratch\nRUN set -e; \\\n  # write it\n  ${command}\n`,
+        'Dockerfile.wrapped': `FROM scratch\nRUN sudo -E sh -ec "true && ${escaped}"\n`,
+        'Dockerfile.heredoc': `# syntax=docker/dockerfile:1.7@sha256:${'a'.repeat(64)}\nFROM scratch\nRUN <<EOF\nset -e\nif true; then\n  ${command}\nfi\nEOF\n`,
+        'build.sh': `#!/bin/sh\nmake() { ${command}; }\nmake\n`,
+        '.github/workflows/ci.yml': `on: push\njobs:\n  b:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: |\n          (cd out && ${command})\n`
+      })
+      const report = await auditRepository(root)
+      expect(report.errors).toEqual([])
+      const found = report.findings.filter(f => f.ruleId === rule).map(f => `${f.path}:${f.line}`).sort()
+      expect(found).toEqual(['.github/workflows/ci.yml:7', 'Dockerfile.heredoc:6', 'Dockerfile.wrapped:2', 'Dockerfile:4', 'build.sh:2'])
+      for (const f of report.findings.filter(x => x.ruleId === rule)) expect(f.severity).toBe('critical')
+    })
+  }
+
+  it('finds the clock and the random bytes of the fixture the network judges unreproducible, at its RUN line', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'audit-fixture-'))
+    dirs.push(root)
+    const busybox = join(root, 'busybox-stand-in')
+    await writeFile(busybox, '#!/bin/sh\n')
+    const project = await createFixtureProject(join(root, 'project'), { nondeterministicWith: busybox })
+    const report = await auditRepository(project.repository)
+    expect(report.errors).toEqual([])
+    const critical = report.findings.filter(f => f.severity === 'critical').map(f => `${f.ruleId} ${f.path}:${f.line}`)
+    expect(critical).toEqual(['NR002-build-time-embedded Dockerfile:5', 'NR004-random-embedded Dockerfile:5'])
+    // the fixture has only COPY and this RUN: nothing else is critical, and the criticals come first
+    expect(report.findings.slice(0, 2).map(f => f.ruleId)).toEqual(['NR002-build-time-embedded', 'NR004-random-embedded'])
+  })
+
+  it('does not take a random read that stays in the build for one written into the image', async () => {
+    const root = await repo({ Dockerfile: 'FROM scratch\nRUN head -c 16 /dev/urandom | sha256sum && openssl rand 8 > /dev/null && dd if=/dev/zero of=/swap bs=1M count=1\n' })
+    const report = await auditRepository(root)
+    expect(report.findings.filter(f => f.ruleId === 'NR004-random-embedded')).toEqual([])
+    expect(report.findings.filter(f => f.ruleId === 'NR003-nondeterministic-value').map(f => f.text)).toEqual(['head -c 16 /dev/urandom', 'openssl rand 8'])
+  })
+})
