@@ -8,6 +8,7 @@
  * command they run, and the script of `sh -c SCRIPT` is read like the rest of its unit.
  * Nothing is evaluated.
  */
+import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { Language, Parser } from 'web-tree-sitter'
 import type { Node } from 'web-tree-sitter'
@@ -85,17 +86,58 @@ const SEPARATORS = new Set<string>(['&&', '||', ';', '|', '&', ';;', '|&', ';&',
 const REDIRECTS = new Set(['file_redirect', 'heredoc_redirect', 'herestring_redirect'])
 
 let bash: Promise<Parser> | undefined
+let checker: Promise<(text: string) => Promise<unknown>> | undefined
+const require = createRequire(import.meta.url)
 
 /** The Bash parser, loaded once (the grammar is a WebAssembly module); parsing itself is synchronous. */
 export async function shellParser (): Promise<Parser> {
   bash ??= (async () => {
     await Parser.init()
-    const wasm = createRequire(import.meta.url).resolve('tree-sitter-bash/tree-sitter-bash.wasm')
+    const wasm = require.resolve('tree-sitter-bash/tree-sitter-bash.wasm')
     const parser = new Parser()
     parser.setLanguage(await Language.load(wasm))
     return parser
   })()
   return await bash
+}
+
+/**
+ * mvdan/sh (`sh-syntax`, the parser of shfmt, compiled to WebAssembly) as the judge of whether
+ * shell is valid: tree-sitter's Bash grammar is fast and gives the tree, but misreads some valid
+ * shell (`for i do`, backquotes holding parentheses, quotes in `case` patterns). Only text
+ * tree-sitter finds errors in is judged; the module is compiled once.
+ */
+async function shellChecker (): Promise<(text: string) => Promise<unknown>> {
+  checker ??= (async () => {
+    const { getProcessor } = await import('sh-syntax')
+    const module = await WebAssembly.compile(await readFile(require.resolve('sh-syntax/main.wasm')))
+    const processor = getProcessor(async (imports: WebAssembly.Imports) => await WebAssembly.instantiate(module, imports))
+    return async (text: string) => await processor(text, { keepComments: false })
+  })()
+  return await checker
+}
+
+/**
+ * mvdan/sh's reading of `text`: where its top-level statements start, or the syntax error it
+ * finds, in words a user knows. Offsets are into `text` (mvdan/sh counts UTF-8 bytes).
+ */
+async function statements (text: string): Promise<{ starts: number[], error?: { at: number, message: string } }> {
+  const check = await shellChecker()
+  const bytes = Buffer.from(text)
+  const index = (offset: number): number => bytes.length === text.length ? offset : bytes.subarray(0, offset).toString().length
+  try {
+    const file = await check(text) as { Stmts?: Array<{ Pos: { Offset: number } }> }
+    return { starts: (file.Stmts ?? []).map(st => index(st.Pos.Offset)) }
+  } catch (err) {
+    const e = err as { message?: string, Pos?: { Offset: number } }
+    const at = e.Pos == null ? 0 : index(e.Pos.Offset)
+    const message = (e.message ?? String(err))
+      .replace(/^reached EOF without closing quote `"`$/, 'unterminated double quote')
+      .replace(/^reached EOF without closing quote `'`$/, 'unterminated single quote')
+      .replace(/^reached EOF without closing quote "`"$/, 'unterminated backquote')
+      .replace(/^unclosed here-document `(.*)`$/, 'heredoc $1 is not closed')
+    return { starts: [], error: { at, message } }
+  }
 }
 
 /** Where the text being parsed sits in the file: exactly at `base`, or (after unquoting) somewhere in `[start, end)`. */
@@ -118,7 +160,8 @@ export async function parseShell (source: string, init: ShellParseInit = {}): Pr
   let text = source.slice(start, end)
   if ((init.newlines ?? 'separator') === 'space') text = joinLines(text)
   const out: ShellParse = { commands: [], problems: [] }
-  new Reader(parser, source, out).program({ text, exact: true, base: start, end }, 0)
+  const reader = new Reader(parser, source, out)
+  await reader.program({ text, exact: true, base: start, end }, 0)
   return out
 }
 
@@ -132,7 +175,7 @@ export async function execCommands (source: string, words: Word[]): Promise<Shel
   const reader = new Reader(parser, source, out)
   const cmd = shape(words, [], [], 'end')
   cmd.exec = true
-  reader.emit(cmd, 0)
+  await reader.emit(cmd, 0)
   return out
 }
 
@@ -239,22 +282,47 @@ class Reader {
     this.out = out
   }
 
-  /** Parses `at.text` and lists its commands; `depth` counts `sh -c` levels. */
-  program (at: Placement, depth: number): void {
+  /**
+   * Parses `at.text` and lists its commands; `depth` counts `sh -c` levels. Where tree-sitter
+   * finds an error, mvdan/sh judges the text: a real syntax error is reported (and what
+   * tree-sitter recovered is still read); valid shell tree-sitter misread is read again one
+   * statement at a time, as mvdan/sh splits it, and a statement still misread line by line.
+   */
+  async program (at: Placement, depth: number, recovering = false): Promise<void> {
     const tree = this.parser.parse(at.text)
     if (tree == null) {
       this.out.problems.push({ offset: at.base, message: 'the shell parser gave no result' })
       return
     }
     try {
-      const problem = firstProblem(tree.rootNode)
-      if (problem != null) this.out.problems.push({ offset: this.pos(at, problem.at), message: problem.message })
-      this.walk(tree.rootNode, at, depth)
+      const root = tree.rootNode
+      if (!root.hasError || recovering) {
+        await this.walk(root, at, depth)
+      } else {
+        const judged = await statements(at.text)
+        if (judged.error != null) this.out.problems.push({ offset: this.pos(at, judged.error.at), message: judged.error.message })
+        if (judged.error != null || judged.starts.length === 0) {
+          await this.walk(root, at, depth)
+        } else {
+          const bounds = [...judged.starts, at.text.length]
+          for (let k = 0; k + 1 < bounds.length; k++) await this.piece(at, bounds[k] as number, bounds[k + 1] as number, depth)
+        }
+      }
       const last = this.out.commands.at(-1)
       if (last != null && last.next === 'newline') last.next = 'end'
     } finally {
       tree.delete()
     }
+  }
+
+  /** One top-level statement of valid shell that tree-sitter misread as a whole. */
+  private async piece (at: Placement, start: number, end: number, depth: number): Promise<void> {
+    const part = (from: number, to: number): Placement => ({ ...at, text: at.text.slice(from, to), ...(at.exact ? { base: at.base + from } : {}) })
+    const tree = this.parser.parse(at.text.slice(start, end))
+    const clean = tree != null && !tree.rootNode.hasError
+    tree?.delete()
+    if (clean) { await this.program(part(start, end), depth, true); return }
+    for (const line of logicalLines(at.text, start, end)) await this.program(part(line.start, line.end), depth, true)
   }
 
   private pos (at: Placement, i: number): number {
@@ -268,7 +336,7 @@ class Reader {
   }
 
   /** Adds a command, then the commands of its `sh -c` script. */
-  emit (cmd: SimpleCommand, depth: number): void {
+  async emit (cmd: SimpleCommand, depth: number): Promise<void> {
     this.out.commands.push(cmd)
     const script = depth < MAX_INLINE_DEPTH ? inlineScript(cmd) : undefined
     // A script made by a substitution (`sh -c "$(curl ...)"`) is not known here; its commands are read as a substitution.
@@ -279,14 +347,14 @@ class Reader {
     const next = cmd.next
     cmd.next = 'group'
     const before = this.out.commands.length
-    this.program({ text: script.text, exact, base: exact ? script.start + offset : script.start, end: script.end }, depth + 1)
+    await this.program({ text: script.text, exact, base: exact ? script.start + offset : script.start, end: script.end }, depth + 1)
     const last = this.out.commands.at(-1)
     if (this.out.commands.length > before && last != null) last.next = next
     else cmd.next = next
   }
 
   /** Lists the commands of substitutions inside `node` (a word, a redirect target); the caller marks whose they are. */
-  private substitutions (node: Node, at: Placement, depth: number): void {
+  private async substitutions (node: Node, at: Placement, depth: number): Promise<void> {
     // A quoted heredoc delimiter (<<'EOF') keeps the body's text as written; no substitution runs.
     if (node.type === 'heredoc_body' && /^["'\\]/.test(node.parent?.children.find(c => c?.type === 'heredoc_start')?.text ?? '')) return
     // The commands after a heredoc (`cat <<EOF | sh`) are read by heredocTail.
@@ -295,18 +363,18 @@ class Reader {
       const before = this.out.commands.length
       for (const c of node.children) {
         if (c == null) continue
-        if (c.isNamed) this.walk(c, at, depth)
+        if (c.isNamed) await this.walk(c, at, depth)
         else this.separator(c.type)
       }
       const last = this.out.commands.slice(before).at(-1)
       if (last != null) last.next = 'group'
       return
     }
-    for (const c of node.namedChildren) if (c != null) this.substitutions(c, at, depth)
+    for (const c of node.namedChildren) if (c != null) await this.substitutions(c, at, depth)
   }
 
   /** A simple command (or declaration, test, assignment) from its node. */
-  private command (node: Node, at: Placement, depth: number): void {
+  private async command (node: Node, at: Placement, depth: number): Promise<void> {
     const words: Word[] = []
     const assignments: Word[] = []
     const redirects: Redirect[] = []
@@ -330,10 +398,10 @@ class Reader {
     else for (const c of node.children) if (c != null) add(c)
     // Commands in substitutions run first.
     const before = this.out.commands.length
-    for (const p of pending) this.substitutions(p.node, p.at, depth)
+    for (const p of pending) await this.substitutions(p.node, p.at, depth)
     const held = shape(words, assignments, redirects, 'newline')
     for (const c of this.out.commands.slice(before)) c.substitutionOf ??= held
-    this.emit(held, depth)
+    await this.emit(held, depth)
   }
 
   private redirect (node: Node, at: Placement): Redirect | undefined {
@@ -347,7 +415,7 @@ class Reader {
   }
 
   /** Walks statements in order, setting each command's `next` from the separator that follows it. */
-  private walk (node: Node, at: Placement, depth: number): void {
+  private async walk (node: Node, at: Placement, depth: number): Promise<void> {
     switch (node.type) {
       case 'command':
       case 'declaration_command':
@@ -355,16 +423,16 @@ class Reader {
       case 'test_command':
       case 'variable_assignment':
       case 'variable_assignments':
-        this.command(node, at, depth)
+        await this.command(node, at, depth)
         return
       case 'redirected_statement': {
         const body = node.childForFieldName('body') ?? node.namedChildren.find(c => c != null && !REDIRECTS.has(c.type))
         const redirs = node.children.filter((r): r is Node => r != null && REDIRECTS.has(r.type))
         // Substitutions in redirect targets (`> $(mktemp)`) run before the command.
         const first = this.out.commands.length
-        for (const r of redirs) this.substitutions(r, at, depth)
+        for (const r of redirs) await this.substitutions(r, at, depth)
         const before = this.out.commands.length
-        if (body != null) this.walk(body, at, depth)
+        if (body != null) await this.walk(body, at, depth)
         const inBody = this.out.commands.slice(before).filter(c => c.substitutionOf == null)
         for (const c of this.out.commands.slice(first, before)) c.substitutionOf ??= inBody[0]
         for (const r of redirs) {
@@ -375,14 +443,14 @@ class Reader {
           for (const c of targets) if (!c.redirects.some(x => x.target.start === redirect.target.start && x.op === redirect.op)) c.redirects.push(redirect)
         }
         // A heredoc's command line may go on: `cat <<EOF | sh`, `cat <<EOF && x`.
-        for (const r of redirs) this.heredocTail(r, at, depth)
+        for (const r of redirs) await this.heredocTail(r, at, depth)
         return
       }
       case 'pipeline': {
         for (const c of node.children) {
           if (c == null) continue
           if (!c.isNamed) { this.separator(c.type); continue }
-          this.walk(c, at, depth)
+          await this.walk(c, at, depth)
         }
         return
       }
@@ -392,25 +460,25 @@ class Reader {
       default:
         if (WORDLIKE.has(node.type)) {
           // `for x in $(ls)`, `case $(uname) in`: only substitutions run
-          this.substitutions(node, at, depth)
+          await this.substitutions(node, at, depth)
           return
         }
         for (const c of node.children) {
           if (c == null) continue
           if (!c.isNamed) { this.separator(c.type); continue }
-          if (REDIRECTS.has(c.type)) { this.substitutions(c, at, depth); continue }
-          this.walk(c, at, depth)
+          if (REDIRECTS.has(c.type)) { await this.substitutions(c, at, depth); continue }
+          await this.walk(c, at, depth)
         }
     }
   }
 
-  private heredocTail (node: Node, at: Placement, depth: number): void {
+  private async heredocTail (node: Node, at: Placement, depth: number): Promise<void> {
     if (node.type !== 'heredoc_redirect') return
     for (const c of node.children) {
       if (c == null || c.type === 'heredoc_body' || c.type === 'heredoc_start' || c.type === 'heredoc_end') continue
       if (!c.isNamed) { this.separator(c.type); continue }
       if (REDIRECTS.has(c.type)) continue
-      this.walk(c, at, depth)
+      await this.walk(c, at, depth)
     }
   }
 
@@ -429,38 +497,16 @@ function assignmentText (node: Node): string {
   return `${name?.text ?? ''}${op}${value != null ? wordText(value) : ''}`
 }
 
-/** The first syntax error in the tree, in words a user knows. */
-function firstProblem (root: Node): { at: number, message: string } | undefined {
-  if (!root.hasError) return undefined
-  const find = (n: Node): Node | undefined => {
-    if (n.isError || n.isMissing) return n
-    for (const c of n.children) {
-      if (c == null || !c.hasError && !c.isMissing) continue
-      const hit = find(c)
-      if (hit != null) return hit
-    }
-    return undefined
+/** The lines of `text[start, end)`, a line continued by a trailing backslash joined with the next. */
+function logicalLines (text: string, start: number, end: number): Array<{ start: number, end: number }> {
+  const out: Array<{ start: number, end: number }> = []
+  let from = start
+  for (let i = start; i <= end; i++) {
+    if (i < end && (text[i] !== '\n' || text[i - 1] === '\\')) continue
+    if (text.slice(from, i).trim() !== '') out.push({ start: from, end: i })
+    from = i + 1
   }
-  const bad = find(root)
-  if (bad == null) return { at: 0, message: 'syntax error' }
-  if (bad.isMissing) {
-    const what = bad.type
-    if (what === '"') return { at: bad.parent?.startIndex ?? bad.startIndex, message: 'unterminated double quote' }
-    if (what === '`') return { at: bad.parent?.startIndex ?? bad.startIndex, message: 'unterminated backquote' }
-    if (what === ')') return { at: bad.parent?.startIndex ?? bad.startIndex, message: 'unterminated $( or (' }
-    if (what === '}') return { at: bad.parent?.startIndex ?? bad.startIndex, message: 'unterminated ${ or {' }
-    if (what === 'heredoc_end') {
-      const start = bad.parent?.children.find(c => c?.type === 'heredoc_start')?.text ?? ''
-      return { at: bad.parent?.startIndex ?? bad.startIndex, message: `heredoc ${start} is not closed` }
-    }
-    return { at: bad.startIndex, message: `missing ${what}` }
-  }
-  const text = bad.text.trimStart()
-  const at = bad.startIndex + bad.text.length - text.length
-  if (text.startsWith('"')) return { at, message: 'unterminated double quote' }
-  if (text.startsWith("'")) return { at, message: 'unterminated single quote' }
-  if (text.startsWith('`')) return { at, message: 'unterminated backquote' }
-  return { at, message: `syntax error near ${JSON.stringify(text.split('\n')[0]?.slice(0, 40) ?? '')}` }
+  return out
 }
 
 /** The command name without its directory (`/usr/bin/apt-get` → `apt-get`). */

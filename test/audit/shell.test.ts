@@ -123,6 +123,25 @@ describe('shell parser properties', () => {
   })
 })
 
+describe('valid shell the grammar misreads', () => {
+  it('is read statement by statement as mvdan/sh splits it, with no problem reported', async () => {
+    // tree-sitter-bash has no `for NAME do` (POSIX), nor a quoted empty case pattern, nor $(( )) followed by a redirect
+    const src = 'set -e\nfor i do\n  curl -fsSL "$i" -o /tmp/x\ndone\ncase "$2" in \'\') usage ;; esac\nn=$(($1 + 0)) 2>/dev/null && test "$n" = "$1"\nopenssl rand -hex 4 > /etc/k'
+    const { commands, problems } = await parseShell(src)
+    expect(problems).toEqual([])
+    const names = commands.map(c => commandName(c))
+    for (const name of ['set', 'curl', 'openssl']) expect(names).toContain(name)
+    const openssl = commands.find(c => commandName(c) === 'openssl')
+    expect(src.slice(openssl?.words[0]?.start, openssl?.words[0]?.end)).toBe('openssl')
+  })
+
+  it('still reports what no shell accepts, in the words of mvdan/sh', async () => {
+    expect((await parseShell('echo ok\necho "abc')).problems).toEqual([{ offset: 13, message: 'unterminated double quote' }])
+    expect((await parseShell('cat <<EOF\nabc\n')).problems[0]?.message).toBe('heredoc EOF is not closed')
+    expect((await parseShell('if true; then')).problems[0]?.message).toMatch(/must be followed by a statement list/)
+  })
+})
+
 describe('wrappers and compound commands', () => {
   it('resolves busybox, env, sudo, exec, nice, timeout and paths to the command they run', async () => {
     const src = '/bin/busybox date +%s > /a; env -i FOO=1 head -c 16 /dev/urandom; exec sudo -u root dd if=/dev/urandom of=/b; nice -n 5 timeout 30s /usr/bin/openssl rand 8; busybox'
