@@ -60,6 +60,19 @@ function declared (ins: Instruction): string[] {
   return []
 }
 
+/** `SHELL` programs whose language is the POSIX shell the audit reads (`["/bin/bash", "-o", "pipefail", "-c"]`). */
+const POSIX_SHELLS = /^(.*\/)?(sh|bash|dash|ash|ksh|mksh|zsh|busybox)$/
+
+/** The program of a `SHELL ["prog", ...]` instruction. */
+function shellOf (ins: Instruction): string | undefined {
+  try {
+    const argv = JSON.parse(ins.getArgumentsContent() ?? '') as unknown
+    return Array.isArray(argv) && typeof argv[0] === 'string' ? argv[0] : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Leading RUN flags (`--mount=...`, `--network=none`), which BuildKit reads, not the shell; and where the shell text starts. */
 function runFlags (text: string, start: number, end: number): { flags: Word[], from: number } {
   const flags: Word[] = []
@@ -77,7 +90,7 @@ function runFlags (text: string, start: number, end: number): { flags: Word[], f
 }
 
 /** Parses a RUN instruction's shell, following heredocs and the JSON (exec) form. */
-async function runCommands (text: string, lines: LineIndex, ins: Instruction): Promise<{ commands: SimpleCommand[], flags: Word[], problems: string[] }> {
+async function runCommands (text: string, lines: LineIndex, ins: Instruction, posix: boolean): Promise<{ commands: SimpleCommand[], flags: Word[], problems: string[] }> {
   const start = offsetOf(lines, ins.getInstructionRange().end)
   const end = offsetOf(lines, ins.getRange().end)
   const { flags, from } = runFlags(text, start, end)
@@ -107,6 +120,9 @@ async function runCommands (text: string, lines: LineIndex, ins: Instruction): P
   const heredoc = /^\s*<<(-?)\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?/.exec(body)
   if (parsed != null) {
     // exec form: read above
+  } else if (!posix) {
+    // SHELL ["powershell", "-Command"]: not shell as this audit reads it
+    return { commands: [], flags, problems }
   } else if (heredoc != null) {
     const bodyStart = text.indexOf('\n', from) + 1
     let bodyEnd = bodyStart
@@ -160,18 +176,22 @@ export async function loadDockerfile (init: LoadDockerfileInit): Promise<LoadedD
   const warnings: string[] = []
 
   let stageVars = new Set<string>()
+  /** The stage's `SHELL` program, when one is set. */
+  let shell: string | undefined
   for (const ins of instructions) {
     const k = ins.getKeyword()
     if (k === 'FROM') {
       stageVars = new Set()
+      shell = undefined
       const from = dockerfile.getFROMs().find(f => f.getRange().start.line === ins.getRange().start.line)
       const image = expand(from?.getImage() ?? '', globals)
       if (ctx.template && /^\.{0,2}\//.test(image)) includes.push({ image, stage: from?.getBuildStage() ?? undefined, line: ins.getRange().start.line + 1 })
       continue
     }
     for (const name of declared(ins)) stageVars.add(name)
+    if (k === 'SHELL') shell = shellOf(ins)
     if (k !== 'RUN') continue
-    const run = await runCommands(text, lines, ins)
+    const run = await runCommands(text, lines, ins, shell == null || POSIX_SHELLS.test(shell))
     warnings.push(...run.problems)
     units.push({ path, context: 'dockerfile', source: text, lines, commands: run.commands, env: new Set(stageVars), runFlags: run.flags, dir, lookup, ...(init.via != null ? { via: init.via } : {}) })
   }

@@ -59,6 +59,24 @@ describe('the audit reads shell as a shell does', () => {
     expect(report.findings.slice(0, 2).map(f => f.ruleId)).toEqual(['NR002-build-time-embedded', 'NR004-random-embedded'])
   })
 
+  it('reads RUN with the stage\'s SHELL: bash and busybox sh are read, PowerShell is not taken for sh', async () => {
+    const root = await repo({
+      Dockerfile: [
+        'FROM scratch',
+        'SHELL ["/bin/bash", "-o", "pipefail", "-c"]',
+        'RUN head -c 8 /dev/urandom > /a',
+        'SHELL ["powershell", "-Command"]',
+        "RUN $ErrorActionPreference = 'Stop'; (date) > C:\\built.txt",
+        'FROM scratch',
+        'RUN date > /b',
+        ''
+      ].join('\n')
+    })
+    const report = await auditRepository(root)
+    expect(report.errors).toEqual([])
+    expect(report.findings.filter(f => f.severity === 'critical').map(f => `${f.ruleId} ${f.line}`)).toEqual(['NR002-build-time-embedded 7', 'NR004-random-embedded 3'])
+  })
+
   it('does not take a random read that stays in the build for one written into the image', async () => {
     const root = await repo({ Dockerfile: 'FROM scratch\nRUN head -c 16 /dev/urandom | sha256sum && openssl rand 8 > /dev/null && dd if=/dev/zero of=/swap bs=1M count=1\n' })
     const report = await auditRepository(root)
