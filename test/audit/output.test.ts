@@ -1,22 +1,9 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { auditRepository, formatMarkdown, formatSarif, formatTable, gateExitCode } from '../../src/audit/index.js'
-import { FIXTURES } from './helpers.js'
+import { FIXTURES, removeRepos, repo } from './helpers.js'
 
-const dirs: string[] = []
-afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }) })
-
-async function repo (files: Record<string, string>): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'audit-output-'))
-  dirs.push(root)
-  for (const [path, text] of Object.entries(files)) {
-    await mkdir(dirname(join(root, path)), { recursive: true })
-    await writeFile(join(root, path), text)
-  }
-  return root
-}
+afterAll(removeRepos)
 
 /** Twelve services that COPY their whole tree (NR050 each), one of which also leaves a build date (NR002). */
 async function manyCopies (): Promise<string> {

@@ -1,22 +1,11 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { auditRepository } from '../../src/audit/index.js'
 import { createFixtureProject } from '../../src/node/daemon/fixture-project.js'
+import { removeRepos, repo } from './helpers.js'
 
-const dirs: string[] = []
-afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }) })
-
-async function repo (files: Record<string, string>): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'audit-shell-'))
-  dirs.push(root)
-  for (const [path, text] of Object.entries(files)) {
-    await mkdir(dirname(join(root, path)), { recursive: true })
-    await writeFile(join(root, path), text)
-  }
-  return root
-}
+afterAll(removeRepos)
 
 /** Each command that writes random bytes or the clock into the image, as a RUN, a script, a quoted sh -c script, a heredoc and a workflow step would write it. */
 const MISSED: Array<[string, string]> = [
@@ -46,8 +35,7 @@ describe('the audit reads shell as a shell does', () => {
   }
 
   it('finds the clock and the random bytes of the fixture the network judges unreproducible, at its RUN line', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'audit-fixture-'))
-    dirs.push(root)
+    const root = await repo({})
     const busybox = join(root, 'busybox-stand-in')
     await writeFile(busybox, '#!/bin/sh\n')
     const project = await createFixtureProject(join(root, 'project'), { nondeterministicWith: busybox })
