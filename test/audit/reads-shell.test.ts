@@ -47,6 +47,12 @@ describe('the audit reads shell as a shell does', () => {
     expect(report.findings.slice(0, 2).map(f => f.ruleId)).toEqual(['NR002-build-time-embedded', 'NR004-random-embedded'])
   })
 
+  it('finds the clock however date is named inside a substitution', async () => {
+    const root = await repo({ 'build.sh': '#!/bin/sh\ngo build -ldflags "-X main.date=$(busybox date +%s)" .\ngo build -ldflags "-X main.date=`/bin/date -u`" .\n' })
+    const report = await auditRepository(root)
+    expect(report.findings.filter(f => f.ruleId === 'NR002-build-time-embedded').map(f => f.line)).toEqual([2, 3])
+  })
+
   it('reads RUN with the stage\'s SHELL: bash and busybox sh are read, PowerShell is not taken for sh', async () => {
     const root = await repo({
       Dockerfile: [

@@ -8,7 +8,8 @@ export const BUILD_TIME_EMBEDDED = 'NR002-build-time-embedded'
 export const NONDETERMINISTIC_VALUE = 'NR003-nondeterministic-value'
 export const RANDOM_EMBEDDED = 'NR004-random-embedded'
 
-const DATE_SUBST = /\$\(\s*date\b[^)]*\)|`\s*date\b[^`]*`/
+/** `$(date ...)` or a backquoted date, also as `/bin/date` or `busybox date`. */
+const DATE_SUBST = /\$\(\s*(?:\S*\/)?(?:busybox\s+)?date\b[^)]*\)|`\s*(?:\S*\/)?(?:busybox\s+)?date\b[^`]*`/
 const HOST_OR_TEMP = /\$\(\s*(hostname|mktemp)\b[^)]*\)|`\s*(hostname|mktemp)\b[^`]*`|\$\{?HOSTNAME\b/
 /** A random value written as shell text: `$RANDOM`, the kernel's uuid file. */
 const RANDOM = /\$\{?RANDOM\b|\/proc\/sys\/kernel\/random\/uuid/
