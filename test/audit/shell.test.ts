@@ -6,7 +6,7 @@ import { commandName, parseShell } from '../../src/audit/shell.js'
 const names = async (src: string, newlines: 'separator' | 'space' = 'separator'): Promise<string[]> =>
   (await parseShell(src, { newlines })).commands.map(c => c.words.map(w => w.text).join(' '))
 
-describe('shell tokenizer', () => {
+describe('shell parser', () => {
   it('splits && ; | || chains and keeps what ends each command', async () => {
     const { commands } = await parseShell('a 1 && b 2; c | d || e &')
     expect(commands.map(c => [commandName(c), c.next])).toEqual([['a', '&&'], ['b', ';'], ['c', '|'], ['d', '||'], ['e', '&']])
