@@ -5,7 +5,7 @@ import { componentLog, type LoggerComponents } from '../node/logger.js'
 import type { DockerfileContext, Lookup, ShellUnit } from './context.js'
 import { discover, included, MAX_FILE_BYTES } from './discover.js'
 import { BASE_IMAGE_UNPINNED } from './rules/base-images.js'
-import { applySuppressions, parseSuppressions, SUPPRESS_FILE, type Suppression } from './suppress.js'
+import { applySuppressions, parseSuppressions, ruleMatches, SUPPRESS_FILE, type Suppression } from './suppress.js'
 
 /** Paths a release build does not read: development setups, tests, examples. */
 const DEV_ONLY = /(^|\/)(dev|devcontainer|\.devcontainer|test|tests|examples?)\//
@@ -13,13 +13,19 @@ import { loadDockerfile } from './dockerfile.js'
 import type { LoadedDockerfile } from './dockerfile.js'
 import { AuditRootError } from './errors.js'
 import { compareText, createLineIndex, snippet } from './lines.js'
-import { FAMILIES, ruleById } from './registry.js'
+import { FAMILIES, RULES, ruleById } from './registry.js'
 import { createScope } from './scope.js'
 import { parseShell } from './shell.js'
 import { SEVERITIES } from './types.js'
 import type { AuditedFile, AuditFileError, AuditOptions, AuditReport, Finding, Place, Report } from './types.js'
 import { loadWorkflow } from './workflow.js'
 
+
+/** `--exclude` arguments: rule ids, short (`NR050`) or full, else paths and globs. */
+function splitExclude (given: readonly string[]): { rules: string[], paths: string[] } {
+  const rules = given.filter(g => /^NR\d{3}([a-z0-9-]*)$/.test(g))
+  return { rules, paths: given.filter(g => !rules.includes(g)) }
+}
 
 /** Reads a repository file, refusing paths that leave the repository and files over the size limit. */
 async function readRepoFile (root: string, rel: string): Promise<string> {
@@ -61,12 +67,21 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
   if (!info.isDirectory()) throw new AuditRootError(root, 'is not a directory')
   const followTemplates = opts.followTemplates ?? true
   const lookup = createLookup(abs)
-  const found = await discover(abs, opts.include)
-  const errors: AuditFileError[] = [...found.errors]
+  const discovered = await discover(abs, opts.include)
+  const errors: AuditFileError[] = [...discovered.errors]
   // A pattern that matches nothing is most likely a typo: an audit of nothing must not pass a gate.
   for (const pattern of opts.include ?? []) {
-    if (!found.files.some(f => included(f.path, [pattern]))) errors.push({ path: pattern, message: '--include matches no audited file' })
+    if (!discovered.files.some(f => included(f.path, [pattern]))) errors.push({ path: pattern, message: '--include matches no audited file', kind: 'config' })
   }
+  const exclude = splitExclude(opts.exclude ?? [])
+  for (const pattern of exclude.paths) {
+    if (!discovered.files.some(f => included(f.path, [pattern]))) errors.push({ path: pattern, message: '--exclude matches no audited file', kind: 'config' })
+  }
+  for (const rule of exclude.rules) {
+    if (!RULES.some(r => ruleMatches(rule, r.id))) errors.push({ path: rule, message: '--exclude names no rule', kind: 'config' })
+  }
+  const excludedPath = (path: string): boolean => exclude.paths.length > 0 && included(path, exclude.paths)
+  const found = { ...discovered, files: discovered.files.filter(f => !excludedPath(f.path)) }
   const files = new Map<string, AuditedFile>(found.files.map(f => [f.path, f]))
   const findings = new Map<string, Finding>()
 
@@ -144,9 +159,9 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
   }
 
   /** A file that makes a parser or a rule throw is reported, not fatal: the rest of the repository is still audited. */
-  const guard = (path: string, fn: () => void): void => {
+  const guard = async (path: string, fn: () => Promise<void>): Promise<void> => {
     try {
-      fn()
+      await fn()
     } catch (err) {
       log.warn({ path, err }, 'audit of a file failed')
       errors.push({ path, message: `could not be audited: ${(err as Error).message}` })
@@ -154,12 +169,12 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
   }
 
   /** A Dockerfile, workflow or script audited on its own. */
-  const auditFile = (file: AuditedFile, text: string): void => {
+  const auditFile = async (file: AuditedFile, text: string): Promise<void> => {
     if (file.kind === 'dockerfile') {
-      const loaded = loadDockerfile({ path: file.path, text, lookup })
+      const loaded = await loadDockerfile({ path: file.path, text, lookup })
       if (accept(file.path, loaded)) runDockerfile(loaded.ctx, loaded.units)
     } else if (file.kind === 'workflow') {
-      const loaded = loadWorkflow(file.path, text, lookup)
+      const loaded = await loadWorkflow(file.path, text, lookup)
       if (loaded.problems.length > 0 || loaded.ctx == null) {
         errors.push({ path: file.path, message: `malformed workflow: ${loaded.problems.join('; ')}` })
         return
@@ -167,7 +182,7 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
       for (const f of FAMILIES) f.workflow?.(loaded.ctx, report)
       runUnits(loaded.units)
     } else {
-      const parsed = parseShell(text)
+      const parsed = await parseShell(text)
       const lines = createLineIndex(text)
       if (parsed.problems.length > 0) {
         errors.push({ path: file.path, message: `malformed shell script: ${parsed.problems.map(p => `line ${lines.position(p.offset).line}: ${p.message}`).join('; ')}` })
@@ -184,8 +199,8 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
     const text = await read(file.path)
     if (text == null) continue
     let template: LoadedDockerfile | undefined
-    guard(file.path, () => {
-      const loaded = loadDockerfile({ path: file.path, text, template: true, lookup })
+    await guard(file.path, async () => {
+      const loaded = await loadDockerfile({ path: file.path, text, template: true, lookup })
       if (!accept(file.path, loaded)) return
       runDockerfile(loaded.ctx, loaded.units)
       template = loaded
@@ -199,8 +214,8 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
         includedPaths.add(target)
         if (!files.has(target)) files.set(target, { path: target, kind: 'dockerfile' })
         const globals = template.ctx.globals
-        guard(target, () => {
-          const loaded = loadDockerfile({ path: target, text: incText, inherited: globals, stages, via: file.path, lookup })
+        await guard(target, async () => {
+          const loaded = await loadDockerfile({ path: target, text: incText, inherited: globals, stages, via: file.path, lookup })
           if (accept(target, loaded)) runDockerfile(loaded.ctx, loaded.units)
         })
       }
@@ -212,11 +227,16 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
     if (file.kind === 'template' || includedPaths.has(file.path)) continue
     const text = await read(file.path)
     if (text == null) continue
-    guard(file.path, () => auditFile(file, text))
+    await guard(file.path, async () => { await auditFile(file, text) })
   }
 
   const scope = createScope({ files: [...files.values()], text: path => texts.get(path) ?? lookup(path), ...(opts.recipe != null ? { recipe: opts.recipe } : {}) })
-  errors.push(...scope.errors)
+  errors.push(...scope.errors.map(e => ({ ...e, kind: 'config' as const })))
+  // Files a template includes are read through it; their findings are left out here.
+  let excluded = 0
+  for (const [key, f] of findings) {
+    if (excludedPath(f.path) || exclude.rules.some(r => ruleMatches(r, f.ruleId))) { findings.delete(key); excluded++ }
+  }
   const outside = new Map<Finding, string>()
   for (const f of findings.values()) {
     const why = scope.judge(f)
@@ -260,7 +280,8 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
     suppressed,
     skipped,
     errors: errors.sort((a, b) => compareText(a.path, b.path)),
-    summary
+    summary,
+    ...(opts.exclude != null && opts.exclude.length > 0 ? { excluded } : {})
   }
 }
 

@@ -4,8 +4,8 @@ import { expand } from './context.js'
 import type { DockerfileContext, Lookup, ShellUnit } from './context.js'
 import { createLineIndex } from './lines.js'
 import type { LineIndex } from './lines.js'
-import { parseShell } from './shell.js'
-import type { SimpleCommand, Word } from './shell.js'
+import { execCommands, parseShell } from './shell.js'
+import type { ShellParse, SimpleCommand, Word } from './shell.js'
 
 const KEYWORDS = new Set(['FROM', 'RUN', 'CMD', 'LABEL', 'MAINTAINER', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT', 'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL'])
 
@@ -60,35 +60,71 @@ function declared (ins: Instruction): string[] {
   return []
 }
 
+/** `SHELL` programs whose language is the POSIX shell the audit reads (`["/bin/bash", "-o", "pipefail", "-c"]`). */
+const POSIX_SHELLS = /^(.*\/)?(sh|bash|dash|ash|ksh|mksh|zsh|busybox)$/
+
+/** The program of a `SHELL ["prog", ...]` instruction. */
+function shellOf (ins: Instruction): string | undefined {
+  try {
+    const argv = JSON.parse(ins.getArgumentsContent() ?? '') as unknown
+    return Array.isArray(argv) && typeof argv[0] === 'string' ? argv[0] : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Leading RUN flags (`--mount=...`, `--network=none`), which BuildKit reads, not the shell; and where the shell text starts. */
+function runFlags (text: string, start: number, end: number): { flags: Word[], from: number } {
+  const flags: Word[] = []
+  const flag = /(?:\s|\\\r?\n)*(--[^\s\\]+)/y
+  let from = start
+  for (;;) {
+    flag.lastIndex = from
+    const m = flag.exec(text)
+    if (m?.[1] == null || m.index + m[0].length > end) break
+    const at = m.index + m[0].length - m[1].length
+    flags.push({ text: m[1], raw: m[1], start: at, end: at + m[1].length })
+    from = at + m[1].length
+  }
+  return { flags, from }
+}
+
 /** Parses a RUN instruction's shell, following heredocs and the JSON (exec) form. */
-function runCommands (text: string, lines: LineIndex, ins: Instruction): { commands: SimpleCommand[], flags: Word[], problems: string[] } {
+async function runCommands (text: string, lines: LineIndex, ins: Instruction, posix: boolean): Promise<{ commands: SimpleCommand[], flags: Word[], problems: string[] }> {
   const start = offsetOf(lines, ins.getInstructionRange().end)
   const end = offsetOf(lines, ins.getRange().end)
-  const body = text.slice(start, end)
+  const { flags, from } = runFlags(text, start, end)
+  const body = text.slice(from, end)
   const problems: string[] = []
-  const trimmed = body.replace(/\\\r?\n/g, ' ').trim().replace(/^(--\S+\s+)*/, '')
+  const trimmed = body.replace(/\\\r?\n/g, ' ').trim()
+  let parsed: ShellParse | undefined
   if (trimmed.startsWith('[')) {
     try {
       const argv = JSON.parse(trimmed) as unknown
       if (Array.isArray(argv) && argv.every(a => typeof a === 'string')) {
         // Place each element at its quoted text so findings point at it.
-        let cursor = start + body.indexOf('[')
+        let cursor = from + body.indexOf('[')
         const words = argv.map(a => {
-          const found = text.indexOf(JSON.stringify(a), cursor)
+          const literal = JSON.stringify(a)
+          const found = text.indexOf(literal, cursor)
           const at = found < 0 || found >= end ? cursor : found + 1
-          cursor = found < 0 || found >= end ? cursor : found + JSON.stringify(a).length
+          cursor = found < 0 || found >= end ? cursor : found + literal.length
           return { text: a, raw: a, start: at, end: at + a.length }
         })
-        return { commands: [{ words, assignments: [], redirects: [], next: 'end', exec: true }], flags: [], problems }
+        parsed = await execCommands(text, words)
       }
     } catch {
       // not JSON: Docker runs it through the shell, so do the same
     }
   }
-  const heredoc = /^\s*(?:--\S+\s+)*<<(-?)\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?/.exec(body)
-  let parsed
-  if (heredoc != null) {
-    const bodyStart = text.indexOf('\n', start) + 1
+  const heredoc = /^\s*<<(-?)\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?/.exec(body)
+  if (parsed != null) {
+    // exec form: read above
+  } else if (!posix) {
+    // SHELL ["powershell", "-Command"]: not shell as this audit reads it
+    return { commands: [], flags, problems }
+  } else if (heredoc != null) {
+    const bodyStart = text.indexOf('\n', from) + 1
     let bodyEnd = bodyStart
     for (let pos = bodyStart; pos < text.length;) {
       const nl = text.indexOf('\n', pos)
@@ -98,21 +134,15 @@ function runCommands (text: string, lines: LineIndex, ins: Instruction): { comma
       pos = lineEnd + 1
       bodyEnd = pos
     }
-    parsed = parseShell(text, { start: bodyStart, end: bodyEnd, newlines: 'separator' })
+    parsed = await parseShell(text, { start: bodyStart, end: bodyEnd, newlines: 'separator' })
   } else {
-    parsed = parseShell(text, { start, end, newlines: 'space' })
-  }
-  const flags: Word[] = []
-  const first = parsed.commands[0]
-  if (first != null) {
-    while (first.words[0]?.text.startsWith('--') === true) flags.push(first.words.shift() as Word)
-    if (heredoc != null) flags.length = 0
+    parsed = await parseShell(text, { start: from, end, newlines: 'space' })
   }
   for (const p of parsed.problems) problems.push(`line ${lines.position(p.offset).line}: ${p.message}`)
-  return { commands: parsed.commands.filter(c => c.words.length > 0 || c.redirects.length > 0), flags, problems }
+  return { commands: parsed.commands.filter(c => c.words.length > 0 || c.redirects.length > 0 || c.assignments.length > 0), flags, problems }
 }
 
-export function loadDockerfile (init: LoadDockerfileInit): LoadedDockerfile {
+export async function loadDockerfile (init: LoadDockerfileInit): Promise<LoadedDockerfile> {
   const { path, text, lookup } = init
   const lines = createLineIndex(text)
   const dockerfile = DockerfileParser.parse(text)
@@ -146,18 +176,22 @@ export function loadDockerfile (init: LoadDockerfileInit): LoadedDockerfile {
   const warnings: string[] = []
 
   let stageVars = new Set<string>()
+  /** The stage's `SHELL` program, when one is set. */
+  let shell: string | undefined
   for (const ins of instructions) {
     const k = ins.getKeyword()
     if (k === 'FROM') {
       stageVars = new Set()
+      shell = undefined
       const from = dockerfile.getFROMs().find(f => f.getRange().start.line === ins.getRange().start.line)
       const image = expand(from?.getImage() ?? '', globals)
       if (ctx.template && /^\.{0,2}\//.test(image)) includes.push({ image, stage: from?.getBuildStage() ?? undefined, line: ins.getRange().start.line + 1 })
       continue
     }
     for (const name of declared(ins)) stageVars.add(name)
+    if (k === 'SHELL') shell = shellOf(ins)
     if (k !== 'RUN') continue
-    const run = runCommands(text, lines, ins)
+    const run = await runCommands(text, lines, ins, shell == null || POSIX_SHELLS.test(shell))
     warnings.push(...run.problems)
     units.push({ path, context: 'dockerfile', source: text, lines, commands: run.commands, env: new Set(stageVars), runFlags: run.flags, dir, lookup, ...(init.via != null ? { via: init.via } : {}) })
   }

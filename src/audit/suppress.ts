@@ -24,7 +24,8 @@ export interface SuppressedFinding extends Finding {
   suppressed: { by: 'inline' | 'config', reason: string }
 }
 
-const ruleMatches = (given: string, id: string): boolean => id === given || id.startsWith(`${given}-`)
+/** Whether a rule id or id prefix as a user writes it (`NR050`, `NR050-copy-metadata-implicit`) names rule `id`. */
+export const ruleMatches = (given: string, id: string): boolean => id === given || id.startsWith(`${given}-`)
 
 /** Parses the suppression file; entries without a rule or a reason are errors, not silent. */
 export function parseSuppressions (text: string): { rules: Suppression[], errors: AuditFileError[] } {
@@ -34,22 +35,22 @@ export function parseSuppressions (text: string): { rules: Suppression[], errors
   try {
     doc = parseYaml(text)
   } catch (err) {
-    return { rules, errors: [{ path: SUPPRESS_FILE, message: `not valid YAML: ${(err as Error).message.split('\n')[0] ?? ''}` }] }
+    return { rules, errors: [{ path: SUPPRESS_FILE, message: `not valid YAML: ${(err as Error).message.split('\n')[0] ?? ''}`, kind: 'config' }] }
   }
   const list = (doc as { suppress?: unknown } | null)?.suppress
   if (list == null) return { rules, errors }
-  if (!Array.isArray(list)) return { rules, errors: [{ path: SUPPRESS_FILE, message: '"suppress" must be a list' }] }
+  if (!Array.isArray(list)) return { rules, errors: [{ path: SUPPRESS_FILE, message: '"suppress" must be a list', kind: 'config' }] }
   list.slice(0, MAX_RULES).forEach((e: unknown, i) => {
     const entry = e as Record<string, unknown> | null
     const rule = entry?.rule
     const reason = entry?.reason
     const path = entry?.path
-    if (typeof rule !== 'string' || !/^NR\d{3}[a-z0-9-]*$/.test(rule)) { errors.push({ path: SUPPRESS_FILE, message: `suppress[${i}]: "rule" must be a rule id such as NR050` }); return }
-    if (typeof reason !== 'string' || reason.trim() === '') { errors.push({ path: SUPPRESS_FILE, message: `suppress[${i}] (${rule}): a "reason" is required` }); return }
-    if (path != null && typeof path !== 'string') { errors.push({ path: SUPPRESS_FILE, message: `suppress[${i}] (${rule}): "path" must be a string` }); return }
+    if (typeof rule !== 'string' || !/^NR\d{3}[a-z0-9-]*$/.test(rule)) { errors.push({ path: SUPPRESS_FILE, message: `suppress[${i}]: "rule" must be a rule id such as NR050`, kind: 'config' }); return }
+    if (typeof reason !== 'string' || reason.trim() === '') { errors.push({ path: SUPPRESS_FILE, message: `suppress[${i}] (${rule}): a "reason" is required`, kind: 'config' }); return }
+    if (path != null && typeof path !== 'string') { errors.push({ path: SUPPRESS_FILE, message: `suppress[${i}] (${rule}): "path" must be a string`, kind: 'config' }); return }
     rules.push({ rule, reason: reason.slice(0, MAX_REASON), ...(path != null ? { path } : {}) })
   })
-  if (list.length > MAX_RULES) errors.push({ path: SUPPRESS_FILE, message: `more than ${MAX_RULES} entries; the rest are ignored` })
+  if (list.length > MAX_RULES) errors.push({ path: SUPPRESS_FILE, message: `more than ${MAX_RULES} entries; the rest are ignored`, kind: 'config' })
   return { rules, errors }
 }
 
@@ -70,7 +71,7 @@ export function applySuppressions (findings: Finding[], rules: Suppression[], li
       const reason = (m[2] ?? '').trim()
       if (reason === '') {
         const key = `${f.path}:${n}`
-        if (!warned.has(key)) { warned.add(key); errors.push({ path: f.path, message: `line ${n}: a neko-rebuilder-audit ignore comment needs a reason` }) }
+        if (!warned.has(key)) { warned.add(key); errors.push({ path: f.path, message: `line ${n}: a neko-rebuilder-audit ignore comment needs a reason`, kind: 'config' }) }
         continue
       }
       hit = { by: 'inline', reason: reason.slice(0, MAX_REASON) }

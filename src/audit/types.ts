@@ -61,6 +61,12 @@ export interface AuditedFile {
 export interface AuditFileError {
   path: string
   message: string
+  /**
+   * `config` for a mistake in how the audit was asked for rather than in an audited file: the
+   * suppression file or an ignore comment without a reason, an `--include`/`--exclude` that
+   * matches nothing, a recipe the audit cannot follow. Absent for files that could not be audited.
+   */
+  kind?: 'config'
 }
 
 export interface AuditReport {
@@ -76,14 +82,21 @@ export interface AuditReport {
    * reach the image only through `COPY --from` of other paths. Not counted; empty with `all`.
    */
   skipped: Array<Finding & { outside: string }>
-  /** Unreadable or malformed files: reported, the audit goes on without them. */
+  /** Unreadable or malformed files, and configuration errors (`kind: 'config'`): reported, the audit goes on without them. */
   errors: AuditFileError[]
   summary: Record<Severity, number>
+  /** Findings of rules left out by `exclude`, counted so that the summary says so (excluded files are not audited at all); present when `exclude` is given. */
+  excluded?: number
 }
 
 export interface AuditOptions {
   /** Repository-relative paths or glob patterns; when given, only matching files are audited. */
   include?: string[]
+  /**
+   * Left out of the audit: rule ids or id prefixes (`NR050`), whose findings are not reported,
+   * and repository-relative paths or glob patterns as `include` takes them, whose files are not audited.
+   */
+  exclude?: string[]
   /** Follow `FROM ./dir/ AS name` includes of `Dockerfile.tmpl` files (default true). */
   followTemplates?: boolean
   /** How release builds are made: with it, files none of its builds reads are skipped. */

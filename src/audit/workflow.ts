@@ -63,7 +63,7 @@ export function stepLists (root: unknown): StepList[] {
   })
 }
 
-export function loadWorkflow (path: string, text: string, lookup: Lookup): LoadedWorkflow {
+export async function loadWorkflow (path: string, text: string, lookup: Lookup): Promise<LoadedWorkflow> {
   const document = parseDocument(text)
   if (document.errors.length > 0) return { ctx: undefined, units: [], problems: document.errors.map(e => e.message.split('\n')[0] ?? e.message) }
   const lines = createLineIndex(text)
@@ -79,7 +79,7 @@ export function loadWorkflow (path: string, text: string, lookup: Lookup): Loade
       const range = scriptRange(text, run)
       if (range == null) continue
       const folded = run.type === 'BLOCK_FOLDED'
-      const parsed = parseShell(text, { start: range[0], end: range[1], newlines: folded ? 'space' : 'separator' })
+      const parsed = await parseShell(text, { start: range[0], end: range[1], newlines: folded ? 'space' : 'separator' })
       units.push({
         path,
         context: 'workflow',

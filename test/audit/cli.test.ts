@@ -62,8 +62,14 @@ describe('neko-rebuilder audit (CLI)', { timeout: 240_000 }, () => {
     const r = await cli(NEKO, '--format', 'json', '--output', json)
     expect(r.code).toBe(0)
     expect(r.stdout).toBe('')
-    expect(r.stderr).toMatch(/25 critical, \d+ high, \d+ medium, \d+ low findings written to/)
+    expect(r.stderr).toMatch(/25 critical, \d+ high, \d+ medium, \d+ low(, \d+ suppressed)?; report written to/)
     const report = JSON.parse(await readFile(json, 'utf8')) as { schemaVersion: number, summary: { critical: number }, findings: unknown[] }
+    const lean = await cli(NEKO, '--format', 'json', '--exclude', 'NR050', 'nothing/**', '--output', join(out, 'lean.json'))
+    expect(lean.stderr).toMatch(/\d+ low, \d+ excluded, 1 config error; report written to/)
+    expect(lean.stderr).toMatch(/1 config error\(s\) \(suppressions, --include\/--exclude, recipe\)/)
+    const leanReport = JSON.parse(await readFile(join(out, 'lean.json'), 'utf8')) as { findings: Array<{ ruleId: string }>, excluded: number }
+    expect(leanReport.findings.some(f => f.ruleId.startsWith('NR050'))).toBe(false)
+    expect(leanReport.excluded).toBeGreaterThan(0)
     expect(report.schemaVersion).toBe(1)
     expect(report.summary.critical).toBe(25)
     const sarif = JSON.parse((await cli(NEKO, '--format', 'sarif')).stdout) as { version: string, runs: Array<{ results: unknown[] }> }
@@ -106,9 +112,9 @@ describe('neko-rebuilder audit (CLI)', { timeout: 240_000 }, () => {
     expect(gated.code).toBe(2)
     const report = JSON.parse(gated.stdout) as { errors: Array<{ path: string, message: string }>, findings: unknown[] }
     expect(report.findings).toEqual([])
-    expect(report.errors).toEqual([{ path: 'sever', message: '--include matches no audited file' }])
+    expect(report.errors).toEqual([{ path: 'sever', message: '--include matches no audited file', kind: 'config' }])
     const mixed = await cli(NEKO, '--format', 'json', '--include', 'server', 'nothing/**', '--fail-on', 'low')
     expect(mixed.code).toBe(2)
-    expect((JSON.parse(mixed.stdout) as { errors: unknown[] }).errors).toEqual([{ path: 'nothing/**', message: '--include matches no audited file' }])
+    expect((JSON.parse(mixed.stdout) as { errors: unknown[] }).errors).toEqual([{ path: 'nothing/**', message: '--include matches no audited file', kind: 'config' }])
   })
 })

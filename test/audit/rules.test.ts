@@ -8,7 +8,8 @@ import { FIXTURES, placesOf } from './helpers.js'
 const POSITIVE: Record<string, string[]> = {
   'NR001-base-image-unpinned': ['.github/workflows/image.yml:5', '.github/workflows/image.yml:8', '.github/workflows/image.yml:10', '.github/workflows/image.yml:17', 'Dockerfile:1', 'Dockerfile:3', 'Dockerfile:6', 'Dockerfile:7', 'tools.sh:2'],
   'NR002-build-time-embedded': ['Dockerfile:2', 'build.sh:4', 'build.sh:7', 'build.sh:8'],
-  'NR003-nondeterministic-value': ['Dockerfile:2', 'Dockerfile:3', 'Dockerfile:4'],
+  'NR003-nondeterministic-value': ['Dockerfile:2', 'Dockerfile:3', 'Dockerfile:4', 'Dockerfile:5'],
+  'NR004-random-embedded': ['Dockerfile:2', 'Dockerfile:3', 'Dockerfile:4', 'Dockerfile:5', 'Dockerfile:6', 'Dockerfile:7', 'Dockerfile:8', 'Dockerfile:9'],
   'NR010-apt-unpinned': ['Dockerfile:3', 'Dockerfile:8', 'Dockerfile:11', 'Dockerfile:12'],
   'NR011-apk-unpinned': ['Dockerfile:2'],
   'NR012-pip-unpinned': ['Dockerfile:2', 'Dockerfile:3'],

@@ -84,10 +84,10 @@ describe('audit scope from a recipe', () => {
     const recipe = parseRecipe({ name: 'elsewhere', variants: [{ name: 'x', platforms: ['linux/amd64'], build: { context: '.', dockerfile: 'build/Dockerfile' } }] })
     const report = await auditRepository(ROOT, { recipe })
     expect(report.skipped).toEqual([])
-    expect(report.errors).toEqual([{ path: 'build/Dockerfile', message: expect.stringMatching(/recipe elsewhere variant x: the Dockerfile is not in the repository .*no finding is skipped/) as string }])
+    expect(report.errors).toEqual([{ path: 'build/Dockerfile', message: expect.stringMatching(/recipe elsewhere variant x: the Dockerfile is not in the repository .*no finding is skipped/) as string, kind: 'config' }])
     const target = parseRecipe({ name: 'typo', variants: [{ name: 'x', platforms: ['linux/amd64'], build: { context: '.', dockerfile: 'Dockerfile', target: 'ap' } }] })
     const typo = await auditRepository(ROOT, { recipe: target })
-    expect(typo.errors).toEqual([{ path: 'Dockerfile', message: 'recipe typo variant x: target stage ap is not defined' }])
+    expect(typo.errors).toEqual([{ path: 'Dockerfile', message: 'recipe typo variant x: target stage ap is not defined', kind: 'config' }])
   })
 
   it('follows a template that a prepare step turns into the Dockerfile, with the runtime it chooses', async () => {

@@ -17,8 +17,8 @@ describe('suppressing findings, each with a reason', () => {
     // The file's NR050 entry is limited to app/**.
     expect(kept).toContain('NR050-copy-metadata-implicit dev/Dockerfile:2')
     expect(report.errors).toEqual([
-      { path: '.neko-rebuilder-audit.yaml', message: 'suppress[1] (NR051): a "reason" is required' },
-      { path: 'app/Dockerfile', message: 'line 5: a neko-rebuilder-audit ignore comment needs a reason' }
+      { path: '.neko-rebuilder-audit.yaml', message: 'suppress[1] (NR051): a "reason" is required', kind: 'config' },
+      { path: 'app/Dockerfile', message: 'line 5: a neko-rebuilder-audit ignore comment needs a reason', kind: 'config' }
     ])
     expect(report.summary.critical + report.summary.high + report.summary.medium + report.summary.low).toBe(report.findings.length)
   })
@@ -31,7 +31,7 @@ describe('suppressing findings, each with a reason', () => {
   })
 
   it('refuses a malformed suppression file with a clear error', () => {
-    expect(parseSuppressions('suppress: {rule: NR050}').errors).toEqual([{ path: '.neko-rebuilder-audit.yaml', message: '"suppress" must be a list' }])
+    expect(parseSuppressions('suppress: {rule: NR050}').errors).toEqual([{ path: '.neko-rebuilder-audit.yaml', message: '"suppress" must be a list', kind: 'config' }])
     expect(parseSuppressions('suppress:\n  - rule: bogus\n    reason: x').errors[0]?.message).toMatch(/"rule" must be a rule id/)
     expect(parseSuppressions(': : :').errors[0]?.message).toMatch(/^not valid YAML/)
   })

@@ -1,6 +1,7 @@
 import { RULES } from '../registry.js'
 import { SEVERITIES } from '../types.js'
 import { skippedLine } from './skipped.js'
+import { configErrors, fileErrors, summaryCounts } from './summary.js'
 import type { AuditReport, Finding, RuleMeta, Severity } from '../types.js'
 
 const TITLE: Record<Severity, string> = { critical: 'Critical', high: 'High', medium: 'Medium', low: 'Low' }
@@ -44,7 +45,7 @@ export function formatMarkdown (report: AuditReport): string {
     const rules = [...new Set(report.findings.filter(f => f.severity === severity).map(f => f.ruleId))]
     out.push(`| **${TITLE[severity]}** | ${s[severity]} | ${rules.map(r => `\`${r}\``).join(', ')} |`)
   }
-  out.push('')
+  out.push('', `**Counted:** ${summaryCounts(report)}.`, '')
   if (report.skipped.length > 0) out.push(`${skippedLine(report.skipped.length)}.`, '')
 
   out.push('## Findings', '')
@@ -76,9 +77,16 @@ export function formatMarkdown (report: AuditReport): string {
   }
   if (report.findings.length === 0) out.push('Nothing to fix.', '')
 
-  if (report.errors.length > 0) {
+  const failed = fileErrors(report)
+  if (failed.length > 0) {
     out.push('## Errors', '', 'These files could not be audited:', '')
-    for (const e of report.errors) out.push(`- \`${e.path}\`: ${e.message}`)
+    for (const e of failed) out.push(`- \`${e.path}\`: ${e.message}`)
+    out.push('')
+  }
+  const config = configErrors(report)
+  if (config.length > 0) {
+    out.push('## Configuration errors', '', 'The audit was configured wrongly here (suppressions, ignore comments, --include/--exclude, recipe):', '')
+    for (const e of config) out.push(`- \`${e.path}\`: ${e.message}`)
     out.push('')
   }
   out.push('## Files audited', '', '| File | Kind |', '|---|---|')

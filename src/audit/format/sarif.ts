@@ -1,7 +1,7 @@
 import { pathToFileURL } from 'node:url'
 import { TOOL_NAME, TOOL_VERSION } from '../../tool.js'
 import { RULES } from '../registry.js'
-import type { AuditReport, Severity } from '../types.js'
+import type { AuditReport, Finding, Severity } from '../types.js'
 
 /** SARIF has three result levels; critical and high both fail a code-scanning gate. */
 const SARIF_LEVEL: Record<Severity, 'error' | 'warning' | 'note'> = { critical: 'error', high: 'error', medium: 'warning', low: 'note' }
@@ -42,11 +42,11 @@ export function toSarif (report: AuditReport): Record<string, unknown> {
         executionSuccessful: report.errors.length === 0,
         toolExecutionNotifications: report.errors.map(e => ({
           level: 'error',
-          message: { text: e.message },
+          message: { text: e.kind === 'config' ? `configuration error: ${e.message}` : e.message },
           locations: [{ physicalLocation: { artifactLocation: { uri: uri(e.path), uriBaseId: SRCROOT } } }]
         }))
       }],
-      results: report.findings.map(f => ({
+      results: [...report.findings, ...report.suppressed].map((f: Finding & { suppressed?: AuditReport['suppressed'][number]['suppressed'] }) => ({
         ruleId: f.ruleId,
         ruleIndex: index.get(f.ruleId) ?? 0,
         level: SARIF_LEVEL[f.severity],
@@ -58,7 +58,9 @@ export function toSarif (report: AuditReport): Record<string, unknown> {
           }
         }],
         partialFingerprints: { 'nekoAudit/v1': `${f.ruleId}:${f.path}:${f.text}` },
-        properties: { severity: f.severity }
+        properties: { severity: f.severity },
+        // Waived findings stay visible to code scanning as suppressed, with their reason.
+        ...(f.suppressed != null ? { suppressions: [{ kind: f.suppressed.by === 'inline' ? 'inSource' : 'external', justification: f.suppressed.reason }] } : {})
       }))
     }]
   }

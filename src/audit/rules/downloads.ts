@@ -109,6 +109,13 @@ function checkShell (unit: ShellUnit, report: Report): void {
       report(REMOTE_SCRIPT_PIPED, placeAt(unit, at, `${text} | ${commandText(shell)}`, `a script from ${url} is run as soon as it is downloaded, unchecked`))
       continue
     }
+    // sh -c "$(curl ...)", bash <(curl ...): the substitution's output is the script
+    const holder = d.cmd.substitutionOf
+    if (holder != null && SHELLS.has(commandName(holder))) {
+      const word = holder.words.find(w => w.start <= at && at < w.end) ?? holder.words[0] as Word
+      report(REMOTE_SCRIPT_PIPED, placeAt(unit, word.start, commandText(holder), `a script from ${url} is run as soon as it is downloaded, unchecked`))
+      continue
+    }
     const intoGpg = pipe.some(c => ['gpg', 'gpg2'].includes(commandName(c)) && c.words.some(w => w.text === '--dearmor' || w.text === '--import')) ||
       pipe.some(c => commandName(c) === 'apt-key')
     if (intoGpg || KEY_PLACE.test(d.destination ?? '') || KEY_PLACE.test(url)) {
@@ -125,12 +132,6 @@ function checkShell (unit: ShellUnit, report: Report): void {
       continue
     }
     if (!verified) report(DOWNLOAD_UNVERIFIED, placeAt(unit, at, text, `${url} is downloaded and used without a checksum check`))
-  }
-  // sh -c "$(curl ...)" and bash <(curl ...)
-  for (const cmd of unit.commands) {
-    if (!SHELLS.has(commandName(cmd))) continue
-    const w = cmd.words.find(x => /(\$\(|<\()\s*(curl|wget)\b/.test(x.raw))
-    if (w != null) report(REMOTE_SCRIPT_PIPED, placeAt(unit, w.start, commandText(cmd), 'a downloaded script is run without being checked'))
   }
 }
 

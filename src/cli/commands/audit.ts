@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 import { loadRecipe, REPOSITORY_RECIPE_FILE } from '../../node/rebuilder/index.js'
 import { UsageError } from '../errors.js'
-import { auditRepository, FAIL_ON, FORMATS, formatReport, gateExitCode, skippedLine } from '../../audit/index.js'
+import { auditRepository, configErrors, FAIL_ON, fileErrors, FORMATS, formatReport, gateExitCode, skippedLine, summaryCounts } from '../../audit/index.js'
 import type { FailOn, Format } from '../../audit/index.js'
 import { cliLogger } from '../logger.js'
 
@@ -13,6 +13,7 @@ interface AuditFlags {
   failOn: string
   output?: string
   include?: string[]
+  exclude?: string[]
   followTemplates: boolean
   recipe?: string
   all?: boolean
@@ -26,6 +27,7 @@ export function register (program: Command): void {
     .option('--fail-on <severity>', `exit 1 when a finding at or above this severity exists: ${FAIL_ON.join('|')}`, 'none')
     .option('-o, --output <file>', 'write the report to a file instead of standard output')
     .option('--include <paths...>', 'audit only these repository-relative paths or glob patterns')
+    .option('--exclude <rules-or-paths...>', 'leave out these rules (NR050) and repository-relative paths or glob patterns')
     .option('--no-follow-templates', 'do not follow FROM ./dir/ includes of Dockerfile.tmpl files')
     .option('--recipe <name|file>', `how release builds are made (a built-in name such as neko, or a recipe file; default: the repository's ${REPOSITORY_RECIPE_FILE}, if any): findings in files or stages no release build reads are skipped`)
     .option('--all', 'also show the findings no release build is affected by, after the others of their severity')
@@ -38,6 +40,7 @@ export function register (program: Command): void {
       const report = await auditRepository(path, {
         followTemplates: flags.followTemplates,
         ...(flags.include != null ? { include: flags.include } : {}),
+        ...(flags.exclude != null ? { exclude: flags.exclude } : {}),
         ...(recipe != null ? { recipe } : {}),
         all: flags.all === true
       }, { logger: cliLogger() })
@@ -45,14 +48,16 @@ export function register (program: Command): void {
       const text = formatReport(report, flags.format as Format, { color })
       if (flags.output != null) {
         await writeFile(flags.output, text)
-        const s = report.summary
-        process.stderr.write(`audit: ${s.critical} critical, ${s.high} high, ${s.medium} medium, ${s.low} low findings written to ${flags.output}\n`)
+        process.stderr.write(`audit: ${summaryCounts(report)}; report written to ${flags.output}\n`)
         if (report.skipped.length > 0) process.stderr.write(`audit: ${skippedLine(report.skipped.length)}\n`)
       } else {
         process.stdout.write(text)
       }
-      if (report.errors.length > 0 && flags.format !== 'table') {
-        process.stderr.write(`audit: ${report.errors.length} file(s) could not be audited; see "errors" in the report\n`)
+      if (flags.format !== 'table') {
+        const failed = fileErrors(report).length
+        const config = configErrors(report).length
+        if (failed > 0) process.stderr.write(`audit: ${failed} file(s) could not be audited; see "errors" in the report\n`)
+        if (config > 0) process.stderr.write(`audit: ${config} config error(s) (suppressions, --include/--exclude, recipe); see "errors" with kind "config" in the report\n`)
       }
       process.exitCode = gateExitCode(report, flags.failOn as FailOn)
     })
