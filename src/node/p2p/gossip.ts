@@ -216,7 +216,7 @@ const OUTCOME: Record<ValidationOutcome, TopicValidatorResult> = {
  * Wraps the application validator for gossipsub. It never throws: gossipsub turns a thrown
  * error into Ignore, which would let a peer that crashes our validator go unpenalised.
  */
-export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger, throttle?: Throttle, accepted?: WeakMap<Message, unknown>): TopicValidatorFn {
+export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger, throttle?: Throttle, accepted?: WeakMap<Message, unknown>, onThrottled?: (topic: string, from: string) => void): TopicValidatorFn {
   return async (propagationSource, msg) => {
     const from = propagationSource.toString()
     // Messages carry no author (StrictNoSign): one that names one is malformed, whoever relays it.
@@ -229,7 +229,10 @@ export function topicValidator (topic: string, validate: ValidateFn, maxMessageB
       return TopicValidatorResult.Reject
     }
     // Before any verification or store work: a flood costs its sender's budget, not the node.
-    if (throttle != null && !throttle.take(from)) return TopicValidatorResult.Ignore
+    if (throttle != null && !throttle.take(from)) {
+      onThrottled?.(topic, from)
+      return TopicValidatorResult.Ignore
+    }
     try {
       const checked = await validate(topic, msg.data, from)
       const outcome = typeof checked === 'string' ? checked : checked.outcome

@@ -4,7 +4,7 @@ export { createP2PNode, DEFAULT_MAX_CONNECTIONS, DEFAULT_REDIAL_INTERVAL_MS } fr
 export type { P2PComponents, P2PInit, P2PNode, P2PStats, PeerEvent } from './node.js'
 export type { GossipInit, ValidateFn, Validated, ValidationOutcome } from './gossip.js'
 export { messageId, fastMessageId } from './gossip.js'
-export type { BackfillInit, BackfillLimits, BackfillPage, BackfillRequest, BackfillSource } from './backfill.js'
+export type { BackfillInit, BackfillLimits, BackfillPage, BackfillRange, BackfillRequest, BackfillSource } from './backfill.js'
 export { FRAME } from './backfill.js'
 export { BackfillError, DialError, IdentityKeyError, LogUnreachableError, PublishError, TlogProofError } from './errors.js'
 export { TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL } from './tlog-proof.js'
