@@ -39,6 +39,8 @@ export interface BackfillStats {
   failures: number
   /** Catch-ups not started or cut short because the peer had sent forged items. */
   penalised: number
+  /** Items handed to verification. */
+  verified: number
   /** Items not verified because another peer's page had already brought the same bytes. */
   skipped: number
   /** Pages that brought nothing new and trusted: what the pacing counts against a server. */
@@ -178,7 +180,7 @@ export function createBackfillSync (components: {
   const verifying = new Set<string>()
   // Items read per second: one [time, count] per page.
   const samples: Array<[number, number]> = []
-  const totals = { pages: 0, stored: 0, rejected: 0, failures: 0, penalised: 0, skipped: 0, idlePages: 0, paced: 0 }
+  const totals = { pages: 0, stored: 0, rejected: 0, failures: 0, penalised: 0, verified: 0, skipped: 0, idlePages: 0, paced: 0 }
   let stopped = false
   let resync: NodeJS.Timeout | undefined
 
@@ -237,6 +239,7 @@ export function createBackfillSync (components: {
       fresh.push(item)
       hashes.push(hash)
     }
+    totals.verified += fresh.length
     let outcomes: ItemOutcome[]
     try {
       outcomes = fresh.length > 0 ? await components.accept(fresh, peerId) : []
