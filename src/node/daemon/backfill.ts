@@ -30,6 +30,11 @@ export interface BackfillSyncInit {
   missedDelayMs?: number
   /** Items remembered (by hash) as already brought by some peer, so another peer's copy is not verified again. */
   maxSeen?: number
+  /**
+   * Wait before the page after one that brought nothing new and trusted; it doubles with each
+   * such page in a row (up to `minIntervalMs`) and resets with a page that does.
+   */
+  idleDelayMs?: number
 }
 
 export interface BackfillStats {
@@ -140,6 +145,8 @@ type Fetched = { page: BackfillPage, cursor: number } | { stop: 'failed' | 'pace
 interface PeerPace {
   /** Pages that may still bring nothing new before the catch-up pauses. */
   credit: number
+  /** Pages in a row that brought nothing new and trusted. */
+  idle: number
   refilledAt: number
   /** What the peer has that this node has not read from it, at the last page. */
   behind: number
@@ -167,6 +174,7 @@ export function createBackfillSync (components: {
   const recentPages = init.recentPages ?? 8
   const missedDelayMs = init.missedDelayMs ?? 5_000
   const maxSeen = init.maxSeen ?? 262_144
+  const idleDelayMs = init.idleDelayMs ?? 250
   const inFlight = new Map<string, Promise<{ stored: number, rejected: number }>>()
   // When each peer's last catch-up started; bounded like the peers a node can hold at once.
   const lastRun = new Map<string, number>()
@@ -174,6 +182,8 @@ export function createBackfillSync (components: {
   const missedTimers = new Map<string, NodeJS.Timeout>()
   // Peers whose catch-up must run once more after the running one (gossip dropped something meanwhile).
   const again = new Set<string>()
+  // Peers whose pages only repeated what another peer's catch-up was bringing: they wait for it to end.
+  const shadowed = new Set<string>()
   const pace = new Map<string, PeerPace>()
   // Item hashes brought by some peer (insertion order: the oldest go first), and those being verified now.
   const seen = new Set<string>()
@@ -189,7 +199,7 @@ export function createBackfillSync (components: {
     const now = Date.now()
     if (p == null) {
       if (pace.size >= 10_000) pace.delete(pace.keys().next().value as string)
-      p = { credit: maxPages, refilledAt: now, behind: 0 }
+      p = { credit: maxPages, idle: 0, refilledAt: now, behind: 0 }
       pace.set(peerId, p)
     } else if (now - p.refilledAt >= minIntervalMs) {
       p.credit = maxPages
@@ -205,7 +215,12 @@ export function createBackfillSync (components: {
 
   /** Fetches one page (charging one page of the peer's allowance), retrying a peer that is not ready yet. */
   async function fetchPage (peerId: string, cursor: number, range: BackfillRange): Promise<Fetched> {
-    const p = paceOf(peerId)
+    let p = paceOf(peerId)
+    if (p.idle > 0 && idleDelayMs > 0) {
+      await new Promise(resolve => setTimeout(resolve, Math.min(minIntervalMs, idleDelayMs * 2 ** Math.min(p.idle - 1, 20))).unref())
+      if (stopped) return { stop: 'failed' }
+      p = paceOf(peerId)
+    }
     if (p.credit < 1) return { stop: 'paced' }
     p.credit--
     for (let attempt = 1; ; attempt++) {
@@ -228,7 +243,7 @@ export function createBackfillSync (components: {
    * Verifies and stores one page's items that no other page brought, and settles the page's
    * cost: free when at least half of what was verified is new and trusted.
    */
-  async function take (peerId: string, page: BackfillPage): Promise<{ stored: number, rejected: number, useful: number }> {
+  async function take (peerId: string, page: BackfillPage): Promise<{ stored: number, rejected: number, useful: number, repeated: boolean }> {
     totals.pages++
     const fresh: Uint8Array[] = []
     const hashes: string[] = []
@@ -262,9 +277,17 @@ export function createBackfillSync (components: {
     const now = Date.now()
     samples.push([now, page.items.length])
     while (samples.length > 0 && (samples[0] as [number, number])[0] < now - 30_000) samples.shift()
-    if (fresh.length > 0 && useful * 2 >= fresh.length) paceOf(peerId).credit++
-    else totals.idlePages++
-    return { stored, rejected, useful }
+    const p = paceOf(peerId)
+    if (fresh.length > 0 && useful * 2 >= fresh.length) {
+      p.credit++
+      p.idle = 0
+    } else {
+      totals.idlePages++
+      // Repeats of what another peer brought cost no verification, and an empty page ends the
+      // catch-up: neither slows the server (the page allowance still counts them).
+      if (fresh.length > 0) p.idle++
+    }
+    return { stored, rejected, useful, repeated: page.items.length > 0 && fresh.length === 0 }
   }
 
   function noteBehind (peerId: string, head: number | undefined, low: number, tail: Range | undefined): void {
@@ -292,9 +315,17 @@ export function createBackfillSync (components: {
       await store.setState(tailKey(peerId), tail ?? null)
     }
 
-    /** Settles one fetched page; false when the catch-up must stop (the peer sent forgeries). */
+    /**
+     * Settles one fetched page; false when the catch-up must stop: the peer sent forgeries, or
+     * its page only repeated what another peer's running catch-up brought (two servers of the
+     * same history walk it in step: one is enough, the other resumes when it ends).
+     */
     const settle = async (page: BackfillPage): Promise<boolean> => {
       const r = await take(peerId, page)
+      if (r.repeated && [...inFlight.keys()].some(p => p !== peerId && !shadowed.has(p))) {
+        shadowed.add(peerId)
+        return false
+      }
       stored += r.stored
       rejected += r.rejected
       useful += r.useful
@@ -414,6 +445,14 @@ export function createBackfillSync (components: {
     }).finally(() => {
       inFlight.delete(peerId)
       if (again.delete(peerId) && !stopped) void sync(peerId, true)
+      // No catch-up left that others wait on (it ended: done, paced or failed): they go on.
+      if (!stopped && ![...inFlight.keys()].some(p => !shadowed.has(p))) {
+        for (const peer of [...shadowed]) {
+          if (inFlight.has(peer)) continue
+          shadowed.delete(peer)
+          if (p2p.connectedPeers().includes(peer)) void sync(peer, true)
+        }
+      }
     })
     inFlight.set(peerId, p)
     return p
