@@ -9,6 +9,7 @@ import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.
 import { signClaim } from '../../src/protocol/messages.js'
 import type { TrustPolicy } from '../../src/protocol/policy.js'
 import { claim, REPO, target } from '../http/fixtures.js'
+import { catchUpNote } from '../../src/cli/commands/status.js'
 import { HISTORY_TARGETS, makeHistory } from '../helpers/history.js'
 import { LOOPBACK, policyFor, storeVerdicts, waitFor } from './helpers.js'
 
@@ -81,7 +82,7 @@ describe('catching up', () => {
     const perRelease = 1 + HISTORY_TARGETS.length * 5
     const flood = strangers.envelopes.filter((_, i) => i % perRelease !== 0)
     const server = await start(policy, {}, undefined, flood)
-    const fresh = await start(policy, { backfill: { maxPages: 3 }, bootstrap: [server.multiaddrs()[0]!] })
+    const fresh = await start(policy, { backfill: { maxPages: 3 }, bootstrap: [server.multiaddrs()[0]!], http: { host: '127.0.0.1', port: 0 } })
     await waitFor('the catch-up paced', () => fresh.stats().backfill.paced >= 1, 20_000)
     await new Promise(resolve => setTimeout(resolve, 1000))
     const s = fresh.stats().backfill
@@ -89,6 +90,11 @@ describe('catching up', () => {
     expect(s.idlePages).toBe(3)
     expect(s.verified).toBeLessThanOrEqual(3 * 128)
     expect(s.behind).toBeGreaterThan(flood.length - 3 * 128 - 1)
+    // What `status --node` and the dashboard read: /healthz says how far behind the node is.
+    const health = await (await fetch(`${fresh.httpUrl()!}/healthz`)).json() as { catchUp: { behind: number } }
+    expect(health.catchUp.behind).toBe(s.behind)
+    expect(await catchUpNote(fresh.httpUrl()!)).toMatch(/is catching up: [\d,]+ messages behind its peers(, about \d+ (s|min) left)?; claims it has not read yet are missing/)
+    expect(await catchUpNote(server.httpUrl() ?? 'http://127.0.0.1:9/')).toBeUndefined()
   }, 60_000)
 
   it('a burst of one builder\'s 90 claims over the trusted-key rate reaches the other nodes whole within a minute', async () => {

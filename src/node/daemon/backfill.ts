@@ -148,8 +148,8 @@ interface PeerPace {
   /** Pages in a row that brought nothing new and trusted. */
   idle: number
   refilledAt: number
-  /** What the peer has that this node has not read from it, at the last page. */
-  behind: number
+  /** What the peer has that this node has not read from it, at the last page; unknown before one that says. */
+  behind?: number
 }
 
 /**
@@ -199,7 +199,7 @@ export function createBackfillSync (components: {
     const now = Date.now()
     if (p == null) {
       if (pace.size >= 10_000) pace.delete(pace.keys().next().value as string)
-      p = { credit: maxPages, idle: 0, refilledAt: now, behind: 0 }
+      p = { credit: maxPages, idle: 0, refilledAt: now }
       pace.set(peerId, p)
     } else if (now - p.refilledAt >= minIntervalMs) {
       p.credit = maxPages
@@ -290,10 +290,10 @@ export function createBackfillSync (components: {
     return { stored, rejected, useful, repeated: page.items.length > 0 && fresh.length === 0 }
   }
 
-  function noteBehind (peerId: string, head: number | undefined, low: number, tail: Range | undefined): void {
+  /** What `peerId` has that this node has not read from it: its head less the ranges read. */
+  function noteBehind (peerId: string, head: number | undefined, ...read: Array<Range | undefined>): void {
     if (head == null) return
-    const read = low + (tail != null ? tail.to - tail.from : 0)
-    paceOf(peerId).behind = Math.max(0, head - read)
+    paceOf(peerId).behind = Math.max(0, head - read.reduce((n, r) => n + (r != null ? r.to - r.from : 0), 0))
   }
 
   async function run (peerId: string): Promise<{ stored: number, rejected: number, cut: boolean }> {
@@ -354,9 +354,10 @@ export function createBackfillSync (components: {
       const f = await fetchPage(peerId, floor, { newest: true, ...(recent != null && recent.from + 1 > floor ? { before: recent.from + 1 } : {}) })
       if ('stop' in f) { if (f.stop === 'paced') totals.paced++; return done(f.stop === 'paced') }
       const from = f.page.from ?? floor
+      const read: Range = recent == null ? { from, to: Math.max(f.page.next, floor) } : { from, to: recent.to }
+      noteBehind(peerId, f.page.head, { from: 0, to: low }, tail, read.from >= Math.max(low, tail?.to ?? 0) ? read : undefined)
       if (!await settle(f.page)) return done(false)
-      recent = recent == null ? { from, to: Math.max(f.page.next, floor) } : { from, to: recent.to }
-      noteBehind(peerId, f.page.head, low, tail)
+      recent = read
       if (from <= floor || f.page.items.length === 0) break
     }
     if (recent != null) {
@@ -400,14 +401,13 @@ export function createBackfillSync (components: {
         const ahead = tail != null && next >= tail.from ? Math.max(next, tail.to) : next
         pending = fetchPage(peerId, ahead, tail != null && ahead < tail.from ? { before: tail.from + 1 } : {})
       }
+      noteBehind(peerId, f.page.head, { from: 0, to: moves ? next : low }, tail)
       if (!await settle(f.page)) { void pending?.catch(() => {}); return done(false) }
-      noteBehind(peerId, f.page.head, moves ? next : low, tail)
       if (!moves) break
       low = next
       jump()
       await save()
     }
-    noteBehind(peerId, undefined, low, tail)
     return done(false)
   }
 
@@ -495,7 +495,8 @@ export function createBackfillSync (components: {
     },
     stats () {
       const connected = new Set(p2p.connectedPeers())
-      const behind = median([...pace.entries()].filter(([peer]) => connected.has(peer)).map(([, p]) => p.behind))
+      // Peers that have said how much they hold; the median, so one peer cannot inflate it.
+      const behind = median([...pace.entries()].flatMap(([peer, p]) => connected.has(peer) && p.behind != null ? [p.behind] : []))
       const now = Date.now()
       const recent = samples.filter(([t]) => t >= now - 30_000)
       const items = recent.reduce((n, [, c]) => n + c, 0)

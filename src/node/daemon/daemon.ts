@@ -274,6 +274,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           metrics: components.metrics,
           builders: () => builders.list(),
           jobs: async ({ recent }) => await jobsView({ store, scheduler }, { recent }),
+          catchUp: () => { const b = backfill.stats(); return { behind: b.behind, perSecond: b.perSecond, etaSeconds: b.etaSeconds } },
           ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.
           ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})
