@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createDaemon, type Daemon, type DaemonInit } from '../../src/node/daemon/index.js'
+import { createDaemon, storeBackfillSource, type Daemon, type DaemonInit } from '../../src/node/daemon/index.js'
+import { createIngest } from '../../src/node/ingest/index.js'
 import { TOPICS } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
@@ -36,6 +37,35 @@ describe('catching up', () => {
   afterAll(async () => {
     for (const d of daemons) await d.stop().catch(() => {})
     if (root != null) await rm(root, { recursive: true, force: true })
+  })
+
+  it('a store serves its newest items first, below a cursor, and within a byte budget', async () => {
+    const history = makeHistory(300)
+    const policy = policyFor(history.builders, [history.announcer])
+    const store = await createStore({ path: join(root, `n${n++}`) })
+    try {
+      await createIngest({ store, policy }).recordMany(history.envelopes)
+      const total = history.envelopes.length
+      const source = storeBackfillSource(store)
+      const text = (items: Uint8Array[]): string[] => items.map(i => Buffer.from(i).toString('utf8'))
+      const newest = await source({ cursor: 0, limit: 128, newest: true })
+      expect(newest).toMatchObject({ from: total - 128, next: total, head: total })
+      expect(text(newest.items)).toEqual(history.envelopes.slice(total - 128))
+      const below = await source({ cursor: 0, limit: 128, newest: true, before: total - 127 })
+      expect(below).toMatchObject({ from: total - 256, next: total - 128 })
+      expect(text(below.items)).toEqual(history.envelopes.slice(total - 256, total - 128))
+      const oldest = await source({ cursor: 0, limit: 128, before: 11 })
+      expect(oldest).toMatchObject({ from: 0, next: 10 })
+      expect(text(oldest.items)).toEqual(history.envelopes.slice(0, 10))
+      // Over the byte budget, a newest page drops its oldest items and says where it starts.
+      const budget = history.envelopes.slice(total - 3).reduce((b, e) => b + Buffer.byteLength(e), 0)
+      const small = await source({ cursor: 0, limit: 128, newest: true, maxBytes: budget })
+      expect(small).toMatchObject({ from: total - 3, next: total })
+      expect(text(small.items)).toEqual(history.envelopes.slice(total - 3))
+      expect(await source({ cursor: total, limit: 128, newest: true })).toEqual({ items: [], next: total, from: total, head: total })
+    } finally {
+      await store.close()
+    }
   })
 
   it('a fresh node reads two honest peers at the speed of verification: the newest release first, nothing verified twice', async () => {
