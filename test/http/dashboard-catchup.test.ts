@@ -1,21 +1,11 @@
-import { existsSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chromium, type Browser } from 'playwright-core'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
 import type { CatchUp } from '../../src/node/http/routes.js'
 import { makeKeys, seedReleases, tempStore, testPolicy, ingestFor } from './fixtures.js'
+import { browserAvailable, CHROMIUM } from '../helpers/browser.js'
 
-const CHROMIUM = process.env.NEKO_CHROMIUM ?? '/usr/bin/chromium'
-
-/** Chromium missing: skip with a notice, unless NEKO_REQUIRE_BROWSER=1 (CI), where it fails. */
-function browserAvailable (): boolean {
-  if (existsSync(CHROMIUM)) return true
-  if (process.env.NEKO_REQUIRE_BROWSER === '1') throw new Error(`dashboard catch-up: NEKO_REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`)
-  process.stderr.write(`[skip] dashboard catch-up: ${CHROMIUM} missing; run scripts/setup-host.sh to test in a real browser\n`)
-  return false
-}
-
-const available = browserAvailable()
+const available = browserAvailable('dashboard catch-up')
 
 describe.skipIf(!available)('the dashboard of a node still catching up', () => {
   let server: FeedServer

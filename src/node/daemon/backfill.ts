@@ -429,14 +429,7 @@ export function createBackfillSync (components: {
     lastRun.set(peerId, now)
     const p = run(peerId).then(r => {
       // Paused while still storing new trusted items: go on when the allowance refills, if still connected.
-      if (r.cut && !stopped && !continuations.has(peerId)) {
-        const t = setTimeout(() => {
-          continuations.delete(peerId)
-          if (!stopped && p2p.connectedPeers().includes(peerId)) void sync(peerId, true)
-        }, minIntervalMs)
-        t.unref()
-        continuations.set(peerId, t)
-      }
+      if (r.cut) syncLater(continuations, peerId, minIntervalMs)
       return { stored: r.stored, rejected: r.rejected }
     }, (err: unknown) => {
       totals.failures++
@@ -458,6 +451,17 @@ export function createBackfillSync (components: {
     return p
   }
 
+  /** A catch-up from `peerId` after `delayMs`, if still connected then; one pending per peer in `timers`. */
+  function syncLater (timers: Map<string, NodeJS.Timeout>, peerId: string, delayMs: number): void {
+    if (stopped || timers.has(peerId)) return
+    const t = setTimeout(() => {
+      timers.delete(peerId)
+      if (!stopped && p2p.connectedPeers().includes(peerId)) void sync(peerId, true)
+    }, delayMs)
+    t.unref()
+    timers.set(peerId, t)
+  }
+
   function median (values: number[]): number {
     if (values.length === 0) return 0
     const sorted = [...values].sort((a, b) => a - b)
@@ -467,15 +471,7 @@ export function createBackfillSync (components: {
   return {
     syncFrom: async (peerId) => await sync(peerId, false),
     syncNow: async (peerId) => await sync(peerId, true),
-    missed (peerId) {
-      if (stopped || missedTimers.has(peerId)) return
-      const t = setTimeout(() => {
-        missedTimers.delete(peerId)
-        if (!stopped && p2p.connectedPeers().includes(peerId)) void sync(peerId, true)
-      }, missedDelayMs)
-      t.unref()
-      missedTimers.set(peerId, t)
-    },
+    missed (peerId) { syncLater(missedTimers, peerId, missedDelayMs) },
     start () {
       stopped = false
       if (resync != null) return
