@@ -92,6 +92,40 @@ describe('back-fill over loopback TCP', () => {
     expect(seen).toEqual(log.map(dec))
   })
 
+  it('passes before and newest to the source and brings back from and head; refuses an END whose range does not hold', async () => {
+    // A source over the same log that honours the range: cursor k is log item k (from 1).
+    const ranged: BackfillSource = async ({ cursor, limit, before, newest }) => {
+      const to = Math.min(log.length, (before ?? Number.MAX_SAFE_INTEGER) - 1)
+      const start = newest === true ? Math.max(cursor, to - limit) : cursor
+      const end = Math.max(start, Math.min(to, start + limit))
+      return { items: log.slice(start, end), next: end, from: start, head: log.length }
+    }
+    const c = await startNode({ backfillSource: ranged })
+    const liar = await startRawNode()
+    try {
+      const newest = await b.node.backfill(c.node.multiaddrs()[0]!, 0, 4, { newest: true })
+      expect(newest.items.map(dec)).toEqual(['envelope-17', 'envelope-18', 'envelope-19', 'envelope-20'])
+      expect(newest).toMatchObject({ from: 16, next: 20, head: 20 })
+      const below = await b.node.backfill(c.node.multiaddrs()[0]!, 0, 4, { newest: true, before: 17 })
+      expect(below.items.map(dec)).toEqual(['envelope-13', 'envelope-14', 'envelope-15', 'envelope-16'])
+      expect(below).toMatchObject({ from: 12, next: 16 })
+      const capped = await b.node.backfill(c.node.multiaddrs()[0]!, 10, 4, { before: 13 })
+      expect(capped.items.map(dec)).toEqual(['envelope-11', 'envelope-12'])
+      await expect(b.node.backfill(c.node.multiaddrs()[0]!, 5, 4, { before: 5 })).rejects.toThrow(/before/)
+      // A server whose END says it starts above where it ends is refused whole.
+      await liar.handle(BACKFILL_PROTOCOL, async (stream) => {
+        const lp = lpStream(stream)
+        await lp.read()
+        await lp.write(frame(FRAME.ITEM, enc('envelope-x')))
+        await lp.write(frame(FRAME.END, enc(JSON.stringify({ next: 2, from: 5, head: 9 }))))
+        await stream.close()
+      })
+      await expectBackfillError(b.node.backfill(liar.getMultiaddrs()[0]!.toString(), 0, 4, { newest: true }), 'bad-response', false)
+    } finally {
+      await Promise.all([c.node.stop(), liar.stop()])
+    }
+  })
+
   it('dials a peer given by multiaddr', async () => {
     const c = await startNode()
     try {

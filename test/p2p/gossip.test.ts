@@ -8,6 +8,7 @@ import { identify } from '@libp2p/identify'
 import { gossipsub } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { LimitError, ValidationError } from '../../src/protocol/errors.js'
 import { DEFAULT_MAX_MESSAGE_BYTES, TOPICS, fastMessageId, messageId, peerIdOf } from '../../src/node/p2p/index.js'
 import { LOOPBACK, TEST_HEARTBEAT_MS, connect, count, sleep, startNode, waitFor } from './helpers.js'
@@ -200,6 +201,46 @@ describe('messages signed by libp2p (StrictSign)', () => {
       expect(target.delivered.some(d => d.data === 'signed-by-libp2p')).toBe(false)
     } finally {
       await Promise.all([target.node.stop(), signer.stop()])
+    }
+  })
+})
+
+describe('messages that carry only a libp2p from field', () => {
+  it('are rejected before the validator, their sender penalised, not relayed, and do not shadow the honest copy', async () => {
+    const target = await startNode()
+    const watcher = await startNode()
+    const friend = await startNode()
+    const forger = await startRogue()
+    // gossipsub under StrictNoSign sends no author: write one into every message it sends, as
+    // a forger would (a PeerId's multihash, here the friend's).
+    const pubsub = forger.services.pubsub as unknown as { sendRpc: (id: string, rpc: { messages?: Array<{ from?: Uint8Array }> }) => boolean }
+    const send = pubsub.sendRpc.bind(pubsub)
+    const forgedAuthor = peerIdFromString(friend.node.peerId).toMultihash().bytes
+    pubsub.sendRpc = (id, rpc) => {
+      for (const m of rpc.messages ?? []) m.from = forgedAuthor
+      return send(id, rpc)
+    }
+    try {
+      forger.services.pubsub.subscribe(TOPICS.claims)
+      await forger.dial(multiaddr(target.node.multiaddrs()[0]!))
+      await watcher.node.dial(target.node.multiaddrs()[0]!)
+      await friend.node.dial(target.node.multiaddrs()[0]!)
+      await waitFor('all three subscribed at the target', () => target.node.stats().topics[TOPICS.claims] === 3)
+      await waitFor('the target subscribed at the forger', () => forger.services.pubsub.getSubscribers(TOPICS.claims).length === 1)
+      await waitFor('the target subscribed at the friend', () => friend.node.stats().topics[TOPICS.claims] === 1)
+      await forger.services.pubsub.publish(TOPICS.claims, enc('authored-claim'))
+      await waitFor('the forger penalised', () => target.node.score(forger.peerId.toString()) < 0)
+      expect(target.validated.some(v => v.data === 'authored-claim')).toBe(false)
+      expect(target.delivered.some(d => d.data === 'authored-claim')).toBe(false)
+      // The same bytes without the field, from an honest peer: a new message, delivered and relayed.
+      await friend.node.publish(TOPICS.claims, enc('authored-claim'))
+      await waitFor('the honest copy at the target', () => count(target, 'authored-claim') === 1)
+      await waitFor('the honest copy relayed to the watcher', () => count(watcher, 'authored-claim') === 1)
+      expect(target.delivered.find(d => d.data === 'authored-claim')?.from).toBe(friend.node.peerId)
+      expect(watcher.delivered.find(d => d.data === 'authored-claim')?.from).toBe(target.node.peerId)
+      expect(target.node.score(friend.node.peerId)).toBeGreaterThanOrEqual(0)
+    } finally {
+      await Promise.all([target.node.stop(), watcher.node.stop(), friend.node.stop(), forger.stop()])
     }
   })
 })

@@ -16,6 +16,7 @@ import { checkPublished } from '../../node/consensus/published.js'
 import { fetchReleaseFromNode } from '../../node/consensus/remote.js'
 import { readRelease, storeReleaseSource, type ReleaseSource } from '../../node/consensus/release.js'
 import { loadPolicyFile, policyReference } from '../../node/daemon/policy.js'
+import { getFromNode, jsonFromNode } from '../../node/consensus/node-client.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { createRegistryClient } from '../../node/registry/index.js'
 import type { StoredAnnouncement, StoredClaim } from '../../node/store/types.js'
@@ -25,7 +26,6 @@ import type { DivergenceReport } from '../../protocol/triage.js'
 import { exitCodeFor } from '../verdicts/exit.js'
 import { formatConsensus } from '../verdicts/table.js'
 import { cliLogger } from '../logger.js'
-import { getFromNode, jsonFromNode } from '../../node/consensus/node-client.js'
 import { formatReachability, type Reachability } from '../../node/p2p/nat.js'
 
 export interface StatusFlags {
@@ -69,10 +69,36 @@ export interface CliReleaseSource extends ReleaseSource {
   close: () => Promise<void>
 }
 
+/** `12 s`, `4 min`, `2 h`: a rough time left for a person. */
+function roughly (seconds: number): string {
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`
+  return `${(seconds / 3600).toFixed(1)} h`
+}
+
+/**
+ * One line when the node is still reading its peers' history (its `/healthz` says so): its
+ * answer may lack claims it has not read yet. Best effort: a node that does not say, or does
+ * not answer in time, gets no line.
+ */
+export async function catchUpNote (nodeUrl: string): Promise<string | undefined> {
+  try {
+    const got = await getFromNode(nodeUrl, '/healthz', { accept: 'application/json', timeoutMs: 5_000, maxBytes: 64 * 1024, missingOk: true })
+    if (got === undefined) return undefined
+    const c = (jsonFromNode(got) as { catchUp?: { behind?: unknown, etaSeconds?: unknown } }).catchUp
+    if (c == null || typeof c.behind !== 'number' || !Number.isSafeInteger(c.behind) || c.behind <= 0) return undefined
+    const eta = typeof c.etaSeconds === 'number' && Number.isFinite(c.etaSeconds) && c.etaSeconds >= 0 ? `, about ${roughly(c.etaSeconds)} left` : ''
+    return `neko-rebuilder: ${nodeUrl} is catching up: ${c.behind.toLocaleString('en-US')} messages behind its peers${eta}; claims it has not read yet are missing from this answer\n`
+  } catch {
+    return undefined
+  }
+}
+
 /** The release's messages from a node (verified here) or from a local store. */
 export async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<CliReleaseSource> {
   if (flags.node !== undefined) {
-    const remote = await fetchReleaseFromNode(flags.node, policy, tag, flags.repo)
+    const [remote, note] = await Promise.all([fetchReleaseFromNode(flags.node, policy, tag, flags.repo), catchUpNote(flags.node)])
+    if (note !== undefined) process.stderr.write(note)
     for (const r of remote.rejected.slice(0, 20)) process.stderr.write(`neko-rebuilder: ignored line ${r.line} from ${flags.node}: ${r.reason}\n`)
     if (remote.rejected.length > 20) process.stderr.write(`neko-rebuilder: … and ${remote.rejected.length - 20} more rejected lines\n`)
     const announcements = remote.messages.filter((m): m is StoredAnnouncement => m.kind === 'announcement')

@@ -62,7 +62,9 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   const p2p = await createP2PNode({
     logger,
     privateKey: identity.privateKey,
-    async validate (topic, data) {
+    // What gossip dropped over a rate limit is fetched from the peer that delivered it, soon.
+    onThrottled: (_topic, from) => { backfill.missed(from) },
+    async validate (topic, data, from) {
       let verdict: 'accept' | 'reject' | 'ignore'
       let judgement: Judgement | undefined
       let report: ReportCheck | undefined
@@ -80,6 +82,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       } else {
         judgement = await ingest.validate(topic, data)
         verdict = judgement.verdict
+        if (judgement.throttled === true) backfill.missed(from)
       }
       if (verdict === 'accept') gossipCounts.accepted++
       else if (verdict === 'reject') gossipCounts.rejected++
@@ -141,7 +144,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     witness = w
   }
 
-  const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptPage(items) }, init.backfill)
+  const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptItems(items) }, init.backfill)
 
   const scheduler = createScheduler({
     logger,
@@ -277,6 +280,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
             const { reachability, relayRefused } = p2p.stats()
             return { peerId: p2p.peerId, ...reachability, relayRefused, peers: p2p.peerList() }
           },
+          catchUp: () => { const b = backfill.stats(); return { behind: b.behind, perSecond: b.perSecond, etaSeconds: b.etaSeconds } },
           ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.
           ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})

@@ -33,6 +33,18 @@ export interface RouteContext {
   published?: boolean
   /** The node's transparency log, served under /tlog/. */
   tlog?: TlogRouteContext
+  /** How far back-fill is behind the node's peers, for `/healthz`. */
+  catchUp?: () => CatchUp
+}
+
+/** What `/healthz` says of a node still reading its peers' history. */
+export interface CatchUp {
+  /** Messages its peers hold that it has not read yet (the median over peers). */
+  behind: number
+  /** Messages read per second lately. */
+  perSecond: number
+  /** Expected seconds left; null when nothing moves. */
+  etaSeconds: number | null
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>
@@ -188,7 +200,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
   const healthz: Handler = async (req, res, url) => {
     new Query(url.searchParams, [])
     const stats = await store.stats()
-    sendJson(req, res, { status: 'ok', messages: stats.messages, claims: stats.claims, announcements: stats.announcements }, { cacheControl: 'no-store' })
+    sendJson(req, res, { status: 'ok', messages: stats.messages, claims: stats.claims, announcements: stats.announcements, ...(ctx.catchUp != null ? { catchUp: ctx.catchUp() } : {}) }, { cacheControl: 'no-store' })
   }
 
   /** Serves what `produce` makes, from the cache while the store has not changed. */

@@ -13,7 +13,7 @@ import { loadDashboard, type DashboardAsset } from './dashboard.js'
 import { MethodNotAllowedError, UriTooLongError } from './errors.js'
 import { HTTP_LIMITS } from './limits.js'
 import { sendError, setCommonHeaders } from './respond.js'
-import { createRoutes } from './routes.js'
+import { createRoutes, type CatchUp } from './routes.js'
 import type { TlogRouteContext } from './tlog-routes.js'
 
 
@@ -37,6 +37,8 @@ export interface FeedServerComponents {
   tlog?: TlogRouteContext
   /** Builder keys the verdicts do not count, with the reason (proven split views). */
   setAside?: SetAsideLookup
+  /** How far the node's back-fill is behind its peers, served in /healthz. */
+  catchUp?: () => CatchUp
 }
 
 export interface FeedServerInit {

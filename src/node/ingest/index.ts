@@ -1,2 +1,2 @@
 export { createIngest } from './ingest.js'
-export type { Ingest, IngestComponents, IngestEvents, IngestInit, Judgement, Outcome, Verdict } from './types.js'
+export type { Ingest, IngestComponents, IngestEvents, IngestInit, ItemOutcome, Judgement, Outcome, Verdict } from './types.js'

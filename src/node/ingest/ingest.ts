@@ -3,7 +3,7 @@ import { decodeMessage, decodeMessages, MAX_DECODE_BATCH, type DecodedMessage, t
 import { policyKeys } from '../../protocol/policy.js'
 import { componentLog, type Logger } from '../logger.js'
 import { createJudge, type Arrival } from './judge.js'
-import type { Ingest, IngestComponents, IngestEvents, IngestInit, Judgement, Outcome } from './types.js'
+import type { Ingest, IngestComponents, IngestEvents, IngestInit, ItemOutcome, Judgement, Outcome } from './types.js'
 
 /** Envelope bytes as the text the store keeps and the feed re-serves. */
 function text (data: Uint8Array): string {
@@ -37,12 +37,21 @@ class NodeIngest extends TypedEventEmitter<IngestEvents> implements Ingest {
   }
 
   async acceptPage (items: readonly Uint8Array[]): Promise<Outcome[]> {
-    const out: Outcome[] = []
+    return (await this.acceptItems(items)).map(r => r.outcome)
+  }
+
+  async acceptItems (items: readonly Uint8Array[]): Promise<ItemOutcome[]> {
+    const out: ItemOutcome[] = []
+    const { policy } = this.components
     for (let start = 0; start < items.length; start += MAX_DECODE_BATCH) {
       const batch = items.slice(start, start + MAX_DECODE_BATCH)
       const decoded = decodeMessages(batch, this.decodeOptions)
       for (let i = 0; i < batch.length; i++) {
-        out.push(await this.settle(await this.judged('backfill', decoded[i] as DecodeResult), batch[i] as Uint8Array))
+        const judgement = await this.judged('backfill', decoded[i] as DecodeResult)
+        const m = judgement.message
+        // Announcements are stored only from policy announcers.
+        const trusted = m != null && (m.kind === 'announcement' || policy.builderKeys.has(m.keyId))
+        out.push({ outcome: await this.settle(judgement, batch[i] as Uint8Array), trusted })
       }
     }
     return out

@@ -53,7 +53,7 @@ export function createJudge (components: { store: Store, policy: TrustPolicy, lo
       log.warn({ err }, 'the ingest could not read the store')
       return { verdict: 'ignore', reason: 'store unavailable' }
     }
-    if (arrival === 'gossip' && trusted && !trustedLimiter.take(message.keyId)) return { verdict: 'ignore', reason: `trusted key ${message.keyId} over its rate` }
+    if (arrival === 'gossip' && trusted && !trustedLimiter.take(message.keyId)) return { verdict: 'ignore', reason: `trusted key ${message.keyId} over its rate`, throttled: true }
     return { verdict: 'accept', message }
   }
 }

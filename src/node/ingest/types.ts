@@ -13,10 +13,15 @@ export interface Judgement {
   verdict: Verdict
   message?: DecodedMessage
   reason?: string
+  /** Ignored over the trusted keys' gossip rate: the sender holds it, and back-fill can fetch it. */
+  throttled?: boolean
 }
 
 /** What became of one envelope handed to the ingest. */
 export type Outcome = 'stored' | 'duplicate' | 'rejected'
+
+/** An outcome, and whether the message is a trusted key's (an announcer's announcement, a policy builder's claim). */
+export interface ItemOutcome { outcome: Outcome, trusted: boolean }
 
 export interface IngestEvents {
   /** A message was written to the store: exactly what was stored, cursor included. */
@@ -63,6 +68,8 @@ export interface Ingest extends TypedEventTarget<IngestEvents> {
    * judged and stored, so a later item is judged with the earlier ones counted.
    */
   acceptPage: (items: readonly Uint8Array[]) => Promise<Outcome[]>
+  /** `acceptPage`, saying also of each item whether a trusted key signed it (back-fill paces a server by what it contributes). */
+  acceptItems: (items: readonly Uint8Array[]) => Promise<ItemOutcome[]>
   /** One envelope the node was handed to publish (`announce`): judged as gossip on `topic` is, without the trusted keys' rate. */
   accept: (topic: string, data: Uint8Array) => Promise<{ outcome: Outcome, judgement: Judgement }>
   /**

@@ -10,9 +10,11 @@ import type { ExchangeLimits, ExchangeReply } from './exchange.js'
 
 /**
  * Wire format (docs/network.md): every frame is an unsigned-varint length then that many
- * bytes. The request is one frame of JSON `{"cursor":n,"limit":n}`. Each response frame
- * starts with a type byte: ITEM then one envelope, END then JSON `{"next":n}`, ERROR then
- * JSON `{"reason":"…","message":"…"}`. END or ERROR is the last frame.
+ * bytes. The request is one frame of JSON `{"cursor":n,"limit":n}`, optionally with
+ * `"before":n` (only items below it) and `"newest":true` (the newest items of the range
+ * rather than the oldest). Each response frame starts with a type byte: ITEM then one
+ * envelope, END then JSON `{"next":n,"from":n,"head":n}` (`from` and `head` optional), ERROR
+ * then JSON `{"reason":"…","message":"…"}`. END or ERROR is the last frame.
  */
 export const FRAME = { ITEM: 0x00, END: 0x01, ERROR: 0x02 } as const
 
@@ -27,13 +29,27 @@ export type BackfillInit = Partial<BackfillLimits>
 export interface BackfillRequest {
   cursor: number
   limit: number
+  /** Only items whose cursor is below this. */
+  before?: number
+  /**
+   * The newest items of the range instead of the oldest (a new node asks for recent
+   * releases first); the page then says where it starts (`from`).
+   */
+  newest?: boolean
   /** Byte budget for the items' sum; a source that fills a page by size should stop here. */
   maxBytes?: number
 }
 
+/** What one request may add to `{ cursor, limit }`. */
+export type BackfillRange = Pick<BackfillRequest, 'before' | 'newest'>
+
 export interface BackfillPage {
   items: Uint8Array[]
+  /** The page covers every item with a cursor in (from, next]; `from` is the request's cursor when absent. */
   next: number
+  from?: number
+  /** The server's newest cursor: how far behind the client is. */
+  head?: number
 }
 
 export type BackfillSource = (req: BackfillRequest) => Promise<BackfillPage>
@@ -51,11 +67,13 @@ function isCursor (v: unknown): v is number {
 }
 
 /** Parses a request frame; throws ValidationError naming the bad field. */
-export function parseRequest (bytes: Uint8Array): { cursor: number, limit: number } {
-  const { cursor, limit } = parseRequestObject(bytes)
+export function parseRequest (bytes: Uint8Array): { cursor: number, limit: number } & BackfillRange {
+  const { cursor, limit, before, newest } = parseRequestObject(bytes)
   if (!isCursor(cursor)) throw new ValidationError('request.cursor', 'must be a non-negative integer')
   if (!isCursor(limit) || limit < 1) throw new ValidationError('request.limit', 'must be a positive integer')
-  return { cursor, limit }
+  if (before !== undefined && (!isCursor(before) || before <= cursor)) throw new ValidationError('request.before', 'must be an integer greater than cursor')
+  if (newest !== undefined && typeof newest !== 'boolean') throw new ValidationError('request.newest', 'must be a boolean')
+  return { cursor, limit, ...(before !== undefined ? { before } : {}), ...(newest === true ? { newest } : {}) }
 }
 
 /** Settles with `p`, or rejects when `signal` aborts first: a stuck source must not hold a stream slot. */
@@ -79,12 +97,12 @@ async function untilAborted<T> (p: Promise<T>, signal: AbortSignal): Promise<T> 
  * against the same limits a client enforces.
  */
 export function createBackfillHandler (source: BackfillSource, limits: BackfillLimits, log: Logger): { handler: StreamHandler, active: () => number } {
-  async function answer (req: { cursor: number, limit: number }, reply: ExchangeReply<BackfillFailure>): Promise<void> {
+  async function answer (req: { cursor: number, limit: number } & BackfillRange, reply: ExchangeReply<BackfillFailure>): Promise<void> {
     const { signal } = reply
     const limit = Math.min(req.limit, limits.maxItems)
     let page: BackfillPage
     try {
-      page = await untilAborted(source({ cursor: req.cursor, limit, maxBytes: limits.maxResponseBytes }), signal)
+      page = await untilAborted(source({ ...req, limit, maxBytes: limits.maxResponseBytes }), signal)
     } catch (err) {
       if (signal.aborted) throw err
       log.warn({ err }, 'back-fill source failed')
@@ -93,7 +111,7 @@ export function createBackfillHandler (source: BackfillSource, limits: BackfillL
     }
     // The source is ours, but a page that breaks the limits would be refused by every
     // client anyway: say so plainly instead of sending it.
-    if (!Array.isArray(page?.items) || !isCursor(page.next)) {
+    if (!Array.isArray(page?.items) || !isCursor(page.next) || !rangeFits(page, req.cursor)) {
       await reply.refuse('source-failed', 'the source returned a malformed page')
       return
     }
@@ -119,10 +137,17 @@ export function createBackfillHandler (source: BackfillSource, limits: BackfillL
       return
     }
     for (const item of page.items) await reply.write(framed(FRAME.ITEM, item))
-    await reply.end(encodeJson(FRAME.END, { next: page.next }))
+    await reply.end(encodeJson(FRAME.END, { next: page.next, ...(page.from !== undefined ? { from: page.from } : {}), ...(page.head !== undefined ? { head: page.head } : {}) }))
   }
 
   return createExchangeHandler({ label: 'back-fill', errorFrame: FRAME.ERROR, limits, log, parse: parseRequest, answer })
+}
+
+/** `from` and `head`, when given, are cursors with cursor <= from <= next <= head. */
+function rangeFits (page: { next: number, from?: unknown, head?: unknown }, cursor: number): boolean {
+  if (page.from !== undefined && (!isCursor(page.from) || page.from < cursor || page.from > page.next)) return false
+  if (page.head !== undefined && (!isCursor(page.head) || page.head < page.next)) return false
+  return true
 }
 
 function failure (reason: BackfillFailure, message: string, remote = false): BackfillError {
@@ -134,13 +159,15 @@ function failure (reason: BackfillFailure, message: string, remote = false): Bac
  * frame against `limits` before accepting it. Items are returned unverified: the caller
  * verifies them exactly as it verifies gossip.
  */
-export async function requestBackfill (libp2p: Libp2p, target: PeerId | Multiaddr, cursor: number, limit: number, limits: BackfillLimits): Promise<BackfillPage> {
+export async function requestBackfill (libp2p: Libp2p, target: PeerId | Multiaddr, cursor: number, limit: number, limits: BackfillLimits, range: BackfillRange = {}): Promise<BackfillPage> {
   if (!isCursor(cursor)) throw new ValidationError('cursor', 'must be a non-negative integer')
   if (!isCursor(limit) || limit < 1) throw new ValidationError('limit', 'must be a positive integer')
+  if (range.before !== undefined && (!isCursor(range.before) || range.before <= cursor)) throw new ValidationError('before', 'must be an integer greater than cursor')
   const want = Math.min(limit, limits.maxItems)
   const items: Uint8Array[] = []
   let total = 0
-  return await requestExchange(libp2p, target, { cursor, limit: want }, {
+  const request = { cursor, limit: want, ...(range.before !== undefined ? { before: range.before } : {}), ...(range.newest === true ? { newest: true } : {}) }
+  return await requestExchange(libp2p, target, request, {
     protocol: BACKFILL_PROTOCOL,
     timeoutMs: limits.timeoutMs,
     maxBodyBytes: limits.maxItemBytes,
@@ -158,9 +185,12 @@ export async function requestBackfill (libp2p: Libp2p, target: PeerId | Multiadd
       return undefined
     }
     if (type === FRAME.END) {
-      const next = parseControl(body, failure).next
+      const { next, from, head } = parseControl(body, failure)
       if (!isCursor(next)) throw failure('bad-response', 'final frame has no valid next cursor')
-      return { items, next }
+      // A server that ignores `newest` (an older one) answers oldest first from the cursor,
+      // without `from`: the page then covers (cursor, next], which is what it means.
+      if (!rangeFits({ next, from, head }, cursor)) throw failure('bad-response', 'final frame has a from or head outside cursor <= from <= next <= head')
+      return { items, next, ...(isCursor(from) ? { from } : {}), ...(isCursor(head) ? { head } : {}) }
     }
     throw failure('bad-response', `unknown frame type ${String(type)}`)
   })

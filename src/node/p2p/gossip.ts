@@ -58,16 +58,38 @@ function sha256Of (data: Uint8Array): Buffer {
 }
 
 /**
+ * The data of messages that arrived with a libp2p `from` field. gossipsub's StrictNoSign
+ * check refuses a signature, sequence number or key but not `from`, and would relay the
+ * field unchanged: the fast id (the first thing gossipsub computes, on the raw RPC message)
+ * marks such data so the validator wrapper rejects it before anything else.
+ */
+const authored = new WeakSet<Uint8Array>()
+
+/** A marked message's id differs from the bare data's, so an honest copy is never taken for its duplicate. */
+const AUTHORED_ID_PREFIX = Buffer.from('from:')
+
+/**
  * Message id = sha256 of the data: a claim published by its builder and relayed by many
  * peers, or re-published by another node, is one message and is delivered once.
  */
 export function messageId (msg: Message): Uint8Array {
+  if (authored.has(msg.data)) return createHash('sha256').update(AUTHORED_ID_PREFIX).update(msg.data).digest()
   return sha256Of(msg.data)
 }
 
 /** Same hash on the raw RPC message, so duplicates are dropped before their signature is checked. */
-export function fastMessageId (msg: { data?: Uint8Array }): string {
-  return sha256Of(msg.data ?? EMPTY).toString('base64')
+export function fastMessageId (msg: { data?: Uint8Array, from?: Uint8Array }): string {
+  const data = msg.data ?? EMPTY
+  if (msg.from != null) {
+    authored.add(data)
+    return 'from:' + createHash('sha256').update(AUTHORED_ID_PREFIX).update(data).digest('base64')
+  }
+  return sha256Of(data).toString('base64')
+}
+
+/** Whether gossipsub handed the validator a message that arrived with a libp2p `from` field. */
+export function carriesAuthor (msg: { data: Uint8Array }): boolean {
+  return authored.has(msg.data)
 }
 
 const EMPTY = new Uint8Array(0)
@@ -194,15 +216,23 @@ const OUTCOME: Record<ValidationOutcome, TopicValidatorResult> = {
  * Wraps the application validator for gossipsub. It never throws: gossipsub turns a thrown
  * error into Ignore, which would let a peer that crashes our validator go unpenalised.
  */
-export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger, throttle?: Throttle, accepted?: WeakMap<Message, unknown>): TopicValidatorFn {
+export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger, throttle?: Throttle, accepted?: WeakMap<Message, unknown>, onThrottled?: (topic: string, from: string) => void): TopicValidatorFn {
   return async (propagationSource, msg) => {
     const from = propagationSource.toString()
+    // Messages carry no author (StrictNoSign): one that names one is malformed, whoever relays it.
+    if (carriesAuthor(msg)) {
+      log.debug({ topic, from }, 'gossip message with a libp2p from field rejected')
+      return TopicValidatorResult.Reject
+    }
     if (msg.data.byteLength > maxMessageBytes) {
       log.debug({ topic, from, bytes: msg.data.byteLength, limit: maxMessageBytes }, 'oversized gossip message rejected')
       return TopicValidatorResult.Reject
     }
     // Before any verification or store work: a flood costs its sender's budget, not the node.
-    if (throttle != null && !throttle.take(from)) return TopicValidatorResult.Ignore
+    if (throttle != null && !throttle.take(from)) {
+      onThrottled?.(topic, from)
+      return TopicValidatorResult.Ignore
+    }
     try {
       const checked = await validate(topic, msg.data, from)
       const outcome = typeof checked === 'string' ? checked : checked.outcome

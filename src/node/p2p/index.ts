@@ -6,7 +6,7 @@ export type { NatInit, Reachability, ReachabilityMode, RelayLimits } from './nat
 export { RELAY_DEFAULTS } from './nat.js'
 export type { GossipInit, ValidateFn, Validated, ValidationOutcome } from './gossip.js'
 export { messageId, fastMessageId } from './gossip.js'
-export type { BackfillInit, BackfillLimits, BackfillPage, BackfillRequest, BackfillSource } from './backfill.js'
+export type { BackfillInit, BackfillLimits, BackfillPage, BackfillRange, BackfillRequest, BackfillSource } from './backfill.js'
 export { FRAME } from './backfill.js'
 export { BackfillError, DialError, IdentityKeyError, LogUnreachableError, PublishError, TlogProofError } from './errors.js'
 export { TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL } from './tlog-proof.js'

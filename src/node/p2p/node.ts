@@ -32,7 +32,7 @@ import { createPenalties } from './penalty.js'
 import { createThrottle, DEFAULT_GLOBAL_RATE, DEFAULT_PEER_RATE } from './throttle.js'
 import type { GossipInit, ValidateFn } from './gossip.js'
 import { backfillLimits, createBackfillHandler, requestBackfill } from './backfill.js'
-import type { BackfillInit, BackfillPage, BackfillSource } from './backfill.js'
+import type { BackfillInit, BackfillPage, BackfillRange, BackfillSource } from './backfill.js'
 import { libp2pKeyFromIdentity } from './identity.js'
 import { createProofHandler, requestConsistency, TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL, type ProofSource } from './tlog-proof.js'
 import { createManifestHandler, manifestLimits, requestFileManifest } from './manifests.js'
@@ -56,6 +56,8 @@ export interface P2PComponents {
   onMessage: (topic: string, data: Uint8Array, from: string, validated?: unknown) => void | Promise<void>
   /** Serves back-fill requests from peers, typically from the store's sequence. */
   backfillSource: BackfillSource
+  /** Told of each message ignored over the admission rate, with the peer that delivered it (it holds what was dropped). */
+  onThrottled?: (topic: string, from: string) => void
   /** Answers witnesses' consistency-proof requests for this node's transparency log. */
   proofSource?: ProofSource
   /** Serves the signed file manifests of images this node claimed; without it the protocol is not offered. */
@@ -110,7 +112,7 @@ export interface P2PNode {
   start: () => Promise<void>
   stop: () => Promise<void>
   publish: (topic: string, data: Uint8Array) => Promise<{ recipients: number }>
-  backfill: (peer: string, cursor: number, limit: number) => Promise<BackfillPage>
+  backfill: (peer: string, cursor: number, limit: number, range?: BackfillRange) => Promise<BackfillPage>
   /** Fetches and verifies a peer's signed file manifest of an image it claimed. */
   fileManifest: (peer: string, manifestDigest: Digest, verify: VerifyOptions) => Promise<FetchedManifest>
   connectedPeers: () => string[]
@@ -287,7 +289,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const accepted = new WeakMap<Message, unknown>()
   // Validators are in place before the first peer can send anything.
   for (const topic of KNOWN_TOPICS) {
-    pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log, throttle, accepted))
+    pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log, throttle, accepted, components.onThrottled))
   }
 
   // libp2p refuses inbound connections only once the cap is reached, so simultaneous
@@ -484,8 +486,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       return { recipients: result.recipients.length }
     },
 
-    async backfill (peer, cursor, limit) {
-      const page = await requestBackfill(libp2p, parsePeer(peer), cursor, limit, limits)
+    async backfill (peer, cursor, limit, range) {
+      const page = await requestBackfill(libp2p, parsePeer(peer), cursor, limit, limits, range)
       noteRelay('back-fill', peer)
       return page
     },

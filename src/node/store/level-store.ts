@@ -255,6 +255,8 @@ export async function createStore (init: StoreInit, components: StoreComponents 
       })
     },
 
+    lastCursor: () => lastCursor,
+
     async hasMessage (id) {
       assertOpen()
       if (typeof id !== 'string' || id.length === 0) return false

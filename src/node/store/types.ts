@@ -88,6 +88,8 @@ export interface Store {
   getMessage (id: string): Promise<StoredMessage | undefined>
   /** Messages with cursor > `cursor`, oldest first, at most `limit`. */
   messagesSince (cursor: number, limit: number, filter?: MessageFilter): Promise<Page<StoredMessage>>
+  /** The cursor of the newest message stored (0 when none): cursors are dense, so messages up to it number about this many. */
+  lastCursor (): number
   /** Every claim for one target (`targetKey`). */
   claimsForTarget (targetKey: string): Promise<StoredClaim[]>
   /**

@@ -263,6 +263,18 @@ async function loadReach () {
 
 loadReach().catch(() => {})
 
+// A node still reading its peers' history says how far it has to go: verdicts may still change.
+async function loadCatchUp () {
+  const c = (await getJson('/healthz')).catchUp
+  const line = document.getElementById('catch-up')
+  line.hidden = !(c != null && c.behind > 0)
+  if (line.hidden) return
+  const left = typeof c.etaSeconds === 'number' ? `, about ${c.etaSeconds < 90 ? `${Math.max(1, Math.round(c.etaSeconds))} s` : `${Math.round(c.etaSeconds / 60)} min`} left` : ''
+  line.textContent = `Catching up: ${c.behind.toLocaleString('en-US')} messages behind its peers (${c.perSecond.toLocaleString('en-US')} a second${left}). Verdicts may still change.`
+}
+
+loadCatchUp().catch(() => {})
+
 loadTlog().catch(err => {
   const section = document.getElementById('tlog')
   section.hidden = false

@@ -1,0 +1,151 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createDaemon, storeBackfillSource, type Daemon, type DaemonInit } from '../../src/node/daemon/index.js'
+import { createIngest } from '../../src/node/ingest/index.js'
+import { TOPICS } from '../../src/node/p2p/index.js'
+import { createStore } from '../../src/node/store/index.js'
+import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
+import { signClaim } from '../../src/protocol/messages.js'
+import type { TrustPolicy } from '../../src/protocol/policy.js'
+import { claim, REPO, target } from '../http/fixtures.js'
+import { catchUpNote } from '../../src/cli/commands/status.js'
+import { HISTORY_TARGETS, makeHistory } from '../helpers/history.js'
+import { LOOPBACK, policyFor, storeVerdicts, waitFor } from './helpers.js'
+
+// Real daemons (level store, libp2p on loopback): a node catching up from peers that hold history.
+
+describe('catching up', () => {
+  let root: string
+  const daemons: Daemon[] = []
+  let n = 0
+
+  async function start (policy: TrustPolicy, init: Partial<DaemonInit> = {}, identity: SigningIdentity = generateIdentity(), seed: string[] = []): Promise<Daemon> {
+    const store = await createStore({ path: join(root, `n${n++}`) })
+    const d = await createDaemon({ identity, store, policy }, { listen: [LOOPBACK], bootstrap: [], mdns: false, gossip: { heartbeatIntervalMs: 100 }, ...init })
+    if (seed.length > 0) await d.ingest.recordMany(seed)
+    await d.start()
+    daemons.push(d)
+    return d
+  }
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'neko-catchup-'))
+  })
+
+  afterAll(async () => {
+    for (const d of daemons) await d.stop().catch(() => {})
+    if (root != null) await rm(root, { recursive: true, force: true })
+  })
+
+  it('a store serves its newest items first, below a cursor, and within a byte budget', async () => {
+    const history = makeHistory(300)
+    const policy = policyFor(history.builders, [history.announcer])
+    const store = await createStore({ path: join(root, `n${n++}`) })
+    try {
+      await createIngest({ store, policy }).recordMany(history.envelopes)
+      const total = history.envelopes.length
+      const source = storeBackfillSource(store)
+      const text = (items: Uint8Array[]): string[] => items.map(i => Buffer.from(i).toString('utf8'))
+      const newest = await source({ cursor: 0, limit: 128, newest: true })
+      expect(newest).toMatchObject({ from: total - 128, next: total, head: total })
+      expect(text(newest.items)).toEqual(history.envelopes.slice(total - 128))
+      const below = await source({ cursor: 0, limit: 128, newest: true, before: total - 127 })
+      expect(below).toMatchObject({ from: total - 256, next: total - 128 })
+      expect(text(below.items)).toEqual(history.envelopes.slice(total - 256, total - 128))
+      const oldest = await source({ cursor: 0, limit: 128, before: 11 })
+      expect(oldest).toMatchObject({ from: 0, next: 10 })
+      expect(text(oldest.items)).toEqual(history.envelopes.slice(0, 10))
+      // Over the byte budget, a newest page drops its oldest items and says where it starts.
+      const budget = history.envelopes.slice(total - 3).reduce((b, e) => b + Buffer.byteLength(e), 0)
+      const small = await source({ cursor: 0, limit: 128, newest: true, maxBytes: budget })
+      expect(small).toMatchObject({ from: total - 3, next: total })
+      expect(text(small.items)).toEqual(history.envelopes.slice(total - 3))
+      expect(await source({ cursor: total, limit: 128, newest: true })).toEqual({ items: [], next: total, from: total, head: total })
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a fresh node reads two honest peers at the speed of verification: the newest release first, nothing verified twice', async () => {
+    const history = makeHistory(2000)
+    const policy = policyFor(history.builders, [history.announcer])
+    const a = await start(policy, {}, undefined, history.envelopes)
+    const b = await start(policy, {}, undefined, history.envelopes)
+    const total = history.envelopes.length
+    // Two pages a minute for pages that bring nothing: the old fixed pace would take 8 minutes.
+    const fresh = await start(policy, { backfill: { maxPages: 2 }, bootstrap: [a.multiaddrs()[0]!, b.multiaddrs()[0]!] })
+    const order: string[] = []
+    fresh.onStored(m => { order.push(m.kind === 'announcement' ? m.announcement.commit : m.claim.target.commit) })
+    let maxBehind = 0
+    await waitFor('every message stored', () => {
+      maxBehind = Math.max(maxBehind, fresh.stats().backfill.behind)
+      return order.length >= total
+    }, 60_000)
+    const s = fresh.stats().backfill
+    expect(s.stored).toBe(total)
+    expect(s.rejected).toBe(0)
+    // Each item verified once: the second peer's copies were skipped by hash.
+    expect(s.verified).toBe(total)
+    expect(s.skipped).toBeGreaterThan(0)
+    expect(maxBehind).toBeGreaterThan(0)
+    await waitFor('nothing behind', () => fresh.stats().backfill.behind === 0, 10_000)
+    // The newest release (announcement and every claim) came with the first pages: each peer's
+    // newest page first (the two are verified side by side, so their items interleave).
+    const perRelease = 1 + HISTORY_TARGETS.length * history.builders.length
+    const newestAt = order.map((c, i) => c === history.newest.commit ? i : -1).filter(i => i >= 0)
+    expect(newestAt).toHaveLength(perRelease)
+    expect(Math.max(...newestAt)).toBeLessThan(2 * 2 * 128)
+    // The oldest release came after it.
+    expect(order.indexOf('1'.padStart(40, '0'))).toBeGreaterThan(Math.max(...newestAt))
+    const mine = await storeVerdicts(fresh.store, policy, REPO, history.newest.commit)
+    expect(mine.map(v => v.status)).toEqual(HISTORY_TARGETS.map(() => 'reproducible'))
+    expect(mine).toEqual(await storeVerdicts(a.store, policy, REPO, history.newest.commit))
+  }, 120_000)
+
+  it('a server whose pages bring only untrusted claims gets maxPages pages, then waits for the interval', async () => {
+    const trusted = makeHistory(10)
+    const policy = policyFor(trusted.builders, [trusted.announcer])
+    // Valid claims by keys outside the policy: no announcements (those would be refused outright).
+    const strangers = makeHistory(2000, { builders: 5 })
+    const perRelease = 1 + HISTORY_TARGETS.length * 5
+    const flood = strangers.envelopes.filter((_, i) => i % perRelease !== 0)
+    const server = await start(policy, {}, undefined, flood)
+    const fresh = await start(policy, { backfill: { maxPages: 3 }, bootstrap: [server.multiaddrs()[0]!], http: { host: '127.0.0.1', port: 0 } })
+    await waitFor('the catch-up paced', () => fresh.stats().backfill.paced >= 1, 20_000)
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    const s = fresh.stats().backfill
+    expect(s.pages).toBe(3)
+    expect(s.idlePages).toBe(3)
+    expect(s.verified).toBeLessThanOrEqual(3 * 128)
+    expect(s.behind).toBeGreaterThan(flood.length - 3 * 128 - 1)
+    // What `status --node` and the dashboard read: /healthz says how far behind the node is.
+    const health = await (await fetch(`${fresh.httpUrl()!}/healthz`)).json() as { catchUp: { behind: number } }
+    expect(health.catchUp.behind).toBe(s.behind)
+    expect(await catchUpNote(fresh.httpUrl()!)).toMatch(/is catching up: [\d,]+ messages behind its peers(, about \d+ (s|min) left)?; claims it has not read yet are missing/)
+    expect(await catchUpNote(server.httpUrl() ?? 'http://127.0.0.1:9/')).toBeUndefined()
+  }, 60_000)
+
+  it('a burst of one builder\'s 90 claims over the trusted-key rate reaches the other nodes whole within a minute', async () => {
+    const builder = generateIdentity()
+    const announcer = generateIdentity()
+    const policy = policyFor([builder], [announcer], 1)
+    const origin = await start(policy, {}, builder)
+    const y = await start(policy, { bootstrap: [origin.multiaddrs()[0]!] })
+    const z = await start(policy, { bootstrap: [origin.multiaddrs()[0]!, y.multiaddrs()[0]!] })
+    await waitFor('a gossip mesh', () => [origin, y, z].every(d => (d.p2p.stats().mesh[TOPICS.claims] ?? 0) >= 2), 30_000)
+    const commit = '9'.repeat(40)
+    const envelopes = Array.from({ length: 90 }, (_, i) => JSON.stringify(signClaim(claim(target(commit, `v${i}`, 'linux/amd64'), { failure: 'build-failed' }), builder)))
+    await origin.ingest.recordMany(envelopes)
+    const started = Date.now()
+    for (const e of envelopes) await origin.p2p.publish(TOPICS.claims, Buffer.from(e, 'utf8'))
+    const held = async (d: Daemon): Promise<number> => (await d.store.claimsForCommit(REPO, commit)).length
+    await waitFor('all 90 at both nodes', async () => await held(y) === 90 && await held(z) === 90, 60_000)
+    const tookMs = Date.now() - started
+    // The burst was over the rates: gossip alone dropped some, back-fill brought them.
+    for (const d of [y, z]) expect(d.stats().gossip.ignored + d.p2p.stats().throttled).toBeGreaterThan(0)
+    expect(y.stats().backfill.stored + z.stats().backfill.stored).toBeGreaterThan(0)
+    expect(tookMs).toBeLessThan(60_000)
+  }, 120_000)
+})
