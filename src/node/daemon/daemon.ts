@@ -115,9 +115,12 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
             if (origin !== tlog.origin) return `this node keeps the log ${tlog.origin}, not ${origin.slice(0, 120)}`
             if (oldSize > newSize || newSize > tlog.checkpointSize()) return `sizes must satisfy old <= new <= ${tlog.checkpointSize()}`
             return await tlog.consistency(oldSize, newSize)
-          }
+          },
+          checkpointSource: (origin: string) => witness?.newest(origin) ?? 'this node keeps no log'
         }
       : {}),
+    // A checkpoint that the admission rate dropped is fetched again (see witness.ts).
+    onThrottled: (topic, from) => { if (topic === TOPICS.checkpoints) witness?.throttled(from) },
     ...(triage != null ? { manifestSource: triage.manifestSource } : {})
   }, {
     listen: init.listen,
@@ -133,8 +136,9 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       identity,
       log: tlog,
       publish: async (data) => await p2p.publish(TOPICS.checkpoints, data),
-      consistencyProof: async (peer, origin, oldSize, newSize) => await p2p.consistencyProof(peer, origin, oldSize, newSize)
-    }, { path: init.tlog?.witnessPath ?? `${init.tlog?.path ?? ''}-witness` })
+      consistencyProof: async (peer, origin, oldSize, newSize) => await p2p.consistencyProof(peer, origin, oldSize, newSize),
+      checkpoint: async (peer, origin) => await p2p.checkpoint(peer, origin)
+    }, { path: init.tlog?.witnessPath ?? `${init.tlog?.path ?? ''}-witness`, ...init.tlog?.witness })
     tlog.onCheckpoint(note => { if (running) w.publishOwn(note).catch((err: unknown) => { log.debug({ err }, 'publishing a checkpoint failed') }) })
     witness = w
   }
@@ -271,7 +275,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           metrics: components.metrics,
           builders: () => builders.list(),
           jobs: async ({ recent }) => await jobsView({ store, scheduler }, { recent }),
-          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [] } } : {}),
+          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [], behind: () => witness?.behind() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.
           ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})
         }, init.http)

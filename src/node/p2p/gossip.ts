@@ -36,6 +36,9 @@ export interface GossipInit {
   peerRate?: { perSecond: number, burst: number }
   /** The same across all peers together. */
   globalRate?: { perSecond: number, burst: number }
+  /** The same two for the checkpoint topic, which has buckets of its own. */
+  checkpointPeerRate?: { perSecond: number, burst: number }
+  checkpointGlobalRate?: { perSecond: number, burst: number }
   /** How long a message id is remembered as seen (gossipsub's default, 2 minutes, when absent). */
   seenTtlMs?: number
   /** Mesh degree; the defaults suit a network of tens to hundreds of rebuilders. */
@@ -194,7 +197,7 @@ const OUTCOME: Record<ValidationOutcome, TopicValidatorResult> = {
  * Wraps the application validator for gossipsub. It never throws: gossipsub turns a thrown
  * error into Ignore, which would let a peer that crashes our validator go unpenalised.
  */
-export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger, throttle?: Throttle, accepted?: WeakMap<Message, unknown>): TopicValidatorFn {
+export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger, throttle?: Throttle, accepted?: WeakMap<Message, unknown>, onThrottled?: (topic: string, from: string) => void): TopicValidatorFn {
   return async (propagationSource, msg) => {
     const from = propagationSource.toString()
     if (msg.data.byteLength > maxMessageBytes) {
@@ -202,7 +205,10 @@ export function topicValidator (topic: string, validate: ValidateFn, maxMessageB
       return TopicValidatorResult.Reject
     }
     // Before any verification or store work: a flood costs its sender's budget, not the node.
-    if (throttle != null && !throttle.take(from)) return TopicValidatorResult.Ignore
+    if (throttle != null && !throttle.take(from)) {
+      onThrottled?.(topic, from)
+      return TopicValidatorResult.Ignore
+    }
     try {
       const checked = await validate(topic, msg.data, from)
       const outcome = typeof checked === 'string' ? checked : checked.outcome

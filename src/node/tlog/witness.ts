@@ -6,21 +6,36 @@
  * a split-view proof and the log is flagged. A log that does not answer, or answers with a
  * proof that proves nothing, is reported and not cosigned. Cosignatures of this node's own
  * checkpoints, gossiped by other witnesses, are handed to the log.
+ *
+ * Gossip alone can leave a witness behind: a checkpoint dropped by the admission rate stays in
+ * gossipsub's seen cache, so no copy of it arrives later, and a log whose proof could not be had
+ * announces nothing new once idle. So a witness that is behind fetches the log's newest
+ * checkpoint from the log's node itself, soon after a throttled checkpoint and then with a
+ * growing delay while it stays behind; and a throttled message from a peer makes the node fetch
+ * that peer's newest cosignature of its own log too.
  */
 import { Level } from 'level'
 import { cosignatureLine } from '../../protocol/tlog/cosignature.js'
 import { witnessName } from '../../protocol/tlog/entry.js'
 import { decodeCheckpointMessage, encodeCheckpointMessage, type VerifiedCheckpoint } from '../../protocol/tlog/gossip.js'
-import { ALG_COSIGNATURE_V1, formatNote, formatVerifierKey } from '../../protocol/tlog/note.js'
+import { ALG_COSIGNATURE_V1, formatNote, formatVerifierKey, parseNote } from '../../protocol/tlog/note.js'
 import { consistencyRoots } from '../../protocol/tlog/proof.js'
 import type { SplitViewProof } from '../../protocol/tlog/split-view.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
 import { peerIdOf } from '../p2p/identity.js'
+import { TlogFetchError } from './errors.js'
 import type { TransparencyLog } from './types.js'
 
 /** Logs a node witnesses at most; beyond it new origins are ignored. */
 const MAX_LOGS = 1024
+/** Peers whose newest cosignature of this node's log is to be fetched, at most. */
+const MAX_PENDING_PEERS = 256
+/** A throttled checkpoint is fetched again this soon (one fetch for a burst of throttled messages). */
+const DEFAULT_REFETCH_MS = 500
+/** A witness still behind fetches the log's newest checkpoint again after this, doubling up to the maximum. */
+const DEFAULT_RETRY_MS = 2_000
+const DEFAULT_MAX_RETRY_MS = 60_000
 
 export interface WitnessComponents {
   /** Where this service logs; silent without one. */
@@ -31,11 +46,33 @@ export interface WitnessComponents {
   publish: (data: Uint8Array) => Promise<unknown>
   /** Fetches a full-form consistency proof from the node with `peerId`. */
   consistencyProof: (peerId: string, origin: string, oldSize: number, newSize: number) => Promise<Uint8Array[]>
+  /** Fetches the newest checkpoint message the node with `peerId` holds for `origin` (unchecked); without it nothing is fetched again. */
+  checkpoint?: (peerId: string, origin: string) => Promise<Uint8Array>
 }
 
 export interface WitnessInit {
   /** Directory of the witness's LevelDB database. */
   path: string
+  /** How soon a throttled checkpoint is fetched again (ms, default 500). */
+  refetchMs?: number
+  /** First delay before a witness still behind fetches the log's newest checkpoint again (ms, default 2 s), doubling up to `maxRetryMs` (default 60 s). */
+  retryMs?: number
+  maxRetryMs?: number
+}
+
+/** Why a witness has not cosigned a log's newest checkpoint. */
+export type BehindReason = 'throttled' | 'proof refused' | 'unreachable'
+
+/** A log whose newest checkpoint this witness has not cosigned, and why. */
+export interface BehindLog {
+  origin: string
+  logKeyId: string
+  /** The size this witness last cosigned, and the largest size it has seen signed by the log. */
+  cosignedSize: number
+  seenSize: number
+  reason: BehindReason
+  /** ISO time it fell behind. */
+  since: string
 }
 
 export interface SplitViewRecord extends SplitViewProof {
@@ -64,6 +101,8 @@ export interface WitnessStats {
   cosigned: number
   /** Logs that failed to give a usable proof since their last good one: not cosigned meanwhile. */
   unresponsive: UnresponsiveLog[]
+  /** Logs whose newest checkpoint this witness has not cosigned yet, and why. */
+  behind: BehindLog[]
   /** Key ids of logs proven to have shown two views. */
   splitViews: string[]
 }
@@ -85,10 +124,18 @@ export interface Witness {
   splitViews: () => Promise<SplitViewRecord[]>
   /** Logs that stopped answering proof requests (or answered with nothing that proves). */
   unresponsive: () => UnresponsiveLog[]
+  /** Logs whose newest checkpoint this witness has not cosigned yet, and why. */
+  behind: () => BehindLog[]
+  /** A checkpoint message delivered by `peer` was dropped by the admission rate: fetch again what it may have carried. */
+  throttled: (peer: string) => void
+  /** The newest checkpoint message this node holds for `origin` (its own log's, or its newest cosignature of another), or why none. */
+  newest: (origin: string) => Uint8Array | string
   stats: () => WitnessStats
 }
 
 interface Seen { size: number, root: string, note: string, cosignedText?: string }
+/** When to fetch a log's newest checkpoint from its node again. */
+interface Chase { peer: string, at: number, delayMs: number }
 
 export function createWitness (components: WitnessComponents, init: WitnessInit): Witness {
   const log = componentLog(components.logger, 'witness')
@@ -105,8 +152,103 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   const failures = new Map<string, UnresponsiveLog>()
   const busy = new Map<string, VerifiedCheckpoint | null>() // origin → newest waiting (null: none)
   let cosigned = 0
+  const refetchMs = init.refetchMs ?? DEFAULT_REFETCH_MS
+  const retryMs = init.retryMs ?? DEFAULT_RETRY_MS
+  const maxRetryMs = init.maxRetryMs ?? DEFAULT_MAX_RETRY_MS
+  // What is known of each witnessed log (as many as `seen` may hold): its node, the largest
+  // size it signed that arrived here, and this witness's newest cosignature of it.
+  const logs = new Map<string, { peer: string, logKeyId: string, seenSize: number, cosignedMessage?: Buffer }>()
+  const byPeer = new Map<string, string>() // log's node → origin
+  const behind = new Map<string, { logKeyId: string, reason: BehindReason, since: string }>()
+  const chases = new Map<string, Chase>() // origin → next fetch of its newest checkpoint
+  const fetching = new Set<string>() // origins (and `cosig:` peers) with a fetch in flight
+  const ownChases = new Map<string, number>() // peer → when to fetch its newest cosignature of the own log
+  let ticker: NodeJS.Timeout | undefined
 
-  async function fail (c: VerifiedCheckpoint, prev: Seen, reason: string): Promise<void> {
+  const cosignedSizeOf = (origin: string): number => seen.get(origin)?.size ?? 0
+
+  /** Says once per log and reason that this witness is behind on it. */
+  function fallBehind (origin: string, reason: BehindReason): void {
+    const known = logs.get(origin)
+    if (known === undefined) return
+    const was = behind.get(origin)
+    if (was?.reason === reason) return
+    behind.set(origin, { logKeyId: known.logKeyId, reason, since: was?.since ?? new Date().toISOString() })
+    log.info({ origin, cosignedSize: cosignedSizeOf(origin), seenSize: Math.max(known.seenSize, cosignedSizeOf(origin)), reason }, `witness behind on a log (${reason})`)
+  }
+
+  function caughtUp (origin: string): void {
+    chases.delete(origin)
+    if (!behind.delete(origin)) return
+    log.info({ origin, cosignedSize: cosignedSizeOf(origin) }, 'witness caught up with a log')
+  }
+
+  /** Fetches the log's newest checkpoint in `inMs` (sooner if already due), or with the next backoff step. */
+  function chase (origin: string, inMs?: number): void {
+    const known = logs.get(origin)
+    if (known === undefined || split.has(origin)) return
+    const prev = chases.get(origin)
+    const delayMs = inMs ?? (prev === undefined ? retryMs : Math.min(prev.delayMs * 2, maxRetryMs))
+    const at = Date.now() + delayMs
+    if (prev !== undefined && inMs !== undefined && prev.at <= at) return
+    chases.set(origin, { peer: known.peer, at, delayMs: inMs === undefined ? delayMs : prev?.delayMs ?? retryMs / 2 })
+  }
+
+  /** Brings a fetched checkpoint message in as gossip would; a bad one counts as a refusal. */
+  async function fetched (data: Uint8Array, origin: string): Promise<void> {
+    const check = decodeCheckpointMessage(data)
+    if (check.checkpoint.origin !== origin) throw new TlogFetchError(`asked for ${origin.slice(0, 120)}, got ${check.checkpoint.origin.slice(0, 120)}`)
+    await receiveChecked(check)
+  }
+
+  async function fetchNewest (origin: string, c: Chase): Promise<void> {
+    const fetch = components.checkpoint
+    if (fetch === undefined) return
+    try {
+      await fetched(await fetch(c.peer, origin), origin)
+    } catch (err) {
+      const failure = (err as { failure?: unknown }).failure === 'unreachable' ? 'unreachable' : 'proof refused'
+      log.debug({ origin, err: (err as Error).message }, 'fetching the newest checkpoint of a log failed')
+      fallBehind(origin, failure)
+      chase(origin)
+      return
+    }
+    // Nothing newer than what this witness cosigned: it is not behind after all.
+    const known = logs.get(origin)
+    if (!failures.has(origin) && known !== undefined && cosignedSizeOf(origin) >= known.seenSize && busy.get(origin) == null) caughtUp(origin)
+  }
+
+  async function fetchOwnCosignature (peer: string): Promise<void> {
+    const own = components.log
+    if (own === undefined || components.checkpoint === undefined) return
+    try {
+      await fetched(await components.checkpoint(peer, own.origin), own.origin)
+    } catch (err) {
+      log.debug({ peer, err: (err as Error).message }, 'fetching a peer\'s cosignature of this log failed')
+    }
+  }
+
+  function tick (): void {
+    const now = Date.now()
+    for (const [origin, c] of chases) {
+      if (c.at > now || fetching.has(origin)) continue
+      c.at = Number.POSITIVE_INFINITY // until the fetch says what next
+      fetching.add(origin)
+      void fetchNewest(origin, c).finally(() => {
+        fetching.delete(origin)
+        if (chases.get(origin)?.at === Number.POSITIVE_INFINITY) chases.delete(origin)
+      })
+    }
+    for (const [peer, at] of ownChases) {
+      const key = `cosig:${peer}`
+      if (at > now || fetching.has(key)) continue
+      ownChases.delete(peer)
+      fetching.add(key)
+      void fetchOwnCosignature(peer).finally(() => fetching.delete(key))
+    }
+  }
+
+  async function fail (c: VerifiedCheckpoint, prev: Seen, reason: string, failure: BehindReason = 'proof refused'): Promise<void> {
     const origin = c.checkpoint.origin
     const now = new Date().toISOString()
     const f = failures.get(origin) ?? { origin, logKeyId: c.logKeyId, since: now, lastFailure: now, failures: 0, lastError: '', cosignedSize: prev.size, pendingSize: 0 }
@@ -117,6 +259,8 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     failures.set(origin, f)
     await failDb.put(origin, JSON.stringify(f))
     log.warn({ origin, reason, failures: f.failures, since: f.since }, 'log gave no usable consistency proof: not cosigned')
+    fallBehind(origin, failure)
+    chase(origin)
   }
 
   async function flag (c: VerifiedCheckpoint, prev: Seen, proof: Uint8Array[]): Promise<void> {
@@ -137,7 +281,11 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   async function cosign (c: VerifiedCheckpoint): Promise<void> {
     const line = cosignatureLine(c.text, name, identity.privateKey, Math.floor(Date.now() / 1000))
     cosigned++
-    await components.publish(encodeCheckpointMessage(formatNote(c.text, [c.logLine, line]), [c.logVkey, vkey]))
+    const message = encodeCheckpointMessage(formatNote(c.text, [c.logLine, line]), [c.logVkey, vkey])
+    const known = logs.get(c.checkpoint.origin)
+    if (known !== undefined) known.cosignedMessage = message
+    if (c.checkpoint.size >= (known?.seenSize ?? 0)) caughtUp(c.checkpoint.origin)
+    await components.publish(message)
   }
 
   async function witness (c: VerifiedCheckpoint): Promise<void> {
@@ -150,7 +298,11 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     if (prev !== undefined && c.checkpoint.size === prev.size) {
       if (prev.root !== root) return await flag(c, prev, [])
       // While a log owes a proof, nothing of it is cosigned, not even a re-worded old tree.
-      if (prev.cosignedText === c.text || failures.has(origin)) return
+      if (failures.has(origin)) return
+      if (prev.cosignedText === c.text) {
+        if ((logs.get(origin)?.seenSize ?? 0) <= prev.size) caughtUp(origin)
+        return
+      }
     } else if (prev !== undefined && prev.size > 0) {
       let proof: Uint8Array[]
       try {
@@ -160,9 +312,11 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
         // about the log. Not cosigned (nothing was proven), not reported as unresponsive either.
         if ((err as Error).name === 'LogUnreachableError') {
           log.debug({ origin, err: (err as Error).message }, 'log not reachable from this witness: not cosigned')
+          fallBehind(origin, 'unreachable')
+          chase(origin)
           return
         }
-        return await fail(c, prev, (err as Error).message)
+        return await fail(c, prev, (err as Error).message, (err as { failure?: unknown }).failure === 'unreachable' ? 'unreachable' : 'proof refused')
       }
       let roots
       try {
@@ -182,6 +336,25 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       log.info({ origin }, 'log answers proof requests again')
     }
     await cosign(c)
+  }
+
+  async function receiveChecked (c: VerifiedCheckpoint): Promise<void> {
+    const own = components.log
+    const origin = c.checkpoint.origin
+    if (own !== undefined && origin === own.origin) {
+      await own.addCosignatures(c.text, c.cosignatures.map(s => s.line))
+      return
+    }
+    if (c.logKeyId === identity.keyId) return
+    let known = logs.get(origin)
+    if (known === undefined && logs.size < MAX_LOGS) {
+      const peer = peerIdOf(c.logKey)
+      known = { peer, logKeyId: c.logKeyId, seenSize: 0 }
+      logs.set(origin, known)
+      byPeer.set(peer, origin)
+    }
+    if (known !== undefined) known.seenSize = Math.max(known.seenSize, c.checkpoint.size)
+    await enqueue(c)
   }
 
   /** One check per log at a time; while busy only the newest checkpoint waits. */
@@ -213,8 +386,12 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       for await (const [k, v] of seenDb.iterator()) seen.set(k, JSON.parse(v) as Seen)
       for await (const [k, v] of splitDb.iterator()) split.set(k, JSON.parse(v) as SplitViewRecord)
       for await (const [k, v] of failDb.iterator()) failures.set(k, JSON.parse(v) as UnresponsiveLog)
+      ticker = setInterval(tick, Math.max(20, Math.min(refetchMs, retryMs) / 2))
+      ticker.unref()
     },
     async stop () {
+      clearInterval(ticker)
+      ticker = undefined
       await db.close()
     },
     validate (data) {
@@ -226,14 +403,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       }
     },
     async receive (data, checked) {
-      const c = checked ?? decodeCheckpointMessage(data)
-      const own = components.log
-      if (own !== undefined && c.checkpoint.origin === own.origin) {
-        await own.addCosignatures(c.text, c.cosignatures.map(s => s.line))
-        return
-      }
-      if (c.logKeyId === identity.keyId) return
-      await enqueue(c)
+      await receiveChecked(checked ?? decodeCheckpointMessage(data))
     },
     async publishOwn (note) {
       const own = components.log
@@ -243,11 +413,47 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     },
     splitViews: async () => [...split.values()],
     unresponsive: () => [...failures.values()].map(f => ({ ...f })),
+    behind: behindLogs,
+    throttled (peer) {
+      const origin = byPeer.get(peer)
+      if (origin !== undefined && !split.has(origin)) {
+        fallBehind(origin, 'throttled')
+        chase(origin, refetchMs)
+      }
+      // The peer may have been carrying its cosignature of this node's log.
+      if (components.log !== undefined && (ownChases.has(peer) || ownChases.size < MAX_PENDING_PEERS)) {
+        ownChases.set(peer, Math.min(ownChases.get(peer) ?? Number.POSITIVE_INFINITY, Date.now() + refetchMs))
+      }
+    },
+    newest (origin) {
+      const own = components.log
+      if (own !== undefined && origin === own.origin) {
+        const note = own.checkpoint()
+        if (note === undefined) return 'the log has no checkpoint yet'
+        // The log's signature alone: a cosignature line would need its witness's key alongside.
+        const n = parseNote(note)
+        const line = n.signatures.find(s => s.name === own.origin)?.line
+        return line === undefined ? 'the log has no signed checkpoint' : encodeCheckpointMessage(formatNote(n.text, [line]), [own.vkey])
+      }
+      return logs.get(origin)?.cosignedMessage ?? `this node has cosigned no checkpoint of ${origin.slice(0, 120)}`
+    },
     stats: () => ({
       logs: seen.size,
       cosigned,
       unresponsive: [...failures.values()].map(f => ({ ...f })),
+      behind: behindLogs(),
       splitViews: [...split.values()].map(s => s.logKeyId)
     })
+  }
+
+  function behindLogs (): BehindLog[] {
+    return [...behind].map(([origin, b]) => ({
+      origin,
+      logKeyId: b.logKeyId,
+      cosignedSize: cosignedSizeOf(origin),
+      seenSize: Math.max(logs.get(origin)?.seenSize ?? 0, cosignedSizeOf(origin)),
+      reason: b.reason,
+      since: b.since
+    }))
   }
 }
