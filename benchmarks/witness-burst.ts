@@ -13,7 +13,9 @@
  *    claims for a while) to its newest checkpoint cosigned by both witnesses.
  * A log is settled once its newest checkpoint covers every entry, carries both cosignatures and
  * no entry came for BENCH_QUIET_S (10) seconds; a log not settled BENCH_DEADLINE_S (240) after the
- * burst counts as never cosigned. Target: every log within 30 s, in the burst.
+ * burst counts as never cosigned. Target: every log within 30 s, in the burst. BENCH_PEER_RATE and
+ * BENCH_CHECKPOINT_RATE (`PER_SECOND,BURST`) lower the admission rates of claims and of
+ * checkpoints, so that the burst overruns them.
  *
  * Prints, per log, entries and seconds to full cosigning, what each witness reported as behind,
  * then one JSON line with the figures, the ratio to the baseline and `met`.
@@ -34,6 +36,15 @@ const BURST = Number(process.env.BENCH_BURST ?? 200)
 /** Claims a node signs per second in the burst (failing builds finish about this fast), and how far apart the nodes start. */
 const RATE = Number(process.env.BENCH_RATE ?? 20)
 const STAGGER_MS = Number(process.env.BENCH_STAGGER_MS ?? 1000)
+/** Admission rates other than the defaults, `PER_SECOND,BURST` (for claims, and for checkpoints): low ones make the burst overrun them. */
+const rate = (v: string | undefined): { perSecond: number, burst: number } | undefined => {
+  if (v === undefined || v === '') return undefined
+  const [perSecond, burst] = v.split(',').map(Number)
+  if (!Number.isFinite(perSecond) || !Number.isFinite(burst)) throw new Error(`a rate is PER_SECOND,BURST, got ${v}`)
+  return { perSecond: perSecond!, burst: burst! }
+}
+const PEER_RATE = rate(process.env.BENCH_PEER_RATE)
+const CHECKPOINT_RATE = rate(process.env.BENCH_CHECKPOINT_RATE)
 const QUIET_S = Number(process.env.BENCH_QUIET_S ?? 10)
 const DEADLINE_S = Number(process.env.BENCH_DEADLINE_S ?? 240)
 const TARGET_S = 30
@@ -76,6 +87,7 @@ async function runNode (dir: string, policyFile: string, keyFile: string): Promi
   const store = await createStore({ path: join(dir, 'store') }, { logger })
   const daemon = await createDaemon({ identity, store, policy, logger }, {
     listen: [LOOPBACK], bootstrap: [], mdns: false,
+    gossip: { ...(PEER_RATE !== undefined ? { peerRate: PEER_RATE } : {}), ...(CHECKPOINT_RATE !== undefined ? { checkpointPeerRate: CHECKPOINT_RATE } : {}) },
     tlog: { path: join(dir, 'tlog'), witnessPath: join(dir, 'witness') }
   })
   await daemon.start()
@@ -199,6 +211,9 @@ async function main (): Promise<void> {
     bench: 'witness-burst',
     nodes: NODES,
     claimsPerNode: BURST,
+    claimsPerSecond: RATE,
+    ...(PEER_RATE !== undefined ? { peerRate: PEER_RATE } : {}),
+    ...(CHECKPOINT_RATE !== undefined ? { checkpointPeerRate: CHECKPOINT_RATE } : {}),
     entries: burst.final.map(l => l.size),
     baselineSeconds: baselineS,
     burstSeconds: burst.seconds,
