@@ -20,7 +20,6 @@
  * Prints, per log, entries and seconds to full cosigning, what each witness reported as behind,
  * then one JSON line with the figures, the ratio to the baseline and `met`.
  */
-import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -31,6 +30,7 @@ import { parsePolicy } from '../src/protocol/policy.js'
 import { cosignersOf, parseNote, parseCheckpoint } from '../src/protocol/tlog/index.js'
 import type { Claim } from '../src/protocol/types.js'
 import { sampleClaim } from './claims.js'
+import { forkChild } from './child.js'
 
 const BURST = Number(process.env.BENCH_BURST ?? 200)
 /** Claims a node signs per second in the burst (failing builds finish about this fast), and how far apart the nodes start. */
@@ -136,26 +136,6 @@ async function runNode (dir: string, policyFile: string, keyFile: string): Promi
 }
 
 // ---------------------------------------------------------------- the coordinator
-function child (args: string[]): { proc: ChildProcess, send: (m: ToChild) => void, next: <T extends FromChild['type']>(type: T) => Promise<Extract<FromChild, { type: T }>> } {
-  const proc = fork(self, args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const waiting: Array<{ type: string, resolve: (m: FromChild) => void }> = []
-  const early: FromChild[] = []
-  proc.on('message', (m: FromChild) => {
-    const i = waiting.findIndex(w => w.type === m.type)
-    if (i >= 0) waiting.splice(i, 1)[0]!.resolve(m)
-    else early.push(m)
-  })
-  return {
-    proc,
-    send: (m) => { proc.send(m) },
-    next: async (type) => await new Promise(resolve => {
-      const i = early.findIndex(m => m.type === type)
-      if (i >= 0) resolve(early.splice(i, 1)[0] as never)
-      else waiting.push({ type, resolve: resolve as (m: FromChild) => void })
-    })
-  }
-}
-
 async function main (): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'neko-witness-burst-'))
   const ids = Array.from({ length: NODES }, () => generateIdentity())
@@ -169,7 +149,7 @@ async function main (): Promise<void> {
   }))
   const nodes = await Promise.all(ids.map(async (id, i) => {
     await writeFile(join(dir, `node-${i}.pem`), exportPrivatePem(id))
-    const c = child(['node', join(dir, `node-${i}`), join(dir, 'policy.json'), join(dir, `node-${i}.pem`)])
+    const c = forkChild<FromChild, ToChild>(self, ['node', join(dir, `node-${i}`), join(dir, 'policy.json'), join(dir, `node-${i}.pem`)])
     return { ...c, addr: (await c.next('ready')).addr }
   }))
   // A full mesh: each node dials the ones started before it.
