@@ -17,9 +17,9 @@ import { TOPICS } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { signClaim } from '../../src/protocol/messages.js'
-import { cosignersOf, parseCheckpoint, parseNote } from '../../src/protocol/tlog/index.js'
+import { cosignersOf, encodeCheckpointMessage, formatCheckpoint, formatVerifierKey, logOrigin, parseCheckpoint, parseNote, signNote } from '../../src/protocol/tlog/index.js'
 import { claim, target } from '../http/fixtures.js'
-import { LOOPBACK, policyFor, waitFor } from '../node/helpers.js'
+import { LOOPBACK, policyFor, startRawPeer, waitFor } from '../node/helpers.js'
 
 const CLAIMS_PER_NODE = 60
 /** From a log's last entry to its newest checkpoint cosigned by both witnesses. */
@@ -127,4 +127,37 @@ describe('witnessing a burst on real nodes', () => {
     // Caught up everywhere: nothing left behind in stats.
     for (const d of daemons) expect(d.stats().tlog?.witness.behind).toEqual([])
   }, 120_000)
+})
+
+describe('checkpoint admission under a claim flood', () => {
+  let dir: string
+  const closers: Array<() => Promise<void>> = []
+  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'neko-checkpoint-lane-')) })
+  afterAll(async () => {
+    for (const close of closers) await close().catch(() => {})
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('lets a checkpoint through from a peer whose claims are over their rate: checkpoints have buckets of their own', async () => {
+    const victim = await createDaemon({ identity: generateIdentity(), store: await createStore({ path: join(dir, 'store') }), policy: policyFor([generateIdentity()], []) }, {
+      listen: [LOOPBACK], mdns: false, gossip: { heartbeatIntervalMs: 100 }, tlog: { path: join(dir, 'tlog') }
+    })
+    await victim.start()
+    closers.push(async () => { await victim.stop() })
+    const peer = await startRawPeer()
+    closers.unshift(async () => { await peer.stop() })
+    await peer.dial(victim.multiaddrs()[0] ?? '')
+    await waitFor('the peer subscribed at the node', () => (victim.p2p.stats().topics[TOPICS.claims] ?? 0) >= 1 && (victim.p2p.stats().topics[TOPICS.checkpoints] ?? 0) >= 1, 15_000)
+    const strangers = Array.from({ length: 20 }, () => generateIdentity())
+    for (let i = 0; i < 200; i++) {
+      await peer.publish(TOPICS.claims, Buffer.from(JSON.stringify(signClaim(claim(target('f'.repeat(40), `flood-${i}`, 'linux/amd64'), { failure: 'build-failed' }), strangers[i % 20] as SigningIdentity))))
+    }
+    const log = generateIdentity()
+    const origin = logOrigin(log.keyId)
+    await peer.publish(TOPICS.checkpoints, encodeCheckpointMessage(signNote(formatCheckpoint({ origin, size: 1, rootHash: Buffer.alloc(32, 1) }), origin, log.privateKey), [formatVerifierKey(origin, log.publicKey)]))
+    // Taken on first sight and cosigned, though the claims were throttled.
+    await waitFor('the checkpoint witnessed', () => (victim.stats().tlog?.witness.logs ?? 0) === 1, 20_000)
+    expect(victim.p2p.stats().throttled).toBeGreaterThan(50)
+    expect(victim.p2p.stats().throttledCheckpoints).toBe(0)
+  }, 60_000)
 })
