@@ -96,7 +96,10 @@ describe('witnessing a burst on real nodes', () => {
           await d.p2p.publish(TOPICS.claims, Buffer.from(env, 'utf8'))
         }
       }))
-      await waitFor('every log cosigned by both witnesses, with no entry for 2 s', () => fullAt.every(t => t !== undefined) && lastEntry.every(t => Date.now() - t > 2000), 60_000)
+      await waitFor('every log cosigned by both witnesses, with no entry for 2 s', () => fullAt.every(t => t !== undefined) && lastEntry.every(t => Date.now() - t > 2000), 60_000).catch((err: unknown) => {
+        // What each node had, to tell a lost checkpoint from a lost cosignature.
+        throw new Error(`${(err as Error).message}: ${JSON.stringify(daemons.map((d, i) => ({ ...logState(d, i), witness: d.stats().tlog?.witness, throttledCheckpoints: d.p2p.stats().throttledCheckpoints })))}`)
+      })
     } finally {
       clearInterval(watch)
     }
@@ -147,7 +150,8 @@ describe('checkpoint admission under a claim flood', () => {
     const peer = await startRawPeer()
     closers.unshift(async () => { await peer.stop() })
     await peer.dial(victim.multiaddrs()[0] ?? '')
-    await waitFor('the peer subscribed at the node', () => (victim.p2p.stats().topics[TOPICS.claims] ?? 0) >= 1 && (victim.p2p.stats().topics[TOPICS.checkpoints] ?? 0) >= 1, 15_000)
+    // Each side knows the other's subscriptions, so what the peer publishes goes to the node.
+    await waitFor('the peer and the node subscribed at each other', () => [victim.p2p, peer].every(n => (n.stats().topics[TOPICS.claims] ?? 0) >= 1 && (n.stats().topics[TOPICS.checkpoints] ?? 0) >= 1), 15_000)
     const strangers = Array.from({ length: 20 }, () => generateIdentity())
     for (let i = 0; i < 200; i++) {
       await peer.publish(TOPICS.claims, Buffer.from(JSON.stringify(signClaim(claim(target('f'.repeat(40), `flood-${i}`, 'linux/amd64'), { failure: 'build-failed' }), strangers[i % 20] as SigningIdentity))))

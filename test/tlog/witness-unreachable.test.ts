@@ -142,16 +142,28 @@ describe('a witness behind on a log', () => {
     await deliver(w, checkpoint(2))
     w.throttled(logPeer)
     w.throttled(logPeer)
-    expect(w.behind().map(b => [b.reason, b.cosignedSize, b.seenSize])).toEqual([['throttled', 2, 2]])
     await waitFor('the newest checkpoint cosigned', () => published.length === 2 && w.behind().length === 0, 5000)
     // One fetch for the two throttled messages.
     expect(fetched).toEqual([[logPeer, origin]])
     expect(decodeCheckpointMessage(published[1] as Uint8Array).checkpoint.size).toBe(5)
-    expect(states(records).map(s => (s as unknown[])[1])).toEqual(['witness behind on a log (throttled)', 'witness caught up with a log'])
-    // A peer that is no log it knows: nothing to fetch (this witness keeps no log of its own).
-    w.throttled(peerIdOf(generateIdentity().publicKey))
-    await new Promise(resolve => setTimeout(resolve, 200))
-    expect(fetched).toHaveLength(1)
+    expect(states(records)).toEqual([
+      [30, 'witness behind on a log (throttled)', origin, 2, 5, 'throttled'],
+      [30, 'witness caught up with a log', origin, 5, undefined, undefined]
+    ])
+    // A throttled message that hid nothing newer: fetched, and nothing said.
+    w.throttled(logPeer)
+    await waitFor('fetched again', () => fetched.length === 2, 5000)
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect(states(records)).toHaveLength(2)
+    expect(w.behind()).toEqual([])
+    // A peer whose log it does not know yet: it asks for that log's newest checkpoint (here the
+    // peer answers with another log's: refused, and nothing reported).
+    const stranger = generateIdentity()
+    w.throttled(peerIdOf(stranger.publicKey))
+    await waitFor('the stranger asked', () => fetched.length === 3, 5000)
+    expect(fetched[2]).toEqual([peerIdOf(stranger.publicKey), logOrigin(stranger.keyId)])
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect([w.behind(), w.stats().logs, states(records).length]).toEqual([[], 1, 2])
   })
 
   it('lists an unreachable log as behind, and keeps trying with a growing delay', async () => {

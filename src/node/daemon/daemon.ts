@@ -137,7 +137,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       log: tlog,
       publish: async (data) => await p2p.publish(TOPICS.checkpoints, data),
       consistencyProof: async (peer, origin, oldSize, newSize) => await p2p.consistencyProof(peer, origin, oldSize, newSize),
-      checkpoint: async (peer, origin) => await p2p.checkpoint(peer, origin)
+      checkpoint: async (peer, origin) => await p2p.checkpoint(peer, origin),
+      connected: () => p2p.connectedPeers()
     }, { path: init.tlog?.witnessPath ?? `${init.tlog?.path ?? ''}-witness`, ...init.tlog?.witness })
     tlog.onCheckpoint(note => { if (running) w.publishOwn(note).catch((err: unknown) => { log.debug({ err }, 'publishing a checkpoint failed') }) })
     witness = w

@@ -23,13 +23,15 @@ import { consistencyRoots } from '../../protocol/tlog/proof.js'
 import type { SplitViewProof } from '../../protocol/tlog/split-view.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
-import { peerIdOf } from '../p2p/identity.js'
+import { keyOfPeerId, peerIdOf } from '../p2p/identity.js'
+import { keyIdOf } from '../../protocol/keys.js'
+import { logOrigin } from '../../protocol/tlog/entry.js'
 import { TlogFetchError } from './errors.js'
 import type { TransparencyLog } from './types.js'
 
 /** Logs a node witnesses at most; beyond it new origins are ignored. */
 const MAX_LOGS = 1024
-/** Peers whose newest cosignature of this node's log is to be fetched, at most. */
+/** Peers whose messages are to be fetched again (their log's newest checkpoint, their cosignature of this node's log), at most. */
 const MAX_PENDING_PEERS = 256
 /** A throttled checkpoint is fetched again this soon (one fetch for a burst of throttled messages). */
 const DEFAULT_REFETCH_MS = 500
@@ -48,6 +50,8 @@ export interface WitnessComponents {
   consistencyProof: (peerId: string, origin: string, oldSize: number, newSize: number) => Promise<Uint8Array[]>
   /** Fetches the newest checkpoint message the node with `peerId` holds for `origin` (unchecked); without it nothing is fetched again. */
   checkpoint?: (peerId: string, origin: string) => Promise<Uint8Array>
+  /** Peers connected now: a dropped message may have been relayed from any of them. */
+  connected?: () => string[]
 }
 
 export interface WitnessInit {
@@ -134,8 +138,8 @@ export interface Witness {
 }
 
 interface Seen { size: number, root: string, note: string, cosignedText?: string }
-/** When to fetch a log's newest checkpoint from its node again. */
-interface Chase { peer: string, at: number, delayMs: number }
+/** When to fetch a log's newest checkpoint from its node again; `throttled`: because a message from it was dropped. */
+interface Chase { peer: string, at: number, delayMs: number, throttled: boolean }
 
 export function createWitness (components: WitnessComponents, init: WitnessInit): Witness {
   const log = componentLog(components.logger, 'witness')
@@ -161,9 +165,10 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   const byPeer = new Map<string, string>() // log's node → origin
   const behind = new Map<string, { logKeyId: string, reason: BehindReason, since: string }>()
   const chases = new Map<string, Chase>() // origin → next fetch of its newest checkpoint
-  const fetching = new Set<string>() // origins (and `cosig:` peers) with a fetch in flight
-  const ownChases = new Map<string, number>() // peer → when to fetch its newest cosignature of the own log
+  const fetching = new Set<string>() // origins (and `peer:` peers) with a fetch in flight
+  const peerChases = new Map<string, number>() // peer → when to fetch its log's newest checkpoint (if not witnessed yet) and its cosignature of the own log
   let ticker: NodeJS.Timeout | undefined
+  let lastSweep = 0
 
   const cosignedSizeOf = (origin: string): number => seen.get(origin)?.size ?? 0
 
@@ -183,29 +188,36 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     log.info({ origin, cosignedSize: cosignedSizeOf(origin) }, 'witness caught up with a log')
   }
 
-  /** Fetches the log's newest checkpoint in `inMs` (sooner if already due), or with the next backoff step. */
-  function chase (origin: string, inMs?: number): void {
+  /** Fetches the log's newest checkpoint `soon` (after a throttled message), or after the next backoff step. */
+  function chase (origin: string, soon = false): void {
     const known = logs.get(origin)
     if (known === undefined || split.has(origin)) return
     const prev = chases.get(origin)
-    const delayMs = inMs ?? (prev === undefined ? retryMs : Math.min(prev.delayMs * 2, maxRetryMs))
+    const delayMs = soon ? refetchMs : prev === undefined ? retryMs : Math.min(prev.delayMs * 2, maxRetryMs)
     const at = Date.now() + delayMs
-    if (prev !== undefined && inMs !== undefined && prev.at <= at) return
-    chases.set(origin, { peer: known.peer, at, delayMs: inMs === undefined ? delayMs : prev?.delayMs ?? retryMs / 2 })
+    if (prev !== undefined && soon && prev.at <= at) return
+    chases.set(origin, { peer: known.peer, at, delayMs: soon ? prev?.delayMs ?? retryMs / 2 : delayMs, throttled: soon })
   }
 
-  /** Brings a fetched checkpoint message in as gossip would; a bad one counts as a refusal. */
-  async function fetched (data: Uint8Array, origin: string): Promise<void> {
+  /** A fetched checkpoint message, checked as gossip is; one of another log counts as a refusal. */
+  function fetched (data: Uint8Array, origin: string): VerifiedCheckpoint {
     const check = decodeCheckpointMessage(data)
     if (check.checkpoint.origin !== origin) throw new TlogFetchError(`asked for ${origin.slice(0, 120)}, got ${check.checkpoint.origin.slice(0, 120)}`)
-    await receiveChecked(check)
+    return check
   }
 
   async function fetchNewest (origin: string, c: Chase): Promise<void> {
     const fetch = components.checkpoint
     if (fetch === undefined) return
     try {
-      await fetched(await fetch(c.peer, origin), origin)
+      const check = fetched(await fetch(c.peer, origin), origin)
+      // A dropped message is only known to have left the witness behind once something newer turns up.
+      const known = logs.get(origin)
+      if (c.throttled && known !== undefined && check.checkpoint.size > Math.max(known.seenSize, cosignedSizeOf(origin))) {
+        known.seenSize = check.checkpoint.size
+        fallBehind(origin, 'throttled')
+      }
+      await receiveChecked(check)
     } catch (err) {
       const failure = (err as { failure?: unknown }).failure === 'unreachable' ? 'unreachable' : 'proof refused'
       log.debug({ origin, err: (err as Error).message }, 'fetching the newest checkpoint of a log failed')
@@ -218,13 +230,34 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     if (!failures.has(origin) && known !== undefined && cosignedSizeOf(origin) >= known.seenSize && busy.get(origin) == null) caughtUp(origin)
   }
 
-  async function fetchOwnCosignature (peer: string): Promise<void> {
-    const own = components.log
-    if (own === undefined || components.checkpoint === undefined) return
-    try {
-      await fetched(await components.checkpoint(peer, own.origin), own.origin)
-    } catch (err) {
-      log.debug({ peer, err: (err as Error).message }, 'fetching a peer\'s cosignature of this log failed')
+  /** Fetches soon what a message from `peer` may have carried. */
+  function refetchFrom (peer: string): void {
+    const origin = byPeer.get(peer)
+    if (origin !== undefined) chase(origin, true)
+    if ((origin === undefined || components.log !== undefined) && (peerChases.has(peer) || peerChases.size < MAX_PENDING_PEERS)) {
+      peerChases.set(peer, Math.min(peerChases.get(peer) ?? Number.POSITIVE_INFINITY, Date.now() + refetchMs))
+    }
+  }
+
+  /**
+   * What a throttled message from `peer` may have carried besides a checkpoint of a log this
+   * witness already follows: the first checkpoint of the peer's own log, and the peer's
+   * cosignature of this node's log. A peer that keeps no log answers nothing: not reported.
+   */
+  async function fetchFromPeer (peer: string): Promise<void> {
+    const fetch = components.checkpoint
+    if (fetch === undefined) return
+    const origins: string[] = []
+    if (!byPeer.has(peer) && logs.size < MAX_LOGS) {
+      try { origins.push(logOrigin(keyIdOf(keyOfPeerId(peer)))) } catch { /* not an Ed25519 peer: it keeps no log */ }
+    }
+    if (components.log !== undefined) origins.push(components.log.origin)
+    for (const origin of origins) {
+      try {
+        await receiveChecked(fetched(await fetch(peer, origin), origin))
+      } catch (err) {
+        log.debug({ peer, origin, err: (err as Error).message }, 'fetching a checkpoint message from a peer failed')
+      }
     }
   }
 
@@ -239,12 +272,12 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
         if (chases.get(origin)?.at === Number.POSITIVE_INFINITY) chases.delete(origin)
       })
     }
-    for (const [peer, at] of ownChases) {
-      const key = `cosig:${peer}`
+    for (const [peer, at] of peerChases) {
+      const key = `peer:${peer}`
       if (at > now || fetching.has(key)) continue
-      ownChases.delete(peer)
+      peerChases.delete(peer)
       fetching.add(key)
-      void fetchOwnCosignature(peer).finally(() => fetching.delete(key))
+      void fetchFromPeer(peer).finally(() => fetching.delete(key))
     }
   }
 
@@ -415,15 +448,13 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     unresponsive: () => [...failures.values()].map(f => ({ ...f })),
     behind: behindLogs,
     throttled (peer) {
-      const origin = byPeer.get(peer)
-      if (origin !== undefined && !split.has(origin)) {
-        fallBehind(origin, 'throttled')
-        chase(origin, refetchMs)
-      }
-      // The peer may have been carrying its cosignature of this node's log.
-      if (components.log !== undefined && (ownChases.has(peer) || ownChases.size < MAX_PENDING_PEERS)) {
-        ownChases.set(peer, Math.min(ownChases.get(peer) ?? Number.POSITIVE_INFINITY, Date.now() + refetchMs))
-      }
+      refetchFrom(peer)
+      // A relay's copy may have been the one dropped, and the author's own copy then went as a
+      // duplicate: every connected peer is asked too, at most once per `retryMs`.
+      const now = Date.now()
+      if (components.connected === undefined || now - lastSweep < retryMs) return
+      lastSweep = now
+      for (const p of components.connected()) if (p !== peer) refetchFrom(p)
     },
     newest (origin) {
       const own = components.log
