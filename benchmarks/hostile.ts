@@ -18,7 +18,6 @@
  *
  * Environment: BENCH_FLOOD, BENCH_FLOOD_S, BENCH_CROWD, BENCH_IDLE_S (3), BENCH_SETTLE_S (3).
  */
-import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -36,6 +35,7 @@ import { generateIdentity, type SigningIdentity } from '../src/protocol/keys.js'
 import { decodeMessage, signClaim } from '../src/protocol/messages.js'
 import type { Claim } from '../src/protocol/types.js'
 import { sampleClaim } from './claims.js'
+import { forkChild, type BenchChild } from './child.js'
 
 const FLOOD = Number(process.env.BENCH_FLOOD ?? 2000)
 const FLOOD_S = Number(process.env.BENCH_FLOOD_S ?? 4)
@@ -153,23 +153,8 @@ async function httpGet (url: string): Promise<number> {
   return performance.now() - start
 }
 
-function child (args: string[]): { proc: ChildProcess, next: <T extends FromChild['type']>(type: T) => Promise<Extract<FromChild, { type: T }>> } {
-  const proc = fork(self, args, { execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROF != null && args[0] === 'node' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const waiting: Array<{ type: string, resolve: (m: FromChild) => void }> = []
-  const early: FromChild[] = []
-  proc.on('message', (m: FromChild) => {
-    const i = waiting.findIndex(w => w.type === m.type)
-    if (i >= 0) waiting.splice(i, 1)[0]!.resolve(m)
-    else early.push(m)
-  })
-  return {
-    proc,
-    next: async (type) => await new Promise(resolve => {
-      const i = early.findIndex(m => m.type === type)
-      if (i >= 0) resolve(early.splice(i, 1)[0] as never)
-      else waiting.push({ type, resolve: resolve as (m: FromChild) => void })
-    })
-  }
+function child (args: string[]): BenchChild<FromChild, { type: string, addr?: string, phase?: string }> {
+  return forkChild(self, args, process.env.BENCH_PROF != null && args[0] === 'node' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [])
 }
 
 async function main (): Promise<void> {

@@ -11,7 +11,7 @@ import { createStore } from '../../src/node/store/index.js'
 import { createTransparencyLog, filterWitnessed } from '../../src/node/tlog/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import {
-  checkCosignature, checkWitnessed, encodeCheckpointMessage, takeInclusionLines, parseCheckpoint, parseNote, verifySplitView, witnessName
+  checkWitnessed, cosignersOf, encodeCheckpointMessage, takeInclusionLines, parseCheckpoint, parseNote, verifySplitView
 } from '../../src/protocol/tlog/index.js'
 import { reportWitnessing } from '../../src/node/tlog/status.js'
 import { SPLIT_VIEW_REASON } from '../../src/protocol/tlog/split-view.js'
@@ -27,6 +27,8 @@ function browserAvailable (): boolean {
   process.stderr.write(`[skip] witness dashboard: ${CHROMIUM} missing; run scripts/setup-host.sh to test in a real browser\n`)
   return false
 }
+
+const BROWSER = browserAvailable()
 
 describe('checkpoint gossip and witnessing', () => {
   const ids = [generateIdentity(), generateIdentity(), generateIdentity()]
@@ -57,11 +59,11 @@ describe('checkpoint gossip and witnessing', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  /** Cosignatures on A's served checkpoint that verify, by witness key id. */
+  /** Cosignatures on a node's served checkpoint that verify, by witness key id. */
   function cosigners (a: Daemon): { size: number, keyIds: string[] } {
     const note = a.tlog?.checkpoint() ?? ''
     const parsed = parseNote(note)
-    const keyIds = ids.slice(1).filter(w => parsed.signatures.some(s => checkCosignature(parsed.text, s, witnessName(w.keyId), w.publicKey) !== undefined)).map(w => w.keyId)
+    const keyIds = cosignersOf(parsed, new Map(ids.filter(w => w.keyId !== a.keyId).map(w => [w.keyId, w])))
     return { size: parseCheckpoint(parsed.text).size, keyIds }
   }
 
@@ -130,7 +132,7 @@ describe('checkpoint gossip and witnessing', () => {
     await forgedStore.close()
   })
 
-  it.runIf(browserAvailable())('shows the split view on the dashboard', async () => {
+  it.runIf(BROWSER)('shows the split view on the dashboard', async () => {
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] })
     try {
       const page = await browser.newPage()
@@ -158,5 +160,39 @@ describe('checkpoint gossip and witnessing', () => {
     expect(b.stats().tlog?.witness.unresponsive[0]?.lastError).toMatch(/refused/)
     await ahead.stop()
     await store.close()
+  })
+
+  it('says which log its witness is behind on, and why: in stats, at /tlog/behind and on the dashboard', async () => {
+    const [a, b, c] = daemons as [Daemon, Daemon, Daemon]
+    // A witnesses B's log (C is not connected to B: it could not ask B anything).
+    await putMessages(b.store, 100, 103)
+    await b.tlog?.sync()
+    await waitFor('A has cosigned B\'s newest checkpoint', () => { const x = cosigners(b); return x.size === b.tlog?.size() && x.keyIds.includes(ids[0]?.keyId ?? '') })
+    const size = b.tlog?.checkpointSize() ?? 0
+    // B's key signs a bigger tree than B's node holds, and A hears of it: B's node cannot prove it.
+    const store = await createStore({ path: join(dir, 'ahead-store-c') })
+    await putMessages(store, 0, size + 7)
+    const ahead = createTransparencyLog({ store, identity: ids[1] as SigningIdentity }, { path: join(dir, 'ahead-tlog-c') })
+    await ahead.start()
+    await c.p2p.publish(TOPICS.checkpoints, encodeCheckpointMessage(ahead.checkpoint() ?? '', [ahead.vkey]))
+    await ahead.stop()
+    await store.close()
+    const origin = b.tlog?.origin ?? ''
+    await waitFor('A behind on B', () => (a.stats().tlog?.witness.behind ?? []).some(x => x.origin === origin))
+    const behind = a.stats().tlog?.witness.behind ?? []
+    expect(behind).toEqual([{ origin, logKeyId: ids[1]?.keyId, cosignedSize: size, seenSize: size + 7, reason: 'proof refused', since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) as unknown }])
+    const served = await (await fetch(`${a.httpUrl() ?? ''}/tlog/behind`)).json() as { items: unknown[] }
+    expect(served.items).toEqual(behind)
+    if (!BROWSER) return
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] })
+    try {
+      const page = await browser.newPage()
+      await page.goto(`${a.httpUrl() ?? ''}/`)
+      const item = page.locator(`#witness-behind li[data-log="${ids[1]?.keyId ?? ''}"]`)
+      await item.waitFor()
+      expect(await item.textContent()).toBe(`Witness behind on the log of key ${ids[1]?.keyId.slice(0, 24) ?? ''}: cosigned size ${size}, seen size ${size + 7} (proof refused, since ${behind[0]?.since ?? ''}).`)
+    } finally {
+      await browser.close()
+    }
   })
 })

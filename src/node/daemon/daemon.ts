@@ -62,8 +62,9 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   const p2p = await createP2PNode({
     logger,
     privateKey: identity.privateKey,
-    // What gossip dropped over a rate limit is fetched from the peer that delivered it, soon.
-    onThrottled: (_topic, from) => { backfill.missed(from) },
+    // What gossip dropped over a rate limit is fetched from the peer that delivered it, soon:
+    // a checkpoint by the witness (see witness.ts), anything stored by back-fill.
+    onThrottled: (topic, from) => { if (topic === TOPICS.checkpoints) witness?.throttled(from); else backfill.missed(from) },
     async validate (topic, data, from) {
       let verdict: 'accept' | 'reject' | 'ignore'
       let judgement: Judgement | undefined
@@ -118,7 +119,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
             if (origin !== tlog.origin) return `this node keeps the log ${tlog.origin}, not ${origin.slice(0, 120)}`
             if (oldSize > newSize || newSize > tlog.checkpointSize()) return `sizes must satisfy old <= new <= ${tlog.checkpointSize()}`
             return await tlog.consistency(oldSize, newSize)
-          }
+          },
+          checkpointSource: (origin: string) => witness?.newest(origin) ?? 'this node keeps no log'
         }
       : {}),
     ...(triage != null ? { manifestSource: triage.manifestSource } : {})
@@ -138,8 +140,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       identity,
       log: tlog,
       publish: async (data) => await p2p.publish(TOPICS.checkpoints, data),
-      consistencyProof: async (peer, origin, oldSize, newSize) => await p2p.consistencyProof(peer, origin, oldSize, newSize)
-    }, { path: init.tlog?.witnessPath ?? `${init.tlog?.path ?? ''}-witness` })
+      consistencyProof: async (peer, origin, oldSize, newSize) => await p2p.consistencyProof(peer, origin, oldSize, newSize),
+      checkpoint: async (peer, origin) => await p2p.checkpoint(peer, origin),
+      connected: () => p2p.connectedPeers()
+    }, { path: init.tlog?.witnessPath ?? `${init.tlog?.path ?? ''}-witness`, ...init.tlog?.witness })
     tlog.onCheckpoint(note => { if (running) w.publishOwn(note).catch((err: unknown) => { log.debug({ err }, 'publishing a checkpoint failed') }) })
     witness = w
   }
@@ -281,7 +285,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
             return { peerId: p2p.peerId, ...reachability, relayRefused, peers: p2p.peerList() }
           },
           catchUp: () => { const b = backfill.stats(); return { behind: b.behind, perSecond: b.perSecond, etaSeconds: b.etaSeconds } },
-          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [] } } : {}),
+          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [], behind: () => witness?.behind() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.
           ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})
         }, init.http)

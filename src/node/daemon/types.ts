@@ -9,7 +9,7 @@ import type { GossipInit, NatInit, P2PNode, Reachability } from '../p2p/index.js
 import type { Scheduler, SchedulerRebuilder } from '../scheduler/index.js'
 import type { Store, StoredMessage } from '../store/types.js'
 import type { TransparencyLog } from '../tlog/types.js'
-import type { WitnessStats } from '../tlog/witness.js'
+import type { WitnessInit, WitnessStats } from '../tlog/witness.js'
 import type { BackfillStats, BackfillSyncInit } from './backfill.js'
 import type { BuilderInfo } from './builders.js'
 import type { Ingest, IngestInit } from '../ingest/index.js'
@@ -70,7 +70,15 @@ export interface DaemonInit {
   /** How often the node republishes its capabilities statement. */
   capabilitiesIntervalMs?: number
   /** Keep a transparency log of every stored message in this directory (docs/transparency.md). */
-  tlog?: { path: string, checkpointIntervalMs?: number, republishIntervalMs?: number, /** Witness state; beside the log when absent. */ witnessPath?: string }
+  tlog?: {
+    path: string
+    checkpointIntervalMs?: number
+    republishIntervalMs?: number
+    /** Witness state; beside the log when absent. */
+    witnessPath?: string
+    /** When a witness behind on a log fetches its newest checkpoint again. */
+    witness?: Pick<WitnessInit, 'refetchMs' | 'retryMs' | 'maxRetryMs'>
+  }
   triage?: TriageInit
   /** Checks on divergence reports received over gossip. */
   reports?: ReportGossipInit

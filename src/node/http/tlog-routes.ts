@@ -40,9 +40,11 @@ export interface TlogRouteContext {
   splitViews?: () => Promise<unknown[]>
   /** Logs this node, as a witness, finds not answering proof requests (JSON-ready). */
   unresponsive?: () => unknown[]
+  /** Logs whose newest checkpoint this node, as a witness, has not cosigned yet, and why (JSON-ready). */
+  behind?: () => unknown[]
 }
 
-/** Without a log, only `/tlog/split-views` and `/tlog/unresponsive` answer (empty), so the dashboard and status can always ask. */
+/** Without a log, only `/tlog/split-views`, `/tlog/unresponsive` and `/tlog/behind` answer (empty), so the dashboard and status can always ask. */
 export function createTlogRoutes (ctx: TlogRouteContext | undefined): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> {
   return async (req, res, url) => {
     const path = url.pathname.slice(TLOG_PREFIX.length)
@@ -52,9 +54,9 @@ export function createTlogRoutes (ctx: TlogRouteContext | undefined): (req: Inco
       sendJson(req, res, { log, items: await ctx?.splitViews?.() ?? [] }, { cacheControl: 'no-cache' })
       return
     }
-    if (path === 'unresponsive') {
+    if (path === 'unresponsive' || path === 'behind') {
       new Query(url.searchParams, [])
-      sendJson(req, res, { items: ctx?.unresponsive?.() ?? [] }, { cacheControl: 'no-cache' })
+      sendJson(req, res, { items: (path === 'behind' ? ctx?.behind?.() : ctx?.unresponsive?.()) ?? [] }, { cacheControl: 'no-cache' })
       return
     }
     if (ctx === undefined) throw new NotFoundError('this node keeps no transparency log')

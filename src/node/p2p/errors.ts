@@ -55,16 +55,25 @@ export class IdentityKeyError extends NekoError {
   override readonly code = 'ERR_IDENTITY_KEY'
 }
 
-/** A log did not give a usable consistency proof: unreachable, too slow, refused or malformed. */
+/** Why a tlog exchange failed: the log's node could not be reached in time, or it answered with nothing usable. */
+export type TlogExchangeFailure = 'unreachable' | 'refused'
+
+/** A log did not give a usable consistency proof (or checkpoint): unreachable, too slow, refused or malformed. */
 export class TlogProofError extends NekoError {
   override name = 'TlogProofError'
   override readonly code: string = 'ERR_TLOG_PROOF_EXCHANGE'
+  constructor (message: string, readonly failure: TlogExchangeFailure = 'refused') {
+    super(message)
+  }
 }
 
 /** No address is known for the log's node (not connected, no routing): nothing was asked. */
 export class LogUnreachableError extends TlogProofError {
   override name = 'LogUnreachableError'
   override readonly code = 'ERR_TLOG_LOG_UNREACHABLE'
+  constructor (message: string) {
+    super(message, 'unreachable')
+  }
 }
 
 /** The node could not listen on a configured address (in use, not on this machine). */

@@ -36,6 +36,9 @@ export interface GossipInit {
   peerRate?: { perSecond: number, burst: number }
   /** The same across all peers together. */
   globalRate?: { perSecond: number, burst: number }
+  /** The same two for the checkpoint topic, which has buckets of its own. */
+  checkpointPeerRate?: { perSecond: number, burst: number }
+  checkpointGlobalRate?: { perSecond: number, burst: number }
   /** How long a message id is remembered as seen (gossipsub's default, 2 minutes, when absent). */
   seenTtlMs?: number
   /** Mesh degree; the defaults suit a network of tens to hundreds of rebuilders. */

@@ -1,5 +1,6 @@
 import { privateKeyFromRaw, publicKeyFromRaw } from '@libp2p/crypto/keys'
-import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
+import { ed25519FromRaw } from '../../protocol/tlog/note.js'
 import type { KeyObject } from 'node:crypto'
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
 import { IdentityKeyError } from './errors.js'
@@ -38,4 +39,16 @@ export function peerIdOfKey (key: KeyObject): PeerId {
 /** PeerId string (`12D3KooW…`) of an Ed25519 key, as `P2PNode.peerId` and gossip `from` report it. */
 export function peerIdOf (key: KeyObject): string {
   return peerIdOfKey(key).toString()
+}
+
+/** The Ed25519 public key a PeerId string (`12D3KooW…`) embeds; throws IdentityKeyError for any other. */
+export function keyOfPeerId (peerId: string): KeyObject {
+  let id: PeerId
+  try {
+    id = peerIdFromString(peerId)
+  } catch (err) {
+    throw new IdentityKeyError(`not a peer id: ${(err as Error).message}`)
+  }
+  if (id.type !== 'Ed25519') throw new IdentityKeyError(`expected an Ed25519 peer id, got ${id.type}`)
+  return ed25519FromRaw(id.publicKey.raw)
 }

@@ -29,12 +29,12 @@ import { DialError, ListenError, PublishError } from './errors.js'
 import { COLOCATION, gossipOptions, scoreThresholds, topicScoreParams, topicValidator } from './gossip.js'
 import { createColocation } from './colocation.js'
 import { createPenalties } from './penalty.js'
-import { createThrottle, DEFAULT_GLOBAL_RATE, DEFAULT_PEER_RATE } from './throttle.js'
+import { createThrottle, DEFAULT_CHECKPOINT_GLOBAL_RATE, DEFAULT_CHECKPOINT_PEER_RATE, DEFAULT_GLOBAL_RATE, DEFAULT_PEER_RATE } from './throttle.js'
 import type { GossipInit, ValidateFn } from './gossip.js'
 import { backfillLimits, createBackfillHandler, requestBackfill } from './backfill.js'
 import type { BackfillInit, BackfillPage, BackfillRange, BackfillSource } from './backfill.js'
 import { libp2pKeyFromIdentity } from './identity.js'
-import { createProofHandler, requestConsistency, TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL, type ProofSource } from './tlog-proof.js'
+import { createCheckpointHandler, createProofHandler, requestCheckpoint, requestConsistency, TLOG_CHECKPOINT_LIMITS, TLOG_CHECKPOINT_PROTOCOL, TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL, type CheckpointSource, type ProofSource } from './tlog-proof.js'
 import { createManifestHandler, manifestLimits, requestFileManifest } from './manifests.js'
 import type { FetchedManifest, ManifestExchangeInit, ManifestSource } from './manifests.js'
 import { createRelayGate, DHT_PROTOCOL, loopbackOnly, overRelay, reachabilityProbe, relayLimits, relayServing, relaySlots } from './nat.js'
@@ -60,6 +60,8 @@ export interface P2PComponents {
   onThrottled?: (topic: string, from: string) => void
   /** Answers witnesses' consistency-proof requests for this node's transparency log. */
   proofSource?: ProofSource
+  /** Answers requests for the newest checkpoint message the node holds for a log. */
+  checkpointSource?: CheckpointSource
   /** Serves the signed file manifests of images this node claimed; without it the protocol is not offered. */
   manifestSource?: ManifestSource
 }
@@ -102,6 +104,8 @@ export interface P2PStats {
   reachability: Reachability
   /** Relay reservation and circuit requests this node refused, by reason. */
   relayRefused: Record<string, number>
+  /** Of those, checkpoint messages (their own buckets). */
+  throttledCheckpoints: number
 }
 
 export type PeerEvent = 'connect' | 'disconnect'
@@ -133,6 +137,8 @@ export interface P2PNode {
   penalised: (peerId: string) => boolean
   /** Asks a log's node for a consistency proof (full form); throws TlogProofError. */
   consistencyProof: (peerId: string, origin: string, oldSize: number, newSize: number) => Promise<Uint8Array[]>
+  /** Asks a peer for the newest checkpoint message it holds for `origin` (unchecked bytes); throws TlogProofError. */
+  checkpoint: (peerId: string, origin: string) => Promise<Uint8Array>
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 64
@@ -285,11 +291,12 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const pubsub = libp2p.services.pubsub
   const router = pubsub as unknown as GossipRouter
   const throttle = createThrottle({ peer: init.gossip?.peerRate ?? DEFAULT_PEER_RATE, global: init.gossip?.globalRate ?? DEFAULT_GLOBAL_RATE, maxPeers: maxConnections * 4 })
+  const checkpointThrottle = createThrottle({ peer: init.gossip?.checkpointPeerRate ?? DEFAULT_CHECKPOINT_PEER_RATE, global: init.gossip?.checkpointGlobalRate ?? DEFAULT_CHECKPOINT_GLOBAL_RATE, maxPeers: maxConnections * 4 })
   // What each validator made of a message, until gossipsub delivers that message object.
   const accepted = new WeakMap<Message, unknown>()
   // Validators are in place before the first peer can send anything.
   for (const topic of KNOWN_TOPICS) {
-    pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log, throttle, accepted, components.onThrottled))
+    pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log, topic === TOPICS.checkpoints ? checkpointThrottle : throttle, accepted, components.onThrottled))
   }
 
   // libp2p refuses inbound connections only once the cap is reached, so simultaneous
@@ -455,6 +462,9 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       if (components.proofSource !== undefined) {
         await libp2p.handle(TLOG_PROOF_PROTOCOL, createProofHandler(components.proofSource, log), { maxInboundStreams: TLOG_PROOF_LIMITS.maxConcurrentStreams + 1, runOnLimitedConnection: true })
       }
+      if (components.checkpointSource !== undefined) {
+        await libp2p.handle(TLOG_CHECKPOINT_PROTOCOL, createCheckpointHandler(components.checkpointSource, log), { maxInboundStreams: TLOG_CHECKPOINT_LIMITS.maxConcurrentStreams + 1, runOnLimitedConnection: true })
+      }
       if (manifestServer != null) {
         await libp2p.handle(MANIFEST_PROTOCOL, manifestServer.handler, { maxInboundStreams: Math.max(mLimits.maxConcurrentStreams, mLimits.maxStreamsPerPeer) + 1, runOnLimitedConnection: true })
       }
@@ -530,7 +540,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
         mesh[topic] = started ? router.getMeshPeers(topic).length : 0
       }
       const reachability = libp2p.services.reachability.read(libp2p.services.relay?.reservations.size ?? 0, serving)
-      return { peers: libp2p.getPeers().length, topics, mesh, throttled: throttle.refused(), reachability, relayRefused: relayGate.refused() }
+      return { peers: libp2p.getPeers().length, topics, mesh, throttled: throttle.refused() + checkpointThrottle.refused(), throttledCheckpoints: checkpointThrottle.refused(), reachability, relayRefused: relayGate.refused() }
     },
 
     score: (peerId) => router.getScore(peerId),
@@ -558,6 +568,12 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       const proof = await requestConsistency(libp2p, peerIdFromString(peerId), origin, oldSize, newSize)
       noteRelay('consistency proof', peerId)
       return proof
+    },
+
+    async checkpoint (peerId, origin) {
+      const checkpoint = await requestCheckpoint(libp2p, peerIdFromString(peerId), origin)
+      noteRelay('checkpoint', peerId)
+      return checkpoint
     }
   }
 }

@@ -22,6 +22,14 @@ export interface Throttle {
 
 export const DEFAULT_PEER_RATE = { perSecond: 10, burst: 50 } as const
 export const DEFAULT_GLOBAL_RATE = { perSecond: 40, burst: 100 } as const
+/**
+ * Checkpoints have buckets of their own: a burst of claims must not crowd out the checkpoint
+ * that covers them (a throttled message stays in gossipsub's seen cache, so no copy of it gets
+ * through later). A log signs at most one a second and each witness cosigns it once, so a peer
+ * delivers a few a second; checking one costs a few signature verifications, no store work.
+ */
+export const DEFAULT_CHECKPOINT_PEER_RATE = { perSecond: 20, burst: 100 } as const
+export const DEFAULT_CHECKPOINT_GLOBAL_RATE = { perSecond: 200, burst: 400 } as const
 
 export function createThrottle (init: ThrottleInit): Throttle {
   const peers = createRateLimiter({ perMinute: init.peer.perSecond * 60, burst: init.peer.burst, maxKeys: init.maxPeers ?? 1024 })

@@ -5,3 +5,9 @@ export class TlogStorageError extends NekoError {
   override name = 'TlogStorageError'
   override readonly code = 'ERR_TLOG_STORAGE'
 }
+
+/** A node answered a request for a log's newest checkpoint with another log's. */
+export class TlogFetchError extends NekoError {
+  override name = 'TlogFetchError'
+  override readonly code = 'ERR_TLOG_FETCH'
+}

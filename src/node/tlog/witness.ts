@@ -6,21 +6,38 @@
  * a split-view proof and the log is flagged. A log that does not answer, or answers with a
  * proof that proves nothing, is reported and not cosigned. Cosignatures of this node's own
  * checkpoints, gossiped by other witnesses, are handed to the log.
+ *
+ * Gossip alone can leave a witness behind: a checkpoint dropped by the admission rate stays in
+ * gossipsub's seen cache, so no copy of it arrives later, and a log whose proof could not be had
+ * announces nothing new once idle. So a witness that is behind fetches the log's newest
+ * checkpoint from the log's node itself, soon after a throttled checkpoint and then with a
+ * growing delay while it stays behind; and a throttled message from a peer makes the node fetch
+ * that peer's newest cosignature of its own log too.
  */
 import { Level } from 'level'
 import { cosignatureLine } from '../../protocol/tlog/cosignature.js'
 import { witnessName } from '../../protocol/tlog/entry.js'
 import { decodeCheckpointMessage, encodeCheckpointMessage, type VerifiedCheckpoint } from '../../protocol/tlog/gossip.js'
-import { ALG_COSIGNATURE_V1, formatNote, formatVerifierKey } from '../../protocol/tlog/note.js'
+import { ALG_COSIGNATURE_V1, formatNote, formatVerifierKey, parseNote } from '../../protocol/tlog/note.js'
 import { consistencyRoots } from '../../protocol/tlog/proof.js'
 import type { SplitViewProof } from '../../protocol/tlog/split-view.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
-import { peerIdOf } from '../p2p/identity.js'
+import { keyOfPeerId, peerIdOf } from '../p2p/identity.js'
+import { keyIdOf } from '../../protocol/keys.js'
+import { logOrigin } from '../../protocol/tlog/entry.js'
+import { TlogFetchError } from './errors.js'
 import type { TransparencyLog } from './types.js'
 
 /** Logs a node witnesses at most; beyond it new origins are ignored. */
 const MAX_LOGS = 1024
+/** Peers whose messages are to be fetched again (their log's newest checkpoint, their cosignature of this node's log), at most. */
+const MAX_PENDING_PEERS = 256
+/** A throttled checkpoint is fetched again this soon (one fetch for a burst of throttled messages). */
+const DEFAULT_REFETCH_MS = 500
+/** A witness still behind fetches the log's newest checkpoint again after this, doubling up to the maximum. */
+const DEFAULT_RETRY_MS = 2_000
+const DEFAULT_MAX_RETRY_MS = 60_000
 
 export interface WitnessComponents {
   /** Where this service logs; silent without one. */
@@ -31,11 +48,35 @@ export interface WitnessComponents {
   publish: (data: Uint8Array) => Promise<unknown>
   /** Fetches a full-form consistency proof from the node with `peerId`. */
   consistencyProof: (peerId: string, origin: string, oldSize: number, newSize: number) => Promise<Uint8Array[]>
+  /** Fetches the newest checkpoint message the node with `peerId` holds for `origin` (unchecked); without it nothing is fetched again. */
+  checkpoint?: (peerId: string, origin: string) => Promise<Uint8Array>
+  /** Peers connected now: a dropped message may have been relayed from any of them. */
+  connected?: () => string[]
 }
 
 export interface WitnessInit {
   /** Directory of the witness's LevelDB database. */
   path: string
+  /** How soon a throttled checkpoint is fetched again (ms, default 500). */
+  refetchMs?: number
+  /** First delay before a witness still behind fetches the log's newest checkpoint again (ms, default 2 s), doubling up to `maxRetryMs` (default 60 s). */
+  retryMs?: number
+  maxRetryMs?: number
+}
+
+/** Why a witness has not cosigned a log's newest checkpoint. */
+export type BehindReason = 'throttled' | 'proof refused' | 'unreachable'
+
+/** A log whose newest checkpoint this witness has not cosigned, and why. */
+export interface BehindLog {
+  origin: string
+  logKeyId: string
+  /** The size this witness last cosigned, and the largest size it has seen signed by the log. */
+  cosignedSize: number
+  seenSize: number
+  reason: BehindReason
+  /** ISO time it fell behind. */
+  since: string
 }
 
 export interface SplitViewRecord extends SplitViewProof {
@@ -64,6 +105,8 @@ export interface WitnessStats {
   cosigned: number
   /** Logs that failed to give a usable proof since their last good one: not cosigned meanwhile. */
   unresponsive: UnresponsiveLog[]
+  /** Logs whose newest checkpoint this witness has not cosigned yet, and why. */
+  behind: BehindLog[]
   /** Key ids of logs proven to have shown two views. */
   splitViews: string[]
 }
@@ -85,10 +128,18 @@ export interface Witness {
   splitViews: () => Promise<SplitViewRecord[]>
   /** Logs that stopped answering proof requests (or answered with nothing that proves). */
   unresponsive: () => UnresponsiveLog[]
+  /** Logs whose newest checkpoint this witness has not cosigned yet, and why. */
+  behind: () => BehindLog[]
+  /** A checkpoint message delivered by `peer` was dropped by the admission rate: fetch again what it may have carried. */
+  throttled: (peer: string) => void
+  /** The newest checkpoint message this node holds for `origin` (its own log's, or its newest cosignature of another), or why none. */
+  newest: (origin: string) => Uint8Array | string
   stats: () => WitnessStats
 }
 
 interface Seen { size: number, root: string, note: string, cosignedText?: string }
+/** When to fetch a log's newest checkpoint from its node again; `throttled`: because a message from it was dropped. */
+interface Chase { peer: string, at: number, delayMs: number, throttled: boolean }
 
 export function createWitness (components: WitnessComponents, init: WitnessInit): Witness {
   const log = componentLog(components.logger, 'witness')
@@ -105,8 +156,132 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   const failures = new Map<string, UnresponsiveLog>()
   const busy = new Map<string, VerifiedCheckpoint | null>() // origin → newest waiting (null: none)
   let cosigned = 0
+  const refetchMs = init.refetchMs ?? DEFAULT_REFETCH_MS
+  const retryMs = init.retryMs ?? DEFAULT_RETRY_MS
+  const maxRetryMs = init.maxRetryMs ?? DEFAULT_MAX_RETRY_MS
+  // What is known of each witnessed log (as many as `seen` may hold): its node, the largest
+  // size it signed that arrived here, and this witness's newest cosignature of it.
+  const logs = new Map<string, { peer: string, logKeyId: string, seenSize: number, cosignedMessage?: Buffer }>()
+  const byPeer = new Map<string, string>() // log's node → origin
+  const behind = new Map<string, { logKeyId: string, reason: BehindReason, since: string }>()
+  const chases = new Map<string, Chase>() // origin → next fetch of its newest checkpoint
+  const fetching = new Set<string>() // origins (and `peer:` peers) with a fetch in flight
+  const peerChases = new Map<string, number>() // peer → when to fetch its log's newest checkpoint (if not witnessed yet) and its cosignature of the own log
+  let ticker: NodeJS.Timeout | undefined
+  let lastSweep = 0
 
-  async function fail (c: VerifiedCheckpoint, prev: Seen, reason: string): Promise<void> {
+  const cosignedSizeOf = (origin: string): number => seen.get(origin)?.size ?? 0
+
+  /** Says once per log and reason that this witness is behind on it. */
+  function fallBehind (origin: string, reason: BehindReason): void {
+    const known = logs.get(origin)
+    if (known === undefined) return
+    const was = behind.get(origin)
+    if (was?.reason === reason) return
+    behind.set(origin, { logKeyId: known.logKeyId, reason, since: was?.since ?? new Date().toISOString() })
+    log.info({ origin, cosignedSize: cosignedSizeOf(origin), seenSize: Math.max(known.seenSize, cosignedSizeOf(origin)), reason }, `witness behind on a log (${reason})`)
+  }
+
+  function caughtUp (origin: string): void {
+    chases.delete(origin)
+    if (!behind.delete(origin)) return
+    log.info({ origin, cosignedSize: cosignedSizeOf(origin) }, 'witness caught up with a log')
+  }
+
+  /** Fetches the log's newest checkpoint `soon` (after a throttled message), or after the next backoff step. */
+  function chase (origin: string, soon = false): void {
+    const known = logs.get(origin)
+    if (known === undefined || split.has(origin)) return
+    const prev = chases.get(origin)
+    const delayMs = soon ? refetchMs : prev === undefined ? retryMs : Math.min(prev.delayMs * 2, maxRetryMs)
+    const at = Date.now() + delayMs
+    if (prev !== undefined && soon && prev.at <= at) return
+    chases.set(origin, { peer: known.peer, at, delayMs: soon ? prev?.delayMs ?? retryMs / 2 : delayMs, throttled: soon })
+  }
+
+  /** A fetched checkpoint message, checked as gossip is; one of another log counts as a refusal. */
+  function fetched (data: Uint8Array, origin: string): VerifiedCheckpoint {
+    const check = decodeCheckpointMessage(data)
+    if (check.checkpoint.origin !== origin) throw new TlogFetchError(`asked for ${origin.slice(0, 120)}, got ${check.checkpoint.origin.slice(0, 120)}`)
+    return check
+  }
+
+  async function fetchNewest (origin: string, c: Chase): Promise<void> {
+    const fetch = components.checkpoint
+    if (fetch === undefined) return
+    try {
+      const check = fetched(await fetch(c.peer, origin), origin)
+      // A dropped message is only known to have left the witness behind once something newer turns up.
+      const known = logs.get(origin)
+      if (c.throttled && known !== undefined && check.checkpoint.size > Math.max(known.seenSize, cosignedSizeOf(origin))) {
+        known.seenSize = check.checkpoint.size
+        fallBehind(origin, 'throttled')
+      }
+      await receiveChecked(check)
+    } catch (err) {
+      const failure = (err as { failure?: unknown }).failure === 'unreachable' ? 'unreachable' : 'proof refused'
+      log.debug({ origin, err: (err as Error).message }, 'fetching the newest checkpoint of a log failed')
+      fallBehind(origin, failure)
+      chase(origin)
+      return
+    }
+    // Nothing newer than what this witness cosigned: it is not behind after all.
+    const known = logs.get(origin)
+    if (!failures.has(origin) && known !== undefined && cosignedSizeOf(origin) >= known.seenSize && busy.get(origin) == null) caughtUp(origin)
+  }
+
+  /** Fetches soon what a message from `peer` may have carried. */
+  function refetchFrom (peer: string): void {
+    const origin = byPeer.get(peer)
+    if (origin !== undefined) chase(origin, true)
+    if ((origin === undefined || components.log !== undefined) && (peerChases.has(peer) || peerChases.size < MAX_PENDING_PEERS)) {
+      peerChases.set(peer, Math.min(peerChases.get(peer) ?? Number.POSITIVE_INFINITY, Date.now() + refetchMs))
+    }
+  }
+
+  /**
+   * What a throttled message from `peer` may have carried besides a checkpoint of a log this
+   * witness already follows: the first checkpoint of the peer's own log, and the peer's
+   * cosignature of this node's log. A peer that keeps no log answers nothing: not reported.
+   */
+  async function fetchFromPeer (peer: string): Promise<void> {
+    const fetch = components.checkpoint
+    if (fetch === undefined) return
+    const origins: string[] = []
+    if (!byPeer.has(peer) && logs.size < MAX_LOGS) {
+      try { origins.push(logOrigin(keyIdOf(keyOfPeerId(peer)))) } catch { /* not an Ed25519 peer: it keeps no log */ }
+    }
+    if (components.log !== undefined) origins.push(components.log.origin)
+    for (const origin of origins) {
+      try {
+        await receiveChecked(fetched(await fetch(peer, origin), origin))
+      } catch (err) {
+        log.debug({ peer, origin, err: (err as Error).message }, 'fetching a checkpoint message from a peer failed')
+      }
+    }
+  }
+
+  function tick (): void {
+    const now = Date.now()
+    for (const [origin, c] of chases) {
+      if (c.at > now || fetching.has(origin)) continue
+      c.at = Number.POSITIVE_INFINITY // until the fetch says what next
+      fetching.add(origin)
+      void fetchNewest(origin, c).finally(() => {
+        fetching.delete(origin)
+        if (chases.get(origin)?.at === Number.POSITIVE_INFINITY) chases.delete(origin)
+      })
+    }
+    for (const [peer, at] of peerChases) {
+      const key = `peer:${peer}`
+      if (at > now || fetching.has(key)) continue
+      peerChases.delete(peer)
+      fetching.add(key)
+      void fetchFromPeer(peer).finally(() => fetching.delete(key))
+    }
+  }
+
+  async function fail (c: VerifiedCheckpoint, prev: Seen, reason: string, failure: BehindReason = 'proof refused'): Promise<void> {
     const origin = c.checkpoint.origin
     const now = new Date().toISOString()
     const f = failures.get(origin) ?? { origin, logKeyId: c.logKeyId, since: now, lastFailure: now, failures: 0, lastError: '', cosignedSize: prev.size, pendingSize: 0 }
@@ -117,6 +292,8 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     failures.set(origin, f)
     await failDb.put(origin, JSON.stringify(f))
     log.warn({ origin, reason, failures: f.failures, since: f.since }, 'log gave no usable consistency proof: not cosigned')
+    fallBehind(origin, failure)
+    chase(origin)
   }
 
   async function flag (c: VerifiedCheckpoint, prev: Seen, proof: Uint8Array[]): Promise<void> {
@@ -137,7 +314,11 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   async function cosign (c: VerifiedCheckpoint): Promise<void> {
     const line = cosignatureLine(c.text, name, identity.privateKey, Math.floor(Date.now() / 1000))
     cosigned++
-    await components.publish(encodeCheckpointMessage(formatNote(c.text, [c.logLine, line]), [c.logVkey, vkey]))
+    const message = encodeCheckpointMessage(formatNote(c.text, [c.logLine, line]), [c.logVkey, vkey])
+    const known = logs.get(c.checkpoint.origin)
+    if (known !== undefined) known.cosignedMessage = message
+    if (c.checkpoint.size >= (known?.seenSize ?? 0)) caughtUp(c.checkpoint.origin)
+    await components.publish(message)
   }
 
   async function witness (c: VerifiedCheckpoint): Promise<void> {
@@ -150,7 +331,11 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     if (prev !== undefined && c.checkpoint.size === prev.size) {
       if (prev.root !== root) return await flag(c, prev, [])
       // While a log owes a proof, nothing of it is cosigned, not even a re-worded old tree.
-      if (prev.cosignedText === c.text || failures.has(origin)) return
+      if (failures.has(origin)) return
+      if (prev.cosignedText === c.text) {
+        if ((logs.get(origin)?.seenSize ?? 0) <= prev.size) caughtUp(origin)
+        return
+      }
     } else if (prev !== undefined && prev.size > 0) {
       let proof: Uint8Array[]
       try {
@@ -160,9 +345,11 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
         // about the log. Not cosigned (nothing was proven), not reported as unresponsive either.
         if ((err as Error).name === 'LogUnreachableError') {
           log.debug({ origin, err: (err as Error).message }, 'log not reachable from this witness: not cosigned')
+          fallBehind(origin, 'unreachable')
+          chase(origin)
           return
         }
-        return await fail(c, prev, (err as Error).message)
+        return await fail(c, prev, (err as Error).message, (err as { failure?: unknown }).failure === 'unreachable' ? 'unreachable' : 'proof refused')
       }
       let roots
       try {
@@ -182,6 +369,25 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       log.info({ origin }, 'log answers proof requests again')
     }
     await cosign(c)
+  }
+
+  async function receiveChecked (c: VerifiedCheckpoint): Promise<void> {
+    const own = components.log
+    const origin = c.checkpoint.origin
+    if (own !== undefined && origin === own.origin) {
+      await own.addCosignatures(c.text, c.cosignatures.map(s => s.line))
+      return
+    }
+    if (c.logKeyId === identity.keyId) return
+    let known = logs.get(origin)
+    if (known === undefined && logs.size < MAX_LOGS) {
+      const peer = peerIdOf(c.logKey)
+      known = { peer, logKeyId: c.logKeyId, seenSize: 0 }
+      logs.set(origin, known)
+      byPeer.set(peer, origin)
+    }
+    if (known !== undefined) known.seenSize = Math.max(known.seenSize, c.checkpoint.size)
+    await enqueue(c)
   }
 
   /** One check per log at a time; while busy only the newest checkpoint waits. */
@@ -213,8 +419,12 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       for await (const [k, v] of seenDb.iterator()) seen.set(k, JSON.parse(v) as Seen)
       for await (const [k, v] of splitDb.iterator()) split.set(k, JSON.parse(v) as SplitViewRecord)
       for await (const [k, v] of failDb.iterator()) failures.set(k, JSON.parse(v) as UnresponsiveLog)
+      ticker = setInterval(tick, Math.max(20, Math.min(refetchMs, retryMs) / 2))
+      ticker.unref()
     },
     async stop () {
+      clearInterval(ticker)
+      ticker = undefined
       await db.close()
     },
     validate (data) {
@@ -226,14 +436,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       }
     },
     async receive (data, checked) {
-      const c = checked ?? decodeCheckpointMessage(data)
-      const own = components.log
-      if (own !== undefined && c.checkpoint.origin === own.origin) {
-        await own.addCosignatures(c.text, c.cosignatures.map(s => s.line))
-        return
-      }
-      if (c.logKeyId === identity.keyId) return
-      await enqueue(c)
+      await receiveChecked(checked ?? decodeCheckpointMessage(data))
     },
     async publishOwn (note) {
       const own = components.log
@@ -243,11 +446,45 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     },
     splitViews: async () => [...split.values()],
     unresponsive: () => [...failures.values()].map(f => ({ ...f })),
+    behind: behindLogs,
+    throttled (peer) {
+      refetchFrom(peer)
+      // A relay's copy may have been the one dropped, and the author's own copy then went as a
+      // duplicate: every connected peer is asked too, at most once per `retryMs`.
+      const now = Date.now()
+      if (components.connected === undefined || now - lastSweep < retryMs) return
+      lastSweep = now
+      for (const p of components.connected()) if (p !== peer) refetchFrom(p)
+    },
+    newest (origin) {
+      const own = components.log
+      if (own !== undefined && origin === own.origin) {
+        const note = own.checkpoint()
+        if (note === undefined) return 'the log has no checkpoint yet'
+        // The log's signature alone: a cosignature line would need its witness's key alongside.
+        const n = parseNote(note)
+        const line = n.signatures.find(s => s.name === own.origin)?.line
+        return line === undefined ? 'the log has no signed checkpoint' : encodeCheckpointMessage(formatNote(n.text, [line]), [own.vkey])
+      }
+      return logs.get(origin)?.cosignedMessage ?? `this node has cosigned no checkpoint of ${origin.slice(0, 120)}`
+    },
     stats: () => ({
       logs: seen.size,
       cosigned,
       unresponsive: [...failures.values()].map(f => ({ ...f })),
+      behind: behindLogs(),
       splitViews: [...split.values()].map(s => s.logKeyId)
     })
+  }
+
+  function behindLogs (): BehindLog[] {
+    return [...behind].map(([origin, b]) => ({
+      origin,
+      logKeyId: b.logKeyId,
+      cosignedSize: cosignedSizeOf(origin),
+      seenSize: Math.max(logs.get(origin)?.seenSize ?? 0, cosignedSizeOf(origin)),
+      reason: b.reason,
+      since: b.since
+    }))
   }
 }

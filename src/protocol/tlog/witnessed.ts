@@ -8,7 +8,7 @@ import { keyIdOf } from '../keys.js'
 import { parseCheckpoint } from './checkpoint.js'
 import { checkCosignature } from './cosignature.js'
 import { entryLeafHash, keyIdOfName, witnessName, type EntryKind } from './entry.js'
-import { ALG_ED25519, openNote, parseVerifierKey } from './note.js'
+import { ALG_ED25519, openNote, parseVerifierKey, type ParsedNote } from './note.js'
 import { verifyInclusion } from './proof.js'
 
 export interface InclusionEvidence {
@@ -29,6 +29,16 @@ export interface WitnessRequirement {
 
 export type WitnessedResult = { ok: true, origin: string, cosigners: string[] } | { ok: false, reason: string }
 
+/** The key ids among `witnesses` (by key id) whose valid cosignature the opened note carries. */
+export function cosignersOf (note: ParsedNote, witnesses: ReadonlyMap<string, { publicKey: KeyObject }>): string[] {
+  const out: string[] = []
+  for (const [keyId, w] of witnesses) {
+    const name = witnessName(keyId)
+    if (note.signatures.some(s => checkCosignature(note.text, s, name, w.publicKey) !== undefined)) out.push(keyId)
+  }
+  return out
+}
+
 /** Checks one message's inclusion evidence against the policy's witnesses. Never throws. */
 export function checkWitnessed (kind: EntryKind, id: string, evidence: InclusionEvidence | undefined, req: WitnessRequirement): WitnessedResult {
   if (evidence === undefined) return { ok: false, reason: 'no inclusion proof' }
@@ -40,11 +50,7 @@ export function checkWitnessed (kind: EntryKind, id: string, evidence: Inclusion
     const cp = parseCheckpoint(note.text)
     if (cp.origin !== v.name || cp.size !== evidence.size) return { ok: false, reason: 'the checkpoint does not match the proof' }
     verifyInclusion(evidence.index, cp.size, entryLeafHash(kind, id), evidence.proof.map(p => Buffer.from(p, 'base64')), cp.rootHash)
-    const cosigners: string[] = []
-    for (const [keyId, w] of req.keys) {
-      const name = witnessName(keyId)
-      if (note.signatures.some(s => checkCosignature(note.text, s, name, w.publicKey) !== undefined)) cosigners.push(w.name)
-    }
+    const cosigners = cosignersOf(note, req.keys).map(keyId => req.keys.get(keyId)?.name ?? keyId)
     if (cosigners.length < req.threshold) {
       return { ok: false, reason: `checkpoint ${cp.size} of ${cp.origin.slice(-16)} is cosigned by ${cosigners.length} of the policy's witnesses, ${req.threshold} needed` }
     }

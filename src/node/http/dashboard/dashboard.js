@@ -236,11 +236,12 @@ async function showCauses (release, t) {
   detailsBody.append(section)
 }
 
-// The node's log and any split view it has proven: a log that showed two histories is named here.
+// The node's log and any split view it has proven: a log that showed two histories is named here;
+// so is each log whose newest checkpoint this node, as a witness, has not cosigned yet, with why.
 async function loadTlog () {
-  const { log, items } = await getJson('/tlog/split-views')
+  const [{ log, items }, behind] = await Promise.all([getJson('/tlog/split-views'), getJson('/tlog/behind')])
   const section = document.getElementById('tlog')
-  if (log === null && items.length === 0) return
+  if (log === null && items.length === 0 && behind.items.length === 0) return
   section.hidden = false
   document.getElementById('tlog-state').textContent = log === null
     ? 'This node keeps no log of its own.'
@@ -248,6 +249,8 @@ async function loadTlog () {
   document.getElementById('split-views').replaceChildren(...items.map(s => el('li', { role: 'alert', class: 'split-view' },
     'Split view: the log of key ', el('code', {}, s.logKeyId.slice(0, 24)), ` signed two inconsistent checkpoints (seen ${s.detectedAt}). `,
     el('a', { href: '/tlog/split-views' }, 'proof'))))
+  document.getElementById('witness-behind').replaceChildren(...behind.items.map(b => el('li', { class: 'behind', 'data-log': b.logKeyId },
+    'Witness behind on the log of key ', el('code', {}, b.logKeyId.slice(0, 24)), `: cosigned size ${b.cosignedSize}, seen size ${b.seenSize} (${b.reason}, since ${b.since}).`)))
 }
 
 // How this node is reached: public, port-mapped or only through relays, and how many of its
