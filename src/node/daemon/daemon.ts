@@ -271,6 +271,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           metrics: components.metrics,
           builders: () => builders.list(),
           jobs: async ({ recent }) => await jobsView({ store, scheduler }, { recent }),
+          host: () => scheduler.health(),
           ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.
           ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})
