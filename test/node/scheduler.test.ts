@@ -6,7 +6,7 @@ import { createRebuilder, loadRecipe, recipeDigest, TargetError, type RebuildReq
 import { createScheduler } from '../../src/node/scheduler/index.js'
 import { createStore, type Store, type StoredMessage } from '../../src/node/store/index.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
-import { decodeMessage, signAnnouncement } from '../../src/protocol/messages.js'
+import { signAnnouncement } from '../../src/protocol/messages.js'
 import type { Announcement } from '../../src/protocol/types.js'
 import { policyFor, waitFor } from './helpers.js'
 import { createIngest, type Ingest } from '../../src/node/ingest/index.js'
