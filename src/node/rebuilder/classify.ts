@@ -64,8 +64,9 @@ export function classifyBuildLog (log: string, exitCode: number | null, knownSte
   return { class: 'build-failed', message: solve ?? `docker buildx build exited with ${exitCode ?? 'a signal'}`, logExcerpt: excerpt }
 }
 
+/** The line holding `index`, from a little before it: a long RUN command must not crowd out the error. */
 function lineOf (text: string, index: number): string {
-  const start = text.lastIndexOf('\n', index) + 1
+  const start = Math.max(text.lastIndexOf('\n', index) + 1, index - 120)
   const end = text.indexOf('\n', index)
   return text.slice(start, end === -1 ? undefined : end).trim().slice(0, 500)
 }
