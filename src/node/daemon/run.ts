@@ -6,7 +6,7 @@ import { loadOrCreateIdentity, readIdentity } from '../identity-files.js'
 import type { ComponentLogger } from '../logger.js'
 import { makeDir } from '../make-dir.js'
 import { createMetrics } from '../metrics.js'
-import { createStore } from '../store/index.js'
+import { createStore, StoreLockedError } from '../store/index.js'
 import { createManifestKeeper, createOutputKeeper, keepingManifests } from '../triage/index.js'
 import { CONTROL_SOCKET, createControlServer, type ControlServer } from './control.js'
 import { createDaemon } from './daemon.js'
@@ -41,7 +41,10 @@ export async function startNode (components: { logger: ComponentLogger }, config
   if (announceIdentity != null && !policy.announcerKeys.has(announceIdentity.keyId)) {
     log.warn({ keyId: announceIdentity.keyId }, 'the announce key is not an announcer in this node\'s policy: its announcements will be refused')
   }
-  const store = await createStore({ path: join(config.dataDir, 'store') }, { logger })
+  const store = await createStore({ path: join(config.dataDir, 'store') }, { logger }).catch((err: unknown) => {
+    if (err instanceof StoreLockedError) throw new StoreLockedError(err.path, `one node per data directory: stop the node running on ${config.dataDir}, or pass another --data-dir`)
+    throw err
+  })
   let daemon: Daemon | undefined
   let control: ControlServer | undefined
   try {

@@ -4,7 +4,7 @@ import { LimitError, ValidationError } from '../../protocol/errors.js'
 import type { DecodedMessage } from '../../protocol/messages.js'
 import type { Target } from '../../protocol/types.js'
 import { componentLog, type LoggerComponents } from '../logger.js'
-import { StoreClosedError, StoreOpenError } from './errors.js'
+import { isLockError, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js'
 import { STORE_LIMITS } from './limits.js'
 import { targetIndexKey } from './target-index.js'
 import type { Job, JobState, MessageFilter, Store, StoreStats, StoredMessage } from './types.js'
@@ -67,6 +67,7 @@ export async function createStore (init: StoreInit, components: StoreComponents 
   try {
     await db.open()
   } catch (err) {
+    if (isLockError(err)) throw new StoreLockedError(init.path)
     throw new StoreOpenError(init.path, (err as { cause?: unknown }).cause ?? err)
   }
   const sub = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
