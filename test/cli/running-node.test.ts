@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../src/cli/exit-codes.js'
 import { createFixtureProject, type FixtureProject } from '../../src/node/daemon/fixture-project.js'
+import { decodeMessage } from '../../src/protocol/messages.js'
 
 interface Run { code: number, stdout: string, stderr: string }
 
@@ -107,5 +108,12 @@ describe('commands beside a running node', () => {
     const dial = lines.slice(0, -1).map(l => JSON.parse(l) as Record<string, unknown>).find(l => l.msg === 'could not dial; trying again until the timeout')
     expect(dial?.error).toMatch(/ECONNREFUSED/)
     expect(r.stderr).not.toMatch(/"stack"|\n\s+at /)
+  }, 300_000)
+  it('announce --platform linux/s390x of a repository without a recipe announces that platform, as recipes.md says', async () => {
+    const r = await cli(['announce', '--repo', project.repository, '--tag', project.tag, '--key', join(dir, 'announcer'), '--platform', 'linux/s390x'])
+    expect(r.code, r.stderr).toBe(EXIT.OK)
+    const m = decodeMessage(r.stdout.trim(), { allowEmbeddedKeys: true })
+    expect(m.kind === 'announcement' ? m.announcement.targets : undefined).toEqual([{ variant: 'default', platform: 'linux/s390x' }])
+    expect(m.kind === 'announcement' ? m.announcement.recipe.name : undefined).toBe('default')
   }, 300_000)
 })
