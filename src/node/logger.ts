@@ -42,7 +42,8 @@ export function createLogger (init: LoggerInit = {}): ComponentLogger {
     ? pino({ level })
     : format === 'pretty' && init.destination == null
       ? pino({ ...options, transport: { target: 'pino-pretty', options: { destination: 2, colorize: true, ignore: 'pid,hostname', sync: true } } })
-      : pino(options, init.destination ?? pino.destination(2))
+      // Written as they come, not later: a command's result on stdout then follows its records.
+      : pino(options, init.destination ?? pino.destination({ dest: 2, sync: true }))
   return componentLogger(root)
 }
 

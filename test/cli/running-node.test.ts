@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,17 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../src/cli/exit-codes.js'
 import { createFixtureProject, type FixtureProject } from '../../src/node/daemon/fixture-project.js'
 import { decodeMessage } from '../../src/protocol/messages.js'
-
-interface Run { code: number, stdout: string, stderr: string }
+import { runCli, type CliResult } from '../rebuilder/cli-runner.js'
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts')
 
-function cli (args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise(resolve => {
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { timeout: 180_000, env: { ...process.env, NEKO_LOG_LEVEL: 'silent', ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
-    })
-  })
+async function cli (args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return await runCli(args, { env })
 }
 
 /** stdout and stderr into one pipe, as a terminal or `2>&1` shows them. */
@@ -30,7 +25,7 @@ function cliMerged (args: string[], env: Record<string, string>): Promise<{ code
   })
 }
 
-function expectOneLine (r: Run, pattern: RegExp): void {
+function expectOneLine (r: CliResult, pattern: RegExp): void {
   expect(r.stderr).not.toMatch(/^\s+at /m)
   expect(r.stderr.trim().split('\n')).toHaveLength(1)
   expect(r.stderr).toMatch(pattern)
@@ -104,7 +99,7 @@ describe('commands beside a running node', () => {
       { NEKO_LOG_LEVEL: 'info', NEKO_LOG_FORMAT: 'json' })
     expect(r.code).toBe(EXIT.ERROR)
     const lines = r.stderr.trim().split('\n')
-    expect(lines.at(-1)).toMatch(/^neko-rebuilder: NotDeliveredError: could not reach any of \/ip4\/127\.0\.0\.1\/tcp\/1\//)
+    expect(lines.at(-1), r.stderr).toMatch(/^neko-rebuilder: NotDeliveredError: could not reach any of \/ip4\/127\.0\.0\.1\/tcp\/1\//)
     const dial = lines.slice(0, -1).map(l => JSON.parse(l) as Record<string, unknown>).find(l => l.msg === 'could not dial; trying again until the timeout')
     expect(dial?.error).toMatch(/ECONNREFUSED/)
     expect(r.stderr).not.toMatch(/"stack"|\n\s+at /)
