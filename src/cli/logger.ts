@@ -11,3 +11,8 @@ export function cliLogger (): ComponentLogger {
   made ??= createLogger()
   return made
 }
+
+/** Waits until the command's log records are written, if it made a logger: its last word comes after them. */
+export async function flushCliLogs (): Promise<void> {
+  await made?.flush()
+}

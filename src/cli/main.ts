@@ -7,6 +7,7 @@ import { InterruptedError, UsageError } from './errors.js'
 import { EXIT } from './exit-codes.js'
 import { TOOL_NAME, TOOL_VERSION } from '../tool.js'
 import { LOG_LEVELS, logLevelFromArgv } from './log-level.js'
+import { flushCliLogs } from './logger.js'
 
 // Checked before the command is looked up, so that a bad level is a usage error for every
 // command; the command's logger (cli/logger.ts) reads it from NEKO_LOG_LEVEL, where the flag
@@ -62,6 +63,8 @@ process.on('SIGINT', () => {
 try {
   await program.parseAsync(process.argv)
 } catch (err) {
+  // The error line last, after the records that led to it.
+  await flushCliLogs().catch(() => {})
   if (err instanceof CommanderError) {
     // --help and --version exit through here with code 0.
     process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE

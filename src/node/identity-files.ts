@@ -80,8 +80,9 @@ export async function readIdentity (dir: string, components: LoggerComponents = 
     if (err instanceof ValidationError) throw new IdentityFileError(privateKeyFile, err.message)
     throw err
   }
-  const mode = (await stat(privateKeyFile)).mode & 0o077
-  if (mode !== 0) componentLog(components.logger, 'identity').warn({ file: privateKeyFile, mode: mode.toString(8) }, 'private key is readable by other users; chmod 600 it')
+  const mode = (await stat(privateKeyFile)).mode & 0o777
+  // The mode as `ls -l` and chmod write it (0644), not the group and other bits alone.
+  if ((mode & 0o077) !== 0) componentLog(components.logger, 'identity').warn({ file: privateKeyFile, mode: `0${mode.toString(8).padStart(3, '0')}` }, 'private key is readable by other users; chmod 600 it')
   let publicPem: string | undefined
   try {
     publicPem = await readFile(publicKeyFile, 'utf8')

@@ -12,6 +12,11 @@ export interface ComponentLogger {
   forComponent: (component: string) => Logger
   /** The same sink with more fields on every record: a node binds its name and peer id. */
   bind: (fields: Record<string, unknown>) => ComponentLogger
+  /**
+   * Resolves when every record so far is written: a command prints its result after this, so
+   * that on a terminal (or with 2>&1) no record lands inside or after the result.
+   */
+  flush: () => Promise<void>
 }
 
 export interface LoggerInit {
@@ -36,8 +41,9 @@ export function createLogger (init: LoggerInit = {}): ComponentLogger {
   const root = level === 'silent'
     ? pino({ level })
     : format === 'pretty' && init.destination == null
-      ? pino({ ...options, transport: { target: 'pino-pretty', options: { destination: 2, colorize: true, ignore: 'pid,hostname' } } })
-      : pino(options, init.destination ?? pino.destination(2))
+      ? pino({ ...options, transport: { target: 'pino-pretty', options: { destination: 2, colorize: true, ignore: 'pid,hostname', sync: true } } })
+      // Written as they come, not later: a command's result on stdout then follows its records.
+      : pino(options, init.destination ?? pino.destination({ dest: 2, sync: true }))
   return componentLogger(root)
 }
 
@@ -49,7 +55,8 @@ export function silentLogger (): ComponentLogger {
 function componentLogger (root: Logger): ComponentLogger {
   return {
     forComponent: component => root.child({ component }),
-    bind: fields => componentLogger(root.child(fields))
+    bind: fields => componentLogger(root.child(fields)),
+    flush: async () => { await new Promise<void>(resolve => { root.flush(() => { resolve() }) }) }
   }
 }
 

@@ -8,6 +8,7 @@ import { saveReport } from '../../src/node/triage/reports.js'
 import { causeRef } from '../../src/protocol/causes.js'
 import { signDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
 import type { Store } from '../../src/node/store/types.js'
+import { createScheduler } from '../../src/node/scheduler/index.js'
 
 const CHROMIUM = process.env.NEKO_CHROMIUM ?? '/usr/bin/chromium'
 
@@ -237,5 +238,33 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     expect(details).toContain('3 of 3 answered from 1 engine; threshold 2')
     expect(errors, errors.join('\n')).toEqual([])
     await page.close()
+  })
+
+  it('says when this node\'s host is broken, and how to retry', async () => {
+    const id = `${REPO}@${COMMIT_2}#base@linux/amd64`
+    const reason = 'the engine could not set up a build step\'s network: adding interface veth1 to bridge docker0 failed: Device does not exist'
+    await store.putJob({ id, target: target(COMMIT_2, 'base', 'linux/amd64', 'v2'), announcementId: 'x', recipe: { name: 'r', digest: `sha256:${'1'.repeat(64)}` }, state: 'broken', attempts: 3, lastError: reason, updatedAt: '2026-01-02T03:04:05.000Z' })
+    // The scheduler reads the broken job back at start, as after a restart.
+    const scheduler = createScheduler({ store, ingest: ingestFor(store), identity: keys.builders[0]!, capabilities: () => undefined, publishClaim: async () => {} })
+    await scheduler.start()
+    const withJobs = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys), host: () => scheduler.health() }, { host: '127.0.0.1', port: 0 })
+    const url = (await withJobs.start()).url
+    const page = await browser.newPage()
+    try {
+      await page.goto(`${url}/`)
+      await page.locator('#host').waitFor()
+      const text = (await page.locator('#host').textContent()) ?? ''
+      expect(text).toContain('host is broken since 2026-01-02T03:04:05.000Z')
+      expect(text).toContain('Device does not exist')
+      expect(text).toContain(`neko-rebuilder jobs retry '${id}'`)
+      // A feed without a build queue shows nothing of the kind.
+      await page.goto(`${base}/`)
+      await page.locator('table.matrix').waitFor()
+      expect(await page.locator('#host').isHidden()).toBe(true)
+    } finally {
+      await page.close()
+      await scheduler.stop()
+      await withJobs.stop()
+    }
   })
 })

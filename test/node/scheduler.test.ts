@@ -6,10 +6,11 @@ import { createRebuilder, loadRecipe, recipeDigest, TargetError, type RebuildReq
 import { createScheduler } from '../../src/node/scheduler/index.js'
 import { createStore, type Store, type StoredMessage } from '../../src/node/store/index.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
-import { decodeMessage, signAnnouncement } from '../../src/protocol/messages.js'
+import { signAnnouncement } from '../../src/protocol/messages.js'
 import type { Announcement } from '../../src/protocol/types.js'
 import { policyFor, waitFor } from './helpers.js'
 import { createIngest, type Ingest } from '../../src/node/ingest/index.js'
+import { controlRequest, createControlServer } from '../../src/node/daemon/control.js'
 
 const CAPS = { platforms: [{ platform: 'linux/amd64', emulated: false }], nvidia: false }
 
@@ -51,7 +52,7 @@ describe('build scheduler', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('queues what this node can build, refuses the rest, retries infrastructure errors with backoff, then signs the failure', async () => {
+  it('queues what this node can build, refuses the rest, retries infrastructure errors with backoff, then stops as a broken host and signs nothing', async () => {
     // A real rebuilder whose docker CLI does not exist: every attempt is an infrastructure error.
     const rebuilder = createRebuilder({}, { workDir: join(dir, 'work'), dockerCli: join(dir, 'no-such-docker') })
     const published: string[] = []
@@ -73,21 +74,62 @@ describe('build scheduler', () => {
       expect(jobs.filter(j => j.state === 'refused').map(j => j.target.platform + ' ' + j.target.variant).sort()).toEqual(['linux/riscv64 base'])
 
       const id = queued[0]!.id
-      await waitFor('the job to give up', async () => (await store.getJob(id))?.state === 'failed', 30_000)
+      await waitFor('the job to give up', async () => (await store.getJob(id))?.state === 'broken', 30_000)
       const job = (await store.getJob(id))!
       expect(job.attempts).toBe(3)
-      expect(job.claimId).toBeDefined()
-      const claim = await store.getMessage(job.claimId!)
-      expect(claim?.keyId).toBe(builder.keyId)
-      expect(claim?.kind === 'claim' ? claim.claim.failure?.class : undefined).toBe('infrastructure-error')
-      expect(published).toHaveLength(1)
-      expect(decodeMessage(published[0]!, { allowEmbeddedKeys: true }).id).toBe(job.claimId)
+      expect(job.lastError).toContain('no-such-docker')
+      // The host's fault is no vote: nothing signed, nothing published.
+      expect(job.claimId).toBeUndefined()
+      expect(published).toEqual([])
+      expect((await store.stats()).claims).toBe(0)
+      const health = scheduler.health()
+      expect(health).toMatchObject({ state: 'broken', job: id })
+      expect(health.state === 'broken' ? health.reason : '').toContain('no-such-docker')
 
       // Announced again (a relay, or a second tag for the commit): never rebuilt.
       expect(await scheduler.enqueue(await storeAnnouncement({ ...announcement, tag: 'v1.0.0-again' }))).toEqual([])
     } finally {
       await scheduler.stop()
     }
+  }, 60_000)
+
+  it('builds nothing more on a broken host, stays broken across a restart, and requeues by hand over the control socket', async () => {
+    // Every attempt of a real rebuilder without its docker CLI is an infrastructure error.
+    const rebuilder = createRebuilder({}, { workDir: join(dir, 'work'), dockerCli: join(dir, 'no-such-docker') })
+    const components = { store, ingest, rebuilder, identity: builder, capabilities: () => CAPS, publishClaim: async () => {} }
+    const only = [{ variant: 'base', platform: 'linux/amd64' }]
+    let scheduler = createScheduler(components, { maxAttempts: 2, backoffMs: 20 })
+    await scheduler.start()
+    const [first] = await scheduler.enqueue(await storeAnnouncement({ ...announcement, targets: only }))
+    await waitFor('the host to be broken', () => scheduler.health().state === 'broken', 30_000)
+    const [second] = await scheduler.enqueue(await storeAnnouncement({ ...announcement, tag: 'v1.1.0', commit: 'c'.repeat(40), targets: only }))
+    await new Promise(resolve => setTimeout(resolve, 300))
+    // Queued, never started: a broken host would only fail again.
+    expect(await store.getJob(second!.id)).toMatchObject({ state: 'queued', attempts: 0 })
+    await scheduler.stop()
+
+    scheduler = createScheduler(components, { maxAttempts: 2, backoffMs: 20 })
+    await scheduler.start()
+    const control = createControlServer({ scheduler }, { path: join(dir, 'control.sock') })
+    await control.start()
+    try {
+      expect(scheduler.health()).toMatchObject({ state: 'broken', job: first!.id })
+      await expect(controlRequest(join(dir, 'control.sock'), { op: 'retry', target: `${announcement.repository}@${'d'.repeat(40)}#base@linux/amd64` }))
+        .rejects.toThrow(/JobNotFoundError: no job for/)
+      const requeued = await controlRequest(join(dir, 'control.sock'), { op: 'retry', target: first!.id })
+      expect(requeued).toMatchObject({ id: first!.id, state: 'queued', attempts: 0 })
+      // The engine is still missing: the queue runs again until a job gives up, nothing signed.
+      await waitFor('the host to be broken again', () => scheduler.health().state === 'broken', 30_000)
+      const health = scheduler.health()
+      const gaveUp = await store.getJob(health.state === 'broken' ? health.job : '')
+      expect(gaveUp).toMatchObject({ state: 'broken', attempts: 2 })
+      expect((await store.getJob(second!.id))?.attempts).toBeGreaterThan(0)
+      expect((await store.stats()).claims).toBe(0)
+    } finally {
+      await control.stop()
+      await scheduler.stop()
+    }
+    await expect(controlRequest(join(dir, 'control.sock'), { op: 'retry', target: first!.id })).rejects.toThrow(/no node runs with this data dir/)
   }, 60_000)
 
   it('hands the engine the built-in recipe it resolved, when it is the one announced, and none otherwise', async () => {

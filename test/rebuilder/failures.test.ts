@@ -9,6 +9,7 @@ import { createRebuilder, RecipeError, TargetError, type Rebuilder } from '../..
 import { UNRESOLVED_COMMIT } from '../../src/node/rebuilder/rebuilder.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
 import { signClaim } from '../../src/protocol/messages.js'
+import { writeIdentity } from '../../src/node/identity-files.js'
 import { engineAvailable } from '../helpers/engine.js'
 import { busyboxPath, createFixtureRepo, scratchDockerfile, type FixtureRepo } from '../helpers/fixtures.js'
 import { runCli } from './cli-runner.js'
@@ -23,9 +24,12 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
   let work: string
   let rebuilder: Rebuilder
   let failing: FixtureRepo
+  let keyDir: string
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'rebuild-fail-test-'))
+    keyDir = join(work, 'key')
+    await writeIdentity(keyDir, identity)
     rebuilder = createRebuilder({}, { workDir: join(work, 'ws') })
     failing = await createFixtureRepo({
       files: {
@@ -78,15 +82,30 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     expect((await readdir(ws)).filter(n => n.startsWith('rebuild-'))).toEqual([])
   }, ENGINE_TEST_TIMEOUT)
 
-  it('an unreachable engine is an infrastructure-error (API and CLI)', async () => {
+  it('an unreachable engine is an infrastructure-error before any build (API); the CLI exits 2 in one line and signs nothing', async () => {
     const down = createRebuilder({ docker: new Dockerode({ socketPath: '/nonexistent/docker.sock' }) }, { workDir: join(work, 'ws') })
     const out = await down.rebuild({ repository: failing.dir, ref: 'v1.0.0', platform: 'linux/amd64' })
     expect(out.claim.failure?.class).toBe('infrastructure-error')
     expect(out.claim.failure?.message).toMatch(/does not answer/)
+    expect(out.notStarted?.name).toBe('EngineNotReadyError')
 
-    const cli = await runCli(['rebuild', '--repo', failing.dir, '--ref', 'v1.0.0', '--json', '--work-dir', join(work, 'ws')], { env: { DOCKER_HOST: 'unix:///nonexistent' } })
-    expect(cli.code).toBe(5)
-    expect((JSON.parse(cli.stdout) as { claim: { failure: { class: string } } }).claim.failure.class).toBe('infrastructure-error')
+    const claims = join(work, 'claims-engine')
+    const cli = await runCli(['rebuild', '--repo', failing.dir, '--ref', 'v1.0.0', '--key', keyDir, '--out', claims, '--work-dir', join(work, 'ws')], { env: { DOCKER_HOST: 'unix:///nonexistent' } })
+    expect(cli.code).toBe(2)
+    expect(cli.stdout).toBe('')
+    expect(cli.stderr.trim().split('\n')).toHaveLength(1)
+    expect(cli.stderr).toMatch(/^neko-rebuilder: EngineNotReadyError: the Docker engine does not answer/)
+    expect((await readdir(claims)).filter(n => n.startsWith('claim-'))).toEqual([])
+  }, ENGINE_TEST_TIMEOUT)
+
+  it('a mistyped --ref exits 2 in one line and signs nothing: no claim about commit 000…0', async () => {
+    const claims = join(work, 'claims-ref')
+    const cli = await runCli(['rebuild', '--repo', failing.dir, '--ref', 'v1.0.O', '--key', keyDir, '--out', claims, '--work-dir', join(work, 'ws')])
+    expect(cli.code).toBe(2)
+    expect(cli.stdout).toBe('')
+    expect(cli.stderr.trim().split('\n')).toHaveLength(1)
+    expect(cli.stderr).toMatch(/^neko-rebuilder: SourceError: .*v1\.0\.O/)
+    expect((await readdir(claims)).filter(n => n.startsWith('claim-'))).toEqual([])
   }, ENGINE_TEST_TIMEOUT)
 
   it('a bad tag is a source-error with the null commit', async () => {
@@ -94,6 +113,7 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     expect(out.claim.failure?.class).toBe('source-error')
     expect(out.claim.failure?.message).toContain('v9.9.9')
     expect(out.claim.target.commit).toBe(UNRESOLVED_COMMIT)
+    expect(out.notStarted?.name).toBe('SourceError')
     // Failure claims must be signable as they are: the wire schema accepts them.
     expect(signClaim(out.claim, identity).signatures).toHaveLength(1)
   }, ENGINE_TEST_TIMEOUT)
@@ -117,6 +137,8 @@ describe.skipIf(!available)('rebuild failures and prepare steps through the real
     const out = await rebuilder.rebuild({ repository: repo.dir, ref: 'v1', platform: 'linux/amd64' })
     expect(out.claim.failure?.class).toBe('source-error')
     expect(out.claim.failure?.message).toMatch(/^Dockerfile does not exist/)
+    // About the commit's content, not before it: a claim like any build's.
+    expect(out.notStarted).toBeUndefined()
   }, ENGINE_TEST_TIMEOUT)
 
   it('a Dockerfile that is a symlink out of the checkout is a source-error, and nothing outside is read', async () => {

@@ -212,6 +212,17 @@ describe('status', () => {
       expect(statement.predicate.verificationResult).toBe('FAILED')
     })
 
+    it('verify of a file holding only VSAs shows them, judges nothing and exits 4, not 2', async () => {
+      const file = join(dir, 'v4-only.vsa.jsonl')
+      expect((await cli(['v4', '--data-dir', dataDir, '--policy', policyFile, '--vsa', file, '--key', keyDir])).code).toBe(0)
+      const r = await neko(['verify', file, '--policy', policyFile])
+      expect(r.code).toBe(4)
+      expect(r.stderr).toBe('')
+      const lines = r.stdout.trimEnd().split('\n')
+      expect(lines.filter(l => l.includes(': VSA (not counted): PASSED by urn:neko-rebuilder:key:'))).toHaveLength(2)
+      expect(lines.at(-1)).toMatch(/^no claims in the bundle: nothing judged/)
+    })
+
     it('a registry check against a registry that does not answer exits 2 with the reason, never 0', async () => {
       const r = await cli(['v4', '--data-dir', dataDir, '--policy', policyFile, '--registry-check', '--image', 'base=127.0.0.1:9/neko/base'])
       expect(r.code).toBe(2)

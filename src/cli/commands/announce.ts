@@ -84,7 +84,8 @@ export function register (program: Command): void {
         const trust = opts.policy != null ? `an announcer of ${opts.policy}` : 'accepted only by nodes whose policy lists this key as an announcer (check first with --policy FILE)'
         // The result goes to stdout, apart from log records, unless stdout carries the envelope.
         const out = printed ? process.stderr : process.stdout
-        out.write(`sent ${announcement.repository} ${announcement.tag} (commit ${announcement.commit}, ${announcement.targets.length} targets, recipe ${announcement.recipe.name}) as ${envelopeId(envelope)} to ${sent.recipients} peer(s); key ${identity.keyId.slice(0, 12)}: ${trust}\n`)
+        await cliLogger().flush()
+        out.write(`sent ${announcement.repository} ${announcement.tag} (commit ${announcement.commit}, ${announcement.targets.length} target${announcement.targets.length === 1 ? '' : 's'}, recipe ${announcement.recipe.name}) as ${envelopeId(envelope)} to ${sent.recipients} peer(s); key ${identity.keyId.slice(0, 12)}: ${trust}\n`)
       }
     })
 }

@@ -72,13 +72,13 @@ export function register (program: Command): void {
           verifierId: flags.verifierId ?? verifierIdOf(identity.keyId),
           policyUri: policyRef.uri,
           policyDigest: policyRef.digest,
-          onTarget: t => {
-            results.push(t)
-            process.stdout.write(flags.json === true ? JSON.stringify(t) + '\n' : line(t) + '\n')
-          }
+          onTarget: t => { results.push(t) }
         })
       } finally {
         await source.close()
+        // The results as one block after every log record, not between them (what was done, too, when a later target threw).
+        await cliLogger().flush()
+        process.stdout.write(results.map(t => (flags.json === true ? JSON.stringify(t) : line(t)) + '\n').join(''))
       }
       process.exitCode = results.some(t => t.error !== undefined) ? EXIT.ERROR : EXIT.OK
     })

@@ -129,6 +129,8 @@ export function register (program: Command): void {
         line?.stop()
         if (tty) process.stderr.write('\r\x1b[K')
       }
+      // Stopped before there was a commit to build: the error, in one line; nothing to sign.
+      if (outcome.notStarted != null) throw outcome.notStarted
       let claimFile: string | undefined
       if (identity != null) {
         const envelope = signClaim(outcome.claim, identity)

@@ -12,6 +12,7 @@ import { checkWitnessed, takeInclusionLines } from '../../protocol/tlog/witnesse
 import { NoTrustedAnnouncementError } from '../../node/consensus/errors.js'
 import { judge } from '../../node/consensus/evaluate.js'
 import { gateOutcome } from '../../node/consensus/outcome.js'
+import { EXIT } from '../exit-codes.js'
 import { exitCodeFor } from '../verdicts/exit.js'
 import { formatReleases } from '../verdicts/table.js'
 
@@ -132,6 +133,12 @@ export function register (program: Command): void {
         process.stderr.write(`${bundleFile}:${line}: skipped: ${error.name}: ${error.message}\n`)
       }
       const vsaLines = vsas.map(({ line, vsa }) => `${bundleFile}:${line}: VSA (not counted): ${vsa.result} by ${vsa.verifier} (key ${vsa.keyId.slice(0, 16)}) for ${vsa.subjects.map(x => `${x.name ?? ''}${x.sha256 !== undefined ? `@sha256:${x.sha256}` : ''}`).join(', ')}\n`).join('')
+      // A bundle of VSAs only (a VSA file, as `status --vsa` writes): shown, with nothing to judge.
+      if (vsas.length > 0 && claims.length === 0 && announcements.length === 0) {
+        process.stdout.write(vsaLines + 'no claims in the bundle: nothing judged (a VSA is shown, never counted; verify the claims it names, e.g. a node\'s claims.intoto.jsonl)\n')
+        process.exitCode = EXIT.PENDING
+        return
+      }
       // Claims alone say what a commit builds to, not that the commit is a release: anyone
       // can sign "v1 is that old commit" and bundle it with genuine claims for it.
       if (announcements.length === 0 && opts.claimsOnly !== true) {

@@ -30,14 +30,7 @@ export class NoTrustedAnnouncementError extends NekoError {
   }
 }
 
-/** The store is held by a running node (LevelDB allows one process). */
-export class StoreLockedError extends NekoError {
-  override name = 'StoreLockedError'
-  override readonly code = 'ERR_STORE_LOCKED'
-  constructor (readonly path: string) {
-    super(`the store at ${path} is locked by a running node; ask that node instead with --node http://HOST:PORT (its --http address)`)
-  }
-}
+export { StoreLockedError } from '../store/errors.js'
 
 /** A registry check that was asked for could not be done: it never passes as `unknown`. */
 export class PublishedCheckError extends NekoError {

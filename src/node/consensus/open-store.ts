@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { ValidationError } from '../../protocol/errors.js'
-import { StoreOpenError } from '../store/errors.js'
 import { createStore, type StoreComponents } from '../store/level-store.js'
 import type { Store } from '../store/types.js'
 import { StoreLockedError } from './errors.js'
@@ -17,15 +16,6 @@ function storePathOf (dataDir: string): string | undefined {
   return undefined
 }
 
-function isLockError (err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e != null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code
-    if (code === 'LEVEL_LOCKED') return true
-    if (e instanceof Error && /\block\b/i.test(e.message)) return true
-  }
-  return false
-}
-
 /**
  * Opens an existing store for reading (never creates one: a mistyped path must not look
  * like an empty store). A store held by a running node is reported as such.
@@ -36,7 +26,7 @@ export async function openExistingStore (dataDir: string, components: StoreCompo
   try {
     return await createStore({ path }, components)
   } catch (err) {
-    if (err instanceof StoreOpenError && isLockError(err)) throw new StoreLockedError(path)
+    if (err instanceof StoreLockedError) throw new StoreLockedError(path, 'ask that node instead with --node http://HOST:PORT (its --http address)')
     throw err
   }
 }

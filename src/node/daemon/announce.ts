@@ -38,7 +38,8 @@ export async function prepareAnnouncement (req: AnnouncementRequest): Promise<An
     const dir = await mkdtemp(join(tmpdir(), 'neko-announce-'))
     try {
       await checkout(req.repository, resolved.commit, join(dir, 'src'), { signal: req.signal })
-      recipe ??= await loadRecipe(undefined, join(dir, 'src'))
+      // The implicit recipe builds any platform asked for, as it does for `rebuild` (recipes.md).
+      recipe ??= await loadRecipe(undefined, join(dir, 'src'), { platform: req.platforms ?? [] })
       released = await releaseTargets(recipe, join(dir, 'src'))
     } finally {
       await rm(dir, { recursive: true, force: true })

@@ -284,6 +284,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
             const { reachability, relayRefused } = p2p.stats()
             return { peerId: p2p.peerId, ...reachability, relayRefused, peers: p2p.peerList() }
           },
+          host: () => scheduler.health(),
           catchUp: () => { const b = backfill.stats(); return { behind: b.behind, perSecond: b.perSecond, etaSeconds: b.etaSeconds } },
           ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [], behind: () => witness?.behind() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.

@@ -9,7 +9,12 @@ function target (j: Job): string {
 /** The queue as a person reads it: running builds first, then what waits, then what finished. */
 export function formatJobs (view: JobsView, now = Date.now()): string {
   const c = view.counts
-  const out: string[] = [`${c.running} running, ${c.queued} queued, ${c.done} done, ${c.failed} failed, ${c.refused} refused`]
+  const out: string[] = [`${c.running} running, ${c.queued} queued, ${c.done} done, ${c.failed} failed, ${c.refused} refused, ${c.broken ?? 0} broken`]
+  // A node older than the host view sends none.
+  const host = view.host
+  if (host?.state === 'broken') {
+    out.push('', `HOST BROKEN since ${host.since}: building and signing nothing`, `  ${host.reason}`, `  fix the host, then: neko-rebuilder jobs retry '${host.job}'`)
+  }
   if (view.running.length > 0) out.push('', 'RUNNING')
   for (const r of view.running) {
     out.push(`  ${target(r.job)}  ${r.elapsed}  ${r.phase ?? 'starting'}${r.step != null ? `: ${r.step}` : ''}`)
@@ -23,6 +28,7 @@ export function formatJobs (view: JobsView, now = Date.now()): string {
   if (view.recent.length > 0) out.push('', 'RECENT')
   for (const j of view.recent) {
     out.push(`  ${j.state.padEnd(7)} ${target(j)}  ${j.updatedAt}${j.lastError != null ? `  ${j.lastError}` : ''}`)
+    if (j.state === 'broken') out.push(`    retry: neko-rebuilder jobs retry '${j.id}'`)
   }
   return out.join('\n') + '\n'
 }

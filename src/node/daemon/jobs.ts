@@ -1,26 +1,28 @@
 import { formatDuration, type Scheduler } from '../scheduler/index.js'
-import type { RunningBuild } from '../scheduler/types.js'
+import type { HostHealth, RunningBuild } from '../scheduler/types.js'
 import type { Job, Store } from '../store/types.js'
 
 /** `/api/v1/jobs`: what this node will build, is building and has built. */
 export interface JobsView {
   queued: Job[]
   running: Array<RunningBuild & { elapsed: string }>
-  /** Finished (done, failed, refused), newest first. */
+  /** Finished (done, failed, refused, broken), newest first. */
   recent: Job[]
-  counts: { queued: number, running: number, done: number, failed: number, refused: number }
+  counts: { queued: number, running: number, done: number, failed: number, refused: number, broken: number }
+  /** `broken`: this node stopped building after infrastructure errors and signs nothing until `jobs retry`. */
+  host: HostHealth
 }
 
 export const DEFAULT_RECENT_JOBS = 20
 
 export async function jobsView (components: { store: Store, scheduler: Scheduler }, opts: { recent?: number } = {}): Promise<JobsView> {
   const all = await components.store.listJobs()
-  const counts = { queued: 0, running: 0, done: 0, failed: 0, refused: 0 }
+  const counts = { queued: 0, running: 0, done: 0, failed: 0, refused: 0, broken: 0 }
   for (const j of all) counts[j.state]++
   const byTime = (a: Job, b: Job): number => a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : 0
   const queued = all.filter(j => j.state === 'queued').sort(byTime)
-  const recent = all.filter(j => j.state === 'done' || j.state === 'failed' || j.state === 'refused').sort(byTime).reverse()
+  const recent = all.filter(j => j.state !== 'queued' && j.state !== 'running').sort(byTime).reverse()
     .slice(0, opts.recent ?? DEFAULT_RECENT_JOBS)
   const running = components.scheduler.progress().map(b => ({ ...b, elapsed: formatDuration(b.elapsedMs) }))
-  return { queued, running, recent, counts }
+  return { queued, running, recent, counts, host: components.scheduler.health() }
 }

@@ -45,7 +45,8 @@ export async function publishOnce (data: Uint8Array, init: PublishOnceInit, comp
           await node.dial(addr)
           dialed.push(addr)
         } catch (err) {
-          if (!warned.has(addr)) log.warn({ err, addr }, 'could not dial; trying again until the timeout')
+          // A dead port is expected here: its reason, not a stack.
+          if (!warned.has(addr)) log.warn({ addr, error: (err as Error).message ?? String(err) }, 'could not dial; trying again until the timeout')
           warned.add(addr)
         }
       }

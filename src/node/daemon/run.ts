@@ -6,8 +6,9 @@ import { loadOrCreateIdentity, readIdentity } from '../identity-files.js'
 import type { ComponentLogger } from '../logger.js'
 import { makeDir } from '../make-dir.js'
 import { createMetrics } from '../metrics.js'
-import { createStore } from '../store/index.js'
+import { createStore, StoreLockedError } from '../store/index.js'
 import { createManifestKeeper, createOutputKeeper, keepingManifests } from '../triage/index.js'
+import { CONTROL_SOCKET, createControlServer, type ControlServer } from './control.js'
 import { createDaemon } from './daemon.js'
 import { nodeLogger } from './node-logger.js'
 import { loadPolicyFile, trustNobodyPolicy } from './policy.js'
@@ -40,8 +41,12 @@ export async function startNode (components: { logger: ComponentLogger }, config
   if (announceIdentity != null && !policy.announcerKeys.has(announceIdentity.keyId)) {
     log.warn({ keyId: announceIdentity.keyId }, 'the announce key is not an announcer in this node\'s policy: its announcements will be refused')
   }
-  const store = await createStore({ path: join(config.dataDir, 'store') }, { logger })
+  const store = await createStore({ path: join(config.dataDir, 'store') }, { logger }).catch((err: unknown) => {
+    if (err instanceof StoreLockedError) throw new StoreLockedError(err.path, `one node per data directory: stop the node running on ${config.dataDir}, or pass another --data-dir`)
+    throw err
+  })
   let daemon: Daemon | undefined
+  let control: ControlServer | undefined
   try {
     const manifests = createManifestKeeper({ log: logger.forComponent('manifests') }, { dir: join(config.dataDir, 'manifests'), ...config.keepManifests })
     const engine = opts.build === false ? undefined : createRebuilder({ logger }, { workDir: join(config.dataDir, 'work'), timeoutMs: config.buildTimeoutMs })
@@ -62,23 +67,29 @@ export async function startNode (components: { logger: ComponentLogger }, config
       ...(config.http != null ? { http: config.http } : {})
     })
     await daemon.start()
+    // `jobs retry` reaches the running node here.
+    control = createControlServer({ scheduler: daemon.scheduler, logger }, { path: join(config.dataDir, CONTROL_SOCKET) })
+    await control.start()
     let watcher: TagWatcher | undefined
     if (config.watch != null && announceIdentity != null) {
       watcher = createTagWatcher({ daemon, store, identity: announceIdentity, logger }, config.watch)
       await watcher.start()
     }
     const started = daemon
+    const controlling = control
     return {
       daemon: started,
       logger,
       ...(watcher != null ? { watcher } : {}),
       async stop () {
         await watcher?.stop()
+        await controlling.stop()
         await started.stop()
       }
     }
   } catch (err) {
     // Half-started: release the ports and the store lock before reporting.
+    await control?.stop().catch(() => {})
     if (daemon != null) await daemon.stop().catch(() => {})
     else await store.close().catch(() => {})
     throw err

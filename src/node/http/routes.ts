@@ -25,6 +25,8 @@ export interface RouteContext {
   peers?: () => unknown
   /** The build queue (`/api/v1/jobs`); absent where no daemon runs. */
   jobs?: (opts: { recent: number }) => Promise<unknown>
+  /** This node's host health, beside the builders; absent where no daemon runs. */
+  host?: () => unknown
   consensus: ConsensusService
   /** The node's policy: a release's feed carries every claim its builders signed. */
   policy?: TrustPolicy
@@ -143,7 +145,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
   const builders: Handler = async (req, res, url) => {
     new Query(url.searchParams, [])
     // Live state of the daemon, not of the store: never cached.
-    sendJson(req, res, { items: ctx.builders?.() ?? [] })
+    sendJson(req, res, { items: ctx.builders?.() ?? [], ...(ctx.host != null ? { host: ctx.host() } : {}) })
   }
 
   const peers: Handler = async (req, res, url) => {

@@ -31,6 +31,8 @@ export interface FeedServerComponents {
   peers?: () => unknown
   /** The node's build queue, served at /api/v1/jobs. */
   jobs?: (opts: { recent: number }) => Promise<unknown>
+  /** Whether this node's host builds (`scheduler.health()`), served with /api/v1/builders. */
+  host?: () => unknown
   /** Digests the registry publishes for a release; without it every published match is `unknown`. */
   published?: PublishedLookup
   /** The node's transparency log, served under /tlog/. */

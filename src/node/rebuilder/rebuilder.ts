@@ -83,6 +83,13 @@ export interface RebuildOutcome {
   ociPath?: string
   /** The full build log (plain progress of every step). */
   logPath?: string
+  /**
+   * Set when the rebuild stopped before it had a commit to build: the engine did not answer
+   * (or this user may not open its socket), or the ref did not resolve. The error itself: a
+   * person asking for one rebuild gets it, not a claim about no build. The claim is still
+   * made: a node asked for an announced commit judges it as it judges every claim.
+   */
+  notStarted?: NekoError
 }
 
 export interface Rebuilder {
@@ -109,7 +116,8 @@ const UNRESOLVED_RECIPE = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b93
 
 /** A build problem that ends the rebuild with a failure claim instead of an exception. */
 class RebuildFailed extends Error {
-  constructor (readonly failure: Failure) { super(failure.message) }
+  /** `notStarted`: the error that stopped the rebuild before it had a commit to build. */
+  constructor (readonly failure: Failure, readonly notStarted?: NekoError) { super(failure.message) }
 }
 
 function fileSafe (s: string): string {
@@ -224,7 +232,7 @@ class DefaultRebuilder implements Rebuilder {
       try {
         engine = await this.engine()
       } catch (err) {
-        if (err instanceof EngineNotReadyError) throw new RebuildFailed({ class: 'infrastructure-error', message: err.message })
+        if (err instanceof EngineNotReadyError) throw new RebuildFailed({ class: 'infrastructure-error', message: err.message }, err)
         throw err
       }
       const caps = capabilitiesOf(engine)
@@ -238,7 +246,7 @@ class DefaultRebuilder implements Rebuilder {
       try {
         resolved = await checkout(plan.repository, plan.ref, src, { expectedCommit: plan.expectedCommit, signal })
       } catch (err) {
-        if (err instanceof SourceError) throw new RebuildFailed({ class: 'source-error', message: err.message })
+        if (err instanceof SourceError) throw new RebuildFailed({ class: 'source-error', message: err.message }, err)
         throw err
       }
       target.commit = resolved.commit
@@ -294,8 +302,10 @@ class DefaultRebuilder implements Rebuilder {
         return finish({ failure: { class: 'timeout', message: `the rebuild did not finish within ${Math.round(this.timeoutMs / 1000)} s`, logExcerpt: logExcerpt(buildLog.text()) } })
       }
       if (err instanceof RebuildFailed) {
-        log.warn({ failure: err.failure.class, message: err.failure.message }, 'rebuild failed')
-        return finish({ failure: err.failure })
+        // Before a build there is nothing to report beyond the error its caller gets.
+        log[err.notStarted != null ? 'debug' : 'warn']({ failure: err.failure.class, message: err.failure.message }, 'rebuild failed')
+        const outcome = finish({ failure: err.failure })
+        return err.notStarted != null ? { ...outcome, notStarted: err.notStarted } : outcome
       }
       if (err instanceof TargetError || err instanceof RequirementsError || err instanceof RecipeError) throw err
       // Anything else (a file system error, an engine call that failed mid-way) is the machine's

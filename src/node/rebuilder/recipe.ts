@@ -119,9 +119,12 @@ export function parseRecipe (value: unknown): Recipe {
   return recipe
 }
 
-/** The implicit recipe of a repository with neither a recipe file nor a recipe given: its root Dockerfile. */
-export function defaultRecipe (platform?: string): Recipe {
-  const platforms = platform == null || DEFAULT_PLATFORMS.includes(platform) ? DEFAULT_PLATFORMS : [...DEFAULT_PLATFORMS, platform]
+/**
+ * The implicit recipe of a repository with neither a recipe file nor a recipe given: its root
+ * Dockerfile, for the default platforms and any other asked for.
+ */
+export function defaultRecipe (requested: string | readonly string[] = []): Recipe {
+  const platforms = [...new Set([...DEFAULT_PLATFORMS, ...(typeof requested === 'string' ? [requested] : requested)])]
   return { name: 'default', variants: [{ name: 'default', platforms: [...platforms], build: { context: '.', dockerfile: 'Dockerfile' } }] }
 }
 
@@ -152,7 +155,7 @@ async function exists (path: string): Promise<boolean> {
  * Loads a recipe: a built-in name (`neko`), a file path, or, when `spec` is undefined, the
  * checkout's own `neko-rebuilder.json`, else the implicit `default` recipe (root Dockerfile).
  */
-export async function loadRecipe (spec: string | undefined, checkoutDir?: string, opts: { platform?: string } = {}): Promise<Recipe> {
+export async function loadRecipe (spec: string | undefined, checkoutDir?: string, opts: { /** Asked for: the implicit recipe lists it (them) too. */ platform?: string | readonly string[] } = {}): Promise<Recipe> {
   if (spec == null) {
     if (checkoutDir != null && await exists(join(checkoutDir, REPOSITORY_RECIPE_FILE))) {
       return await readRecipeFile(join(checkoutDir, REPOSITORY_RECIPE_FILE))

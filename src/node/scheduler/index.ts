@@ -1,4 +1,4 @@
 export { createScheduler, formatDuration, type Scheduler, type SchedulerComponents } from './scheduler.js'
-export { SchedulerStoppedError } from './errors.js'
+export { JobNotFoundError, JobNotRetryableError, SchedulerStoppedError } from './errors.js'
 export { canBuildTarget, builtinRecipe } from './requirements.js'
-export type { RebuildRequest, RunningBuild, SchedulerInit, SchedulerRebuilder } from './types.js'
+export type { HostHealth, RebuildRequest, RunningBuild, SchedulerInit, SchedulerRebuilder } from './types.js'

@@ -7,9 +7,9 @@ import { RecipeError, recipeDigest, RequirementsError, TargetError, type BuildPr
 import { componentLog, type ComponentLogger } from '../logger.js'
 import type { Ingest } from '../ingest/index.js'
 import type { Job, Store, StoredMessage } from '../store/types.js'
-import { SchedulerStoppedError } from './errors.js'
+import { JobNotFoundError, JobNotRetryableError, SchedulerStoppedError } from './errors.js'
 import { builtinRecipe, canBuildTarget } from './requirements.js'
-import type { RunningBuild, SchedulerCapabilities, SchedulerInit, SchedulerRebuilder } from './types.js'
+import type { HostHealth, RunningBuild, SchedulerCapabilities, SchedulerInit, SchedulerRebuilder } from './types.js'
 
 export interface SchedulerComponents extends SchedulerCapabilities {
   /** Where this service logs; silent without one. */
@@ -41,6 +41,13 @@ export interface Scheduler {
   progress: () => RunningBuild[]
   /** Resolves when nothing is queued (that may start now) or running. */
   idle: () => Promise<void>
+  /** Whether this host builds, or stopped after infrastructure errors (and why). */
+  health: () => HostHealth
+  /**
+   * Requeues a job by hand (`jobs retry`): a broken, failed or refused one, or a queued one
+   * waiting out its back-off. Clears a broken host: the operator says it is fixed.
+   */
+  retry: (id: string) => Promise<Job>
 }
 
 const DEFAULTS = { concurrency: 1, maxAttempts: 3, backoffMs: 30_000, maxBackoffMs: 30 * 60_000, progressIntervalMs: 60_000 }
@@ -63,6 +70,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
   let pumpAgain = false
   let idleWaiters: Array<() => void> = []
   let enqueueing: Promise<unknown> = Promise.resolve()
+  let health: HostHealth = { state: 'ok' }
 
   const now = (): string => new Date().toISOString()
 
@@ -89,7 +97,9 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
 
   /** Starts queued jobs up to the concurrency, and arms a timer for the earliest backoff. */
   async function pump (): Promise<void> {
-    if (components.rebuilder == null) { notifyIdle(); return }
+    // A broken host builds nothing more until an operator retries: it would only fail again.
+    if (components.rebuilder == null || (health.state === 'broken' && active.size === 0)) { notifyIdle(); return }
+    if (health.state === 'broken') return
     const queued = await store.listJobs('queued')
     const t = Date.now()
     let earliest = Infinity
@@ -170,7 +180,8 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       log.info({ job: job.id }, 'build aborted; requeued')
       return
     }
-    if (claim.failure?.class === 'infrastructure-error' && job.attempts < maxAttempts) {
+    if (claim.failure?.class === 'infrastructure-error') {
+      // The host's fault says nothing about the release: retried, and never signed.
       await retryOrFail(job, claim.failure.message)
       return
     }
@@ -223,13 +234,31 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
 
   async function retryOrFail (job: Job, message: string): Promise<void> {
     if (job.attempts >= maxAttempts) {
-      await saveJob(job, { state: 'failed', lastError: message })
-      log.warn({ job: job.id, attempts: job.attempts, error: message }, 'build gave up after infrastructure errors')
+      const broken = await saveJob(job, { state: 'broken', lastError: message })
+      markBroken(broken)
+      log.error({ job: job.id, attempts: job.attempts, error: message, hint: `fix the host, then: neko-rebuilder jobs retry '${job.id}'` },
+        'host broken: every attempt failed on the engine, runtime, network set-up, disk or memory; this node stops building and signs nothing until a job is retried')
       return
     }
     const delay = Math.min(maxBackoffMs, backoffMs * 2 ** (job.attempts - 1))
     await saveJob(job, { state: 'queued', lastError: message, notBefore: Date.now() + delay })
     log.warn({ job: job.id, attempt: job.attempts, retryInMs: delay, error: message }, 'infrastructure error; retrying later')
+  }
+
+  function markBroken (job: Job): void {
+    health = { state: 'broken', since: job.updatedAt, job: job.id, reason: job.lastError ?? 'infrastructure error' }
+  }
+
+  async function retry (id: string): Promise<Job> {
+    const job = await store.getJob(id)
+    if (job == null) throw new JobNotFoundError(id)
+    if (job.state === 'running' || job.state === 'done' || active.has(id)) throw new JobNotRetryableError(id, active.has(id) ? 'running' : job.state)
+    const queued = await saveJob(job, { state: 'queued', attempts: 0, notBefore: undefined, lastError: undefined })
+    if (health.state === 'broken') log.info({ job: id, was: health.reason }, 'host marked fixed by a retry; building again')
+    health = { state: 'ok' }
+    log.info({ job: id, was: job.state }, 'job requeued by hand')
+    schedulePump()
+    return queued
   }
 
   return {
@@ -239,6 +268,12 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       for (const job of await store.listJobs('running')) {
         await saveJob(job, { state: 'queued', attempts: Math.max(0, job.attempts - 1) })
         log.info({ job: job.id }, 'interrupted build requeued')
+      }
+      // Broken stays broken across restarts: only `jobs retry` says the host is fixed.
+      const broken = (await store.listJobs('broken')).sort((a, b) => a.updatedAt < b.updatedAt ? 1 : -1)[0]
+      if (broken != null) {
+        markBroken(broken)
+        log.error({ job: broken.id, error: broken.lastError, hint: `fix the host, then: neko-rebuilder jobs retry '${broken.id}'` }, 'host broken since an earlier run; building nothing until a job is retried')
       }
       started = true
       stopping = false
@@ -263,6 +298,14 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     },
 
     running: () => [...active.keys()],
+
+    health: () => health,
+
+    async retry (id) {
+      const run = enqueueing.then(async () => await retry(id))
+      enqueueing = run.catch(() => undefined)
+      return await run
+    },
 
     progress: () => [...active.values()].flatMap(a => a.build != null ? [{ ...a.build, elapsedMs: Date.now() - Date.parse(a.build.startedAt) }] : []),
 

@@ -46,3 +46,11 @@ export interface SchedulerCapabilities {
   /** What this node builds; undefined (or no rebuilder) makes it an observer that queues nothing. */
   capabilities: () => PlatformCapabilities | undefined
 }
+
+/**
+ * `broken`: a job's every attempt ended in an infrastructure error; the node builds and signs
+ * nothing more until `jobs retry`, restarts included.
+ */
+export type HostHealth =
+  | { state: 'ok' }
+  | { state: 'broken', /** When the last attempt gave up. */ since: string, /** The job that gave up. */ job: string, reason: string }

@@ -13,3 +13,22 @@ export class StoreOpenError extends NekoError {
     super(`cannot open the store at ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
   }
 }
+
+/** The store is held by a running node (LevelDB allows one process); `hint` says what to do instead. */
+export class StoreLockedError extends NekoError {
+  override name = 'StoreLockedError'
+  override readonly code = 'ERR_STORE_LOCKED'
+  constructor (readonly path: string, hint = 'stop it, or use another data directory') {
+    super(`the store at ${path} is locked by a running node; ${hint}`)
+  }
+}
+
+/** LevelDB's refusal to open a store another process holds, wherever it sits in the cause chain. */
+export function isLockError (err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e != null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code
+    if (code === 'LEVEL_LOCKED') return true
+    if (e instanceof Error && /\block\b/i.test(e.message)) return true
+  }
+  return false
+}

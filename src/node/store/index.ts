@@ -1,5 +1,5 @@
 export { createStore, type StoreComponents, type StoreInit } from './level-store.js'
 export { STORE_LIMITS } from './limits.js'
-export { StoreClosedError, StoreOpenError } from './errors.js'
+export { StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js'
 export { targetIndexKey } from './target-index.js'
 export type * from './types.js'

@@ -4,7 +4,7 @@ import { LimitError, ValidationError } from '../../protocol/errors.js'
 import type { DecodedMessage } from '../../protocol/messages.js'
 import type { Target } from '../../protocol/types.js'
 import { componentLog, type LoggerComponents } from '../logger.js'
-import { StoreClosedError, StoreOpenError } from './errors.js'
+import { isLockError, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js'
 import { STORE_LIMITS } from './limits.js'
 import { targetIndexKey } from './target-index.js'
 import type { Job, JobState, MessageFilter, Store, StoreStats, StoredMessage } from './types.js'
@@ -20,7 +20,7 @@ export type StoreComponents = LoggerComponents
 
 /** Index keys join parts with NUL, which no id, key id, repository or tag contains. */
 const SEP = '\x00'
-const JOB_STATES: JobState[] = ['queued', 'running', 'done', 'failed', 'refused']
+const JOB_STATES: JobState[] = ['queued', 'running', 'done', 'failed', 'refused', 'broken']
 
 /** Fixed-width cursors sort lexicographically in numeric order. */
 function cursorKey (cursor: number): string {
@@ -67,6 +67,7 @@ export async function createStore (init: StoreInit, components: StoreComponents 
   try {
     await db.open()
   } catch (err) {
+    if (isLockError(err)) throw new StoreLockedError(init.path)
     throw new StoreOpenError(init.path, (err as { cause?: unknown }).cause ?? err)
   }
   const sub = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
@@ -387,7 +388,7 @@ export async function createStore (init: StoreInit, components: StoreComponents 
 
     async stats (): Promise<StoreStats> {
       assertOpen()
-      const jobsByState: Record<JobState, number> = { queued: 0, running: 0, done: 0, failed: 0, refused: 0 }
+      const jobsByState: Record<JobState, number> = { queued: 0, running: 0, done: 0, failed: 0, refused: 0, broken: 0 }
       for (const j of await store.listJobs()) {
         if (j.state in jobsByState) jobsByState[j.state]++
       }

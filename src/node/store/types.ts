@@ -47,7 +47,11 @@ export interface Page<T> {
   next: number
 }
 
-export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'refused'
+/**
+ * `broken`: every attempt ended in an infrastructure error (engine, runtime, network set-up,
+ * disk, memory), so nothing was signed; it waits for `jobs retry`.
+ */
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'refused' | 'broken'
 
 export interface Job {
   /** `targetKey(target)`: one job per target, so restarts never build twice. */

@@ -278,6 +278,20 @@ async function loadCatchUp () {
 
 loadCatchUp().catch(() => {})
 
+// This node's own host: after infrastructure errors on every retry it builds and signs nothing,
+// and says so here rather than leaving its silence unexplained.
+async function loadHost () {
+  // Absent where no daemon runs.
+  const { host } = await getJson('/api/v1/builders')
+  if (host?.state !== 'broken') return
+  const p = document.getElementById('host')
+  p.replaceChildren(`This node's host is broken since ${host.since}: it builds and signs nothing. `, el('code', {}, host.reason),
+    ' Fix the host, then run ', el('code', {}, `neko-rebuilder jobs retry '${host.job}'`), '.')
+  p.hidden = false
+}
+
+loadHost().catch(() => {})
+
 loadTlog().catch(err => {
   const section = document.getElementById('tlog')
   section.hidden = false
