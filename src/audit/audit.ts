@@ -104,12 +104,13 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
       ...(place.via != null ? { via: place.via } : {})
     })
   }
-  const runDockerfile = (ctx: DockerfileContext, units: ShellUnit[]): void => {
+  const runDockerfile = async (ctx: DockerfileContext, units: ShellUnit[]): Promise<void> => {
     for (const f of FAMILIES) f.dockerfile?.(ctx, report)
-    runUnits(units)
+    await runUnits(units)
   }
-  const runUnits = (units: ShellUnit[]): void => {
-    for (const unit of units) for (const f of FAMILIES) f.shell?.(unit, report)
+  // A rule may read more shell (a package.json script a command runs), which parses asynchronously.
+  const runUnits = async (units: ShellUnit[]): Promise<void> => {
+    for (const unit of units) for (const f of FAMILIES) await f.shell?.(unit, report)
   }
   const texts = new Map<string, string>()
   const read = async (path: string): Promise<string | undefined> => {
@@ -172,7 +173,7 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
   const auditFile = async (file: AuditedFile, text: string): Promise<void> => {
     if (file.kind === 'dockerfile') {
       const loaded = await loadDockerfile({ path: file.path, text, lookup })
-      if (accept(file.path, loaded)) runDockerfile(loaded.ctx, loaded.units)
+      if (accept(file.path, loaded)) await runDockerfile(loaded.ctx, loaded.units)
     } else if (file.kind === 'workflow') {
       const loaded = await loadWorkflow(file.path, text, lookup)
       if (loaded.problems.length > 0 || loaded.ctx == null) {
@@ -180,7 +181,7 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
         return
       }
       for (const f of FAMILIES) f.workflow?.(loaded.ctx, report)
-      runUnits(loaded.units)
+      await runUnits(loaded.units)
     } else {
       const parsed = await parseShell(text)
       const lines = createLineIndex(text)
@@ -189,7 +190,7 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
         return
       }
       const dir = posix.dirname(file.path)
-      runUnits([{ path: file.path, context: 'script', source: text, lines, commands: parsed.commands, env: new Set(), runFlags: [], dir: dir === '.' ? '' : dir, lookup }])
+      await runUnits([{ path: file.path, context: 'script', source: text, lines, commands: parsed.commands, env: new Set(), runFlags: [], dir: dir === '.' ? '' : dir, lookup }])
     }
   }
 
@@ -202,7 +203,7 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
     await guard(file.path, async () => {
       const loaded = await loadDockerfile({ path: file.path, text, template: true, lookup })
       if (!accept(file.path, loaded)) return
-      runDockerfile(loaded.ctx, loaded.units)
+      await runDockerfile(loaded.ctx, loaded.units)
       template = loaded
     })
     if (template == null || !followTemplates) continue
@@ -216,7 +217,7 @@ export async function auditRepository (root: string, opts: AuditOptions = {}, co
         const globals = template.ctx.globals
         await guard(target, async () => {
           const loaded = await loadDockerfile({ path: target, text: incText, inherited: globals, stages, via: file.path, lookup })
-          if (accept(target, loaded)) runDockerfile(loaded.ctx, loaded.units)
+          if (accept(target, loaded)) await runDockerfile(loaded.ctx, loaded.units)
         })
       }
       if (inc.stage != null) stages.add(inc.stage.toLowerCase())

@@ -56,7 +56,7 @@ export interface WorkflowContext {
 export interface RuleFamily {
   rules: RuleMeta[]
   dockerfile?: (ctx: DockerfileContext, report: Report) => void
-  shell?: (unit: ShellUnit, report: Report) => void
+  shell?: (unit: ShellUnit, report: Report) => void | Promise<void>
   workflow?: (ctx: WorkflowContext, report: Report) => void
 }
 

@@ -207,7 +207,7 @@ function packageScript (unit: ShellUnit, cmd: SimpleCommand): { name: string, te
   return typeof text === 'string' ? { name: script, text } : undefined
 }
 
-function checkShell (unit: ShellUnit, report: Report): void {
+async function checkShell (unit: ShellUnit, report: Report): Promise<void> {
   // Only a Dockerfile RUN leaves these files in a layer.
   if (unit.context !== 'dockerfile') return
   const at = (cmd: SimpleCommand): number => (cmd.words[0] as Word).start
@@ -221,7 +221,7 @@ function checkShell (unit: ShellUnit, report: Report): void {
     if (reported.has(BUILD_TOOL_CACHE_LEFT)) continue
     const script = packageScript(unit, cmd)
     // One level of package.json scripts: `npm run build` running `react-scripts build`.
-    const inner = script == null ? [] : parseShell(script.text).commands
+    const inner = script == null ? [] : (await parseShell(script.text)).commands
     for (const c of [cmd, ...inner]) {
       const cache = toolCache(unit, c)
       if (cache == null || removes(unit, cache.place)) continue
