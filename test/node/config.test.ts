@@ -69,6 +69,22 @@ describe('node config', () => {
     expect(() => resolveConfig({ env: {}, flags: { keepOutputsMiB: '0' } })).toThrow(/keepOutputsMiB \(flag\): "0" is not an integer from 1/)
   })
 
+  it('NAT settings: UPnP on, relay slots and relay server by the host\'s addresses, relay limits 32 / 8 MiB / 180 s unless told otherwise; bad values named', async () => {
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir } }).nat).toEqual({ upnp: true, relays: 'auto', relayServer: 'auto', relayLimits: { maxReservations: 32, maxCircuitBytes: 8 * 1024 * 1024, maxCircuitSeconds: 180 } })
+    const file = join(dir, 'nat.json')
+    await writeFile(file, JSON.stringify({ upnp: false, relays: 3, relayServer: 'on', relayCircuitMiB: 2 }))
+    const c = resolveConfig({ env: { NEKO_RELAY_MAX_RESERVATIONS: '4' }, flags: { config: file, relayCircuitSeconds: '60' } })
+    expect(c.nat).toEqual({ upnp: false, relays: 3, relayServer: 'on', relayLimits: { maxReservations: 4, maxCircuitBytes: 2 * 1024 * 1024, maxCircuitSeconds: 60 } })
+    expect(resolveConfig({ env: { NEKO_UPNP: '0', NEKO_RELAYS: '0' } }).nat).toMatchObject({ upnp: false, relays: 0 })
+    let err: unknown
+    try {
+      resolveConfig({ env: { NEKO_RELAY_SERVER: 'sometimes' }, flags: { relays: '99', relayCircuitMiB: '0' } })
+    } catch (e) { err = e }
+    expect(err).toBeInstanceOf(ConfigError)
+    expect((err as ConfigError).problems.map(p => p.setting).sort()).toEqual(['relayCircuitMiB', 'relayServer', 'relays'])
+    expect((err as ConfigError).message).toMatch(/relayServer \(env NEKO_RELAY_SERVER\): "sometimes" is not one of auto, on, off/)
+  })
+
   it('schema-checks a config file', async () => {
     const file = join(dir, 'bad.json')
     await writeFile(file, JSON.stringify({ concurrency: 'many', colour: 'blue', listen: [3] }))

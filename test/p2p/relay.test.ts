@@ -70,6 +70,17 @@ describe('circuit relay', () => {
     await waitFor('the relayed connection closed', () => !b.connectedPeers().includes(a.peerId), 10_000)
   }, 40_000)
 
+  it('drops a circuit at its time limit', async () => {
+    const relay = await relayOf({ relayLimits: { maxCircuitSeconds: 2 } })
+    const a = await behindNat(relay, [Buffer.from('x')])
+    await waitFor('a relayed address', () => circuitOf(a) !== undefined, 15_000)
+    const b = await start({ nat: { dht: false } })
+    expect((await b.backfill(circuitOf(a)!, 0, 10)).items).toHaveLength(1)
+    const opened = Date.now()
+    await waitFor('the relayed connection closed', () => !b.connectedPeers().includes(a.peerId), 10_000)
+    expect(Date.now() - opened).toBeLessThan(5_000)
+  }, 40_000)
+
   it('never relays for a penalised peer', async () => {
     const relay = await relayOf({})
     const a = await behindNat(relay, [Buffer.from('x')])

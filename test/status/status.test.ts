@@ -296,6 +296,24 @@ describe('status', () => {
       expect(unknown.stderr).toContain('no announcement of tag nope')
     })
 
+    it('ends with how the node is reached when it serves /api/v1/peers, and says nothing of it otherwise', async () => {
+      // What a node behind a NAT answers: relayed through one relay, one of three connections relayed.
+      const peers = { peerId: '12D3KooWNode', mode: 'relayed', addresses: [], relays: ['12D3KooWRelay'], connections: { direct: 2, relayed: 1 }, relayServer: { serving: false, reservations: 0 }, relayRefused: { rate: 0, penalised: 0 }, peers: [] }
+      const withPeers = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys), peers: () => peers }, { host: '127.0.0.1', port: 0 })
+      const peersUrl = (await withPeers.start()).url
+      try {
+        const text = await cli(['v4', '--node', peersUrl, '--policy', policyFile])
+        expect(text.code).toBe(0)
+        expect(text.stdout.trim().split('\n').at(-1)).toBe('node: relayed via 12D3KooWRelay; 2 of 3 connections direct')
+        const json = await cli(['v4', '--node', peersUrl, '--policy', policyFile, '--json'])
+        expect(JSON.parse(json.stdout).node).toMatchObject({ mode: 'relayed', relays: ['12D3KooWRelay'], connections: { direct: 2, relayed: 1 } })
+      } finally {
+        await withPeers.stop()
+      }
+      const without = await cli(['v4', '--node', url, '--policy', policyFile])
+      expect(without.stdout).not.toContain('node:')
+    })
+
     it('prints the same table and exits the same as verify on the node\'s bundle', async () => {
       const rows = (out: string): string[] => {
         const lines = out.split('\n')
