@@ -102,14 +102,13 @@ async function runCommands (text: string, lines: LineIndex, ins: Instruction, po
     try {
       const argv = JSON.parse(trimmed) as unknown
       if (Array.isArray(argv) && argv.every(a => typeof a === 'string')) {
-        // Place each element at its quoted text so findings point at it.
-        let cursor = from + body.indexOf('[')
+        // Place each element at its JSON string literal (inside the quotes) so findings point at it.
+        const literal = /"(?:[^"\\]|\\.)*"/g
+        literal.lastIndex = from + body.indexOf('[')
         const words = argv.map(a => {
-          const literal = JSON.stringify(a)
-          const found = text.indexOf(literal, cursor)
-          const at = found < 0 || found >= end ? cursor : found + 1
-          cursor = found < 0 || found >= end ? cursor : found + literal.length
-          return { text: a, raw: a, start: at, end: at + a.length }
+          const m = literal.exec(text)
+          const at = m == null || m.index >= end ? from : m.index + 1
+          return { text: a, raw: a, start: at, end: m == null || m.index >= end ? at : m.index + m[0].length - 1 }
         })
         parsed = await execCommands(text, words)
       }

@@ -47,6 +47,12 @@ describe('the audit reads shell as a shell does', () => {
     expect(report.findings.slice(0, 2).map(f => f.ruleId)).toEqual(['NR002-build-time-embedded', 'NR004-random-embedded'])
   })
 
+  it('reads an exec-form script whose JSON escapes moved it from the file\'s text, placed at its string', async () => {
+    const root = await repo({ Dockerfile: 'FROM scratch\nRUN ["sh", "-c", "true \\u0026\\u0026 openssl rand -hex 4 > /k"]\n' })
+    const report = await auditRepository(root)
+    expect(report.findings.filter(f => f.ruleId === 'NR004-random-embedded').map(f => `${f.line}:${f.column ?? 0}`)).toEqual(['2:19'])
+  })
+
   it('finds the clock however date is named inside a substitution', async () => {
     const root = await repo({ 'build.sh': '#!/bin/sh\ngo build -ldflags "-X main.date=$(busybox date +%s)" .\ngo build -ldflags "-X main.date=`/bin/date -u`" .\n' })
     const report = await auditRepository(root)
