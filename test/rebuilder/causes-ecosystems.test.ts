@@ -196,11 +196,14 @@ describe('diff: ecosystem caches, deep recognition, no silent truncation (synthe
     expect(fixed.applied[0]?.causes).toEqual(expect.arrayContaining(['npm-cache', 'go-cache', 'cargo-cache', 'pip-cache']))
   })
 
-  it('diff --fix removes the __pycache__ directories a layer\'s differing bytecode lies in, and no others', () => {
+  it('diff --fix removes the __pycache__ directories below where the layer\'s differing bytecode lies, and no higher', () => {
     const pyc = (path: string): FileChange => ({ path, kinds: ['content'], cause: { id: 'python-bytecode', summary: '', fix: '' } })
     const layer = { index: 1, step: 'RUN /bin/sh -c pip install --no-index . # buildkit', changes: [pyc('opt/venv/lib/python3.13/site-packages/pip/__pycache__/a.pyc'), pyc('opt/venv/lib/python3.13/site-packages/pip/__pycache__/b.pyc'), pyc('opt/venv/lib/python3.13/site-packages/hello/__pycache__/c.pyc')], omitted: 0, causeCounts: { 'python-bytecode': 3 }, verdict: 'content' }
     const fixed = applyFixes('FROM debian\nRUN pip install --no-index .\n', { layers: [layer] } as unknown as ImageDiff)
-    expect(fixed.applied[0]?.added).toBe('rm -rf /opt/venv/lib/python3.13/site-packages/hello/__pycache__ /opt/venv/lib/python3.13/site-packages/pip/__pycache__')
+    expect(fixed.applied[0]?.added).toBe('find /opt/venv/lib/python3.13/site-packages -name __pycache__ -prune -exec rm -rf {} +')
+    // Bytecode spread over the whole file system: no find from / (it would remove the lower layers' bytecode too).
+    const wide = applyFixes('FROM debian\nRUN pip install --no-index .\n', { layers: [{ ...layer, changes: [pyc('usr/lib/python3/x/__pycache__/a.pyc'), pyc('opt/venv/__pycache__/b.pyc')] }] } as unknown as ImageDiff)
+    expect(wide.manual).toEqual([{ layer: 1, cause: 'python-bytecode' }])
     // Past --max-paths the directories are not all known: left to be fixed by hand.
     const partial = applyFixes('FROM debian\nRUN pip install --no-index .\n', { layers: [{ ...layer, omitted: 5 }] } as unknown as ImageDiff)
     expect(partial.applied).toEqual([])

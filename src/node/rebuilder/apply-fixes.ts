@@ -1,6 +1,6 @@
 import { DockerfileParser } from 'dockerfile-ast'
 import { CAUSES, type CauseId } from '../../protocol/causes.js'
-import type { ImageDiff } from './diff.js'
+import type { ImageDiff, LayerDiff } from './diff.js'
 
 export interface AppliedFix {
   /** Layer index the fix is for. */
@@ -33,6 +33,32 @@ function runCommand (lines: string[]): string {
 }
 
 /**
+ * For a cause whose fix removes directories of a name (`__pycache__`): a `find` that removes
+ * them below the deepest directory holding every differing one of the layer. Which files
+ * differ changes from one pair of builds to the next (a .pyc that records a source time of
+ * the same second is equal), so the removal covers the tree the step wrote, not the files seen;
+ * it stays at least two levels deep, so the lower layers' directories are left alone. Undefined
+ * when the layer's paths were not all listed (past --max-paths) or no such directory holds them.
+ */
+function findIn (layer: LayerDiff, id: CauseId): string | undefined {
+  const name = CAUSES[id]?.removeDirsNamed
+  if (name == null || layer.omitted > 0) return undefined
+  const parents: string[][] = []
+  for (const c of layer.changes) {
+    if (c.cause?.id !== id) continue
+    const parts = c.path.split('/')
+    const at = parts.indexOf(name)
+    if (at === -1) return undefined
+    parents.push(parts.slice(0, at))
+  }
+  if (parents.length === 0) return undefined
+  const common: string[] = []
+  for (let i = 0; parents.every(p => p[i] != null && p[i] === parents[0]?.[i]); i++) common.push(parents[0]?.[i] as string)
+  if (common.length < 2) return undefined
+  return `find /${common.join('/')} -name ${name} -prune -exec rm -rf {} +`
+}
+
+/**
  * Applies the removals of the leftover causes `diff` found to the RUN instructions that made
  * the differing layers: each RUN gets `; rm -rf PATHS` appended, so the files never reach the
  * layer. Causes whose fix is not a removal are returned as `manual`.
@@ -47,32 +73,27 @@ export function applyFixes (dockerfile: string, diff: ImageDiff): FixResult {
     })
   const applied: AppliedFix[] = []
   const manual: FixResult['manual'] = []
-  const edits = new Map<number, { layer: number, causes: CauseId[], paths: string[] }>()
+  const edits = new Map<number, { layer: number, causes: CauseId[], paths: string[], finds: string[] }>()
   for (const layer of diff.layers) {
     const ids = Object.keys(layer.causeCounts) as CauseId[]
-    // Directories named by a cause, where this layer's differing paths lie: /opt/venv/.../__pycache__.
-    const dirs = (id: CauseId): string[] => {
-      const name = CAUSES[id]?.removeDirsNamed
-      if (name == null || layer.omitted > 0) return []
-      const found = layer.changes.filter(c => c.cause?.id === id).map(c => { const i = `/${c.path}/`.indexOf(`/${name}/`); return i === -1 ? undefined : `/${c.path.slice(0, i + name.length)}` })
-      return found.every(d => d != null) ? [...new Set(found as string[])].sort() : []
-    }
-    const removable = ids.filter(id => CAUSES[id]?.remove != null || dirs(id).length > 0)
+    const removable = ids.filter(id => CAUSES[id]?.remove != null || findIn(layer, id) != null)
     for (const id of ids) if (!removable.includes(id)) manual.push({ layer: layer.index, cause: id })
     if (removable.length === 0) continue
     const cmd = layer.step != null ? stepCommand(layer.step) : undefined
     // Long steps are shortened in history: compare on what both have.
     const run = cmd == null || cmd === '' ? undefined : runs.find(r => r.command.startsWith(cmd.slice(0, 200)) || cmd.startsWith(r.command.slice(0, 200)))
     if (run == null) { for (const id of removable) manual.push({ layer: layer.index, cause: id }); continue }
-    const e = edits.get(run.end) ?? { layer: layer.index, causes: [], paths: [] }
+    const e = edits.get(run.end) ?? { layer: layer.index, causes: [], paths: [], finds: [] }
     for (const id of removable) {
       e.causes.push(id)
-      for (const p of [...CAUSES[id].remove ?? [], ...dirs(id)]) if (!e.paths.includes(p)) e.paths.push(p)
+      for (const p of CAUSES[id].remove ?? []) if (!e.paths.includes(p)) e.paths.push(p)
+      const find = findIn(layer, id)
+      if (find != null && !e.finds.includes(find)) e.finds.push(find)
     }
     edits.set(run.end, e)
   }
   for (const [end, e] of [...edits].sort((x, y) => y[0] - x[0])) {
-    const added = `rm -rf ${e.paths.join(' ')}`
+    const added = [...(e.paths.length > 0 ? [`rm -rf ${e.paths.join(' ')}`] : []), ...e.finds].join(' && ')
     const last = (lines[end] ?? '').replace(/\s+$/, '')
     // `&&`: a failing last command still fails the build; after a `;` the shell needs none.
     lines.splice(end, 1, last.endsWith(';') ? `${last} \\` : `${last} && \\`, `    ${added}`)
