@@ -10,15 +10,19 @@
 // destination: a symmetric NAT). Real `join` processes run in pub, h1 and h2. Prints one
 // JSON line with what happened and when.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { writeIdentity } from '../../src/node/identity-files.js'
+import { silentLogger } from '../../src/node/logger.js'
+import type { FileManifest } from '../../src/node/rebuilder/manifest.js'
+import { createManifestKeeper } from '../../src/node/triage/index.js'
 import { peerIdOf } from '../../src/node/p2p/identity.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
-import type { Claim } from '../../src/protocol/types.js'
+import type { Claim, Digest } from '../../src/protocol/types.js'
 
 const ROOT = join(import.meta.dirname, '../..')
 const MAIN = join(ROOT, 'src/cli/main.ts')
@@ -111,6 +115,22 @@ async function publish (root: string, ns: string, peerId: string, items: Array<{
   await once().catch(once)
 }
 
+const manifestDigestOf = (digest: string): Digest => `sha256:${digest.repeat(63)}3`
+const TARGET_V1 = { repository: 'https://example.test/neko.git', commit: 'c'.repeat(40), variant: 'v1', platform: 'linux/amd64', tag: 'v1.0.0' }
+
+/**
+ * What a rebuild of TARGET_V1 would have left in `join`'s manifest keeper (no engine runs in
+ * the namespaces): the same files, one of them stamped with the build's own clock.
+ */
+function builtFiles (digest: string, mtime: number): FileManifest {
+  const file = (path: string, t: number): FileManifest['layers'][number]['entries'][number] => ({ path, type: 'file', size: 12, mode: 0o644, uid: 0, gid: 0, mtime: t, sha256: createHash('sha256').update(path).digest('hex') })
+  return {
+    platform: 'linux/amd64',
+    manifestDigest: manifestDigestOf(digest),
+    layers: [{ diffId: `sha256:${digest.repeat(62)}55`, step: 'COPY . /app', entries: [file('app/neko', 1700000000), file('app/build-info', mtime)] }]
+  }
+}
+
 function claimBy (builder: SigningIdentity, i: number, digest: string): string {
   const claim: Claim = {
     target: { repository: 'https://example.test/neko.git', commit: 'c'.repeat(40), variant: `v${i}`, platform: 'linux/amd64', tag: 'v1.0.0' },
@@ -119,7 +139,7 @@ function claimBy (builder: SigningIdentity, i: number, digest: string): string {
     environment: { engine: { name: 'docker', version: '26.1.0' }, buildx: '0.13.1', buildkit: 'v0.13.2', kernel: '6.1.0', arch: 'amd64', emulated: false, tool: { name: 'neko-rebuilder', version: '0.1.0' } },
     startedOn: new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString(),
     finishedOn: '2026-02-01T00:01:00Z',
-    result: { indexDigest: `sha256:${digest.repeat(64)}`, manifestDigest: `sha256:${'3'.repeat(64)}`, configDigest: `sha256:${'4'.repeat(64)}`, diffIds: [] }
+    result: { indexDigest: `sha256:${digest.repeat(64)}`, manifestDigest: manifestDigestOf(digest), configDigest: `sha256:${'4'.repeat(64)}`, diffIds: [] }
   }
   return JSON.stringify(signClaim(claim, builder))
 }
@@ -135,6 +155,11 @@ async function main (): Promise<void> {
     for (const n of ['pub', 'h1', 'h2']) {
       ids[n] = generateIdentity()
       await writeIdentity(join(root, n, 'key'), ids[n])
+    }
+    // Each NATed builder "built" v1 to a different image: its keeper holds the file manifest
+    // of its own claim, where `join` keeps a rebuild's (data dir/manifests).
+    for (const [n, digest, mtime] of [['h1', 'a', 1700000000], ['h2', 'b', 1765000000]] as const) {
+      await createManifestKeeper({ log: silentLogger().forComponent('manifests') }, { dir: join(root, n, 'data', 'manifests') }).put(TARGET_V1, manifestDigestOf(digest), builtFiles(digest, mtime))
     }
     const announcer = generateIdentity()
     const policy = join(root, 'policy.json')
@@ -183,6 +208,20 @@ async function main (): Promise<void> {
     const sent2 = published(h2, idOf(c2))!
     const h2GotC1 = await until('h2 stores h1\'s claim', () => stored(h2, idOf(c1)))
     const h1GotC2 = await until('h1 stores h2\'s claim', () => stored(h1, idOf(c2)))
+    // The two claims of v1 disagree: each builder's triage fetches the other's file manifest
+    // across both NATs, over the relay, signs a divergence report, and the other stores it.
+    const reportSigned = (p: Proc, dissent: string): number | undefined => find(p, l => l.msg === 'divergence report signed' && l.dissent === dissent)?.time
+    const manifestOverRelay = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'file manifest over a relay' && l.peer === peer)?.time
+    const reportReceived = (p: Proc, signer: string): number | undefined => find(p, l => l.msg === 'divergence report received' && l.keyId === signer)?.time
+    const [h1Reported, h2Reported] = await Promise.all([
+      until('h1 signs a report on h2\'s claim', () => reportSigned(h1, ids.h2!.keyId)),
+      until('h2 signs a report on h1\'s claim', () => reportSigned(h2, ids.h1!.keyId))
+    ])
+    const [h2GotReport, h1GotReport] = await Promise.all([
+      until('h2 stores h1\'s report', () => reportReceived(h2, ids.h1!.keyId)),
+      until('h1 stores h2\'s report', () => reportReceived(h1, ids.h2!.keyId))
+    ])
+    const reportCauses = (p: Proc): unknown => find(p, l => l.msg === 'divergence report signed')?.causes
     // Each log grows again, so each witness asks the other's node for a consistency proof.
     const c1b = claimBy(ids.h1!, 2, 'a')
     const c2b = claimBy(ids.h2!, 2, 'a')
@@ -197,8 +236,8 @@ async function main (): Promise<void> {
     const ms = (at: number | undefined, from: number): number | null => at === undefined ? null : at - from
     process.stdout.write(JSON.stringify({
       pub: { publicMs: pubPublicAt - t0 },
-      h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, provedOtherMs: h1ProvedH2 - h1.started, unsigned: unsigned(h1) },
-      h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, provedOtherMs: h2ProvedH1 - h2.started, unsigned: unsigned(h2) },
+      h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, reportedMs: h1Reported - h1GotC2, manifestOverRelay: manifestOverRelay(h1, p2.peerId) !== undefined, causes: reportCauses(h1), paths: find(h1, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h1GotReport >= h2Reported, provedOtherMs: h1ProvedH2 - h1.started, unsigned: unsigned(h1) },
+      h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, unsigned: unsigned(h2) },
       pubPeer,
       relayedBetween: find(h1, l => l.msg === 'peer connected' && l.peer === p2.peerId)?.relayed === true || find(h2, l => l.msg === 'peer connected' && l.peer === p1.peerId)?.relayed === true
     }) + '\n')

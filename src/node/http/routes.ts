@@ -150,8 +150,8 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
 
   const peers: Handler = async (req, res, url) => {
     new Query(url.searchParams, [])
-    if (ctx.peers == null) throw new NotFoundError('no p2p node runs behind this server')
-    sendJson(req, res, ctx.peers(), { cacheControl: 'no-store' })
+    // A server with no p2p node behind it (a published feed) says so, as /tlog/split-views does.
+    sendJson(req, res, ctx.peers?.() ?? { peerId: null, peers: [] }, { cacheControl: 'no-store' })
   }
 
   const jobs: Handler = async (req, res, url) => {

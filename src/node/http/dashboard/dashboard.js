@@ -257,6 +257,7 @@ async function loadTlog () {
 // connections are direct (/api/v1/peers; absent where no p2p node runs).
 async function loadReach () {
   const r = await getJson('/api/v1/peers')
+  if (r.peerId == null) return
   const how = r.mode === 'relayed' ? `relayed (through ${r.relays.map(p => p.slice(-8)).join(', ')})` : r.mode === 'local' ? 'reachable on its local network only (so far)' : r.mode
   const total = r.connections.direct + r.connections.relayed
   const p = document.getElementById('reach')
