@@ -58,6 +58,13 @@ export async function publishOnce (data: Uint8Array, init: PublishOnceInit, comp
       if (Date.now() > deadline) throw new NotDeliveredError(`no peer subscribed to ${topic} within the time allowed`)
       await new Promise(resolve => setTimeout(resolve, 50))
     }
+    // A subscription is known from the peer's stream to us; the message goes out on ours, which
+    // may still be opening on a busy machine: wait for the peer in the mesh (a heartbeat or two),
+    // or a few seconds at most.
+    const meshBy = Math.min(deadline, Date.now() + 3_000)
+    while ((node.stats().mesh[topic] ?? 0) === 0 && Date.now() < meshBy) {
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
     // Once only: a second publish of the same bytes is a duplicate that gossipsub drops.
     const { recipients } = await node.publish(topic, data)
     if (recipients === 0) throw new NotDeliveredError('no peer received the message')
