@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest'
 import { natNetAvailable, runInNetNamespaces } from '../helpers/netns.js'
 
 // Two volunteers, each behind its own NAT (a port-restricted cone and a symmetric one), a
-// third behind a router that maps ports (miniupnpd),
-// and a public node that bootstraps and relays: namespaces, veth pairs and iptables
-// MASQUERADE made by the scenario, real `join` processes in them (nat-scenario.ts).
+// third behind a router that maps ports (miniupnpd), and a public node that bootstraps and
+// relays: namespaces, veth pairs and iptables MASQUERADE made by the scenario, real `join`
+// processes in them (nat-scenario.ts).
 const SUITE = 'NAT traversal'
 const available = natNetAvailable(SUITE)
 

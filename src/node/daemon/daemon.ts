@@ -274,8 +274,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           builders: () => builders.list(),
           jobs: async ({ recent }) => await jobsView({ store, scheduler }, { recent }),
           peers: () => {
-            const { reachability, relayRefused } = p2p.stats()
-            return { peerId: p2p.peerId, ...reachability, relayRefused, peers: p2p.peerList() }
+            const { reachability, relayRefused, relayedBytes } = p2p.stats()
+            return { peerId: p2p.peerId, ...reachability, relayRefused, relayedBytes, peers: p2p.peerList() }
           },
           ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.
