@@ -3,13 +3,15 @@
 // namespaces and the tmpfs holding their names die with that process, even on a crash.
 //
 //   pub  11.0.0.10 ── br0 (the "internet", 11.0.0.0/24) ──┬── r1 11.0.0.1 ── 192.168.1.0/24 ── h1
-//   (bootstrap, relay)                                    └── r2 11.0.0.2 ── 192.168.2.0/24 ── h2
+//   (bootstrap, relay)                                    ├── r2 11.0.0.2 ── 192.168.2.0/24 ── h2
+//                                                         └── r3 11.0.0.3 ── 192.168.3.0/24 ── h3
 //
 // r1 masquerades with Linux's port-preserving mapping and drops unsolicited inbound packets
 // (a port-restricted cone NAT); r2 masquerades with --random-fully (a new random port per
 // destination: a symmetric NAT); r3 is r1 plus a UPnP/NAT-PMP server (miniupnpd) that maps
-// the port h3 (192.168.3.2) asks for. Real `join` processes run in pub, h1 and h2. Prints one
-// JSON line with what happened and when.
+// the port h3 (192.168.3.2) asks for. Real `join` processes run in pub, h1, h2 and h3. Prints one
+// JSON line with what happened and when. On failure, NAT_SCENARIO_LOG_DIR (if set) gets every
+// process's whole log.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -127,7 +129,8 @@ uuid=6e656b6f-7570-6e70-0000-000000000003
 allow 1024-65535 192.168.3.0/24 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535
 EOF`])
-  const child = spawn('ip', ['netns', 'exec', 'r3', 'miniupnpd', '-f', conf, '-d'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  // Its own pid file: the default one in /run is shared with any other miniupnpd on the host.
+  const child = spawn('ip', ['netns', 'exec', 'r3', 'miniupnpd', '-f', conf, '-P', join(root, 'miniupnpd.pid'), '-d'], { stdio: ['ignore', 'pipe', 'pipe'] })
   const logs: Proc['logs'] = []
   for (const s of [child.stdout!, child.stderr!]) createInterface({ input: s }).on('line', line => { logs.push({ msg: line, time: Date.now() }) })
   return { name: 'miniupnpd', child, started: Date.now(), summary: new Promise(() => {}), logs }
@@ -232,6 +235,7 @@ async function main (): Promise<void> {
     const connectedTo = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'peer connected' && l.peer === peer)?.time
     const pubPublicAt = await until('pub confirmed public', () => reach(pub, 'public'))
     const mappedAt = until('h3 port-mapped', () => reach(h3, 'port-mapped'))
+    mappedAt.catch(() => {}) // awaited below; a timeout is reported there
     const relayedAt = await Promise.all([h1, h2].map(async p => await until(`${p.name} relayed`, () => reach(p, 'relayed'))))
     const relays = [h1, h2].map(p => find(p, l => l.msg === 'reachability changed' && l.reachability === 'relayed')?.relays)
     const bootstrapAt = [h1, h2].map(p => connectedTo(p, pubPeer))
@@ -279,7 +283,7 @@ async function main (): Promise<void> {
     // h3's router mapped its port: h2, behind the symmetric NAT, reaches h3 directly (dialling
     // its mapped address, or upgraded from a relayed connection by DCUtR), while h1-h2 stays relayed.
     const h3MappedAt = await mappedAt
-    const directTo = (p: Proc, peer: string): number | undefined => find(p, l => (l.msg === 'peer connected' && l.peer === peer && l.relayed === false) || (l.msg === 'direct connection to a peer reached over a relay' && l.peer === peer))?.time
+    const directTo = (p: Proc, peer: string): number | undefined => find(p, l => (l.msg === 'peer connected' && l.peer === peer && l.relayed !== true) || (l.msg === 'direct connection to a peer reached over a relay' && l.peer === peer))?.time
     const h2DirectH3 = await until('h2 connects directly to h3', () => directTo(h2, p3.peerId) ?? directTo(h3, p2.peerId))
     // Give DCUtR its tries (3 x 5 s at most) before judging whether a direct connection came.
     await new Promise(resolve => setTimeout(resolve, 6_000))
@@ -292,7 +296,7 @@ async function main (): Promise<void> {
     await stopAll(procs)
     const relayed = { h1: relayedBytes(h1), h2: relayedBytes(h2), h3: relayedBytes(h3) }
     process.stdout.write(JSON.stringify({
-      relayedBytes: { ...relayed, total: (relayed.h1 + relayed.h2 + relayed.h3) / 2 },
+      relayedBytes: { ...relayed, total: Math.round((relayed.h1 + relayed.h2 + relayed.h3) / 2) },
       pub: { publicMs: pubPublicAt - t0 },
       h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, reportedMs: h1Reported - h1GotC2, manifestOverRelay: manifestOverRelay(h1, p2.peerId) !== undefined, causes: reportCauses(h1), paths: find(h1, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h1GotReport >= h2Reported, provedOtherMs: h1ProvedH2 - h1.started, unsigned: unsigned(h1) },
       h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, unsigned: unsigned(h2) },
@@ -301,6 +305,7 @@ async function main (): Promise<void> {
       relayedBetween: find(h1, l => l.msg === 'peer connected' && l.peer === p2.peerId)?.relayed === true || find(h2, l => l.msg === 'peer connected' && l.peer === p1.peerId)?.relayed === true
     }) + '\n')
   } catch (err) {
+    if (process.env.NAT_SCENARIO_LOG_DIR != null) for (const p of procs) await writeFile(join(process.env.NAT_SCENARIO_LOG_DIR, `${p.name}.log`), p.logs.map(l => JSON.stringify(l)).join('\n'))
     for (const p of procs) process.stderr.write(`--- ${p.name}\n${p.logs.filter(l => l.msg !== 'relayed connection closed').slice(-30).map(l => JSON.stringify(l).slice(0, 600)).join('\n')}\n`)
     process.stdout.write(JSON.stringify({ error: (err as Error).message }) + '\n')
     process.exitCode = 1

@@ -277,7 +277,11 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
             })
           }
         : {}),
-      ...(upnp ? { upnp: uPnPNAT({ portMappingDescription: 'neko-rebuilder' }) } : {}),
+      // A mapping the router made is advertised at once: upnp-nat refuses a router whose own
+      // external address is private (behind another NAT), and waiting for AutoNAT would leave
+      // it unadvertised until some new AutoNAT server happens to connect. Relay slots are kept
+      // (the host's own address stays private), so a peer that cannot dial it still gets through.
+      ...(upnp ? { upnp: uPnPNAT({ portMappingDescription: 'neko-rebuilder', autoConfirmAddress: true }) } : {}),
       // Peer routing (a peer's addresses from its id) and more peers than the bootstrap list.
       ...(nat.dht !== false ? { dht: kadDHT({ protocol: DHT_PROTOCOL }) } : {})
     }
