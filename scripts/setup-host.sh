@@ -128,6 +128,8 @@ setup_supply_chain_tools() {
 setup_test_tools() {
   # iproute2 and util-linux (unshare): the mDNS test runs in a network namespace of its own.
   apt_install docker-registry chromium busybox-static iproute2 util-linux
+  # The NAT test's router namespace maps ports with it (UPnP IGD, NAT-PMP); the test runs its own.
+  apt_install miniupnpd-iptables
   # The registry package starts a service on install on some hosts; the tests start their own.
   if command -v service >/dev/null; then service docker-registry stop >/dev/null 2>&1 || true; fi
 }

@@ -38,20 +38,20 @@ export async function runInNetns (argv: string[], opts: { env?: NodeJS.ProcessEn
 
 /**
  * Whether this process can build routed networks of namespaces (root, `unshare`, `ip`,
- * `iptables` with NAT): under `NEKO_REQUIRE_NETNS=1` a missing part throws, otherwise the
+ * `iptables` with NAT, and `miniupnpd` for a router that maps ports): under `NEKO_REQUIRE_NETNS=1` a missing part throws, otherwise the
  * suite skips with one line on stderr.
  */
 export function natNetAvailable (suite: string): boolean {
   let ok = false
   try {
-    execFileSync('unshare', ['--net', '--', 'sh', '-ec', 'ip link add t0 type veth peer name t1 && iptables -t nat -A POSTROUTING -o t0 -j MASQUERADE --random-fully'], { stdio: 'ignore', timeout: 10_000 })
+    execFileSync('unshare', ['--net', '--', 'sh', '-ec', 'command -v miniupnpd && command -v iptables-legacy && ip link add t0 type veth peer name t1 && iptables -t nat -A POSTROUTING -o t0 -j MASQUERADE --random-fully'], { stdio: 'ignore', timeout: 10_000 })
     ok = true
   } catch {
     // reported below
   }
   if (!ok) {
-    if (process.env.NEKO_REQUIRE_NETNS === '1') throw new Error(`${suite}: NEKO_REQUIRE_NETNS=1 but no NATed network of namespaces can be made (needs root, unshare, ip and iptables)`)
-    process.stderr.write(`[skip] ${suite}: cannot make NATed network namespaces (needs root, unshare, ip and iptables)\n`)
+    if (process.env.NEKO_REQUIRE_NETNS === '1') throw new Error(`${suite}: NEKO_REQUIRE_NETNS=1 but no NATed network of namespaces can be made (needs root, unshare, ip, iptables, iptables-legacy and miniupnpd)`)
+    process.stderr.write(`[skip] ${suite}: cannot make NATed network namespaces (needs root, unshare, ip, iptables, iptables-legacy and miniupnpd)\n`)
   }
   return ok
 }

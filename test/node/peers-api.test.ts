@@ -28,7 +28,7 @@ describe('/api/v1/peers', () => {
     expect(res.headers.get('cache-control')).toBe('no-store')
     const body = await res.json() as Record<string, unknown>
     // On loopback nothing is public and no relay slot is wanted.
-    expect(body).toMatchObject({ peerId: a.peerId, mode: 'local', relays: [], connections: { direct: 1, relayed: 0 }, relayServer: { serving: false, reservations: 0 }, relayRefused: { rate: 0, penalised: 0 } })
+    expect(body).toMatchObject({ peerId: a.peerId, mode: 'local', relays: [], connections: { direct: 1, relayed: 0 }, relayServer: { serving: false, reservations: 0 }, relayRefused: { rate: 0, penalised: 0 }, relayedBytes: 0 })
     expect(body.peers).toEqual([{ peerId: b.peerId, addr: expect.stringMatching(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+/), relayed: false }])
     expect(a.stats().reachability.mode).toBe('local')
   }, 30_000)

@@ -3,12 +3,15 @@
 // namespaces and the tmpfs holding their names die with that process, even on a crash.
 //
 //   pub  11.0.0.10 ── br0 (the "internet", 11.0.0.0/24) ──┬── r1 11.0.0.1 ── 192.168.1.0/24 ── h1
-//   (bootstrap, relay)                                    └── r2 11.0.0.2 ── 192.168.2.0/24 ── h2
+//   (bootstrap, relay)                                    ├── r2 11.0.0.2 ── 192.168.2.0/24 ── h2
+//                                                         └── r3 11.0.0.3 ── 192.168.3.0/24 ── h3
 //
 // r1 masquerades with Linux's port-preserving mapping and drops unsolicited inbound packets
 // (a port-restricted cone NAT); r2 masquerades with --random-fully (a new random port per
-// destination: a symmetric NAT). Real `join` processes run in pub, h1 and h2. Prints one
-// JSON line with what happened and when.
+// destination: a symmetric NAT); r3 is r1 plus a UPnP/NAT-PMP server (miniupnpd) that maps
+// the port h3 (192.168.3.2) asks for. Real `join` processes run in pub, h1, h2 and h3. Prints one
+// JSON line with what happened and when. On failure, NAT_SCENARIO_LOG_DIR (if set) gets every
+// process's whole log.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -40,11 +43,11 @@ function topology (): void {
 ip link set lo up
 mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns
 ip link add br0 type bridge && ip link set br0 up
-for ns in pub r1 r2 h1 h2; do ip netns add $ns; ip -n $ns link set lo up; done
+for ns in pub r1 r2 r3 h1 h2 h3; do ip netns add $ns; ip -n $ns link set lo up; done
 ip link add pub0 type veth peer name eth0 netns pub
 ip link set pub0 master br0 up
 ip -n pub addr add ${PUB_IP}/24 dev eth0 && ip -n pub link set eth0 up
-for i in 1 2; do
+for i in 1 2 3; do
   ip link add r$i-wan type veth peer name wan netns r$i
   ip link set r$i-wan master br0 up
   ip -n r$i addr add 11.0.0.$i/24 dev wan && ip -n r$i link set wan up
@@ -58,6 +61,16 @@ for i in 1 2; do
 done
 ip netns exec r1 iptables -t nat -A POSTROUTING -o wan -j MASQUERADE
 ip netns exec r2 iptables -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully
+ip netns exec r3 iptables -t nat -A POSTROUTING -o wan -j MASQUERADE
+# r3 maps ports on request (miniupnpd, UPnP IGD and NAT-PMP). Debian's miniupnpd-iptables
+# writes its rules through the legacy iptables API, into chains it expects to exist; the
+# forwarded connections it makes (DNAT) pass the drop of unsolicited inbound packets.
+ip netns exec r3 sh -ec '
+  iptables-legacy -t nat -N MINIUPNPD; iptables-legacy -t nat -I PREROUTING -i wan -j MINIUPNPD
+  iptables-legacy -t nat -N MINIUPNPD-POSTROUTING; iptables-legacy -t nat -I POSTROUTING -o wan -j MINIUPNPD-POSTROUTING
+  iptables-legacy -t mangle -N MINIUPNPD; iptables-legacy -t mangle -I PREROUTING -i wan -j MINIUPNPD
+  iptables-legacy -N MINIUPNPD; iptables-legacy -I FORWARD -i wan -o lan -j MINIUPNPD
+  iptables -I FORWARD 1 -i wan -o lan -m conntrack --ctstate DNAT -j ACCEPT'
 `)
 }
 
@@ -100,6 +113,37 @@ async function until<T> (what: string, check: () => T | undefined, timeoutMs = T
 }
 
 const find = (p: Proc, pred: (l: Proc['logs'][number]) => boolean): Proc['logs'][number] | undefined => p.logs.find(pred)
+
+/** miniupnpd in r3, serving UPnP IGD and NAT-PMP to 192.168.3.0/24, mapping into the chains `topology` made. */
+function startMiniupnpd (root: string): Proc {
+  const conf = join(root, 'miniupnpd.conf')
+  execFileSync('sh', ['-ec', `cat > ${conf} <<EOF
+ext_ifname=wan
+listening_ip=lan
+port=0
+enable_upnp=yes
+enable_natpmp=yes
+secure_mode=yes
+system_uptime=yes
+uuid=6e656b6f-7570-6e70-0000-000000000003
+allow 1024-65535 192.168.3.0/24 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+EOF`])
+  // Its own pid file: the default one in /run is shared with any other miniupnpd on the host.
+  const child = spawn('ip', ['netns', 'exec', 'r3', 'miniupnpd', '-f', conf, '-P', join(root, 'miniupnpd.pid'), '-d'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const logs: Proc['logs'] = []
+  for (const s of [child.stdout!, child.stderr!]) createInterface({ input: s }).on('line', line => { logs.push({ msg: line, time: Date.now() }) })
+  return { name: 'miniupnpd', child, started: Date.now(), summary: new Promise(() => {}), logs }
+}
+
+/** Stops the processes (SIGTERM, SIGKILL after 5 s) and waits for them to exit. */
+async function stopAll (procs: Proc[]): Promise<void> {
+  for (const p of procs) if (p.child.exitCode == null && p.child.signalCode == null) p.child.kill('SIGTERM')
+  await Promise.all(procs.map(async p => await new Promise(resolve => { if (p.child.exitCode != null || p.child.signalCode != null) resolve(null); else { p.child.once('exit', resolve); setTimeout(() => { p.child.kill('SIGKILL'); resolve(null) }, 5000).unref() } })))
+}
+
+/** Bytes a node's relayed connections carried, from the count it logs as each closes (all close when it stops). */
+const relayedBytes = (p: Proc): number => p.logs.filter(l => l.msg === 'relayed connection closed').reduce((sum, l) => sum + Number(l.bytes), 0)
 
 let published = 0
 /** Publishes signed envelopes through a short-lived node in `ns` dialling that namespace's own node; tries twice. */
@@ -152,7 +196,7 @@ async function main (): Promise<void> {
   const procs: Proc[] = []
   try {
     const ids: Record<string, SigningIdentity> = {}
-    for (const n of ['pub', 'h1', 'h2']) {
+    for (const n of ['pub', 'h1', 'h2', 'h3']) {
       ids[n] = generateIdentity()
       await writeIdentity(join(root, n, 'key'), ids[n])
     }
@@ -180,11 +224,18 @@ async function main (): Promise<void> {
     const h1 = join_('h1', join(root, 'h1'), ['--policy', policy, '--bootstrap', bootstrap])
     const h2 = join_('h2', join(root, 'h2'), ['--policy', policy, '--bootstrap', bootstrap])
     procs.push(h1, h2)
-    const [p1, p2] = await Promise.all([h1.summary, h2.summary])
+    const upnpd = startMiniupnpd(root)
+    procs.push(upnpd)
+    await until('miniupnpd listening', () => find(upnpd, l => l.msg?.includes('HTTP listening on port') === true)?.time, 20_000)
+    const h3 = join_('h3', join(root, 'h3'), ['--policy', policy, '--bootstrap', bootstrap])
+    procs.push(h3)
+    const [p1, p2, p3] = await Promise.all([h1.summary, h2.summary, h3.summary])
 
     const reach = (p: Proc, mode: string): number | undefined => find(p, l => l.msg === 'reachability changed' && l.reachability === mode)?.time
     const connectedTo = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'peer connected' && l.peer === peer)?.time
     const pubPublicAt = await until('pub confirmed public', () => reach(pub, 'public'))
+    const mappedAt = until('h3 port-mapped', () => reach(h3, 'port-mapped'))
+    mappedAt.catch(() => {}) // awaited below; a timeout is reported there
     const relayedAt = await Promise.all([h1, h2].map(async p => await until(`${p.name} relayed`, () => reach(p, 'relayed'))))
     const relays = [h1, h2].map(p => find(p, l => l.msg === 'reachability changed' && l.reachability === 'relayed')?.relays)
     const bootstrapAt = [h1, h2].map(p => connectedTo(p, pubPeer))
@@ -229,25 +280,37 @@ async function main (): Promise<void> {
     const proofOverRelay = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'consistency proof over a relay' && l.peer === peer)?.time
     const h1ProvedH2 = await until('h1 witnesses h2\'s log over the relay', () => proofOverRelay(h1, p2.peerId))
     const h2ProvedH1 = await until('h2 witnesses h1\'s log over the relay', () => proofOverRelay(h2, p1.peerId))
+    // h3's router mapped its port: h2, behind the symmetric NAT, reaches h3 directly (dialling
+    // its mapped address, or upgraded from a relayed connection by DCUtR), while h1-h2 stays relayed.
+    const h3MappedAt = await mappedAt
+    const directTo = (p: Proc, peer: string): number | undefined => find(p, l => (l.msg === 'peer connected' && l.peer === peer && l.relayed !== true) || (l.msg === 'direct connection to a peer reached over a relay' && l.peer === peer))?.time
+    const h2DirectH3 = await until('h2 connects directly to h3', () => directTo(h2, p3.peerId) ?? directTo(h3, p2.peerId))
     // Give DCUtR its tries (3 x 5 s at most) before judging whether a direct connection came.
     await new Promise(resolve => setTimeout(resolve, 6_000))
     const direct = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'direct connection to a peer reached over a relay' && l.peer === peer)?.time
     const unsigned = (p: Proc): unknown[] => p.logs.filter(l => l.msg === 'log gave no usable consistency proof: not cosigned').map(l => l.reason)
     const ms = (at: number | undefined, from: number): number | null => at === undefined ? null : at - from
+    // Everything of the release has travelled: stop the nodes, whose relayed connections then
+    // close and log what they carried. Every circuit here joins two of the NATed nodes, so
+    // each relayed byte is counted at both ends.
+    await stopAll(procs)
+    const relayed = { h1: relayedBytes(h1), h2: relayedBytes(h2), h3: relayedBytes(h3) }
     process.stdout.write(JSON.stringify({
+      relayedBytes: { ...relayed, total: Math.round((relayed.h1 + relayed.h2 + relayed.h3) / 2) },
       pub: { publicMs: pubPublicAt - t0 },
       h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, reportedMs: h1Reported - h1GotC2, manifestOverRelay: manifestOverRelay(h1, p2.peerId) !== undefined, causes: reportCauses(h1), paths: find(h1, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h1GotReport >= h2Reported, provedOtherMs: h1ProvedH2 - h1.started, unsigned: unsigned(h1) },
       h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, unsigned: unsigned(h2) },
+      h3: { nat: 'port-restricted, UPnP', mappedMs: h3MappedAt - h3.started, mappedAddrs: find(h3, l => l.msg === 'reachability changed' && l.reachability === 'port-mapped')?.addrs, directWithSymmetricMs: h2DirectH3 - h3.started },
       pubPeer,
       relayedBetween: find(h1, l => l.msg === 'peer connected' && l.peer === p2.peerId)?.relayed === true || find(h2, l => l.msg === 'peer connected' && l.peer === p1.peerId)?.relayed === true
     }) + '\n')
   } catch (err) {
-    for (const p of procs) process.stderr.write(`--- ${p.name}\n${p.logs.slice(-30).map(l => JSON.stringify(l)).join('\n')}\n`)
+    if (process.env.NAT_SCENARIO_LOG_DIR != null) for (const p of procs) await writeFile(join(process.env.NAT_SCENARIO_LOG_DIR, `${p.name}.log`), p.logs.map(l => JSON.stringify(l)).join('\n'))
+    for (const p of procs) process.stderr.write(`--- ${p.name}\n${p.logs.filter(l => l.msg !== 'relayed connection closed').slice(-30).map(l => JSON.stringify(l).slice(0, 600)).join('\n')}\n`)
     process.stdout.write(JSON.stringify({ error: (err as Error).message }) + '\n')
     process.exitCode = 1
   } finally {
-    for (const p of procs) p.child.kill('SIGTERM')
-    await Promise.all(procs.map(async p => await new Promise(resolve => { if (p.child.exitCode != null) resolve(null); else { p.child.once('exit', resolve); setTimeout(() => { p.child.kill('SIGKILL'); resolve(null) }, 5000).unref() } })))
+    await stopAll(procs)
     await rm(root, { recursive: true, force: true })
   }
 }

@@ -2,19 +2,20 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { natNetAvailable, runInNetNamespaces } from '../helpers/netns.js'
 
-// Two volunteers, each behind its own NAT (a port-restricted cone and a symmetric one),
-// and a public node that bootstraps and relays: namespaces, veth pairs and iptables
-// MASQUERADE made by the scenario, real `join` processes in them (nat-scenario.ts).
+// Two volunteers, each behind its own NAT (a port-restricted cone and a symmetric one), a
+// third behind a router that maps ports (miniupnpd), and a public node that bootstraps and
+// relays: namespaces, veth pairs and iptables MASQUERADE made by the scenario, real `join`
+// processes in them (nat-scenario.ts).
 const SUITE = 'NAT traversal'
 const available = natNetAvailable(SUITE)
 
 interface Side { nat: string, relayedMs: number, relays: string[], storedOtherMs: number, reportedMs: number, manifestOverRelay: boolean, causes: string[], storedOtherReport: boolean, provedOtherMs: number, unsigned: unknown[], directMs?: number | null }
 
 describe.skipIf(!available)(SUITE, () => {
-  it('nodes behind NATs reserve relay slots on the public node, gossip to each other, fetch each other\'s file manifests for a divergence report and witness each other\'s log over the relay; the symmetric NAT gets no direct connection', async () => {
+  it('nodes behind NATs reserve relay slots on the public node, gossip to each other, fetch each other\'s file manifests for a divergence report and witness each other\'s log over the relay; the symmetric NAT gets no direct connection between the two, but one to a node whose router maps its port by UPnP', async () => {
     const script = join(import.meta.dirname, 'nat-scenario.ts')
     const { stdout } = await runInNetNamespaces([process.execPath, '--import', 'tsx', script], { timeoutMs: 280_000, env: { ...process.env, NAT_SCENARIO_TIMEOUT_MS: '150000' } })
-    const r = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { error?: string, pubPeer: string, h1: Side, h2: Side, relayedBetween: boolean }
+    const r = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { error?: string, pubPeer: string, h1: Side, h2: Side, h3: { mappedMs: number, mappedAddrs: string[], directWithSymmetricMs: number }, relayedBytes: { total: number }, relayedBetween: boolean }
     expect(r.error).toBeUndefined()
     // Both NATed nodes advertise addresses through the public relay, and only through it.
     expect(r.h1.relays).toEqual([r.pubPeer])
@@ -35,7 +36,14 @@ describe.skipIf(!available)(SUITE, () => {
     expect(r.h1.provedOtherMs).toBeGreaterThan(0)
     expect(r.h2.provedOtherMs).toBeGreaterThan(0)
     expect(r.relayedBetween).toBe(true)
+    // What went over the relay is counted: the manifests, proofs and back-fill of the release.
+    expect(r.relayedBytes.total).toBeGreaterThan(0)
     // Behind a symmetric NAT no hole can be punched: the connection between them stays relayed.
     expect(r.h1.directMs).toBeNull()
+    // A router that maps ports (UPnP/NAT-PMP): h3 advertises its mapped address once AutoNAT
+    // confirmed it, and h2, though behind the symmetric NAT, gets a direct connection to it.
+    expect(r.h3.mappedMs).toBeGreaterThan(0)
+    expect(r.h3.mappedAddrs.some(a => a.startsWith('/ip4/11.0.0.3/tcp/'))).toBe(true)
+    expect(r.h3.directWithSymmetricMs).toBeGreaterThan(0)
   }, 300_000)
 })

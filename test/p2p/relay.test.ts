@@ -43,6 +43,9 @@ describe('circuit relay', () => {
     expect(page.items.map(i => Buffer.from(i).toString())).toEqual(['one', 'two'])
     expect(b.peerList().find(p => p.peerId === a.peerId)?.relayed).toBe(true)
     expect(b.stats().reachability.connections.relayed).toBe(1)
+    // Both ends count what the circuit carried (handshakes, the request and the page).
+    expect(b.stats().relayedBytes).toBeGreaterThan(6)
+    expect(a.stats().relayedBytes).toBeGreaterThan(6)
   }, 40_000)
 
   it('refuses reservations over its limit and circuits to a peer that holds no reservation', async () => {
@@ -68,6 +71,9 @@ describe('circuit relay', () => {
     const b = await start({ nat: { dht: false }, backfill: { maxItemBytes: 256 * 1024 } })
     await expect(b.backfill(circuitOf(a)!, 0, 10)).rejects.toThrow()
     await waitFor('the relayed connection closed', () => !b.connectedPeers().includes(a.peerId), 10_000)
+    // The closed circuit's count stays in the total, and it is the relay's limit at most.
+    expect(b.stats().relayedBytes).toBeGreaterThan(0)
+    expect(b.stats().relayedBytes).toBeLessThanOrEqual(64 * 1024)
   }, 40_000)
 
   it('drops a circuit at its time limit', async () => {

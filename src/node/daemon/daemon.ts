@@ -281,8 +281,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           builders: () => builders.list(),
           jobs: async ({ recent }) => await jobsView({ store, scheduler }, { recent }),
           peers: () => {
-            const { reachability, relayRefused } = p2p.stats()
-            return { peerId: p2p.peerId, ...reachability, relayRefused, peers: p2p.peerList() }
+            const { reachability, relayRefused, relayedBytes } = p2p.stats()
+            return { peerId: p2p.peerId, ...reachability, relayRefused, relayedBytes, peers: p2p.peerList() }
           },
           host: () => scheduler.health(),
           catchUp: () => { const b = backfill.stats(); return { behind: b.behind, perSecond: b.perSecond, etaSeconds: b.etaSeconds } },

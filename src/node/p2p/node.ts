@@ -21,7 +21,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { KEEP_ALIVE } from '@libp2p/interface'
-import type { Libp2p, PeerId } from '@libp2p/interface'
+import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
 import { LimitError, ValidationError } from '../../protocol/errors.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
 import { BACKFILL_PROTOCOL, DEFAULT_MAX_MESSAGE_BYTES, MANIFEST_PROTOCOL, TOPICS } from './constants.js'
@@ -106,6 +106,8 @@ export interface P2PStats {
   relayRefused: Record<string, number>
   /** Of those, checkpoint messages (their own buckets). */
   throttledCheckpoints: number
+  /** Bytes this node's relayed connections carried since start, both directions, as counted against the relays' byte limits. */
+  relayedBytes: number
 }
 
 export type PeerEvent = 'connect' | 'disconnect'
@@ -283,7 +285,11 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
             })
           }
         : {}),
-      ...(upnp ? { upnp: uPnPNAT({ portMappingDescription: 'neko-rebuilder' }) } : {}),
+      // A mapping the router made is advertised at once: upnp-nat refuses a router whose own
+      // external address is private (behind another NAT), and waiting for AutoNAT would leave
+      // it unadvertised until some new AutoNAT server happens to connect. Relay slots are kept
+      // (the host's own address stays private), so a peer that cannot dial it still gets through.
+      ...(upnp ? { upnp: uPnPNAT({ portMappingDescription: 'neko-rebuilder', autoConfirmAddress: true }) } : {}),
       // Peer routing (a peer's addresses from its id) and more peers than the bootstrap list.
       ...(nat.dht !== false ? { dht: kadDHT({ protocol: DHT_PROTOCOL }) } : {})
     }
@@ -359,9 +365,27 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     const addr = conns[0]?.remoteAddr.toString()
     log.info({ peer, addr, peers: libp2p.getPeers().length, ...(overRelay(conns) ? { relayed: true } : {}) }, 'peer connected')
   })
+  // Bytes carried over relays, as the relays count them against their limits: a relayed
+  // connection's limit starts at what the relay granted and shrinks with every byte either way.
+  const relayGranted = new WeakMap<Connection, bigint>()
+  let relayedBytesClosed = 0
+  const relayedBytesOf = (conn: Connection): number => {
+    const granted = relayGranted.get(conn)
+    const left = conn.limits?.bytes
+    return granted == null || left == null ? 0 : Number(granted - left)
+  }
+  libp2p.addEventListener('connection:close', (evt) => {
+    const conn = evt.detail
+    if (!relayGranted.has(conn)) return
+    const bytes = relayedBytesOf(conn)
+    relayedBytesClosed += bytes
+    relayGranted.delete(conn)
+    log.info({ peer: conn.remotePeer.toString(), bytes, relayedBytes: relayedBytesClosed }, 'relayed connection closed')
+  })
   // A relayed connection that DCUtR (or a dial) replaced by a direct one.
   libp2p.addEventListener('connection:open', (evt) => {
     const conn = evt.detail
+    if (conn.limits?.bytes != null) relayGranted.set(conn, conn.limits.bytes)
     if (conn.limits != null) return
     const peer = conn.remotePeer
     if (libp2p.getConnections(peer).some(c => c !== conn && c.limits != null)) {
@@ -540,7 +564,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
         mesh[topic] = started ? router.getMeshPeers(topic).length : 0
       }
       const reachability = libp2p.services.reachability.read(libp2p.services.relay?.reservations.size ?? 0, serving)
-      return { peers: libp2p.getPeers().length, topics, mesh, throttled: throttle.refused() + checkpointThrottle.refused(), throttledCheckpoints: checkpointThrottle.refused(), reachability, relayRefused: relayGate.refused() }
+      const relayedBytes = relayedBytesClosed + libp2p.getConnections().reduce((sum, c) => sum + relayedBytesOf(c), 0)
+      return { peers: libp2p.getPeers().length, topics, mesh, throttled: throttle.refused() + checkpointThrottle.refused(), throttledCheckpoints: checkpointThrottle.refused(), reachability, relayRefused: relayGate.refused(), relayedBytes }
     },
 
     score: (peerId) => router.getScore(peerId),
