@@ -117,7 +117,9 @@ function sameHead (a: SideEvidence | undefined, b: SideEvidence | undefined, mag
 /** A file whose first bytes (and captured content) hold no control bytes besides whitespace. */
 export function looksText (buf: Buffer | undefined): boolean {
   if (buf == null) return false
-  for (const c of buf) {
+  // An indexed loop: a Buffer's iterator costs several times as much on files of hundreds of KiB.
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i] as number
     if (c === 9 || c === 10 || c === 13 || c === 12) continue
     if (c < 32 || c === 127) return false
   }
