@@ -20,22 +20,42 @@ const isObject = (v: unknown): v is Record<string, unknown> => v != null && type
  */
 export function jsonChanges (a: unknown, b: unknown, max = MAX_JSON_CHANGES): JsonChange[] {
   const out: JsonChange[] = []
-  const walk = (x: unknown, y: unknown, path: string, depth: number): void => {
+  // A value's path is spelled only when it differs: most of a large document is equal.
+  interface At { parent: At | undefined, key: string | number }
+  const spell = (at: At | undefined): string => {
+    if (at == null) return ''
+    const up = spell(at.parent)
+    return typeof at.key === 'number' ? `${up}[${at.key}]` : up === '' ? at.key : `${up}.${at.key}`
+  }
+  const walk = (x: unknown, y: unknown, at: At | undefined, depth: number): void => {
     if (out.length >= max || Object.is(x, y)) return
     if (depth < MAX_DEPTH && Array.isArray(x) && Array.isArray(y) && x.length === y.length) {
-      for (let i = 0; i < x.length && out.length < max; i++) walk(x[i], y[i], `${path}[${i}]`, depth + 1)
-      return
-    }
-    if (depth < MAX_DEPTH && isObject(x) && isObject(y)) {
-      for (const k of [...new Set([...Object.keys(x), ...Object.keys(y)])].sort()) {
-        if (out.length >= max) return
-        walk(x[k], y[k], path === '' ? k : `${path}.${k}`, depth + 1)
+      for (let i = 0; i < x.length && out.length < max; i++) {
+        const xi: unknown = x[i]
+        const yi: unknown = y[i]
+        if (!Object.is(xi, yi)) walk(xi, yi, { parent: at, key: i }, depth + 1)
       }
       return
     }
-    if (JSON.stringify(x) !== JSON.stringify(y)) out.push({ path: path === '' ? '(root)' : path, a: x, b: y })
+    if (depth < MAX_DEPTH && isObject(x) && isObject(y)) {
+      const kx = Object.keys(x)
+      const ky = Object.keys(y)
+      // The same keys in the same order (the usual case): no union to build.
+      const same = kx.length === ky.length && kx.every((k, i) => k === ky[i])
+      for (const k of (same ? kx : [...new Set([...kx, ...ky])]).sort()) {
+        if (out.length >= max) return
+        const xk = x[k]
+        const yk = y[k]
+        if (!Object.is(xk, yk)) walk(xk, yk, { parent: at, key: k }, depth + 1)
+      }
+      return
+    }
+    if (JSON.stringify(x) !== JSON.stringify(y)) {
+      const path = spell(at)
+      out.push({ path: path === '' ? '(root)' : path, a: x, b: y })
+    }
   }
-  walk(a, b, '', 0)
+  walk(a, b, undefined, 0)
   return out
 }
 

@@ -49,12 +49,15 @@ export interface LayerListing {
   captured: Map<string, { content: Buffer, complete: boolean }>
 }
 
+/** Output chunk of the decompressor: larger than zlib's 16 KiB, so that a layer of hundreds of MiB takes fewer callbacks and buffers. */
+const UNZIP_CHUNK_BYTES = 256 * 1024
+
 function decompressor (mediaType: string): Transform | undefined {
-  if (/gzip$/.test(mediaType)) return zlib.createGunzip()
+  if (/gzip$/.test(mediaType)) return zlib.createGunzip({ chunkSize: UNZIP_CHUNK_BYTES })
   if (/zstd$/.test(mediaType)) {
-    const z = zlib as unknown as { createZstdDecompress?: () => Transform }
+    const z = zlib as unknown as { createZstdDecompress?: (opts?: { chunkSize?: number }) => Transform }
     if (z.createZstdDecompress == null) throw new OciArchiveError(`layers of type ${mediaType} need a Node.js with zstd support`)
-    return z.createZstdDecompress()
+    return z.createZstdDecompress({ chunkSize: UNZIP_CHUNK_BYTES })
   }
   return undefined
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { causeRef, type CauseId, type CauseRef } from '../../protocol/causes.js'
 import { jsonChanges, MAX_JSON_CHANGES, parseJsonDocument } from './json-diff.js'
 import { textChanges } from './text-diff.js'
@@ -114,13 +115,18 @@ function sameHead (a: SideEvidence | undefined, b: SideEvidence | undefined, mag
   return m(a?.head) && m(b?.head)
 }
 
+/** Bytes that make a file binary: controls other than tab, newline, form feed and carriage return, and DEL. */
+const CONTROL_BYTES = [...Array.from({ length: 32 }, (_, i) => i).filter(c => c !== 9 && c !== 10 && c !== 12 && c !== 13), 127]
+/** U+FFFD in UTF-8: a decoder's mark for bytes that are not UTF-8. */
+const REPLACEMENT = Buffer.from('\uFFFD', 'utf8')
+
 /** A file whose first bytes (and captured content) hold no control bytes besides whitespace. */
 export function looksText (buf: Buffer | undefined): boolean {
   if (buf == null) return false
-  for (const c of buf) {
-    if (c === 9 || c === 10 || c === 13 || c === 12) continue
-    if (c < 32 || c === 127) return false
-  }
+  // One native scan per control byte: files of hundreds of KiB are judged without a loop in JS.
+  for (const c of CONTROL_BYTES) if (buf.includes(c)) return false
+  // Whole valid UTF-8 decodes without U+FFFD unless it holds one; anything else takes the decoder.
+  if (isUtf8(buf)) return !buf.includes(REPLACEMENT)
   // `stream: true` holds back a character cut at the end of a file's first bytes.
   return !new TextDecoder('utf-8').decode(buf, { stream: true }).includes('\uFFFD')
 }
