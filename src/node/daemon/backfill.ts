@@ -339,9 +339,9 @@ export function createBackfillSync (components: {
      * its page only repeated what another peer's running catch-up brought (two servers of the
      * same history walk it in step: one is enough, the other resumes when it ends).
      */
-    const settle = async (page: BackfillPage, opts: { shadow: boolean } = { shadow: true }): Promise<boolean> => {
+    const settle = async (page: BackfillPage): Promise<boolean> => {
       const r = await take(peerId, page)
-      if (opts.shadow && r.repeated && [...inFlight.keys()].some(p => p !== peerId && !shadowed.has(p))) {
+      if (r.repeated && [...inFlight.keys()].some(p => p !== peerId && !shadowed.has(p))) {
         shadowed.add(peerId)
         return false
       }
@@ -367,13 +367,22 @@ export function createBackfillSync (components: {
     }
 
     // 0. Announcements first: without its release's announcement no claim can be judged. A
-    // page of repeats is no reason to wait for another peer here (they are few).
+    // page of repeats is no reason to wait for another peer here, so it is taken directly.
     for (let i = 0; i < announcementPages; i++) {
       const f = await fetchPage(peerId, announcementsRead.get(peerId) ?? 0, { kind: 'announcement' })
       if ('stop' in f) { if (f.stop === 'paced') totals.paced++; return done(f.stop === 'paced') }
       // None (left) to read: the question costs the server next to nothing, and no page of its allowance.
       if (f.page.items.length === 0) { paceOf(peerId).credit++; break }
-      if (!await settle(f.page, { shadow: false })) return done(false)
+      const r = await take(peerId, f.page)
+      stored += r.stored
+      rejected += r.rejected
+      useful += r.useful
+      if (r.rejected > 0) {
+        p2p.penalize(peerId, r.rejected)
+        totals.penalised++
+        log.warn({ peer: peerId, forged: r.rejected }, 'back-fill peer sent forged announcements; stopped catching up from it')
+        return done(false)
+      }
       if (announcementsRead.size >= 10_000 && !announcementsRead.has(peerId)) announcementsRead.delete(announcementsRead.keys().next().value as string)
       announcementsRead.set(peerId, Math.max(announcementsRead.get(peerId) ?? 0, f.page.next))
       if (f.page.items.length < pageSize) break
