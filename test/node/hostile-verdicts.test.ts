@@ -130,6 +130,9 @@ describe('hostile peers against three honest nodes', () => {
     const late = await startNode(join(root, 'late'), policy, [nodes[0]!.multiaddrs()[0]!])
     nodes.push(late)
     await waitFor('back-fill of the honest claims', async () => (await Promise.all(honest.map(async e => await late.store.hasMessage(idOf(e))))).every(Boolean), 120_000)
+    // Back-fill reads the newest pages first: the release's announcement, older than the flood,
+    // may come after its claims. The verdict follows once it is there.
+    await waitFor('the late node\'s verdict', async () => (await consensusForTag(late.store, policy, 'crowd')) !== undefined, 120_000)
     const c = await consensusForTag(late.store, policy, 'crowd')
     expect(c?.targets.map(t => [t.status, t.agreeing.length])).toEqual([['reproducible', 3]])
     await late.stop()
