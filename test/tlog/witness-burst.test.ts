@@ -106,9 +106,11 @@ describe('witnessing a burst on real nodes', () => {
     for (const [i, t] of fullAt.entries()) expect((t ?? Infinity) - (lastEntry[i] ?? 0)).toBeLessThan(BOUND_MS)
     // The rate limit did drop checkpoint messages: what was cosigned was fetched again.
     expect(daemons.reduce((n, d) => n + d.p2p.stats().throttledCheckpoints, 0)).toBeGreaterThan(0)
-    // Each witness that fell behind said so once per log and reason, and that it caught up.
+    // Each witness that fell behind said so once per log and reason, and that it caught up. Whether
+    // one falls behind at all depends on which copies the rate dropped (a later checkpoint that
+    // gets through supersedes a dropped one): the reports themselves are pinned down against
+    // stand-in logs in witness-unreachable.test.ts.
     const behind = records.filter(r => r.component === 'witness' && typeof r.msg === 'string' && r.msg.startsWith('witness behind on a log'))
-    expect(behind.length).toBeGreaterThan(0)
     for (const r of behind) {
       expect(r).toMatchObject({ level: 30, reason: expect.stringMatching(/^(throttled|proof refused|unreachable)$/) as unknown })
       expect(typeof r.origin).toBe('string')
