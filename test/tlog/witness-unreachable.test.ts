@@ -178,3 +178,46 @@ describe('a witness behind on a log', () => {
     expect(fetched.length).toBeLessThanOrEqual(5)
   })
 })
+
+describe('a fork that arrives while the witness is busy with the log', () => {
+  it('is flagged although a copy of the honest tree of the same size arrives after it', async () => {
+    const logId = generateIdentity()
+    const origin = logOrigin(logId.keyId)
+    const vkey = formatVerifierKey(origin, createPublicKey(logId.privateKey))
+    const tree = new MemoryTree()
+    for (let i = 0; i < 4; i++) tree.append(entryLeafHash('claim', createHash('sha256').update(`m${i}`).digest('hex')))
+    const signed = (size: number, root: Uint8Array): Buffer => encodeCheckpointMessage(signNote(formatCheckpoint({ origin, size, rootHash: Buffer.from(root) }), origin, logId.privateKey), [vkey])
+    const dir = await mkdtemp(join(tmpdir(), 'neko-witness-fork-'))
+    let release: () => void = () => {}
+    let asked = false
+    const gate = new Promise<void>(resolve => { release = () => { resolve() } })
+    const w = createWitness({
+      identity: generateIdentity(),
+      publish: async () => {},
+      consistencyProof: async (_peer, _origin, oldSize, newSize) => {
+        asked = true
+        await gate
+        return tree.consistencyProof(oldSize, newSize, true)
+      }
+    }, { path: join(dir, 'witness') })
+    await w.start()
+    try {
+      const deliver = async (data: Buffer): Promise<void> => {
+        const checked = w.validate(data)
+        await w.receive(data, checked.verdict === 'accept' ? checked.checkpoint : undefined)
+      }
+      await deliver(signed(2, tree.root(2)))
+      // The honest tree of 4 is being proven when the forged one and another honest copy arrive.
+      const first = deliver(signed(4, tree.root(4)))
+      await waitFor('the proof asked for', () => asked)
+      await deliver(signed(4, Buffer.alloc(32, 7)))
+      await deliver(signed(4, tree.root(4)))
+      release()
+      await first
+      expect((await w.splitViews()).map(s => s.origin)).toEqual([origin])
+    } finally {
+      await w.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -33,6 +33,8 @@ import type { TransparencyLog } from './types.js'
 const MAX_LOGS = 1024
 /** Peers whose messages are to be fetched again (their log's newest checkpoint, their cosignature of this node's log), at most. */
 const MAX_PENDING_PEERS = 256
+/** Distinct trees of one size kept waiting per log while it is checked (each is evidence of a fork). */
+const MAX_WAITING_ROOTS = 4
 /** A throttled checkpoint is fetched again this soon (one fetch for a burst of throttled messages). */
 const DEFAULT_REFETCH_MS = 500
 /** A witness still behind fetches the log's newest checkpoint again after this, doubling up to the maximum. */
@@ -154,7 +156,10 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   const split = new Map<string, SplitViewRecord>()
   // Kept on disk too, so a restart does not forget since when a log has been silent.
   const failures = new Map<string, UnresponsiveLog>()
-  const busy = new Map<string, VerifiedCheckpoint | null>() // origin → newest waiting (null: none)
+  // origin → checkpoints waiting while one of the log is checked: the newest size, one per
+  // distinct root of that size (two roots of one size are a split view: neither may supersede
+  // the other); [] while none waits.
+  const busy = new Map<string, VerifiedCheckpoint[]>()
   let cosigned = 0
   const refetchMs = init.refetchMs ?? DEFAULT_REFETCH_MS
   const retryMs = init.retryMs ?? DEFAULT_RETRY_MS
@@ -227,7 +232,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     }
     // Nothing newer than what this witness cosigned: it is not behind after all.
     const known = logs.get(origin)
-    if (!failures.has(origin) && known !== undefined && cosignedSizeOf(origin) >= known.seenSize && busy.get(origin) == null) caughtUp(origin)
+    if (!failures.has(origin) && known !== undefined && cosignedSizeOf(origin) >= known.seenSize && (busy.get(origin)?.length ?? 0) === 0) caughtUp(origin)
   }
 
   /** Fetches soon what a message from `peer` may have carried. */
@@ -390,21 +395,27 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     await enqueue(c)
   }
 
-  /** One check per log at a time; while busy only the newest checkpoint waits. */
+  /**
+   * One check per log at a time. While busy, only the newest size waits, but every distinct
+   * root of it does (a few at most): a copy of the honest tree arriving after a forged one of
+   * the same size must not hide the fork.
+   */
   async function enqueue (c: VerifiedCheckpoint): Promise<void> {
     const origin = c.checkpoint.origin
-    if (busy.has(origin)) {
-      const waiting = busy.get(origin)
-      if (waiting == null || waiting.checkpoint.size <= c.checkpoint.size) busy.set(origin, c)
+    const waiting = busy.get(origin)
+    if (waiting !== undefined) {
+      const size = waiting[0]?.checkpoint.size ?? -1
+      if (c.checkpoint.size > size) busy.set(origin, [c])
+      else if (c.checkpoint.size === size && waiting.length < MAX_WAITING_ROOTS && !waiting.some(w => Buffer.from(w.checkpoint.rootHash).equals(c.checkpoint.rootHash))) waiting.push(c)
       return
     }
-    busy.set(origin, null)
-    let next: VerifiedCheckpoint | null = c
+    busy.set(origin, [])
+    let next: VerifiedCheckpoint[] = [c]
     try {
-      while (next !== null) {
-        await witness(next).catch((err: unknown) => { log.warn({ err, origin }, 'witnessing a checkpoint failed') })
-        next = busy.get(origin) ?? null
-        busy.set(origin, null)
+      while (next.length > 0) {
+        for (const n of next) await witness(n).catch((err: unknown) => { log.warn({ err, origin }, 'witnessing a checkpoint failed') })
+        next = busy.get(origin) ?? []
+        busy.set(origin, [])
       }
     } finally {
       busy.delete(origin)
