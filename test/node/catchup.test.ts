@@ -104,6 +104,22 @@ describe('catching up', () => {
     expect(mine).toEqual(await storeVerdicts(a.store, policy, REPO, history.newest.commit))
   }, 120_000)
 
+  it('a server that holds another policy\'s announcements is read whole and not penalised for them', async () => {
+    const history = makeHistory(200)
+    // The server's operator also trusts another announcer, whose releases it holds and serves.
+    const foreign = makeHistory(40, { signers: history.builders })
+    const server = await start(policyFor(history.builders, [history.announcer, foreign.announcer]), {}, undefined, [...history.envelopes, ...foreign.envelopes])
+    const fresh = await start(policyFor(history.builders, [history.announcer]), { bootstrap: [server.multiaddrs()[0]!] })
+    const ours = await storeVerdicts(server.store, policyFor(history.builders, [history.announcer]), REPO, history.newest.commit)
+    await waitFor('our releases read', async () => (await storeVerdicts(fresh.store, policyFor(history.builders, [history.announcer]), REPO, history.newest.commit)).every(v => v.status === 'reproducible'), 30_000)
+    const served = (await server.store.messagesSince(0, 10_000)).items.length
+    await waitFor('the whole history read', () => { const b = fresh.stats().backfill; return b.behind === 0 && b.verified + b.skipped >= served }, 30_000)
+    const s = fresh.stats().backfill
+    expect([s.rejected, s.penalised]).toEqual([0, 0])
+    expect(fresh.p2p.score(server.p2p.peerId)).toBeGreaterThanOrEqual(0)
+    expect(ours.map(v => v.status)).toEqual(HISTORY_TARGETS.map(() => 'reproducible'))
+  }, 60_000)
+
   it('a server whose pages bring only untrusted claims gets maxPages pages, then waits for the interval', async () => {
     const trusted = makeHistory(10)
     const policy = policyFor(trusted.builders, [trusted.announcer])

@@ -67,7 +67,10 @@ describe('ingest', () => {
     expect(stored).toHaveLength(1)
 
     expect((await v.check(TOPICS.claims, ann)).verdict).toBe('reject')
-    expect((await v.check(TOPICS.announcements, bytes(signAnnouncement({ ...announcement, tag: 'v2' }, generateIdentity())))).verdict).toBe('reject')
+    // Another policy's announcer: not ours to store, but not the relaying peer's fault either.
+    const foreign = await v.check(TOPICS.announcements, bytes(signAnnouncement({ ...announcement, tag: 'v2' }, generateIdentity())))
+    expect([foreign.verdict, foreign.refused, foreign.reason]).toEqual(['ignore', true, expect.stringMatching(/not an announcer of the policy/)])
+    expect(await ingest.acceptItems([bytes(signAnnouncement({ ...announcement, tag: 'v3' }, generateIdentity()))])).toEqual([{ outcome: 'duplicate', trusted: false }])
     expect((await v.check(TOPICS.claims, bytes('{"payload":'))).verdict).toBe('reject')
     expect((await v.check(TOPICS.claims, new Uint8Array(70_000))).verdict).toBe('reject')
     const env = signClaim(claim(), builder)

@@ -326,7 +326,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       const text = typeof envelope === 'string' ? envelope : JSON.stringify(envelope)
       const data = Buffer.from(text, 'utf8')
       const { outcome, judgement: r } = await ingest.accept(TOPICS.announcements, data)
-      if (r.verdict === 'reject') throw new MessageRejectedError(r.reason ?? 'invalid')
+      if (r.verdict === 'reject' || r.refused === true) throw new MessageRejectedError(r.reason ?? 'invalid')
       if (r.message == null || r.message.kind !== 'announcement') throw new MessageRejectedError('not an announcement')
       const { recipients } = await p2p.publish(TOPICS.announcements, data)
       return { id: r.message.id, stored: outcome === 'stored', recipients }

@@ -49,8 +49,7 @@ class NodeIngest extends TypedEventEmitter<IngestEvents> implements Ingest {
       for (let i = 0; i < batch.length; i++) {
         const judgement = await this.judged('backfill', decoded[i] as DecodeResult)
         const m = judgement.message
-        // Announcements are stored only from policy announcers.
-        const trusted = m != null && (m.kind === 'announcement' || policy.builderKeys.has(m.keyId))
+        const trusted = m != null && (m.kind === 'announcement' ? policy.announcerKeys.has(m.keyId) : policy.builderKeys.has(m.keyId))
         out.push({ outcome: await this.settle(judgement, batch[i] as Uint8Array), trusted })
       }
     }
@@ -125,7 +124,7 @@ class NodeIngest extends TypedEventEmitter<IngestEvents> implements Ingest {
   /** Gossip offers a refused announcement again and again: it is reported once. */
   private refuse (j: Judgement): Judgement {
     const m = j.message
-    if (j.verdict === 'reject' && m?.kind === 'announcement' && !this.refused.has(m.id)) {
+    if (j.refused === true && m?.kind === 'announcement' && !this.refused.has(m.id)) {
       if (this.refused.size >= 1024) this.refused.clear()
       this.refused.add(m.id)
       this.log.warn({ id: m.id, repository: m.announcement.repository, tag: m.announcement.tag, keyId: m.keyId, reason: j.reason }, `announcement of ${m.announcement.tag} refused: ${j.reason ?? 'invalid'}`)

@@ -35,8 +35,10 @@ export function createJudge (components: { store: Store, policy: TrustPolicy, lo
       if (await store.hasMessage(message.id)) return { verdict: 'ignore', message, reason: 'already stored' }
       if (message.kind === 'announcement') {
         trusted = policy.announcerKeys.has(message.keyId)
-        // `message` rides along so the node can say which release it refused.
-        if (!trusted) return { verdict: 'reject', message, reason: `announcement signed by ${message.keyId}, not an announcer of the policy` }
+        // `message` rides along so the node can say which release it refused. Ignored, not
+        // rejected: nodes of other policies share the network, and a peer relaying what its
+        // own policy trusts is not penalised for it (nor is a back-fill server).
+        if (!trusted) return { verdict: 'ignore', refused: true, message, reason: `announcement signed by ${message.keyId}, not an announcer of the policy` }
       } else if (!(trusted = policy.builderKeys.has(message.keyId))) {
         // A stranger's claim is shown, never counted; keep it from crowding anything out.
         if (!limiter.take(message.keyId)) return { verdict: 'ignore', reason: `untrusted key ${message.keyId} over its rate` }

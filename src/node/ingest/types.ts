@@ -15,6 +15,11 @@ export interface Judgement {
   reason?: string
   /** Ignored over the trusted keys' gossip rate: the sender holds it, and back-fill can fetch it. */
   throttled?: boolean
+  /**
+   * A valid announcement by a key this node's policy does not list as an announcer: ignored,
+   * not rejected, since a peer whose policy lists that key relays it honestly.
+   */
+  refused?: boolean
 }
 
 /** What became of one envelope handed to the ingest. */
