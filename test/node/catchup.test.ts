@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDaemon, storeBackfillSource, type Daemon, type DaemonInit } from '../../src/node/daemon/index.js'
 import { createIngest } from '../../src/node/ingest/index.js'
-import { TOPICS } from '../../src/node/p2p/index.js'
+import { createP2PNode, TOPICS } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { signClaim } from '../../src/protocol/messages.js'
@@ -125,6 +125,46 @@ describe('catching up', () => {
     expect(fresh.p2p.score(server.p2p.peerId)).toBeGreaterThanOrEqual(0)
     expect(ours.map(v => v.status)).toEqual(HISTORY_TARGETS.map(() => 'reproducible'))
   }, 60_000)
+
+  it('a peer serving junk that honest peers also hold does not hold their catch-ups back', async () => {
+    const history = makeHistory(1500)
+    const policy = policyFor(history.builders, [history.announcer])
+    // Untrusted claims on many targets, which the honest peers also stored (by gossip, say): the
+    // newest page of each honest peer repeats what the hostile peer sent first.
+    const strangers = makeHistory(400, { builders: 4 })
+    const junk = strangers.envelopes.filter(e => !e.includes(strangers.announcer.keyId)).slice(0, 128)
+    const a = await start(policy, {}, undefined, [...history.envelopes, ...junk])
+    const b = await start(policy, {}, undefined, [...history.envelopes, ...junk])
+    const pool = [...junk, ...makeHistory(2000, { builders: 5 }).envelopes].map(e => Buffer.from(e))
+    const hostile = await createP2PNode({
+      privateKey: generateIdentity().privateKey,
+      validate: () => 'ignore',
+      onMessage: () => {},
+      // The shared junk first, then other junk (its catch-up slows but goes on), then it stalls.
+      backfillSource: async ({ cursor, limit }) => {
+        if (cursor >= pool.length) return await new Promise<never>(() => {})
+        const items = pool.slice(cursor, cursor + limit)
+        return { items, next: cursor + items.length, from: cursor, head: 1_000_000 }
+      }
+    }, { listen: [LOOPBACK], mdns: false })
+    await hostile.start()
+    try {
+      const fresh = await start(policy, { bootstrap: [hostile.multiaddrs()[0]!] })
+      await waitFor('the hostile peer\'s first page verified', () => fresh.stats().backfill.verified >= 128, 20_000)
+      await fresh.p2p.dial(a.multiaddrs()[0]!)
+      await fresh.p2p.dial(b.multiaddrs()[0]!)
+      const releases = history.envelopes.filter(e => e.includes(history.announcer.keyId)).length
+      const perRelease = HISTORY_TARGETS.length * history.builders.length
+      // Without waiting on the hostile peer's catch-up (it ends only at its stall's deadline).
+      const trustedClaims = async (commit: string): Promise<number> => (await fresh.store.claimsForCommit(REPO, commit)).filter(c => policy.builderKeys.has(c.keyId)).length
+      await waitFor('the honest history read', async () =>
+        (await fresh.store.announcements()).length === releases &&
+        await trustedClaims(history.newest.commit) === perRelease &&
+        await trustedClaims('1'.padStart(40, '0')) === perRelease, 20_000)
+    } finally {
+      await hostile.stop()
+    }
+  }, 90_000)
 
   it('a server whose pages bring only untrusted claims gets maxPages pages, then waits for the interval', async () => {
     const trusted = makeHistory(10)

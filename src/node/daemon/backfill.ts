@@ -203,6 +203,10 @@ export function createBackfillSync (components: {
   const again = new Set<string>()
   // Peers whose pages only repeated what another peer's catch-up was bringing: they wait for it to end.
   const shadowed = new Set<string>()
+  // Peers whose running catch-up last brought a page of new, trusted items: only such a peer is
+  // waited on. A server of junk (or of repeats of what it sent before) leads nobody, so it cannot
+  // hold honest catch-ups back by sending what their pages also carry.
+  const leading = new Set<string>()
   const pace = new Map<string, PeerPace>()
   // Item hashes brought by some peer (insertion order: the oldest go first), and those being verified now.
   const seen = new Set<string>()
@@ -300,7 +304,9 @@ export function createBackfillSync (components: {
     if (fresh.length > 0 && useful * 2 >= fresh.length) {
       p.credit++
       p.idle = 0
+      leading.add(peerId)
     } else {
+      if (fresh.length > 0 && leading.delete(peerId)) resumeShadowed()
       totals.idlePages++
       // Repeats of what another peer brought cost no verification, and an empty page ends the
       // catch-up: neither slows the server (the page allowance still counts them).
@@ -341,7 +347,7 @@ export function createBackfillSync (components: {
      */
     const settle = async (page: BackfillPage, opts: { shadow: boolean } = { shadow: true }): Promise<boolean> => {
       const r = await take(peerId, page)
-      if (opts.shadow && r.repeated && [...inFlight.keys()].some(p => p !== peerId && !shadowed.has(p))) {
+      if (opts.shadow && r.repeated && [...leading].some(p => p !== peerId && inFlight.has(p) && !shadowed.has(p))) {
         shadowed.add(peerId)
         return false
       }
@@ -469,18 +475,22 @@ export function createBackfillSync (components: {
       return { stored: 0, rejected: 0 }
     }).finally(() => {
       inFlight.delete(peerId)
+      leading.delete(peerId)
       if (again.delete(peerId) && !stopped) void sync(peerId, true)
-      // No catch-up left that others wait on (it ended: done, paced or failed): they go on.
-      if (!stopped && ![...inFlight.keys()].some(p => !shadowed.has(p))) {
-        for (const peer of [...shadowed]) {
-          if (inFlight.has(peer)) continue
-          shadowed.delete(peer)
-          if (p2p.connectedPeers().includes(peer)) void sync(peer, true)
-        }
-      }
+      resumeShadowed()
     })
     inFlight.set(peerId, p)
     return p
+  }
+
+  /** No catch-up left that others wait on (it ended, or stopped bringing anything new): they go on. */
+  function resumeShadowed (): void {
+    if (stopped || [...leading].some(p => inFlight.has(p) && !shadowed.has(p))) return
+    for (const peer of [...shadowed]) {
+      if (inFlight.has(peer)) continue
+      shadowed.delete(peer)
+      if (p2p.connectedPeers().includes(peer)) void sync(peer, true)
+    }
   }
 
   /** A catch-up from `peerId` after `delayMs`, if still connected then; one pending per peer in `timers`. */
@@ -523,8 +533,10 @@ export function createBackfillSync (components: {
     },
     stats () {
       const connected = new Set(p2p.connectedPeers())
-      // Peers that have said how much they hold; the median, so one peer cannot inflate it.
-      const behind = median([...pace.entries()].flatMap(([peer, p]) => connected.has(peer) && p.behind != null ? [p.behind] : []))
+      // Peers that have said how much they hold; the median, so one peer cannot inflate it. A
+      // peer waiting on another's catch-up of the same history is as far behind as that one.
+      const led = Math.min(...[...leading].flatMap(p => inFlight.has(p) ? [pace.get(p)?.behind ?? Number.POSITIVE_INFINITY] : []))
+      const behind = median([...pace.entries()].flatMap(([peer, p]) => connected.has(peer) && p.behind != null ? [shadowed.has(peer) ? Math.min(p.behind, led) : p.behind] : []))
       const now = Date.now()
       const recent = samples.filter(([t]) => t >= now - 30_000)
       const items = recent.reduce((n, [, c]) => n + c, 0)
