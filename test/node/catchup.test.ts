@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDaemon, storeBackfillSource, type Daemon, type DaemonInit } from '../../src/node/daemon/index.js'
 import { createIngest } from '../../src/node/ingest/index.js'
-import { TOPICS } from '../../src/node/p2p/index.js'
+import { createP2PNode, TOPICS } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { signClaim } from '../../src/protocol/messages.js'
@@ -77,7 +77,8 @@ describe('catching up', () => {
     // Two pages a minute for pages that bring nothing: the old fixed pace would take 8 minutes.
     const fresh = await start(policy, { backfill: { maxPages: 2 }, bootstrap: [a.multiaddrs()[0]!, b.multiaddrs()[0]!] })
     const order: string[] = []
-    fresh.onStored(m => { order.push(m.kind === 'announcement' ? m.announcement.commit : m.claim.target.commit) })
+    const kinds: string[] = []
+    fresh.onStored(m => { order.push(m.kind === 'announcement' ? m.announcement.commit : m.claim.target.commit); kinds.push(m.kind) })
     let maxBehind = 0
     await waitFor('every message stored', () => {
       maxBehind = Math.max(maxBehind, fresh.stats().backfill.behind)
@@ -91,14 +92,19 @@ describe('catching up', () => {
     expect(s.skipped).toBeGreaterThan(0)
     expect(maxBehind).toBeGreaterThan(0)
     await waitFor('nothing behind', () => fresh.stats().backfill.behind === 0, 10_000)
-    // The newest release (announcement and every claim) came with the first pages: each peer's
-    // newest page first (the two are verified side by side, so their items interleave).
-    const perRelease = 1 + HISTORY_TARGETS.length * history.builders.length
-    const newestAt = order.map((c, i) => c === history.newest.commit ? i : -1).filter(i => i >= 0)
-    expect(newestAt).toHaveLength(perRelease)
-    expect(Math.max(...newestAt)).toBeLessThan(2 * 2 * 128)
-    // The oldest release came after it.
-    expect(order.indexOf('1'.padStart(40, '0'))).toBeGreaterThan(Math.max(...newestAt))
+    // Every announcement came first (no claim can be judged without its release's): at most
+    // the other peer's first page of claims, read side by side, came between them.
+    const announcements = kinds.filter(k => k === 'announcement').length
+    expect(announcements).toBeGreaterThan(1)
+    expect(kinds.lastIndexOf('announcement')).toBeLessThan(announcements + 128)
+    // Then the newest release's claims came with the first pages: each peer's newest page first
+    // (the two are verified side by side, so their items interleave).
+    const claimsAt = (commit: string): number[] => order.map((c, i) => c === commit && kinds[i] === 'claim' ? i : -1).filter(i => i >= 0)
+    const newestAt = claimsAt(history.newest.commit)
+    expect(newestAt).toHaveLength(HISTORY_TARGETS.length * history.builders.length)
+    expect(Math.max(...newestAt)).toBeLessThan(announcements + 2 * 2 * 128)
+    // The oldest release's claims came after them.
+    expect(Math.min(...claimsAt('1'.padStart(40, '0')))).toBeGreaterThan(Math.max(...newestAt))
     const mine = await storeVerdicts(fresh.store, policy, REPO, history.newest.commit)
     expect(mine.map(v => v.status)).toEqual(HISTORY_TARGETS.map(() => 'reproducible'))
     expect(mine).toEqual(await storeVerdicts(a.store, policy, REPO, history.newest.commit))
@@ -119,6 +125,46 @@ describe('catching up', () => {
     expect(fresh.p2p.score(server.p2p.peerId)).toBeGreaterThanOrEqual(0)
     expect(ours.map(v => v.status)).toEqual(HISTORY_TARGETS.map(() => 'reproducible'))
   }, 60_000)
+
+  it('a peer serving junk that honest peers also hold does not hold their catch-ups back', async () => {
+    const history = makeHistory(1500)
+    const policy = policyFor(history.builders, [history.announcer])
+    // Untrusted claims on many targets, which the honest peers also stored (by gossip, say): the
+    // newest page of each honest peer repeats what the hostile peer sent first.
+    const strangers = makeHistory(400, { builders: 4 })
+    const junk = strangers.envelopes.filter(e => !e.includes(strangers.announcer.keyId)).slice(0, 128)
+    const a = await start(policy, {}, undefined, [...history.envelopes, ...junk])
+    const b = await start(policy, {}, undefined, [...history.envelopes, ...junk])
+    const pool = [...junk, ...makeHistory(2000, { builders: 5 }).envelopes].map(e => Buffer.from(e))
+    const hostile = await createP2PNode({
+      privateKey: generateIdentity().privateKey,
+      validate: () => 'ignore',
+      onMessage: () => {},
+      // The shared junk first, then other junk (its catch-up slows but goes on), then it stalls.
+      backfillSource: async ({ cursor, limit }) => {
+        if (cursor >= pool.length) return await new Promise<never>(() => {})
+        const items = pool.slice(cursor, cursor + limit)
+        return { items, next: cursor + items.length, from: cursor, head: 1_000_000 }
+      }
+    }, { listen: [LOOPBACK], mdns: false })
+    await hostile.start()
+    try {
+      const fresh = await start(policy, { bootstrap: [hostile.multiaddrs()[0]!] })
+      await waitFor('the hostile peer\'s first page verified', () => fresh.stats().backfill.verified >= 128, 20_000)
+      await fresh.p2p.dial(a.multiaddrs()[0]!)
+      await fresh.p2p.dial(b.multiaddrs()[0]!)
+      const releases = history.envelopes.filter(e => e.includes(history.announcer.keyId)).length
+      const perRelease = HISTORY_TARGETS.length * history.builders.length
+      // Without waiting on the hostile peer's catch-up (it ends only at its stall's deadline).
+      const trustedClaims = async (commit: string): Promise<number> => (await fresh.store.claimsForCommit(REPO, commit)).filter(c => policy.builderKeys.has(c.keyId)).length
+      await waitFor('the honest history read', async () =>
+        (await fresh.store.announcements()).length === releases &&
+        await trustedClaims(history.newest.commit) === perRelease &&
+        await trustedClaims('1'.padStart(40, '0')) === perRelease, 20_000)
+    } finally {
+      await hostile.stop()
+    }
+  }, 90_000)
 
   it('a server whose pages bring only untrusted claims gets maxPages pages, then waits for the interval', async () => {
     const trusted = makeHistory(10)

@@ -26,6 +26,8 @@ export interface BackfillSyncInit {
   resyncIntervalMs?: number
   /** Pages of a peer's newest items fetched first, newest page first, before its older history. */
   recentPages?: number
+  /** Pages of a peer's announcements fetched before anything else (a claim is judged only under its release's announcement). */
+  announcementPages?: number
   /** How soon after gossip dropped a message over a rate limit the delivering peer is asked for it. */
   missedDelayMs?: number
   /** Items remembered (by hash) as already brought by some peer, so another peer's copy is not verified again. */
@@ -103,8 +105,22 @@ function isRange (v: unknown): v is Range {
  * oldest after `cursor`; cursors are dense, so that range is read forward from its start.
  */
 export function storeBackfillSource (store: Store): (req: BackfillRequest) => Promise<BackfillPage> {
-  return async ({ cursor, limit, maxBytes, before, newest }) => {
+  return async ({ cursor, limit, maxBytes, before, newest, kind }) => {
     const head = store.lastCursor()
+    if (kind === 'announcement') {
+      // Few (one a release), kept in an index of their own: read whole, the page cut after `cursor`.
+      const items: Uint8Array[] = []
+      let next = cursor
+      let bytes = 0
+      for (const m of (await store.announcements()).filter(a => a.cursor > cursor).slice(0, limit)) {
+        const item = Buffer.from(m.envelopeJson, 'utf8')
+        if (maxBytes != null && bytes + item.byteLength > maxBytes && items.length > 0) break
+        bytes += item.byteLength
+        items.push(item)
+        next = m.cursor
+      }
+      return { items, next, from: cursor, head }
+    }
     const to = Math.min(head, before != null ? before - 1 : head)
     if (to <= cursor) return { items: [], next: cursor, from: cursor, head }
     const start = newest === true ? Math.max(cursor, to - limit) : cursor
@@ -172,6 +188,9 @@ export function createBackfillSync (components: {
   const minIntervalMs = init.minIntervalMs ?? 60_000
   const attempts = init.attempts ?? 3
   const recentPages = init.recentPages ?? 8
+  const announcementPages = init.announcementPages ?? 4
+  // How far each peer's announcements were read; in memory: a restart reads them again, once.
+  const announcementsRead = new Map<string, number>()
   const missedDelayMs = init.missedDelayMs ?? 5_000
   const maxSeen = init.maxSeen ?? 262_144
   const idleDelayMs = init.idleDelayMs ?? 250
@@ -184,6 +203,10 @@ export function createBackfillSync (components: {
   const again = new Set<string>()
   // Peers whose pages only repeated what another peer's catch-up was bringing: they wait for it to end.
   const shadowed = new Set<string>()
+  // Peers whose running catch-up last brought a page of new, trusted items: only such a peer is
+  // waited on. A server of junk (or of repeats of what it sent before) leads nobody, so it cannot
+  // hold honest catch-ups back by sending what their pages also carry.
+  const leading = new Set<string>()
   const pace = new Map<string, PeerPace>()
   // Item hashes brought by some peer (insertion order: the oldest go first), and those being verified now.
   const seen = new Set<string>()
@@ -281,7 +304,9 @@ export function createBackfillSync (components: {
     if (fresh.length > 0 && useful * 2 >= fresh.length) {
       p.credit++
       p.idle = 0
+      leading.add(peerId)
     } else {
+      if (fresh.length > 0 && leading.delete(peerId)) resumeShadowed()
       totals.idlePages++
       // Repeats of what another peer brought cost no verification, and an empty page ends the
       // catch-up: neither slows the server (the page allowance still counts them).
@@ -320,9 +345,9 @@ export function createBackfillSync (components: {
      * its page only repeated what another peer's running catch-up brought (two servers of the
      * same history walk it in step: one is enough, the other resumes when it ends).
      */
-    const settle = async (page: BackfillPage): Promise<boolean> => {
+    const settle = async (page: BackfillPage, opts: { shadow: boolean } = { shadow: true }): Promise<boolean> => {
       const r = await take(peerId, page)
-      if (r.repeated && [...inFlight.keys()].some(p => p !== peerId && !shadowed.has(p))) {
+      if (opts.shadow && r.repeated && [...leading].some(p => p !== peerId && inFlight.has(p) && !shadowed.has(p))) {
         shadowed.add(peerId)
         return false
       }
@@ -345,6 +370,19 @@ export function createBackfillSync (components: {
     const done = (cut: boolean): { stored: number, rejected: number, cut: boolean } => {
       if (stored > 0 || rejected > 0) log.info({ peer: peerId, stored, rejected, cursor: low }, 'back-fill from peer done')
       return { stored, rejected, cut: cut && useful > 0 }
+    }
+
+    // 0. Announcements first: without its release's announcement no claim can be judged. A
+    // page of repeats is no reason to wait for another peer here (they are few).
+    for (let i = 0; i < announcementPages; i++) {
+      const f = await fetchPage(peerId, announcementsRead.get(peerId) ?? 0, { kind: 'announcement' })
+      if ('stop' in f) { if (f.stop === 'paced') totals.paced++; return done(f.stop === 'paced') }
+      // None (left) to read: the question costs the server next to nothing, and no page of its allowance.
+      if (f.page.items.length === 0) { paceOf(peerId).credit++; break }
+      if (!await settle(f.page, { shadow: false })) return done(false)
+      if (announcementsRead.size >= 10_000 && !announcementsRead.has(peerId)) announcementsRead.delete(announcementsRead.keys().next().value as string)
+      announcementsRead.set(peerId, Math.max(announcementsRead.get(peerId) ?? 0, f.page.next))
+      if (f.page.items.length < pageSize) break
     }
 
     // 1. The newest pages first, walking down to what was already read.
@@ -437,18 +475,22 @@ export function createBackfillSync (components: {
       return { stored: 0, rejected: 0 }
     }).finally(() => {
       inFlight.delete(peerId)
+      leading.delete(peerId)
       if (again.delete(peerId) && !stopped) void sync(peerId, true)
-      // No catch-up left that others wait on (it ended: done, paced or failed): they go on.
-      if (!stopped && ![...inFlight.keys()].some(p => !shadowed.has(p))) {
-        for (const peer of [...shadowed]) {
-          if (inFlight.has(peer)) continue
-          shadowed.delete(peer)
-          if (p2p.connectedPeers().includes(peer)) void sync(peer, true)
-        }
-      }
+      resumeShadowed()
     })
     inFlight.set(peerId, p)
     return p
+  }
+
+  /** No catch-up left that others wait on (it ended, or stopped bringing anything new): they go on. */
+  function resumeShadowed (): void {
+    if (stopped || [...leading].some(p => inFlight.has(p) && !shadowed.has(p))) return
+    for (const peer of [...shadowed]) {
+      if (inFlight.has(peer)) continue
+      shadowed.delete(peer)
+      if (p2p.connectedPeers().includes(peer)) void sync(peer, true)
+    }
   }
 
   /** A catch-up from `peerId` after `delayMs`, if still connected then; one pending per peer in `timers`. */
@@ -491,8 +533,10 @@ export function createBackfillSync (components: {
     },
     stats () {
       const connected = new Set(p2p.connectedPeers())
-      // Peers that have said how much they hold; the median, so one peer cannot inflate it.
-      const behind = median([...pace.entries()].flatMap(([peer, p]) => connected.has(peer) && p.behind != null ? [p.behind] : []))
+      // Peers that have said how much they hold; the median, so one peer cannot inflate it. A
+      // peer waiting on another's catch-up of the same history is as far behind as that one.
+      const led = Math.min(...[...leading].flatMap(p => inFlight.has(p) ? [pace.get(p)?.behind ?? Number.POSITIVE_INFINITY] : []))
+      const behind = median([...pace.entries()].flatMap(([peer, p]) => connected.has(peer) && p.behind != null ? [shadowed.has(peer) ? Math.min(p.behind, led) : p.behind] : []))
       const now = Date.now()
       const recent = samples.filter(([t]) => t >= now - 30_000)
       const items = recent.reduce((n, [, c]) => n + c, 0)

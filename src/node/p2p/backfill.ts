@@ -11,8 +11,8 @@ import type { ExchangeLimits, ExchangeReply } from './exchange.js'
 /**
  * Wire format (docs/network.md): every frame is an unsigned-varint length then that many
  * bytes. The request is one frame of JSON `{"cursor":n,"limit":n}`, optionally with
- * `"before":n` (only items below it) and `"newest":true` (the newest items of the range
- * rather than the oldest). Each response frame starts with a type byte: ITEM then one
+ * `"before":n` (only items below it), `"newest":true` (the newest items of the range
+ * rather than the oldest) and `"kind":"announcement"` (announcements only, oldest first). Each response frame starts with a type byte: ITEM then one
  * envelope, END then JSON `{"next":n,"from":n,"head":n}` (`from` and `head` optional), ERROR
  * then JSON `{"reason":"…","message":"…"}`. END or ERROR is the last frame.
  */
@@ -36,12 +36,17 @@ export interface BackfillRequest {
    * releases first); the page then says where it starts (`from`).
    */
   newest?: boolean
+  /**
+   * Only announcements after `cursor`: a new node reads them before any history, since no
+   * claim can be judged without its release's announcement.
+   */
+  kind?: 'announcement'
   /** Byte budget for the items' sum; a source that fills a page by size should stop here. */
   maxBytes?: number
 }
 
 /** What one request may add to `{ cursor, limit }`. */
-export type BackfillRange = Pick<BackfillRequest, 'before' | 'newest'>
+export type BackfillRange = Pick<BackfillRequest, 'before' | 'newest' | 'kind'>
 
 export interface BackfillPage {
   items: Uint8Array[]
@@ -68,12 +73,14 @@ function isCursor (v: unknown): v is number {
 
 /** Parses a request frame; throws ValidationError naming the bad field. */
 export function parseRequest (bytes: Uint8Array): { cursor: number, limit: number } & BackfillRange {
-  const { cursor, limit, before, newest } = parseRequestObject(bytes)
+  const { cursor, limit, before, newest, kind } = parseRequestObject(bytes)
   if (!isCursor(cursor)) throw new ValidationError('request.cursor', 'must be a non-negative integer')
   if (!isCursor(limit) || limit < 1) throw new ValidationError('request.limit', 'must be a positive integer')
   if (before !== undefined && (!isCursor(before) || before <= cursor)) throw new ValidationError('request.before', 'must be an integer greater than cursor')
   if (newest !== undefined && typeof newest !== 'boolean') throw new ValidationError('request.newest', 'must be a boolean')
-  return { cursor, limit, ...(before !== undefined ? { before } : {}), ...(newest === true ? { newest } : {}) }
+  if (kind !== undefined && kind !== 'announcement') throw new ValidationError('request.kind', 'must be "announcement" when given')
+  if (kind !== undefined && (before !== undefined || newest !== undefined)) throw new ValidationError('request.kind', 'goes with neither before nor newest')
+  return { cursor, limit, ...(before !== undefined ? { before } : {}), ...(newest === true ? { newest } : {}), ...(kind !== undefined ? { kind } : {}) }
 }
 
 /** Settles with `p`, or rejects when `signal` aborts first: a stuck source must not hold a stream slot. */
@@ -166,7 +173,7 @@ export async function requestBackfill (libp2p: Libp2p, target: PeerId | Multiadd
   const want = Math.min(limit, limits.maxItems)
   const items: Uint8Array[] = []
   let total = 0
-  const request = { cursor, limit: want, ...(range.before !== undefined ? { before: range.before } : {}), ...(range.newest === true ? { newest: true } : {}) }
+  const request = { cursor, limit: want, ...(range.before !== undefined ? { before: range.before } : {}), ...(range.newest === true ? { newest: true } : {}), ...(range.kind !== undefined ? { kind: range.kind } : {}) }
   return await requestExchange(libp2p, target, request, {
     protocol: BACKFILL_PROTOCOL,
     timeoutMs: limits.timeoutMs,
