@@ -1,7 +1,24 @@
 import { WIRE } from '../../protocol/patterns.js'
 import { TargetError } from './errors.js'
 import { findVariant, loadRecipe, type Recipe, type Variant } from './recipe.js'
-import type { RebuildRequest } from './rebuilder.js'
+
+export interface RebuildRequest {
+  /** git URL or local path */
+  repository: string
+  /** tag or commit */
+  ref: string
+  /** Refuse (source-error) when `ref` does not point to this commit. */
+  expectedCommit?: string
+  /**
+   * `neko`, a recipe file, the recipe itself (already resolved by the caller), or undefined:
+   * the repository's own `neko-rebuilder.json`, else its root Dockerfile as variant `default`.
+   */
+  recipe?: string | Recipe
+  variant?: string
+  platform: string
+  /** Keep the OCI tarball (and the build log) here. */
+  outDir?: string
+}
 
 /**
  * One rebuild with its recipe resolved: `planRebuild` makes it once per job, and the engine

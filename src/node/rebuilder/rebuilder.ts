@@ -15,13 +15,14 @@ import { capabilitiesOf, checkEngine, unknownEnvironment, type Capabilities, typ
 import { EngineNotReadyError, RecipeError, RequirementsError, SourceError, TargetError } from './errors.js'
 import { clearStaleLocks, lockOnEngine, type EngineLock } from './engine-lock.js'
 import { holderGone, holderTag } from './holder.js'
-import { extractOciArchive } from './layout.js'
-import { imageResultOf, readOciArchive } from './oci.js'
+import { extractOciArchive, imageResultOf, readOciArchive } from '../oci/index.js'
 import { runPrepareStep } from './prepare.js'
-import { planRebuild, variantFor, type RebuildPlan } from './plan.js'
+import { planRebuild, variantFor, type RebuildPlan, type RebuildRequest } from './plan.js'
 import { findVariant, loadRecipe, recipeDigest, unmetRequirements, type Recipe, type Variant } from './recipe.js'
 import { checkout } from './source.js'
 import { resolvesInside } from './paths.js'
+
+export type { RebuildRequest } from './plan.js'
 
 export interface RebuilderInit {
   /** Workspaces (checkouts, tarballs) and build logs go under here. */
@@ -45,24 +46,6 @@ export interface RebuilderComponents {
   docker?: Dockerode
   /** Where the engine logs; silent without one. */
   logger?: ComponentLogger
-}
-
-export interface RebuildRequest {
-  /** git URL or local path */
-  repository: string
-  /** tag or commit */
-  ref: string
-  /** Refuse (source-error) when `ref` does not point to this commit. */
-  expectedCommit?: string
-  /**
-   * `neko`, a recipe file, the recipe itself (already resolved by the caller), or undefined:
-   * the repository's own `neko-rebuilder.json`, else its root Dockerfile as variant `default`.
-   */
-  recipe?: string | Recipe
-  variant?: string
-  platform: string
-  /** Keep the OCI tarball (and the build log) here. */
-  outDir?: string
 }
 
 export interface RebuildOptions {

@@ -1,5 +1,8 @@
 import { causeRef, type CauseId } from '../../protocol/causes.js'
-import { listLayerFiles, looksText, readOciArchive, summariseLayers, TEMP_PATH, TIMESTAMP, type FileChange, type LayerDiff, type ManifestDiff } from '../rebuilder/index.js'
+import { listLayerFiles, readOciArchive } from '../oci/index.js'
+import type { FileChange, LayerDiff } from './diff.js'
+import { summariseLayers, type ManifestDiff } from './manifest.js'
+import { looksText, TEMP_PATH, TIMESTAMP } from './recognise.js'
 
 
 /** Bytes of one file read for its content: enough for any text a build step stamps. */
