@@ -70,3 +70,16 @@ export function variantFor (recipe: Recipe, name: string | undefined, platform: 
   }
   return variant
 }
+
+/**
+ * The plan's recipe and variant, resolving them from the checkout at `checkoutDir` when the
+ * repository brings its own; the answer is kept in the plan, so it is resolved once. A
+ * malformed recipe file throws RecipeError (the caller reports it as the release's own fault).
+ */
+export async function resolveAfterCheckout (plan: RebuildPlan, checkoutDir: string): Promise<{ recipe: Recipe, variant: Variant }> {
+  if (plan.resolved == null) {
+    const recipe = await loadRecipe(undefined, checkoutDir, { platform: plan.platform })
+    plan.resolved = { recipe, variant: variantFor(recipe, plan.variantName, plan.platform) }
+  }
+  return plan.resolved
+}
