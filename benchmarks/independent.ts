@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { bare } from './bare-build.js'
 import { readOciArchive } from '../src/node/oci/index.js'
 import { buildxArgs, checkout, createRebuilder, type Rebuilder } from '../src/node/rebuilder/index.js'
-import { createFixtureProject } from '../src/node/daemon/fixture-project.js'
+import { createFixtureProject } from '../src/node/devnet/fixture-project.js'
 import { createLogger } from '../src/node/logger.js'
 import { busyboxPath } from '../test/helpers/fixtures.js'
 
