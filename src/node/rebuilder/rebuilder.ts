@@ -151,7 +151,7 @@ interface RebuildRun {
   outTar?: string
   /** The tarball kept for the caller: set once the build succeeded into `outDir`. */
   ociPath?: string
-  finish: (body: Pick<Claim, 'result'> | Pick<Claim, 'failure'>) => RebuildOutcome
+  finish: (body: { result: ImageResult } | { failure: Failure }) => RebuildOutcome
 }
 
 class DefaultRebuilder implements Rebuilder {
@@ -249,8 +249,8 @@ class DefaultRebuilder implements Rebuilder {
       sourceDateEpoch: 0,
       environment: { ...unknownEnvironment(), emulated: false },
       finish: (body) => {
-        if ('failure' in body && body.failure != null) body = { failure: boundFailure(body.failure) }
-        const claim: Claim = { target: run.target, sourceDateEpoch: run.sourceDateEpoch, recipe: run.recipeRef, environment: run.environment, startedOn: new Date(started).toISOString(), finishedOn: new Date().toISOString(), ...body }
+        const base = { target: run.target, sourceDateEpoch: run.sourceDateEpoch, recipe: run.recipeRef, environment: run.environment, startedOn: new Date(started).toISOString(), finishedOn: new Date().toISOString() }
+        const claim: Claim = 'result' in body ? { ...base, result: body.result } : { ...base, failure: boundFailure(body.failure) }
         return { claim, logPath: logFile, ...(run.ociPath != null && 'result' in body ? { ociPath: run.ociPath } : {}) }
       }
     }
