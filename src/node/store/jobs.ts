@@ -39,7 +39,8 @@ export class JobTable {
   }
 
   async countByState (): Promise<Record<JobState, number>> {
-    const byState: Record<JobState, number> = { queued: 0, running: 0, done: 0, failed: 0, refused: 0, broken: 0 }
+    // From the one list of states: a new state is counted without a second edit here.
+    const byState = Object.fromEntries(JOB_STATES.map(s => [s, 0])) as Record<JobState, number>
     for (const j of await this.list()) {
       if (j.state in byState) byState[j.state]++
     }
