@@ -1,8 +1,9 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
-// The rebuild engine has one door: its index. Its own files import each other directly.
-const engineDoor = { regex: '(^|/)rebuilder/(?!index\\.js$)[^/]+$', message: 'use the rebuild engine through src/node/rebuilder/index.ts, not its internals' }
+// The rebuild engine, OCI archives and image comparison each have one door: their index.
+// Their own files import each other directly.
+const engineDoor = { regex: '(^|/)(rebuilder|oci|compare)/(?!index\\.js$)[^/]+$', message: 'use the rebuild engine, OCI archives and image comparison through their index.ts (src/node/rebuilder, src/node/oci, src/node/compare), not their internals' }
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-artifacts/**', 'src/node/http/dashboard/**/*.js'] },

@@ -21,7 +21,7 @@
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { applyFixes } from '../src/node/rebuilder/index.js'
+import { applyFixes } from '../src/node/compare/index.js'
 import { arg, BASE_EPOCH, cli, debianBase, diff, must, rebuild, ROOT, stopwatch, withCa } from './example-lib.js'
 
 /** Each example: its directory under benchmarks/ecosystems, and the public guide whose shape its Dockerfile follows. */

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { cp, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ImageDiff } from '../src/node/rebuilder/index.js'
+import type { ImageDiff } from '../src/node/compare/index.js'
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../..')
 

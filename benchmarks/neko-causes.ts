@@ -14,7 +14,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import type { ImageDiff } from '../src/node/rebuilder/index.js'
+import type { ImageDiff } from '../src/node/compare/index.js'
 import { arg, BASE_EPOCH, debianBase, diff as diffOf, must, rebuild as rebuildOf, stopwatch } from './example-lib.js'
 
 const neko = arg('--neko')

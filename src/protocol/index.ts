@@ -29,7 +29,7 @@ export { buildVsa, REPRODUCIBLE_LEVEL, type VsaOptions } from './vsa.js'
 export { DIVERGENCE_PREDICATE, verifyDivergenceReport, type ClaimRef, type DivergenceCause, type DivergenceReport } from './triage.js'
 
 // The data model, its limits and its field rules
-export type { Announcement, BuildEnvironment, Claim, Digest, Failure, FailureClass, ImageResult, PublishedMatch, RecipeRef, Target, VerdictStatus } from './types.js'
+export type { Announcement, BuildEnvironment, Claim, ClaimBase, Digest, Failure, FailureClaim, FailureClass, ImageResult, PublishedMatch, RecipeRef, SuccessClaim, Target, VerdictStatus } from './types.js'
 export type { Statement } from './statement.js'
 export { LIMITS } from './limits.js'
 export { WIRE } from './patterns.js'

@@ -82,17 +82,33 @@ export interface Failure {
   logExcerpt?: string
 }
 
-/** A signed rebuild result: either `result` (success) or `failure`, never both. */
-export interface Claim {
+/** What every claim says, whatever the rebuild's outcome. */
+export interface ClaimBase {
   target: Target
   sourceDateEpoch: number
   recipe: RecipeRef
   environment: BuildEnvironment
   startedOn: string
   finishedOn: string
-  result?: ImageResult
-  failure?: Failure
 }
+
+/** A rebuild that produced an image. */
+export interface SuccessClaim extends ClaimBase {
+  result: ImageResult
+  failure?: undefined
+}
+
+/** A rebuild that did not produce an image, and why. */
+export interface FailureClaim extends ClaimBase {
+  failure: Failure
+  result?: undefined
+}
+
+/**
+ * A signed rebuild result: either `result` (success) or `failure`, never both. The wire form
+ * is the same object; the union only lets the compiler tell the two apart.
+ */
+export type Claim = SuccessClaim | FailureClaim
 
 export type VerdictStatus = 'reproducible' | 'unreproducible' | 'disputed' | 'pending' | 'unsettled' | 'failed'
 export type PublishedMatch = 'yes' | 'no' | 'unknown'

@@ -102,6 +102,25 @@ describe.skipIf(!available)('attesting from a node and against a moving registry
     await service.stop()
   })
 
+  it('attests no release without a trusted announcement, however many builders claimed it', async () => {
+    const C8 = '8'.repeat(40)
+    const d8 = (await pushSyntheticImage(reg.url, 'neko/app', 'v8', { platforms: ['linux/amd64'], index: true })).images[0]!.manifestDigest
+    // A stranger announces v8 and every builder agrees on the image: still no release of the policy.
+    await put(store, signAnnouncement(announcement('v8', C8, [['app', 'linux/amd64']]), keys.stranger))
+    for (const b of keys.builders) await put(store, signClaim(claim(target(C8, 'app', 'linux/amd64', 'v8'), { result: { ...imageResult(d8), manifestDigest: d8 } }), b))
+    const service = createAttestService({ store, policy: testPolicy(keys), identity: signer, ...components() }, {
+      images: new Map([['app', `${reg.host}/neko/app`]]),
+      policyUri: 'urn:test:policy',
+      policyDigest: '0'.repeat(64)
+    })
+    const results = await service.runOnce()
+    await service.stop()
+    expect(results.some(r => r.key.includes(C8) || r.image?.endsWith(d8) === true)).toBe(false)
+    expect((await collectAttestations({ writer: createRegistryWriter() }, parseReference(`${reg.host}/neko/app`), d8)).envelopes).toEqual([])
+    // The one rule, read the way `attest` and `status` read it.
+    await expect(readRelease(storeReleaseSource(store, testPolicy(keys), 'the store'), testPolicy(keys), 'v8')).rejects.toThrow(/no announcement of tag v8 in the store is signed by an announcer of the policy/)
+  })
+
   it('refuses a registry that serves a manifest whose digest does not match', async () => {
     const proxy = await startTamperingProxy(reg.url, (req, res) => {
       if (req.method === 'GET' && req.path.includes('/manifests/v7')) return { ...res, body: Buffer.from(res.body.toString().replace('"schemaVersion":2', '"schemaVersion":2 ')) }

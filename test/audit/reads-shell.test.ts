@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { auditRepository } from '../../src/audit/index.js'
-import { createFixtureProject } from '../../src/node/daemon/fixture-project.js'
+import { createFixtureProject } from '../../src/node/devnet/fixture-project.js'
 import { removeRepos, repo } from './helpers.js'
 
 afterAll(removeRepos)

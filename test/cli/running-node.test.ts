@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../src/cli/exit-codes.js'
-import { createFixtureProject, type FixtureProject } from '../../src/node/daemon/fixture-project.js'
+import { createFixtureProject, type FixtureProject } from '../../src/node/devnet/fixture-project.js'
 import { decodeMessage } from '../../src/protocol/messages.js'
 import { runCli, type CliResult } from '../rebuilder/cli-runner.js'
 

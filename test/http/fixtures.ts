@@ -6,7 +6,7 @@ import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.
 import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import type { Envelope } from '../../src/protocol/dsse.js'
 import { parsePolicy, type TrustPolicy } from '../../src/protocol/policy.js'
-import type { Announcement, Claim, FailureClass, ImageResult, Target } from '../../src/protocol/types.js'
+import type { Announcement, Claim, ClaimBase, FailureClass, ImageResult, Target } from '../../src/protocol/types.js'
 import { trustNobodyPolicy } from '../../src/node/daemon/policy.js'
 import { createIngest, type Ingest } from '../../src/node/ingest/index.js'
 import { createStore } from '../../src/node/store/level-store.js'
@@ -46,7 +46,7 @@ export function target (commit: string, variant: string, platform: string, tag?:
 export const MAKE_LOG = '#7 [2/2] RUN make\n#7 0.412 cc -o app main.c\n#7 0.530 \u001b[31mmain.c:3: error: expected ; before }\u001b[0m\n#7 ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2\n'
 
 export function claim (t: Target, outcome: { result: ImageResult } | { failure: FailureClass, step?: string, logExcerpt?: string }): Claim {
-  const base: Claim = {
+  const base: ClaimBase = {
     target: t,
     sourceDateEpoch: 1_700_000_000,
     recipe: RECIPE,

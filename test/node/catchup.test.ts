@@ -10,7 +10,7 @@ import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.
 import { signClaim } from '../../src/protocol/messages.js'
 import type { TrustPolicy } from '../../src/protocol/policy.js'
 import { claim, REPO, target } from '../http/fixtures.js'
-import { catchUpNote } from '../../src/cli/commands/status.js'
+import { catchUpNote } from '../../src/cli/release-source.js'
 import { HISTORY_TARGETS, makeHistory } from '../helpers/history.js'
 import { LOOPBACK, policyFor, storeVerdicts, waitFor } from './helpers.js'
 

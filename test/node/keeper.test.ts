@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createManifestKeeper } from '../../src/node/triage/index.js'
 import { silentLogger } from '../../src/node/logger.js'
-import type { FileManifest } from '../../src/node/rebuilder/manifest.js'
+import type { FileManifest } from '../../src/node/compare/manifest.js'
 
 const target = { repository: 'https://example.invalid/app', commit: 'c'.repeat(40), variant: 'default', platform: 'linux/amd64' }
 const digest = (i: number): string => `sha256:${i.toString(16).padStart(64, '0')}`

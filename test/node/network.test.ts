@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { prepareAnnouncement } from '../../src/node/daemon/announce.js'
-import { createFixtureProject, type FixtureProject } from '../../src/node/daemon/fixture-project.js'
-import { publishOnce } from '../../src/node/daemon/publish-once.js'
+import { createFixtureProject, type FixtureProject } from '../../src/node/devnet/fixture-project.js'
+import { publishOnce } from '../../src/cli/publish-once.js'
 import type { Daemon } from '../../src/node/daemon/index.js'
 import { TOPICS } from '../../src/node/p2p/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
-import type { Announcement, Claim } from '../../src/protocol/types.js'
+import type { Announcement, Claim, SuccessClaim } from '../../src/protocol/types.js'
 import { engineAvailable } from '../helpers/engine.js'
 import { policyFor, startDaemon, startRawPeer, verdictsOf, waitFor } from './helpers.js'
 
@@ -101,7 +101,7 @@ describe.skipIf(!available)('node network over loopback with the real engine', (
     const d0 = daemons[0]!
     const trusted = (await d0.store.claimsForCommit(project.repository, project.commit))[0]!
     const stranger = generateIdentity()
-    const strangerClaim: Claim = { ...trusted.claim, result: { ...trusted.claim.result!, manifestDigest: `sha256:${'e'.repeat(64)}` } }
+    const strangerClaim: Claim = { ...trusted.claim as SuccessClaim, result: { ...trusted.claim.result!, manifestDigest: `sha256:${'e'.repeat(64)}` } }
     const untrustedEnv = JSON.stringify(signClaim(strangerClaim, stranger))
     const untrustedId = decodeMessage(untrustedEnv, { allowEmbeddedKeys: true }).id
     const bad = {
@@ -146,7 +146,7 @@ describe.skipIf(!available)('node network over loopback with the real engine', (
     const d1 = daemons[1]!
     const trusted = (await d1.store.claimsForCommit(project.repository, project.commit))[0]!
     const stranger = generateIdentity()
-    const strangerClaim: Claim = { ...trusted.claim, result: { ...trusted.claim.result!, manifestDigest: `sha256:${'f'.repeat(64)}` } }
+    const strangerClaim: Claim = { ...trusted.claim as SuccessClaim, result: { ...trusted.claim.result!, manifestDigest: `sha256:${'f'.repeat(64)}` } }
     const untrustedEnv = JSON.stringify(signClaim(strangerClaim, stranger))
     const untrustedId = decodeMessage(untrustedEnv, { allowEmbeddedKeys: true }).id
     // Signed by a key this policy does not list as an announcer: ignored, not counted as forged.

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createOutputKeeper } from '../../src/node/triage/index.js'
-import { recogniseOwnBytes } from '../../src/node/triage/own-bytes.js'
+import { recogniseOwnBytes } from '../../src/node/compare/own-bytes.js'
 import { silentLogger } from '../../src/node/logger.js'
 
 const digest = (i: number): string => `sha256:${i.toString(16).padStart(64, '0')}`

@@ -2,7 +2,7 @@
 // gossips them as its own arrivals): `nat-publish.ts MULTIADDR FILE`, FILE a JSON array of
 // `{ topic: 'announcements' | 'claims', envelope }`.
 import { readFile } from 'node:fs/promises'
-import { publishOnce } from '../../src/node/daemon/publish-once.js'
+import { publishOnce } from '../../src/cli/publish-once.js'
 import { TOPICS } from '../../src/node/p2p/index.js'
 
 const [to, file] = process.argv.slice(2)

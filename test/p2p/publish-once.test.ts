@@ -1,6 +1,6 @@
 import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { publishOnce } from '../../src/node/daemon/publish-once.js'
+import { publishOnce } from '../../src/cli/publish-once.js'
 import { createP2PNode, type P2PNode } from '../../src/node/p2p/index.js'
 import { peerIdOf } from '../../src/node/p2p/identity.js'
 import { generateIdentity } from '../../src/protocol/keys.js'

@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto'
 import { identityFromPrivatePem, type SigningIdentity } from '../../src/protocol/keys.js'
 import { parsePolicy, type TrustPolicy } from '../../src/protocol/policy.js'
-import type { Announcement, Claim, Failure, Target } from '../../src/protocol/types.js'
+import type { Announcement, Failure, FailureClaim, SuccessClaim, Target } from '../../src/protocol/types.js'
 
 /** A deterministic Ed25519 identity from a one-byte seed (PKCS#8 DER = fixed prefix + 32-byte seed). */
 export function fixedIdentity (seed: number): SigningIdentity {
@@ -18,7 +18,7 @@ export function target (over: Partial<Target> = {}): Target {
   return { repository: REPO, commit: COMMIT, variant: 'base', platform: 'linux/amd64', tag: 'v3.0.0', ...over }
 }
 
-export function successClaim (manifest: string, t: Target = target()): Claim {
+export function successClaim (manifest: string, t: Target = target()): SuccessClaim {
   return {
     target: t,
     sourceDateEpoch: 1735689600,
@@ -44,7 +44,7 @@ export function successClaim (manifest: string, t: Target = target()): Claim {
   }
 }
 
-export function failureClaim (failure: Failure = { class: 'build-failed', message: 'process "/bin/sh -c make" did not complete successfully: exit code: 2', step: 'RUN make' }, t: Target = target()): Claim {
+export function failureClaim (failure: Failure = { class: 'build-failed', message: 'process "/bin/sh -c make" did not complete successfully: exit code: 2', step: 'RUN make' }, t: Target = target()): FailureClaim {
   const { result: _r, ...rest } = successClaim(digestOf('0'), t)
   return { ...rest, failure }
 }

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createFixtureProject, type FixtureProject } from '../../src/node/daemon/fixture-project.js'
+import { createFixtureProject, type FixtureProject } from '../../src/node/devnet/fixture-project.js'
 import { createRebuilder, parseRecipe } from '../../src/node/rebuilder/index.js'
 import { engineAvailable } from '../helpers/engine.js'
 

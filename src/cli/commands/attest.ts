@@ -12,7 +12,9 @@ import { loadDockerCredentials } from '../../node/registry/credentials.js'
 import { createRegistryClient, createRegistryWriter } from '../../node/registry/index.js'
 import { EXIT } from '../exit-codes.js'
 import { cliLogger } from '../logger.js'
-import { collect, gather, imagesFor, parseImages, policyFor, type StatusFlags } from './status.js'
+import { collect, imagesFor, parseImages } from '../images.js'
+import { gather, type StatusFlags } from '../release-source.js'
+import { policyFor } from '../trust-policy.js'
 
 interface AttestFlags extends StatusFlags {
   key: string

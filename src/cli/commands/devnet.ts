@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { UsageError } from '../errors.js'
-import { runDevnet } from '../../node/daemon/devnet.js'
+import { runDevnet } from '../../node/devnet/index.js'
 import { createLogger } from '../../node/logger.js'
 import { EXIT } from '../exit-codes.js'
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
 import { readFile, writeFile } from 'node:fs/promises'
-import { applyFixes, DEFAULT_MAX_PATHS, diffOciArchives, VERDICT_TEXT, type FileChange, type ImageDiff } from '../../node/rebuilder/index.js'
+import { applyFixes, DEFAULT_MAX_PATHS, diffOciArchives, VERDICT_TEXT, type FileChange, type ImageDiff } from '../../node/compare/index.js'
 import { EXIT } from '../exit-codes.js'
 
 function pathCount (value: string): number {

@@ -1,9 +1,9 @@
 import type { Command } from 'commander'
 import { resolveConfig, type NodeSettings } from '../../node/config/index.js'
-import { onShutdownSignals } from '../../node/daemon/signals.js'
+import { onShutdownSignals } from '../signals.js'
 import { startNode } from '../../node/daemon/run.js'
 import { cliLogger } from '../logger.js'
-import { startAttesting } from './join-attest.js'
+import { startAttesting } from '../join-attest.js'
 import { formatReachability } from '../../node/p2p/nat.js'
 
 interface JoinOptions {

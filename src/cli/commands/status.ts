@@ -1,137 +1,27 @@
 import { writeFile } from 'node:fs/promises'
-import { existsSync } from 'node:fs'
-import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { UsageError } from '../errors.js'
 import { signStatement } from '../../protocol/messages.js'
 import { WIRE } from '../../protocol/patterns.js'
-import type { TrustPolicy } from '../../protocol/policy.js'
 import { buildVsa, verifierIdOf } from '../../protocol/vsa.js'
-import { loadRecipe } from '../../node/rebuilder/index.js'
-import { defaultDataDir, DATA_DIR_POLICY } from '../../node/config/resolve.js'
+import { defaultDataDir } from '../../node/config/resolve.js'
 import { evaluateRelease, type ReleaseEvaluation } from '../../node/consensus/evaluate.js'
-import { openExistingStore } from '../../node/consensus/open-store.js'
 import { gateOutcome } from '../../node/consensus/outcome.js'
 import { checkPublished } from '../../node/consensus/published.js'
-import { fetchReleaseFromNode } from '../../node/consensus/remote.js'
-import { readRelease, storeReleaseSource, type ReleaseSource } from '../../node/consensus/release.js'
-import { loadPolicyFile, policyReference } from '../../node/daemon/policy.js'
-import { getFromNode, jsonFromNode } from '../../node/consensus/node-client.js'
+import { readRelease } from '../../node/consensus/release.js'
+import { policyReference } from '../../node/daemon/policy.js'
 import { readIdentity } from '../../node/identity-files.js'
 import { createRegistryClient } from '../../node/registry/index.js'
-import type { StoredAnnouncement, StoredClaim } from '../../node/store/types.js'
-import { reportWitnessing } from '../../node/tlog/status.js'
-import { fetchDivergencesFromNode, formatReport, listReports } from '../../node/triage/index.js'
+import { formatReport } from '../../node/triage/index.js'
+import { getFromNode, jsonFromNode } from '../../node/client/index.js'
 import type { DivergenceReport } from '../../protocol/triage.js'
+import { UsageError } from '../errors.js'
 import { exitCodeFor } from '../verdicts/exit.js'
 import { formatConsensus } from '../verdicts/table.js'
 import { cliLogger } from '../logger.js'
 import { formatReachability, type Reachability } from '../../node/p2p/nat.js'
-
-export interface StatusFlags {
-  repo?: string
-  node?: string
-  dataDir?: string
-  policy?: string
-  json?: boolean
-  vsa?: string
-  key?: string
-  registryCheck?: boolean
-  image: string[]
-  insecureRegistry?: boolean
-}
-
-export function collect (value: string, previous: string[]): string[] {
-  return [...previous, value]
-}
-
-export function parseImages (entries: string[]): Map<string, string> {
-  const out = new Map<string, string>()
-  for (const e of entries) {
-    const eq = e.indexOf('=')
-    if (eq <= 0 || eq === e.length - 1) throw new UsageError('--image', `expected VARIANT=REPOSITORY (e.g. base=ghcr.io/m1k1o/neko/base), got ${JSON.stringify(e)}`)
-    out.set(e.slice(0, eq), e.slice(eq + 1))
-  }
-  return out
-}
-
-export async function policyFor (flags: StatusFlags, dataDir: string): Promise<{ policy: TrustPolicy, file: string }> {
-  const file = flags.policy ?? process.env.NEKO_POLICY ?? join(dataDir, DATA_DIR_POLICY)
-  if (flags.policy === undefined && process.env.NEKO_POLICY === undefined && !existsSync(file)) {
-    throw new UsageError('--policy', `no trust policy given and none at ${file}; pass --policy FILE (status verifies every claim against it)`)
-  }
-  return { policy: await loadPolicyFile(file), file: resolve(file) }
-}
-
-/** A release source (`readRelease`) over a node's HTTP API (every envelope verified here) or a local store, with the divergence reports beside it. */
-export interface CliReleaseSource extends ReleaseSource {
-  reports: (repository: string) => Promise<Array<{ keyId: string, report: DivergenceReport }>>
-  close: () => Promise<void>
-}
-
-/** `12 s`, `4 min`, `2 h`: a rough time left for a person. */
-function roughly (seconds: number): string {
-  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`
-  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`
-  return `${(seconds / 3600).toFixed(1)} h`
-}
-
-/**
- * One line when the node is still reading its peers' history (its `/healthz` says so): its
- * answer may lack claims it has not read yet. Best effort: a node that does not say, or does
- * not answer in time, gets no line.
- */
-export async function catchUpNote (nodeUrl: string): Promise<string | undefined> {
-  try {
-    const got = await getFromNode(nodeUrl, '/healthz', { accept: 'application/json', timeoutMs: 5_000, maxBytes: 64 * 1024, missingOk: true })
-    if (got === undefined) return undefined
-    const c = (jsonFromNode(got) as { catchUp?: { behind?: unknown, etaSeconds?: unknown } }).catchUp
-    if (c == null || typeof c.behind !== 'number' || !Number.isSafeInteger(c.behind) || c.behind <= 0) return undefined
-    const eta = typeof c.etaSeconds === 'number' && Number.isFinite(c.etaSeconds) && c.etaSeconds >= 0 ? `, about ${roughly(c.etaSeconds)} left` : ''
-    return `neko-rebuilder: ${nodeUrl} is catching up: ${c.behind.toLocaleString('en-US')} messages behind its peers${eta}; claims it has not read yet are missing from this answer\n`
-  } catch {
-    return undefined
-  }
-}
-
-/** The release's messages from a node (verified here) or from a local store. */
-export async function gather (tag: string, flags: StatusFlags, policy: TrustPolicy, dataDir: string): Promise<CliReleaseSource> {
-  if (flags.node !== undefined) {
-    const [remote, note] = await Promise.all([fetchReleaseFromNode(flags.node, policy, tag, flags.repo), catchUpNote(flags.node)])
-    if (note !== undefined) process.stderr.write(note)
-    for (const r of remote.rejected.slice(0, 20)) process.stderr.write(`neko-rebuilder: ignored line ${r.line} from ${flags.node}: ${r.reason}\n`)
-    if (remote.rejected.length > 20) process.stderr.write(`neko-rebuilder: … and ${remote.rejected.length - 20} more rejected lines\n`)
-    const announcements = remote.messages.filter((m): m is StoredAnnouncement => m.kind === 'announcement')
-    const { claims, setAside } = await reportWitnessing(flags.node, policy, remote.messages.filter((m): m is StoredClaim => m.kind === 'claim'), (line) => process.stderr.write(line))
-    return {
-      where: flags.node,
-      setAside,
-      announcements: async (t, repository) => announcements.filter(m => m.announcement.tag === t && (repository === undefined || m.announcement.repository === repository)),
-      claimsFor: async (repository, commit) => claims.filter(m => m.claim.target.repository === repository && m.claim.target.commit === commit),
-      reports: async (repository) => await fetchDivergencesFromNode(flags.node as string, policy, tag, repository),
-      close: async () => {}
-    }
-  }
-  const store = await openExistingStore(dataDir, { logger: cliLogger() })
-  return {
-    ...storeReleaseSource(store, policy, `the store of ${dataDir}`),
-    // The local store's reports were verified when made or stored; only trusted signers count.
-    reports: async (repository) => (await listReports(store, { repository, tag })).filter(r => policy.builderKeys.has(r.keyId)),
-    close: async () => { await store.close() }
-  }
-}
-
-/** Variant → published repository: the recipe's images, overridden by --image. */
-export async function imagesFor (recipeName: string, overrides: Map<string, string>): Promise<Map<string, string>> {
-  const images = new Map<string, string>()
-  try {
-    for (const v of (await loadRecipe(recipeName)).variants) if (v.image !== undefined) images.set(v.name, v.image)
-  } catch {
-    // A recipe this install does not know: only --image names published images.
-  }
-  for (const [k, v] of overrides) images.set(k, v)
-  return images
-}
+import { collect, imagesFor, parseImages } from '../images.js'
+import { gather, type StatusFlags } from '../release-source.js'
+import { policyFor } from '../trust-policy.js'
 
 async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvaluation, policyFile: string): Promise<void> {
   const identity = await readIdentity(keyDir, { logger: cliLogger() })

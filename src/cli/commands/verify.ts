@@ -10,7 +10,7 @@ import { targetKey } from '../../protocol/target.js'
 import type { Announcement, Target } from '../../protocol/types.js'
 import { checkWitnessed, takeInclusionLines } from '../../protocol/tlog/witnessed.js'
 import { NoTrustedAnnouncementError } from '../../node/consensus/errors.js'
-import { judge } from '../../node/consensus/evaluate.js'
+import { announcerTrusted, judge } from '../../node/consensus/evaluate.js'
 import { gateOutcome } from '../../node/consensus/outcome.js'
 import { EXIT } from '../exit-codes.js'
 import { exitCodeFor } from '../verdicts/exit.js'
@@ -111,7 +111,8 @@ export function register (program: Command): void {
             const engineId = c.environment?.engine.id
             if (engineId !== undefined) claim.environment = { engine: { id: engineId } }
             claims.push({ claim, keyId: message.keyId, id: message.id })
-          } else if (policy.announcerKeys.has(message.keyId)) {
+          } else if (announcerTrusted(policy, message.keyId)) {
+            // The one trust rule (src/node/consensus/release.ts): a release is what an announcer of the policy announced.
             announcements.push(message.announcement)
           } else {
             process.stderr.write(`${bundleFile}:${line}: announcement by ${message.keyId} is not from a policy announcer: ignored\n`)

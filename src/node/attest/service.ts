@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { verifierIdOf } from '../../protocol/vsa.js'
-import { evaluateRelease } from '../consensus/evaluate.js'
+import { announcerTrusted, evaluateRelease } from '../consensus/evaluate.js'
 import { readRelease, storeReleaseSource } from '../consensus/release.js'
 import type { Logger } from '../logger.js'
 import type { RegistryClient } from '../registry/types.js'
@@ -69,7 +69,8 @@ export function createAttestService (components: AttestServiceComponents, init: 
     const byRelease = new Map<string, typeof announcements>()
     for (const m of announcements) {
       const a = m.announcement
-      if (a == null || !policy.announcerKeys.has(m.keyId)) continue
+      // Only releases (the one trust rule, as in `readRelease`): a stranger's announcement is none.
+      if (a == null || !announcerTrusted(policy, m.keyId)) continue
       if (!a.targets.some(t => init.images.has(t.variant))) continue
       const k = `${a.repository}\x00${a.tag}`
       byRelease.set(k, [...(byRelease.get(k) ?? []), m])

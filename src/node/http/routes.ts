@@ -15,7 +15,10 @@ import { createResponseCache } from './cache.js'
 import { prepareJson, sendBody, sendJson, sendPrepared, type Prepared } from './respond.js'
 import { createTlogRoutes, TLOG_PREFIX, type TlogRouteContext } from './tlog-routes.js'
 import { listReports, reportsVersion, type ReportFilter } from '../triage/reports.js'
-import { DEFAULT_RECENT_JOBS } from '../daemon/jobs.js'
+import { DEFAULT_RECENT_JOBS } from '../scheduler/jobs-view.js'
+import type { CatchUp, DivergencesResponse, HealthResponse, JobsResponse } from './api.js'
+
+export type { CatchUp } from './api.js'
 
 export interface RouteContext {
   store: Store
@@ -24,7 +27,7 @@ export interface RouteContext {
   /** This node's reachability and connections (`/api/v1/peers`); absent where no daemon runs. */
   peers?: () => unknown
   /** The build queue (`/api/v1/jobs`); absent where no daemon runs. */
-  jobs?: (opts: { recent: number }) => Promise<unknown>
+  jobs?: (opts: { recent: number }) => Promise<JobsResponse>
   /** This node's host health, beside the builders; absent where no daemon runs. */
   host?: () => unknown
   consensus: ConsensusService
@@ -37,16 +40,6 @@ export interface RouteContext {
   tlog?: TlogRouteContext
   /** How far back-fill is behind the node's peers, for `/healthz`. */
   catchUp?: () => CatchUp
-}
-
-/** What `/healthz` says of a node still reading its peers' history. */
-export interface CatchUp {
-  /** Messages its peers hold that it has not read yet (the median over peers). */
-  behind: number
-  /** Messages read per second lately. */
-  perSecond: number
-  /** Expected seconds left; null when nothing moves. */
-  etaSeconds: number | null
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>
@@ -159,7 +152,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     const recent = q.integer('limit', DEFAULT_RECENT_JOBS, HTTP_LIMITS.maxPageSize)
     if (ctx.jobs == null) throw new NotFoundError('this server runs no build queue')
     // Live state of the scheduler: never cached.
-    sendJson(req, res, await ctx.jobs({ recent }), { cacheControl: 'no-store' })
+    sendJson(req, res, await ctx.jobs({ recent }) satisfies JobsResponse, { cacheControl: 'no-store' })
   }
 
   const jsonl: Handler = async (req, res, url) => {
@@ -189,7 +182,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     if (repository !== undefined) filter.repository = repository
     if (tag !== undefined) filter.tag = tag
     const items = limit === 0 ? [] : await listReports(store, filter, limit)
-    sendJson(req, res, { items: items.map(r => ({ id: r.id, keyId: r.keyId, report: r.report, envelope: JSON.parse(r.envelopeJson) as unknown })) }, { cacheControl: 'no-cache' })
+    sendJson(req, res, { items: items.map(r => ({ id: r.id, keyId: r.keyId, report: r.report, envelope: JSON.parse(r.envelopeJson) as unknown })) } satisfies DivergencesResponse, { cacheControl: 'no-cache' })
   }
 
   const metrics: Handler = async (req, res, url) => {
@@ -202,7 +195,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
   const healthz: Handler = async (req, res, url) => {
     new Query(url.searchParams, [])
     const stats = await store.stats()
-    sendJson(req, res, { status: 'ok', messages: stats.messages, claims: stats.claims, announcements: stats.announcements, ...(ctx.catchUp != null ? { catchUp: ctx.catchUp() } : {}) }, { cacheControl: 'no-store' })
+    sendJson(req, res, { status: 'ok', messages: stats.messages, claims: stats.claims, announcements: stats.announcements, ...(ctx.catchUp != null ? { catchUp: ctx.catchUp() } : {}) } satisfies HealthResponse, { cacheControl: 'no-store' })
   }
 
   /** Serves what `produce` makes, from the cache while the store has not changed. */

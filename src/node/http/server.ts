@@ -14,6 +14,7 @@ import { MethodNotAllowedError, UriTooLongError } from './errors.js'
 import { HTTP_LIMITS } from './limits.js'
 import { sendError, setCommonHeaders } from './respond.js'
 import { createRoutes, type CatchUp } from './routes.js'
+import type { JobsResponse } from './api.js'
 import type { TlogRouteContext } from './tlog-routes.js'
 
 
@@ -30,7 +31,7 @@ export interface FeedServerComponents {
   /** The node's reachability and connections, served at /api/v1/peers. */
   peers?: () => unknown
   /** The node's build queue, served at /api/v1/jobs. */
-  jobs?: (opts: { recent: number }) => Promise<unknown>
+  jobs?: (opts: { recent: number }) => Promise<JobsResponse>
   /** Whether this node's host builds (`scheduler.health()`), served with /api/v1/builders. */
   host?: () => unknown
   /** Digests the registry publishes for a release; without it every published match is `unknown`. */

@@ -38,9 +38,3 @@ export class TargetError extends NekoError {
   override name = 'TargetError'
   override readonly code = 'ERR_TARGET'
 }
-
-/** An OCI archive is not what an OCI image layout export should be. */
-export class OciArchiveError extends NekoError {
-  override name = 'OciArchiveError'
-  override readonly code = 'ERR_OCI_ARCHIVE'
-}

@@ -1,7 +1,24 @@
 import { WIRE } from '../../protocol/patterns.js'
 import { TargetError } from './errors.js'
 import { findVariant, loadRecipe, type Recipe, type Variant } from './recipe.js'
-import type { RebuildRequest } from './rebuilder.js'
+
+export interface RebuildRequest {
+  /** git URL or local path */
+  repository: string
+  /** tag or commit */
+  ref: string
+  /** Refuse (source-error) when `ref` does not point to this commit. */
+  expectedCommit?: string
+  /**
+   * `neko`, a recipe file, the recipe itself (already resolved by the caller), or undefined:
+   * the repository's own `neko-rebuilder.json`, else its root Dockerfile as variant `default`.
+   */
+  recipe?: string | Recipe
+  variant?: string
+  platform: string
+  /** Keep the OCI tarball (and the build log) here. */
+  outDir?: string
+}
 
 /**
  * One rebuild with its recipe resolved: `planRebuild` makes it once per job, and the engine
@@ -52,4 +69,17 @@ export function variantFor (recipe: Recipe, name: string | undefined, platform: 
     throw new TargetError(`variant ${variant.name} of recipe ${recipe.name} is not built for ${platform} (it lists ${variant.platforms.join(', ')})`)
   }
   return variant
+}
+
+/**
+ * The plan's recipe and variant, resolving them from the checkout at `checkoutDir` when the
+ * repository brings its own; the answer is kept in the plan, so it is resolved once. A
+ * malformed recipe file throws RecipeError (the caller reports it as the release's own fault).
+ */
+export async function resolveAfterCheckout (plan: RebuildPlan, checkoutDir: string): Promise<{ recipe: Recipe, variant: Variant }> {
+  if (plan.resolved == null) {
+    const recipe = await loadRecipe(undefined, checkoutDir, { platform: plan.platform })
+    plan.resolved = { recipe, variant: variantFor(recipe, plan.variantName, plan.platform) }
+  }
+  return plan.resolved
 }

@@ -15,11 +15,10 @@ import { capabilitiesOf, checkEngine, unknownEnvironment, type Capabilities, typ
 import { EngineNotReadyError, RecipeError, RequirementsError, SourceError, TargetError } from './errors.js'
 import { clearStaleLocks, lockOnEngine, type EngineLock } from './engine-lock.js'
 import { holderGone, holderTag } from './holder.js'
-import { extractOciArchive } from './layout.js'
-import { imageResultOf, readOciArchive } from './oci.js'
+import { extractOciArchive, imageResultOf, readOciArchive } from '../oci/index.js'
 import { runPrepareStep } from './prepare.js'
-import { planRebuild, variantFor, type RebuildPlan } from './plan.js'
-import { findVariant, loadRecipe, recipeDigest, unmetRequirements, type Recipe, type Variant } from './recipe.js'
+import { planRebuild, resolveAfterCheckout, type RebuildPlan, type RebuildRequest } from './plan.js'
+import { findVariant, recipeDigest, unmetRequirements, type Recipe, type Variant } from './recipe.js'
 import { checkout } from './source.js'
 import { resolvesInside } from './paths.js'
 
@@ -45,24 +44,6 @@ export interface RebuilderComponents {
   docker?: Dockerode
   /** Where the engine logs; silent without one. */
   logger?: ComponentLogger
-}
-
-export interface RebuildRequest {
-  /** git URL or local path */
-  repository: string
-  /** tag or commit */
-  ref: string
-  /** Refuse (source-error) when `ref` does not point to this commit. */
-  expectedCommit?: string
-  /**
-   * `neko`, a recipe file, the recipe itself (already resolved by the caller), or undefined:
-   * the repository's own `neko-rebuilder.json`, else its root Dockerfile as variant `default`.
-   */
-  recipe?: string | Recipe
-  variant?: string
-  platform: string
-  /** Keep the OCI tarball (and the build log) here. */
-  outDir?: string
 }
 
 export interface RebuildOptions {
@@ -147,6 +128,32 @@ interface BaseInputs {
   flags: string[]
 }
 
+/** One rebuild in progress: what its steps share, and the claim's facts as they become known. */
+interface RebuildRun {
+  plan: RebuildPlan
+  log: Logger
+  workspace: string
+  logDir: string
+  logFile: string
+  buildLog: BuildLog
+  /** The whole rebuild's own limit, told apart from the caller's cancel. */
+  timeout: AbortSignal
+  signal: AbortSignal
+  progress: (p: Omit<BuildProgress, 'elapsedMs'>) => void
+  target: Target
+  recipeRef: RecipeRef
+  sourceDateEpoch: number
+  environment: Claim['environment']
+  lock?: EngineLock
+  /** The target's tarball once built (in `outDir` or the workspace). */
+  tarPath?: string
+  /** The tarball asked for in `outDir`; removed unless the rebuild succeeded. */
+  outTar?: string
+  /** The tarball kept for the caller: set once the build succeeded into `outDir`. */
+  ociPath?: string
+  finish: (body: { result: ImageResult } | { failure: Failure }) => RebuildOutcome
+}
+
 class DefaultRebuilder implements Rebuilder {
   private readonly docker: Dockerode
   private readonly cli: string
@@ -190,136 +197,176 @@ class DefaultRebuilder implements Rebuilder {
   }
 
   async rebuild (req: RebuildRequest, opts: RebuildOptions = {}): Promise<RebuildOutcome> {
-    const log = opts.log ?? this.log
-    const started = Date.now()
-    const startedOn = new Date(started).toISOString()
-    const timeout = AbortSignal.timeout(this.timeoutMs)
-    const signal = opts.signal != null ? AbortSignal.any([opts.signal, timeout]) : timeout
-
     // Usage errors throw before anything is fetched.
-    const plan: RebuildPlan = await planRebuild(req)
-    let recipe: Recipe | undefined = plan.resolved?.recipe
-    let variant: Variant | undefined = plan.resolved?.variant
+    const plan = await planRebuild(req)
+    const run = await this.openRun(plan, opts)
+    try {
+      const caps = await this.engineFor(run)
+      const checkoutDir = await this.fetchSource(run)
+      const { recipe, variant } = await this.resolveRecipe(run, checkoutDir, caps)
+      // Builds of one target on one engine must not share in-flight steps (engine-lock.ts).
+      run.lock = await lockOnEngine(this.docker, targetKey(run.target), { holdMs: this.timeoutMs + 60_000, signal: run.signal, log: run.log })
+      const setting: VariantSetting = { src: checkoutDir, platform: plan.platform, epoch: run.sourceDateEpoch, buildLog: run.buildLog, signal: run.signal, progress: run.progress }
+      const bases = await this.buildBases(run, recipe, variant, setting)
+      const info = await this.buildTarget(run, variant, setting, bases)
+      if (opts.onImage != null && run.tarPath != null) {
+        await opts.onImage(run.tarPath, info, run.target).catch((err: unknown) => { run.log.warn({ err }, 'reading the rebuilt image failed') })
+      }
+      return run.finish({ result: info })
+    } catch (err) {
+      return this.failed(run, err, opts)
+    } finally {
+      await this.closeRun(run)
+    }
+  }
 
+  /** Step 0: the workspace, the build log and the claim's facts as far as the plan knows them. */
+  private async openRun (plan: RebuildPlan, opts: RebuildOptions): Promise<RebuildRun> {
+    const started = Date.now()
+    const timeout = AbortSignal.timeout(this.timeoutMs)
     await makeDir(this.workDir)
     const workspace = await mkdtemp(join(this.workDir, 'rebuild-'))
     await writeFile(join(workspace, HOLDER_FILE), holderTag())
     const logDir = plan.outDir != null ? resolve(plan.outDir) : join(this.workDir, 'logs')
     await makeDir(logDir)
+    const variantName = plan.variantName ?? plan.resolved?.variant.name ?? 'default'
     // Tag (or commit), variant and platform: an operator finds a target's log by name.
-    const stem = `${fileSafe(plan.ref).slice(0, 64)}-${fileSafe(plan.variantName ?? variant?.name ?? 'default')}-${fileSafe(plan.platform)}-${Date.now()}-${basename(workspace).slice(-6)}`
+    const stem = `${fileSafe(plan.ref).slice(0, 64)}-${fileSafe(variantName)}-${fileSafe(plan.platform)}-${Date.now()}-${basename(workspace).slice(-6)}`
     const logFile = join(logDir, `${stem}.log`)
-    const buildLog = new BuildLog(logFile)
-    const progress = (p: Omit<BuildProgress, 'elapsedMs'>): void => opts.onProgress?.({ ...p, elapsedMs: Date.now() - started, logPath: logFile })
-
-    let recipeRef: RecipeRef = recipe != null ? { name: recipe.name, digest: recipeDigest(recipe) } : { name: 'repository', digest: UNRESOLVED_RECIPE }
-    const target: Target = { repository: plan.repository, commit: plan.expectedCommit?.toLowerCase() ?? UNRESOLVED_COMMIT, variant: plan.variantName ?? variant?.name ?? 'default', platform: plan.platform }
-    let sourceDateEpoch = 0
-    let environment = { ...unknownEnvironment(), emulated: false }
-    let ociPath: string | undefined
-    let lock: EngineLock | undefined
-    /** The tarball asked for in `outDir`; removed unless the rebuild succeeded. */
-    let outTar: string | undefined
-
-    const finish = (body: Pick<Claim, 'result'> | Pick<Claim, 'failure'>): RebuildOutcome => {
-      if ('failure' in body && body.failure != null) body = { failure: boundFailure(body.failure) }
-      const claim: Claim = { target, sourceDateEpoch, recipe: recipeRef, environment, startedOn, finishedOn: new Date().toISOString(), ...body }
-      return { claim, logPath: logFile, ...(ociPath != null && 'result' in body ? { ociPath } : {}) }
+    const recipe = plan.resolved?.recipe
+    const run: RebuildRun = {
+      plan,
+      log: opts.log ?? this.log,
+      workspace,
+      logDir,
+      logFile,
+      buildLog: new BuildLog(logFile),
+      timeout,
+      signal: opts.signal != null ? AbortSignal.any([opts.signal, timeout]) : timeout,
+      progress: (p) => opts.onProgress?.({ ...p, elapsedMs: Date.now() - started, logPath: logFile }),
+      target: { repository: plan.repository, commit: plan.expectedCommit?.toLowerCase() ?? UNRESOLVED_COMMIT, variant: variantName, platform: plan.platform },
+      recipeRef: recipe != null ? { name: recipe.name, digest: recipeDigest(recipe) } : { name: 'repository', digest: UNRESOLVED_RECIPE },
+      sourceDateEpoch: 0,
+      environment: { ...unknownEnvironment(), emulated: false },
+      finish: (body) => {
+        const base = { target: run.target, sourceDateEpoch: run.sourceDateEpoch, recipe: run.recipeRef, environment: run.environment, startedOn: new Date(started).toISOString(), finishedOn: new Date().toISOString() }
+        const claim: Claim = 'result' in body ? { ...base, result: body.result } : { ...base, failure: boundFailure(body.failure) }
+        return { claim, logPath: logFile, ...(run.ociPath != null && 'result' in body ? { ociPath: run.ociPath } : {}) }
+      }
     }
+    return run
+  }
 
+  /** Step 1: the engine answers, and the claim records what it is. */
+  private async engineFor (run: RebuildRun): Promise<Capabilities> {
+    let engine: EngineInfo
     try {
-      let engine: EngineInfo
-      try {
-        engine = await this.engine()
-      } catch (err) {
-        if (err instanceof EngineNotReadyError) throw new RebuildFailed({ class: 'infrastructure-error', message: err.message }, err)
-        throw err
-      }
-      const caps = capabilitiesOf(engine)
-      environment = { ...caps.environment, emulated: caps.platforms.find(p => p.platform === plan.platform)?.emulated ?? false }
-      if (variant != null) this.checkRequirements(variant, caps, plan.platform)
-
-      progress({ phase: 'source', variant: target.variant })
-      const src = join(workspace, 'src')
-      buildLog.write(`# fetching ${plan.ref} from ${plan.repository}\n`)
-      let resolved
-      try {
-        resolved = await checkout(plan.repository, plan.ref, src, { expectedCommit: plan.expectedCommit, signal })
-      } catch (err) {
-        if (err instanceof SourceError) throw new RebuildFailed({ class: 'source-error', message: err.message }, err)
-        throw err
-      }
-      target.commit = resolved.commit
-      if (resolved.tag != null) target.tag = resolved.tag
-      sourceDateEpoch = resolved.commitTime
-      buildLog.write(`# commit ${resolved.commit}, SOURCE_DATE_EPOCH=${sourceDateEpoch}\n`)
-
-      if (recipe == null) {
-        try {
-          recipe = await loadRecipe(undefined, src, { platform: plan.platform })
-        } catch (err) {
-          // The release's own recipe file is part of its source.
-          if (err instanceof RecipeError) throw new RebuildFailed({ class: 'source-error', message: `the repository's recipe file: ${err.message}` })
-          throw err
-        }
-        recipeRef = { name: recipe.name, digest: recipeDigest(recipe) }
-        variant = variantFor(recipe, plan.variantName, plan.platform)
-        target.variant = variant.name
-        this.checkRequirements(variant, caps, plan.platform)
-      }
-      if (variant == null) throw new TargetError('no variant')
-      // Builds of one target on one engine must not share in-flight steps (engine-lock.ts).
-      lock = await lockOnEngine(this.docker, targetKey(target), { holdMs: this.timeoutMs + 60_000, signal, log })
-
-      const setting: VariantSetting = { src, platform: plan.platform, epoch: sourceDateEpoch, buildLog, signal, progress }
-      // Bases first (`from`): each is rebuilt from the same commit and handed over by digest.
-      const bases: BaseInputs = { args: {}, flags: [] }
-      for (const [arg, baseName] of Object.entries(variant.from ?? {})) {
-        const base = findVariant(recipe, baseName)
-        const tar = join(workspace, `${fileSafe(base.name)}.oci.tar`)
-        const info = await this.buildVariant(base, tar, setting)
-        const layout = join(workspace, `${fileSafe(base.name)}-layout`)
-        await extractOciArchive(tar, layout)
-        const name = baseContextName(base.name)
-        bases.flags.push('--build-context', `${name}=oci-layout://${layout}@${info.manifestDigest}`)
-        bases.args[arg] = name
-        log.info({ base: base.name, manifest: info.manifestDigest }, 'base variant built')
-      }
-
-      const outDir = plan.outDir != null ? resolve(plan.outDir) : undefined
-      const tarPath = join(outDir ?? workspace, `${fileSafe(variant.name)}-${fileSafe(plan.platform)}-${resolved.commit.slice(0, 12)}.oci.tar`)
-      if (outDir != null) outTar = tarPath
-      const info = await this.buildVariant(variant, tarPath, setting, bases)
-      if (outDir != null) ociPath = tarPath
-      log.info({ variant: variant.name, platform: plan.platform, manifest: info.manifestDigest }, 'rebuilt')
-      if (opts.onImage != null) {
-        await opts.onImage(tarPath, info, target).catch((err: unknown) => { log.warn({ err }, 'reading the rebuilt image failed') })
-      }
-      return finish({ result: info })
+      engine = await this.engine()
     } catch (err) {
-      if (opts.signal?.aborted === true) throw opts.signal.reason
-      if (timeout.aborted) {
-        return finish({ failure: { class: 'timeout', message: `the rebuild did not finish within ${Math.round(this.timeoutMs / 1000)} s`, logExcerpt: logExcerpt(buildLog.text()) } })
-      }
-      if (err instanceof RebuildFailed) {
-        // Before a build there is nothing to report beyond the error its caller gets.
-        log[err.notStarted != null ? 'debug' : 'warn']({ failure: err.failure.class, message: err.failure.message }, 'rebuild failed')
-        const outcome = finish({ failure: err.failure })
-        return err.notStarted != null ? { ...outcome, notStarted: err.notStarted } : outcome
-      }
-      if (err instanceof TargetError || err instanceof RequirementsError || err instanceof RecipeError) throw err
-      // Anything else (a file system error, an engine call that failed mid-way) is the machine's
-      // problem, not the release's: report it as such rather than leaving the target unanswered.
-      log.error({ err }, 'rebuild stopped by an unexpected error')
-      return finish({ failure: { class: 'infrastructure-error', message: `unexpected: ${(err as Error).message ?? String(err)}` } })
-    } finally {
-      // A failed or cancelled build leaves no empty or partial tarball behind for anyone to take.
-      if (outTar != null && ociPath == null) await rm(outTar, { force: true })
-      await lock?.release()
-      await buildLog.close()
-      if (!this.keep) await rm(workspace, { recursive: true, force: true })
-      if (plan.outDir == null) await pruneLogs(logDir, this.maxLogs).catch(() => {})
+      if (err instanceof EngineNotReadyError) throw new RebuildFailed({ class: 'infrastructure-error', message: err.message }, err)
+      throw err
     }
+    const caps = capabilitiesOf(engine)
+    const { platform } = run.plan
+    run.environment = { ...caps.environment, emulated: caps.platforms.find(p => p.platform === platform)?.emulated ?? false }
+    if (run.plan.resolved != null) this.checkRequirements(run.plan.resolved.variant, caps, platform)
+    return caps
+  }
+
+  /** Step 2: the commit, checked out; the claim gets its id, tag and time. Returns the checkout. */
+  private async fetchSource (run: RebuildRun): Promise<string> {
+    const { plan, buildLog } = run
+    run.progress({ phase: 'source', variant: run.target.variant })
+    const src = join(run.workspace, 'src')
+    buildLog.write(`# fetching ${plan.ref} from ${plan.repository}\n`)
+    let resolved
+    try {
+      resolved = await checkout(plan.repository, plan.ref, src, { expectedCommit: plan.expectedCommit, signal: run.signal })
+    } catch (err) {
+      if (err instanceof SourceError) throw new RebuildFailed({ class: 'source-error', message: err.message }, err)
+      throw err
+    }
+    run.target.commit = resolved.commit
+    if (resolved.tag != null) run.target.tag = resolved.tag
+    run.sourceDateEpoch = resolved.commitTime
+    buildLog.write(`# commit ${resolved.commit}, SOURCE_DATE_EPOCH=${run.sourceDateEpoch}\n`)
+    return src
+  }
+
+  /** Step 3: the recipe and variant, from the plan or (once) from the checkout. */
+  private async resolveRecipe (run: RebuildRun, checkoutDir: string, caps: Capabilities): Promise<{ recipe: Recipe, variant: Variant }> {
+    if (run.plan.resolved != null) return run.plan.resolved
+    let resolved
+    try {
+      resolved = await resolveAfterCheckout(run.plan, checkoutDir)
+    } catch (err) {
+      // The release's own recipe file is part of its source.
+      if (err instanceof RecipeError) throw new RebuildFailed({ class: 'source-error', message: `the repository's recipe file: ${err.message}` })
+      throw err
+    }
+    run.recipeRef = { name: resolved.recipe.name, digest: recipeDigest(resolved.recipe) }
+    run.target.variant = resolved.variant.name
+    this.checkRequirements(resolved.variant, caps, run.plan.platform)
+    return resolved
+  }
+
+  /** Step 4: the bases a variant is built `from`, each rebuilt from the same commit and handed over by digest. */
+  private async buildBases (run: RebuildRun, recipe: Recipe, variant: Variant, setting: VariantSetting): Promise<BaseInputs> {
+    const bases: BaseInputs = { args: {}, flags: [] }
+    for (const [arg, baseName] of Object.entries(variant.from ?? {})) {
+      const base = findVariant(recipe, baseName)
+      const tar = join(run.workspace, `${fileSafe(base.name)}.oci.tar`)
+      const info = await this.buildVariant(base, tar, setting)
+      const layout = join(run.workspace, `${fileSafe(base.name)}-layout`)
+      await extractOciArchive(tar, layout)
+      const name = baseContextName(base.name)
+      bases.flags.push('--build-context', `${name}=oci-layout://${layout}@${info.manifestDigest}`)
+      bases.args[arg] = name
+      run.log.info({ base: base.name, manifest: info.manifestDigest }, 'base variant built')
+    }
+    return bases
+  }
+
+  /** Step 5: the target's own variant, to the tarball asked for (`outDir`) or in the workspace. */
+  private async buildTarget (run: RebuildRun, variant: Variant, setting: VariantSetting, bases: BaseInputs): Promise<ImageResult> {
+    const { plan } = run
+    const outDir = plan.outDir != null ? resolve(plan.outDir) : undefined
+    const tarPath = join(outDir ?? run.workspace, `${fileSafe(variant.name)}-${fileSafe(plan.platform)}-${run.target.commit.slice(0, 12)}.oci.tar`)
+    if (outDir != null) run.outTar = tarPath
+    const info = await this.buildVariant(variant, tarPath, setting, bases)
+    run.tarPath = tarPath
+    if (outDir != null) run.ociPath = tarPath
+    run.log.info({ variant: variant.name, platform: plan.platform, manifest: info.manifestDigest }, 'rebuilt')
+    return info
+  }
+
+  /** A rebuild that stopped: a failure claim, or the error itself for usage errors and cancellation. */
+  private failed (run: RebuildRun, err: unknown, opts: RebuildOptions): RebuildOutcome {
+    if (opts.signal?.aborted === true) throw opts.signal.reason
+    if (run.timeout.aborted) {
+      return run.finish({ failure: { class: 'timeout', message: `the rebuild did not finish within ${Math.round(this.timeoutMs / 1000)} s`, logExcerpt: logExcerpt(run.buildLog.text()) } })
+    }
+    if (err instanceof RebuildFailed) {
+      // Before a build there is nothing to report beyond the error its caller gets.
+      run.log[err.notStarted != null ? 'debug' : 'warn']({ failure: err.failure.class, message: err.failure.message }, 'rebuild failed')
+      const outcome = run.finish({ failure: err.failure })
+      return err.notStarted != null ? { ...outcome, notStarted: err.notStarted } : outcome
+    }
+    if (err instanceof TargetError || err instanceof RequirementsError || err instanceof RecipeError) throw err
+    // Anything else (a file system error, an engine call that failed mid-way) is the machine's
+    // problem, not the release's: report it as such rather than leaving the target unanswered.
+    run.log.error({ err }, 'rebuild stopped by an unexpected error')
+    return run.finish({ failure: { class: 'infrastructure-error', message: `unexpected: ${(err as Error).message ?? String(err)}` } })
+  }
+
+  /** Last: the lock, the log and the workspace go, whatever happened. */
+  private async closeRun (run: RebuildRun): Promise<void> {
+    // A failed or cancelled build leaves no empty or partial tarball behind for anyone to take.
+    if (run.outTar != null && run.ociPath == null) await rm(run.outTar, { force: true })
+    await run.lock?.release()
+    await run.buildLog.close()
+    if (!this.keep) await rm(run.workspace, { recursive: true, force: true })
+    if (run.plan.outDir == null) await pruneLogs(run.logDir, this.maxLogs).catch(() => {})
   }
 
   async sweep (): Promise<{ workspaces: number, locks: number }> {

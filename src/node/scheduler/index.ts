@@ -2,3 +2,5 @@ export { createScheduler, formatDuration, type Scheduler, type SchedulerComponen
 export { JobNotFoundError, JobNotRetryableError, SchedulerStoppedError } from './errors.js'
 export { canBuildTarget, builtinRecipe } from './requirements.js'
 export type { HostHealth, RebuildRequest, RunningBuild, SchedulerInit, SchedulerRebuilder } from './types.js'
+export { jobsView, DEFAULT_RECENT_JOBS } from './jobs-view.js'
+export type { JobsView } from './jobs-view.js'

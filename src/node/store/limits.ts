@@ -12,6 +12,10 @@ export const STORE_LIMITS = {
   maxListing: 20_000,
   /** Largest state value (bytes of JSON). */
   maxStateBytes: 1024 * 1024,
+  /** Divergence reports kept in all; beyond it the oldest go. */
+  maxReports: 500,
+  /** Divergence reports kept per target (one per pair of claims); beyond it the oldest of the target go. */
+  maxReportsPerTarget: 16,
   /** Longest id, key id or state key. */
   maxKeyLength: 512
 } as const

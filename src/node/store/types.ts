@@ -1,4 +1,5 @@
 import type { DecodedMessage } from '../../protocol/messages.js'
+import type { DivergenceReport } from '../../protocol/triage.js'
 import type { Announcement, Claim, Target } from '../../protocol/types.js'
 
 /**
@@ -79,6 +80,43 @@ export interface StoreStats {
   damaged: number
 }
 
+/** A divergence report this node signed or received. */
+export interface StoredReport {
+  /** Hex sha256 of the envelope JSON. */
+  id: string
+  /** Key id that signed it. */
+  keyId: string
+  envelopeJson: string
+  report: DivergenceReport
+}
+
+export interface ReportFilter {
+  repository?: string
+  tag?: string
+  /** `targetKey` */
+  key?: string
+}
+
+/** What the store holds that a new report would meet: itself, the report of its pair, its target's count. */
+export interface ReportStanding {
+  stored: boolean
+  pairCreatedAt?: string
+  forTarget: number
+}
+
+/** Divergence reports: derived from claims, so kept beside the message log, not in it. */
+export interface ReportStore {
+  /** Stores a report in place of any earlier one of the same pair of claims; the oldest go beyond the limits (STORE_LIMITS). */
+  save (envelopeJson: string, report: DivergenceReport, keyId: string): Promise<StoredReport>
+  /** Whether a report of this pair of claims (`a`, `b`) is stored. */
+  has (claimA: string, claimB: string): Promise<boolean>
+  standing (id: string, report: DivergenceReport): Promise<ReportStanding>
+  /** Reports matching `filter`, newest first. */
+  list (filter?: ReportFilter, limit?: number): Promise<StoredReport[]>
+  /** Changes whenever a report is saved (kept in the store): part of the HTTP cache key of what shows reports. */
+  version (): string
+}
+
 export interface Store {
   /**
    * Stores a verified message (only the decode path makes a `DecodedMessage`) with its
@@ -111,5 +149,7 @@ export interface Store {
   getState<T = unknown> (key: string): Promise<T | undefined>
   setState (key: string, value: unknown): Promise<void>
   stats (): Promise<StoreStats>
+  /** Divergence reports, over their own sublevels of the same database. */
+  readonly reports: ReportStore
   close (): Promise<void>
 }

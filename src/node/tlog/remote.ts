@@ -6,7 +6,7 @@
 import type { StoredMessage } from '../store/types.js'
 import { checkWitnessed, type InclusionEvidence, type WitnessRequirement } from '../../protocol/tlog/witnessed.js'
 import type { SplitViewProof } from '../../protocol/tlog/split-view.js'
-import { getFromNode, jsonFromNode } from '../consensus/node-client.js'
+import { getFromNode, jsonFromNode } from '../client/node-client.js'
 
 const MAX_ANSWER_BYTES = 64 * 1024
 const MAX_SPLIT_VIEWS_BYTES = 4 * 1024 * 1024

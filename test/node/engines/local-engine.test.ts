@@ -4,7 +4,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runDevnet } from '../../../src/node/daemon/devnet.js'
+import { runDevnet } from '../../../src/node/devnet/devnet.js'
 import { createLocalEngine, EngineStartError, type LocalEngine } from '../../../src/node/engines/index.js'
 import { ownEnginesAvailable } from '../../helpers/engine.js'
 

@@ -1,7 +1,6 @@
 import type { Digest } from '../../protocol/types.js'
 import { causeRef, type CauseId, type CauseRef } from '../../protocol/causes.js'
-import { jsonStart, listLayerFiles, type LayerFile, type LayerListing } from './layer-files.js'
-import { readOciArchive, type OciImage, type OciLayer } from './oci.js'
+import { jsonStart, listLayerFiles, readOciArchive, type LayerFile, type LayerListing, type OciImage, type OciLayer } from '../oci/index.js'
 import { DPKG_LIST, DPKG_STATUS, describeChange, listKey, packageDrift, parseDpkgStatus, type PackageChange } from './dpkg.js'
 import { looksText, recognise, type LayerFacts, type SideEvidence } from './recognise.js'
 import { originsOf, type Origin } from './origin.js'

@@ -111,8 +111,7 @@ export function ecosystemCause (path: string): CauseId | undefined {
 const iso = (s: number): string => new Date(s * 1000).toISOString().replace('.000Z', 'Z')
 
 function sameHead (a: SideEvidence | undefined, b: SideEvidence | undefined, magic: number[]): boolean {
-  const m = (h: Buffer | undefined): boolean => h != null && h.length >= magic.length && magic.every((x, i) => h[i] === x)
-  return m(a?.head) && m(b?.head)
+  return startsWith(a?.head, magic) && startsWith(b?.head, magic)
 }
 
 /** Bytes that make a file binary: controls other than tab, newline, form feed and carriage return, and DEL. */
@@ -131,46 +130,100 @@ export function looksText (buf: Buffer | undefined): boolean {
   return !new TextDecoder('utf-8').decode(buf, { stream: true }).includes('\uFFFD')
 }
 
-/** gzip (RFC 1952): MTIME is bytes 4..7, little-endian; FLG bit 3 says a file name follows. */
-function gzipDetail (a: Buffer, b: Buffer): string | undefined {
-  const mt = (h: Buffer): number => h.readUInt32LE(4)
-  const name = (h: Buffer): string | undefined => {
-    if ((h[3] ?? 0) & 0x08) {
-      const end = h.indexOf(0, 10)
-      return h.subarray(10, end === -1 ? h.length : end).toString('latin1')
-    }
-    return undefined
-  }
-  const parts: string[] = []
-  if (mt(a) !== mt(b)) parts.push(`gzip header mtime ${mt(a) === 0 ? '0' : iso(mt(a))} vs ${mt(b) === 0 ? '0' : iso(mt(b))}`)
-  if (name(a) !== name(b)) parts.push(`gzip header name ${name(a) ?? '(none)'} vs ${name(b) ?? '(none)'}`)
-  return parts.length > 0 ? parts.join(', ') : undefined
+const GZIP = [0x1f, 0x8b]
+const ZIP = [0x50, 0x4b, 0x03, 0x04]
+
+function startsWith (head: Buffer | undefined, magic: number[]): head is Buffer {
+  return head != null && head.length >= magic.length && magic.every((x, i) => head[i] === x)
 }
 
-/** .pyc (PEP 552): magic, flags (0 = timestamp-based), source mtime, source size. */
-function pycDetail (a: Buffer, b: Buffer): string {
-  if (a.length < 16 || b.length < 16) return 'bytecode differs'
-  const fa = a.readUInt32LE(4)
-  const fb = b.readUInt32LE(4)
-  if (fa === 0 && fb === 0) {
-    const ma = a.readUInt32LE(8)
-    const mb = b.readUInt32LE(8)
-    return ma !== mb ? `timestamp-based .pyc, source mtime ${iso(ma)} vs ${iso(mb)}` : 'timestamp-based .pyc, same source mtime: the marshalled code differs'
-  }
-  return `hash-based .pyc (flags ${fa} vs ${fb}): the marshalled code differs`
+/** gzip (RFC 1952): MTIME is bytes 4..7, little-endian; FLG bit 3 says a file name follows. */
+const gzipMtime = (h: Buffer): number => h.readUInt32LE(4)
+function gzipName (h: Buffer): string | undefined {
+  if (((h[3] ?? 0) & 0x08) === 0) return undefined
+  const end = h.indexOf(0, 10)
+  return h.subarray(10, end === -1 ? h.length : end).toString('latin1')
 }
 
 /** zip local file header: DOS time at 10..11, date at 12..13 (first member only: cheap). */
-function zipDetail (a: Buffer, b: Buffer): string | undefined {
-  if (a.length < 14 || b.length < 14) return undefined
-  const t = (h: Buffer): string => {
-    const time = h.readUInt16LE(10)
-    const date = h.readUInt16LE(12)
-    const p = (n: number): string => String(n).padStart(2, '0')
-    return `${1980 + (date >> 9)}-${p((date >> 5) & 15)}-${p(date & 31)} ${p(time >> 11)}:${p((time >> 5) & 63)}:${p((time & 31) * 2)}`
-  }
-  return t(a) !== t(b) ? `first zip member time ${t(a)} vs ${t(b)}` : undefined
+function zipTime (h: Buffer): string {
+  const time = h.readUInt16LE(10)
+  const date = h.readUInt16LE(12)
+  const p = (n: number): string => String(n).padStart(2, '0')
+  return `${1980 + (date >> 9)}-${p((date >> 5) & 15)}-${p(date & 31)} ${p(time >> 11)}:${p((time >> 5) & 63)}:${p((time & 31) * 2)}`
 }
+
+/** .pyc (PEP 552): magic, flags (0 = timestamp-based), source mtime, source size. */
+const pycFlags = (h: Buffer): number => h.readUInt32LE(4)
+const pycSourceMtime = (h: Buffer): number => h.readUInt32LE(8)
+
+/**
+ * Formats whose header records what a second build cannot repeat: one table, read across
+ * both sides in a diff (`both`) and on one side alone where only this node's own image is at
+ * hand (`one`, src/node/compare/own-bytes.ts). `settles`: a format both sides share names the
+ * cause even when the headers read the same (the difference is further in).
+ */
+interface HeaderFormat {
+  id: CauseId
+  /** Whether a file is of this format, from its path and first bytes. */
+  is: (path: string, head: Buffer | undefined) => boolean
+  /** Paths known to be of the format by name, in a diff, whatever their bytes (a .jar). */
+  named?: RegExp
+  both: (a: Buffer, b: Buffer) => string | undefined
+  one: (head: Buffer) => string | undefined
+  settles: boolean
+}
+
+export const HEADER_FORMATS: readonly HeaderFormat[] = [
+  {
+    id: 'python-bytecode',
+    is: (path, head) => PYC.test(path) && head != null,
+    both: (a, b) => {
+      if (a.length < 16 || b.length < 16) return 'bytecode differs'
+      const fa = pycFlags(a)
+      const fb = pycFlags(b)
+      if (fa === 0 && fb === 0) {
+        const ma = pycSourceMtime(a)
+        const mb = pycSourceMtime(b)
+        return ma !== mb ? `timestamp-based .pyc, source mtime ${iso(ma)} vs ${iso(mb)}` : 'timestamp-based .pyc, same source mtime: the marshalled code differs'
+      }
+      return `hash-based .pyc (flags ${fa} vs ${fb}): the marshalled code differs`
+    },
+    one: (h) => {
+      if (h.length < 16) return undefined
+      const flags = pycFlags(h)
+      return flags === 0 ? `timestamp-based .pyc, source mtime ${iso(pycSourceMtime(h))} on this side` : `hash-based .pyc (flags ${flags}): the marshalled code differs`
+    },
+    settles: true
+  },
+  {
+    id: 'gzip-header',
+    is: (_path, head) => startsWith(head, GZIP),
+    both: (a, b) => {
+      const parts: string[] = []
+      if (gzipMtime(a) !== gzipMtime(b)) parts.push(`gzip header mtime ${gzipMtime(a) === 0 ? '0' : iso(gzipMtime(a))} vs ${gzipMtime(b) === 0 ? '0' : iso(gzipMtime(b))}`)
+      if (gzipName(a) !== gzipName(b)) parts.push(`gzip header name ${gzipName(a) ?? '(none)'} vs ${gzipName(b) ?? '(none)'}`)
+      return parts.length > 0 ? parts.join(', ') : undefined
+    },
+    one: (h) => {
+      if (h.length < 10) return undefined
+      if (gzipMtime(h) !== 0) return `gzip header mtime ${iso(gzipMtime(h))} on this side`
+      return gzipName(h) !== undefined ? 'gzip header records the file name' : undefined
+    },
+    settles: false
+  },
+  {
+    id: 'zip-times',
+    is: (_path, head) => startsWith(head, ZIP),
+    named: ZIP_NAME,
+    both: (a, b) => {
+      if (a.length < 14 || b.length < 14) return undefined
+      return zipTime(a) !== zipTime(b) ? `first zip member time ${zipTime(a)} vs ${zipTime(b)}` : undefined
+    },
+    one: (h) => h.length >= 14 ? `first zip member time ${zipTime(h)} on this side` : undefined,
+    settles: true
+  }
+]
 
 /** Whether a JSON value is a date or time: a string holding one, or an integer Unix time. */
 function timeValue (v: unknown): boolean {
@@ -241,13 +294,10 @@ export function recognise (c: ChangeEvidence, facts: LayerFacts = {}): Recognise
     return result('file-set', kinds.has('added') ? 'only in b' : 'only in a')
   }
   if (kinds.has('content') && both) {
-    if (PYC.test(path) && a.head != null && b.head != null) return result('python-bytecode', pycDetail(a.head, b.head))
-    if (sameHead(a, b, [0x1f, 0x8b])) {
-      const d = gzipDetail(a.head as Buffer, b.head as Buffer)
-      if (d != null) return result('gzip-header', d)
-    }
-    if (sameHead(a, b, [0x50, 0x4b, 0x03, 0x04]) || (ZIP_NAME.test(path) && a.head != null)) {
-      return result('zip-times', a.head != null && b.head != null ? zipDetail(a.head, b.head) : undefined)
+    for (const f of HEADER_FORMATS) {
+      if (!(f.is(path, a.head) && f.is(path, b.head)) && !(f.named?.test(path) === true && a.head != null)) continue
+      const detail = a.head != null && b.head != null ? f.both(a.head, b.head) : undefined
+      if (detail != null || f.settles) return result(f.id, detail)
     }
     if (changes != null) {
       const json = complete ? jsonCause(a.content as Buffer, b.content as Buffer) : undefined
@@ -260,7 +310,7 @@ export function recognise (c: ChangeEvidence, facts: LayerFacts = {}): Recognise
       if (forms.length > 0) return result('embedded-timestamp', `differing lines hold a date or time (${forms.join(', ')})`, diff)
       return result('unknown', 'text content differs', diff)
     }
-    if (sameHead(a, b, [0x1f, 0x8b])) return result('unknown', 'gzip headers are equal: the compressed data differs')
+    if (sameHead(a, b, GZIP)) return result('unknown', 'gzip headers are equal: the compressed data differs')
     return result('unknown', a.head != null && b.head != null && sameHead(a, b, [0x7f, 0x45, 0x4c, 0x46]) ? 'ELF binaries differ' : undefined)
   }
   if (kinds.has('link')) return result(a?.type === 'link' || b?.type === 'link' ? 'hard-link' : 'symlink-target', `${a?.linkname ?? '(none)'} vs ${b?.linkname ?? '(none)'}`)
@@ -272,4 +322,36 @@ export function recognise (c: ChangeEvidence, facts: LayerFacts = {}): Recognise
   }
   if (kinds.has('order')) return result('file-order')
   return result('unknown')
+}
+
+const RANDOM_ID = /^([0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\n?$/
+
+function firstLine (text: string, re: RegExp): string | undefined {
+  const line = text.split('\n').find(l => re.test(l))
+  return line == null ? undefined : (line.length > 120 ? line.slice(0, 119) + '…' : line)
+}
+
+/**
+ * The cause one side's bytes show for a file whose content differs, with what showed it;
+ * undefined where they show nothing. Only what cannot be the same in a second build counts:
+ * a header of HEADER_FORMATS that records a time or a name, and, in a text file of the same
+ * size on both sides, a random id or a date.
+ */
+export function recogniseOwnBytes (path: string, head: Buffer, content: { content: Buffer, complete: boolean } | undefined, sameSize: boolean): { id: CauseId, detail: string } | undefined {
+  const format = HEADER_FORMATS.find(f => f.is(path, head))
+  if (format != null) {
+    const detail = format.one(head)
+    if (detail != null) return { id: format.id, detail }
+    // A header that records nothing explains nothing; its data is not text.
+    if (format.id === 'gzip-header') return undefined
+  }
+  // Text is judged only where both sides are the same size: a stamp replaced by another.
+  if (content == null || !sameSize || !looksText(content.content)) return undefined
+  const text = content.content.toString('utf8')
+  if (content.complete && RANDOM_ID.test(text)) return { id: 'machine-id', detail: 'holds a random 128-bit id, as /etc/machine-id does' }
+  const stamp = firstLine(text, TIMESTAMP)
+  if (stamp != null) return { id: 'embedded-timestamp', detail: `holds a date or time: ${stamp}` }
+  const temp = firstLine(text, TEMP_PATH)
+  if (temp != null) return { id: 'embedded-path', detail: `holds a temporary path: ${temp}` }
+  return undefined
 }

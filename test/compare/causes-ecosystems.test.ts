@@ -2,12 +2,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { applyFixes, diffManifests, diffOciArchives, fileManifestOf, type FileChange, type ImageDiff } from '../../src/node/rebuilder/index.js'
+import { applyFixes, diffManifests, diffOciArchives, fileManifestOf, type FileChange, type ImageDiff } from '../../src/node/compare/index.js'
 import { formatImageDiff } from '../../src/cli/commands/diff.js'
 import { CAUSES } from '../../src/protocol/causes.js'
-import { textDiff } from '../../src/node/rebuilder/text-diff.js'
-import { writeSyntheticOci, type SyntheticFile } from './oci-builder.js'
-import { runCli } from './cli-runner.js'
+import { textDiff } from '../../src/node/compare/text-diff.js'
+import { writeSyntheticOci, type SyntheticFile } from '../rebuilder/oci-builder.js'
+import { runCli } from '../rebuilder/cli-runner.js'
 
 const T0 = 1_733_580_000
 const httpDate = (s: number): string => new Date(s * 1000).toUTCString()

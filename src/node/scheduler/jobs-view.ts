@@ -1,5 +1,5 @@
-import { formatDuration, type Scheduler } from '../scheduler/index.js'
-import type { HostHealth, RunningBuild } from '../scheduler/types.js'
+import { formatDuration, type Scheduler } from './scheduler.js'
+import type { HostHealth, RunningBuild } from './types.js'
 import type { Job, Store } from '../store/types.js'
 
 /** `/api/v1/jobs`: what this node will build, is building and has built. */

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { ValidationError } from '../../protocol/errors.js'
-import { createStore, type StoreComponents } from '../store/level-store.js'
-import type { Store } from '../store/types.js'
-import { StoreLockedError } from './errors.js'
+import { ValidationError } from '../protocol/errors.js'
+import { createStore, type StoreComponents } from '../node/store/level-store.js'
+import type { Store } from '../node/store/types.js'
+import { StoreLockedError } from '../node/consensus/errors.js'
 
 /** Where a node keeps its level store inside its data directory. */
 const STORE_DIR = 'store'

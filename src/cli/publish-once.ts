@@ -1,7 +1,7 @@
-import { generateIdentity } from '../../protocol/keys.js'
-import { NekoError } from '../../protocol/errors.js'
-import { createP2PNode, TOPICS } from '../p2p/index.js'
-import { componentLog, type LoggerComponents } from '../logger.js'
+import { generateIdentity } from '../protocol/keys.js'
+import { NekoError } from '../protocol/errors.js'
+import { createP2PNode, TOPICS } from '../node/p2p/index.js'
+import { componentLog, type LoggerComponents } from '../node/logger.js'
 
 /** No peer took the message within the time allowed. */
 export class NotDeliveredError extends NekoError {

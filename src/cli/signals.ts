@@ -1,4 +1,4 @@
-import type { Logger } from '../logger.js'
+import type { Logger } from '../node/logger.js'
 
 /**
  * SIGINT/SIGTERM stop the node cleanly (the running build is aborted, p2p stops, the store

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createStore, targetIndexKey, type Store, type Job } from '../../src/node/store/index.js'
 import { LimitError, ValidationError } from '../../src/protocol/errors.js'
 import { createIngest } from '../../src/node/ingest/index.js'
-import { keyOf, putSample, sampleAnnouncement, sampleClaim } from './fixtures/messages.js'
+import { keyOf, putSample, sampleAnnouncement, sampleClaim } from '../node/fixtures/messages.js'
 import { trustNobodyPolicy } from '../../src/node/daemon/policy.js'
 
 describe('level store', () => {
@@ -185,7 +185,7 @@ describe('level store', () => {
   it('keeps every acknowledged message when the writer is killed', async () => {
     await store.close()
     const path = join(dir, 'crash')
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures/store-writer.ts'), path], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../node/fixtures/store-writer.ts'), path], { stdio: ['ignore', 'pipe', 'inherit'] })
     const acked: string[] = []
     const exited = new Promise<NodeJS.Signals | null>(resolve => child.on('exit', (_code, signal) => resolve(signal)))
     for await (const line of createInterface({ input: child.stdout })) {

@@ -1,6 +1,7 @@
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { verifyDivergenceReport, type DivergenceReport } from '../../protocol/triage.js'
-import { getFromNode, jsonFromNode, NodeFetchError } from '../consensus/node-client.js'
+import type { DivergencesResponse } from '../http/api.js'
+import { getFromNode, jsonFromNode, NodeFetchError } from './node-client.js'
 
 /**
  * A release's divergence reports from a node's `/api/v1/divergences`, each verified here
@@ -17,13 +18,12 @@ export async function fetchDivergencesFromNode (nodeUrl: string, policy: TrustPo
     missingOk: true
   })
   if (got === undefined) return []
-  const body = jsonFromNode(got)
-  const items = (body as { items?: unknown }).items
+  const items = (jsonFromNode(got) as Partial<DivergencesResponse> | null)?.items as unknown
   if (!Array.isArray(items)) throw new NodeFetchError(got.url, 'the answer has no items array')
   const out: Array<{ keyId: string, report: DivergenceReport }> = []
   for (const item of items) {
     try {
-      out.push(verifyDivergenceReport((item as { envelope?: unknown }).envelope, { keys: policy.builderKeys }))
+      out.push(verifyDivergenceReport((item as Partial<DivergencesResponse['items'][number]> | null)?.envelope, { keys: policy.builderKeys }))
     } catch {
       // Unverifiable or untrusted: not shown.
     }

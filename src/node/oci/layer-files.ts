@@ -4,7 +4,7 @@ import zlib from 'node:zlib'
 import tar from 'tar-stream'
 import type { Transform } from 'node:stream'
 import { OciArchiveError } from './errors.js'
-import { streamBlob } from './oci.js'
+import { streamBlob } from './archive.js'
 
 /** One entry of a layer tarball, content reduced to its digest. */
 export interface LayerFile {

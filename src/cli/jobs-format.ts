@@ -1,5 +1,5 @@
-import type { Job } from '../store/types.js'
-import type { JobsView } from './jobs.js'
+import type { Job } from '../node/store/types.js'
+import type { JobsView } from '../node/scheduler/jobs-view.js'
 
 function target (j: Job): string {
   const t = j.target

@@ -1,12 +1,12 @@
-import { ValidationError } from '../../protocol/errors.js'
-import { createAttestService, type AttestService } from '../../node/attest/index.js'
-import type { NodeConfig } from '../../node/config/index.js'
-import { policyReference } from '../../node/daemon/policy.js'
-import type { RunningNode } from '../../node/daemon/run.js'
-import { readIdentity } from '../../node/identity-files.js'
-import { loadDockerCredentials } from '../../node/registry/credentials.js'
-import { createRegistryClient, createRegistryWriter } from '../../node/registry/index.js'
-import { parseImages } from './status.js'
+import { ValidationError } from '../protocol/errors.js'
+import { createAttestService, type AttestService } from '../node/attest/index.js'
+import type { NodeConfig } from '../node/config/index.js'
+import { policyReference } from '../node/daemon/policy.js'
+import type { RunningNode } from '../node/daemon/run.js'
+import { readIdentity } from '../node/identity-files.js'
+import { loadDockerCredentials } from '../node/registry/credentials.js'
+import { createRegistryClient, createRegistryWriter } from '../node/registry/index.js'
+import { parseImages } from './images.js'
 
 /** `join --attest`: the node attaches the verdicts of the releases it holds to their images. */
 export async function startAttesting ({ daemon, logger }: RunningNode, config: NodeConfig, opts: { attest?: string[], attestAuth?: string, attestEvery?: string }): Promise<AttestService> {

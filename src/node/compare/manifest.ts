@@ -1,8 +1,6 @@
 import type { Digest } from '../../protocol/types.js'
 import { compareFiles, groupCauses, type CauseGroup, type LayerDiff } from './diff.js'
-import { OciArchiveError } from './errors.js'
-import { listLayerFiles, type LayerFile } from './layer-files.js'
-import { readOciArchive } from './oci.js'
+import { listLayerFiles, OciArchiveError, readOciArchive, type LayerFile } from '../oci/index.js'
 import { recognise } from './recognise.js'
 
 /**

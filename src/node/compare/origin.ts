@@ -1,4 +1,4 @@
-import type { OciImage } from './oci.js'
+import type { OciImage } from '../oci/index.js'
 
 /** What an image says about the source and clock it was built from. */
 export interface Origin {

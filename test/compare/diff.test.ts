@@ -2,8 +2,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { diffOciArchives, OciArchiveError, readOciArchive } from '../../src/node/rebuilder/index.js'
-import { writeSyntheticOci, type SyntheticFile } from './oci-builder.js'
+import { OciArchiveError, readOciArchive } from '../../src/node/oci/index.js'
+import { diffOciArchives } from '../../src/node/compare/index.js'
+import { writeSyntheticOci, type SyntheticFile } from '../rebuilder/oci-builder.js'
 
 const base: SyntheticFile[] = [
   { path: 'etc/', type: 'directory' },

@@ -1,0 +1,5 @@
+/** A local demo network (`neko-rebuilder devnet`): nodes, engines and a fixture project of its own. */
+export { runDevnet, devnetThreshold } from './devnet.js'
+export type { DevnetInit, DevnetNodeView, DevnetResult } from './devnet.js'
+export { createFixtureProject } from './fixture-project.js'
+export type { FixtureProject, FixtureProjectOptions } from './fixture-project.js'
