@@ -92,6 +92,19 @@ export interface Claim {
   finishedOn: string
   result?: ImageResult
   failure?: Failure
+  /**
+   * The `from` bases this image was built on (success claims only), by the manifest digest of
+   * the base this node built from the same commit for the same platform: the chain a verifier
+   * follows from an app to its base's own claim. Absent in claims of images with no base, and
+   * in claims made before bases were recorded.
+   */
+  bases?: BaseRef[]
+}
+
+/** A base image an app was built on: its variant (same repository, commit and platform) and manifest. */
+export interface BaseRef {
+  variant: string
+  manifestDigest: Digest
 }
 
 export type VerdictStatus = 'reproducible' | 'unreproducible' | 'disputed' | 'pending' | 'unsettled' | 'failed'

@@ -7,7 +7,7 @@ import { createScheduler } from '../../src/node/scheduler/index.js'
 import { createStore, type Store, type StoredMessage } from '../../src/node/store/index.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
 import { signAnnouncement } from '../../src/protocol/messages.js'
-import type { Announcement } from '../../src/protocol/types.js'
+import type { Announcement, Claim } from '../../src/protocol/types.js'
 import { policyFor, waitFor } from './helpers.js'
 import { createIngest, type Ingest } from '../../src/node/ingest/index.js'
 import { controlRequest, createControlServer } from '../../src/node/daemon/control.js'
@@ -156,6 +156,48 @@ describe('build scheduler', () => {
       expect(recipeDigest(resolved as typeof neko)).toBe(recipeDigest(neko))
       // Another digest under the same name: the repository's own recipe, read after checkout.
       expect(byCommit.get('b'.repeat(40))).toBeUndefined()
+    } finally {
+      await scheduler.stop()
+    }
+  })
+
+  it('starts bases first, then the longest expected builds: learned from claims, emulated ones early', async () => {
+    const neko = await loadRecipe('neko')
+    const asked: string[] = []
+    const caps = { platforms: [{ platform: 'linux/amd64', emulated: false }, { platform: 'linux/arm64', emulated: true }], nvidia: false }
+    const scheduler = createScheduler({
+      store,
+      ingest,
+      rebuilder: { rebuild: async (req) => { asked.push(`${req.variant ?? ''}@${req.platform}`); throw new TargetError('recorded') } },
+      identity: builder,
+      capabilities: () => caps,
+      publishClaim: async () => {}
+    })
+    // Another node's claim: chromium on amd64 took 2 hours, longer than any guess.
+    const took = (variant: string, ms: number): Claim => ({
+      target: { repository: announcement.repository, commit: 'c'.repeat(40), variant, platform: 'linux/amd64' },
+      sourceDateEpoch: 0,
+      recipe: { name: 'neko', digest: recipeDigest(neko) },
+      environment: { engine: { name: 'docker', version: '26' }, buildx: 'v0.13', buildkit: 'v0.13', kernel: '6', arch: 'amd64', emulated: false, tool: { name: 't', version: '1' } },
+      startedOn: '2026-01-01T00:00:00.000Z',
+      finishedOn: new Date(Date.parse('2026-01-01T00:00:00.000Z') + ms).toISOString(),
+      result: { indexDigest: `sha256:${'1'.repeat(64)}`, manifestDigest: `sha256:${'2'.repeat(64)}`, configDigest: `sha256:${'3'.repeat(64)}`, diffIds: [] }
+    })
+    scheduler.learn(took('chromium', 2 * 3600_000))
+    scheduler.learn(took('firefox', 60_000))
+    await scheduler.start()
+    try {
+      const targets = [
+        { variant: 'firefox', platform: 'linux/amd64' },
+        { variant: 'firefox', platform: 'linux/arm64' },
+        { variant: 'chromium', platform: 'linux/amd64' },
+        { variant: 'base', platform: 'linux/amd64' },
+        { variant: 'base', platform: 'linux/arm64' }
+      ]
+      await scheduler.enqueue(await storeAnnouncement({ ...announcement, tag: 'v3.0.0', recipe: { name: 'neko', digest: recipeDigest(neko) }, targets }))
+      await waitFor('every job to reach the engine', () => asked.length === targets.length, 10_000)
+      // Bases (the emulated one first), chromium (learned: 2 h), firefox arm64 (emulated: 6 x the 1 min learned natively), firefox amd64.
+      expect(asked).toEqual(['base@linux/arm64', 'base@linux/amd64', 'chromium@linux/amd64', 'firefox@linux/arm64', 'firefox@linux/amd64'])
     } finally {
       await scheduler.stop()
     }

@@ -172,6 +172,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     ...(init.maxAnnouncementAgeMs != null ? { maxAnnouncementAgeMs: init.maxAnnouncementAgeMs } : {}),
     ...(init.progressIntervalMs != null ? { progressIntervalMs: init.progressIntervalMs } : {})
   })
+  // Every claim tells the scheduler how long its variant takes and which variants are bases.
+  onStored(m => { if (m.kind === 'claim') scheduler.learn(m.claim) })
   // What arrives announced is queued here; the scheduler keeps its queue calls in order.
   ingest.addEventListener('stored', ({ detail }) => {
     if (detail.kind === 'announcement') scheduler.enqueue(detail).catch((err: unknown) => { log.warn({ err, id: detail.id }, 'queueing an announced release failed') })

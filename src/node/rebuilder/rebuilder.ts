@@ -1,13 +1,14 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { basename, join, resolve } from 'node:path'
 import type Dockerode from 'dockerode'
-import type { Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
+import type { BaseRef, Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
 import { NekoError } from '../../protocol/errors.js'
 import { LIMITS } from '../../protocol/limits.js'
 import { targetKey } from '../../protocol/target.js'
 import { componentLog, type ComponentLogger, type Logger } from '../logger.js'
 import { makeDir } from '../make-dir.js'
+import { BaseCache, type BuiltBase } from './bases.js'
 import { BuildLog } from './build-log.js'
 import { runBuildx, type BuildProgress } from './buildx.js'
 import { classifyBuildLog, logExcerpt } from './classify.js'
@@ -39,6 +40,11 @@ export interface RebuilderInit {
   keepWorkspaces?: boolean
   /** Build logs kept under `workDir/logs` (rebuilds without `outDir`); the oldest go first. Default 200. */
   maxLogs?: number
+  /**
+   * `from` bases kept built (tarball and layout) for the apps built on them; the least
+   * recently used go first. Default 8: a Neko release has two bases on two platforms.
+   */
+  maxBases?: number
 }
 
 export interface RebuilderComponents {
@@ -157,6 +163,7 @@ class DefaultRebuilder implements Rebuilder {
   private readonly keep: boolean
   private readonly maxLogs: number
   private readonly log: Logger
+  private readonly bases: BaseCache
   private cached?: { at: number, info: EngineInfo }
 
   constructor (components: RebuilderComponents, init: RebuilderInit) {
@@ -172,6 +179,7 @@ class DefaultRebuilder implements Rebuilder {
     this.keep = init.keepWorkspaces ?? false
     this.maxLogs = init.maxLogs ?? 200
     this.log = componentLog(components.logger, 'rebuilder')
+    this.bases = new BaseCache(this.workDir, Math.max(1, init.maxBases ?? 8), HOLDER_FILE, holderTag)
   }
 
   async checkEngine (): Promise<EngineInfo> {
@@ -217,13 +225,17 @@ class DefaultRebuilder implements Rebuilder {
     let sourceDateEpoch = 0
     let environment = { ...unknownEnvironment(), emulated: false }
     let ociPath: string | undefined
+    let baseRefs: BaseRef[] = []
+    /** Bases this rebuild holds in the cache; let go when it ends. */
+    const held: Array<() => void> = []
     let lock: EngineLock | undefined
     /** The tarball asked for in `outDir`; removed unless the rebuild succeeded. */
     let outTar: string | undefined
 
     const finish = (body: Pick<Claim, 'result'> | Pick<Claim, 'failure'>): RebuildOutcome => {
       if ('failure' in body && body.failure != null) body = { failure: boundFailure(body.failure) }
-      const claim: Claim = { target, sourceDateEpoch, recipe: recipeRef, environment, startedOn, finishedOn: new Date().toISOString(), ...body }
+      const chain = 'result' in body && baseRefs.length > 0 ? { bases: baseRefs } : {}
+      const claim: Claim = { target, sourceDateEpoch, recipe: recipeRef, environment, startedOn, finishedOn: new Date().toISOString(), ...body, ...chain }
       return { claim, logPath: logFile, ...(ociPath != null && 'result' in body ? { ociPath } : {}) }
     }
 
@@ -272,24 +284,46 @@ class DefaultRebuilder implements Rebuilder {
       lock = await lockOnEngine(this.docker, targetKey(target), { holdMs: this.timeoutMs + 60_000, signal, log })
 
       const setting: VariantSetting = { src, platform: plan.platform, epoch: sourceDateEpoch, buildLog, signal, progress }
-      // Bases first (`from`): each is rebuilt from the same commit and handed over by digest.
+      // Bases first (`from`): each is built once per commit and platform on this engine, and
+      // every app on it is built on that same output, handed over by digest.
+      const built = async (base: Variant): Promise<{ base: BuiltBase, reused: boolean }> => {
+        const key = BaseCache.key({ repository: plan.repository, commit: resolved.commit, recipeDigest: recipeRef.digest, variant: base.name, platform: plan.platform })
+        const use = await this.bases.use(key, async dir => {
+          const tar = join(dir, `${fileSafe(base.name)}.oci.tar`)
+          const result = await this.buildVariant(base, tar, setting)
+          const layout = join(dir, 'layout')
+          await extractOciArchive(tar, layout)
+          return { tar, layout, result }
+        })
+        held.push(use.release)
+        if (use.reused) buildLog.write(`# ${base.name}: built earlier for this commit and platform, manifest ${use.base.result.manifestDigest}\n`)
+        return use
+      }
       const bases: BaseInputs = { args: {}, flags: [] }
       for (const [arg, baseName] of Object.entries(variant.from ?? {})) {
         const base = findVariant(recipe, baseName)
-        const tar = join(workspace, `${fileSafe(base.name)}.oci.tar`)
-        const info = await this.buildVariant(base, tar, setting)
-        const layout = join(workspace, `${fileSafe(base.name)}-layout`)
-        await extractOciArchive(tar, layout)
+        const { base: out, reused } = await built(base)
         const name = baseContextName(base.name)
-        bases.flags.push('--build-context', `${name}=oci-layout://${layout}@${info.manifestDigest}`)
+        bases.flags.push('--build-context', `${name}=oci-layout://${out.layout}@${out.result.manifestDigest}`)
         bases.args[arg] = name
-        log.info({ base: base.name, manifest: info.manifestDigest }, 'base variant built')
+        baseRefs.push({ variant: base.name, manifestDigest: out.result.manifestDigest })
+        log.info({ base: base.name, manifest: out.result.manifestDigest, reused }, reused ? 'base variant built earlier; reused' : 'base variant built')
       }
+      baseRefs = baseRefs.filter((b, i) => baseRefs.findIndex(o => o.variant === b.variant) === i)
 
       const outDir = plan.outDir != null ? resolve(plan.outDir) : undefined
-      const tarPath = join(outDir ?? workspace, `${fileSafe(variant.name)}-${fileSafe(plan.platform)}-${resolved.commit.slice(0, 12)}.oci.tar`)
+      let tarPath = join(outDir ?? workspace, `${fileSafe(variant.name)}-${fileSafe(plan.platform)}-${resolved.commit.slice(0, 12)}.oci.tar`)
       if (outDir != null) outTar = tarPath
-      const info = await this.buildVariant(variant, tarPath, setting, bases)
+      let info: ImageResult
+      if (recipe.variants.some(v => Object.values(v.from ?? {}).includes(variant?.name ?? ''))) {
+        // A base of others: its own target is the very build its apps are built on.
+        const { base: out } = await built(variant)
+        info = out.result
+        if (outDir != null) await copyFile(out.tar, tarPath)
+        else tarPath = out.tar
+      } else {
+        info = await this.buildVariant(variant, tarPath, setting, bases)
+      }
       if (outDir != null) ociPath = tarPath
       log.info({ variant: variant.name, platform: plan.platform, manifest: info.manifestDigest }, 'rebuilt')
       if (opts.onImage != null) {
@@ -315,6 +349,7 @@ class DefaultRebuilder implements Rebuilder {
     } finally {
       // A failed or cancelled build leaves no empty or partial tarball behind for anyone to take.
       if (outTar != null && ociPath == null) await rm(outTar, { force: true })
+      for (const release of held) release()
       await lock?.release()
       await buildLog.close()
       if (!this.keep) await rm(workspace, { recursive: true, force: true })
@@ -325,7 +360,8 @@ class DefaultRebuilder implements Rebuilder {
   async sweep (): Promise<{ workspaces: number, locks: number }> {
     let workspaces = 0
     const names = await readdir(this.workDir).catch(() => [] as string[])
-    for (const name of names.filter(n => n.startsWith('rebuild-'))) {
+    // `bases-`: the base cache of a process (bases.ts), kept with the same holder file.
+    for (const name of names.filter(n => n.startsWith('rebuild-') || n.startsWith('bases-'))) {
       const dir = join(this.workDir, name)
       const holder = await readFile(join(dir, HOLDER_FILE), 'utf8').catch(() => undefined)
       // Without a holder file the process died between mkdtemp and writing it; give it a minute.

@@ -8,6 +8,7 @@ import { componentLog, type ComponentLogger } from '../logger.js'
 import type { Ingest } from '../ingest/index.js'
 import type { Job, Store, StoredMessage } from '../store/types.js'
 import { JobNotFoundError, JobNotRetryableError, SchedulerStoppedError } from './errors.js'
+import { BuildFacts } from './order.js'
 import { builtinRecipe, canBuildTarget } from './requirements.js'
 import type { HostHealth, RunningBuild, SchedulerCapabilities, SchedulerInit, SchedulerRebuilder } from './types.js'
 
@@ -48,6 +49,8 @@ export interface Scheduler {
    * waiting out its back-off. Clears a broken host: the operator says it is fixed.
    */
   retry: (id: string) => Promise<Job>
+  /** Told of every stored claim, any node's: how long its variant takes, and which variants are bases. */
+  learn: (claim: Claim) => void
 }
 
 const DEFAULTS = { concurrency: 1, maxAttempts: 3, backoffMs: 30_000, maxBackoffMs: 30 * 60_000, progressIntervalMs: 60_000 }
@@ -71,6 +74,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
   let idleWaiters: Array<() => void> = []
   let enqueueing: Promise<unknown> = Promise.resolve()
   let health: HostHealth = { state: 'ok' }
+  const facts = new BuildFacts()
 
   const now = (): string => new Date().toISOString()
 
@@ -103,8 +107,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     const queued = await store.listJobs('queued')
     const t = Date.now()
     let earliest = Infinity
-    queued.sort((a, b) => a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : 0)
-    for (const job of queued) {
+    for (const job of facts.order(queued, j => recipes.get(j.recipe.name), components.capabilities())) {
       if (stopping || active.size >= concurrency) break
       if (active.has(job.id)) continue
       if (job.notBefore != null && job.notBefore > t) { earliest = Math.min(earliest, job.notBefore); continue }
@@ -275,6 +278,12 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
         markBroken(broken)
         log.error({ job: broken.id, error: broken.lastError, hint: `fix the host, then: neko-rebuilder jobs retry '${broken.id}'` }, 'host broken since an earlier run; building nothing until a job is retried')
       }
+      // Durations of this node's own recent builds, so a restarted node still orders by them.
+      const done = (await store.listJobs('done')).sort((a, b) => a.updatedAt < b.updatedAt ? 1 : -1).slice(0, 256)
+      for (const job of done) {
+        const m = job.claimId != null ? await store.getMessage(job.claimId) : undefined
+        if (m?.kind === 'claim') facts.learn(m.claim)
+      }
       started = true
       stopping = false
       schedulePump()
@@ -298,6 +307,8 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     },
 
     running: () => [...active.keys()],
+
+    learn: claim => { facts.learn(claim) },
 
     health: () => health,
 
