@@ -21,6 +21,7 @@ import { imageResultOf, readOciArchive } from './oci.js'
 import { runPrepareStep } from './prepare.js'
 import { planRebuild, variantFor, type RebuildPlan } from './plan.js'
 import { findVariant, loadRecipe, recipeDigest, unmetRequirements, type Recipe, type Variant } from './recipe.js'
+import { cannotRunSmoke, runSmokeTest, type SmokeOutcome } from './smoke.js'
 import { checkout } from './source.js'
 import { resolvesInside } from './paths.js'
 
@@ -96,6 +97,8 @@ export interface RebuildOutcome {
    * made: a node asked for an announced commit judges it as it judges every claim.
    */
   notStarted?: NekoError
+  /** The variant's smoke test run in the rebuilt image, when it has one and this engine can run it. */
+  smoke?: SmokeOutcome
 }
 
 export interface Rebuilder {
@@ -329,7 +332,8 @@ class DefaultRebuilder implements Rebuilder {
       if (opts.onImage != null) {
         await opts.onImage(tarPath, info, target).catch((err: unknown) => { log.warn({ err }, 'reading the rebuilt image failed') })
       }
-      return finish({ result: info })
+      const smoke = await this.smokeTest(variant, engine, tarPath, buildLog, signal, log)
+      return { ...finish({ result: info }), ...(smoke != null ? { smoke } : {}) }
     } catch (err) {
       if (opts.signal?.aborted === true) throw opts.signal.reason
       if (timeout.aborted) {
@@ -376,6 +380,26 @@ class DefaultRebuilder implements Rebuilder {
       return 0
     })
     return { workspaces, locks }
+  }
+
+  /** The variant's smoke test in the image just built, where this engine can run it. Its own failure to run is logged, never a FAILED test. */
+  private async smokeTest (variant: Variant, engine: EngineInfo, tarPath: string, buildLog: BuildLog, signal: AbortSignal, log: Logger): Promise<SmokeOutcome | undefined> {
+    if (variant.smoke == null) return undefined
+    const why = cannotRunSmoke(variant.smoke, engine)
+    if (why != null) {
+      buildLog.write(`# smoke test not run: ${why}\n`)
+      log.info({ variant: variant.name, reason: why }, 'smoke test not run')
+      return undefined
+    }
+    try {
+      const out = await runSmokeTest(this.docker, engine, tarPath, variant.smoke, { log: buildLog, signal })
+      log.info({ variant: variant.name, result: out.result, exitCode: out.exitCode }, 'smoke test run')
+      return out
+    } catch (err) {
+      if (signal.aborted) throw err
+      log.warn({ err, variant: variant.name }, 'the smoke test could not be run')
+      return undefined
+    }
   }
 
   private checkRequirements (variant: Variant, caps: Capabilities, platform: string): void {
