@@ -23,6 +23,9 @@ import type { StoredAnnouncement, StoredClaim } from '../../node/store/types.js'
 import { reportWitnessing } from '../../node/tlog/status.js'
 import { fetchDivergencesFromNode, formatReport, listReports } from '../../node/triage/index.js'
 import type { DivergenceReport } from '../../protocol/triage.js'
+import type { TestResult } from '../../protocol/test-result.js'
+import { fetchTestResultsFromNode, listTestResults } from '../../node/test-results/index.js'
+import { formatTestResults, summariseTestResults, type TestResultSummary } from '../../node/test-results/view.js'
 import { exitCodeFor } from '../verdicts/exit.js'
 import { formatConsensus } from '../verdicts/table.js'
 import { cliLogger } from '../logger.js'
@@ -66,6 +69,8 @@ export async function policyFor (flags: StatusFlags, dataDir: string): Promise<{
 /** A release source (`readRelease`) over a node's HTTP API (every envelope verified here) or a local store, with the divergence reports beside it. */
 export interface CliReleaseSource extends ReleaseSource {
   reports: (repository: string) => Promise<Array<{ keyId: string, report: DivergenceReport }>>
+  /** Smoke test results of the release's commit, verified (from a node) or stored (locally). */
+  testResults: (repository: string, commit: string) => Promise<Array<{ keyId: string, testResult: TestResult }>>
   close: () => Promise<void>
 }
 
@@ -109,6 +114,7 @@ export async function gather (tag: string, flags: StatusFlags, policy: TrustPoli
       announcements: async (t, repository) => announcements.filter(m => m.announcement.tag === t && (repository === undefined || m.announcement.repository === repository)),
       claimsFor: async (repository, commit) => claims.filter(m => m.claim.target.repository === repository && m.claim.target.commit === commit),
       reports: async (repository) => await fetchDivergencesFromNode(flags.node as string, policy, tag, repository),
+      testResults: async (repository, commit) => await fetchTestResultsFromNode(flags.node as string, policy, repository, commit),
       close: async () => {}
     }
   }
@@ -117,6 +123,7 @@ export async function gather (tag: string, flags: StatusFlags, policy: TrustPoli
     ...storeReleaseSource(store, policy, `the store of ${dataDir}`),
     // The local store's reports were verified when made or stored; only trusted signers count.
     reports: async (repository) => (await listReports(store, { repository, tag })).filter(r => policy.builderKeys.has(r.keyId)),
+    testResults: async (repository, commit) => await listTestResults(store, { repository, commit }),
     close: async () => { await store.close() }
   }
 }
@@ -215,6 +222,7 @@ export function register (program: Command): void {
       const source = await gather(tag, flags, policy, dataDir)
       let evaluation: ReleaseEvaluation
       let reports: Array<{ keyId: string, report: DivergenceReport }>
+      let tests: TestResultSummary[]
       try {
         const release = await readRelease(source, policy, tag, { repository: flags.repo })
         const a = release.chosen.announcement
@@ -229,6 +237,8 @@ export function register (program: Command): void {
         }
         evaluation = evaluateRelease({ ...release, policy, published })
         reports = (await source.reports(a.repository)).filter(r => r.report.target.commit === a.commit)
+        // Beside the verdicts, read after them: a test result never changes one.
+        tests = summariseTestResults(evaluation.consensus.targets, await source.testResults(a.repository, a.commit), policy)
       } finally {
         await source.close()
       }
@@ -236,10 +246,11 @@ export function register (program: Command): void {
       const outcome = gateOutcome(evaluation.consensus.targets)
       const reach = flags.node !== undefined ? await nodeReachability(flags.node) : undefined
       if (flags.json === true) {
-        process.stdout.write(JSON.stringify({ ...evaluation.consensus, outcome, divergences: reports.map(r => ({ keyId: r.keyId, ...r.report })), ...(reach !== undefined ? { node: reach } : {}) }, null, 2) + '\n')
+        process.stdout.write(JSON.stringify({ ...evaluation.consensus, outcome, divergences: reports.map(r => ({ keyId: r.keyId, ...r.report })), testResults: tests, ...(reach !== undefined ? { node: reach } : {}) }, null, 2) + '\n')
       } else {
         process.stdout.write(formatConsensus(evaluation.consensus, { publishedChecked: checked }))
         process.stdout.write(divergenceSection(evaluation.consensus.targets, reports))
+        process.stdout.write(formatTestResults(tests))
         if (reach !== undefined) process.stdout.write(`node: ${formatReachability(reach)}\n`)
       }
       if (flags.vsa !== undefined && flags.key !== undefined) {

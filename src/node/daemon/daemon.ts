@@ -14,6 +14,7 @@ import { jobsView } from './jobs.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
 import type { StoredMessage } from '../store/types.js'
 import { createReportGossip, createTriage, publishOwnReports, type ReportCheck } from '../triage/index.js'
+import { createTestResultGossip, type TestResultCheck } from '../test-results/index.js'
 import { splitViewLookup } from '../consensus/set-aside.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
@@ -69,6 +70,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       let verdict: 'accept' | 'reject' | 'ignore'
       let judgement: Judgement | undefined
       let report: ReportCheck | undefined
+      let tested: TestResultCheck | undefined
       let checkpoint: VerifiedCheckpoint | undefined
       if (topic === TOPICS.capabilities) {
         verdict = builders.receive(data)
@@ -76,6 +78,9 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         const c = witness?.validate(data)
         verdict = c?.verdict ?? 'ignore'
         if (c?.verdict === 'accept') checkpoint = c.checkpoint
+      } else if (topic === TOPICS.testResults) {
+        tested = await testResults.check(data)
+        verdict = tested.verdict
       } else if (topic === TOPICS.divergences) {
         report = await reports.check(data)
         if (report.verdict === 'reject') log.info({ reason: report.reason, keyId: report.keyId }, 'divergence report refused')
@@ -88,13 +93,17 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       if (verdict === 'accept') gossipCounts.accepted++
       else if (verdict === 'reject') gossipCounts.rejected++
       else gossipCounts.ignored++
-      const value = judgement ?? report ?? checkpoint
+      const value = judgement ?? report ?? checkpoint ?? tested
       return value !== undefined ? { outcome: verdict, value } : verdict
     },
     async onMessage (topic, data, _from, validated) {
       if (topic === TOPICS.capabilities) return
       if (topic === TOPICS.checkpoints) {
         await witness?.receive(data, validated as VerifiedCheckpoint | undefined).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
+        return
+      }
+      if (topic === TOPICS.testResults) {
+        await testResults.receive(data, validated as TestResultCheck | undefined).catch((err: unknown) => { log.warn({ err }, 'storing a test result failed') })
         return
       }
       if (topic === TOPICS.divergences) {
@@ -148,6 +157,9 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     witness = w
   }
 
+  // Smoke test results travel on their own topic, beside the verdicts, never counted in them.
+  const testResults = createTestResultGossip({ store, policy: () => policy, log: logger.forComponent('test-results') })
+
   const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptItems(items) }, init.backfill)
 
   const scheduler = createScheduler({
@@ -159,6 +171,11 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     capabilities: () => engineCaps,
     async publishClaim (envelopeJson) {
       await p2p.publish(TOPICS.claims, Buffer.from(envelopeJson, 'utf8'))
+    },
+    async publishTestResult (envelopeJson, testResult) {
+      const data = Buffer.from(envelopeJson, 'utf8')
+      await testResults.receive(data, { verdict: 'accept', keyId: identity.keyId, testResult })
+      await p2p.publish(TOPICS.testResults, data)
     },
     onClaim (claim) {
       claimsSigned++

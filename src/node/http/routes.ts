@@ -15,6 +15,7 @@ import { createResponseCache } from './cache.js'
 import { prepareJson, sendBody, sendJson, sendPrepared, type Prepared } from './respond.js'
 import { createTlogRoutes, TLOG_PREFIX, type TlogRouteContext } from './tlog-routes.js'
 import { listReports, reportsVersion, type ReportFilter } from '../triage/reports.js'
+import { listTestResults, type TestResultFilter } from '../test-results/index.js'
 import { DEFAULT_RECENT_JOBS } from '../daemon/jobs.js'
 
 export interface RouteContext {
@@ -192,6 +193,19 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     sendJson(req, res, { items: items.map(r => ({ id: r.id, keyId: r.keyId, report: r.report, envelope: JSON.parse(r.envelopeJson) as unknown })) }, { cacheControl: 'no-cache' })
   }
 
+  // Smoke test results, like reports, live beside the message log: read on each request.
+  const testResults: Handler = async (req, res, url) => {
+    const q = new Query(url.searchParams, ['repository', 'commit', 'limit'])
+    const limit = q.integer('limit', HTTP_LIMITS.defaultPageSize, HTTP_LIMITS.maxPageSize)
+    const filter: TestResultFilter = {}
+    const repository = repositoryParam(q)
+    const commit = q.string('commit', WIRE.commit, 'a full commit id (40 hex)')
+    if (repository !== undefined) filter.repository = repository
+    if (commit !== undefined) filter.commit = commit
+    const items = limit === 0 ? [] : await listTestResults(store, filter, limit)
+    sendJson(req, res, { items: items.map(r => ({ id: r.id, keyId: r.keyId, testResult: r.testResult, envelope: JSON.parse(r.envelopeJson) as unknown })) }, { cacheControl: 'no-cache' })
+  }
+
   const metrics: Handler = async (req, res, url) => {
     new Query(url.searchParams, [])
     if (ctx.metrics == null) throw new NotFoundError('metrics are not enabled on this node')
@@ -230,6 +244,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     ['/api/v1/jobs', jobs],
     ['/api/v1/peers', peers],
     ['/api/v1/divergences', divergences],
+    ['/api/v1/test-results', testResults],
     ['/claims.intoto.jsonl', jsonl],
     ['/feed.json', cached(feed)],
     ['/metrics', metrics],

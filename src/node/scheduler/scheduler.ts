@@ -1,9 +1,10 @@
 import { announcementTargets } from '../../protocol/announcement.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { signClaim } from '../../protocol/messages.js'
+import { signTestResult, type TestResult } from '../../protocol/test-result.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Claim } from '../../protocol/types.js'
-import { RecipeError, recipeDigest, RequirementsError, TargetError, type BuildProgress, type Recipe } from '../rebuilder/index.js'
+import { RecipeError, recipeDigest, RequirementsError, TargetError, type BuildProgress, type Recipe, type SmokeOutcome } from '../rebuilder/index.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
 import type { Ingest } from '../ingest/index.js'
 import type { Job, Store, StoredMessage } from '../store/types.js'
@@ -25,6 +26,11 @@ export interface SchedulerComponents extends SchedulerCapabilities {
   publishClaim: (envelopeJson: string) => Promise<void>
   /** Told of each claim this node signed and stored. */
   onClaim?: (claim: Claim, id: string) => void
+  /**
+   * Stores and publishes the Test Result this node signed for the smoke test of an image it
+   * rebuilt (after the image's claim); without it smoke test outcomes are only logged.
+   */
+  publishTestResult?: (envelopeJson: string, testResult: TestResult) => Promise<void>
 }
 
 export interface Scheduler {
@@ -148,6 +154,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       Object.assign(build, { phase: p.phase, step: p.step, variant: p.variant, elapsedMs: p.elapsedMs, ...(p.logPath != null ? { logPath: p.logPath } : {}) })
     }
     let claim: Claim
+    let smoke: SmokeOutcome | undefined
     try {
       // The built-in recipe only when it is the very one announced; otherwise the repository's own.
       // Handed over resolved: the engine does not look it up again.
@@ -162,6 +169,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
         platform: t.platform
       }, { signal, onProgress })
       claim = result.claim
+      smoke = result.smoke
     } catch (err) {
       if (signal.aborted) {
         // Stopped, not failed: the attempt does not count.
@@ -198,6 +206,16 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     } catch (err) {
       // Peers still get it through back-fill.
       log.warn({ err, job: job.id }, 'publishing the claim failed; it stays stored for back-fill')
+    }
+    if (smoke != null && claim.result != null && components.publishTestResult != null) {
+      // Beside the claim, never in it: a smoke test says the image runs, not that it is reproducible.
+      const testResult: TestResult = { target: claim.target, manifestDigest: claim.result.manifestDigest, recipe: claim.recipe, environment: claim.environment, ...smoke }
+      try {
+        await components.publishTestResult(JSON.stringify(signTestResult(testResult, components.identity)), testResult)
+        log.info({ job: job.id, result: smoke.result }, 'smoke test result signed')
+      } catch (err) {
+        log.warn({ err, job: job.id }, 'signing or publishing the smoke test result failed')
+      }
     }
   }
 
