@@ -7,6 +7,7 @@ import { createScheduler } from '../../src/node/scheduler/index.js'
 import { createStore, type Store, type StoredMessage } from '../../src/node/store/index.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
 import { signAnnouncement } from '../../src/protocol/messages.js'
+import { verifyTestResult, type TestResult } from '../../src/protocol/test-result.js'
 import type { Announcement, Claim } from '../../src/protocol/types.js'
 import { policyFor, waitFor } from './helpers.js'
 import { createIngest, type Ingest } from '../../src/node/ingest/index.js'
@@ -198,6 +199,46 @@ describe('build scheduler', () => {
       await waitFor('every job to reach the engine', () => asked.length === targets.length, 10_000)
       // Bases (the emulated one first), chromium (learned: 2 h), firefox arm64 (emulated: 6 x the 1 min learned natively), firefox amd64.
       expect(asked).toEqual(['base@linux/arm64', 'base@linux/amd64', 'chromium@linux/amd64', 'firefox@linux/arm64', 'firefox@linux/amd64'])
+    } finally {
+      await scheduler.stop()
+    }
+  })
+
+  it('signs a Test Result for the image it rebuilt when the engine ran its smoke test, after the claim; none without one', async () => {
+    const published: Array<{ envelopeJson: string, testResult: TestResult }> = []
+    const image = { indexDigest: `sha256:${'1'.repeat(64)}`, manifestDigest: `sha256:${'2'.repeat(64)}`, configDigest: `sha256:${'3'.repeat(64)}`, diffIds: [] }
+    const scheduler = createScheduler({
+      store,
+      ingest,
+      rebuilder: {
+        rebuild: async (req) => ({
+          claim: {
+            target: { repository: req.repository, commit: req.expectedCommit ?? '', variant: req.variant ?? '', platform: req.platform, tag: req.ref },
+            sourceDateEpoch: 0,
+            recipe: announcement.recipe,
+            environment: { engine: { name: 'docker', version: '26' }, buildx: 'v0.13', buildkit: 'v0.13', kernel: '6', arch: 'amd64', emulated: false, tool: { name: 't', version: '1' } },
+            startedOn: '2026-01-01T00:00:00.000Z',
+            finishedOn: '2026-01-01T00:01:00.000Z',
+            result: image
+          },
+          ...(req.variant === 'base' ? { smoke: { result: 'FAILED' as const, command: ['/bin/false'], gpu: false, exitCode: 1, startedOn: '2026-01-01T00:01:00.000Z', finishedOn: '2026-01-01T00:01:01.000Z' } } : {})
+        })
+      },
+      identity: builder,
+      capabilities: () => CAPS,
+      publishClaim: async () => {},
+      publishTestResult: async (envelopeJson, testResult) => { published.push({ envelopeJson, testResult }) }
+    })
+    await scheduler.start()
+    try {
+      await scheduler.enqueue(await storeAnnouncement({ ...announcement, targets: [{ variant: 'base', platform: 'linux/amd64' }, { variant: 'nvidia', platform: 'linux/amd64' }] }))
+      await waitFor('both builds to finish and the test result to go out', async () => (await store.listJobs('done')).length === 2 && published.length > 0, 10_000)
+      expect(published).toHaveLength(1)
+      const { keyId, testResult } = verifyTestResult(published[0]!.envelopeJson, { keys: new Map([[builder.keyId, builder.publicKey]]) })
+      expect(keyId).toBe(builder.keyId)
+      expect(testResult).toMatchObject({ manifestDigest: image.manifestDigest, result: 'FAILED', exitCode: 1, command: ['/bin/false'], target: { variant: 'base', commit: announcement.commit } })
+      // The claim stands whatever the test said: a test result is not a vote.
+      expect((await store.stats()).claims).toBe(2)
     } finally {
       await scheduler.stop()
     }
