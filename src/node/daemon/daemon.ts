@@ -14,7 +14,7 @@ import { jobsView } from './jobs.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
 import type { StoredMessage } from '../store/types.js'
 import { createReportGossip, createTriage, publishOwnReports, type ReportCheck } from '../triage/index.js'
-import { createTestResultGossip, type TestResultCheck } from '../test-results/index.js'
+import { createTestResultGossip, publishOwnTestResults, type TestResultCheck } from '../test-results/index.js'
 import { splitViewLookup } from '../consensus/set-aside.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
@@ -285,6 +285,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         capsTimer = setTimeout(() => {
           // Own reports go out again with each statement, for peers that joined since.
           void publishOwnReports(store, identity.keyId, async (data) => await p2p.publish(TOPICS.divergences, data), log)
+          void publishOwnTestResults(store, identity.keyId, async (data) => await p2p.publish(TOPICS.testResults, data), log)
           void publishCapabilities().finally(() => { if (running) next() })
         }, delay)
         capsTimer.unref()
