@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,6 +9,7 @@ import type { Store } from '../../src/node/store/types.js'
 import { createTestResultGossip, fetchTestResultsFromNode, listTestResults, MAX_RESULTS_PER_TARGET } from '../../src/node/test-results/index.js'
 import { signTestResult, TEST_RESULT_LIMITS, type TestResult } from '../../src/protocol/test-result.js'
 import type { SigningIdentity } from '../../src/protocol/keys.js'
+import { runCli, type CliResult } from '../rebuilder/cli-runner.js'
 import { COMMIT_4, claim, digestOf, ingestFor, makeKeys, policyJson, REPO, seedReleases, target, testPolicy, type Keys } from '../http/fixtures.js'
 
 const log = createLogger({ level: 'silent' }).forComponent('test-results')
@@ -32,13 +32,8 @@ function testResult (manifestDigest: string, result: 'PASSED' | 'FAILED', finish
 
 const bytes = (t: TestResult, by: SigningIdentity): Uint8Array => Buffer.from(JSON.stringify(signTestResult(t, by)), 'utf8')
 
-async function cli (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await new Promise(resolve => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'status', ...args], { cwd: process.cwd(), env: { ...process.env, NEKO_LOG_LEVEL: 'silent' }, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err == null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1
-      resolve({ code, stdout, stderr })
-    })
-  })
+async function cli (args: string[]): Promise<CliResult> {
+  return await runCli(['status', ...args])
 }
 
 describe('smoke test results: gossip, store, status', () => {
