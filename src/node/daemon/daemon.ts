@@ -15,6 +15,7 @@ import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.
 import type { StoredMessage } from '../store/types.js'
 import { createReportGossip, createTriage, publishOwnReports, type ReportCheck } from '../triage/index.js'
 import { createTestResultGossip, publishOwnTestResults, type TestResultCheck } from '../test-results/index.js'
+import { createAgreedTestResults } from '../test-results/agreed.js'
 import { splitViewLookup } from '../consensus/set-aside.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
@@ -159,6 +160,19 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
 
   // Smoke test results travel on their own topic, beside the verdicts, never counted in them.
   const testResults = createTestResultGossip({ store, policy: () => policy, log: logger.forComponent('test-results') })
+  // This node's own are signed once the quorum agrees on the image they ran in.
+  const agreedTests = createAgreedTestResults({
+    store,
+    policy: () => policy,
+    identity,
+    log: logger.forComponent('test-results'),
+    async publish (envelopeJson, testResult) {
+      const data = Buffer.from(envelopeJson, 'utf8')
+      await testResults.receive(data, { verdict: 'accept', keyId: identity.keyId, testResult })
+      await p2p.publish(TOPICS.testResults, data)
+    }
+  })
+  onStored(m => { if (m.kind === 'claim') void agreedTests.claimStored(m.claim.target) })
 
   const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptItems(items) }, init.backfill)
 
@@ -172,11 +186,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     async publishClaim (envelopeJson) {
       await p2p.publish(TOPICS.claims, Buffer.from(envelopeJson, 'utf8'))
     },
-    async publishTestResult (envelopeJson, testResult) {
-      const data = Buffer.from(envelopeJson, 'utf8')
-      await testResults.receive(data, { verdict: 'accept', keyId: identity.keyId, testResult })
-      await p2p.publish(TOPICS.testResults, data)
-    },
+    onTestResult: async (testResult) => { await agreedTests.hold(testResult) },
     onClaim (claim) {
       claimsSigned++
       const seconds = (Date.parse(claim.finishedOn) - Date.parse(claim.startedOn)) / 1000

@@ -1,7 +1,7 @@
 import { announcementTargets } from '../../protocol/announcement.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { signClaim } from '../../protocol/messages.js'
-import { signTestResult, type TestResult } from '../../protocol/test-result.js'
+import type { TestResult } from '../../protocol/test-result.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Claim } from '../../protocol/types.js'
 import { RecipeError, recipeDigest, RequirementsError, TargetError, type BuildProgress, type Recipe, type SmokeOutcome } from '../rebuilder/index.js'
@@ -27,10 +27,11 @@ export interface SchedulerComponents extends SchedulerCapabilities {
   /** Told of each claim this node signed and stored. */
   onClaim?: (claim: Claim, id: string) => void
   /**
-   * Stores and publishes the Test Result this node signed for the smoke test of an image it
-   * rebuilt (after the image's claim); without it smoke test outcomes are only logged.
+   * Takes the outcome of the smoke test the engine ran in an image this node rebuilt (after the
+   * image's claim), to be signed once the quorum agrees on that image (test-results/agreed.ts);
+   * without it smoke test outcomes are only logged.
    */
-  publishTestResult?: (envelopeJson: string, testResult: TestResult) => Promise<void>
+  onTestResult?: (testResult: TestResult) => Promise<void>
 }
 
 export interface Scheduler {
@@ -207,15 +208,11 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       // Peers still get it through back-fill.
       log.warn({ err, job: job.id }, 'publishing the claim failed; it stays stored for back-fill')
     }
-    if (smoke != null && claim.result != null && components.publishTestResult != null) {
+    if (smoke != null && claim.result != null) {
       // Beside the claim, never in it: a smoke test says the image runs, not that it is reproducible.
       const testResult: TestResult = { target: claim.target, manifestDigest: claim.result.manifestDigest, recipe: claim.recipe, environment: claim.environment, ...smoke }
-      try {
-        await components.publishTestResult(JSON.stringify(signTestResult(testResult, components.identity)), testResult)
-        log.info({ job: job.id, result: smoke.result }, 'smoke test result signed')
-      } catch (err) {
-        log.warn({ err, job: job.id }, 'signing or publishing the smoke test result failed')
-      }
+      log.info({ job: job.id, result: smoke.result, exitCode: smoke.exitCode }, 'smoke test run')
+      await components.onTestResult?.(testResult).catch((err: unknown) => { log.warn({ err, job: job.id }, 'keeping the smoke test result failed') })
     }
   }
 
