@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createRebuilder, loadRecipe, recipeDigest, TargetError, type RebuildRequest } from '../../src/node/rebuilder/index.js'
+import { createRebuilder, loadRecipe, parseRecipe, recipeDigest, TargetError, type RebuildRequest } from '../../src/node/rebuilder/index.js'
 import { createScheduler } from '../../src/node/scheduler/index.js'
 import { createStore, type Store, type StoredMessage } from '../../src/node/store/index.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
@@ -199,6 +199,50 @@ describe('build scheduler', () => {
       await waitFor('every job to reach the engine', () => asked.length === targets.length, 10_000)
       // Bases (the emulated one first), chromium (learned: 2 h), firefox arm64 (emulated: 6 x the 1 min learned natively), firefox amd64.
       expect(asked).toEqual(['base@linux/arm64', 'base@linux/amd64', 'chromium@linux/amd64', 'firefox@linux/arm64', 'firefox@linux/amd64'])
+    } finally {
+      await scheduler.stop()
+    }
+  })
+
+  it('learns a repository recipe\'s bases from its first rebuild, and starts them next', async () => {
+    const asked: string[] = []
+    const recipe = parseRecipe({
+      name: 'project',
+      variants: [
+        { name: 'base', platforms: ['linux/amd64'], build: { context: '.', dockerfile: 'Dockerfile' } },
+        ...['app1', 'app2'].map(name => ({ name, platforms: ['linux/amd64'], build: { context: name, dockerfile: `${name}/Dockerfile` }, from: { BASE_IMAGE: 'base' } }))
+      ]
+    })
+    const scheduler = createScheduler({
+      store,
+      ingest,
+      rebuilder: {
+        rebuild: async (req) => {
+          asked.push(req.variant ?? '')
+          return {
+            recipe,
+            claim: {
+              target: { repository: req.repository, commit: req.expectedCommit ?? '', variant: req.variant ?? '', platform: req.platform },
+              sourceDateEpoch: 0,
+              recipe: announcement.recipe,
+              environment: { engine: { name: 'docker', version: '26' }, buildx: 'v0.13', buildkit: 'v0.13', kernel: '6', arch: 'amd64', emulated: false, tool: { name: 't', version: '1' } },
+              startedOn: '2026-01-01T00:00:00.000Z',
+              finishedOn: '2026-01-01T00:01:00.000Z',
+              failure: { class: 'build-failed', message: 'recorded' }
+            }
+          }
+        }
+      },
+      identity: builder,
+      capabilities: () => CAPS,
+      publishClaim: async () => {}
+    })
+    await scheduler.start()
+    try {
+      await scheduler.enqueue(await storeAnnouncement({ ...announcement, targets: ['app1', 'app2', 'base'].map(variant => ({ variant, platform: 'linux/amd64' })) }))
+      await waitFor('every job to reach the engine', () => asked.length === 3, 10_000)
+      // Nothing known before the first checkout: app1 first (queued first); then the base it named.
+      expect(asked).toEqual(['app1', 'base', 'app2'])
     } finally {
       await scheduler.stop()
     }

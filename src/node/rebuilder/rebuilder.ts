@@ -99,6 +99,8 @@ export interface RebuildOutcome {
   notStarted?: NekoError
   /** The variant's smoke test run in the rebuilt image, when it has one and this engine can run it. */
   smoke?: SmokeOutcome
+  /** The recipe the rebuild followed, once known (a repository's own is known after checkout). */
+  recipe?: Recipe
 }
 
 export interface Rebuilder {
@@ -333,7 +335,7 @@ class DefaultRebuilder implements Rebuilder {
         await opts.onImage(tarPath, info, target).catch((err: unknown) => { log.warn({ err }, 'reading the rebuilt image failed') })
       }
       const smoke = await this.smokeTest(variant, engine, tarPath, buildLog, signal, log)
-      return { ...finish({ result: info }), ...(smoke != null ? { smoke } : {}) }
+      return { ...finish({ result: info }), recipe, ...(smoke != null ? { smoke } : {}) }
     } catch (err) {
       if (opts.signal?.aborted === true) throw opts.signal.reason
       if (timeout.aborted) {

@@ -17,6 +17,18 @@ const MAX_LEARNED = 1024
 export class BuildFacts {
   private readonly durations = new Map<string, number>()
   private readonly bases = new Set<string>()
+  /** Recipes rebuilds followed, by digest (a repository's own is known only after a checkout). */
+  private readonly recipes = new Map<string, Recipe>()
+
+  learnRecipe (digest: string, recipe: Recipe): void {
+    this.recipes.delete(digest)
+    this.recipes.set(digest, recipe)
+    if (this.recipes.size > 64) this.recipes.delete(this.recipes.keys().next().value as string)
+  }
+
+  recipe (digest: string): Recipe | undefined {
+    return this.recipes.get(digest)
+  }
 
   /** Learns from a claim: its build time (success only; a failure says little) and the bases it names. */
   learn (claim: Claim): void {

@@ -114,7 +114,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     const queued = await store.listJobs('queued')
     const t = Date.now()
     let earliest = Infinity
-    for (const job of facts.order(queued, j => recipes.get(j.recipe.name), components.capabilities())) {
+    for (const job of facts.order(queued, j => facts.recipe(j.recipe.digest) ?? recipes.get(j.recipe.name), components.capabilities())) {
       if (stopping || active.size >= concurrency) break
       if (active.has(job.id)) continue
       if (job.notBefore != null && job.notBefore > t) { earliest = Math.min(earliest, job.notBefore); continue }
@@ -171,6 +171,8 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       }, { signal, onProgress })
       claim = result.claim
       smoke = result.smoke
+      // A repository's own recipe, read at checkout: which of the release's variants are bases.
+      if (result.recipe != null) facts.learnRecipe(job.recipe.digest, result.recipe)
     } catch (err) {
       if (signal.aborted) {
         // Stopped, not failed: the attempt does not count.
