@@ -38,6 +38,15 @@ export function createAgreedTestResults (components: AgreedTestResultsComponents
   const { store, log } = components
   // The pending list is read, changed and written back: one change at a time.
   let queue: Promise<unknown> = Promise.resolve()
+  /**
+   * Targets with a result waiting, in memory: every stored claim asks, and during a catch-up
+   * that is thousands a minute; only those of a waiting target touch the store.
+   */
+  let waitingKeys: Set<string> | undefined
+  const keysOf = async (): Promise<Set<string>> => {
+    waitingKeys ??= new Set(((await store.getState<TestResult[]>(PENDING)) ?? []).map(t => targetKey(t.target)))
+    return waitingKeys
+  }
   const serial = async <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn)
     queue = run.catch(() => {})
@@ -63,7 +72,9 @@ export function createAgreedTestResults (components: AgreedTestResultsComponents
         log.info({ target: key, status: verdict.status, manifest: t.manifestDigest, agreed: verdict.consensusDigest }, 'smoke test result dropped: its image is not the one the quorum agreed on')
       }
     }
-    await store.setState(PENDING, pending.filter(t => !waiting.includes(t)))
+    const left = pending.filter(t => !waiting.includes(t))
+    await store.setState(PENDING, left)
+    waitingKeys = new Set(left.map(t => targetKey(t.target)))
   }
 
   return {
@@ -71,12 +82,16 @@ export function createAgreedTestResults (components: AgreedTestResultsComponents
       await serial(async () => {
         const pending = (await store.getState<TestResult[]>(PENDING)) ?? []
         pending.push(testResult)
-        await store.setState(PENDING, pending.slice(-MAX_PENDING))
+        const kept = pending.slice(-MAX_PENDING)
+        await store.setState(PENDING, kept)
+        waitingKeys = new Set(kept.map(t => targetKey(t.target)))
         await settle(targetKey(testResult.target))
       })
     },
     async claimStored (target) {
-      await serial(async () => { await settle(targetKey(target)) }).catch((err: unknown) => { log.warn({ err }, 'checking held smoke test results failed') })
+      const key = targetKey(target)
+      if (waitingKeys != null && !waitingKeys.has(key)) return
+      await serial(async () => { if ((await keysOf()).has(key)) await settle(key) }).catch((err: unknown) => { log.warn({ err }, 'checking held smoke test results failed') })
     }
   }
 }
