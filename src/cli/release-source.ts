@@ -1,3 +1,5 @@
+import type { TestResult } from '../protocol/test-result.js'
+import { fetchTestResultsFromNode, listTestResults } from '../node/test-results/index.js'
 import type { TrustPolicy } from '../protocol/policy.js'
 import type { DivergenceReport } from '../protocol/triage.js'
 import { fetchDivergencesFromNode, fetchHealthFromNode, fetchReleaseFromNode } from '../node/client/index.js'
@@ -25,6 +27,8 @@ export interface StatusFlags {
 /** A release source (`readRelease`) over a node's HTTP API (every envelope verified here) or a local store, with the divergence reports beside it. */
 export interface CliReleaseSource extends ReleaseSource {
   reports: (repository: string) => Promise<Array<{ keyId: string, report: DivergenceReport }>>
+  /** Smoke test results of the release's commit, verified (from a node) or stored (locally). */
+  testResults: (repository: string, commit: string) => Promise<Array<{ keyId: string, testResult: TestResult }>>
   close: () => Promise<void>
 }
 
@@ -66,6 +70,7 @@ export async function gather (tag: string, flags: StatusFlags, policy: TrustPoli
       announcements: async (t, repository) => announcements.filter(m => m.announcement.tag === t && (repository === undefined || m.announcement.repository === repository)),
       claimsFor: async (repository, commit) => claims.filter(m => m.claim.target.repository === repository && m.claim.target.commit === commit),
       reports: async (repository) => await fetchDivergencesFromNode(flags.node as string, policy, tag, repository),
+      testResults: async (repository, commit) => await fetchTestResultsFromNode(flags.node as string, policy, repository, commit),
       close: async () => {}
     }
   }
@@ -74,6 +79,7 @@ export async function gather (tag: string, flags: StatusFlags, policy: TrustPoli
     ...storeReleaseSource(store, policy, `the store of ${dataDir}`),
     // The local store's reports were verified when made or stored; only trusted signers count.
     reports: async (repository) => (await listReports(store, { repository, tag })).filter(r => policy.builderKeys.has(r.keyId)),
+    testResults: async (repository, commit) => await listTestResults(store, { repository, commit }),
     close: async () => { await store.close() }
   }
 }

@@ -7,7 +7,7 @@ import type { ResourceDescriptor, Statement } from './statement.js'
 import { targetSubjectName } from './target.js'
 import {
   FAILURE_PREDICATE, REBUILD_BUILD_TYPE, SLSA_PROVENANCE_V1, STATEMENT_TYPE,
-  type BuildEnvironment, type Claim, type Failure, type ImageResult, type RecipeRef, type Target
+  type BaseRef, type BuildEnvironment, type Claim, type Failure, type ImageResult, type RecipeRef, type Target
 } from './types.js'
 
 /** `runDetails.builder.id` of every rebuild claim. */
@@ -65,6 +65,14 @@ function sourceUri (t: Target): string {
 }
 
 /**
+ * A `from` base as a resolved dependency after the source: `name` is its variant, `uri` the
+ * subject name its own claim has (same repository and platform), `digest` its manifest.
+ */
+function baseDependency (t: Target, b: BaseRef): { name: string, uri: string, digest: { sha256: string } } {
+  return { name: b.variant, uri: targetSubjectName({ ...t, variant: b.variant }), digest: { sha256: hex(b.manifestDigest) } }
+}
+
+/**
  * The index and the config. The layers are the config's `rootfs.diff_ids`, so they ride on
  * the config descriptor as two parallel arrays rather than as one descriptor each: every
  * node parses every claim, and a descriptor per layer would double what it parses.
@@ -98,7 +106,7 @@ function successStatement (c: Claim, r: ImageResult): Statement {
         buildType: REBUILD_BUILD_TYPE,
         externalParameters,
         internalParameters: { sourceDateEpoch: c.sourceDateEpoch },
-        resolvedDependencies: [{ uri: sourceUri(t), digest: { gitCommit: t.commit } }]
+        resolvedDependencies: [{ uri: sourceUri(t), digest: { gitCommit: t.commit } }, ...(c.bases ?? []).map(b => baseDependency(t, b))]
       },
       runDetails: {
         builder: { id: BUILDER_ID, version: flattenEnvironment(c.environment) },
@@ -194,7 +202,7 @@ interface SuccessShape {
       buildType: string
       externalParameters: { repository: string, ref?: string, commit: string, variant: string, platform: string, recipe: RecipeRef }
       internalParameters: { sourceDateEpoch: number }
-      resolvedDependencies: Array<{ uri: string, digest: { gitCommit: string } }>
+      resolvedDependencies: [{ uri: string, digest: { gitCommit: string } }, ...Array<{ name: string, uri: string, digest: { sha256: string } }>]
     }
     runDetails: {
       builder: { id: string, version: Record<string, string> }
@@ -224,7 +232,19 @@ const validateSuccess = ajv.compile<SuccessShape>(S.statementWith(subjectSchema(
           required: ['sourceDateEpoch'],
           additionalProperties: false
         },
-        resolvedDependencies: S.single(S.str(LIMITS.repositoryLength + LIMITS.tagLength + 20), S.gitCommitDigest, 'uri')
+        // The source, then the `from` bases (none in claims of images without one).
+        resolvedDependencies: {
+          type: 'array',
+          minItems: 1,
+          maxItems: 1 + LIMITS.basesPerClaim,
+          items: [(S.single(S.str(LIMITS.repositoryLength + LIMITS.tagLength + 20), S.gitCommitDigest, 'uri') as { items: Record<string, unknown> }).items],
+          additionalItems: {
+            type: 'object',
+            properties: { name: S.variant, uri: S.str(LIMITS.repositoryLength + LIMITS.variantLength + LIMITS.platformLength + 2), digest: S.sha256Digest },
+            required: ['name', 'uri', 'digest'],
+            additionalProperties: false
+          }
+        }
       },
       required: ['buildType', 'externalParameters', 'internalParameters', 'resolvedDependencies'],
       additionalProperties: false
@@ -328,7 +348,7 @@ function successToClaim (statement: unknown): Claim {
   if (subject.name !== targetSubjectName(target)) {
     throw new ValidationError('subject[0].name', `must be ${JSON.stringify(targetSubjectName(target))} (repository#variant@platform)`)
   }
-  const dep = bd.resolvedDependencies[0] as SuccessShape['predicate']['buildDefinition']['resolvedDependencies'][number]
+  const [dep, ...baseDeps] = bd.resolvedDependencies
   if (dep.uri !== sourceUri(target)) throw new ValidationError('predicate.buildDefinition.resolvedDependencies[0].uri', `must be ${JSON.stringify(sourceUri(target))}`)
   if (dep.digest.gitCommit !== target.commit) throw new ValidationError('predicate.buildDefinition.resolvedDependencies[0].digest.gitCommit', 'must equal externalParameters.commit')
   checkTimes(rd.metadata.startedOn, rd.metadata.finishedOn, 'predicate.runDetails.metadata.finishedOn')
@@ -344,6 +364,14 @@ function successToClaim (statement: unknown): Claim {
     diffIds
   }
   if (createdBy !== undefined) result.layerSteps = createdBy
+  const bases = baseDeps.map((d, i): BaseRef => {
+    const field = `predicate.buildDefinition.resolvedDependencies[${i + 1}]`
+    const uri = targetSubjectName({ ...target, variant: d.name })
+    if (d.uri !== uri) throw new ValidationError(`${field}.uri`, `must be ${JSON.stringify(uri)} (the base's own subject name)`)
+    if (d.name === target.variant) throw new ValidationError(`${field}.name`, 'an image cannot be its own base')
+    return { variant: d.name, manifestDigest: sha(d.digest.sha256) }
+  })
+  if (new Set(bases.map(b => b.variant)).size !== bases.length) throw new ValidationError('predicate.buildDefinition.resolvedDependencies', 'names a base twice')
   return {
     target,
     sourceDateEpoch: bd.internalParameters.sourceDateEpoch,
@@ -351,7 +379,8 @@ function successToClaim (statement: unknown): Claim {
     environment: unflattenEnvironment(rd.builder.version),
     startedOn: rd.metadata.startedOn,
     finishedOn: rd.metadata.finishedOn,
-    result
+    result,
+    ...(bases.length > 0 ? { bases } : {})
   }
 }
 
@@ -390,6 +419,10 @@ export function statementToClaim (statement: { predicateType: string }): Claim {
 
 /** Validate a Claim before signing, with the same rules a receiver applies. */
 export function checkClaim (c: Claim): void {
+  if (c.bases !== undefined && c.failure !== undefined) throw new ValidationError('bases', 'only a success claim names its bases')
+  for (const [i, b] of (c.bases ?? []).entries()) {
+    if (!WIRE.digest.test(b.manifestDigest)) throw new ValidationError(`bases[${i}].manifestDigest`, `${JSON.stringify(b.manifestDigest)} is not sha256:<64 hex>`)
+  }
   if (c.result !== undefined && c.result.layerSteps !== undefined && c.result.layerSteps.length !== c.result.diffIds.length) {
     throw new ValidationError('result.layerSteps', `has ${c.result.layerSteps.length} entries for ${c.result.diffIds.length} layers`)
   }

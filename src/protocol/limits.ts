@@ -49,6 +49,8 @@ export const LIMITS = {
   bundleLineLength: 256 * 1024 + 1024,
   /** Lines in one bundle. */
   bundleLines: 100_000,
+  /** `from` bases one claim names (resolvedDependencies after the source). */
+  basesPerClaim: 16,
   /** Entries in a trust policy's builder or announcer list. */
   policyKeys: 1024
 } as const

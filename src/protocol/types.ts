@@ -90,12 +90,25 @@ export interface ClaimBase {
   environment: BuildEnvironment
   startedOn: string
   finishedOn: string
+  /**
+   * The `from` bases this image was built on (success claims only), by the manifest digest of
+   * the base this node built from the same commit for the same platform: the chain a verifier
+   * follows from an app to its base's own claim. Absent in claims of images with no base, and
+   * in claims made before bases were recorded.
+   */
+  bases?: BaseRef[]
 }
 
 /** A rebuild that produced an image. */
 export interface SuccessClaim extends ClaimBase {
   result: ImageResult
   failure?: undefined
+}
+
+/** A base image an app was built on: its variant (same repository, commit and platform) and manifest. */
+export interface BaseRef {
+  variant: string
+  manifestDigest: Digest
 }
 
 /** A rebuild that did not produce an image, and why. */

@@ -35,3 +35,24 @@ export function ownEnginesAvailable (suite: string): boolean {
   process.stderr.write(`[skip] ${suite}: not root; a dockerd of its own needs root\n`)
   return false
 }
+
+/**
+ * Whether the Docker engine can hand an NVIDIA GPU to a container (an NVIDIA runtime, or CDI
+ * devices named `nvidia.com/gpu…`). Under `NEKO_REQUIRE_GPU=1` (set where a GPU runner runs
+ * the suite) a missing one throws; otherwise the suite skips with one line.
+ */
+export function gpuEngineAvailable (suite: string): boolean {
+  if (!engineAvailable(suite)) return false
+  let ok = false
+  try {
+    const info = execFileSync('docker', ['info', '--format', '{{json .Runtimes}} {{json .DiscoveredDevices}}'], { encoding: 'utf8', timeout: 10_000 })
+    ok = /"nvidia":/.test(info) || info.includes('nvidia.com/gpu')
+  } catch {
+    // reported below
+  }
+  if (!ok) {
+    if (process.env.NEKO_REQUIRE_GPU === '1') throw new Error(`${suite}: NEKO_REQUIRE_GPU=1 but the engine has no NVIDIA runtime or CDI device`)
+    process.stderr.write(`[skip] ${suite}: the engine has no NVIDIA runtime or CDI device; the GPU path runs on a host with one\n`)
+  }
+  return ok
+}

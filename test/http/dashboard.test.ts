@@ -3,12 +3,15 @@ import { mkdir } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
-import { COMMIT_2, makeKeys, REPO, seedOneEngineRelease, seedReleases, target, tempStore, testPolicy, type Keys, ingestFor } from './fixtures.js'
+import { COMMIT_2, COMMIT_4, makeKeys, REPO, seedOneEngineRelease, seedReleases, target, tempStore, testPolicy, type Keys, ingestFor } from './fixtures.js'
 import { saveReport } from '../../src/node/triage/reports.js'
 import { causeRef } from '../../src/protocol/causes.js'
 import { signDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
 import type { Store } from '../../src/node/store/types.js'
 import { createScheduler } from '../../src/node/scheduler/index.js'
+import { createLogger } from '../../src/node/logger.js'
+import { createTestResultGossip } from '../../src/node/test-results/index.js'
+import { signTestResult, type TestResult } from '../../src/protocol/test-result.js'
 
 const CHROMIUM = process.env.NEKO_CHROMIUM ?? '/usr/bin/chromium'
 
@@ -174,6 +177,46 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     expect(errors, errors.join('\n')).toEqual([])
     await page.close()
   })
+  it('shows a target\'s smoke test results beside its verdict: which image, passed or failed, the command', async () => {
+    const claims = (await store.claimsForCommit(REPO, COMMIT_4)).filter(c => c.claim.result != null && c.claim.target.platform === 'linux/amd64')
+    const c = claims[0]!
+    const testResult: TestResult = {
+      target: c.claim.target,
+      manifestDigest: c.claim.result!.manifestDigest,
+      recipe: c.claim.recipe,
+      environment: c.claim.environment,
+      result: 'PASSED',
+      command: ['/usr/bin/neko', '--version'],
+      gpu: false,
+      exitCode: 0,
+      startedOn: '2026-01-01T00:00:00.000Z',
+      finishedOn: '2026-01-01T00:00:01.000Z'
+    }
+    const signer = keys.builders[0]!
+    const gossip = createTestResultGossip({ store, policy: () => testPolicy(keys), log: createLogger({ level: 'silent' }).forComponent('test-results') })
+    await gossip.receive(Buffer.from(JSON.stringify(signTestResult(testResult, signer))))
+
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } })
+    const errors: string[] = []
+    page.on('pageerror', err => errors.push(err.message))
+    await page.goto(`${base}/`)
+    await page.locator('table.matrix').waitFor()
+    await page.locator('button.cell[data-tag="v4"][data-variant="base"][data-platform="linux/amd64"]').click()
+    const row = page.locator('#details section.tests tbody tr')
+    await row.first().waitFor()
+    expect(await row.count()).toBe(1)
+    expect(await row.getAttribute('data-result')).toBe('PASSED')
+    const text = (await row.textContent()) ?? ''
+    expect(text).toContain('/usr/bin/neko --version')
+    expect(text).toContain('the agreed image')
+    // A target without results shows no such section.
+    await page.locator('button.cell[data-tag="v4"][data-variant="base"][data-platform="linux/arm64"]').click()
+    await page.locator('#details .claims').waitFor()
+    expect(await page.locator('#details section.tests').count()).toBe(0)
+    expect(errors, errors.join('\n')).toEqual([])
+    await page.close()
+  })
+
   it('groups divergence reports by cause and step, lists the pairs, and names the files of unknown causes', async () => {
     // v2: three builders, three digests. Reports for both orders of one pair and for another pair.
     const claims = (await store.claimsForCommit(REPO, COMMIT_2)).filter(c => c.claim.result != null)

@@ -3,11 +3,20 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, parseHttpAddress, resolveConfig } from '../../src/node/config/index.js'
+import { defaultConcurrency } from '../../src/node/config/resolve.js'
 
 describe('node config', () => {
   let dir: string
   beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'neko-config-')) })
   afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('builds at once: one per 4 cores and 8 GiB, whichever is fewer, at least one', () => {
+    const GiB = 1024 ** 3
+    expect(defaultConcurrency(2, 4 * GiB)).toBe(1)
+    expect(defaultConcurrency(16, 64 * GiB)).toBe(4)
+    expect(defaultConcurrency(64, 16 * GiB)).toBe(2)
+    expect(defaultConcurrency(8, 256 * GiB)).toBe(2)
+  })
 
   it('defaults under XDG_DATA_HOME', () => {
     const c = resolveConfig({ env: { XDG_DATA_HOME: dir } })
@@ -16,7 +25,7 @@ describe('node config', () => {
     expect(c.listen).toEqual(['/ip4/0.0.0.0/tcp/4088'])
     expect(c.bootstrap).toEqual([])
     expect(c.mdns).toBe(true)
-    expect(c.concurrency).toBe(1)
+    expect(c.concurrency).toBe(defaultConcurrency())
     expect(c.policyFile).toBeUndefined()
     expect(c.http).toBeUndefined()
   })

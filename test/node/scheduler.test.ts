@@ -2,12 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createRebuilder, loadRecipe, recipeDigest, TargetError, type RebuildRequest } from '../../src/node/rebuilder/index.js'
+import { createRebuilder, loadRecipe, parseRecipe, recipeDigest, TargetError, type RebuildRequest } from '../../src/node/rebuilder/index.js'
 import { createScheduler } from '../../src/node/scheduler/index.js'
 import { createStore, type Store, type StoredMessage } from '../../src/node/store/index.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
 import { signAnnouncement } from '../../src/protocol/messages.js'
-import type { Announcement } from '../../src/protocol/types.js'
+import type { TestResult } from '../../src/protocol/test-result.js'
+import type { Announcement, Claim } from '../../src/protocol/types.js'
 import { policyFor, waitFor } from './helpers.js'
 import { createIngest, type Ingest } from '../../src/node/ingest/index.js'
 import { controlRequest, createControlServer } from '../../src/node/daemon/control.js'
@@ -156,6 +157,130 @@ describe('build scheduler', () => {
       expect(recipeDigest(resolved as typeof neko)).toBe(recipeDigest(neko))
       // Another digest under the same name: the repository's own recipe, read after checkout.
       expect(byCommit.get('b'.repeat(40))).toBeUndefined()
+    } finally {
+      await scheduler.stop()
+    }
+  })
+
+  it('starts bases first, then the longest expected builds: learned from claims, emulated ones early', async () => {
+    const neko = await loadRecipe('neko')
+    const asked: string[] = []
+    const caps = { platforms: [{ platform: 'linux/amd64', emulated: false }, { platform: 'linux/arm64', emulated: true }], nvidia: false }
+    const scheduler = createScheduler({
+      store,
+      ingest,
+      rebuilder: { rebuild: async (req) => { asked.push(`${req.variant ?? ''}@${req.platform}`); throw new TargetError('recorded') } },
+      identity: builder,
+      capabilities: () => caps,
+      publishClaim: async () => {}
+    })
+    // Another node's claim: chromium on amd64 took 2 hours, longer than any guess.
+    const took = (variant: string, ms: number): Claim => ({
+      target: { repository: announcement.repository, commit: 'c'.repeat(40), variant, platform: 'linux/amd64' },
+      sourceDateEpoch: 0,
+      recipe: { name: 'neko', digest: recipeDigest(neko) },
+      environment: { engine: { name: 'docker', version: '26' }, buildx: 'v0.13', buildkit: 'v0.13', kernel: '6', arch: 'amd64', emulated: false, tool: { name: 't', version: '1' } },
+      startedOn: '2026-01-01T00:00:00.000Z',
+      finishedOn: new Date(Date.parse('2026-01-01T00:00:00.000Z') + ms).toISOString(),
+      result: { indexDigest: `sha256:${'1'.repeat(64)}`, manifestDigest: `sha256:${'2'.repeat(64)}`, configDigest: `sha256:${'3'.repeat(64)}`, diffIds: [] }
+    })
+    scheduler.learn(took('chromium', 2 * 3600_000))
+    scheduler.learn(took('firefox', 60_000))
+    await scheduler.start()
+    try {
+      const targets = [
+        { variant: 'firefox', platform: 'linux/amd64' },
+        { variant: 'firefox', platform: 'linux/arm64' },
+        { variant: 'chromium', platform: 'linux/amd64' },
+        { variant: 'base', platform: 'linux/amd64' },
+        { variant: 'base', platform: 'linux/arm64' }
+      ]
+      await scheduler.enqueue(await storeAnnouncement({ ...announcement, tag: 'v3.0.0', recipe: { name: 'neko', digest: recipeDigest(neko) }, targets }))
+      await waitFor('every job to reach the engine', () => asked.length === targets.length, 10_000)
+      // Bases (the emulated one first), chromium (learned: 2 h), firefox arm64 (emulated: 6 x the 1 min learned natively), firefox amd64.
+      expect(asked).toEqual(['base@linux/arm64', 'base@linux/amd64', 'chromium@linux/amd64', 'firefox@linux/arm64', 'firefox@linux/amd64'])
+    } finally {
+      await scheduler.stop()
+    }
+  })
+
+  it('learns a repository recipe\'s bases from its first rebuild, and starts them next', async () => {
+    const asked: string[] = []
+    const recipe = parseRecipe({
+      name: 'project',
+      variants: [
+        { name: 'base', platforms: ['linux/amd64'], build: { context: '.', dockerfile: 'Dockerfile' } },
+        ...['app1', 'app2'].map(name => ({ name, platforms: ['linux/amd64'], build: { context: name, dockerfile: `${name}/Dockerfile` }, from: { BASE_IMAGE: 'base' } }))
+      ]
+    })
+    const scheduler = createScheduler({
+      store,
+      ingest,
+      rebuilder: {
+        rebuild: async (req) => {
+          asked.push(req.variant ?? '')
+          return {
+            recipe,
+            claim: {
+              target: { repository: req.repository, commit: req.expectedCommit ?? '', variant: req.variant ?? '', platform: req.platform },
+              sourceDateEpoch: 0,
+              recipe: announcement.recipe,
+              environment: { engine: { name: 'docker', version: '26' }, buildx: 'v0.13', buildkit: 'v0.13', kernel: '6', arch: 'amd64', emulated: false, tool: { name: 't', version: '1' } },
+              startedOn: '2026-01-01T00:00:00.000Z',
+              finishedOn: '2026-01-01T00:01:00.000Z',
+              failure: { class: 'build-failed', message: 'recorded' }
+            }
+          }
+        }
+      },
+      identity: builder,
+      capabilities: () => CAPS,
+      publishClaim: async () => {}
+    })
+    await scheduler.start()
+    try {
+      await scheduler.enqueue(await storeAnnouncement({ ...announcement, targets: ['app1', 'app2', 'base'].map(variant => ({ variant, platform: 'linux/amd64' })) }))
+      await waitFor('every job to reach the engine', () => asked.length === 3, 10_000)
+      // Nothing known before the first checkout: app1 first (queued first); then the base it named.
+      expect(asked).toEqual(['app1', 'base', 'app2'])
+    } finally {
+      await scheduler.stop()
+    }
+  })
+
+  it('hands over the outcome of the smoke test the engine ran in the image it rebuilt, after the claim; none without one', async () => {
+    const published: TestResult[] = []
+    const image = { indexDigest: `sha256:${'1'.repeat(64)}`, manifestDigest: `sha256:${'2'.repeat(64)}`, configDigest: `sha256:${'3'.repeat(64)}`, diffIds: [] }
+    const scheduler = createScheduler({
+      store,
+      ingest,
+      rebuilder: {
+        rebuild: async (req) => ({
+          claim: {
+            target: { repository: req.repository, commit: req.expectedCommit ?? '', variant: req.variant ?? '', platform: req.platform, tag: req.ref },
+            sourceDateEpoch: 0,
+            recipe: announcement.recipe,
+            environment: { engine: { name: 'docker', version: '26' }, buildx: 'v0.13', buildkit: 'v0.13', kernel: '6', arch: 'amd64', emulated: false, tool: { name: 't', version: '1' } },
+            startedOn: '2026-01-01T00:00:00.000Z',
+            finishedOn: '2026-01-01T00:01:00.000Z',
+            result: image
+          },
+          ...(req.variant === 'base' ? { smoke: { result: 'FAILED' as const, command: ['/bin/false'], gpu: false, exitCode: 1, startedOn: '2026-01-01T00:01:00.000Z', finishedOn: '2026-01-01T00:01:01.000Z' } } : {})
+        })
+      },
+      identity: builder,
+      capabilities: () => CAPS,
+      publishClaim: async () => {},
+      onTestResult: async (testResult) => { published.push(testResult) }
+    })
+    await scheduler.start()
+    try {
+      await scheduler.enqueue(await storeAnnouncement({ ...announcement, targets: [{ variant: 'base', platform: 'linux/amd64' }, { variant: 'nvidia', platform: 'linux/amd64' }] }))
+      await waitFor('both builds to finish and the test result to go out', async () => (await store.listJobs('done')).length === 2 && published.length > 0, 10_000)
+      expect(published).toHaveLength(1)
+      expect(published[0]).toMatchObject({ manifestDigest: image.manifestDigest, result: 'FAILED', exitCode: 1, command: ['/bin/false'], target: { variant: 'base', commit: announcement.commit } })
+      // The claim stands whatever the test said: a test result is not a vote.
+      expect((await store.stats()).claims).toBe(2)
     } finally {
       await scheduler.stop()
     }

@@ -71,6 +71,30 @@ describe('claims', () => {
     expect(d.kind === 'claim' ? d.claim : undefined).toEqual(claim)
   })
 
+  it('an app claim names the bases it was built on after the source; a claim without them reads as before', () => {
+    const claim: Claim = { ...successClaim(digestOf('2'), target({ variant: 'firefox' })), bases: [{ variant: 'base', manifestDigest: digestOf('7') }] }
+    const env = signClaim(claim, builder)
+    expect((statementOf(env).predicate as any).buildDefinition.resolvedDependencies).toEqual([
+      { uri: `git+${REPO}@refs/tags/v3.0.0`, digest: { gitCommit: COMMIT } },
+      { name: 'base', uri: `${REPO}#base@linux/amd64`, digest: { sha256: '7'.repeat(64) } }
+    ])
+    const d = decodeMessage(env, { keys })
+    expect(d.kind === 'claim' ? d.claim : undefined).toEqual(claim)
+    // Old claims (no bases) decode with none.
+    const old = decodeMessage(signClaim(successClaim(digestOf('2')), builder), { keys })
+    expect(old.kind === 'claim' ? old.claim.bases : 'none').toBeUndefined()
+
+    const bad: Array<[(s: Record<string, any>) => void, string]> = [
+      [s => { s.predicate.buildDefinition.resolvedDependencies[1].uri = `${REPO}#other@linux/amd64` }, 'predicate.buildDefinition.resolvedDependencies[1].uri'],
+      [s => { s.predicate.buildDefinition.resolvedDependencies[1].digest = { sha256: 'abc' } }, 'predicate.buildDefinition.resolvedDependencies[1].digest.sha256'],
+      [s => { s.predicate.buildDefinition.resolvedDependencies.push(s.predicate.buildDefinition.resolvedDependencies[1]) }, 'predicate.buildDefinition.resolvedDependencies'],
+      [s => { const deps = s.predicate.buildDefinition.resolvedDependencies; for (let i = 0; i < LIMITS.basesPerClaim; i++) deps.push({ ...deps[1], name: `b${i}`, uri: `${REPO}#b${i}@linux/amd64` }) }, 'predicate.buildDefinition.resolvedDependencies'],
+      [s => { s.predicate.buildDefinition.resolvedDependencies[1].extra = 1 }, 'predicate.buildDefinition.resolvedDependencies[1].extra']
+    ]
+    for (const [edit, field] of bad) expect(fieldError(resigned(env, edit)).field).toBe(field)
+    expect(() => signClaim({ ...claim, bases: [{ variant: 'base', manifestDigest: 'sha256:x' }] }, builder)).toThrow(/bases\[0\]\.manifestDigest/)
+  })
+
   it('round-trips a failure claim with the failure predicate', () => {
     const claim = failureClaim({ class: 'timeout', message: 'build exceeded 3600 s', step: 'RUN make', logExcerpt: 'tail\nof log' })
     const env = signClaim(claim, builder)

@@ -50,6 +50,26 @@ describe('recipes', () => {
     expect(fieldOf(() => parseRecipe(unpinned))).toBe('/variants/0/prepare/0/image')
   })
 
+  it('takes a smoke test per variant, bounded, and names what is wrong with one', () => {
+    const withSmoke = good()
+    ;(withSmoke.variants as Array<Record<string, unknown>>)[1]!.smoke = { command: ['/usr/bin/neko', '--version'], gpu: true, timeoutSeconds: 60 }
+    expect(parseRecipe(withSmoke).variants[1]?.smoke).toEqual({ command: ['/usr/bin/neko', '--version'], gpu: true, timeoutSeconds: 60 })
+    const cases: Array<[unknown, string]> = [
+      [{ command: [] }, '/variants/0/smoke/command'],
+      [{ command: Array.from({ length: 65 }, () => 'x') }, '/variants/0/smoke/command'],
+      [{ command: ['x'.repeat(1025)] }, '/variants/0/smoke/command/0'],
+      [{ command: ['true'], gpu: 'yes' }, '/variants/0/smoke/gpu'],
+      [{ command: ['true'], timeoutSeconds: 0 }, '/variants/0/smoke/timeoutSeconds'],
+      [{ command: ['true'], shell: true }, '/variants/0/smoke/shell'],
+      [{ gpu: true }, '/variants/0/smoke/command']
+    ]
+    for (const [smoke, field] of cases) {
+      const bad = good()
+      ;(bad.variants as Array<Record<string, unknown>>)[0]!.smoke = smoke
+      expect(fieldOf(() => parseRecipe(bad))).toBe(field)
+    }
+  })
+
   it('refuses paths that leave the checkout, unknown bases and duplicate names', () => {
     const escape = good()
     ;((escape.variants as Array<Record<string, unknown>>)[0]!.build as Record<string, unknown>).context = '../etc'

@@ -52,7 +52,7 @@ export function register (program: Command): void {
     .option('--policy <file>', 'trust policy (env NEKO_POLICY; default <data-dir>/policy.json, else trust nobody)')
     .option('--key <dir>', 'node identity directory (env NEKO_KEY_DIR; default <data-dir>/identity, created on first run)')
     .option('--http <addr>', 'serve the HTTP feed on HOST:PORT (env NEKO_HTTP)')
-    .option('--concurrency <n>', 'builds at once (env NEKO_CONCURRENCY; default 1)')
+    .option('--concurrency <n>', 'builds at once (env NEKO_CONCURRENCY; default from cores and memory: one per 4 cores and 8 GiB, at least 1)')
     .option('--no-mdns', 'do not discover peers on the local network (env NEKO_MDNS=0)')
     .option('--no-upnp', 'do not ask the router for a port mapping by UPnP/NAT-PMP (env NEKO_UPNP=0)')
     .option('--relays <n|auto>', 'relay slots to hold so that peers reach this node behind a NAT; auto: 2 when the host has no public address (env NEKO_RELAYS; default auto)')

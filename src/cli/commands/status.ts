@@ -15,6 +15,7 @@ import { formatReport } from '../../node/triage/index.js'
 import { getFromNode, jsonFromNode } from '../../node/client/index.js'
 import type { DivergenceReport } from '../../protocol/triage.js'
 import { UsageError } from '../errors.js'
+import { formatTestResults, summariseTestResults, type TestResultSummary } from '../../node/test-results/view.js'
 import { exitCodeFor } from '../verdicts/exit.js'
 import { formatConsensus } from '../verdicts/table.js'
 import { cliLogger } from '../logger.js'
@@ -105,6 +106,7 @@ export function register (program: Command): void {
       const source = await gather(tag, flags, policy, dataDir)
       let evaluation: ReleaseEvaluation
       let reports: Array<{ keyId: string, report: DivergenceReport }>
+      let tests: TestResultSummary[]
       try {
         const release = await readRelease(source, policy, tag, { repository: flags.repo })
         const a = release.chosen.announcement
@@ -119,6 +121,8 @@ export function register (program: Command): void {
         }
         evaluation = evaluateRelease({ ...release, policy, published })
         reports = (await source.reports(a.repository)).filter(r => r.report.target.commit === a.commit)
+        // Beside the verdicts, read after them: a test result never changes one.
+        tests = summariseTestResults(evaluation.consensus.targets, await source.testResults(a.repository, a.commit), policy)
       } finally {
         await source.close()
       }
@@ -126,10 +130,11 @@ export function register (program: Command): void {
       const outcome = gateOutcome(evaluation.consensus.targets)
       const reach = flags.node !== undefined ? await nodeReachability(flags.node) : undefined
       if (flags.json === true) {
-        process.stdout.write(JSON.stringify({ ...evaluation.consensus, outcome, divergences: reports.map(r => ({ keyId: r.keyId, ...r.report })), ...(reach !== undefined ? { node: reach } : {}) }, null, 2) + '\n')
+        process.stdout.write(JSON.stringify({ ...evaluation.consensus, outcome, divergences: reports.map(r => ({ keyId: r.keyId, ...r.report })), testResults: tests, ...(reach !== undefined ? { node: reach } : {}) }, null, 2) + '\n')
       } else {
         process.stdout.write(formatConsensus(evaluation.consensus, { publishedChecked: checked }))
         process.stdout.write(divergenceSection(evaluation.consensus.targets, reports))
+        process.stdout.write(formatTestResults(tests))
         if (reach !== undefined) process.stdout.write(`node: ${formatReachability(reach)}\n`)
       }
       if (flags.vsa !== undefined && flags.key !== undefined) {

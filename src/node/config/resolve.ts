@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
-import { homedir } from 'node:os'
+import { availableParallelism, homedir, totalmem } from 'node:os'
 import { isAbsolute, join, resolve as resolvePath } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Ajv } from 'ajv'
@@ -14,6 +14,18 @@ const DEFAULT_WATCH_INTERVAL_SECONDS = 300
 const DEFAULT_BUILD_TIMEOUT_SECONDS = 3 * 3600
 /** A new node rebuilds the releases of the last month, not a network's whole history. */
 const DEFAULT_MAX_RELEASE_AGE_DAYS = 30
+/** What one image build wants (BuildKit and its steps): cores and memory. */
+const BUILD_CORES = 4
+const BUILD_MEMORY_BYTES = 8 * 1024 ** 3
+
+/**
+ * Builds at once when none is configured: as many as the cores and the memory both allow,
+ * at least one (a Neko build wants about 4 cores and 8 GiB).
+ */
+export function defaultConcurrency (cores = availableParallelism(), memoryBytes = totalmem()): number {
+  return Math.max(1, Math.min(64, Math.floor(cores / BUILD_CORES), Math.floor(memoryBytes / BUILD_MEMORY_BYTES)))
+}
+
 /** A policy at this name in the data dir is used when none is configured. */
 export const DATA_DIR_POLICY = 'policy.json'
 
@@ -150,7 +162,7 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     }
     return n
   }
-  const concurrency = integer('concurrency', 1, 1, 64)
+  const concurrency = integer('concurrency', defaultConcurrency(), 1, 64)
   const buildTimeoutMs = integer('buildTimeoutSeconds', DEFAULT_BUILD_TIMEOUT_SECONDS, 1, 86_400) * 1000
   const intervalMs = integer('watchIntervalSeconds', DEFAULT_WATCH_INTERVAL_SECONDS, 1, 86_400) * 1000
   const maxReleaseAgeDays = integer('maxReleaseAgeDays', DEFAULT_MAX_RELEASE_AGE_DAYS, 0, 36_500)

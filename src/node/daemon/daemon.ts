@@ -14,6 +14,8 @@ import { jobsView } from '../scheduler/jobs-view.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
 import type { StoredMessage } from '../store/types.js'
 import { createReportGossip, createTriage, publishOwnReports, type ReportCheck } from '../triage/index.js'
+import { createTestResultGossip, publishOwnTestResults, type TestResultCheck } from '../test-results/index.js'
+import { createAgreedTestResults } from '../test-results/agreed.js'
 import { splitViewLookup } from '../consensus/set-aside.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
@@ -69,6 +71,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       let verdict: 'accept' | 'reject' | 'ignore'
       let judgement: Judgement | undefined
       let report: ReportCheck | undefined
+      let tested: TestResultCheck | undefined
       let checkpoint: VerifiedCheckpoint | undefined
       if (topic === TOPICS.capabilities) {
         verdict = builders.receive(data)
@@ -76,6 +79,9 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         const c = witness?.validate(data)
         verdict = c?.verdict ?? 'ignore'
         if (c?.verdict === 'accept') checkpoint = c.checkpoint
+      } else if (topic === TOPICS.testResults) {
+        tested = await testResults.check(data)
+        verdict = tested.verdict
       } else if (topic === TOPICS.divergences) {
         report = await reports.check(data)
         if (report.verdict === 'reject') log.info({ reason: report.reason, keyId: report.keyId }, 'divergence report refused')
@@ -88,13 +94,17 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       if (verdict === 'accept') gossipCounts.accepted++
       else if (verdict === 'reject') gossipCounts.rejected++
       else gossipCounts.ignored++
-      const value = judgement ?? report ?? checkpoint
+      const value = judgement ?? report ?? checkpoint ?? tested
       return value !== undefined ? { outcome: verdict, value } : verdict
     },
     async onMessage (topic, data, _from, validated) {
       if (topic === TOPICS.capabilities) return
       if (topic === TOPICS.checkpoints) {
         await witness?.receive(data, validated as VerifiedCheckpoint | undefined).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
+        return
+      }
+      if (topic === TOPICS.testResults) {
+        await testResults.receive(data, validated as TestResultCheck | undefined).catch((err: unknown) => { log.warn({ err }, 'storing a test result failed') })
         return
       }
       if (topic === TOPICS.divergences) {
@@ -148,6 +158,22 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     witness = w
   }
 
+  // Smoke test results travel on their own topic, beside the verdicts, never counted in them.
+  const testResults = createTestResultGossip({ store, policy: () => policy, log: logger.forComponent('test-results') })
+  // This node's own are signed once the quorum agrees on the image they ran in.
+  const agreedTests = createAgreedTestResults({
+    store,
+    policy: () => policy,
+    identity,
+    log: logger.forComponent('test-results'),
+    async publish (envelopeJson, testResult) {
+      const data = Buffer.from(envelopeJson, 'utf8')
+      await testResults.receive(data, { verdict: 'accept', keyId: identity.keyId, testResult })
+      await p2p.publish(TOPICS.testResults, data)
+    }
+  })
+  onStored(m => { if (m.kind === 'claim') void agreedTests.claimStored(m.claim.target) })
+
   const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptItems(items) }, init.backfill)
 
   const scheduler = createScheduler({
@@ -160,6 +186,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     async publishClaim (envelopeJson) {
       await p2p.publish(TOPICS.claims, Buffer.from(envelopeJson, 'utf8'))
     },
+    onTestResult: async (testResult) => { await agreedTests.hold(testResult) },
     onClaim (claim) {
       claimsSigned++
       const seconds = (Date.parse(claim.finishedOn) - Date.parse(claim.startedOn)) / 1000
@@ -172,6 +199,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     ...(init.maxAnnouncementAgeMs != null ? { maxAnnouncementAgeMs: init.maxAnnouncementAgeMs } : {}),
     ...(init.progressIntervalMs != null ? { progressIntervalMs: init.progressIntervalMs } : {})
   })
+  // Every claim tells the scheduler how long its variant takes and which variants are bases.
+  onStored(m => { if (m.kind === 'claim') scheduler.learn(m.claim) })
   // What arrives announced is queued here; the scheduler keeps its queue calls in order.
   ingest.addEventListener('stored', ({ detail }) => {
     if (detail.kind === 'announcement') scheduler.enqueue(detail).catch((err: unknown) => { log.warn({ err, id: detail.id }, 'queueing an announced release failed') })
@@ -266,6 +295,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         capsTimer = setTimeout(() => {
           // Own reports go out again with each statement, for peers that joined since.
           void publishOwnReports(store, identity.keyId, async (data) => await p2p.publish(TOPICS.divergences, data), log)
+          void publishOwnTestResults(store, identity.keyId, async (data) => await p2p.publish(TOPICS.testResults, data), log)
           void publishCapabilities().finally(() => { if (running) next() })
         }, delay)
         capsTimer.unref()

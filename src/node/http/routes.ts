@@ -19,6 +19,7 @@ import { DEFAULT_RECENT_JOBS } from '../scheduler/jobs-view.js'
 import type { CatchUp, DivergencesResponse, HealthResponse, JobsResponse } from './api.js'
 
 export type { CatchUp } from './api.js'
+import { listTestResults, type TestResultFilter } from '../test-results/index.js'
 
 export interface RouteContext {
   store: Store
@@ -185,6 +186,19 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     sendJson(req, res, { items: items.map(r => ({ id: r.id, keyId: r.keyId, report: r.report, envelope: JSON.parse(r.envelopeJson) as unknown })) } satisfies DivergencesResponse, { cacheControl: 'no-cache' })
   }
 
+  // Smoke test results, like reports, live beside the message log: read on each request.
+  const testResults: Handler = async (req, res, url) => {
+    const q = new Query(url.searchParams, ['repository', 'commit', 'limit'])
+    const limit = q.integer('limit', HTTP_LIMITS.defaultPageSize, HTTP_LIMITS.maxPageSize)
+    const filter: TestResultFilter = {}
+    const repository = repositoryParam(q)
+    const commit = q.string('commit', WIRE.commit, 'a full commit id (40 hex)')
+    if (repository !== undefined) filter.repository = repository
+    if (commit !== undefined) filter.commit = commit
+    const items = limit === 0 ? [] : await listTestResults(store, filter, limit)
+    sendJson(req, res, { items: items.map(r => ({ id: r.id, keyId: r.keyId, testResult: r.testResult, envelope: JSON.parse(r.envelopeJson) as unknown })) }, { cacheControl: 'no-cache' })
+  }
+
   const metrics: Handler = async (req, res, url) => {
     new Query(url.searchParams, [])
     if (ctx.metrics == null) throw new NotFoundError('metrics are not enabled on this node')
@@ -223,6 +237,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
     ['/api/v1/jobs', jobs],
     ['/api/v1/peers', peers],
     ['/api/v1/divergences', divergences],
+    ['/api/v1/test-results', testResults],
     ['/claims.intoto.jsonl', jsonl],
     ['/feed.json', cached(feed)],
     ['/metrics', metrics],

@@ -8,7 +8,9 @@ export const TOPICS = {
   /** Signed checkpoints of each node's transparency log, and witnesses' cosignatures of them. */
   checkpoints: '/neko-rebuilder/checkpoints/2',
   /** Signed divergence reports: why two builders' images of a target differ (docs/network.md). */
-  divergences: '/neko-rebuilder/divergences/2'
+  divergences: '/neko-rebuilder/divergences/2',
+  /** Signed smoke test results (in-toto Test Results) of rebuilt images: shown beside verdicts, never votes. */
+  testResults: '/neko-rebuilder/test-results/1'
 } as const
 
 export type Topic = typeof TOPICS[keyof typeof TOPICS]

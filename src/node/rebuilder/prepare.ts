@@ -51,9 +51,7 @@ export async function runPrepareStep (docker: Dockerode, step: PrepareStep, wher
     HostConfig: { Binds: [`${checkoutDir}:/src`] }
   })
   try {
-    const logSink = new PassThrough()
-    logSink.on('data', (chunk: Buffer) => log.write(chunk))
-    let out: Writable = logSink
+    let stdout: Writable | undefined
     if (step.stdout != null) {
       const target = join(checkoutDir, step.stdout)
       // The file itself is replaced below; its directory must not lead out of the checkout.
@@ -61,24 +59,37 @@ export async function runPrepareStep (docker: Dockerode, step: PrepareStep, wher
       await mkdir(dirname(target), { recursive: true })
       // Replace, never write through, whatever the commit has at that path.
       await rm(target, { force: true, recursive: true })
-      out = createWriteStream(target, { flags: 'wx' })
+      stdout = createWriteStream(target, { flags: 'wx' })
     }
-    const stream = await container.attach({ stream: true, stdout: true, stderr: true })
-    docker.modem.demuxStream(stream, out, logSink)
-    const ended = new Promise<void>(resolve => { stream.on('end', resolve); stream.on('close', resolve) })
-    await container.start()
-    const onAbort = (): void => { container.kill().catch(() => {}) }
-    signal.addEventListener('abort', onAbort, { once: true })
-    let status: { StatusCode: number }
-    try {
-      status = await container.wait() as { StatusCode: number }
-    } finally {
-      signal.removeEventListener('abort', onAbort)
-    }
-    await ended
-    if (out !== logSink) { out.end(); await finished(out) }
-    return { exitCode: status.StatusCode, aborted: signal.aborted }
+    return await runAttached(docker, container, { log, signal, ...(stdout != null ? { stdout } : {}) })
   } finally {
     await container.remove({ force: true }).catch(() => {})
   }
+}
+
+/**
+ * Starts a created container and waits for it: its stdout to `stdout` (else the log), stderr
+ * to the log; killed on abort. The caller removes it.
+ */
+export async function runAttached (docker: Dockerode, container: Dockerode.Container, where: { log: BuildLog, signal: AbortSignal, stdout?: Writable }): Promise<PrepareResult> {
+  const { log, signal } = where
+  const logSink = new PassThrough()
+  logSink.on('data', (chunk: Buffer) => log.write(chunk))
+  const out = where.stdout ?? logSink
+  const stream = await container.attach({ stream: true, stdout: true, stderr: true })
+  docker.modem.demuxStream(stream, out, logSink)
+  const ended = new Promise<void>(resolve => { stream.on('end', resolve); stream.on('close', resolve) })
+  await container.start()
+  const onAbort = (): void => { container.kill().catch(() => {}) }
+  signal.addEventListener('abort', onAbort, { once: true })
+  if (signal.aborted) onAbort()
+  let status: { StatusCode: number }
+  try {
+    status = await container.wait() as { StatusCode: number }
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+  await ended
+  if (out !== logSink) { out.end(); await finished(out) }
+  return { exitCode: status.StatusCode, aborted: signal.aborted }
 }

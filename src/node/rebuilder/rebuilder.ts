@@ -1,13 +1,14 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { basename, join, resolve } from 'node:path'
 import type Dockerode from 'dockerode'
-import type { Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
+import type { BaseRef, Claim, Failure, ImageResult, RecipeRef, Target } from '../../protocol/types.js'
 import { NekoError } from '../../protocol/errors.js'
 import { LIMITS } from '../../protocol/limits.js'
 import { targetKey } from '../../protocol/target.js'
 import { componentLog, type ComponentLogger, type Logger } from '../logger.js'
 import { makeDir } from '../make-dir.js'
+import { BaseCache, type BuiltBase } from './bases.js'
 import { BuildLog } from './build-log.js'
 import { runBuildx, type BuildProgress } from './buildx.js'
 import { classifyBuildLog, logExcerpt } from './classify.js'
@@ -19,6 +20,7 @@ import { extractOciArchive, imageResultOf, readOciArchive } from '../oci/index.j
 import { runPrepareStep } from './prepare.js'
 import { planRebuild, resolveAfterCheckout, type RebuildPlan, type RebuildRequest } from './plan.js'
 import { findVariant, recipeDigest, unmetRequirements, type Recipe, type Variant } from './recipe.js'
+import { cannotRunSmoke, runSmokeTest, type SmokeOutcome } from './smoke.js'
 import { checkout } from './source.js'
 import { resolvesInside } from './paths.js'
 
@@ -38,6 +40,11 @@ export interface RebuilderInit {
   keepWorkspaces?: boolean
   /** Build logs kept under `workDir/logs` (rebuilds without `outDir`); the oldest go first. Default 200. */
   maxLogs?: number
+  /**
+   * `from` bases kept built (tarball and layout) for the apps built on them; the least
+   * recently used go first. Default 8: a Neko release has two bases on two platforms.
+   */
+  maxBases?: number
 }
 
 export interface RebuilderComponents {
@@ -71,6 +78,10 @@ export interface RebuildOutcome {
    * made: a node asked for an announced commit judges it as it judges every claim.
    */
   notStarted?: NekoError
+  /** The variant's smoke test run in the rebuilt image, when it has one and this engine can run it. */
+  smoke?: SmokeOutcome
+  /** The recipe the rebuild followed, once known (a repository's own is known after checkout). */
+  recipe?: Recipe
 }
 
 export interface Rebuilder {
@@ -144,6 +155,12 @@ interface RebuildRun {
   recipeRef: RecipeRef
   sourceDateEpoch: number
   environment: Claim['environment']
+  /** The engine as it answered (step 1). */
+  engine?: EngineInfo
+  /** The bases the target was built on, named in its claim. */
+  baseRefs: BaseRef[]
+  /** Bases this rebuild holds in the cache; let go when it ends. */
+  held: Array<() => void>
   lock?: EngineLock
   /** The target's tarball once built (in `outDir` or the workspace). */
   tarPath?: string
@@ -164,6 +181,7 @@ class DefaultRebuilder implements Rebuilder {
   private readonly keep: boolean
   private readonly maxLogs: number
   private readonly log: Logger
+  private readonly bases: BaseCache
   private cached?: { at: number, info: EngineInfo }
 
   constructor (components: RebuilderComponents, init: RebuilderInit) {
@@ -179,6 +197,7 @@ class DefaultRebuilder implements Rebuilder {
     this.keep = init.keepWorkspaces ?? false
     this.maxLogs = init.maxLogs ?? 200
     this.log = componentLog(components.logger, 'rebuilder')
+    this.bases = new BaseCache(this.workDir, Math.max(1, init.maxBases ?? 8), HOLDER_FILE, holderTag)
   }
 
   async checkEngine (): Promise<EngineInfo> {
@@ -208,11 +227,12 @@ class DefaultRebuilder implements Rebuilder {
       run.lock = await lockOnEngine(this.docker, targetKey(run.target), { holdMs: this.timeoutMs + 60_000, signal: run.signal, log: run.log })
       const setting: VariantSetting = { src: checkoutDir, platform: plan.platform, epoch: run.sourceDateEpoch, buildLog: run.buildLog, signal: run.signal, progress: run.progress }
       const bases = await this.buildBases(run, recipe, variant, setting)
-      const info = await this.buildTarget(run, variant, setting, bases)
+      const info = await this.buildTarget(run, recipe, variant, setting, bases)
       if (opts.onImage != null && run.tarPath != null) {
         await opts.onImage(run.tarPath, info, run.target).catch((err: unknown) => { run.log.warn({ err }, 'reading the rebuilt image failed') })
       }
-      return run.finish({ result: info })
+      const smoke = await this.smokeTest(run, variant)
+      return { ...run.finish({ result: info }), recipe, ...(smoke != null ? { smoke } : {}) }
     } catch (err) {
       return this.failed(run, err, opts)
     } finally {
@@ -248,9 +268,11 @@ class DefaultRebuilder implements Rebuilder {
       recipeRef: recipe != null ? { name: recipe.name, digest: recipeDigest(recipe) } : { name: 'repository', digest: UNRESOLVED_RECIPE },
       sourceDateEpoch: 0,
       environment: { ...unknownEnvironment(), emulated: false },
+      baseRefs: [],
+      held: [],
       finish: (body) => {
         const base = { target: run.target, sourceDateEpoch: run.sourceDateEpoch, recipe: run.recipeRef, environment: run.environment, startedOn: new Date(started).toISOString(), finishedOn: new Date().toISOString() }
-        const claim: Claim = 'result' in body ? { ...base, result: body.result } : { ...base, failure: boundFailure(body.failure) }
+        const claim: Claim = 'result' in body ? { ...base, result: body.result, ...(run.baseRefs.length > 0 ? { bases: run.baseRefs } : {}) } : { ...base, failure: boundFailure(body.failure) }
         return { claim, logPath: logFile, ...(run.ociPath != null && 'result' in body ? { ociPath: run.ociPath } : {}) }
       }
     }
@@ -266,6 +288,7 @@ class DefaultRebuilder implements Rebuilder {
       if (err instanceof EngineNotReadyError) throw new RebuildFailed({ class: 'infrastructure-error', message: err.message }, err)
       throw err
     }
+    run.engine = engine
     const caps = capabilitiesOf(engine)
     const { platform } = run.plan
     run.environment = { ...caps.environment, emulated: caps.platforms.find(p => p.platform === platform)?.emulated ?? false }
@@ -310,30 +333,55 @@ class DefaultRebuilder implements Rebuilder {
     return resolved
   }
 
-  /** Step 4: the bases a variant is built `from`, each rebuilt from the same commit and handed over by digest. */
+  /**
+   * A `from` base of this commit and platform: built once on this engine (and kept, bases.ts),
+   * so every app on it is built on that same output.
+   */
+  private async builtBase (run: RebuildRun, base: Variant, setting: VariantSetting): Promise<{ base: BuiltBase, reused: boolean }> {
+    const key = BaseCache.key({ repository: run.plan.repository, commit: run.target.commit, recipeDigest: run.recipeRef.digest, variant: base.name, platform: run.plan.platform })
+    const use = await this.bases.use(key, async dir => {
+      const tar = join(dir, `${fileSafe(base.name)}.oci.tar`)
+      const result = await this.buildVariant(base, tar, setting)
+      const layout = join(dir, 'layout')
+      await extractOciArchive(tar, layout)
+      return { tar, layout, result }
+    })
+    run.held.push(use.release)
+    if (use.reused) run.buildLog.write(`# ${base.name}: built earlier for this commit and platform, manifest ${use.base.result.manifestDigest}\n`)
+    return use
+  }
+
+  /** Step 4: the bases a variant is built `from`, each built once per commit and platform and handed over by digest. */
   private async buildBases (run: RebuildRun, recipe: Recipe, variant: Variant, setting: VariantSetting): Promise<BaseInputs> {
     const bases: BaseInputs = { args: {}, flags: [] }
     for (const [arg, baseName] of Object.entries(variant.from ?? {})) {
       const base = findVariant(recipe, baseName)
-      const tar = join(run.workspace, `${fileSafe(base.name)}.oci.tar`)
-      const info = await this.buildVariant(base, tar, setting)
-      const layout = join(run.workspace, `${fileSafe(base.name)}-layout`)
-      await extractOciArchive(tar, layout)
+      const { base: out, reused } = await this.builtBase(run, base, setting)
       const name = baseContextName(base.name)
-      bases.flags.push('--build-context', `${name}=oci-layout://${layout}@${info.manifestDigest}`)
+      bases.flags.push('--build-context', `${name}=oci-layout://${out.layout}@${out.result.manifestDigest}`)
       bases.args[arg] = name
-      run.log.info({ base: base.name, manifest: info.manifestDigest }, 'base variant built')
+      if (!run.baseRefs.some(b => b.variant === base.name)) run.baseRefs.push({ variant: base.name, manifestDigest: out.result.manifestDigest })
+      run.log.info({ base: base.name, manifest: out.result.manifestDigest, reused }, reused ? 'base variant built earlier; reused' : 'base variant built')
     }
     return bases
   }
 
   /** Step 5: the target's own variant, to the tarball asked for (`outDir`) or in the workspace. */
-  private async buildTarget (run: RebuildRun, variant: Variant, setting: VariantSetting, bases: BaseInputs): Promise<ImageResult> {
+  private async buildTarget (run: RebuildRun, recipe: Recipe, variant: Variant, setting: VariantSetting, bases: BaseInputs): Promise<ImageResult> {
     const { plan } = run
     const outDir = plan.outDir != null ? resolve(plan.outDir) : undefined
-    const tarPath = join(outDir ?? run.workspace, `${fileSafe(variant.name)}-${fileSafe(plan.platform)}-${run.target.commit.slice(0, 12)}.oci.tar`)
+    let tarPath = join(outDir ?? run.workspace, `${fileSafe(variant.name)}-${fileSafe(plan.platform)}-${run.target.commit.slice(0, 12)}.oci.tar`)
     if (outDir != null) run.outTar = tarPath
-    const info = await this.buildVariant(variant, tarPath, setting, bases)
+    let info: ImageResult
+    if (recipe.variants.some(v => Object.values(v.from ?? {}).includes(variant.name))) {
+      // A base of others: its own target is the very build its apps are built on.
+      const { base: out } = await this.builtBase(run, variant, setting)
+      info = out.result
+      if (outDir != null) await copyFile(out.tar, tarPath)
+      else tarPath = out.tar
+    } else {
+      info = await this.buildVariant(variant, tarPath, setting, bases)
+    }
     run.tarPath = tarPath
     if (outDir != null) run.ociPath = tarPath
     run.log.info({ variant: variant.name, platform: plan.platform, manifest: info.manifestDigest }, 'rebuilt')
@@ -363,6 +411,7 @@ class DefaultRebuilder implements Rebuilder {
   private async closeRun (run: RebuildRun): Promise<void> {
     // A failed or cancelled build leaves no empty or partial tarball behind for anyone to take.
     if (run.outTar != null && run.ociPath == null) await rm(run.outTar, { force: true })
+    for (const release of run.held) release()
     await run.lock?.release()
     await run.buildLog.close()
     if (!this.keep) await rm(run.workspace, { recursive: true, force: true })
@@ -372,7 +421,8 @@ class DefaultRebuilder implements Rebuilder {
   async sweep (): Promise<{ workspaces: number, locks: number }> {
     let workspaces = 0
     const names = await readdir(this.workDir).catch(() => [] as string[])
-    for (const name of names.filter(n => n.startsWith('rebuild-'))) {
+    // `bases-`: the base cache of a process (bases.ts), kept with the same holder file.
+    for (const name of names.filter(n => n.startsWith('rebuild-') || n.startsWith('bases-'))) {
       const dir = join(this.workDir, name)
       const holder = await readFile(join(dir, HOLDER_FILE), 'utf8').catch(() => undefined)
       // Without a holder file the process died between mkdtemp and writing it; give it a minute.
@@ -387,6 +437,26 @@ class DefaultRebuilder implements Rebuilder {
       return 0
     })
     return { workspaces, locks }
+  }
+
+  /** Step 6: the variant's smoke test in the image just built, where this engine can run it. Its own failure to run is logged, never a FAILED test. */
+  private async smokeTest (run: RebuildRun, variant: Variant): Promise<SmokeOutcome | undefined> {
+    if (variant.smoke == null || run.engine == null || run.tarPath == null) return undefined
+    const why = cannotRunSmoke(variant.smoke, run.engine)
+    if (why != null) {
+      run.buildLog.write(`# smoke test not run: ${why}\n`)
+      run.log.info({ variant: variant.name, reason: why }, 'smoke test not run')
+      return undefined
+    }
+    try {
+      const out = await runSmokeTest(this.docker, run.engine, run.tarPath, variant.smoke, { log: run.buildLog, signal: run.signal })
+      run.log.info({ variant: variant.name, result: out.result, exitCode: out.exitCode }, 'smoke test run')
+      return out
+    } catch (err) {
+      if (run.signal.aborted) throw err
+      run.log.warn({ err, variant: variant.name }, 'the smoke test could not be run')
+      return undefined
+    }
   }
 
   private checkRequirements (variant: Variant, caps: Capabilities, platform: string): void {

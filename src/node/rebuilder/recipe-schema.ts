@@ -67,7 +67,17 @@ export const recipeSchema = {
             additionalProperties: false,
             properties: { nvidia: { type: 'boolean' } }
           },
-          from: { ...stringMap, additionalProperties: name }
+          from: { ...stringMap, additionalProperties: name },
+          smoke: {
+            type: 'object',
+            required: ['command'],
+            additionalProperties: false,
+            properties: {
+              command: { type: 'array', minItems: 1, maxItems: 64, items: { type: 'string', maxLength: 1024 } },
+              gpu: { type: 'boolean' },
+              timeoutSeconds: { type: 'integer', minimum: 1, maximum: 3600 }
+            }
+          }
         }
       }
     }

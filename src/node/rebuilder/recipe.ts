@@ -40,6 +40,18 @@ export interface Variant {
   requires?: { nvidia?: boolean }
   /** Build arg name → variant whose result (by digest) that arg names, e.g. `{ "BASE_IMAGE": "base" }`. */
   from?: Record<string, string>
+  /** A command run in the rebuilt image; its outcome is signed as an in-toto Test Result (smoke.ts). */
+  smoke?: SmokeTest
+}
+
+/** A variant's smoke test: run in a container of the rebuilt image, passed when it exits 0. */
+export interface SmokeTest {
+  /** The container's command (no shell unless it names one). */
+  command: string[]
+  /** Run with the host's NVIDIA GPU: only nodes with an NVIDIA runtime or CDI devices run it. */
+  gpu?: boolean
+  /** Default 300. */
+  timeoutSeconds?: number
 }
 
 export interface Recipe {

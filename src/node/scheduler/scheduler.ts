@@ -1,13 +1,15 @@
 import { announcementTargets } from '../../protocol/announcement.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { signClaim } from '../../protocol/messages.js'
+import type { TestResult } from '../../protocol/test-result.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Claim } from '../../protocol/types.js'
-import { RecipeError, recipeDigest, RequirementsError, TargetError, type BuildProgress, type Recipe } from '../rebuilder/index.js'
+import { RecipeError, recipeDigest, RequirementsError, TargetError, type BuildProgress, type Recipe, type SmokeOutcome } from '../rebuilder/index.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
 import type { Ingest } from '../ingest/index.js'
 import type { Job, Store, StoredMessage } from '../store/types.js'
 import { JobNotFoundError, JobNotRetryableError, SchedulerStoppedError } from './errors.js'
+import { BuildFacts } from './order.js'
 import { builtinRecipe, canBuildTarget } from './requirements.js'
 import type { HostHealth, RunningBuild, SchedulerCapabilities, SchedulerInit, SchedulerRebuilder } from './types.js'
 
@@ -24,6 +26,12 @@ export interface SchedulerComponents extends SchedulerCapabilities {
   publishClaim: (envelopeJson: string) => Promise<void>
   /** Told of each claim this node signed and stored. */
   onClaim?: (claim: Claim, id: string) => void
+  /**
+   * Takes the outcome of the smoke test the engine ran in an image this node rebuilt (after the
+   * image's claim), to be signed once the quorum agrees on that image (test-results/agreed.ts);
+   * without it smoke test outcomes are only logged.
+   */
+  onTestResult?: (testResult: TestResult) => Promise<void>
 }
 
 export interface Scheduler {
@@ -48,6 +56,8 @@ export interface Scheduler {
    * waiting out its back-off. Clears a broken host: the operator says it is fixed.
    */
   retry: (id: string) => Promise<Job>
+  /** Told of every stored claim, any node's: how long its variant takes, and which variants are bases. */
+  learn: (claim: Claim) => void
 }
 
 const DEFAULTS = { concurrency: 1, maxAttempts: 3, backoffMs: 30_000, maxBackoffMs: 30 * 60_000, progressIntervalMs: 60_000 }
@@ -71,6 +81,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
   let idleWaiters: Array<() => void> = []
   let enqueueing: Promise<unknown> = Promise.resolve()
   let health: HostHealth = { state: 'ok' }
+  const facts = new BuildFacts()
 
   const now = (): string => new Date().toISOString()
 
@@ -103,8 +114,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     const queued = await store.listJobs('queued')
     const t = Date.now()
     let earliest = Infinity
-    queued.sort((a, b) => a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : 0)
-    for (const job of queued) {
+    for (const job of facts.order(queued, j => facts.recipe(j.recipe.digest) ?? recipes.get(j.recipe.name), components.capabilities())) {
       if (stopping || active.size >= concurrency) break
       if (active.has(job.id)) continue
       if (job.notBefore != null && job.notBefore > t) { earliest = Math.min(earliest, job.notBefore); continue }
@@ -145,6 +155,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       Object.assign(build, { phase: p.phase, step: p.step, variant: p.variant, elapsedMs: p.elapsedMs, ...(p.logPath != null ? { logPath: p.logPath } : {}) })
     }
     let claim: Claim
+    let smoke: SmokeOutcome | undefined
     try {
       // The built-in recipe only when it is the very one announced; otherwise the repository's own.
       // Handed over resolved: the engine does not look it up again.
@@ -159,6 +170,9 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
         platform: t.platform
       }, { signal, onProgress })
       claim = result.claim
+      smoke = result.smoke
+      // A repository's own recipe, read at checkout: which of the release's variants are bases.
+      if (result.recipe != null) facts.learnRecipe(job.recipe.digest, result.recipe)
     } catch (err) {
       if (signal.aborted) {
         // Stopped, not failed: the attempt does not count.
@@ -195,6 +209,12 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     } catch (err) {
       // Peers still get it through back-fill.
       log.warn({ err, job: job.id }, 'publishing the claim failed; it stays stored for back-fill')
+    }
+    if (smoke != null && claim.result != null) {
+      // Beside the claim, never in it: a smoke test says the image runs, not that it is reproducible.
+      const testResult: TestResult = { target: claim.target, manifestDigest: claim.result.manifestDigest, recipe: claim.recipe, environment: claim.environment, ...smoke }
+      log.info({ job: job.id, result: smoke.result, exitCode: smoke.exitCode }, 'smoke test run')
+      await components.onTestResult?.(testResult).catch((err: unknown) => { log.warn({ err, job: job.id }, 'keeping the smoke test result failed') })
     }
   }
 
@@ -275,6 +295,12 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
         markBroken(broken)
         log.error({ job: broken.id, error: broken.lastError, hint: `fix the host, then: neko-rebuilder jobs retry '${broken.id}'` }, 'host broken since an earlier run; building nothing until a job is retried')
       }
+      // Durations of this node's own recent builds, so a restarted node still orders by them.
+      const done = (await store.listJobs('done')).sort((a, b) => a.updatedAt < b.updatedAt ? 1 : -1).slice(0, 256)
+      for (const job of done) {
+        const m = job.claimId != null ? await store.getMessage(job.claimId) : undefined
+        if (m?.kind === 'claim') facts.learn(m.claim)
+      }
       started = true
       stopping = false
       schedulePump()
@@ -298,6 +324,8 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     },
 
     running: () => [...active.keys()],
+
+    learn: claim => { facts.learn(claim) },
 
     health: () => health,
 

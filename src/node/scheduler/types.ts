@@ -1,5 +1,5 @@
 import type { Claim } from '../../protocol/types.js'
-import type { BuildProgress, PlatformCapabilities, RebuildRequest as BuildRequest } from '../rebuilder/index.js'
+import type { BuildProgress, PlatformCapabilities, RebuildRequest as BuildRequest, Recipe, SmokeOutcome } from '../rebuilder/index.js'
 import type { Job } from '../store/types.js'
 
 /** What the scheduler asks of a rebuild engine: the build engine's request, without keeping tarballs. */
@@ -7,7 +7,7 @@ export type RebuildRequest = Omit<BuildRequest, 'outDir'>
 
 /** The build engine's `Rebuilder` satisfies it; tests may pass any engine of this shape. */
 export interface SchedulerRebuilder {
-  rebuild: (req: RebuildRequest, opts: { signal?: AbortSignal, onProgress?: (p: BuildProgress) => void }) => Promise<{ claim: Claim }>
+  rebuild: (req: RebuildRequest, opts: { signal?: AbortSignal, onProgress?: (p: BuildProgress) => void }) => Promise<{ claim: Claim, smoke?: SmokeOutcome, recipe?: Recipe }>
 }
 
 export interface SchedulerInit {

@@ -178,11 +178,32 @@ function showDetails (release, t) {
           c.failure?.logExcerpt ? el('pre', { class: 'log', 'aria-label': 'last lines of the build log' }, logLines(c.failure.logExcerpt)) : '',
           c.divergence ? el('p', { class: 'divergence' }, divergenceText(c.divergence)) : '')))))
   detailsBody.replaceChildren(summary, el('h3', {}, 'Claims'), table)
+  showTests(release, t).catch(err => {
+    detailsBody.append(el('p', { class: 'tests-error' }, `Could not load the smoke test results: ${err.message}`))
+  })
   if (t.dissenting.length > 0) {
     showCauses(release, t).catch(err => {
       detailsBody.append(el('p', { class: 'causes-error' }, `Could not load the divergence reports: ${err.message}`))
     })
   }
+}
+
+// Smoke tests builders ran in their rebuilt images (signed in-toto Test Results): beside the verdict, never votes.
+async function showTests (release, t) {
+  const q = `repository=${encodeURIComponent(release.repository)}&commit=${encodeURIComponent(release.commit)}`
+  const results = (await getJson(`/api/v1/test-results?${q}`)).items
+    .map(i => ({ keyId: i.keyId, ...i.testResult }))
+    .filter(r => r.target.variant === t.variant && r.target.platform === t.platform)
+  if (results.length === 0 || openCell === null || detailsTitle.textContent !== `${release.tag} · ${t.variant} · ${t.platform}`) return
+  detailsBody.append(el('section', { class: 'tests', 'aria-label': 'Smoke tests' },
+    el('h3', {}, 'Smoke tests (not votes)'),
+    el('table', { class: 'tests' },
+      el('thead', {}, el('tr', {}, ['Builder', 'Result', 'Command', 'Image'].map(h => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, results.map(r => el('tr', { 'data-result': r.result },
+        el('td', {}, el('code', { title: r.keyId }, r.keyId.slice(0, 24))),
+        el('td', {}, `${r.result}${r.exitCode !== undefined && r.result === 'FAILED' ? ` (exit ${r.exitCode})` : ''}${r.gpu ? ' · GPU' : ''}`),
+        el('td', {}, el('code', {}, r.command.join(' '))),
+        el('td', { class: 'digest' }, r.manifestDigest === t.consensusDigest ? 'the agreed image' : r.manifestDigest)))))))
 }
 
 // Why the dissenting builds differ: the node's signed divergence reports for this target.

@@ -1,0 +1,97 @@
+import type { SigningIdentity } from '../../protocol/keys.js'
+import type { TrustPolicy } from '../../protocol/policy.js'
+import { targetKey } from '../../protocol/target.js'
+import { signTestResult, type TestResult } from '../../protocol/test-result.js'
+import type { Target } from '../../protocol/types.js'
+import { judge, judgedClaims } from '../consensus/evaluate.js'
+import type { Logger } from '../logger.js'
+import type { Store } from '../store/types.js'
+
+/** Where this node's smoke test results wait, in the store's state space. */
+const PENDING = 'test-results/pending'
+/** Results waiting at most; beyond it the oldest go. */
+const MAX_PENDING = 256
+
+export interface AgreedTestResultsComponents {
+  store: Store
+  policy: () => TrustPolicy
+  identity: SigningIdentity
+  log: Logger
+  /** Stores and gossips a signed Test Result. */
+  publish: (envelopeJson: string, testResult: TestResult) => Promise<void>
+}
+
+export interface AgreedTestResults {
+  /** Keeps this node's outcome of a smoke test until its target is decided; publishes it at once if it is. */
+  hold: (testResult: TestResult) => Promise<void>
+  /** A claim of the target was stored: its verdict may have changed. */
+  claimStored: (target: Target) => Promise<void>
+}
+
+/**
+ * This node's smoke test results are signed and published only for the digest the quorum
+ * agreed on: each waits (in the store, so a restart keeps it) until its target is reproducible,
+ * then goes out if its image is the agreed one, and is dropped if it is not, or if the target
+ * settled without an agreed image (unreproducible, failed, unsettled).
+ */
+export function createAgreedTestResults (components: AgreedTestResultsComponents): AgreedTestResults {
+  const { store, log } = components
+  // The pending list is read, changed and written back: one change at a time.
+  let queue: Promise<unknown> = Promise.resolve()
+  /**
+   * Targets with a result waiting, in memory: every stored claim asks, and during a catch-up
+   * that is thousands a minute; only those of a waiting target touch the store.
+   */
+  let waitingKeys: Set<string> | undefined
+  const keysOf = async (): Promise<Set<string>> => {
+    waitingKeys ??= new Set(((await store.getState<TestResult[]>(PENDING)) ?? []).map(t => targetKey(t.target)))
+    return waitingKeys
+  }
+  const serial = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn)
+    queue = run.catch(() => {})
+    return await run
+  }
+
+  async function settle (key: string): Promise<void> {
+    const pending = (await store.getState<TestResult[]>(PENDING)) ?? []
+    const waiting = pending.filter(t => targetKey(t.target) === key)
+    if (waiting.length === 0) return
+    const { verdicts } = judge({ policy: components.policy(), announcements: [], claims: judgedClaims(await store.claimsForTarget(key)), claimedTargets: true })
+    const verdict = verdicts.find(v => v.key === key)
+    if (verdict == null || verdict.status === 'pending' || verdict.status === 'disputed') return
+    for (const t of waiting) {
+      if (verdict.status === 'reproducible' && verdict.consensusDigest === t.manifestDigest) {
+        try {
+          await components.publish(JSON.stringify(signTestResult(t, components.identity)), t)
+          log.info({ target: key, result: t.result, manifest: t.manifestDigest }, 'smoke test result signed for the agreed image')
+        } catch (err) {
+          log.warn({ err, target: key }, 'signing or publishing the smoke test result failed')
+        }
+      } else {
+        log.info({ target: key, status: verdict.status, manifest: t.manifestDigest, agreed: verdict.consensusDigest }, 'smoke test result dropped: its image is not the one the quorum agreed on')
+      }
+    }
+    const left = pending.filter(t => !waiting.includes(t))
+    await store.setState(PENDING, left)
+    waitingKeys = new Set(left.map(t => targetKey(t.target)))
+  }
+
+  return {
+    async hold (testResult) {
+      await serial(async () => {
+        const pending = (await store.getState<TestResult[]>(PENDING)) ?? []
+        pending.push(testResult)
+        const kept = pending.slice(-MAX_PENDING)
+        await store.setState(PENDING, kept)
+        waitingKeys = new Set(kept.map(t => targetKey(t.target)))
+        await settle(targetKey(testResult.target))
+      })
+    },
+    async claimStored (target) {
+      const key = targetKey(target)
+      if (waitingKeys != null && !waitingKeys.has(key)) return
+      await serial(async () => { if ((await keysOf()).has(key)) await settle(key) }).catch((err: unknown) => { log.warn({ err }, 'checking held smoke test results failed') })
+    }
+  }
+}
