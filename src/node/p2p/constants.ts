@@ -8,7 +8,9 @@ export const TOPICS = {
   /** Signed checkpoints of each node's transparency log, and witnesses' cosignatures of them. */
   checkpoints: '/neko-rebuilder/checkpoints/2',
   /** Signed divergence reports: why two builders' images of a target differ (docs/network.md). */
-  divergences: '/neko-rebuilder/divergences/2'
+  divergences: '/neko-rebuilder/divergences/2',
+  /** Signed, expiring notices of which targets a builder is building now (shared work, docs/network.md). */
+  notices: '/neko-rebuilder/notices/1'
 } as const
 
 export type Topic = typeof TOPICS[keyof typeof TOPICS]

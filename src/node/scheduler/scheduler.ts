@@ -10,6 +10,7 @@ import type { Job, Store, StoredMessage } from '../store/types.js'
 import { JobNotFoundError, JobNotRetryableError, SchedulerStoppedError } from './errors.js'
 import { builtinRecipe, canBuildTarget } from './requirements.js'
 import type { HostHealth, RunningBuild, SchedulerCapabilities, SchedulerInit, SchedulerRebuilder } from './types.js'
+import type { Work } from '../work/index.js'
 
 export interface SchedulerComponents extends SchedulerCapabilities {
   /** Where this service logs; silent without one. */
@@ -24,6 +25,8 @@ export interface SchedulerComponents extends SchedulerCapabilities {
   publishClaim: (envelopeJson: string) => Promise<void>
   /** Told of each claim this node signed and stored. */
   onClaim?: (claim: Claim, id: string) => void
+  /** Shares a release's targets with other nodes (src/node/work); absent: every queued job is built. */
+  work?: Pick<Work, 'plan' | 'started' | 'finished'>
 }
 
 export interface Scheduler {
@@ -48,6 +51,8 @@ export interface Scheduler {
    * waiting out its back-off. Clears a broken host: the operator says it is fixed.
    */
   retry: (id: string) => Promise<Job>
+  /** Looks at the queue again (a target others were building wants builds again). */
+  reconsider: () => void
 }
 
 const DEFAULTS = { concurrency: 1, maxAttempts: 3, backoffMs: 30_000, maxBackoffMs: 30 * 60_000, progressIntervalMs: 60_000 }
@@ -104,10 +109,25 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     const t = Date.now()
     let earliest = Infinity
     queued.sort((a, b) => a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : 0)
+    const ready: Job[] = []
     for (const job of queued) {
-      if (stopping || active.size >= concurrency) break
       if (active.has(job.id)) continue
       if (job.notBefore != null && job.notBefore > t) { earliest = Math.min(earliest, job.notBefore); continue }
+      ready.push(job)
+    }
+    let toStart = ready
+    if (components.work != null && ready.length > 0 && !stopping && active.size < concurrency) {
+      // Shared work: only what this node's turn is, and nothing others cover.
+      const plan = await components.work.plan(ready, concurrency - active.size)
+      for (const { job, reason } of plan.covered) {
+        await saveJob(job, { state: 'covered', lastError: reason })
+        log.info({ job: job.id, reason }, 'not building: covered')
+      }
+      if (plan.wakeAt !== undefined) earliest = Math.min(earliest, plan.wakeAt)
+      toStart = plan.take
+    }
+    for (const job of toStart) {
+      if (stopping || active.size >= concurrency) break
       const controller = new AbortController()
       const entry: { controller: AbortController, done: Promise<void>, ticker?: NodeJS.Timeout } = { controller, done: Promise.resolve() }
       active.set(job.id, entry)
@@ -116,7 +136,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
         .finally(() => { clearInterval(entry.ticker); active.delete(job.id); schedulePump() })
     }
     if (earliest !== Infinity) schedulePump(Math.max(1, earliest - Date.now()))
-    if (active.size === 0 && !queued.some(j => j.notBefore == null || j.notBefore <= Date.now())) notifyIdle()
+    if (active.size === 0 && (components.work != null || !queued.some(j => j.notBefore == null || j.notBefore <= Date.now()))) notifyIdle()
   }
 
   function notifyIdle (): void {
@@ -126,14 +146,26 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
   }
 
   async function runJob (queuedJob: Job, signal: AbortSignal): Promise<void> {
-    const rebuilder = components.rebuilder as SchedulerRebuilder
-    let job = await saveJob(queuedJob, { state: 'running', attempts: queuedJob.attempts + 1, notBefore: undefined })
-    const t = job.target
+    const job = await saveJob(queuedJob, { state: 'running', attempts: queuedJob.attempts + 1, notBefore: undefined })
     log.info({ job: job.id, attempt: job.attempts }, 'build started')
     const started = Date.now()
     const build: RunningBuild = { job, startedAt: new Date(started).toISOString(), elapsedMs: 0 }
     const entry = active.get(job.id)
     if (entry != null) entry.build = build
+    components.work?.started(job)
+    let claimed = false
+    try {
+      claimed = await buildJob(job, build, started, entry, signal)
+    } finally {
+      components.work?.finished(job, claimed)
+    }
+  }
+
+  /** Builds, signs and publishes one job; true when a claim was signed. */
+  async function buildJob (startedJob: Job, build: RunningBuild, started: number, entry: { ticker?: NodeJS.Timeout } | undefined, signal: AbortSignal): Promise<boolean> {
+    const rebuilder = components.rebuilder as SchedulerRebuilder
+    let job = startedJob
+    const t = job.target
     // A Neko target takes tens of minutes: say where it is at a steady pace, not only at the end.
     const ticker = setInterval(() => {
       log.info({ job: job.id, phase: build.phase, step: build.step, elapsed: formatDuration(Date.now() - started), log: build.logPath }, 'building')
@@ -164,26 +196,26 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
         // Stopped, not failed: the attempt does not count.
         await saveJob(job, { state: 'queued', attempts: job.attempts - 1 })
         log.info({ job: job.id }, 'build aborted; requeued')
-        return
+        return false
       }
       if (err instanceof RequirementsError || err instanceof TargetError || err instanceof RecipeError) {
         // Not buildable here as announced: retrying cannot help.
         await saveJob(job, { state: 'refused', lastError: err.message })
         log.warn({ job: job.id, error: err.message }, 'target refused')
-        return
+        return false
       }
       await retryOrFail(job, (err as Error).message ?? String(err))
-      return
+      return false
     }
     if (signal.aborted && claim.failure != null) {
       await saveJob(job, { state: 'queued', attempts: job.attempts - 1 })
       log.info({ job: job.id }, 'build aborted; requeued')
-      return
+      return false
     }
     if (claim.failure?.class === 'infrastructure-error') {
       // The host's fault says nothing about the release: retried, and never signed.
       await retryOrFail(job, claim.failure.message)
-      return
+      return false
     }
     const envelopeJson = JSON.stringify(signClaim(claim, components.identity))
     const { id } = await components.ingest.record(envelopeJson)
@@ -196,6 +228,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       // Peers still get it through back-fill.
       log.warn({ err, job: job.id }, 'publishing the claim failed; it stays stored for back-fill')
     }
+    return true
   }
 
   async function enqueue (message: StoredMessage): Promise<Job[]> {
@@ -306,6 +339,8 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       enqueueing = run.catch(() => undefined)
       return await run
     },
+
+    reconsider: () => { schedulePump() },
 
     progress: () => [...active.values()].flatMap(a => a.build != null ? [{ ...a.build, elapsedMs: Date.now() - Date.parse(a.build.startedAt) }] : []),
 

@@ -20,7 +20,7 @@ export type StoreComponents = LoggerComponents
 
 /** Index keys join parts with NUL, which no id, key id, repository or tag contains. */
 const SEP = '\x00'
-const JOB_STATES: JobState[] = ['queued', 'running', 'done', 'failed', 'refused', 'broken']
+const JOB_STATES: JobState[] = ['queued', 'running', 'done', 'failed', 'refused', 'broken', 'covered']
 
 /** Fixed-width cursors sort lexicographically in numeric order. */
 function cursorKey (cursor: number): string {
@@ -399,7 +399,7 @@ export async function createStore (init: StoreInit, components: StoreComponents 
 
     async stats (): Promise<StoreStats> {
       assertOpen()
-      const jobsByState: Record<JobState, number> = { queued: 0, running: 0, done: 0, failed: 0, refused: 0, broken: 0 }
+      const jobsByState: Record<JobState, number> = { queued: 0, running: 0, done: 0, failed: 0, refused: 0, broken: 0, covered: 0 }
       for (const j of await store.listJobs()) {
         if (j.state in jobsByState) jobsByState[j.state]++
       }
