@@ -65,9 +65,11 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     engineId: () => engineCaps?.environment.engine.id,
     publish: async (data) => { await p2p.publish(TOPICS.notices, data) },
     onReopen: () => { scheduler.reconsider() },
+    onYield: (id) => { scheduler.giveUp(id) },
     logger
   }, init.work)
-  onStored(m => { if (m.kind === 'claim') work.claimStored(m) })
+  // A claim may cover or settle a target this node waits on: the queue is looked at again (coalesced).
+  onStored(m => { if (m.kind === 'claim') { work.claimStored(m); scheduler.reconsider() } })
   // Reports travel on their own topic, to observers as to builders.
   const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports)
   triage?.onReport(r => { p2p.publish(TOPICS.divergences, Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })

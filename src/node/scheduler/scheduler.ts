@@ -53,6 +53,8 @@ export interface Scheduler {
   retry: (id: string) => Promise<Job>
   /** Looks at the queue again (a target others were building wants builds again). */
   reconsider: () => void
+  /** Stops a running build without counting it as an attempt; its job goes back to the queue. */
+  giveUp: (id: string) => void
 }
 
 const DEFAULTS = { concurrency: 1, maxAttempts: 3, backoffMs: 30_000, maxBackoffMs: 30 * 60_000, progressIntervalMs: 60_000 }
@@ -182,6 +184,8 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       // Handed over resolved: the engine does not look it up again.
       const builtin = recipes.get(job.recipe.name) ?? await builtinRecipe(job.recipe.name)
       const recipe = builtin != null && recipeDigest(builtin) === job.recipe.digest ? builtin : undefined
+      // Given up (or stopping) before the engine was asked: nothing to wait for.
+      signal.throwIfAborted()
       const result = await rebuilder.rebuild({
         repository: t.repository,
         ref: t.tag ?? t.commit,
@@ -341,6 +345,10 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     },
 
     reconsider: () => { schedulePump() },
+
+    giveUp (id) {
+      active.get(id)?.controller.abort(new SchedulerStoppedError(`gave up ${id}: other builders cover it`))
+    },
 
     progress: () => [...active.values()].flatMap(a => a.build != null ? [{ ...a.build, elapsedMs: Date.now() - Date.parse(a.build.startedAt) }] : []),
 

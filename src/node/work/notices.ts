@@ -39,7 +39,7 @@ export interface NoticeBook {
   keepOwn: (decoded: DecodedNotice) => void
   /** Live notices for one target (not expired, not withdrawn). */
   live: (targetKey: string, now?: number) => DecodedNotice[]
-  /** When a key with a live notice expects to be free again. */
+  /** When a key with a live notice expected to be free again (may be past); undefined when it has none. */
   busyUntil: (keyId: string, now?: number) => number | undefined
   /** When the last notice of a target expired or was withdrawn (the target wants builds again since then). */
   reopenedAt: (targetKey: string) => number | undefined
@@ -139,8 +139,8 @@ export function createNoticeBook (components: { policy: () => TrustPolicy }, ini
       let until: number | undefined
       for (const h of held.values()) {
         if (h.d.keyId !== keyId || h.expires <= now) continue
-        const end = Date.parse(h.d.notice.startedAt) + h.d.notice.expectedMs
-        until = Math.max(until ?? 0, end, now)
+        // Past its expected end (overrunning) stays past: such a builder is counted as about to be free.
+        until = Math.max(until ?? 0, Date.parse(h.d.notice.startedAt) + h.d.notice.expectedMs)
       }
       return until
     },

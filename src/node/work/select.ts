@@ -105,7 +105,7 @@ export function decide (t: TargetState, view: WorkView): Decision {
     if (t.counted.has(c.keyId)) continue
     const busy = view.busyUntil(c.keyId)
     if (busy !== undefined) {
-      if (busy + duration(c, t.expectedMs) >= myFinish) continue
+      if (busy + duration(c, t.expectedMs) > myFinish) continue
       aheadFree = Math.max(aheadFree, busy)
     }
     ahead++

@@ -29,6 +29,11 @@ export interface WorkComponents {
   publish: (data: Uint8Array) => Promise<void>
   /** Told when a target wants builds again (a notice was withdrawn): the scheduler looks again. */
   onReopen?: () => void
+  /**
+   * Told to give up a build it started: notices that crossed on the network show more than `r`
+   * builders on the target, and this node comes last among them in the target's order.
+   */
+  onYield?: (jobId: string) => void
   logger?: ComponentLogger
 }
 
@@ -81,8 +86,10 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
   /** Learned expected durations by `variant platform` (from claims' own start and finish). */
   const durations = new Map<string, number>()
   const firstSeen = new Map<string, number>()
-  const own = new Map<string, { notice: Notice, timer?: NodeJS.Timeout }>()
+  const own = new Map<string, { notice: Notice, job: Job, timer?: NodeJS.Timeout }>()
   const rankings = new Map<string, { sig: string, ranked: Candidate[] }>()
+  /** Trusted builders with a claim per target, and the engine each named: bounded like the rest. */
+  const doneBy = new Map<string, Map<string, string>>()
 
   function expectedMs (t: Job['target']): number {
     return durations.get(`${t.variant} ${t.platform}`) ?? init.defaultExpectedMs ?? DEFAULTS.defaultExpectedMs
@@ -150,6 +157,9 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
     send(entry.notice)
     entry.timer = setTimeout(() => { publishOwn(key) }, Math.max(1000, ttl / 2))
     entry.timer.unref()
+    // Notices that arrived before this node started count too; after the build has begun, so
+    // giving way aborts a build rather than racing its start.
+    setImmediate(() => { yieldIfOversubscribed(key) })
   }
 
   function send (notice: Notice): void {
@@ -171,17 +181,57 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
     send({ ...entry.notice, withdrawn: true, issuedAt: new Date(now).toISOString(), expiresAt: new Date(now + 60_000).toISOString() })
   }
 
+  /**
+   * Two nodes may take one slot when their notices cross (each saw the other idle): the one
+   * later in the target's rendezvous order gives way, so a target gets no more than r builds
+   * for longer than a notice takes to travel.
+   */
+  function yieldIfOversubscribed (key: string): void {
+    const mine = own.get(key)
+    if (mine == null || init.buildAll === true) return
+    const self = components.identity.keyId
+    const engines = new Set([mine.notice.engineId])
+    let done = 0
+    for (const [keyId, engineId] of doneBy.get(key) ?? []) {
+      if (keyId === self || engines.has(engineId)) continue
+      engines.add(engineId)
+      done++
+    }
+    const building = [self]
+    for (const n of book.live(key)) {
+      if (n.keyId === self || engines.has(n.notice.engineId)) continue
+      engines.add(n.notice.engineId)
+      building.push(n.keyId)
+    }
+    const over = done + building.length - buildsPerTarget(components.policy())
+    if (over <= 0) return
+    // Builds done cannot give way: the last `over` of those still building in the target's order do.
+    const ranked = candidates(mine.job.announcementId, key, mine.job.target.platform)
+    const pos = (k: string): number => { const i = ranked.findIndex(c => c.keyId === k); return i < 0 ? ranked.length : i }
+    const last = building.sort((a, b) => pos(a) - pos(b) || (a < b ? -1 : 1)).slice(-over)
+    if (last.includes(self)) {
+      log.info({ job: key, building: building.length, done }, 'giving way: more builders took this target than it needs, and this node comes last in its order')
+      components.onYield?.(key)
+    }
+  }
+
   return {
     receive (data) {
       const before = book.size()
       const check = book.receive(data)
       if (check.verdict === 'accept' && check.decoded?.notice.withdrawn === true && book.size() <= before) components.onReopen?.()
+      else if (check.verdict === 'accept' && check.decoded != null) yieldIfOversubscribed(targetKey(check.decoded.notice.target))
       return check
     },
 
     claimStored (m) {
       const key = targetKey(m.claim.target)
       book.claimed(m.keyId, key)
+      if (components.policy().builderKeys.has(m.keyId) && !(m.claim.result == null && m.claim.failure?.class === 'infrastructure-error')) {
+        if (!doneBy.has(key) && doneBy.size >= 4096) doneBy.delete(doneBy.keys().next().value as string)
+        doneBy.set(key, (doneBy.get(key) ?? new Map<string, string>()).set(m.keyId, m.claim.environment.engine.id ?? `key:${m.keyId}`))
+        yieldIfOversubscribed(key)
+      }
       const ms = Date.parse(m.claim.finishedOn) - Date.parse(m.claim.startedOn)
       if (m.claim.result != null && Number.isFinite(ms) && ms > 0 && components.policy().builderKeys.has(m.keyId)) {
         // Emulated builds say so: learn the native time.
@@ -211,7 +261,7 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       const now = new Date().toISOString()
       const caps = components.builders().find(b => b.self)?.capabilities.platforms.find(p => p.platform === job.target.platform)
       const expected = Math.round(expectedMs(job.target) * (caps?.emulated === true ? EMULATION_FACTOR : 1))
-      own.set(job.id, { notice: { target: job.target, engineId, expectedMs: Math.min(expected, NOTICE_LIMITS.maxExpectedMs), startedAt: now, issuedAt: now, expiresAt: now } })
+      own.set(job.id, { job, notice: { target: job.target, engineId, expectedMs: Math.min(expected, NOTICE_LIMITS.maxExpectedMs), startedAt: now, issuedAt: now, expiresAt: now } })
       publishOwn(job.id)
     },
 
