@@ -143,3 +143,18 @@ export function chooseWork (targets: readonly TargetState[], view: WorkView, slo
   }
   return { take, decisions, ...(wakeAt !== undefined ? { wakeAt } : {}) }
 }
+
+/**
+ * Whether this node gives way on a target it is building: notices that crossed on the network
+ * show more builders than `r` (builds done plus those in progress, one per engine), and this
+ * node is among the last of those still building in the target's order. Builds done cannot
+ * give way.
+ */
+export function mustGiveWay (input: { self: string, r: number, done: number, building: readonly string[], ranked: readonly Candidate[] }): boolean {
+  const over = input.done + input.building.length - input.r
+  if (over <= 0) return false
+  const index = new Map(input.ranked.map((c, i) => [c.keyId, i]))
+  const pos = (k: string): number => index.get(k) ?? input.ranked.length
+  const last = [...input.building].sort((a, b) => pos(a) - pos(b) || (a < b ? -1 : 1)).slice(-over)
+  return last.includes(input.self)
+}

@@ -7,7 +7,7 @@ import type { ComponentLogger } from '../logger.js'
 import { componentLog } from '../logger.js'
 import type { Job, Store, StoredClaim } from '../store/types.js'
 import { createNoticeBook, type LapsedTaker, type NoticeBookInit, type NoticeCheck } from './notices.js'
-import { buildsPerTarget, chooseWork, EMULATION_FACTOR, rankCandidates, type Candidate, type Decision, type TargetState } from './select.js'
+import { buildsPerTarget, chooseWork, EMULATION_FACTOR, mustGiveWay, rankCandidates, type Candidate, type Decision, type TargetState } from './select.js'
 
 /** A builder this node knows of, from its capabilities statement (the daemon's builder table). */
 export interface KnownBuilder {
@@ -203,13 +203,8 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       engines.add(n.notice.engineId)
       building.push(n.keyId)
     }
-    const over = done + building.length - buildsPerTarget(components.policy())
-    if (over <= 0) return
-    // Builds done cannot give way: the last `over` of those still building in the target's order do.
     const ranked = candidates(mine.job.announcementId, key, mine.job.target.platform)
-    const pos = (k: string): number => { const i = ranked.findIndex(c => c.keyId === k); return i < 0 ? ranked.length : i }
-    const last = building.sort((a, b) => pos(a) - pos(b) || (a < b ? -1 : 1)).slice(-over)
-    if (last.includes(self)) {
+    if (mustGiveWay({ self, r: buildsPerTarget(components.policy()), done, building, ranked })) {
       log.info({ job: key, building: building.length, done }, 'giving way: more builders took this target than it needs, and this node comes last in its order')
       components.onYield?.(key)
     }
