@@ -19,6 +19,7 @@
  *   npm run bench:sim [-- --n 100,1000,10000] [-- --seed 1]
  */
 import { loadRecipe } from '../src/node/rebuilder/index.js'
+import { prng } from './prng.js'
 import { buildsPerTarget, chooseWork, mustGiveWay, rankCandidates, type Candidate, type TargetState } from '../src/node/work/index.js'
 
 const arg = (name: string): string | undefined => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined }
@@ -40,18 +41,6 @@ const CRASH_SHARE = Number(arg('crash') ?? 0.5)
 const ARM_SHARE = 0.1
 /** Re-planning after a target reopens is asked of this many of its first candidates (the rest would wait anyway). */
 const NOTIFY_FIRST = 200
-
-/** mulberry32: a small seeded generator, so a run can be repeated. */
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface SimTarget { key: string, variant: string, platform: string, base?: string, expectedMs: number }
 
@@ -122,7 +111,7 @@ type Event =
   | { kind: 'check', target: number }
 
 function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<string, number | boolean> {
-  const random = rng(seed * 7919 + n)
+  const random = prng(seed * 7919 + n)
   const delay = (): number => 200 + 150 * Math.log2(n) * (0.5 + random())
   const release = `sim-${seed}-${n}`
   const nodes: SimNode[] = Array.from({ length: n }, (_, i) => {
