@@ -3,6 +3,7 @@ import { signNotice, type Notice } from '../../src/protocol/notice.js'
 import { targetKey } from '../../src/protocol/target.js'
 import { buildsPerTarget, chooseWork, createNoticeBook, decide, rankCandidates, type Candidate, type TargetState, type WorkView } from '../../src/node/work/index.js'
 import { fixedIdentity, makePolicy, target } from '../protocol/fixtures.js'
+import { formatJobs } from '../../src/node/daemon/jobs-format.js'
 
 const keys = Array.from({ length: 8 }, (_, i) => `key-${i}`)
 const candidates: Candidate[] = keys.map(k => ({ keyId: k, emulated: false }))
@@ -118,5 +119,20 @@ describe('shared work: the notice book', () => {
     for (let i = 0; i < 3; i++) book.receive(bytes(notice({ expiresAt: iso(now + 60_000 * (i + 1)) }), builders[i]!), now)
     expect(book.size()).toBe(2)
     expect(book.busyUntil(builders[0]!.keyId, now)).toBeUndefined()
+  })
+})
+
+describe('shared work: what `jobs` says', () => {
+  it('counts covered jobs and names takers whose notices keep lapsing', () => {
+    const text = formatJobs({
+      queued: [],
+      running: [],
+      recent: [],
+      counts: { queued: 0, running: 0, done: 2, failed: 0, refused: 0, broken: 0, covered: 5 },
+      host: { state: 'ok' },
+      lapsedTakers: [{ keyId: 'k'.repeat(64), name: 'bob-arm64', lapsed: 3, lastTarget: 'repo@c#xfce@linux/arm64', lastExpiredAt: '2026-03-01T12:00:00.000Z' }]
+    })
+    expect(text).toContain('2 done, 0 failed, 0 refused, 0 broken, 5 covered by others')
+    expect(text).toContain('TAKERS WHOSE NOTICES EXPIRE WITHOUT A CLAIM\n  bob-arm64  3 lapsed, last repo@c#xfce@linux/arm64 at 2026-03-01T12:00:00.000Z')
   })
 })
