@@ -69,7 +69,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     logger
   }, init.work)
   // A claim may cover or settle a target this node waits on: the queue is looked at again (coalesced).
-  onStored(m => { if (m.kind === 'claim') { work.claimStored(m); scheduler.reconsider() } })
+  onStored(m => { if (m.kind === 'claim' && work.claimStored(m)) scheduler.reconsider() })
   // Reports travel on their own topic, to observers as to builders.
   const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports)
   triage?.onReport(r => { p2p.publish(TOPICS.divergences, Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })

@@ -60,8 +60,12 @@ export interface WorkPlan {
 export interface Work {
   /** Judges a notice from gossip; keeps it when trusted. */
   receive: (data: Uint8Array) => NoticeCheck
-  /** Every stored claim: it counts as a build done, and ends its builder's notice. */
-  claimStored: (m: StoredClaim) => void
+  /**
+   * Every stored claim: it counts as a build done, and ends its builder's notice. True when
+   * this node waits on that target (the queue is worth a new look); false for the rest, so a
+   * catch-up of thousands of claims does not replan for each.
+   */
+  claimStored: (m: StoredClaim) => boolean
   /** Which of these queued jobs to start now with `slots` free. */
   plan: (queued: Job[], slots: number) => Promise<WorkPlan>
   /** A job started: its notice goes out now and is renewed until `finished`. */
@@ -90,6 +94,8 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
   const rankings = new Map<string, { sig: string, ranked: Candidate[] }>()
   /** Trusted builders with a claim per target, and the engine each named: bounded like the rest. */
   const doneBy = new Map<string, Map<string, string>>()
+  /** Targets the last plan left waiting. */
+  let waiting = new Set<string>()
 
   function expectedMs (t: Job['target']): number {
     return durations.get(`${t.variant} ${t.platform}`) ?? init.defaultExpectedMs ?? DEFAULTS.defaultExpectedMs
@@ -234,6 +240,7 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
         if (durations.size > 4096) durations.delete(durations.keys().next().value as string)
         durations.set(`${m.claim.target.variant} ${m.claim.target.platform}`, Math.round(native))
       }
+      return waiting.has(key)
     },
 
     async plan (queued, slots) {
@@ -247,6 +254,7 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       const covered = decisions.flatMap((d: Decision) => d.action === 'skip' && d.reason !== 'covered'
         ? [{ job: byKey.get(d.key) as Job, reason: d.reason === 'settled' ? 'its verdict is settled' : `${buildsPerTarget(components.policy())} builds counted under this node's policy are done` }]
         : [])
+      waiting = new Set(decisions.filter(d => d.action === 'wait' || (d.action === 'skip' && d.reason === 'covered')).map(d => d.key))
       const wake = Math.min(wakeAt ?? Infinity, expiry ?? Infinity)
       return { take: take.map(k => byKey.get(k) as Job), covered, ...(wake !== Infinity ? { wakeAt: wake } : {}) }
     },
