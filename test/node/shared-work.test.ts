@@ -215,15 +215,47 @@ describe('shared work: notices from strangers and bad notices', () => {
     await bad.dial(d.multiaddrs()[0]!)
     await waitFor('the second peer in the notice mesh', () => (bad!.stats().mesh[TOPICS.notices] ?? 0) >= 1, 20_000)
     const before = d.stats().gossip.rejected
-    // A trusted builder's notice, forged (signature of another key) and one long expired.
+    // A trusted builder's notice forged (a signature that is not its key's), one long expired, one oversized.
     const honest = signNotice({ target: { repository: REPO, commit: COMMIT, variant: 'a', platform: 'linux/amd64' }, engineId: 'X', expectedMs: 1000, startedAt: iso(now), issuedAt: iso(now), expiresAt: iso(now + 60_000) }, me)
     const forged = { ...honest, signatures: [{ ...honest.signatures[0]!, sig: Buffer.alloc(64, 1).toString('base64') }] }
     await bad.publish(TOPICS.notices, Buffer.from(JSON.stringify(forged)))
     await bad.publish(TOPICS.notices, Buffer.from(JSON.stringify(signNotice({ target: { repository: REPO, commit: COMMIT, variant: 'b', platform: 'linux/amd64' }, engineId: 'X', expectedMs: 1000, startedAt: iso(now - 900_000), issuedAt: iso(now - 900_000), expiresAt: iso(now - 600_000) }, me))))
-    await waitFor('both bad notices refused', () => d.stats().gossip.rejected >= before + 2, 10_000)
+    // Over the notice limit (4 KiB), though well under the gossip message limit.
+    await bad.publish(TOPICS.notices, Buffer.from(JSON.stringify({ ...honest, payload: Buffer.alloc(4096, 1).toString('base64') })))
+    await waitFor('the three bad notices refused', () => d.stats().gossip.rejected >= before + 3, 10_000)
     await waitFor('the sender\'s score to drop', () => d.p2p.score(bad!.peerId) < 0, 10_000)
     await d.announce(signAnnouncement({ repository: REPO, tag: 'v1.0.0', commit: COMMIT, recipe: { name: 'repository', digest: `sha256:${'0'.repeat(64)}` }, targets: variants.map(v => ({ variant: v, platform: 'linux/amd64' })), announcedAt: new Date().toISOString() }, announcer))
     await waitFor('every target built here', () => builds.length === variants.length, 20_000)
     expect(builds.sort()).toEqual(variants.map(v => targetKey({ repository: REPO, commit: COMMIT, variant: v, platform: 'linux/amd64' })).sort())
+  }, 60_000)
+
+  it('a trusted taker whose notices lapse holds its targets only until they expire, then is reported in /api/v1/jobs', async () => {
+    root = await mkdtemp(join(tmpdir(), 'neko-lapse-'))
+    const me = generateIdentity()
+    const ghost = generateIdentity()
+    const announcer = generateIdentity()
+    const policy = parsePolicy({ version: 1, builders: [{ name: 'me', operator: 'me', publicKey: me.publicKeyPem }, { name: 'ghost', operator: 'ghost', publicKey: ghost.publicKeyPem }], announcers: [{ name: 'bot', publicKey: announcer.publicKeyPem }], threshold: 1, minOperators: 1, allowedDissent: 0, buildsPerTarget: 1 })
+    const builds: string[] = []
+    const store = await createStore({ path: join(root, 'n0') })
+    const d = await createDaemon({ identity: me, store, policy, rebuilder: fakeRebuilder('ENGINE-ME', { buildMs: 100, builds }) }, { listen: [LOOPBACK], mdns: false, gossip: { heartbeatIntervalMs: 100 }, http: { host: '127.0.0.1', port: 0 }, work: { stepMs: 600, noticeTtlMs: 3_000 } })
+    await d.start()
+    daemons.push(d)
+    raw = await startRawPeer()
+    await raw.dial(d.multiaddrs()[0]!)
+    await waitFor('the raw peer in the notice mesh', () => (raw!.stats().mesh[TOPICS.notices] ?? 0) >= 1, 20_000)
+    // The ghost, a builder the policy trusts, takes both targets and is never heard of again.
+    const now = Date.now()
+    const expires = now + 4_000
+    const iso = (ms: number): string => new Date(ms).toISOString()
+    for (const v of ['a', 'b']) {
+      await raw.publish(TOPICS.notices, Buffer.from(JSON.stringify(signNotice({ target: { repository: REPO, commit: COMMIT, variant: v, platform: 'linux/amd64', tag: 'v1.0.0' }, engineId: 'GHOST', expectedMs: 600_000, startedAt: iso(now), issuedAt: iso(now), expiresAt: iso(expires) }, ghost))))
+    }
+    await waitFor('both notices kept', () => d.stats().gossip.accepted >= 2, 10_000)
+    await d.announce(signAnnouncement({ repository: REPO, tag: 'v1.0.0', commit: COMMIT, recipe: { name: 'repository', digest: `sha256:${'0'.repeat(64)}` }, targets: ['a', 'b'].map(v => ({ variant: v, platform: 'linux/amd64' })), announcedAt: new Date().toISOString() }, announcer))
+    await waitFor('both targets built once the notices expired', () => builds.length === 2, 20_000)
+    expect(Date.now()).toBeGreaterThanOrEqual(expires)
+    const view = await (await fetch(`${d.httpUrl()!}/api/v1/jobs`)).json() as { lapsedTakers: Array<{ keyId: string, name: string, lapsed: number }>, counts: { done: number } }
+    expect(view.counts.done).toBe(2)
+    expect(view.lapsedTakers).toEqual([expect.objectContaining({ keyId: ghost.keyId, name: 'ghost', lapsed: 2 })])
   }, 60_000)
 })
