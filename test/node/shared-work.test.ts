@@ -254,8 +254,10 @@ describe('shared work: notices from strangers and bad notices', () => {
     await d.announce(signAnnouncement({ repository: REPO, tag: 'v1.0.0', commit: COMMIT, recipe: { name: 'repository', digest: `sha256:${'0'.repeat(64)}` }, targets: ['a', 'b'].map(v => ({ variant: v, platform: 'linux/amd64' })), announcedAt: new Date().toISOString() }, announcer))
     await waitFor('both targets built once the notices expired', () => builds.length === 2, 20_000)
     expect(Date.now()).toBeGreaterThanOrEqual(expires)
-    const view = await (await fetch(`${d.httpUrl()!}/api/v1/jobs`)).json() as { lapsedTakers: Array<{ keyId: string, name: string, lapsed: number }>, counts: { done: number } }
-    expect(view.counts.done).toBe(2)
+    type View = { lapsedTakers: Array<{ keyId: string, name: string, lapsed: number }>, counts: { done: number } }
+    let view: View | undefined
+    await waitFor('both jobs done', async () => { view = await (await fetch(`${d.httpUrl()!}/api/v1/jobs`)).json() as View; return view.counts.done === 2 }, 10_000)
+    if (view == null) throw new Error('no jobs view')
     expect(view.lapsedTakers).toEqual([expect.objectContaining({ keyId: ghost.keyId, name: 'ghost', lapsed: 2 })])
   }, 60_000)
 })
