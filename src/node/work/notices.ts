@@ -1,4 +1,3 @@
-import { LimitError, NekoError } from '../../protocol/errors.js'
 import { decodeNotice, NoticeExpiredError, type DecodedNotice } from '../../protocol/notice.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { targetKey } from '../../protocol/target.js'
@@ -116,8 +115,8 @@ export function createNoticeBook (components: { policy: () => TrustPolicy }, ini
       try {
         d = decodeNotice(data, now)
       } catch (err) {
+        // Forged, malformed, oversized, or a replay long expired: the sender pays for it.
         if (err instanceof NoticeExpiredError && err.expiredMsAgo <= grace) return { verdict: 'ignore', reason: err.message }
-        if (err instanceof NekoError || err instanceof LimitError) return { verdict: 'reject', reason: err.message }
         return { verdict: 'reject', reason: (err as Error).message }
       }
       if (!components.policy().builderKeys.has(d.keyId)) {
