@@ -2,6 +2,7 @@ import { ajv, check } from './ajv.js'
 import { LimitError, NekoError, ValidationError } from './errors.js'
 import { envelopeIdOf, signEnvelope, verifyEnvelopeParts, type Envelope } from './dsse.js'
 import type { SigningIdentity } from './keys.js'
+import { parseStrictJson } from './json.js'
 import * as S from './schema-parts.js'
 import type { Target } from './types.js'
 
@@ -113,12 +114,14 @@ export function decodeNotice (input: string | Uint8Array, now: number = Date.now
   if (bytes > NOTICE_LIMITS.envelopeBytes) throw new LimitError('notice', NOTICE_LIMITS.envelopeBytes, bytes)
   const parts = verifyEnvelopeParts(input, { allowEmbeddedKeys: true, maxBytes: NOTICE_LIMITS.envelopeBytes })
   if (parts.payloadType !== NOTICE_PAYLOAD_TYPE) throw new ValidationError('envelope.payloadType', `must be ${NOTICE_PAYLOAD_TYPE}`)
-  let json: unknown
+  let text: string
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(parts.payload))
-  } catch (err) {
-    throw new ValidationError('notice', `not UTF-8 JSON (${(err as Error).message})`)
+    text = new TextDecoder('utf-8', { fatal: true }).decode(parts.payload)
+  } catch {
+    throw new ValidationError('notice', 'not UTF-8')
   }
+  // One meaning for every reader of a signed payload: no member twice.
+  const json = parseStrictJson(text, 'notice')
   const notice = check(validate, json, 'notice')
   checkTimes(notice, now)
   const expires = Date.parse(notice.expiresAt)
