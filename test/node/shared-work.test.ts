@@ -158,6 +158,25 @@ describe('shared work across real daemons on loopback', () => {
     }
   }, 60_000)
 
+  it('a taker that is stopped withdraws its notice: the next node takes the target at once, not after the notice\'s life', async () => {
+    let hung: number | undefined
+    const { announcer } = await network(3, (ids, a) => policyJson(ids, a, 1, { buildsPerTarget: 1 }), {
+      buildMs: 300,
+      hang: (i) => { hung ??= i; return hung === i },
+      work: () => ({ noticeTtlMs: 120_000 })
+    })
+    await nodes[0]!.daemon.announce(signAnnouncement(release(['only']), announcer))
+    await waitFor('a node to take the target', () => hung !== undefined, 20_000)
+    const leaving = nodes[hung!]!
+    const survivors = nodes.filter(x => x !== leaving)
+    await new Promise(resolve => setTimeout(resolve, 1_000))
+    expect(survivors.flatMap(x => x.builds)).toEqual([])
+    const stopped = Date.now()
+    await leaving.daemon.stop()
+    await waitFor('a survivor to build it', () => survivors.some(x => x.builds.length === 1), 20_000)
+    expect(Date.now() - stopped).toBeLessThan(60_000)
+  }, 60_000)
+
   it('--build-all builds every target though others\' notices cover them; the sharing nodes leave them to it', async () => {
     const variants = ['a', 'b', 'c', 'd']
     const { announcer } = await network(3, (ids, a) => policyJson(ids, a, 1, { buildsPerTarget: 1 }), { buildMs: 300, work: (i) => i === 2 ? { buildAll: true } : {} })

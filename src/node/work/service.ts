@@ -94,6 +94,8 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
   const rankings = new Map<string, { sig: string, ranked: Candidate[] }>()
   /** Trusted builders with a claim per target, and the engine each named: bounded like the rest. */
   const doneBy = new Map<string, Map<string, string>>()
+  /** Notices being published: a stopping node lets its withdrawals out before the network goes. */
+  const inFlight = new Set<Promise<void>>()
   /** Targets the last plan left waiting. */
   let waiting = new Set<string>()
 
@@ -172,7 +174,9 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
     try {
       const text = JSON.stringify(signNotice(notice, components.identity))
       book.keepOwn(decodeNotice(text))
-      components.publish(Buffer.from(text, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a notice failed') })
+      const sending = components.publish(Buffer.from(text, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a notice failed') })
+      inFlight.add(sending)
+      void sending.finally(() => inFlight.delete(sending))
     } catch (err) {
       log.warn({ err }, 'signing a notice failed')
     }
@@ -283,6 +287,7 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
 
     async stop () {
       for (const key of [...own.keys()]) withdraw(key)
+      await Promise.race([Promise.allSettled([...inFlight]), new Promise(resolve => setTimeout(resolve, 2_000).unref())])
     }
   }
 }
