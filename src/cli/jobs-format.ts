@@ -9,12 +9,16 @@ function target (j: Job): string {
 /** The queue as a person reads it: running builds first, then what waits, then what finished. */
 export function formatJobs (view: JobsView, now = Date.now()): string {
   const c = view.counts
-  const out: string[] = [`${c.running} running, ${c.queued} queued, ${c.done} done, ${c.failed} failed, ${c.refused} refused, ${c.broken ?? 0} broken`]
+  const out: string[] = [`${c.running} running, ${c.queued} queued, ${c.done} done, ${c.failed} failed, ${c.refused} refused, ${c.broken ?? 0} broken${(c.covered ?? 0) > 0 ? `, ${c.covered} covered by others` : ''}`]
   // A node older than the host view sends none.
   const host = view.host
   if (host?.state === 'broken') {
     out.push('', `HOST BROKEN since ${host.since}: building and signing nothing`, `  ${host.reason}`, `  fix the host, then: neko-rebuilder jobs retry '${host.job}'`)
   }
+  // A node older than shared work sends none.
+  const lapsed = view.lapsedTakers ?? []
+  if (lapsed.length > 0) out.push('', 'TAKERS WHOSE NOTICES EXPIRE WITHOUT A CLAIM')
+  for (const l of lapsed) out.push(`  ${l.name ?? l.keyId.slice(0, 16)}  ${l.lapsed} lapsed, last ${l.lastTarget} at ${l.lastExpiredAt}`)
   if (view.running.length > 0) out.push('', 'RUNNING')
   for (const r of view.running) {
     out.push(`  ${target(r.job)}  ${r.elapsed}  ${r.phase ?? 'starting'}${r.step != null ? `: ${r.step}` : ''}`)

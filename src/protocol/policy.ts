@@ -32,6 +32,8 @@ export interface TrustPolicy {
   minOperators: number
   /** Trusted builders that may report another digest while a digest still counts as reproducible. */
   allowedDissent: number
+  /** Independent builds each target gets when nodes share work (docs/node.md); threshold + 1 when absent. */
+  buildsPerTarget?: number
   builderKeys: ReadonlyMap<string, KeyObject>
   announcerKeys: ReadonlyMap<string, KeyObject>
   /** Builder by key id. */
@@ -47,6 +49,7 @@ interface PolicyJson {
   threshold: number
   minOperators: number
   allowedDissent: number
+  buildsPerTarget?: number
   witnesses?: { threshold: number, keys: Array<{ name: string, publicKey: string }> }
 }
 
@@ -81,6 +84,7 @@ const validate = ajv.compile<PolicyJson>({
     threshold: { type: 'integer', minimum: 1 },
     minOperators: { type: 'integer', minimum: 1 },
     allowedDissent: { type: 'integer', minimum: 0 },
+    buildsPerTarget: { type: 'integer', minimum: 1, maximum: LIMITS.policyKeys },
     witnesses: {
       type: 'object',
       properties: {
@@ -161,6 +165,9 @@ export function parsePolicy (json: unknown): TrustPolicy {
   if (json.minOperators > operators.size) {
     throw new PolicyError('minOperators', `${json.minOperators} is more than the ${operators.size} distinct operators`)
   }
+  if (json.buildsPerTarget !== undefined && json.buildsPerTarget < json.threshold) {
+    throw new PolicyError('buildsPerTarget', `${json.buildsPerTarget} is less than the threshold ${json.threshold}: no target could settle`)
+  }
   let witnesses: TrustPolicy['witnesses']
   if (json.witnesses !== undefined) {
     const keys = new Map<string, { name: string, publicKey: KeyObject }>()
@@ -180,6 +187,7 @@ export function parsePolicy (json: unknown): TrustPolicy {
     threshold: json.threshold,
     minOperators: json.minOperators,
     allowedDissent: json.allowedDissent,
+    ...(json.buildsPerTarget !== undefined ? { buildsPerTarget: json.buildsPerTarget } : {}),
     builderKeys: new Map(builders.map(b => [b.keyId, b.publicKey])),
     announcerKeys,
     builderById

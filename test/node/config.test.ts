@@ -59,6 +59,16 @@ describe('node config', () => {
     expect((err as ConfigError).message).toMatch(/env NEKO_HTTP/)
   })
 
+  it('shares work unless --build-all (or NEKO_BUILD_ALL, or buildAll in the file) says to build everything', async () => {
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir } }).buildAll).toBe(false)
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir, NEKO_BUILD_ALL: '1' } }).buildAll).toBe(true)
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { buildAll: true } }).buildAll).toBe(true)
+    const file = join(dir, 'all.json')
+    await writeFile(file, JSON.stringify({ buildAll: true }))
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { config: file } }).buildAll).toBe(true)
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir, NEKO_BUILD_ALL: 'maybe' } })).toThrow(/buildAll \(env NEKO_BUILD_ALL\): "maybe" is not a boolean/)
+  })
+
   it('queues releases of the last 30 days unless told otherwise', async () => {
     expect(resolveConfig({ env: { XDG_DATA_HOME: dir } }).maxReleaseAgeDays).toBe(30)
     expect(resolveConfig({ env: { XDG_DATA_HOME: dir, NEKO_MAX_RELEASE_AGE: '0' } }).maxReleaseAgeDays).toBe(0)

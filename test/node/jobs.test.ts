@@ -91,7 +91,7 @@ describe.skipIf(!available)('the build queue: /api/v1/jobs, `jobs --node`, gauge
     const r = await daemon.announce(signAnnouncement(old, announcer))
     expect(r.stored).toBe(true)
     const view = await jobs()
-    expect(view.counts).toEqual({ queued: 0, running: 0, done: 0, failed: 0, refused: 0, broken: 0 })
+    expect(view.counts).toEqual({ queued: 0, running: 0, done: 0, failed: 0, refused: 0, broken: 0, covered: 0 })
     expect(await gauge('neko_jobs_queued')).toBe(0)
   })
 

@@ -65,6 +65,13 @@ describe('parsePolicy', () => {
     })
   }
 
+  it('takes buildsPerTarget (r for shared work), at least the threshold', () => {
+    expect(parsePolicy(good).buildsPerTarget).toBeUndefined()
+    expect(parsePolicy(edit(p => { p.buildsPerTarget = 3 })).buildsPerTarget).toBe(3)
+    expect(policyErrorOf(edit(p => { p.buildsPerTarget = 1 })).message).toMatch(/buildsPerTarget: 1 is less than the threshold 2/)
+    expect(policyErrorOf(edit(p => { p.buildsPerTarget = 'all' })).message).toMatch(/buildsPerTarget/)
+  })
+
   it('says what is wrong with a key', () => {
     expect(policyErrorOf(edit(p => { p.builders[2].publicKey = ec })).message).toBe('policy builders[2].publicKey: expected an Ed25519 key, got ec')
     expect(policyErrorOf(edit(p => { p.builders[1].publicKey = 'ssh-ed25519 AAAA' })).message).toMatch(/^policy builders\[1\]\.publicKey: not an SPKI PEM public key/)

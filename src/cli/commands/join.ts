@@ -16,6 +16,7 @@ interface JoinOptions {
   http?: string
   concurrency?: string
   mdns?: boolean
+  buildAll?: boolean
   upnp?: boolean
   relays?: string
   relayServer?: string
@@ -53,6 +54,7 @@ export function register (program: Command): void {
     .option('--key <dir>', 'node identity directory (env NEKO_KEY_DIR; default <data-dir>/identity, created on first run)')
     .option('--http <addr>', 'serve the HTTP feed on HOST:PORT (env NEKO_HTTP)')
     .option('--concurrency <n>', 'builds at once (env NEKO_CONCURRENCY; default from cores and memory: one per 4 cores and 8 GiB, at least 1)')
+    .option('--build-all', 'build every announced target this node can, not only its share of the release (env NEKO_BUILD_ALL=1)')
     .option('--no-mdns', 'do not discover peers on the local network (env NEKO_MDNS=0)')
     .option('--no-upnp', 'do not ask the router for a port mapping by UPnP/NAT-PMP (env NEKO_UPNP=0)')
     .option('--relays <n|auto>', 'relay slots to hold so that peers reach this node behind a NAT; auto: 2 when the host has no public address (env NEKO_RELAYS; default auto)')
@@ -90,6 +92,7 @@ export function register (program: Command): void {
         ...(opts.http != null ? { http: opts.http } : {}),
         ...(opts.concurrency != null ? { concurrency: opts.concurrency } : {}),
         ...(mdnsFromCli ? { mdns: opts.mdns !== false } : {}),
+        ...(opts.buildAll === true ? { buildAll: true } : {}),
         ...(upnpFromCli ? { upnp: opts.upnp !== false } : {}),
         ...(opts.relays != null ? { relays: opts.relays } : {}),
         ...(opts.relayServer != null ? { relayServer: opts.relayServer } : {}),

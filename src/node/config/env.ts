@@ -10,6 +10,7 @@ export const ENV_VARS: Record<keyof NodeSettings, string> = {
   http: 'NEKO_HTTP',
   concurrency: 'NEKO_CONCURRENCY',
   mdns: 'NEKO_MDNS',
+  buildAll: 'NEKO_BUILD_ALL',
   buildTimeoutSeconds: 'NEKO_BUILD_TIMEOUT',
   maxReleaseAgeDays: 'NEKO_MAX_RELEASE_AGE',
   watch: 'NEKO_WATCH',

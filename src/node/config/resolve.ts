@@ -177,7 +177,7 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     maxBytes: integer('keepOutputsMiB', 8192, 1, 16_777_216) * 1024 * 1024
   }
 
-  function bool (key: 'mdns' | 'upnp', fallback: boolean): boolean {
+  function bool (key: 'mdns' | 'upnp' | 'buildAll', fallback: boolean): boolean {
     const got = pick(key)
     if (got == null) return fallback
     const b = parseBool(got.value!)
@@ -185,6 +185,7 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     return b ?? fallback
   }
   const mdns = bool('mdns', true)
+  const buildAll = bool('buildAll', false)
 
   const relaysSetting = pick('relays')
   const relays = relaysSetting == null || String(relaysSetting.value).trim() === 'auto' ? 'auto' : integer('relays', 0, 0, 16)
@@ -218,5 +219,5 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
   }
 
   if (problems.length > 0) throw new ConfigError(problems)
-  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests, keepOutputs, nat }
+  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildAll, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests, keepOutputs, nat }
 }

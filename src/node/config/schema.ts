@@ -11,6 +11,7 @@ export const CONFIG_SCHEMA = {
     http: { type: 'string', minLength: 1 },
     concurrency: { type: 'integer', minimum: 1, maximum: 64 },
     mdns: { type: 'boolean' },
+    buildAll: { type: 'boolean' },
     buildTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86_400 },
     maxReleaseAgeDays: { type: 'integer', minimum: 0, maximum: 36_500 },
     watch: { type: 'string', minLength: 1 },

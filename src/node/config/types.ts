@@ -12,6 +12,8 @@ export interface NodeConfig {
   /** Builds run at once. */
   concurrency: number
   mdns: boolean
+  /** `--build-all`: build every target this node can, not only its share (docs/node.md). */
+  buildAll: boolean
   /** Wall-clock limit of one rebuild. */
   buildTimeoutMs: number
   /** Rebuild only releases announced at most this many days ago; 0: any age. */
@@ -42,6 +44,7 @@ export interface NodeSettings {
   http?: string
   concurrency?: number | string
   mdns?: boolean | string
+  buildAll?: boolean | string
   buildTimeoutSeconds?: number | string
   maxReleaseAgeDays?: number | string
   watch?: string

@@ -17,6 +17,7 @@ import { createReportGossip, createTriage, publishOwnReports, type ReportCheck }
 import { createTestResultGossip, publishOwnTestResults, type TestResultCheck } from '../test-results/index.js'
 import { createAgreedTestResults } from '../test-results/agreed.js'
 import { splitViewLookup } from '../consensus/set-aside.js'
+import { createWork } from '../work/index.js'
 
 const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
 const CAPABILITIES_WARMUP_MS = [3_000, 10_000, 30_000, 60_000]
@@ -57,6 +58,20 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     ? undefined
     : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a) } }, init.triage)
   if (triage != null) onStored(m => { if (m.kind === 'claim') triage.claimStored(m) })
+  // Which targets this node builds: notices of who builds what, on their own topic.
+  const work = createWork({
+    store,
+    policy: () => policy,
+    identity,
+    builders: () => builders.list(),
+    engineId: () => engineCaps?.environment.engine.id,
+    publish: async (data) => { await p2p.publish(TOPICS.notices, data) },
+    onReopen: () => { scheduler.reconsider() },
+    onYield: (id) => { scheduler.giveUp(id) },
+    logger
+  }, init.work)
+  // A claim may cover or settle a target this node waits on: the queue is looked at again (coalesced).
+  onStored(m => { if (m.kind === 'claim' && work.claimStored(m)) scheduler.reconsider() })
   // Reports travel on their own topic, to observers as to builders.
   const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports)
   triage?.onReport(r => { p2p.publish(TOPICS.divergences, Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
@@ -75,6 +90,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       let checkpoint: VerifiedCheckpoint | undefined
       if (topic === TOPICS.capabilities) {
         verdict = builders.receive(data)
+      } else if (topic === TOPICS.notices) {
+        const n = work.receive(data)
+        if (n.verdict === 'reject') log.debug({ reason: n.reason, from }, 'notice refused')
+        verdict = n.verdict
       } else if (topic === TOPICS.checkpoints) {
         const c = witness?.validate(data)
         verdict = c?.verdict ?? 'ignore'
@@ -98,7 +117,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       return value !== undefined ? { outcome: verdict, value } : verdict
     },
     async onMessage (topic, data, _from, validated) {
-      if (topic === TOPICS.capabilities) return
+      if (topic === TOPICS.capabilities || topic === TOPICS.notices) return
       if (topic === TOPICS.checkpoints) {
         await witness?.receive(data, validated as VerifiedCheckpoint | undefined).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
         return
@@ -183,6 +202,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     rebuilder: components.rebuilder,
     identity,
     capabilities: () => engineCaps,
+    work,
     async publishClaim (envelopeJson) {
       await p2p.publish(TOPICS.claims, Buffer.from(envelopeJson, 'utf8'))
     },
@@ -309,7 +329,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           policy,
           metrics: components.metrics,
           builders: () => builders.list(),
-          jobs: async ({ recent }) => await jobsView({ store, scheduler }, { recent }),
+          jobs: async ({ recent }) => await jobsView({ store, scheduler, lapsed: work.lapsed }, { recent }),
           peers: () => {
             const { reachability, relayRefused, relayedBytes } = p2p.stats()
             return { peerId: p2p.peerId, ...reachability, relayRefused, relayedBytes, peers: p2p.peerList() }
@@ -338,6 +358,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         if (capsTimer != null) clearTimeout(capsTimer)
         if (capsDebounce != null) clearTimeout(capsDebounce)
         await scheduler.stop()
+        // Peers need not wait for this node's notices to expire.
+        await work.stop()
         if (feed != null) await feed.stop().catch((err: unknown) => { log.warn({ err }, 'stopping the HTTP feed failed') })
         await p2p.stop().catch((err: unknown) => { log.warn({ err }, 'stopping p2p failed') })
         await builders.save().catch((err: unknown) => { log.warn({ err }, 'saving the builder table failed') })

@@ -62,6 +62,7 @@ export async function startNode (components: { logger: ComponentLogger }, config
       nat: config.nat,
       peerStorePath: join(config.dataDir, 'peers'),
       concurrency: config.concurrency,
+      work: { buildAll: config.buildAll },
       tlog: { path: join(config.dataDir, 'tlog'), witnessPath: join(config.dataDir, 'witness') },
       maxAnnouncementAgeMs: config.maxReleaseAgeDays * 86_400_000,
       ...(config.http != null ? { http: config.http } : {})

@@ -13,6 +13,7 @@ import type { WitnessInit, WitnessStats } from '../tlog/witness.js'
 import type { BackfillStats, BackfillSyncInit } from './backfill.js'
 import type { BuilderInfo } from './builders.js'
 import type { Ingest, IngestInit } from '../ingest/index.js'
+import type { WorkInit } from '../work/index.js'
 import type { ManifestKeeper, OutputKeeper, ReportGossipInit, TriageInit } from '../triage/index.js'
 
 /** What the daemon needs of a rebuild engine (the build engine's `Rebuilder` satisfies it). */
@@ -82,6 +83,8 @@ export interface DaemonInit {
   triage?: TriageInit
   /** Checks on divergence reports received over gossip. */
   reports?: ReportGossipInit
+  /** Shared work: notices, waits, and `buildAll` (`join --build-all`) to build every target as before. */
+  work?: WorkInit
 }
 
 export interface DaemonStats {

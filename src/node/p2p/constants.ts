@@ -10,7 +10,9 @@ export const TOPICS = {
   /** Signed divergence reports: why two builders' images of a target differ (docs/network.md). */
   divergences: '/neko-rebuilder/divergences/2',
   /** Signed smoke test results (in-toto Test Results) of rebuilt images: shown beside verdicts, never votes. */
-  testResults: '/neko-rebuilder/test-results/1'
+  testResults: '/neko-rebuilder/test-results/1',
+  /** Signed, expiring notices of which targets a builder is building now (shared work, docs/network.md). */
+  notices: '/neko-rebuilder/notices/1'
 } as const
 
 export type Topic = typeof TOPICS[keyof typeof TOPICS]

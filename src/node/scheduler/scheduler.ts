@@ -12,6 +12,7 @@ import { JobNotFoundError, JobNotRetryableError, SchedulerStoppedError } from '.
 import { BuildFacts } from './order.js'
 import { builtinRecipe, canBuildTarget } from './requirements.js'
 import type { HostHealth, RunningBuild, SchedulerCapabilities, SchedulerInit, SchedulerRebuilder } from './types.js'
+import type { Work } from '../work/index.js'
 
 export interface SchedulerComponents extends SchedulerCapabilities {
   /** Where this service logs; silent without one. */
@@ -32,6 +33,8 @@ export interface SchedulerComponents extends SchedulerCapabilities {
    * without it smoke test outcomes are only logged.
    */
   onTestResult?: (testResult: TestResult) => Promise<void>
+  /** Shares a release's targets with other nodes (src/node/work); absent: every queued job is built. */
+  work?: Pick<Work, 'plan' | 'started' | 'finished'>
 }
 
 export interface Scheduler {
@@ -58,6 +61,10 @@ export interface Scheduler {
   retry: (id: string) => Promise<Job>
   /** Told of every stored claim, any node's: how long its variant takes, and which variants are bases. */
   learn: (claim: Claim) => void
+  /** Looks at the queue again (a target others were building wants builds again). */
+  reconsider: () => void
+  /** Stops a running build without counting it as an attempt; its job goes back to the queue. */
+  giveUp: (id: string) => void
 }
 
 const DEFAULTS = { concurrency: 1, maxAttempts: 3, backoffMs: 30_000, maxBackoffMs: 30 * 60_000, progressIntervalMs: 60_000 }
@@ -114,10 +121,26 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     const queued = await store.listJobs('queued')
     const t = Date.now()
     let earliest = Infinity
+    const ready: Job[] = []
+    // Bases first, then the longest expected builds (order.ts).
     for (const job of facts.order(queued, j => facts.recipe(j.recipe.digest) ?? recipes.get(j.recipe.name), components.capabilities())) {
-      if (stopping || active.size >= concurrency) break
       if (active.has(job.id)) continue
       if (job.notBefore != null && job.notBefore > t) { earliest = Math.min(earliest, job.notBefore); continue }
+      ready.push(job)
+    }
+    let toStart = ready
+    if (components.work != null && ready.length > 0 && !stopping && active.size < concurrency) {
+      // Shared work: only what this node's turn is, and nothing others cover.
+      const plan = await components.work.plan(ready, concurrency - active.size)
+      for (const { job, reason } of plan.covered) {
+        await saveJob(job, { state: 'covered', lastError: reason })
+        log.info({ job: job.id, reason }, 'not building: covered')
+      }
+      if (plan.wakeAt !== undefined) earliest = Math.min(earliest, plan.wakeAt)
+      toStart = plan.take
+    }
+    for (const job of toStart) {
+      if (stopping || active.size >= concurrency) break
       const controller = new AbortController()
       const entry: { controller: AbortController, done: Promise<void>, ticker?: NodeJS.Timeout } = { controller, done: Promise.resolve() }
       active.set(job.id, entry)
@@ -126,7 +149,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
         .finally(() => { clearInterval(entry.ticker); active.delete(job.id); schedulePump() })
     }
     if (earliest !== Infinity) schedulePump(Math.max(1, earliest - Date.now()))
-    if (active.size === 0 && !queued.some(j => j.notBefore == null || j.notBefore <= Date.now())) notifyIdle()
+    if (active.size === 0 && (components.work != null || !queued.some(j => j.notBefore == null || j.notBefore <= Date.now()))) notifyIdle()
   }
 
   function notifyIdle (): void {
@@ -136,14 +159,26 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
   }
 
   async function runJob (queuedJob: Job, signal: AbortSignal): Promise<void> {
-    const rebuilder = components.rebuilder as SchedulerRebuilder
-    let job = await saveJob(queuedJob, { state: 'running', attempts: queuedJob.attempts + 1, notBefore: undefined })
-    const t = job.target
+    const job = await saveJob(queuedJob, { state: 'running', attempts: queuedJob.attempts + 1, notBefore: undefined })
     log.info({ job: job.id, attempt: job.attempts }, 'build started')
     const started = Date.now()
     const build: RunningBuild = { job, startedAt: new Date(started).toISOString(), elapsedMs: 0 }
     const entry = active.get(job.id)
     if (entry != null) entry.build = build
+    components.work?.started(job)
+    let claimed = false
+    try {
+      claimed = await buildJob(job, build, started, entry, signal)
+    } finally {
+      components.work?.finished(job, claimed)
+    }
+  }
+
+  /** Builds, signs and publishes one job; true when a claim was signed. */
+  async function buildJob (startedJob: Job, build: RunningBuild, started: number, entry: { ticker?: NodeJS.Timeout } | undefined, signal: AbortSignal): Promise<boolean> {
+    const rebuilder = components.rebuilder as SchedulerRebuilder
+    let job = startedJob
+    const t = job.target
     // A Neko target takes tens of minutes: say where it is at a steady pace, not only at the end.
     const ticker = setInterval(() => {
       log.info({ job: job.id, phase: build.phase, step: build.step, elapsed: formatDuration(Date.now() - started), log: build.logPath }, 'building')
@@ -161,6 +196,8 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       // Handed over resolved: the engine does not look it up again.
       const builtin = recipes.get(job.recipe.name) ?? await builtinRecipe(job.recipe.name)
       const recipe = builtin != null && recipeDigest(builtin) === job.recipe.digest ? builtin : undefined
+      // Given up (or stopping) before the engine was asked: nothing to wait for.
+      signal.throwIfAborted()
       const result = await rebuilder.rebuild({
         repository: t.repository,
         ref: t.tag ?? t.commit,
@@ -178,26 +215,26 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
         // Stopped, not failed: the attempt does not count.
         await saveJob(job, { state: 'queued', attempts: job.attempts - 1 })
         log.info({ job: job.id }, 'build aborted; requeued')
-        return
+        return false
       }
       if (err instanceof RequirementsError || err instanceof TargetError || err instanceof RecipeError) {
         // Not buildable here as announced: retrying cannot help.
         await saveJob(job, { state: 'refused', lastError: err.message })
         log.warn({ job: job.id, error: err.message }, 'target refused')
-        return
+        return false
       }
       await retryOrFail(job, (err as Error).message ?? String(err))
-      return
+      return false
     }
     if (signal.aborted && claim.failure != null) {
       await saveJob(job, { state: 'queued', attempts: job.attempts - 1 })
       log.info({ job: job.id }, 'build aborted; requeued')
-      return
+      return false
     }
     if (claim.failure?.class === 'infrastructure-error') {
       // The host's fault says nothing about the release: retried, and never signed.
       await retryOrFail(job, claim.failure.message)
-      return
+      return false
     }
     const envelopeJson = JSON.stringify(signClaim(claim, components.identity))
     const { id } = await components.ingest.record(envelopeJson)
@@ -216,6 +253,7 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       log.info({ job: job.id, result: smoke.result, exitCode: smoke.exitCode }, 'smoke test run')
       await components.onTestResult?.(testResult).catch((err: unknown) => { log.warn({ err, job: job.id }, 'keeping the smoke test result failed') })
     }
+    return true
   }
 
   async function enqueue (message: StoredMessage): Promise<Job[]> {
@@ -333,6 +371,12 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
       const run = enqueueing.then(async () => await retry(id))
       enqueueing = run.catch(() => undefined)
       return await run
+    },
+
+    reconsider: () => { schedulePump() },
+
+    giveUp (id) {
+      active.get(id)?.controller.abort(new SchedulerStoppedError(`gave up ${id}: other builders cover it`))
     },
 
     progress: () => [...active.values()].flatMap(a => a.build != null ? [{ ...a.build, elapsedMs: Date.now() - Date.parse(a.build.startedAt) }] : []),

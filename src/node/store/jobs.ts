@@ -3,7 +3,7 @@ import { checkKey, type StoreContext, type Sublevel } from './context.js'
 import { STORE_LIMITS } from './limits.js'
 import type { Job, JobState } from './types.js'
 
-export const JOB_STATES: JobState[] = ['queued', 'running', 'done', 'failed', 'refused', 'broken']
+export const JOB_STATES: JobState[] = ['queued', 'running', 'done', 'failed', 'refused', 'broken', 'covered']
 
 /** This node's rebuild jobs, one per target (`job` sublevel: job id → Job JSON). */
 export class JobTable {

@@ -50,9 +50,10 @@ export interface Page<T> {
 
 /**
  * `broken`: every attempt ended in an infrastructure error (engine, runtime, network set-up,
- * disk, memory), so nothing was signed; it waits for `jobs retry`.
+ * disk, memory), so nothing was signed; it waits for `jobs retry`. `covered`: not built here
+ * because other builders' claims (or a settled verdict) already answer for it (shared work).
  */
-export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'refused' | 'broken'
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'refused' | 'broken' | 'covered'
 
 export interface Job {
   /** `targetKey(target)`: one job per target, so restarts never build twice. */

@@ -314,6 +314,19 @@ async function loadHost () {
 
 loadHost().catch(() => {})
 
+// Builders that take targets (signed notices) and let them expire without a claim: each lapse
+// delays a target by a notice's life, so they are named here.
+async function loadLapsed () {
+  const { lapsedTakers } = await getJson('/api/v1/jobs')
+  if (!Array.isArray(lapsedTakers) || lapsedTakers.length === 0) return
+  const p = document.getElementById('lapsed')
+  p.replaceChildren('Builders whose notices keep expiring without a claim: ',
+    ...lapsedTakers.flatMap((l, i) => [i > 0 ? ', ' : '', el('code', {}, l.name ?? l.keyId.slice(0, 16)), ` (${l.lapsed} lapsed, last ${l.lastTarget})`]), '.')
+  p.hidden = false
+}
+
+loadLapsed().catch(() => {})
+
 loadTlog().catch(err => {
   const section = document.getElementById('tlog')
   section.hidden = false

@@ -1,0 +1,334 @@
+/**
+ * A Neko release across N volunteer nodes, simulated: a simulated clock and network (each
+ * message reaches everyone after a gossip delay), with the project's own shared-work code
+ * deciding what every node builds (src/node/work: rendezvous order, `chooseWork`, giving way).
+ *
+ * Shape: the built-in `neko` recipe's targets; a base takes 10 min, an app 2 min once the node
+ * holds its base for that platform (one base per release and node; 10 min more otherwise);
+ * 10% of honest nodes are native arm64 (amd64 under emulation), the rest native amd64 (arm64
+ * under emulation); emulation is 6x. 20% of keys are Sybils: untrusted, they take notices for
+ * targets and never build. 30% of the honest nodes leave at a random time during the release:
+ * half stop (their notices are withdrawn, as `join` does on SIGTERM), half crash (their notices
+ * just expire). Policy: every honest key is a trusted builder, threshold 2, so r = 3.
+ *
+ * Prints per N: time to verdict / lower bound, builds per target, claims per node, notices per
+ * node per second. The lower bound is max(longest chain of builds, total build work / nodes):
+ * the chain is base + app at native speed plus one gossip delay; the work is threshold native
+ * builds per target over the honest nodes that stay. Last line: one JSON object with "met".
+ *
+ *   npm run bench:sim [-- --n 100,1000,10000] [-- --seed 1]
+ */
+import { loadRecipe } from '../src/node/rebuilder/index.js'
+import { prng } from './prng.js'
+import { buildsPerTarget, chooseWork, mustGiveWay, rankCandidates, type Candidate, type TargetState } from '../src/node/work/index.js'
+
+const arg = (name: string): string | undefined => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined }
+const SIZES = (arg('n') ?? '100,1000,10000').split(',').map(Number)
+const SEED = Number(arg('seed') ?? 1)
+
+const MIN = 60_000
+const BASE_MS = 10 * MIN
+const APP_MS = 2 * MIN
+const EMULATION = 6
+const THRESHOLD = 2
+const R = buildsPerTarget({ threshold: THRESHOLD })
+const TTL_MS = 3 * MIN
+const RENEW_MS = TTL_MS / 2
+const STEP_MS = 15_000
+const SYBIL_SHARE = 0.2
+const LEAVE_SHARE = Number(arg('leave') ?? 0.3)
+const CRASH_SHARE = Number(arg('crash') ?? 0.5)
+const ARM_SHARE = 0.1
+/** Re-planning after a target reopens is asked of this many of its first candidates (the rest would wait anyway). */
+const NOTIFY_FIRST = 200
+
+interface SimTarget { key: string, variant: string, platform: string, base?: string, expectedMs: number }
+
+const recipe = await loadRecipe('neko')
+const TARGETS: SimTarget[] = recipe.variants.flatMap(v => (v.platforms ?? ['linux/amd64']).map(platform => {
+  const base = typeof v.from === 'object' && v.from != null ? (v.from as { variant?: string }).variant ?? 'base' : undefined
+  return { key: `${v.name}@${platform}`, variant: v.name, platform, ...(base !== undefined ? { base } : {}), expectedMs: base !== undefined ? APP_MS + BASE_MS : BASE_MS }
+}))
+
+interface Heap<T> { push: (at: number, v: T) => void, pop: () => { at: number, v: T } | undefined, size: () => number }
+function heap<T> (): Heap<T> {
+  const a: Array<{ at: number, seq: number, v: T }> = []
+  let seq = 0
+  const less = (i: number, j: number): boolean => a[i]!.at < a[j]!.at || (a[i]!.at === a[j]!.at && a[i]!.seq < a[j]!.seq)
+  const swap = (i: number, j: number): void => { const t = a[i]!; a[i] = a[j]!; a[j] = t }
+  return {
+    push (at, v) {
+      a.push({ at, seq: seq++, v })
+      let i = a.length - 1
+      while (i > 0) { const p = (i - 1) >> 1; if (!less(i, p)) break; swap(i, p); i = p }
+    },
+    pop () {
+      if (a.length === 0) return undefined
+      const top = a[0]!
+      const last = a.pop()!
+      if (a.length > 0) {
+        a[0] = last
+        let i = 0
+        for (;;) {
+          const l = 2 * i + 1
+          const r = l + 1
+          let m = i
+          if (l < a.length && less(l, m)) m = l
+          if (r < a.length && less(r, m)) m = r
+          if (m === i) break
+          swap(i, m); i = m
+        }
+      }
+      return { at: top.at, v: top.v }
+    },
+    size: () => a.length
+  }
+}
+
+interface SimNode {
+  key: string
+  arm: boolean
+  sybil: boolean
+  /** When it leaves (Infinity: stays); `crash`: without withdrawing. */
+  leaveAt: number
+  crash: boolean
+  gone: boolean
+  building?: { target: number, startedAt: number, endsAt: number, expectedMs: number, token: number }
+  bases: Set<string>
+  wakeAt?: number
+  claims: number
+  notices: number
+}
+
+/** A notice as every node sees it once it has crossed the network. */
+interface SimNotice { node: number, target: number, startedAt: number, expectedMs: number, visibleAt: number, /** Live until (crash: last renewal + TTL). */ until: number, /** Withdrawal or claim seen by all from here. */ endVisibleAt: number }
+
+type Event =
+  | { kind: 'plan', node: number }
+  | { kind: 'finish', node: number, token: number }
+  | { kind: 'leave', node: number }
+  | { kind: 'reopen', target: number }
+  | { kind: 'check', target: number }
+
+function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<string, number | boolean> {
+  const random = prng(seed * 7919 + n)
+  const delay = (): number => 200 + 150 * Math.log2(n) * (0.5 + random())
+  const release = `sim-${seed}-${n}`
+  const nodes: SimNode[] = Array.from({ length: n }, (_, i) => {
+    const sybil = i < Math.round(n * SYBIL_SHARE)
+    return { key: `node-${seed}-${i}`, arm: false, sybil, leaveAt: Infinity, crash: false, gone: false, bases: new Set(), claims: 0, notices: 0 }
+  })
+  const honest = nodes.map((_, i) => i).filter(i => !nodes[i]!.sybil)
+  for (const i of honest) nodes[i]!.arm = random() < ARM_SHARE
+  const nativeMs = (t: SimTarget): number => t.base !== undefined ? APP_MS + BASE_MS : BASE_MS
+  // The lower bound, before anyone leaves: longest chain, or all the work over the nodes that stay.
+  const staying = Math.round(honest.length * (1 - 0.3))
+  const work = TARGETS.reduce((s, t) => s + THRESHOLD * nativeMs(t), 0)
+  const chainMs = BASE_MS + APP_MS + 2 * 200 + 2 * 150 * Math.log2(n)
+  const lowerBound = Math.max(chainMs, work / staying)
+  for (const i of honest) {
+    if (random() < leaveShare) {
+      nodes[i]!.leaveAt = random() * lowerBound
+      nodes[i]!.crash = random() < CRASH_SHARE
+    }
+  }
+  const keyIndex = new Map(nodes.map((x, i) => [x.key, i]))
+  const candidatesFor = (platform: string): Candidate[] => honest.map(i => ({ keyId: nodes[i]!.key, emulated: (platform === 'linux/arm64') !== nodes[i]!.arm }))
+  const ranked = TARGETS.map(t => rankCandidates(release, t.key, candidatesFor(t.platform)))
+
+  const notices: SimNotice[][] = TARGETS.map(() => [])
+  /** Live notice per node (it builds one thing at a time). */
+  const nodeNotice = new Map<number, SimNotice>()
+  const claims: Array<Array<{ node: number, visibleAt: number }>> = TARGETS.map(() => [])
+  const verdictAt: number[] = TARGETS.map(() => Infinity)
+  /** When a target last wanted builds again (a notice expired or was withdrawn): waits count from there. */
+  const reopenedAt: number[] = TARGETS.map(() => 0)
+  const events = heap<Event>()
+  let token = 0
+  let started = 0
+  let gaveWay = 0
+
+  const live = (x: SimNotice, now: number): boolean => x.visibleAt <= now && now < x.until && now < x.endVisibleAt
+  function stateOf (ti: number, now: number): TargetState {
+    const t = TARGETS[ti]!
+    const counted = new Set<string>()
+    let done = 0
+    for (const c of claims[ti]!) if (c.visibleAt <= now) { counted.add(nodes[c.node]!.key); done++ }
+    for (const x of notices[ti]!) if (live(x, now)) counted.add(nodes[x.node]!.key)
+    return { key: t.key, release, settled: done >= THRESHOLD, counted, done, ranked: ranked[ti]!, expectedMs: t.expectedMs, openSince: reopenedAt[ti]! }
+  }
+  const busyUntil = (self: number, now: number) => (key: string): number | undefined => {
+    const i = keyIndex.get(key)!
+    if (i === self) return undefined
+    const x = nodeNotice.get(i)
+    return x != null && live(x, now) ? x.startedAt + x.expectedMs : undefined
+  }
+
+  function durationOn (node: SimNode, t: SimTarget): number {
+    const factor = (t.platform === 'linux/arm64') !== node.arm ? EMULATION : 1
+    const base = t.base !== undefined && !node.bases.has(`${t.base}@${t.platform}`) ? BASE_MS : 0
+    return (base + (t.base !== undefined ? APP_MS : 0) + (t.base === undefined ? BASE_MS : 0)) * factor
+  }
+
+  function plan (i: number, now: number): void {
+    const node = nodes[i]!
+    if (node.gone || node.building != null) return
+    const states = TARGETS.map((_, ti) => stateOf(ti, now)).filter(s => s.done < R && !s.settled)
+    const { take, wakeAt } = chooseWork(states, { now, self: node.key, r: R, stepMs: STEP_MS, busyUntil: busyUntil(i, now) }, 1)
+    if (take.length > 0) {
+      const ti = TARGETS.findIndex(t => t.key === take[0])
+      const t = TARGETS[ti]!
+      const ms = durationOn(node, t)
+      const factor = (t.platform === 'linux/arm64') !== node.arm ? EMULATION : 1
+      const b = { target: ti, startedAt: now, endsAt: now + ms, expectedMs: t.expectedMs * factor, token: ++token }
+      node.building = b
+      started++
+      const x: SimNotice = { node: i, target: ti, startedAt: now, expectedMs: b.expectedMs, visibleAt: now + delay(), until: Infinity, endVisibleAt: Infinity }
+      notices[ti]!.push(x)
+      nodeNotice.set(i, x)
+      node.notices++
+      events.push(b.endsAt, { kind: 'finish', node: i, token: b.token })
+      events.push(x.visibleAt, { kind: 'check', target: ti })
+      return
+    }
+    if (wakeAt !== undefined && (node.wakeAt === undefined || node.wakeAt <= now || wakeAt < node.wakeAt)) {
+      node.wakeAt = wakeAt
+      events.push(wakeAt, { kind: 'plan', node: i })
+    }
+  }
+
+  function stopBuilding (i: number, now: number, how: 'claim' | 'withdraw' | 'crash'): number {
+    const node = nodes[i]!
+    const b = node.building
+    const seen = now + delay()
+    if (b == null) return seen
+    node.building = undefined
+    const x = nodeNotice.get(i)
+    nodeNotice.delete(i)
+    // Renewals sent while it built.
+    node.notices += Math.floor((now - b.startedAt) / RENEW_MS)
+    if (x == null) return seen
+    if (how === 'crash') {
+      x.until = b.startedAt + Math.floor((now - b.startedAt) / RENEW_MS) * RENEW_MS + TTL_MS
+      events.push(x.until, { kind: 'reopen', target: b.target })
+    } else {
+      if (how === 'withdraw') node.notices++
+      x.endVisibleAt = seen
+      if (how === 'withdraw') events.push(x.endVisibleAt, { kind: 'reopen', target: b.target })
+    }
+    return seen
+  }
+
+  function notifyTarget (ti: number, now: number): void {
+    for (const c of ranked[ti]!.slice(0, NOTIFY_FIRST)) {
+      const i = keyIndex.get(c.keyId)!
+      if (!nodes[i]!.gone && nodes[i]!.building == null) events.push(now, { kind: 'plan', node: i })
+    }
+  }
+
+  // The announcement reaches every node after a gossip delay; Sybils take notices at once and renew them for ever.
+  for (const i of honest) events.push(delay(), { kind: 'plan', node: i })
+  for (const i of honest) if (nodes[i]!.leaveAt !== Infinity) events.push(nodes[i]!.leaveAt, { kind: 'leave', node: i })
+  const sybils = nodes.length - honest.length
+  let end = 0
+  while (events.size() > 0) {
+    const e = events.pop()!
+    const now = e.at
+    if (verdictAt.every(v => v !== Infinity)) break
+    end = now
+    switch (e.v.kind) {
+      case 'plan': {
+        const node = nodes[e.v.node]!
+        if (node.wakeAt !== undefined && node.wakeAt <= now) node.wakeAt = undefined
+        plan(e.v.node, now)
+        break
+      }
+      case 'finish': {
+        const node = nodes[e.v.node]!
+        const b = node.building
+        if (node.gone || b == null || b.token !== e.v.token) break
+        const t = TARGETS[b.target]!
+        node.bases.add(t.base !== undefined ? `${t.base}@${t.platform}` : `${t.variant}@${t.platform}`)
+        // The claim ends its builder's notice wherever it arrives.
+        const visibleAt = stopBuilding(e.v.node, now, 'claim')
+        claims[b.target]!.push({ node: e.v.node, visibleAt })
+        node.claims++
+        const visible = claims[b.target]!.map(c => c.visibleAt).sort((a, c) => a - c)
+        if (visible.length >= THRESHOLD) verdictAt[b.target] = Math.min(verdictAt[b.target]!, visible[THRESHOLD - 1]!)
+        plan(e.v.node, now)
+        break
+      }
+      case 'leave': {
+        const node = nodes[e.v.node]!
+        stopBuilding(e.v.node, now, node.crash ? 'crash' : 'withdraw')
+        node.gone = true
+        break
+      }
+      case 'reopen':
+        reopenedAt[e.v.target] = now
+        notifyTarget(e.v.target, now)
+        break
+      case 'check': {
+        // Notices that crossed: those building the target judge whether they give way.
+        const ti = e.v.target
+        const done = claims[ti]!.filter(c => c.visibleAt <= now).length
+        const building = notices[ti]!.filter(x => live(x, now) && nodes[x.node]!.building?.target === ti).map(x => nodes[x.node]!.key)
+        for (const k of building) {
+          const i = keyIndex.get(k)!
+          if (mustGiveWay({ self: k, r: R, done, building, ranked: ranked[ti]! })) {
+            gaveWay++
+            stopBuilding(i, now, 'withdraw')
+            events.push(now, { kind: 'plan', node: i })
+          }
+        }
+        break
+      }
+    }
+  }
+  const verdict = Math.max(...verdictAt)
+  // Sybils publish and renew a notice each for the whole release.
+  const sybilNotices = sybils * (1 + Math.floor(verdict / RENEW_MS))
+  const builds = claims.map(c => c.length)
+  const honestNotices = nodes.reduce((s, x) => s + x.notices, 0)
+  const claimsTotal = builds.reduce((a, b) => a + b, 0)
+  return {
+    n,
+    targets: TARGETS.length,
+    r: R,
+    verdictMin: round(verdict / MIN),
+    lowerBoundMin: round(lowerBound / MIN),
+    ratio: round(verdict / lowerBound),
+    pending: verdictAt.filter(v => v === Infinity).length,
+    buildsPerTargetMax: Math.max(...builds),
+    buildsPerTargetMean: round(claimsTotal / TARGETS.length),
+    buildsStarted: started,
+    gaveWay,
+    // Every node stores every claim of the release; the most any one node signed.
+    claimsPerNode: claimsTotal,
+    claimsSignedMax: Math.max(...nodes.map(x => x.claims)),
+    noticesPerNodePerSecond: round((honestNotices + sybilNotices) / n / (verdict / 1000), 5),
+    endMin: round(end / MIN)
+  }
+}
+
+function round (x: number, digits = 3): number {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}
+
+const results: Array<Record<string, number | boolean>> = []
+const withoutDepartures: Array<{ n: number, ratio: number, buildsPerTargetMax: number }> = []
+for (const n of SIZES) {
+  const t0 = performance.now()
+  const r = simulate(n, SEED)
+  r.wallSeconds = round((performance.now() - t0) / 1000, 1)
+  results.push(r)
+  console.log(`N=${n}: verdict ${String(r.verdictMin)} min, lower bound ${String(r.lowerBoundMin)} min, ratio ${String(r.ratio)}; builds per target max ${String(r.buildsPerTargetMax)} (mean ${String(r.buildsPerTargetMean)}, r = ${R}); pending ${String(r.pending)}; claims per node ${String(r.claimsPerNode)}; notices per node per second ${String(r.noticesPerNodePerSecond)}; simulated in ${String(r.wallSeconds)} s`)
+  // The same release with nobody leaving: what the selection costs on its own, apart from churn.
+  const stable = simulate(n, SEED, 0)
+  withoutDepartures.push({ n, ratio: stable.ratio as number, buildsPerTargetMax: stable.buildsPerTargetMax as number })
+  console.log(`N=${n} with nobody leaving: ratio ${String(stable.ratio)}; builds per target max ${String(stable.buildsPerTargetMax)}`)
+}
+const targets = { ratioMax: 1.25, buildsPerTargetMax: R + 1, pending: 0, claimsPerNodeMax: 2 * R * TARGETS.length }
+const met = results.every(r => (r.ratio as number) <= targets.ratioMax && (r.buildsPerTargetMax as number) <= targets.buildsPerTargetMax && r.pending === 0 && (r.claimsPerNode as number) <= targets.claimsPerNodeMax)
+console.log(JSON.stringify({ bench: 'sim-release', seed: SEED, leave: LEAVE_SHARE, crash: CRASH_SHARE, sybil: SYBIL_SHARE, results, withoutDepartures, targets, met }))

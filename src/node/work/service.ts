@@ -1,0 +1,293 @@
+import { decodeNotice, NOTICE_LIMITS, signNotice, type Notice } from '../../protocol/notice.js'
+import type { SigningIdentity } from '../../protocol/keys.js'
+import type { TrustPolicy } from '../../protocol/policy.js'
+import { computeVerdicts } from '../../protocol/quorum.js'
+import { targetKey } from '../../protocol/target.js'
+import type { ComponentLogger } from '../logger.js'
+import { componentLog } from '../logger.js'
+import type { Job, Store, StoredClaim } from '../store/types.js'
+import { createNoticeBook, type LapsedTaker, type NoticeBookInit, type NoticeCheck } from './notices.js'
+import { buildsPerTarget, chooseWork, EMULATION_FACTOR, mustGiveWay, rankCandidates, type Candidate, type Decision, type TargetState } from './select.js'
+
+/** A builder this node knows of, from its capabilities statement (the daemon's builder table). */
+export interface KnownBuilder {
+  keyId: string
+  trusted: boolean
+  self: boolean
+  capabilities: { builds: boolean, platforms: Array<{ platform: string, emulated: boolean }> }
+}
+
+export interface WorkComponents {
+  store: Pick<Store, 'claimsForTarget'>
+  policy: () => TrustPolicy
+  identity: SigningIdentity
+  /** Known builders with what they build (this node among them once it has probed its engine). */
+  builders: () => KnownBuilder[]
+  /** The engine id this node's claims will name; notices carry it so one engine counts once. */
+  engineId: () => string | undefined
+  /** Sends a signed notice to peers. */
+  publish: (data: Uint8Array) => Promise<void>
+  /** Told when a target wants builds again (a notice was withdrawn): the scheduler looks again. */
+  onReopen?: () => void
+  /**
+   * Told to give up a build it started: notices that crossed on the network show more than `r`
+   * builders on the target, and this node comes last among them in the target's order.
+   */
+  onYield?: (jobId: string) => void
+  logger?: ComponentLogger
+}
+
+export interface WorkInit extends NoticeBookInit {
+  /** Build every target this node can, as before shared work (`join --build-all`); notices are still sent. */
+  buildAll?: boolean
+  /** Life of one notice; renewed at half of it while the build runs. */
+  noticeTtlMs?: number
+  /** See `WorkView.stepMs`. */
+  stepMs?: number
+  /** Expected build time of a target nothing is known about yet. */
+  defaultExpectedMs?: number
+}
+
+export interface WorkPlan {
+  /** Jobs to start now, in order. */
+  take: Job[]
+  /** Jobs others' builds (or a settled verdict) make unnecessary for good. */
+  covered: Array<{ job: Job, reason: string }>
+  /** When to plan again (a wait ends, or a notice expires). */
+  wakeAt?: number
+}
+
+export interface Work {
+  /** Judges a notice from gossip; keeps it when trusted. */
+  receive: (data: Uint8Array) => NoticeCheck
+  /**
+   * Every stored claim: it counts as a build done, and ends its builder's notice. True when
+   * this node waits on that target (the queue is worth a new look); false for the rest, so a
+   * catch-up of thousands of claims does not replan for each.
+   */
+  claimStored: (m: StoredClaim) => boolean
+  /** Which of these queued jobs to start now with `slots` free. */
+  plan: (queued: Job[], slots: number) => Promise<WorkPlan>
+  /** A job started: its notice goes out now and is renewed until `finished`. */
+  started: (job: Job) => void
+  /** A job ended; without a claim its notice is withdrawn so others need not wait for its expiry. */
+  finished: (job: Job, claimed: boolean) => void
+  lapsed: () => LapsedTaker[]
+  /** Builds each target needs under this node's policy. */
+  r: () => number
+  /** Withdraws this node's live notices. */
+  stop: () => Promise<void>
+}
+
+const DEFAULTS = { noticeTtlMs: 3 * 60_000, stepMs: 15_000, defaultExpectedMs: 20 * 60_000 }
+const SETTLED = new Set(['reproducible', 'unreproducible', 'failed'])
+
+export function createWork (components: WorkComponents, init: WorkInit = {}): Work {
+  const log = componentLog(components.logger, 'work')
+  const ttl = Math.min(init.noticeTtlMs ?? DEFAULTS.noticeTtlMs, NOTICE_LIMITS.maxTtlMs)
+  const stepMs = init.stepMs ?? DEFAULTS.stepMs
+  const book = createNoticeBook({ policy: components.policy }, init)
+  /** Learned expected durations by `variant platform` (from claims' own start and finish). */
+  const durations = new Map<string, number>()
+  const firstSeen = new Map<string, number>()
+  const own = new Map<string, { notice: Notice, job: Job, timer?: NodeJS.Timeout }>()
+  const rankings = new Map<string, { sig: string, ranked: Candidate[] }>()
+  /** Trusted builders with a claim per target, and the engine each named: bounded like the rest. */
+  const doneBy = new Map<string, Map<string, string>>()
+  /** Notices being published: a stopping node lets its withdrawals out before the network goes. */
+  const inFlight = new Set<Promise<void>>()
+  /** Targets the last plan left waiting. */
+  let waiting = new Set<string>()
+
+  function expectedMs (t: Job['target']): number {
+    return durations.get(`${t.variant} ${t.platform}`) ?? init.defaultExpectedMs ?? DEFAULTS.defaultExpectedMs
+  }
+
+  function candidates (release: string, key: string, platform: string): Candidate[] {
+    const policy = components.policy()
+    const list: Candidate[] = []
+    for (const b of components.builders()) {
+      if (!b.self && !policy.builderKeys.has(b.keyId)) continue
+      if (!b.capabilities.builds) continue
+      const p = b.capabilities.platforms.find(x => x.platform === platform)
+      if (p != null) list.push({ keyId: b.keyId, emulated: p.emulated })
+    }
+    if (!list.some(c => c.keyId === components.identity.keyId)) list.push({ keyId: components.identity.keyId, emulated: false })
+    const sig = list.map(c => `${c.keyId}${c.emulated ? '~' : ''}`).join(',')
+    const cacheKey = `${release} ${key}`
+    const hit = rankings.get(cacheKey)
+    if (hit?.sig === sig) return hit.ranked
+    const ranked = rankCandidates(release, key, list)
+    if (rankings.size > 4096) rankings.delete(rankings.keys().next().value as string)
+    rankings.set(cacheKey, { sig, ranked })
+    return ranked
+  }
+
+  async function stateOf (job: Job, now: number): Promise<TargetState> {
+    const policy = components.policy()
+    const key = job.id
+    const claims = await components.store.claimsForTarget(key)
+    const counted = new Set<string>()
+    const engines = new Set<string>()
+    const count = (keyId: string, engineId: string | undefined): void => {
+      if (counted.has(keyId)) return
+      // One engine is one witness, as the quorum counts it.
+      if (engineId !== undefined && engines.has(engineId)) return
+      if (engineId !== undefined) engines.add(engineId)
+      counted.add(keyId)
+    }
+    const trusted = claims.filter(c => policy.builderKeys.has(c.keyId) && !(c.claim.result == null && c.claim.failure?.class === 'infrastructure-error'))
+    for (const c of trusted) count(c.keyId, c.claim.environment.engine.id)
+    const done = counted.size
+    for (const n of book.live(key, now)) count(n.keyId, n.notice.engineId)
+    const verdict = computeVerdicts({ claims: trusted.map(c => ({ claim: c.claim, keyId: c.keyId, id: c.id })), policy, expectedTargets: [job.target] })[0]
+    if (!firstSeen.has(key)) {
+      if (firstSeen.size > 65_536) firstSeen.delete(firstSeen.keys().next().value as string)
+      firstSeen.set(key, now)
+    }
+    return {
+      key,
+      release: job.announcementId,
+      settled: verdict != null && SETTLED.has(verdict.status),
+      counted,
+      done,
+      ranked: candidates(job.announcementId, key, job.target.platform),
+      expectedMs: expectedMs(job.target),
+      openSince: Math.max(firstSeen.get(key) ?? now, book.reopenedAt(key) ?? 0)
+    }
+  }
+
+  function publishOwn (key: string): void {
+    const entry = own.get(key)
+    if (entry == null) return
+    const now = Date.now()
+    entry.notice = { ...entry.notice, issuedAt: new Date(now).toISOString(), expiresAt: new Date(now + ttl).toISOString() }
+    send(entry.notice)
+    entry.timer = setTimeout(() => { publishOwn(key) }, Math.max(1000, ttl / 2))
+    entry.timer.unref()
+    // Notices that arrived before this node started count too; after the build has begun, so
+    // giving way aborts a build rather than racing its start.
+    setImmediate(() => { yieldIfOversubscribed(key) })
+  }
+
+  function send (notice: Notice): void {
+    try {
+      const text = JSON.stringify(signNotice(notice, components.identity))
+      book.keepOwn(decodeNotice(text))
+      const sending = components.publish(Buffer.from(text, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a notice failed') })
+      inFlight.add(sending)
+      void sending.finally(() => inFlight.delete(sending))
+    } catch (err) {
+      log.warn({ err }, 'signing a notice failed')
+    }
+  }
+
+  function withdraw (key: string): void {
+    const entry = own.get(key)
+    if (entry == null) return
+    clearTimeout(entry.timer)
+    own.delete(key)
+    const now = Date.now()
+    send({ ...entry.notice, withdrawn: true, issuedAt: new Date(now).toISOString(), expiresAt: new Date(now + 60_000).toISOString() })
+  }
+
+  /**
+   * Two nodes may take one slot when their notices cross (each saw the other idle): the one
+   * later in the target's rendezvous order gives way, so a target gets no more than r builds
+   * for longer than a notice takes to travel.
+   */
+  function yieldIfOversubscribed (key: string): void {
+    const mine = own.get(key)
+    if (mine == null || init.buildAll === true) return
+    const self = components.identity.keyId
+    const engines = new Set([mine.notice.engineId])
+    let done = 0
+    for (const [keyId, engineId] of doneBy.get(key) ?? []) {
+      if (keyId === self || engines.has(engineId)) continue
+      engines.add(engineId)
+      done++
+    }
+    const building = [self]
+    for (const n of book.live(key)) {
+      if (n.keyId === self || engines.has(n.notice.engineId)) continue
+      engines.add(n.notice.engineId)
+      building.push(n.keyId)
+    }
+    const ranked = candidates(mine.job.announcementId, key, mine.job.target.platform)
+    if (mustGiveWay({ self, r: buildsPerTarget(components.policy()), done, building, ranked })) {
+      log.info({ job: key, building: building.length, done }, 'giving way: more builders took this target than it needs, and this node comes last in its order')
+      components.onYield?.(key)
+    }
+  }
+
+  return {
+    receive (data) {
+      const before = book.size()
+      const check = book.receive(data)
+      if (check.verdict === 'accept' && check.decoded?.notice.withdrawn === true && book.size() <= before) components.onReopen?.()
+      else if (check.verdict === 'accept' && check.decoded != null) yieldIfOversubscribed(targetKey(check.decoded.notice.target))
+      return check
+    },
+
+    claimStored (m) {
+      const key = targetKey(m.claim.target)
+      book.claimed(m.keyId, key)
+      if (components.policy().builderKeys.has(m.keyId) && !(m.claim.result == null && m.claim.failure?.class === 'infrastructure-error')) {
+        if (!doneBy.has(key) && doneBy.size >= 4096) doneBy.delete(doneBy.keys().next().value as string)
+        doneBy.set(key, (doneBy.get(key) ?? new Map<string, string>()).set(m.keyId, m.claim.environment.engine.id ?? `key:${m.keyId}`))
+        yieldIfOversubscribed(key)
+      }
+      const ms = Date.parse(m.claim.finishedOn) - Date.parse(m.claim.startedOn)
+      if (m.claim.result != null && Number.isFinite(ms) && ms > 0 && components.policy().builderKeys.has(m.keyId)) {
+        // Emulated builds say so: learn the native time.
+        const native = m.claim.environment.emulated ? ms / EMULATION_FACTOR : ms
+        if (durations.size > 4096) durations.delete(durations.keys().next().value as string)
+        durations.set(`${m.claim.target.variant} ${m.claim.target.platform}`, Math.round(native))
+      }
+      return waiting.has(key)
+    },
+
+    async plan (queued, slots) {
+      const now = Date.now()
+      const expiry = book.prune(now)
+      if (init.buildAll === true) return { take: queued.slice(0, slots), covered: [] }
+      const byKey = new Map(queued.map(j => [j.id, j]))
+      const states = await Promise.all(queued.map(async j => await stateOf(j, now)))
+      const self = components.identity.keyId
+      const { take, decisions, wakeAt } = chooseWork(states, { now, self, r: buildsPerTarget(components.policy()), stepMs, busyUntil: k => k === self ? undefined : book.busyUntil(k, now) }, slots)
+      const covered = decisions.flatMap((d: Decision) => d.action === 'skip' && d.reason !== 'covered'
+        ? [{ job: byKey.get(d.key) as Job, reason: d.reason === 'settled' ? 'its verdict is settled' : `${buildsPerTarget(components.policy())} builds counted under this node's policy are done` }]
+        : [])
+      waiting = new Set(decisions.filter(d => d.action === 'wait' || (d.action === 'skip' && d.reason === 'covered')).map(d => d.key))
+      const wake = Math.min(wakeAt ?? Infinity, expiry ?? Infinity)
+      return { take: take.map(k => byKey.get(k) as Job), covered, ...(wake !== Infinity ? { wakeAt: wake } : {}) }
+    },
+
+    started (job) {
+      const engineId = components.engineId() ?? `key:${components.identity.keyId}`
+      const now = new Date().toISOString()
+      const caps = components.builders().find(b => b.self)?.capabilities.platforms.find(p => p.platform === job.target.platform)
+      const expected = Math.round(expectedMs(job.target) * (caps?.emulated === true ? EMULATION_FACTOR : 1))
+      own.set(job.id, { job, notice: { target: job.target, engineId, expectedMs: Math.min(expected, NOTICE_LIMITS.maxExpectedMs), startedAt: now, issuedAt: now, expiresAt: now } })
+      publishOwn(job.id)
+    },
+
+    finished (job, claimed) {
+      if (claimed) {
+        const entry = own.get(job.id)
+        clearTimeout(entry?.timer)
+        own.delete(job.id)
+        return
+      }
+      withdraw(job.id)
+    },
+
+    lapsed: () => book.lapsed(),
+    r: () => buildsPerTarget(components.policy()),
+
+    async stop () {
+      for (const key of [...own.keys()]) withdraw(key)
+      await Promise.race([Promise.allSettled([...inFlight]), new Promise(resolve => setTimeout(resolve, 2_000).unref())])
+    }
+  }
+}

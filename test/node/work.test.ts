@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest'
+import { signNotice, type Notice } from '../../src/protocol/notice.js'
+import { targetKey } from '../../src/protocol/target.js'
+import { buildsPerTarget, chooseWork, createNoticeBook, decide, rankCandidates, type Candidate, type TargetState, type WorkView } from '../../src/node/work/index.js'
+import { fixedIdentity, makePolicy, target } from '../protocol/fixtures.js'
+import { formatJobs } from '../../src/cli/jobs-format.js'
+
+const keys = Array.from({ length: 8 }, (_, i) => `key-${i}`)
+const candidates: Candidate[] = keys.map(k => ({ keyId: k, emulated: false }))
+
+function state (over: Partial<TargetState> = {}, key = 'T'): TargetState {
+  return { key, release: 'R', settled: false, counted: new Set(), done: 0, ranked: rankCandidates('R', key, candidates), expectedMs: 600_000, openSince: 0, ...over }
+}
+
+function view (self: string, over: Partial<WorkView> = {}): WorkView {
+  return { now: 0, self, r: 3, stepMs: 15_000, busyUntil: () => undefined, ...over }
+}
+
+describe('shared work: choosing targets', () => {
+  it('r defaults to threshold + 1; buildsPerTarget overrides it', () => {
+    expect(buildsPerTarget({ threshold: 2 })).toBe(3)
+    expect(buildsPerTarget({ threshold: 2, buildsPerTarget: 2 })).toBe(2)
+  })
+
+  it('the first r candidates in rendezvous order take a target, the others wait their turn', () => {
+    const t = state()
+    const takers = keys.filter(k => decide(t, view(k)).action === 'take')
+    expect(takers.sort()).toEqual(t.ranked.slice(0, 3).map(c => c.keyId).sort())
+    const fourth = t.ranked[3]!.keyId
+    expect(decide(t, view(fourth))).toEqual({ key: 'T', action: 'wait', until: 15_000 })
+    // Those ahead did not take it in time (they left): the fourth takes it.
+    expect(decide(t, view(fourth, { now: 15_000 })).action).toBe('take')
+  })
+
+  it('different targets get different takers (the order is per target)', () => {
+    const firsts = new Set(Array.from({ length: 20 }, (_, i) => rankCandidates('R', `T${i}`, candidates)[0]!.keyId))
+    expect(firsts.size).toBeGreaterThan(3)
+  })
+
+  it('counts builds done and in progress: a covered or settled target is skipped', () => {
+    const t = state()
+    const first = t.ranked[0]!.keyId
+    expect(decide(state({ settled: true }), view(first))).toMatchObject({ action: 'skip', reason: 'settled' })
+    expect(decide(state({ done: 3, counted: new Set(keys.slice(4, 7)) }), view(first))).toMatchObject({ action: 'skip', reason: 'built' })
+    expect(decide(state({ counted: new Set(keys.filter(k => k !== first).slice(0, 3)) }), view(first))).toMatchObject({ action: 'skip', reason: 'covered' })
+  })
+
+  it('a busy candidate ahead steps aside unless it would still finish first; emulated builders come after native ones', () => {
+    const mixed: Candidate[] = [{ keyId: 'native', emulated: false }, { keyId: 'emu', emulated: true }]
+    const ranked = rankCandidates('R', 'A', mixed)
+    expect(ranked.map(c => c.keyId)).toEqual(['native', 'emu'])
+    const t = state({ key: 'A', ranked })
+    // The native builder is free in 5 min: 5 + 10 min beats 60 min under emulation.
+    expect(decide(t, view('emu', { r: 1, busyUntil: k => k === 'native' ? 300_000 : undefined }))).toEqual({ key: 'A', action: 'wait', until: 315_000 })
+    // Free only in 2 h: the emulated builder takes it now.
+    expect(decide(t, view('emu', { r: 1, busyUntil: k => k === 'native' ? 7_200_000 : undefined })).action).toBe('take')
+  })
+
+  it('takes fewest-built targets first, and at most its free slots', () => {
+    const a = state({ counted: new Set(['x', 'y']) }, 'A')
+    const b = state({}, 'B')
+    const me = keys.find(k => decide(a, view(k)).action === 'take' && decide(b, view(k)).action === 'take')!
+    const plan = chooseWork([a, b], view(me), 1)
+    expect(plan.take).toEqual(['B'])
+  })
+})
+
+describe('shared work: the notice book', () => {
+  const { policy, builders } = makePolicy(3)
+  const stranger = fixedIdentity(99)
+  const now = Date.now()
+  const iso = (ms: number): string => new Date(ms).toISOString()
+  const notice = (over: Partial<Notice> = {}): Notice => ({ target: target(), engineId: 'E1', expectedMs: 600_000, startedAt: iso(now), issuedAt: iso(now), expiresAt: iso(now + 180_000), ...over })
+  const bytes = (n: Notice, who = builders[0]!): Uint8Array => Buffer.from(JSON.stringify(signNotice(n, who)))
+
+  it('keeps a trusted notice, refuses forged and long-expired ones, ignores replays and recent expiries', () => {
+    const book = createNoticeBook({ policy: () => policy })
+    expect(book.receive(bytes(notice()), now).verdict).toBe('accept')
+    expect(book.live(targetKey(target()), now)).toHaveLength(1)
+    expect(book.busyUntil(builders[0]!.keyId, now)).toBe(now + 600_000)
+    // The same notice again, or an older one: a replay, ignored (honest relays repeat too).
+    expect(book.receive(bytes(notice()), now).verdict).toBe('ignore')
+    expect(book.receive(bytes(notice({ issuedAt: iso(now - 1000), startedAt: iso(now - 1000) })), now).verdict).toBe('ignore')
+    const forged = JSON.parse(Buffer.from(bytes(notice({ issuedAt: iso(now + 1) }))).toString()) as { signatures: Array<{ sig: string }> }
+    forged.signatures[0]!.sig = Buffer.alloc(64).toString('base64')
+    expect(book.receive(Buffer.from(JSON.stringify(forged)), now).verdict).toBe('reject')
+    expect(book.receive(bytes(notice({ issuedAt: iso(now - 600_000), startedAt: iso(now - 600_000), expiresAt: iso(now - 300_000) })), now).verdict).toBe('reject')
+    expect(book.receive(bytes(notice({ issuedAt: iso(now - 200_000), startedAt: iso(now - 200_000), expiresAt: iso(now - 10_000) })), now).verdict).toBe('ignore')
+    expect(book.receive(Buffer.alloc(5000, 0x20), now).verdict).toBe('reject')
+  })
+
+  it('relays a stranger\'s notice at a bounded rate and never counts it', () => {
+    const book = createNoticeBook({ policy: () => policy }, { untrustedPerMinute: 1 })
+    const verdicts = [0, 1, 2, 3, 4].map(i => book.receive(bytes(notice({ issuedAt: iso(now + i), startedAt: iso(now) }), stranger), now).verdict)
+    expect(verdicts.slice(0, 3)).toEqual(['accept', 'accept', 'accept'])
+    expect(verdicts[4]).toBe('ignore')
+    expect(book.live(targetKey(target()), now)).toHaveLength(0)
+    expect(book.busyUntil(stranger.keyId, now)).toBeUndefined()
+  })
+
+  it('a withdrawal reopens the target at once; an expiry without a claim counts as a lapse', () => {
+    const book = createNoticeBook({ policy: () => policy })
+    const key = targetKey(target())
+    book.receive(bytes(notice()), now)
+    book.receive(bytes(notice({ withdrawn: true, issuedAt: iso(now + 5) })), now + 5)
+    expect(book.live(key, now + 5)).toHaveLength(0)
+    expect(book.reopenedAt(key)).toBe(now + 5)
+    book.receive(bytes(notice(), builders[1]!), now)
+    book.receive(bytes(notice({ target: target({ variant: 'xfce' }) }), builders[1]!), now)
+    book.receive(bytes(notice(), builders[2]!), now)
+    book.claimed(builders[2]!.keyId, key)
+    expect(book.prune(now + 180_001)).toBeUndefined()
+    expect(book.reopenedAt(key)).toBe(now + 180_000)
+    expect(book.lapsed()).toEqual([expect.objectContaining({ keyId: builders[1]!.keyId, name: 'b1', lapsed: 2 })])
+  })
+
+  it('holds at most maxNotices, dropping the one nearest its end', () => {
+    const book = createNoticeBook({ policy: () => policy }, { maxNotices: 2 })
+    for (let i = 0; i < 3; i++) book.receive(bytes(notice({ expiresAt: iso(now + 60_000 * (i + 1)) }), builders[i]!), now)
+    expect(book.size()).toBe(2)
+    expect(book.busyUntil(builders[0]!.keyId, now)).toBeUndefined()
+  })
+})
+
+describe('shared work: what `jobs` says', () => {
+  it('counts covered jobs and names takers whose notices keep lapsing', () => {
+    const text = formatJobs({
+      queued: [],
+      running: [],
+      recent: [],
+      counts: { queued: 0, running: 0, done: 2, failed: 0, refused: 0, broken: 0, covered: 5 },
+      host: { state: 'ok' },
+      lapsedTakers: [{ keyId: 'k'.repeat(64), name: 'bob-arm64', lapsed: 3, lastTarget: 'repo@c#xfce@linux/arm64', lastExpiredAt: '2026-03-01T12:00:00.000Z' }]
+    })
+    expect(text).toContain('2 done, 0 failed, 0 refused, 0 broken, 5 covered by others')
+    expect(text).toContain('TAKERS WHOSE NOTICES EXPIRE WITHOUT A CLAIM\n  bob-arm64  3 lapsed, last repo@c#xfce@linux/arm64 at 2026-03-01T12:00:00.000Z')
+  })
+})
