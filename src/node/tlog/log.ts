@@ -299,7 +299,7 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
       }
       return answer
     },
-    consistency: async (oldSize, newSize) => await tree.consistencyProof(oldSize, newSize, true),
+    consistency: async (oldSize, newSize) => await tree.consistencyProof(oldSize, newSize),
     async addCosignatures (checkpointText, lines) {
       const c = recent.find(r => r.text === checkpointText)
       if (c === undefined) return 0

@@ -19,7 +19,7 @@ import { cosignatureLine } from '../../protocol/tlog/cosignature.js'
 import { witnessName } from '../../protocol/tlog/entry.js'
 import { decodeCheckpointMessage, encodeCheckpointMessage, type VerifiedCheckpoint } from '../../protocol/tlog/gossip.js'
 import { ALG_COSIGNATURE_V1, formatNote, formatVerifierKey, parseNote } from '../../protocol/tlog/note.js'
-import { consistencyRoots } from '../../protocol/tlog/proof.js'
+import { consistencyRoots, isPowerOfTwo } from '../../protocol/tlog/proof.js'
 import type { SplitViewProof } from '../../protocol/tlog/split-view.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
@@ -48,7 +48,7 @@ export interface WitnessComponents {
   /** This node's own log, which receives cosignatures of its checkpoints. */
   log?: TransparencyLog
   publish: (data: Uint8Array) => Promise<unknown>
-  /** Fetches a full-form consistency proof from the node with `peerId`. */
+  /** Fetches an RFC 6962 consistency proof from the node with `peerId`. */
   consistencyProof: (peerId: string, origin: string, oldSize: number, newSize: number) => Promise<Uint8Array[]>
   /** Fetches the newest checkpoint message the node with `peerId` holds for `origin` (unchecked); without it nothing is fetched again. */
   checkpoint?: (peerId: string, origin: string) => Promise<Uint8Array>
@@ -358,11 +358,13 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       }
       let roots
       try {
-        roots = consistencyRoots(prev.size, c.checkpoint.size, proof)
+        roots = consistencyRoots(prev.size, c.checkpoint.size, proof, Buffer.from(prev.root, 'base64'))
       } catch (err) {
         return await fail(c, prev, `malformed proof: ${(err as Error).message}`)
       }
-      if (!Buffer.from(roots.newRoot).equals(c.checkpoint.rootHash)) return await fail(c, prev, 'the proof does not lead to the new checkpoint')
+      // From a power-of-two size the proof leaves the old root out (RFC 6962): a fork there
+      // shows as a proof that does not lead to the new root, not as a split-view proof.
+      if (!Buffer.from(roots.newRoot).equals(c.checkpoint.rootHash)) return await fail(c, prev, `the proof does not lead to the new checkpoint${isPowerOfTwo(prev.size) ? ' from the root this witness cosigned' : ''}`)
       if (Buffer.from(roots.oldRoot).toString('base64') !== prev.root) return await flag(c, prev, proof)
     }
     // Trust on first sight, then only consistent growth.
