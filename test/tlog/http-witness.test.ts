@@ -1,22 +1,27 @@
+import { execFile } from 'node:child_process'
 import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
 import { trustNobodyPolicy } from '../../src/node/daemon/policy.js'
 import { createStore } from '../../src/node/store/index.js'
-import { createWitnessPusher, filterWitnessed } from '../../src/node/tlog/index.js'
+import { createHttpWitness, createWitness, createWitnessPusher, filterWitnessed, witnessedLogKeys } from '../../src/node/tlog/index.js'
 import { generateIdentity, keyIdOf } from '../../src/protocol/keys.js'
 import {
-  ALG_COSIGNATURE_V1, checkCosignature, cosignersOf, entryLeafHash, formatAddCheckpoint, formatCheckpoint, formatVerifierKey, MemoryTree,
+  ALG_COSIGNATURE_V1, ALG_ED25519, checkCosignature, keyHash, rawOf, cosignersOf, entryLeafHash, formatAddCheckpoint, formatCheckpoint, formatVerifierKey, MemoryTree,
   parseCheckpoint, parseNote, signNote, TLOG_SIZE_CONTENT_TYPE, witnessName
 } from '../../src/protocol/tlog/index.js'
+import { goAvailable, goBuild } from '../helpers/go.js'
 import { LOOPBACK, policyFor, waitFor } from '../node/helpers.js'
 import { messageId, putMessages } from './messages.js'
 
 /** A log outside the network, named by its verifier key in the witness's configuration. */
 const ORIGIN = 'example.org/neko-network-log'
+/** The log of the Go client (test/tlog/witness-client). */
+const GO_ORIGIN = 'example.org/go-client-log'
 
 function treeOf (n: number, salt = ''): MemoryTree {
   const t = new MemoryTree()
@@ -27,6 +32,8 @@ function treeOf (n: number, salt = ''): MemoryTree {
 describe('C2SP tlog-witness over HTTP', () => {
   const logKey = generateKeyPairSync('ed25519')
   const logVkey = formatVerifierKey(ORIGIN, createPublicKey(logKey.privateKey))
+  const goKey = generateKeyPairSync('ed25519')
+  const goVkey = formatVerifierKey(GO_ORIGIN, goKey.publicKey)
   const witnessId = generateIdentity()
   const logNodeId = generateIdentity()
   const daemons: Daemon[] = []
@@ -49,7 +56,7 @@ describe('C2SP tlog-witness over HTTP', () => {
     // The witness's policy names the log node's key as a builder: its log is witnessed too.
     witness = await createDaemon({ identity: witnessId, store, policy: policyFor([logNodeId], []) }, {
       listen: [LOOPBACK], bootstrap: [], mdns: false,
-      tlog: { path: join(dir, 'w', 'tlog'), checkpointIntervalMs: 50, witnessLogs: [logVkey] },
+      tlog: { path: join(dir, 'w', 'tlog'), checkpointIntervalMs: 50, witnessLogs: [logVkey, goVkey] },
       http: { host: '127.0.0.1', port: 0 }
     })
     await witness.start()
@@ -100,6 +107,42 @@ describe('C2SP tlog-witness over HTTP', () => {
     const next = await post(formatAddCheckpoint(21, tree.consistencyProof(21, 40), note(tree, 40)))
     expect(next.status).toBe(409)
     expect(witness.stats().tlog?.witness.splitViews).toContain(keyIdOf(createPublicKey(logKey.privateKey)))
+  })
+
+  it.runIf(goAvailable('tlog-witness go client'))('serves a client built on Go\'s sumdb/note and sumdb/tlog, with Go\'s RFC 6962 proofs', async () => {
+    const bin = join(dir, 'witness-client')
+    goBuild(join(import.meta.dirname, 'witness-client'), bin, join(dir, 'gocache'))
+    // The signer key as Go's note.NewSigner reads it: PRIVATE+KEY+<name>+<hash>+base64(0x01 || seed).
+    const seed = Buffer.from(goKey.privateKey.export({ format: 'jwk' }).d ?? '', 'base64url')
+    const hash = keyHash(GO_ORIGIN, ALG_ED25519, rawOf(goKey.publicKey)).toString(16).padStart(8, '0')
+    const skey = `PRIVATE+KEY+${GO_ORIGIN}+${hash}+${Buffer.concat([Buffer.from([ALG_ED25519]), seed]).toString('base64')}`
+    const { stdout } = await promisify(execFile)(bin, [`${url}/tlog/add-checkpoint`, skey])
+    const steps = stdout.trim().split('\n').map(l => JSON.parse(l) as { step: string, status: number, type: string, body: string, text: string })
+    expect(steps.map(s => [s.step, s.status])).toEqual([['first', 200], ['stale', 409], ['grow 5 to 8', 200], ['grow 8 to 13', 200], ['bad proof', 422], ['grow 13 to 30', 200]])
+    expect(steps[1]).toMatchObject({ type: TLOG_SIZE_CONTENT_TYPE, body: '5\n' })
+    for (const s of steps.filter(s => s.status === 200)) {
+      const sigs = parseNote(`${s.text}\n${s.body}`).signatures
+      expect(sigs.map(sig => checkCosignature(s.text, sig, name, witnessId.publicKey))).toEqual([expect.any(Number)])
+    }
+  })
+
+  it('limits requests per client before parsing and per origin before the proof, with 429 and a reason', async () => {
+    const w = createWitness({ identity: generateIdentity(), publish: async () => {}, consistencyProof: async () => [] }, { path: join(dir, 'rate-witness') })
+    await w.start()
+    try {
+      const http = createHttpWitness({ witness: w, trustedKeys: witnessedLogKeys(new Map(), [logVkey]) }, { perClient: { perMinute: 1, burst: 3 }, perOrigin: { perMinute: 1, burst: 2 } })
+      const tree = treeOf(3)
+      const body = formatAddCheckpoint(0, [], note(tree, 3))
+      const a = [await http.addCheckpoint(body, 'a'), await http.addCheckpoint(body, 'b'), await http.addCheckpoint(body, 'c')]
+      expect(a.map(r => r.status)).toEqual([200, 409, 429])
+      expect(a[2]?.body).toMatch(/too many add-checkpoint requests for example.org\/neko-network-log/)
+      // Garbage from one address uses up its own allowance only.
+      const junk = [1, 2, 3, 4].map(async () => await http.addCheckpoint(Buffer.from('junk'), 'd'))
+      expect((await Promise.all(junk)).map(r => r.status)).toEqual([400, 400, 400, 429])
+      expect((await http.addCheckpoint(Buffer.from('junk'), 'e')).status).toBe(400)
+    } finally {
+      await w.stop()
+    }
   })
 
   it('refuses oversized bodies before reading them', async () => {
