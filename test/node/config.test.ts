@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, parseHttpAddress, resolveConfig } from '../../src/node/config/index.js'
+import { generateIdentity } from '../../src/protocol/keys.js'
+import { ALG_COSIGNATURE_V1, formatVerifierKey, witnessName } from '../../src/protocol/tlog/index.js'
 
 describe('node config', () => {
   let dir: string
@@ -91,6 +93,18 @@ describe('node config', () => {
     expect(() => resolveConfig({ env: {}, flags: { config: file } })).toThrow(/concurrency.*colour|colour.*concurrency/)
     await writeFile(file, '{ nope')
     expect(() => resolveConfig({ env: {}, flags: { config: file } })).toThrow(/not JSON/)
+  })
+
+  it('takes C2SP tlog-witness URLs with their keys and further witnessed logs; names a bad one', () => {
+    const w = generateIdentity()
+    const wkey = formatVerifierKey(witnessName(w.keyId), w.publicKey, ALG_COSIGNATURE_V1)
+    const lkey = formatVerifierKey('example.org/log', w.publicKey)
+    const c = resolveConfig({ env: { XDG_DATA_HOME: dir, NEKO_WITNESS_LOGS: lkey }, flags: { witnessUrls: [`https://witness.example/w1/=${wkey}`] } })
+    expect(c.tlogWitness).toEqual({ urls: [{ url: 'https://witness.example/w1', vkey: wkey }], logs: [lkey] })
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir } }).tlogWitness).toBeUndefined()
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { witnessUrls: [`https://witness.example=${lkey}`] } })).toThrow(/witnessUrls \(flag\): .*not a cosignature\/v1 key/)
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { witnessUrls: ['https://witness.example'] } })).toThrow(/expected URL=VKEY/)
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { witnessLogs: [wkey] } })).toThrow(/witnessLogs \(flag\): .*not an Ed25519 note key/)
   })
 
   it('needs an announce key to watch', () => {

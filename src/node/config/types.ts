@@ -30,6 +30,8 @@ export interface NodeConfig {
     relayServer: 'auto' | 'on' | 'off'
     relayLimits: { maxReservations: number, maxCircuitBytes: number, maxCircuitSeconds: number }
   }
+  /** C2SP tlog-witness over HTTP (docs/transparency.md): witnesses to push this node's checkpoints to, and further logs to witness. */
+  tlogWitness?: { urls: Array<{ url: string, vkey: string }>, logs: string[] }
 }
 
 /** Settings as given (config file, environment or flags), before defaults and validation. */
@@ -60,4 +62,8 @@ export interface NodeSettings {
   relayMaxReservations?: number | string
   relayCircuitMiB?: number | string
   relayCircuitSeconds?: number | string
+  /** `URL=VKEY`: a C2SP tlog-witness (submission prefix and cosignature/v1 verifier key) to push checkpoints to. */
+  witnessUrls?: string[]
+  /** Ed25519 note verifier keys of further logs this node witnesses over HTTP. */
+  witnessLogs?: string[]
 }
