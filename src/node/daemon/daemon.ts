@@ -3,7 +3,7 @@ import { createFeedServer, type FeedServer } from '../http/server.js'
 import { silentLogger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { createScheduler } from '../scheduler/index.js'
-import { createHttpWitness, createTransparencyLog, createWitness, createWitnessPusher, witnessedLogKeys, type Witness } from '../tlog/index.js'
+import { createHttpWitness, createNodeNetworkLog, createTransparencyLog, createWitness, createWitnessPusher, witnessedLogKeys, type Witness } from '../tlog/index.js'
 import type { VerifiedCheckpoint } from '../../protocol/tlog/gossip.js'
 import { createIngest, type Judgement } from '../ingest/index.js'
 import { hostArch, toolInfo } from '../../tool.js'
@@ -95,6 +95,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       if (topic === TOPICS.capabilities) return
       if (topic === TOPICS.checkpoints) {
         await witness?.receive(data, validated as VerifiedCheckpoint | undefined).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
+        const seen = validated as VerifiedCheckpoint | undefined
+        if (seen !== undefined) networkLog?.log.noteCheckpoint(seen.checkpoint.origin, seen.checkpoint.size, seen.checkpoint.rootHash)
         return
       }
       if (topic === TOPICS.divergences) {
@@ -152,6 +154,10 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   const httpWitness = witness !== undefined ? createHttpWitness({ logger, witness, trustedKeys: witnessedLogKeys(policy.builderKeys, init.tlog?.witnessLogs ?? [], identity.keyId) }) : undefined
   const pusher = tlog !== undefined && (init.tlog?.witnessUrls ?? []).length > 0
     ? createWitnessPusher({ logger, log: tlog }, { witnesses: init.tlog?.witnessUrls ?? [], ...(init.tlog?.witnessPushIntervalMs !== undefined ? { minIntervalMs: init.tlog.witnessPushIntervalMs } : {}) })
+    : undefined
+  // A network log the public can witness (`join --network-log`): log heads seen and verdicts.
+  const networkLog = tlog !== undefined && init.tlog?.networkLog !== undefined
+    ? createNodeNetworkLog({ logger, identity, store, policy, tlog }, { path: init.tlog.networkLog.path ?? `${init.tlog.path}-network`, origin: init.tlog.networkLog.origin, witnessUrls: init.tlog.witnessUrls ?? [], ...(init.tlog.networkLog.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: init.tlog.networkLog.checkpointIntervalMs } : {}) })
     : undefined
 
   const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptItems(items) }, init.backfill)
@@ -254,6 +260,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       await tlog?.start()
       await witness?.start()
       pusher?.start()
+      await networkLog?.start()
       ownCapabilities = await probeCapabilities()
       if (components.rebuilder?.sweep != null && ownCapabilities.builds) {
         // Never a reason not to start: what is left stays for the next sweep.
@@ -294,6 +301,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           host: () => scheduler.health(),
           catchUp: () => { const b = backfill.stats(); return { behind: b.behind, perSecond: b.perSecond, etaSeconds: b.etaSeconds } },
           ...(httpWitness !== undefined ? { witness: httpWitness } : {}),
+          ...(networkLog !== undefined ? { networkLog: networkLog.log } : {}),
           ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [], behind: () => witness?.behind() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.
           ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})
@@ -320,6 +328,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         await p2p.stop().catch((err: unknown) => { log.warn({ err }, 'stopping p2p failed') })
         await builders.save().catch((err: unknown) => { log.warn({ err }, 'saving the builder table failed') })
         await pusher?.stop()
+        await networkLog?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the network log failed') })
         await tlog?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the transparency log failed') })
         await witness?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the witness failed') })
         await store.close()
@@ -349,7 +358,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       gossip: { ...gossipCounts },
       backfill: backfill.stats(),
       claimsSigned,
-      ...(tlog !== undefined && witness !== undefined ? { tlog: { size: tlog.size(), checkpointSize: tlog.checkpointSize(), republished: tlog.republished(), witness: witness.stats(), ...(pusher !== undefined ? { pushed: pusher.status() } : {}) } } : {})
+      ...(tlog !== undefined && witness !== undefined ? { tlog: { size: tlog.size(), checkpointSize: tlog.checkpointSize(), republished: tlog.republished(), witness: witness.stats(), ...(pusher !== undefined ? { pushed: pusher.status() } : {}), ...(networkLog !== undefined ? { networkLog: networkLog.status() } : {}) } } : {})
     }),
     tlog,
     ingest,

@@ -85,6 +85,8 @@ export interface DaemonInit {
     witnessUrls?: HttpWitnessTarget[]
     /** Least time between two pushes to one HTTP witness (ms, default 60 s). */
     witnessPushIntervalMs?: number
+    /** Run a network log (`join --network-log ORIGIN`): served under /network-log/, pushed to `witnessUrls`. */
+    networkLog?: { origin: string, path?: string, checkpointIntervalMs?: number }
   }
   triage?: TriageInit
   /** Checks on divergence reports received over gossip. */
@@ -99,7 +101,7 @@ export interface DaemonStats {
   backfill: BackfillStats
   claimsSigned: number
   /** Entries in the transparency log and the size of its latest checkpoint. */
-  tlog?: { size: number, checkpointSize: number, /** Idle re-announcements of the latest checkpoint. */ republished: number, witness: WitnessStats, /** HTTP witnesses this node pushes its checkpoints to. */ pushed?: WitnessPushStatus[] }
+  tlog?: { size: number, checkpointSize: number, /** Idle re-announcements of the latest checkpoint. */ republished: number, witness: WitnessStats, /** HTTP witnesses this node pushes its checkpoints to. */ pushed?: WitnessPushStatus[], /** The network log, when the node runs one. */ networkLog?: { origin: string, vkey: string, size: number, pushed: WitnessPushStatus[] } }
 }
 
 export interface Daemon {

@@ -16,6 +16,7 @@ import { sendError, setCommonHeaders } from './respond.js'
 import { createRoutes, type CatchUp } from './routes.js'
 import type { TlogRouteContext } from './tlog-routes.js'
 import type { HttpWitness } from '../tlog/http-witness.js'
+import type { NetworkLog } from '../tlog/network-log.js'
 import { ADD_CHECKPOINT_ROUTE, serveAddCheckpoint } from './witness-route.js'
 
 
@@ -45,6 +46,8 @@ export interface FeedServerComponents {
   catchUp?: () => CatchUp
   /** The node as a C2SP tlog-witness: `POST /tlog/add-checkpoint`. */
   witness?: HttpWitness
+  /** The network log (`join --network-log`), served under /network-log/. */
+  networkLog?: Pick<NetworkLog, 'checkpoint' | 'tile'>
 }
 
 export interface FeedServerInit {
