@@ -107,6 +107,12 @@ describe('node config', () => {
     expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { witnessLogs: [wkey] } })).toThrow(/witnessLogs \(flag\): .*not an Ed25519 note key/)
   })
 
+  it('takes a network log origin, and names one that is not a key name', () => {
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir, NEKO_NETWORK_LOG: 'example.org/neko-rebuilder/network-log' } }).networkLog).toBe('example.org/neko-rebuilder/network-log')
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { networkLog: 'has space' } })).toThrow(/networkLog \(flag\): "has space" is not a log origin/)
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { networkLog: 'neko-rebuilder/log/x' } })).toThrow(/not a log origin/)
+  })
+
   it('needs an announce key to watch', () => {
     expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { watch: 'https://example.test/r.git' } })).toThrow(/announce-key/)
     const c = resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { watch: 'https://example.test/r.git', announceKey: dir, watchIntervalSeconds: 5 } })

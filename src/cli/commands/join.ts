@@ -40,6 +40,7 @@ interface JoinOptions {
   attestEvery?: string
   witnessUrl?: string[]
   witnessLog?: string[]
+  networkLog?: string
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map(s => s.trim()).filter(s => s !== '')]
@@ -79,6 +80,7 @@ export function register (program: Command): void {
     .option('--keep-outputs-mib <MiB>', 'disk the kept outputs may take (env NEKO_KEEP_OUTPUTS_MIB; default 8192)')
     .option('--witness-url <url=vkey>', 'push this node\'s log checkpoints to a C2SP tlog-witness: its submission prefix = its cosignature/v1 verifier key (repeatable; env NEKO_WITNESS_URLS)', (v: string, p: string[] = []) => [...p, v])
     .option('--witness-log <vkey>', 'also witness this log over HTTP (POST /tlog/add-checkpoint): its Ed25519 note verifier key (repeatable; env NEKO_WITNESS_LOGS)', (v: string, p: string[] = []) => [...p, v])
+    .option('--network-log <origin>', 'run a network log under this origin (e.g. example.org/neko-rebuilder/network-log): the node log heads it sees and each verdict, a checkpoint at most every 5 minutes, served under /network-log/ and pushed to --witness-url witnesses (env NEKO_NETWORK_LOG)')
     .option('--json', 'print the node summary as one JSON line')
     .action(async (opts: JoinOptions, cmd: Command) => {
       // Commander sets mdns to true by default; only an explicit --no-mdns counts as a flag.
@@ -113,7 +115,8 @@ export function register (program: Command): void {
         ...(opts.keepOutputsDays != null ? { keepOutputsDays: opts.keepOutputsDays } : {}),
         ...(opts.keepOutputsMib != null ? { keepOutputsMiB: opts.keepOutputsMib } : {}),
         ...(opts.witnessUrl != null ? { witnessUrls: opts.witnessUrl } : {}),
-        ...(opts.witnessLog != null ? { witnessLogs: opts.witnessLog } : {})
+        ...(opts.witnessLog != null ? { witnessLogs: opts.witnessLog } : {}),
+        ...(opts.networkLog != null ? { networkLog: opts.networkLog } : {})
       }
       const config = resolveConfig({ flags, env: process.env })
       const node = await startNode({ logger: cliLogger() }, config)

@@ -29,7 +29,8 @@ export const ENV_VARS: Record<keyof NodeSettings, string> = {
   relayCircuitMiB: 'NEKO_RELAY_CIRCUIT_MIB',
   relayCircuitSeconds: 'NEKO_RELAY_CIRCUIT_SECONDS',
   witnessUrls: 'NEKO_WITNESS_URLS',
-  witnessLogs: 'NEKO_WITNESS_LOGS'
+  witnessLogs: 'NEKO_WITNESS_LOGS',
+  networkLog: 'NEKO_NETWORK_LOG'
 }
 
 const LISTS = new Set<keyof NodeSettings>(['listen', 'bootstrap', 'witnessUrls', 'witnessLogs'])

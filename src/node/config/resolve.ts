@@ -9,6 +9,7 @@ import { RELAY_DEFAULTS } from '../p2p/nat.js'
 import { CONFIG_SCHEMA } from './schema.js'
 import { parseWitnessTargets } from '../tlog/witness-push.js'
 import { witnessedLogKeys } from '../tlog/http-witness.js'
+import { isValidKeyName } from '../../protocol/tlog/note.js'
 import type { NodeConfig, NodeSettings } from './types.js'
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4088'
@@ -231,6 +232,12 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     tlogWitness = { urls, logs }
   }
 
+  const networkLogSetting = pick('networkLog')
+  const networkLog = networkLogSetting?.value?.trim()
+  if (networkLogSetting != null && (networkLog === undefined || !isValidKeyName(networkLog) || networkLog.startsWith('neko-rebuilder/'))) {
+    problems.push({ setting: 'networkLog', source: networkLogSetting.source, message: `"${String(networkLog).slice(0, 200)}" is not a log origin: a key name without spaces or +, outside neko-rebuilder/ (e.g. example.org/neko-rebuilder/network-log)` })
+  }
+
   if (problems.length > 0) throw new ConfigError(problems)
-  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests, keepOutputs, nat, ...(tlogWitness !== undefined ? { tlogWitness } : {}) }
+  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests, keepOutputs, nat, ...(tlogWitness !== undefined ? { tlogWitness } : {}), ...(networkLog !== undefined ? { networkLog } : {}) }
 }
