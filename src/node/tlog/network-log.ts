@@ -24,11 +24,10 @@ import { MemoryTree } from '../../protocol/tlog/tree.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
 import { TlogConfigError, TlogStorageError } from './errors.js'
+import { keepCosignatures } from './log.js'
 
 /** Log heads and verdicts waiting for the next checkpoint, at most; beyond it the oldest heads are superseded anyway. */
 const MAX_PENDING = 4096
-/** Cosignatures kept on the checkpoint, at most. */
-const MAX_COSIGNATURES = 64
 
 export interface NetworkLogVerdict {
   /** The target key. */
@@ -190,13 +189,7 @@ export function createNetworkLog (components: NetworkLogComponents, init: Networ
     async addCosignatures (checkpointText, lines) {
       const c = current
       if (c === undefined || c.text !== checkpointText) return 0
-      let added = 0
-      for (const line of lines) {
-        const name = line.split(' ')[1] ?? ''
-        if (c.cosignatures.has(name) || c.cosignatures.size >= MAX_COSIGNATURES) continue
-        c.cosignatures.set(name, line)
-        added++
-      }
+      const added = keepCosignatures(c.cosignatures, lines)
       if (added > 0) await serialize(async () => { if (current === c) await meta.put('checkpoint', noteOf(c)) })
       return added
     },
