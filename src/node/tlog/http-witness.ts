@@ -26,7 +26,7 @@ export interface HttpWitnessComponents {
 }
 
 export interface HttpWitnessInit {
-  /** Requests one client address may make (default 60 a minute, burst 20). */
+  /** Requests one client address may make (default 60 a minute, burst 30). */
   perClient?: { perMinute: number, burst: number }
   /** Requests that may name one origin (default 60 a minute, burst 10): C2SP logs push a few hundred a day. */
   perOrigin?: { perMinute: number, burst: number }
@@ -49,7 +49,7 @@ const text = (status: number, body: string): HttpWitnessAnswer => ({ status, con
 
 export function createHttpWitness (components: HttpWitnessComponents, init: HttpWitnessInit = {}): HttpWitness {
   const log = componentLog(components.logger, 'http-witness')
-  const perClient = createRateLimiter({ ...(init.perClient ?? { perMinute: 60, burst: 20 }), maxKeys: 4096 })
+  const perClient = createRateLimiter({ ...(init.perClient ?? { perMinute: 60, burst: 30 }), maxKeys: 4096 })
   const perOrigin = createRateLimiter({ ...(init.perOrigin ?? { perMinute: 60, burst: 10 }), maxKeys: 1024 })
 
   return {
