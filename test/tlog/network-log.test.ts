@@ -1,6 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
 import { trustNobodyPolicy } from '../../src/node/daemon/policy.js'
@@ -14,6 +16,7 @@ import {
   tilePath, verifyConsistency, witnessName
 } from '../../src/protocol/tlog/index.js'
 import { announcement, claim, COMMIT_1, imageResult, put, target } from '../http/fixtures.js'
+import { goAvailable, goBuild } from '../helpers/go.js'
 import { LOOPBACK, policyFor, waitFor } from '../node/helpers.js'
 import { putMessages } from './messages.js'
 
@@ -31,6 +34,7 @@ describe('a network log the public can witness', () => {
   let dir: string
   let net: Daemon
   let logNode: Daemon
+  let firstNote = ''
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-network-log-'))
@@ -80,9 +84,11 @@ describe('a network log the public can witness', () => {
     await putMessages(logNode.store, 0, 9)
     await logNode.tlog?.sync()
     const logOrigin = logNode.tlog?.origin ?? ''
+    // The log node also stores what it back-fills from the network node: its log is at least this big.
+    const headAtLeast = (entries: string[], n: number): boolean => entries.some(e => e.startsWith(`checkpoint ${logOrigin} `) && Number(e.split(' ')[2]) >= n)
     await waitFor('the log head and the verdict in the network log', async () => {
       const { entries } = await served().catch(() => ({ entries: [] as string[] }))
-      return entries.some(e => e.startsWith(`checkpoint ${logOrigin} 9 `)) && entries.some(e => e.startsWith('verdict ') && e.includes(' reproducible sha256:'))
+      return headAtLeast(entries, 9) && entries.some(e => e.startsWith('verdict ') && e.includes(' reproducible sha256:'))
     }, 20_000).catch(async (err: unknown) => { process.stderr.write(JSON.stringify(await served().catch(e => String(e))) + '\n'); throw err })
     const first = await served()
     expect(first.entries.filter(e => e.startsWith('verdict '))).toHaveLength(1)
@@ -97,11 +103,27 @@ describe('a network log the public can witness', () => {
     // It grows consistently; an unchanged verdict is not entered again.
     await putMessages(logNode.store, 9, 30)
     await logNode.tlog?.sync()
-    await waitFor('the new log head', async () => (await served()).entries.some(e => e.startsWith(`checkpoint ${logOrigin} 30 `)), 20_000)
+    await waitFor('the new log head', async () => headAtLeast((await served()).entries, 30), 20_000)
     const second = await served()
     expect(second.entries.slice(0, first.size)).toEqual(first.entries)
     expect(second.entries.filter(e => e.startsWith('verdict '))).toHaveLength(1)
     expect(net.stats().tlog?.networkLog?.size).toBeGreaterThanOrEqual(second.size)
+    firstNote = first.note
+  })
+
+  it.runIf(goAvailable('network log go interop'))('passes the checker built on Go\'s sumdb/note and sumdb/tlog', async () => {
+    const bin = join(dir, 'checker')
+    goBuild(join(import.meta.dirname, 'checker'), bin, join(dir, 'gocache'))
+    const oldFile = join(dir, 'old-network-checkpoint')
+    await writeFile(oldFile, firstNote)
+    const { size, entries } = await served()
+    const old = parseCheckpoint(parseNote(firstNote).text)
+    // Proofs computed here from the served entries; Go checks them and its own against the served tiles.
+    const tree = new MemoryTree()
+    for (const e of entries) tree.append(leafHash(Buffer.from(e, 'utf8')))
+    const b64 = (hs: Uint8Array[]): string => hs.map(h => Buffer.from(h).toString('base64')).join(',')
+    const { stdout } = await promisify(execFile)(bin, [`${net.httpUrl() ?? ''}/network-log/`, netVkey, oldFile, '0', b64(tree.inclusionProof(0, size)), b64(tree.consistencyProof(old.size, size))])
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true, size, oldSize: old.size, origin: ORIGIN, entry: entries[0] })
   })
 
   it('signs at most one checkpoint per interval however often heads arrive, and keeps them across a restart', async () => {
