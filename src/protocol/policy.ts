@@ -4,6 +4,7 @@ import { ajv, jsonPath } from './ajv.js'
 import { PolicyError, ValidationError } from './errors.js'
 import { keyIdOf, publicKeyFromPem } from './keys.js'
 import { LIMITS } from './limits.js'
+import { ALG_COSIGNATURE_V1, parseVerifierKey } from './tlog/note.js'
 
 export interface PolicyBuilder {
   name: string
@@ -39,7 +40,17 @@ export interface TrustPolicy {
   /** Builder by key id. */
   builderById: ReadonlyMap<string, PolicyBuilder>
   /** When present, a claim counts only if it is in a log checkpoint cosigned by `threshold` of these (docs/transparency.md). */
-  witnesses?: { threshold: number, keys: ReadonlyMap<string, { name: string, publicKey: KeyObject }> }
+  witnesses?: { threshold: number, keys: ReadonlyMap<string, PolicyWitness> }
+}
+
+/**
+ * A witness a policy names: a node (its cosigner name follows from its key) or, by a C2SP
+ * cosignature/v1 verifier key, any tlog-witness (`cosigner` is the name in that key).
+ */
+export interface PolicyWitness {
+  name: string
+  publicKey: KeyObject
+  cosigner?: string
 }
 
 interface PolicyJson {
@@ -50,7 +61,7 @@ interface PolicyJson {
   minOperators: number
   allowedDissent: number
   buildsPerTarget?: number
-  witnesses?: { threshold: number, keys: Array<{ name: string, publicKey: string }> }
+  witnesses?: { threshold: number, keys: Array<{ name: string, publicKey?: string, vkey?: string }> }
 }
 
 const name = { type: 'string', minLength: 1, maxLength: LIMITS.shortStringLength }
@@ -93,7 +104,12 @@ const validate = ajv.compile<PolicyJson>({
           type: 'array',
           minItems: 1,
           maxItems: LIMITS.policyKeys,
-          items: { type: 'object', properties: { name, publicKey: pem }, required: ['name', 'publicKey'], additionalProperties: false }
+          items: {
+            type: 'object',
+            properties: { name, publicKey: pem, vkey: { type: 'string', minLength: 1, maxLength: 1024 } },
+            required: ['name'],
+            additionalProperties: false
+          }
         }
       },
       required: ['threshold', 'keys'],
@@ -170,11 +186,24 @@ export function parsePolicy (json: unknown): TrustPolicy {
   }
   let witnesses: TrustPolicy['witnesses']
   if (json.witnesses !== undefined) {
-    const keys = new Map<string, { name: string, publicKey: KeyObject }>()
+    const keys = new Map<string, PolicyWitness>()
     json.witnesses.keys.forEach((w, i) => {
-      const publicKey = key(`witnesses.keys[${i}].publicKey`, w.publicKey)
-      if (keys.has(keyIdOf(publicKey))) throw new PolicyError(`witnesses.keys[${i}].publicKey`, 'duplicate key')
-      keys.set(keyIdOf(publicKey), { name: w.name, publicKey })
+      let witness: PolicyWitness
+      if ((w.vkey === undefined) === (w.publicKey === undefined)) throw new PolicyError(`witnesses.keys[${i}]`, 'give either publicKey (a node witness) or vkey (a C2SP tlog-witness), not both or neither')
+      if (w.vkey !== undefined) {
+        let v
+        try {
+          v = parseVerifierKey(w.vkey)
+        } catch (err) {
+          throw new PolicyError(`witnesses.keys[${i}].vkey`, (err as Error).message)
+        }
+        if (v.alg !== ALG_COSIGNATURE_V1) throw new PolicyError(`witnesses.keys[${i}].vkey`, 'not a cosignature/v1 verifier key (algorithm 0x04)')
+        witness = { name: w.name, publicKey: v.publicKey, cosigner: v.name }
+      } else {
+        witness = { name: w.name, publicKey: key(`witnesses.keys[${i}].publicKey`, w.publicKey ?? '') }
+      }
+      if (keys.has(keyIdOf(witness.publicKey))) throw new PolicyError(`witnesses.keys[${i}]`, 'duplicate key')
+      keys.set(keyIdOf(witness.publicKey), witness)
     })
     if (json.witnesses.threshold > keys.size) throw new PolicyError('witnesses.threshold', `${json.witnesses.threshold} is more than the ${keys.size} witnesses`)
     witnesses = { threshold: json.witnesses.threshold, keys }

@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, parseHttpAddress, resolveConfig } from '../../src/node/config/index.js'
 import { defaultConcurrency } from '../../src/node/config/resolve.js'
+import { generateIdentity } from '../../src/protocol/keys.js'
+import { ALG_COSIGNATURE_V1, formatVerifierKey, witnessName } from '../../src/protocol/tlog/index.js'
 
 describe('node config', () => {
   let dir: string
@@ -110,6 +112,24 @@ describe('node config', () => {
     expect(() => resolveConfig({ env: {}, flags: { config: file } })).toThrow(/concurrency.*colour|colour.*concurrency/)
     await writeFile(file, '{ nope')
     expect(() => resolveConfig({ env: {}, flags: { config: file } })).toThrow(/not JSON/)
+  })
+
+  it('takes C2SP tlog-witness URLs with their keys and further witnessed logs; names a bad one', () => {
+    const w = generateIdentity()
+    const wkey = formatVerifierKey(witnessName(w.keyId), w.publicKey, ALG_COSIGNATURE_V1)
+    const lkey = formatVerifierKey('example.org/log', w.publicKey)
+    const c = resolveConfig({ env: { XDG_DATA_HOME: dir, NEKO_WITNESS_LOGS: lkey }, flags: { witnessUrls: [`https://witness.example/w1/=${wkey}`] } })
+    expect(c.tlogWitness).toEqual({ urls: [{ url: 'https://witness.example/w1', vkey: wkey }], logs: [lkey] })
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir } }).tlogWitness).toBeUndefined()
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { witnessUrls: [`https://witness.example=${lkey}`] } })).toThrow(/witnessUrls \(flag\): .*not a cosignature\/v1 key/)
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { witnessUrls: ['https://witness.example'] } })).toThrow(/expected URL=VKEY/)
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { witnessLogs: [wkey] } })).toThrow(/witnessLogs \(flag\): .*not an Ed25519 note key/)
+  })
+
+  it('takes a network log origin, and names one that is not a key name', () => {
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir, NEKO_NETWORK_LOG: 'example.org/neko-rebuilder/network-log' } }).networkLog).toBe('example.org/neko-rebuilder/network-log')
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { networkLog: 'has space' } })).toThrow(/networkLog \(flag\): "has space" is not a log origin/)
+    expect(() => resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { networkLog: 'neko-rebuilder/log/x' } })).toThrow(/not a log origin/)
   })
 
   it('needs an announce key to watch', () => {

@@ -2,6 +2,7 @@ import { generateKeyPairSync } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { PolicyError } from '../../src/protocol/errors.js'
 import { parsePolicy, policyKeys } from '../../src/protocol/policy.js'
+import { ALG_COSIGNATURE_V1, cosignatureLine, cosignersOf, formatCheckpoint, formatNote, formatVerifierKey, parseNote, signatureLine, witnessName } from '../../src/protocol/tlog/index.js'
 import { fixedIdentity, makePolicy } from './fixtures.js'
 
 const good = makePolicy(3, { threshold: 2, minOperators: 2 }).json
@@ -86,5 +87,29 @@ describe('parsePolicy', () => {
     const p = parsePolicy({ version: 1, builders: [{ name: 'a', operator: 'o', publicKey: b.publicKeyPem }], announcers: [{ name: 'a', publicKey: b.publicKeyPem }], threshold: 1, minOperators: 1, allowedDissent: 0 })
     expect(policyKeys(p).size).toBe(1)
     expect(parsePolicy({ version: 1, builders: [{ name: 'a', operator: 'o', publicKey: b.publicKeyPem }], threshold: 1, minOperators: 1, allowedDissent: 0 }).announcers).toEqual([])
+  })
+})
+
+describe('policy witnesses named by a C2SP verifier key', () => {
+  const w = fixedIdentity(7)
+  const vkey = formatVerifierKey('witness.example/w1', w.publicKey, ALG_COSIGNATURE_V1)
+
+  it('takes a tlog-witness by its cosignature/v1 key, whose cosignatures then count under its own name', () => {
+    const policy = parsePolicy(edit(p => { p.witnesses = { threshold: 1, keys: [{ name: 'public witness', vkey }] } }))
+    const text = formatCheckpoint({ origin: 'example.org/log', size: 1, rootHash: Buffer.alloc(32, 1) })
+    const logKey = generateKeyPairSync('ed25519')
+    const note = parseNote(formatNote(text, [signatureLine(text, 'example.org/log', logKey.privateKey), cosignatureLine(text, 'witness.example/w1', w.privateKey, 1767225600)]))
+    const keys = policy.witnesses?.keys ?? new Map()
+    expect([...keys.values()]).toEqual([expect.objectContaining({ name: 'public witness', cosigner: 'witness.example/w1' })])
+    expect(cosignersOf(note, keys)).toEqual([w.keyId])
+    // The same key under a node witness's name is another cosigner: it does not count.
+    const asNode = parseNote(formatNote(text, [cosignatureLine(text, witnessName(w.keyId), w.privateKey, 1767225600)]))
+    expect(cosignersOf(asNode, keys)).toEqual([])
+  })
+
+  it('names a bad witness key', () => {
+    expect(policyErrorOf(edit(p => { p.witnesses = { threshold: 1, keys: [{ name: 'x', vkey: formatVerifierKey('witness.example/w1', w.publicKey) }] } })).message).toMatch(/witnesses\.keys\[0\]\.vkey: not a cosignature\/v1 verifier key/)
+    expect(policyErrorOf(edit(p => { p.witnesses = { threshold: 1, keys: [{ name: 'x', vkey: 'nope' }] } })).message).toMatch(/witnesses\.keys\[0\]\.vkey/)
+    expect(() => parsePolicy(edit(p => { p.witnesses = { threshold: 1, keys: [{ name: 'x', vkey, publicKey: w.publicKeyPem }] } }))).toThrow(PolicyError)
   })
 })

@@ -61,14 +61,19 @@ describe('RFC 6962 tree and proofs', () => {
     }
   })
 
-  it('a full-form consistency proof yields both roots, which is how a split view is shown', () => {
+  it('an RFC 6962 consistency proof fixes the old root unless the old size is a power of two', () => {
     const forked = new MemoryTree()
     for (let i = 0; i < 40; i++) forked.append(leafHash(i === 3 ? Buffer.from('x') : data[i] as Buffer))
-    const full = tree.consistencyProof(32, 70, true)
-    const r = consistencyRoots(32, 70, full)
+    const r = consistencyRoots(33, 70, tree.consistencyProof(33, 70), forked.root(33))
     expect(Buffer.from(r.newRoot)).toEqual(Buffer.from(tree.root(70)))
-    expect(Buffer.from(r.oldRoot)).toEqual(Buffer.from(tree.root(32)))
-    expect(Buffer.from(r.oldRoot).equals(forked.root(32))).toBe(false)
+    expect(Buffer.from(r.oldRoot)).toEqual(Buffer.from(tree.root(33)))
+    expect(Buffer.from(r.oldRoot).equals(forked.root(33))).toBe(false)
+    // From 32 the old tree's hash is left out: the caller's root stands in, so a forked one
+    // leads to another new root instead.
+    const p32 = tree.consistencyProof(32, 70)
+    expect(p32.some(h => Buffer.from(h).equals(tree.root(32)))).toBe(false)
+    expect(Buffer.from(consistencyRoots(32, 70, p32, tree.root(32)).newRoot)).toEqual(Buffer.from(tree.root(70)))
+    expect(Buffer.from(consistencyRoots(32, 70, p32, forked.root(32)).newRoot).equals(tree.root(70))).toBe(false)
   })
 
   it('tiles are slices of level 8k hashes, wide as the tree allows', () => {
@@ -150,13 +155,15 @@ describe('split-view proofs', () => {
   const b64 = (hs: Uint8Array[]): string[] => hs.map(h => Buffer.from(h).toString('base64'))
 
   it('accepts two sizes whose proof fixes another old root, and equal sizes with two roots', () => {
-    verifySplitView({ origin, first: note(forked, 20), second: note(honest, 40), proof: b64(honest.consistencyProof(20, 40, true)) }, key.publicKey)
+    verifySplitView({ origin, first: note(forked, 20), second: note(honest, 40), proof: b64(honest.consistencyProof(20, 40)) }, key.publicKey)
     verifySplitView({ origin, first: note(forked, 40), second: note(honest, 40), proof: [] }, key.publicKey)
   })
 
   it('refuses consistent checkpoints and proofs that lead nowhere', () => {
-    expect(() => verifySplitView({ origin, first: note(honest, 20), second: note(honest, 40), proof: b64(honest.consistencyProof(20, 40, true)) }, key.publicKey)).toThrow(/consistent/)
-    expect(() => verifySplitView({ origin, first: note(forked, 20), second: note(honest, 40), proof: b64(forked.consistencyProof(20, 40, true)) }, key.publicKey)).toThrow(/proves nothing/)
+    expect(() => verifySplitView({ origin, first: note(honest, 20), second: note(honest, 40), proof: b64(honest.consistencyProof(20, 40)) }, key.publicKey)).toThrow(/consistent/)
+    expect(() => verifySplitView({ origin, first: note(forked, 20), second: note(honest, 40), proof: b64(forked.consistencyProof(20, 40)) }, key.publicKey)).toThrow(/proves nothing/)
+    // An RFC 6962 proof from a power-of-two size does not fix the old root: it cannot show a fork.
+    expect(() => verifySplitView({ origin, first: note(forked, 16), second: note(honest, 40), proof: b64(honest.consistencyProof(16, 40)) }, key.publicKey)).toThrow(/power of two/)
     expect(() => verifySplitView({ origin, first: note(honest, 40), second: note(honest, 40), proof: [] }, key.publicKey)).toThrow(/agree/)
   })
 })

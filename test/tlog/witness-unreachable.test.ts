@@ -94,7 +94,7 @@ describe('a witness behind on a log', () => {
         const f = failing
         failing = undefined
         if (f !== undefined) throw f
-        return tree.consistencyProof(oldSize, newSize, true)
+        return tree.consistencyProof(oldSize, newSize)
       },
       checkpoint: async (peer, o) => { fetched.push([peer, o]); return newest() }
     }, { path: join(dir, 'witness'), refetchMs: 50, retryMs: 100, maxRetryMs: 400 })
@@ -197,7 +197,7 @@ describe('a fork that arrives while the witness is busy with the log', () => {
       consistencyProof: async (_peer, _origin, oldSize, newSize) => {
         asked = true
         await gate
-        return tree.consistencyProof(oldSize, newSize, true)
+        return tree.consistencyProof(oldSize, newSize)
       }
     }, { path: join(dir, 'witness') })
     await w.start()

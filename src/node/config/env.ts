@@ -28,10 +28,13 @@ export const ENV_VARS: Record<keyof NodeSettings, string> = {
   relayServer: 'NEKO_RELAY_SERVER',
   relayMaxReservations: 'NEKO_RELAY_MAX_RESERVATIONS',
   relayCircuitMiB: 'NEKO_RELAY_CIRCUIT_MIB',
-  relayCircuitSeconds: 'NEKO_RELAY_CIRCUIT_SECONDS'
+  relayCircuitSeconds: 'NEKO_RELAY_CIRCUIT_SECONDS',
+  witnessUrls: 'NEKO_WITNESS_URLS',
+  witnessLogs: 'NEKO_WITNESS_LOGS',
+  networkLog: 'NEKO_NETWORK_LOG'
 }
 
-const LISTS = new Set<keyof NodeSettings>(['listen', 'bootstrap'])
+const LISTS = new Set<keyof NodeSettings>(['listen', 'bootstrap', 'witnessUrls', 'witnessLogs'])
 
 export function settingsFromEnv (env: NodeJS.ProcessEnv): NodeSettings {
   const out: Record<string, unknown> = {}

@@ -7,6 +7,9 @@ import { ConfigError } from './errors.js'
 import { ENV_VARS, settingsFromEnv } from './env.js'
 import { RELAY_DEFAULTS } from '../p2p/nat.js'
 import { CONFIG_SCHEMA } from './schema.js'
+import { parseWitnessTargets } from '../tlog/witness-push.js'
+import { witnessedLogKeys } from '../tlog/http-witness.js'
+import { isValidKeyName } from '../../protocol/tlog/note.js'
 import type { NodeConfig, NodeSettings } from './types.js'
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4088'
@@ -218,6 +221,36 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     }
   }
 
+  let tlogWitness: NodeConfig['tlogWitness']
+  const witnessUrls = pick('witnessUrls')
+  const witnessLogs = pick('witnessLogs')
+  if (witnessUrls != null || witnessLogs != null) {
+    const urls: Array<{ url: string, vkey: string }> = []
+    for (const v of witnessUrls?.value ?? []) {
+      // URL=VKEY: a submission prefix holds no '=', a verifier key may.
+      const eq = v.indexOf('=')
+      try {
+        if (eq < 0) throw new Error('expected URL=VKEY (the witness\'s submission prefix and its cosignature/v1 verifier key)')
+        urls.push(...parseWitnessTargets([{ url: v.slice(0, eq), vkey: v.slice(eq + 1) }]).map(t => ({ url: t.url, vkey: t.vkey })))
+      } catch (err) {
+        problems.push({ setting: 'witnessUrls', source: witnessUrls?.source ?? 'default', message: `"${v.slice(0, 200)}": ${(err as Error).message}` })
+      }
+    }
+    const logs = witnessLogs?.value ?? []
+    try {
+      witnessedLogKeys(new Map(), logs)
+    } catch (err) {
+      problems.push({ setting: 'witnessLogs', source: witnessLogs?.source ?? 'default', message: (err as Error).message })
+    }
+    tlogWitness = { urls, logs }
+  }
+
+  const networkLogSetting = pick('networkLog')
+  const networkLog = networkLogSetting?.value?.trim()
+  if (networkLogSetting != null && (networkLog === undefined || !isValidKeyName(networkLog) || networkLog.startsWith('neko-rebuilder/'))) {
+    problems.push({ setting: 'networkLog', source: networkLogSetting.source, message: `"${String(networkLog).slice(0, 200)}" is not a log origin: a key name without spaces or +, outside neko-rebuilder/ (e.g. example.org/neko-rebuilder/network-log)` })
+  }
+
   if (problems.length > 0) throw new ConfigError(problems)
-  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildAll, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests, keepOutputs, nat }
+  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildAll, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests, keepOutputs, nat, ...(tlogWitness !== undefined ? { tlogWitness } : {}), ...(networkLog !== undefined ? { networkLog } : {}) }
 }

@@ -29,6 +29,9 @@ export const CONFIG_SCHEMA = {
     relayServer: { enum: ['auto', 'on', 'off'] },
     relayMaxReservations: { type: 'integer', minimum: 1, maximum: 4096 },
     relayCircuitMiB: { type: 'integer', minimum: 1, maximum: 1024 },
-    relayCircuitSeconds: { type: 'integer', minimum: 1, maximum: 3600 }
+    relayCircuitSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
+    witnessUrls: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 2048 }, maxItems: 32 },
+    witnessLogs: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 1024 }, maxItems: 256 },
+    networkLog: { type: 'string', minLength: 1, maxLength: 256 }
   }
 } as const

@@ -32,6 +32,10 @@ export interface NodeConfig {
     relayServer: 'auto' | 'on' | 'off'
     relayLimits: { maxReservations: number, maxCircuitBytes: number, maxCircuitSeconds: number }
   }
+  /** C2SP tlog-witness over HTTP (docs/transparency.md): witnesses to push this node's checkpoints to, and further logs to witness. */
+  tlogWitness?: { urls: Array<{ url: string, vkey: string }>, logs: string[] }
+  /** `join --network-log ORIGIN`: the origin of the network log this node runs. */
+  networkLog?: string
 }
 
 /** Settings as given (config file, environment or flags), before defaults and validation. */
@@ -63,4 +67,10 @@ export interface NodeSettings {
   relayMaxReservations?: number | string
   relayCircuitMiB?: number | string
   relayCircuitSeconds?: number | string
+  /** `URL=VKEY`: a C2SP tlog-witness (submission prefix and cosignature/v1 verifier key) to push checkpoints to. */
+  witnessUrls?: string[]
+  /** Ed25519 note verifier keys of further logs this node witnesses over HTTP. */
+  witnessLogs?: string[]
+  /** Run a network log with this origin (a key name such as `example.org/neko-rebuilder/network-log`). */
+  networkLog?: string
 }

@@ -3,7 +3,7 @@ import { createFeedServer, type FeedServer } from '../http/server.js'
 import { silentLogger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { createScheduler } from '../scheduler/index.js'
-import { createTransparencyLog, createWitness, type Witness } from '../tlog/index.js'
+import { createHttpWitness, createNodeNetworkLog, createTransparencyLog, createWitness, createWitnessPusher, witnessedLogKeys, type Witness } from '../tlog/index.js'
 import type { VerifiedCheckpoint } from '../../protocol/tlog/gossip.js'
 import { createIngest, type Judgement } from '../ingest/index.js'
 import { hostArch, toolInfo } from '../../tool.js'
@@ -120,6 +120,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       if (topic === TOPICS.capabilities || topic === TOPICS.notices) return
       if (topic === TOPICS.checkpoints) {
         await witness?.receive(data, validated as VerifiedCheckpoint | undefined).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
+        const seen = validated as VerifiedCheckpoint | undefined
+        if (seen !== undefined) networkLog?.log.noteCheckpoint(seen.checkpoint.origin, seen.checkpoint.size, seen.checkpoint.rootHash)
         return
       }
       if (topic === TOPICS.testResults) {
@@ -176,6 +178,16 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     tlog.onCheckpoint(note => { if (running) w.publishOwn(note).catch((err: unknown) => { log.debug({ err }, 'publishing a checkpoint failed') }) })
     witness = w
   }
+  // C2SP tlog-witness over HTTP: witnessing the logs the policy or configuration names, and
+  // pushing this node's own checkpoints to configured witnesses.
+  const httpWitness = witness !== undefined ? createHttpWitness({ logger, witness, trustedKeys: witnessedLogKeys(policy.builderKeys, init.tlog?.witnessLogs ?? [], identity.keyId) }) : undefined
+  const pusher = tlog !== undefined && (init.tlog?.witnessUrls ?? []).length > 0
+    ? createWitnessPusher({ logger, log: tlog }, { witnesses: init.tlog?.witnessUrls ?? [], ...(init.tlog?.witnessPushIntervalMs !== undefined ? { minIntervalMs: init.tlog.witnessPushIntervalMs } : {}) })
+    : undefined
+  // A network log the public can witness (`join --network-log`): log heads seen and verdicts.
+  const networkLog = tlog !== undefined && init.tlog?.networkLog !== undefined
+    ? createNodeNetworkLog({ logger, identity, store, policy, tlog }, { path: init.tlog.networkLog.path ?? `${init.tlog.path}-network`, origin: init.tlog.networkLog.origin, witnessUrls: init.tlog.witnessUrls ?? [], ...(init.tlog.networkLog.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: init.tlog.networkLog.checkpointIntervalMs } : {}) })
+    : undefined
 
   // Smoke test results travel on their own topic, beside the verdicts, never counted in them.
   const testResults = createTestResultGossip({ store, policy: () => policy, log: logger.forComponent('test-results') })
@@ -296,6 +308,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       }
       await tlog?.start()
       await witness?.start()
+      pusher?.start()
+      await networkLog?.start()
       ownCapabilities = await probeCapabilities()
       if (components.rebuilder?.sweep != null && ownCapabilities.builds) {
         // Never a reason not to start: what is left stays for the next sweep.
@@ -336,6 +350,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           },
           host: () => scheduler.health(),
           catchUp: () => { const b = backfill.stats(); return { behind: b.behind, perSecond: b.perSecond, etaSeconds: b.etaSeconds } },
+          ...(httpWitness !== undefined ? { witness: httpWitness } : {}),
+          ...(networkLog !== undefined ? { networkLog: networkLog.log } : {}),
           ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [], behind: () => witness?.behind() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.
           ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})
@@ -363,6 +379,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         if (feed != null) await feed.stop().catch((err: unknown) => { log.warn({ err }, 'stopping the HTTP feed failed') })
         await p2p.stop().catch((err: unknown) => { log.warn({ err }, 'stopping p2p failed') })
         await builders.save().catch((err: unknown) => { log.warn({ err }, 'saving the builder table failed') })
+        await pusher?.stop()
+        await networkLog?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the network log failed') })
         await tlog?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the transparency log failed') })
         await witness?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the witness failed') })
         await store.close()
@@ -392,7 +410,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       gossip: { ...gossipCounts },
       backfill: backfill.stats(),
       claimsSigned,
-      ...(tlog !== undefined && witness !== undefined ? { tlog: { size: tlog.size(), checkpointSize: tlog.checkpointSize(), republished: tlog.republished(), witness: witness.stats() } } : {})
+      ...(tlog !== undefined && witness !== undefined ? { tlog: { size: tlog.size(), checkpointSize: tlog.checkpointSize(), republished: tlog.republished(), witness: witness.stats(), ...(pusher !== undefined ? { pushed: pusher.status() } : {}), ...(networkLog !== undefined ? { networkLog: networkLog.status() } : {}) } } : {})
     }),
     tlog,
     ingest,

@@ -10,6 +10,7 @@ import type { Scheduler, SchedulerRebuilder } from '../scheduler/index.js'
 import type { Store, StoredMessage } from '../store/types.js'
 import type { TransparencyLog } from '../tlog/types.js'
 import type { WitnessInit, WitnessStats } from '../tlog/witness.js'
+import type { HttpWitnessTarget, WitnessPushStatus } from '../tlog/witness-push.js'
 import type { BackfillStats, BackfillSyncInit } from './backfill.js'
 import type { BuilderInfo } from './builders.js'
 import type { Ingest, IngestInit } from '../ingest/index.js'
@@ -79,6 +80,14 @@ export interface DaemonInit {
     witnessPath?: string
     /** When a witness behind on a log fetches its newest checkpoint again. */
     witness?: Pick<WitnessInit, 'refetchMs' | 'retryMs' | 'maxRetryMs'>
+    /** Ed25519 note verifier keys of further logs this node witnesses over HTTP (`POST /tlog/add-checkpoint`), besides its policy builders' logs. */
+    witnessLogs?: string[]
+    /** C2SP tlog-witness HTTP witnesses this node pushes its own log's checkpoints to (`join --witness-url`). */
+    witnessUrls?: HttpWitnessTarget[]
+    /** Least time between two pushes to one HTTP witness (ms, default 60 s). */
+    witnessPushIntervalMs?: number
+    /** Run a network log (`join --network-log ORIGIN`): served under /network-log/, pushed to `witnessUrls`. */
+    networkLog?: { origin: string, path?: string, checkpointIntervalMs?: number }
   }
   triage?: TriageInit
   /** Checks on divergence reports received over gossip. */
@@ -95,7 +104,7 @@ export interface DaemonStats {
   backfill: BackfillStats
   claimsSigned: number
   /** Entries in the transparency log and the size of its latest checkpoint. */
-  tlog?: { size: number, checkpointSize: number, /** Idle re-announcements of the latest checkpoint. */ republished: number, witness: WitnessStats }
+  tlog?: { size: number, checkpointSize: number, /** Idle re-announcements of the latest checkpoint. */ republished: number, witness: WitnessStats, /** HTTP witnesses this node pushes its checkpoints to. */ pushed?: WitnessPushStatus[], /** The network log, when the node runs one. */ networkLog?: { origin: string, vkey: string, size: number, pushed: WitnessPushStatus[] } }
 }
 
 export interface Daemon {

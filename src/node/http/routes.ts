@@ -13,7 +13,8 @@ import { streamEnvelopes } from './jsonl.js'
 import { KEY_ID_PATTERN, Query, REPOSITORY_PATTERN } from './query.js'
 import { createResponseCache } from './cache.js'
 import { prepareJson, sendBody, sendJson, sendPrepared, type Prepared } from './respond.js'
-import { createTlogRoutes, TLOG_PREFIX, type TlogRouteContext } from './tlog-routes.js'
+import { createNetworkLogRoutes, createTlogRoutes, NETWORK_LOG_PREFIX, TLOG_PREFIX, type TlogRouteContext } from './tlog-routes.js'
+import type { NetworkLog } from '../tlog/network-log.js'
 import { listReports, reportsVersion, type ReportFilter } from '../triage/reports.js'
 import { DEFAULT_RECENT_JOBS } from '../scheduler/jobs-view.js'
 import type { CatchUp, DivergencesResponse, HealthResponse, JobsResponse } from './api.js'
@@ -41,6 +42,8 @@ export interface RouteContext {
   tlog?: TlogRouteContext
   /** How far back-fill is behind the node's peers, for `/healthz`. */
   catchUp?: () => CatchUp
+  /** The network log (`join --network-log`), served under /network-log/. */
+  networkLog?: Pick<NetworkLog, 'checkpoint' | 'tile'>
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>
@@ -246,6 +249,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
 
   const cachedConsensus = cached(consensus)
   const tlog = createTlogRoutes(ctx.tlog)
+  const networkLog = ctx.networkLog !== undefined ? createNetworkLogRoutes(ctx.networkLog) : undefined
 
   return {
     async dispatch (req, res, url) {
@@ -260,6 +264,7 @@ export function createRoutes (ctx: RouteContext): { dispatch: Handler } {
       if (route !== undefined) return await route(req, res, url)
       if (path.startsWith(CONSENSUS_PREFIX) && path.length > CONSENSUS_PREFIX.length) return await cachedConsensus(req, res, url)
       if (path.startsWith(TLOG_PREFIX)) return await tlog(req, res, url)
+      if (networkLog !== undefined && path.startsWith(NETWORK_LOG_PREFIX)) return await networkLog(req, res, url)
       throw new NotFoundError(`no route for ${path.slice(0, 200)}`)
     }
   }

@@ -16,6 +16,9 @@ import { sendError, setCommonHeaders } from './respond.js'
 import { createRoutes, type CatchUp } from './routes.js'
 import type { JobsResponse } from './api.js'
 import type { TlogRouteContext } from './tlog-routes.js'
+import type { HttpWitness } from '../tlog/http-witness.js'
+import type { NetworkLog } from '../tlog/network-log.js'
+import { ADD_CHECKPOINT_ROUTE, serveAddCheckpoint } from './witness-route.js'
 
 
 export interface FeedServerComponents {
@@ -42,6 +45,10 @@ export interface FeedServerComponents {
   setAside?: SetAsideLookup
   /** How far the node's back-fill is behind its peers, served in /healthz. */
   catchUp?: () => CatchUp
+  /** The node as a C2SP tlog-witness: `POST /tlog/add-checkpoint`. */
+  witness?: HttpWitness
+  /** The network log (`join --network-log`), served under /network-log/. */
+  networkLog?: Pick<NetworkLog, 'checkpoint' | 'tile'>
 }
 
 export interface FeedServerInit {
@@ -102,7 +109,17 @@ export function createFeedServer (components: FeedServerComponents, init: FeedSe
         requestTimeout: HTTP_LIMITS.requestTimeoutMs,
         keepAliveTimeout: HTTP_LIMITS.keepAliveTimeoutMs
       }, (req, res) => {
-        // Request bodies are never read: drain them so keep-alive connections stay usable.
+        const witness = components.witness
+        if (witness !== undefined && req.method === 'POST' && req.url === ADD_CHECKPOINT_ROUTE) {
+          setCommonHeaders(res)
+          void serveAddCheckpoint(req, res, witness).catch((err: unknown) => {
+            log.warn({ err }, 'add-checkpoint failed')
+            if (!res.headersSent) sendError(req, res, err)
+            else res.destroy()
+          })
+          return
+        }
+        // Other request bodies are never read: drain them so keep-alive connections stay usable.
         req.resume()
         handle(req, res, routes).catch(err => {
           if (res.headersSent) {

@@ -6,8 +6,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { gzipSync } from 'node:zlib'
-import { parseTilePath } from '../../protocol/tlog/tiles.js'
+import { parseTilePath, type TileRef } from '../../protocol/tlog/tiles.js'
 import type { TransparencyLog } from '../tlog/types.js'
+import type { NetworkLog } from '../tlog/network-log.js'
 import { NotFoundError } from './errors.js'
 import { Query } from './query.js'
 import { sendBody, sendJson } from './respond.js'
@@ -83,18 +84,40 @@ export function createTlogRoutes (ctx: TlogRouteContext | undefined): (req: Inco
       sendJson(req, res, answer, { cacheControl: 'no-cache' })
       return
     }
-    const ref = parseTilePath(path)
-    if (ref === undefined) throw new NotFoundError(`no route for ${url.pathname.slice(0, 200)}`)
-    new Query(url.searchParams, [])
-    const body = await ctx.log.tile(ref)
-    if (body === undefined) throw new NotFoundError(`the log is not yet wide enough for ${path}`)
-    if (ref.level === 'entries') {
-      // Each encoding is its own representation, with its own ETag; caches key on Accept-Encoding.
-      const gzip = acceptsGzip(req.headers['accept-encoding'])
-      const headers: Record<string, string> = { Vary: 'Accept-Encoding', ...(gzip ? { 'Content-Encoding': 'gzip' } : {}) }
-      sendBody(req, res, gzip ? gzipSync(body) : body, { contentType: 'application/octet-stream', cacheControl: IMMUTABLE, headers })
+    await sendTile(req, res, url, path, ctx.log.tile)
+  }
+}
+
+/** Serves the hash tile or entry bundle `path` names (relative to its log's prefix), immutable. */
+export async function sendTile (req: IncomingMessage, res: ServerResponse, url: URL, path: string, tile: (ref: TileRef) => Promise<Buffer | undefined>): Promise<void> {
+  const ref = parseTilePath(path)
+  if (ref === undefined) throw new NotFoundError(`no route for ${url.pathname.slice(0, 200)}`)
+  new Query(url.searchParams, [])
+  const body = await tile(ref)
+  if (body === undefined) throw new NotFoundError(`the log is not yet wide enough for ${path}`)
+  if (ref.level === 'entries') {
+    // Each encoding is its own representation, with its own ETag; caches key on Accept-Encoding.
+    const gzip = acceptsGzip(req.headers['accept-encoding'])
+    const headers: Record<string, string> = { Vary: 'Accept-Encoding', ...(gzip ? { 'Content-Encoding': 'gzip' } : {}) }
+    sendBody(req, res, gzip ? gzipSync(body) : body, { contentType: 'application/octet-stream', cacheControl: IMMUTABLE, headers })
+    return
+  }
+  sendBody(req, res, body, { contentType: 'application/octet-stream', cacheControl: IMMUTABLE })
+}
+
+export const NETWORK_LOG_PREFIX = '/network-log/'
+
+/** The network log (`join --network-log`) in the tlog-tiles layout: `checkpoint` and tiles. */
+export function createNetworkLogRoutes (log: Pick<NetworkLog, 'checkpoint' | 'tile'>): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> {
+  return async (req, res, url) => {
+    const path = url.pathname.slice(NETWORK_LOG_PREFIX.length)
+    if (path === 'checkpoint') {
+      new Query(url.searchParams, [])
+      const note = log.checkpoint()
+      if (note === undefined) throw new NotFoundError('the network log has no checkpoint yet')
+      sendBody(req, res, Buffer.from(note, 'utf8'), { contentType: 'text/plain; charset=utf-8', cacheControl: 'no-cache' })
       return
     }
-    sendBody(req, res, body, { contentType: 'application/octet-stream', cacheControl: IMMUTABLE })
+    await sendTile(req, res, url, path, log.tile)
   }
 }

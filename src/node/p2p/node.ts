@@ -137,7 +137,7 @@ export interface P2PNode {
   penalize: (peerId: string, invalid: number) => void
   /** Whether a peer's score is below the gossip threshold (no exchanges with it beyond what it sends). */
   penalised: (peerId: string) => boolean
-  /** Asks a log's node for a consistency proof (full form); throws TlogProofError. */
+  /** Asks a log's node for an RFC 6962 consistency proof; throws TlogProofError. */
   consistencyProof: (peerId: string, origin: string, oldSize: number, newSize: number) => Promise<Uint8Array[]>
   /** Asks a peer for the newest checkpoint message it holds for `origin` (unchecked bytes); throws TlogProofError. */
   checkpoint: (peerId: string, origin: string) => Promise<Uint8Array>

@@ -3,8 +3,9 @@
  * semantics over libp2p instead of HTTP), each one length-prefixed JSON request and one JSON
  * answer, bounded in size and time on both sides; the requester checks what it gets itself.
  *
- * - `/neko-rebuilder/tlog-proof/1.0.0`: `{"origin","oldSize","newSize"}` → `{"proof":[base64…]}`
- *   (full form: the old tree's node first even when its size is a power of two) or `{"error"}`.
+ * - `/neko-rebuilder/tlog-proof/2.0.0`: `{"origin","oldSize","newSize"}` → `{"proof":[base64…]}`
+ *   (RFC 6962 form, as C2SP tlog-witness carries it) or `{"error"}`. Version 1 sent a "full
+ *   form" (the old tree's hash first even when its size is a power of two) no other tool takes.
  * - `/neko-rebuilder/tlog-checkpoint/1.0.0`: `{"origin"}` → the newest checkpoint message the
  *   node holds for that origin, as gossiped (`{"note","keys"}`): its own log's newest checkpoint,
  *   or its newest cosignature of another node's log; or `{"error"}`. It fetches again what
@@ -18,7 +19,7 @@ import type { Logger } from '../logger.js'
 import { LogUnreachableError, TlogProofError } from './errors.js'
 import { openStream } from './nat.js'
 
-export const TLOG_PROOF_PROTOCOL = '/neko-rebuilder/tlog-proof/1.0.0'
+export const TLOG_PROOF_PROTOCOL = '/neko-rebuilder/tlog-proof/2.0.0'
 export const TLOG_CHECKPOINT_PROTOCOL = '/neko-rebuilder/tlog-checkpoint/1.0.0'
 
 interface ExchangeLimits {

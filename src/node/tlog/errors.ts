@@ -11,3 +11,9 @@ export class TlogFetchError extends NekoError {
   override name = 'TlogFetchError'
   override readonly code = 'ERR_TLOG_FETCH'
 }
+
+/** A configured witness URL, witness key or witnessed log key is unusable. */
+export class TlogConfigError extends NekoError {
+  override name = 'TlogConfigError'
+  override readonly code = 'ERR_TLOG_CONFIG'
+}

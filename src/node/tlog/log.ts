@@ -36,6 +36,18 @@ export const DEFAULT_REPUBLISH_INTERVAL_MS = 5 * 60_000
 /** Cosignatures kept per checkpoint. */
 const MAX_COSIGNATURES = 64
 
+/** Adds each cosignature line (by witness name, the first kept) up to MAX_COSIGNATURES; returns how many were new. */
+export function keepCosignatures (kept: Map<string, string>, lines: readonly string[]): number {
+  let added = 0
+  for (const line of lines) {
+    const name = line.split(' ')[1] ?? ''
+    if (kept.has(name) || kept.size >= MAX_COSIGNATURES) continue
+    kept.set(name, line)
+    added++
+  }
+  return added
+}
+
 const indexKey = (i: number): string => i.toString().padStart(16, '0')
 
 interface SignedCheckpoint {
@@ -299,17 +311,11 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
       }
       return answer
     },
-    consistency: async (oldSize, newSize) => await tree.consistencyProof(oldSize, newSize, true),
+    consistency: async (oldSize, newSize) => await tree.consistencyProof(oldSize, newSize),
     async addCosignatures (checkpointText, lines) {
       const c = recent.find(r => r.text === checkpointText)
       if (c === undefined) return 0
-      let added = 0
-      for (const line of lines) {
-        const name = line.split(' ')[1] ?? ''
-        if (c.cosignatures.has(name) || c.cosignatures.size >= MAX_COSIGNATURES) continue
-        c.cosignatures.set(name, line)
-        added++
-      }
+      const added = keepCosignatures(c.cosignatures, lines)
       // Saved whichever recent checkpoint it is, unless it has been pushed out meanwhile.
       if (added > 0) await serialize(async () => { if (recent.includes(c)) await saveCheckpoint(c) })
       return added

@@ -58,7 +58,7 @@ export interface TiledTree {
   prepare: (leaves: readonly Buffer[]) => PreparedAppend
   root: (size: number) => Promise<Uint8Array>
   inclusionProof: (index: number, size: number) => Promise<Uint8Array[]>
-  consistencyProof: (oldSize: number, newSize: number, full: boolean) => Promise<Uint8Array[]>
+  consistencyProof: (oldSize: number, newSize: number) => Promise<Uint8Array[]>
   /** Tile `index` of tile level `tileLevel`, `width` hashes wide; undefined when not yet that wide. */
   tile: (tileLevel: number, index: number, width: number) => Promise<Buffer | undefined>
 }
@@ -210,9 +210,9 @@ export function createTiledTree (components: TiledTreeComponents, init: TiledTre
       checkSize(n)
       return await withTiles(() => inclusionProof(index, n, read))
     },
-    async consistencyProof (oldSize, newSize, full) {
+    async consistencyProof (oldSize, newSize) {
       checkSize(newSize)
-      return await withTiles(() => consistencyProof(oldSize, newSize, read, full))
+      return await withTiles(() => consistencyProof(oldSize, newSize, read))
     },
     async tile (tileLevel, index, width) {
       if (width < 1 || width > TILE_WIDTH) return undefined

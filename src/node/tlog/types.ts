@@ -63,7 +63,7 @@ export interface TransparencyLog {
   tile: (ref: TileRef) => Promise<Buffer | undefined>
   /** Where a stored message sits and the proof it is in the latest checkpoint. */
   inclusion: (id: string) => Promise<InclusionAnswer | undefined>
-  /** A consistency proof (full form) between two sizes the log has reached. */
+  /** An RFC 6962 consistency proof between two sizes the log has reached. */
   consistency: (oldSize: number, newSize: number) => Promise<Uint8Array[]>
   /** Adds witness cosignature lines to a kept recent checkpoint with this text (saved at once); returns how many were new. */
   addCosignatures: (checkpointText: string, lines: string[]) => Promise<number>

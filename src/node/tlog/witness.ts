@@ -17,9 +17,10 @@
 import { Level } from 'level'
 import { cosignatureLine } from '../../protocol/tlog/cosignature.js'
 import { witnessName } from '../../protocol/tlog/entry.js'
+import type { Checkpoint } from '../../protocol/tlog/checkpoint.js'
 import { decodeCheckpointMessage, encodeCheckpointMessage, type VerifiedCheckpoint } from '../../protocol/tlog/gossip.js'
 import { ALG_COSIGNATURE_V1, formatNote, formatVerifierKey, parseNote } from '../../protocol/tlog/note.js'
-import { consistencyRoots } from '../../protocol/tlog/proof.js'
+import { consistencyRoots, isPowerOfTwo } from '../../protocol/tlog/proof.js'
 import type { SplitViewProof } from '../../protocol/tlog/split-view.js'
 import type { SigningIdentity } from '../../protocol/keys.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
@@ -48,7 +49,7 @@ export interface WitnessComponents {
   /** This node's own log, which receives cosignatures of its checkpoints. */
   log?: TransparencyLog
   publish: (data: Uint8Array) => Promise<unknown>
-  /** Fetches a full-form consistency proof from the node with `peerId`. */
+  /** Fetches an RFC 6962 consistency proof from the node with `peerId`. */
   consistencyProof: (peerId: string, origin: string, oldSize: number, newSize: number) => Promise<Uint8Array[]>
   /** Fetches the newest checkpoint message the node with `peerId` holds for `origin` (unchecked); without it nothing is fetched again. */
   checkpoint?: (peerId: string, origin: string) => Promise<Uint8Array>
@@ -113,6 +114,20 @@ export interface WitnessStats {
   splitViews: string[]
 }
 
+/** A checkpoint submitted over C2SP tlog-witness, its log's signature already checked by the caller with a key it trusts. */
+export interface SubmittedCheckpoint {
+  note: string
+  text: string
+  checkpoint: Checkpoint
+  logKeyId: string
+}
+
+/**
+ * The answer to a C2SP tlog-witness `add-checkpoint`: 200 with the cosignature lines, 409 with
+ * the size this witness last cosigned, 400 or 422 with the reason.
+ */
+export type AddCheckpointResult = { status: 200, lines: string[] } | { status: 409, size: number, reason: string } | { status: 400 | 422, reason: string }
+
 /** What gossip validation found; the p2p layer hands the checkpoint on to `receive`. */
 export type CheckpointCheck = { verdict: 'accept', checkpoint: VerifiedCheckpoint } | { verdict: 'reject' }
 
@@ -127,6 +142,12 @@ export interface Witness {
   receive: (data: Uint8Array, checked?: VerifiedCheckpoint) => Promise<void>
   /** Publishes one of this node's own checkpoints. */
   publishOwn: (note: string) => Promise<void>
+  /**
+   * C2SP tlog-witness `add-checkpoint`: cosigns `c` only if `oldSize` is the size this witness
+   * last cosigned of the log and `proof` (RFC 6962) leads from that tree to `c`. Checked and
+   * persisted under the log's lock, shared with witnessing over gossip.
+   */
+  addCheckpoint: (c: SubmittedCheckpoint, oldSize: number, proof: readonly Uint8Array[]) => Promise<AddCheckpointResult>
   splitViews: () => Promise<SplitViewRecord[]>
   /** Logs that stopped answering proof requests (or answered with nothing that proves). */
   unresponsive: () => UnresponsiveLog[]
@@ -174,6 +195,20 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   const peerChases = new Map<string, number>() // peer → when to fetch its log's newest checkpoint (if not witnessed yet) and its cosignature of the own log
   let ticker: NodeJS.Timeout | undefined
   let lastSweep = 0
+  // origin → the tail of the checks queued on it: one check and persist at a time per log,
+  // whether the checkpoint came by gossip or over HTTP (C2SP tlog-witness asks for atomicity).
+  const locks = new Map<string, Promise<unknown>>()
+
+  async function locked<T> (origin: string, fn: () => Promise<T>): Promise<T> {
+    const run = (locks.get(origin) ?? Promise.resolve()).then(fn)
+    const tail = run.catch(() => {})
+    locks.set(origin, tail)
+    try {
+      return await run
+    } finally {
+      if (locks.get(origin) === tail) locks.delete(origin)
+    }
+  }
 
   const cosignedSizeOf = (origin: string): number => seen.get(origin)?.size ?? 0
 
@@ -301,7 +336,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     chase(origin)
   }
 
-  async function flag (c: VerifiedCheckpoint, prev: Seen, proof: Uint8Array[]): Promise<void> {
+  async function flag (c: Pick<VerifiedCheckpoint, 'checkpoint' | 'logKeyId' | 'note'>, prev: Seen, proof: readonly Uint8Array[]): Promise<void> {
     if (split.has(c.checkpoint.origin)) return
     const record: SplitViewRecord = {
       origin: c.checkpoint.origin,
@@ -358,11 +393,13 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       }
       let roots
       try {
-        roots = consistencyRoots(prev.size, c.checkpoint.size, proof)
+        roots = consistencyRoots(prev.size, c.checkpoint.size, proof, Buffer.from(prev.root, 'base64'))
       } catch (err) {
         return await fail(c, prev, `malformed proof: ${(err as Error).message}`)
       }
-      if (!Buffer.from(roots.newRoot).equals(c.checkpoint.rootHash)) return await fail(c, prev, 'the proof does not lead to the new checkpoint')
+      // From a power-of-two size the proof leaves the old root out (RFC 6962): a fork there
+      // shows as a proof that does not lead to the new root, not as a split-view proof.
+      if (!Buffer.from(roots.newRoot).equals(c.checkpoint.rootHash)) return await fail(c, prev, `the proof does not lead to the new checkpoint${isPowerOfTwo(prev.size) ? ' from the root this witness cosigned' : ''}`)
       if (Buffer.from(roots.oldRoot).toString('base64') !== prev.root) return await flag(c, prev, proof)
     }
     // Trust on first sight, then only consistent growth.
@@ -374,6 +411,44 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       log.info({ origin }, 'log answers proof requests again')
     }
     await cosign(c)
+  }
+
+  async function addCheckpoint (c: SubmittedCheckpoint, oldSize: number, proof: readonly Uint8Array[]): Promise<AddCheckpointResult> {
+    const origin = c.checkpoint.origin
+    const size = c.checkpoint.size
+    if (oldSize > size) return { status: 400, reason: `old size ${oldSize} exceeds the checkpoint's size ${size}` }
+    return await locked(origin, async (): Promise<AddCheckpointResult> => {
+      const prev = seen.get(origin)
+      const prevSize = prev?.size ?? 0
+      if (split.has(origin)) return { status: 409, size: prevSize, reason: 'this witness holds a split-view proof of this log and cosigns none of its checkpoints' }
+      if (oldSize !== prevSize) return { status: 409, size: prevSize, reason: `this witness last cosigned the tree of size ${prevSize}` }
+      const root = Buffer.from(c.checkpoint.rootHash).toString('base64')
+      if (oldSize === size && prev !== undefined && prev.root !== root) {
+        await flag(c, prev, [])
+        return { status: 409, size: prevSize, reason: 'another tree of the size this witness cosigned: a split view' }
+      }
+      if ((oldSize === 0 || oldSize === size) && proof.length > 0) return { status: 422, reason: `the proof must be empty from size ${oldSize} to ${size}` }
+      if (prev !== undefined && oldSize > 0 && oldSize < size) {
+        let roots
+        try {
+          roots = consistencyRoots(oldSize, size, proof, Buffer.from(prev.root, 'base64'))
+        } catch (err) {
+          return { status: 422, reason: `malformed proof: ${(err as Error).message}` }
+        }
+        if (!Buffer.from(roots.newRoot).equals(c.checkpoint.rootHash)) return { status: 422, reason: `the proof does not lead from the tree of size ${oldSize} this witness cosigned to the checkpoint's root` }
+        if (Buffer.from(roots.oldRoot).toString('base64') !== prev.root) {
+          await flag(c, prev, proof)
+          return { status: 422, reason: 'the proof leads to another tree of the size this witness cosigned: a split view' }
+        }
+      }
+      // Persisted, synced, before anything is signed: a crash before this leaves no cosignature
+      // out; one after it leaves this tree the only one of its size this witness will cosign.
+      const next: Seen = { size, root, note: c.note, cosignedText: c.text }
+      await db.batch([{ type: 'put', sublevel: seenDb, key: origin, value: JSON.stringify(next) }], { sync: true })
+      seen.set(origin, next)
+      cosigned++
+      return { status: 200, lines: [cosignatureLine(c.text, name, identity.privateKey, Math.floor(Date.now() / 1000))] }
+    })
   }
 
   async function receiveChecked (c: VerifiedCheckpoint): Promise<void> {
@@ -413,7 +488,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     let next: VerifiedCheckpoint[] = [c]
     try {
       while (next.length > 0) {
-        for (const n of next) await witness(n).catch((err: unknown) => { log.warn({ err, origin }, 'witnessing a checkpoint failed') })
+        for (const n of next) await locked(origin, async () => { await witness(n) }).catch((err: unknown) => { log.warn({ err, origin }, 'witnessing a checkpoint failed') })
         next = busy.get(origin) ?? []
         busy.set(origin, [])
       }
@@ -455,6 +530,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       // A fresh checkpoint carries only the log's signature: its key is all a receiver needs.
       await components.publish(encodeCheckpointMessage(note, [own.vkey]))
     },
+    addCheckpoint,
     splitViews: async () => [...split.values()],
     unresponsive: () => [...failures.values()].map(f => ({ ...f })),
     behind: behindLogs,

@@ -71,11 +71,11 @@ export function inclusionProof (index: number, size: number, read: NodeReader): 
 }
 
 /**
- * Consistency proof from the tree of `oldSize` to the tree of `newSize` (RFC 6962 2.1.2 PROOF).
- * With `full`, the old tree's own node is kept even when `oldSize` is a power of two, so the
- * proof alone yields the old root: that form proves a split view (see `consistencyRoots`).
+ * Consistency proof from the tree of `oldSize` to the tree of `newSize` (RFC 6962 2.1.2 PROOF,
+ * the form C2SP tlog-witness and Go's sumdb/tlog take): when `oldSize` is a power of two the
+ * old tree is a node of the new one and its hash, which the verifier holds, is left out.
  */
-export function consistencyProof (oldSize: number, newSize: number, read: NodeReader, full = false): Uint8Array[] {
+export function consistencyProof (oldSize: number, newSize: number, read: NodeReader): Uint8Array[] {
   checkSize('oldSize', oldSize)
   checkSize('newSize', newSize)
   if (oldSize > newSize) throw new ProofError(`old size ${oldSize} exceeds new size ${newSize}`)
@@ -96,7 +96,7 @@ export function consistencyProof (oldSize: number, newSize: number, read: NodeRe
       out.push(subtreeHash(lo, lo + k, read))
     }
   }
-  sub(oldSize, 0, newSize, !full)
+  sub(oldSize, 0, newSize, true)
   return out
 }
 
@@ -138,15 +138,18 @@ export function verifyInclusion (index: number, size: number, leaf: Uint8Array, 
 }
 
 /**
- * The old and new roots a consistency proof yields (RFC 9162 2.1.4.2, steps 3 to 6). `path`
- * must be in full form: when `oldSize` is a power of two, starting with the old root.
+ * The old and new roots an RFC 6962 consistency proof yields (RFC 9162 2.1.4.2, steps 3 to 6).
+ * When `oldSize` is a power of two the proof leaves the old tree's hash out and the caller's
+ * `oldRoot` stands in for it: only the new root then says anything. Otherwise the proof fixes
+ * both, so a proof that leads to a signed new root but to another old root shows a split view.
  */
-export function consistencyRoots (oldSize: number, newSize: number, path: readonly Uint8Array[]): { oldRoot: Uint8Array, newRoot: Uint8Array } {
+export function consistencyRoots (oldSize: number, newSize: number, proof: readonly Uint8Array[], oldRoot: Uint8Array): { oldRoot: Uint8Array, newRoot: Uint8Array } {
   checkSize('oldSize', oldSize)
   checkSize('newSize', newSize)
-  checkHashes('consistency proof', path)
+  checkHashes('consistency proof', proof)
   if (oldSize === 0 || oldSize >= newSize) throw new ProofError(`a consistency proof needs 0 < old size < new size, got ${oldSize} and ${newSize}`)
-  if (path.length === 0) throw new ProofError('consistency proof is empty')
+  if (proof.length === 0) throw new ProofError('consistency proof is empty')
+  const path = isPowerOfTwo(oldSize) ? [oldRoot, ...proof] : proof
   let fn = oldSize - 1
   let sn = newSize - 1
   while (odd(fn)) { fn = half(fn); sn = half(sn) }
@@ -180,8 +183,7 @@ export function verifyConsistency (oldSize: number, newSize: number, proof: read
     if (proof.length !== 0) throw new ProofError('a consistency proof from the empty tree must be empty')
     return
   }
-  const full = isPowerOfTwo(oldSize) ? [oldRoot, ...proof] : proof
-  const r = consistencyRoots(oldSize, newSize, full)
+  const r = consistencyRoots(oldSize, newSize, proof, oldRoot)
   if (!Buffer.from(r.oldRoot).equals(oldRoot)) throw new ProofError(`consistency proof does not lead to the root of the tree of size ${oldSize}`)
   if (!Buffer.from(r.newRoot).equals(newRoot)) throw new ProofError(`consistency proof does not lead to the root of the tree of size ${newSize}`)
 }

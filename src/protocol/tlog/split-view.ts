@@ -1,15 +1,16 @@
 /**
  * A split-view proof: two checkpoints signed by one log that cannot both be true. Either
- * they have the same size and different roots, or the newer one comes with a consistency
- * proof (full form) that leads to its root but yields a different root for the older size:
+ * they have the same size and different roots, or the newer one comes with an RFC 6962
+ * consistency proof that leads to its root but yields a different root for the older size:
  * the hashes that authenticate the newer tree fix the older tree's root, so the log showed
- * two histories.
+ * two histories. That needs an older size other than a power of two: from such a size the
+ * proof leaves the older tree's hash out, so it can fail to prove but never show a fork.
  */
 import type { KeyObject } from 'node:crypto'
 import { parseCheckpoint } from './checkpoint.js'
 import { ProofError } from './errors.js'
 import { openNote } from './note.js'
-import { consistencyRoots } from './proof.js'
+import { consistencyRoots, isPowerOfTwo } from './proof.js'
 
 export interface SplitViewProof {
   origin: string
@@ -17,7 +18,7 @@ export interface SplitViewProof {
   first: string
   /** The checkpoint that contradicts it. */
   second: string
-  /** Full-form consistency proof from the first size to the second (base64); empty for equal sizes. */
+  /** RFC 6962 consistency proof from the first size to the second (base64); empty for equal sizes. */
   proof: string[]
 }
 
@@ -31,7 +32,8 @@ export function verifySplitView (p: SplitViewProof, logKey: KeyObject): void {
     return
   }
   if (a.size > b.size || a.size === 0) throw new ProofError('the first checkpoint must be the smaller, non-empty one')
-  const r = consistencyRoots(a.size, b.size, p.proof.map(h => Buffer.from(h, 'base64')))
+  if (isPowerOfTwo(a.size)) throw new ProofError(`from a size that is a power of two (${a.size}) a consistency proof leaves the older root out: it cannot show a split view`)
+  const r = consistencyRoots(a.size, b.size, p.proof.map(h => Buffer.from(h, 'base64')), a.rootHash)
   if (!Buffer.from(r.newRoot).equals(b.rootHash)) throw new ProofError('the proof does not lead to the second checkpoint: it proves nothing')
   if (Buffer.from(r.oldRoot).equals(a.rootHash)) throw new ProofError('the checkpoints are consistent')
 }

@@ -74,9 +74,9 @@ export class MemoryTree {
     return inclusionProof(index, size, this.read)
   }
 
-  consistencyProof (oldSize: number, newSize: number = this.size, full = false): Uint8Array[] {
+  consistencyProof (oldSize: number, newSize: number = this.size): Uint8Array[] {
     this.checkSize(newSize)
-    return consistencyProof(oldSize, newSize, this.read, full)
+    return consistencyProof(oldSize, newSize, this.read)
   }
 
   /** Tile `index` of tile level `tileLevel`, `width` hashes wide (a copy); undefined when not yet that wide. */

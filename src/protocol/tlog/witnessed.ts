@@ -23,17 +23,17 @@ export interface InclusionEvidence {
 
 export interface WitnessRequirement {
   threshold: number
-  /** Witness key by key id. */
-  keys: ReadonlyMap<string, { name: string, publicKey: KeyObject }>
+  /** Witness key by key id; `cosigner`, the name its cosignatures carry, is a node witness's name when absent. */
+  keys: ReadonlyMap<string, { name: string, publicKey: KeyObject, cosigner?: string }>
 }
 
 export type WitnessedResult = { ok: true, origin: string, cosigners: string[] } | { ok: false, reason: string }
 
 /** The key ids among `witnesses` (by key id) whose valid cosignature the opened note carries. */
-export function cosignersOf (note: ParsedNote, witnesses: ReadonlyMap<string, { publicKey: KeyObject }>): string[] {
+export function cosignersOf (note: ParsedNote, witnesses: ReadonlyMap<string, { publicKey: KeyObject, cosigner?: string }>): string[] {
   const out: string[] = []
   for (const [keyId, w] of witnesses) {
-    const name = witnessName(keyId)
+    const name = w.cosigner ?? witnessName(keyId)
     if (note.signatures.some(s => checkCosignature(note.text, s, name, w.publicKey) !== undefined)) out.push(keyId)
   }
   return out
