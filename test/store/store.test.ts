@@ -145,7 +145,7 @@ describe('level store', () => {
     expect(await store.getState('peer-cursor:abc')).toEqual({ cursor: 12 })
     expect(await store.getState('missing')).toBeUndefined()
     const stats = await store.stats()
-    expect(stats.jobsByState).toEqual({ queued: 0, running: 1, done: 1, failed: 0, refused: 0, broken: 0 })
+    expect(stats.jobsByState).toEqual({ queued: 0, running: 1, done: 1, failed: 0, refused: 0, broken: 0, covered: 0 })
   })
 
   it('keeps everything after close and reopen', async () => {

@@ -305,6 +305,8 @@ loadCatchUp().catch(() => {})
 async function loadHost () {
   // Absent where no daemon runs.
   const { host } = await getJson('/api/v1/builders')
+  // Only a daemon keeps a build queue (and sees notices): others would answer 404.
+  if (host != null) loadLapsed().catch(() => {})
   if (host?.state !== 'broken') return
   const p = document.getElementById('host')
   p.replaceChildren(`This node's host is broken since ${host.since}: it builds and signs nothing. `, el('code', {}, host.reason),
@@ -324,8 +326,6 @@ async function loadLapsed () {
     ...lapsedTakers.flatMap((l, i) => [i > 0 ? ', ' : '', el('code', {}, l.name ?? l.keyId.slice(0, 16)), ` (${l.lapsed} lapsed, last ${l.lastTarget})`]), '.')
   p.hidden = false
 }
-
-loadLapsed().catch(() => {})
 
 loadTlog().catch(err => {
   const section = document.getElementById('tlog')
