@@ -2,3 +2,4 @@ export { createScheduler, formatDuration, type Scheduler, type SchedulerComponen
 export { JobNotFoundError, JobNotRetryableError, SchedulerStoppedError } from './errors.js'
 export { canBuildTarget, builtinRecipe } from './requirements.js'
 export type { HostHealth, RebuildRequest, RunningBuild, SchedulerInit, SchedulerRebuilder } from './types.js'
+export { schedulerFollower } from './follower.js'
