@@ -30,7 +30,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   let claimsSigned = 0
   const nodeLog = init.tlog !== undefined ? createNodeLog({ store, identity, policy, logger, log, p2p: () => p2p, running: () => running }, init.tlog) : undefined
   // Why builders disagree, from file manifests: only where this node keeps its own.
-  const triage = components.manifests == null ? undefined : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a) } }, init.triage)
+  const triage = components.manifests == null ? undefined : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a), connectedPeers: () => p2p.connectedPeers() } }, init.triage)
   // Reports travel on their own topic, to observers as to builders.
   const publishReport = async (data: Uint8Array): Promise<unknown> => await p2p.publish(TOPICS.divergences, data)
   triage?.onReport(r => { publishReport(Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })

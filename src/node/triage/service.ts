@@ -16,7 +16,7 @@ import { hasReport, saveReport, type StoredReport } from './reports.js'
 
 export interface TriageComponents {
   store: Store
-  p2p: Pick<P2PNode, 'fileManifest'>
+  p2p: Pick<P2PNode, 'fileManifest'> & Partial<Pick<P2PNode, 'connectedPeers'>>
   identity: SigningIdentity
   keeper: ManifestKeeper
   /** This node's kept OCI outputs: where one is kept, its bytes name causes the manifests cannot. */
@@ -79,6 +79,8 @@ const PENDING_KEY = 'triage-pending'
 /** Pending comparisons kept at most; beyond it the oldest is dropped (it is found again only by a new claim). */
 const MAX_PENDING = 1000
 type Pair = [string, string]
+/** Retry delays a resumed comparison waits at most for its builder to connect. */
+const RESUME_WAIT_STEPS = 6
 
 function isPairs (v: unknown): v is Pair[] {
   return Array.isArray(v) && v.every(p => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string')
@@ -238,6 +240,13 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
       await savePending(pairs => pairs.filter(p => !samePair(p, [ownId, otherId])))
       return
     }
+    // Just after a restart the builder is not connected yet, and a dial by peer id alone
+    // would hold up the connection being made: wait for it a while first.
+    const key = components.policy().builderKeys.get(other.keyId)
+    const peer = key !== undefined ? peerIdOf(key) : undefined
+    for (let waited = 0; peer !== undefined && components.p2p.connectedPeers != null && !components.p2p.connectedPeers().includes(peer) && waited < RESUME_WAIT_STEPS && !stopped; waited++) {
+      await new Promise(resolve => { const t = setTimeout(resolve, retryDelayMs); t.unref() })
+    }
     startFetch(own, other, kept.manifest, 1)
   }
 
@@ -258,7 +267,8 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
       const saved = await store.getState(PENDING_KEY)
       pending = isPairs(saved) ? saved.slice(-MAX_PENDING) : []
       if (pending.length > 0) log.info({ pending: pending.length }, 'resuming divergence triage left pending')
-      for (const pair of [...pending]) await resume(pair)
+      // In the background: the node starts without waiting for builders to connect.
+      void Promise.all(pending.map(async pair => { await resume(pair) })).catch((err: unknown) => { log.warn({ err }, 'resuming divergence triage failed') })
     },
     manifestSource,
     idle: async () => { await queue },
