@@ -42,6 +42,11 @@ export interface Followers {
 }
 
 const DEFAULT_PAGE_SIZE = 256
+/**
+ * A cursor moved past messages a follower had nothing to do with is written only this far
+ * behind: a restart reads them again (and skips them), a flood of them costs no synced write each.
+ */
+const SKIPPED_BEFORE_WRITE = 1024
 const stateKey = (name: string): string => `follower-cursor:${name}`
 
 function isCursor (v: unknown): v is number {
@@ -54,6 +59,7 @@ export function createFollowers (components: { store: Store, logger?: ComponentL
   const log = componentLog(components.logger, 'followers')
   const pageSize = init.pageSize ?? DEFAULT_PAGE_SIZE
   const cursors = new Map<string, number>()
+  const written = new Map<string, number>()
   let running = false
   let pass: Promise<void> | undefined
   let again = false
@@ -65,14 +71,18 @@ export function createFollowers (components: { store: Store, logger?: ComponentL
     while (running && cursor < store.lastCursor()) {
       const page = await read(cursor)
       if (page.next === cursor) return
-      await f.apply(f.kinds == null ? page.items : page.items.filter(m => f.kinds?.includes(m.kind)))
+      const items = f.kinds == null ? page.items : page.items.filter(m => f.kinds?.includes(m.kind))
+      await f.apply(items)
       if (f.cursor != null) {
         const moved = f.cursor()
         if (moved <= cursor) return
         cursor = moved
       } else {
         cursor = page.next
-        await store.setState(stateKey(f.name), cursor)
+        if (items.length > 0 || cursor - (written.get(f.name) ?? 0) >= SKIPPED_BEFORE_WRITE) {
+          await store.setState(stateKey(f.name), cursor)
+          written.set(f.name, cursor)
+        }
         cursors.set(f.name, cursor)
       }
     }
@@ -112,6 +122,7 @@ export function createFollowers (components: { store: Store, logger?: ComponentL
         if (f.cursor != null) continue
         const saved = await store.getState(stateKey(f.name))
         cursors.set(f.name, isCursor(saved) ? saved : 0)
+        written.set(f.name, isCursor(saved) ? saved : 0)
       }
       running = true
       schedule()
