@@ -13,6 +13,8 @@ export interface Metrics {
   buildFinished (outcome: 'success' | FailureClass, seconds: number): void
   /** Where the queue gauges read from at each scrape. */
   observeJobs (read: () => Promise<{ queued: number, running: number }>): void
+  /** Where the follower lag gauge reads from at each scrape: messages stored and not yet applied, per follower. */
+  observeFollowers (read: () => Record<string, number>): void
 }
 
 export interface MetricsInit {
@@ -68,6 +70,17 @@ export function createMetrics (init: MetricsInit = {}): Metrics {
     registers: [registry],
     async collect () { this.set((await jobs()).running) }
   })
+  let readLag: (() => Record<string, number>) | undefined
+  new Gauge({
+    name: `${prefix}follower_lag`,
+    help: 'Messages stored that a derived view (build queue, triage, transparency log) has not applied yet, by follower',
+    labelNames: ['follower'] as const,
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const [follower, lag] of Object.entries(readLag?.() ?? {})) this.set({ follower }, lag)
+    }
+  })
   // Zero-initialise the labels so dashboards see every series from the start.
   for (const kind of ['announcement', 'claim'] as const) stored.inc({ kind }, 0)
   peers.set(0)
@@ -77,6 +90,7 @@ export function createMetrics (init: MetricsInit = {}): Metrics {
     setPeers (n) { peers.set(n) },
     claimStored (kind) { stored.inc({ kind }) },
     observeJobs (read) { readJobs = read },
+    observeFollowers (read) { readLag = read },
     buildFinished (outcome, seconds) {
       builds.inc({ outcome })
       durations.observe({ outcome }, seconds)

@@ -1,420 +1,149 @@
-import { signCapabilities, type Capabilities } from '../../protocol/capabilities.js'
-import { createFeedServer, type FeedServer } from '../http/server.js'
+import { createFollowers } from '../follow/index.js'
+import { createIngest, ingestTopic } from '../ingest/index.js'
 import { silentLogger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
-import { createScheduler } from '../scheduler/index.js'
-import { createHttpWitness, createNodeNetworkLog, createTransparencyLog, createWitness, createWitnessPusher, witnessedLogKeys, type Witness } from '../tlog/index.js'
-import type { VerifiedCheckpoint } from '../../protocol/tlog/gossip.js'
-import { createIngest, type Judgement } from '../ingest/index.js'
-import { hostArch, toolInfo } from '../../tool.js'
+import { createScheduler, schedulerFollower } from '../scheduler/index.js'
+import { createReportGossip, createTriage, publishOwnReports, reportsTopic } from '../triage/index.js'
+import { createNodeTestResults } from '../test-results/node.js'
+import { createWork, noticesTopic } from '../work/index.js'
 import { createBackfillSync, storeBackfillSource } from './backfill.js'
 import { createBuilderRegistry } from './builders.js'
+import { createNodeCapabilities } from './capabilities.js'
 import { MessageRejectedError } from './errors.js'
-import { jobsView } from '../scheduler/jobs-view.js'
-import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
-import type { StoredMessage } from '../store/types.js'
-import { createReportGossip, createTriage, publishOwnReports, type ReportCheck } from '../triage/index.js'
-import { createTestResultGossip, publishOwnTestResults, type TestResultCheck } from '../test-results/index.js'
-import { createAgreedTestResults } from '../test-results/agreed.js'
-import { splitViewLookup } from '../consensus/set-aside.js'
-import { createWork } from '../work/index.js'
-
-const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
-const CAPABILITIES_WARMUP_MS = [3_000, 10_000, 30_000, 60_000]
+import { feedService } from './feed.js'
+import { createNodeLog } from './node-log.js'
+import { startServices, stopServices, type Service } from './services.js'
+import type { Daemon, DaemonComponents, DaemonInit } from './types.js'
 
 /**
  * One rebuilder node: verifies and stores what peers gossip, catches up from each peer it
  * meets, builds what trusted announcers announce (one build at a time by default), signs
- * and publishes the result, and serves it all over the HTTP feed when asked.
+ * and publishes the result, and serves it all over the HTTP feed when asked. Each gossip
+ * topic is one handler registered with the p2p node; each view derived from the stored
+ * messages is one follower; each long-lived part is one service in `services` (docs/node.md).
  */
 export async function createDaemon (components: DaemonComponents, init: DaemonInit): Promise<Daemon> {
   const logger = components.logger ?? silentLogger()
   const log = logger.forComponent('daemon')
-  const { store, identity } = components
-  const policy = components.policy
-  const ingest = createIngest({ store, policy, logger, ...(components.metrics != null ? { metrics: components.metrics } : {}) }, { ...init.validator, ...(init.trustedRate != null ? { trustedRate: init.trustedRate } : {}) })
+  const { store, identity, policy, metrics } = components
+  const ingest = createIngest({ store, policy, logger, ...(metrics != null ? { metrics } : {}) }, { ...init.validator, ...(init.trustedRate != null ? { trustedRate: init.trustedRate } : {}) })
   const builders = createBuilderRegistry({ store, policy: () => policy, log })
-  const gossipCounts = { accepted: 0, rejected: 0, ignored: 0 }
-  let claimsSigned = 0
-  let ownCapabilities: Capabilities | undefined
-  let engineCaps: Awaited<ReturnType<NonNullable<DaemonComponents['rebuilder']>['capabilities']>> | undefined
-  const onStored = (cb: (message: StoredMessage) => void): void => {
-    ingest.addEventListener('stored', ({ detail }) => { cb(detail) })
-  }
-  let capsTimer: NodeJS.Timeout | undefined
-  let capsDebounce: NodeJS.Timeout | undefined
-  let feed: FeedServer | undefined
-  let feedUrl: string | undefined
   let running = false
-  let stopping: Promise<void> | undefined
-  const tlog = init.tlog !== undefined ? createTransparencyLog({ store, identity, logger }, init.tlog) : undefined
-  if (tlog !== undefined) {
-    onStored(() => { tlog.sync().catch((err: unknown) => { log.error({ err }, 'appending to the transparency log failed') }) })
-  }
-  let witness: Witness | undefined
-
+  let claimsSigned = 0
+  const nodeLog = init.tlog !== undefined ? createNodeLog({ store, identity, policy, logger, log, p2p: () => p2p, running: () => running }, init.tlog) : undefined
   // Why builders disagree, from file manifests: only where this node keeps its own.
-  const triage = components.manifests == null
-    ? undefined
-    : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a) } }, init.triage)
-  if (triage != null) onStored(m => { if (m.kind === 'claim') triage.claimStored(m) })
+  const triage = components.manifests == null ? undefined : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a), connectedPeers: () => p2p.connectedPeers() } }, init.triage)
+  // Reports travel on their own topic, to observers as to builders.
+  const publishReport = async (data: Uint8Array): Promise<unknown> => await p2p.publish(TOPICS.divergences, data)
+  triage?.onReport(r => { publishReport(Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
+  const p2p = await createP2PNode({ logger, privateKey: identity.privateKey, backfillSource: storeBackfillSource(store), ...nodeLog?.sources, ...(triage != null ? { manifestSource: triage.manifestSource } : {}) }, {
+    listen: init.listen, bootstrap: init.bootstrap, mdns: init.mdns, maxConnections: init.maxConnections, gossip: init.gossip, ...(init.nat != null ? { nat: init.nat } : {}), ...(init.peerStorePath != null ? { peerStorePath: init.peerStorePath } : {})
+  })
+  const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptItems(items) }, init.backfill)
+  // Smoke test results travel on their own topic, beside the verdicts, never counted in them.
+  const testResults = createNodeTestResults({ store, policy: () => policy, identity, logger, publish: async (data) => await p2p.publish(TOPICS.testResults, data) })
+  const capabilities = createNodeCapabilities({
+    identity, builders, rebuilder: components.rebuilder, p2p, log,
+    // Own reports and test results go out again with each statement, for peers that joined since.
+    onStatement: () => { void publishOwnReports(store, identity.keyId, publishReport, log); testResults.republish() }
+  }, { intervalMs: init.capabilitiesIntervalMs })
   // Which targets this node builds: notices of who builds what, on their own topic.
   const work = createWork({
-    store,
-    policy: () => policy,
-    identity,
+    store, policy: () => policy, identity, logger,
     builders: () => builders.list(),
-    engineId: () => engineCaps?.environment.engine.id,
+    engineId: () => capabilities.engine()?.environment.engine.id,
     publish: async (data) => { await p2p.publish(TOPICS.notices, data) },
     onReopen: () => { scheduler.reconsider() },
-    onYield: (id) => { scheduler.giveUp(id) },
-    logger
+    onYield: (id) => { scheduler.giveUp(id) }
   }, init.work)
-  // A claim may cover or settle a target this node waits on: the queue is looked at again (coalesced).
-  onStored(m => { if (m.kind === 'claim' && work.claimStored(m)) scheduler.reconsider() })
-  // Reports travel on their own topic, to observers as to builders.
-  const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports)
-  triage?.onReport(r => { p2p.publish(TOPICS.divergences, Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
-
-  const p2p = await createP2PNode({
-    logger,
-    privateKey: identity.privateKey,
-    // What gossip dropped over a rate limit is fetched from the peer that delivered it, soon:
-    // a checkpoint by the witness (see witness.ts), anything stored by back-fill.
-    onThrottled: (topic, from) => { if (topic === TOPICS.checkpoints) witness?.throttled(from); else backfill.missed(from) },
-    async validate (topic, data, from) {
-      let verdict: 'accept' | 'reject' | 'ignore'
-      let judgement: Judgement | undefined
-      let report: ReportCheck | undefined
-      let tested: TestResultCheck | undefined
-      let checkpoint: VerifiedCheckpoint | undefined
-      if (topic === TOPICS.capabilities) {
-        verdict = builders.receive(data)
-      } else if (topic === TOPICS.notices) {
-        const n = work.receive(data)
-        if (n.verdict === 'reject') log.debug({ reason: n.reason, from }, 'notice refused')
-        verdict = n.verdict
-      } else if (topic === TOPICS.checkpoints) {
-        const c = witness?.validate(data)
-        verdict = c?.verdict ?? 'ignore'
-        if (c?.verdict === 'accept') checkpoint = c.checkpoint
-      } else if (topic === TOPICS.testResults) {
-        tested = await testResults.check(data)
-        verdict = tested.verdict
-      } else if (topic === TOPICS.divergences) {
-        report = await reports.check(data)
-        if (report.verdict === 'reject') log.info({ reason: report.reason, keyId: report.keyId }, 'divergence report refused')
-        verdict = report.verdict
-      } else {
-        judgement = await ingest.validate(topic, data)
-        verdict = judgement.verdict
-        if (judgement.throttled === true) backfill.missed(from)
-      }
-      if (verdict === 'accept') gossipCounts.accepted++
-      else if (verdict === 'reject') gossipCounts.rejected++
-      else gossipCounts.ignored++
-      const value = judgement ?? report ?? checkpoint ?? tested
-      return value !== undefined ? { outcome: verdict, value } : verdict
-    },
-    async onMessage (topic, data, _from, validated) {
-      if (topic === TOPICS.capabilities || topic === TOPICS.notices) return
-      if (topic === TOPICS.checkpoints) {
-        await witness?.receive(data, validated as VerifiedCheckpoint | undefined).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
-        const seen = validated as VerifiedCheckpoint | undefined
-        if (seen !== undefined) networkLog?.log.noteCheckpoint(seen.checkpoint.origin, seen.checkpoint.size, seen.checkpoint.rootHash)
-        return
-      }
-      if (topic === TOPICS.testResults) {
-        await testResults.receive(data, validated as TestResultCheck | undefined).catch((err: unknown) => { log.warn({ err }, 'storing a test result failed') })
-        return
-      }
-      if (topic === TOPICS.divergences) {
-        await reports.receive(data, validated as ReportCheck | undefined).catch((err: unknown) => { log.warn({ err }, 'storing a divergence report failed') })
-        return
-      }
-      // The p2p layer delivers only what `validate` accepted, with the judgement it returned.
-      if (validated === undefined) {
-        log.warn({ topic }, 'a gossip message arrived without its judgement; dropped')
-        return
-      }
-      try {
-        await ingest.deliver(validated as Judgement, data)
-      } catch (err) {
-        log.warn({ err, topic }, 'storing a gossip message failed')
-      }
-    },
-    backfillSource: storeBackfillSource(store),
-    ...(tlog !== undefined
-      ? {
-          proofSource: async (origin: string, oldSize: number, newSize: number) => {
-            if (origin !== tlog.origin) return `this node keeps the log ${tlog.origin}, not ${origin.slice(0, 120)}`
-            if (oldSize > newSize || newSize > tlog.checkpointSize()) return `sizes must satisfy old <= new <= ${tlog.checkpointSize()}`
-            return await tlog.consistency(oldSize, newSize)
-          },
-          checkpointSource: (origin: string) => witness?.newest(origin) ?? 'this node keeps no log'
-        }
-      : {}),
-    ...(triage != null ? { manifestSource: triage.manifestSource } : {})
-  }, {
-    listen: init.listen,
-    bootstrap: init.bootstrap,
-    mdns: init.mdns,
-    maxConnections: init.maxConnections,
-    gossip: init.gossip,
-    ...(init.nat != null ? { nat: init.nat } : {}),
-    ...(init.peerStorePath != null ? { peerStorePath: init.peerStorePath } : {})
-  })
-
-  if (tlog !== undefined) {
-    const w = createWitness({
-      logger,
-      identity,
-      log: tlog,
-      publish: async (data) => await p2p.publish(TOPICS.checkpoints, data),
-      consistencyProof: async (peer, origin, oldSize, newSize) => await p2p.consistencyProof(peer, origin, oldSize, newSize),
-      checkpoint: async (peer, origin) => await p2p.checkpoint(peer, origin),
-      connected: () => p2p.connectedPeers()
-    }, { path: init.tlog?.witnessPath ?? `${init.tlog?.path ?? ''}-witness`, ...init.tlog?.witness })
-    tlog.onCheckpoint(note => { if (running) w.publishOwn(note).catch((err: unknown) => { log.debug({ err }, 'publishing a checkpoint failed') }) })
-    witness = w
-  }
-  // C2SP tlog-witness over HTTP: witnessing the logs the policy or configuration names, and
-  // pushing this node's own checkpoints to configured witnesses.
-  const httpWitness = witness !== undefined ? createHttpWitness({ logger, witness, trustedKeys: witnessedLogKeys(policy.builderKeys, init.tlog?.witnessLogs ?? [], identity.keyId) }) : undefined
-  const pusher = tlog !== undefined && (init.tlog?.witnessUrls ?? []).length > 0
-    ? createWitnessPusher({ logger, log: tlog }, { witnesses: init.tlog?.witnessUrls ?? [], ...(init.tlog?.witnessPushIntervalMs !== undefined ? { minIntervalMs: init.tlog.witnessPushIntervalMs } : {}) })
-    : undefined
-  // A network log the public can witness (`join --network-log`): log heads seen and verdicts.
-  const networkLog = tlog !== undefined && init.tlog?.networkLog !== undefined
-    ? createNodeNetworkLog({ logger, identity, store, policy, tlog }, { path: init.tlog.networkLog.path ?? `${init.tlog.path}-network`, origin: init.tlog.networkLog.origin, witnessUrls: init.tlog.witnessUrls ?? [], ...(init.tlog.networkLog.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: init.tlog.networkLog.checkpointIntervalMs } : {}) })
-    : undefined
-
-  // Smoke test results travel on their own topic, beside the verdicts, never counted in them.
-  const testResults = createTestResultGossip({ store, policy: () => policy, log: logger.forComponent('test-results') })
-  // This node's own are signed once the quorum agrees on the image they ran in.
-  const agreedTests = createAgreedTestResults({
-    store,
-    policy: () => policy,
-    identity,
-    log: logger.forComponent('test-results'),
-    async publish (envelopeJson, testResult) {
-      const data = Buffer.from(envelopeJson, 'utf8')
-      await testResults.receive(data, { verdict: 'accept', keyId: identity.keyId, testResult })
-      await p2p.publish(TOPICS.testResults, data)
-    }
-  })
-  onStored(m => { if (m.kind === 'claim') void agreedTests.claimStored(m.claim.target) })
-
-  const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptItems(items) }, init.backfill)
-
   const scheduler = createScheduler({
-    logger,
-    store,
-    ingest,
-    rebuilder: components.rebuilder,
-    identity,
-    capabilities: () => engineCaps,
+    logger, store, ingest, rebuilder: components.rebuilder, identity, capabilities: capabilities.engine,
     work,
-    async publishClaim (envelopeJson) {
-      await p2p.publish(TOPICS.claims, Buffer.from(envelopeJson, 'utf8'))
-    },
-    onTestResult: async (testResult) => { await agreedTests.hold(testResult) },
-    onClaim (claim) {
-      claimsSigned++
-      const seconds = (Date.parse(claim.finishedOn) - Date.parse(claim.startedOn)) / 1000
-      components.metrics?.buildFinished(claim.failure?.class ?? 'success', Number.isFinite(seconds) ? seconds : 0)
-    }
-  }, {
-    concurrency: init.concurrency,
-    maxAttempts: init.maxAttempts,
-    backoffMs: init.backoffMs,
-    ...(init.maxAnnouncementAgeMs != null ? { maxAnnouncementAgeMs: init.maxAnnouncementAgeMs } : {}),
-    ...(init.progressIntervalMs != null ? { progressIntervalMs: init.progressIntervalMs } : {})
+    publishClaim: async (envelopeJson) => { await p2p.publish(TOPICS.claims, Buffer.from(envelopeJson, 'utf8')) },
+    onTestResult: testResults.hold,
+    onClaim (claim) { claimsSigned++; metrics?.buildFinished(claim.failure?.class ?? 'success', (Date.parse(claim.finishedOn) - Date.parse(claim.startedOn)) / 1000 || 0) }
+  }, { concurrency: init.concurrency, maxAttempts: init.maxAttempts, backoffMs: init.backoffMs, ...(init.maxAnnouncementAgeMs != null ? { maxAnnouncementAgeMs: init.maxAnnouncementAgeMs } : {}), ...(init.progressIntervalMs != null ? { progressIntervalMs: init.progressIntervalMs } : {}) })
+  const followers = createFollowers({ store, logger }, [...(nodeLog != null ? [nodeLog.follower] : []), schedulerFollower(scheduler, log), ...(triage != null ? [triage.follower] : [])])
+  ingest.addEventListener('stored', ({ detail: m }) => {
+    followers.notify()
+    if (m.kind !== 'claim') return
+    // A claim may cover or settle a target this node waits on (the queue is looked at again),
+    // tells how long its variant takes, and may be the agreement a held test result waits on.
+    if (work.claimStored(m)) scheduler.reconsider()
+    scheduler.learn(m.claim)
+    testResults.claimStored(m.claim.target)
   })
-  // Every claim tells the scheduler how long its variant takes and which variants are bases.
-  onStored(m => { if (m.kind === 'claim') scheduler.learn(m.claim) })
-  // What arrives announced is queued here; the scheduler keeps its queue calls in order.
-  ingest.addEventListener('stored', ({ detail }) => {
-    if (detail.kind === 'announcement') scheduler.enqueue(detail).catch((err: unknown) => { log.warn({ err, id: detail.id }, 'queueing an announced release failed') })
-  })
-  components.metrics?.observeJobs(async () => ({ queued: (await store.listJobs('queued')).length, running: scheduler.running().length }))
+  metrics?.observeJobs(async () => ({ queued: (await store.listJobs('queued')).length, running: scheduler.running().length }))
+  metrics?.observeFollowers(followers.lag)
 
-  async function publishCapabilities (): Promise<void> {
-    if (ownCapabilities == null) return
-    ownCapabilities = { ...ownCapabilities, issuedAt: new Date().toISOString() }
-    const envelopeJson = JSON.stringify(signCapabilities(ownCapabilities, identity))
-    builders.setOwn(identity.keyId, ownCapabilities, envelopeJson)
-    try {
-      await p2p.publish(TOPICS.capabilities, Buffer.from(envelopeJson, 'utf8'))
-    } catch (err) {
-      log.debug({ err }, 'publishing capabilities failed')
-    }
-  }
+  // One registration per topic (a new topic: its handler file, and one line here).
+  const missed = (from: string): void => { backfill.missed(from) }
+  p2p.handle(TOPICS.announcements, ingestTopic({ ingest, log, missed }, TOPICS.announcements))
+  p2p.handle(TOPICS.claims, ingestTopic({ ingest, log, missed }, TOPICS.claims))
+  p2p.handle(TOPICS.capabilities, capabilities.topic)
+  p2p.handle(TOPICS.divergences, reportsTopic({ reports: createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports), log }))
+  p2p.handle(TOPICS.notices, noticesTopic({ work, log }))
+  p2p.handle(TOPICS.testResults, testResults.topic)
+  if (nodeLog != null) p2p.handle(TOPICS.checkpoints, nodeLog.topic)
 
-  async function probeCapabilities (): Promise<Capabilities> {
-    const tool = toolInfo()
-    const observer: Capabilities = { arch: hostArch(), platforms: [], nvidia: false, builds: false, tool, issuedAt: new Date().toISOString() }
-    if (components.rebuilder == null) return observer
-    try {
-      engineCaps = await components.rebuilder.capabilities()
-    } catch (err) {
-      log.error({ err }, 'the build engine is not ready: this node runs as an observer (it builds nothing)')
-      return observer
-    }
-    const env = engineCaps.environment
-    return {
-      arch: env.arch,
-      platforms: engineCaps.platforms,
-      nvidia: engineCaps.nvidia,
-      builds: true,
-      // The capabilities statement carries the engine's version, not its id (claims do).
-      engine: { name: env.engine.name, version: env.engine.version, ...(env.engine.apiVersion != null ? { apiVersion: env.engine.apiVersion } : {}) },
-      buildx: env.buildx,
-      buildkit: env.buildkit,
-      tool,
-      issuedAt: new Date().toISOString()
-    }
-  }
-
-  function onPeerConnected (peerId: string): void {
-    components.metrics?.setPeers(p2p.connectedPeers().length)
-    if (!running) return
-    void backfill.syncFrom(peerId)
-    // A new peer has not seen our statement: republish soon (debounced across a burst of connections).
-    if (capsDebounce == null) {
-      capsDebounce = setTimeout(() => { capsDebounce = undefined; void publishCapabilities() }, 1000)
-      capsDebounce.unref()
-    }
-  }
-
+  const feed = init.http != null ? feedService({ logger, log, store, ingest, policy, metrics, builders: () => builders.list(), p2p, scheduler, backfill, lapsed: work.lapsed, ...nodeLog?.feed }, init.http) : undefined
   p2p.onPeer((event, peerId) => {
-    if (event === 'connect') onPeerConnected(peerId)
-    else components.metrics?.setPeers(p2p.connectedPeers().length)
+    metrics?.setPeers(p2p.connectedPeers().length)
+    if (event !== 'connect' || !running) return
+    void backfill.syncFrom(peerId)
+    capabilities.peerConnected()
   })
 
-  const daemon: Daemon = {
-    peerId: p2p.peerId,
-    keyId: identity.keyId,
-    store,
-    p2p,
-    scheduler,
+  // Started in this order, stopped in reverse: the store closes last.
+  const services: Service[] = [
+    { name: 'store', start: () => {}, stop: async () => { await store.close() } },
+    ...nodeLog?.services ?? [],
+    capabilities.probe,
+    { name: 'builder table', start: builders.load, stop: builders.save },
+    { name: 'p2p node', start: p2p.start, stop: p2p.stop },
+    { name: 'gossip', start: () => { running = true }, stop: () => { running = false } },
+    // Stopped after the scheduler and before p2p: withdrawals go out, so peers need not wait for this node's notices to expire.
+    { name: 'work notices', start: () => {}, stop: work.stop },
+    { name: 'scheduler', start: scheduler.start, stop: scheduler.stop },
+    ...triage != null ? [{ name: 'triage', start: triage.start, stop: triage.stop }] : [],
+    { name: 'followers', start: followers.start, stop: followers.stop },
+    capabilities.publisher,
+    ...feed != null ? [feed] : [],
+    { name: 'back-fill', start: () => { backfill.start(); for (const peer of p2p.connectedPeers()) void backfill.syncFrom(peer) }, stop: backfill.stop }
+  ]
+  let stopping: Promise<void> | undefined
+  return {
+    peerId: p2p.peerId, keyId: identity.keyId, store, p2p, scheduler, ingest, tlog: nodeLog?.tlog,
     policy: () => policy,
     multiaddrs: () => p2p.multiaddrs(),
-
     async start () {
       if (running) return
-      if (policy.builders.length === 0 && policy.announcers.length === 0) {
-        log.warn('no trust policy configured: no builder or announcer is trusted, nothing is built and every verdict stays pending')
-      }
-      await tlog?.start()
-      await witness?.start()
-      pusher?.start()
-      await networkLog?.start()
-      ownCapabilities = await probeCapabilities()
-      if (components.rebuilder?.sweep != null && ownCapabilities.builds) {
-        // Never a reason not to start: what is left stays for the next sweep.
-        const swept = await components.rebuilder.sweep().catch((err: unknown) => { log.warn({ err }, 'could not clear what an earlier run left behind'); return { workspaces: 0, locks: 0 } })
-        if (swept.workspaces + swept.locks > 0) log.info(swept, 'removed what an earlier run killed mid-build left behind')
-      }
-      await builders.load()
-      await p2p.start()
-      running = true
-      await scheduler.start()
-      await publishCapabilities()
-      // Peers met in the first minute may have joined after a publication reached the mesh:
-      // publish a few more times early on, then at the steady interval.
-      const schedule = [...CAPABILITIES_WARMUP_MS]
-      const next = (): void => {
-        const delay = schedule.shift() ?? init.capabilitiesIntervalMs ?? DEFAULT_CAPABILITIES_INTERVAL_MS
-        capsTimer = setTimeout(() => {
-          // Own reports go out again with each statement, for peers that joined since.
-          void publishOwnReports(store, identity.keyId, async (data) => await p2p.publish(TOPICS.divergences, data), log)
-          void publishOwnTestResults(store, identity.keyId, async (data) => await p2p.publish(TOPICS.testResults, data), log)
-          void publishCapabilities().finally(() => { if (running) next() })
-        }, delay)
-        capsTimer.unref()
-      }
-      next()
-      if (init.http != null) {
-        feed = createFeedServer({
-          logger,
-          store,
-          ingest,
-          policy,
-          metrics: components.metrics,
-          builders: () => builders.list(),
-          jobs: async ({ recent }) => await jobsView({ store, scheduler, lapsed: work.lapsed }, { recent }),
-          peers: () => {
-            const { reachability, relayRefused, relayedBytes } = p2p.stats()
-            return { peerId: p2p.peerId, ...reachability, relayRefused, relayedBytes, peers: p2p.peerList() }
-          },
-          host: () => scheduler.health(),
-          catchUp: () => { const b = backfill.stats(); return { behind: b.behind, perSecond: b.perSecond, etaSeconds: b.etaSeconds } },
-          ...(httpWitness !== undefined ? { witness: httpWitness } : {}),
-          ...(networkLog !== undefined ? { networkLog: networkLog.log } : {}),
-          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [], behind: () => witness?.behind() ?? [] } } : {}),
-          // A builder whose log this node proved split is not counted in its own verdicts either.
-          ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})
-        }, init.http)
-        feedUrl = (await feed.start()).url
-        log.info({ url: feedUrl }, 'HTTP feed listening')
-      }
-      backfill.start()
-      for (const peer of p2p.connectedPeers()) void backfill.syncFrom(peer)
+      if (policy.builders.length === 0 && policy.announcers.length === 0) log.warn('no trust policy configured: no builder or announcer is trusted, nothing is built and every verdict stays pending')
+      await startServices(services)
       // `join` prints identity, addresses and platforms once, as its result.
-      log.debug({ peerId: p2p.peerId, keyId: identity.keyId, addrs: p2p.multiaddrs(), builds: ownCapabilities.platforms }, 'node started')
+      log.debug({ peerId: p2p.peerId, keyId: identity.keyId, addrs: p2p.multiaddrs(), builds: capabilities.own()?.platforms }, 'node started')
     },
-
     async stop () {
-      if (stopping != null) return await stopping
-      stopping = (async () => {
+      stopping ??= (async () => {
         running = false
-        backfill.stop()
-        triage?.stop()
-        if (capsTimer != null) clearTimeout(capsTimer)
-        if (capsDebounce != null) clearTimeout(capsDebounce)
-        await scheduler.stop()
-        // Peers need not wait for this node's notices to expire.
-        await work.stop()
-        if (feed != null) await feed.stop().catch((err: unknown) => { log.warn({ err }, 'stopping the HTTP feed failed') })
-        await p2p.stop().catch((err: unknown) => { log.warn({ err }, 'stopping p2p failed') })
-        await builders.save().catch((err: unknown) => { log.warn({ err }, 'saving the builder table failed') })
-        await pusher?.stop()
-        await networkLog?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the network log failed') })
-        await tlog?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the transparency log failed') })
-        await witness?.stop().catch((err: unknown) => { log.warn({ err }, 'closing the witness failed') })
-        await store.close()
+        await stopServices(services, log)
         log.info('node stopped')
       })()
-      return await stopping
+      await stopping
     },
-
     builders: () => builders.list(),
-    capabilities: () => ownCapabilities,
-
+    capabilities: capabilities.own,
     async announce (envelope) {
-      const text = typeof envelope === 'string' ? envelope : JSON.stringify(envelope)
-      const data = Buffer.from(text, 'utf8')
+      const data = Buffer.from(typeof envelope === 'string' ? envelope : JSON.stringify(envelope), 'utf8')
       const { outcome, judgement: r } = await ingest.accept(TOPICS.announcements, data)
       if (r.verdict === 'reject' || r.refused === true) throw new MessageRejectedError(r.reason ?? 'invalid')
       if (r.message == null || r.message.kind !== 'announcement') throw new MessageRejectedError('not an announcement')
       const { recipients } = await p2p.publish(TOPICS.announcements, data)
       return { id: r.message.id, stored: outcome === 'stored', recipients }
     },
-
     syncFrom: async (peerId) => await backfill.syncNow(peerId),
-    httpUrl: () => feedUrl,
-    stats: (): DaemonStats => ({
-      peers: p2p.connectedPeers().length,
-      reachability: p2p.stats().reachability,
-      gossip: { ...gossipCounts },
-      backfill: backfill.stats(),
-      claimsSigned,
-      ...(tlog !== undefined && witness !== undefined ? { tlog: { size: tlog.size(), checkpointSize: tlog.checkpointSize(), republished: tlog.republished(), witness: witness.stats(), ...(pusher !== undefined ? { pushed: pusher.status() } : {}), ...(networkLog !== undefined ? { networkLog: networkLog.status() } : {}) } } : {})
-    }),
-    tlog,
-    ingest,
-    onStored
+    httpUrl: () => feed?.url(),
+    stats: () => ({ peers: p2p.connectedPeers().length, reachability: p2p.stats().reachability, gossip: p2p.stats().gossip, backfill: backfill.stats(), claimsSigned, followers: followers.lag(), ...(nodeLog != null ? { tlog: nodeLog.stats() } : {}) }),
+    onStored: (cb) => { ingest.addEventListener('stored', ({ detail }) => { cb(detail) }) }
   }
-  return daemon
 }

@@ -103,6 +103,8 @@ export interface DaemonStats {
   gossip: { accepted: number, rejected: number, ignored: number }
   backfill: BackfillStats
   claimsSigned: number
+  /** Each derived view's lag: messages stored that it has not applied yet (src/node/follow). */
+  followers: Record<string, number>
   /** Entries in the transparency log and the size of its latest checkpoint. */
   tlog?: { size: number, checkpointSize: number, /** Idle re-announcements of the latest checkpoint. */ republished: number, witness: WitnessStats, /** HTTP witnesses this node pushes its checkpoints to. */ pushed?: WitnessPushStatus[], /** The network log, when the node runs one. */ networkLog?: { origin: string, vkey: string, size: number, pushed: WitnessPushStatus[] } }
 }

@@ -216,10 +216,12 @@ const OUTCOME: Record<ValidationOutcome, TopicValidatorResult> = {
 }
 
 /**
- * Wraps the application validator for gossipsub. It never throws: gossipsub turns a thrown
- * error into Ignore, which would let a peer that crashes our validator go unpenalised.
+ * Wraps a topic's check for gossipsub. It never throws: gossipsub turns a thrown error into
+ * Ignore, which would let a peer that crashes our validator go unpenalised. `onAccepted`
+ * receives what the check made of each accepted message (gossipsub delivers that very
+ * message object next).
  */
-export function topicValidator (topic: string, validate: ValidateFn, maxMessageBytes: number, log: Logger, throttle?: Throttle, accepted?: WeakMap<Message, unknown>, onThrottled?: (topic: string, from: string) => void): TopicValidatorFn {
+export function topicValidator<C extends { outcome: ValidationOutcome }> (topic: string, check: (data: Uint8Array, from: string) => Promise<C> | C, maxMessageBytes: number, log: Logger, throttle?: Throttle, onAccepted?: (msg: Message, checked: C) => void, onThrottled?: (from: string) => void): TopicValidatorFn {
   return async (propagationSource, msg) => {
     const from = propagationSource.toString()
     // Messages carry no author (StrictNoSign): one that names one is malformed, whoever relays it.
@@ -233,19 +235,17 @@ export function topicValidator (topic: string, validate: ValidateFn, maxMessageB
     }
     // Before any verification or store work: a flood costs its sender's budget, not the node.
     if (throttle != null && !throttle.take(from)) {
-      onThrottled?.(topic, from)
+      onThrottled?.(from)
       return TopicValidatorResult.Ignore
     }
     try {
-      const checked = await validate(topic, msg.data, from)
-      const outcome = typeof checked === 'string' ? checked : checked.outcome
-      const result = OUTCOME[outcome]
-      // gossipsub delivers this very message object once it is accepted.
-      if (result === TopicValidatorResult.Accept && typeof checked !== 'string') accepted?.set(msg, checked.value)
+      const checked = await check(msg.data, from)
+      const result = OUTCOME[checked.outcome]
       if (result == null) {
-        log.warn({ topic, outcome }, 'validator returned an unknown outcome; rejecting')
+        log.warn({ topic, outcome: checked.outcome }, 'validator returned an unknown outcome; rejecting')
         return TopicValidatorResult.Reject
       }
+      if (result === TopicValidatorResult.Accept) onAccepted?.(msg, checked)
       return result
     } catch (err) {
       log.warn({ topic, from, err }, 'validator threw; rejecting message')
@@ -253,4 +253,3 @@ export function topicValidator (topic: string, validate: ValidateFn, maxMessageB
     }
   }
 }
-

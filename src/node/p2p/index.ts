@@ -5,6 +5,7 @@ export type { P2PComponents, P2PInit, P2PNode, P2PStats, PeerEvent } from './nod
 export type { NatInit, Reachability, ReachabilityMode, RelayLimits } from './nat.js'
 export { RELAY_DEFAULTS } from './nat.js'
 export type { GossipInit, ValidateFn, Validated, ValidationOutcome } from './gossip.js'
+export type { OutcomeCounts, TopicCheck, TopicHandler } from './topics.js'
 export { messageId, fastMessageId } from './gossip.js'
 export type { BackfillInit, BackfillLimits, BackfillPage, BackfillRange, BackfillRequest, BackfillSource } from './backfill.js'
 export { FRAME } from './backfill.js'

@@ -16,7 +16,7 @@ import { ping } from '@libp2p/ping'
 import { bootstrap } from '@libp2p/bootstrap'
 import { mdns } from '@libp2p/mdns'
 import { gossipsub } from '@libp2p/gossipsub'
-import type { GossipSub, Message } from '@libp2p/gossipsub'
+import type { GossipSub } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -26,11 +26,13 @@ import { LimitError, ValidationError } from '../../protocol/errors.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
 import { BACKFILL_PROTOCOL, DEFAULT_MAX_MESSAGE_BYTES, MANIFEST_PROTOCOL, TOPICS } from './constants.js'
 import { DialError, ListenError, PublishError } from './errors.js'
-import { COLOCATION, gossipOptions, scoreThresholds, topicScoreParams, topicValidator } from './gossip.js'
+import { COLOCATION, gossipOptions, scoreThresholds, topicScoreParams } from './gossip.js'
 import { createColocation } from './colocation.js'
 import { createPenalties } from './penalty.js'
 import { createThrottle, DEFAULT_CHECKPOINT_GLOBAL_RATE, DEFAULT_CHECKPOINT_PEER_RATE, DEFAULT_GLOBAL_RATE, DEFAULT_PEER_RATE } from './throttle.js'
 import type { GossipInit, ValidateFn } from './gossip.js'
+import { callbackHandler, topicRoute, type OutcomeCounts, type TopicHandler, type TopicRoute } from './topics.js'
+import type { Topic } from './constants.js'
 import { backfillLimits, createBackfillHandler, requestBackfill } from './backfill.js'
 import type { BackfillInit, BackfillPage, BackfillRange, BackfillSource } from './backfill.js'
 import { libp2pKeyFromIdentity } from './identity.js'
@@ -47,16 +49,21 @@ export interface P2PComponents {
   logger?: ComponentLogger
   /** The node's Ed25519 signing key; it is also its libp2p identity. */
   privateKey: KeyObject
-  /** Checks one gossip message before it is delivered or relayed. Must not be slow: it gates propagation. */
-  validate: ValidateFn
   /**
-   * Receives every accepted message once (not the node's own publications), with the peer that
-   * delivered it and the value `validate` returned for it, if any.
+   * For topics with no handler registered (`handle`): checks one gossip message before it is
+   * delivered or relayed. Must not be slow: it gates propagation. Without it such topics'
+   * messages are ignored.
    */
-  onMessage: (topic: string, data: Uint8Array, from: string, validated?: unknown) => void | Promise<void>
+  validate?: ValidateFn
+  /**
+   * For topics with no handler registered: receives every accepted message once (not the
+   * node's own publications), with the peer that delivered it and the value `validate`
+   * returned for it, if any.
+   */
+  onMessage?: (topic: string, data: Uint8Array, from: string, validated?: unknown) => void | Promise<void>
   /** Serves back-fill requests from peers, typically from the store's sequence. */
   backfillSource: BackfillSource
-  /** Told of each message ignored over the admission rate, with the peer that delivered it (it holds what was dropped). */
+  /** For topics with no handler registered: told of each message ignored over the admission rate, with the peer that delivered it. */
   onThrottled?: (topic: string, from: string) => void
   /** Answers witnesses' consistency-proof requests for this node's transparency log. */
   proofSource?: ProofSource
@@ -108,6 +115,8 @@ export interface P2PStats {
   throttledCheckpoints: number
   /** Bytes this node's relayed connections carried since start, both directions, as counted against the relays' byte limits. */
   relayedBytes: number
+  /** What the topic handlers made of the messages they checked (not those refused before: oversized, throttled). */
+  gossip: OutcomeCounts
 }
 
 export type PeerEvent = 'connect' | 'disconnect'
@@ -118,6 +127,11 @@ export interface P2PNode {
   start: () => Promise<void>
   stop: () => Promise<void>
   publish: (topic: string, data: Uint8Array) => Promise<{ recipients: number }>
+  /**
+   * Registers what the node does with one topic's messages (replacing the callbacks given as
+   * components, for that topic). Register before `start`, so no message arrives unhandled.
+   */
+  handle: <T>(topic: Topic, handler: TopicHandler<T>) => void
   backfill: (peer: string, cursor: number, limit: number, range?: BackfillRange) => Promise<BackfillPage>
   /** Fetches and verifies a peer's signed file manifest of an image it claimed. */
   fileManifest: (peer: string, manifestDigest: Digest, verify: VerifyOptions) => Promise<FetchedManifest>
@@ -298,11 +312,21 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const router = pubsub as unknown as GossipRouter
   const throttle = createThrottle({ peer: init.gossip?.peerRate ?? DEFAULT_PEER_RATE, global: init.gossip?.globalRate ?? DEFAULT_GLOBAL_RATE, maxPeers: maxConnections * 4 })
   const checkpointThrottle = createThrottle({ peer: init.gossip?.checkpointPeerRate ?? DEFAULT_CHECKPOINT_PEER_RATE, global: init.gossip?.checkpointGlobalRate ?? DEFAULT_CHECKPOINT_GLOBAL_RATE, maxPeers: maxConnections * 4 })
-  // What each validator made of a message, until gossipsub delivers that message object.
-  const accepted = new WeakMap<Message, unknown>()
-  // Validators are in place before the first peer can send anything.
+  const outcomes: OutcomeCounts = { accepted: 0, rejected: 0, ignored: 0 }
+  const routes = new Map<string, TopicRoute>()
+  function handle<T> (topic: string, handler: TopicHandler<T>): void {
+    if (!KNOWN_TOPICS.has(topic)) throw new ValidationError('topic', `unknown topic ${topic}`)
+    // Checkpoints have admission buckets of their own: a witness burst does not starve claims.
+    const route = topicRoute(topic, handler, { maxMessageBytes, log, throttle: topic === TOPICS.checkpoints ? checkpointThrottle : throttle, counts: outcomes })
+    routes.set(topic, route)
+    pubsub.topicValidators.set(topic, route.validator)
+  }
+  // Validators are in place before the first peer can send anything: the callbacks given,
+  // until a topic's own handler is registered.
+  const { validate, onMessage, onThrottled } = components
   for (const topic of KNOWN_TOPICS) {
-    pubsub.topicValidators.set(topic, topicValidator(topic, components.validate, maxMessageBytes, log, topic === TOPICS.checkpoints ? checkpointThrottle : throttle, accepted, components.onThrottled))
+    const fallback = validate != null ? callbackHandler(topic, validate, onMessage ?? (() => {})) : { validate: () => ({ outcome: 'ignore' as const }), deliver: () => {} }
+    handle(topic, { ...fallback, ...(onThrottled != null ? { throttled: (from: string) => { onThrottled(topic, from) } } : {}) })
   }
 
   // libp2p refuses inbound connections only once the cap is reached, so simultaneous
@@ -328,10 +352,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   pubsub.addEventListener('gossipsub:message', (evt) => {
     const msg = evt.detail.msg
     const from = evt.detail.propagationSource.toString()
-    const validated = accepted.get(msg)
-    accepted.delete(msg)
     Promise.resolve()
-      .then(async () => { await components.onMessage(msg.topic, msg.data, from, validated) })
+      .then(async () => { await routes.get(msg.topic)?.deliver(msg, from) })
       .catch((err: unknown) => { log.error({ err, topic: msg.topic, from }, 'message handler failed') })
   })
 
@@ -520,6 +542,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       return { recipients: result.recipients.length }
     },
 
+    handle,
+
     async backfill (peer, cursor, limit, range) {
       const page = await requestBackfill(libp2p, parsePeer(peer), cursor, limit, limits, range)
       noteRelay('back-fill', peer)
@@ -565,7 +589,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       }
       const reachability = libp2p.services.reachability.read(libp2p.services.relay?.reservations.size ?? 0, serving)
       const relayedBytes = relayedBytesClosed + libp2p.getConnections().reduce((sum, c) => sum + relayedBytesOf(c), 0)
-      return { peers: libp2p.getPeers().length, topics, mesh, throttled: throttle.refused() + checkpointThrottle.refused(), throttledCheckpoints: checkpointThrottle.refused(), reachability, relayRefused: relayGate.refused(), relayedBytes }
+      return { peers: libp2p.getPeers().length, topics, mesh, throttled: throttle.refused() + checkpointThrottle.refused(), throttledCheckpoints: checkpointThrottle.refused(), reachability, relayRefused: relayGate.refused(), relayedBytes, gossip: { ...outcomes } }
     },
 
     score: (peerId) => router.getScore(peerId),

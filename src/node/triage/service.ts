@@ -8,13 +8,14 @@ import type { Logger } from '../logger.js'
 import { peerIdOf } from '../p2p/identity.js'
 import type { FetchedManifest, ManifestSource, P2PNode } from '../p2p/index.js'
 import type { Store, StoredClaim } from '../store/types.js'
+import type { Follower } from '../follow/index.js'
 import type { ManifestKeeper } from './keeper.js'
 import type { OutputKeeper } from './outputs.js'
 import { hasReport, saveReport, type StoredReport } from './reports.js'
 
 export interface TriageComponents {
   store: Store
-  p2p: Pick<P2PNode, 'fileManifest'>
+  p2p: Pick<P2PNode, 'fileManifest'> & Partial<Pick<P2PNode, 'connectedPeers'>>
   identity: SigningIdentity
   keeper: ManifestKeeper
   /** This node's kept OCI outputs: where one is kept, its bytes name causes the manifests cannot. */
@@ -33,6 +34,14 @@ export interface TriageInit {
 export interface Triage {
   /** Tells the service of a claim the node stored (own or a peer's). */
   claimStored: (claim: StoredClaim) => void
+  /**
+   * Reads the stored claims from its cursor (src/node/follow): a dissent found is kept as
+   * pending in the store before the cursor moves past its claim, until its report is signed
+   * or its fetches are given up, so a restart resumes it.
+   */
+  follower: Follower
+  /** Resumes the comparisons pending when the node last stopped. */
+  start: () => Promise<void>
   /** Serves this node's kept manifests over the file manifest protocol. */
   manifestSource: ManifestSource
   /** Settles when nothing is queued. */
@@ -64,6 +73,18 @@ export function fileManifestFrom (f: FetchedManifest): FileManifest {
   return { platform: f.header.platform, manifestDigest: f.header.manifestDigest, layers }
 }
 
+/** Comparisons found and not yet reported or given up: (own claim id, dissenting claim id). */
+const PENDING_KEY = 'triage-pending'
+/** Pending comparisons kept at most; beyond it the oldest is dropped (it is found again only by a new claim). */
+const MAX_PENDING = 1000
+type Pair = [string, string]
+/** Retry delays a resumed comparison waits at most for its builder to connect. */
+const RESUME_WAIT_STEPS = 6
+
+function isPairs (v: unknown): v is Pair[] {
+  return Array.isArray(v) && v.every(p => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string')
+}
+
 function cut (s: string, n: number): string {
   return s.length > n ? s.slice(0, n - 1) + '…' : s
 }
@@ -82,6 +103,23 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
   const inFlight = new Set<string>()
   let queue: Promise<void> = Promise.resolve()
   let stopped = false
+  let pending: Pair[] = []
+  // Pending writes in order; each is durable before what it records moves on.
+  let saving: Promise<void> = Promise.resolve()
+
+  async function savePending (change: (pairs: Pair[]) => Pair[]): Promise<void> {
+    const run = saving.then(async () => {
+      pending = change(pending).slice(-MAX_PENDING)
+      await store.setState(PENDING_KEY, pending)
+    })
+    saving = run.catch(() => undefined)
+    await run
+  }
+  const samePair = (a: Pair, b: Pair): boolean => a[0] === b[0] && a[1] === b[1]
+  function settled (own: StoredClaim, other: StoredClaim): void {
+    const pair: Pair = [own.id, other.id]
+    savePending(pairs => pairs.filter(p => !samePair(p, pair))).catch((err: unknown) => { log.warn({ err }, 'recording a settled comparison failed') })
+  }
 
   function enqueue (fn: () => Promise<void>): void {
     queue = queue.then(fn).catch((err: unknown) => { log.warn({ err }, 'divergence triage failed') })
@@ -106,6 +144,8 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
     if (dissent.length === 0) return
     const kept = await keeper.get(ownDigest)
     if (kept == null) return
+    const fresh = dissent.map(other => [own.id, other.id] satisfies Pair)
+    await savePending(pairs => [...pairs.filter(p => !fresh.some(f => samePair(f, p))), ...fresh])
     for (const other of dissent) startFetch(own, other, kept.manifest, 1)
   }
 
@@ -116,9 +156,12 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
     enqueue(async () => {
       try {
         await compare(own, other, mine)
+        settled(own, other)
       } catch (err) {
-        if (attempt >= attempts || stopped) {
+        if (stopped) return
+        if (attempt >= attempts) {
           log.warn({ err, claim: other.id }, 'gave up fetching a dissenting builder\'s file manifest')
+          settled(own, other)
           return
         }
         const t = setTimeout(() => { timers.delete(t); startFetch(own, other, mine, attempt + 1) }, retryDelayMs * 2 ** (attempt - 1))
@@ -188,10 +231,43 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
     return { header: Buffer.from(JSON.stringify(header), 'utf8'), entries: bodies }
   }
 
+  /** A pending comparison after a restart: both claims and this node's kept manifest are read again. */
+  async function resume ([ownId, otherId]: Pair): Promise<void> {
+    const [own, other] = [await store.getMessage(ownId), await store.getMessage(otherId)]
+    const kept = own?.kind === 'claim' && own.claim.result != null ? await keeper.get(own.claim.result.manifestDigest) : undefined
+    if (own?.kind !== 'claim' || other?.kind !== 'claim' || kept == null || await hasReport(store, ownId, otherId)) {
+      await savePending(pairs => pairs.filter(p => !samePair(p, [ownId, otherId])))
+      return
+    }
+    // Just after a restart the builder is not connected yet, and a dial by peer id alone
+    // would hold up the connection being made: wait for it a while first.
+    const key = components.policy().builderKeys.get(other.keyId)
+    const peer = key !== undefined ? peerIdOf(key) : undefined
+    for (let waited = 0; peer !== undefined && components.p2p.connectedPeers != null && !components.p2p.connectedPeers().includes(peer) && waited < RESUME_WAIT_STEPS && !stopped; waited++) {
+      await new Promise(resolve => { const t = setTimeout(resolve, retryDelayMs); t.unref() })
+    }
+    startFetch(own, other, kept.manifest, 1)
+  }
+
   return {
     claimStored (claim) {
       if (stopped) return
       enqueue(async () => { await examine(claim) })
+    },
+    follower: {
+      name: 'triage',
+      kinds: ['claim'],
+      async apply (page) {
+        for (const m of page) if (m.kind === 'claim' && !stopped) await examine(m)
+      }
+    },
+    async start () {
+      stopped = false
+      const saved = await store.getState(PENDING_KEY)
+      pending = isPairs(saved) ? saved.slice(-MAX_PENDING) : []
+      if (pending.length > 0) log.info({ pending: pending.length }, 'resuming divergence triage left pending')
+      // In the background: the node starts without waiting for builders to connect.
+      void Promise.all(pending.map(async pair => { await resume(pair) })).catch((err: unknown) => { log.warn({ err }, 'resuming divergence triage failed') })
     },
     manifestSource,
     idle: async () => { await queue },

@@ -1,0 +1,2 @@
+export { createFollowers } from './follower.js'
+export type { Follower, Followers, FollowersInit } from './follower.js'
