@@ -13,11 +13,14 @@ import { MessageRejectedError } from './errors.js'
 import { jobsView } from './jobs.js'
 import type { Daemon, DaemonComponents, DaemonInit, DaemonStats } from './types.js'
 import type { StoredMessage } from '../store/types.js'
-import { createReportGossip, createTriage, publishOwnReports, type ReportCheck } from '../triage/index.js'
+import { createReportGossip, createTriage, listReports, type ReportCheck } from '../triage/index.js'
 import { splitViewLookup } from '../consensus/set-aside.js'
+import { STATEMENTS_DEFAULTS } from '../p2p/statements.js'
 
-const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
-const CAPABILITIES_WARMUP_MS = [3_000, 10_000, 30_000, 60_000]
+/** A peer's statements are fetched again on a new connection only after this long. */
+const STATEMENTS_REFETCH_MS = 10 * 60_000
+/** Peers remembered for that, at most. */
+const STATEMENTS_PEERS = 4096
 
 /**
  * One rebuilder node: verifies and stores what peers gossip, catches up from each peer it
@@ -38,8 +41,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   const onStored = (cb: (message: StoredMessage) => void): void => {
     ingest.addEventListener('stored', ({ detail }) => { cb(detail) })
   }
-  let capsTimer: NodeJS.Timeout | undefined
-  let capsDebounce: NodeJS.Timeout | undefined
+  const statementsFetched = new Map<string, number>() // peer → when its statements were last fetched
   let feed: FeedServer | undefined
   let feedUrl: string | undefined
   let running = false
@@ -123,7 +125,13 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           checkpointSource: (origin: string) => witness?.newest(origin) ?? 'this node keeps no log'
         }
       : {}),
-    ...(triage != null ? { manifestSource: triage.manifestSource } : {})
+    ...(triage != null ? { manifestSource: triage.manifestSource } : {}),
+    // Capabilities and divergence reports are gossiped once, as they change; a peer that meets
+    // this node later fetches them here (see fetchStatements).
+    statementsSource: async () => ({
+      capabilities: builders.list().sort((a, b) => Number(b.self) - Number(a.self)).map(b => Buffer.from(b.envelopeJson, 'utf8')),
+      reports: (await listReports(store, {}, STATEMENTS_DEFAULTS.maxReports)).map(r => Buffer.from(r.envelopeJson, 'utf8'))
+    })
   }, {
     listen: init.listen,
     bootstrap: init.bootstrap,
@@ -134,6 +142,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     ...(init.peerStorePath != null ? { peerStorePath: init.peerStorePath } : {})
   })
 
+  const policyWitnessing = { witnesses: new Set(policy.witnesses?.keys.keys() ?? []), builders: new Set(policy.builderKeys.keys()) }
   if (tlog !== undefined) {
     const w = createWitness({
       logger,
@@ -142,7 +151,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       publish: async (data) => await p2p.publish(TOPICS.checkpoints, data),
       consistencyProof: async (peer, origin, oldSize, newSize) => await p2p.consistencyProof(peer, origin, oldSize, newSize),
       checkpoint: async (peer, origin) => await p2p.checkpoint(peer, origin),
-      connected: () => p2p.connectedPeers()
+      connected: () => p2p.connectedPeers(),
+      policy: () => policyWitnessing
     }, { path: init.tlog?.witnessPath ?? `${init.tlog?.path ?? ''}-witness`, ...init.tlog?.witness })
     tlog.onCheckpoint(note => { if (running) w.publishOwn(note).catch((err: unknown) => { log.debug({ err }, 'publishing a checkpoint failed') }) })
     witness = w
@@ -215,15 +225,40 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     }
   }
 
+  /**
+   * What gossip no longer repeats, fetched from a peer met: its statements and reports, checked
+   * as gossip is (a refused item costs the peer as an invalid message would).
+   */
+  async function fetchStatements (peerId: string): Promise<void> {
+    const now = Date.now()
+    const last = statementsFetched.get(peerId)
+    if (last !== undefined && now - last < STATEMENTS_REFETCH_MS) return
+    if (last === undefined && statementsFetched.size >= STATEMENTS_PEERS) statementsFetched.delete(statementsFetched.keys().next().value as string)
+    statementsFetched.set(peerId, now)
+    let got
+    try {
+      got = await p2p.statements(peerId)
+    } catch (err) {
+      log.debug({ peer: peerId, err: (err as Error).message }, 'fetching a peer\'s statements failed')
+      return
+    }
+    let invalid = 0
+    for (const data of got.capabilities) if (builders.receive(data) === 'reject') invalid++
+    for (const data of got.reports) {
+      const check = await reports.check(data)
+      if (check.verdict === 'reject') invalid++
+      if (check.verdict === 'accept') await reports.receive(data, check).catch((err: unknown) => { log.warn({ err }, 'storing a divergence report failed') })
+    }
+    if (invalid > 0) p2p.penalize(peerId, invalid)
+  }
+
   function onPeerConnected (peerId: string): void {
     components.metrics?.setPeers(p2p.connectedPeers().length)
     if (!running) return
     void backfill.syncFrom(peerId)
-    // A new peer has not seen our statement: republish soon (debounced across a burst of connections).
-    if (capsDebounce == null) {
-      capsDebounce = setTimeout(() => { capsDebounce = undefined; void publishCapabilities() }, 1000)
-      capsDebounce.unref()
-    }
+    // Nothing is re-announced on a timer: what a new peer holds, and its log's newest checkpoint, is fetched.
+    void fetchStatements(peerId)
+    witness?.met(peerId)
   }
 
   p2p.onPeer((event, peerId) => {
@@ -257,20 +292,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       await p2p.start()
       running = true
       await scheduler.start()
+      // Once, as it changed (a new start); peers that miss it fetch it when they meet this node.
       await publishCapabilities()
-      // Peers met in the first minute may have joined after a publication reached the mesh:
-      // publish a few more times early on, then at the steady interval.
-      const schedule = [...CAPABILITIES_WARMUP_MS]
-      const next = (): void => {
-        const delay = schedule.shift() ?? init.capabilitiesIntervalMs ?? DEFAULT_CAPABILITIES_INTERVAL_MS
-        capsTimer = setTimeout(() => {
-          // Own reports go out again with each statement, for peers that joined since.
-          void publishOwnReports(store, identity.keyId, async (data) => await p2p.publish(TOPICS.divergences, data), log)
-          void publishCapabilities().finally(() => { if (running) next() })
-        }, delay)
-        capsTimer.unref()
-      }
-      next()
       if (init.http != null) {
         feed = createFeedServer({
           logger,
@@ -286,7 +309,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
           },
           host: () => scheduler.health(),
           catchUp: () => { const b = backfill.stats(); return { behind: b.behind, perSecond: b.perSecond, etaSeconds: b.etaSeconds } },
-          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [], behind: () => witness?.behind() ?? [] } } : {}),
+          ...(tlog !== undefined ? { tlog: { log: tlog, splitViews: async () => await witness?.splitViews() ?? [], unresponsive: () => witness?.unresponsive() ?? [], behind: () => witness?.behind() ?? [], underWitnessed: () => witness?.underWitnessed() ?? [] } } : {}),
           // A builder whose log this node proved split is not counted in its own verdicts either.
           ...(witness !== undefined ? { setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: policy.builderKeys }) } : {})
         }, init.http)
@@ -294,7 +317,11 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         log.info({ url: feedUrl }, 'HTTP feed listening')
       }
       backfill.start()
-      for (const peer of p2p.connectedPeers()) void backfill.syncFrom(peer)
+      for (const peer of p2p.connectedPeers()) {
+        void backfill.syncFrom(peer)
+        void fetchStatements(peer)
+        witness?.met(peer)
+      }
       // `join` prints identity, addresses and platforms once, as its result.
       log.debug({ peerId: p2p.peerId, keyId: identity.keyId, addrs: p2p.multiaddrs(), builds: ownCapabilities.platforms }, 'node started')
     },
@@ -305,8 +332,6 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
         running = false
         backfill.stop()
         triage?.stop()
-        if (capsTimer != null) clearTimeout(capsTimer)
-        if (capsDebounce != null) clearTimeout(capsDebounce)
         await scheduler.stop()
         if (feed != null) await feed.stop().catch((err: unknown) => { log.warn({ err }, 'stopping the HTTP feed failed') })
         await p2p.stop().catch((err: unknown) => { log.warn({ err }, 'stopping p2p failed') })

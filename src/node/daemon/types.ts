@@ -67,8 +67,6 @@ export interface DaemonInit {
   maxAnnouncementAgeMs?: number
   /** How often a running build's progress is logged. */
   progressIntervalMs?: number
-  /** How often the node republishes its capabilities statement. */
-  capabilitiesIntervalMs?: number
   /** Keep a transparency log of every stored message in this directory (docs/transparency.md). */
   tlog?: {
     path: string
@@ -77,7 +75,7 @@ export interface DaemonInit {
     /** Witness state; beside the log when absent. */
     witnessPath?: string
     /** When a witness behind on a log fetches its newest checkpoint again. */
-    witness?: Pick<WitnessInit, 'refetchMs' | 'retryMs' | 'maxRetryMs'>
+    witness?: Pick<WitnessInit, 'refetchMs' | 'retryMs' | 'maxRetryMs' | 'witnesses' | 'epochMs' | 'witnessGraceMs'>
   }
   triage?: TriageInit
   /** Checks on divergence reports received over gossip. */

@@ -14,6 +14,7 @@
  * growing delay while it stays behind; and a throttled message from a peer makes the node fetch
  * that peer's newest cosignature of its own log too.
  */
+import { createHash } from 'node:crypto'
 import { Level } from 'level'
 import { cosignatureLine } from '../../protocol/tlog/cosignature.js'
 import { witnessName } from '../../protocol/tlog/entry.js'
@@ -40,6 +41,32 @@ const DEFAULT_REFETCH_MS = 500
 /** A witness still behind fetches the log's newest checkpoint again after this, doubling up to the maximum. */
 const DEFAULT_RETRY_MS = 2_000
 const DEFAULT_MAX_RETRY_MS = 60_000
+/** Witnesses sampled per log (`w`). */
+export const DEFAULT_SAMPLED_WITNESSES = 8
+/** The sample changes once a week: a new witness trusts its first checkpoint on sight. */
+export const DEFAULT_SAMPLE_EPOCH_MS = 7 * 24 * 3600_000
+/** Keys of logs known as candidate witnesses, at most (32 bytes of key id each). */
+const MAX_CANDIDATES = 65_536
+/** A log's newest checkpoint is under-witnessed once it has waited this long without `w` cosignatures. */
+const DEFAULT_WITNESS_GRACE_MS = 30_000
+
+/**
+ * The rendezvous score of a witness for a log in an epoch: the sampled witnesses of a log are
+ * the `w` candidates with the smallest scores. Anyone holding the two public keys and the epoch
+ * computes it, so a cosignature from a witness far down the ranking is visible as such; a log
+ * cannot choose its witnesses, and a witness cannot choose its logs (a new key scores at random).
+ */
+export function sampleScore (logKeyId: string, witnessKeyId: string, epoch: number): Buffer {
+  return createHash('sha256').update(`neko-rebuilder/witness-sample/1\n${logKeyId}\n${witnessKeyId}\n${epoch}\n`).digest()
+}
+
+/** The `w` candidates (other than the log itself) with the smallest score for `logKeyId`. */
+export function sampledWitnesses (logKeyId: string, candidates: Iterable<string>, w: number, epoch: number): string[] {
+  const scored: Array<{ keyId: string, score: Buffer }> = []
+  for (const keyId of candidates) if (keyId !== logKeyId) scored.push({ keyId, score: sampleScore(logKeyId, keyId, epoch) })
+  scored.sort((a, b) => Buffer.compare(a.score, b.score))
+  return scored.slice(0, w).map(s => s.keyId)
+}
 
 export interface WitnessComponents {
   /** Where this service logs; silent without one. */
@@ -54,6 +81,12 @@ export interface WitnessComponents {
   checkpoint?: (peerId: string, origin: string) => Promise<Uint8Array>
   /** Peers connected now: a dropped message may have been relayed from any of them. */
   connected?: () => string[]
+  /**
+   * What this node's trust policy asks of it as a witness: when the policy names this node's
+   * key among its `witnesses`, every log of a builder it names (`logs`, key ids) is witnessed
+   * whatever the sample says, and each such witness counts as expected on the own log.
+   */
+  policy?: () => { witnesses: ReadonlySet<string>, builders: ReadonlySet<string> }
 }
 
 export interface WitnessInit {
@@ -64,6 +97,27 @@ export interface WitnessInit {
   /** First delay before a witness still behind fetches the log's newest checkpoint again (ms, default 2 s), doubling up to `maxRetryMs` (default 60 s). */
   retryMs?: number
   maxRetryMs?: number
+  /** Witnesses sampled per log, `w` (default 8); 0 witnesses every log (up to 1,024), as before sampling. */
+  witnesses?: number
+  /** Length of a sampling epoch (ms, default one week). */
+  epochMs?: number
+  /** How long a log's newest checkpoint may wait for its `w` cosignatures before it is reported under-witnessed (ms, default 30 s). */
+  witnessGraceMs?: number
+}
+
+/** A log whose newest checkpoint has fewer cosignatures than its sampled witnesses (and policy witnesses) should give. */
+export interface UnderWitnessedLog {
+  origin: string
+  logKeyId: string
+  size: number
+  /** Key ids of the witnesses whose cosignature of this size arrived. */
+  cosigners: string[]
+  /** How many were expected: `w` (or every other known log, when fewer), plus the policy's witnesses outside the sample. */
+  expected: number
+  /** Expected witnesses (sampled or named by the policy) that have not cosigned it. */
+  missing: string[]
+  /** ISO time the checkpoint of this size was first seen. */
+  since: string
 }
 
 /** Why a witness has not cosigned a log's newest checkpoint. */
@@ -111,6 +165,12 @@ export interface WitnessStats {
   behind: BehindLog[]
   /** Key ids of logs proven to have shown two views. */
   splitViews: string[]
+  /** Logs this node knows (candidates for the sample), and the logs it witnesses by the sample or its policy. */
+  candidates: number
+  sampled: number
+  /** `w`, and the logs (this node's own included) whose newest checkpoint lacks its witnesses past the grace period. */
+  witnessesPerLog: number
+  underWitnessed: UnderWitnessedLog[]
 }
 
 /** What gossip validation found; the p2p layer hands the checkpoint on to `receive`. */
@@ -136,6 +196,15 @@ export interface Witness {
   throttled: (peer: string) => void
   /** The newest checkpoint message this node holds for `origin` (its own log's, or its newest cosignature of another), or why none. */
   newest: (origin: string) => Uint8Array | string
+  /**
+   * A peer connected: its log's newest checkpoint (when this node witnesses it) and its
+   * cosignature of this node's log are fetched from it, since nothing is re-announced on a timer.
+   */
+  met: (peer: string) => void
+  /** Whether this node witnesses the log with this key now (sampled, or named by its policy). */
+  witnesses: (logKeyId: string) => boolean
+  /** Logs whose newest checkpoint lacks its expected witnesses past the grace period. */
+  underWitnessed: () => UnderWitnessedLog[]
   stats: () => WitnessStats
 }
 
@@ -174,6 +243,98 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   const peerChases = new Map<string, number>() // peer → when to fetch its log's newest checkpoint (if not witnessed yet) and its cosignature of the own log
   let ticker: NodeJS.Timeout | undefined
   let lastSweep = 0
+  const w = init.witnesses ?? DEFAULT_SAMPLED_WITNESSES
+  const epochMs = init.epochMs ?? DEFAULT_SAMPLE_EPOCH_MS
+  const graceMs = init.witnessGraceMs ?? DEFAULT_WITNESS_GRACE_MS
+  if (!Number.isSafeInteger(w) || w < 0) throw new TypeError(`witnesses must be a non-negative integer, got ${String(w)}`)
+  if (!Number.isSafeInteger(epochMs) || epochMs < 1) throw new TypeError(`epochMs must be a positive integer, got ${String(epochMs)}`)
+  // Key ids of the logs this node has seen a verified checkpoint or cosignature of: the
+  // candidates of every log's sample. Every node sees the same checkpoint gossip, so their
+  // sets, and so their samples, agree once gossip has reached them.
+  const candidates = new Set<string>([identity.keyId])
+  const decisions = new Map<string, { epoch: number, known: number, yes: boolean }>()
+  // Per log: the newest size seen and who cosigned it (for under-witnessed reports).
+  const witnessing = new Map<string, { logKeyId: string, size: number, cosigners: Set<string>, since: number }>()
+  const expectedCache = new Map<string, { epoch: number, known: number, keys: string[] }>()
+  const epochNow = (): number => Math.floor(Date.now() / epochMs)
+
+  function addCandidate (keyId: string): void {
+    if (candidates.size < MAX_CANDIDATES) candidates.add(keyId)
+  }
+
+  /** This node's policy names it as a witness, and names the log's key as a builder. */
+  function named (logKeyId: string): boolean {
+    const p = components.policy?.()
+    return p !== undefined && p.witnesses.has(identity.keyId) && p.builders.has(logKeyId)
+  }
+
+  /** Whether this witness is among the `w` lowest scores for the log among the candidates it knows. */
+  function witnessesLog (logKeyId: string): boolean {
+    if (w === 0 || named(logKeyId)) return true
+    const epoch = epochNow()
+    const d = decisions.get(logKeyId)
+    if (d !== undefined && d.epoch === epoch && d.known === candidates.size) return d.yes
+    const own = sampleScore(logKeyId, identity.keyId, epoch)
+    let below = 0
+    for (const keyId of candidates) {
+      if (keyId === logKeyId || keyId === identity.keyId) continue
+      if (Buffer.compare(sampleScore(logKeyId, keyId, epoch), own) < 0 && ++below >= w) break
+    }
+    const yes = below < w
+    if (d === undefined && decisions.size >= MAX_LOGS * 4) decisions.clear()
+    decisions.set(logKeyId, { epoch, known: candidates.size, yes })
+    return yes
+  }
+
+  /** Who should cosign the log: its sample, and the policy's witnesses when they witness the log's builder. */
+  function expectedOf (logKeyId: string): string[] {
+    const epoch = epochNow()
+    const cached = expectedCache.get(logKeyId)
+    let keys = cached !== undefined && cached.epoch === epoch && cached.known === candidates.size ? cached.keys : undefined
+    if (keys === undefined) {
+      keys = w === 0 ? [...candidates].filter(k => k !== logKeyId) : sampledWitnesses(logKeyId, candidates, w, epoch)
+      if (expectedCache.size >= MAX_LOGS * 2) expectedCache.clear()
+      expectedCache.set(logKeyId, { epoch, known: candidates.size, keys })
+    }
+    const p = components.policy?.()
+    const own = logKeyId === identity.keyId
+    const extra = p === undefined || (!own && !p.builders.has(logKeyId)) ? [] : [...p.witnesses].filter(k => k !== logKeyId && !keys.includes(k))
+    return [...keys, ...extra]
+  }
+
+  /** Notes who cosigned the newest size of a log this node witnesses (or keeps). */
+  function track (c: VerifiedCheckpoint): void {
+    const origin = c.checkpoint.origin
+    let t = witnessing.get(origin)
+    if (t === undefined) {
+      if (witnessing.size >= MAX_LOGS + 1) return
+      t = { logKeyId: c.logKeyId, size: -1, cosigners: new Set(), since: 0 }
+      witnessing.set(origin, t)
+    }
+    if (c.checkpoint.size < t.size) return
+    if (c.checkpoint.size > t.size) {
+      t.size = c.checkpoint.size
+      t.cosigners = new Set()
+      t.since = Date.now()
+    }
+    for (const s of c.cosignatures) t.cosigners.add(s.keyId)
+  }
+
+  function underWitnessed (): UnderWitnessedLog[] {
+    const now = Date.now()
+    const out: UnderWitnessedLog[] = []
+    for (const [origin, t] of witnessing) {
+      if (now - t.since < graceMs || split.has(origin)) continue
+      const expected = expectedOf(t.logKeyId)
+      const missing = expected.filter(k => !t.cosigners.has(k))
+      // Other witnesses may stand in for absent sampled ones (their views of the candidates
+      // differ for a while), but not for a witness the policy names.
+      const policyWitnesses = components.policy?.().witnesses
+      if (t.cosigners.size >= expected.length && !missing.some(k => policyWitnesses?.has(k) === true)) continue
+      out.push({ origin, logKeyId: t.logKeyId, size: t.size, cosigners: [...t.cosigners], expected: expected.length, missing, since: new Date(t.since).toISOString() })
+    }
+    return out
+  }
 
   const cosignedSizeOf = (origin: string): number => seen.get(origin)?.size ?? 0
 
@@ -379,11 +540,17 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   async function receiveChecked (c: VerifiedCheckpoint): Promise<void> {
     const own = components.log
     const origin = c.checkpoint.origin
+    addCandidate(c.logKeyId)
+    for (const s of c.cosignatures) addCandidate(s.keyId)
     if (own !== undefined && origin === own.origin) {
+      track(c)
       await own.addCosignatures(c.text, c.cosignatures.map(s => s.line))
       return
     }
     if (c.logKeyId === identity.keyId) return
+    // Nobody witnesses everybody: a log outside this witness's sample is left to its own.
+    if (!witnessesLog(c.logKeyId)) return
+    track(c)
     let known = logs.get(origin)
     if (known === undefined && logs.size < MAX_LOGS) {
       const peer = peerIdOf(c.logKey)
@@ -453,7 +620,9 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       const own = components.log
       if (own === undefined) return
       // A fresh checkpoint carries only the log's signature: its key is all a receiver needs.
-      await components.publish(encodeCheckpointMessage(note, [own.vkey]))
+      const message = encodeCheckpointMessage(note, [own.vkey])
+      track(decodeCheckpointMessage(message))
+      await components.publish(message)
     },
     splitViews: async () => [...split.values()],
     unresponsive: () => [...failures.values()].map(f => ({ ...f })),
@@ -479,12 +648,19 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       }
       return logs.get(origin)?.cosignedMessage ?? `this node has cosigned no checkpoint of ${origin.slice(0, 120)}`
     },
+    met (peer) { refetchFrom(peer) },
+    witnesses: witnessesLog,
+    underWitnessed,
     stats: () => ({
       logs: seen.size,
       cosigned,
       unresponsive: [...failures.values()].map(f => ({ ...f })),
       behind: behindLogs(),
-      splitViews: [...split.values()].map(s => s.logKeyId)
+      splitViews: [...split.values()].map(s => s.logKeyId),
+      candidates: candidates.size,
+      sampled: [...logs.values()].filter(l => witnessesLog(l.logKeyId)).length,
+      witnessesPerLog: w,
+      underWitnessed: underWitnessed()
     })
   }
 
