@@ -122,7 +122,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
             if (oldSize > newSize || newSize > tlog.checkpointSize()) return `sizes must satisfy old <= new <= ${tlog.checkpointSize()}`
             return await tlog.consistency(oldSize, newSize)
           },
-          checkpointSource: (origin: string) => witness?.newest(origin) ?? 'this node keeps no log'
+          checkpointSource: (origin: string) => witness?.newest(origin) ?? 'this node keeps no log',
+          checkpointPushed: async (data: Uint8Array, from: string) => await witness?.pushed(data, from) ?? 'this node witnesses no log'
         }
       : {}),
     ...(triage != null ? { manifestSource: triage.manifestSource } : {}),
@@ -151,6 +152,8 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
       publish: async (data) => await p2p.publish(TOPICS.checkpoints, data),
       consistencyProof: async (peer, origin, oldSize, newSize) => await p2p.consistencyProof(peer, origin, oldSize, newSize),
       checkpoint: async (peer, origin) => await p2p.checkpoint(peer, origin),
+      // Own checkpoints go to the sampled witnesses, whose answers carry their cosignatures.
+      push: async (peer, message) => await p2p.pushCheckpoint(peer, message),
       connected: () => p2p.connectedPeers(),
       policy: () => policyWitnessing
     }, { path: init.tlog?.witnessPath ?? `${init.tlog?.path ?? ''}-witness`, ...init.tlog?.witness })

@@ -37,6 +37,7 @@ import { libp2pKeyFromIdentity } from './identity.js'
 import { createCheckpointHandler, createProofHandler, requestCheckpoint, requestConsistency, TLOG_CHECKPOINT_LIMITS, TLOG_CHECKPOINT_PROTOCOL, TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL, type CheckpointSource, type ProofSource } from './tlog-proof.js'
 import { createManifestHandler, manifestLimits, requestFileManifest } from './manifests.js'
 import type { FetchedManifest, ManifestExchangeInit, ManifestSource } from './manifests.js'
+import { createWitnessHandler, requestCosignature, TLOG_WITNESS_LIMITS, TLOG_WITNESS_PROTOCOL, type CheckpointPushTarget } from './tlog-push.js'
 import { createStatementsHandler, requestStatements, statementsLimits, STATEMENTS_PROTOCOL, type Statements, type StatementsSource } from './statements.js'
 import { createRelayGate, DHT_PROTOCOL, loopbackOnly, overRelay, reachabilityProbe, relayLimits, relayServing, relaySlots } from './nat.js'
 import type { NatInit, Reachability, ReachabilityProbe } from './nat.js'
@@ -67,6 +68,8 @@ export interface P2PComponents {
   manifestSource?: ManifestSource
   /** Serves the capabilities statements and divergence reports this node holds; without it the protocol is not offered. */
   statementsSource?: StatementsSource
+  /** As a witness: answers a checkpoint a log's node pushes to it; without it the protocol is not offered. */
+  checkpointPushed?: CheckpointPushTarget
 }
 
 export interface P2PInit {
@@ -146,6 +149,8 @@ export interface P2PNode {
   checkpoint: (peerId: string, origin: string) => Promise<Uint8Array>
   /** Asks a peer for the capabilities statements and divergence reports it holds (unchecked envelopes); throws StatementsError. */
   statements: (peerId: string) => Promise<Statements>
+  /** Pushes this node's checkpoint message to a witness; its answer's bytes (unchecked); throws TlogProofError. */
+  pushCheckpoint: (peerId: string, message: Uint8Array) => Promise<Uint8Array>
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 64
@@ -499,6 +504,9 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       if (manifestServer != null) {
         await libp2p.handle(MANIFEST_PROTOCOL, manifestServer.handler, { maxInboundStreams: Math.max(mLimits.maxConcurrentStreams, mLimits.maxStreamsPerPeer) + 1, runOnLimitedConnection: true })
       }
+      if (components.checkpointPushed !== undefined) {
+        await libp2p.handle(TLOG_WITNESS_PROTOCOL, createWitnessHandler(components.checkpointPushed, log), { maxInboundStreams: TLOG_WITNESS_LIMITS.maxConcurrentStreams + 1, runOnLimitedConnection: true })
+      }
       if (statementsServer != null) {
         await libp2p.handle(STATEMENTS_PROTOCOL, statementsServer.handler, { maxInboundStreams: Math.max(sLimits.maxConcurrentStreams, sLimits.maxStreamsPerPeer) + 1, runOnLimitedConnection: true })
       }
@@ -615,6 +623,12 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       const got = await requestStatements(libp2p, peerIdFromString(peerId), sLimits)
       noteRelay('statements', peerId)
       return got
+    },
+
+    async pushCheckpoint (peerId, message) {
+      const answer = await requestCosignature(libp2p, peerIdFromString(peerId), message)
+      noteRelay('checkpoint push', peerId)
+      return answer
     }
   }
 }

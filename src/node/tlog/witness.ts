@@ -87,6 +87,12 @@ export interface WitnessComponents {
    * whatever the sample says, and each such witness counts as expected on the own log.
    */
   policy?: () => { witnesses: ReadonlySet<string>, builders: ReadonlySet<string> }
+  /**
+   * Hands this node's checkpoint message to the witness with `peerId` and returns its answer
+   * (tlog-push.ts). With it, own checkpoints go to the sampled witnesses only and cosignatures
+   * come back in the answer: neither is gossiped. Without it both are gossiped (`publish`).
+   */
+  push?: (peerId: string, message: Uint8Array) => Promise<Uint8Array>
 }
 
 export interface WitnessInit {
@@ -201,6 +207,8 @@ export interface Witness {
    * cosignature of this node's log are fetched from it, since nothing is re-announced on a timer.
    */
   met: (peer: string) => void
+  /** A checkpoint the log's node `from` pushed to this witness: the cosigned message, or why not. */
+  pushed: (data: Uint8Array, from: string) => Promise<Uint8Array | string>
   /** Whether this node witnesses the log with this key now (sampled, or named by its policy). */
   witnesses: (logKeyId: string) => boolean
   /** Logs whose newest checkpoint lacks its expected witnesses past the grace period. */
@@ -229,6 +237,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   // distinct root of that size (two roots of one size are a split view: neither may supersede
   // the other); [] while none waits.
   const busy = new Map<string, VerifiedCheckpoint[]>()
+  const draining = new Map<string, Promise<void>>() // origin → the check running now, until its queue is empty
   let cosigned = 0
   const refetchMs = init.refetchMs ?? DEFAULT_REFETCH_MS
   const retryMs = init.retryMs ?? DEFAULT_RETRY_MS
@@ -251,15 +260,19 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   // Key ids of the logs this node has seen a verified checkpoint or cosignature of: the
   // candidates of every log's sample. Every node sees the same checkpoint gossip, so their
   // sets, and so their samples, agree once gossip has reached them.
-  const candidates = new Set<string>([identity.keyId])
+  const candidates = new Map<string, string>([[identity.keyId, peerIdOf(identity.publicKey)]]) // key id → its node's peer id
   const decisions = new Map<string, { epoch: number, known: number, yes: boolean }>()
   // Per log: the newest size seen and who cosigned it (for under-witnessed reports).
   const witnessing = new Map<string, { logKeyId: string, size: number, cosigners: Set<string>, since: number }>()
   const expectedCache = new Map<string, { epoch: number, known: number, keys: string[] }>()
   const epochNow = (): number => Math.floor(Date.now() / epochMs)
 
-  function addCandidate (keyId: string): void {
-    if (candidates.size < MAX_CANDIDATES) candidates.add(keyId)
+  function addCandidate (keyId: string, peer: string): void {
+    if (candidates.size < MAX_CANDIDATES || candidates.has(keyId)) candidates.set(keyId, peer)
+  }
+
+  function addPeer (peer: string): void {
+    try { addCandidate(keyIdOf(keyOfPeerId(peer)), peer) } catch { /* not an Ed25519 peer: it keeps no log */ }
   }
 
   /** This node's policy names it as a witness, and names the log's key as a builder. */
@@ -276,7 +289,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     if (d !== undefined && d.epoch === epoch && d.known === candidates.size) return d.yes
     const own = sampleScore(logKeyId, identity.keyId, epoch)
     let below = 0
-    for (const keyId of candidates) {
+    for (const keyId of candidates.keys()) {
       if (keyId === logKeyId || keyId === identity.keyId) continue
       if (Buffer.compare(sampleScore(logKeyId, keyId, epoch), own) < 0 && ++below >= w) break
     }
@@ -292,7 +305,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     const cached = expectedCache.get(logKeyId)
     let keys = cached !== undefined && cached.epoch === epoch && cached.known === candidates.size ? cached.keys : undefined
     if (keys === undefined) {
-      keys = w === 0 ? [...candidates].filter(k => k !== logKeyId) : sampledWitnesses(logKeyId, candidates, w, epoch)
+      keys = w === 0 ? [...candidates.keys()].filter(k => k !== logKeyId) : sampledWitnesses(logKeyId, candidates.keys(), w, epoch)
       if (expectedCache.size >= MAX_LOGS * 2) expectedCache.clear()
       expectedCache.set(logKeyId, { epoch, known: candidates.size, keys })
     }
@@ -484,7 +497,8 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     const known = logs.get(c.checkpoint.origin)
     if (known !== undefined) known.cosignedMessage = message
     if (c.checkpoint.size >= (known?.seenSize ?? 0)) caughtUp(c.checkpoint.origin)
-    await components.publish(message)
+    // Pushed checkpoints get their cosignature in the answer; gossip carries it only without push.
+    if (components.push === undefined) await components.publish(message)
   }
 
   async function witness (c: VerifiedCheckpoint): Promise<void> {
@@ -537,11 +551,12 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     await cosign(c)
   }
 
-  async function receiveChecked (c: VerifiedCheckpoint): Promise<void> {
+  /** `chosen`: the log's node pushed it here itself, so this witness is one it sampled. */
+  async function receiveChecked (c: VerifiedCheckpoint, chosen = false): Promise<void> {
     const own = components.log
     const origin = c.checkpoint.origin
-    addCandidate(c.logKeyId)
-    for (const s of c.cosignatures) addCandidate(s.keyId)
+    addCandidate(c.logKeyId, peerIdOf(c.logKey))
+    for (const s of c.cosignatures) addCandidate(s.keyId, peerIdOf(s.publicKey))
     if (own !== undefined && origin === own.origin) {
       track(c)
       await own.addCosignatures(c.text, c.cosignatures.map(s => s.line))
@@ -549,7 +564,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     }
     if (c.logKeyId === identity.keyId) return
     // Nobody witnesses everybody: a log outside this witness's sample is left to its own.
-    if (!witnessesLog(c.logKeyId)) return
+    if (!chosen && !witnessesLog(c.logKeyId)) return
     track(c)
     let known = logs.get(origin)
     if (known === undefined && logs.size < MAX_LOGS) {
@@ -577,16 +592,37 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       return
     }
     busy.set(origin, [])
-    let next: VerifiedCheckpoint[] = [c]
-    try {
-      while (next.length > 0) {
-        for (const n of next) await witness(n).catch((err: unknown) => { log.warn({ err, origin }, 'witnessing a checkpoint failed') })
-        next = busy.get(origin) ?? []
-        busy.set(origin, [])
+    const run = (async () => {
+      let next: VerifiedCheckpoint[] = [c]
+      try {
+        while (next.length > 0) {
+          for (const n of next) await witness(n).catch((err: unknown) => { log.warn({ err, origin }, 'witnessing a checkpoint failed') })
+          next = busy.get(origin) ?? []
+          busy.set(origin, [])
+        }
+      } finally {
+        busy.delete(origin)
       }
-    } finally {
-      busy.delete(origin)
-    }
+    })()
+    draining.set(origin, run)
+    try { await run } finally { if (draining.get(origin) === run) draining.delete(origin) }
+  }
+
+  /** Pushes the own checkpoint message to the log's sampled (and policy) witnesses; their answers carry their cosignatures. */
+  async function pushOwn (message: Buffer, push: (peerId: string, message: Uint8Array) => Promise<Uint8Array>): Promise<void> {
+    const own = components.log
+    if (own === undefined) return
+    for (const peer of components.connected?.() ?? []) addPeer(peer)
+    const targets = expectedOf(identity.keyId).map(k => candidates.get(k)).filter(p => p !== undefined)
+    await Promise.all(targets.map(async (peer) => {
+      try {
+        const c = fetched(await push(peer, message), own.origin)
+        if (c.cosignatures.length === 0) throw new TlogFetchError('the answer carries no cosignature')
+        await receiveChecked(c)
+      } catch (err) {
+        log.debug({ peer, err: (err as Error).message }, 'a witness did not cosign the pushed checkpoint')
+      }
+    }))
   }
 
   return {
@@ -622,7 +658,8 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       // A fresh checkpoint carries only the log's signature: its key is all a receiver needs.
       const message = encodeCheckpointMessage(note, [own.vkey])
       track(decodeCheckpointMessage(message))
-      await components.publish(message)
+      if (components.push !== undefined) await pushOwn(message, components.push)
+      else await components.publish(message)
     },
     splitViews: async () => [...split.values()],
     unresponsive: () => [...failures.values()].map(f => ({ ...f })),
@@ -648,7 +685,29 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       }
       return logs.get(origin)?.cosignedMessage ?? `this node has cosigned no checkpoint of ${origin.slice(0, 120)}`
     },
-    met (peer) { refetchFrom(peer) },
+    met (peer) {
+      addPeer(peer)
+      refetchFrom(peer)
+    },
+    async pushed (data, from) {
+      let c: VerifiedCheckpoint
+      try {
+        c = decodeCheckpointMessage(data)
+      } catch (err) {
+        return `not a valid checkpoint message: ${(err as Error).message}`
+      }
+      const origin = c.checkpoint.origin
+      // Only the log's own node chooses its witnesses; anyone else gossips or is ignored.
+      if (peerIdOf(c.logKey) !== from) return 'a checkpoint is pushed by its log\'s own node'
+      if (c.logKeyId === identity.keyId || origin === components.log?.origin) return 'this is the witness\'s own log'
+      if (!logs.has(origin) && logs.size >= MAX_LOGS) return `this witness follows ${MAX_LOGS} logs already`
+      await receiveChecked(c, true)
+      await draining.get(origin)
+      if (split.has(origin)) return 'the log has shown a split view: it is not cosigned again'
+      const known = logs.get(origin)
+      if (seen.get(origin)?.size === c.checkpoint.size && known?.cosignedMessage !== undefined) return known.cosignedMessage
+      return failures.get(origin)?.lastError ?? 'not cosigned (yet): the check of an earlier checkpoint was still running'
+    },
     witnesses: witnessesLog,
     underWitnessed,
     stats: () => ({
