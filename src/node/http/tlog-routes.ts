@@ -42,7 +42,7 @@ export interface TlogRouteContext {
   unresponsive?: () => unknown[]
   /** Logs whose newest checkpoint this node, as a witness, has not cosigned yet, and why (JSON-ready). */
   behind?: () => unknown[]
-  /** Logs (the own one included) whose newest checkpoint lacks its sampled or policy witnesses' cosignatures (JSON-ready). */
+  /** This node's own log, when its newest checkpoint lacks its sampled or policy witnesses' cosignatures (JSON-ready). */
   underWitnessed?: () => unknown[]
 }
 

@@ -174,7 +174,7 @@ export interface WitnessStats {
   /** Logs this node knows (candidates for the sample), and the logs it witnesses by the sample or its policy. */
   candidates: number
   sampled: number
-  /** `w`, and the logs (this node's own included) whose newest checkpoint lacks its witnesses past the grace period. */
+  /** `w`, and this node's own log when its newest checkpoint lacks its expected witnesses past the grace period. */
   witnessesPerLog: number
   underWitnessed: UnderWitnessedLog[]
 }
@@ -211,7 +211,7 @@ export interface Witness {
   pushed: (data: Uint8Array, from: string) => Promise<Uint8Array | string>
   /** Whether this node witnesses the log with this key now (sampled, or named by its policy). */
   witnesses: (logKeyId: string) => boolean
-  /** Logs whose newest checkpoint lacks its expected witnesses past the grace period. */
+  /** This node's own log, when its newest checkpoint lacks its expected witnesses past the grace period (witnesses answer the log's node alone, so only it sees every cosignature). */
   underWitnessed: () => UnderWitnessedLog[]
   stats: () => WitnessStats
 }
@@ -262,7 +262,8 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   // sets, and so their samples, agree once gossip has reached them.
   const candidates = new Map<string, string>([[identity.keyId, peerIdOf(identity.publicKey)]]) // key id → its node's peer id
   const decisions = new Map<string, { epoch: number, known: number, yes: boolean }>()
-  // Per log: the newest size seen and who cosigned it (for under-witnessed reports).
+  // The own log's newest size and who cosigned it (for under-witnessed reports): only the log's
+  // node sees every cosignature, since witnesses answer it directly.
   const witnessing = new Map<string, { logKeyId: string, size: number, cosigners: Set<string>, since: number }>()
   const expectedCache = new Map<string, { epoch: number, known: number, keys: string[] }>()
   const epochNow = (): number => Math.floor(Date.now() / epochMs)
@@ -315,12 +316,11 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     return [...keys, ...extra]
   }
 
-  /** Notes who cosigned the newest size of a log this node witnesses (or keeps). */
+  /** Notes who cosigned the newest size of this node's own log. */
   function track (c: VerifiedCheckpoint): void {
     const origin = c.checkpoint.origin
     let t = witnessing.get(origin)
     if (t === undefined) {
-      if (witnessing.size >= MAX_LOGS + 1) return
       t = { logKeyId: c.logKeyId, size: -1, cosigners: new Set(), since: 0 }
       witnessing.set(origin, t)
     }
@@ -565,7 +565,6 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     if (c.logKeyId === identity.keyId) return
     // Nobody witnesses everybody: a log outside this witness's sample is left to its own.
     if (!chosen && !witnessesLog(c.logKeyId)) return
-    track(c)
     let known = logs.get(origin)
     if (known === undefined && logs.size < MAX_LOGS) {
       const peer = peerIdOf(c.logKey)
