@@ -37,6 +37,7 @@ import { pae } from '../src/protocol/dsse.js'
 import { verifyEd25519 } from '../src/protocol/ed25519.js'
 import type { Envelope } from '../src/protocol/dsse.js'
 import { sampleClaim } from './claims.js'
+import { prng } from './prng.js'
 
 // Warnings only, unless NEKO_LOG_LEVEL asks for more (info, debug).
 const logger = createLogger({ defaultLevel: 'warn' })
@@ -50,17 +51,6 @@ const EXTRA_DIALS = 2
 const TARGET_P99_MS = 250
 const TARGET_INGEST_RATIO = 0.8
 
-/** Small seeded PRNG (mulberry32) so a run's topology and publishers can be repeated. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 const random = prng(SEED)
 const pick = (n: number): number => Math.floor(random() * n)
 

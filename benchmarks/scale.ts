@@ -22,6 +22,9 @@
  * checkpoint. A least-squares line per-node rate = a + b*N is fitted over the measured sizes and
  * extrapolated to 1,000 and 10,000 nodes with its standard error of prediction.
  *
+ * BENCH_CHECKPOINT_MS sets the logs' checkpoint interval (the product's default, 1 s, unless set):
+ * every stored message grows every log, and each checkpoint costs 2w witness exchanges.
+ *
  * Targets (issue 23): idle <= 5 messages/s and <= 20 KB/s per node at every measured N and
  * extrapolated; a release adds no more unique messages per node than its own announcements and
  * claims; announcement p99 <= 2 s at 100 nodes.
@@ -42,6 +45,7 @@ import { signAnnouncement, signClaim } from '../src/protocol/messages.js'
 import { parsePolicy } from '../src/protocol/policy.js'
 import { parseNote } from '../src/protocol/tlog/note.js'
 import { sampleClaim } from './claims.js'
+import { prng } from './prng.js'
 
 const logger = createLogger({ defaultLevel: 'error' })
 const SIZES = (process.env.BENCH_SIZES ?? '25,50,100').split(',').map(Number)
@@ -52,6 +56,8 @@ const CLAIMS = Number(process.env.BENCH_CLAIMS ?? 12)
 const SETTLE_MS = 15_000
 /** Between announcements: one release's witnessing (every log grows) settles before the next is timed. */
 const ANNOUNCE_GAP_MS = Number(process.env.BENCH_ANNOUNCE_GAP_MS ?? 6_000)
+/** A log's shortest time between checkpoints; the product's default (1 s) unless set. */
+const CHECKPOINT_MS = process.env.BENCH_CHECKPOINT_MS !== undefined ? Number(process.env.BENCH_CHECKPOINT_MS) : undefined
 const DIALS = 3
 const BUDGET = { messagesPerSecond: 5, bytesPerSecond: 20_000 }
 const TARGET_P99_MS = 2_000
@@ -59,17 +65,6 @@ const EXTRAPOLATE = [1_000, 10_000]
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
-/** Small seeded PRNG (mulberry32): topology and publishers repeat run to run. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 const random = prng(Number(process.env.BENCH_SEED ?? 1))
 const pick = (n: number): number => Math.floor(random() * n)
 
@@ -200,7 +195,7 @@ async function run (n: number): Promise<Point> {
         listen: ['/ip4/127.0.0.1/tcp/0'],
         bootstrap,
         mdns: false,
-        tlog: { path: join(dir, `n${i}`, 'tlog') },
+        tlog: { path: join(dir, `n${i}`, 'tlog'), ...(CHECKPOINT_MS !== undefined ? { checkpointIntervalMs: CHECKPOINT_MS } : {}) },
         backfill: { resyncIntervalMs: Math.round(600_000 / TIME_SCALE) }
       })
       d.onStored((m) => {
@@ -340,6 +335,7 @@ async function main (): Promise<void> {
   process.stdout.write(JSON.stringify({
     bench: 'scale',
     idleSeconds: IDLE_S,
+    checkpointIntervalMs: CHECKPOINT_MS ?? 'default (1000)',
     timeScale: TIME_SCALE,
     points,
     model: { idleMessages, idleBytes, releaseMessages, releaseBytes, releaseUnique },
