@@ -2,9 +2,11 @@
  * Sampled witnessing on real nodes (loopback): each log's checkpoints go to its `w` sampled
  * witnesses, chosen by the rendezvous score anyone can recompute, plus the witness the policy
  * names; nobody witnesses everybody, and a log that loses one of its witnesses says it is
- * under-witnessed (stats, /tlog/under-witnessed).
+ * under-witnessed (stats, /tlog/under-witnessed, the dashboard).
  */
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { chromium } from 'playwright-core'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -17,6 +19,16 @@ import { cosignersOf, parseCheckpoint, parseNote } from '../../src/protocol/tlog
 import { LOOPBACK, waitFor } from '../node/helpers.js'
 import { putMessages } from './messages.js'
 
+const CHROMIUM = process.env.NEKO_CHROMIUM ?? '/usr/bin/chromium'
+
+function browserAvailable (): boolean {
+  if (existsSync(CHROMIUM)) return true
+  if (process.env.NEKO_REQUIRE_BROWSER === '1') throw new Error(`under-witnessed dashboard: NEKO_REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`)
+  process.stderr.write(`[skip] under-witnessed dashboard: ${CHROMIUM} missing; run scripts/setup-host.sh to test in a real browser\n`)
+  return false
+}
+
+const BROWSER = browserAvailable()
 const NODES = 7
 const W = 2
 
@@ -103,7 +115,7 @@ describe('sampled witnessing on real nodes', () => {
     for (const d of daemons) expect(d.stats().tlog?.witness.underWitnessed).toEqual([])
   })
 
-  it('reports a log under-witnessed when one of its witnesses stops answering, in stats and at /tlog/under-witnessed', async () => {
+  it('reports a log under-witnessed when one of its witnesses stops answering, in stats, at /tlog/under-witnessed and on the dashboard', async () => {
     const all = ids.map(x => x.keyId)
     // A log whose sampled witnesses include a node other than the named one; that node stops.
     const log = daemons.find(d => d.keyId !== named.keyId && sampledWitnesses(d.keyId, all, W, epoch()).some(k => k !== named.keyId)) as Daemon
@@ -120,5 +132,16 @@ describe('sampled witnessing on real nodes', () => {
     expect(u?.cosigners.sort()).toEqual([...expected].filter(k => k !== goneKey).sort())
     const served = await (await fetch(`${log.httpUrl() ?? ''}/tlog/under-witnessed`)).json() as { items: unknown[] }
     expect(served.items).toEqual(log.stats().tlog?.witness.underWitnessed)
+    if (!BROWSER) return
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] })
+    try {
+      const page = await browser.newPage()
+      await page.goto(`${log.httpUrl() ?? ''}/`)
+      const item = page.locator(`#under-witnessed li[data-log="${log.keyId}"]`)
+      await item.waitFor()
+      expect(await item.textContent()).toBe(`Under-witnessed: the log of key ${log.keyId.slice(0, 24)}: size ${size + 3} cosigned by ${expected.size - 1} of ${expected.size} expected witnesses (since ${u?.since ?? ''}).`)
+    } finally {
+      await browser.close()
+    }
   })
 })
