@@ -8,40 +8,33 @@ import type { BuilderRegistry } from './builders.js'
 import type { Service } from './services.js'
 import type { DaemonRebuilder } from './types.js'
 
-const DEFAULT_CAPABILITIES_INTERVAL_MS = 10 * 60_000
-const CAPABILITIES_WARMUP_MS = [3_000, 10_000, 30_000, 60_000]
-
 export interface NodeCapabilitiesComponents {
   identity: SigningIdentity
   builders: BuilderRegistry
   rebuilder?: DaemonRebuilder
   p2p: Pick<P2PNode, 'publish'>
   log: Logger
-  /** Runs with each periodic statement (own divergence reports go out again with it). */
-  onStatement?: () => void
 }
 
 export interface NodeCapabilities {
   /** Probes the build engine and clears what a killed build left behind; before p2p starts. */
   probe: Service
-  /** Publishes the node's statement now, a few times early on, then at the steady interval. */
+  /**
+   * Publishes the node's statement once, at start: it changes only then. Nothing is published
+   * again on a timer; a peer that meets this node later fetches it (statements exchange).
+   */
   publisher: Service
   /** Peers' statements, kept in the builder table. */
   topic: TopicHandler<undefined>
   own: () => Capabilities | undefined
   engine: () => EngineCapabilities | undefined
-  /** A peer connected: it has not seen the statement, so it goes out again soon (debounced). */
-  peerConnected: () => void
 }
 
 /** What this node can build, as a signed statement on the capabilities topic, and its peers' statements. */
-export function createNodeCapabilities (components: NodeCapabilitiesComponents, init: { intervalMs?: number } = {}): NodeCapabilities {
+export function createNodeCapabilities (components: NodeCapabilitiesComponents): NodeCapabilities {
   const { identity, builders, rebuilder, log } = components
   let own: Capabilities | undefined
   let engine: EngineCapabilities | undefined
-  let timer: NodeJS.Timeout | undefined
-  let debounce: NodeJS.Timeout | undefined
-  let publishing = false
 
   async function publish (): Promise<void> {
     if (own == null) return
@@ -95,27 +88,8 @@ export function createNodeCapabilities (components: NodeCapabilitiesComponents, 
     },
     publisher: {
       name: 'capabilities publisher',
-      async start () {
-        publishing = true
-        await publish()
-        // Peers met in the first minute may have joined after a publication reached the mesh:
-        // publish a few more times early on, then at the steady interval.
-        const schedule = [...CAPABILITIES_WARMUP_MS]
-        const next = (): void => {
-          const delay = schedule.shift() ?? init.intervalMs ?? DEFAULT_CAPABILITIES_INTERVAL_MS
-          timer = setTimeout(() => {
-            components.onStatement?.()
-            void publish().finally(() => { if (publishing) next() })
-          }, delay)
-          timer.unref()
-        }
-        next()
-      },
-      stop () {
-        publishing = false
-        if (timer != null) clearTimeout(timer)
-        if (debounce != null) clearTimeout(debounce)
-      }
+      start: publish,
+      stop () {}
     },
     topic: {
       validate (data) {
@@ -125,11 +99,6 @@ export function createNodeCapabilities (components: NodeCapabilitiesComponents, 
       deliver () {}
     },
     own: () => own,
-    engine: () => engine,
-    peerConnected () {
-      if (!publishing || debounce != null) return
-      debounce = setTimeout(() => { debounce = undefined; void publish() }, 1000)
-      debounce.unref()
-    }
+    engine: () => engine
   }
 }

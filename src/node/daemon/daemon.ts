@@ -3,10 +3,11 @@ import { createIngest, ingestTopic } from '../ingest/index.js'
 import { silentLogger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { createScheduler, schedulerFollower } from '../scheduler/index.js'
-import { createReportGossip, createTriage, publishOwnReports, reportsTopic } from '../triage/index.js'
+import { createReportGossip, createTriage, reportsTopic } from '../triage/index.js'
 import { createNodeTestResults } from '../test-results/node.js'
 import { createWork, noticesTopic } from '../work/index.js'
 import { createBackfillSync, storeBackfillSource } from './backfill.js'
+import { createStatementsExchange, type StatementsExchange } from './statements.js'
 import { createBuilderRegistry } from './builders.js'
 import { createNodeCapabilities } from './capabilities.js'
 import { MessageRejectedError } from './errors.js'
@@ -36,17 +37,17 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   // Reports travel on their own topic, to observers as to builders.
   const publishReport = async (data: Uint8Array): Promise<unknown> => await p2p.publish(TOPICS.divergences, data)
   triage?.onReport(r => { publishReport(Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
-  const p2p = await createP2PNode({ logger, privateKey: identity.privateKey, backfillSource: storeBackfillSource(store), ...nodeLog?.sources, ...(triage != null ? { manifestSource: triage.manifestSource } : {}) }, {
+  // What gossip sends once, served to (and fetched from) each peer met.
+  const statementsSource = async (): ReturnType<StatementsExchange['source']> => await statements.source()
+  const p2p = await createP2PNode({ logger, privateKey: identity.privateKey, backfillSource: storeBackfillSource(store), statementsSource, ...nodeLog?.sources, ...(triage != null ? { manifestSource: triage.manifestSource } : {}) }, {
     listen: init.listen, bootstrap: init.bootstrap, mdns: init.mdns, maxConnections: init.maxConnections, gossip: init.gossip, ...(init.nat != null ? { nat: init.nat } : {}), ...(init.peerStorePath != null ? { peerStorePath: init.peerStorePath } : {})
   })
   const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptItems(items) }, init.backfill)
   // Smoke test results travel on their own topic, beside the verdicts, never counted in them.
   const testResults = createNodeTestResults({ store, policy: () => policy, identity, logger, publish: async (data) => await p2p.publish(TOPICS.testResults, data) })
-  const capabilities = createNodeCapabilities({
-    identity, builders, rebuilder: components.rebuilder, p2p, log,
-    // Own reports and test results go out again with each statement, for peers that joined since.
-    onStatement: () => { void publishOwnReports(store, identity.keyId, publishReport, log); testResults.republish() }
-  }, { intervalMs: init.capabilitiesIntervalMs })
+  const capabilities = createNodeCapabilities({ identity, builders, rebuilder: components.rebuilder, p2p, log })
+  const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports)
+  const statements = createStatementsExchange({ store, builders, reports, testResults, p2p, log })
   // Which targets this node builds: notices of who builds what, on their own topic.
   const work = createWork({
     store, policy: () => policy, identity, logger,
@@ -81,17 +82,22 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   p2p.handle(TOPICS.announcements, ingestTopic({ ingest, log, missed }, TOPICS.announcements))
   p2p.handle(TOPICS.claims, ingestTopic({ ingest, log, missed }, TOPICS.claims))
   p2p.handle(TOPICS.capabilities, capabilities.topic)
-  p2p.handle(TOPICS.divergences, reportsTopic({ reports: createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports), log }))
+  p2p.handle(TOPICS.divergences, reportsTopic({ reports, log }))
   p2p.handle(TOPICS.notices, noticesTopic({ work, log }))
   p2p.handle(TOPICS.testResults, testResults.topic)
   if (nodeLog != null) p2p.handle(TOPICS.checkpoints, nodeLog.topic)
 
   const feed = init.http != null ? feedService({ logger, log, store, ingest, policy, metrics, builders: () => builders.list(), p2p, scheduler, backfill, lapsed: work.lapsed, ...nodeLog?.feed }, init.http) : undefined
+  function metPeer (peerId: string): void {
+    void backfill.syncFrom(peerId)
+    void statements.fetch(peerId)
+    nodeLog?.witness.met(peerId)
+  }
   p2p.onPeer((event, peerId) => {
     metrics?.setPeers(p2p.connectedPeers().length)
     if (event !== 'connect' || !running) return
-    void backfill.syncFrom(peerId)
-    capabilities.peerConnected()
+    // Nothing is re-announced on a timer: what a new peer holds, and its log's newest checkpoint, is fetched.
+    metPeer(peerId)
   })
 
   // Started in this order, stopped in reverse: the store closes last.
@@ -109,7 +115,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     { name: 'followers', start: followers.start, stop: followers.stop },
     capabilities.publisher,
     ...feed != null ? [feed] : [],
-    { name: 'back-fill', start: () => { backfill.start(); for (const peer of p2p.connectedPeers()) void backfill.syncFrom(peer) }, stop: backfill.stop }
+    { name: 'back-fill', start: () => { backfill.start(); for (const peer of p2p.connectedPeers()) metPeer(peer) }, stop: backfill.stop }
   ]
   let stopping: Promise<void> | undefined
   return {

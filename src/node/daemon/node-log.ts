@@ -5,7 +5,7 @@ import { splitViewLookup } from '../consensus/set-aside.js'
 import type { Follower } from '../follow/index.js'
 import type { FeedServerComponents } from '../http/server.js'
 import type { ComponentLogger, Logger } from '../logger.js'
-import { TOPICS, type CheckpointSource, type P2PNode, type ProofSource, type TopicHandler } from '../p2p/index.js'
+import { TOPICS, type CheckpointPushTarget, type CheckpointSource, type P2PNode, type ProofSource, type TopicHandler } from '../p2p/index.js'
 import type { Store } from '../store/types.js'
 import { checkpointsTopic, createHttpWitness, createNodeNetworkLog, createTransparencyLog, createWitness, createWitnessPusher, witnessedLogKeys, type TransparencyLog, type Witness } from '../tlog/index.js'
 import type { Service } from './services.js'
@@ -20,8 +20,8 @@ export interface NodeLog {
   /** Appends every stored message; its cursor is the log's size, written with its entries. */
   follower: Follower
   topic: TopicHandler<VerifiedCheckpoint>
-  /** What the p2p node serves of it: consistency proofs and the newest checkpoints. */
-  sources: { proofSource: ProofSource, checkpointSource: CheckpointSource }
+  /** What the p2p node serves of it: consistency proofs, the newest checkpoints, and cosignatures of checkpoints pushed to it. */
+  sources: { proofSource: ProofSource, checkpointSource: CheckpointSource, checkpointPushed: CheckpointPushTarget }
   /** What the HTTP feed serves of it: the log, split views, the C2SP witness endpoint, the network log. */
   feed: Pick<FeedServerComponents, 'tlog' | 'setAside' | 'witness' | 'networkLog'>
   stats: () => NonNullable<DaemonStats['tlog']>
@@ -34,7 +34,7 @@ export interface NodeLogComponents {
   logger: ComponentLogger
   log: Logger
   /** The p2p node, created after the log (it serves the log's proofs). */
-  p2p: () => Pick<P2PNode, 'publish' | 'consistencyProof' | 'checkpoint' | 'connectedPeers'>
+  p2p: () => Pick<P2PNode, 'publish' | 'consistencyProof' | 'checkpoint' | 'connectedPeers' | 'pushCheckpoint'>
   /** Own checkpoints are published only while the node runs. */
   running: () => boolean
 }
@@ -42,6 +42,8 @@ export interface NodeLogComponents {
 export function createNodeLog (components: NodeLogComponents, init: NonNullable<DaemonInit['tlog']>): NodeLog {
   const { store, identity, logger, log, p2p } = components
   const tlog = createTransparencyLog({ store, identity, logger }, init)
+  // Whom the policy names as witnesses, of which builders' logs (the witness adds them to each sample).
+  const policyWitnessing = { witnesses: new Set(components.policy.witnesses?.keys.keys() ?? []), builders: new Set(components.policy.builderKeys.keys()) }
   const witness = createWitness({
     logger,
     identity,
@@ -49,7 +51,10 @@ export function createNodeLog (components: NodeLogComponents, init: NonNullable<
     publish: async (data) => await p2p().publish(TOPICS.checkpoints, data),
     consistencyProof: async (peer, origin, oldSize, newSize) => await p2p().consistencyProof(peer, origin, oldSize, newSize),
     checkpoint: async (peer, origin) => await p2p().checkpoint(peer, origin),
-    connected: () => p2p().connectedPeers()
+    // Own checkpoints go to the sampled witnesses, whose answers carry their cosignatures.
+    push: async (peer, message) => await p2p().pushCheckpoint(peer, message),
+    connected: () => p2p().connectedPeers(),
+    policy: () => policyWitnessing
   }, { path: init.witnessPath ?? `${init.path}-witness`, ...init.witness })
   tlog.onCheckpoint(note => { if (components.running()) witness.publishOwn(note).catch((err: unknown) => { log.debug({ err }, 'publishing a checkpoint failed') }) })
   // C2SP tlog-witness over HTTP: witnessing the logs the policy or configuration names, and
@@ -84,10 +89,11 @@ export function createNodeLog (components: NodeLogComponents, init: NonNullable<
         if (oldSize > newSize || newSize > tlog.checkpointSize()) return `sizes must satisfy old <= new <= ${tlog.checkpointSize()}`
         return await tlog.consistency(oldSize, newSize)
       },
-      checkpointSource: (origin) => witness.newest(origin) ?? 'this node keeps no log'
+      checkpointSource: (origin) => witness.newest(origin) ?? 'this node keeps no log',
+      checkpointPushed: async (data, from) => await witness.pushed(data, from)
     },
     feed: {
-      tlog: { log: tlog, splitViews: async () => await witness.splitViews(), unresponsive: () => witness.unresponsive(), behind: () => witness.behind() },
+      tlog: { log: tlog, splitViews: async () => await witness.splitViews(), unresponsive: () => witness.unresponsive(), behind: () => witness.behind(), underWitnessed: () => witness.underWitnessed() },
       // A builder whose log this node proved split is not counted in its own verdicts either.
       setAside: splitViewLookup({ splitViews: witness.splitViews, builderKeys: components.policy.builderKeys }),
       witness: httpWitness,

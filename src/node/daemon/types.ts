@@ -69,8 +69,6 @@ export interface DaemonInit {
   maxAnnouncementAgeMs?: number
   /** How often a running build's progress is logged. */
   progressIntervalMs?: number
-  /** How often the node republishes its capabilities statement. */
-  capabilitiesIntervalMs?: number
   /** Keep a transparency log of every stored message in this directory (docs/transparency.md). */
   tlog?: {
     path: string
@@ -79,7 +77,7 @@ export interface DaemonInit {
     /** Witness state; beside the log when absent. */
     witnessPath?: string
     /** When a witness behind on a log fetches its newest checkpoint again. */
-    witness?: Pick<WitnessInit, 'refetchMs' | 'retryMs' | 'maxRetryMs'>
+    witness?: Pick<WitnessInit, 'refetchMs' | 'retryMs' | 'maxRetryMs' | 'witnesses' | 'epochMs' | 'witnessGraceMs'>
     /** Ed25519 note verifier keys of further logs this node witnesses over HTTP (`POST /tlog/add-checkpoint`), besides its policy builders' logs. */
     witnessLogs?: string[]
     /** C2SP tlog-witness HTTP witnesses this node pushes its own log's checkpoints to (`join --witness-url`). */

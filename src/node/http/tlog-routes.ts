@@ -43,9 +43,11 @@ export interface TlogRouteContext {
   unresponsive?: () => unknown[]
   /** Logs whose newest checkpoint this node, as a witness, has not cosigned yet, and why (JSON-ready). */
   behind?: () => unknown[]
+  /** This node's own log, when its newest checkpoint lacks its sampled or policy witnesses' cosignatures (JSON-ready). */
+  underWitnessed?: () => unknown[]
 }
 
-/** Without a log, only `/tlog/split-views`, `/tlog/unresponsive` and `/tlog/behind` answer (empty), so the dashboard and status can always ask. */
+/** Without a log, only `/tlog/split-views`, `/tlog/unresponsive`, `/tlog/behind` and `/tlog/under-witnessed` answer (empty), so the dashboard and status can always ask. */
 export function createTlogRoutes (ctx: TlogRouteContext | undefined): (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> {
   return async (req, res, url) => {
     const path = url.pathname.slice(TLOG_PREFIX.length)
@@ -55,9 +57,10 @@ export function createTlogRoutes (ctx: TlogRouteContext | undefined): (req: Inco
       sendJson(req, res, { log, items: await ctx?.splitViews?.() ?? [] }, { cacheControl: 'no-cache' })
       return
     }
-    if (path === 'unresponsive' || path === 'behind') {
+    if (path === 'unresponsive' || path === 'behind' || path === 'under-witnessed') {
       new Query(url.searchParams, [])
-      sendJson(req, res, { items: (path === 'behind' ? ctx?.behind?.() : ctx?.unresponsive?.()) ?? [] }, { cacheControl: 'no-cache' })
+      const items = path === 'behind' ? ctx?.behind?.() : path === 'under-witnessed' ? ctx?.underWitnessed?.() : ctx?.unresponsive?.()
+      sendJson(req, res, { items: items ?? [] }, { cacheControl: 'no-cache' })
       return
     }
     if (ctx === undefined) throw new NotFoundError('this node keeps no transparency log')

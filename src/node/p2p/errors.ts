@@ -93,3 +93,15 @@ export class ManifestExchangeError extends ExchangeError<ManifestFailure> {
     super('file manifest', reason, message, remote)
   }
 }
+
+/** Why fetching a peer's statements (capabilities, divergence reports) failed; stable strings. */
+export type StatementsFailure = ExchangeFailure | 'too-many-items' | 'item-too-large'
+
+/** A statements request or response broke the protocol or a limit. */
+export class StatementsError extends ExchangeError<StatementsFailure> {
+  override name = 'StatementsError'
+  override readonly code = 'ERR_STATEMENTS'
+  constructor (reason: StatementsFailure, message: string, remote = false) {
+    super('statements', reason, message, remote)
+  }
+}

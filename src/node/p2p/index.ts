@@ -18,3 +18,8 @@ export type { FetchedManifest, ManifestExchangeInit, ManifestLimits, ManifestSou
 export { MANIFEST_FRAME } from './manifests.js'
 export { ManifestExchangeError } from './errors.js'
 export type { ManifestFailure } from './errors.js'
+export { STATEMENTS_PROTOCOL, STATEMENTS_DEFAULTS } from './statements.js'
+export type { Statements, StatementsLimits, StatementsSource } from './statements.js'
+export { StatementsError } from './errors.js'
+export type { StatementsFailure } from './errors.js'
+export type { CheckpointPushTarget } from './tlog-push.js'

@@ -39,6 +39,8 @@ import { libp2pKeyFromIdentity } from './identity.js'
 import { createCheckpointHandler, createProofHandler, requestCheckpoint, requestConsistency, TLOG_CHECKPOINT_LIMITS, TLOG_CHECKPOINT_PROTOCOL, TLOG_PROOF_LIMITS, TLOG_PROOF_PROTOCOL, type CheckpointSource, type ProofSource } from './tlog-proof.js'
 import { createManifestHandler, manifestLimits, requestFileManifest } from './manifests.js'
 import type { FetchedManifest, ManifestExchangeInit, ManifestSource } from './manifests.js'
+import { createWitnessHandler, requestCosignature, TLOG_WITNESS_LIMITS, TLOG_WITNESS_PROTOCOL, type CheckpointPushTarget } from './tlog-push.js'
+import { createStatementsHandler, requestStatements, statementsLimits, STATEMENTS_PROTOCOL, type Statements, type StatementsSource } from './statements.js'
 import { createRelayGate, DHT_PROTOCOL, loopbackOnly, overRelay, reachabilityProbe, relayLimits, relayServing, relaySlots } from './nat.js'
 import type { NatInit, Reachability, ReachabilityProbe } from './nat.js'
 import type { VerifyOptions } from '../../protocol/dsse.js'
@@ -71,6 +73,10 @@ export interface P2PComponents {
   checkpointSource?: CheckpointSource
   /** Serves the signed file manifests of images this node claimed; without it the protocol is not offered. */
   manifestSource?: ManifestSource
+  /** Serves the capabilities statements and divergence reports this node holds; without it the protocol is not offered. */
+  statementsSource?: StatementsSource
+  /** As a witness: answers a checkpoint a log's node pushes to it; without it the protocol is not offered. */
+  checkpointPushed?: CheckpointPushTarget
 }
 
 export interface P2PInit {
@@ -155,6 +161,10 @@ export interface P2PNode {
   consistencyProof: (peerId: string, origin: string, oldSize: number, newSize: number) => Promise<Uint8Array[]>
   /** Asks a peer for the newest checkpoint message it holds for `origin` (unchecked bytes); throws TlogProofError. */
   checkpoint: (peerId: string, origin: string) => Promise<Uint8Array>
+  /** Asks a peer for the capabilities statements and divergence reports it holds (unchecked envelopes); throws StatementsError. */
+  statements: (peerId: string) => Promise<Statements>
+  /** Pushes this node's checkpoint message to a witness; its answer's bytes (unchecked); throws TlogProofError. */
+  pushCheckpoint: (peerId: string, message: Uint8Array) => Promise<Uint8Array>
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 64
@@ -348,6 +358,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const backfillServer = createBackfillHandler(components.backfillSource, limits, log)
   const mLimits = manifestLimits(init.manifests)
   const manifestServer = components.manifestSource != null ? createManifestHandler(components.manifestSource, mLimits, log) : undefined
+  const sLimits = statementsLimits()
+  const statementsServer = components.statementsSource != null ? createStatementsHandler(components.statementsSource, sLimits, log) : undefined
 
   pubsub.addEventListener('gossipsub:message', (evt) => {
     const msg = evt.detail.msg
@@ -514,6 +526,12 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       if (manifestServer != null) {
         await libp2p.handle(MANIFEST_PROTOCOL, manifestServer.handler, { maxInboundStreams: Math.max(mLimits.maxConcurrentStreams, mLimits.maxStreamsPerPeer) + 1, runOnLimitedConnection: true })
       }
+      if (components.checkpointPushed !== undefined) {
+        await libp2p.handle(TLOG_WITNESS_PROTOCOL, createWitnessHandler(components.checkpointPushed, log), { maxInboundStreams: TLOG_WITNESS_LIMITS.maxConcurrentStreams + 1, runOnLimitedConnection: true })
+      }
+      if (statementsServer != null) {
+        await libp2p.handle(STATEMENTS_PROTOCOL, statementsServer.handler, { maxInboundStreams: Math.max(sLimits.maxConcurrentStreams, sLimits.maxStreamsPerPeer) + 1, runOnLimitedConnection: true })
+      }
       for (const topic of KNOWN_TOPICS) pubsub.subscribe(topic)
       started = true
       redialTimer = setInterval(redialBootstrap, init.redialIntervalMs ?? DEFAULT_REDIAL_INTERVAL_MS)
@@ -623,6 +641,18 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       const checkpoint = await requestCheckpoint(libp2p, peerIdFromString(peerId), origin)
       noteRelay('checkpoint', peerId)
       return checkpoint
+    },
+
+    async statements (peerId) {
+      const got = await requestStatements(libp2p, peerIdFromString(peerId), sLimits)
+      noteRelay('statements', peerId)
+      return got
+    },
+
+    async pushCheckpoint (peerId, message) {
+      const answer = await requestCosignature(libp2p, peerIdFromString(peerId), message)
+      noteRelay('checkpoint push', peerId)
+      return answer
     }
   }
 }

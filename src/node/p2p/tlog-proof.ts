@@ -22,7 +22,7 @@ import { openStream } from './nat.js'
 export const TLOG_PROOF_PROTOCOL = '/neko-rebuilder/tlog-proof/2.0.0'
 export const TLOG_CHECKPOINT_PROTOCOL = '/neko-rebuilder/tlog-checkpoint/1.0.0'
 
-interface ExchangeLimits {
+export interface ExchangeLimits {
   maxRequestBytes: number
   maxResponseBytes: number
   /** Whole exchange, dial to answer. */
@@ -58,9 +58,9 @@ export type CheckpointSource = (origin: string) => Promise<Uint8Array | string> 
 const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 
 /** Serves one JSON request with one JSON answer (or raw bytes `respond` returns as they are). */
-function jsonHandler (limits: ExchangeLimits, respond: (req: Record<string, unknown>) => Promise<unknown>, log: Logger): StreamHandler {
+export function jsonHandler (limits: ExchangeLimits, respond: (req: Record<string, unknown>, peer: string) => Promise<unknown>, log: Logger): StreamHandler {
   let active = 0
-  return async (stream) => {
+  return async (stream, connection) => {
     const signal = AbortSignal.timeout(limits.timeoutMs)
     const lp = lpStream(stream, { maxDataLength: limits.maxRequestBytes })
     const answer = async (value: unknown): Promise<void> => {
@@ -72,7 +72,7 @@ function jsonHandler (limits: ExchangeLimits, respond: (req: Record<string, unkn
       active++
       try {
         const req = JSON.parse(Buffer.from((await lp.read({ signal })).subarray()).toString('utf8')) as unknown
-        await answer(await respond(typeof req === 'object' && req !== null ? req as Record<string, unknown> : {}))
+        await answer(await respond(typeof req === 'object' && req !== null ? req as Record<string, unknown> : {}, connection.remotePeer.toString()))
       } finally {
         active--
       }
@@ -84,7 +84,7 @@ function jsonHandler (limits: ExchangeLimits, respond: (req: Record<string, unkn
 }
 
 /** Sends one JSON request to `peer` and reads its answer: the raw bytes and their JSON; throws TlogProofError. */
-async function jsonRequest (libp2p: Libp2p, peer: PeerId, protocol: string, limits: ExchangeLimits, request: unknown): Promise<{ bytes: Uint8Array, body: Record<string, unknown> }> {
+export async function jsonRequest (libp2p: Libp2p, peer: PeerId, protocol: string, limits: ExchangeLimits, request: unknown): Promise<{ bytes: Uint8Array, body: Record<string, unknown> }> {
   const signal = AbortSignal.timeout(limits.timeoutMs)
   let stream
   try {

@@ -194,22 +194,7 @@ export async function fetchTestResultsFromNode (nodeUrl: string, policy: TrustPo
   return out
 }
 
-/** Own test results published again at most, newest first. */
-const REPUBLISHED = 16
-
-/**
- * Publishes this node's newest own test results again, for peers that joined since they were
- * signed (test results are not in back-fill; a peer that has one ignores the copy). Never throws.
- */
-export async function publishOwnTestResults (store: Store, keyId: string, publish: (data: Uint8Array) => Promise<unknown>, log: Logger): Promise<number> {
-  let sent = 0
-  try {
-    for (const r of (await listTestResults(store)).filter(r => r.keyId === keyId).slice(0, REPUBLISHED)) {
-      await publish(Buffer.from(r.envelopeJson, 'utf8'))
-      sent++
-    }
-  } catch (err) {
-    log.debug({ err }, 'publishing own test results again failed')
-  }
-  return sent
+/** This node's own newest results, as signed: what it serves a peer that meets it (statements exchange). */
+export async function ownTestResults (store: Store, keyId: string, max: number): Promise<Uint8Array[]> {
+  return (await listTestResults(store)).filter(r => r.keyId === keyId).slice(0, max).map(r => Buffer.from(r.envelopeJson, 'utf8'))
 }

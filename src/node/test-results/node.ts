@@ -6,18 +6,18 @@ import type { ComponentLogger } from '../logger.js'
 import type { TopicHandler } from '../p2p/topics.js'
 import type { Store } from '../store/types.js'
 import { createAgreedTestResults } from './agreed.js'
-import { createTestResultGossip, publishOwnTestResults, type TestResultCheck } from './index.js'
+import { createTestResultGossip, ownTestResults, type TestResultCheck } from './index.js'
 import { testResultsTopic } from './topic.js'
 
-/** Smoke test results as a node wires them: their topic, this node's own held until agreement, republished with its statements. */
+/** Smoke test results as a node wires them: their topic, this node's own held until agreement and served to peers that meet it. */
 export interface NodeTestResults {
   topic: TopicHandler<TestResultCheck>
   /** A smoke test outcome of this node's rebuild: signed once the quorum agrees on its image. */
   hold: (testResult: TestResult) => Promise<void>
   /** A stored claim of `target`: the agreement a held result may wait on. */
   claimStored: (target: Target) => void
-  /** Publishes this node's newest results again (for peers that joined since). */
-  republish: () => void
+  /** This node's own newest results, for a peer that meets it (gossip sends each once). */
+  own: (max: number) => Promise<Uint8Array[]>
 }
 
 export function createNodeTestResults (components: { store: Store, policy: () => TrustPolicy, identity: SigningIdentity, logger: ComponentLogger, publish: (data: Uint8Array) => Promise<unknown> }): NodeTestResults {
@@ -39,6 +39,6 @@ export function createNodeTestResults (components: { store: Store, policy: () =>
     topic: testResultsTopic({ testResults: gossip, log }),
     hold: async (testResult) => { await agreed.hold(testResult) },
     claimStored: (target) => { void agreed.claimStored(target) },
-    republish: () => { void publishOwnTestResults(store, identity.keyId, publish, log) }
+    own: async (max) => await ownTestResults(store, identity.keyId, max)
   }
 }

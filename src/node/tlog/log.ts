@@ -31,8 +31,6 @@ const BATCH = 512
  * target a cosigned one. At one checkpoint a second under load that is the last 4 minutes.
  */
 export const RECENT_CHECKPOINTS = 256
-/** An idle log re-announces its latest checkpoint this often: above gossipsub's 2-minute duplicate window. */
-export const DEFAULT_REPUBLISH_INTERVAL_MS = 5 * 60_000
 /** Cosignatures kept per checkpoint. */
 const MAX_COSIGNATURES = 64
 
@@ -87,8 +85,11 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
   let lastSigned = 0
   let lastAnnounced = 0
   let republished = 0
-  const republishMs = init.republishIntervalMs ?? DEFAULT_REPUBLISH_INTERVAL_MS
-  if (!Number.isSafeInteger(republishMs) || republishMs < 100) throw new TlogStorageError(`republishIntervalMs must be an integer of at least 100, got ${String(republishMs)}`)
+  // A checkpoint is announced when it changes, not again on a timer unless asked: at 10,000
+  // nodes a 5-minute re-announcement from each would reach every node 33 times a second. Late
+  // joiners and witnesses that missed one fetch it from the log's node (witness.ts, `met`).
+  const republishMs = init.republishIntervalMs
+  if (republishMs !== undefined && (!Number.isSafeInteger(republishMs) || republishMs < 100)) throw new TlogStorageError(`republishIntervalMs must be an integer of at least 100, got ${String(republishMs)}`)
   let running = false
   let waitingSync: Promise<void> | undefined
 
@@ -225,7 +226,7 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
   /** While no entry arrives, the latest checkpoint (the log's signature alone) is announced again. */
   function republishIfIdle (): void {
     const c = latest()
-    if (!running || c === undefined || Date.now() - lastAnnounced < republishMs) return
+    if (!running || c === undefined || republishMs === undefined || Date.now() - lastAnnounced < republishMs) return
     republished++
     log.debug({ size: c.size }, 'announcing the latest checkpoint again')
     announce(formatNote(c.text, [c.logLine]))
@@ -257,8 +258,10 @@ export function createTransparencyLog (components: TransparencyLogComponents, in
       running = true
       await serialize(appendFromStore)
       await serialize(signNow)
-      republishTimer = setInterval(republishIfIdle, Math.max(50, Math.floor(republishMs / 4)))
-      republishTimer.unref()
+      if (republishMs !== undefined) {
+        republishTimer = setInterval(republishIfIdle, Math.max(50, Math.floor(republishMs / 4)))
+        republishTimer.unref()
+      }
     },
     async stop () {
       running = false

@@ -19,7 +19,7 @@ export interface TransparencyLogInit {
   checkpointIntervalMs?: number
   /** Full level-0 tiles kept in memory for proofs (default 256, 16 KiB each). */
   cacheTiles?: number
-  /** How often an idle log announces its latest checkpoint again (ms, default 5 minutes). */
+  /** How often an idle log announces its latest checkpoint again (ms); never when absent (the default): a checkpoint is announced when it changes. */
   republishIntervalMs?: number
 }
 

@@ -14,6 +14,7 @@
  * growing delay while it stays behind; and a throttled message from a peer makes the node fetch
  * that peer's newest cosignature of its own log too.
  */
+import { createHash } from 'node:crypto'
 import { Level } from 'level'
 import { cosignatureLine } from '../../protocol/tlog/cosignature.js'
 import { witnessName } from '../../protocol/tlog/entry.js'
@@ -41,6 +42,32 @@ const DEFAULT_REFETCH_MS = 500
 /** A witness still behind fetches the log's newest checkpoint again after this, doubling up to the maximum. */
 const DEFAULT_RETRY_MS = 2_000
 const DEFAULT_MAX_RETRY_MS = 60_000
+/** Witnesses sampled per log (`w`). */
+export const DEFAULT_SAMPLED_WITNESSES = 8
+/** The sample changes once a week: a new witness trusts its first checkpoint on sight. */
+export const DEFAULT_SAMPLE_EPOCH_MS = 7 * 24 * 3600_000
+/** Keys of logs known as candidate witnesses, at most (32 bytes of key id each). */
+const MAX_CANDIDATES = 65_536
+/** A log's newest checkpoint is under-witnessed once it has waited this long without `w` cosignatures. */
+const DEFAULT_WITNESS_GRACE_MS = 30_000
+
+/**
+ * The rendezvous score of a witness for a log in an epoch: the sampled witnesses of a log are
+ * the `w` candidates with the smallest scores. Anyone holding the two public keys and the epoch
+ * computes it, so a cosignature from a witness far down the ranking is visible as such; a log
+ * cannot choose its witnesses, and a witness cannot choose its logs (a new key scores at random).
+ */
+export function sampleScore (logKeyId: string, witnessKeyId: string, epoch: number): Buffer {
+  return createHash('sha256').update(`neko-rebuilder/witness-sample/1\n${logKeyId}\n${witnessKeyId}\n${epoch}\n`).digest()
+}
+
+/** The `w` candidates (other than the log itself) with the smallest score for `logKeyId`. */
+export function sampledWitnesses (logKeyId: string, candidates: Iterable<string>, w: number, epoch: number): string[] {
+  const scored: Array<{ keyId: string, score: Buffer }> = []
+  for (const keyId of candidates) if (keyId !== logKeyId) scored.push({ keyId, score: sampleScore(logKeyId, keyId, epoch) })
+  scored.sort((a, b) => Buffer.compare(a.score, b.score))
+  return scored.slice(0, w).map(s => s.keyId)
+}
 
 export interface WitnessComponents {
   /** Where this service logs; silent without one. */
@@ -55,6 +82,18 @@ export interface WitnessComponents {
   checkpoint?: (peerId: string, origin: string) => Promise<Uint8Array>
   /** Peers connected now: a dropped message may have been relayed from any of them. */
   connected?: () => string[]
+  /**
+   * What this node's trust policy asks of it as a witness: when the policy names this node's
+   * key among its `witnesses`, every log of a builder it names (`logs`, key ids) is witnessed
+   * whatever the sample says, and each such witness counts as expected on the own log.
+   */
+  policy?: () => { witnesses: ReadonlySet<string>, builders: ReadonlySet<string> }
+  /**
+   * Hands this node's checkpoint message to the witness with `peerId` and returns its answer
+   * (tlog-push.ts). With it, own checkpoints go to the sampled witnesses only and cosignatures
+   * come back in the answer: neither is gossiped. Without it both are gossiped (`publish`).
+   */
+  push?: (peerId: string, message: Uint8Array) => Promise<Uint8Array>
 }
 
 export interface WitnessInit {
@@ -65,6 +104,27 @@ export interface WitnessInit {
   /** First delay before a witness still behind fetches the log's newest checkpoint again (ms, default 2 s), doubling up to `maxRetryMs` (default 60 s). */
   retryMs?: number
   maxRetryMs?: number
+  /** Witnesses sampled per log, `w` (default 8); 0 witnesses every log (up to 1,024), as before sampling. */
+  witnesses?: number
+  /** Length of a sampling epoch (ms, default one week). */
+  epochMs?: number
+  /** How long a log's newest checkpoint may wait for its `w` cosignatures before it is reported under-witnessed (ms, default 30 s). */
+  witnessGraceMs?: number
+}
+
+/** A log whose newest checkpoint has fewer cosignatures than its sampled witnesses (and policy witnesses) should give. */
+export interface UnderWitnessedLog {
+  origin: string
+  logKeyId: string
+  size: number
+  /** Key ids of the witnesses whose cosignature of this size arrived. */
+  cosigners: string[]
+  /** How many were expected: `w` (or every other known log, when fewer), plus the policy's witnesses outside the sample. */
+  expected: number
+  /** Expected witnesses (sampled or named by the policy) that have not cosigned it. */
+  missing: string[]
+  /** ISO time the checkpoint of this size was first seen. */
+  since: string
 }
 
 /** Why a witness has not cosigned a log's newest checkpoint. */
@@ -112,6 +172,12 @@ export interface WitnessStats {
   behind: BehindLog[]
   /** Key ids of logs proven to have shown two views. */
   splitViews: string[]
+  /** Logs this node knows (candidates for the sample), and the logs it witnesses by the sample or its policy. */
+  candidates: number
+  sampled: number
+  /** `w`, and this node's own log when its newest checkpoint lacks its expected witnesses past the grace period. */
+  witnessesPerLog: number
+  underWitnessed: UnderWitnessedLog[]
 }
 
 /** A checkpoint submitted over C2SP tlog-witness, its log's signature already checked by the caller with a key it trusts. */
@@ -157,6 +223,17 @@ export interface Witness {
   throttled: (peer: string) => void
   /** The newest checkpoint message this node holds for `origin` (its own log's, or its newest cosignature of another), or why none. */
   newest: (origin: string) => Uint8Array | string
+  /**
+   * A peer connected: its log's newest checkpoint (when this node witnesses it) and its
+   * cosignature of this node's log are fetched from it, since nothing is re-announced on a timer.
+   */
+  met: (peer: string) => void
+  /** A checkpoint the log's node `from` pushed to this witness: the cosigned message, or why not. */
+  pushed: (data: Uint8Array, from: string) => Promise<Uint8Array | string>
+  /** Whether this node witnesses the log with this key now (sampled, or named by its policy). */
+  witnesses: (logKeyId: string) => boolean
+  /** This node's own log, when its newest checkpoint lacks its expected witnesses past the grace period (witnesses answer the log's node alone, so only it sees every cosignature). */
+  underWitnessed: () => UnderWitnessedLog[]
   stats: () => WitnessStats
 }
 
@@ -181,6 +258,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   // distinct root of that size (two roots of one size are a split view: neither may supersede
   // the other); [] while none waits.
   const busy = new Map<string, VerifiedCheckpoint[]>()
+  const draining = new Map<string, Promise<void>>() // origin → the check running now, until its queue is empty
   let cosigned = 0
   const refetchMs = init.refetchMs ?? DEFAULT_REFETCH_MS
   const retryMs = init.retryMs ?? DEFAULT_RETRY_MS
@@ -208,6 +286,103 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     } finally {
       if (locks.get(origin) === tail) locks.delete(origin)
     }
+  }
+
+  const w = init.witnesses ?? DEFAULT_SAMPLED_WITNESSES
+  const epochMs = init.epochMs ?? DEFAULT_SAMPLE_EPOCH_MS
+  const graceMs = init.witnessGraceMs ?? DEFAULT_WITNESS_GRACE_MS
+  if (!Number.isSafeInteger(w) || w < 0) throw new TypeError(`witnesses must be a non-negative integer, got ${String(w)}`)
+  if (!Number.isSafeInteger(epochMs) || epochMs < 1) throw new TypeError(`epochMs must be a positive integer, got ${String(epochMs)}`)
+  // Key ids of the logs this node has seen a verified checkpoint or cosignature of: the
+  // candidates of every log's sample. Every node sees the same checkpoint gossip, so their
+  // sets, and so their samples, agree once gossip has reached them.
+  const candidates = new Map<string, string>([[identity.keyId, peerIdOf(identity.publicKey)]]) // key id → its node's peer id
+  const decisions = new Map<string, { epoch: number, known: number, yes: boolean }>()
+  // The own log's newest size and who cosigned it (for under-witnessed reports): only the log's
+  // node sees every cosignature, since witnesses answer it directly.
+  const witnessing = new Map<string, { logKeyId: string, size: number, cosigners: Set<string>, since: number }>()
+  const expectedCache = new Map<string, { epoch: number, known: number, keys: string[] }>()
+  const epochNow = (): number => Math.floor(Date.now() / epochMs)
+
+  function addCandidate (keyId: string, peer: string): void {
+    if (candidates.size < MAX_CANDIDATES || candidates.has(keyId)) candidates.set(keyId, peer)
+  }
+
+  function addPeer (peer: string): void {
+    try { addCandidate(keyIdOf(keyOfPeerId(peer)), peer) } catch { /* not an Ed25519 peer: it keeps no log */ }
+  }
+
+  /** This node's policy names it as a witness, and names the log's key as a builder. */
+  function named (logKeyId: string): boolean {
+    const p = components.policy?.()
+    return p !== undefined && p.witnesses.has(identity.keyId) && p.builders.has(logKeyId)
+  }
+
+  /** Whether this witness is among the `w` lowest scores for the log among the candidates it knows. */
+  function witnessesLog (logKeyId: string): boolean {
+    if (w === 0 || named(logKeyId)) return true
+    const epoch = epochNow()
+    const d = decisions.get(logKeyId)
+    if (d !== undefined && d.epoch === epoch && d.known === candidates.size) return d.yes
+    const own = sampleScore(logKeyId, identity.keyId, epoch)
+    let below = 0
+    for (const keyId of candidates.keys()) {
+      if (keyId === logKeyId || keyId === identity.keyId) continue
+      if (Buffer.compare(sampleScore(logKeyId, keyId, epoch), own) < 0 && ++below >= w) break
+    }
+    const yes = below < w
+    if (d === undefined && decisions.size >= MAX_LOGS * 4) decisions.clear()
+    decisions.set(logKeyId, { epoch, known: candidates.size, yes })
+    return yes
+  }
+
+  /** Who should cosign the log: its sample, and the policy's witnesses when they witness the log's builder. */
+  function expectedOf (logKeyId: string): string[] {
+    const epoch = epochNow()
+    const cached = expectedCache.get(logKeyId)
+    let keys = cached !== undefined && cached.epoch === epoch && cached.known === candidates.size ? cached.keys : undefined
+    if (keys === undefined) {
+      keys = w === 0 ? [...candidates.keys()].filter(k => k !== logKeyId) : sampledWitnesses(logKeyId, candidates.keys(), w, epoch)
+      if (expectedCache.size >= MAX_LOGS * 2) expectedCache.clear()
+      expectedCache.set(logKeyId, { epoch, known: candidates.size, keys })
+    }
+    const p = components.policy?.()
+    const own = logKeyId === identity.keyId
+    const extra = p === undefined || (!own && !p.builders.has(logKeyId)) ? [] : [...p.witnesses].filter(k => k !== logKeyId && !keys.includes(k))
+    return [...keys, ...extra]
+  }
+
+  /** Notes who cosigned the newest size of this node's own log. */
+  function track (c: VerifiedCheckpoint): void {
+    const origin = c.checkpoint.origin
+    let t = witnessing.get(origin)
+    if (t === undefined) {
+      t = { logKeyId: c.logKeyId, size: -1, cosigners: new Set(), since: 0 }
+      witnessing.set(origin, t)
+    }
+    if (c.checkpoint.size < t.size) return
+    if (c.checkpoint.size > t.size) {
+      t.size = c.checkpoint.size
+      t.cosigners = new Set()
+      t.since = Date.now()
+    }
+    for (const s of c.cosignatures) t.cosigners.add(s.keyId)
+  }
+
+  function underWitnessed (): UnderWitnessedLog[] {
+    const now = Date.now()
+    const out: UnderWitnessedLog[] = []
+    for (const [origin, t] of witnessing) {
+      if (now - t.since < graceMs || split.has(origin)) continue
+      const expected = expectedOf(t.logKeyId)
+      const missing = expected.filter(k => !t.cosigners.has(k))
+      // Other witnesses may stand in for absent sampled ones (their views of the candidates
+      // differ for a while), but not for a witness the policy names.
+      const policyWitnesses = components.policy?.().witnesses
+      if (t.cosigners.size >= expected.length && !missing.some(k => policyWitnesses?.has(k) === true)) continue
+      out.push({ origin, logKeyId: t.logKeyId, size: t.size, cosigners: [...t.cosigners], expected: expected.length, missing, since: new Date(t.since).toISOString() })
+    }
+    return out
   }
 
   const cosignedSizeOf = (origin: string): number => seen.get(origin)?.size ?? 0
@@ -358,7 +533,8 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     const known = logs.get(c.checkpoint.origin)
     if (known !== undefined) known.cosignedMessage = message
     if (c.checkpoint.size >= (known?.seenSize ?? 0)) caughtUp(c.checkpoint.origin)
-    await components.publish(message)
+    // Pushed checkpoints get their cosignature in the answer; gossip carries it only without push.
+    if (components.push === undefined) await components.publish(message)
   }
 
   async function witness (c: VerifiedCheckpoint): Promise<void> {
@@ -451,14 +627,20 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     })
   }
 
-  async function receiveChecked (c: VerifiedCheckpoint): Promise<void> {
+  /** `chosen`: the log's node pushed it here itself, so this witness is one it sampled. */
+  async function receiveChecked (c: VerifiedCheckpoint, chosen = false): Promise<void> {
     const own = components.log
     const origin = c.checkpoint.origin
+    addCandidate(c.logKeyId, peerIdOf(c.logKey))
+    for (const s of c.cosignatures) addCandidate(s.keyId, peerIdOf(s.publicKey))
     if (own !== undefined && origin === own.origin) {
+      track(c)
       await own.addCosignatures(c.text, c.cosignatures.map(s => s.line))
       return
     }
     if (c.logKeyId === identity.keyId) return
+    // Nobody witnesses everybody: a log outside this witness's sample is left to its own.
+    if (!chosen && !witnessesLog(c.logKeyId)) return
     let known = logs.get(origin)
     if (known === undefined && logs.size < MAX_LOGS) {
       const peer = peerIdOf(c.logKey)
@@ -485,16 +667,37 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       return
     }
     busy.set(origin, [])
-    let next: VerifiedCheckpoint[] = [c]
-    try {
-      while (next.length > 0) {
-        for (const n of next) await locked(origin, async () => { await witness(n) }).catch((err: unknown) => { log.warn({ err, origin }, 'witnessing a checkpoint failed') })
-        next = busy.get(origin) ?? []
-        busy.set(origin, [])
+    const run = (async () => {
+      let next: VerifiedCheckpoint[] = [c]
+      try {
+        while (next.length > 0) {
+          for (const n of next) await locked(origin, async () => { await witness(n) }).catch((err: unknown) => { log.warn({ err, origin }, 'witnessing a checkpoint failed') })
+          next = busy.get(origin) ?? []
+          busy.set(origin, [])
+        }
+      } finally {
+        busy.delete(origin)
       }
-    } finally {
-      busy.delete(origin)
-    }
+    })()
+    draining.set(origin, run)
+    try { await run } finally { if (draining.get(origin) === run) draining.delete(origin) }
+  }
+
+  /** Pushes the own checkpoint message to the log's sampled (and policy) witnesses; their answers carry their cosignatures. */
+  async function pushOwn (message: Buffer, push: (peerId: string, message: Uint8Array) => Promise<Uint8Array>): Promise<void> {
+    const own = components.log
+    if (own === undefined) return
+    for (const peer of components.connected?.() ?? []) addPeer(peer)
+    const targets = expectedOf(identity.keyId).map(k => candidates.get(k)).filter(p => p !== undefined)
+    await Promise.all(targets.map(async (peer) => {
+      try {
+        const c = fetched(await push(peer, message), own.origin)
+        if (c.cosignatures.length === 0) throw new TlogFetchError('the answer carries no cosignature')
+        await receiveChecked(c)
+      } catch (err) {
+        log.debug({ peer, err: (err as Error).message }, 'a witness did not cosign the pushed checkpoint')
+      }
+    }))
   }
 
   return {
@@ -528,7 +731,10 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       const own = components.log
       if (own === undefined) return
       // A fresh checkpoint carries only the log's signature: its key is all a receiver needs.
-      await components.publish(encodeCheckpointMessage(note, [own.vkey]))
+      const message = encodeCheckpointMessage(note, [own.vkey])
+      track(decodeCheckpointMessage(message))
+      if (components.push !== undefined) await pushOwn(message, components.push)
+      else await components.publish(message)
     },
     addCheckpoint,
     splitViews: async () => [...split.values()],
@@ -555,12 +761,41 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       }
       return logs.get(origin)?.cosignedMessage ?? `this node has cosigned no checkpoint of ${origin.slice(0, 120)}`
     },
+    met (peer) {
+      addPeer(peer)
+      refetchFrom(peer)
+    },
+    async pushed (data, from) {
+      let c: VerifiedCheckpoint
+      try {
+        c = decodeCheckpointMessage(data)
+      } catch (err) {
+        return `not a valid checkpoint message: ${(err as Error).message}`
+      }
+      const origin = c.checkpoint.origin
+      // Only the log's own node chooses its witnesses; anyone else gossips or is ignored.
+      if (peerIdOf(c.logKey) !== from) return 'a checkpoint is pushed by its log\'s own node'
+      if (c.logKeyId === identity.keyId || origin === components.log?.origin) return 'this is the witness\'s own log'
+      if (!logs.has(origin) && logs.size >= MAX_LOGS) return `this witness follows ${MAX_LOGS} logs already`
+      await receiveChecked(c, true)
+      await draining.get(origin)
+      if (split.has(origin)) return 'the log has shown a split view: it is not cosigned again'
+      const known = logs.get(origin)
+      if (seen.get(origin)?.size === c.checkpoint.size && known?.cosignedMessage !== undefined) return known.cosignedMessage
+      return failures.get(origin)?.lastError ?? 'not cosigned (yet): the check of an earlier checkpoint was still running'
+    },
+    witnesses: witnessesLog,
+    underWitnessed,
     stats: () => ({
       logs: seen.size,
       cosigned,
       unresponsive: [...failures.values()].map(f => ({ ...f })),
       behind: behindLogs(),
-      splitViews: [...split.values()].map(s => s.logKeyId)
+      splitViews: [...split.values()].map(s => s.logKeyId),
+      candidates: candidates.size,
+      sampled: [...logs.values()].filter(l => witnessesLog(l.logKeyId)).length,
+      witnessesPerLog: w,
+      underWitnessed: underWitnessed()
     })
   }
 

@@ -4,7 +4,7 @@ import { REPORT_ENVELOPE_BYTES, verifyDivergenceReport, type ClaimRef, type Dive
 import type { Logger } from '../logger.js'
 import { createRateLimiter } from '../rate-limit.js'
 import type { Store } from '../store/types.js'
-import { listReports, MAX_REPORTS_PER_TARGET, reportIdOf, reportStanding, saveReport, type StoredReport } from './reports.js'
+import { MAX_REPORTS_PER_TARGET, reportIdOf, reportStanding, saveReport, type StoredReport } from './reports.js'
 
 /**
  * The divergence report topic (docs/network.md, "Divergence reports"): what a node checks
@@ -107,25 +107,4 @@ export function createReportGossip (components: ReportGossipComponents, init: Re
       return stored
     }
   }
-}
-
-/** Own reports published again at most, newest first. */
-const REPUBLISHED = 16
-
-/**
- * Publishes this node's newest own reports again, for peers that joined since they were
- * signed (a peer that has one ignores it as already stored). Never throws.
- */
-export async function publishOwnReports (store: Store, keyId: string, publish: (data: Uint8Array) => Promise<unknown>, log: Logger): Promise<number> {
-  let sent = 0
-  try {
-    const own = (await listReports(store)).filter(r => r.keyId === keyId).slice(0, REPUBLISHED)
-    for (const r of own) {
-      await publish(Buffer.from(r.envelopeJson, 'utf8'))
-      sent++
-    }
-  } catch (err) {
-    log.debug({ err }, 'publishing own divergence reports again failed')
-  }
-  return sent
 }

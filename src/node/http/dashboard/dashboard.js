@@ -260,9 +260,9 @@ async function showCauses (release, t) {
 // The node's log and any split view it has proven: a log that showed two histories is named here;
 // so is each log whose newest checkpoint this node, as a witness, has not cosigned yet, with why.
 async function loadTlog () {
-  const [{ log, items }, behind] = await Promise.all([getJson('/tlog/split-views'), getJson('/tlog/behind')])
+  const [{ log, items }, behind, under] = await Promise.all([getJson('/tlog/split-views'), getJson('/tlog/behind'), getJson('/tlog/under-witnessed')])
   const section = document.getElementById('tlog')
-  if (log === null && items.length === 0 && behind.items.length === 0) return
+  if (log === null && items.length === 0 && behind.items.length === 0 && under.items.length === 0) return
   section.hidden = false
   document.getElementById('tlog-state').textContent = log === null
     ? 'This node keeps no log of its own.'
@@ -272,6 +272,8 @@ async function loadTlog () {
     el('a', { href: '/tlog/split-views' }, 'proof'))))
   document.getElementById('witness-behind').replaceChildren(...behind.items.map(b => el('li', { class: 'behind', 'data-log': b.logKeyId },
     'Witness behind on the log of key ', el('code', {}, b.logKeyId.slice(0, 24)), `: cosigned size ${b.cosignedSize}, seen size ${b.seenSize} (${b.reason}, since ${b.since}).`)))
+  document.getElementById('under-witnessed').replaceChildren(...under.items.map(u => el('li', { class: 'under-witnessed', 'data-log': u.logKeyId },
+    'Under-witnessed: the log of key ', el('code', {}, u.logKeyId.slice(0, 24)), `: size ${u.size} cosigned by ${u.cosigners.length} of ${u.expected} expected witnesses (since ${u.since}).`)))
 }
 
 // How this node is reached: public, port-mapped or only through relays, and how many of its

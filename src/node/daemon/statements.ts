@@ -1,0 +1,69 @@
+import type { Logger } from '../logger.js'
+import { STATEMENTS_DEFAULTS, type P2PNode, type StatementsSource, type TopicHandler } from '../p2p/index.js'
+import type { Store } from '../store/types.js'
+import { listReports, type ReportCheck, type ReportGossip } from '../triage/index.js'
+import type { BuilderRegistry } from './builders.js'
+
+/** A peer's statements are fetched again on a new connection only after this long. */
+const STATEMENTS_REFETCH_MS = 10 * 60_000
+/** Peers remembered for that, at most. */
+const STATEMENTS_PEERS = 4096
+
+export interface StatementsExchange {
+  /** What this node serves a peer that meets it. */
+  source: StatementsSource
+  /** Fetches what a peer met holds (at most once per 10 minutes a peer); never throws. */
+  fetch: (peerId: string) => Promise<void>
+}
+
+/**
+ * Capabilities statements, divergence reports and test results are gossiped once, as they
+ * change, and never repeated on a timer: a node fetches what a peer holds when it meets it,
+ * and checks each item as gossip is checked (a refused item costs the peer as an invalid
+ * message would).
+ */
+export function createStatementsExchange<T> (components: {
+  store: Store
+  builders: BuilderRegistry
+  reports: ReportGossip
+  testResults: { topic: TopicHandler<T>, own: (max: number) => Promise<Uint8Array[]> }
+  p2p: Pick<P2PNode, 'statements' | 'penalize'>
+  log: Logger
+}): StatementsExchange {
+  const { store, builders, reports, testResults, p2p, log } = components
+  const fetched = new Map<string, number>() // peer → when its statements were last fetched
+  return {
+    source: async () => ({
+      capabilities: builders.list().sort((a, b) => Number(b.self) - Number(a.self)).map(b => Buffer.from(b.envelopeJson, 'utf8')),
+      reports: (await listReports(store, {}, STATEMENTS_DEFAULTS.maxReports)).map(r => Buffer.from(r.envelopeJson, 'utf8')),
+      testResults: await testResults.own(STATEMENTS_DEFAULTS.maxTestResults)
+    }),
+    async fetch (peerId) {
+      const now = Date.now()
+      const last = fetched.get(peerId)
+      if (last !== undefined && now - last < STATEMENTS_REFETCH_MS) return
+      if (last === undefined && fetched.size >= STATEMENTS_PEERS) fetched.delete(fetched.keys().next().value as string)
+      fetched.set(peerId, now)
+      let got
+      try {
+        got = await p2p.statements(peerId)
+      } catch (err) {
+        log.debug({ peer: peerId, err: (err as Error).message }, 'fetching a peer\'s statements failed')
+        return
+      }
+      let invalid = 0
+      for (const data of got.capabilities) if (builders.receive(data) === 'reject') invalid++
+      for (const data of got.reports) {
+        const check: ReportCheck = await reports.check(data)
+        if (check.verdict === 'reject') invalid++
+        if (check.verdict === 'accept') await reports.receive(data, check).catch((err: unknown) => { log.warn({ err }, 'storing a divergence report failed') })
+      }
+      for (const data of got.testResults) {
+        const check = await testResults.topic.validate(data, peerId)
+        if (check.outcome === 'reject') invalid++
+        if (check.outcome === 'accept') await testResults.topic.deliver(check.value, data, peerId)
+      }
+      if (invalid > 0) p2p.penalize(peerId, invalid)
+    }
+  }
+}
