@@ -46,6 +46,8 @@ export interface TestDaemonOptions {
   outputs?: boolean
   /** Serve the HTTP feed on a free loopback port. */
   http?: boolean
+  /** Build every announced target (`join --build-all`), not only this node's share. */
+  buildAll?: boolean
 }
 
 /** A daemon over loopback with a short heartbeat; `build` gives it the real rebuild engine. */
@@ -62,7 +64,8 @@ export async function startDaemon (opts: TestDaemonOptions): Promise<Daemon> {
     gossip: { heartbeatIntervalMs: 100 },
     backoffMs: 200,
     triage: { retryDelayMs: 500 },
-    ...(opts.http === true ? { http: { host: '127.0.0.1', port: 0 } } : {})
+    ...(opts.http === true ? { http: { host: '127.0.0.1', port: 0 } } : {}),
+    ...(opts.buildAll === true ? { work: { buildAll: true } } : {})
   })
   await daemon.start()
   return daemon

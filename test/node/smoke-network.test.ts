@@ -19,7 +19,8 @@ describe.skipIf(!available)('smoke tests across a network of nodes with the real
   const daemons: Daemon[] = []
   const ids = [generateIdentity(), generateIdentity()]
   const announcer = generateIdentity()
-  // One engine for both: the quorum counts it once, so one agreeing engine decides (k = 1).
+  // One engine for both: the quorum counts it once, so one agreeing engine decides (k = 1), and
+  // each node builds every target (`--build-all`): both sign test results of both.
   const policy = policyFor(ids, [announcer], 1)
 
   beforeAll(async () => {
@@ -32,8 +33,8 @@ describe.skipIf(!available)('smoke tests across a network of nodes with the real
       ]
     }
     repo = await createFixtureRepo({ files: { 'neko-rebuilder.json': JSON.stringify(recipe), Dockerfile: scratchDockerfile(['RUN echo ready > /ready']) }, busybox: 'amd64', tag: 'v1.0.0' }, root)
-    daemons.push(await startDaemon({ dir: join(root, 'n0'), identity: ids[0]!, policy, build: true }))
-    daemons.push(await startDaemon({ dir: join(root, 'n1'), identity: ids[1]!, policy, build: true, bootstrap: [daemons[0]!.multiaddrs()[0]!] }))
+    daemons.push(await startDaemon({ dir: join(root, 'n0'), identity: ids[0]!, policy, build: true, buildAll: true }))
+    daemons.push(await startDaemon({ dir: join(root, 'n1'), identity: ids[1]!, policy, build: true, buildAll: true, bootstrap: [daemons[0]!.multiaddrs()[0]!] }))
   })
   afterAll(async () => {
     for (const d of daemons) await d.stop().catch(() => {})

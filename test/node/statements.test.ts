@@ -1,5 +1,5 @@
 /**
- * What gossip no longer repeats on a timer (capabilities statements, divergence reports) reaches
+ * What gossip no longer repeats on a timer (capabilities statements, divergence reports, test results) reaches
  * a node that joins late through `/neko-rebuilder/statements/1.0.0`, fetched from the peers it
  * meets, on real nodes over loopback; what a peer serves is checked as gossip is.
  */
@@ -10,6 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Daemon } from '../../src/node/daemon/index.js'
 import { createP2PNode, type P2PNode } from '../../src/node/p2p/index.js'
 import { listReports, saveReport } from '../../src/node/triage/index.js'
+import { createTestResultGossip, listTestResults } from '../../src/node/test-results/index.js'
+import { createLogger } from '../../src/node/logger.js'
+import { signTestResult } from '../../src/protocol/test-result.js'
 import { causeRef } from '../../src/protocol/causes.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
@@ -29,10 +32,12 @@ describe('statements fetched from the peers a node meets', () => {
   const announcer = generateIdentity()
   const policy = policyFor([b1, b2], [announcer])
   let good: string
+  let tested: string
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'neko-statements-'))
-    const a = await startDaemon({ dir: join(root, 'a'), identity: generateIdentity(), policy })
+    // A runs as builder b1: its own smoke test results are what it serves.
+    const a = await startDaemon({ dir: join(root, 'a'), identity: b1, policy })
     daemons.push(a)
     // A holds a release, two builders' claims of one target and b1's report of why they differ.
     await put(a.store, signAnnouncement(announcement(TAG, COMMIT_1, [['default', 'linux/amd64']]), announcer))
@@ -54,6 +59,14 @@ describe('statements fetched from the peers a node meets', () => {
     }
     good = JSON.stringify(signDivergenceReport(report, b1))
     await saveReport(a.store, good, report, b1.keyId)
+    // ... and b1's signed smoke test result of its image, gossiped once before B existed.
+    const c = claim(T, { result: imageResult('one') })
+    tested = JSON.stringify(signTestResult({ target: c.target, manifestDigest: c.result!.manifestDigest, recipe: c.recipe, environment: c.environment, result: 'PASSED', command: ['/bin/busybox', 'true'], gpu: false, exitCode: 0, startedOn: '2026-01-01T00:00:00.000Z', finishedOn: '2026-01-01T00:00:01.000Z' }, b1))
+    const gossip = createTestResultGossip({ store: a.store, policy: () => policy, log: createLogger({ level: 'silent' }).forComponent('test-results') })
+    const data = Buffer.from(tested, 'utf8')
+    const checked = await gossip.check(data)
+    expect(checked.verdict).toBe('accept')
+    await gossip.receive(data, checked)
   })
 
   afterAll(async () => {
@@ -71,6 +84,8 @@ describe('statements fetched from the peers a node meets', () => {
     expect((await listReports(b.store))[0]?.envelopeJson).toBe(good)
     await waitFor('A\'s statement fetched', () => b.builders().some(x => x.keyId === a.keyId))
     expect(b.builders().find(x => x.keyId === a.keyId)?.envelopeJson).toBe(a.builders().find(x => x.self)?.envelopeJson)
+    await waitFor('A\'s test result fetched', async () => (await listTestResults(b.store)).length === 1)
+    expect((await listTestResults(b.store))[0]?.envelopeJson).toBe(tested)
     // All of it came by back-fill and the fetch: B accepted no gossip message.
     expect(b.stats().gossip.accepted).toBe(0)
   })

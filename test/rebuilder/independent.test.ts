@@ -52,7 +52,11 @@ describe.skipIf(!available)('builds on one engine are independent', () => {
     expect(result.reproducible).toBe(false)
     for (const node of result.nodes) expect(node.verdicts.map(v => v.status)).toEqual(['unreproducible'])
     const v = result.verdicts[0]!
-    expect(new Set([v.leadingDigest, ...v.dissenting.map(d => d.digest)]).size).toBe(3)
+    // Nodes share the work: the target is settled once two builds differ, and every build made
+    // its own digest (none shared an in-flight step with another).
+    const digests = [v.leadingDigest, ...v.dissenting.map(d => d.digest)]
+    expect(digests.length).toBeGreaterThanOrEqual(2)
+    expect(new Set(digests).size).toBe(digests.length)
     expect(v.sameEngine).toEqual([])
   }, TIMEOUT)
 

@@ -46,6 +46,8 @@ export function createNodeLog (components: NodeLogComponents, init: NonNullable<
   const policyWitnessing = { witnesses: new Set(components.policy.witnesses?.keys.keys() ?? []), builders: new Set(components.policy.builderKeys.keys()) }
   const witness = createWitness({
     logger,
+    // The network log (below) enters every log head this witness sees.
+    seen: (c) => { networkLog?.log.noteCheckpoint(c.checkpoint.origin, c.checkpoint.size, c.checkpoint.rootHash) },
     identity,
     log: tlog,
     publish: async (data) => await p2p().publish(TOPICS.checkpoints, data),
@@ -82,7 +84,7 @@ export function createNodeLog (components: NodeLogComponents, init: NonNullable<
       apply: async () => { await tlog.sync() },
       cursor: () => tlog.size()
     },
-    topic: checkpointsTopic({ witness, log, ...(networkLog != null ? { seen: (c) => { networkLog.log.noteCheckpoint(c.checkpoint.origin, c.checkpoint.size, c.checkpoint.rootHash) } } : {}) }),
+    topic: checkpointsTopic({ witness, log }),
     sources: {
       async proofSource (origin, oldSize, newSize) {
         if (origin !== tlog.origin) return `this node keeps the log ${tlog.origin}, not ${origin.slice(0, 120)}`

@@ -4,7 +4,7 @@ import type { TopicHandler } from '../p2p/topics.js'
 import type { Witness } from './witness.js'
 
 /** Checkpoints and cosignatures of transparency logs: the witness checks and acts on them. */
-export function checkpointsTopic (components: { witness: Witness, log: Logger, seen?: (checkpoint: VerifiedCheckpoint) => void }): TopicHandler<VerifiedCheckpoint> {
+export function checkpointsTopic (components: { witness: Witness, log: Logger }): TopicHandler<VerifiedCheckpoint> {
   const { witness, log } = components
   return {
     validate (data) {
@@ -13,7 +13,6 @@ export function checkpointsTopic (components: { witness: Witness, log: Logger, s
     },
     async deliver (checkpoint, data) {
       await witness.receive(data, checkpoint).catch((err: unknown) => { log.warn({ err }, 'a checkpoint message failed') })
-      components.seen?.(checkpoint)
     },
     // What was dropped is fetched from that peer soon (see witness.ts).
     throttled: (from) => { witness.throttled(from) }

@@ -72,6 +72,8 @@ export function sampledWitnesses (logKeyId: string, candidates: Iterable<string>
 export interface WitnessComponents {
   /** Where this service logs; silent without one. */
   logger?: ComponentLogger
+  /** Told of every verified checkpoint of another log that reaches this witness (gossiped, pushed or fetched): a network log enters the heads it sees. */
+  seen?: (checkpoint: VerifiedCheckpoint) => void
   identity: SigningIdentity
   /** This node's own log, which receives cosignatures of its checkpoints. */
   log?: TransparencyLog
@@ -633,6 +635,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     const origin = c.checkpoint.origin
     addCandidate(c.logKeyId, peerIdOf(c.logKey))
     for (const s of c.cosignatures) addCandidate(s.keyId, peerIdOf(s.publicKey))
+    if (own === undefined || origin !== own.origin) components.seen?.(c)
     if (own !== undefined && origin === own.origin) {
       track(c)
       await own.addCosignatures(c.text, c.cosignatures.map(s => s.line))
