@@ -498,6 +498,13 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     if (overRelay(libp2p.getConnections(id))) log.info({ peer: id.toString(), protocol: what }, `${what} over a relay`)
   }
 
+  /** One request to a peer by id; said when it went over a relay. */
+  async function asked<T> (what: string, peer: string, request: (id: PeerId) => Promise<T>): Promise<T> {
+    const answer = await request(peerIdFromString(peer))
+    noteRelay(what, peer)
+    return answer
+  }
+
   return {
     peerId: libp2p.peerId.toString(),
     multiaddrs: () => libp2p.getMultiaddrs().map(String),
@@ -631,28 +638,9 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
 
     penalised,
 
-    async consistencyProof (peerId, origin, oldSize, newSize) {
-      const proof = await requestConsistency(libp2p, peerIdFromString(peerId), origin, oldSize, newSize)
-      noteRelay('consistency proof', peerId)
-      return proof
-    },
-
-    async checkpoint (peerId, origin) {
-      const checkpoint = await requestCheckpoint(libp2p, peerIdFromString(peerId), origin)
-      noteRelay('checkpoint', peerId)
-      return checkpoint
-    },
-
-    async statements (peerId) {
-      const got = await requestStatements(libp2p, peerIdFromString(peerId), sLimits)
-      noteRelay('statements', peerId)
-      return got
-    },
-
-    async pushCheckpoint (peerId, message) {
-      const answer = await requestCosignature(libp2p, peerIdFromString(peerId), message)
-      noteRelay('checkpoint push', peerId)
-      return answer
-    }
+    consistencyProof: async (peerId, origin, oldSize, newSize) => await asked('consistency proof', peerId, async (p) => await requestConsistency(libp2p, p, origin, oldSize, newSize)),
+    checkpoint: async (peerId, origin) => await asked('checkpoint', peerId, async (p) => await requestCheckpoint(libp2p, p, origin)),
+    statements: async (peerId) => await asked('statements', peerId, async (p) => await requestStatements(libp2p, p, sLimits)),
+    pushCheckpoint: async (peerId, message) => await asked('checkpoint push', peerId, async (p) => await requestCosignature(libp2p, p, message))
   }
 }
