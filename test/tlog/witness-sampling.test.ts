@@ -65,8 +65,9 @@ describe('sampled witnessing on real nodes', () => {
       await d.start()
       daemons.push(d)
     }
-    await waitFor('a full mesh of connections', () => daemons.every(d => d.p2p.connectedPeers().length === NODES - 1))
-  }, 60_000)
+    // Seven nodes dialling each other: slow on a busy machine, and a dropped connection is redialled.
+    await waitFor('a full mesh of connections', () => daemons.every(d => d.p2p.connectedPeers().length === NODES - 1), 90_000)
+  }, 150_000)
 
   afterAll(async () => {
     for (const d of daemons) await d.stop().catch(() => {})

@@ -173,14 +173,22 @@ export async function runDevnet (init: DevnetInit = {}, components: LoggerCompon
     const sent = await daemons[0]!.announce(signAnnouncement(announcement, announcer))
     say(`announced ${project.tag}: ${announcement.targets.map(t => `${t.variant} ${t.platform}`).join(', ')} (to ${sent.recipients} peers)`)
 
-    // Every node builds every target, and every node stores every node's claims.
-    const perNode = announcement.targets.length * n
+    // Nodes share the work (each target gets k + 1 builds at most, fewer once it is settled):
+    // done when no node has a build left to run or wait for, and every node's own verdict on
+    // every target is settled by the claims it stored.
     let reported = 0
     await until(async () => {
       let total = 0
-      for (const d of daemons) total += (await d.store.claimsForCommit(project.repository, project.commit, policy.builderKeys.keys())).length
-      if (total > reported) { reported = total; say(`claims stored across the network: ${total} of ${perNode * n}`) }
-      return total >= perNode * n
+      let doneNodes = 0
+      for (const d of daemons) {
+        const stored = await d.store.claimsForCommit(project.repository, project.commit, policy.builderKeys.keys())
+        total += stored.length
+        const { verdicts } = judge({ policy, announcements: [announcement], claims: judgedClaims(stored) })
+        const idle = d.scheduler.running().length === 0 && (await d.store.listJobs('queued')).length === 0
+        if (idle && verdicts.length > 0 && verdicts.every(v => v.status !== 'pending')) doneNodes++
+      }
+      if (total > reported) { reported = total; say(`claims stored across the network: ${total}`) }
+      return doneNodes === n
     }, deadline, init.signal)
 
     const views: DevnetNodeView[] = []

@@ -42,6 +42,8 @@ const DEFAULT_REFETCH_MS = 500
 /** A witness still behind fetches the log's newest checkpoint again after this, doubling up to the maximum. */
 const DEFAULT_RETRY_MS = 2_000
 const DEFAULT_MAX_RETRY_MS = 60_000
+/** Tries of one push of the own checkpoint to one witness (then the next checkpoint's push asks again). */
+const PUSH_ATTEMPTS = 6
 /** Witnesses sampled per log (`w`). */
 export const DEFAULT_SAMPLED_WITNESSES = 8
 /** The sample changes once a week: a new witness trusts its first checkpoint on sight. */
@@ -274,6 +276,9 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   const fetching = new Set<string>() // origins (and `peer:` peers) with a fetch in flight
   const peerChases = new Map<string, number>() // peer → when to fetch its log's newest checkpoint (if not witnessed yet) and its cosignature of the own log
   let ticker: NodeJS.Timeout | undefined
+  let stopped = false
+  // Size of the newest own checkpoint pushed: an older push stops asking once a newer one goes out.
+  let pushedSize = -1
   let lastSweep = 0
   // origin → the tail of the checks queued on it: one check and persist at a time per log,
   // whether the checkpoint came by gossip or over HTTP (C2SP tlog-witness asks for atomicity).
@@ -686,19 +691,32 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     try { await run } finally { if (draining.get(origin) === run) draining.delete(origin) }
   }
 
-  /** Pushes the own checkpoint message to the log's sampled (and policy) witnesses; their answers carry their cosignatures. */
-  async function pushOwn (message: Buffer, push: (peerId: string, message: Uint8Array) => Promise<Uint8Array>): Promise<void> {
+  /**
+   * Pushes the own checkpoint message to the log's sampled (and policy) witnesses; their answers
+   * carry their cosignatures. Nothing re-announces a checkpoint on a timer, so a witness that
+   * did not answer is asked again, with a growing delay, until it does or a newer checkpoint
+   * goes out (whose own push carries on from there).
+   */
+  async function pushOwn (message: Buffer, size: number, push: (peerId: string, message: Uint8Array) => Promise<Uint8Array>): Promise<void> {
     const own = components.log
     if (own === undefined) return
     for (const peer of components.connected?.() ?? []) addPeer(peer)
     const targets = expectedOf(identity.keyId).map(k => candidates.get(k)).filter(p => p !== undefined)
     await Promise.all(targets.map(async (peer) => {
-      try {
-        const c = fetched(await push(peer, message), own.origin)
-        if (c.cosignatures.length === 0) throw new TlogFetchError('the answer carries no cosignature')
-        await receiveChecked(c)
-      } catch (err) {
-        log.debug({ peer, err: (err as Error).message }, 'a witness did not cosign the pushed checkpoint')
+      let delayMs = retryMs
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const c = fetched(await push(peer, message), own.origin)
+          if (c.cosignatures.length === 0) throw new TlogFetchError('the answer carries no cosignature')
+          await receiveChecked(c)
+          return
+        } catch (err) {
+          log.debug({ peer, attempt, err: (err as Error).message }, 'a witness did not cosign the pushed checkpoint')
+        }
+        if (attempt >= PUSH_ATTEMPTS) return
+        await new Promise(resolve => setTimeout(resolve, delayMs).unref())
+        delayMs = Math.min(delayMs * 2, maxRetryMs)
+        if (stopped || pushedSize !== size) return
       }
     }))
   }
@@ -707,6 +725,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     name,
     vkey,
     async start () {
+      stopped = false
       await db.open()
       for await (const [k, v] of seenDb.iterator()) seen.set(k, JSON.parse(v) as Seen)
       for await (const [k, v] of splitDb.iterator()) split.set(k, JSON.parse(v) as SplitViewRecord)
@@ -715,6 +734,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       ticker.unref()
     },
     async stop () {
+      stopped = true
       clearInterval(ticker)
       ticker = undefined
       await db.close()
@@ -735,8 +755,10 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       if (own === undefined) return
       // A fresh checkpoint carries only the log's signature: its key is all a receiver needs.
       const message = encodeCheckpointMessage(note, [own.vkey])
-      track(decodeCheckpointMessage(message))
-      if (components.push !== undefined) await pushOwn(message, components.push)
+      const checked = decodeCheckpointMessage(message)
+      track(checked)
+      pushedSize = checked.checkpoint.size
+      if (components.push !== undefined) await pushOwn(message, checked.checkpoint.size, components.push)
       else await components.publish(message)
     },
     addCheckpoint,
