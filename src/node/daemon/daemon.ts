@@ -115,7 +115,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     { name: 'followers', start: followers.start, stop: followers.stop },
     capabilities.publisher,
     ...feed != null ? [feed] : [],
-    { name: 'back-fill', start: () => { backfill.start(); for (const peer of p2p.connectedPeers()) metPeer(peer) }, stop: backfill.stop }
+    { name: 'back-fill', start: () => { backfill.start(); for (const peer of p2p.connectedPeers()) metPeer(peer) }, stop: () => { statements.stop(); backfill.stop() } }
   ]
   let stopping: Promise<void> | undefined
   return {

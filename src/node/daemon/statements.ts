@@ -1,4 +1,6 @@
+import { keyIdOf } from '../../protocol/keys.js'
 import type { Logger } from '../logger.js'
+import { keyOfPeerId } from '../p2p/identity.js'
 import { STATEMENTS_DEFAULTS, type P2PNode, type StatementsSource, type TopicHandler } from '../p2p/index.js'
 import type { Store } from '../store/types.js'
 import { listReports, type ReportCheck, type ReportGossip } from '../triage/index.js'
@@ -8,12 +10,20 @@ import type { BuilderRegistry } from './builders.js'
 const STATEMENTS_REFETCH_MS = 10 * 60_000
 /** Peers remembered for that, at most. */
 const STATEMENTS_PEERS = 4096
+/**
+ * A peer met just as it starts may answer before it has signed its own statement, which it
+ * then publishes once, perhaps before a mesh reaches this node: asked again this soon (doubling),
+ * this many times, until its own statement is in hand.
+ */
+const OWN_STATEMENT_RETRY_MS = 2_000
+const OWN_STATEMENT_RETRIES = 3
 
 export interface StatementsExchange {
   /** What this node serves a peer that meets it. */
   source: StatementsSource
-  /** Fetches what a peer met holds (at most once per 10 minutes a peer); never throws. */
+  /** Fetches what a peer met holds (at most once per 10 minutes a peer, sooner while its own statement is missing); never throws. */
   fetch: (peerId: string) => Promise<void>
+  stop: () => void
 }
 
 /**
@@ -32,7 +42,22 @@ export function createStatementsExchange<T> (components: {
 }): StatementsExchange {
   const { store, builders, reports, testResults, p2p, log } = components
   const fetched = new Map<string, number>() // peer → when its statements were last fetched
-  return {
+  const retries = new Map<string, number>() // peer → fetches made again for its own statement
+  let stopped = false
+
+  /** The key id of the node behind `peerId` (Ed25519 peers only). */
+  const keyIdOfPeer = (peerId: string): string | undefined => { try { return keyIdOf(keyOfPeerId(peerId)) } catch { return undefined } }
+
+  function retryForOwnStatement (peerId: string): void {
+    const keyId = keyIdOfPeer(peerId)
+    const tries = retries.get(peerId) ?? 0
+    if (stopped || keyId === undefined || tries >= OWN_STATEMENT_RETRIES || builders.list().some(b => b.keyId === keyId)) { retries.delete(peerId); return }
+    if (!retries.has(peerId) && retries.size >= STATEMENTS_PEERS) return
+    retries.set(peerId, tries + 1)
+    setTimeout(() => { fetched.delete(peerId); void exchange.fetch(peerId) }, OWN_STATEMENT_RETRY_MS * 2 ** tries).unref()
+  }
+
+  const exchange: StatementsExchange = {
     source: async () => ({
       capabilities: builders.list().sort((a, b) => Number(b.self) - Number(a.self)).map(b => Buffer.from(b.envelopeJson, 'utf8')),
       reports: (await listReports(store, {}, STATEMENTS_DEFAULTS.maxReports)).map(r => Buffer.from(r.envelopeJson, 'utf8')),
@@ -49,6 +74,7 @@ export function createStatementsExchange<T> (components: {
         got = await p2p.statements(peerId)
       } catch (err) {
         log.debug({ peer: peerId, err: (err as Error).message }, 'fetching a peer\'s statements failed')
+        retryForOwnStatement(peerId)
         return
       }
       let invalid = 0
@@ -64,6 +90,9 @@ export function createStatementsExchange<T> (components: {
         if (check.outcome === 'accept') await testResults.topic.deliver(check.value, data, peerId)
       }
       if (invalid > 0) p2p.penalize(peerId, invalid)
-    }
+      else retryForOwnStatement(peerId)
+    },
+    stop () { stopped = true }
   }
+  return exchange
 }
