@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { browserAvailable, CHROMIUM } from '../helpers/browser.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,14 +18,6 @@ import { announcement, claim, COMMIT_1, imageResult, put, target } from '../http
 import { LOOPBACK, policyFor, waitFor } from '../node/helpers.js'
 import { putMessages } from './messages.js'
 
-const CHROMIUM = process.env.NEKO_CHROMIUM ?? '/usr/bin/chromium'
-
-function browserAvailable (): boolean {
-  if (existsSync(CHROMIUM)) return true
-  if (process.env.NEKO_REQUIRE_BROWSER === '1') throw new Error(`split-view dashboard: NEKO_REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`)
-  process.stderr.write(`[skip] split-view dashboard: ${CHROMIUM} missing; run scripts/setup-host.sh to test in a real browser\n`)
-  return false
-}
 
 /**
  * A builder whose log a node proved split is not counted in that node's own verdicts (HTTP
@@ -124,7 +116,7 @@ describe('a proven split view in the node\'s own verdicts', () => {
     expect(feed.items.map(i => i.title)).not.toContain('v1 base linux/amd64: reproducible')
   }, 60_000)
 
-  it.runIf(browserAvailable())('names the set-aside builder and why on the dashboard', async () => {
+  it.runIf(browserAvailable('split-view dashboard'))('names the set-aside builder and why on the dashboard', async () => {
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] })
     try {
       const page = await browser.newPage()

@@ -4,7 +4,7 @@
  * names; nobody witnesses everybody, and a log that loses one of its witnesses says it is
  * under-witnessed (stats, /tlog/under-witnessed, the dashboard).
  */
-import { existsSync } from 'node:fs'
+import { browserAvailable, CHROMIUM } from '../helpers/browser.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { chromium } from 'playwright-core'
 import { tmpdir } from 'node:os'
@@ -19,16 +19,8 @@ import { cosignersOf, parseCheckpoint, parseNote } from '../../src/protocol/tlog
 import { LOOPBACK, waitFor } from '../node/helpers.js'
 import { putMessages } from './messages.js'
 
-const CHROMIUM = process.env.NEKO_CHROMIUM ?? '/usr/bin/chromium'
 
-function browserAvailable (): boolean {
-  if (existsSync(CHROMIUM)) return true
-  if (process.env.NEKO_REQUIRE_BROWSER === '1') throw new Error(`under-witnessed dashboard: NEKO_REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`)
-  process.stderr.write(`[skip] under-witnessed dashboard: ${CHROMIUM} missing; run scripts/setup-host.sh to test in a real browser\n`)
-  return false
-}
-
-const BROWSER = browserAvailable()
+const BROWSER = browserAvailable('under-witnessed dashboard')
 const NODES = 7
 const W = 2
 

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { browserAvailable, CHROMIUM } from '../helpers/browser.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { chromium } from 'playwright-core'
 import { tmpdir } from 'node:os'
@@ -19,16 +19,8 @@ import { LOOPBACK, policyFor, waitFor } from '../node/helpers.js'
 import { fakeId, messageId, putMessages } from './messages.js'
 import type { StoredClaim } from '../../src/node/store/types.js'
 
-const CHROMIUM = process.env.NEKO_CHROMIUM ?? '/usr/bin/chromium'
 
-function browserAvailable (): boolean {
-  if (existsSync(CHROMIUM)) return true
-  if (process.env.NEKO_REQUIRE_BROWSER === '1') throw new Error(`witness dashboard: NEKO_REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`)
-  process.stderr.write(`[skip] witness dashboard: ${CHROMIUM} missing; run scripts/setup-host.sh to test in a real browser\n`)
-  return false
-}
-
-const BROWSER = browserAvailable()
+const BROWSER = browserAvailable('witness dashboard')
 
 describe('checkpoint gossip and witnessing', () => {
   const ids = [generateIdentity(), generateIdentity(), generateIdentity()]
