@@ -64,4 +64,10 @@ describe('audit output', () => {
     ])
     expect(gateExitCode(typo, 'critical')).toBe(2)
   })
+
+  it('says "1 file audited" for one, as the count reads', async () => {
+    const one = await auditRepository(await manyCopies(), { exclude: ['svc0*/**', 'svc10/**'] })
+    expect(one.files.map(f => f.path)).toEqual(['svc11/Dockerfile'])
+    expect(formatTable(one)).toMatch(/^1 file audited: 0 critical, 0 high, 0 medium, 1 low$/m)
+  })
 })

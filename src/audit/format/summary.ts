@@ -10,7 +10,8 @@ export function configErrors (report: AuditReport): AuditFileError[] {
   return report.errors.filter(e => e.kind === 'config')
 }
 
-const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`
+/** `1 file`, `2 files`: counts read as written. */
+export const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`
 
 /**
  * The counts every format and the command line print: findings by severity, then what was

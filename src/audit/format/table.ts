@@ -1,7 +1,7 @@
 import { SEVERITIES } from '../types.js'
 import type { AuditReport, Finding, Severity } from '../types.js'
 import { skippedLine } from './skipped.js'
-import { configErrors, fileErrors, summaryCounts } from './summary.js'
+import { configErrors, fileErrors, plural, summaryCounts } from './summary.js'
 
 export interface TableInit {
   /** ANSI colours for a terminal. */
@@ -43,7 +43,7 @@ export function formatTable (report: AuditReport, init: TableInit = {}): string 
     for (const id of folded) {
       const all = group.filter(f => f.ruleId === id)
       const files = new Set(all.map(f => f.path)).size
-      out.push(`  ${id}  ${all.length} findings in ${files} file${files === 1 ? '' : 's'}: ${all[0]?.title ?? ''}`)
+      out.push(`  ${id}  ${all.length} findings in ${plural(files, 'file')}: ${all[0]?.title ?? ''}`)
       out.push(paint(DIM, `    ${all.slice(0, FOLD_SHOWN).map(location).join(', ')} and ${all.length - FOLD_SHOWN} more (--format markdown lists them; --exclude ${id.slice(0, 5)} leaves them out)`))
     }
     out.push('')
@@ -61,7 +61,7 @@ export function formatTable (report: AuditReport, init: TableInit = {}): string 
     out.push('')
   }
   if (report.skipped.length > 0) out.push(skippedLine(report.skipped.length))
-  out.push(`${report.files.length} files audited: ${summaryCounts(report)}`)
+  out.push(`${plural(report.files.length, 'file')} audited: ${summaryCounts(report)}`)
   if (report.findings.length > 0) out.push('Run with --format markdown for why each finding matters and how to fix it.')
   return `${out.join('\n')}\n`
 }

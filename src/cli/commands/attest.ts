@@ -25,7 +25,8 @@ interface AttestFlags extends StatusFlags {
 function line (t: TargetAttestation): string {
   if (t.error !== undefined) return `${t.variant} ${t.platform}: not attested: ${t.error}`
   const a = t.attach
-  return `${t.variant} ${t.platform} ${t.image ?? ''} ${t.result ?? ''}: VSA ${t.vsa ?? ''}, ${t.claims?.attached ?? 0} claims (${t.claims?.pushed ?? 0} new), ` +
+  const attached = t.claims?.attached ?? 0
+  return `${t.variant} ${t.platform} ${t.image ?? ''} ${t.result ?? ''}: VSA ${t.vsa ?? ''}, ${attached} claim${attached === 1 ? '' : 's'} (${t.claims?.pushed ?? 0} new), ` +
     `referrers ${a?.mode === 'api' ? 'through the referrers API' : `in tag ${referrersTag(t.image?.split('@')[1] ?? '')}`}${a?.cosignUpdated === true ? ', cosign .att updated' : ''}`
 }
 
