@@ -9,6 +9,7 @@ import { verifyEnvelope } from '../../src/protocol/dsse.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { signAnnouncement, signClaim, type DecodedMessage } from '../../src/protocol/messages.js'
 import { SLSA_VSA_V1 } from '../../src/protocol/types.js'
+import { imageResourceUri } from '../../src/protocol/vsa.js'
 import { writeIdentity } from '../../src/node/identity-files.js'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
 import { createStore } from '../../src/node/store/level-store.js'
@@ -427,6 +428,22 @@ describe('status', () => {
       // The last line agrees with the exit status.
       expect(r.stdout).toContain('overall: MISMATCH (1 target reproducible to another digest than the registry publishes)')
       expect(r.stdout).not.toContain('overall: reproducible')
+    })
+
+    it('--vsa with a registry check summarises the image verified: subject and resourceUri name it by digest', async () => {
+      const statements = async (tag: string): Promise<Array<{ subject: Array<{ name: string, digest: { sha256: string } }>, predicate: { resourceUri: string, verificationResult: string } }>> => {
+        const file = join(dir, `${tag}.image.vsa.jsonl`)
+        await cli([tag, '--data-dir', regDataDir, '--policy', policyFile, '--image', `base=${reg.host}/neko/base`, '--vsa', file, '--key', keyDir])
+        return (await readFile(file, 'utf8')).trimEnd().split('\n').map(l => JSON.parse(Buffer.from(verifyEnvelope(l, { keys: new Map([[vsaKey.keyId, vsaKey.publicKey]]) }).payload).toString('utf8')))
+      }
+      const v5 = await statements('v5')
+      expect(v5.map(s => [s.subject[0]?.name, `sha256:${s.subject[0]?.digest.sha256 ?? ''}`, s.predicate.resourceUri, s.predicate.verificationResult])).toEqual([amd64, arm64].map(d =>
+        [`${reg.host}/neko/base`, d, imageResourceUri(`${reg.host}/neko/base`, d), 'PASSED']))
+      // Rebuilt alike, but not to what the registry serves: a FAILED summary of the image served.
+      const v6 = await statements('v6')
+      expect(v6).toHaveLength(1)
+      expect(v6[0]?.predicate.resourceUri).toMatch(/^pkg:oci\/base@sha256%3A[0-9a-f]{64}\?repository_url=/)
+      expect(v6[0]?.predicate.verificationResult).toBe('FAILED')
     })
 
     it('exits 2 with the reason for an image the registry does not have, never 0 with unknown', async () => {

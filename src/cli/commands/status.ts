@@ -24,7 +24,12 @@ import { collect, imagesFor, parseImages } from '../images.js'
 import { gather, type StatusFlags } from '../release-source.js'
 import { policyFor } from '../trust-policy.js'
 
-async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvaluation, policyFile: string): Promise<void> {
+/**
+ * `images`: variant → the repository the registry check read. A target checked there is
+ * summarised as that image (subject and `resourceUri`, as `attest` does); one not checked
+ * as its agreed digest and source target.
+ */
+async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvaluation, policyFile: string, images: ReadonlyMap<string, string>): Promise<void> {
   const identity = await readIdentity(keyDir, { logger: cliLogger() })
   const { uri: policyUri, digest: policyDigest } = await policyReference(policyFile)
   // The signer names itself by its key: a node URL would name a party that did not sign.
@@ -33,7 +38,9 @@ async function writeVsa (file: string, keyDir: string, evaluation: ReleaseEvalua
   const lines = evaluation.verdicts.map(v => {
     // The claims the verdict rests on: every counted trusted claim, agreeing or not.
     const claimIds = [...v.agreeing, ...v.dissenting, ...v.failed].map(x => x.claimId)
-    return JSON.stringify(signStatement(buildVsa(v, { verifier, policyUri, policyDigest, claimIds, timeVerified }), identity))
+    const name = images.get(v.target.variant)
+    const image = name !== undefined && v.published.digest !== undefined ? { name, digest: v.published.digest } : undefined
+    return JSON.stringify(signStatement(buildVsa(v, { verifier, policyUri, policyDigest, claimIds, timeVerified, ...(image !== undefined ? { image } : {}) }), identity))
   })
   await writeFile(file, lines.map(l => l + '\n').join(''))
 }
@@ -107,6 +114,7 @@ export function register (program: Command): void {
       let evaluation: ReleaseEvaluation
       let reports: Array<{ keyId: string, report: DivergenceReport }>
       let tests: TestResultSummary[]
+      let images: ReadonlyMap<string, string> = new Map()
       try {
         const release = await readRelease(source, policy, tag, { repository: flags.repo })
         const a = release.chosen.announcement
@@ -117,7 +125,8 @@ export function register (program: Command): void {
             if (!variants.has(v)) throw new UsageError('--image', `${a.repository} ${tag} has no variant ${JSON.stringify(v)} (it has ${[...variants].join(', ')})`)
           }
           const registry = createRegistryClient({ timeoutMs: 15_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}) }, { logger: cliLogger() })
-          published = await checkPublished({ registry }, await imagesFor(a.recipe.name, overrides), { repository: a.repository, tag, commit: a.commit, targets: a.targets })
+          images = await imagesFor(a.recipe.name, overrides)
+          published = await checkPublished({ registry }, images, { repository: a.repository, tag, commit: a.commit, targets: a.targets })
         }
         evaluation = evaluateRelease({ ...release, policy, published })
         reports = (await source.reports(a.repository)).filter(r => r.report.target.commit === a.commit)
@@ -138,7 +147,7 @@ export function register (program: Command): void {
         if (reach !== undefined) process.stdout.write(`node: ${formatReachability(reach)}\n`)
       }
       if (flags.vsa !== undefined && flags.key !== undefined) {
-        await writeVsa(flags.vsa, flags.key, evaluation, policyFile)
+        await writeVsa(flags.vsa, flags.key, evaluation, policyFile, images)
         if (flags.json !== true) process.stdout.write(`VSA: ${evaluation.verdicts.length} signed summar${evaluation.verdicts.length === 1 ? 'y' : 'ies'} written to ${flags.vsa}\n`)
       }
       process.exitCode = exitCodeFor(outcome)
