@@ -104,6 +104,18 @@ describe('commands beside a running node', () => {
     expect(dial?.error).toMatch(/ECONNREFUSED/)
     expect(r.stderr).not.toMatch(/"stack"|\n\s+at /)
   }, 300_000)
+  it('announce --repo . names the repository by its absolute path, which other nodes can read', async () => {
+    const r = await runCli(['announce', '--repo', '.', '--tag', project.tag, '--key', join(dir, 'announcer')], { cwd: project.repository })
+    expect(r.code, r.stderr).toBe(EXIT.OK)
+    const m = decodeMessage(r.stdout.trim(), { allowEmbeddedKeys: true })
+    expect(m.kind === 'announcement' ? m.announcement.repository : undefined).toBe(project.repository)
+    // A path that is not there is said before anything is signed.
+    const missing = await cli(['announce', '--repo', join(dir, 'nosuch'), '--tag', project.tag, '--key', join(dir, 'announcer')])
+    expect(missing.code).toBe(EXIT.ERROR)
+    expect(missing.stdout).toBe('')
+    expectOneLine(missing, /^neko-rebuilder: SourceError: repository \S+nosuch is neither a URL nor an existing path\n$/)
+  }, 300_000)
+
   it('announce --platform linux/s390x of a repository without a recipe announces that platform, as recipes.md says', async () => {
     const r = await cli(['announce', '--repo', project.repository, '--tag', project.tag, '--key', join(dir, 'announcer'), '--platform', 'linux/s390x'])
     expect(r.code, r.stderr).toBe(EXIT.OK)

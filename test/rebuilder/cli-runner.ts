@@ -13,7 +13,8 @@ export interface CliResult {
 /** Runs the real CLI (src/cli/main.ts through tsx) as a separate process. */
 export async function runCli (args: string[], opts: { env?: NodeJS.ProcessEnv, cwd?: string } = {}): Promise<CliResult> {
   return await new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli/main.ts'), ...args], {
+    // tsx by its own location: a `cwd` outside the project has no node_modules to find it in.
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), resolve(ROOT, 'src/cli/main.ts'), ...args], {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, NEKO_LOG_LEVEL: 'silent', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe']

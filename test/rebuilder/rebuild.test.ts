@@ -118,12 +118,13 @@ describe.skipIf(!available)('rebuild through the real engine', () => {
     expect(info.images[0]!.config.architecture).toBe('arm64')
   }, ENGINE_TEST_TIMEOUT)
 
-  it('signs the claim with --key and writes it as a DSSE file', async () => {
+  it('signs the claim with --key and writes it as a DSSE file; --repo . is named by its absolute path', async () => {
     const keyDir = join(work, 'key')
     const identity = generateIdentity()
     await writeIdentity(keyDir, identity)
     const out = join(work, 'signed')
-    const res = await runCli(['rebuild', '--repo', stable.dir, '--ref', 'v1.0.0', '--key', keyDir, '--out', out, '--work-dir', join(work, 'ws')])
+    // Run from inside the repository, as a maintainer would: the claim names no path only this directory knows.
+    const res = await runCli(['rebuild', '--repo', '.', '--ref', 'v1.0.0', '--key', keyDir, '--out', out, '--work-dir', join(work, 'ws')], { cwd: stable.dir })
     expect(res.code, res.stderr).toBe(0)
     const claimFile = /claim\s+(\S+)/.exec(res.stdout)?.[1]
     expect(claimFile).toBeDefined()
@@ -132,6 +133,7 @@ describe.skipIf(!available)('rebuild through the real engine', () => {
     expect(decoded.kind).toBe('claim')
     if (decoded.kind === 'claim') {
       expect(decoded.claim.target.commit).toBe(stable.commits[0]!.commit)
+      expect(decoded.claim.target.repository).toBe(stable.dir)
       expect(decoded.claim.result?.manifestDigest).toMatch(/^sha256:/)
     }
     expect(res.stdout).toMatch(/manifest\s+sha256:[0-9a-f]{64}/)

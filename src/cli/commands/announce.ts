@@ -10,6 +10,7 @@ import { envelopeId } from '../../protocol/dsse.js'
 import { signAnnouncement } from '../../protocol/messages.js'
 import { EXIT } from '../exit-codes.js'
 import { cliLogger } from '../logger.js'
+import { repositoryArgument } from '../repository.js'
 
 interface AnnounceOptions {
   repo: string
@@ -67,7 +68,7 @@ export function register (program: Command): void {
         if (!policy.announcerKeys.has(identity.keyId)) throw new AnnouncerNotTrustedError(identity.keyId, opts.policy)
       }
       const announcement = await prepareAnnouncement({
-        repository: opts.repo,
+        repository: repositoryArgument(opts.repo),
         tag: opts.tag,
         ...(opts.commit != null ? { commit: opts.commit } : {}),
         ...(opts.recipe != null ? { recipe: opts.recipe } : {}),

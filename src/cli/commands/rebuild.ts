@@ -11,6 +11,7 @@ import { nativePlatform } from '../../tool.js'
 import { InterruptedError } from '../errors.js'
 import { EXIT } from '../exit-codes.js'
 import { cliLogger } from '../logger.js'
+import { repositoryArgument } from '../repository.js'
 
 interface RebuildFlags {
   repo: string
@@ -109,7 +110,7 @@ export function register (program: Command): void {
       let outcome: RebuildOutcome
       try {
         outcome = await rebuilder.rebuild({
-          repository: flags.repo,
+          repository: repositoryArgument(flags.repo),
           ref: flags.ref,
           platform: flags.platform ?? nativePlatform(),
           ...(flags.commit != null ? { expectedCommit: flags.commit } : {}),
