@@ -347,6 +347,28 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     expect((await neko(['verify-image', `${reg.host}/neko/base@${bare.manifestDigest}`, '--policy', policyFile, '--platform', 'linux/amd64'])).code).toBe(4)
   })
 
+  it('verify-image of an image every trusted builder rebuilt on one engine is UNSETTLED, exit 6, with the reason, never pending', async () => {
+    const c6 = '6'.repeat(40)
+    const d6 = (await pushSyntheticImage(reg.url, 'neko/base', 'v6', { platforms: ['linux/amd64'], salt: 'v6 one engine' })).images[0]!.manifestDigest
+    const store = await createStore({ path: join(dataDir, 'store') })
+    try {
+      await put(store, signAnnouncement(announcement('v6', c6, [['base', 'linux/amd64']]), keys.maintainer))
+      for (const b of keys.builders) {
+        const c = claim(target(c6, 'base', 'linux/amd64', 'v6'), { result: { ...imageResult(d6), manifestDigest: d6 } })
+        c.environment.engine.id = 'ONE:ENGINE'
+        await put(store, signClaim(c, b))
+      }
+    } finally {
+      await store.close()
+    }
+    const attested = await attest('v6')
+    expect(attested.code, attested.stderr).toBe(0)
+    const r = await neko(['verify-image', `${reg.host}/neko/base@${d6}`, '--policy', policyFile, '--platform', 'linux/amd64'])
+    expect(r.code, r.stdout + r.stderr).toBe(6)
+    expect(r.stdout).toContain(`@${d6} (linux/amd64): UNSETTLED`)
+    expect(r.stdout).toContain('3 of 3 answered from 1 engine; threshold 2')
+  })
+
   it('attests nothing for a tag only an untrusted key announced, as status refuses it', async () => {
     const r = await attest('v9')
     expect(r.code).toBe(2)
