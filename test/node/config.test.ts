@@ -138,6 +138,15 @@ describe('node config', () => {
     expect(c.watch).toEqual({ url: 'https://example.test/r.git', announceKeyDir: dir, intervalMs: 5000 })
   })
 
+  it('watches a local repository by its absolute path, which its announcements name; URLs stay as given', () => {
+    const flags = { announceKey: dir }
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { ...flags, watch: 'project/repo' } }).watch?.url).toBe(join(process.cwd(), 'project/repo'))
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { ...flags, watch: '.' } }).watch?.url).toBe(process.cwd())
+    for (const url of ['git@github.com:m1k1o/neko.git', 'file:///srv/neko.git', 'https://github.com/m1k1o/neko']) {
+      expect(resolveConfig({ env: { XDG_DATA_HOME: dir }, flags: { ...flags, watch: url } }).watch?.url).toBe(url)
+    }
+  })
+
   it('parses HTTP addresses', () => {
     expect(parseHttpAddress('8080')).toEqual({ host: '127.0.0.1', port: 8080 })
     expect(parseHttpAddress(':0')).toEqual({ host: '127.0.0.1', port: 0 })

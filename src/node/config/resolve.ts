@@ -10,6 +10,7 @@ import { CONFIG_SCHEMA } from './schema.js'
 import { parseWitnessTargets } from '../tlog/witness-push.js'
 import { witnessedLogKeys } from '../tlog/http-witness.js'
 import { isValidKeyName } from '../../protocol/tlog/note.js'
+import { absoluteRepository } from '../rebuilder/index.js'
 import type { NodeConfig, NodeSettings } from './types.js'
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4088'
@@ -217,7 +218,7 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     if (announceKey == null) problems.push({ setting: 'announceKey', source: watchUrl.source, message: '--watch needs --announce-key DIR (the key that signs announcements)' })
     else {
       const recipe = pick('recipe')?.value
-      watch = { url: watchUrl.value!, announceKeyDir: resolvePath(announceKey.value!), intervalMs, ...(recipe != null ? { recipe } : {}) }
+      watch = { url: absoluteRepository(watchUrl.value!), announceKeyDir: resolvePath(announceKey.value!), intervalMs, ...(recipe != null ? { recipe } : {}) }
     }
   }
 

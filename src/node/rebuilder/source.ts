@@ -21,12 +21,25 @@ export interface SourceOptions {
   workDir?: string
 }
 
+/** A URL (`https://…`, `file://…`) or scp-like address (`git@host:path`), not a local path. */
+function isRepositoryUrl (repository: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(repository) || /^[^/]+@[^/]+:/.test(repository)
+}
+
+/**
+ * A repository as signed messages name it: a local path made absolute (others read it from
+ * other directories, so `.` would name each reader's own), a URL as it is.
+ */
+export function absoluteRepository (repository: string): string {
+  return isRepositoryUrl(repository) || isAbsolute(repository) ? repository : resolve(repository)
+}
+
 /** Local paths become file:// URLs so git honours --depth for them too. */
 export function repositoryUrl (repository: string): string {
   // Never let a repository be read as a git option.
   if (repository.startsWith('-') || repository.trim() === '') throw new SourceError(`repository ${JSON.stringify(repository)} is not a git URL or path`)
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repository) || /^[^/]+@[^/]+:/.test(repository)) return repository
-  const path = isAbsolute(repository) ? repository : resolve(repository)
+  if (isRepositoryUrl(repository)) return repository
+  const path = absoluteRepository(repository)
   if (!existsSync(path)) throw new SourceError(`repository ${repository} is neither a URL nor an existing path`)
   return pathToFileURL(path).href
 }
