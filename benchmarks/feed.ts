@@ -127,7 +127,7 @@ async function main (): Promise<void> {
     })
     const releases = Math.max(1, Math.round(CLAIMS / CLAIMS_PER_RELEASE))
     process.stdout.write(`store: ${releases * CLAIMS_PER_RELEASE} claims, ${releases} releases × ${TARGETS.length} targets × ${BUILDERS} builders, in ${dir}\n`)
-    const store = await createStore({ path: join(dir, 'store') }, { logger })
+    const store = await createStore({ logger }, { path: join(dir, 'store') })
     const ingest = createIngest({ store, policy, logger })
     await seed(ingest, maintainer, builders, releases)
     const tags = Array.from({ length: releases }, (_, r) => `v${Math.floor(r / 100)}.${r % 100}.0`)

@@ -22,8 +22,8 @@ export async function startAttesting ({ daemon, logger }: RunningNode, config: N
     store: daemon.store,
     policy: daemon.policy(),
     identity: await readIdentity(config.keyDir, { logger }),
-    registry: createRegistryClient(common, { logger }),
-    writer: createRegistryWriter(common, { logger }),
+    registry: createRegistryClient({ logger }, common),
+    writer: createRegistryWriter({ logger }, common),
     log: logger.forComponent('attest')
   }, {
     images,

@@ -164,7 +164,7 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
       allowedDissent: 0
     })))
     for (const dir of ['data-0', 'data-1']) {
-      const store = await createStore({ path: join(root, dir, 'store') })
+      const store = await createStore({}, { path: join(root, dir, 'store') })
       try {
         const claims = await store.claimsForCommit(project.repository, project.commit)
         expect(claims).toHaveLength(2)

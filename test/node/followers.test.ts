@@ -14,7 +14,7 @@ describe('followers over the stored messages', () => {
   it('feed each follower from its durable cursor, once each, across restarts and failures', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'neko-followers-'))
     dirs.push(dir)
-    let store = await createStore({ path: join(dir, 'store') })
+    let store = await createStore({}, { path: join(dir, 'store') })
     await putMessages(store, 0, 300)
     const seen: number[] = []
     let failNext = false
@@ -27,7 +27,7 @@ describe('followers over the stored messages', () => {
     }
     const claimsOnly: StoredMessage[] = []
     const claims: Follower = { name: 'claims', kinds: ['claim'], async apply (page) { claimsOnly.push(...page) } }
-    let followers = createFollowers({ store }, [counting, claims], { pageSize: 64 })
+    let followers = createFollowers({ store, followers: [counting, claims] }, { pageSize: 64 })
     await followers.start()
     await followers.idle()
     // Every stored message, in order, in pages: nothing twice.
@@ -52,8 +52,8 @@ describe('followers over the stored messages', () => {
     await followers.stop()
     await putMessages(store, 311, 320)
     await store.close()
-    store = await createStore({ path: join(dir, 'store') })
-    followers = createFollowers({ store }, [counting, claims], { pageSize: 64 })
+    store = await createStore({}, { path: join(dir, 'store') })
+    followers = createFollowers({ store, followers: [counting, claims] }, { pageSize: 64 })
     expect(followers.lag()).toEqual({ counting: 320, claims: 320 })
     await followers.start()
     await followers.idle()
@@ -66,11 +66,11 @@ describe('followers over the stored messages', () => {
   it('reads the cursor of a follower that keeps its own', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'neko-followers-'))
     dirs.push(dir)
-    const store = await createStore({ path: join(dir, 'store') })
+    const store = await createStore({}, { path: join(dir, 'store') })
     await putMessages(store, 0, 20)
     let own = 5
     const applied: number[] = []
-    const followers = createFollowers({ store }, [{ name: 'own', cursor: () => own, async apply (page) { applied.push(page[0]!.cursor); own = page.at(-1)!.cursor } }])
+    const followers = createFollowers({ store, followers: [{ name: 'own', cursor: () => own, async apply (page) { applied.push(page[0]!.cursor); own = page.at(-1)!.cursor } }] })
     expect(followers.lag()).toEqual({ own: 15 })
     await followers.start()
     await followers.idle()

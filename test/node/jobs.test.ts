@@ -36,7 +36,7 @@ describe.skipIf(!available)('the build queue: /api/v1/jobs, `jobs --node`, gauge
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-jobs-'))
-    const store = await createStore({ path: join(dir, 'store') })
+    const store = await createStore({}, { path: join(dir, 'store') })
     const real = createRebuilder({}, { workDir: join(dir, 'work'), timeoutMs: 180_000 })
     // The real engine builds; the result is held back until the test has looked at the running build.
     const gate = new Promise<void>(resolve => { release = resolve })

@@ -45,7 +45,7 @@ describe('smoke test results: gossip, store, status', () => {
   beforeAll(async () => {
     keys = makeKeys()
     dir = await mkdtemp(join(tmpdir(), 'neko-test-results-'))
-    store = await createStore({ path: join(dir, 'data', 'store') })
+    store = await createStore({}, { path: join(dir, 'data', 'store') })
     agreed = (await seedReleases(store, keys)).v4.amd64.manifestDigest
     await writeFile(join(dir, 'policy.json'), JSON.stringify(policyJson(keys)))
   })
@@ -103,7 +103,7 @@ describe('smoke test results: gossip, store, status', () => {
     expect(body.outcome).toBe('ok')
     expect(body.testResults.map(t => [t.keyId, t.result, t.agreedImage])).toEqual([[keys.builders[0]!.keyId, 'PASSED', true], [keys.builders[1]!.keyId, 'FAILED', false]])
 
-    store = await createStore({ path: join(dir, 'data', 'store') })
+    store = await createStore({}, { path: join(dir, 'data', 'store') })
     const server = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
     const url = (await server.start()).url
     try {

@@ -51,7 +51,7 @@ describe('status', () => {
     keys = makeKeys()
     dir = await mkdtemp(join(tmpdir(), 'neko-status-'))
     dataDir = join(dir, 'data')
-    const store = await createStore({ path: join(dataDir, 'store') })
+    const store = await createStore({}, { path: join(dataDir, 'store') })
     await seedReleases(store, keys)
     // v9: only a stranger says which commit it is (an old one, with genuine reproducible claims).
     await put(store, signAnnouncement(announcement('v9', 'd'.repeat(40), [['base', 'linux/amd64']]), keys.stranger))
@@ -119,7 +119,7 @@ describe('status', () => {
     })
 
     it('shows what failed from a signed log that ends in BuildKit\'s context box, not the box', async () => {
-      const store = await createStore({ path: join(dataDir, 'store') })
+      const store = await createStore({}, { path: join(dataDir, 'store') })
       const commit = '8'.repeat(40)
       try {
         await put(store, signAnnouncement(announcement('v8', commit, [['app', 'linux/amd64']]), keys.maintainer))
@@ -142,7 +142,7 @@ describe('status', () => {
     })
 
     it('exits 6 with the reason when every builder answered and no quorum can form, never 4', async () => {
-      const store = await createStore({ path: join(dataDir, 'store') })
+      const store = await createStore({}, { path: join(dataDir, 'store') })
       try {
         await seedOneEngineRelease(store, keys, 'v7', '7'.repeat(40))
       } finally {
@@ -183,7 +183,7 @@ describe('status', () => {
       expect(r.code).toBe(0)
       const lines = (await readFile(file, 'utf8')).trimEnd().split('\n')
       expect(lines).toHaveLength(2)
-      const store = await createStore({ path: join(dataDir, 'store') })
+      const store = await createStore({}, { path: join(dataDir, 'store') })
       try {
         for (const line of lines) {
           const v = verifyEnvelope(line, { keys: new Map([[vsaKey.keyId, vsaKey.publicKey]]) })
@@ -263,7 +263,7 @@ describe('status', () => {
     let url: string
 
     beforeAll(async () => {
-      store = await createStore({ path: join(dataDir, 'store') })
+      store = await createStore({}, { path: join(dataDir, 'store') })
       server = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
       url = (await server.start()).url
     })
@@ -393,7 +393,7 @@ describe('status', () => {
       arm64 = pushed.images.find(i => i.platform === 'linux/arm64')!.manifestDigest
       await pushSyntheticImage(reg.url, 'neko/base', 'v6', { platforms: ['linux/amd64'], salt: 'v6' })
       regDataDir = join(dir, 'registry-data')
-      const store = await createStore({ path: join(regDataDir, 'store') })
+      const store = await createStore({}, { path: join(regDataDir, 'store') })
       const [b1, b2] = keys.builders as [SigningIdentity, SigningIdentity]
       const result = (manifestDigest: string): ReturnType<typeof imageResult> => ({ ...imageResult(manifestDigest), manifestDigest })
       // v5: both platforms rebuilt to exactly what the registry serves.

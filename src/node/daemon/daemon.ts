@@ -64,7 +64,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     onTestResult: testResults.hold,
     onClaim (claim) { claimsSigned++; metrics?.buildFinished(claim.failure?.class ?? 'success', (Date.parse(claim.finishedOn) - Date.parse(claim.startedOn)) / 1000 || 0) }
   }, { concurrency: init.concurrency, maxAttempts: init.maxAttempts, backoffMs: init.backoffMs, ...(init.maxAnnouncementAgeMs != null ? { maxAnnouncementAgeMs: init.maxAnnouncementAgeMs } : {}), ...(init.progressIntervalMs != null ? { progressIntervalMs: init.progressIntervalMs } : {}) })
-  const followers = createFollowers({ store, logger }, [...(nodeLog != null ? [nodeLog.follower] : []), schedulerFollower(scheduler, log), ...(triage != null ? [triage.follower] : [])])
+  const followers = createFollowers({ store, logger, followers: [...(nodeLog != null ? [nodeLog.follower] : []), schedulerFollower(scheduler, log), ...(triage != null ? [triage.follower] : [])] })
   ingest.addEventListener('stored', ({ detail: m }) => {
     followers.notify()
     if (m.kind !== 'claim') return

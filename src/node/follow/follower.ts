@@ -23,6 +23,13 @@ export interface Follower {
   cursor?: () => number
 }
 
+export interface FollowersComponents {
+  store: Store
+  logger?: ComponentLogger
+  /** The views fed, each from its own cursor. */
+  followers: readonly Follower[]
+}
+
 export interface FollowersInit {
   /** Messages read per page. Default 256. */
   pageSize?: number
@@ -54,8 +61,8 @@ function isCursor (v: unknown): v is number {
 }
 
 /** One loop that feeds every follower from its cursor, at start and after each stored message. */
-export function createFollowers (components: { store: Store, logger?: ComponentLogger }, followers: readonly Follower[], init: FollowersInit = {}): Followers {
-  const { store } = components
+export function createFollowers (components: FollowersComponents, init: FollowersInit = {}): Followers {
+  const { store, followers } = components
   const log = componentLog(components.logger, 'followers')
   const pageSize = init.pageSize ?? DEFAULT_PAGE_SIZE
   const cursors = new Map<string, number>()

@@ -1,2 +1,2 @@
 export { createFollowers } from './follower.js'
-export type { Follower, Followers, FollowersInit } from './follower.js'
+export type { Follower, Followers, FollowersComponents, FollowersInit } from './follower.js'
