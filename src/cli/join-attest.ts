@@ -31,7 +31,8 @@ export async function startAttesting ({ daemon, logger }: RunningNode, config: N
     policyDigest: policyRef.digest,
     intervalMs: interval * 1000
   })
-  daemon.onStored(() => { service.poke() })
-  service.start()
+  await service.start()
+  // From its own cursor: what was stored while the node ran without --attest is attested too.
+  await daemon.follow(service.follower)
   return service
 }

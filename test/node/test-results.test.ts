@@ -10,7 +10,7 @@ import { createTestResultGossip, fetchTestResultsFromNode, listTestResults, MAX_
 import { signTestResult, TEST_RESULT_LIMITS, type TestResult } from '../../src/protocol/test-result.js'
 import type { SigningIdentity } from '../../src/protocol/keys.js'
 import { runCli, type CliResult } from '../rebuilder/cli-runner.js'
-import { COMMIT_4, claim, digestOf, ingestFor, makeKeys, policyJson, REPO, seedReleases, target, testPolicy, type Keys } from '../http/fixtures.js'
+import { COMMIT_4, claim, digestOf, makeKeys, policyJson, REPO, seedReleases, target, testPolicy, type Keys } from '../http/fixtures.js'
 
 const log = createLogger({ level: 'silent' }).forComponent('test-results')
 
@@ -104,7 +104,7 @@ describe('smoke test results: gossip, store, status', () => {
     expect(body.testResults.map(t => [t.keyId, t.result, t.agreedImage])).toEqual([[keys.builders[0]!.keyId, 'PASSED', true], [keys.builders[1]!.keyId, 'FAILED', false]])
 
     store = await createStore({}, { path: join(dir, 'data', 'store') })
-    const server = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
+    const server = createFeedServer({ store, policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
     const url = (await server.start()).url
     try {
       const fetched = await fetchTestResultsFromNode(url, testPolicy(keys), REPO, COMMIT_4)

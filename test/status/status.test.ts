@@ -14,7 +14,7 @@ import { createFeedServer, type FeedServer } from '../../src/node/http/server.js
 import { createStore } from '../../src/node/store/level-store.js'
 import type { Store } from '../../src/node/store/types.js'
 import { registryAvailable, startRegistry, pushSyntheticImage, type TestRegistry } from '../helpers/registry.js'
-import { MAKE_LOG, announcement, claim, imageResult, makeKeys, policyJson, put, seedOneEngineRelease, seedReleases, target, testPolicy, type Keys, ingestFor } from '../http/fixtures.js'
+import { MAKE_LOG, announcement, claim, imageResult, makeKeys, policyJson, put, seedOneEngineRelease, seedReleases, target, testPolicy, type Keys } from '../http/fixtures.js'
 
 interface Run { code: number, stdout: string, stderr: string }
 
@@ -264,7 +264,7 @@ describe('status', () => {
 
     beforeAll(async () => {
       store = await createStore({}, { path: join(dataDir, 'store') })
-      server = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
+      server = createFeedServer({ store, policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
       url = (await server.start()).url
     })
 
@@ -299,7 +299,7 @@ describe('status', () => {
     it('ends with how the node is reached when it serves /api/v1/peers, and says nothing of it otherwise', async () => {
       // What a node behind a NAT answers: relayed through one relay, one of three connections relayed.
       const peers = { peerId: '12D3KooWNode', mode: 'relayed', addresses: [], relays: ['12D3KooWRelay'], connections: { direct: 2, relayed: 1 }, relayServer: { serving: false, reservations: 0 }, relayRefused: { rate: 0, penalised: 0 }, peers: [] }
-      const withPeers = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys), peers: () => peers }, { host: '127.0.0.1', port: 0 })
+      const withPeers = createFeedServer({ store, policy: testPolicy(keys), peers: () => peers }, { host: '127.0.0.1', port: 0 })
       const peersUrl = (await withPeers.start()).url
       try {
         const text = await cli(['v4', '--node', peersUrl, '--policy', policyFile])
