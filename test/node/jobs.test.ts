@@ -79,7 +79,7 @@ describe.skipIf(!available)('the build queue: /api/v1/jobs, `jobs --node`, gauge
   }
 
   it('does not queue a release announced before the age limit', async () => {
-    const fixture = await createFixtureProject(join(dir, 'old'), { tag: 'v0.9.0' })
+    const fixture = await createFixtureProject({ dir: join(dir, 'old'), tag: 'v0.9.0' })
     const old: Announcement = {
       repository: fixture.repository,
       tag: fixture.tag,
@@ -96,7 +96,7 @@ describe.skipIf(!available)('the build queue: /api/v1/jobs, `jobs --node`, gauge
   })
 
   it('shows a running build with its step, elapsed time and log, then its result', async () => {
-    const fixture = await createFixtureProject(join(dir, 'new'), { tag: 'v1.0.0' })
+    const fixture = await createFixtureProject({ dir: join(dir, 'new'), tag: 'v1.0.0' })
     const fresh: Announcement = {
       repository: fixture.repository,
       tag: fixture.tag,

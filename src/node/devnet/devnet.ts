@@ -121,7 +121,7 @@ export async function runDevnet (init: DevnetInit = {}, components: LoggerCompon
   const engines: LocalEngine[] = []
   const own = init.oneEngine !== true
   try {
-    const project: FixtureProject = await createFixtureProject(join(dir, 'project'), init.nondeterministicWith != null ? { nondeterministicWith: init.nondeterministicWith } : {})
+    const project: FixtureProject = await createFixtureProject({ dir: join(dir, 'project'), ...(init.nondeterministicWith != null ? { nondeterministicWith: init.nondeterministicWith } : {}) })
     say(`fixture release ${project.tag} at ${project.repository} (commit ${project.commit.slice(0, 12)})`)
     const ids = Array.from({ length: n }, () => generateIdentity())
     const announcer = generateIdentity()
