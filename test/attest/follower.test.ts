@@ -6,12 +6,14 @@ import type { Envelope } from '../../src/protocol/dsse.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
 import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import { collectAttestations, createAttestService } from '../../src/node/attest/index.js'
-import { createFollowers } from '../../src/node/follow/index.js'
+import { createDaemon } from '../../src/node/daemon/index.js'
+import { createFollowers, DuplicateFollowerError } from '../../src/node/follow/index.js'
 import { silentLogger } from '../../src/node/logger.js'
 import { createRegistryClient, createRegistryWriter, parseReference, type RegistryWriter } from '../../src/node/registry/index.js'
 import { createStore } from '../../src/node/store/index.js'
 import type { Store } from '../../src/node/store/types.js'
 import { pushSyntheticImage, registryAvailable, startRegistry, type TestRegistry } from '../helpers/registry.js'
+import { LOOPBACK, waitFor } from '../node/helpers.js'
 import { REPO, announcement, claim, imageResult, makeKeys, put, target, testPolicy, type Keys } from '../http/fixtures.js'
 
 const C = '9'.repeat(40)
@@ -130,5 +132,32 @@ describe.skipIf(!available)('the attest service as a follower of the stored mess
     expect(await referrers(d10)).toEqual({ vsas: 1, claims: 2 })
     // The first release is untouched.
     expect(await referrers(digest)).toEqual({ vsas: 2, claims: 3 })
+  })
+
+  it('a node feeds it as one of its followers (join --attest), its lag among the node\'s', async () => {
+    const C11 = '6'.repeat(40)
+    const d11 = (await pushSyntheticImage(reg.url, 'neko/follow', 'v11', { platforms: ['linux/amd64'], index: true })).images[0]!.manifestDigest
+    const store = await createStore({}, { path: join(dir, 'store') })
+    const node = await createDaemon({ identity: generateIdentity(), store, policy: testPolicy(keys) }, { listen: [LOOPBACK], mdns: false })
+    const service = createAttestService({ store, policy: testPolicy(keys), identity: signer, registry: createRegistryClient(), writer: createRegistryWriter(), log }, {
+      images: new Map([['app', `${reg.host}/neko/follow`]]),
+      policyUri: 'urn:test:policy',
+      policyDigest: '1'.repeat(64),
+      debounceMs: 0
+    })
+    try {
+      await node.start()
+      await service.start()
+      await node.follow(service.follower)
+      await expect(node.follow(service.follower)).rejects.toBeInstanceOf(DuplicateFollowerError)
+      await node.announce(signAnnouncement(announcement('v11', C11, [['app', 'linux/amd64']]), keys.maintainer))
+      for (const b of keys.builders.slice(0, 2)) await node.ingest.record(signClaim(claim(target(C11, 'app', 'linux/amd64', 'v11'), { result: { ...imageResult(d11), manifestDigest: d11 } }), b))
+      await waitFor('the attestations of v11', async () => (await referrers(d11)).vsas === 1)
+      expect(await referrers(d11)).toEqual({ vsas: 1, claims: 2 })
+      await waitFor('the attest follower caught up', () => node.stats().followers.attest === 0)
+    } finally {
+      await service.stop()
+      await node.stop()
+    }
   })
 })
