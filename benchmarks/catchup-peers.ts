@@ -38,7 +38,7 @@ async function main (): Promise<void> {
   const daemons: Daemon[] = []
   const peers: P2PNode[] = []
   for (const dir of config.stores) {
-    const d = await createDaemon({ identity: generateIdentity(), store: await createStore({ path: dir }), policy }, { listen: [LOOPBACK], bootstrap: [], mdns: false })
+    const d = await createDaemon({ identity: generateIdentity(), store: await createStore({}, { path: dir }), policy }, { listen: [LOOPBACK], bootstrap: [], mdns: false })
     await d.start()
     daemons.push(d)
   }

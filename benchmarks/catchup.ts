@@ -52,7 +52,7 @@ function same (a: TargetVerdict[], b: TargetVerdict[]): boolean {
 
 /** Messages per second through the ingest into an empty store, page by page: the floor. */
 async function floorRate (envelopes: string[], policy: ReturnType<typeof parsePolicy>, path: string): Promise<{ rate: number, store: Awaited<ReturnType<typeof createStore>> }> {
-  const store = await createStore({ path })
+  const store = await createStore({}, { path })
   const ingest = createIngest({ store, policy })
   const items = envelopes.map(e => Buffer.from(e, 'utf8'))
   const t0 = performance.now()
@@ -128,7 +128,7 @@ async function main (): Promise<void> {
       for (const [k, plan] of plans.entries()) {
         const before = await floorNear(history.envelopes, policy, join(dir, `floor-${k}`))
         const peers = await startPeers({ policy: policyJson, stores: plan.stores.map(s => join(dir, s)), hostile: plan.hostile })
-        const store = await createStore({ path: join(dir, `client-${k}`) })
+        const store = await createStore({}, { path: join(dir, `client-${k}`) })
         const node = await createDaemon({ identity: generateIdentity(), store, policy }, { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: peers.addrs, mdns: false })
         // Done when every message of the history is stored (a hostile peer's extra claims do not count).
         let held = 0

@@ -127,7 +127,7 @@ async function main (): Promise<void> {
     })
     const releases = Math.max(1, Math.round(CLAIMS / CLAIMS_PER_RELEASE))
     process.stdout.write(`store: ${releases * CLAIMS_PER_RELEASE} claims, ${releases} releases × ${TARGETS.length} targets × ${BUILDERS} builders, in ${dir}\n`)
-    const store = await createStore({ path: join(dir, 'store') }, { logger })
+    const store = await createStore({ logger }, { path: join(dir, 'store') })
     const ingest = createIngest({ store, policy, logger })
     await seed(ingest, maintainer, builders, releases)
     const tags = Array.from({ length: releases }, (_, r) => `v${Math.floor(r / 100)}.${r % 100}.0`)
@@ -160,7 +160,7 @@ async function main (): Promise<void> {
     // Warm-up: compile the hot paths before timing them.
     for (let i = 0; i < 200; i++) await consensusForTag(store, policy, pick(), { repository: REPO })
     await measure('consensusForTag(tag, { repository }): index reads, no cache', async tag => await consensusForTag(store, policy, tag, { repository: REPO }), QUERIES)
-    const service = createConsensusService({ store, policy, ingest })
+    const service = createConsensusService({ store, policy })
     const t0 = performance.now()
     await service.forTag(tags[0]!)
     process.stdout.write(`  service start (tag index of ${releases} announcements): ${ms(performance.now() - t0)}\n`)
@@ -170,7 +170,7 @@ async function main (): Promise<void> {
     const warm = cold.slice(0, 500)
     await measure('service.forTag(tag), asked before (cache hit)', async tag => await service.forTag(tag), QUERIES, Array.from({ length: QUERIES }, (_, i) => warm[i % warm.length]!))
     // ---- 2. HTTP throughput
-    const server = createFeedServer({ logger, store, ingest, policy }, { host: '127.0.0.1', port: 0 })
+    const server = createFeedServer({ logger, store, policy }, { host: '127.0.0.1', port: 0 })
     const { url } = await server.start()
     const paths = ['/api/v1/claims?limit=100&cursor=5000', '/feed.json']
     const bodies = new Map<string, { body: Buffer, contentType: string }>()

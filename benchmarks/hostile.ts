@@ -68,7 +68,7 @@ async function runNode (dir: string, policyFile: string, identityFile: string): 
   const { identityFromPrivatePem } = await import('../src/protocol/keys.js')
   const policy = parsePolicy(JSON.parse(await readFile(policyFile, 'utf8')))
   const identity = identityFromPrivatePem(await readFile(identityFile, 'utf8'))
-  const store = await createStore({ path: join(dir, 'store') }, { logger })
+  const store = await createStore({ logger }, { path: join(dir, 'store') })
   const daemon = await createDaemon({ identity, store, policy, logger }, {
     listen: [LOOPBACK], bootstrap: [], mdns: false, http: { host: '127.0.0.1', port: 0 }
   })

@@ -33,7 +33,7 @@ const median = (xs: number[]): number => {
 
 const work = await mkdtemp(join(tmpdir(), 'bench-independent-'))
 try {
-  const project = await createFixtureProject(join(work, 'project'), { nondeterministicWith: busyboxPath('amd64') })
+  const project = await createFixtureProject({ dir: join(work, 'project'), nondeterministicWith: busyboxPath('amd64') })
   const rebuilders: Rebuilder[] = [1, 2, 3].map(i => createRebuilder({ logger }, { workDir: join(work, `ws-${i}`) }))
   const one = async (r: Rebuilder): Promise<string> => {
     const out = await r.rebuild({ repository: project.repository, ref: project.tag, platform: 'linux/amd64' })

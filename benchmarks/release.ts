@@ -114,7 +114,7 @@ try {
   const announcer = generateIdentity()
   const policy = parsePolicy(composePolicy(ids.map((b, i) => ({ name: `node-${i + 1}`, operator: `operator-${i + 1}`, publicKeyPem: b.publicKeyPem })), [{ name: 'announcer', publicKeyPem: announcer.publicKeyPem }], { threshold: 2, minOperators: 2 }))
   const stem = `nkb-${randomBytes(3).toString('hex')}`
-  for (let i = 0; i < NODES; i++) engines.push(createLocalEngine({ name: `${stem}-${i + 1}`, dir: join(work, `engine-${i + 1}`) }, { logger }))
+  for (let i = 0; i < NODES; i++) engines.push(createLocalEngine({ logger }, { name: `${stem}-${i + 1}`, dir: join(work, `engine-${i + 1}`) }))
   const up = await Promise.allSettled(engines.map(async e => { await e.start() }))
   const failed = up.find(r => r.status === 'rejected')
   if (failed != null) throw failed.reason
@@ -124,7 +124,7 @@ try {
     await mkdir(nodeDir, { recursive: true })
     const cli = await timedCli(nodeDir)
     clis.push(cli)
-    const store = await createStore({ path: join(nodeDir, 'store') }, { logger })
+    const store = await createStore({ logger }, { path: join(nodeDir, 'store') })
     const rebuilder = createRebuilder({ logger }, { workDir: join(nodeDir, 'work'), dockerHost: engines[i]!.dockerHost, dockerCli: cli.cli })
     const caps = await rebuilder.capabilities()
     for (const p of PLATFORMS) if (!caps.platforms.some(c => c.platform === p)) throw new Error(`engine ${i + 1} cannot build ${p} (binfmt/qemu missing?)`)

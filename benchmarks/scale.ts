@@ -195,7 +195,7 @@ async function run (n: number): Promise<Point> {
   const stored = new Map<string, Map<number, number>>() // message id → node index → arrival time
   try {
     for (let i = 0; i < n; i++) {
-      const store = await createStore({ path: join(dir, `n${i}`, 'store') })
+      const store = await createStore({}, { path: join(dir, `n${i}`, 'store') })
       const bootstrap = i === 0 ? [] : [...new Set(Array.from({ length: Math.min(DIALS, i) }, () => daemons[pick(i)]!.multiaddrs()[0]!))]
       const d = await createDaemon({ identity: identities[i]!, store, policy, logger }, {
         listen: ['/ip4/127.0.0.1/tcp/0'],

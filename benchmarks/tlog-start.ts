@@ -38,7 +38,7 @@ if (mode === 'rehash') {
   size = tree.size
   keep = { tree, db }
 } else {
-  const store = await createStore({ path: storeDir }, { logger })
+  const store = await createStore({ logger }, { path: storeDir })
   const tlog = createTransparencyLog({ store, identity: identityFromPrivatePem(await readFile(keyFile, 'utf8')), logger }, { path: tlogDir })
   await tlog.start()
   size = tlog.size()

@@ -53,7 +53,7 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
 const dir = await mkdtemp(join(tmpdir(), 'neko-bench-tlog-'))
 try {
   const identity = generateIdentity()
-  const store = await createStore({ path: join(dir, 'store') }, { logger })
+  const store = await createStore({ logger }, { path: join(dir, 'store') })
   process.stdout.write(`filling a store with ${fmt(COUNT)} messages (not timed)…\n`)
   await putMessages(store, 0, COUNT)
 

@@ -84,7 +84,7 @@ async function runNode (dir: string, policyFile: string, keyFile: string): Promi
   const policy = parsePolicy(JSON.parse(await readFile(policyFile, 'utf8')))
   const identity = identityFromPrivatePem(await readFile(keyFile, 'utf8'))
   const witnesses = new Map([...policy.builderKeys].filter(([k]) => k !== identity.keyId).map(([k, publicKey]) => [k, { publicKey }]))
-  const store = await createStore({ path: join(dir, 'store') }, { logger })
+  const store = await createStore({ logger }, { path: join(dir, 'store') })
   const daemon = await createDaemon({ identity, store, policy, logger }, {
     listen: [LOOPBACK], bootstrap: [], mdns: false,
     gossip: { ...(PEER_RATE !== undefined ? { peerRate: PEER_RATE } : {}), ...(CHECKPOINT_RATE !== undefined ? { checkpointPeerRate: CHECKPOINT_RATE } : {}) },

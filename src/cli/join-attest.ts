@@ -22,8 +22,8 @@ export async function startAttesting ({ daemon, logger }: RunningNode, config: N
     store: daemon.store,
     policy: daemon.policy(),
     identity: await readIdentity(config.keyDir, { logger }),
-    registry: createRegistryClient(common, { logger }),
-    writer: createRegistryWriter(common, { logger }),
+    registry: createRegistryClient({ logger }, common),
+    writer: createRegistryWriter({ logger }, common),
     log: logger.forComponent('attest')
   }, {
     images,
@@ -31,7 +31,8 @@ export async function startAttesting ({ daemon, logger }: RunningNode, config: N
     policyDigest: policyRef.digest,
     intervalMs: interval * 1000
   })
-  daemon.onStored(() => { service.poke() })
-  service.start()
+  await service.start()
+  // From its own cursor: what was stored while the node ran without --attest is attested too.
+  await daemon.follow(service.follower)
   return service
 }

@@ -24,7 +24,7 @@ export async function openExistingStore (dataDir: string, components: StoreCompo
   const path = storePathOf(dataDir)
   if (path === undefined) throw new ValidationError('--data-dir', `no node store in ${dataDir} (looked for ${join(dataDir, STORE_DIR)})`)
   try {
-    return await createStore({ path }, components)
+    return await createStore(components, { path })
   } catch (err) {
     if (err instanceof StoreLockedError) throw new StoreLockedError(path, 'ask that node instead with --node http://HOST:PORT (its --http address)')
     throw err

@@ -90,7 +90,7 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
     v1 = { amd64: p1.images[0]!.manifestDigest, arm64: p1.images[1]!.manifestDigest }
     v2 = (await pushSyntheticImage(reg.url, 'neko/base', 'v2', { platforms: ['linux/amd64'], salt: 'v2' })).images[0]!.manifestDigest
 
-    const store = await createStore({ path: join(dataDir, 'store') })
+    const store = await createStore({}, { path: join(dataDir, 'store') })
     const [b1, b2, b3] = keys.builders as [SigningIdentity, SigningIdentity, SigningIdentity]
     const result = (d: string): ReturnType<typeof imageResult> => ({ ...imageResult(d), manifestDigest: d })
     // v1: both platforms rebuilt by two operators to exactly what the registry serves; a stranger disagrees.
@@ -172,7 +172,7 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
 
     const image = (await pushSyntheticImage(reg.url, 'neko/base', 'no-result', { platforms: ['linux/amd64'], salt: 'no-result' })).images[0]!
     const ref = parseReference(`${reg.host}/neko/base:no-result`)
-    const writer = createRegistryWriter({ timeoutMs: 30_000 }, { logger: silentLogger() })
+    const writer = createRegistryWriter({ logger: silentLogger() }, { timeoutMs: 30_000 })
     const log = silentLogger().forComponent('attest-test')
     const got = await writer.getManifest(ref, image.manifestDigest)
     if (got === undefined) throw new Error('pushed image not found')
@@ -319,7 +319,7 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
   it('an image whose attestations are all forged or about another image is an error of its own, each envelope named', async () => {
     const image = (await pushSyntheticImage(reg.url, 'neko/base', 'all-forged', { platforms: ['linux/amd64'], salt: 'all-forged' })).images[0]!
     const ref = parseReference(`${reg.host}/neko/base:all-forged`)
-    const writer = createRegistryWriter({ timeoutMs: 30_000 }, { logger: silentLogger() })
+    const writer = createRegistryWriter({ logger: silentLogger() }, { timeoutMs: 30_000 })
     const got = await writer.getManifest(ref, image.manifestDigest)
     if (got === undefined) throw new Error('pushed image not found')
     // A trusted builder's claim about this image, its payload changed after signing.
@@ -431,7 +431,7 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
   it('verify accepts the VSAs status writes, shows them and counts only the claims', async () => {
     const vsaFile = join(dir, 'v1.vsa.jsonl')
     expect((await neko(['status', 'v1', '--data-dir', dataDir, '--policy', policyFile, '--vsa', vsaFile, '--key', keyDir])).code).toBe(0)
-    const store = await createStore({ path: join(dataDir, 'store') })
+    const store = await createStore({}, { path: join(dataDir, 'store') })
     const claims = (await store.claimsForCommit('https://github.com/m1k1o/neko', C1)).map(m => m.envelopeJson)
     // The release's announcement too: without a trusted one, verify names no release.
     const announcements = (await store.announcements({ tag: 'v1' })).map(m => m.envelopeJson)

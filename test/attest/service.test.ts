@@ -32,7 +32,7 @@ describe.skipIf(!available)('attesting from a node and against a moving registry
     dir = await mkdtemp(join(tmpdir(), 'neko-attest-svc-'))
     reg = await startRegistry()
     digest = (await pushSyntheticImage(reg.url, 'neko/app', 'v7', { platforms: ['linux/amd64'], index: true })).images[0]!.manifestDigest
-    store = await createStore({ path: join(dir, 'store') })
+    store = await createStore({}, { path: join(dir, 'store') })
     await put(store, signAnnouncement(announcement('v7', C, [['app', 'linux/amd64']]), keys.maintainer))
     for (const b of keys.builders.slice(0, 2)) {
       await put(store, signClaim(claim(target(C, 'app', 'linux/amd64', 'v7'), { result: { ...imageResult(digest), manifestDigest: digest } }), b))

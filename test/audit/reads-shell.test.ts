@@ -38,7 +38,7 @@ describe('the audit reads shell as a shell does', () => {
     const root = await repo({})
     const busybox = join(root, 'busybox-stand-in')
     await writeFile(busybox, '#!/bin/sh\n')
-    const project = await createFixtureProject(join(root, 'project'), { nondeterministicWith: busybox })
+    const project = await createFixtureProject({ dir: join(root, 'project'), nondeterministicWith: busybox })
     const report = await auditRepository(project.repository)
     expect(report.errors).toEqual([])
     const critical = report.findings.filter(f => f.severity === 'critical').map(f => `${f.ruleId} ${f.path}:${f.line}`)

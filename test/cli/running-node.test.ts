@@ -42,7 +42,7 @@ describe('commands beside a running node', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-running-'))
     dataDir = join(dir, 'data')
-    project = await createFixtureProject(join(dir, 'project'))
+    project = await createFixtureProject({ dir: join(dir, 'project') })
     expect((await cli(['keygen', '--out', join(dir, 'announcer')])).code).toBe(EXIT.OK)
     node = spawn(process.execPath, ['--import', 'tsx', MAIN, 'join', '--json', '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', dataDir],
       { env: { ...process.env, NEKO_LOG_LEVEL: 'warn', NEKO_LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'ignore'] })

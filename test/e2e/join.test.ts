@@ -73,7 +73,7 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'neko-e2e-'))
-    project = await createFixtureProject(join(root, 'project'))
+    project = await createFixtureProject({ dir: join(root, 'project') })
     for (let i = 0; i < 2; i++) {
       const id = generateIdentity()
       await writeIdentity(join(root, `key-${i}`), id)
@@ -164,7 +164,7 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
       allowedDissent: 0
     })))
     for (const dir of ['data-0', 'data-1']) {
-      const store = await createStore({ path: join(root, dir, 'store') })
+      const store = await createStore({}, { path: join(root, dir, 'store') })
       try {
         const claims = await store.claimsForCommit(project.repository, project.commit)
         expect(claims).toHaveLength(2)
@@ -186,7 +186,7 @@ describe.skipIf(!available)('neko-rebuilder join, announce and devnet as process
 
   it('join --watch announces a tag pushed after it started', async () => {
     const watched = await mkdtemp(join(root, 'watched-'))
-    const repo = await createFixtureProject(watched, { tag: 'v0.1.0' })
+    const repo = await createFixtureProject({ dir: watched, tag: 'v0.1.0' })
     const node = await startJoin(['--data-dir', join(root, 'data-watch'), '--key', join(root, 'key-0'), '--policy', policyFile,
       '--watch', repo.repository, '--announce-key', join(root, 'announcer'), '--watch-interval', '1'])
     try {

@@ -9,7 +9,7 @@ import { createFeedServer } from '../../src/node/http/server.js'
 import { createRegistryClient } from '../../src/node/registry/index.js'
 import type { Store } from '../../src/node/store/types.js'
 import { pushSyntheticImage, registryAvailable, startRegistry } from '../helpers/registry.js'
-import { COMMIT_1, COMMIT_2, REPO, announcement, claim, imageResult, ingestFor, makeKeys, put, target, tempStore, testPolicy, type Keys } from './fixtures.js'
+import { COMMIT_1, COMMIT_2, REPO, announcement, claim, imageResult, makeKeys, put, target, tempStore, testPolicy, type Keys } from './fixtures.js'
 
 const OTHER_REPO = 'https://github.com/example/other'
 
@@ -30,7 +30,7 @@ describe('consensus service', () => {
   afterAll(async () => { await cleanup?.() })
 
   it('follows a moved tag, prefers trusted announcers and keeps the others visible', async () => {
-    const service = createConsensusService({ store, policy, ingest: ingestFor(store) })
+    const service = createConsensusService({ store, policy })
     await put(store, signAnnouncement(announcement('m1', COMMIT_1, [['base', 'linux/amd64']]), keys.maintainer))
     const [b1, b2] = keys.builders
     for (const b of [b1!, b2!]) await put(store, signClaim(claim(target(COMMIT_1, 'base', 'linux/amd64', 'm1'), { result: imageResult('m1 a') }), b))
@@ -56,7 +56,7 @@ describe('consensus service', () => {
   })
 
   it('shows equivocating builders and does not count them', async () => {
-    const service = createConsensusService({ store, policy, ingest: ingestFor(store) })
+    const service = createConsensusService({ store, policy })
     const commit = '1'.repeat(40)
     await put(store, signAnnouncement(announcement('eq', commit, [['base', 'linux/amd64']]), keys.maintainer))
     const [b1, b2, b3] = keys.builders
@@ -75,7 +75,7 @@ describe('consensus service', () => {
   })
 
   it('refuses to guess between repositories announcing the same tag', async () => {
-    const service = createConsensusService({ store, policy, ingest: ingestFor(store) })
+    const service = createConsensusService({ store, policy })
     await put(store, signAnnouncement(announcement('same', '2'.repeat(40), [['base', 'linux/amd64']]), keys.maintainer))
     await put(store, signAnnouncement({ ...announcement('same', '3'.repeat(40), [['base', 'linux/amd64']]), repository: OTHER_REPO }, keys.maintainer))
     await expect(service.forTag('same')).rejects.toBeInstanceOf(AmbiguousTagError)
@@ -84,7 +84,7 @@ describe('consensus service', () => {
     expect((await service.forTag('same', { repository: REPO }))?.commit).toBe('2'.repeat(40))
     expect(await service.forTag('same', { repository: 'https://example.org/none' })).toBeUndefined()
 
-    const server = createFeedServer({ store, ingest: ingestFor(store), policy }, { host: '127.0.0.1', port: 0 })
+    const server = createFeedServer({ store, policy }, { host: '127.0.0.1', port: 0 })
     const { url } = await server.start()
     try {
       const r = await fetch(`${url}/api/v1/consensus/same`)
@@ -113,7 +113,7 @@ describe('consensus service', () => {
         await put(store, signClaim(claim(target(commit, 'app', 'linux/amd64', 'pub1'), { result: imageResult('pub1 app') }), b))
       }
       const lookup = createPublishedLookup({ registry: createRegistryClient() }, { images: new Map([['base', `${reg.host}/neko/base`], ['app', `${reg.host}/neko/app`]]) })
-      const feed = createFeedServer({ store, ingest: ingestFor(store), policy, published: lookup }, { host: '127.0.0.1', port: 0 })
+      const feed = createFeedServer({ store, policy, published: lookup }, { host: '127.0.0.1', port: 0 })
       server.stop = async () => { await feed.stop() }
       const { url } = await feed.start()
       const c = await (await fetch(`${url}/api/v1/consensus/pub1`)).json() as { targets: Array<{ variant: string, platform: string, published: unknown }> }
@@ -129,7 +129,7 @@ describe('consensus service', () => {
   })
 
   it('ignores a new identity nobody trusts when counting', async () => {
-    const service = createConsensusService({ store, policy, ingest: ingestFor(store) })
+    const service = createConsensusService({ store, policy })
     const commit = '5'.repeat(40)
     await put(store, signAnnouncement(announcement('sy', commit, [['base', 'linux/amd64']]), keys.maintainer))
     // A Sybil flood: many fresh keys agreeing on one digest change nothing.

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chromium, type Browser } from 'playwright-core'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
 import type { CatchUp } from '../../src/node/http/routes.js'
-import { makeKeys, seedReleases, tempStore, testPolicy, ingestFor } from './fixtures.js'
+import { makeKeys, seedReleases, tempStore, testPolicy } from './fixtures.js'
 import { browserAvailable, CHROMIUM } from '../helpers/browser.js'
 
 const available = browserAvailable('dashboard catch-up')
@@ -20,7 +20,7 @@ describe.skipIf(!available)('the dashboard of a node still catching up', () => {
     const t = await tempStore()
     cleanup = t.cleanup
     await seedReleases(t.store, keys)
-    server = createFeedServer({ store: t.store, ingest: ingestFor(t.store), policy: testPolicy(keys), catchUp: () => catchUp }, { host: '127.0.0.1', port: 0 })
+    server = createFeedServer({ store: t.store, policy: testPolicy(keys), catchUp: () => catchUp }, { host: '127.0.0.1', port: 0 })
     base = (await server.start()).url
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] })
   })

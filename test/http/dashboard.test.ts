@@ -39,7 +39,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     cleanup = t.cleanup
     store = t.store
     await seedReleases(t.store, keys)
-    server = createFeedServer({ store: t.store, ingest: ingestFor(t.store), policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
+    server = createFeedServer({ store: t.store, policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
     base = (await server.start()).url
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -290,7 +290,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     // The scheduler reads the broken job back at start, as after a restart.
     const scheduler = createScheduler({ store, ingest: ingestFor(store), identity: keys.builders[0]!, capabilities: () => undefined, publishClaim: async () => {} })
     await scheduler.start()
-    const withJobs = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys), host: () => scheduler.health() }, { host: '127.0.0.1', port: 0 })
+    const withJobs = createFeedServer({ store, policy: testPolicy(keys), host: () => scheduler.health() }, { host: '127.0.0.1', port: 0 })
     const url = (await withJobs.start()).url
     const page = await browser.newPage()
     try {

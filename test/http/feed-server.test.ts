@@ -7,7 +7,7 @@ import { createFeedServer, type FeedServer } from '../../src/node/http/server.js
 import { createMetrics, type Metrics } from '../../src/node/metrics.js'
 import type { Store } from '../../src/node/store/types.js'
 import type { TagConsensus } from '../../src/node/consensus/types.js'
-import { COMMIT_1, COMMIT_3, REPO, announcement, claim, imageResult, makeKeys, put, seedReleases, target, tempStore, testPolicy, type Keys, ingestFor } from './fixtures.js'
+import { COMMIT_1, COMMIT_3, REPO, announcement, claim, imageResult, makeKeys, put, seedReleases, target, tempStore, testPolicy, type Keys } from './fixtures.js'
 
 interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: string }
 
@@ -55,7 +55,7 @@ describe('feed server', () => {
     metrics.claimStored('claim')
     metrics.buildFinished('success', 42)
     metrics.buildFinished('timeout', 3600)
-    server = createFeedServer({ store, ingest: ingestFor(store), policy, metrics, builders: () => [{ keyId: keys.builders[0]!.keyId, platforms: ['linux/amd64'] }] }, { host: '127.0.0.1', port: 0 })
+    server = createFeedServer({ store, policy, metrics, builders: () => [{ keyId: keys.builders[0]!.keyId, platforms: ['linux/amd64'] }] }, { host: '127.0.0.1', port: 0 })
     base = (await server.start()).url
   })
 

@@ -180,7 +180,7 @@ export async function seedOneEngineRelease (store: Store, keys: Keys, tag: strin
 
 export async function tempStore (): Promise<{ store: Store, dir: string, cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'neko-feed-'))
-  const store = await createStore({ path: join(dir, 'store') })
+  const store = await createStore({}, { path: join(dir, 'store') })
   return {
     store,
     dir,

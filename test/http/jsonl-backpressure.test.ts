@@ -4,7 +4,7 @@ import { parseBundle } from '../../src/protocol/bundle.js'
 import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
 import type { Store } from '../../src/node/store/types.js'
-import { COMMIT_1, announcement, claim, imageResult, makeKeys, put, target, tempStore, testPolicy, ingestFor } from './fixtures.js'
+import { COMMIT_1, announcement, claim, imageResult, makeKeys, put, target, tempStore, testPolicy } from './fixtures.js'
 
 const LINES = 3000
 
@@ -26,7 +26,7 @@ describe('JSON Lines feed under back-pressure', () => {
     for (let i = 0; i < LINES; i++) {
       await put(store, signClaim(claim(target(COMMIT_1, `v${i}`, 'linux/amd64'), { result: imageResult(`r${i}`, layers) }), b))
     }
-    server = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
+    server = createFeedServer({ store, policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
     base = new URL((await server.start()).url)
   }, 120_000)
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signAnnouncement, signClaim } from '../../src/protocol/messages.js'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
 import type { TagConsensus } from '../../src/node/consensus/types.js'
-import { COMMIT_1, announcement, claim, imageResult, makeKeys, put, target, tempStore, testPolicy, ingestFor } from './fixtures.js'
+import { COMMIT_1, announcement, claim, imageResult, makeKeys, put, target, tempStore, testPolicy } from './fixtures.js'
 
 // The API takes the tag and commit rules of the wire: whatever a message may carry can be asked for.
 describe('HTTP API fields follow the wire rules', () => {
@@ -17,7 +17,7 @@ describe('HTTP API fields follow the wire rules', () => {
     cleanup = t.cleanup
     await put(t.store, signAnnouncement(announcement(longTag, COMMIT_1, [['base', 'linux/amd64']]), keys.maintainer))
     await put(t.store, signClaim(claim(target(COMMIT_1, 'base', 'linux/amd64', longTag), { result: imageResult('long') }), keys.builders[0]!))
-    server = createFeedServer({ store: t.store, ingest: ingestFor(t.store), policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
+    server = createFeedServer({ store: t.store, policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
     base = (await server.start()).url
   })
 

@@ -22,7 +22,7 @@ describe('catching up', () => {
   let n = 0
 
   async function start (policy: TrustPolicy, init: Partial<DaemonInit> = {}, identity: SigningIdentity = generateIdentity(), seed: string[] = []): Promise<Daemon> {
-    const store = await createStore({ path: join(root, `n${n++}`) })
+    const store = await createStore({}, { path: join(root, `n${n++}`) })
     const d = await createDaemon({ identity, store, policy }, { listen: [LOOPBACK], bootstrap: [], mdns: false, gossip: { heartbeatIntervalMs: 100 }, ...init })
     if (seed.length > 0) await d.ingest.recordMany(seed)
     await d.start()
@@ -42,7 +42,7 @@ describe('catching up', () => {
   it('a store serves its newest items first, below a cursor, and within a byte budget', async () => {
     const history = makeHistory(300)
     const policy = policyFor(history.builders, [history.announcer])
-    const store = await createStore({ path: join(root, `n${n++}`) })
+    const store = await createStore({}, { path: join(root, `n${n++}`) })
     try {
       await createIngest({ store, policy }).recordMany(history.envelopes)
       const total = history.envelopes.length

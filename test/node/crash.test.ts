@@ -53,7 +53,7 @@ describe.skipIf(!available)('a node killed with SIGKILL between storing a messag
     expect(signal).toBe('SIGKILL')
     const dir = join(root, 'announcement')
     // At the gap: the announcement is stored, nothing is queued.
-    const store = await createStore({ path: join(dir, 'store') })
+    const store = await createStore({}, { path: join(dir, 'store') })
     const stored = await store.announcements({ repository: repo.dir })
     expect(stored).toHaveLength(1)
     expect(await store.listJobs()).toEqual([])
@@ -86,7 +86,7 @@ describe.skipIf(!available)('a node killed with SIGKILL between storing a messag
     const dir = join(root, 'triage')
     // At the gap: both claims stored and read by the triage (its cursor is past them), the
     // comparison pending, and no report of this node's.
-    const store = await createStore({ path: join(dir, 'store') })
+    const store = await createStore({}, { path: join(dir, 'store') })
     const claims = await store.claimsForCommit(repo.dir, announcement.commit)
     const own = claims.find(c => c.keyId === ids[0]!.keyId)!
     const theirs = claims.find(c => c.keyId === ids[1]!.keyId)!

@@ -44,7 +44,7 @@ describe.skipIf(!available)('stopping a node during a build', () => {
       if (!stopped) await daemon.stop()
     }
     // The store was closed: it opens again, and holds the job, requeued, with no claim.
-    const store = await createStore({ path: join(dir, 'store') })
+    const store = await createStore({}, { path: join(dir, 'store') })
     try {
       const jobs = await store.listJobs()
       expect(jobs).toHaveLength(1)

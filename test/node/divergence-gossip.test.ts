@@ -135,7 +135,7 @@ describe('the divergence report check', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-report-check-'))
-    store = await createStore({ path: join(dir, 'store') })
+    store = await createStore({}, { path: join(dir, 'store') })
   })
   afterAll(async () => {
     await store?.close()

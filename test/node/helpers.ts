@@ -52,7 +52,7 @@ export interface TestDaemonOptions {
 
 /** A daemon over loopback with a short heartbeat; `build` gives it the real rebuild engine. */
 export async function startDaemon (opts: TestDaemonOptions): Promise<Daemon> {
-  const store = await createStore({ path: join(opts.dir, 'store') })
+  const store = await createStore({}, { path: join(opts.dir, 'store') })
   const engine = opts.build === true ? createRebuilder({}, { workDir: join(opts.dir, 'work'), timeoutMs: 180_000 }) : undefined
   const manifests = opts.manifests === true ? createManifestKeeper({ log: silentLogger().forComponent('manifests') }, { dir: join(opts.dir, 'manifests') }) : undefined
   const outputs = opts.outputs === true ? createOutputKeeper({ log: silentLogger().forComponent('outputs') }, { dir: join(opts.dir, 'outputs') }) : undefined

@@ -25,7 +25,7 @@ import { LOOPBACK, policyFor, startRawPeer, verdictsOf, waitFor } from './helper
 const READ_BOUND = 100
 
 async function startNode (dir: string, policy: ReturnType<typeof policyFor>, bootstrap: string[] = []): Promise<Daemon> {
-  const store = await createStore({ path: join(dir, 'store'), maxClaimsPerQuery: READ_BOUND })
+  const store = await createStore({}, { path: join(dir, 'store'), maxClaimsPerQuery: READ_BOUND })
   const d = await createDaemon({ identity: generateIdentity(), store, policy }, {
     listen: [LOOPBACK],
     bootstrap,

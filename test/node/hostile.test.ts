@@ -45,7 +45,7 @@ describe('a node under hostile peers', () => {
   const peers: P2PNode[] = []
 
   async function startVictim (name: string, init: { trustedRate?: { perMinute: number, burst: number } } = {}): Promise<Daemon> {
-    const store = await createStore({ path: join(root, name) })
+    const store = await createStore({}, { path: join(root, name) })
     const d = await createDaemon({ identity: generateIdentity(), store, policy }, {
       listen: [LOOPBACK], bootstrap: [], mdns: false, gossip: { heartbeatIntervalMs: 100 }, ...init
     })

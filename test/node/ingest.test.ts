@@ -42,7 +42,7 @@ describe('ingest', () => {
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-validator-'))
-    store = await createStore({ path: join(dir, 'store') })
+    store = await createStore({}, { path: join(dir, 'store') })
   })
   afterEach(async () => {
     await store.close()

@@ -36,7 +36,7 @@ describe.skipIf(!available)('the build queue: /api/v1/jobs, `jobs --node`, gauge
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-jobs-'))
-    const store = await createStore({ path: join(dir, 'store') })
+    const store = await createStore({}, { path: join(dir, 'store') })
     const real = createRebuilder({}, { workDir: join(dir, 'work'), timeoutMs: 180_000 })
     // The real engine builds; the result is held back until the test has looked at the running build.
     const gate = new Promise<void>(resolve => { release = resolve })
@@ -79,7 +79,7 @@ describe.skipIf(!available)('the build queue: /api/v1/jobs, `jobs --node`, gauge
   }
 
   it('does not queue a release announced before the age limit', async () => {
-    const fixture = await createFixtureProject(join(dir, 'old'), { tag: 'v0.9.0' })
+    const fixture = await createFixtureProject({ dir: join(dir, 'old'), tag: 'v0.9.0' })
     const old: Announcement = {
       repository: fixture.repository,
       tag: fixture.tag,
@@ -96,7 +96,7 @@ describe.skipIf(!available)('the build queue: /api/v1/jobs, `jobs --node`, gauge
   })
 
   it('shows a running build with its step, elapsed time and log, then its result', async () => {
-    const fixture = await createFixtureProject(join(dir, 'new'), { tag: 'v1.0.0' })
+    const fixture = await createFixtureProject({ dir: join(dir, 'new'), tag: 'v1.0.0' })
     const fresh: Announcement = {
       repository: fixture.repository,
       tag: fixture.tag,

@@ -33,7 +33,7 @@ describe.skipIf(!available)('node network over loopback with the real engine', (
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'neko-net-'))
-    project = await createFixtureProject(join(root, 'project'))
+    project = await createFixtureProject({ dir: join(root, 'project') })
     ids = Array.from({ length: 5 }, () => generateIdentity())
     announcer = generateIdentity()
     // Two builders (nodes 0 and 1), both trusted: k = 2 of 2 operators. Nodes 2 to 4 observe.

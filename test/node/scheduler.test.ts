@@ -45,7 +45,7 @@ describe('build scheduler', () => {
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-sched-'))
-    store = await createStore({ path: join(dir, 'store') })
+    store = await createStore({}, { path: join(dir, 'store') })
     ingest = createIngest({ store, policy: policyFor([builder], [announcer]) })
   })
   afterEach(async () => {

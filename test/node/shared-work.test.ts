@@ -70,7 +70,7 @@ describe('shared work across real daemons on loopback', () => {
     const policy = policyOf(ids, announcer)
     for (let i = 0; i < n; i++) {
       const builds: string[] = []
-      const store = await createStore({ path: join(root, `n${i}`) })
+      const store = await createStore({}, { path: join(root, `n${i}`) })
       const daemon = await createDaemon({ identity: ids[i]!, store, policy, rebuilder: fakeRebuilder(`ENGINE-${i}`, { buildMs: opts.buildMs, builds, hang: () => opts.hang?.(i) === true }) }, {
         listen: [LOOPBACK],
         bootstrap: nodes.map(x => x.daemon.multiaddrs()[0]!),
@@ -208,7 +208,7 @@ describe('shared work: notices from strangers and bad notices', () => {
     const announcer = generateIdentity()
     const policy = parsePolicy({ version: 1, builders: [{ name: 'me', operator: 'me', publicKey: me.publicKeyPem }], announcers: [{ name: 'bot', publicKey: announcer.publicKeyPem }], threshold: 1, minOperators: 1, allowedDissent: 0, buildsPerTarget: 1 })
     const builds: string[] = []
-    const store = await createStore({ path: join(root, 'n0') })
+    const store = await createStore({}, { path: join(root, 'n0') })
     const d = await createDaemon({ identity: me, store, policy, rebuilder: fakeRebuilder('ENGINE-ME', { buildMs: 200, builds }) }, { listen: [LOOPBACK], mdns: false, gossip: { heartbeatIntervalMs: 100 }, work: { stepMs: 600, noticeTtlMs: 3_000 } })
     await d.start()
     daemons.push(d)
@@ -255,7 +255,7 @@ describe('shared work: notices from strangers and bad notices', () => {
     const announcer = generateIdentity()
     const policy = parsePolicy({ version: 1, builders: [{ name: 'me', operator: 'me', publicKey: me.publicKeyPem }, { name: 'ghost', operator: 'ghost', publicKey: ghost.publicKeyPem }], announcers: [{ name: 'bot', publicKey: announcer.publicKeyPem }], threshold: 1, minOperators: 1, allowedDissent: 0, buildsPerTarget: 1 })
     const builds: string[] = []
-    const store = await createStore({ path: join(root, 'n0') })
+    const store = await createStore({}, { path: join(root, 'n0') })
     const d = await createDaemon({ identity: me, store, policy, rebuilder: fakeRebuilder('ENGINE-ME', { buildMs: 100, builds }) }, { listen: [LOOPBACK], mdns: false, gossip: { heartbeatIntervalMs: 100 }, http: { host: '127.0.0.1', port: 0 }, work: { stepMs: 600, noticeTtlMs: 3_000 } })
     await d.start()
     daemons.push(d)

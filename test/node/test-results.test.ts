@@ -10,7 +10,7 @@ import { createTestResultGossip, fetchTestResultsFromNode, listTestResults, MAX_
 import { signTestResult, TEST_RESULT_LIMITS, type TestResult } from '../../src/protocol/test-result.js'
 import type { SigningIdentity } from '../../src/protocol/keys.js'
 import { runCli, type CliResult } from '../rebuilder/cli-runner.js'
-import { COMMIT_4, claim, digestOf, ingestFor, makeKeys, policyJson, REPO, seedReleases, target, testPolicy, type Keys } from '../http/fixtures.js'
+import { COMMIT_4, claim, digestOf, makeKeys, policyJson, REPO, seedReleases, target, testPolicy, type Keys } from '../http/fixtures.js'
 
 const log = createLogger({ level: 'silent' }).forComponent('test-results')
 
@@ -45,7 +45,7 @@ describe('smoke test results: gossip, store, status', () => {
   beforeAll(async () => {
     keys = makeKeys()
     dir = await mkdtemp(join(tmpdir(), 'neko-test-results-'))
-    store = await createStore({ path: join(dir, 'data', 'store') })
+    store = await createStore({}, { path: join(dir, 'data', 'store') })
     agreed = (await seedReleases(store, keys)).v4.amd64.manifestDigest
     await writeFile(join(dir, 'policy.json'), JSON.stringify(policyJson(keys)))
   })
@@ -103,8 +103,8 @@ describe('smoke test results: gossip, store, status', () => {
     expect(body.outcome).toBe('ok')
     expect(body.testResults.map(t => [t.keyId, t.result, t.agreedImage])).toEqual([[keys.builders[0]!.keyId, 'PASSED', true], [keys.builders[1]!.keyId, 'FAILED', false]])
 
-    store = await createStore({ path: join(dir, 'data', 'store') })
-    const server = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
+    store = await createStore({}, { path: join(dir, 'data', 'store') })
+    const server = createFeedServer({ store, policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
     const url = (await server.start()).url
     try {
       const fetched = await fetchTestResultsFromNode(url, testPolicy(keys), REPO, COMMIT_4)

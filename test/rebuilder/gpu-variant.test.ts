@@ -13,7 +13,7 @@ describe.skipIf(!available)('a variant whose image needs an NVIDIA GPU', () => {
   let project: FixtureProject
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'gpu-variant-'))
-    project = await createFixtureProject(join(work, 'project'))
+    project = await createFixtureProject({ dir: join(work, 'project') })
   })
   afterAll(async () => { await rm(work, { recursive: true, force: true }) })
 

@@ -22,7 +22,7 @@ describe.skipIf(!available)('builds on one engine are independent', () => {
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'independent-test-'))
-    project = await createFixtureProject(join(work, 'project'), { nondeterministicWith: busyboxPath('amd64') })
+    project = await createFixtureProject({ dir: join(work, 'project'), nondeterministicWith: busyboxPath('amd64') })
   })
   afterAll(async () => {
     await rm(work, { recursive: true, force: true })

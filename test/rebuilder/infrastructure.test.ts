@@ -34,7 +34,7 @@ describe.skipIf(!available)('a broken engine host: infrastructure errors through
     process.env.DOCKER_HOST = engine.host
     work = await mkdtemp(join(tmpdir(), 'neko-infra-'))
     repo = await createFixtureRepo({ files: { Dockerfile: scratchDockerfile(['RUN echo built > /built']) }, busybox: 'amd64', tag: 'v1.0.0' }, work)
-    store = await createStore({ path: join(work, 'store') })
+    store = await createStore({}, { path: join(work, 'store') })
   })
   afterAll(async () => {
     if (dockerHost === undefined) delete process.env.DOCKER_HOST

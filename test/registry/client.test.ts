@@ -20,7 +20,7 @@ describe.skipIf(!available)('registry client against a real registry', () => {
   let single: SyntheticPush
   let multi: SyntheticPush
   let dockerList: SyntheticPush
-  const client = createRegistryClient({ timeoutMs: 10_000 })
+  const client = createRegistryClient({}, { timeoutMs: 10_000 })
 
   beforeAll(async () => {
     registry = await startRegistry()
@@ -119,7 +119,7 @@ describe.skipIf(!available)('registry client against a real registry', () => {
     await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
     const { port } = silent.address() as AddressInfo
     try {
-      const quick = createRegistryClient({ timeoutMs: 300 })
+      const quick = createRegistryClient({}, { timeoutMs: 300 })
       const err = await quick.resolve(`127.0.0.1:${port}/neko/single:v1`).catch((e: unknown) => e)
       expect(err).toBeInstanceOf(RegistryUnreachableError)
       expect((err as Error).message).toContain('timed out')
@@ -246,7 +246,7 @@ describe.skipIf(!available)('registry client against a real registry', () => {
 
   it('an oversized manifest is LimitError, and a small enough one still resolves', async () => {
     const big = await pushSyntheticImage(registry.url, 'neko/big', 'v1', { annotations: { pad: 'x'.repeat(8192) } })
-    const small = createRegistryClient({ maxManifestBytes: 4096 })
+    const small = createRegistryClient({}, { maxManifestBytes: 4096 })
     const err = await small.resolve(`${registry.host}/neko/big:v1`, 'linux/amd64').catch((e: unknown) => e)
     expect(err).toBeInstanceOf(LimitError)
     expect((err as LimitError).field).toBe('manifest')
@@ -258,7 +258,7 @@ describe.skipIf(!available)('registry client against a real registry', () => {
   it('an oversized manifest without Content-Length is cut off while streaming', async () => {
     const proxy = await startTamperingProxy(registry.url, (_req, res) => res, { chunked: true })
     try {
-      const small = createRegistryClient({ maxManifestBytes: 4096 })
+      const small = createRegistryClient({}, { maxManifestBytes: 4096 })
       const err = await small.resolve(`${proxy.host}/neko/big:v1`).catch((e: unknown) => e)
       expect(err).toBeInstanceOf(LimitError)
       // Counted while reading, since no Content-Length announced it.
@@ -274,7 +274,7 @@ describe.skipIf(!available)('registry client against a real registry', () => {
     const paths: string[] = []
     const proxy = await startTamperingProxy(registry.url, (req, res) => { paths.push(`${req.method} ${req.path}`); return res })
     try {
-      const small = createRegistryClient({ maxManifestBytes: 4096 })
+      const small = createRegistryClient({}, { maxManifestBytes: 4096 })
       const err = await small.resolve(`${proxy.host}/neko/bigchild:v1`, 'linux/amd64').catch((e: unknown) => e)
       expect(err).toBeInstanceOf(LimitError)
       expect((err as LimitError).actual).toBeGreaterThan(8192)

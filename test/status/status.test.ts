@@ -15,7 +15,7 @@ import { createFeedServer, type FeedServer } from '../../src/node/http/server.js
 import { createStore } from '../../src/node/store/level-store.js'
 import type { Store } from '../../src/node/store/types.js'
 import { registryAvailable, startRegistry, pushSyntheticImage, type TestRegistry } from '../helpers/registry.js'
-import { MAKE_LOG, announcement, claim, imageResult, makeKeys, policyJson, put, seedOneEngineRelease, seedReleases, target, testPolicy, type Keys, ingestFor } from '../http/fixtures.js'
+import { MAKE_LOG, announcement, claim, imageResult, makeKeys, policyJson, put, seedOneEngineRelease, seedReleases, target, testPolicy, type Keys } from '../http/fixtures.js'
 
 interface Run { code: number, stdout: string, stderr: string }
 
@@ -52,7 +52,7 @@ describe('status', () => {
     keys = makeKeys()
     dir = await mkdtemp(join(tmpdir(), 'neko-status-'))
     dataDir = join(dir, 'data')
-    const store = await createStore({ path: join(dataDir, 'store') })
+    const store = await createStore({}, { path: join(dataDir, 'store') })
     await seedReleases(store, keys)
     // v9: only a stranger says which commit it is (an old one, with genuine reproducible claims).
     await put(store, signAnnouncement(announcement('v9', 'd'.repeat(40), [['base', 'linux/amd64']]), keys.stranger))
@@ -120,7 +120,7 @@ describe('status', () => {
     })
 
     it('shows what failed from a signed log that ends in BuildKit\'s context box, not the box', async () => {
-      const store = await createStore({ path: join(dataDir, 'store') })
+      const store = await createStore({}, { path: join(dataDir, 'store') })
       const commit = '8'.repeat(40)
       try {
         await put(store, signAnnouncement(announcement('v8', commit, [['app', 'linux/amd64']]), keys.maintainer))
@@ -143,7 +143,7 @@ describe('status', () => {
     })
 
     it('exits 6 with the reason when every builder answered and no quorum can form, never 4', async () => {
-      const store = await createStore({ path: join(dataDir, 'store') })
+      const store = await createStore({}, { path: join(dataDir, 'store') })
       try {
         await seedOneEngineRelease(store, keys, 'v7', '7'.repeat(40))
       } finally {
@@ -184,7 +184,7 @@ describe('status', () => {
       expect(r.code).toBe(0)
       const lines = (await readFile(file, 'utf8')).trimEnd().split('\n')
       expect(lines).toHaveLength(2)
-      const store = await createStore({ path: join(dataDir, 'store') })
+      const store = await createStore({}, { path: join(dataDir, 'store') })
       try {
         for (const line of lines) {
           const v = verifyEnvelope(line, { keys: new Map([[vsaKey.keyId, vsaKey.publicKey]]) })
@@ -264,8 +264,8 @@ describe('status', () => {
     let url: string
 
     beforeAll(async () => {
-      store = await createStore({ path: join(dataDir, 'store') })
-      server = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
+      store = await createStore({}, { path: join(dataDir, 'store') })
+      server = createFeedServer({ store, policy: testPolicy(keys) }, { host: '127.0.0.1', port: 0 })
       url = (await server.start()).url
     })
 
@@ -300,7 +300,7 @@ describe('status', () => {
     it('ends with how the node is reached when it serves /api/v1/peers, and says nothing of it otherwise', async () => {
       // What a node behind a NAT answers: relayed through one relay, one of three connections relayed.
       const peers = { peerId: '12D3KooWNode', mode: 'relayed', addresses: [], relays: ['12D3KooWRelay'], connections: { direct: 2, relayed: 1 }, relayServer: { serving: false, reservations: 0 }, relayRefused: { rate: 0, penalised: 0 }, peers: [] }
-      const withPeers = createFeedServer({ store, ingest: ingestFor(store), policy: testPolicy(keys), peers: () => peers }, { host: '127.0.0.1', port: 0 })
+      const withPeers = createFeedServer({ store, policy: testPolicy(keys), peers: () => peers }, { host: '127.0.0.1', port: 0 })
       const peersUrl = (await withPeers.start()).url
       try {
         const text = await cli(['v4', '--node', peersUrl, '--policy', policyFile])
@@ -394,7 +394,7 @@ describe('status', () => {
       arm64 = pushed.images.find(i => i.platform === 'linux/arm64')!.manifestDigest
       await pushSyntheticImage(reg.url, 'neko/base', 'v6', { platforms: ['linux/amd64'], salt: 'v6' })
       regDataDir = join(dir, 'registry-data')
-      const store = await createStore({ path: join(regDataDir, 'store') })
+      const store = await createStore({}, { path: join(regDataDir, 'store') })
       const [b1, b2] = keys.builders as [SigningIdentity, SigningIdentity]
       const result = (manifestDigest: string): ReturnType<typeof imageResult> => ({ ...imageResult(manifestDigest), manifestDigest })
       // v5: both platforms rebuilt to exactly what the registry serves.

@@ -33,7 +33,7 @@ describe('store: divergence reports', () => {
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-store-reports-'))
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
   })
   afterEach(async () => {
     await store.close()
@@ -89,7 +89,7 @@ describe('store: divergence reports', () => {
     const v1 = store.reports.version()
     expect(v1).not.toBe(v0)
     await store.close()
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
     expect(store.reports.version()).toBe(v1)
     const r2 = report('c3', 'c4')
     await store.reports.save(envelopeOf(r2), r2, 'key-a')
@@ -118,7 +118,7 @@ describe('store: divergence reports', () => {
     await sta.put('other-state', JSON.stringify({ kept: true }))
     await raw.close()
 
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
     const listed = await store.reports.list()
     expect(listed.map(r => r.id)).toEqual([index[1]!.id, index[0]!.id])
     expect(listed[1]).toEqual({ id: index[0]!.id, keyId: 'key-a', envelopeJson: envelopeOf(old[0]!), report: old[0] })
@@ -128,7 +128,7 @@ describe('store: divergence reports', () => {
     expect(await store.getState('other-state')).toEqual({ kept: true })
     // Reopening does not move anything twice; saving goes on from there.
     await store.close()
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
     expect(await store.reports.list()).toHaveLength(2)
     const next = report('c5', 'c6')
     await store.reports.save(envelopeOf(next), next, 'key-a')

@@ -17,7 +17,7 @@ describe('level store', () => {
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-store-'))
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
   })
   afterEach(async () => {
     await store.close()
@@ -44,7 +44,7 @@ describe('level store', () => {
     const repo = 'https://example.test/repo.git'
     const commit = 'c'.repeat(40)
     await store.close()
-    store = await createStore({ path: join(dir, 'db'), maxClaimsPerQuery: 5 })
+    store = await createStore({}, { path: join(dir, 'db'), maxClaimsPerQuery: 5 })
     for (let i = 0; i < 12; i++) await putSample(store, sampleClaim(i, { keyId: `stranger-${i}`, variant: `v${i}` }))
     await putSample(store, sampleClaim(100, { keyId: 'trusted', variant: 'base' }))
     expect((await store.claimsForCommit(repo, commit)).map(m => m.keyId)).not.toContain(keyOf('trusted'))
@@ -56,7 +56,7 @@ describe('level store', () => {
     await cky.clear()
     await raw.sublevel<string, string>('meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' }).del('index:commit-key')
     await raw.close()
-    store = await createStore({ path: join(dir, 'db'), maxClaimsPerQuery: 5 })
+    store = await createStore({}, { path: join(dir, 'db'), maxClaimsPerQuery: 5 })
     const got = await store.claimsForCommit(repo, commit, [keyOf('trusted')])
     expect(got.map(m => m.keyId)).toContain(keyOf('trusted'))
     expect(got.map(m => m.cursor)).toEqual([...got.map(m => m.cursor)].sort((x, y) => x - y))
@@ -153,7 +153,7 @@ describe('level store', () => {
     await putSample(store, sampleClaim(1))
     await store.setState('s', [1, 2])
     await store.close()
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
     expect(await store.stats()).toMatchObject({ messages: 2, announcements: 1, claims: 1 })
     expect(await store.getState('s')).toEqual([1, 2])
     // The cursor continues where it left off.
@@ -170,7 +170,7 @@ describe('level store', () => {
     const raw = new Level<string, string>(join(dir, 'db'))
     await raw.sublevel('msg').put(a.id, '{not json')
     await raw.close()
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
     const page = await store.messagesSince(0, 10)
     expect(page.items.map(m => m.id)).toEqual([b.id])
     expect(page.next).toBe(2)
@@ -193,7 +193,7 @@ describe('level store', () => {
       if (acked.length === 40) { child.kill('SIGKILL'); break }
     }
     expect(await exited).toBe('SIGKILL')
-    store = await createStore({ path })
+    store = await createStore({}, { path })
     for (const id of acked) expect(await store.hasMessage(id)).toBe(true)
     const stats = await store.stats()
     expect(stats.messages).toBeGreaterThanOrEqual(40)

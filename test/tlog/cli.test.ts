@@ -45,7 +45,7 @@ describe('witnessed claims through the CLI, against real nodes', () => {
   let url: string
 
   async function start (name: string, identity: SigningIdentity, policy: TrustPolicy, bootstrap: string[], http = false, seed?: (s: Store) => Promise<unknown>): Promise<Daemon> {
-    const store = await createStore({ path: join(dir, name, 'store') })
+    const store = await createStore({}, { path: join(dir, name, 'store') })
     await seed?.(store)
     const d = await createDaemon({ identity, store, policy }, {
       listen: [LOOPBACK],
@@ -144,7 +144,7 @@ describe('witnessed claims through the CLI, against real nodes', () => {
     await e.stop()
     daemons.delete('e')
     // … then signs size 9 while its node is down, and the checkpoint reaches A through B.
-    const store = await createStore({ path: join(dir, 'e', 'store') })
+    const store = await createStore({}, { path: join(dir, 'e', 'store') })
     for (const tag of ['v7', 'v8']) await put(store, signAnnouncement(announcement(tag, COMMIT_4, [['base', 'linux/amd64']]), keys.maintainer))
     const offline = createTransparencyLog({ store, identity: quiet }, { path: join(dir, 'e', 'tlog') })
     await offline.start()

@@ -9,7 +9,7 @@ import { identityFromPrivatePem } from '../../src/protocol/keys.js'
 import { putMessages } from './messages.js'
 
 const [dir, pem] = [process.argv[2] ?? '', Buffer.from(process.argv[3] ?? '', 'base64').toString()]
-const store = await createStore({ path: join(dir, 'store') })
+const store = await createStore({}, { path: join(dir, 'store') })
 const tlog = createTransparencyLog({ store, identity: identityFromPrivatePem(pem) }, { path: join(dir, 'tlog'), checkpointIntervalMs: 1 })
 await tlog.start()
 tlog.onCheckpoint(note => { process.stdout.write(`checkpoint ${note.split('\n')[1] ?? ''}\n`) })

@@ -31,7 +31,7 @@ describe('transparency log under kill -9', () => {
       })
       await new Promise(resolve => child.on('close', resolve))
 
-      const store = await createStore({ path: join(dir, 'store') })
+      const store = await createStore({}, { path: join(dir, 'store') })
       const tlog = createTransparencyLog({ store, identity }, { path: join(dir, 'tlog') })
       // start() refuses a saved checkpoint that the stored entries do not prove.
       await tlog.start()

@@ -52,7 +52,7 @@ describe('C2SP tlog-witness over HTTP', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-http-witness-'))
-    const store = await createStore({ path: join(dir, 'w', 'store') })
+    const store = await createStore({}, { path: join(dir, 'w', 'store') })
     // The witness's policy names the log node's key as a builder: its log is witnessed too.
     witness = await createDaemon({ identity: witnessId, store, policy: policyFor([logNodeId], []) }, {
       listen: [LOOPBACK], bootstrap: [], mdns: false,
@@ -151,7 +151,7 @@ describe('C2SP tlog-witness over HTTP', () => {
   })
 
   it('a node pushes its checkpoints to the witness, resending from the size a 409 names; the cosignatures count like a node witness\'s', async () => {
-    const store = await createStore({ path: join(dir, 'l', 'store') })
+    const store = await createStore({}, { path: join(dir, 'l', 'store') })
     const logNode = await createDaemon({ identity: logNodeId, store, policy: trustNobodyPolicy() }, {
       listen: [LOOPBACK], bootstrap: [], mdns: false,
       tlog: { path: join(dir, 'l', 'tlog'), checkpointIntervalMs: 50, witnessUrls: [{ url: `${url}/tlog`, vkey: witnessVkey }], witnessPushIntervalMs: 50 },

@@ -47,7 +47,7 @@ describe('transparency log', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-tlog-'))
-    store = await createStore({ path: join(dir, 'store') })
+    store = await createStore({}, { path: join(dir, 'store') })
     await putMessages(store, 0, 300)
     tlog = createTransparencyLog({ store, identity }, { path: join(dir, 'tlog'), checkpointIntervalMs: 10 })
     await tlog.start()
@@ -159,7 +159,7 @@ describe('transparency log', () => {
   })
 
   it('keeps at most RECENT_CHECKPOINTS checkpoints, on disk as in memory', async () => {
-    const s2 = await createStore({ path: join(dir, 'store-many') })
+    const s2 = await createStore({}, { path: join(dir, 'store-many') })
     let l2 = createTransparencyLog({ store: s2, identity }, { path: join(dir, 'tlog-many'), checkpointIntervalMs: 10 })
     await l2.start()
     for (let i = 0; i < RECENT_CHECKPOINTS + 5; i++) {

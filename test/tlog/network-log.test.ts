@@ -39,7 +39,7 @@ describe('a network log the public can witness', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-network-log-'))
     const start = async (name: string, identity: typeof netId, opts: Parameters<typeof createDaemon>[1], policy = trustNobodyPolicy()): Promise<Daemon> => {
-      const d = await createDaemon({ identity, store: await createStore({ path: join(dir, name, 'store') }), policy }, opts)
+      const d = await createDaemon({ identity, store: await createStore({}, { path: join(dir, name, 'store') }), policy }, opts)
       await d.start()
       daemons.push(d)
       return d

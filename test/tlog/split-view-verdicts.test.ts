@@ -47,7 +47,7 @@ describe('a proven split view in the node\'s own verdicts', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-split-verdicts-'))
     const start = async (identity: SigningIdentity, name: string, bootstrap: string[], trust: boolean): Promise<Daemon> => {
-      const store = await createStore({ path: join(dir, name, 'store') })
+      const store = await createStore({}, { path: join(dir, name, 'store') })
       const d = await createDaemon({ identity, store, policy: trust ? policy : trustNobodyPolicy() }, {
         listen: [LOOPBACK], bootstrap, mdns: false, gossip: { heartbeatIntervalMs: 100 },
         tlog: { path: join(dir, name, 'tlog'), checkpointIntervalMs: 50 },
@@ -89,7 +89,7 @@ describe('a proven split view in the node\'s own verdicts', () => {
       return size >= 5 && size === logNode.tlog?.size() && note.signatures.some(s => checkCosignature(note.text, s, witnessName(witnessKey.keyId), witnessKey.publicKey) !== undefined)
     }, 20_000)
     // ... then sees the same key sign another tree of that size.
-    const forgedStore = await createStore({ path: join(dir, 'forged-store') })
+    const forgedStore = await createStore({}, { path: join(dir, 'forged-store') })
     await putMessages(forgedStore, 1000, 1000 + size)
     const forged = createTransparencyLog({ store: forgedStore, identity: logKey }, { path: join(dir, 'forged-tlog') })
     await forged.start()

@@ -73,7 +73,7 @@ describe('transparency log start', () => {
 
   it('writes the tiles of a log kept before tiles were, once, and proves the same checkpoint', async () => {
     const identity = generateIdentity()
-    const store = await createStore({ path: join(dir, 'store') })
+    const store = await createStore({}, { path: join(dir, 'store') })
     await putMessages(store, 0, 1000)
     let tlog = createTransparencyLog({ store, identity }, { path: join(dir, 'tlog') })
     await tlog.start()

@@ -42,7 +42,7 @@ describe('witnessing a burst on real nodes', () => {
     })
     const logger = createLogger({ level: 'info', format: 'json', destination: sink })
     for (const [i, identity] of ids.entries()) {
-      const d = await createDaemon({ identity, store: await createStore({ path: join(dir, `n${i}`, 'store') }), policy, logger: logger.bind({ node: `n${i}` }) }, {
+      const d = await createDaemon({ identity, store: await createStore({}, { path: join(dir, `n${i}`, 'store') }), policy, logger: logger.bind({ node: `n${i}` }) }, {
         listen: [LOOPBACK],
         bootstrap: daemons.map(o => o.multiaddrs()[0] ?? ''),
         mdns: false,
@@ -145,7 +145,7 @@ describe('checkpoint admission under a claim flood', () => {
   })
 
   it('lets a checkpoint through from a peer whose claims are over their rate: checkpoints have buckets of their own', async () => {
-    const victim = await createDaemon({ identity: generateIdentity(), store: await createStore({ path: join(dir, 'store') }), policy: policyFor([generateIdentity()], []) }, {
+    const victim = await createDaemon({ identity: generateIdentity(), store: await createStore({}, { path: join(dir, 'store') }), policy: policyFor([generateIdentity()], []) }, {
       listen: [LOOPBACK], mdns: false, gossip: { heartbeatIntervalMs: 100 }, tlog: { path: join(dir, 'tlog') }
     })
     await victim.start()

@@ -22,7 +22,7 @@ describe('pushing the own checkpoint to a witness', () => {
     cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const logId = generateIdentity()
     const witnessId = generateIdentity()
-    const store = await createStore({ path: join(dir, 'store') })
+    const store = await createStore({}, { path: join(dir, 'store') })
     cleanup.push(async () => { await store.close() })
     const tlog = createTransparencyLog({ store, identity: logId }, { path: join(dir, 'tlog'), checkpointIntervalMs: 50 })
     const remote: Witness = createWitness({ identity: witnessId, publish: async () => {}, consistencyProof: async () => { throw new Error('no proof asked for a first checkpoint') } }, { path: join(dir, 'remote') })

@@ -44,7 +44,7 @@ describe('sampled witnessing on real nodes', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-sampling-'))
     for (const [i, identity] of ids.entries()) {
-      const store = await createStore({ path: join(dir, `n${i}`, 'store') })
+      const store = await createStore({}, { path: join(dir, `n${i}`, 'store') })
       const d = await createDaemon({ identity, store, policy }, {
         listen: [LOOPBACK],
         // Everyone connected to everyone: every node knows every other as a candidate.

@@ -28,7 +28,7 @@ describe('checkpoint gossip and witnessing', () => {
   let dir: string
 
   async function start (identity: SigningIdentity, i: number, bootstrap: string[], http?: boolean): Promise<Daemon> {
-    const store = await createStore({ path: join(dir, `n${i}`, 'store') })
+    const store = await createStore({}, { path: join(dir, `n${i}`, 'store') })
     const d = await createDaemon({ identity, store, policy: trustNobodyPolicy() }, {
       listen: [LOOPBACK], bootstrap, mdns: false, gossip: { heartbeatIntervalMs: 100 }, tlog: { path: join(dir, `n${i}`, 'tlog'), checkpointIntervalMs: 50 },
       ...(http === true ? { http: { host: '127.0.0.1', port: 0 } } : {})
@@ -98,7 +98,7 @@ describe('checkpoint gossip and witnessing', () => {
     const a = daemons[0] as Daemon
     const size = a.tlog?.checkpointSize() ?? 0
     // The same key signing another history: a log showing one view to some, another to others.
-    const forgedStore = await createStore({ path: join(dir, 'forged-store') })
+    const forgedStore = await createStore({}, { path: join(dir, 'forged-store') })
     await putMessages(forgedStore, 1000, 1000 + size)
     const forged = createTransparencyLog({ store: forgedStore, identity: ids[0] as SigningIdentity }, { path: join(dir, 'forged-tlog') })
     await forged.start()
@@ -142,7 +142,7 @@ describe('checkpoint gossip and witnessing', () => {
     const a = daemons[0] as Daemon
     const size = a.tlog?.checkpointSize() ?? 0
     // A's key signs a bigger tree than A's node holds: A's node cannot prove it consistent.
-    const store = await createStore({ path: join(dir, 'ahead-store') })
+    const store = await createStore({}, { path: join(dir, 'ahead-store') })
     await putMessages(store, 0, size + 5)
     const ahead = createTransparencyLog({ store, identity: ids[0] as SigningIdentity }, { path: join(dir, 'ahead-tlog') })
     await ahead.start()
@@ -162,7 +162,7 @@ describe('checkpoint gossip and witnessing', () => {
     await waitFor('A has cosigned B\'s newest checkpoint', () => { const x = cosigners(b); return x.size === b.tlog?.size() && x.keyIds.includes(ids[0]?.keyId ?? '') })
     const size = b.tlog?.checkpointSize() ?? 0
     // B's key signs a bigger tree than B's node holds, and A hears of it: B's node cannot prove it.
-    const store = await createStore({ path: join(dir, 'ahead-store-c') })
+    const store = await createStore({}, { path: join(dir, 'ahead-store-c') })
     await putMessages(store, 0, size + 7)
     const ahead = createTransparencyLog({ store, identity: ids[1] as SigningIdentity }, { path: join(dir, 'ahead-tlog-c') })
     await ahead.start()

@@ -66,7 +66,7 @@ export function register (program: Command): void {
         const a = release.chosen.announcement
         const evaluation = evaluateRelease({ ...release, policy })
         const logger = cliLogger()
-        await attestRelease({ registry: createRegistryClient(common, { logger }), writer: createRegistryWriter(common, { logger }), log: logger.forComponent('attest') }, {
+        await attestRelease({ registry: createRegistryClient({ logger }, common), writer: createRegistryWriter({ logger }, common), log: logger.forComponent('attest') }, {
           evaluation,
           claims,
           images: await imagesFor(a.recipe.name, overrides),

@@ -124,7 +124,7 @@ export function register (program: Command): void {
           for (const v of overrides.keys()) {
             if (!variants.has(v)) throw new UsageError('--image', `${a.repository} ${tag} has no variant ${JSON.stringify(v)} (it has ${[...variants].join(', ')})`)
           }
-          const registry = createRegistryClient({ timeoutMs: 15_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}) }, { logger: cliLogger() })
+          const registry = createRegistryClient({ logger: cliLogger() }, { timeoutMs: 15_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}) })
           images = await imagesFor(a.recipe.name, overrides)
           published = await checkPublished({ registry }, images, { repository: a.repository, tag, commit: a.commit, targets: a.targets })
         }

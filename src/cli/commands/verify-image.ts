@@ -78,8 +78,8 @@ export function register (program: Command): void {
       const credentials = authFile !== undefined ? await loadDockerCredentials(authFile) : undefined
       const common = { timeoutMs: 30_000, ...(flags.insecureRegistry === true ? { insecure: true } : {}), ...(credentials !== undefined ? { credentials } : {}) }
       const logger = cliLogger()
-      const registry = createRegistryClient(common, { logger })
-      const writer = createRegistryWriter(common, { logger })
+      const registry = createRegistryClient({ logger }, common)
+      const writer = createRegistryWriter({ logger }, common)
       const log = logger.forComponent('verify-image')
 
       const top = await writer.getManifest(ref, ref.digest ?? ref.tag ?? 'latest')

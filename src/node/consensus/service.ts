@@ -1,6 +1,5 @@
 import type { TrustPolicy } from '../../protocol/policy.js'
-import type { TypedEventTarget } from '@libp2p/interface'
-import type { IngestEvents } from '../ingest/index.js'
+import type { Follower } from '../follow/index.js'
 import type { Store, StoredAnnouncement, StoredMessage } from '../store/types.js'
 import { announcerTrusted, evaluateRelease } from './evaluate.js'
 import { newestTrusted, readRelease, storeReleaseSource, trustedAnnouncement } from './release.js'
@@ -54,15 +53,16 @@ export interface ConsensusService {
   forTag (tag: string, opts?: { repository?: string }): Promise<TagConsensus | undefined>
   /** Announced releases, newest first, one per repository and tag. */
   releases (filter?: { repository?: string, tag?: string }): Promise<ReleaseSummary[]>
+  /**
+   * The view as a follower of the stored messages (`consensus`): its cursor is the newest
+   * message taken in. Fed by the node's follower loop; without one, each answer first reads
+   * what was stored after the cursor.
+   */
+  readonly follower: Follower
 }
 
 export interface ConsensusServiceComponents {
   store: Store
-  /**
-   * Where the node's messages enter it: the view follows its `stored` events. Without it the
-   * store is taken as it is when first read (nothing else writes messages to it).
-   */
-  ingest?: TypedEventTarget<IngestEvents>
   policy: TrustPolicy
   published?: PublishedLookup | undefined
   /** Builder keys the verdicts do not count (those whose log the node's witness proved split). */
@@ -95,12 +95,17 @@ function sameMap (a: ReadonlyMap<string, string> | undefined, b: ReadonlyMap<str
   return true
 }
 
+/** Messages read per page when an answer catches the view up itself. */
+const CATCH_UP_PAGE = 256
+
 /**
  * Consensus for the HTTP API, where the same tags are asked for again and again: keeps a
- * tag → announcements index and the computed verdicts per release. It reads the store's
- * announcements once; after that the ingest's `stored` events add each new announcement and
- * drop the cached releases a new claim touches, as it is stored, so an answer is never older
- * than the store and a request costs no read to find out.
+ * tag → announcements index and the computed verdicts per release. It loads the store's
+ * announcements once (from the release index, up to the store's newest cursor); after that it
+ * follows the message log from that cursor (`follower`): each new announcement is added and
+ * the cached releases a new claim touches are dropped. An answer first takes in what the
+ * follower loop has not handed over yet, so it is never older than the store, and a request
+ * costs no read when the view is current.
  */
 export function createConsensusService (components: ConsensusServiceComponents, init: ConsensusServiceInit = {}): ConsensusService {
   const { store, policy } = components
@@ -115,12 +120,7 @@ export function createConsensusService (components: ConsensusServiceComponents, 
   /** The initial load hit the store's listing limit: fall back to the store for unknown tags. */
   let truncated = false
   let ready: Promise<void> | undefined
-  /**
-   * Messages stored while the first load runs, applied once it is done. Before it starts
-   * (`undefined`, not loaded) the load will find them in the store itself.
-   */
-  let early: StoredMessage[] | undefined
-  let loadedOnce = false
+  let catchingUp: Promise<void> | undefined
 
   function addAnnouncement (m: StoredAnnouncement): void {
     const a = m.announcement
@@ -146,26 +146,34 @@ export function createConsensusService (components: ConsensusServiceComponents, 
     if (m.cursor > highwater) highwater = m.cursor
   }
 
-  components.ingest?.addEventListener('stored', ({ detail }) => {
-    if (loadedOnce) apply(detail)
-    else early?.push(detail)
-  })
-
   async function load (): Promise<void> {
-    // The cursor first: what is stored while the announcements load arrives as events too (deduplicated by id).
-    early = []
-    highwater = (await store.stats()).messages
+    // The cursor first: what is stored while the announcements load is read again after it (deduplicated by id).
+    const head = store.lastCursor()
     const all = await store.announcements()
     truncated = all.length >= 5000
     for (const m of all) addAnnouncement(m)
-    for (const m of early) apply(m)
-    early = undefined
-    loadedOnce = true
+    if (head > highwater) highwater = head
   }
 
   async function loaded (): Promise<void> {
     ready ??= load()
     await ready
+  }
+
+  /** Takes in what was stored after the view's cursor (one reader at a time). */
+  async function current (): Promise<void> {
+    await loaded()
+    let stuck = false
+    while (highwater < store.lastCursor() && !stuck) {
+      catchingUp ??= (async () => {
+        const from = highwater
+        const page = await store.messagesSince(from, CATCH_UP_PAGE)
+        for (const m of page.items) apply(m)
+        if (page.next > highwater) highwater = page.next
+        stuck = highwater === from
+      })().finally(() => { catchingUp = undefined })
+      await catchingUp
+    }
   }
 
   async function announcementsFor (tag: string, repository: string | undefined): Promise<StoredAnnouncement[]> {
@@ -181,13 +189,25 @@ export function createConsensusService (components: ConsensusServiceComponents, 
   }
 
   return {
+    follower: {
+      name: 'consensus',
+      cursor: () => highwater,
+      async apply (page) {
+        // The first page loads the view (from the release index, up to the newest cursor): the rest is taken in as it comes.
+        await loaded()
+        for (const m of page) apply(m)
+        const last = page.at(-1)
+        if (last !== undefined && last.cursor > highwater) highwater = last.cursor
+      }
+    },
+
     async sync () {
-      await loaded()
+      await current()
       return highwater + ((await components.setAside?.())?.size ?? 0)
     },
 
     async forTag (tag, opts = {}) {
-      await loaded()
+      await current()
       const found = await announcementsFor(tag, opts.repository)
       if (found.length === 0) return undefined
       const { chosen, others } = trustedAnnouncement(policy, tag, found, `${NODE_STORE}${opts.repository !== undefined ? ` for ${opts.repository}` : ''}`)
@@ -212,7 +232,7 @@ export function createConsensusService (components: ConsensusServiceComponents, 
     },
 
     async releases (filter = {}) {
-      await loaded()
+      await current()
       const out: ReleaseSummary[] = []
       const tags = filter.tag !== undefined ? [filter.tag] : [...byTag.keys()]
       for (const tag of tags) {

@@ -41,7 +41,7 @@ export async function startNode (components: { logger: ComponentLogger }, config
   if (announceIdentity != null && !policy.announcerKeys.has(announceIdentity.keyId)) {
     log.warn({ keyId: announceIdentity.keyId }, 'the announce key is not an announcer in this node\'s policy: its announcements will be refused')
   }
-  const store = await createStore({ path: join(config.dataDir, 'store') }, { logger }).catch((err: unknown) => {
+  const store = await createStore({ logger }, { path: join(config.dataDir, 'store') }).catch((err: unknown) => {
     if (err instanceof StoreLockedError) throw new StoreLockedError(err.path, `one node per data directory: stop the node running on ${config.dataDir}, or pass another --data-dir`)
     throw err
   })

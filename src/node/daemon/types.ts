@@ -14,6 +14,7 @@ import type { HttpWitnessTarget, WitnessPushStatus } from '../tlog/witness-push.
 import type { BackfillStats, BackfillSyncInit } from './backfill.js'
 import type { BuilderInfo } from './builders.js'
 import type { Ingest, IngestInit } from '../ingest/index.js'
+import type { Follower } from '../follow/index.js'
 import type { WorkInit } from '../work/index.js'
 import type { ManifestKeeper, OutputKeeper, ReportGossipInit, TriageInit } from '../triage/index.js'
 
@@ -135,4 +136,9 @@ export interface Daemon {
   readonly ingest: Ingest
   /** Called for each message this node stores (gossip, back-fill, own claims). */
   onStored: (cb: (message: StoredMessage) => void) => void
+  /**
+   * Feeds a view started beside the node (`join --attest`) from its own durable cursor, as the
+   * node's own followers are fed; its lag shows in `stats().followers` and the metrics.
+   */
+  follow: (follower: Follower) => Promise<void>
 }

@@ -121,7 +121,7 @@ export async function runDevnet (init: DevnetInit = {}, components: LoggerCompon
   const engines: LocalEngine[] = []
   const own = init.oneEngine !== true
   try {
-    const project: FixtureProject = await createFixtureProject(join(dir, 'project'), init.nondeterministicWith != null ? { nondeterministicWith: init.nondeterministicWith } : {})
+    const project: FixtureProject = await createFixtureProject({ dir: join(dir, 'project'), ...(init.nondeterministicWith != null ? { nondeterministicWith: init.nondeterministicWith } : {}) })
     say(`fixture release ${project.tag} at ${project.repository} (commit ${project.commit.slice(0, 12)})`)
     const ids = Array.from({ length: n }, () => generateIdentity())
     const announcer = generateIdentity()
@@ -133,7 +133,7 @@ export async function runDevnet (init: DevnetInit = {}, components: LoggerCompon
     if (own) {
       // Bridge names are interface names (15 bytes at most): a random stem keeps side-by-side devnets apart.
       const stem = `nkd-${randomBytes(3).toString('hex')}`
-      for (let i = 0; i < n; i++) engines.push(createLocalEngine({ name: `${stem}-${i + 1}`, dir: join(dir, `engine-${i + 1}`), ...(init.dockerd != null ? { dockerd: init.dockerd } : {}) }, { logger: root }))
+      for (let i = 0; i < n; i++) engines.push(createLocalEngine({ logger: root }, { name: `${stem}-${i + 1}`, dir: join(dir, `engine-${i + 1}`), ...(init.dockerd != null ? { dockerd: init.dockerd } : {}) }))
       say(`starting ${n} Docker engines (a dockerd per node, bridges ${stem}-1..${n})`)
       // All are started before any failure is thrown, so that `finally` stops every one that came up.
       const started = await Promise.allSettled(engines.map(async e => { await e.start() }))
@@ -152,7 +152,7 @@ export async function runDevnet (init: DevnetInit = {}, components: LoggerCompon
       const nodeDir = join(dir, `node-${i + 1}`)
       // Each node's records carry its name (node-1, …) and peer id: one stream, three nodes.
       const logger = nodeLogger(root, ids[i]!, policy)
-      const store = await createStore({ path: join(nodeDir, 'store') }, { logger })
+      const store = await createStore({ logger }, { path: join(nodeDir, 'store') })
       const rebuilder = createRebuilder({ logger }, { workDir: join(nodeDir, 'work'), timeoutMs: Math.max(60_000, deadline - Date.now()), ...(own ? { dockerHost: engines[i]!.dockerHost } : {}) })
       const daemon = await createDaemon({ identity: ids[i]!, store, policy, rebuilder, logger }, {
         listen: ['/ip4/127.0.0.1/tcp/0'],

@@ -30,7 +30,13 @@ export interface FixtureProjectOptions {
   nondeterministicWith?: string
 }
 
-export async function createFixtureProject (dir: string, opts: FixtureProjectOptions = {}): Promise<FixtureProject> {
+export interface FixtureProjectInit extends FixtureProjectOptions {
+  /** Where the repository and its site are written. */
+  dir: string
+}
+
+export async function createFixtureProject (init: FixtureProjectInit): Promise<FixtureProject> {
+  const { dir, ...opts } = init
   const tag = opts.tag ?? 'v1.0.0'
   const epoch = opts.epoch ?? FIXTURE_EPOCH
   await mkdir(join(dir, 'site'), { recursive: true })

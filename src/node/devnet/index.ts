@@ -2,4 +2,4 @@
 export { runDevnet, devnetThreshold } from './devnet.js'
 export type { DevnetInit, DevnetNodeView, DevnetResult } from './devnet.js'
 export { createFixtureProject } from './fixture-project.js'
-export type { FixtureProject, FixtureProjectOptions } from './fixture-project.js'
+export type { FixtureProject, FixtureProjectInit, FixtureProjectOptions } from './fixture-project.js'

@@ -241,6 +241,6 @@ class DefaultLocalEngine implements LocalEngine {
   }
 }
 
-export function createLocalEngine (init: LocalEngineInit, components: LocalEngineComponents = {}): LocalEngine {
+export function createLocalEngine (components: LocalEngineComponents, init: LocalEngineInit): LocalEngine {
   return new DefaultLocalEngine(init, components)
 }

@@ -1,4 +1,5 @@
 import { componentLog, type ComponentLogger } from '../logger.js'
+import { DuplicateFollowerError } from './errors.js'
 import type { MessageKind, Page, Store, StoredMessage } from '../store/types.js'
 
 /**
@@ -23,6 +24,13 @@ export interface Follower {
   cursor?: () => number
 }
 
+export interface FollowersComponents {
+  store: Store
+  logger?: ComponentLogger
+  /** The views fed, each from its own cursor. */
+  followers: readonly Follower[]
+}
+
 export interface FollowersInit {
   /** Messages read per page. Default 256. */
   pageSize?: number
@@ -37,6 +45,11 @@ export interface Followers {
   notify: () => void
   /** Settles when no pass is running or due. */
   idle: () => Promise<void>
+  /**
+   * Feeds one more follower from now on (a part started after the node, as `join --attest`),
+   * from its saved cursor. Its name must be new.
+   */
+  add: (follower: Follower) => Promise<void>
   /** Each follower's lag: the newest stored cursor minus its own. */
   lag: () => Record<string, number>
 }
@@ -54,8 +67,9 @@ function isCursor (v: unknown): v is number {
 }
 
 /** One loop that feeds every follower from its cursor, at start and after each stored message. */
-export function createFollowers (components: { store: Store, logger?: ComponentLogger }, followers: readonly Follower[], init: FollowersInit = {}): Followers {
+export function createFollowers (components: FollowersComponents, init: FollowersInit = {}): Followers {
   const { store } = components
+  const followers = [...components.followers]
   const log = componentLog(components.logger, 'followers')
   const pageSize = init.pageSize ?? DEFAULT_PAGE_SIZE
   const cursors = new Map<string, number>()
@@ -115,16 +129,24 @@ export function createFollowers (components: { store: Store, logger?: ComponentL
     })().finally(() => { pass = undefined })
   }
 
+  async function loadCursor (f: Follower): Promise<void> {
+    if (f.cursor != null) return
+    const saved = await store.getState(stateKey(f.name))
+    cursors.set(f.name, isCursor(saved) ? saved : 0)
+    written.set(f.name, isCursor(saved) ? saved : 0)
+  }
+
   return {
     async start () {
       if (running) return
-      for (const f of followers) {
-        if (f.cursor != null) continue
-        const saved = await store.getState(stateKey(f.name))
-        cursors.set(f.name, isCursor(saved) ? saved : 0)
-        written.set(f.name, isCursor(saved) ? saved : 0)
-      }
+      for (const f of followers) await loadCursor(f)
       running = true
+      schedule()
+    },
+    async add (f) {
+      if (followers.some(o => o.name === f.name)) throw new DuplicateFollowerError(f.name)
+      if (running) await loadCursor(f)
+      followers.push(f)
       schedule()
     },
     async stop () {

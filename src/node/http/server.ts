@@ -3,12 +3,10 @@ import type { AddressInfo, Socket } from 'node:net'
 import { componentLog, type ComponentLogger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
-import type { TypedEventTarget } from '@libp2p/interface'
-import type { IngestEvents } from '../ingest/index.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import type { PublishedLookup } from '../consensus/published.js'
 import type { SetAsideLookup } from '../consensus/set-aside.js'
-import { createConsensusService } from '../consensus/service.js'
+import { createConsensusService, type ConsensusService } from '../consensus/service.js'
 import { loadDashboard, type DashboardAsset } from './dashboard.js'
 import { MethodNotAllowedError, UriTooLongError } from './errors.js'
 import { HTTP_LIMITS } from './limits.js'
@@ -25,8 +23,8 @@ export interface FeedServerComponents {
   /** Where this service logs; silent without one. */
   logger?: ComponentLogger
   store: Store
-  /** The node's ingest: the feed's views follow what it stores (without it, the store is read as it is at the first request). */
-  ingest?: TypedEventTarget<IngestEvents>
+  /** The node's consensus view, fed by its follower loop; without it the feed keeps its own, which reads on from the store at each request. */
+  consensus?: ConsensusService
   policy: TrustPolicy
   metrics?: Metrics
   /** What the local builders can build (`daemon.builders()`), served at /api/v1/builders. */
@@ -70,7 +68,7 @@ export interface FeedServer {
  */
 export function createFeedServer (components: FeedServerComponents, init: FeedServerInit): FeedServer {
   const log = componentLog(components.logger, 'http')
-  const consensus = createConsensusService({ store: components.store, policy: components.policy, published: components.published, setAside: components.setAside, ...(components.ingest !== undefined ? { ingest: components.ingest } : {}) })
+  const consensus = components.consensus ?? createConsensusService({ store: components.store, policy: components.policy, published: components.published, setAside: components.setAside })
   let server: Server | undefined
   const sockets = new Set<Socket>()
 

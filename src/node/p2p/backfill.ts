@@ -103,7 +103,8 @@ async function untilAborted<T> (p: Promise<T>, signal: AbortSignal): Promise<T> 
  * timeout, ERROR busy) answering from `source`. It checks what its own source returns
  * against the same limits a client enforces.
  */
-export function createBackfillHandler (source: BackfillSource, limits: BackfillLimits, log: Logger): { handler: StreamHandler, active: () => number } {
+export function createBackfillHandler (components: { source: BackfillSource, log: Logger }, limits: BackfillLimits): { handler: StreamHandler, active: () => number } {
+  const { source, log } = components
   async function answer (req: { cursor: number, limit: number } & BackfillRange, reply: ExchangeReply<BackfillFailure>): Promise<void> {
     const { signal } = reply
     const limit = Math.min(req.limit, limits.maxItems)

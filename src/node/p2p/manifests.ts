@@ -70,7 +70,8 @@ export function parseManifestRequest (bytes: Uint8Array): { manifest: Digest } {
  * timeout, ERROR busy) answering from `source`; what the source returns is checked against
  * the limits a client applies.
  */
-export function createManifestHandler (source: ManifestSource, limits: ManifestLimits, log: Logger): { handler: StreamHandler, active: () => number } {
+export function createManifestHandler (components: { source: ManifestSource, log: Logger }, limits: ManifestLimits): { handler: StreamHandler, active: () => number } {
+  const { source, log } = components
   async function answer ({ manifest: digest }: { manifest: Digest }, reply: ExchangeReply<ManifestFailure>): Promise<void> {
     let served: ServedManifest | undefined
     try {

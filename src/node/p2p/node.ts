@@ -355,11 +355,11 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   libp2p.addEventListener('connection:close', (evt) => {
     colocation.closed(evt.detail.remotePeer.toString(), evt.detail.remoteAddr)
   })
-  const backfillServer = createBackfillHandler(components.backfillSource, limits, log)
+  const backfillServer = createBackfillHandler({ source: components.backfillSource, log }, limits)
   const mLimits = manifestLimits(init.manifests)
-  const manifestServer = components.manifestSource != null ? createManifestHandler(components.manifestSource, mLimits, log) : undefined
+  const manifestServer = components.manifestSource != null ? createManifestHandler({ source: components.manifestSource, log }, mLimits) : undefined
   const sLimits = statementsLimits()
-  const statementsServer = components.statementsSource != null ? createStatementsHandler(components.statementsSource, sLimits, log) : undefined
+  const statementsServer = components.statementsSource != null ? createStatementsHandler({ source: components.statementsSource, log }, sLimits) : undefined
 
   pubsub.addEventListener('gossipsub:message', (evt) => {
     const msg = evt.detail.msg
@@ -525,16 +525,16 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
         runOnLimitedConnection: true
       })
       if (components.proofSource !== undefined) {
-        await libp2p.handle(TLOG_PROOF_PROTOCOL, createProofHandler(components.proofSource, log), { maxInboundStreams: TLOG_PROOF_LIMITS.maxConcurrentStreams + 1, runOnLimitedConnection: true })
+        await libp2p.handle(TLOG_PROOF_PROTOCOL, createProofHandler({ source: components.proofSource, log }), { maxInboundStreams: TLOG_PROOF_LIMITS.maxConcurrentStreams + 1, runOnLimitedConnection: true })
       }
       if (components.checkpointSource !== undefined) {
-        await libp2p.handle(TLOG_CHECKPOINT_PROTOCOL, createCheckpointHandler(components.checkpointSource, log), { maxInboundStreams: TLOG_CHECKPOINT_LIMITS.maxConcurrentStreams + 1, runOnLimitedConnection: true })
+        await libp2p.handle(TLOG_CHECKPOINT_PROTOCOL, createCheckpointHandler({ source: components.checkpointSource, log }), { maxInboundStreams: TLOG_CHECKPOINT_LIMITS.maxConcurrentStreams + 1, runOnLimitedConnection: true })
       }
       if (manifestServer != null) {
         await libp2p.handle(MANIFEST_PROTOCOL, manifestServer.handler, { maxInboundStreams: Math.max(mLimits.maxConcurrentStreams, mLimits.maxStreamsPerPeer) + 1, runOnLimitedConnection: true })
       }
       if (components.checkpointPushed !== undefined) {
-        await libp2p.handle(TLOG_WITNESS_PROTOCOL, createWitnessHandler(components.checkpointPushed, log), { maxInboundStreams: TLOG_WITNESS_LIMITS.maxConcurrentStreams + 1, runOnLimitedConnection: true })
+        await libp2p.handle(TLOG_WITNESS_PROTOCOL, createWitnessHandler({ target: components.checkpointPushed, log }), { maxInboundStreams: TLOG_WITNESS_LIMITS.maxConcurrentStreams + 1, runOnLimitedConnection: true })
       }
       if (statementsServer != null) {
         await libp2p.handle(STATEMENTS_PROTOCOL, statementsServer.handler, { maxInboundStreams: Math.max(sLimits.maxConcurrentStreams, sLimits.maxStreamsPerPeer) + 1, runOnLimitedConnection: true })

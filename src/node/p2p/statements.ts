@@ -57,7 +57,8 @@ export function statementsLimits (init: Partial<StatementsLimits> = {}): Stateme
 
 const fail = (reason: StatementsFailure | string, message: string, remote = false): StatementsError => new StatementsError(reason as StatementsFailure, message, remote)
 
-export function createStatementsHandler (source: StatementsSource, limits: StatementsLimits, log: Logger): ReturnType<typeof createExchangeHandler> {
+export function createStatementsHandler (components: { source: StatementsSource, log: Logger }, limits: StatementsLimits): ReturnType<typeof createExchangeHandler> {
+  const { source, log } = components
   return createExchangeHandler<Record<string, unknown>, StatementsFailure>({
     label: 'statements',
     errorFrame: FRAME.error,

@@ -115,7 +115,8 @@ export async function jsonRequest (libp2p: Libp2p, peer: PeerId, protocol: strin
   }
 }
 
-export function createProofHandler (source: ProofSource, log: Logger): StreamHandler {
+export function createProofHandler (components: { source: ProofSource, log: Logger }): StreamHandler {
+  const { source, log } = components
   return jsonHandler(TLOG_PROOF_LIMITS, async ({ origin, oldSize, newSize }) => {
     if (typeof origin !== 'string' || !isSize(oldSize) || !isSize(newSize)) return { error: 'a request is {"origin", "oldSize", "newSize"}' }
     const r = await source(origin, oldSize, newSize)
@@ -135,7 +136,8 @@ export async function requestConsistency (libp2p: Libp2p, peer: PeerId, origin: 
   })
 }
 
-export function createCheckpointHandler (source: CheckpointSource, log: Logger): StreamHandler {
+export function createCheckpointHandler (components: { source: CheckpointSource, log: Logger }): StreamHandler {
+  const { source, log } = components
   return jsonHandler(TLOG_CHECKPOINT_LIMITS, async ({ origin }) => {
     if (typeof origin !== 'string') return { error: 'a request is {"origin"}' }
     const r = await source(origin)

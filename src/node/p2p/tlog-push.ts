@@ -27,7 +27,8 @@ export const TLOG_WITNESS_LIMITS = {
 /** What a witness answers for a checkpoint its log's node `from` pushed: the cosigned message, or why not. */
 export type CheckpointPushTarget = (data: Uint8Array, from: string) => Promise<Uint8Array | string>
 
-export function createWitnessHandler (target: CheckpointPushTarget, log: Logger): StreamHandler {
+export function createWitnessHandler (components: { target: CheckpointPushTarget, log: Logger }): StreamHandler {
+  const { target, log } = components
   return jsonHandler(TLOG_WITNESS_LIMITS, async (req, peer) => {
     if (typeof req.note !== 'string' || !Array.isArray(req.keys)) return { error: 'a request is a checkpoint message {"note", "keys"}' }
     const r = await target(Buffer.from(JSON.stringify({ note: req.note, keys: req.keys }), 'utf8'), peer)

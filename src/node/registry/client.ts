@@ -43,7 +43,7 @@ function descriptorSize (v: Record<string, unknown>): number | undefined {
  * without pulling layers: index, per-platform manifest and config, each checked against
  * its digest. Anonymous bearer tokens are fetched and cached when the registry asks.
  */
-export function createRegistryClient (init: RegistryClientInit = {}, components: LoggerComponents = {}): RegistryClient {
+export function createRegistryClient (components: LoggerComponents = {}, init: RegistryClientInit = {}): RegistryClient {
   const log = componentLog(components.logger, 'registry')
   const maxManifestBytes = init.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES
   const maxConfigBytes = init.maxConfigBytes ?? DEFAULT_MAX_CONFIG_BYTES

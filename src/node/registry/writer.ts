@@ -78,7 +78,7 @@ export function indexDescriptors (json: Record<string, unknown>, field: string, 
   })
 }
 
-export function createRegistryWriter (init: RegistryWriterInit = {}, components: LoggerComponents = {}): RegistryWriter {
+export function createRegistryWriter (components: LoggerComponents = {}, init: RegistryWriterInit = {}): RegistryWriter {
   const log = componentLog(components.logger, 'registry-writer')
   const maxManifestBytes = init.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES
   const maxReferrers = init.maxReferrers ?? DEFAULT_MAX_REFERRERS

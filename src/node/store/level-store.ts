@@ -24,7 +24,7 @@ export type StoreComponents = LoggerComponents
  * log (messages.ts), jobs, state and divergence reports. Writes of all of them go through one
  * queue (context.ts), so counters are allocated atomically; an older layout is migrated first.
  */
-export async function createStore (init: StoreInit, components: StoreComponents = {}): Promise<Store> {
+export async function createStore (components: StoreComponents, init: StoreInit): Promise<Store> {
   const db = new Level<string, string>(init.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   try {
     await db.open()

@@ -28,7 +28,7 @@ describe.skipIf(!available)('a Docker engine of its own', () => {
   })
 
   it('two engines start with their own ids, bridges and namespaces, build, and leave nothing behind when stopped', async () => {
-    const engines: LocalEngine[] = [1, 2].map(i => createLocalEngine({ name: `${stem}-${i}`, dir: join(dir, `e${i}`) }))
+    const engines: LocalEngine[] = [1, 2].map(i => createLocalEngine({}, { name: `${stem}-${i}`, dir: join(dir, `e${i}`) }))
     try {
       await Promise.all(engines.map(async e => { await e.start() }))
       const [a, b] = engines as [LocalEngine, LocalEngine]
@@ -66,7 +66,7 @@ describe.skipIf(!available)('a Docker engine of its own', () => {
     const fake = join(dir, 'dockerd-fails')
     await writeFile(fake, '#!/bin/sh\necho "failed to start daemon: made to fail" >&2\nexit 1\n')
     await chmod(fake, 0o755)
-    const e = createLocalEngine({ name: `${stem}-x`, dir: join(dir, 'ex'), dockerd: fake })
+    const e = createLocalEngine({}, { name: `${stem}-x`, dir: join(dir, 'ex'), dockerd: fake })
     const err = await e.start().then(() => undefined, (x: unknown) => x)
     expect(err).toBeInstanceOf(EngineStartError)
     expect((err as Error).name).toBe('EngineStartError')
@@ -97,6 +97,6 @@ describe.skipIf(!available)('a Docker engine of its own', () => {
   }, 120_000)
 
   it('refuses a name that cannot name a bridge', () => {
-    expect(() => createLocalEngine({ name: 'docker0-but-far-too-long', dir })).toThrow(EngineStartError)
+    expect(() => createLocalEngine({}, { name: 'docker0-but-far-too-long', dir })).toThrow(EngineStartError)
   })
 })
