@@ -350,7 +350,7 @@ describe.skipIf(!available)('attestations on a real registry, checked by cosign 
   it('verify-image of an image every trusted builder rebuilt on one engine is UNSETTLED, exit 6, with the reason, never pending', async () => {
     const c6 = '6'.repeat(40)
     const d6 = (await pushSyntheticImage(reg.url, 'neko/base', 'v6', { platforms: ['linux/amd64'], salt: 'v6 one engine' })).images[0]!.manifestDigest
-    const store = await createStore({ path: join(dataDir, 'store') })
+    const store = await createStore({}, { path: join(dataDir, 'store') })
     try {
       await put(store, signAnnouncement(announcement('v6', c6, [['base', 'linux/amd64']]), keys.maintainer))
       for (const b of keys.builders) {
