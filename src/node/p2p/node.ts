@@ -41,7 +41,7 @@ import { createManifestHandler, manifestLimits, requestFileManifest } from './ma
 import type { FetchedManifest, ManifestExchangeInit, ManifestSource } from './manifests.js'
 import { createWitnessHandler, requestCosignature, TLOG_WITNESS_LIMITS, TLOG_WITNESS_PROTOCOL, type CheckpointPushTarget } from './tlog-push.js'
 import { createStatementsHandler, requestStatements, statementsLimits, STATEMENTS_PROTOCOL, type Statements, type StatementsSource } from './statements.js'
-import { createRelayGate, DHT_PROTOCOL, loopbackOnly, overRelay, reachabilityProbe, relayLimits, relayServing, relaySlots } from './nat.js'
+import { createRelayGate, DHT_PROTOCOL, holePunchGate, loopbackOnly, overRelay, reachabilityProbe, relayLimits, relayServing, relaySlots } from './nat.js'
 import type { NatInit, Reachability, ReachabilityProbe } from './nat.js'
 import type { VerifyOptions } from '../../protocol/dsse.js'
 import type { Digest } from '../../protocol/types.js'
@@ -297,6 +297,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       reachability: reachabilityProbe(),
       autoNAT: autoNATv2(),
       dcutr: dcutr(),
+      // Hole-punch requests pass the relay's gate: rate per peer, none from penalised peers.
+      holePunchGate: holePunchGate(relayGate),
       ...(serving
         ? {
             relay: circuitRelayServer({
