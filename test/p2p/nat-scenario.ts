@@ -78,7 +78,7 @@ interface Proc {
   name: string
   child: ChildProcess
   started: number
-  summary: Promise<{ peerId: string }>
+  summary: Promise<{ peerId: string, reachability?: Record<string, unknown> }>
   logs: Array<Record<string, unknown> & { msg?: string, time?: number }>
 }
 
@@ -288,6 +288,14 @@ async function main (): Promise<void> {
     // Give DCUtR its tries (3 x 5 s at most) before judging whether a direct connection came.
     await new Promise(resolve => setTimeout(resolve, 6_000))
     const direct = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'direct connection to a peer reached over a relay' && l.peer === peer)?.time
+    // The bootstrap goes away. h2 knew only its address: it stays in the network through the
+    // peer it found meanwhile (h3), and a claim published at h3 afterwards still reaches it.
+    await stopAll([pub])
+    const gone = Date.now()
+    const c3 = claimBy(ids.h1!, 3, 'a')
+    await publish(root, 'h3', p3.peerId, [{ topic: 'claims', envelope: c3 }])
+    const sent3 = published(h3, idOf(c3))!
+    const h2GotC3 = await until('h2 stores a claim published after the bootstrap left', () => stored(h2, idOf(c3)), 30_000)
     const unsigned = (p: Proc): unknown[] => p.logs.filter(l => l.msg === 'log gave no usable consistency proof: not cosigned').map(l => l.reason)
     const ms = (at: number | undefined, from: number): number | null => at === undefined ? null : at - from
     // Everything of the release has travelled: stop the nodes, whose relayed connections then
@@ -302,6 +310,8 @@ async function main (): Promise<void> {
       h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, unsigned: unsigned(h2) },
       h3: { nat: 'port-restricted, UPnP', mappedMs: h3MappedAt - h3.started, mappedAddrs: find(h3, l => l.msg === 'reachability changed' && l.reachability === 'port-mapped')?.addrs, directWithSymmetricMs: h2DirectH3 - h3.started },
       pubPeer,
+      bootstrapGone: { storedMs: h2GotC3 - sent3, sinceGoneMs: h2GotC3 - gone, h2LostBootstrap: find(h2, l => l.msg === 'peer disconnected' && l.peer === pubPeer) !== undefined },
+      summary: p1.reachability,
       relayedBetween: find(h1, l => l.msg === 'peer connected' && l.peer === p2.peerId)?.relayed === true || find(h2, l => l.msg === 'peer connected' && l.peer === p1.peerId)?.relayed === true
     }) + '\n')
   } catch (err) {
