@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chromium, type Browser } from 'playwright-core'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
-import { createP2PNode, type P2PInit, type P2PNode } from '../../src/node/p2p/index.js'
-import { generateIdentity } from '../../src/protocol/keys.js'
+import type { P2PInit, P2PNode } from '../../src/node/p2p/index.js'
+import { startNode } from '../p2p/helpers.js'
 import { makeKeys, seedReleases, tempStore, testPolicy, ingestFor } from './fixtures.js'
 import { browserAvailable, CHROMIUM } from '../helpers/browser.js'
-import { LOOPBACK, waitFor } from '../node/helpers.js'
+import { waitFor } from '../node/helpers.js'
 
 const available = browserAvailable('dashboard reachability')
 
@@ -22,13 +22,7 @@ describe.skipIf(!available)('the dashboard says how the node is reached', () => 
   let natted: P2PNode
 
   async function start (init: Partial<P2PInit>): Promise<P2PNode> {
-    const node = await createP2PNode({
-      privateKey: generateIdentity().privateKey,
-      validate: () => 'accept',
-      onMessage: () => {},
-      backfillSource: async ({ cursor }) => ({ items: [], next: cursor })
-    }, { listen: [LOOPBACK], mdns: false, ...init })
-    await node.start()
+    const { node } = await startNode({ init: { mdns: false, ...init } })
     nodes.push(node)
     return node
   }
