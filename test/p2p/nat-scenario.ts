@@ -22,6 +22,7 @@ import { writeIdentity } from '../../src/node/identity-files.js'
 import { silentLogger } from '../../src/node/logger.js'
 import type { FileManifest } from '../../src/node/compare/manifest.js'
 import { createManifestKeeper } from '../../src/node/triage/index.js'
+import { witnessName } from '../../src/protocol/tlog/entry.js'
 import { peerIdOf } from '../../src/node/p2p/identity.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
@@ -32,6 +33,7 @@ const MAIN = join(ROOT, 'src/cli/main.ts')
 const PUBLISH = join(import.meta.dirname, 'nat-publish.ts')
 const PUB_IP = '11.0.0.10'
 const PORT = 4088
+const HTTP_PORT = 8080
 const TIMEOUT_MS = Number(process.env.NAT_SCENARIO_TIMEOUT_MS ?? 100_000)
 
 function sh (cmd: string): void {
@@ -110,6 +112,24 @@ async function until<T> (what: string, check: () => T | undefined, timeoutMs = T
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, 200))
   }
+}
+
+async function untilAsync<T> (what: string, check: () => Promise<T | undefined>, timeoutMs = TIMEOUT_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await check()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 1000))
+  }
+}
+
+/** The kept checkpoints of the log of the node in `ns` (its /tlog/checkpoints), as text; '' while it does not answer. */
+async function checkpointsOf (ns: string): Promise<string> {
+  const script = `fetch('http://127.0.0.1:${HTTP_PORT}/tlog/checkpoints').then(r => r.text()).then(t => process.stdout.write(t))`
+  return await new Promise(resolve => {
+    execFile('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { timeout: 10_000, maxBuffer: 4 * 1024 * 1024 }, (err, out) => { resolve(err != null ? '' : out) })
+  })
 }
 
 const find = (p: Proc, pred: (l: Proc['logs'][number]) => boolean): Proc['logs'][number] | undefined => p.logs.find(pred)
@@ -221,8 +241,9 @@ async function main (): Promise<void> {
     procs.push(pub)
     await pub.summary
     const bootstrap = `/ip4/${PUB_IP}/tcp/${PORT}/p2p/${pubPeer}`
-    const h1 = join_('h1', join(root, 'h1'), ['--policy', policy, '--bootstrap', bootstrap])
-    const h2 = join_('h2', join(root, 'h2'), ['--policy', policy, '--bootstrap', bootstrap])
+    // Each builder serves its log on loopback inside its own namespace, to read its cosignatures.
+    const h1 = join_('h1', join(root, 'h1'), ['--policy', policy, '--bootstrap', bootstrap, '--http', `127.0.0.1:${HTTP_PORT}`])
+    const h2 = join_('h2', join(root, 'h2'), ['--policy', policy, '--bootstrap', bootstrap, '--http', `127.0.0.1:${HTTP_PORT}`])
     procs.push(h1, h2)
     const upnpd = startMiniupnpd(root)
     procs.push(upnpd)
@@ -280,6 +301,11 @@ async function main (): Promise<void> {
     const proofOverRelay = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'consistency proof over a relay' && l.peer === peer)?.time
     const h1ProvedH2 = await until('h1 witnesses h2\'s log over the relay', () => proofOverRelay(h1, p2.peerId))
     const h2ProvedH1 = await until('h2 witnesses h1\'s log over the relay', () => proofOverRelay(h2, p1.peerId))
+    // The proofs led to cosignatures: each log's kept checkpoints carry the other builder's.
+    const [h1CosignedByH2, h2CosignedByH1] = await Promise.all([
+      untilAsync('h1\'s log cosigned by h2', async () => (await checkpointsOf('h1')).includes(`\u2014 ${witnessName(ids.h2!.keyId)} `) ? Date.now() : undefined),
+      untilAsync('h2\'s log cosigned by h1', async () => (await checkpointsOf('h2')).includes(`\u2014 ${witnessName(ids.h1!.keyId)} `) ? Date.now() : undefined)
+    ])
     // h3's router mapped its port: h2, behind the symmetric NAT, reaches h3 directly (dialling
     // its mapped address, or upgraded from a relayed connection by DCUtR), while h1-h2 stays relayed.
     const h3MappedAt = await mappedAt
@@ -306,8 +332,8 @@ async function main (): Promise<void> {
     process.stdout.write(JSON.stringify({
       relayedBytes: { ...relayed, total: Math.round((relayed.h1 + relayed.h2 + relayed.h3) / 2) },
       pub: { publicMs: pubPublicAt - t0 },
-      h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, reportedMs: h1Reported - h1GotC2, manifestOverRelay: manifestOverRelay(h1, p2.peerId) !== undefined, causes: reportCauses(h1), paths: find(h1, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h1GotReport >= h2Reported, provedOtherMs: h1ProvedH2 - h1.started, unsigned: unsigned(h1) },
-      h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, unsigned: unsigned(h2) },
+      h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, reportedMs: h1Reported - h1GotC2, manifestOverRelay: manifestOverRelay(h1, p2.peerId) !== undefined, causes: reportCauses(h1), paths: find(h1, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h1GotReport >= h2Reported, provedOtherMs: h1ProvedH2 - h1.started, cosignedByOtherMs: h1CosignedByH2 - h1.started, unsigned: unsigned(h1) },
+      h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, cosignedByOtherMs: h2CosignedByH1 - h2.started, unsigned: unsigned(h2) },
       h3: { nat: 'port-restricted, UPnP', mappedMs: h3MappedAt - h3.started, mappedAddrs: find(h3, l => l.msg === 'reachability changed' && l.reachability === 'port-mapped')?.addrs, directWithSymmetricMs: h2DirectH3 - h3.started },
       pubPeer,
       bootstrapGone: { storedMs: h2GotC3 - sent3, sinceGoneMs: h2GotC3 - gone, h2LostBootstrap: find(h2, l => l.msg === 'peer disconnected' && l.peer === pubPeer) !== undefined },

@@ -9,7 +9,7 @@ import { natNetAvailable, runInNetNamespaces } from '../helpers/netns.js'
 const SUITE = 'NAT traversal'
 const available = natNetAvailable(SUITE)
 
-interface Side { nat: string, relayedMs: number, relays: string[], storedOtherMs: number, reportedMs: number, manifestOverRelay: boolean, causes: string[], storedOtherReport: boolean, provedOtherMs: number, unsigned: unknown[], directMs?: number | null }
+interface Side { nat: string, relayedMs: number, relays: string[], storedOtherMs: number, reportedMs: number, manifestOverRelay: boolean, causes: string[], storedOtherReport: boolean, provedOtherMs: number, cosignedByOtherMs: number, unsigned: unknown[], directMs?: number | null }
 
 describe.skipIf(!available)(SUITE, () => {
   it('nodes behind NATs reserve relay slots on the public node, gossip to each other, fetch each other\'s file manifests for a divergence report and witness each other\'s log over the relay; the symmetric NAT gets no direct connection between the two, but one to a node whose router maps its port by UPnP, and stays in the network when the bootstrap goes away', async () => {
@@ -35,6 +35,9 @@ describe.skipIf(!available)(SUITE, () => {
     }
     expect(r.h1.provedOtherMs).toBeGreaterThan(0)
     expect(r.h2.provedOtherMs).toBeGreaterThan(0)
+    // And cosigned it: each log's kept checkpoints carry the other builder's cosignature.
+    expect(r.h1.cosignedByOtherMs).toBeGreaterThan(0)
+    expect(r.h2.cosignedByOtherMs).toBeGreaterThan(0)
     expect(r.relayedBetween).toBe(true)
     // What went over the relay is counted: the manifests, proofs and back-fill of the release.
     expect(r.relayedBytes.total).toBeGreaterThan(0)
