@@ -4,12 +4,14 @@
 //
 //   pub  11.0.0.10 ── br0 (the "internet", 11.0.0.0/24) ──┬── r1 11.0.0.1 ── 192.168.1.0/24 ── h1
 //   (bootstrap, relay)                                    ├── r2 11.0.0.2 ── 192.168.2.0/24 ── h2
-//                                                         └── r3 11.0.0.3 ── 192.168.3.0/24 ── h3
+//                                                         ├── r3 11.0.0.3 ── 192.168.3.0/24 ── h3
+//                                                         └── h4 11.0.0.20 (public, no NAT)
 //
 // r1 masquerades with Linux's port-preserving mapping and drops unsolicited inbound packets
 // (a port-restricted cone NAT); r2 masquerades with --random-fully (a new random port per
 // destination: a symmetric NAT); r3 is r1 plus a UPnP/NAT-PMP server (miniupnpd) that maps
-// the port h3 (192.168.3.2) asks for. Real `join` processes run in pub, h1, h2 and h3. Prints one
+// the port h3 (192.168.3.2) asks for. h4, on a public address, knows only h1's relayed address.
+// Real `join` processes run in pub, h1, h2, h3 and h4. Prints one
 // JSON line with what happened and when. On failure, NAT_SCENARIO_LOG_DIR (if set) gets every
 // process's whole log.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
@@ -49,6 +51,10 @@ for ns in pub r1 r2 r3 h1 h2 h3; do ip netns add $ns; ip -n $ns link set lo up; 
 ip link add pub0 type veth peer name eth0 netns pub
 ip link set pub0 master br0 up
 ip -n pub addr add ${PUB_IP}/24 dev eth0 && ip -n pub link set eth0 up
+ip netns add h4 && ip -n h4 link set lo up
+ip link add h4-0 type veth peer name eth0 netns h4
+ip link set h4-0 master br0 up
+ip -n h4 addr add 11.0.0.20/24 dev eth0 && ip -n h4 link set eth0 up
 for i in 1 2 3; do
   ip link add r$i-wan type veth peer name wan netns r$i
   ip link set r$i-wan master br0 up
@@ -216,7 +222,7 @@ async function main (): Promise<void> {
   const procs: Proc[] = []
   try {
     const ids: Record<string, SigningIdentity> = {}
-    for (const n of ['pub', 'h1', 'h2', 'h3']) {
+    for (const n of ['pub', 'h1', 'h2', 'h3', 'h4']) {
       ids[n] = generateIdentity()
       await writeIdentity(join(root, n, 'key'), ids[n])
     }
@@ -259,6 +265,13 @@ async function main (): Promise<void> {
     mappedAt.catch(() => {}) // awaited below; a timeout is reported there
     const relayedAt = await Promise.all([h1, h2].map(async p => await until(`${p.name} relayed`, () => reach(p, 'relayed'))))
     const relays = [h1, h2].map(p => find(p, l => l.msg === 'reachability changed' && l.reachability === 'relayed')?.relays)
+    // A public node given only h1's relayed address reaches it through the relay; DCUtR then
+    // replaces that connection by a direct one (h1 dials h4's public address).
+    const h1Circuit = (find(h1, l => l.msg === 'reachability changed' && l.reachability === 'relayed')?.addrs as string[] | undefined)?.find(a => a.startsWith(`/ip4/${PUB_IP}/`) && a.includes('/p2p-circuit/'))
+    if (h1Circuit === undefined) throw new Error('h1 advertised no relayed address through the public node')
+    const h4 = join_('h4', join(root, 'h4'), ['--policy', policy, '--bootstrap', h1Circuit])
+    procs.push(h4)
+    const p4 = await h4.summary
     const bootstrapAt = [h1, h2].map(p => connectedTo(p, pubPeer))
 
     // Gossip from behind each NAT to the other: an announcement and a claim from h1, a
@@ -311,6 +324,8 @@ async function main (): Promise<void> {
     const h3MappedAt = await mappedAt
     const directTo = (p: Proc, peer: string): number | undefined => find(p, l => (l.msg === 'peer connected' && l.peer === peer && l.relayed !== true) || (l.msg === 'direct connection to a peer reached over a relay' && l.peer === peer))?.time
     const h2DirectH3 = await until('h2 connects directly to h3', () => directTo(h2, p3.peerId) ?? directTo(h3, p2.peerId))
+    const h4RelayedToH1 = find(h4, l => l.msg === 'peer connected' && l.peer === p1.peerId)?.relayed === true
+    const h1UpgradedH4 = await until('h1 upgrades its relayed connection with h4 to a direct one', () => find(h1, l => l.msg === 'direct connection to a peer reached over a relay' && l.peer === p4.peerId)?.time ?? find(h4, l => l.msg === 'direct connection to a peer reached over a relay' && l.peer === p1.peerId)?.time)
     // Give DCUtR its tries (3 x 5 s at most) before judging whether a direct connection came.
     await new Promise(resolve => setTimeout(resolve, 6_000))
     const direct = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'direct connection to a peer reached over a relay' && l.peer === peer)?.time
@@ -335,6 +350,7 @@ async function main (): Promise<void> {
       h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, reportedMs: h1Reported - h1GotC2, manifestOverRelay: manifestOverRelay(h1, p2.peerId) !== undefined, causes: reportCauses(h1), paths: find(h1, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h1GotReport >= h2Reported, provedOtherMs: h1ProvedH2 - h1.started, cosignedByOtherMs: h1CosignedByH2 - h1.started, unsigned: unsigned(h1) },
       h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, cosignedByOtherMs: h2CosignedByH1 - h2.started, unsigned: unsigned(h2) },
       h3: { nat: 'port-restricted, UPnP', mappedMs: h3MappedAt - h3.started, mappedAddrs: find(h3, l => l.msg === 'reachability changed' && l.reachability === 'port-mapped')?.addrs, directWithSymmetricMs: h2DirectH3 - h3.started, upgradedByDcutr: direct(h2, p3.peerId) !== undefined || direct(h3, p2.peerId) !== undefined },
+      h4: { nat: 'none (public)', reachedH1OverRelay: h4RelayedToH1, upgradedMs: h1UpgradedH4 - h4.started },
       pubPeer,
       bootstrapGone: { storedMs: h2GotC3 - sent3, sinceGoneMs: h2GotC3 - gone, h2LostBootstrap: find(h2, l => l.msg === 'peer disconnected' && l.peer === pubPeer) !== undefined },
       summary: p1.reachability,
