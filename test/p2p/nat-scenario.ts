@@ -340,12 +340,12 @@ async function main (): Promise<void> {
     const unsigned = (p: Proc): unknown[] => p.logs.filter(l => l.msg === 'log gave no usable consistency proof: not cosigned').map(l => l.reason)
     const ms = (at: number | undefined, from: number): number | null => at === undefined ? null : at - from
     // Everything of the release has travelled: stop the nodes, whose relayed connections then
-    // close and log what they carried. Every circuit here joins two of the NATed nodes, so
-    // each relayed byte is counted at both ends.
+    // close and log what they carried. Every circuit here joins two of h1–h4 through the public
+    // node, so each relayed byte is counted at both ends.
     await stopAll(procs)
-    const relayed = { h1: relayedBytes(h1), h2: relayedBytes(h2), h3: relayedBytes(h3) }
+    const relayed = { h1: relayedBytes(h1), h2: relayedBytes(h2), h3: relayedBytes(h3), h4: relayedBytes(h4) }
     process.stdout.write(JSON.stringify({
-      relayedBytes: { ...relayed, total: Math.round((relayed.h1 + relayed.h2 + relayed.h3) / 2) },
+      relayedBytes: { ...relayed, total: Math.round((relayed.h1 + relayed.h2 + relayed.h3 + relayed.h4) / 2) },
       pub: { publicMs: pubPublicAt - t0 },
       h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, reportedMs: h1Reported - h1GotC2, manifestOverRelay: manifestOverRelay(h1, p2.peerId) !== undefined, causes: reportCauses(h1), paths: find(h1, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h1GotReport >= h2Reported, provedOtherMs: h1ProvedH2 - h1.started, cosignedByOtherMs: h1CosignedByH2 - h1.started, unsigned: unsigned(h1) },
       h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, cosignedByOtherMs: h2CosignedByH1 - h2.started, unsigned: unsigned(h2) },
