@@ -117,7 +117,7 @@ export interface P2PStats {
   throttled: number
   /** Whether and how other nodes reach this one. */
   reachability: Reachability
-  /** Relay reservation and circuit requests this node refused, by reason. */
+  /** Relay reservation, circuit and hole-punch (DCUtR) requests this node refused, by reason. */
   relayRefused: Record<string, number>
   /** Of those, checkpoint messages (their own buckets). */
   throttledCheckpoints: number
