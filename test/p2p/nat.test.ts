@@ -15,7 +15,7 @@ describe.skipIf(!available)(SUITE, () => {
   it('nodes behind NATs reserve relay slots on the public node, gossip to each other, fetch each other\'s file manifests for a divergence report and witness each other\'s log over the relay; the symmetric NAT gets no direct connection between the two, but one to a node whose router maps its port by UPnP; a public node reaching one over the relay is upgraded to a direct connection by DCUtR; and a node stays in the network when the bootstrap goes away', async () => {
     const script = join(import.meta.dirname, 'nat-scenario.ts')
     const { stdout } = await runInNetNamespaces([process.execPath, '--import', 'tsx', script], { timeoutMs: 280_000, env: { ...process.env, NAT_SCENARIO_TIMEOUT_MS: '150000' } })
-    const r = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { error?: string, pubPeer: string, h1: Side, h2: Side, h3: { mappedMs: number, mappedAddrs: string[], directWithSymmetricMs: number }, relayedBytes: { total: number }, relayedBetween: boolean, bootstrapGone: { storedMs: number, h2LostBootstrap: boolean }, summary: unknown, h4: { reachedH1OverRelay: boolean, upgradedMs: number } }
+    const r = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { error?: string, pubPeer: string, h1: Side, h2: Side, h3: { mappedMs: number, mappedAddrs: string[], directWithSymmetricMs: number }, relayedBytes: { total: number }, relayedBetween: boolean, bootstrapGone: { storedMs: number, h2LostBootstrap: boolean }, summary: unknown, h4: { reachedH1OverRelay: boolean, upgradedMs: number }, h2FoundH3: boolean }
     expect(r.error).toBeUndefined()
     // Both NATed nodes advertise addresses through the public relay, and only through it.
     expect(r.h1.relays).toEqual([r.pubPeer])
@@ -55,6 +55,8 @@ describe.skipIf(!available)(SUITE, () => {
     expect(r.h4.upgradedMs).toBeGreaterThan(0)
     // The public node goes away: h2, which was given only its address, is still in the network
     // (connected to h3) and stores a claim gossiped there afterwards.
+    // It had found h3 itself: given only the bootstrap address, no mDNS, it dialled h3.
+    expect(r.h2FoundH3).toBe(true)
     expect(r.bootstrapGone.h2LostBootstrap).toBe(true)
     expect(r.bootstrapGone.storedMs).toBeGreaterThan(-1_000)
     // join's startup summary says how the node is reached as far as it knows at start (AutoNAT

@@ -409,7 +409,9 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     const peer = evt.detail.toString()
     const conns = libp2p.getConnections(evt.detail)
     const addr = conns[0]?.remoteAddr.toString()
-    log.info({ peer, addr, peers: libp2p.getPeers().length, ...(overRelay(conns) ? { relayed: true } : {}) }, 'peer connected')
+    // Which side dialled: an outbound connection to a peer neither configured nor on the local
+    // network was found through the network (the DHT).
+    log.info({ peer, addr, direction: conns[0]?.direction, peers: libp2p.getPeers().length, ...(overRelay(conns) ? { relayed: true } : {}) }, 'peer connected')
   })
   // Bytes carried over relays, as the relays count them against their limits: a relayed
   // connection's limit starts at what the relay granted and shrinks with every byte either way.
