@@ -4,12 +4,14 @@
 //
 //   pub  11.0.0.10 ── br0 (the "internet", 11.0.0.0/24) ──┬── r1 11.0.0.1 ── 192.168.1.0/24 ── h1
 //   (bootstrap, relay)                                    ├── r2 11.0.0.2 ── 192.168.2.0/24 ── h2
-//                                                         └── r3 11.0.0.3 ── 192.168.3.0/24 ── h3
+//                                                         ├── r3 11.0.0.3 ── 192.168.3.0/24 ── h3
+//                                                         └── h4 11.0.0.20 (public, no NAT)
 //
 // r1 masquerades with Linux's port-preserving mapping and drops unsolicited inbound packets
 // (a port-restricted cone NAT); r2 masquerades with --random-fully (a new random port per
 // destination: a symmetric NAT); r3 is r1 plus a UPnP/NAT-PMP server (miniupnpd) that maps
-// the port h3 (192.168.3.2) asks for. Real `join` processes run in pub, h1, h2 and h3. Prints one
+// the port h3 (192.168.3.2) asks for. h4, on a public address, knows only h1's relayed address.
+// Real `join` processes run in pub, h1, h2, h3 and h4. Prints one
 // JSON line with what happened and when. On failure, NAT_SCENARIO_LOG_DIR (if set) gets every
 // process's whole log.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
@@ -22,6 +24,7 @@ import { writeIdentity } from '../../src/node/identity-files.js'
 import { silentLogger } from '../../src/node/logger.js'
 import type { FileManifest } from '../../src/node/compare/manifest.js'
 import { createManifestKeeper } from '../../src/node/triage/index.js'
+import { witnessName } from '../../src/protocol/tlog/entry.js'
 import { peerIdOf } from '../../src/node/p2p/identity.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { decodeMessage, signAnnouncement, signClaim } from '../../src/protocol/messages.js'
@@ -32,6 +35,7 @@ const MAIN = join(ROOT, 'src/cli/main.ts')
 const PUBLISH = join(import.meta.dirname, 'nat-publish.ts')
 const PUB_IP = '11.0.0.10'
 const PORT = 4088
+const HTTP_PORT = 8080
 const TIMEOUT_MS = Number(process.env.NAT_SCENARIO_TIMEOUT_MS ?? 100_000)
 
 function sh (cmd: string): void {
@@ -47,6 +51,10 @@ for ns in pub r1 r2 r3 h1 h2 h3; do ip netns add $ns; ip -n $ns link set lo up; 
 ip link add pub0 type veth peer name eth0 netns pub
 ip link set pub0 master br0 up
 ip -n pub addr add ${PUB_IP}/24 dev eth0 && ip -n pub link set eth0 up
+ip netns add h4 && ip -n h4 link set lo up
+ip link add h4-0 type veth peer name eth0 netns h4
+ip link set h4-0 master br0 up
+ip -n h4 addr add 11.0.0.20/24 dev eth0 && ip -n h4 link set eth0 up
 for i in 1 2 3; do
   ip link add r$i-wan type veth peer name wan netns r$i
   ip link set r$i-wan master br0 up
@@ -78,7 +86,7 @@ interface Proc {
   name: string
   child: ChildProcess
   started: number
-  summary: Promise<{ peerId: string }>
+  summary: Promise<{ peerId: string, reachability?: Record<string, unknown> }>
   logs: Array<Record<string, unknown> & { msg?: string, time?: number }>
 }
 
@@ -110,6 +118,24 @@ async function until<T> (what: string, check: () => T | undefined, timeoutMs = T
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, 200))
   }
+}
+
+async function untilAsync<T> (what: string, check: () => Promise<T | undefined>, timeoutMs = TIMEOUT_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await check()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 1000))
+  }
+}
+
+/** The kept checkpoints of the log of the node in `ns` (its /tlog/checkpoints), as text; '' while it does not answer. */
+async function checkpointsOf (ns: string): Promise<string> {
+  const script = `fetch('http://127.0.0.1:${HTTP_PORT}/tlog/checkpoints').then(r => r.text()).then(t => process.stdout.write(t))`
+  return await new Promise(resolve => {
+    execFile('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { timeout: 10_000, maxBuffer: 4 * 1024 * 1024 }, (err, out) => { resolve(err != null ? '' : out) })
+  })
 }
 
 const find = (p: Proc, pred: (l: Proc['logs'][number]) => boolean): Proc['logs'][number] | undefined => p.logs.find(pred)
@@ -196,7 +222,7 @@ async function main (): Promise<void> {
   const procs: Proc[] = []
   try {
     const ids: Record<string, SigningIdentity> = {}
-    for (const n of ['pub', 'h1', 'h2', 'h3']) {
+    for (const n of ['pub', 'h1', 'h2', 'h3', 'h4']) {
       ids[n] = generateIdentity()
       await writeIdentity(join(root, n, 'key'), ids[n])
     }
@@ -221,8 +247,9 @@ async function main (): Promise<void> {
     procs.push(pub)
     await pub.summary
     const bootstrap = `/ip4/${PUB_IP}/tcp/${PORT}/p2p/${pubPeer}`
-    const h1 = join_('h1', join(root, 'h1'), ['--policy', policy, '--bootstrap', bootstrap])
-    const h2 = join_('h2', join(root, 'h2'), ['--policy', policy, '--bootstrap', bootstrap])
+    // Each builder serves its log on loopback inside its own namespace, to read its cosignatures.
+    const h1 = join_('h1', join(root, 'h1'), ['--policy', policy, '--bootstrap', bootstrap, '--http', `127.0.0.1:${HTTP_PORT}`])
+    const h2 = join_('h2', join(root, 'h2'), ['--policy', policy, '--bootstrap', bootstrap, '--http', `127.0.0.1:${HTTP_PORT}`])
     procs.push(h1, h2)
     const upnpd = startMiniupnpd(root)
     procs.push(upnpd)
@@ -238,6 +265,13 @@ async function main (): Promise<void> {
     mappedAt.catch(() => {}) // awaited below; a timeout is reported there
     const relayedAt = await Promise.all([h1, h2].map(async p => await until(`${p.name} relayed`, () => reach(p, 'relayed'))))
     const relays = [h1, h2].map(p => find(p, l => l.msg === 'reachability changed' && l.reachability === 'relayed')?.relays)
+    // A public node given only h1's relayed address reaches it through the relay; DCUtR then
+    // replaces that connection by a direct one (h1 dials h4's public address).
+    const h1Circuit = (find(h1, l => l.msg === 'reachability changed' && l.reachability === 'relayed')?.addrs as string[] | undefined)?.find(a => a.startsWith(`/ip4/${PUB_IP}/`) && a.includes('/p2p-circuit/'))
+    if (h1Circuit === undefined) throw new Error('h1 advertised no relayed address through the public node')
+    const h4 = join_('h4', join(root, 'h4'), ['--policy', policy, '--bootstrap', h1Circuit])
+    procs.push(h4)
+    const p4 = await h4.summary
     const bootstrapAt = [h1, h2].map(p => connectedTo(p, pubPeer))
 
     // Gossip from behind each NAT to the other: an announcement and a claim from h1, a
@@ -280,28 +314,49 @@ async function main (): Promise<void> {
     const proofOverRelay = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'consistency proof over a relay' && l.peer === peer)?.time
     const h1ProvedH2 = await until('h1 witnesses h2\'s log over the relay', () => proofOverRelay(h1, p2.peerId))
     const h2ProvedH1 = await until('h2 witnesses h1\'s log over the relay', () => proofOverRelay(h2, p1.peerId))
+    // The proofs led to cosignatures: each log's kept checkpoints carry the other builder's.
+    const [h1CosignedByH2, h2CosignedByH1] = await Promise.all([
+      untilAsync('h1\'s log cosigned by h2', async () => (await checkpointsOf('h1')).includes(`\u2014 ${witnessName(ids.h2!.keyId)} `) ? Date.now() : undefined),
+      untilAsync('h2\'s log cosigned by h1', async () => (await checkpointsOf('h2')).includes(`\u2014 ${witnessName(ids.h1!.keyId)} `) ? Date.now() : undefined)
+    ])
     // h3's router mapped its port: h2, behind the symmetric NAT, reaches h3 directly (dialling
     // its mapped address, or upgraded from a relayed connection by DCUtR), while h1-h2 stays relayed.
     const h3MappedAt = await mappedAt
     const directTo = (p: Proc, peer: string): number | undefined => find(p, l => (l.msg === 'peer connected' && l.peer === peer && l.relayed !== true) || (l.msg === 'direct connection to a peer reached over a relay' && l.peer === peer))?.time
     const h2DirectH3 = await until('h2 connects directly to h3', () => directTo(h2, p3.peerId) ?? directTo(h3, p2.peerId))
+    const h4RelayedToH1 = find(h4, l => l.msg === 'peer connected' && l.peer === p1.peerId)?.relayed === true
+    const h1UpgradedH4 = await until('h1 upgrades its relayed connection with h4 to a direct one', () => find(h1, l => l.msg === 'direct connection to a peer reached over a relay' && l.peer === p4.peerId)?.time ?? find(h4, l => l.msg === 'direct connection to a peer reached over a relay' && l.peer === p1.peerId)?.time)
     // Give DCUtR its tries (3 x 5 s at most) before judging whether a direct connection came.
     await new Promise(resolve => setTimeout(resolve, 6_000))
     const direct = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'direct connection to a peer reached over a relay' && l.peer === peer)?.time
+    // The bootstrap goes away. h2 knew only its address: it stays in the network through the
+    // peer it found meanwhile (h3), and a claim published at h3 afterwards still reaches it.
+    await stopAll([pub])
+    const gone = Date.now()
+    const c3 = claimBy(ids.h1!, 3, 'a')
+    await publish(root, 'h3', p3.peerId, [{ topic: 'claims', envelope: c3 }])
+    const sent3 = published(h3, idOf(c3))!
+    const h2GotC3 = await until('h2 stores a claim published after the bootstrap left', () => stored(h2, idOf(c3)), 30_000)
     const unsigned = (p: Proc): unknown[] => p.logs.filter(l => l.msg === 'log gave no usable consistency proof: not cosigned').map(l => l.reason)
     const ms = (at: number | undefined, from: number): number | null => at === undefined ? null : at - from
     // Everything of the release has travelled: stop the nodes, whose relayed connections then
-    // close and log what they carried. Every circuit here joins two of the NATed nodes, so
-    // each relayed byte is counted at both ends.
+    // close and log what they carried. Every circuit here joins two of h1–h4 through the public
+    // node, so each relayed byte is counted at both ends.
     await stopAll(procs)
-    const relayed = { h1: relayedBytes(h1), h2: relayedBytes(h2), h3: relayedBytes(h3) }
+    const relayed = { h1: relayedBytes(h1), h2: relayedBytes(h2), h3: relayedBytes(h3), h4: relayedBytes(h4) }
     process.stdout.write(JSON.stringify({
-      relayedBytes: { ...relayed, total: Math.round((relayed.h1 + relayed.h2 + relayed.h3) / 2) },
+      relayedBytes: { ...relayed, total: Math.round((relayed.h1 + relayed.h2 + relayed.h3 + relayed.h4) / 2) },
       pub: { publicMs: pubPublicAt - t0 },
-      h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, reportedMs: h1Reported - h1GotC2, manifestOverRelay: manifestOverRelay(h1, p2.peerId) !== undefined, causes: reportCauses(h1), paths: find(h1, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h1GotReport >= h2Reported, provedOtherMs: h1ProvedH2 - h1.started, unsigned: unsigned(h1) },
-      h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, unsigned: unsigned(h2) },
-      h3: { nat: 'port-restricted, UPnP', mappedMs: h3MappedAt - h3.started, mappedAddrs: find(h3, l => l.msg === 'reachability changed' && l.reachability === 'port-mapped')?.addrs, directWithSymmetricMs: h2DirectH3 - h3.started },
+      h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, reportedMs: h1Reported - h1GotC2, manifestOverRelay: manifestOverRelay(h1, p2.peerId) !== undefined, causes: reportCauses(h1), paths: find(h1, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h1GotReport >= h2Reported, provedOtherMs: h1ProvedH2 - h1.started, cosignedByOtherMs: h1CosignedByH2 - h1.started, unsigned: unsigned(h1) },
+      h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, cosignedByOtherMs: h2CosignedByH1 - h2.started, unsigned: unsigned(h2) },
+      h3: { nat: 'port-restricted, UPnP', mappedMs: h3MappedAt - h3.started, mappedAddrs: find(h3, l => l.msg === 'reachability changed' && l.reachability === 'port-mapped')?.addrs, directWithSymmetricMs: h2DirectH3 - h3.started, upgradedByDcutr: direct(h2, p3.peerId) !== undefined || direct(h3, p2.peerId) !== undefined },
+      // h2 was given only the public node's address and runs without mDNS: a connection it
+      // dialled itself to h3 was to a peer found through the network (the DHT).
+      h2FoundH3: find(h2, l => l.msg === 'peer connected' && l.peer === p3.peerId && l.direction === 'outbound' && l.relayed !== true) !== undefined,
+      h4: { nat: 'none (public)', reachedH1OverRelay: h4RelayedToH1, upgradedMs: h1UpgradedH4 - h4.started },
       pubPeer,
+      bootstrapGone: { storedMs: h2GotC3 - sent3, sinceGoneMs: h2GotC3 - gone, h2LostBootstrap: find(h2, l => l.msg === 'peer disconnected' && l.peer === pubPeer) !== undefined },
+      summary: p1.reachability,
       relayedBetween: find(h1, l => l.msg === 'peer connected' && l.peer === p2.peerId)?.relayed === true || find(h2, l => l.msg === 'peer connected' && l.peer === p1.peerId)?.relayed === true
     }) + '\n')
   } catch (err) {

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createP2PNode, type P2PInit, type P2PNode } from '../../src/node/p2p/index.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
 import type { KeyObject } from 'node:crypto'
@@ -10,6 +10,7 @@ import { LOOPBACK, waitFor } from '../node/helpers.js'
 const nodes: P2PNode[] = []
 const dirs: string[] = []
 afterEach(async () => {
+  vi.restoreAllMocks()
   await Promise.all(nodes.splice(0).map(async n => { await n.stop() }))
   await Promise.all(dirs.splice(0).map(async d => { await rm(d, { recursive: true, force: true }) }))
 })
@@ -27,7 +28,9 @@ async function start (init: Partial<P2PInit> = {}, privateKey: KeyObject = gener
 }
 
 describe('peers kept across restarts', () => {
-  it('a node whose only bootstrap peer is gone finds the network again through the peers it stored', async () => {
+  // libp2p's peer store forgets an address an hour after it was learnt: a node off overnight
+  // would come back knowing nobody.
+  it.each([['at once', 0], ['a day later', 24 * 3600_000]])('a node whose only bootstrap peer is gone finds the network again through the peers it stored, restarted %s', async (_, laterMs) => {
     const dir = await mkdtemp(join(tmpdir(), 'neko-peers-'))
     dirs.push(dir)
     const bootstrapNode = await start()
@@ -46,10 +49,42 @@ describe('peers kept across restarts', () => {
     await bootstrapNode.stop()
     nodes.splice(nodes.indexOf(bootstrapNode), 1)
 
+    const now = Date.now.bind(Date)
+    if (laterMs > 0) vi.spyOn(Date, 'now').mockImplementation(() => now() + laterMs)
     a = await start(init, key)
     await waitFor('a reconnected to a peer it stored', () => a.connectedPeers().includes(other.peerId), 15_000)
     expect(a.connectedPeers()).not.toContain(bootstrapNode.peerId)
   }, 40_000)
+
+  it('keeps at most maxKnownPeers, forgetting those seen least recently', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'neko-peers-'))
+    dirs.push(dir)
+    // No DHT: the others' redials of `a` (they dialled it, so they keep it) find no new address.
+    const others = [await start({ nat: { dht: false } }), await start({ nat: { dht: false } }), await start({ nat: { dht: false } }), await start({ nat: { dht: false } })]
+    const key = generateIdentity().privateKey
+    const init = { peerStorePath: join(dir, 'peers'), nat: { dht: false } }
+    let a = await start(init, key)
+    // Identified in this order, so the last two are the most recently seen.
+    for (const o of others) {
+      await o.dial(a.multiaddrs()[0]!)
+      await waitFor('a identified the peer', () => a.connectedPeers().includes(o.peerId), 10_000)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const restart = async (more: Partial<P2PInit>): Promise<void> => {
+      await a.stop()
+      nodes.splice(nodes.indexOf(a), 1)
+      a = await start({ ...init, ...more }, key)
+    }
+    await restart({ maxKnownPeers: 2 })
+    await waitFor('a reconnected to the two it kept', () => a.connectedPeers().length === 2, 15_000)
+    // Started again with room for more: only the two kept are left to dial.
+    await restart({})
+    await waitFor('a reconnected', () => a.connectedPeers().length === 2, 15_000)
+    await new Promise(resolve => setTimeout(resolve, 1_000))
+    expect(a.connectedPeers().sort()).toEqual(others.slice(2).map(o => o.peerId).sort())
+    await expect(start({ maxKnownPeers: 0 })).rejects.toThrow(/maxKnownPeers/)
+  }, 60_000)
 
   it('without a peer store path nothing is kept', async () => {
     const bootstrapNode = await start()

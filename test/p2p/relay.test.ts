@@ -1,10 +1,13 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createP2PNode, type P2PInit, type P2PNode } from '../../src/node/p2p/index.js'
+import { multicodec as DCUTR_PROTOCOL } from '@libp2p/dcutr'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createRelayGate, relayLimits, relaySlots, relayServing, hostHasPublicAddress } from '../../src/node/p2p/nat.js'
 import { peerIdOf } from '../../src/node/p2p/identity.js'
 import { generateIdentity } from '../../src/protocol/keys.js'
 import { LOOPBACK, waitFor } from '../node/helpers.js'
+import { startRawNode } from './helpers.js'
 
 // Circuit relay v2 on loopback, between real libp2p nodes: reservations, circuits and the
 // limits a relay keeps (docs/volunteers.md). The NAT scenario itself is nat.test.ts.
@@ -96,6 +99,34 @@ describe('circuit relay', () => {
     relay.penalize(b.peerId, 1_000)
     await expect(b.backfill(circuitOf(a)!, 0, 10)).rejects.toThrow()
     expect(relay.stats().relayRefused.penalised).toBeGreaterThanOrEqual(1)
+  }, 40_000)
+})
+
+describe('hole punching', () => {
+  it('rate-limits a peer flooding hole-punch (DCUtR) requests, as relay requests are, and refuses a penalised one', async () => {
+    const a = await start({ nat: { dht: false, relayLimits: { requestBurst: 3, requestsPerMinute: 1 } } })
+    const flooder = await startRawNode()
+    try {
+      // Each request is a DCUtR stream closed at once: admitted ones end in DCUtR's own
+      // handler (a connect message missing), refused ones never reach it.
+      for (let i = 0; i < 10; i++) {
+        const before = a.stats().relayRefused.rate ?? 0
+        const stream = await flooder.dialProtocol(multiaddr(a.multiaddrs()[0]!), DCUTR_PROTOCOL)
+        await stream.close().catch(() => {})
+        await waitFor('the request handled', () => stream.status !== 'open' && stream.status !== 'closing', 5_000)
+        // DCUtR takes one stream per connection at a time: the next waits until this one is done.
+        await new Promise(resolve => setTimeout(resolve, i < 3 ? 300 : 50))
+        expect(a.stats().relayRefused.rate).toBe(i < 3 ? before : before + 1)
+      }
+      expect(a.stats().relayRefused).toEqual({ rate: 7, penalised: 0 })
+      a.penalize(flooder.peerId.toString(), 1_000)
+      await waitFor('the graylisted peer hung up on', () => flooder.getConnections(peerIdFromString(a.peerId)).length === 0, 5_000)
+      // Refused as soon as it is opened: the opening itself may already fail.
+      await flooder.dialProtocol(multiaddr(a.multiaddrs()[0]!), DCUTR_PROTOCOL).catch(() => {})
+      await waitFor('the penalised request refused', () => a.stats().relayRefused.penalised === 1, 5_000)
+    } finally {
+      await flooder.stop()
+    }
   }, 40_000)
 })
 

@@ -37,6 +37,15 @@ export class BackfillError extends ExchangeError<BackfillFailure> {
   }
 }
 
+/** A hole-punch (DCUtR) request refused: the peer is penalised, or over the relay request rate. */
+export class HolePunchRefusedError extends NekoError {
+  override name = 'HolePunchRefusedError'
+  override readonly code = 'ERR_HOLE_PUNCH_REFUSED'
+  constructor (readonly peer: string, readonly reason: 'rate' | 'penalised') {
+    super(`hole punch from ${peer} refused (${reason === 'rate' ? 'over the request rate' : 'penalised peer'})`)
+  }
+}
+
 /** A local publish was refused (unknown topic, message too large, node not started). */
 export class PublishError extends NekoError {
   override name = 'PublishError'

@@ -1,11 +1,13 @@
 import { networkInterfaces } from 'node:os'
+import { multicodec as DCUTR_PROTOCOL } from '@libp2p/dcutr'
 import { isPrivate, isPrivateIp } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { Circuit } from '@multiformats/multiaddr-matcher'
 import type { Connection, ConnectionGater, Libp2p, PeerId, Stream } from '@libp2p/interface'
-import type { AddressManager, ConnectionManager } from '@libp2p/interface-internal'
+import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { ValidationError } from '../../protocol/errors.js'
+import { HolePunchRefusedError } from './errors.js'
 import { createThrottle, type Throttle } from './throttle.js'
 
 /**
@@ -187,7 +189,9 @@ export async function openStream (libp2p: Libp2p, target: PeerId | Multiaddr, pr
 
 export interface RelayGate {
   gater: ConnectionGater
-  /** Reservation and circuit requests refused so far, by reason. */
+  /** Why a hole-punch (DCUtR) request from `peer` is refused, if it is; it shares the reservation and circuit requests' rate. */
+  denyHolePunch: (peer: PeerId) => 'rate' | 'penalised' | undefined
+  /** Reservation, circuit and hole-punch requests refused so far, by reason. */
   refused: () => Record<'rate' | 'penalised', number>
 }
 
@@ -210,11 +214,12 @@ export function createRelayGate (init: { limits: RelayLimits, penalised: (peer: 
     init.onRefused?.(peer.toString(), reason)
     return true
   }
-  const check = (peer: PeerId): boolean => {
-    if (init.penalised(peer.toString())) return refuse(peer, 'penalised')
-    if (!throttle.take(peer.toString())) return refuse(peer, 'rate')
-    return false
+  const reasonOf = (peer: PeerId): keyof typeof refused | undefined => {
+    const reason = init.penalised(peer.toString()) ? 'penalised' : !throttle.take(peer.toString()) ? 'rate' : undefined
+    if (reason !== undefined) refuse(peer, reason)
+    return reason
   }
+  const check = (peer: PeerId): boolean => reasonOf(peer) !== undefined
   return {
     gater: {
       denyInboundRelayReservation: check,
@@ -223,6 +228,31 @@ export function createRelayGate (init: { limits: RelayLimits, penalised: (peer: 
         return check(source)
       }
     },
+    denyHolePunch: reasonOf,
     refused: () => ({ ...refused })
   }
+}
+
+/**
+ * Puts the relay gate in front of DCUtR's stream handler: each hole-punch request makes this
+ * node dial the addresses the requester names, so a peer flooding them (or a penalised one)
+ * is refused, as its reservation and circuit requests are. libp2p has no gater hook for
+ * streams, so the handler DCUtR registered at start is wrapped once every service started.
+ */
+export function holePunchGate (gate: RelayGate): (components: { registrar: Registrar }) => { start: () => void, afterStart: () => Promise<void>, stop: () => void } {
+  return ({ registrar }) => ({
+    start () {},
+    async afterStart () {
+      const { handler, options } = registrar.getHandler(DCUTR_PROTOCOL)
+      await registrar.handle(DCUTR_PROTOCOL, async (stream, connection) => {
+        const refused = gate.denyHolePunch(connection.remotePeer)
+        if (refused !== undefined) {
+          stream.abort(new HolePunchRefusedError(connection.remotePeer.toString(), refused))
+          return
+        }
+        await handler(stream, connection)
+      }, { ...options, force: true })
+    },
+    stop () {}
+  })
 }

@@ -21,7 +21,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { KEEP_ALIVE } from '@libp2p/interface'
-import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
+import type { Connection, Libp2p, Peer, PeerId } from '@libp2p/interface'
 import { LimitError, ValidationError } from '../../protocol/errors.js'
 import { componentLog, type ComponentLogger } from '../logger.js'
 import { BACKFILL_PROTOCOL, DEFAULT_MAX_MESSAGE_BYTES, MANIFEST_PROTOCOL, TOPICS } from './constants.js'
@@ -41,7 +41,7 @@ import { createManifestHandler, manifestLimits, requestFileManifest } from './ma
 import type { FetchedManifest, ManifestExchangeInit, ManifestSource } from './manifests.js'
 import { createWitnessHandler, requestCosignature, TLOG_WITNESS_LIMITS, TLOG_WITNESS_PROTOCOL, type CheckpointPushTarget } from './tlog-push.js'
 import { createStatementsHandler, requestStatements, statementsLimits, STATEMENTS_PROTOCOL, type Statements, type StatementsSource } from './statements.js'
-import { createRelayGate, DHT_PROTOCOL, loopbackOnly, overRelay, reachabilityProbe, relayLimits, relayServing, relaySlots } from './nat.js'
+import { createRelayGate, DHT_PROTOCOL, holePunchGate, loopbackOnly, overRelay, reachabilityProbe, relayLimits, relayServing, relaySlots } from './nat.js'
 import type { NatInit, Reachability, ReachabilityProbe } from './nat.js'
 import type { VerifyOptions } from '../../protocol/dsse.js'
 import type { Digest } from '../../protocol/types.js'
@@ -103,6 +103,8 @@ export interface P2PInit {
    * at start. In memory without one.
    */
   peerStorePath?: string
+  /** Peers kept in the peer store at most (default 1,024): at start, the least recently seen beyond it are forgotten. */
+  maxKnownPeers?: number
 }
 
 export interface P2PStats {
@@ -115,7 +117,7 @@ export interface P2PStats {
   throttled: number
   /** Whether and how other nodes reach this one. */
   reachability: Reachability
-  /** Relay reservation and circuit requests this node refused, by reason. */
+  /** Relay reservation, circuit and hole-punch (DCUtR) requests this node refused, by reason. */
   relayRefused: Record<string, number>
   /** Of those, checkpoint messages (their own buckets). */
   throttledCheckpoints: number
@@ -210,6 +212,12 @@ type Services = { pubsub: GossipSub, reachability: ReachabilityProbe, relay?: Ci
 
 /** Peers from the stored peer store dialled at start, at most. */
 const KNOWN_PEERS_AT_START = 16
+/**
+ * How long stored peers and their addresses are kept since last learnt: libp2p's defaults (an
+ * hour for addresses, six for peers) would leave a node restarted the next day with none.
+ */
+const KNOWN_PEER_MAX_AGE_MS = 30 * 24 * 3600_000
+const DEFAULT_MAX_KNOWN_PEERS = 1024
 /** Peer store metadata: when a peer was last identified (ms since the epoch, as text). */
 const LAST_SEEN = 'neko-last-seen'
 const RESERVATION_TIMEOUT_MS = 30_000
@@ -243,6 +251,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const limits = backfillLimits(init.backfill)
   const maxMessageBytes = init.gossip?.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
   const maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+  const maxKnownPeers = init.maxKnownPeers ?? DEFAULT_MAX_KNOWN_PEERS
+  if (!Number.isSafeInteger(maxKnownPeers) || maxKnownPeers < 1) throw new ValidationError('maxKnownPeers', `must be a positive integer, got ${String(maxKnownPeers)}`)
   const listen = init.listen.map(a => { parseMultiaddr('listen', a); return a })
   const bootstrapList = (init.bootstrap ?? []).map(a => { parseMultiaddr('bootstrap', a); return a })
   // Bootstrap addresses by the peer id they name, to report a failed dial by its address.
@@ -279,7 +289,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
   const libp2p = await createLibp2p({
     start: false,
     privateKey: libp2pKeyFromIdentity(components.privateKey),
-    ...(datastore != null ? { datastore } : {}),
+    ...(datastore != null ? { datastore, peerStore: { maxAddressAge: KNOWN_PEER_MAX_AGE_MS, maxPeerAge: KNOWN_PEER_MAX_AGE_MS } } : {}),
     // Each `/p2p-circuit` listen address is one relay slot to reserve.
     addresses: { listen: [...listen, ...Array.from({ length: slots }, () => '/p2p-circuit')] },
     // A reservation answered slowly (a busy relay, a loaded home machine) is not given up at 5 s.
@@ -297,6 +307,8 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       reachability: reachabilityProbe(),
       autoNAT: autoNATv2(),
       dcutr: dcutr(),
+      // Hole-punch requests pass the relay's gate: rate per peer, none from penalised peers.
+      holePunchGate: holePunchGate(relayGate),
       ...(serving
         ? {
             relay: circuitRelayServer({
@@ -397,7 +409,9 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     const peer = evt.detail.toString()
     const conns = libp2p.getConnections(evt.detail)
     const addr = conns[0]?.remoteAddr.toString()
-    log.info({ peer, addr, peers: libp2p.getPeers().length, ...(overRelay(conns) ? { relayed: true } : {}) }, 'peer connected')
+    // Which side dialled: an outbound connection to a peer neither configured nor on the local
+    // network was found through the network (the DHT).
+    log.info({ peer, addr, direction: conns[0]?.direction, peers: libp2p.getPeers().length, ...(overRelay(conns) ? { relayed: true } : {}) }, 'peer connected')
   })
   // Bytes carried over relays, as the relays count them against their limits: a relayed
   // connection's limit starts at what the relay granted and shrinks with every byte either way.
@@ -450,14 +464,25 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
     dialKnownPeers()
   }
 
+  const lastSeen = (p: Peer): number => Number(Buffer.from(p.metadata.get(LAST_SEEN) ?? new Uint8Array()).toString('utf8')) || 0
+
+  // Every peer identified or named by the DHT is stored: a long-running node would keep
+  // them all. The least recently seen beyond the limit (never identified ones first) go.
+  async function forgetOldPeers (): Promise<void> {
+    const peers = await libp2p.peerStore.all({ filters: [p => !p.id.equals(libp2p.peerId)] })
+    if (peers.length <= maxKnownPeers) return
+    const old = peers.sort((a, b) => lastSeen(b) - lastSeen(a)).slice(maxKnownPeers)
+    for (const p of old) await libp2p.peerStore.delete(p.id)
+    log.info({ forgotten: old.length, kept: maxKnownPeers }, 'forgot the peers seen least recently')
+  }
+
   // Peers seen before (the stored peer store): a node whose bootstrap peers are gone still
   // finds the network through them. Those seen most recently first.
   function dialKnownPeers (): void {
     const skip = new Set([...bootstrapByPeer.keys(), libp2p.peerId.toString()])
     libp2p.peerStore.all({ filters: [p => p.addresses.length > 0 && !skip.has(p.id.toString()) && libp2p.getConnections(p.id).length === 0] })
       .then(peers => {
-        const seen = (p: typeof peers[number]): number => Number(Buffer.from(p.metadata.get(LAST_SEEN) ?? new Uint8Array()).toString('utf8')) || 0
-        const pick = peers.sort((a, b) => seen(b) - seen(a)).slice(0, KNOWN_PEERS_AT_START)
+        const pick = peers.sort((a, b) => lastSeen(b) - lastSeen(a)).slice(0, KNOWN_PEERS_AT_START)
         if (pick.length > 0) log.info({ peers: pick.length, known: peers.length }, 'dialling peers seen before')
         for (const p of pick) {
           libp2p.dial(p.id).catch((err: unknown) => { log.debug({ peer: p.id.toString(), error: errorText(err) }, 'a peer seen before is unreachable') })
@@ -545,6 +570,7 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
       redialTimer.unref()
       relayTimer = setInterval(() => { retryRelays().catch((err: unknown) => { log.debug({ err }, 'asking relays again failed') }) }, RELAY_RETRY_MS / 4)
       relayTimer.unref()
+      if (datastore != null) await forgetOldPeers().catch((err: unknown) => { log.warn({ err }, 'forgetting old peers failed') })
       dialKnownPeers()
       log.debug({ peerId: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map(String) }, 'p2p node started')
     },
