@@ -3,7 +3,7 @@ import { chromium, type Browser } from 'playwright-core'
 import { createFeedServer, type FeedServer } from '../../src/node/http/server.js'
 import type { P2PInit, P2PNode } from '../../src/node/p2p/index.js'
 import { startNode } from '../p2p/helpers.js'
-import { makeKeys, seedReleases, tempStore, testPolicy, ingestFor } from './fixtures.js'
+import { makeKeys, seedReleases, tempStore, testPolicy } from './fixtures.js'
 import { browserAvailable, CHROMIUM } from '../helpers/browser.js'
 import { waitFor } from '../node/helpers.js'
 
@@ -45,7 +45,7 @@ describe.skipIf(!available)('the dashboard says how the node is reached', () => 
       const { reachability, relayRefused, relayedBytes } = natted.stats()
       return { peerId: natted.peerId, ...reachability, relayRefused, relayedBytes, peers: natted.peerList() }
     }
-    server = createFeedServer({ store: t.store, ingest: ingestFor(t.store), policy: testPolicy(keys), peers }, { host: '127.0.0.1', port: 0 })
+    server = createFeedServer({ store: t.store, policy: testPolicy(keys), peers }, { host: '127.0.0.1', port: 0 })
     base = (await server.start()).url
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] })
   }, 60_000)
