@@ -47,7 +47,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   const testResults = createNodeTestResults({ store, policy: () => policy, identity, logger, publish: async (data) => await p2p.publish(TOPICS.testResults, data) })
   const capabilities = createNodeCapabilities({ identity, builders, rebuilder: components.rebuilder, p2p, log })
   const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports)
-  const statements = createStatementsExchange({ store, builders, reports, testResults, p2p, log })
+  const statements = createStatementsExchange({ store, policy: () => policy, builders, reports, testResults, p2p, log })
   const { work, scheduler, claimsSigned } = createNodeBuilds({ store, policy, identity, logger, metrics, ingest, rebuilder: components.rebuilder, p2p, builders, capabilities, testResults }, init)
   // The verdicts the HTTP feed serves, kept computed: only where it runs.
   const consensus = init.http != null ? createConsensusService({ store, policy, setAside: nodeLog?.feed.setAside }) : undefined
@@ -58,7 +58,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   // One registration per topic (a new topic: its handler file, and one line here).
   const missed = (from: string): void => { backfill.missed(from) }
   p2p.handle(TOPICS.announcements, ingestTopic({ ingest, log, missed }, TOPICS.announcements))
-  p2p.handle(TOPICS.claims, ingestTopic({ ingest, log, missed }, TOPICS.claims))
+  p2p.handle(TOPICS.claims, ingestTopic({ ingest, log, missed, delivered: (m, from) => { statements.signedBy(m.keyId, from) } }, TOPICS.claims))
   p2p.handle(TOPICS.capabilities, capabilities.topic)
   p2p.handle(TOPICS.divergences, reportsTopic({ reports, log }))
   p2p.handle(TOPICS.notices, noticesTopic({ work, log }))

@@ -2,6 +2,7 @@ import { keyIdOf } from '../../protocol/keys.js'
 import type { Logger } from '../logger.js'
 import { keyOfPeerId } from '../p2p/identity.js'
 import { STATEMENTS_DEFAULTS, type P2PNode, type StatementsSource, type TopicHandler } from '../p2p/index.js'
+import type { TrustPolicy } from '../../protocol/policy.js'
 import type { Store } from '../store/types.js'
 import { listReports, type ReportCheck, type ReportGossip } from '../triage/index.js'
 import type { BuilderRegistry } from './builders.js'
@@ -17,12 +18,23 @@ const STATEMENTS_PEERS = 4096
  */
 const OWN_STATEMENT_RETRY_MS = 2_000
 const OWN_STATEMENT_RETRIES = 3
+/**
+ * A claim from a trusted builder whose statement this node lacks sends it back to the peer that
+ * relayed the claim (that peer may have met the builder since it was first asked), at most this
+ * often per builder.
+ */
+const MISSING_BUILDER_RETRY_MS = 60_000
 
 export interface StatementsExchange {
   /** What this node serves a peer that meets it. */
   source: StatementsSource
   /** Fetches what a peer met holds (at most once per 10 minutes a peer, sooner while its own statement is missing); never throws. */
   fetch: (peerId: string) => Promise<void>
+  /**
+   * A message signed by `keyId` came through `peerId`: when `keyId` is a builder the policy
+   * trusts and its statement is missing here, that peer is asked again; never throws.
+   */
+  signedBy: (keyId: string, peerId: string) => void
   stop: () => void
 }
 
@@ -34,15 +46,17 @@ export interface StatementsExchange {
  */
 export function createStatementsExchange<T> (components: {
   store: Store
+  policy: () => TrustPolicy
   builders: BuilderRegistry
   reports: ReportGossip
   testResults: { topic: TopicHandler<T>, own: (max: number) => Promise<Uint8Array[]> }
   p2p: Pick<P2PNode, 'statements' | 'penalize'>
   log: Logger
 }): StatementsExchange {
-  const { store, builders, reports, testResults, p2p, log } = components
+  const { store, policy, builders, reports, testResults, p2p, log } = components
   const fetched = new Map<string, number>() // peer → when its statements were last fetched
   const retries = new Map<string, number>() // peer → fetches made again for its own statement
+  const missingAsked = new Map<string, number>() // trusted builder → when a peer was last asked for its statement
   let stopped = false
 
   /** The key id of the node behind `peerId` (Ed25519 peers only). */
@@ -91,6 +105,16 @@ export function createStatementsExchange<T> (components: {
       }
       if (invalid > 0) p2p.penalize(peerId, invalid)
       else retryForOwnStatement(peerId)
+    },
+    signedBy (keyId, peerId) {
+      if (stopped || !policy().builderKeys.has(keyId)) return
+      const now = Date.now()
+      const last = missingAsked.get(keyId)
+      if (last !== undefined && now - last < MISSING_BUILDER_RETRY_MS) return
+      if (builders.list().some(b => b.keyId === keyId)) return
+      missingAsked.set(keyId, now) // bounded by the policy's builder keys
+      fetched.delete(peerId)
+      void exchange.fetch(peerId)
     },
     stop () { stopped = true }
   }
