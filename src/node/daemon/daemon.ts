@@ -3,7 +3,7 @@ import { createIngest, ingestTopic } from '../ingest/index.js'
 import { silentLogger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { createScheduler, schedulerFollower } from '../scheduler/index.js'
-import { createReportGossip, createTriage, reportsTopic } from '../triage/index.js'
+import { createReportGossip, createDivergenceService, reportsTopic } from '../divergence/index.js'
 import { createNodeTestResults } from '../test-results/node.js'
 import { createWork, noticesTopic } from '../work/index.js'
 import { createBackfillSync, storeBackfillSource } from './backfill.js'
@@ -33,20 +33,20 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   let claimsSigned = 0
   const nodeLog = init.tlog !== undefined ? createNodeLog({ store, identity, policy, logger, log, p2p: () => p2p, running: () => running }, init.tlog) : undefined
   // Why builders disagree, from file manifests: only where this node keeps its own.
-  const triage = components.manifests == null ? undefined : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a), connectedPeers: () => p2p.connectedPeers() } }, init.triage)
+  const divergence = components.manifests == null ? undefined : createDivergenceService({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('divergence'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a), connectedPeers: () => p2p.connectedPeers() } }, init.divergence)
   // Reports travel on their own topic, to observers as to builders.
   const publishReport = async (data: Uint8Array): Promise<unknown> => await p2p.publish(TOPICS.divergences, data)
-  triage?.onReport(r => { publishReport(Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
+  divergence?.onReport(r => { publishReport(Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
   // What gossip sends once, served to (and fetched from) each peer met.
   const statementsSource = async (): ReturnType<StatementsExchange['source']> => await statements.source()
-  const p2p = await createP2PNode({ logger, privateKey: identity.privateKey, backfillSource: storeBackfillSource(store), statementsSource, ...nodeLog?.sources, ...(triage != null ? { manifestSource: triage.manifestSource } : {}) }, {
+  const p2p = await createP2PNode({ logger, privateKey: identity.privateKey, backfillSource: storeBackfillSource(store), statementsSource, ...nodeLog?.sources, ...(divergence != null ? { manifestSource: divergence.manifestSource } : {}) }, {
     listen: init.listen, bootstrap: init.bootstrap, mdns: init.mdns, maxConnections: init.maxConnections, gossip: init.gossip, ...(init.nat != null ? { nat: init.nat } : {}), ...(init.peerStorePath != null ? { peerStorePath: init.peerStorePath } : {})
   })
   const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptItems(items) }, init.backfill)
   // Smoke test results travel on their own topic, beside the verdicts, never counted in them.
   const testResults = createNodeTestResults({ store, policy: () => policy, identity, logger, publish: async (data) => await p2p.publish(TOPICS.testResults, data) })
   const capabilities = createNodeCapabilities({ identity, builders, rebuilder: components.rebuilder, p2p, log })
-  const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports)
+  const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergence') }, init.reports)
   const statements = createStatementsExchange({ store, builders, reports, testResults, p2p, log })
   // Which targets this node builds: notices of who builds what, on their own topic.
   const work = createWork({
@@ -64,7 +64,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     onTestResult: testResults.hold,
     onClaim (claim) { claimsSigned++; metrics?.buildFinished(claim.failure?.class ?? 'success', (Date.parse(claim.finishedOn) - Date.parse(claim.startedOn)) / 1000 || 0) }
   }, { concurrency: init.concurrency, maxAttempts: init.maxAttempts, backoffMs: init.backoffMs, ...(init.maxAnnouncementAgeMs != null ? { maxAnnouncementAgeMs: init.maxAnnouncementAgeMs } : {}), ...(init.progressIntervalMs != null ? { progressIntervalMs: init.progressIntervalMs } : {}) })
-  const followers = createFollowers({ store, logger }, [...(nodeLog != null ? [nodeLog.follower] : []), schedulerFollower(scheduler, log), ...(triage != null ? [triage.follower] : [])])
+  const followers = createFollowers({ store, logger }, [...(nodeLog != null ? [nodeLog.follower] : []), schedulerFollower(scheduler, log), ...(divergence != null ? [divergence.follower] : [])])
   ingest.addEventListener('stored', ({ detail: m }) => {
     followers.notify()
     if (m.kind !== 'claim') return
@@ -111,7 +111,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     // Stopped after the scheduler and before p2p: withdrawals go out, so peers need not wait for this node's notices to expire.
     { name: 'work notices', start: () => {}, stop: work.stop },
     { name: 'scheduler', start: scheduler.start, stop: scheduler.stop },
-    ...triage != null ? [{ name: 'triage', start: triage.start, stop: triage.stop }] : [],
+    ...divergence != null ? [{ name: 'divergence', start: divergence.start, stop: divergence.stop }] : [],
     { name: 'followers', start: followers.start, stop: followers.stop },
     capabilities.publisher,
     ...feed != null ? [feed] : [],

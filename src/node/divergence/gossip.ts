@@ -1,6 +1,6 @@
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { targetKey } from '../../protocol/target.js'
-import { REPORT_ENVELOPE_BYTES, verifyDivergenceReport, type ClaimRef, type DivergenceReport } from '../../protocol/triage.js'
+import { REPORT_ENVELOPE_BYTES, verifyDivergenceReport, type ClaimRef, type DivergenceReport } from '../../protocol/divergence-report.js'
 import type { Logger } from '../logger.js'
 import { createRateLimiter } from '../rate-limit.js'
 import type { Store } from '../store/types.js'

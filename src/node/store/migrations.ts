@@ -1,4 +1,4 @@
-import type { DivergenceReport } from '../../protocol/triage.js'
+import type { DivergenceReport } from '../../protocol/divergence-report.js'
 import { SEP, type StoreContext, type Sublevel } from './context.js'
 import type { MessageLevels } from './messages.js'
 import { reportIdOf, reportPuts, type ReportLevels } from './reports.js'
@@ -11,6 +11,27 @@ import type { StoredMessage } from './types.js'
 export async function migrate (ctx: StoreContext, messages: MessageLevels, reports: ReportLevels, state: Sublevel): Promise<void> {
   await indexClaimsByKey(ctx, messages)
   await reportsOutOfState(ctx, reports, state)
+  await renameStateKeys(ctx, state)
+}
+
+/**
+ * State keys whose owner was renamed: what explains divergent builds was once called triage,
+ * and its follower cursor and pending comparisons were kept under that name.
+ */
+const RENAMED_STATE_KEYS: ReadonlyArray<[string, string]> = [
+  ['follower-cursor:triage', 'follower-cursor:divergence'],
+  ['triage-pending', 'divergence-pending']
+]
+
+async function renameStateKeys (ctx: StoreContext, state: Sublevel): Promise<void> {
+  const ops: Array<{ type: 'put', sublevel: Sublevel, key: string, value: string } | { type: 'del', sublevel: Sublevel, key: string }> = []
+  for (const [from, to] of RENAMED_STATE_KEYS) {
+    const value = await state.get(from)
+    if (value == null) continue
+    if (await state.get(to) == null) ops.push({ type: 'put', sublevel: state, key: to, value })
+    ops.push({ type: 'del', sublevel: state, key: from })
+  }
+  if (ops.length > 0) await ctx.db.batch(ops, { sync: true })
 }
 
 /**

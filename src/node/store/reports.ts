@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { targetKey } from '../../protocol/target.js'
-import type { DivergenceReport } from '../../protocol/triage.js'
+import type { DivergenceReport } from '../../protocol/divergence-report.js'
 import { checkKey, cursorKey, prefixRange, SEP, type StoreContext, type Sublevel } from './context.js'
 import { STORE_LIMITS } from './limits.js'
 import type { ReportFilter, ReportStanding, ReportStore, StoredReport } from './types.js'
@@ -111,7 +111,7 @@ export class ReportTable implements ReportStore {
   /**
    * Stores a report in place of any earlier one of the same pair of claims; beyond
    * `maxReportsPerTarget` for its target, or `maxReports` in all, the oldest go. One synced
-   * batch, in the store's write queue, whoever saves (this node's triage, gossip from peers).
+   * batch, in the store's write queue, whoever saves (this node's divergence service, gossip from peers).
    */
   async save (envelopeJson: string, report: DivergenceReport, keyId: string): Promise<StoredReport> {
     this.ctx.assertOpen()

@@ -1,5 +1,5 @@
 import type { DecodedMessage } from '../../protocol/messages.js'
-import type { DivergenceReport } from '../../protocol/triage.js'
+import type { DivergenceReport } from '../../protocol/divergence-report.js'
 import type { Announcement, Claim, Target } from '../../protocol/types.js'
 
 /**
