@@ -1,6 +1,7 @@
 import type { DecodedMessage } from '../../protocol/messages.js'
 import type { DivergenceReport } from '../../protocol/divergence-report.js'
-import type { Announcement, Claim, Target } from '../../protocol/types.js'
+import type { TestResult } from '../../protocol/test-result.js'
+import type { Announcement, Claim, Digest, Target } from '../../protocol/types.js'
 
 /**
  * The node's persistent store (a `level` database). Only verified messages are stored;
@@ -118,6 +119,44 @@ export interface ReportStore {
   version (): string
 }
 
+/** A smoke test result (in-toto Test Result) this node signed or received. */
+export interface StoredTestResult {
+  /** Hex sha256 of the envelope JSON. */
+  id: string
+  /** Key id that signed it. */
+  keyId: string
+  envelopeJson: string
+  testResult: TestResult
+}
+
+export interface TestResultFilter {
+  repository?: string
+  commit?: string
+  /** `targetKey` */
+  key?: string
+  /** The image it ran in (its subject). */
+  manifestDigest?: Digest
+  /** Its signer. */
+  keyId?: string
+}
+
+/** What the store holds that a new test result would meet: itself, its signer's result of the target, the target's count. */
+export interface TestResultStanding {
+  stored: boolean
+  /** `finishedOn` of the result of the same signer and target, when one is stored. */
+  signerFinishedOn?: string
+  forTarget: number
+}
+
+/** Smoke test results: shown beside verdicts, never votes, so kept beside the message log, not in it. */
+export interface TestResultStore {
+  /** Stores a result in place of its signer's earlier one of the same target; the oldest go beyond the limits (STORE_LIMITS). */
+  save (envelopeJson: string, testResult: TestResult, keyId: string): Promise<StoredTestResult>
+  standing (id: string, testResult: TestResult, keyId: string): Promise<TestResultStanding>
+  /** Results matching `filter`, newest first. */
+  list (filter?: TestResultFilter, limit?: number): Promise<StoredTestResult[]>
+}
+
 export interface Store {
   /**
    * Stores a verified message (only the decode path makes a `DecodedMessage`) with its
@@ -152,5 +191,7 @@ export interface Store {
   stats (): Promise<StoreStats>
   /** Divergence reports, over their own sublevels of the same database. */
   readonly reports: ReportStore
+  /** Smoke test results, over their own sublevels of the same database. */
+  readonly testResults: TestResultStore
   close (): Promise<void>
 }
