@@ -121,8 +121,9 @@ describe('store: smoke test results', () => {
     // An index entry whose result is damaged, and one whose result is gone: neither is moved.
     await sta.put('test-result/damaged', '{not json')
     await sta.put('test-results', JSON.stringify([...index.slice(0, 2), { id: 'damaged' }, { id: 'gone' }, index[2]]))
-    // This node's own results waiting for agreement are another thing: left where they are.
-    await sta.put('test-results/pending', JSON.stringify([old[0]!.testResult]))
+    // This node's own outcomes waiting for agreement, oldest first (one held twice, one damaged).
+    const waiting = [testResult({ variant: 'app' }), testResult({ commit: OTHER_COMMIT }), testResult({ variant: 'app' })]
+    await sta.put('test-results/pending', JSON.stringify([...waiting, { target: 'damaged' }]))
     await raw.close()
 
     store = await createStore({ path: join(dir, 'db') })
@@ -134,13 +135,49 @@ describe('store: smoke test results', () => {
     expect(await store.getState('test-results')).toBeUndefined()
     expect(await store.getState(`test-result/${index[0]!.id}`)).toBeUndefined()
     expect(await store.getState('test-result/damaged')).toBeUndefined()
-    expect(await store.getState('test-results/pending')).toEqual([JSON.parse(JSON.stringify(old[0]!.testResult))])
+    expect(await store.getState('test-results/pending')).toBeUndefined()
+    expect(await store.testResults.waiting.targets()).toEqual(new Set([targetKey(waiting[0]!.target), targetKey(waiting[1]!.target)]))
+    expect((await store.testResults.waiting.of(targetKey(waiting[0]!.target))).map(w => w.testResult)).toEqual([waiting[0]])
 
     // Reopening moves nothing twice; saving goes on from there, one per signer and target as before.
     await store.close()
     store = await createStore({ path: join(dir, 'db') })
     expect(await store.testResults.list()).toHaveLength(3)
+    expect(await store.testResults.waiting.targets()).toHaveProperty('size', 2)
     await save(store, testResult({ finishedOn: '2026-12-02T10:00:00.000Z' }), 'key-a')
     expect((await store.testResults.list({ key: targetKey(testResult().target) })).map(r => `${r.keyId} ${r.testResult.finishedOn}`)).toEqual(['key-a 2026-12-02T10:00:00.000Z', 'key-b 2026-12-01T10:00:00.000Z'])
   })
+
+  it('keeps this node\'s own outcomes waiting for a verdict by target, across a restart, the oldest going beyond the bound', async () => {
+    const { waiting } = store.testResults
+    const app = testResult({ variant: 'app' })
+    await waiting.hold(testResult())
+    await waiting.hold(app)
+    await waiting.hold(testResult({ image: OTHER_IMAGE }))
+    await waiting.hold(app)
+    const base = targetKey(testResult().target)
+    expect(await waiting.targets()).toEqual(new Set([base, targetKey(app.target)]))
+    expect((await waiting.of(base)).map(w => w.testResult.manifestDigest)).toEqual([IMAGE, OTHER_IMAGE])
+    // The same outcome held twice waits once.
+    expect(await waiting.of(targetKey(app.target))).toHaveLength(1)
+
+    await store.close()
+    store = await createStore({ path: join(dir, 'db') })
+    const held = await store.testResults.waiting.of(base)
+    expect(held).toHaveLength(2)
+    await store.testResults.waiting.release([held[0]!.id, 'not-held'])
+    expect((await store.testResults.waiting.of(base)).map(w => w.testResult.manifestDigest)).toEqual([OTHER_IMAGE])
+    await store.testResults.waiting.release((await store.testResults.waiting.of(targetKey(app.target))).map(w => w.id))
+    expect(await store.testResults.waiting.targets()).toEqual(new Set([base]))
+
+    const max = STORE_LIMITS.maxWaitingTestResults
+    for (let i = 0; i < max; i++) await store.testResults.waiting.hold(testResult({ variant: `v${i}` }))
+    const targets = await store.testResults.waiting.targets()
+    expect(targets.size).toBe(max)
+    // The oldest went first: the one left from before, then v0.
+    expect(targets.has(base)).toBe(false)
+    expect(targets.has(targetKey(testResult({ variant: 'v0' }).target))).toBe(true)
+    await store.testResults.waiting.hold(testResult({ variant: 'one more' }))
+    expect((await store.testResults.waiting.targets()).has(targetKey(testResult({ variant: 'v0' }).target))).toBe(false)
+  }, 60_000)
 })

@@ -149,6 +149,23 @@ export class BoundedTable<E extends SeqEntry> {
     })
   }
 
+  /** Removes entries by id (those not stored are skipped), with their index entries, in one synced batch. */
+  async remove (ids: readonly string[]): Promise<void> {
+    await this.ctx.write(async () => {
+      const ops: Op[] = []
+      let removed = 0
+      for (const id of new Set(ids)) {
+        if (!await this.has(id)) continue
+        removed++
+        ops.push(...await this.deletes(id))
+      }
+      if (removed === 0) return
+      const count = Math.max(0, this.count - removed)
+      await this.ctx.db.batch([...ops, { type: 'put', sublevel: this.spec.meta, key: this.spec.counters.count, value: String(count) }], { sync: true })
+      this.count = count
+    })
+  }
+
   /**
    * Entries newest first that `accept` takes, at most `max`: those filed under `from`'s
    * prefix, else all in save order.

@@ -42,7 +42,7 @@ export async function createStore (init: StoreInit, components: StoreComponents 
   const state = new StateTable(ctx)
   const reports = new ReportTable(ctx, meta)
   const testResults = new TestResultTable(ctx, meta)
-  await migrate(ctx, messageLevel, { reports: reports.table, testResults: testResults.table }, state.level)
+  await migrate(ctx, messageLevel, { reports: reports.table, testResults: testResults.table, waiting: testResults.waiting.table }, state.level)
   await messages.open()
   await reports.open()
   await testResults.open()

@@ -4,17 +4,18 @@ import { statementIdOf, type BoundedTable, type Op, type SeqEntry } from './boun
 import { SEP, type StoreContext, type Sublevel } from './context.js'
 import type { MessageLevels } from './messages.js'
 import type { ReportEntry } from './reports.js'
-import type { TestResultEntry } from './test-results.js'
+import { waitingIdOf, type TestResultEntry, type WaitingEntry } from './test-results.js'
 import type { StoredMessage } from './types.js'
 
 /**
  * Brings a store written by an earlier version to the current layout, once, on open: each
  * step checks a flag in `meta` and sets it in the batch that finishes it.
  */
-export async function migrate (ctx: StoreContext, messages: MessageLevels, tables: { reports: BoundedTable<ReportEntry>, testResults: BoundedTable<TestResultEntry> }, state: Sublevel): Promise<void> {
+export async function migrate (ctx: StoreContext, messages: MessageLevels, tables: { reports: BoundedTable<ReportEntry>, testResults: BoundedTable<TestResultEntry>, waiting: BoundedTable<WaitingEntry> }, state: Sublevel): Promise<void> {
   await indexClaimsByKey(ctx, messages)
   await outOfState(ctx, tables.reports, OLD_REPORTS, state)
   await outOfState(ctx, tables.testResults, OLD_TEST_RESULTS, state)
+  await waitingOutOfState(ctx, tables.waiting, state)
   await renameStateKeys(ctx, state)
 }
 
@@ -124,4 +125,24 @@ async function outOfState<E extends SeqEntry & { envelopeJson: string }> (ctx: S
   }
   await ctx.db.batch([...ops, ...table.countersAfter(seq)], { sync: true })
   ctx.log.info({ moved: seq }, `moved ${old.what} out of the state space into their own sublevels`)
+}
+
+/** Where this node's own smoke test outcomes waited, oldest first, before they had sublevels of their own. */
+const OLD_WAITING = 'test-results/pending'
+
+async function waitingOutOfState (ctx: StoreContext, table: BoundedTable<WaitingEntry>, state: Sublevel): Promise<void> {
+  const text = await state.get(OLD_WAITING)
+  if (text == null) return
+  const held = ctx.parse<unknown>('sta', OLD_WAITING, text)
+  const ops: Op[] = [{ type: 'del', sublevel: state, key: OLD_WAITING }]
+  const ids = new Set<string>()
+  for (const t of Array.isArray(held) ? held as TestResult[] : []) {
+    if (typeof t?.target !== 'object' || typeof t.manifestDigest !== 'string') continue
+    const id = waitingIdOf(t)
+    if (ids.has(id)) continue
+    ids.add(id)
+    ops.push(...table.puts(id, { testResult: t, seq: ids.size }))
+  }
+  await ctx.db.batch([...ops, ...table.countersAfter(ids.size)], { sync: true })
+  ctx.log.info({ moved: ids.size }, 'moved waiting smoke test outcomes out of the state space into their own sublevels')
 }

@@ -1,9 +1,9 @@
 import { targetKey } from '../../protocol/target.js'
 import type { TestResult } from '../../protocol/test-result.js'
 import { BoundedTable, statementIdOf, type PrefixIndex } from './bounded-table.js'
-import { checkKey, SEP, type StoreContext, type Sublevel } from './context.js'
+import { checkKey, cursorKey, SEP, type StoreContext, type Sublevel } from './context.js'
 import { STORE_LIMITS } from './limits.js'
-import type { StoredTestResult, TestResultFilter, TestResultStanding, TestResultStore } from './types.js'
+import type { StoredTestResult, TestResultFilter, TestResultStanding, TestResultStore, WaitingTestResults } from './types.js'
 
 /** A test result's id: hex sha256 of its envelope JSON as stored and gossiped. */
 export const testResultIdOf = statementIdOf
@@ -50,6 +50,63 @@ export function testResultsTable (ctx: StoreContext, meta: Sublevel): { table: B
   return { table, indexes }
 }
 
+/** What `trw` holds per waiting outcome: the unsigned result and its place in hold order. */
+export interface WaitingEntry {
+  testResult: TestResult
+  seq: number
+}
+
+/** A waiting outcome's id: the hash of its JSON, so the same outcome held twice is kept once. */
+export const waitingIdOf = (testResult: TestResult): string => statementIdOf(JSON.stringify(testResult))
+
+/**
+ * The sublevels of this node's own outcomes waiting for their target's verdict: `trw` (id →
+ * entry), `trs` (seq → id, hold order), `trg` (targetKey NUL seq → id), `tro` (seq → id: each
+ * outcome its own, none replaces another); in `meta`, `test-results:waiting-seq` and
+ * `test-results:waiting-count`.
+ */
+export function waitingTable (ctx: StoreContext, meta: Sublevel): BoundedTable<WaitingEntry> {
+  const max = STORE_LIMITS.maxWaitingTestResults
+  return new BoundedTable<WaitingEntry>(ctx, {
+    name: 'trw',
+    entries: ctx.sublevel('trw'),
+    bySeq: ctx.sublevel('trs'),
+    byGroup: { level: ctx.sublevel('trg'), prefix: e => targetKey(e.testResult.target) },
+    byUnique: { level: ctx.sublevel('tro'), key: e => cursorKey(e.seq) },
+    meta,
+    counters: { seq: 'test-results:waiting-seq', count: 'test-results:waiting-count' },
+    isEntry: e => typeof e.testResult?.target === 'object' && typeof e.testResult.manifestDigest === 'string',
+    limits: () => ({ perGroup: max, all: max })
+  })
+}
+
+class WaitingTable implements WaitingTestResults {
+  constructor (private readonly ctx: StoreContext, readonly table: BoundedTable<WaitingEntry>) {}
+
+  async hold (testResult: TestResult): Promise<void> {
+    this.ctx.assertOpen()
+    checkKey('test result repository', testResult?.target?.repository)
+    await this.table.save(waitingIdOf(testResult), seq => ({ testResult, seq }))
+  }
+
+  async of (key: string): Promise<Array<{ id: string, testResult: TestResult }>> {
+    this.ctx.assertOpen()
+    const found = await this.table.list({ index: this.table.spec.byGroup, prefix: key }, () => true, STORE_LIMITS.maxWaitingTestResults)
+    return found.reverse().map(({ id, entry }) => ({ id, testResult: entry.testResult }))
+  }
+
+  async targets (): Promise<Set<string>> {
+    this.ctx.assertOpen()
+    const found = await this.table.list(undefined, () => true, STORE_LIMITS.maxWaitingTestResults)
+    return new Set(found.map(({ entry }) => targetKey(entry.testResult.target)))
+  }
+
+  async release (ids: readonly string[]): Promise<void> {
+    this.ctx.assertOpen()
+    await this.table.remove(ids)
+  }
+}
+
 /**
  * Smoke test results this node signed or received: one per signer and target (the newer
  * replaces the older), indexed by target, release, image and signer, at most
@@ -57,14 +114,17 @@ export function testResultsTable (ctx: StoreContext, meta: Sublevel): { table: B
  */
 export class TestResultTable implements TestResultStore {
   readonly table: BoundedTable<TestResultEntry>
+  readonly waiting: WaitingTable
   private readonly indexes: TestResultIndexes
 
   constructor (private readonly ctx: StoreContext, meta: Sublevel) {
     ({ table: this.table, indexes: this.indexes } = testResultsTable(ctx, meta))
+    this.waiting = new WaitingTable(ctx, waitingTable(ctx, meta))
   }
 
   async open (): Promise<void> {
     await this.table.open()
+    await this.waiting.table.open()
   }
 
   async standing (id: string, testResult: TestResult, keyId: string): Promise<TestResultStanding> {

@@ -155,6 +155,20 @@ export interface TestResultStore {
   standing (id: string, testResult: TestResult, keyId: string): Promise<TestResultStanding>
   /** Results matching `filter`, newest first. */
   list (filter?: TestResultFilter, limit?: number): Promise<StoredTestResult[]>
+  /** This node's own outcomes, not yet signed, waiting for their target's verdict. */
+  readonly waiting: WaitingTestResults
+}
+
+/** This node's smoke test outcomes waiting to be signed (for the agreed image) or dropped. */
+export interface WaitingTestResults {
+  /** Keeps an outcome; beyond STORE_LIMITS.maxWaitingTestResults the oldest go. */
+  hold (testResult: TestResult): Promise<void>
+  /** The outcomes waiting for one target (`targetKey`), oldest first. */
+  of (targetKey: string): Promise<Array<{ id: string, testResult: TestResult }>>
+  /** The targets with an outcome waiting. */
+  targets (): Promise<Set<string>>
+  /** Removes outcomes by id once they are signed or dropped. */
+  release (ids: readonly string[]): Promise<void>
 }
 
 export interface Store {
