@@ -22,8 +22,9 @@ export type StoreComponents = LoggerComponents
 
 /**
  * Opens (or creates) the node's level store: one database, and over its sublevels the message
- * log (messages.ts), jobs, state, divergence reports and smoke test results. Writes of all of them go through one
- * queue (context.ts), so counters are allocated atomically; an older layout is migrated first.
+ * log (messages.ts), jobs, state, divergence reports and smoke test results. Writes of all of
+ * them go through one queue (context.ts), so counters are allocated atomically; an older
+ * layout is migrated first.
  */
 export async function createStore (init: StoreInit, components: StoreComponents = {}): Promise<Store> {
   const db = new Level<string, string>(init.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
