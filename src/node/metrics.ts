@@ -73,7 +73,7 @@ export function createMetrics (init: MetricsInit = {}): Metrics {
   let readLag: (() => Record<string, number>) | undefined
   new Gauge({
     name: `${prefix}follower_lag`,
-    help: 'Messages stored that a derived view (build queue, triage, transparency log, consensus view, attest publisher) has not applied yet, by follower',
+    help: 'Messages stored that a derived view (build queue, divergence, transparency log, consensus view, attest publisher) has not applied yet, by follower',
     labelNames: ['follower'] as const,
     registers: [registry],
     collect () {

@@ -26,7 +26,7 @@ export { parseTargetKey, targetKey } from './target.js'
 export { buildVsa, REPRODUCIBLE_LEVEL, type VsaOptions } from './vsa.js'
 
 // Why builders disagree: divergence reports
-export { DIVERGENCE_PREDICATE, verifyDivergenceReport, type ClaimRef, type DivergenceCause, type DivergenceReport } from './triage.js'
+export { DIVERGENCE_PREDICATE, verifyDivergenceReport, type ClaimRef, type DivergenceCause, type DivergenceReport } from './divergence-report.js'
 
 // The data model, its limits and its field rules
 export type { Announcement, BuildEnvironment, Claim, ClaimBase, Digest, Failure, FailureClaim, FailureClass, ImageResult, PublishedMatch, RecipeRef, SuccessClaim, Target, VerdictStatus } from './types.js'

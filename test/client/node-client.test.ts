@@ -5,7 +5,7 @@ import { fetchDivergencesFromNode, fetchHealthFromNode, fetchJobsFromNode, getFr
 import type { DivergencesResponse, HealthResponse } from '../../src/node/http/api.js'
 import { causeRef } from '../../src/protocol/causes.js'
 import { LimitError } from '../../src/protocol/errors.js'
-import { signDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
+import { signDivergenceReport, type DivergenceReport } from '../../src/protocol/divergence-report.js'
 import { COMMIT_1, imageResult, makeKeys, target, testPolicy } from '../http/fixtures.js'
 
 const keys = makeKeys()

@@ -51,6 +51,6 @@ describe('a node\'s smoke test results wait for the quorum', () => {
     expect(published.map(p => [p.testResult.manifestDigest, p.testResult.result])).toEqual([[v4, 'PASSED'], [v3.manifestDigest, 'FAILED']])
     await agreed.claimStored(target(COMMIT_3, 'base', 'linux/amd64'))
     expect(published).toHaveLength(2)
-    expect(await store.getState('test-results/pending')).toEqual([])
+    expect(await store.testResults.waiting.targets()).toEqual(new Set())
   })
 })

@@ -4,7 +4,7 @@
  *
  *   announcement DIR CONFIG: kills itself as soon as an announcement is stored (durably),
  *     before the build queue has read it.
- *   triage DIR CONFIG: builds, and kills itself once the triage follower's cursor is past its
+ *   divergence DIR CONFIG: builds, and kills itself once the divergence follower's cursor is past its
  *     own claim that a trusted builder contradicts, before the other builder's file manifest
  *     is fetched: the comparison is pending, nothing is reported.
  *
@@ -31,13 +31,13 @@ if (mode === 'announcement') {
   // only schedules a read of the store; this one kills the process before that read is done.
   daemon.onStored(m => { if (m.kind === 'announcement') kill() })
   await daemon.announce(config.envelope ?? '')
-} else if (mode === 'triage') {
+} else if (mode === 'divergence') {
   const daemon = await startDaemon({ dir, identity, policy, build: true, manifests: true, bootstrap: config.bootstrap ?? [] })
-  // The triage asks the p2p node for the dissenting builder's manifest: the comparison is
+  // The divergence service asks the p2p node for the dissenting builder's manifest: the comparison is
   // pending by then. Wait until the follower's cursor is durable past the claims, then die.
   daemon.p2p.fileManifest = async () => {
     for (;;) {
-      const cursor = await daemon.store.getState<number>('follower-cursor:triage') ?? 0
+      const cursor = await daemon.store.getState<number>('follower-cursor:divergence') ?? 0
       if (cursor >= daemon.store.lastCursor()) {
         process.stdout.write(`pending ${cursor}\n`)
         kill()

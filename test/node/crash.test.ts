@@ -6,10 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { prepareAnnouncement } from '../../src/node/daemon/announce.js'
 import type { Daemon } from '../../src/node/daemon/index.js'
 import { createStore } from '../../src/node/store/index.js'
-import { listReports } from '../../src/node/triage/index.js'
+import { listReports } from '../../src/node/divergence/index.js'
 import { exportPrivatePem, generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { signAnnouncement } from '../../src/protocol/messages.js'
-import { verifyDivergenceReport } from '../../src/protocol/triage.js'
+import { verifyDivergenceReport } from '../../src/protocol/divergence-report.js'
 import { engineAvailable } from '../helpers/engine.js'
 import { busyboxAvailable, createFixtureRepo, scratchDockerfile } from '../helpers/fixtures.js'
 import { policyFor, startDaemon, waitFor } from './helpers.js'
@@ -80,18 +80,18 @@ describe.skipIf(!available)('a node killed with SIGKILL between storing a messag
     await waitFor('the other builder\'s claim', async () => (await other.store.claimsForCommit(repo.dir, announcement.commit)).length === 1, 150_000)
 
     const bootstrap = [other.multiaddrs()[0]!]
-    const { signal, stdout } = await runChild('triage', root, { builders: ids.map(i => exportPrivatePem(i)), announcer: exportPrivatePem(announcer), self: 0, bootstrap })
+    const { signal, stdout } = await runChild('divergence', root, { builders: ids.map(i => exportPrivatePem(i)), announcer: exportPrivatePem(announcer), self: 0, bootstrap })
     expect(signal).toBe('SIGKILL')
     expect(stdout).toMatch(/^pending \d+/m)
-    const dir = join(root, 'triage')
-    // At the gap: both claims stored and read by the triage (its cursor is past them), the
+    const dir = join(root, 'divergence')
+    // At the gap: both claims stored and read by the divergence service (its cursor is past them), the
     // comparison pending, and no report of this node's.
     const store = await createStore({}, { path: join(dir, 'store') })
     const claims = await store.claimsForCommit(repo.dir, announcement.commit)
     const own = claims.find(c => c.keyId === ids[0]!.keyId)!
     const theirs = claims.find(c => c.keyId === ids[1]!.keyId)!
     expect(own.claim.result!.manifestDigest).not.toBe(theirs.claim.result!.manifestDigest)
-    expect(await store.getState<number>('follower-cursor:triage')).toBeGreaterThanOrEqual(Math.max(own.cursor, theirs.cursor))
+    expect(await store.getState<number>('follower-cursor:divergence')).toBeGreaterThanOrEqual(Math.max(own.cursor, theirs.cursor))
     expect((await listReports(store)).filter(r => r.keyId === ids[0]!.keyId)).toEqual([])
     await store.close()
 

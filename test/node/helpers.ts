@@ -3,7 +3,7 @@ import { createRebuilder } from '../../src/node/rebuilder/index.js'
 import { createDaemon, type Daemon } from '../../src/node/daemon/index.js'
 import { createP2PNode, type P2PNode } from '../../src/node/p2p/index.js'
 import { createStore } from '../../src/node/store/index.js'
-import { createManifestKeeper, createOutputKeeper, keepingManifests } from '../../src/node/triage/index.js'
+import { createManifestKeeper, createOutputKeeper, keepingManifests } from '../../src/node/divergence/index.js'
 import { silentLogger } from '../../src/node/logger.js'
 import type { SigningIdentity } from '../../src/protocol/keys.js'
 import type { TrustPolicy } from '../../src/protocol/policy.js'
@@ -63,7 +63,7 @@ export async function startDaemon (opts: TestDaemonOptions): Promise<Daemon> {
     mdns: false,
     gossip: { heartbeatIntervalMs: 100 },
     backoffMs: 200,
-    triage: { retryDelayMs: 500 },
+    divergence: { retryDelayMs: 500 },
     ...(opts.http === true ? { http: { host: '127.0.0.1', port: 0 } } : {}),
     ...(opts.buildAll === true ? { work: { buildAll: true } } : {})
   })

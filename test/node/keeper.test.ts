@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createManifestKeeper } from '../../src/node/triage/index.js'
+import { createManifestKeeper } from '../../src/node/divergence/index.js'
 import { silentLogger } from '../../src/node/logger.js'
 import type { FileManifest } from '../../src/node/compare/manifest.js'
 

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createOutputKeeper } from '../../src/node/triage/index.js'
+import { createOutputKeeper } from '../../src/node/divergence/index.js'
 import { recogniseOwnBytes } from '../../src/node/compare/own-bytes.js'
 import { silentLogger } from '../../src/node/logger.js'
 

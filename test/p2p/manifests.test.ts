@@ -4,7 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createP2PNode, MANIFEST_FRAME, MANIFEST_PROTOCOL, ManifestExchangeError } from '../../src/node/p2p/index.js'
 import type { ManifestExchangeInit, ManifestSource, P2PNode } from '../../src/node/p2p/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
-import { entriesDigestOf, signFileManifestHeader, type FileManifestHeader } from '../../src/protocol/triage.js'
+import { entriesDigestOf, signFileManifestHeader, type FileManifestHeader } from '../../src/protocol/divergence-report.js'
 import { LOOPBACK, startRawNode } from './helpers.js'
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`

@@ -23,7 +23,7 @@ import { createInterface } from 'node:readline'
 import { writeIdentity } from '../../src/node/identity-files.js'
 import { silentLogger } from '../../src/node/logger.js'
 import type { FileManifest } from '../../src/node/compare/manifest.js'
-import { createManifestKeeper } from '../../src/node/triage/index.js'
+import { createManifestKeeper } from '../../src/node/divergence/index.js'
 import { witnessName } from '../../src/protocol/tlog/entry.js'
 import { peerIdOf } from '../../src/node/p2p/identity.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
@@ -293,7 +293,7 @@ async function main (): Promise<void> {
     const sent2 = published(h2, idOf(c2))!
     const h2GotC1 = await until('h2 stores h1\'s claim', () => stored(h2, idOf(c1)))
     const h1GotC2 = await until('h1 stores h2\'s claim', () => stored(h1, idOf(c2)))
-    // The two claims of v1 disagree: each builder's triage fetches the other's file manifest
+    // The two claims of v1 disagree: each builder's divergence service fetches the other's file manifest
     // across both NATs, over the relay, signs a divergence report, and the other stores it.
     const reportSigned = (p: Proc, dissent: string): number | undefined => find(p, l => l.msg === 'divergence report signed' && l.dissent === dissent)?.time
     const manifestOverRelay = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'file manifest over a relay' && l.peer === peer)?.time

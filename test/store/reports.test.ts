@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createStore, STORE_LIMITS, type Store } from '../../src/node/store/index.js'
-import { reportIdOf } from '../../src/node/triage/reports.js'
+import { reportIdOf } from '../../src/node/divergence/reports.js'
 import { targetKey } from '../../src/protocol/target.js'
-import type { DivergenceReport } from '../../src/protocol/triage.js'
+import type { DivergenceReport } from '../../src/protocol/divergence-report.js'
 
 const REPO = 'https://example.test/repo.git'
 const COMMIT = 'c'.repeat(40)
@@ -133,5 +133,23 @@ describe('store: divergence reports', () => {
     const next = report('c5', 'c6')
     await store.reports.save(envelopeOf(next), next, 'key-a')
     expect((await store.reports.list()).map(r => r.report.a.claimId)).toEqual(['c5', 'c3', 'c1'])
+  })
+  it('opens a store written when the divergence service was named triage: its follower cursor and pending comparisons keep their place', async () => {
+    await store.setState('follower-cursor:triage', 42)
+    await store.setState('triage-pending', [['own', 'other']])
+    await store.setState('follower-cursor:scheduler', 7)
+    await store.close()
+    store = await createStore({ path: join(dir, 'db') })
+    expect(await store.getState('follower-cursor:divergence')).toBe(42)
+    expect(await store.getState('divergence-pending')).toEqual([['own', 'other']])
+    expect(await store.getState('follower-cursor:triage')).toBeUndefined()
+    expect(await store.getState('triage-pending')).toBeUndefined()
+    expect(await store.getState('follower-cursor:scheduler')).toBe(7)
+    // A key written under the new name since is not overwritten by a stale old one.
+    await store.setState('triage-pending', [['stale', 'pair']])
+    await store.close()
+    store = await createStore({ path: join(dir, 'db') })
+    expect(await store.getState('divergence-pending')).toEqual([['own', 'other']])
+    expect(await store.getState('triage-pending')).toBeUndefined()
   })
 })

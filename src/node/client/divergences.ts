@@ -1,5 +1,5 @@
 import type { TrustPolicy } from '../../protocol/policy.js'
-import { verifyDivergenceReport, type DivergenceReport } from '../../protocol/triage.js'
+import { verifyDivergenceReport, type DivergenceReport } from '../../protocol/divergence-report.js'
 import type { DivergencesResponse } from '../http/api.js'
 import { getFromNode, jsonFromNode, NodeFetchError } from './node-client.js'
 

@@ -4,7 +4,7 @@ import { createIngest, ingestTopic } from '../ingest/index.js'
 import { silentLogger } from '../logger.js'
 import { createP2PNode, TOPICS } from '../p2p/index.js'
 import { schedulerFollower } from '../scheduler/index.js'
-import { createReportGossip, createTriage, reportsTopic } from '../triage/index.js'
+import { createReportGossip, createDivergenceService, reportsTopic } from '../divergence/index.js'
 import { createNodeTestResults } from '../test-results/node.js'
 import { noticesTopic } from '../work/index.js'
 import { daemonApi } from './api.js'
@@ -34,24 +34,24 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
   let running = false
   const nodeLog = init.tlog !== undefined ? createNodeLog({ store, identity, policy, logger, log, p2p: () => p2p, running: () => running }, init.tlog) : undefined
   // Why builders disagree, from file manifests: only where this node keeps its own.
-  const triage = components.manifests == null ? undefined : createTriage({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('triage'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a), connectedPeers: () => p2p.connectedPeers() } }, init.triage)
+  const divergence = components.manifests == null ? undefined : createDivergenceService({ store, identity, keeper: components.manifests, ...(components.outputs != null ? { outputs: components.outputs } : {}), policy: () => policy, log: logger.forComponent('divergence'), p2p: { fileManifest: async (...a) => await p2p.fileManifest(...a), connectedPeers: () => p2p.connectedPeers() } }, init.divergence)
   // Reports travel on their own topic, to observers as to builders.
-  triage?.onReport(r => { p2p.publish(TOPICS.divergences, Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
+  divergence?.onReport(r => { p2p.publish(TOPICS.divergences, Buffer.from(r.envelopeJson, 'utf8')).catch((err: unknown) => { log.debug({ err }, 'publishing a divergence report failed') }) })
   // What gossip sends once, served to (and fetched from) each peer met.
   const statementsSource = async (): ReturnType<StatementsExchange['source']> => await statements.source()
-  const p2p = await createP2PNode({ logger, privateKey: identity.privateKey, backfillSource: storeBackfillSource(store), statementsSource, ...nodeLog?.sources, ...(triage != null ? { manifestSource: triage.manifestSource } : {}) }, {
+  const p2p = await createP2PNode({ logger, privateKey: identity.privateKey, backfillSource: storeBackfillSource(store), statementsSource, ...nodeLog?.sources, ...(divergence != null ? { manifestSource: divergence.manifestSource } : {}) }, {
     listen: init.listen, bootstrap: init.bootstrap, mdns: init.mdns, maxConnections: init.maxConnections, gossip: init.gossip, ...(init.nat != null ? { nat: init.nat } : {}), ...(init.peerStorePath != null ? { peerStorePath: init.peerStorePath } : {})
   })
   const backfill = createBackfillSync({ store, p2p, log, accept: async (items) => await ingest.acceptItems(items) }, init.backfill)
   // Smoke test results travel on their own topic, beside the verdicts, never counted in them.
   const testResults = createNodeTestResults({ store, policy: () => policy, identity, logger, publish: async (data) => await p2p.publish(TOPICS.testResults, data) })
   const capabilities = createNodeCapabilities({ identity, builders, rebuilder: components.rebuilder, p2p, log })
-  const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergences') }, init.reports)
+  const reports = createReportGossip({ store, policy: () => policy, log: logger.forComponent('divergence') }, init.reports)
   const statements = createStatementsExchange({ store, policy: () => policy, builders, reports, testResults, p2p, log })
   const { work, scheduler, claimsSigned } = createNodeBuilds({ store, policy, identity, logger, metrics, ingest, rebuilder: components.rebuilder, p2p, builders, capabilities, testResults }, init)
   // The verdicts the HTTP feed serves, kept computed: only where it runs.
   const consensus = init.http != null ? createConsensusService({ store, policy, setAside: nodeLog?.feed.setAside }) : undefined
-  const followers = createFollowers({ store, logger, followers: [...(nodeLog != null ? [nodeLog.follower] : []), schedulerFollower(scheduler, log), ...(triage != null ? [triage.follower] : []), ...(consensus != null ? [consensus.follower] : [])] })
+  const followers = createFollowers({ store, logger, followers: [...(nodeLog != null ? [nodeLog.follower] : []), schedulerFollower(scheduler, log), ...(divergence != null ? [divergence.follower] : []), ...(consensus != null ? [consensus.follower] : [])] })
   ingest.addEventListener('stored', () => { followers.notify() })
   metrics?.observeFollowers(followers.lag)
 
@@ -89,7 +89,7 @@ export async function createDaemon (components: DaemonComponents, init: DaemonIn
     // Stopped after the scheduler and before p2p: withdrawals go out, so peers need not wait for this node's notices to expire.
     { name: 'work notices', start: () => {}, stop: work.stop },
     { name: 'scheduler', start: scheduler.start, stop: scheduler.stop },
-    ...triage != null ? [{ name: 'triage', start: triage.start, stop: triage.stop }] : [],
+    ...divergence != null ? [{ name: 'divergence', start: divergence.start, stop: divergence.stop }] : [],
     { name: 'followers', start: followers.start, stop: followers.stop },
     capabilities.publisher,
     ...feed != null ? [feed] : [],

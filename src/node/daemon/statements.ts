@@ -4,7 +4,7 @@ import { keyOfPeerId } from '../p2p/identity.js'
 import { STATEMENTS_DEFAULTS, type P2PNode, type StatementsSource, type TopicHandler } from '../p2p/index.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import type { Store } from '../store/types.js'
-import { listReports, type ReportCheck, type ReportGossip } from '../triage/index.js'
+import { listReports, type ReportCheck, type ReportGossip } from '../divergence/index.js'
 import type { BuilderRegistry } from './builders.js'
 
 /** A peer's statements are fetched again on a new connection only after this long. */

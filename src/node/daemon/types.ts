@@ -16,7 +16,7 @@ import type { BuilderInfo } from './builders.js'
 import type { Ingest, IngestInit } from '../ingest/index.js'
 import type { Follower } from '../follow/index.js'
 import type { WorkInit } from '../work/index.js'
-import type { ManifestKeeper, OutputKeeper, ReportGossipInit, TriageInit } from '../triage/index.js'
+import type { ManifestKeeper, OutputKeeper, ReportGossipInit, DivergenceServiceInit } from '../divergence/index.js'
 
 /** What the daemon needs of a rebuild engine (the build engine's `Rebuilder` satisfies it). */
 export interface DaemonRebuilder extends SchedulerRebuilder {
@@ -88,7 +88,7 @@ export interface DaemonInit {
     /** Run a network log (`join --network-log ORIGIN`): served under /network-log/, pushed to `witnessUrls`. */
     networkLog?: { origin: string, path?: string, checkpointIntervalMs?: number }
   }
-  triage?: TriageInit
+  divergence?: DivergenceServiceInit
   /** Checks on divergence reports received over gossip. */
   reports?: ReportGossipInit
   /** Shared work: notices, waits, and `buildAll` (`join --build-all`) to build every target as before. */

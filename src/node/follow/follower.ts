@@ -3,7 +3,7 @@ import { DuplicateFollowerError } from './errors.js'
 import type { MessageKind, Page, Store, StoredMessage } from '../store/types.js'
 
 /**
- * A view derived from the stored messages (the build queue, triage, the transparency log):
+ * A view derived from the stored messages (the build queue, the divergence service, the transparency log):
  * it reads the message log from its own durable cursor, as a Tessera follower does, so a
  * message stored just before a crash is applied after the restart.
  */

@@ -1,4 +1,4 @@
-import type { DivergenceReport } from '../../protocol/triage.js'
+import type { DivergenceReport } from '../../protocol/divergence-report.js'
 import type { JobsView } from '../scheduler/jobs-view.js'
 
 /**

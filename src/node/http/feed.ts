@@ -2,7 +2,7 @@ import type { ConsensusService } from '../consensus/service.js'
 import type { TargetConsensus } from '../consensus/types.js'
 import type { Store, StoredMessage } from '../store/types.js'
 import { HTTP_LIMITS } from './limits.js'
-import { listReports, type StoredReport } from '../triage/reports.js'
+import { listReports, type StoredReport } from '../divergence/reports.js'
 
 /** A JSON Feed 1.1 document (https://www.jsonfeed.org/version/1.1/). */
 export interface JsonFeed {

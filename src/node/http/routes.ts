@@ -15,7 +15,7 @@ import { createResponseCache } from './cache.js'
 import { prepareJson, sendBody, sendJson, sendPrepared, type Prepared } from './respond.js'
 import { createNetworkLogRoutes, createTlogRoutes, NETWORK_LOG_PREFIX, TLOG_PREFIX, type TlogRouteContext } from './tlog-routes.js'
 import type { NetworkLog } from '../tlog/network-log.js'
-import { listReports, reportsVersion, type ReportFilter } from '../triage/reports.js'
+import { listReports, reportsVersion, type ReportFilter } from '../divergence/reports.js'
 import { DEFAULT_RECENT_JOBS } from '../scheduler/jobs-view.js'
 import type { CatchUp, DivergencesResponse, HealthResponse, JobsResponse } from './api.js'
 

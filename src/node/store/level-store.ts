@@ -6,8 +6,9 @@ import { JobTable } from './jobs.js'
 import { STORE_LIMITS } from './limits.js'
 import { MessageLog, messageLevels } from './messages.js'
 import { migrate } from './migrations.js'
-import { ReportTable, reportLevels } from './reports.js'
+import { ReportTable } from './reports.js'
 import { StateTable } from './state.js'
+import { TestResultTable } from './test-results.js'
 import type { Store, StoreStats } from './types.js'
 
 export interface StoreInit {
@@ -21,8 +22,9 @@ export type StoreComponents = LoggerComponents
 
 /**
  * Opens (or creates) the node's level store: one database, and over its sublevels the message
- * log (messages.ts), jobs, state and divergence reports. Writes of all of them go through one
- * queue (context.ts), so counters are allocated atomically; an older layout is migrated first.
+ * log (messages.ts), jobs, state, divergence reports and smoke test results. Writes of all of
+ * them go through one queue (context.ts), so counters are allocated atomically; an older
+ * layout is migrated first.
  */
 export async function createStore (components: StoreComponents, init: StoreInit): Promise<Store> {
   const db = new Level<string, string>(init.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
@@ -36,14 +38,15 @@ export async function createStore (components: StoreComponents, init: StoreInit)
   const meta = ctx.sublevel('meta')
   const maxClaims = Math.max(1, Math.min(init.maxClaimsPerQuery ?? STORE_LIMITS.maxClaimsPerQuery, STORE_LIMITS.maxClaimsPerQuery))
   const messageLevel = messageLevels(ctx, meta)
-  const reportLevel = reportLevels(ctx, meta)
   const messages = new MessageLog(ctx, messageLevel, maxClaims)
   const jobs = new JobTable(ctx)
   const state = new StateTable(ctx)
-  const reports = new ReportTable(ctx, reportLevel)
-  await migrate(ctx, messageLevel, reportLevel, state.level)
+  const reports = new ReportTable(ctx, meta)
+  const testResults = new TestResultTable(ctx, meta)
+  await migrate(ctx, messageLevel, { reports: reports.table, testResults: testResults.table, waiting: testResults.waiting.table }, state.level)
   await messages.open()
   await reports.open()
+  await testResults.open()
 
   return {
     putMessage: async (message, envelopeJson) => await messages.put(message, envelopeJson),
@@ -72,6 +75,7 @@ export async function createStore (components: StoreComponents, init: StoreInit)
       }
     },
     reports,
+    testResults,
     close: async () => { await ctx.close() }
   }
 }

@@ -16,6 +16,12 @@ export const STORE_LIMITS = {
   maxReports: 500,
   /** Divergence reports kept per target (one per pair of claims); beyond it the oldest of the target go. */
   maxReportsPerTarget: 16,
+  /** Smoke test results kept in all; beyond it the oldest go. */
+  maxTestResults: 2000,
+  /** Smoke test results kept per target (one per signer); beyond it the oldest of the target go. */
+  maxTestResultsPerTarget: 16,
+  /** This node's own smoke test outcomes waiting for their target's verdict; beyond it the oldest go. */
+  maxWaitingTestResults: 256,
   /** Longest id, key id or state key. */
   maxKeyLength: 512
 } as const

@@ -1,16 +1,42 @@
-import type { DivergenceReport } from '../../protocol/triage.js'
+import type { DivergenceReport } from '../../protocol/divergence-report.js'
+import type { TestResult } from '../../protocol/test-result.js'
+import { statementIdOf, type BoundedTable, type Op, type SeqEntry } from './bounded-table.js'
 import { SEP, type StoreContext, type Sublevel } from './context.js'
 import type { MessageLevels } from './messages.js'
-import { reportIdOf, reportPuts, type ReportLevels } from './reports.js'
+import type { ReportEntry } from './reports.js'
+import { waitingIdOf, type TestResultEntry, type WaitingEntry } from './test-results.js'
 import type { StoredMessage } from './types.js'
 
 /**
  * Brings a store written by an earlier version to the current layout, once, on open: each
  * step checks a flag in `meta` and sets it in the batch that finishes it.
  */
-export async function migrate (ctx: StoreContext, messages: MessageLevels, reports: ReportLevels, state: Sublevel): Promise<void> {
+export async function migrate (ctx: StoreContext, messages: MessageLevels, tables: { reports: BoundedTable<ReportEntry>, testResults: BoundedTable<TestResultEntry>, waiting: BoundedTable<WaitingEntry> }, state: Sublevel): Promise<void> {
   await indexClaimsByKey(ctx, messages)
-  await reportsOutOfState(ctx, reports, state)
+  await outOfState(ctx, tables.reports, OLD_REPORTS, state)
+  await outOfState(ctx, tables.testResults, OLD_TEST_RESULTS, state)
+  await waitingOutOfState(ctx, tables.waiting, state)
+  await renameStateKeys(ctx, state)
+}
+
+/**
+ * State keys whose owner was renamed: what explains divergent builds was once called triage,
+ * and its follower cursor and pending comparisons were kept under that name.
+ */
+const RENAMED_STATE_KEYS: ReadonlyArray<[string, string]> = [
+  ['follower-cursor:triage', 'follower-cursor:divergence'],
+  ['triage-pending', 'divergence-pending']
+]
+
+async function renameStateKeys (ctx: StoreContext, state: Sublevel): Promise<void> {
+  const ops: Op[] = []
+  for (const [from, to] of RENAMED_STATE_KEYS) {
+    const value = await state.get(from)
+    if (value == null) continue
+    if (await state.get(to) == null) ops.push({ type: 'put', sublevel: state, key: to, value })
+    ops.push({ type: 'del', sublevel: state, key: from })
+  }
+  if (ops.length > 0) await ctx.db.batch(ops, { sync: true })
 }
 
 /**
@@ -40,33 +66,83 @@ async function indexClaimsByKey (ctx: StoreContext, l: MessageLevels): Promise<v
   await ctx.db.batch([...ops, { type: 'put', sublevel: l.meta, key: 'index:commit-key', value: '1' }], { sync: true })
 }
 
-/** The state-space layout of divergence reports before they had sublevels of their own. */
-const OLD_INDEX = 'divergences'
-const oldEntryKey = (id: string): string => `divergence/${id}`
+/**
+ * How signed statements kept beside the log were laid out in the state space before they had
+ * sublevels of their own: an index array (oldest first, each entry with an `id`) under
+ * `index`, and each statement under `entry(id)`.
+ */
+interface StateLayout<E extends SeqEntry & { envelopeJson: string }> {
+  what: string
+  index: string
+  entry: (id: string) => string
+  /** The entry filed for an old value, or undefined when it lacks what readers need. */
+  toEntry: (v: Record<string, unknown>, seq: number) => E | undefined
+}
+
+const OLD_REPORTS: StateLayout<ReportEntry> = {
+  what: 'divergence reports',
+  index: 'divergences',
+  entry: id => `divergence/${id}`,
+  toEntry: (v, seq) => {
+    const report = v.report as DivergenceReport | undefined
+    if (typeof v.keyId !== 'string' || typeof v.envelopeJson !== 'string' || typeof report?.target !== 'object' || report.a == null || report.b == null) return undefined
+    return { keyId: v.keyId, envelopeJson: v.envelopeJson, report, seq }
+  }
+}
+
+const OLD_TEST_RESULTS: StateLayout<TestResultEntry> = {
+  what: 'smoke test results',
+  index: 'test-results',
+  entry: id => `test-result/${id}`,
+  toEntry: (v, seq) => {
+    const testResult = v.testResult as TestResult | undefined
+    if (typeof v.keyId !== 'string' || typeof v.envelopeJson !== 'string' || typeof testResult?.target !== 'object' || typeof testResult.manifestDigest !== 'string') return undefined
+    return { keyId: v.keyId, envelopeJson: v.envelopeJson, testResult, seq }
+  }
+}
 
 /**
- * Stores written when divergence reports lived in the state space (an index array under
- * `divergences`, oldest first, and each report under `divergence/<id>`) get them moved into the
- * report sublevels in the same order, in one batch that also removes the old keys.
+ * Stores written when statements lived in the state space get them moved into their table's
+ * sublevels in the same order, in one batch that also removes the old keys.
  */
-async function reportsOutOfState (ctx: StoreContext, l: ReportLevels, state: Sublevel): Promise<void> {
-  const indexText = await state.get(OLD_INDEX)
+async function outOfState<E extends SeqEntry & { envelopeJson: string }> (ctx: StoreContext, table: BoundedTable<E>, old: StateLayout<E>, state: Sublevel): Promise<void> {
+  const indexText = await state.get(old.index)
   if (indexText == null) return
-  const index = ctx.parse<Array<{ id?: unknown }>>('sta', OLD_INDEX, indexText)
-  type Op = { type: 'put', sublevel: Sublevel, key: string, value: string } | { type: 'del', sublevel: Sublevel, key: string }
-  const ops: Op[] = [{ type: 'del', sublevel: state, key: OLD_INDEX }]
+  const index = ctx.parse<Array<{ id?: unknown }>>('sta', old.index, indexText)
+  const ops: Op[] = [{ type: 'del', sublevel: state, key: old.index }]
   let seq = 0
   const seen = new Set<string>()
   for (const e of Array.isArray(index) ? index : []) {
     if (typeof e?.id !== 'string' || seen.has(e.id)) continue
     seen.add(e.id)
-    ops.push({ type: 'del', sublevel: state, key: oldEntryKey(e.id) })
-    const v = ctx.parse<{ keyId?: unknown, envelopeJson?: unknown, report?: DivergenceReport } | null>('sta', oldEntryKey(e.id), await state.get(oldEntryKey(e.id)))
-    if (v == null || typeof v.keyId !== 'string' || typeof v.envelopeJson !== 'string' || typeof v.report?.target !== 'object' || v.report.a == null || v.report.b == null) continue
+    ops.push({ type: 'del', sublevel: state, key: old.entry(e.id) })
+    const v = ctx.parse<Record<string, unknown> | null>('sta', old.entry(e.id), await state.get(old.entry(e.id)))
+    const entry = v != null && typeof v === 'object' ? old.toEntry(v, seq + 1) : undefined
+    if (entry == null) continue
+    seq++
     // The id is the envelope's hash, as before; recomputed so a damaged index cannot misfile one.
-    ops.push(...reportPuts(l, reportIdOf(v.envelopeJson), { keyId: v.keyId, envelopeJson: v.envelopeJson, report: v.report, seq: ++seq }))
+    ops.push(...table.puts(statementIdOf(entry.envelopeJson), entry))
   }
-  ops.push({ type: 'put', sublevel: l.meta, key: 'reports:seq', value: String(seq) }, { type: 'put', sublevel: l.meta, key: 'reports:count', value: String(seq) })
-  await ctx.db.batch(ops, { sync: true })
-  ctx.log.info({ reports: seq }, 'moved divergence reports out of the state space into their own sublevels')
+  await ctx.db.batch([...ops, ...table.countersAfter(seq)], { sync: true })
+  ctx.log.info({ moved: seq }, `moved ${old.what} out of the state space into their own sublevels`)
+}
+
+/** Where this node's own smoke test outcomes waited, oldest first, before they had sublevels of their own. */
+const OLD_WAITING = 'test-results/pending'
+
+async function waitingOutOfState (ctx: StoreContext, table: BoundedTable<WaitingEntry>, state: Sublevel): Promise<void> {
+  const text = await state.get(OLD_WAITING)
+  if (text == null) return
+  const held = ctx.parse<unknown>('sta', OLD_WAITING, text)
+  const ops: Op[] = [{ type: 'del', sublevel: state, key: OLD_WAITING }]
+  const ids = new Set<string>()
+  for (const t of Array.isArray(held) ? held as TestResult[] : []) {
+    if (typeof t?.target !== 'object' || typeof t.manifestDigest !== 'string') continue
+    const id = waitingIdOf(t)
+    if (ids.has(id)) continue
+    ids.add(id)
+    ops.push(...table.puts(id, { testResult: t, seq: ids.size }))
+  }
+  await ctx.db.batch([...ops, ...table.countersAfter(ids.size)], { sync: true })
+  ctx.log.info({ moved: ids.size }, 'moved waiting smoke test outcomes out of the state space into their own sublevels')
 }

@@ -1,6 +1,7 @@
 import type { DecodedMessage } from '../../protocol/messages.js'
-import type { DivergenceReport } from '../../protocol/triage.js'
-import type { Announcement, Claim, Target } from '../../protocol/types.js'
+import type { DivergenceReport } from '../../protocol/divergence-report.js'
+import type { TestResult } from '../../protocol/test-result.js'
+import type { Announcement, Claim, Digest, Target } from '../../protocol/types.js'
 
 /**
  * The node's persistent store (a `level` database). Only verified messages are stored;
@@ -118,6 +119,58 @@ export interface ReportStore {
   version (): string
 }
 
+/** A smoke test result (in-toto Test Result) this node signed or received. */
+export interface StoredTestResult {
+  /** Hex sha256 of the envelope JSON. */
+  id: string
+  /** Key id that signed it. */
+  keyId: string
+  envelopeJson: string
+  testResult: TestResult
+}
+
+export interface TestResultFilter {
+  repository?: string
+  commit?: string
+  /** `targetKey` */
+  key?: string
+  /** The image it ran in (its subject). */
+  manifestDigest?: Digest
+  /** Its signer. */
+  keyId?: string
+}
+
+/** What the store holds that a new test result would meet: itself, its signer's result of the target, the target's count. */
+export interface TestResultStanding {
+  stored: boolean
+  /** `finishedOn` of the result of the same signer and target, when one is stored. */
+  signerFinishedOn?: string
+  forTarget: number
+}
+
+/** Smoke test results: shown beside verdicts, never votes, so kept beside the message log, not in it. */
+export interface TestResultStore {
+  /** Stores a result in place of its signer's earlier one of the same target; the oldest go beyond the limits (STORE_LIMITS). */
+  save (envelopeJson: string, testResult: TestResult, keyId: string): Promise<StoredTestResult>
+  standing (id: string, testResult: TestResult, keyId: string): Promise<TestResultStanding>
+  /** Results matching `filter`, newest first. */
+  list (filter?: TestResultFilter, limit?: number): Promise<StoredTestResult[]>
+  /** This node's own outcomes, not yet signed, waiting for their target's verdict. */
+  readonly waiting: WaitingTestResults
+}
+
+/** This node's smoke test outcomes waiting to be signed (for the agreed image) or dropped. */
+export interface WaitingTestResults {
+  /** Keeps an outcome; beyond STORE_LIMITS.maxWaitingTestResults the oldest go. */
+  hold (testResult: TestResult): Promise<void>
+  /** The outcomes waiting for one target (`targetKey`), oldest first. */
+  of (targetKey: string): Promise<Array<{ id: string, testResult: TestResult }>>
+  /** The targets with an outcome waiting. */
+  targets (): Promise<Set<string>>
+  /** Removes outcomes by id once they are signed or dropped. */
+  release (ids: readonly string[]): Promise<void>
+}
+
 export interface Store {
   /**
    * Stores a verified message (only the decode path makes a `DecodedMessage`) with its
@@ -152,5 +205,7 @@ export interface Store {
   stats (): Promise<StoreStats>
   /** Divergence reports, over their own sublevels of the same database. */
   readonly reports: ReportStore
+  /** Smoke test results, over their own sublevels of the same database. */
+  readonly testResults: TestResultStore
   close (): Promise<void>
 }

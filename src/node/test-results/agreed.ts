@@ -7,11 +7,6 @@ import { judge, judgedClaims } from '../consensus/evaluate.js'
 import type { Logger } from '../logger.js'
 import type { Store } from '../store/types.js'
 
-/** Where this node's smoke test results wait, in the store's state space. */
-const PENDING = 'test-results/pending'
-/** Results waiting at most; beyond it the oldest go. */
-const MAX_PENDING = 256
-
 export interface AgreedTestResultsComponents {
   store: Store
   policy: () => TrustPolicy
@@ -30,13 +25,15 @@ export interface AgreedTestResults {
 
 /**
  * This node's smoke test results are signed and published only for the digest the quorum
- * agreed on: each waits (in the store, so a restart keeps it) until its target is reproducible,
+ * agreed on: each waits (in the store's test result sub-store, so a restart keeps it; at most
+ * STORE_LIMITS.maxWaitingTestResults, the oldest going first) until its target is reproducible,
  * then goes out if its image is the agreed one, and is dropped if it is not, or if the target
  * settled without an agreed image (unreproducible, failed, unsettled).
  */
 export function createAgreedTestResults (components: AgreedTestResultsComponents): AgreedTestResults {
   const { store, log } = components
-  // The pending list is read, changed and written back: one change at a time.
+  const { waiting } = store.testResults
+  // What waits is read, decided and released: one change at a time.
   let queue: Promise<unknown> = Promise.resolve()
   /**
    * Targets with a result waiting, in memory: every stored claim asks, and during a catch-up
@@ -44,7 +41,7 @@ export function createAgreedTestResults (components: AgreedTestResultsComponents
    */
   let waitingKeys: Set<string> | undefined
   const keysOf = async (): Promise<Set<string>> => {
-    waitingKeys ??= new Set(((await store.getState<TestResult[]>(PENDING)) ?? []).map(t => targetKey(t.target)))
+    waitingKeys ??= await waiting.targets()
     return waitingKeys
   }
   const serial = async <T>(fn: () => Promise<T>): Promise<T> => {
@@ -54,13 +51,12 @@ export function createAgreedTestResults (components: AgreedTestResultsComponents
   }
 
   async function settle (key: string): Promise<void> {
-    const pending = (await store.getState<TestResult[]>(PENDING)) ?? []
-    const waiting = pending.filter(t => targetKey(t.target) === key)
-    if (waiting.length === 0) return
+    const held = await waiting.of(key)
+    if (held.length === 0) return
     const { verdicts } = judge({ policy: components.policy(), announcements: [], claims: judgedClaims(await store.claimsForTarget(key)), claimedTargets: true })
     const verdict = verdicts.find(v => v.key === key)
     if (verdict == null || verdict.status === 'pending' || verdict.status === 'disputed') return
-    for (const t of waiting) {
+    for (const { testResult: t } of held) {
       if (verdict.status === 'reproducible' && verdict.consensusDigest === t.manifestDigest) {
         try {
           await components.publish(JSON.stringify(signTestResult(t, components.identity)), t)
@@ -72,19 +68,15 @@ export function createAgreedTestResults (components: AgreedTestResultsComponents
         log.info({ target: key, status: verdict.status, manifest: t.manifestDigest, agreed: verdict.consensusDigest }, 'smoke test result dropped: its image is not the one the quorum agreed on')
       }
     }
-    const left = pending.filter(t => !waiting.includes(t))
-    await store.setState(PENDING, left)
-    waitingKeys = new Set(left.map(t => targetKey(t.target)))
+    await waiting.release(held.map(h => h.id))
+    waitingKeys = await waiting.targets()
   }
 
   return {
     async hold (testResult) {
       await serial(async () => {
-        const pending = (await store.getState<TestResult[]>(PENDING)) ?? []
-        pending.push(testResult)
-        const kept = pending.slice(-MAX_PENDING)
-        await store.setState(PENDING, kept)
-        waitingKeys = new Set(kept.map(t => targetKey(t.target)))
+        await waiting.hold(testResult)
+        waitingKeys = await waiting.targets()
         await settle(targetKey(testResult.target))
       })
     },

@@ -31,7 +31,7 @@ export function createNodeTestResults (components: { store: Store, policy: () =>
     log,
     async publish (envelopeJson, testResult) {
       const data = Buffer.from(envelopeJson, 'utf8')
-      await gossip.receive(data, { verdict: 'accept', keyId: identity.keyId, testResult })
+      await gossip.receive(data, { verdict: 'accept', keyId: identity.keyId, value: testResult })
       await publish(data)
     }
   })

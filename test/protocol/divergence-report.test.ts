@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { generateIdentity } from '../../src/protocol/keys.js'
 import { causeRef } from '../../src/protocol/causes.js'
 import { signStatement } from '../../src/protocol/messages.js'
-import { buildDivergenceStatement, DIVERGENCE_PREDICATE, fitReport, REPORT_ENVELOPE_BYTES, signDivergenceReport, verifyDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
+import { buildDivergenceStatement, DIVERGENCE_PREDICATE, fitReport, REPORT_ENVELOPE_BYTES, signDivergenceReport, verifyDivergenceReport, type DivergenceReport } from '../../src/protocol/divergence-report.js'
 
 const d = (c: string): string => `sha256:${c.repeat(64)}`
 const report: DivergenceReport = {

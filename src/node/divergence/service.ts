@@ -1,7 +1,7 @@
 import type { SigningIdentity } from '../../protocol/keys.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { targetKey } from '../../protocol/target.js'
-import { entriesDigestOf, fitReport, REPORT_LIMITS, signDivergenceReport, signFileManifestHeader, type DivergenceReport } from '../../protocol/triage.js'
+import { entriesDigestOf, fitReport, REPORT_LIMITS, signDivergenceReport, signFileManifestHeader, type DivergenceReport } from '../../protocol/divergence-report.js'
 import type { Digest } from '../../protocol/types.js'
 import { diffManifests, explainFromOwnBytes, type FileManifest, type ManifestDiff } from '../compare/index.js'
 import type { Logger } from '../logger.js'
@@ -13,7 +13,7 @@ import type { ManifestKeeper } from './keeper.js'
 import type { OutputKeeper } from './outputs.js'
 import { hasReport, saveReport, type StoredReport } from './reports.js'
 
-export interface TriageComponents {
+export interface DivergenceServiceComponents {
   store: Store
   p2p: Pick<P2PNode, 'fileManifest'> & Partial<Pick<P2PNode, 'connectedPeers'>>
   identity: SigningIdentity
@@ -24,14 +24,14 @@ export interface TriageComponents {
   log: Logger
 }
 
-export interface TriageInit {
+export interface DivergenceServiceInit {
   /** Tries per dissenting claim when its builder cannot be reached. Default 3. */
   attempts?: number
   /** Delay before the next try; doubled each time. Default 5 s. */
   retryDelayMs?: number
 }
 
-export interface Triage {
+export interface DivergenceService {
   /** Tells the service of a claim the node stored (own or a peer's). */
   claimStored: (claim: StoredClaim) => void
   /**
@@ -74,7 +74,7 @@ export function fileManifestFrom (f: FetchedManifest): FileManifest {
 }
 
 /** Comparisons found and not yet reported or given up: (own claim id, dissenting claim id). */
-const PENDING_KEY = 'triage-pending'
+const PENDING_KEY = 'divergence-pending'
 /** Pending comparisons kept at most; beyond it the oldest is dropped (it is found again only by a new claim). */
 const MAX_PENDING = 1000
 type Pair = [string, string]
@@ -94,7 +94,7 @@ function cut (s: string, n: number): string {
  * has a trusted claim of another digest, it fetches that builder's signed file manifest,
  * compares it with its own, and stores a signed divergence report naming both claims.
  */
-export function createTriage (components: TriageComponents, init: TriageInit = {}): Triage {
+export function createDivergenceService (components: DivergenceServiceComponents, init: DivergenceServiceInit = {}): DivergenceService {
   const { store, keeper, identity, log } = components
   const attempts = init.attempts ?? 3
   const retryDelayMs = init.retryDelayMs ?? 5_000
@@ -122,7 +122,7 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
   }
 
   function enqueue (fn: () => Promise<void>): void {
-    queue = queue.then(fn).catch((err: unknown) => { log.warn({ err }, 'divergence triage failed') })
+    queue = queue.then(fn).catch((err: unknown) => { log.warn({ err }, 'explaining a divergence failed') })
   }
 
   async function examine (m: StoredClaim): Promise<void> {
@@ -255,7 +255,7 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
       enqueue(async () => { await examine(claim) })
     },
     follower: {
-      name: 'triage',
+      name: 'divergence',
       kinds: ['claim'],
       async apply (page) {
         for (const m of page) if (m.kind === 'claim' && !stopped) await examine(m)
@@ -265,9 +265,9 @@ export function createTriage (components: TriageComponents, init: TriageInit = {
       stopped = false
       const saved = await store.getState(PENDING_KEY)
       pending = isPairs(saved) ? saved.slice(-MAX_PENDING) : []
-      if (pending.length > 0) log.info({ pending: pending.length }, 'resuming divergence triage left pending')
+      if (pending.length > 0) log.info({ pending: pending.length }, 'resuming divergence comparisons left pending')
       // In the background: the node starts without waiting for builders to connect.
-      void Promise.all(pending.map(async pair => { await resume(pair) })).catch((err: unknown) => { log.warn({ err }, 'resuming divergence triage failed') })
+      void Promise.all(pending.map(async pair => { await resume(pair) })).catch((err: unknown) => { log.warn({ err }, 'resuming divergence comparisons failed') })
     },
     manifestSource,
     idle: async () => { await queue },

@@ -1,4 +1,4 @@
-import type { DivergenceReport } from '../../protocol/triage.js'
+import type { DivergenceReport } from '../../protocol/divergence-report.js'
 
 /**
  * Lines for `status`: per report, the causes most paths first, the number of files of each,

@@ -1,10 +1,10 @@
-import type { DivergenceReport } from '../../protocol/triage.js'
+import type { DivergenceReport } from '../../protocol/divergence-report.js'
 import { STORE_LIMITS } from '../store/limits.js'
 import type { ReportFilter, ReportStanding, Store, StoredReport } from '../store/types.js'
 
 /**
  * Divergence reports this node signed or received, kept by the store's report sub-store
- * (src/node/store/reports.ts); these are the names triage, gossip and the HTTP service use.
+ * (src/node/store/reports.ts); these are the names the divergence service, gossip and the HTTP service use.
  */
 
 export type { ReportFilter, StoredReport } from '../store/types.js'

@@ -4,17 +4,17 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { prepareAnnouncement } from '../../src/node/daemon/announce.js'
 import type { Daemon } from '../../src/node/daemon/index.js'
-import { listReports } from '../../src/node/triage/index.js'
+import { listReports } from '../../src/node/divergence/index.js'
 import { generateIdentity, type SigningIdentity } from '../../src/protocol/keys.js'
 import { signAnnouncement } from '../../src/protocol/messages.js'
-import { verifyDivergenceReport, type DivergenceReport } from '../../src/protocol/triage.js'
+import { verifyDivergenceReport, type DivergenceReport } from '../../src/protocol/divergence-report.js'
 import { engineAvailable } from '../helpers/engine.js'
 import { runCli } from '../rebuilder/cli-runner.js'
 import { busyboxAvailable, createFixtureRepo, scratchDockerfile, type FixtureRepo } from '../helpers/fixtures.js'
 import { policyFor, startDaemon, verdictsOf, waitFor } from './helpers.js'
 
-const available = engineAvailable('divergence triage') && busyboxAvailable()
-if (!busyboxAvailable()) process.stderr.write('[skip] divergence triage: no busybox fixture; run scripts/setup-host.sh\n')
+const available = engineAvailable('divergence explained') && busyboxAvailable()
+if (!busyboxAvailable()) process.stderr.write('[skip] divergence explained: no busybox fixture; run scripts/setup-host.sh\n')
 
 const RANDOM_BYTES = 4 * 1024 * 1024
 
@@ -63,7 +63,7 @@ async function largestFile (dir: string): Promise<number> {
   return max
 }
 
-describe.skipIf(!available)('divergence triage over loopback with the real engine', () => {
+describe.skipIf(!available)('divergence explained over loopback with the real engine', () => {
   let root: string
   let repo: FixtureRepo
   let ids: SigningIdentity[]
@@ -72,7 +72,7 @@ describe.skipIf(!available)('divergence triage over loopback with the real engin
   const observers: Daemon[] = []
 
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'neko-triage-'))
+    root = await mkdtemp(join(tmpdir(), 'neko-divergence-'))
     repo = await createFixtureRepo({ files: { Dockerfile: DOCKERFILE, 'stable.txt': 'the same in every build\n', 'stamp.sh': STAMP }, busybox: 'amd64', tag: 'v0.0.1' }, root)
     ids = [generateIdentity(), generateIdentity()]
     announcer = generateIdentity()
