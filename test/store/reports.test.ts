@@ -139,7 +139,7 @@ describe('store: divergence reports', () => {
     await store.setState('triage-pending', [['own', 'other']])
     await store.setState('follower-cursor:scheduler', 7)
     await store.close()
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
     expect(await store.getState('follower-cursor:divergence')).toBe(42)
     expect(await store.getState('divergence-pending')).toEqual([['own', 'other']])
     expect(await store.getState('follower-cursor:triage')).toBeUndefined()
@@ -148,7 +148,7 @@ describe('store: divergence reports', () => {
     // A key written under the new name since is not overwritten by a stale old one.
     await store.setState('triage-pending', [['stale', 'pair']])
     await store.close()
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
     expect(await store.getState('divergence-pending')).toEqual([['own', 'other']])
     expect(await store.getState('triage-pending')).toBeUndefined()
   })

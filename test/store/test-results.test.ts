@@ -43,7 +43,7 @@ describe('store: smoke test results', () => {
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'neko-store-test-results-'))
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
   })
   afterEach(async () => {
     await store.close()
@@ -79,7 +79,7 @@ describe('store: smoke test results', () => {
 
     // Indexes and counters are in the store: a restart finds the same.
     await store.close()
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
     expect(of(await store.testResults.list({ key: base }))).toEqual(['key-a base c FAILED', 'key-b base c PASSED'])
   })
 
@@ -126,7 +126,7 @@ describe('store: smoke test results', () => {
     await sta.put('test-results/pending', JSON.stringify([...waiting, { target: 'damaged' }]))
     await raw.close()
 
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
     const listed = await store.testResults.list()
     expect(listed.map(r => r.id)).toEqual([index[2]!.id, index[1]!.id, index[0]!.id])
     expect(listed[2]).toEqual({ id: index[0]!.id, keyId: 'key-a', envelopeJson: envelopeOf(old[0]!.testResult, 'key-a'), testResult: old[0]!.testResult })
@@ -141,7 +141,7 @@ describe('store: smoke test results', () => {
 
     // Reopening moves nothing twice; saving goes on from there, one per signer and target as before.
     await store.close()
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
     expect(await store.testResults.list()).toHaveLength(3)
     expect(await store.testResults.waiting.targets()).toHaveProperty('size', 2)
     await save(store, testResult({ finishedOn: '2026-12-02T10:00:00.000Z' }), 'key-a')
@@ -162,7 +162,7 @@ describe('store: smoke test results', () => {
     expect(await waiting.of(targetKey(app.target))).toHaveLength(1)
 
     await store.close()
-    store = await createStore({ path: join(dir, 'db') })
+    store = await createStore({}, { path: join(dir, 'db') })
     const held = await store.testResults.waiting.of(base)
     expect(held).toHaveLength(2)
     await store.testResults.waiting.release([held[0]!.id, 'not-held'])
