@@ -407,11 +407,13 @@ export async function createP2PNode (components: P2PComponents, init: P2PInit): 
 
   libp2p.addEventListener('peer:connect', (evt) => {
     const peer = evt.detail.toString()
-    const conns = libp2p.getConnections(evt.detail)
+    // How the peer was first reached: by the time this runs, DCUtR may already have opened a
+    // direct connection beside the relayed one it replaces.
+    const conns = libp2p.getConnections(evt.detail).sort((a, b) => a.timeline.open - b.timeline.open)
     const addr = conns[0]?.remoteAddr.toString()
     // Which side dialled: an outbound connection to a peer neither configured nor on the local
     // network was found through the network (the DHT).
-    log.info({ peer, addr, direction: conns[0]?.direction, peers: libp2p.getPeers().length, ...(overRelay(conns) ? { relayed: true } : {}) }, 'peer connected')
+    log.info({ peer, addr, direction: conns[0]?.direction, peers: libp2p.getPeers().length, ...(conns[0] != null && overRelay([conns[0]]) ? { relayed: true } : {}) }, 'peer connected')
   })
   // Bytes carried over relays, as the relays count them against their limits: a relayed
   // connection's limit starts at what the relay granted and shrinks with every byte either way.
