@@ -20,7 +20,7 @@
  */
 import { loadRecipe } from '../src/node/rebuilder/index.js'
 import { prng } from './prng.js'
-import { buildsPerTarget, chooseWork, mustGiveWay, rankCandidates, type Candidate, type TargetState } from '../src/node/work/index.js'
+import { askOrder, buildsPerTarget, chooseWork, mustGiveWay, rankCandidates, type Candidate, type TargetState } from '../src/node/work/index.js'
 
 const arg = (name: string): string | undefined => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined }
 const SIZES = (arg('n') ?? '100,1000,10000').split(',').map(Number)
@@ -42,13 +42,38 @@ const ARM_SHARE = 0.1
 /** Re-planning after a target reopens is asked of this many of its first candidates (the rest would wait anyway). */
 const NOTIFY_FIRST = 200
 
-interface SimTarget { key: string, variant: string, platform: string, base?: string, expectedMs: number }
+/** A base target on a node that already built that base for an app of the release: read from its cache (rebuilder/bases.ts), checkout and signing left. */
+const REUSE_MS = 30_000
+
+interface SimTarget {
+  key: string
+  variant: string
+  platform: string
+  /** The `from` base it is built on. */
+  base?: string
+  /** `base@platform` of the base it is, or is built on: a node that holds it builds this target quicker. */
+  reuseKey: string
+  expectedMs: number
+  /** Native build on a node holding `reuseKey`. */
+  reuseMs: number
+}
 
 const recipe = await loadRecipe('neko')
 const TARGETS: SimTarget[] = recipe.variants.flatMap(v => (v.platforms ?? ['linux/amd64']).map(platform => {
-  const base = typeof v.from === 'object' && v.from != null ? (v.from as { variant?: string }).variant ?? 'base' : undefined
-  return { key: `${v.name}@${platform}`, variant: v.name, platform, ...(base !== undefined ? { base } : {}), expectedMs: base !== undefined ? APP_MS + BASE_MS : BASE_MS }
+  const base = Object.values(v.from ?? {})[0]
+  return {
+    key: `${v.name}@${platform}`,
+    variant: v.name,
+    platform,
+    ...(base !== undefined ? { base } : {}),
+    reuseKey: `${base ?? v.name}@${platform}`,
+    expectedMs: base !== undefined ? APP_MS + BASE_MS : BASE_MS,
+    reuseMs: base !== undefined ? APP_MS : REUSE_MS
+  }
 }))
+/** Targets by the base they are or are built on. */
+const SHARING = new Map<string, number[]>()
+TARGETS.forEach((t, i) => { SHARING.set(t.reuseKey, [...SHARING.get(t.reuseKey) ?? [], i]) })
 
 interface Heap<T> { push: (at: number, v: T) => void, pop: () => { at: number, v: T } | undefined, size: () => number }
 function heap<T> (): Heap<T> {
@@ -120,10 +145,13 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
   })
   const honest = nodes.map((_, i) => i).filter(i => !nodes[i]!.sybil)
   for (const i of honest) nodes[i]!.arm = random() < ARM_SHARE
-  const nativeMs = (t: SimTarget): number => t.base !== undefined ? APP_MS + BASE_MS : BASE_MS
   // The lower bound, before anyone leaves: longest chain, or all the work over the nodes that stay.
   const staying = Math.round(honest.length * (1 - 0.3))
-  const work = TARGETS.reduce((s, t) => s + THRESHOLD * nativeMs(t), 0)
+  // The least work: threshold builders per base, each building the base once and everything on it on that.
+  const work = [...SHARING.values()].reduce((s, group) => {
+    const ts = group.map(i => TARGETS[i]!)
+    return s + THRESHOLD * (Math.min(...ts.map(t => t.expectedMs - t.reuseMs)) + ts.reduce((a, t) => a + t.reuseMs, 0))
+  }, 0)
   const chainMs = BASE_MS + APP_MS + 2 * 200 + 2 * 150 * Math.log2(n)
   const lowerBound = Math.max(chainMs, work / staying)
   for (const i of honest) {
@@ -147,15 +175,34 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
   let token = 0
   let started = 0
   let gaveWay = 0
+  /** Engine time spent, finished or not. */
+  let engineMs = 0
 
   const live = (x: SimNotice, now: number): boolean => x.visibleAt <= now && now < x.until && now < x.endVisibleAt
+  /** Who holds each base, as every node sees it at `now`: claims of targets on it, and live notices (held once that build ends). */
+  let held: { now: number, by: Map<string, Set<string>> } = { now: -1, by: new Map() }
+  function holdersOf (reuseKey: string, now: number): Set<string> {
+    if (held.now !== now) held = { now, by: new Map() }
+    let holders = held.by.get(reuseKey)
+    if (holders != null) return holders
+    holders = new Set<string>()
+    for (const tj of SHARING.get(reuseKey)!) {
+      // A notice past its end stays dead: dropped for good.
+      notices[tj] = notices[tj]!.filter(x => now < x.until && now < x.endVisibleAt)
+      for (const c of claims[tj]!) if (c.visibleAt <= now) holders.add(nodes[c.node]!.key)
+      for (const x of notices[tj]!) if (live(x, now)) holders.add(nodes[x.node]!.key)
+    }
+    held.by.set(reuseKey, holders)
+    return holders
+  }
   function stateOf (ti: number, now: number): TargetState {
     const t = TARGETS[ti]!
+    const holders = holdersOf(t.reuseKey, now)
     const counted = new Set<string>()
     let done = 0
     for (const c of claims[ti]!) if (c.visibleAt <= now) { counted.add(nodes[c.node]!.key); done++ }
     for (const x of notices[ti]!) if (live(x, now)) counted.add(nodes[x.node]!.key)
-    return { key: t.key, release, settled: done >= THRESHOLD, counted, done, ranked: ranked[ti]!, expectedMs: t.expectedMs, openSince: reopenedAt[ti]! }
+    return { key: t.key, release, settled: done >= THRESHOLD, counted, done, ranked: ranked[ti]!, expectedMs: t.expectedMs, reuse: { holders, ms: t.reuseMs }, openSince: reopenedAt[ti]! }
   }
   const busyUntil = (self: number, now: number) => (key: string): number | undefined => {
     const i = keyIndex.get(key)!
@@ -166,21 +213,20 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
 
   function durationOn (node: SimNode, t: SimTarget): number {
     const factor = (t.platform === 'linux/arm64') !== node.arm ? EMULATION : 1
-    const base = t.base !== undefined && !node.bases.has(`${t.base}@${t.platform}`) ? BASE_MS : 0
-    return (base + (t.base !== undefined ? APP_MS : 0) + (t.base === undefined ? BASE_MS : 0)) * factor
+    return (node.bases.has(t.reuseKey) ? t.reuseMs : t.expectedMs) * factor
   }
 
   function plan (i: number, now: number): void {
     const node = nodes[i]!
     if (node.gone || node.building != null) return
     const states = TARGETS.map((_, ti) => stateOf(ti, now)).filter(s => s.done < R && !s.settled)
-    const { take, wakeAt } = chooseWork(states, { now, self: node.key, r: R, stepMs: STEP_MS, busyUntil: busyUntil(i, now) }, 1)
+    const { take, wakeAt } = chooseWork(states, { now, self: node.key, r: R, settleAt: THRESHOLD, stepMs: STEP_MS, busyUntil: busyUntil(i, now) }, 1)
     if (take.length > 0) {
       const ti = TARGETS.findIndex(t => t.key === take[0])
       const t = TARGETS[ti]!
       const ms = durationOn(node, t)
       const factor = (t.platform === 'linux/arm64') !== node.arm ? EMULATION : 1
-      const b = { target: ti, startedAt: now, endsAt: now + ms, expectedMs: t.expectedMs * factor, token: ++token }
+      const b = { target: ti, startedAt: now, endsAt: now + ms, expectedMs: (node.bases.has(t.reuseKey) ? t.reuseMs : t.expectedMs) * factor, token: ++token }
       node.building = b
       started++
       const x: SimNotice = { node: i, target: ti, startedAt: now, expectedMs: b.expectedMs, visibleAt: now + delay(), until: Infinity, endVisibleAt: Infinity }
@@ -203,6 +249,7 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
     const seen = now + delay()
     if (b == null) return seen
     node.building = undefined
+    engineMs += now - b.startedAt
     const x = nodeNotice.get(i)
     nodeNotice.delete(i)
     // Renewals sent while it built.
@@ -248,7 +295,7 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
         const b = node.building
         if (node.gone || b == null || b.token !== e.v.token) break
         const t = TARGETS[b.target]!
-        node.bases.add(t.base !== undefined ? `${t.base}@${t.platform}` : `${t.variant}@${t.platform}`)
+        node.bases.add(t.reuseKey)
         // The claim ends its builder's notice wherever it arrives.
         const visibleAt = stopBuilding(e.v.node, now, 'claim')
         claims[b.target]!.push({ node: e.v.node, visibleAt })
@@ -273,9 +320,10 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
         const ti = e.v.target
         const done = claims[ti]!.filter(c => c.visibleAt <= now).length
         const building = notices[ti]!.filter(x => live(x, now) && nodes[x.node]!.building?.target === ti).map(x => nodes[x.node]!.key)
+        const order = building.length + done > R ? [...askOrder(stateOf(ti, now))] : ranked[ti]!
         for (const k of building) {
           const i = keyIndex.get(k)!
-          if (mustGiveWay({ self: k, r: R, done, building, ranked: ranked[ti]! })) {
+          if (mustGiveWay({ self: k, r: R, done, building, ranked: order })) {
             gaveWay++
             stopBuilding(i, now, 'withdraw')
             events.push(now, { kind: 'plan', node: i })
@@ -286,6 +334,7 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
     }
   }
   const verdict = Math.max(...verdictAt)
+  for (const x of nodes) if (x.building != null && !x.gone) engineMs += end - x.building.startedAt
   // Sybils publish and renew a notice each for the whole release.
   const sybilNotices = sybils * (1 + Math.floor(verdict / RENEW_MS))
   const builds = claims.map(c => c.length)
@@ -303,6 +352,10 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
     buildsPerTargetMean: round(claimsTotal / TARGETS.length),
     buildsStarted: started,
     gaveWay,
+    // Engine time per target (given-way, lost and still running builds included, native or
+    // emulated as run), against the least work of the lower bound.
+    engineMinutesPerTarget: round(engineMs / TARGETS.length / MIN, 2),
+    engineMinutesPerTargetFloor: round(work / TARGETS.length / MIN, 2),
     // Every node stores every claim of the release; the most any one node signed.
     claimsPerNode: claimsTotal,
     claimsSignedMax: Math.max(...nodes.map(x => x.claims)),

@@ -38,6 +38,8 @@ export interface NoticeBook {
   keepOwn: (decoded: DecodedNotice) => void
   /** Live notices for one target (not expired, not withdrawn). */
   live: (targetKey: string, now?: number) => DecodedNotice[]
+  /** Every live notice. */
+  liveAll: (now?: number) => DecodedNotice[]
   /** When a key with a live notice expected to be free again (may be past); undefined when it has none. */
   busyUntil: (keyId: string, now?: number) => number | undefined
   /** When the last notice of a target expired or was withdrawn (the target wants builds again since then). */
@@ -131,6 +133,12 @@ export function createNoticeBook (components: { policy: () => TrustPolicy }, ini
     live (target, now = Date.now()) {
       const out: DecodedNotice[] = []
       for (const h of held.values()) if (h.target === target && h.expires > now) out.push(h.d)
+      return out
+    },
+
+    liveAll (now = Date.now()) {
+      const out: DecodedNotice[] = []
+      for (const h of held.values()) if (h.expires > now) out.push(h.d)
       return out
     },
 
