@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { signNotice, type Notice } from '../../src/protocol/notice.js'
 import { targetKey } from '../../src/protocol/target.js'
-import { buildsPerTarget, chooseWork, createNoticeBook, decide, rankCandidates, type Candidate, type TargetState, type WorkView } from '../../src/node/work/index.js'
-import { fixedIdentity, makePolicy, target } from '../protocol/fixtures.js'
+import { askOrder, buildsPerTarget, chooseWork, createNoticeBook, createWork, decide, rankCandidates, reuseBase, type Candidate, type TargetState, type WorkView } from '../../src/node/work/index.js'
+import type { Recipe } from '../../src/node/rebuilder/index.js'
+import type { Job, StoredClaim } from '../../src/node/store/types.js'
+import { decodeNotice } from '../../src/protocol/notice.js'
+import { fixedIdentity, makePolicy, successClaim, target } from '../protocol/fixtures.js'
 import { formatJobs } from '../../src/cli/jobs-format.js'
 
 const keys = Array.from({ length: 8 }, (_, i) => `key-${i}`)
@@ -54,6 +57,46 @@ describe('shared work: choosing targets', () => {
     expect(decide(t, view('emu', { r: 1, busyUntil: k => k === 'native' ? 300_000 : undefined }))).toEqual({ key: 'A', action: 'wait', until: 315_000 })
     // Free only in 2 h: the emulated builder takes it now.
     expect(decide(t, view('emu', { r: 1, busyUntil: k => k === 'native' ? 7_200_000 : undefined })).action).toBe('take')
+  })
+
+  it('builders holding the target\'s base are asked first, idle or soon free; one busy for long is passed over', () => {
+    const t = state({ expectedMs: 720_000 })
+    const holder = t.ranked[5]!.keyId
+    const first = t.ranked[0]!.keyId
+    const held = state({ expectedMs: 720_000, reuse: { holders: new Set([holder]), ms: 120_000 } })
+    expect([...askOrder(held)][0]!.keyId).toBe(holder)
+    expect(decide(held, view(holder, { r: 1 })).action).toBe('take')
+    expect(decide(held, view(first, { r: 1 }))).toEqual({ key: 'T', action: 'wait', until: 15_000 })
+    // Free in 5 min: 5 + 2 min beats 12 min from scratch.
+    expect(decide(held, view(first, { r: 1, busyUntil: k => k === holder ? 300_000 : undefined }))).toEqual({ key: 'T', action: 'wait', until: 315_000 })
+    // Free in 9.5 min: 11.5 min saves less than a tenth of 12 min, not worth the wait.
+    expect(decide(held, view(first, { r: 1, busyUntil: k => k === holder ? 570_000 : undefined })).action).toBe('take')
+    // Without holders the order is the rendezvous order.
+    expect([...askOrder(t)]).toEqual(t.ranked)
+  })
+
+  it('a builder past its expected end counts as about to be free', () => {
+    const t = state({ openSince: 600_000 })
+    const [a, b] = [t.ranked[0]!.keyId, t.ranked[1]!.keyId]
+    expect(decide(t, view(b, { now: 600_000, r: 1, busyUntil: k => k === a ? 599_000 : undefined }))).toEqual({ key: 'T', action: 'wait', until: 615_000 })
+    expect(decide(t, view(b, { now: 600_000, r: 1, busyUntil: k => k === a ? 1_200_000 : undefined })).action).toBe('take')
+  })
+
+  it('builds that settle targets come before spare ones: no spare while this node\'s turn on an unsettled target is near', () => {
+    const b = state({ counted: new Set(['x', 'y']) }, 'B')
+    const me = b.ranked[0]!.keyId
+    const other = keys.find(k => k !== me)!
+    // A lacks one build to settle (threshold 2), and one idle builder is ahead of this node on it;
+    // B has two and wants its spare (r = 3), this node first in its order.
+    const a = state({ counted: new Set(['x']), ranked: [{ keyId: other, emulated: false }, { keyId: me, emulated: false }] }, 'A')
+    expect(chooseWork([a, b], view(me, { settleAt: 2 }), 1)).toMatchObject({ take: [], wakeAt: 15_000 })
+    // Its turn on A came (the one ahead took another target): it takes A, not the spare.
+    expect(chooseWork([a, b], view(me, { settleAt: 2, now: 15_000 }), 1).take).toEqual(['A'])
+    // Without the threshold first, it takes a build at once.
+    expect(chooseWork([a, b], view(me), 1).take).toHaveLength(1)
+    // Once A has the builds that settle it counted, the spare of B is taken.
+    const covered = state({ counted: new Set(['x', 'y']), ranked: a.ranked }, 'A')
+    expect(chooseWork([covered, b], view(me, { settleAt: 2 }), 1).take).toEqual(['B'])
   })
 
   it('takes fewest-built targets first, and at most its free slots', () => {
@@ -119,6 +162,53 @@ describe('shared work: the notice book', () => {
     for (let i = 0; i < 3; i++) book.receive(bytes(notice({ expiresAt: iso(now + 60_000 * (i + 1)) }), builders[i]!), now)
     expect(book.size()).toBe(2)
     expect(book.busyUntil(builders[0]!.keyId, now)).toBeUndefined()
+  })
+})
+
+describe('shared work: one base per release', () => {
+  const recipe = { name: 'neko', variants: [{ name: 'base' }, { name: 'firefox', from: { BASE_IMAGE: 'base' } }, { name: 'tool' }] } as unknown as Recipe
+
+  it('knows which base a target is or is built on', () => {
+    expect(reuseBase(recipe, 'base')).toBe('base')
+    expect(reuseBase(recipe, 'firefox')).toBe('base')
+    expect(reuseBase(recipe, 'tool')).toBeUndefined()
+    expect(reuseBase(undefined, 'firefox')).toBeUndefined()
+  })
+
+  it('a node that built the base takes an app ahead of builders ranked before it, and announces the shorter build', async () => {
+    const { policy, builders } = makePolicy(4, { threshold: 2 })
+    const app = target({ variant: 'firefox' })
+    const appKey = targetKey(app)
+    // The builder ranked last for the app: without the base it waits for the three ahead of it.
+    const ranked = rankCandidates('ann-1', appKey, builders.map(b => ({ keyId: b.keyId, emulated: false })))
+    const self = builders.find(b => b.keyId === ranked[3]!.keyId)!
+    const stored = (keyId: string, claim: ReturnType<typeof successClaim>): StoredClaim => ({ kind: 'claim', id: `${keyId}-${claim.target.variant}`, cursor: 1, keyId, envelopeJson: '{}', receivedAt: claim.finishedOn, claim })
+    const baseClaim = { ...successClaim(`sha256:${'b'.repeat(64)}`, target({ variant: 'base' })), startedOn: '2026-01-01T00:00:00Z', finishedOn: '2026-01-01T00:10:00Z' }
+    const job: Job = { id: appKey, target: app, announcementId: 'ann-1', recipe: { name: 'neko', digest: `sha256:${'e'.repeat(64)}` }, state: 'queued', attempts: 0, updatedAt: '2026-01-01T00:00:00Z' }
+    const make = (claims: StoredClaim[]): { work: ReturnType<typeof createWork>, sent: Uint8Array[] } => {
+      const sent: Uint8Array[] = []
+      const work = createWork({
+        store: { claimsForTarget: async () => [], claimsForCommit: async () => claims },
+        policy: () => policy,
+        identity: self,
+        builders: () => builders.map(b => ({ keyId: b.keyId, trusted: true, self: b.keyId === self.keyId, capabilities: { builds: true, platforms: [{ platform: 'linux/amd64', emulated: false }] } })),
+        engineId: () => `engine-${self.keyId.slice(0, 8)}`,
+        publish: async (data) => { sent.push(data) },
+        recipeOf: () => recipe
+      }, { defaultExpectedMs: 12 * 60_000 })
+      // Another builder's base claim teaches the base's build time.
+      work.claimStored(stored(builders.find(b => b.keyId !== self.keyId)!.keyId, baseClaim))
+      return { work, sent }
+    }
+    const without = make([])
+    expect((await without.work.plan([job], 1)).take).toEqual([])
+    const holding = make([stored(self.keyId, baseClaim)])
+    const plan = await holding.work.plan([job], 1)
+    expect(plan.take.map(j => j.id)).toEqual([appKey])
+    holding.work.started(job)
+    // The notice says 2 min (12 min learned for the app less the 10 min base it holds), not 12.
+    expect(decodeNotice(Buffer.from(holding.sent[0]!).toString('utf8')).notice.expectedMs).toBe(2 * 60_000)
+    await holding.work.stop()
   })
 })
 

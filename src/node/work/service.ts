@@ -315,7 +315,7 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       const byCommit = new Map<string, Promise<StoredClaim[]>>()
       const commitClaims = async (t: Target): Promise<StoredClaim[]> => {
         const k = `${t.repository} ${t.commit}`
-        if (!byCommit.has(k)) byCommit.set(k, components.store.claimsForCommit(t.repository, t.commit))
+        if (!byCommit.has(k)) byCommit.set(k, components.store.claimsForCommit(t.repository, t.commit, components.policy().builderKeys.keys()))
         return await (byCommit.get(k) as Promise<StoredClaim[]>)
       }
       const states = await Promise.all(queued.map(async j => await stateOf(j, now, commitClaims)))
