@@ -34,6 +34,8 @@ const THRESHOLD = 2
 const R = buildsPerTarget({ threshold: THRESHOLD })
 const TTL_MS = 3 * MIN
 const RENEW_MS = TTL_MS / 2
+/** A notice whose renewal is this late stops counting (the notice book's expiry grace). */
+const GRACE_MS = 30_000
 const STEP_MS = 15_000
 const SYBIL_SHARE = 0.2
 const LEAVE_SHARE = Number(arg('leave') ?? 0.3)
@@ -165,10 +167,14 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
   const ranked = TARGETS.map(t => rankCandidates(release, t.key, candidatesFor(t.platform)))
 
   const notices: SimNotice[][] = TARGETS.map(() => [])
-  /** Live notice per node (it builds one thing at a time). */
+  /** Each node's notice for what it builds now (one thing at a time). */
   const nodeNotice = new Map<number, SimNotice>()
+  /** Each node's notice for what it built last: others see it until its claim or withdrawal reaches them. */
+  const lastNotice = new Map<number, SimNotice>()
   const claims: Array<Array<{ node: number, visibleAt: number }>> = TARGETS.map(() => [])
   const verdictAt: number[] = TARGETS.map(() => Infinity)
+  /** When each node's latest claim reached the others. */
+  const lastClaimAt: number[] = nodes.map(() => 0)
   /** When a target last wanted builds again (a notice expired or was withdrawn): waits count from there. */
   const reopenedAt: number[] = TARGETS.map(() => 0)
   const events = heap<Event>()
@@ -207,8 +213,8 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
   const busyUntil = (self: number, now: number) => (key: string): number | undefined => {
     const i = keyIndex.get(key)!
     if (i === self) return undefined
-    const x = nodeNotice.get(i)
-    return x != null && live(x, now) ? x.startedAt + x.expectedMs : undefined
+    for (const x of [nodeNotice.get(i), lastNotice.get(i)]) if (x != null && live(x, now)) return x.startedAt + x.expectedMs
+    return undefined
   }
 
   function durationOn (node: SimNode, t: SimTarget): number {
@@ -220,7 +226,8 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
     const node = nodes[i]!
     if (node.gone || node.building != null) return
     const states = TARGETS.map((_, ti) => stateOf(ti, now)).filter(s => s.done < R && !s.settled)
-    const { take, wakeAt } = chooseWork(states, { now, self: node.key, r: R, settleAt: THRESHOLD, stepMs: STEP_MS, busyUntil: busyUntil(i, now) }, 1)
+    const freeSince = (key: string): number | undefined => { const at = lastClaimAt[keyIndex.get(key)!]!; return at <= now ? at : undefined }
+    const { take, wakeAt } = chooseWork(states, { now, self: node.key, r: R, settleAt: THRESHOLD, stepMs: STEP_MS, busyUntil: busyUntil(i, now), freeSince }, 1)
     if (take.length > 0) {
       const ti = TARGETS.findIndex(t => t.key === take[0])
       const t = TARGETS[ti]!
@@ -252,11 +259,13 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
     engineMs += now - b.startedAt
     const x = nodeNotice.get(i)
     nodeNotice.delete(i)
+    if (x != null) lastNotice.set(i, x)
     // Renewals sent while it built.
     node.notices += Math.floor((now - b.startedAt) / RENEW_MS)
     if (x == null) return seen
     if (how === 'crash') {
-      x.until = b.startedAt + Math.floor((now - b.startedAt) / RENEW_MS) * RENEW_MS + TTL_MS
+      // Counted until its next renewal is overdue.
+      x.until = b.startedAt + Math.floor((now - b.startedAt) / RENEW_MS) * RENEW_MS + RENEW_MS + GRACE_MS
       events.push(x.until, { kind: 'reopen', target: b.target })
     } else {
       if (how === 'withdraw') node.notices++
@@ -299,6 +308,7 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
         // The claim ends its builder's notice wherever it arrives.
         const visibleAt = stopBuilding(e.v.node, now, 'claim')
         claims[b.target]!.push({ node: e.v.node, visibleAt })
+        lastClaimAt[e.v.node] = visibleAt
         node.claims++
         const visible = claims[b.target]!.map(c => c.visibleAt).sort((a, c) => a - c)
         if (visible.length >= THRESHOLD) verdictAt[b.target] = Math.min(verdictAt[b.target]!, visible[THRESHOLD - 1]!)
@@ -323,7 +333,7 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
         const order = building.length + done > R ? [...askOrder(stateOf(ti, now))] : ranked[ti]!
         for (const k of building) {
           const i = keyIndex.get(k)!
-          if (mustGiveWay({ self: k, r: R, done, building, ranked: order })) {
+          if (mustGiveWay({ self: k, r: R, done, building, ranked: order, endsAt: key => { const x = nodeNotice.get(keyIndex.get(key)!); return x != null ? x.startedAt + x.expectedMs : undefined } })) {
             gaveWay++
             stopBuilding(i, now, 'withdraw')
             events.push(now, { kind: 'plan', node: i })
@@ -358,6 +368,9 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
     engineMinutesPerTargetFloor: round(work / TARGETS.length / MIN, 2),
     // Every node stores every claim of the release; the most any one node signed.
     claimsPerNode: claimsTotal,
+    // Native arm64 builders, and those that stay: below the threshold, arm64 targets wait on emulated builds.
+    nativeArm64: honest.filter(i => nodes[i]!.arm).length,
+    nativeArm64Staying: honest.filter(i => nodes[i]!.arm && nodes[i]!.leaveAt === Infinity).length,
     claimsSignedMax: Math.max(...nodes.map(x => x.claims)),
     noticesPerNodePerSecond: round((honestNotices + sybilNotices) / n / (verdict / 1000), 5),
     endMin: round(end / MIN)

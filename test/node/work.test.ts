@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { signNotice, type Notice } from '../../src/protocol/notice.js'
 import { targetKey } from '../../src/protocol/target.js'
-import { askOrder, buildsPerTarget, chooseWork, createNoticeBook, createWork, decide, rankCandidates, reuseBase, type Candidate, type TargetState, type WorkView } from '../../src/node/work/index.js'
+import { askOrder, buildsPerTarget, chooseWork, createNoticeBook, createWork, decide, mustGiveWay, rankCandidates, reuseBase, type Candidate, type TargetState, type WorkView } from '../../src/node/work/index.js'
 import type { Recipe } from '../../src/node/rebuilder/index.js'
 import type { Job, StoredClaim } from '../../src/node/store/types.js'
 import { decodeNotice } from '../../src/protocol/notice.js'
@@ -99,6 +99,28 @@ describe('shared work: choosing targets', () => {
     expect(chooseWork([covered, b], view(me, { settleAt: 2 }), 1).take).toEqual(['B'])
   })
 
+  it('when notices cross, the builds that would end last give way, not one well under way', () => {
+    const ranked = rankCandidates('R', 'T', candidates)
+    const [first, second, third] = ranked.map(c => c.keyId)
+    const building = [first!, second!, third!]
+    // r = 2 and three building: by the order alone, the third gives way.
+    expect(building.filter(k => mustGiveWay({ self: k, r: 2, done: 0, building, ranked }))).toEqual([third])
+    // The first started 10 min ago on a 12 min build, the others just now: one of those yields.
+    const ends = new Map([[first!, 120_000], [second!, 720_000], [third!, 720_500]])
+    expect(building.filter(k => mustGiveWay({ self: k, r: 2, done: 0, building, ranked, endsAt: x => ends.get(x) }))).toEqual([third])
+    const late = new Map([[first!, 730_000], [second!, 720_000], [third!, 120_000]])
+    expect(building.filter(k => mustGiveWay({ self: k, r: 2, done: 0, building, ranked, endsAt: x => late.get(x) }))).toEqual([first])
+  })
+
+  it('an idle builder ahead has its turn from when it was last seen ending a build', () => {
+    const t = state()
+    const [a, b] = [t.ranked[0]!.keyId, t.ranked[1]!.keyId]
+    // Never seen busy: its turn began when the target opened, long ago.
+    expect(decide(t, view(b, { now: 600_000, r: 1 })).action).toBe('take')
+    // Its claim came a moment ago: it is given its step.
+    expect(decide(t, view(b, { now: 600_000, r: 1, freeSince: k => k === a ? 599_000 : undefined }))).toEqual({ key: 'T', action: 'wait', until: 614_000 })
+  })
+
   it('takes fewest-built targets first, and at most its free slots', () => {
     const a = state({ counted: new Set(['x', 'y']) }, 'A')
     const b = state({}, 'B')
@@ -153,8 +175,24 @@ describe('shared work: the notice book', () => {
     book.receive(bytes(notice(), builders[2]!), now)
     book.claimed(builders[2]!.keyId, key)
     expect(book.prune(now + 180_001)).toBeUndefined()
-    expect(book.reopenedAt(key)).toBe(now + 180_000)
+    // The target wanted builds again once the renewal was overdue (half the life + 30 s grace).
+    expect(book.reopenedAt(key)).toBe(now + 120_000)
     expect(book.lapsed()).toEqual([expect.objectContaining({ keyId: builders[1]!.keyId, name: 'b1', lapsed: 2 })])
+  })
+
+  it('a notice whose renewal is overdue stops counting before it expires; a renewal keeps it', () => {
+    const book = createNoticeBook({ policy: () => policy })
+    const key = targetKey(target())
+    book.receive(bytes(notice()), now)
+    book.receive(bytes(notice(), builders[1]!), now)
+    // Renewed at half its life by one builder; the other crashed and sent nothing more.
+    book.receive(bytes(notice({ issuedAt: iso(now + 90_000), expiresAt: iso(now + 270_000) }), builders[1]!), now + 90_000)
+    expect(book.live(key, now + 119_000)).toHaveLength(2)
+    expect(book.prune(now + 100_000)).toBe(now + 120_000)
+    expect(book.live(key, now + 121_000).map(d => d.keyId)).toEqual([builders[1]!.keyId])
+    expect(book.busyUntil(builders[0]!.keyId, now + 121_000)).toBeUndefined()
+    book.prune(now + 121_000)
+    expect(book.reopenedAt(key)).toBe(now + 120_000)
   })
 
   it('holds at most maxNotices, dropping the one nearest its end', () => {

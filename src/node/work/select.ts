@@ -87,6 +87,8 @@ export interface WorkView {
   stepMs: number
   /** When a builder with a live notice is expected to be free again; undefined when it is idle. */
   busyUntil: (keyId: string) => number | undefined
+  /** When an idle builder was last seen ending a build (its latest claim); undefined when not known. */
+  freeSince?: (keyId: string) => number | undefined
 }
 
 export type Decision =
@@ -157,10 +159,13 @@ export function decide (t: TargetState, view: WorkView): Decision {
     if (c.keyId === view.self) break
     if (t.counted.has(c.keyId)) continue
     const busy = view.busyUntil(c.keyId)
-    // One past its expected end is about to be free, and counts as idle.
-    if (busy !== undefined && busy > view.now) {
-      if (busy + expectedOn(c, t) > myFinish - margin) continue
+    if (busy !== undefined) {
+      // One past its expected end is about to be free, and counts as idle.
+      if (busy > view.now && busy + expectedOn(c, t) > myFinish - margin) continue
       aheadFree = Math.max(aheadFree, busy)
+    } else {
+      // Its turn began when it was last seen free, not before.
+      aheadFree = Math.max(aheadFree, view.freeSince?.(c.keyId) ?? 0)
     }
     ahead++
     if (ahead >= need + MAX_AHEAD) return { key: t.key, action: 'wait' }
@@ -221,14 +226,16 @@ export function chooseWork (targets: readonly TargetState[], view: WorkView, slo
 /**
  * Whether this node gives way on a target it is building: notices that crossed on the network
  * show more builders than `r` (builds done plus those in progress, one per engine), and this
- * node is among the last of those still building in the target's order. Builds done cannot
- * give way.
+ * node is among those whose builds would end last (by their notices' start and expected
+ * time, so a build well under way never yields to one just begun), then last in the target's
+ * order. Builds done cannot give way.
  */
-export function mustGiveWay (input: { self: string, r: number, done: number, building: readonly string[], ranked: readonly Candidate[] }): boolean {
+export function mustGiveWay (input: { self: string, r: number, done: number, building: readonly string[], ranked: readonly Candidate[], endsAt?: (keyId: string) => number | undefined }): boolean {
   const over = input.done + input.building.length - input.r
   if (over <= 0) return false
   const index = new Map(input.ranked.map((c, i) => [c.keyId, i]))
   const pos = (k: string): number => index.get(k) ?? input.ranked.length
-  const last = [...input.building].sort((a, b) => pos(a) - pos(b) || (a < b ? -1 : 1)).slice(-over)
+  const end = (k: string): number => input.endsAt?.(k) ?? 0
+  const last = [...input.building].sort((a, b) => end(a) - end(b) || pos(a) - pos(b) || (a < b ? -1 : 1)).slice(-over)
   return last.includes(input.self)
 }

@@ -113,6 +113,8 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
   const rankings = new Map<string, { sig: string, ranked: Candidate[] }>()
   /** Trusted builders with a claim per target, and the engine each named: bounded like the rest. */
   const doneBy = new Map<string, Map<string, string>>()
+  /** When each trusted builder last ended a build (its latest claim's finish): bounded like the rest. */
+  const lastFinished = new Map<string, number>()
   /** Notices being published: a stopping node lets its withdrawals out before the network goes. */
   const inFlight = new Set<Promise<void>>()
   /** Targets the last plan left waiting. */
@@ -266,14 +268,16 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       done++
     }
     const building = [self]
+    const ends = new Map([[self, Date.parse(mine.notice.startedAt) + mine.notice.expectedMs]])
     for (const n of book.live(key)) {
       if (n.keyId === self || engines.has(n.notice.engineId)) continue
       engines.add(n.notice.engineId)
       building.push(n.keyId)
+      ends.set(n.keyId, Date.parse(n.notice.startedAt) + n.notice.expectedMs)
     }
     // The target's asking order as this node saw it when it took the target.
     const ranked = [...askOrder({ ...mine.asked, ranked: candidates(mine.job.announcementId, key, mine.job.target.platform) })]
-    if (mustGiveWay({ self, r: buildsPerTarget(components.policy()), done, building, ranked })) {
+    if (mustGiveWay({ self, r: buildsPerTarget(components.policy()), done, building, ranked, endsAt: k => ends.get(k) })) {
       log.info({ job: key, building: building.length, done }, 'giving way: more builders took this target than it needs, and this node comes last in its order')
       components.onYield?.(key)
     }
@@ -295,6 +299,12 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
         if (!doneBy.has(key) && doneBy.size >= 4096) doneBy.delete(doneBy.keys().next().value as string)
         doneBy.set(key, (doneBy.get(key) ?? new Map<string, string>()).set(m.keyId, m.claim.environment.engine.id ?? `key:${m.keyId}`))
         yieldIfOversubscribed(key)
+      }
+      const finished = Math.min(Date.parse(m.claim.finishedOn), Date.now())
+      if (Number.isFinite(finished) && finished > (lastFinished.get(m.keyId) ?? 0) && components.policy().builderKeys.has(m.keyId)) {
+        lastFinished.delete(m.keyId)
+        if (lastFinished.size >= 4096) lastFinished.delete(lastFinished.keys().next().value as string)
+        lastFinished.set(m.keyId, finished)
       }
       const ms = Date.parse(m.claim.finishedOn) - Date.parse(m.claim.startedOn)
       if (m.claim.result != null && Number.isFinite(ms) && ms > 0 && components.policy().builderKeys.has(m.keyId)) {
@@ -320,7 +330,7 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       }
       const states = await Promise.all(queued.map(async j => await stateOf(j, now, commitClaims)))
       const self = components.identity.keyId
-      const { take, decisions, wakeAt } = chooseWork(states, { now, self, r: buildsPerTarget(components.policy()), settleAt: components.policy().threshold, stepMs, busyUntil: k => k === self ? undefined : book.busyUntil(k, now) }, slots)
+      const { take, decisions, wakeAt } = chooseWork(states, { now, self, r: buildsPerTarget(components.policy()), settleAt: components.policy().threshold, stepMs, busyUntil: k => k === self ? undefined : book.busyUntil(k, now), freeSince: k => lastFinished.get(k) }, slots)
       const covered = decisions.flatMap((d: Decision) => d.action === 'skip' && d.reason !== 'covered'
         ? [{ job: byKey.get(d.key) as Job, reason: d.reason === 'settled' ? 'its verdict is settled' : `${buildsPerTarget(components.policy())} builds counted under this node's policy are done` }]
         : [])
