@@ -1,20 +1,25 @@
 /**
  * A Neko release across N volunteer nodes, simulated: a simulated clock and network (each
  * message reaches everyone after a gossip delay), with the project's own shared-work code
- * deciding what every node builds (src/node/work: rendezvous order, `chooseWork`, giving way).
+ * deciding what every node builds (src/node/work: the asking order with holders of a base
+ * first, `chooseWork`, giving way).
  *
  * Shape: the built-in `neko` recipe's targets; a base takes 10 min, an app 2 min once the node
- * holds its base for that platform (one base per release and node; 10 min more otherwise);
- * 10% of honest nodes are native arm64 (amd64 under emulation), the rest native amd64 (arm64
- * under emulation); emulation is 6x. 20% of keys are Sybils: untrusted, they take notices for
- * targets and never build. 30% of the honest nodes leave at a random time during the release:
- * half stop (their notices are withdrawn, as `join` does on SIGTERM), half crash (their notices
- * just expire). Policy: every honest key is a trusted builder, threshold 2, so r = 3.
+ * holds its own base (`from`) for that platform, 12 min otherwise; a base target on a node that
+ * built that base for an app is read from its cache (30 s), as the rebuilder does (one base
+ * per release and node). 10% of honest nodes are native arm64 (amd64 under emulation), the
+ * rest native amd64 (arm64 under emulation); emulation is 6x. 20% of keys are Sybils:
+ * untrusted, they take notices for targets and never build. 30% of the honest nodes leave at
+ * a random time during the release: half stop (their notices are withdrawn, as `join` does on
+ * SIGTERM), half crash (their notices stop counting once a renewal is overdue). Policy: every
+ * honest key is a trusted builder, threshold 2, so r = 3.
  *
- * Prints per N: time to verdict / lower bound, builds per target, claims per node, notices per
- * node per second. The lower bound is max(longest chain of builds, total build work / nodes):
- * the chain is base + app at native speed plus one gossip delay; the work is threshold native
- * builds per target over the honest nodes that stay. Last line: one JSON object with "met".
+ * Prints per N: time to verdict / lower bound, builds per target (claims; builds started and
+ * given way too), engine minutes per target, claims per node, notices per node per second.
+ * The lower bound is max(longest chain of builds, total build work / nodes): the chain is
+ * base + app at native speed plus one gossip delay; the work is the least the threshold needs
+ * with bases reused (per base: threshold builders, each building the base once and the rest
+ * on it), at native speed, over the honest nodes that stay. Last line: one JSON object with "met".
  *
  *   npm run bench:sim [-- --n 100,1000,10000] [-- --seed 1]
  */
