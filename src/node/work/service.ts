@@ -179,7 +179,7 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
     return ranked
   }
 
-  async function stateOf (job: Job, now: number, commitClaims: (t: Target) => Promise<StoredClaim[]>): Promise<TargetState> {
+  async function stateOf (job: Job, now: number, holdersFor: (job: Job, base: string, recipe: Recipe | undefined) => Promise<Set<string>>): Promise<TargetState> {
     const policy = components.policy()
     const key = job.id
     const claims = await components.store.claimsForTarget(key)
@@ -212,7 +212,7 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       done,
       ranked: candidates(job.announcementId, key, job.target.platform),
       expectedMs: fresh,
-      ...(base !== undefined && reuse !== undefined ? { reuse: { holders: holdersOf(job, base, recipe, await commitClaims(job.target), now), ms: reuse } } : {}),
+      ...(base !== undefined && reuse !== undefined ? { reuse: { holders: await holdersFor(job, base, recipe), ms: reuse } } : {}),
       openSince: Math.max(firstSeen.get(key) ?? now, book.reopenedAt(key) ?? 0)
     }
   }
@@ -323,12 +323,19 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       const byKey = new Map(queued.map(j => [j.id, j]))
       // Claims of each commit, read once per plan: who holds which base.
       const byCommit = new Map<string, Promise<StoredClaim[]>>()
-      const commitClaims = async (t: Target): Promise<StoredClaim[]> => {
+      // Holders of each base, worked out once per plan: the apps on a base share them.
+      const byBase = new Map<string, Promise<Set<string>>>()
+      const holdersFor = async (j: Job, base: string, recipe: Recipe | undefined): Promise<Set<string>> => {
+        const t = j.target
         const k = `${t.repository} ${t.commit}`
-        if (!byCommit.has(k)) byCommit.set(k, components.store.claimsForCommit(t.repository, t.commit, components.policy().builderKeys.keys()))
-        return await (byCommit.get(k) as Promise<StoredClaim[]>)
+        const hk = `${k} ${t.platform} ${base}`
+        if (!byBase.has(hk)) {
+          if (!byCommit.has(k)) byCommit.set(k, components.store.claimsForCommit(t.repository, t.commit, components.policy().builderKeys.keys()))
+          byBase.set(hk, (byCommit.get(k) as Promise<StoredClaim[]>).then(claims => holdersOf(j, base, recipe, claims, now)))
+        }
+        return await (byBase.get(hk) as Promise<Set<string>>)
       }
-      const states = await Promise.all(queued.map(async j => await stateOf(j, now, commitClaims)))
+      const states = await Promise.all(queued.map(async j => await stateOf(j, now, holdersFor)))
       const self = components.identity.keyId
       const { take, decisions, wakeAt } = chooseWork(states, { now, self, r: buildsPerTarget(components.policy()), settleAt: components.policy().threshold, stepMs, busyUntil: k => k === self ? undefined : book.busyUntil(k, now), freeSince: k => lastFinished.get(k) }, slots)
       const covered = decisions.flatMap((d: Decision) => d.action === 'skip' && d.reason !== 'covered'
