@@ -3,7 +3,13 @@ import { signNotice, type Notice } from '../../src/protocol/notice.js'
 import { targetKey } from '../../src/protocol/target.js'
 import { askOrder, buildsPerTarget, chooseWork, createNoticeBook, createWork, decide, mustGiveWay, rankCandidates, reuseBase, type Candidate, type TargetState, type WorkView } from '../../src/node/work/index.js'
 import type { Recipe } from '../../src/node/rebuilder/index.js'
-import type { Job, StoredClaim } from '../../src/node/store/types.js'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createStore } from '../../src/node/store/index.js'
+import type { Job } from '../../src/node/store/types.js'
+import type { SigningIdentity } from '../../src/protocol/keys.js'
+import { decodeMessage, signClaim } from '../../src/protocol/messages.js'
 import { decodeNotice } from '../../src/protocol/notice.js'
 import { fixedIdentity, makePolicy, successClaim, target } from '../protocol/fixtures.js'
 import { formatJobs } from '../../src/cli/jobs-format.js'
@@ -220,13 +226,15 @@ describe('shared work: one base per release', () => {
     // The builder ranked last for the app: without the base it waits for the three ahead of it.
     const ranked = rankCandidates('ann-1', appKey, builders.map(b => ({ keyId: b.keyId, emulated: false })))
     const self = builders.find(b => b.keyId === ranked[3]!.keyId)!
-    const stored = (keyId: string, claim: ReturnType<typeof successClaim>): StoredClaim => ({ kind: 'claim', id: `${keyId}-${claim.target.variant}`, cursor: 1, keyId, envelopeJson: '{}', receivedAt: claim.finishedOn, claim })
+    const other = builders.find(b => b.keyId !== self.keyId)!
     const baseClaim = { ...successClaim(`sha256:${'b'.repeat(64)}`, target({ variant: 'base' })), startedOn: '2026-01-01T00:00:00Z', finishedOn: '2026-01-01T00:10:00Z' }
     const job: Job = { id: appKey, target: app, announcementId: 'ann-1', recipe: { name: 'neko', digest: `sha256:${'e'.repeat(64)}` }, state: 'queued', attempts: 0, updatedAt: '2026-01-01T00:00:00Z' }
-    const make = (claims: StoredClaim[]): { work: ReturnType<typeof createWork>, sent: Uint8Array[] } => {
+    const dir = await mkdtemp(join(tmpdir(), 'work-bases-'))
+    const make = async (name: string, claimers: SigningIdentity[]): Promise<{ work: ReturnType<typeof createWork>, sent: Uint8Array[], close: () => Promise<void> }> => {
+      const store = await createStore({ path: join(dir, name) })
       const sent: Uint8Array[] = []
       const work = createWork({
-        store: { claimsForTarget: async () => [], claimsForCommit: async () => claims },
+        store,
         policy: () => policy,
         identity: self,
         builders: () => builders.map(b => ({ keyId: b.keyId, trusted: true, self: b.keyId === self.keyId, capabilities: { builds: true, platforms: [{ platform: 'linux/amd64', emulated: false }] } })),
@@ -234,19 +242,28 @@ describe('shared work: one base per release', () => {
         publish: async (data) => { sent.push(data) },
         recipeOf: () => recipe
       }, { defaultExpectedMs: 12 * 60_000 })
-      // Another builder's base claim teaches the base's build time.
-      work.claimStored(stored(builders.find(b => b.keyId !== self.keyId)!.keyId, baseClaim))
-      return { work, sent }
+      // Base claims as gossip stores them; the first teaches the base's build time (10 min).
+      for (const who of claimers) {
+        const envelopeJson = JSON.stringify(signClaim(baseClaim, who))
+        const put = await store.putMessage(decodeMessage(envelopeJson, { allowEmbeddedKeys: true }), envelopeJson)
+        if (put.stored && put.message.kind === 'claim') work.claimStored(put.message)
+      }
+      return { work, sent, close: async () => { await work.stop(); await store.close() } }
     }
-    const without = make([])
-    expect((await without.work.plan([job], 1)).take).toEqual([])
-    const holding = make([stored(self.keyId, baseClaim)])
-    const plan = await holding.work.plan([job], 1)
-    expect(plan.take.map(j => j.id)).toEqual([appKey])
-    holding.work.started(job)
-    // The notice says 2 min (12 min learned for the app less the 10 min base it holds), not 12.
-    expect(decodeNotice(Buffer.from(holding.sent[0]!).toString('utf8')).notice.expectedMs).toBe(2 * 60_000)
-    await holding.work.stop()
+    try {
+      const without = await make('without', [other])
+      expect((await without.work.plan([job], 1)).take).toEqual([])
+      await without.close()
+      const holding = await make('holding', [other, self])
+      const plan = await holding.work.plan([job], 1)
+      expect(plan.take.map(j => j.id)).toEqual([appKey])
+      holding.work.started(job)
+      // The notice says 2 min (12 min expected for the app, nothing learned, less the 10 min base it holds), not 12.
+      expect(decodeNotice(Buffer.from(holding.sent[0]!).toString('utf8')).notice.expectedMs).toBe(2 * 60_000)
+      await holding.close()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
 
