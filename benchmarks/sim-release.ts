@@ -1,26 +1,31 @@
 /**
  * A Neko release across N volunteer nodes, simulated: a simulated clock and network (each
  * message reaches everyone after a gossip delay), with the project's own shared-work code
- * deciding what every node builds (src/node/work: rendezvous order, `chooseWork`, giving way).
+ * deciding what every node builds (src/node/work: the asking order with holders of a base
+ * first, `chooseWork`, giving way).
  *
  * Shape: the built-in `neko` recipe's targets; a base takes 10 min, an app 2 min once the node
- * holds its base for that platform (one base per release and node; 10 min more otherwise);
- * 10% of honest nodes are native arm64 (amd64 under emulation), the rest native amd64 (arm64
- * under emulation); emulation is 6x. 20% of keys are Sybils: untrusted, they take notices for
- * targets and never build. 30% of the honest nodes leave at a random time during the release:
- * half stop (their notices are withdrawn, as `join` does on SIGTERM), half crash (their notices
- * just expire). Policy: every honest key is a trusted builder, threshold 2, so r = 3.
+ * holds its own base (`from`) for that platform, 12 min otherwise; a base target on a node that
+ * built that base for an app is read from its cache (30 s), as the rebuilder does (one base
+ * per release and node). 10% of honest nodes are native arm64 (amd64 under emulation), the
+ * rest native amd64 (arm64 under emulation); emulation is 6x. 20% of keys are Sybils:
+ * untrusted, they take notices for targets and never build. 30% of the honest nodes leave at
+ * a random time during the release: half stop (their notices are withdrawn, as `join` does on
+ * SIGTERM), half crash (their notices stop counting once a renewal is overdue). Policy: every
+ * honest key is a trusted builder, threshold 2, so r = 3.
  *
- * Prints per N: time to verdict / lower bound, builds per target, claims per node, notices per
- * node per second. The lower bound is max(longest chain of builds, total build work / nodes):
- * the chain is base + app at native speed plus one gossip delay; the work is threshold native
- * builds per target over the honest nodes that stay. Last line: one JSON object with "met".
+ * Prints per N: time to verdict / lower bound, builds per target (claims; builds started and
+ * given way too), engine minutes per target, claims per node, notices per node per second.
+ * The lower bound is max(longest chain of builds, total build work / nodes): the chain is
+ * base + app at native speed plus one gossip delay; the work is the least the threshold needs
+ * with bases reused (per base: threshold builders, each building the base once and the rest
+ * on it), at native speed, over the honest nodes that stay. Last line: one JSON object with "met".
  *
  *   npm run bench:sim [-- --n 100,1000,10000] [-- --seed 1]
  */
 import { loadRecipe } from '../src/node/rebuilder/index.js'
 import { prng } from './prng.js'
-import { buildsPerTarget, chooseWork, mustGiveWay, rankCandidates, type Candidate, type TargetState } from '../src/node/work/index.js'
+import { askOrder, buildsPerTarget, chooseWork, mustGiveWay, rankCandidates, type Candidate, type TargetState } from '../src/node/work/index.js'
 
 const arg = (name: string): string | undefined => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined }
 const SIZES = (arg('n') ?? '100,1000,10000').split(',').map(Number)
@@ -34,6 +39,8 @@ const THRESHOLD = 2
 const R = buildsPerTarget({ threshold: THRESHOLD })
 const TTL_MS = 3 * MIN
 const RENEW_MS = TTL_MS / 2
+/** A notice whose renewal is this late stops counting (the notice book's expiry grace). */
+const GRACE_MS = 30_000
 const STEP_MS = 15_000
 const SYBIL_SHARE = 0.2
 const LEAVE_SHARE = Number(arg('leave') ?? 0.3)
@@ -42,13 +49,38 @@ const ARM_SHARE = 0.1
 /** Re-planning after a target reopens is asked of this many of its first candidates (the rest would wait anyway). */
 const NOTIFY_FIRST = 200
 
-interface SimTarget { key: string, variant: string, platform: string, base?: string, expectedMs: number }
+/** A base target on a node that already built that base for an app of the release: read from its cache (rebuilder/bases.ts), checkout and signing left. */
+const REUSE_MS = 30_000
+
+interface SimTarget {
+  key: string
+  variant: string
+  platform: string
+  /** The `from` base it is built on. */
+  base?: string
+  /** `base@platform` of the base it is, or is built on: a node that holds it builds this target quicker. */
+  reuseKey: string
+  expectedMs: number
+  /** Native build on a node holding `reuseKey`. */
+  reuseMs: number
+}
 
 const recipe = await loadRecipe('neko')
 const TARGETS: SimTarget[] = recipe.variants.flatMap(v => (v.platforms ?? ['linux/amd64']).map(platform => {
-  const base = typeof v.from === 'object' && v.from != null ? (v.from as { variant?: string }).variant ?? 'base' : undefined
-  return { key: `${v.name}@${platform}`, variant: v.name, platform, ...(base !== undefined ? { base } : {}), expectedMs: base !== undefined ? APP_MS + BASE_MS : BASE_MS }
+  const base = Object.values(v.from ?? {})[0]
+  return {
+    key: `${v.name}@${platform}`,
+    variant: v.name,
+    platform,
+    ...(base !== undefined ? { base } : {}),
+    reuseKey: `${base ?? v.name}@${platform}`,
+    expectedMs: base !== undefined ? APP_MS + BASE_MS : BASE_MS,
+    reuseMs: base !== undefined ? APP_MS : REUSE_MS
+  }
 }))
+/** Targets by the base they are or are built on. */
+const SHARING = new Map<string, number[]>()
+TARGETS.forEach((t, i) => { SHARING.set(t.reuseKey, [...SHARING.get(t.reuseKey) ?? [], i]) })
 
 interface Heap<T> { push: (at: number, v: T) => void, pop: () => { at: number, v: T } | undefined, size: () => number }
 function heap<T> (): Heap<T> {
@@ -120,10 +152,13 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
   })
   const honest = nodes.map((_, i) => i).filter(i => !nodes[i]!.sybil)
   for (const i of honest) nodes[i]!.arm = random() < ARM_SHARE
-  const nativeMs = (t: SimTarget): number => t.base !== undefined ? APP_MS + BASE_MS : BASE_MS
   // The lower bound, before anyone leaves: longest chain, or all the work over the nodes that stay.
   const staying = Math.round(honest.length * (1 - 0.3))
-  const work = TARGETS.reduce((s, t) => s + THRESHOLD * nativeMs(t), 0)
+  // The least work: threshold builders per base, each building the base once and everything on it on that.
+  const work = [...SHARING.values()].reduce((s, group) => {
+    const ts = group.map(i => TARGETS[i]!)
+    return s + THRESHOLD * (Math.min(...ts.map(t => t.expectedMs - t.reuseMs)) + ts.reduce((a, t) => a + t.reuseMs, 0))
+  }, 0)
   const chainMs = BASE_MS + APP_MS + 2 * 200 + 2 * 150 * Math.log2(n)
   const lowerBound = Math.max(chainMs, work / staying)
   for (const i of honest) {
@@ -137,50 +172,73 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
   const ranked = TARGETS.map(t => rankCandidates(release, t.key, candidatesFor(t.platform)))
 
   const notices: SimNotice[][] = TARGETS.map(() => [])
-  /** Live notice per node (it builds one thing at a time). */
+  /** Each node's notice for what it builds now (one thing at a time). */
   const nodeNotice = new Map<number, SimNotice>()
+  /** Each node's notice for what it built last: others see it until its claim or withdrawal reaches them. */
+  const lastNotice = new Map<number, SimNotice>()
   const claims: Array<Array<{ node: number, visibleAt: number }>> = TARGETS.map(() => [])
   const verdictAt: number[] = TARGETS.map(() => Infinity)
+  /** When each node's latest claim reached the others. */
+  const lastClaimAt: number[] = nodes.map(() => 0)
   /** When a target last wanted builds again (a notice expired or was withdrawn): waits count from there. */
   const reopenedAt: number[] = TARGETS.map(() => 0)
   const events = heap<Event>()
   let token = 0
   let started = 0
   let gaveWay = 0
+  /** Engine time spent, finished or not. */
+  let engineMs = 0
 
   const live = (x: SimNotice, now: number): boolean => x.visibleAt <= now && now < x.until && now < x.endVisibleAt
+  /** Who holds each base, as every node sees it at `now`: claims of targets on it, and live notices (held once that build ends). */
+  let held: { now: number, by: Map<string, Set<string>> } = { now: -1, by: new Map() }
+  function holdersOf (reuseKey: string, now: number): Set<string> {
+    if (held.now !== now) held = { now, by: new Map() }
+    let holders = held.by.get(reuseKey)
+    if (holders != null) return holders
+    holders = new Set<string>()
+    for (const tj of SHARING.get(reuseKey)!) {
+      // A notice past its end stays dead: dropped for good.
+      notices[tj] = notices[tj]!.filter(x => now < x.until && now < x.endVisibleAt)
+      for (const c of claims[tj]!) if (c.visibleAt <= now) holders.add(nodes[c.node]!.key)
+      for (const x of notices[tj]!) if (live(x, now)) holders.add(nodes[x.node]!.key)
+    }
+    held.by.set(reuseKey, holders)
+    return holders
+  }
   function stateOf (ti: number, now: number): TargetState {
     const t = TARGETS[ti]!
+    const holders = holdersOf(t.reuseKey, now)
     const counted = new Set<string>()
     let done = 0
     for (const c of claims[ti]!) if (c.visibleAt <= now) { counted.add(nodes[c.node]!.key); done++ }
     for (const x of notices[ti]!) if (live(x, now)) counted.add(nodes[x.node]!.key)
-    return { key: t.key, release, settled: done >= THRESHOLD, counted, done, ranked: ranked[ti]!, expectedMs: t.expectedMs, openSince: reopenedAt[ti]! }
+    return { key: t.key, release, settled: done >= THRESHOLD, counted, done, ranked: ranked[ti]!, expectedMs: t.expectedMs, reuse: { holders, ms: t.reuseMs }, openSince: reopenedAt[ti]! }
   }
   const busyUntil = (self: number, now: number) => (key: string): number | undefined => {
     const i = keyIndex.get(key)!
     if (i === self) return undefined
-    const x = nodeNotice.get(i)
-    return x != null && live(x, now) ? x.startedAt + x.expectedMs : undefined
+    for (const x of [nodeNotice.get(i), lastNotice.get(i)]) if (x != null && live(x, now)) return x.startedAt + x.expectedMs
+    return undefined
   }
 
   function durationOn (node: SimNode, t: SimTarget): number {
     const factor = (t.platform === 'linux/arm64') !== node.arm ? EMULATION : 1
-    const base = t.base !== undefined && !node.bases.has(`${t.base}@${t.platform}`) ? BASE_MS : 0
-    return (base + (t.base !== undefined ? APP_MS : 0) + (t.base === undefined ? BASE_MS : 0)) * factor
+    return (node.bases.has(t.reuseKey) ? t.reuseMs : t.expectedMs) * factor
   }
 
   function plan (i: number, now: number): void {
     const node = nodes[i]!
     if (node.gone || node.building != null) return
     const states = TARGETS.map((_, ti) => stateOf(ti, now)).filter(s => s.done < R && !s.settled)
-    const { take, wakeAt } = chooseWork(states, { now, self: node.key, r: R, stepMs: STEP_MS, busyUntil: busyUntil(i, now) }, 1)
+    const freeSince = (key: string): number | undefined => { const at = lastClaimAt[keyIndex.get(key)!]!; return at <= now ? at : undefined }
+    const { take, wakeAt } = chooseWork(states, { now, self: node.key, r: R, settleAt: THRESHOLD, stepMs: STEP_MS, busyUntil: busyUntil(i, now), freeSince }, 1)
     if (take.length > 0) {
       const ti = TARGETS.findIndex(t => t.key === take[0])
       const t = TARGETS[ti]!
       const ms = durationOn(node, t)
       const factor = (t.platform === 'linux/arm64') !== node.arm ? EMULATION : 1
-      const b = { target: ti, startedAt: now, endsAt: now + ms, expectedMs: t.expectedMs * factor, token: ++token }
+      const b = { target: ti, startedAt: now, endsAt: now + ms, expectedMs: (node.bases.has(t.reuseKey) ? t.reuseMs : t.expectedMs) * factor, token: ++token }
       node.building = b
       started++
       const x: SimNotice = { node: i, target: ti, startedAt: now, expectedMs: b.expectedMs, visibleAt: now + delay(), until: Infinity, endVisibleAt: Infinity }
@@ -203,13 +261,16 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
     const seen = now + delay()
     if (b == null) return seen
     node.building = undefined
+    engineMs += now - b.startedAt
     const x = nodeNotice.get(i)
     nodeNotice.delete(i)
+    if (x != null) lastNotice.set(i, x)
     // Renewals sent while it built.
     node.notices += Math.floor((now - b.startedAt) / RENEW_MS)
     if (x == null) return seen
     if (how === 'crash') {
-      x.until = b.startedAt + Math.floor((now - b.startedAt) / RENEW_MS) * RENEW_MS + TTL_MS
+      // Counted until its next renewal is overdue.
+      x.until = b.startedAt + Math.floor((now - b.startedAt) / RENEW_MS) * RENEW_MS + RENEW_MS + GRACE_MS
       events.push(x.until, { kind: 'reopen', target: b.target })
     } else {
       if (how === 'withdraw') node.notices++
@@ -248,10 +309,11 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
         const b = node.building
         if (node.gone || b == null || b.token !== e.v.token) break
         const t = TARGETS[b.target]!
-        node.bases.add(t.base !== undefined ? `${t.base}@${t.platform}` : `${t.variant}@${t.platform}`)
+        node.bases.add(t.reuseKey)
         // The claim ends its builder's notice wherever it arrives.
         const visibleAt = stopBuilding(e.v.node, now, 'claim')
         claims[b.target]!.push({ node: e.v.node, visibleAt })
+        lastClaimAt[e.v.node] = visibleAt
         node.claims++
         const visible = claims[b.target]!.map(c => c.visibleAt).sort((a, c) => a - c)
         if (visible.length >= THRESHOLD) verdictAt[b.target] = Math.min(verdictAt[b.target]!, visible[THRESHOLD - 1]!)
@@ -273,9 +335,10 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
         const ti = e.v.target
         const done = claims[ti]!.filter(c => c.visibleAt <= now).length
         const building = notices[ti]!.filter(x => live(x, now) && nodes[x.node]!.building?.target === ti).map(x => nodes[x.node]!.key)
+        const order = building.length + done > R ? [...askOrder(stateOf(ti, now))] : ranked[ti]!
         for (const k of building) {
           const i = keyIndex.get(k)!
-          if (mustGiveWay({ self: k, r: R, done, building, ranked: ranked[ti]! })) {
+          if (mustGiveWay({ self: k, r: R, done, building, ranked: order, endsAt: key => { const x = nodeNotice.get(keyIndex.get(key)!); return x != null ? x.startedAt + x.expectedMs : undefined } })) {
             gaveWay++
             stopBuilding(i, now, 'withdraw')
             events.push(now, { kind: 'plan', node: i })
@@ -286,6 +349,7 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
     }
   }
   const verdict = Math.max(...verdictAt)
+  for (const x of nodes) if (x.building != null && !x.gone) engineMs += end - x.building.startedAt
   // Sybils publish and renew a notice each for the whole release.
   const sybilNotices = sybils * (1 + Math.floor(verdict / RENEW_MS))
   const builds = claims.map(c => c.length)
@@ -303,8 +367,15 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
     buildsPerTargetMean: round(claimsTotal / TARGETS.length),
     buildsStarted: started,
     gaveWay,
+    // Engine time per target (given-way, lost and still running builds included, native or
+    // emulated as run), against the least work of the lower bound.
+    engineMinutesPerTarget: round(engineMs / TARGETS.length / MIN, 2),
+    engineMinutesPerTargetFloor: round(work / TARGETS.length / MIN, 2),
     // Every node stores every claim of the release; the most any one node signed.
     claimsPerNode: claimsTotal,
+    // Native arm64 builders, and those that stay: below the threshold, arm64 targets wait on emulated builds.
+    nativeArm64: honest.filter(i => nodes[i]!.arm).length,
+    nativeArm64Staying: honest.filter(i => nodes[i]!.arm && nodes[i]!.leaveAt === Infinity).length,
     claimsSignedMax: Math.max(...nodes.map(x => x.claims)),
     noticesPerNodePerSecond: round((honestNotices + sybilNotices) / n / (verdict / 1000), 5),
     endMin: round(end / MIN)

@@ -1,8 +1,17 @@
 import { describe, expect, it } from 'vitest'
 import { signNotice, type Notice } from '../../src/protocol/notice.js'
 import { targetKey } from '../../src/protocol/target.js'
-import { buildsPerTarget, chooseWork, createNoticeBook, decide, rankCandidates, type Candidate, type TargetState, type WorkView } from '../../src/node/work/index.js'
-import { fixedIdentity, makePolicy, target } from '../protocol/fixtures.js'
+import { askOrder, buildsPerTarget, chooseWork, createNoticeBook, createWork, decide, mustGiveWay, rankCandidates, reuseBase, type Candidate, type TargetState, type WorkView } from '../../src/node/work/index.js'
+import type { Recipe } from '../../src/node/rebuilder/index.js'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createStore } from '../../src/node/store/index.js'
+import type { Job } from '../../src/node/store/types.js'
+import type { SigningIdentity } from '../../src/protocol/keys.js'
+import { decodeMessage, signClaim } from '../../src/protocol/messages.js'
+import { decodeNotice } from '../../src/protocol/notice.js'
+import { fixedIdentity, makePolicy, successClaim, target } from '../protocol/fixtures.js'
 import { formatJobs } from '../../src/cli/jobs-format.js'
 
 const keys = Array.from({ length: 8 }, (_, i) => `key-${i}`)
@@ -54,6 +63,68 @@ describe('shared work: choosing targets', () => {
     expect(decide(t, view('emu', { r: 1, busyUntil: k => k === 'native' ? 300_000 : undefined }))).toEqual({ key: 'A', action: 'wait', until: 315_000 })
     // Free only in 2 h: the emulated builder takes it now.
     expect(decide(t, view('emu', { r: 1, busyUntil: k => k === 'native' ? 7_200_000 : undefined })).action).toBe('take')
+  })
+
+  it('builders holding the target\'s base are asked first, idle or soon free; one busy for long is passed over', () => {
+    const t = state({ expectedMs: 720_000 })
+    const holder = t.ranked[5]!.keyId
+    const first = t.ranked[0]!.keyId
+    const held = state({ expectedMs: 720_000, reuse: { holders: new Set([holder]), ms: 120_000 } })
+    expect([...askOrder(held)][0]!.keyId).toBe(holder)
+    expect(decide(held, view(holder, { r: 1 })).action).toBe('take')
+    expect(decide(held, view(first, { r: 1 }))).toEqual({ key: 'T', action: 'wait', until: 15_000 })
+    // Free in 5 min: 5 + 2 min beats 12 min from scratch.
+    expect(decide(held, view(first, { r: 1, busyUntil: k => k === holder ? 300_000 : undefined }))).toEqual({ key: 'T', action: 'wait', until: 315_000 })
+    // Free in 9.5 min: 11.5 min saves less than a tenth of 12 min, not worth the wait.
+    expect(decide(held, view(first, { r: 1, busyUntil: k => k === holder ? 570_000 : undefined })).action).toBe('take')
+    // Without holders the order is the rendezvous order.
+    expect([...askOrder(t)]).toEqual(t.ranked)
+  })
+
+  it('a builder past its expected end counts as about to be free', () => {
+    const t = state({ openSince: 600_000 })
+    const [a, b] = [t.ranked[0]!.keyId, t.ranked[1]!.keyId]
+    expect(decide(t, view(b, { now: 600_000, r: 1, busyUntil: k => k === a ? 599_000 : undefined }))).toEqual({ key: 'T', action: 'wait', until: 615_000 })
+    expect(decide(t, view(b, { now: 600_000, r: 1, busyUntil: k => k === a ? 1_200_000 : undefined })).action).toBe('take')
+  })
+
+  it('builds that settle targets come before spare ones: no spare while this node\'s turn on an unsettled target is near', () => {
+    const b = state({ counted: new Set(['x', 'y']) }, 'B')
+    const me = b.ranked[0]!.keyId
+    const other = keys.find(k => k !== me)!
+    // A lacks one build to settle (threshold 2), and one idle builder is ahead of this node on it;
+    // B has two and wants its spare (r = 3), this node first in its order.
+    const a = state({ counted: new Set(['x']), ranked: [{ keyId: other, emulated: false }, { keyId: me, emulated: false }] }, 'A')
+    expect(chooseWork([a, b], view(me, { settleAt: 2 }), 1)).toMatchObject({ take: [], wakeAt: 15_000 })
+    // Its turn on A came (the one ahead took another target): it takes A, not the spare.
+    expect(chooseWork([a, b], view(me, { settleAt: 2, now: 15_000 }), 1).take).toEqual(['A'])
+    // Without the threshold first, it takes a build at once.
+    expect(chooseWork([a, b], view(me), 1).take).toHaveLength(1)
+    // Once A has the builds that settle it counted, the spare of B is taken.
+    const covered = state({ counted: new Set(['x', 'y']), ranked: a.ranked }, 'A')
+    expect(chooseWork([covered, b], view(me, { settleAt: 2 }), 1).take).toEqual(['B'])
+  })
+
+  it('when notices cross, the builds that would end last give way, not one well under way', () => {
+    const ranked = rankCandidates('R', 'T', candidates)
+    const [first, second, third] = ranked.map(c => c.keyId)
+    const building = [first!, second!, third!]
+    // r = 2 and three building: by the order alone, the third gives way.
+    expect(building.filter(k => mustGiveWay({ self: k, r: 2, done: 0, building, ranked }))).toEqual([third])
+    // The first started 10 min ago on a 12 min build, the others just now: one of those yields.
+    const ends = new Map([[first!, 120_000], [second!, 720_000], [third!, 720_500]])
+    expect(building.filter(k => mustGiveWay({ self: k, r: 2, done: 0, building, ranked, endsAt: x => ends.get(x) }))).toEqual([third])
+    const late = new Map([[first!, 730_000], [second!, 720_000], [third!, 120_000]])
+    expect(building.filter(k => mustGiveWay({ self: k, r: 2, done: 0, building, ranked, endsAt: x => late.get(x) }))).toEqual([first])
+  })
+
+  it('an idle builder ahead has its turn from when it was last seen ending a build', () => {
+    const t = state()
+    const [a, b] = [t.ranked[0]!.keyId, t.ranked[1]!.keyId]
+    // Never seen busy: its turn began when the target opened, long ago.
+    expect(decide(t, view(b, { now: 600_000, r: 1 })).action).toBe('take')
+    // Its claim came a moment ago: it is given its step.
+    expect(decide(t, view(b, { now: 600_000, r: 1, freeSince: k => k === a ? 599_000 : undefined }))).toEqual({ key: 'T', action: 'wait', until: 614_000 })
   })
 
   it('takes fewest-built targets first, and at most its free slots', () => {
@@ -110,8 +181,24 @@ describe('shared work: the notice book', () => {
     book.receive(bytes(notice(), builders[2]!), now)
     book.claimed(builders[2]!.keyId, key)
     expect(book.prune(now + 180_001)).toBeUndefined()
-    expect(book.reopenedAt(key)).toBe(now + 180_000)
+    // The target wanted builds again once the renewal was overdue (half the life + 30 s grace).
+    expect(book.reopenedAt(key)).toBe(now + 120_000)
     expect(book.lapsed()).toEqual([expect.objectContaining({ keyId: builders[1]!.keyId, name: 'b1', lapsed: 2 })])
+  })
+
+  it('a notice whose renewal is overdue stops counting before it expires; a renewal keeps it', () => {
+    const book = createNoticeBook({ policy: () => policy })
+    const key = targetKey(target())
+    book.receive(bytes(notice()), now)
+    book.receive(bytes(notice(), builders[1]!), now)
+    // Renewed at half its life by one builder; the other crashed and sent nothing more.
+    book.receive(bytes(notice({ issuedAt: iso(now + 90_000), expiresAt: iso(now + 270_000) }), builders[1]!), now + 90_000)
+    expect(book.live(key, now + 119_000)).toHaveLength(2)
+    expect(book.prune(now + 100_000)).toBe(now + 120_000)
+    expect(book.live(key, now + 121_000).map(d => d.keyId)).toEqual([builders[1]!.keyId])
+    expect(book.busyUntil(builders[0]!.keyId, now + 121_000)).toBeUndefined()
+    book.prune(now + 121_000)
+    expect(book.reopenedAt(key)).toBe(now + 120_000)
   })
 
   it('holds at most maxNotices, dropping the one nearest its end', () => {
@@ -119,6 +206,64 @@ describe('shared work: the notice book', () => {
     for (let i = 0; i < 3; i++) book.receive(bytes(notice({ expiresAt: iso(now + 60_000 * (i + 1)) }), builders[i]!), now)
     expect(book.size()).toBe(2)
     expect(book.busyUntil(builders[0]!.keyId, now)).toBeUndefined()
+  })
+})
+
+describe('shared work: one base per release', () => {
+  const recipe = { name: 'neko', variants: [{ name: 'base' }, { name: 'firefox', from: { BASE_IMAGE: 'base' } }, { name: 'tool' }] } as unknown as Recipe
+
+  it('knows which base a target is or is built on', () => {
+    expect(reuseBase(recipe, 'base')).toBe('base')
+    expect(reuseBase(recipe, 'firefox')).toBe('base')
+    expect(reuseBase(recipe, 'tool')).toBeUndefined()
+    expect(reuseBase(undefined, 'firefox')).toBeUndefined()
+  })
+
+  it('a node that built the base takes an app ahead of builders ranked before it, and announces the shorter build', async () => {
+    const { policy, builders } = makePolicy(4, { threshold: 2 })
+    const app = target({ variant: 'firefox' })
+    const appKey = targetKey(app)
+    // The builder ranked last for the app: without the base it waits for the three ahead of it.
+    const ranked = rankCandidates('ann-1', appKey, builders.map(b => ({ keyId: b.keyId, emulated: false })))
+    const self = builders.find(b => b.keyId === ranked[3]!.keyId)!
+    const other = builders.find(b => b.keyId !== self.keyId)!
+    const baseClaim = { ...successClaim(`sha256:${'b'.repeat(64)}`, target({ variant: 'base' })), startedOn: '2026-01-01T00:00:00Z', finishedOn: '2026-01-01T00:10:00Z' }
+    const job: Job = { id: appKey, target: app, announcementId: 'ann-1', recipe: { name: 'neko', digest: `sha256:${'e'.repeat(64)}` }, state: 'queued', attempts: 0, updatedAt: '2026-01-01T00:00:00Z' }
+    const dir = await mkdtemp(join(tmpdir(), 'work-bases-'))
+    const make = async (name: string, claimers: SigningIdentity[]): Promise<{ work: ReturnType<typeof createWork>, sent: Uint8Array[], close: () => Promise<void> }> => {
+      const store = await createStore({ path: join(dir, name) })
+      const sent: Uint8Array[] = []
+      const work = createWork({
+        store,
+        policy: () => policy,
+        identity: self,
+        builders: () => builders.map(b => ({ keyId: b.keyId, trusted: true, self: b.keyId === self.keyId, capabilities: { builds: true, platforms: [{ platform: 'linux/amd64', emulated: false }] } })),
+        engineId: () => `engine-${self.keyId.slice(0, 8)}`,
+        publish: async (data) => { sent.push(data) },
+        recipeOf: () => recipe
+      }, { defaultExpectedMs: 12 * 60_000 })
+      // Base claims as gossip stores them; the first teaches the base's build time (10 min).
+      for (const who of claimers) {
+        const envelopeJson = JSON.stringify(signClaim(baseClaim, who))
+        const put = await store.putMessage(decodeMessage(envelopeJson, { allowEmbeddedKeys: true }), envelopeJson)
+        if (put.stored && put.message.kind === 'claim') work.claimStored(put.message)
+      }
+      return { work, sent, close: async () => { await work.stop(); await store.close() } }
+    }
+    try {
+      const without = await make('without', [other])
+      expect((await without.work.plan([job], 1)).take).toEqual([])
+      await without.close()
+      const holding = await make('holding', [other, self])
+      const plan = await holding.work.plan([job], 1)
+      expect(plan.take.map(j => j.id)).toEqual([appKey])
+      holding.work.started(job)
+      // The notice says 2 min (12 min expected for the app, nothing learned, less the 10 min base it holds), not 12.
+      expect(decodeNotice(Buffer.from(holding.sent[0]!).toString('utf8')).notice.expectedMs).toBe(2 * 60_000)
+      await holding.close()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
 

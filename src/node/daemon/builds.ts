@@ -47,7 +47,8 @@ export function createNodeBuilds (components: NodeBuildsComponents, init: Daemon
     engineId: () => capabilities.engine()?.environment.engine.id,
     publish: async (data) => { await p2p.publish(TOPICS.notices, data) },
     onReopen: () => { scheduler.reconsider() },
-    onYield: (id) => { scheduler.giveUp(id) }
+    onYield: (id) => { scheduler.giveUp(id) },
+    recipeOf: (job) => scheduler.recipeOf(job)
   }, init.work)
   const scheduler = createScheduler({
     logger, store, ingest, rebuilder: components.rebuilder, identity, capabilities: capabilities.engine,

@@ -63,6 +63,8 @@ export interface Scheduler {
   learn: (claim: Claim) => void
   /** Looks at the queue again (a target others were building wants builds again). */
   reconsider: () => void
+  /** The recipe a job's rebuild follows, once known (its digest's, else the built-in of its name). */
+  recipeOf: (job: Job) => Recipe | undefined
   /** Stops a running build without counting it as an attempt; its job goes back to the queue. */
   giveUp: (id: string) => void
 }
@@ -374,6 +376,8 @@ export function createScheduler (components: SchedulerComponents, init: Schedule
     },
 
     reconsider: () => { schedulePump() },
+
+    recipeOf: job => facts.recipe(job.recipe.digest) ?? recipes.get(job.recipe.name) ?? undefined,
 
     giveUp (id) {
       active.get(id)?.controller.abort(new SchedulerStoppedError(`gave up ${id}: other builders cover it`))

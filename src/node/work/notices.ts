@@ -36,15 +36,21 @@ export interface NoticeBook {
   receive: (data: Uint8Array, now?: number) => NoticeCheck
   /** Keeps this node's own notice (it is not delivered back by gossip). */
   keepOwn: (decoded: DecodedNotice) => void
-  /** Live notices for one target (not expired, not withdrawn). */
+  /**
+   * Live notices for one target: not withdrawn, and renewed on time. A taker renews at half a
+   * notice's life; one whose renewal is overdue (by the expiry grace) has most likely crashed,
+   * and stops counting then rather than at the notice's end.
+   */
   live: (targetKey: string, now?: number) => DecodedNotice[]
+  /** Every live notice. */
+  liveAll: (now?: number) => DecodedNotice[]
   /** When a key with a live notice expected to be free again (may be past); undefined when it has none. */
   busyUntil: (keyId: string, now?: number) => number | undefined
   /** When the last notice of a target expired or was withdrawn (the target wants builds again since then). */
   reopenedAt: (targetKey: string) => number | undefined
   /** A claim of `keyId` for the target is stored: its notice did not lapse. */
   claimed: (keyId: string, targetKey: string) => void
-  /** Drops expired notices (counting lapses); returns the earliest expiry left. */
+  /** Drops expired notices (counting lapses); returns the earliest moment a notice left stops counting. */
   prune: (now?: number) => number | undefined
   lapsed: () => LapsedTaker[]
   /** Notices held now. */
@@ -65,7 +71,7 @@ export function createNoticeBook (components: { policy: () => TrustPolicy }, ini
   const maxLapsedKeys = init.maxLapsedKeys ?? DEFAULTS.maxLapsedKeys
   const strangers = createRateLimiter({ perMinute: init.untrustedPerMinute ?? DEFAULTS.untrustedPerMinute, burst: 3, maxKeys: 4096 })
   /** By `keyId target`. */
-  const held = new Map<string, { d: DecodedNotice, expires: number, target: string }>()
+  const held = new Map<string, { d: DecodedNotice, expires: number, due: number, target: string }>()
   const reopened = new Map<string, number>()
   const claims = new Set<string>()
   const lapses = new Map<string, LapsedTaker>()
@@ -90,16 +96,24 @@ export function createNoticeBook (components: { policy: () => TrustPolicy }, ini
         if (victim !== undefined) held.delete(victim)
       }
     }
-    held.set(k, { d, expires: Date.parse(d.notice.expiresAt), target })
+    const issued = Date.parse(d.notice.issuedAt)
+    const expires = Date.parse(d.notice.expiresAt)
+    // Its renewal is due at half its life; allow a slow relay the grace.
+    held.set(k, { d, expires, due: Math.min(expires, issued + (expires - issued) / 2 + grace), target })
     return 'kept'
   }
 
   function prune (now = Date.now()): number | undefined {
     let earliest: number | undefined
     for (const [k, h] of held) {
-      if (h.expires > now) { earliest = Math.min(earliest ?? Infinity, h.expires); continue }
+      if (h.expires > now) {
+        // Overdue: the target wants builds again from then, though the notice is kept until it ends.
+        if (h.due <= now) reopened.set(h.target, Math.max(reopened.get(h.target) ?? 0, h.due))
+        earliest = Math.min(earliest ?? Infinity, h.due > now ? h.due : h.expires)
+        continue
+      }
       held.delete(k)
-      reopened.set(h.target, Math.max(reopened.get(h.target) ?? 0, h.expires))
+      reopened.set(h.target, Math.max(reopened.get(h.target) ?? 0, h.due))
       if (claims.has(k)) continue
       const entry = lapses.get(h.d.keyId) ?? { keyId: h.d.keyId, lapsed: 0, lastTarget: h.target, lastExpiredAt: h.d.notice.expiresAt }
       lapses.delete(h.d.keyId)
@@ -130,14 +144,20 @@ export function createNoticeBook (components: { policy: () => TrustPolicy }, ini
 
     live (target, now = Date.now()) {
       const out: DecodedNotice[] = []
-      for (const h of held.values()) if (h.target === target && h.expires > now) out.push(h.d)
+      for (const h of held.values()) if (h.target === target && h.due > now) out.push(h.d)
+      return out
+    },
+
+    liveAll (now = Date.now()) {
+      const out: DecodedNotice[] = []
+      for (const h of held.values()) if (h.due > now) out.push(h.d)
       return out
     },
 
     busyUntil (keyId, now = Date.now()) {
       let until: number | undefined
       for (const h of held.values()) {
-        if (h.d.keyId !== keyId || h.expires <= now) continue
+        if (h.d.keyId !== keyId || h.due <= now) continue
         // Past its expected end (overrunning) stays past: such a builder is counted as about to be free.
         until = Math.max(until ?? 0, Date.parse(h.d.notice.startedAt) + h.d.notice.expectedMs)
       }

@@ -59,6 +59,12 @@ export interface TargetState {
   ranked: readonly Candidate[]
   /** Expected duration of a native build, ms. */
   expectedMs: number
+  /**
+   * Builders that hold the base this target is built on (or that is this target), or will
+   * once their current build ends, and how long a native build takes for them: the rest of
+   * the build, since a node builds each base once per release and reuses it (rebuilder/bases.ts).
+   */
+  reuse?: { holders: ReadonlySet<string>, ms: number }
   /** Since when it has wanted builds: when it was announced, or when the last notice for it expired or was withdrawn. */
   openSince: number
 }
@@ -70,12 +76,19 @@ export interface WorkView {
   /** Builds each target needs. */
   r: number
   /**
+   * Builds that settle a target (the policy's threshold): spare builds, up to `r`, wait until
+   * no target this node could soon take lacks these. Undefined: `r`.
+   */
+  settleAt?: number
+  /**
    * How long a builder waits for each candidate ranked ahead of it that has not taken the
    * target: longer than a notice takes to cross the network, so two nodes rarely take one slot.
    */
   stepMs: number
   /** When a builder with a live notice is expected to be free again; undefined when it is idle. */
   busyUntil: (keyId: string) => number | undefined
+  /** When an idle builder was last seen ending a build (its latest claim); undefined when not known. */
+  freeSince?: (keyId: string) => number | undefined
 }
 
 export type Decision =
@@ -83,8 +96,47 @@ export type Decision =
   | { key: string, action: 'skip', reason: 'settled' | 'built' | 'covered' }
   | { key: string, action: 'wait', /** Re-evaluate then; undefined: when something changes. */ until?: number }
 
-function duration (c: Candidate, expectedMs: number): number {
-  return c.emulated ? expectedMs * EMULATION_FACTOR : expectedMs
+/** Expected duration of the target's build on a candidate. */
+export function expectedOn (c: Candidate, t: Pick<TargetState, 'expectedMs' | 'reuse'>): number {
+  const ms = t.reuse?.holders.has(c.keyId) === true ? t.reuse.ms : t.expectedMs
+  return c.emulated ? ms * EMULATION_FACTOR : ms
+}
+
+/** Each ranking's positions by key, computed once per ranking. */
+const positions = new WeakMap<readonly Candidate[], Map<string, number>>()
+
+function positionsOf (ranked: readonly Candidate[]): Map<string, number> {
+  let index = positions.get(ranked)
+  if (index == null) {
+    index = new Map(ranked.map((c, i) => [c.keyId, i]))
+    positions.set(ranked, index)
+  }
+  return index
+}
+
+/**
+ * The order a target asks its candidates in: the quickest expected build first (native before
+ * emulated, holders of its base before those that must build it; at equal times holders
+ * first), then `ranked` order. Every node with the same view computes the same order, and
+ * giving way follows it. Lazy: a node stops asking at itself.
+ */
+export function * askOrder (t: Pick<TargetState, 'ranked' | 'expectedMs' | 'reuse'>): Generator<Candidate> {
+  // Without holders, `ranked` is already native first.
+  if (t.reuse == null || t.reuse.holders.size === 0) { yield * t.ranked; return }
+  const { holders, ms } = t.reuse
+  const index = positionsOf(t.ranked)
+  const held = [...holders].flatMap(k => { const i = index.get(k); return i === undefined ? [] : [i] }).sort((a, b) => a - b).map(i => t.ranked[i]!)
+  const groups = [
+    { ms, holder: true, emulated: false },
+    { ms: ms * EMULATION_FACTOR, holder: true, emulated: true },
+    { ms: t.expectedMs, holder: false, emulated: false },
+    { ms: t.expectedMs * EMULATION_FACTOR, holder: false, emulated: true }
+  ].sort((a, b) => a.ms - b.ms || Number(b.holder) - Number(a.holder))
+  for (const g of groups) {
+    for (const c of g.holder ? held : t.ranked) {
+      if (c.emulated === g.emulated && (g.holder || !holders.has(c.keyId))) yield c
+    }
+  }
 }
 
 /** What this node does about one target now. */
@@ -95,18 +147,25 @@ export function decide (t: TargetState, view: WorkView): Decision {
   const need = view.r - t.counted.size
   if (need <= 0) return { key: t.key, action: 'skip', reason: 'covered' }
   const me = t.ranked.find(c => c.keyId === view.self) ?? { keyId: view.self, emulated: false }
-  const myFinish = view.now + duration(me, t.expectedMs)
+  const mine = expectedOn(me, t)
+  const myFinish = view.now + mine
+  // Estimates are rough: waiting on a busy builder is worth it only when it saves more than this.
+  const margin = mine / 10
   // Candidates ahead of this node that could still take the target and finish it sooner:
-  // idle ones, and busy ones that would be done with both before this node is done with it.
+  // idle ones, and busy ones that would be done with both well before this node is done with it.
   let ahead = 0
   let aheadFree = t.openSince
-  for (const c of t.ranked) {
+  for (const c of askOrder(t)) {
     if (c.keyId === view.self) break
     if (t.counted.has(c.keyId)) continue
     const busy = view.busyUntil(c.keyId)
     if (busy !== undefined) {
-      if (busy + duration(c, t.expectedMs) > myFinish) continue
+      // One past its expected end is about to be free, and counts as idle.
+      if (busy > view.now && busy + expectedOn(c, t) > myFinish - margin) continue
       aheadFree = Math.max(aheadFree, busy)
+    } else {
+      // Its turn began when it was last seen free, not before.
+      aheadFree = Math.max(aheadFree, view.freeSince?.(c.keyId) ?? 0)
     }
     ahead++
     if (ahead >= need + MAX_AHEAD) return { key: t.key, action: 'wait' }
@@ -129,17 +188,37 @@ export function workOrder (targets: readonly TargetState[], self: string): Targe
 
 /**
  * Up to `slots` targets to take now, in order, and when to look again (the earliest wait).
- * Taking one counts this node busy: the rest are judged as if its notice were out.
+ * Builds that settle targets come first: a spare build (beyond `settleAt`) is taken only when
+ * this node has no turn on an unsettled target within a step, so nodes freed at one moment
+ * spread over the targets still short rather than doubling up on some. Taking one counts this
+ * node busy: the rest are judged as if its notice were out.
  */
 export function chooseWork (targets: readonly TargetState[], view: WorkView, slots = 1): { take: string[], decisions: Decision[], wakeAt?: number } {
   const take: string[] = []
-  const decisions: Decision[] = []
+  const first = new Map<string, Decision>()
   let wakeAt: number | undefined
-  for (const t of workOrder(targets, view.self)) {
-    const d = take.length >= slots ? { key: t.key, action: 'wait' as const } : decide(t, view)
-    decisions.push(d)
+  const wake = (d: Decision): void => { if (d.action === 'wait' && d.until !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, d.until) }
+  const ordered = workOrder(targets, view.self)
+  const settleAt = Math.min(view.settleAt ?? view.r, view.r)
+  let turnSoon = false
+  for (const t of ordered) {
+    if (take.length >= slots) break
+    const d = decide(t, { ...view, r: settleAt })
+    if (d.action === 'skip') continue
+    first.set(t.key, d)
+    wake(d)
     if (d.action === 'take') take.push(t.key)
-    else if (d.action === 'wait' && d.until !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, d.until)
+    else if (d.until !== undefined && d.until <= view.now + view.stepMs) turnSoon = true
+  }
+  const decisions: Decision[] = []
+  for (const t of ordered) {
+    let d = first.get(t.key) ?? decide(t, view)
+    if (!first.has(t.key) && d.action === 'take') {
+      if (take.length >= slots || turnSoon) d = { key: t.key, action: 'wait' }
+      else take.push(t.key)
+    }
+    if (!first.has(t.key)) wake(d)
+    decisions.push(d)
   }
   return { take, decisions, ...(wakeAt !== undefined ? { wakeAt } : {}) }
 }
@@ -147,14 +226,16 @@ export function chooseWork (targets: readonly TargetState[], view: WorkView, slo
 /**
  * Whether this node gives way on a target it is building: notices that crossed on the network
  * show more builders than `r` (builds done plus those in progress, one per engine), and this
- * node is among the last of those still building in the target's order. Builds done cannot
- * give way.
+ * node is among those whose builds would end last (by their notices' start and expected
+ * time, so a build well under way never yields to one just begun), then last in the target's
+ * order. Builds done cannot give way.
  */
-export function mustGiveWay (input: { self: string, r: number, done: number, building: readonly string[], ranked: readonly Candidate[] }): boolean {
+export function mustGiveWay (input: { self: string, r: number, done: number, building: readonly string[], ranked: readonly Candidate[], endsAt?: (keyId: string) => number | undefined }): boolean {
   const over = input.done + input.building.length - input.r
   if (over <= 0) return false
   const index = new Map(input.ranked.map((c, i) => [c.keyId, i]))
   const pos = (k: string): number => index.get(k) ?? input.ranked.length
-  const last = [...input.building].sort((a, b) => pos(a) - pos(b) || (a < b ? -1 : 1)).slice(-over)
+  const end = (k: string): number => input.endsAt?.(k) ?? 0
+  const last = [...input.building].sort((a, b) => end(a) - end(b) || pos(a) - pos(b) || (a < b ? -1 : 1)).slice(-over)
   return last.includes(input.self)
 }

@@ -3,11 +3,13 @@ import type { SigningIdentity } from '../../protocol/keys.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
 import { computeVerdicts } from '../../protocol/quorum.js'
 import { targetKey } from '../../protocol/target.js'
+import type { Target } from '../../protocol/types.js'
 import type { ComponentLogger } from '../logger.js'
+import type { Recipe } from '../rebuilder/index.js'
 import { componentLog } from '../logger.js'
 import type { Job, Store, StoredClaim } from '../store/types.js'
 import { createNoticeBook, type LapsedTaker, type NoticeBookInit, type NoticeCheck } from './notices.js'
-import { buildsPerTarget, chooseWork, EMULATION_FACTOR, mustGiveWay, rankCandidates, type Candidate, type Decision, type TargetState } from './select.js'
+import { askOrder, buildsPerTarget, chooseWork, EMULATION_FACTOR, expectedOn, mustGiveWay, rankCandidates, type Candidate, type Decision, type TargetState } from './select.js'
 
 /** A builder this node knows of, from its capabilities statement (the daemon's builder table). */
 export interface KnownBuilder {
@@ -18,7 +20,7 @@ export interface KnownBuilder {
 }
 
 export interface WorkComponents {
-  store: Pick<Store, 'claimsForTarget'>
+  store: Pick<Store, 'claimsForTarget' | 'claimsForCommit'>
   policy: () => TrustPolicy
   identity: SigningIdentity
   /** Known builders with what they build (this node among them once it has probed its engine). */
@@ -34,6 +36,11 @@ export interface WorkComponents {
    * builders on the target, and this node comes last among them in the target's order.
    */
   onYield?: (jobId: string) => void
+  /**
+   * The recipe a job follows, once known: which base each target is built on, so builders that
+   * hold that base (and build on it in a fraction of the time) are asked first.
+   */
+  recipeOf?: (job: Job) => Recipe | undefined
   logger?: ComponentLogger
 }
 
@@ -80,6 +87,18 @@ export interface Work {
 }
 
 const DEFAULTS = { noticeTtlMs: 3 * 60_000, stepMs: 15_000, defaultExpectedMs: 20 * 60_000 }
+/** A base target on a node that built that base for an app of the release: read from its cache (rebuilder/bases.ts), checkout and signing left. */
+const REUSE_MS = 30_000
+
+/** The base a variant is (a base of others), or is built on, in its recipe; undefined when neither, or several. */
+export function reuseBase (recipe: Recipe | undefined, variant: string): string | undefined {
+  const v = recipe?.variants.find(x => x.name === variant)
+  if (recipe == null || v == null) return undefined
+  const from = Object.values(v.from ?? {})
+  if (from.length === 1) return from[0]
+  if (from.length === 0 && recipe.variants.some(o => Object.values(o.from ?? {}).includes(variant))) return variant
+  return undefined
+}
 const SETTLED = new Set(['reproducible', 'unreproducible', 'failed'])
 
 export function createWork (components: WorkComponents, init: WorkInit = {}): Work {
@@ -90,17 +109,54 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
   /** Learned expected durations by `variant platform` (from claims' own start and finish). */
   const durations = new Map<string, number>()
   const firstSeen = new Map<string, number>()
-  const own = new Map<string, { notice: Notice, job: Job, timer?: NodeJS.Timeout }>()
+  const own = new Map<string, { notice: Notice, job: Job, asked: Pick<TargetState, 'expectedMs' | 'reuse'>, timer?: NodeJS.Timeout }>()
   const rankings = new Map<string, { sig: string, ranked: Candidate[] }>()
   /** Trusted builders with a claim per target, and the engine each named: bounded like the rest. */
   const doneBy = new Map<string, Map<string, string>>()
+  /** When each trusted builder last ended a build (its latest claim's finish): bounded like the rest. */
+  const lastFinished = new Map<string, number>()
   /** Notices being published: a stopping node lets its withdrawals out before the network goes. */
   const inFlight = new Set<Promise<void>>()
   /** Targets the last plan left waiting. */
   let waiting = new Set<string>()
+  /** The targets the last plan took: this node's expected build (quicker on a base it holds), and who held the base. */
+  let planned = new Map<string, { ms: number, asked: Pick<TargetState, 'expectedMs' | 'reuse'> }>()
 
   function expectedMs (t: Job['target']): number {
     return durations.get(`${t.variant} ${t.platform}`) ?? init.defaultExpectedMs ?? DEFAULTS.defaultExpectedMs
+  }
+
+  /**
+   * A target's expected native build from scratch, and on a builder holding its base. An app's
+   * learned time may include its base or not (it was built on a held one): one shorter than
+   * its base's is taken for the app's own part.
+   */
+  function expectations (t: Target, base: string | undefined): { fresh: number, reuse?: number } {
+    const own = expectedMs(t)
+    if (base === undefined) return { fresh: own }
+    if (base === t.variant) return { fresh: own, reuse: Math.min(REUSE_MS, own) }
+    const baseMs = durations.get(`${base} ${t.platform}`)
+    if (baseMs === undefined) return { fresh: own }
+    const appOnly = own < baseMs ? own : own - baseMs
+    return { fresh: appOnly + baseMs, reuse: appOnly }
+  }
+
+  /**
+   * Trusted builders that hold the base a target is or is built on (for the same commit and
+   * platform: a claim on it or on an app built on it), or will once the build their live
+   * notice is for ends.
+   */
+  function holdersOf (job: Job, base: string, recipe: Recipe | undefined, claims: readonly StoredClaim[], now: number): Set<string> {
+    const policy = components.policy()
+    const self = components.identity.keyId
+    const on = (t: Target): boolean => t.repository === job.target.repository && t.commit === job.target.commit && t.platform === job.target.platform
+    const holders = new Set<string>()
+    for (const c of claims) {
+      if (c.claim.result == null || !on(c.claim.target) || (c.keyId !== self && !policy.builderKeys.has(c.keyId))) continue
+      if (c.claim.target.variant === base || c.claim.bases?.some(b => b.variant === base) === true) holders.add(c.keyId)
+    }
+    for (const n of book.liveAll(now)) if (on(n.notice.target) && reuseBase(recipe, n.notice.target.variant) === base) holders.add(n.keyId)
+    return holders
   }
 
   function candidates (release: string, key: string, platform: string): Candidate[] {
@@ -123,7 +179,7 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
     return ranked
   }
 
-  async function stateOf (job: Job, now: number): Promise<TargetState> {
+  async function stateOf (job: Job, now: number, holdersFor: (job: Job, base: string, recipe: Recipe | undefined) => Promise<Set<string>>): Promise<TargetState> {
     const policy = components.policy()
     const key = job.id
     const claims = await components.store.claimsForTarget(key)
@@ -145,6 +201,9 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       if (firstSeen.size > 65_536) firstSeen.delete(firstSeen.keys().next().value as string)
       firstSeen.set(key, now)
     }
+    const recipe = components.recipeOf?.(job)
+    const base = reuseBase(recipe, job.target.variant)
+    const { fresh, reuse } = expectations(job.target, base)
     return {
       key,
       release: job.announcementId,
@@ -152,7 +211,8 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       counted,
       done,
       ranked: candidates(job.announcementId, key, job.target.platform),
-      expectedMs: expectedMs(job.target),
+      expectedMs: fresh,
+      ...(base !== undefined && reuse !== undefined ? { reuse: { holders: await holdersFor(job, base, recipe), ms: reuse } } : {}),
       openSince: Math.max(firstSeen.get(key) ?? now, book.reopenedAt(key) ?? 0)
     }
   }
@@ -208,13 +268,16 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       done++
     }
     const building = [self]
+    const ends = new Map([[self, Date.parse(mine.notice.startedAt) + mine.notice.expectedMs]])
     for (const n of book.live(key)) {
       if (n.keyId === self || engines.has(n.notice.engineId)) continue
       engines.add(n.notice.engineId)
       building.push(n.keyId)
+      ends.set(n.keyId, Date.parse(n.notice.startedAt) + n.notice.expectedMs)
     }
-    const ranked = candidates(mine.job.announcementId, key, mine.job.target.platform)
-    if (mustGiveWay({ self, r: buildsPerTarget(components.policy()), done, building, ranked })) {
+    // The target's asking order as this node saw it when it took the target.
+    const ranked = [...askOrder({ ...mine.asked, ranked: candidates(mine.job.announcementId, key, mine.job.target.platform) })]
+    if (mustGiveWay({ self, r: buildsPerTarget(components.policy()), done, building, ranked, endsAt: k => ends.get(k) })) {
       log.info({ job: key, building: building.length, done }, 'giving way: more builders took this target than it needs, and this node comes last in its order')
       components.onYield?.(key)
     }
@@ -237,6 +300,12 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
         doneBy.set(key, (doneBy.get(key) ?? new Map<string, string>()).set(m.keyId, m.claim.environment.engine.id ?? `key:${m.keyId}`))
         yieldIfOversubscribed(key)
       }
+      const finished = Math.min(Date.parse(m.claim.finishedOn), Date.now())
+      if (Number.isFinite(finished) && finished > (lastFinished.get(m.keyId) ?? 0) && components.policy().builderKeys.has(m.keyId)) {
+        lastFinished.delete(m.keyId)
+        if (lastFinished.size >= 4096) lastFinished.delete(lastFinished.keys().next().value as string)
+        lastFinished.set(m.keyId, finished)
+      }
       const ms = Date.parse(m.claim.finishedOn) - Date.parse(m.claim.startedOn)
       if (m.claim.result != null && Number.isFinite(ms) && ms > 0 && components.policy().builderKeys.has(m.keyId)) {
         // Emulated builds say so: learn the native time.
@@ -252,13 +321,28 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       const expiry = book.prune(now)
       if (init.buildAll === true) return { take: queued.slice(0, slots), covered: [] }
       const byKey = new Map(queued.map(j => [j.id, j]))
-      const states = await Promise.all(queued.map(async j => await stateOf(j, now)))
+      // Claims of each commit, read once per plan: who holds which base.
+      const byCommit = new Map<string, Promise<StoredClaim[]>>()
+      // Holders of each base, worked out once per plan: the apps on a base share them.
+      const byBase = new Map<string, Promise<Set<string>>>()
+      const holdersFor = async (j: Job, base: string, recipe: Recipe | undefined): Promise<Set<string>> => {
+        const t = j.target
+        const k = `${t.repository} ${t.commit}`
+        const hk = `${k} ${t.platform} ${base}`
+        if (!byBase.has(hk)) {
+          if (!byCommit.has(k)) byCommit.set(k, components.store.claimsForCommit(t.repository, t.commit, components.policy().builderKeys.keys()))
+          byBase.set(hk, (byCommit.get(k) as Promise<StoredClaim[]>).then(claims => holdersOf(j, base, recipe, claims, now)))
+        }
+        return await (byBase.get(hk) as Promise<Set<string>>)
+      }
+      const states = await Promise.all(queued.map(async j => await stateOf(j, now, holdersFor)))
       const self = components.identity.keyId
-      const { take, decisions, wakeAt } = chooseWork(states, { now, self, r: buildsPerTarget(components.policy()), stepMs, busyUntil: k => k === self ? undefined : book.busyUntil(k, now) }, slots)
+      const { take, decisions, wakeAt } = chooseWork(states, { now, self, r: buildsPerTarget(components.policy()), settleAt: components.policy().threshold, stepMs, busyUntil: k => k === self ? undefined : book.busyUntil(k, now), freeSince: k => lastFinished.get(k) }, slots)
       const covered = decisions.flatMap((d: Decision) => d.action === 'skip' && d.reason !== 'covered'
         ? [{ job: byKey.get(d.key) as Job, reason: d.reason === 'settled' ? 'its verdict is settled' : `${buildsPerTarget(components.policy())} builds counted under this node's policy are done` }]
         : [])
       waiting = new Set(decisions.filter(d => d.action === 'wait' || (d.action === 'skip' && d.reason === 'covered')).map(d => d.key))
+      planned = new Map(states.filter(t => take.includes(t.key)).map(t => [t.key, { ms: expectedOn(t.ranked.find(c => c.keyId === self) ?? { keyId: self, emulated: false }, t), asked: { expectedMs: t.expectedMs, ...(t.reuse != null ? { reuse: t.reuse } : {}) } }]))
       const wake = Math.min(wakeAt ?? Infinity, expiry ?? Infinity)
       return { take: take.map(k => byKey.get(k) as Job), covered, ...(wake !== Infinity ? { wakeAt: wake } : {}) }
     },
@@ -267,8 +351,9 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       const engineId = components.engineId() ?? `key:${components.identity.keyId}`
       const now = new Date().toISOString()
       const caps = components.builders().find(b => b.self)?.capabilities.platforms.find(p => p.platform === job.target.platform)
-      const expected = Math.round(expectedMs(job.target) * (caps?.emulated === true ? EMULATION_FACTOR : 1))
-      own.set(job.id, { job, notice: { target: job.target, engineId, expectedMs: Math.min(expected, NOTICE_LIMITS.maxExpectedMs), startedAt: now, issuedAt: now, expiresAt: now } })
+      const plan = planned.get(job.id)
+      const expected = Math.round(plan?.ms ?? expectedMs(job.target) * (caps?.emulated === true ? EMULATION_FACTOR : 1))
+      own.set(job.id, { job, asked: plan?.asked ?? { expectedMs: expectedMs(job.target) }, notice: { target: job.target, engineId, expectedMs: Math.min(expected, NOTICE_LIMITS.maxExpectedMs), startedAt: now, issuedAt: now, expiresAt: now } })
       publishOwn(job.id)
     },
 
