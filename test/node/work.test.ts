@@ -231,7 +231,7 @@ describe('shared work: one base per release', () => {
     const job: Job = { id: appKey, target: app, announcementId: 'ann-1', recipe: { name: 'neko', digest: `sha256:${'e'.repeat(64)}` }, state: 'queued', attempts: 0, updatedAt: '2026-01-01T00:00:00Z' }
     const dir = await mkdtemp(join(tmpdir(), 'work-bases-'))
     const make = async (name: string, claimers: SigningIdentity[]): Promise<{ work: ReturnType<typeof createWork>, sent: Uint8Array[], close: () => Promise<void> }> => {
-      const store = await createStore({ path: join(dir, name) })
+      const store = await createStore({}, { path: join(dir, name) })
       const sent: Uint8Array[] = []
       const work = createWork({
         store,
