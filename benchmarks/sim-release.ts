@@ -130,7 +130,9 @@ function smallestWindow (terms: Array<{ w: number, from: number, to: number }>, 
  * build lasts f × (expectedMs, or reuseMs on a node that already ended a build on the same
  * base), f = 6 under emulation, 1 natively. So V >= 2d + L for the least L that passes all of:
  *
- * 1. Chain: a target's builder that holds nothing runs its whole build: L >= base + app.
+ * 1. Chain: a target's builder runs it whole, or at reuse speed after a first build of
+ *    another target on the same base: L >= the most over targets of the lesser of the two
+ *    (an app: min(12, 10 + 2) minutes).
  * 2. Bases (per base g, all other work dropped): a node whose claims count for targets K_i on
  *    g ended a first build on g, of f × expectedMs >= f × (setup_g + its reuseMs) (if that
  *    one counts) or >= f × setup_g (if not), and each other in K_i took >= f × reuseMs, all
@@ -162,7 +164,7 @@ function lowerBound (n: number, honest: SimNode[]): { ms: number, chainMs: numbe
     smallestWindow(honest.map(x => ({ w: x.arm ? EMULATION : 1, from: 0, to: window(x) })), EMULATION * A + M),
     smallestWindow(honest.map(x => ({ w: x.arm ? 1 : EMULATION, from: 0, to: window(x) })), A + EMULATION * M)
   )
-  const chainMs = Math.max(...TARGETS.map(t => t.expectedMs))
+  const chainMs = Math.max(...TARGETS.map(t => Math.min(t.expectedMs, ...SHARING.get(t.reuseKey)!.filter(j => TARGETS[j] !== t).map(j => TARGETS[j]!.expectedMs + t.reuseMs))))
   return { ms: 2 * d + Math.max(chainMs, basesMs, workMs), chainMs: 2 * d + chainMs, workMs: 2 * d + workMs, basesMs: 2 * d + basesMs }
 }
 
