@@ -316,7 +316,7 @@ function simulate (n: number, seed: number, leaveShare = LEAVE_SHARE): Record<st
     if (node.gone || node.building != null) return
     const states = TARGETS.map((_, ti) => stateOf(ti, now)).filter(s => s.done < R && !s.settled)
     const freeSince = (key: string): number | undefined => { const at = lastClaimAt[keyIndex.get(key)!]!; return at <= now ? at : undefined }
-    const { take, wakeAt } = chooseWork(states, { now, self: node.key, r: R, settleAt: THRESHOLD, stepMs: STEP_MS, busyUntil: busyUntil(i, now), freeSince }, 1)
+    const { take, wakeAt } = chooseWork(states, { now, self: node.key, r: R, stepMs: STEP_MS, busyUntil: busyUntil(i, now), freeSince }, 1)
     if (take.length > 0) {
       const ti = TARGETS.findIndex(t => t.key === take[0])
       const t = TARGETS[ti]!

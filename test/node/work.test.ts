@@ -88,23 +88,6 @@ describe('shared work: choosing targets', () => {
     expect(decide(t, view(b, { now: 600_000, r: 1, busyUntil: k => k === a ? 1_200_000 : undefined })).action).toBe('take')
   })
 
-  it('builds that settle targets come before spare ones: no spare while this node\'s turn on an unsettled target is near', () => {
-    const b = state({ counted: new Set(['x', 'y']) }, 'B')
-    const me = b.ranked[0]!.keyId
-    const other = keys.find(k => k !== me)!
-    // A lacks one build to settle (threshold 2), and one idle builder is ahead of this node on it;
-    // B has two and wants its spare (r = 3), this node first in its order.
-    const a = state({ counted: new Set(['x']), ranked: [{ keyId: other, emulated: false }, { keyId: me, emulated: false }] }, 'A')
-    expect(chooseWork([a, b], view(me, { settleAt: 2 }), 1)).toMatchObject({ take: [], wakeAt: 15_000 })
-    // Its turn on A came (the one ahead took another target): it takes A, not the spare.
-    expect(chooseWork([a, b], view(me, { settleAt: 2, now: 15_000 }), 1).take).toEqual(['A'])
-    // Without the threshold first, it takes a build at once.
-    expect(chooseWork([a, b], view(me), 1).take).toHaveLength(1)
-    // Once A has the builds that settle it counted, the spare of B is taken.
-    const covered = state({ counted: new Set(['x', 'y']), ranked: a.ranked }, 'A')
-    expect(chooseWork([covered, b], view(me, { settleAt: 2 }), 1).take).toEqual(['B'])
-  })
-
   it('when notices cross, the builds that would end last give way, not one well under way', () => {
     const ranked = rankCandidates('R', 'T', candidates)
     const [first, second, third] = ranked.map(c => c.keyId)

@@ -76,11 +76,6 @@ export interface WorkView {
   /** Builds each target needs. */
   r: number
   /**
-   * Builds that settle a target (the policy's threshold): spare builds, up to `r`, wait until
-   * no target this node could soon take lacks these. Undefined: `r`.
-   */
-  settleAt?: number
-  /**
    * How long a builder waits for each candidate ranked ahead of it that has not taken the
    * target: longer than a notice takes to cross the network, so two nodes rarely take one slot.
    */
@@ -188,37 +183,17 @@ export function workOrder (targets: readonly TargetState[], self: string): Targe
 
 /**
  * Up to `slots` targets to take now, in order, and when to look again (the earliest wait).
- * Builds that settle targets come first: a spare build (beyond `settleAt`) is taken only when
- * this node has no turn on an unsettled target within a step, so nodes freed at one moment
- * spread over the targets still short rather than doubling up on some. Taking one counts this
- * node busy: the rest are judged as if its notice were out.
+ * Taking one counts this node busy: the rest are judged as if its notice were out.
  */
 export function chooseWork (targets: readonly TargetState[], view: WorkView, slots = 1): { take: string[], decisions: Decision[], wakeAt?: number } {
   const take: string[] = []
-  const first = new Map<string, Decision>()
-  let wakeAt: number | undefined
-  const wake = (d: Decision): void => { if (d.action === 'wait' && d.until !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, d.until) }
-  const ordered = workOrder(targets, view.self)
-  const settleAt = Math.min(view.settleAt ?? view.r, view.r)
-  let turnSoon = false
-  for (const t of ordered) {
-    if (take.length >= slots) break
-    const d = decide(t, { ...view, r: settleAt })
-    if (d.action === 'skip') continue
-    first.set(t.key, d)
-    wake(d)
-    if (d.action === 'take') take.push(t.key)
-    else if (d.until !== undefined && d.until <= view.now + view.stepMs) turnSoon = true
-  }
   const decisions: Decision[] = []
-  for (const t of ordered) {
-    let d = first.get(t.key) ?? decide(t, view)
-    if (!first.has(t.key) && d.action === 'take') {
-      if (take.length >= slots || turnSoon) d = { key: t.key, action: 'wait' }
-      else take.push(t.key)
-    }
-    if (!first.has(t.key)) wake(d)
+  let wakeAt: number | undefined
+  for (const t of workOrder(targets, view.self)) {
+    const d = take.length >= slots ? { key: t.key, action: 'wait' as const } : decide(t, view)
     decisions.push(d)
+    if (d.action === 'take') take.push(t.key)
+    else if (d.action === 'wait' && d.until !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, d.until)
   }
   return { take, decisions, ...(wakeAt !== undefined ? { wakeAt } : {}) }
 }

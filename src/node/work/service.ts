@@ -337,7 +337,7 @@ export function createWork (components: WorkComponents, init: WorkInit = {}): Wo
       }
       const states = await Promise.all(queued.map(async j => await stateOf(j, now, holdersFor)))
       const self = components.identity.keyId
-      const { take, decisions, wakeAt } = chooseWork(states, { now, self, r: buildsPerTarget(components.policy()), settleAt: components.policy().threshold, stepMs, busyUntil: k => k === self ? undefined : book.busyUntil(k, now), freeSince: k => lastFinished.get(k) }, slots)
+      const { take, decisions, wakeAt } = chooseWork(states, { now, self, r: buildsPerTarget(components.policy()), stepMs, busyUntil: k => k === self ? undefined : book.busyUntil(k, now), freeSince: k => lastFinished.get(k) }, slots)
       const covered = decisions.flatMap((d: Decision) => d.action === 'skip' && d.reason !== 'covered'
         ? [{ job: byKey.get(d.key) as Job, reason: d.reason === 'settled' ? 'its verdict is settled' : `${buildsPerTarget(components.policy())} builds counted under this node's policy are done` }]
         : [])
