@@ -173,7 +173,7 @@ function rates (from: Snapshot, to: Snapshot, peers: string[]): Rates {
 interface Point {
   n: number
   idle: Rates
-  release: Rates & { uniquePerNode: number, witnessExchangesPerNode: number, releaseMessages: number, arrivedByTopic: Record<string, number>, pushRoundsPerLog: number, coalescedPerLog: number }
+  release: Rates & { uniquePerNode: number, witnessExchangesPerNode: number, releaseMessages: number, arrivedByTopic: Record<string, number>, pushRoundsPerLog: number, coalescedPerLog: number, entriesPerLog: number, checkpointEntriesPerLog: number }
   /** Event-loop delay of the one process all nodes share, p99 ms: how starved the run was. */
   loopDelayP99Ms: { idle: number, release: number }
   announcement: { p50Ms: number, p99Ms: number, toAllMaxMs: number, samples: number }
@@ -237,6 +237,7 @@ async function run (n: number): Promise<Point> {
     const commit = createHash('sha256').update(`commit-${n}`).digest('hex').slice(0, 40)
     const targets = Array.from({ length: TARGETS }, (_, t) => ({ variant: `variant-${Math.floor(t / 2)}`, platform: t % 2 === 0 ? 'linux/amd64' : 'linux/arm64' }))
     const before = daemons.map(d => d.stats().tlog?.witness)
+    const sizesBefore = daemons.map(d => d.tlog?.size() ?? 0)
     for (let k = 0; k < ANNOUNCEMENTS; k++) {
       const env = signAnnouncement({
         repository: 'https://github.com/m1k1o/neko',
@@ -294,7 +295,10 @@ async function run (n: number): Promise<Point> {
         releaseMessages: ANNOUNCEMENTS + CLAIMS,
         arrivedByTopic: Object.fromEntries(Object.entries(release.byTopic).map(([t, r]) => [t, round(r * release.seconds, 1)])),
         pushRoundsPerLog: perLog(s => s.pushRounds),
-        coalescedPerLog: perLog(s => s.coalesced)
+        coalescedPerLog: perLog(s => s.coalesced),
+        // What each log took in during the window, and what its newest signed checkpoint covers of it.
+        entriesPerLog: round(mean(daemons.map((d, i) => (d.tlog?.size() ?? 0) - sizesBefore[i]!)), 1),
+        checkpointEntriesPerLog: round(mean(daemons.map((d, i) => (d.tlog?.checkpointSize() ?? 0) - sizesBefore[i]!)), 1)
       },
       loopDelayP99Ms: { idle: round(idleLoop, 0), release: round(releaseLoop, 0) },
       announcement: { p50Ms: round(quantile(latencies, 0.5), 0), p99Ms: round(quantile(latencies, 0.99), 0), toAllMaxMs: round(Math.max(...toAll), 0), samples: latencies.length },
