@@ -13,9 +13,12 @@ import { putMessages } from './messages.js'
 describe('the push budget (token bucket)', () => {
   it('lets a round go when entries or time have earned it, and carries a burst over to its last checkpoint', () => {
     const b = createPushBudget({ floorMs: 60_000 })
-    // 8 witnesses: a round costs 16. A node that starts may push at once.
+    // 8 witnesses: a round costs 16. A node's first push after it starts is free, and the next
+    // entry's checkpoint goes at once too (the bucket starts full).
     expect(b.take(10, 8, 0)).toBe(true)
-    // 5 entries earn 5: not enough; the wait is what time must still earn (11 of 16 per minute).
+    expect(b.tokens(8, 0)).toBe(16)
+    expect(b.take(11, 8, 0)).toBe(true)
+    // 4 entries earn 4 (and a second of time 16/60): not enough; the wait is what time must still earn.
     expect(b.take(15, 8, 1_000)).toBe(false)
     expect(b.waitMs(8, 1_000)).toBeCloseTo((16 - 5 - 16 / 60) * 60_000 / 16, -1)
     // The same entries do not earn twice; 11 more make the round.
@@ -58,8 +61,8 @@ describe('pushing the own checkpoints within the budget', () => {
     cleanup.push(async () => { await remote.stop() })
     const pushed = new Map<number, number>() // size → when it was pushed
     const signed = new Map<number, number>() // size → when it was signed
-    // A round to one witness costs 2; an entry earns half a token, time one round per 6 s.
-    const floorMs = 6_000
+    // A round to one witness costs 2; an entry earns a quarter of a token, time one round per 12 s.
+    const floorMs = 12_000
     const own = createWitness({
       identity: logId,
       log: tlog,
@@ -73,7 +76,7 @@ describe('pushing the own checkpoints within the budget', () => {
         if (typeof answer === 'string') throw new Error(answer)
         return answer
       }
-    }, { path: join(dir, 'own'), pushBudget: { floorMs, tokensPerEntry: 0.5 } })
+    }, { path: join(dir, 'own'), pushBudget: { floorMs, tokensPerEntry: 0.25 } })
     await own.start()
     cleanup.push(async () => { await own.stop() })
     tlog.onCheckpoint(note => {
@@ -87,26 +90,29 @@ describe('pushing the own checkpoints within the budget', () => {
       return parseCheckpoint(note.text).size === size && note.signatures.some(s => checkCosignature(note.text, s, witnessName(witnessId.keyId), witnessId.publicKey) !== undefined)
     }
 
-    // The start's checkpoint goes at once (the bucket starts full) and empties it.
+    // The start's checkpoint goes for free; the first entry after it goes at once (the bucket is full).
     await waitFor('size 0 pushed', () => pushed.has(0), 5_000)
-    // One entry earns half of a round: its checkpoint waits.
     await putMessages(store, 0, 1)
     await tlog.sync()
-    await waitFor('size 1 waiting for the budget', () => own.stats().waitingSize === 1, 5_000)
-    // Four more pay for the round: the newest goes, the one that waited never does.
-    await putMessages(store, 1, 5)
+    await waitFor('size 1 cosigned', () => cosignedAt(1), 10_000)
+    // One more entry earns a quarter of a round: its checkpoint waits.
+    await putMessages(store, 1, 2)
     await tlog.sync()
-    await waitFor('size 5 cosigned', () => cosignedAt(5), 10_000)
-    expect(pushed.has(1)).toBe(false)
+    await waitFor('size 2 waiting for the budget', () => own.stats().waitingSize === 2, 5_000)
+    // Eight more pay for the round: the newest goes, the one that waited never does.
+    await putMessages(store, 2, 10)
+    await tlog.sync()
+    await waitFor('size 10 cosigned', () => cosignedAt(10), 10_000)
+    expect(pushed.has(2)).toBe(false)
     expect(own.stats().coalesced).toBeGreaterThanOrEqual(1)
     // A lone entry in a trickle waits for time to earn the rest of the round, then goes.
-    await putMessages(store, 5, 6)
+    await putMessages(store, 10, 11)
     await tlog.sync()
-    await waitFor('size 6 cosigned', () => cosignedAt(6), 15_000)
-    expect((pushed.get(6) ?? 0) - (signed.get(6) ?? Number.POSITIVE_INFINITY)).toBeGreaterThanOrEqual(200)
+    await waitFor('size 11 cosigned', () => cosignedAt(11), 20_000)
+    expect((pushed.get(11) ?? 0) - (signed.get(11) ?? Number.POSITIVE_INFINITY)).toBeGreaterThanOrEqual(200)
     expect(own.stats().pushRounds).toBe(pushed.size)
     // Served to a witness that fetches the own log's newest checkpoint: the one pushed last.
     const newest = own.newest(tlog.origin)
-    expect(typeof newest === 'string' ? newest : decodeCheckpointMessage(newest).checkpoint.size).toBe(6)
+    expect(typeof newest === 'string' ? newest : decodeCheckpointMessage(newest).checkpoint.size).toBe(11)
   })
 })

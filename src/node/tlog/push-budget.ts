@@ -43,7 +43,7 @@ export function createPushBudget (init: PushBudgetInit = {}): PushBudget {
   const floorMs = init.floorMs ?? DEFAULT_PUSH_FLOOR_MS
   if (!(perEntry >= 0) || !Number.isFinite(perEntry)) throw new TypeError(`tokensPerEntry must be a non-negative number, got ${String(init.tokensPerEntry)}`)
   if (!Number.isSafeInteger(floorMs) || floorMs < 1) throw new TypeError(`floorMs must be a positive integer, got ${String(init.floorMs)}`)
-  // Undefined until the first round: a node that starts may push its first checkpoint at once.
+  // Undefined until the first round, which is free.
   let level: number | undefined
   let at = 0
   // Entries up to this size have earned their tokens.
@@ -63,6 +63,13 @@ export function createPushBudget (init: PushBudgetInit = {}): PushBudget {
       // No witness known yet (a node that just started): nothing is spent.
       if (targets === 0) return true
       const round = 2 * targets
+      // The first push after a start is free: the bucket is full for the first entries that follow.
+      if (level === undefined) {
+        level = round
+        at = now
+        earnedSize = size
+        return true
+      }
       let l = refill(round, now)
       if (earnedSize !== undefined && size > earnedSize) l = Math.max(l, Math.min(2 * round, l + (size - earnedSize) * perEntry))
       earnedSize = Math.max(earnedSize ?? size, size)
