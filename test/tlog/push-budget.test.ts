@@ -37,9 +37,21 @@ describe('the push budget (token bucket)', () => {
     expect(b.take(130, 8, 3_663_000)).toBe(false)
   })
 
+  it('earns the same tokens by time whatever the round costs: a round to fewer witnesses comes sooner', () => {
+    // 2 witnesses (a small network): a round costs 4; time earns 16 per minute, a round in 15 s.
+    const b = createPushBudget({ floorMs: 60_000 })
+    expect(b.take(1, 2, 0)).toBe(true)
+    expect(b.take(5, 2, 0)).toBe(true)
+    expect(b.take(6, 2, 0)).toBe(true)
+    expect(b.take(7, 2, 0)).toBe(false)
+    expect(b.waitMs(2, 0)).toBe(2 * 60_000 / 16)
+    expect(b.take(7, 2, 7_500)).toBe(true)
+  })
+
   it('refuses knobs that make no sense', () => {
     expect(() => createPushBudget({ floorMs: 0 })).toThrow(/floorMs/)
     expect(() => createPushBudget({ tokensPerEntry: -1 })).toThrow(/tokensPerEntry/)
+    expect(() => createPushBudget({ floorTokens: 0 })).toThrow(/floorTokens/)
   })
 })
 
@@ -76,7 +88,7 @@ describe('pushing the own checkpoints within the budget', () => {
         if (typeof answer === 'string') throw new Error(answer)
         return answer
       }
-    }, { path: join(dir, 'own'), pushBudget: { floorMs, tokensPerEntry: 0.25 } })
+    }, { path: join(dir, 'own'), pushBudget: { floorMs, floorTokens: 2, tokensPerEntry: 0.25 } })
     await own.start()
     cleanup.push(async () => { await own.stop() })
     tlog.onCheckpoint(note => {

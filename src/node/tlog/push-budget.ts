@@ -9,22 +9,26 @@
  * - Each new entry of the log earns `tokensPerEntry` (default 1), up to two rounds: a burst
  *   earns its own rounds, and what it leaves over pays for the checkpoint after its last entry
  *   at once.
- * - Time earns one round per `floorMs` (default 5 minutes), up to one round: after a quiet
- *   spell the first checkpoint goes at once, and in a slow trickle a checkpoint waits at most
- *   about `floorMs`.
+ * - Time earns `floorTokens` (2w = 16) per `floorMs` (default 5 minutes), up to one round: a
+ *   round to the full w witnesses every 5 minutes, sooner where fewer witnesses make it cheaper
+ *   (a small network). After a quiet spell the first checkpoint goes at once; in a slow
+ *   trickle a checkpoint waits at most about `floorMs`.
  *
- * So a release of M entries costs each log at most M + one round (earned while idle) + one
- * round per `floorMs` it lasts. A checkpoint waiting for tokens is superseded by the next one
- * (witness.ts keeps only the newest waiting).
+ * So a release of M entries costs each log at most M + one round (earned while idle) +
+ * `floorTokens` per `floorMs` it lasts. A checkpoint waiting for tokens is superseded by the
+ * next one (witness.ts keeps only the newest waiting).
  */
 export interface PushBudgetInit {
   /** Tokens each new log entry earns (default 1: a release costs about one exchange per entry it adds). */
   tokensPerEntry?: number
-  /** Time earns one push round per this long, up to one round (ms, default 5 minutes). */
+  /** Time earns `floorTokens` per this long, up to one round (ms, default 5 minutes). */
   floorMs?: number
+  /** Tokens time earns per `floorMs` (default 16: a round to 8 witnesses). */
+  floorTokens?: number
 }
 
 export const DEFAULT_PUSH_FLOOR_MS = 300_000
+export const DEFAULT_PUSH_FLOOR_TOKENS = 16
 
 export interface PushBudget {
   /**
@@ -41,6 +45,8 @@ export interface PushBudget {
 export function createPushBudget (init: PushBudgetInit = {}): PushBudget {
   const perEntry = init.tokensPerEntry ?? 1
   const floorMs = init.floorMs ?? DEFAULT_PUSH_FLOOR_MS
+  const floorTokens = init.floorTokens ?? DEFAULT_PUSH_FLOOR_TOKENS
+  if (!(floorTokens > 0) || !Number.isFinite(floorTokens)) throw new TypeError(`floorTokens must be a positive number, got ${String(init.floorTokens)}`)
   if (!(perEntry >= 0) || !Number.isFinite(perEntry)) throw new TypeError(`tokensPerEntry must be a non-negative number, got ${String(init.tokensPerEntry)}`)
   if (!Number.isSafeInteger(floorMs) || floorMs < 1) throw new TypeError(`floorMs must be a positive integer, got ${String(init.floorMs)}`)
   // Undefined until the first round, which is free.
@@ -52,7 +58,7 @@ export function createPushBudget (init: PushBudgetInit = {}): PushBudget {
   function refill (round: number, now: number): number {
     let l = level ?? round
     // Time lifts the bucket to one round at most; entries may have filled it beyond.
-    if (l < round) l = Math.min(round, l + (now - at) * round / floorMs)
+    if (l < round) l = Math.min(round, l + (now - at) * floorTokens / floorMs)
     level = l
     at = now
     return l
@@ -83,7 +89,7 @@ export function createPushBudget (init: PushBudgetInit = {}): PushBudget {
     waitMs (targets, now = Date.now()) {
       const round = 2 * targets
       const l = refill(round, now)
-      return l >= round ? 0 : Math.ceil((round - l) * floorMs / round)
+      return l >= round ? 0 : Math.ceil((round - l) * floorMs / floorTokens)
     },
     tokens: (targets, now = Date.now()) => refill(2 * targets, now)
   }

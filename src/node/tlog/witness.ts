@@ -298,7 +298,8 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   let waitTimer: NodeJS.Timeout | undefined
   let pushRounds = 0
   let coalesced = 0
-  const budget = init.pushBudget === false ? undefined : createPushBudget(init.pushBudget)
+  // Time earns a round to the full sample (2w) per floor: the same exchanges per log whatever the network's size.
+  const budget = init.pushBudget === false ? undefined : createPushBudget({ floorTokens: 2 * (init.witnesses || DEFAULT_SAMPLED_WITNESSES), ...init.pushBudget })
   let lastSweep = 0
   // origin → the tail of the checks queued on it: one check and persist at a time per log,
   // whether the checkpoint came by gossip or over HTTP (C2SP tlog-witness asks for atomicity).
