@@ -1,14 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import { peerIdOf } from '../../src/node/p2p/index.js'
-import { createStore } from '../../src/node/store/index.js'
-import { createPushBudget, createTransparencyLog, createWitness, type Witness } from '../../src/node/tlog/index.js'
-import { generateIdentity } from '../../src/protocol/keys.js'
-import { checkCosignature, decodeCheckpointMessage, parseCheckpoint, parseNote, witnessName } from '../../src/protocol/tlog/index.js'
-import { waitFor } from '../node/helpers.js'
-import { putMessages } from './messages.js'
+import { describe, expect, it } from 'vitest'
+import { createPushBudget } from '../../src/node/tlog/index.js'
 
 describe('the push budget (token bucket)', () => {
   it('lets a round go when entries or time have earned it, and carries a burst over to its last checkpoint', () => {
@@ -55,76 +46,4 @@ describe('the push budget (token bucket)', () => {
   })
 })
 
-// Real log and witness; the push between them is a direct call that records what was pushed.
-describe('pushing the own checkpoints within the budget', () => {
-  const cleanup: Array<() => Promise<void>> = []
-  afterEach(async () => { for (const c of cleanup.splice(0).reverse()) await c() })
-
-  it('holds back a checkpoint its entries have not paid for, supersedes it, and pushes the newest once time has earned the round', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'neko-push-budget-'))
-    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
-    const logId = generateIdentity()
-    const witnessId = generateIdentity()
-    const store = await createStore({ path: join(dir, 'store') })
-    cleanup.push(async () => { await store.close() })
-    const tlog = createTransparencyLog({ store, identity: logId }, { path: join(dir, 'tlog'), checkpointIntervalMs: 20 })
-    const remote: Witness = createWitness({ identity: witnessId, publish: async () => {}, consistencyProof: async (_peer, _origin, oldSize, newSize) => await tlog.consistency(oldSize, newSize) }, { path: join(dir, 'remote') })
-    await remote.start()
-    cleanup.push(async () => { await remote.stop() })
-    const pushed = new Map<number, number>() // size → when it was pushed
-    const signed = new Map<number, number>() // size → when it was signed
-    // A round to one witness costs 2; an entry earns a quarter of a token, time one round per 12 s.
-    const floorMs = 12_000
-    const own = createWitness({
-      identity: logId,
-      log: tlog,
-      publish: async () => { throw new Error('nothing is gossiped when pushing') },
-      consistencyProof: async () => { throw new Error('unused') },
-      connected: () => [peerIdOf(witnessId.publicKey)],
-      push: async (_peer, message) => {
-        const size = decodeCheckpointMessage(message).checkpoint.size
-        if (!pushed.has(size)) pushed.set(size, Date.now())
-        const answer = await remote.pushed(message, peerIdOf(logId.publicKey))
-        if (typeof answer === 'string') throw new Error(answer)
-        return answer
-      }
-    }, { path: join(dir, 'own'), pushBudget: { floorMs, floorTokens: 2, tokensPerEntry: 0.25 } })
-    await own.start()
-    cleanup.push(async () => { await own.stop() })
-    tlog.onCheckpoint(note => {
-      signed.set(parseCheckpoint(parseNote(note).text).size, Date.now())
-      void own.publishOwn(note)
-    })
-    await tlog.start()
-    cleanup.push(async () => { await tlog.stop() })
-    const cosignedAt = (size: number): boolean => {
-      const note = parseNote(tlog.checkpoint() ?? '')
-      return parseCheckpoint(note.text).size === size && note.signatures.some(s => checkCosignature(note.text, s, witnessName(witnessId.keyId), witnessId.publicKey) !== undefined)
-    }
-
-    // The start's checkpoint goes for free; the first entry after it goes at once (the bucket is full).
-    await waitFor('size 0 pushed', () => pushed.has(0), 5_000)
-    await putMessages(store, 0, 1)
-    await tlog.sync()
-    await waitFor('size 1 cosigned', () => cosignedAt(1), 10_000)
-    // One more entry earns a quarter of a round: its checkpoint waits.
-    await putMessages(store, 1, 2)
-    await tlog.sync()
-    await waitFor('size 2 waiting for the budget', () => own.stats().waitingSize === 2, 5_000)
-    // Eight more pay for the round: the newest goes, the one that waited never does.
-    await putMessages(store, 2, 10)
-    await tlog.sync()
-    await waitFor('size 10 cosigned', () => cosignedAt(10), 10_000)
-    expect(pushed.has(2)).toBe(false)
-    expect(own.stats().coalesced).toBeGreaterThanOrEqual(1)
-    // A lone entry in a trickle waits for time to earn the rest of the round, then goes.
-    await putMessages(store, 10, 11)
-    await tlog.sync()
-    await waitFor('size 11 cosigned', () => cosignedAt(11), 20_000)
-    expect((pushed.get(11) ?? 0) - (signed.get(11) ?? Number.POSITIVE_INFINITY)).toBeGreaterThanOrEqual(200)
-    expect(own.stats().pushRounds).toBe(pushed.size)
-    // Served to a witness that fetches the own log's newest checkpoint: the one pushed last.
-    const newest = own.newest(tlog.origin)
-    expect(typeof newest === 'string' ? newest : decodeCheckpointMessage(newest).checkpoint.size).toBe(11)
-  })
-})
+// The budget on a real log and witness: test/tlog/witness-push.test.ts.
