@@ -11,7 +11,10 @@
  *  - release: shaped like a Neko release, 43 targets (BENCH_TARGETS) each claimed by 3 builders.
  *    Its announcement, and 4 more of other tags (BENCH_ANNOUNCEMENTS, 5: samples of the
  *    propagation), published from random nodes 6 s apart (BENCH_ANNOUNCE_GAP_MS), then the 129
- *    claims from random nodes at 4 a second, then 15 s for checkpoints and cosignatures to settle.
+ *    claims from random nodes at 4 a second, then 15 s, and longer (BENCH_RELEASE_SETTLE_S, 180
+ *    at most) until every log holds the whole release and a checkpoint over it: a starved
+ *    process lags, and a release it has not taken in whole would be counted short
+ *    (`complete`; the release checks require it).
  *
  * Measured per node: gossip messages arriving (every copy, duplicates included, counted where
  * gossipsub decodes an RPC) and their topics; witness exchanges (each cosignature counts a
@@ -59,6 +62,8 @@ const TARGETS = Number(process.env.BENCH_TARGETS ?? 43)
 const BUILDERS = 3
 const CLAIMS = TARGETS * BUILDERS
 const SETTLE_MS = 15_000
+/** After the claims, at most this long for every log to take in the whole release and sign a checkpoint over it (a starved process lags). */
+const RELEASE_SETTLE_MAX_MS = Number(process.env.BENCH_RELEASE_SETTLE_S ?? 180) * 1000
 /** Between announcements: one release's witnessing (every log grows) settles before the next is timed. */
 const ANNOUNCE_GAP_MS = Number(process.env.BENCH_ANNOUNCE_GAP_MS ?? 6_000)
 /** A log's shortest time between checkpoints; the product's default (1 s) unless set. */
@@ -173,7 +178,7 @@ function rates (from: Snapshot, to: Snapshot, peers: string[]): Rates {
 interface Point {
   n: number
   idle: Rates
-  release: Rates & { uniquePerNode: number, witnessExchangesPerNode: number, releaseMessages: number, arrivedByTopic: Record<string, number>, pushRoundsPerLog: number, coalescedPerLog: number, entriesPerLog: number, checkpointEntriesPerLog: number }
+  release: Rates & { uniquePerNode: number, witnessExchangesPerNode: number, releaseMessages: number, arrivedByTopic: Record<string, number>, pushRoundsPerLog: number, coalescedPerLog: number, entriesPerLog: number, checkpointEntriesPerLog: number, settledMs: number, complete: boolean }
   /** Event-loop delay of the one process all nodes share, p99 ms: how starved the run was. */
   loopDelayP99Ms: { idle: number, release: number }
   announcement: { p50Ms: number, p99Ms: number, toAllMaxMs: number, samples: number }
@@ -262,7 +267,13 @@ async function run (n: number): Promise<Point> {
       await daemons[pick(n)]!.p2p.publish(TOPICS.claims, Buffer.from(JSON.stringify(env), 'utf8'))
       await sleep(250)
     }
+    // Settled: every log holds the release and a checkpoint over it (then pushed, or waiting
+    // for the push budget), or the deadline passed.
+    const settleFrom = Date.now()
+    const complete = (): boolean => daemons.every((d, i) => (d.tlog?.size() ?? 0) - sizesBefore[i]! >= ANNOUNCEMENTS + CLAIMS && d.tlog?.checkpointSize() === d.tlog?.size())
     await sleep(SETTLE_MS)
+    while (!complete() && Date.now() - settleFrom < RELEASE_SETTLE_MAX_MS) await sleep(1000)
+    const settledMs = Date.now() - settleFrom
     const releaseTo = snapshot(daemons)
     const releaseLoop = loop.percentile(99) / 1e6
     loop.disable()
@@ -298,7 +309,9 @@ async function run (n: number): Promise<Point> {
         coalescedPerLog: perLog(s => s.coalesced),
         // What each log took in during the window, and what its newest signed checkpoint covers of it.
         entriesPerLog: round(mean(daemons.map((d, i) => (d.tlog?.size() ?? 0) - sizesBefore[i]!)), 1),
-        checkpointEntriesPerLog: round(mean(daemons.map((d, i) => (d.tlog?.checkpointSize() ?? 0) - sizesBefore[i]!)), 1)
+        checkpointEntriesPerLog: round(mean(daemons.map((d, i) => (d.tlog?.checkpointSize() ?? 0) - sizesBefore[i]!)), 1),
+        settledMs,
+        complete: complete()
       },
       loopDelayP99Ms: { idle: round(idleLoop, 0), release: round(releaseLoop, 0) },
       announcement: { p50Ms: round(quantile(latencies, 0.5), 0), p99Ms: round(quantile(latencies, 0.99), 0), toAllMaxMs: round(Math.max(...toAll), 0), samples: latencies.length },
@@ -359,6 +372,7 @@ async function main (): Promise<void> {
     idleMeasured: points.every(p => p.idle.messagesPerSecond <= BUDGET.messagesPerSecond && p.idle.bytesPerSecond <= BUDGET.bytesPerSecond),
     idleExtrapolated: EXTRAPOLATE.every(x => upper(idleMessages, x) <= BUDGET.messagesPerSecond && upper(idleBytes, x) <= BUDGET.bytesPerSecond),
     // Each node receives each of the release's messages once (copies aside, which the rates count)...
+    releaseComplete: points.every(p => p.release.complete),
     releaseGossipOnlyItsMessages: points.every(p => p.release.uniquePerNode <= p.release.releaseMessages) && EXTRAPOLATE.every(x => upper(releaseUnique, x) <= largest.release.releaseMessages),
     // ...and witnesses them for at most one exchange each, besides the round the budget held from idle time.
     releaseWitnessingWithinItsMessages: points.every(p => p.release.witnessExchangesPerNode <= p.release.releaseMessages + 2 * p.witnessing.witnessesPerLog) && EXTRAPOLATE.every(x => upper(releaseExchanges, x) <= largest.release.releaseMessages + 2 * largest.witnessing.witnessesPerLog),
