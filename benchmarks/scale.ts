@@ -301,7 +301,8 @@ async function run (n: number): Promise<Point> {
       idle,
       release: {
         ...release,
-        uniquePerNode: round(mean(uniquePer), 1),
+        // Exactly M(1 - 1/N) when every message reached every node: kept unrounded enough that the fit over 1/N sees no rounding noise.
+        uniquePerNode: round(mean(uniquePer), 3),
         witnessExchangesPerNode: round(release.witnessExchangesPerSecond * release.seconds, 1),
         releaseMessages: ANNOUNCEMENTS + CLAIMS,
         arrivedByTopic: Object.fromEntries(Object.entries(release.byTopic).map(([t, r]) => [t, round(r * release.seconds, 1)])),
@@ -328,7 +329,7 @@ async function run (n: number): Promise<Point> {
     process.stderr.write(`N=${n}: ${JSON.stringify(point)}\n`)
     return point
   } finally {
-    for (const d of daemons) await d.stop().catch(() => {})
+    await Promise.all(daemons.map(async d => { await d.stop().catch(() => {}) }))
     await rm(dir, { recursive: true, force: true })
   }
 }
@@ -351,11 +352,12 @@ async function main (): Promise<void> {
   const points: Point[] = []
   for (const n of SIZES) points.push(await run(n))
   const xs = points.map(p => p.n)
-  const model = (name: string, ys: number[]): Record<string, unknown> => {
-    const f = fit(xs, ys)
-    const at = Object.fromEntries(EXTRAPOLATE.map(x => { const p = f.predict(x); return [String(x), { value: round(p.value, 3), error: round(p.error, 3), upper: round(p.value + p.error, 3) }] }))
-    process.stdout.write(`${name} = ${round(f.a, 4)} + ${round(f.b, 6)} * N; ${EXTRAPOLATE.map(x => `N=${x}: ${String((at[String(x)] as { value: number }).value)} ± ${String((at[String(x)] as { error: number }).error)}`).join(', ')}\n`)
-    return { a: round(f.a, 4), b: round(f.b, 6), at }
+  /** `inverse`: y = a + b/N, for what saturates as N grows (each node receives every message but the ones it published itself, M(1 - 1/N)). */
+  const model = (name: string, ys: number[], inverse = false): Record<string, unknown> => {
+    const f = fit(inverse ? xs.map(x => 1 / x) : xs, ys)
+    const at = Object.fromEntries(EXTRAPOLATE.map(x => { const p = f.predict(inverse ? 1 / x : x); return [String(x), { value: round(p.value, 3), error: round(p.error, 3), upper: round(p.value + p.error, 3) }] }))
+    process.stdout.write(`${name} = ${round(f.a, 4)} + ${round(f.b, 6)} * ${inverse ? '1/N' : 'N'}; ${EXTRAPOLATE.map(x => `N=${x}: ${String((at[String(x)] as { value: number }).value)} ± ${String((at[String(x)] as { error: number }).error)}`).join(', ')}\n`)
+    return { a: round(f.a, 4), b: round(f.b, 6), ...(inverse ? { of: '1/N' } : {}), at }
   }
   for (const p of points) {
     process.stdout.write(`N=${p.n}: idle ${p.idle.messagesPerSecond} msg/s (gossip max ${p.idle.maxGossipPerSecond}), ${p.idle.bytesPerSecond} B/s; release ${p.release.messagesPerSecond} msg/s (${p.release.gossipPerSecond} gossip, ${p.release.witnessExchangesPerSecond} witness exchanges), ${p.release.bytesPerSecond} B/s, ${p.release.uniquePerNode} unique gossip messages and ${p.release.witnessExchangesPerNode} witness exchanges per node for ${p.release.releaseMessages} published; announcement p50 ${p.announcement.p50Ms} ms p99 ${p.announcement.p99Ms} ms; cosignatures per checkpoint ${p.cosignatures.mean} (min ${p.cosignatures.min}); event-loop delay p99 ${p.loopDelayP99Ms.idle} ms idle, ${p.loopDelayP99Ms.release} ms release\n`)
@@ -364,7 +366,7 @@ async function main (): Promise<void> {
   const idleBytes = model('idle bytes/s per node', points.map(p => p.idle.bytesPerSecond))
   const releaseMessages = model('release messages/s per node', points.map(p => p.release.messagesPerSecond))
   const releaseBytes = model('release bytes/s per node', points.map(p => p.release.bytesPerSecond))
-  const releaseUnique = model('release unique gossip messages per node', points.map(p => p.release.uniquePerNode))
+  const releaseUnique = model('release unique gossip messages per node', points.map(p => p.release.uniquePerNode), true)
   const releaseExchanges = model('release witness exchanges per node', points.map(p => p.release.witnessExchangesPerNode))
   const upper = (m: Record<string, unknown>, x: number): number => ((m.at as Record<string, { upper: number }>)[String(x)]!).upper
   const largest = points.find(p => p.n === 100) ?? points[points.length - 1]!
