@@ -69,7 +69,7 @@ bash "$ctx/deploy/devnet/init.sh"
 mkdir -p "$fixture"
 docker run --rm -u 0 -v "$work:$work" --entrypoint chown "$image" 1000:1000 "$fixture"
 docker run --rm -v "$fixture:$fixture" --entrypoint node "$image" --input-type=module -e \
-  "import { createFixtureProject } from '/app/dist/node/devnet/fixture-project.js'; await createFixtureProject('$fixture', { tag: 'v1.0.0' })"
+  "import { createFixtureProject } from '/app/dist/node/devnet/fixture-project.js'; await createFixtureProject({ dir: '$fixture', tag: 'v1.0.0' })"
 "${compose[@]}" up -d
 # shellcheck disable=SC1091
 . "$ctx/deploy/.env"
