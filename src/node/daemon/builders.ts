@@ -25,6 +25,8 @@ export interface BuilderRegistry {
   /** Records this node's own statement. */
   setOwn: (keyId: string, caps: Capabilities, envelopeJson: string) => void
   list: () => BuilderInfo[]
+  /** Whether a statement of `keyId` is held (without building the list). */
+  has: (keyId: string) => boolean
   /** Loads and saves the table in node state, so a restart shows known builders at once. */
   load: () => Promise<void>
   save: () => Promise<void>
@@ -79,6 +81,10 @@ export function createBuilderRegistry (components: { store: Store, policy: () =>
       ownKey = keyId
       entries.delete(keyId)
       put({ keyId, self: true, capabilities: caps, envelopeJson, receivedAt: new Date().toISOString() })
+    },
+
+    has (keyId) {
+      return entries.has(keyId)
     },
 
     list () {

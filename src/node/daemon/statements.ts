@@ -65,7 +65,7 @@ export function createStatementsExchange<T> (components: {
   function retryForOwnStatement (peerId: string): void {
     const keyId = keyIdOfPeer(peerId)
     const tries = retries.get(peerId) ?? 0
-    if (stopped || keyId === undefined || tries >= OWN_STATEMENT_RETRIES || builders.list().some(b => b.keyId === keyId)) { retries.delete(peerId); return }
+    if (stopped || keyId === undefined || tries >= OWN_STATEMENT_RETRIES || builders.has(keyId)) { retries.delete(peerId); return }
     if (!retries.has(peerId) && retries.size >= STATEMENTS_PEERS) return
     retries.set(peerId, tries + 1)
     setTimeout(() => { fetched.delete(peerId); void exchange.fetch(peerId) }, OWN_STATEMENT_RETRY_MS * 2 ** tries).unref()
@@ -111,7 +111,7 @@ export function createStatementsExchange<T> (components: {
       const now = Date.now()
       const last = missingAsked.get(keyId)
       if (last !== undefined && now - last < MISSING_BUILDER_RETRY_MS) return
-      if (builders.list().some(b => b.keyId === keyId)) return
+      if (builders.has(keyId)) return
       missingAsked.set(keyId, now) // bounded by the policy's builder keys
       fetched.delete(peerId)
       void exchange.fetch(peerId)
