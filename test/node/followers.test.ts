@@ -17,10 +17,11 @@ import { LOOPBACK, waitFor } from './helpers.js'
 describe('followers over the stored messages', () => {
   const dirs: string[] = []
   afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }) })
+  /** A directory of its own for one test's store, removed after the suite. */
+  const tempDir = async (): Promise<string> => { const dir = await mkdtemp(join(tmpdir(), 'neko-followers-')); dirs.push(dir); return dir }
 
   it('feed each follower from its durable cursor, once each, across restarts and failures', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'neko-followers-'))
-    dirs.push(dir)
+    const dir = await tempDir()
     let store = await createStore({}, { path: join(dir, 'store') })
     await putMessages(store, 0, 300)
     const seen: number[] = []
@@ -71,8 +72,7 @@ describe('followers over the stored messages', () => {
   })
 
   it('reads the cursor of a follower that keeps its own', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'neko-followers-'))
-    dirs.push(dir)
+    const dir = await tempDir()
     const store = await createStore({}, { path: join(dir, 'store') })
     await putMessages(store, 0, 20)
     let own = 5
@@ -89,8 +89,7 @@ describe('followers over the stored messages', () => {
   })
 
   it('feeds a follower added while it runs from that follower\'s saved cursor, and refuses a second one of one name', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'neko-followers-'))
-    dirs.push(dir)
+    const dir = await tempDir()
     const store = await createStore({}, { path: join(dir, 'store') })
     await putMessages(store, 0, 30)
     await store.setState('follower-cursor:late', 12)
