@@ -124,12 +124,13 @@ describe('sampled witnessing on real nodes', () => {
     const gone = daemons.find(d => d.keyId === goneKey) as Daemon
     await gone.stop()
     const size = log.tlog?.size() ?? 0
-    await putMessages(log.store, 5000, 5003)
+    // Enough entries to pay for a push round at once (2 tokens per witness, W + the named one).
+    await putMessages(log.store, 5000, 5008)
     await log.tlog?.sync()
     await waitFor('the log under-witnessed', () => (log.stats().tlog?.witness.underWitnessed ?? []).some(u => u.logKeyId === log.keyId), 20_000)
     const [u] = (log.stats().tlog?.witness.underWitnessed ?? []).filter(x => x.logKeyId === log.keyId)
     const expected = new Set([...sampledWitnesses(log.keyId, all, W, epoch()), named.keyId])
-    expect(u).toMatchObject({ origin: log.tlog?.origin, size: size + 3, expected: expected.size, missing: [goneKey] })
+    expect(u).toMatchObject({ origin: log.tlog?.origin, size: size + 8, expected: expected.size, missing: [goneKey] })
     expect(u?.cosigners.sort()).toEqual([...expected].filter(k => k !== goneKey).sort())
     const served = await (await fetch(`${log.httpUrl() ?? ''}/tlog/under-witnessed`)).json() as { items: unknown[] }
     expect(served.items).toEqual(log.stats().tlog?.witness.underWitnessed)
@@ -140,7 +141,7 @@ describe('sampled witnessing on real nodes', () => {
       await page.goto(`${log.httpUrl() ?? ''}/`)
       const item = page.locator(`#under-witnessed li[data-log="${log.keyId}"]`)
       await item.waitFor()
-      expect(await item.textContent()).toBe(`Under-witnessed: the log of key ${log.keyId.slice(0, 24)}: size ${size + 3} cosigned by ${expected.size - 1} of ${expected.size} expected witnesses (since ${u?.since ?? ''}).`)
+      expect(await item.textContent()).toBe(`Under-witnessed: the log of key ${log.keyId.slice(0, 24)}: size ${size + 8} cosigned by ${expected.size - 1} of ${expected.size} expected witnesses (since ${u?.since ?? ''}).`)
     } finally {
       await browser.close()
     }

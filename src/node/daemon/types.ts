@@ -78,7 +78,7 @@ export interface DaemonInit {
     /** Witness state; beside the log when absent. */
     witnessPath?: string
     /** When a witness behind on a log fetches its newest checkpoint again. */
-    witness?: Pick<WitnessInit, 'refetchMs' | 'retryMs' | 'maxRetryMs' | 'witnesses' | 'epochMs' | 'witnessGraceMs'>
+    witness?: Pick<WitnessInit, 'refetchMs' | 'retryMs' | 'maxRetryMs' | 'witnesses' | 'epochMs' | 'witnessGraceMs' | 'pushBudget'>
     /** Ed25519 note verifier keys of further logs this node witnesses over HTTP (`POST /tlog/add-checkpoint`), besides its policy builders' logs. */
     witnessLogs?: string[]
     /** C2SP tlog-witness HTTP witnesses this node pushes its own log's checkpoints to (`join --witness-url`). */

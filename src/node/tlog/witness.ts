@@ -29,6 +29,7 @@ import { keyOfPeerId, peerIdOf } from '../p2p/identity.js'
 import { keyIdOf } from '../../protocol/keys.js'
 import { logOrigin } from '../../protocol/tlog/entry.js'
 import { TlogFetchError } from './errors.js'
+import { createPushBudget, type PushBudgetInit } from './push-budget.js'
 import type { TransparencyLog } from './types.js'
 
 /** Logs a node witnesses at most; beyond it new origins are ignored. */
@@ -114,6 +115,12 @@ export interface WitnessInit {
   epochMs?: number
   /** How long a log's newest checkpoint may wait for its `w` cosignatures before it is reported under-witnessed (ms, default 30 s). */
   witnessGraceMs?: number
+  /**
+   * When the own log's checkpoints are pushed to its witnesses (push-budget.ts): a token bucket
+   * that entries and time fill and each round empties by `2 x witnesses`; a checkpoint waiting
+   * for tokens is superseded by the next. `false` pushes every checkpoint at once.
+   */
+  pushBudget?: PushBudgetInit | false
 }
 
 /** A log whose newest checkpoint has fewer cosignatures than its sampled witnesses (and policy witnesses) should give. */
@@ -182,6 +189,12 @@ export interface WitnessStats {
   /** `w`, and this node's own log when its newest checkpoint lacks its expected witnesses past the grace period. */
   witnessesPerLog: number
   underWitnessed: UnderWitnessedLog[]
+  /** Own checkpoints pushed to the witnesses, and those superseded while they waited for the push budget. */
+  pushRounds: number
+  coalesced: number
+  /** The size of the newest own checkpoint pushed (-1 before the first), and of the one waiting for the push budget, if one waits. */
+  pushedSize: number
+  waitingSize?: number
 }
 
 /** A checkpoint submitted over C2SP tlog-witness, its log's signature already checked by the caller with a key it trusts. */
@@ -279,6 +292,14 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   let stopped = false
   // Size of the newest own checkpoint pushed: an older push stops asking once a newer one goes out.
   let pushedSize = -1
+  // The newest own checkpoint pushed (served to witnesses that fetch it), and the one waiting for the budget.
+  let pushedMessage: Buffer | undefined
+  let waiting: { message: Buffer, checked: VerifiedCheckpoint } | undefined
+  let waitTimer: NodeJS.Timeout | undefined
+  let pushRounds = 0
+  let coalesced = 0
+  // Time earns a round to the full sample (2w) per floor: the same exchanges per log whatever the network's size.
+  const budget = init.pushBudget === false ? undefined : createPushBudget({ floorTokens: 2 * (init.witnesses || DEFAULT_SAMPLED_WITNESSES), ...init.pushBudget })
   let lastSweep = 0
   // origin → the tail of the checks queued on it: one check and persist at a time per log,
   // whether the checkpoint came by gossip or over HTTP (C2SP tlog-witness asks for atomicity).
@@ -697,11 +718,9 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
    * did not answer is asked again, with a growing delay, until it does or a newer checkpoint
    * goes out (whose own push carries on from there).
    */
-  async function pushOwn (message: Buffer, size: number, push: (peerId: string, message: Uint8Array) => Promise<Uint8Array>): Promise<void> {
+  async function pushOwn (message: Buffer, size: number, targets: string[], push: (peerId: string, message: Uint8Array) => Promise<Uint8Array>): Promise<void> {
     const own = components.log
     if (own === undefined) return
-    for (const peer of components.connected?.() ?? []) addPeer(peer)
-    const targets = expectedOf(identity.keyId).map(k => candidates.get(k)).filter(p => p !== undefined)
     await Promise.all(targets.map(async (peer) => {
       let delayMs = retryMs
       for (let attempt = 1; ; attempt++) {
@@ -721,6 +740,33 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     }))
   }
 
+  /** The own log's witnesses' peer ids: its sample and the policy's witnesses that are known. */
+  function ownTargets (): string[] {
+    for (const peer of components.connected?.() ?? []) addPeer(peer)
+    return expectedOf(identity.keyId).map(k => candidates.get(k)).filter(p => p !== undefined)
+  }
+
+  /** Pushes the waiting own checkpoint when the budget allows, or waits for time to earn it. */
+  async function flushOwn (): Promise<void> {
+    const next = waiting
+    if (next === undefined || stopped) return
+    if (waitTimer !== undefined) clearTimeout(waitTimer)
+    waitTimer = undefined
+    const targets = ownTargets()
+    if (budget !== undefined && !budget.take(next.checked.checkpoint.size, targets.length)) {
+      waitTimer = setTimeout(() => { waitTimer = undefined; void flushOwn() }, Math.max(50, budget.waitMs(targets.length)))
+      waitTimer.unref()
+      return
+    }
+    waiting = undefined
+    track(next.checked)
+    pushedSize = next.checked.checkpoint.size
+    pushedMessage = next.message
+    pushRounds++
+    const push = components.push
+    if (push !== undefined) await pushOwn(next.message, pushedSize, targets, push)
+  }
+
   return {
     name,
     vkey,
@@ -737,6 +783,8 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       stopped = true
       clearInterval(ticker)
       ticker = undefined
+      if (waitTimer !== undefined) clearTimeout(waitTimer)
+      waitTimer = undefined
       await db.close()
     },
     validate (data) {
@@ -756,10 +804,17 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       // A fresh checkpoint carries only the log's signature: its key is all a receiver needs.
       const message = encodeCheckpointMessage(note, [own.vkey])
       const checked = decodeCheckpointMessage(message)
-      track(checked)
-      pushedSize = checked.checkpoint.size
-      if (components.push !== undefined) await pushOwn(message, checked.checkpoint.size, components.push)
-      else await components.publish(message)
+      if (components.push === undefined) {
+        track(checked)
+        pushedSize = checked.checkpoint.size
+        pushedMessage = message
+        await components.publish(message)
+        return
+      }
+      // Only the newest waits for the budget: an older one still waiting is superseded.
+      if (waiting !== undefined) coalesced++
+      waiting = { message, checked }
+      await flushOwn()
     },
     addCheckpoint,
     splitViews: async () => [...split.values()],
@@ -777,6 +832,8 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     newest (origin) {
       const own = components.log
       if (own !== undefined && origin === own.origin) {
+        // The one pushed last: a witness that fetches it costs no more than the push did.
+        if (pushedMessage !== undefined) return pushedMessage
         const note = own.checkpoint()
         if (note === undefined) return 'the log has no checkpoint yet'
         // The log's signature alone: a cosignature line would need its witness's key alongside.
@@ -820,7 +877,11 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       candidates: candidates.size,
       sampled: [...logs.values()].filter(l => witnessesLog(l.logKeyId)).length,
       witnessesPerLog: w,
-      underWitnessed: underWitnessed()
+      underWitnessed: underWitnessed(),
+      pushRounds,
+      coalesced,
+      pushedSize,
+      ...(waiting !== undefined ? { waitingSize: waiting.checked.checkpoint.size } : {})
     })
   }
 
