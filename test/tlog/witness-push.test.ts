@@ -19,8 +19,12 @@ describe('pushing the own checkpoint to a witness', () => {
   afterEach(async () => { for (const c of cleanup.splice(0).reverse()) await c() })
 
   interface Pushing { store: Store, tlog: TransparencyLog, own: Witness, witnessId: SigningIdentity, cosignedAt: (size: number) => boolean }
-  /** A log, its node's witness service pushing to one remote witness through `onPush` (which may throw), and the log's checkpoints handed to it as signed. */
-  async function pushing (init: Omit<WitnessInit, 'path'>, onPush: (size: number) => void, onSigned: (size: number) => void = () => {}): Promise<Pushing> {
+  /**
+   * A log, its node's witness service pushing to one remote witness through `onPush` (which may
+   * throw), and the log's checkpoints handed to it as signed. The witness is connected (so
+   * known) while `reach.connected` holds.
+   */
+  async function pushing (init: Omit<WitnessInit, 'path'>, onPush: (size: number) => void, onSigned: (size: number) => void = () => {}, reach = { connected: true }): Promise<Pushing> {
     const dir = await mkdtemp(join(tmpdir(), 'neko-witness-push-'))
     cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const logId = generateIdentity()
@@ -36,7 +40,7 @@ describe('pushing the own checkpoint to a witness', () => {
       log: tlog,
       publish: async () => { throw new Error('nothing is gossiped when pushing') },
       consistencyProof: async () => { throw new Error('unused') },
-      connected: () => [peerIdOf(witnessId.publicKey)],
+      connected: () => reach.connected ? [peerIdOf(witnessId.publicKey)] : [],
       push: async (_peer, message) => {
         onPush(decodeCheckpointMessage(message).checkpoint.size)
         const answer = await remote.pushed(message, peerIdOf(logId.publicKey))
@@ -90,6 +94,10 @@ describe('pushing the own checkpoint to a witness', () => {
     await putMessages(store, 1, 2)
     await tlog.sync()
     await waitFor('size 2 waiting for the budget', () => own.stats().waitingSize === 2, 5_000)
+    // A witness that fetches the log's newest checkpoint (it met the node, or a push to it
+    // failed) gets the newest signed, not the one pushed last: it is never held behind.
+    const fetched = own.newest(tlog.origin)
+    expect(typeof fetched === 'string' ? fetched : decodeCheckpointMessage(fetched).checkpoint.size).toBe(2)
     // Eight more pay for the round: the newest goes, the one that waited never does.
     await putMessages(store, 2, 10)
     await tlog.sync()
@@ -102,8 +110,20 @@ describe('pushing the own checkpoint to a witness', () => {
     await waitFor('size 11 cosigned', () => cosignedAt(11), 20_000)
     expect((pushed.get(11) ?? 0) - (signed.get(11) ?? Number.POSITIVE_INFINITY)).toBeGreaterThanOrEqual(200)
     expect(own.stats().pushRounds).toBe(pushed.size)
-    // Served to a witness that fetches the own log's newest checkpoint: the one pushed last.
-    const newest = own.newest(tlog.origin)
-    expect(typeof newest === 'string' ? newest : decodeCheckpointMessage(newest).checkpoint.size).toBe(11)
+  })
+
+  it('keeps a checkpoint signed while no witness is known, and pushes it when one is met', async () => {
+    const pushed: number[] = []
+    const reach = { connected: false }
+    const { store, tlog, own, witnessId, cosignedAt } = await pushing({}, (size) => { pushed.push(size) }, () => {}, reach)
+    await putMessages(store, 0, 3)
+    await tlog.sync()
+    await waitFor('size 3 waiting for a witness', () => own.stats().waitingSize === 3, 5_000)
+    expect(pushed).toEqual([])
+    // The witness connects: the node meets it, and the waiting checkpoint goes at once.
+    reach.connected = true
+    own.met(peerIdOf(witnessId.publicKey))
+    await waitFor('size 3 cosigned', () => cosignedAt(3), 10_000)
+    expect(pushed).toEqual([3])
   })
 })

@@ -292,8 +292,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   let stopped = false
   // Size of the newest own checkpoint pushed: an older push stops asking once a newer one goes out.
   let pushedSize = -1
-  // The newest own checkpoint pushed (served to witnesses that fetch it), and the one waiting for the budget.
-  let pushedMessage: Buffer | undefined
+  // The own checkpoint waiting for the push budget (or for a witness to become known).
   let waiting: { message: Buffer, checked: VerifiedCheckpoint } | undefined
   let waitTimer: NodeJS.Timeout | undefined
   let pushRounds = 0
@@ -753,6 +752,9 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     if (waitTimer !== undefined) clearTimeout(waitTimer)
     waitTimer = undefined
     const targets = ownTargets()
+    // No witness known yet (a node that just started, or one cut off): it waits, and meeting a
+    // peer pushes it; marked as pushed it would wait for the log's next growth.
+    if (targets.length === 0) return
     if (budget !== undefined && !budget.take(next.checked.checkpoint.size, targets.length)) {
       waitTimer = setTimeout(() => { waitTimer = undefined; void flushOwn() }, Math.max(50, budget.waitMs(targets.length)))
       waitTimer.unref()
@@ -761,7 +763,6 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     waiting = undefined
     track(next.checked)
     pushedSize = next.checked.checkpoint.size
-    pushedMessage = next.message
     pushRounds++
     const push = components.push
     if (push !== undefined) await pushOwn(next.message, pushedSize, targets, push)
@@ -807,7 +808,6 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       if (components.push === undefined) {
         track(checked)
         pushedSize = checked.checkpoint.size
-        pushedMessage = message
         await components.publish(message)
         return
       }
@@ -832,8 +832,9 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     newest (origin) {
       const own = components.log
       if (own !== undefined && origin === own.origin) {
-        // The one pushed last: a witness that fetches it costs no more than the push did.
-        if (pushedMessage !== undefined) return pushedMessage
+        // The newest, pushed or still waiting for the budget: a witness fetches only when it is
+        // behind (it met this node, or a push to it failed), and the one pushed last could leave
+        // it behind until the next round.
         const note = own.checkpoint()
         if (note === undefined) return 'the log has no checkpoint yet'
         // The log's signature alone: a cosignature line would need its witness's key alongside.
@@ -846,6 +847,8 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     met (peer) {
       addPeer(peer)
       refetchFrom(peer)
+      // A checkpoint that waited for a witness to be known goes now; one waiting for the budget stays.
+      if (waiting !== undefined && waitTimer === undefined) void flushOwn()
     },
     async pushed (data, from) {
       let c: VerifiedCheckpoint
