@@ -106,6 +106,16 @@ describe('node config', () => {
     expect((err as ConfigError).message).toMatch(/relayServer \(env NEKO_RELAY_SERVER\): "sometimes" is not one of auto, on, off/)
   })
 
+  it('witness rounds: one per 5 minutes earned by time unless told otherwise, from a file, the environment or a flag; bad values named', async () => {
+    expect(resolveConfig({ env: { XDG_DATA_HOME: dir } }).witnessRoundMs).toBe(300_000)
+    const file = join(dir, 'round.json')
+    await writeFile(file, JSON.stringify({ witnessRoundSeconds: 30 }))
+    expect(resolveConfig({ env: {}, flags: { config: file } }).witnessRoundMs).toBe(30_000)
+    expect(resolveConfig({ env: { NEKO_WITNESS_ROUND_SECONDS: '20' }, flags: { config: file } }).witnessRoundMs).toBe(20_000)
+    expect(resolveConfig({ env: { NEKO_WITNESS_ROUND_SECONDS: '20' }, flags: { witnessRoundSeconds: '10' } }).witnessRoundMs).toBe(10_000)
+    expect(() => resolveConfig({ env: {}, flags: { witnessRoundSeconds: '0' } })).toThrow(/witnessRoundSeconds \(flag\): "0" is not an integer from 1 to 86400/)
+  })
+
   it('schema-checks a config file', async () => {
     const file = join(dir, 'bad.json')
     await writeFile(file, JSON.stringify({ concurrency: 'many', colour: 'blue', listen: [3] }))

@@ -23,6 +23,7 @@ interface JoinOptions {
   relayMaxReservations?: string
   relayCircuitMib?: string
   relayCircuitSeconds?: string
+  witnessRound?: string
   watch?: string
   announceKey?: string
   watchInterval?: string
@@ -80,6 +81,7 @@ export function register (program: Command): void {
     .option('--keep-outputs <n>', 'OCI outputs of recent rebuilds kept to explain differing files, 0 for none (env NEKO_KEEP_OUTPUTS; default 3)')
     .option('--keep-outputs-days <days>', 'drop kept outputs older than this (env NEKO_KEEP_OUTPUTS_DAYS; default 7)')
     .option('--keep-outputs-mib <MiB>', 'disk the kept outputs may take (env NEKO_KEEP_OUTPUTS_MIB; default 8192)')
+    .option('--witness-round <s>', 'time alone earns one push of this node\'s log checkpoint to its sampled witnesses per this many seconds; new log entries earn pushes sooner (env NEKO_WITNESS_ROUND_SECONDS; default 300)')
     .option('--witness-url <url=vkey>', 'push this node\'s log checkpoints to a C2SP tlog-witness: its submission prefix = its cosignature/v1 verifier key (repeatable; env NEKO_WITNESS_URLS)', (v: string, p: string[] = []) => [...p, v])
     .option('--witness-log <vkey>', 'also witness this log over HTTP (POST /tlog/add-checkpoint): its Ed25519 note verifier key (repeatable; env NEKO_WITNESS_LOGS)', (v: string, p: string[] = []) => [...p, v])
     .option('--network-log <origin>', 'run a network log under this origin (e.g. example.org/neko-rebuilder/network-log): the node log heads it sees and each verdict, a checkpoint at most every 5 minutes, served under /network-log/ and pushed to --witness-url witnesses (env NEKO_NETWORK_LOG)')
@@ -117,6 +119,7 @@ export function register (program: Command): void {
         ...(opts.keepOutputs != null ? { keepOutputs: opts.keepOutputs } : {}),
         ...(opts.keepOutputsDays != null ? { keepOutputsDays: opts.keepOutputsDays } : {}),
         ...(opts.keepOutputsMib != null ? { keepOutputsMiB: opts.keepOutputsMib } : {}),
+        ...(opts.witnessRound != null ? { witnessRoundSeconds: opts.witnessRound } : {}),
         ...(opts.witnessUrl != null ? { witnessUrls: opts.witnessUrl } : {}),
         ...(opts.witnessLog != null ? { witnessLogs: opts.witnessLog } : {}),
         ...(opts.networkLog != null ? { networkLog: opts.networkLog } : {})

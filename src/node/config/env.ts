@@ -29,6 +29,7 @@ export const ENV_VARS: Record<keyof NodeSettings, string> = {
   relayMaxReservations: 'NEKO_RELAY_MAX_RESERVATIONS',
   relayCircuitMiB: 'NEKO_RELAY_CIRCUIT_MIB',
   relayCircuitSeconds: 'NEKO_RELAY_CIRCUIT_SECONDS',
+  witnessRoundSeconds: 'NEKO_WITNESS_ROUND_SECONDS',
   witnessUrls: 'NEKO_WITNESS_URLS',
   witnessLogs: 'NEKO_WITNESS_LOGS',
   networkLog: 'NEKO_NETWORK_LOG'

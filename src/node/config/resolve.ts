@@ -9,6 +9,7 @@ import { RELAY_DEFAULTS } from '../p2p/nat.js'
 import { CONFIG_SCHEMA } from './schema.js'
 import { parseWitnessTargets } from '../tlog/witness-push.js'
 import { witnessedLogKeys } from '../tlog/http-witness.js'
+import { DEFAULT_PUSH_FLOOR_MS } from '../tlog/push-budget.js'
 import { isValidKeyName } from '../../protocol/tlog/note.js'
 import { absoluteRepository } from '../rebuilder/index.js'
 import type { NodeConfig, NodeSettings } from './types.js'
@@ -156,7 +157,7 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     if (http == null) problems.push({ setting: 'http', source: httpSetting.source, message: `bad address "${httpSetting.value}" (expected HOST:PORT with a port from 0 to 65535)` })
   }
 
-  function integer (key: 'concurrency' | 'buildTimeoutSeconds' | 'watchIntervalSeconds' | 'maxReleaseAgeDays' | 'keepManifests' | 'keepManifestsDays' | 'keepManifestsMiB' | 'keepOutputs' | 'keepOutputsDays' | 'keepOutputsMiB' | 'relays' | 'relayMaxReservations' | 'relayCircuitMiB' | 'relayCircuitSeconds', fallback: number, min: number, max: number): number {
+  function integer (key: 'concurrency' | 'buildTimeoutSeconds' | 'watchIntervalSeconds' | 'maxReleaseAgeDays' | 'keepManifests' | 'keepManifestsDays' | 'keepManifestsMiB' | 'keepOutputs' | 'keepOutputsDays' | 'keepOutputsMiB' | 'relays' | 'relayMaxReservations' | 'relayCircuitMiB' | 'relayCircuitSeconds' | 'witnessRoundSeconds', fallback: number, min: number, max: number): number {
     const got = pick(key)
     if (got == null) return fallback
     const n = parseInteger(got.value!, min, max)
@@ -222,6 +223,8 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
     }
   }
 
+  const witnessRoundMs = integer('witnessRoundSeconds', DEFAULT_PUSH_FLOOR_MS / 1000, 1, 86_400) * 1000
+
   let tlogWitness: NodeConfig['tlogWitness']
   const witnessUrls = pick('witnessUrls')
   const witnessLogs = pick('witnessLogs')
@@ -253,5 +256,5 @@ export function resolveConfig (input: ResolveInput = {}): NodeConfig {
   }
 
   if (problems.length > 0) throw new ConfigError(problems)
-  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildAll, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests, keepOutputs, nat, ...(tlogWitness !== undefined ? { tlogWitness } : {}), ...(networkLog !== undefined ? { networkLog } : {}) }
+  return { dataDir, keyDir, listen, bootstrap, policyFile, http, concurrency, mdns, buildAll, buildTimeoutMs, maxReleaseAgeDays, watch, keepManifests, keepOutputs, nat, witnessRoundMs, ...(tlogWitness !== undefined ? { tlogWitness } : {}), ...(networkLog !== undefined ? { networkLog } : {}) }
 }

@@ -30,6 +30,7 @@ export const CONFIG_SCHEMA = {
     relayMaxReservations: { type: 'integer', minimum: 1, maximum: 4096 },
     relayCircuitMiB: { type: 'integer', minimum: 1, maximum: 1024 },
     relayCircuitSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
+    witnessRoundSeconds: { type: 'integer', minimum: 1, maximum: 86_400 },
     witnessUrls: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 2048 }, maxItems: 32 },
     witnessLogs: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 1024 }, maxItems: 256 },
     networkLog: { type: 'string', minLength: 1, maxLength: 256 }

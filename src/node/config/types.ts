@@ -32,6 +32,8 @@ export interface NodeConfig {
     relayServer: 'auto' | 'on' | 'off'
     relayLimits: { maxReservations: number, maxCircuitBytes: number, maxCircuitSeconds: number }
   }
+  /** Time alone earns one push round of this node's checkpoints to its sampled witnesses per this long (ms; new entries earn rounds sooner). */
+  witnessRoundMs: number
   /** C2SP tlog-witness over HTTP (docs/transparency.md): witnesses to push this node's checkpoints to, and further logs to witness. */
   tlogWitness?: { urls: Array<{ url: string, vkey: string }>, logs: string[] }
   /** `join --network-log ORIGIN`: the origin of the network log this node runs. */
@@ -67,6 +69,8 @@ export interface NodeSettings {
   relayMaxReservations?: number | string
   relayCircuitMiB?: number | string
   relayCircuitSeconds?: number | string
+  /** Seconds per push round of the own checkpoints that time alone earns (docs/transparency.md, the push budget). */
+  witnessRoundSeconds?: number | string
   /** `URL=VKEY`: a C2SP tlog-witness (submission prefix and cosignature/v1 verifier key) to push checkpoints to. */
   witnessUrls?: string[]
   /** Ed25519 note verifier keys of further logs this node witnesses over HTTP. */

@@ -63,7 +63,7 @@ export async function startNode (components: { logger: ComponentLogger }, config
       peerStorePath: join(config.dataDir, 'peers'),
       concurrency: config.concurrency,
       work: { buildAll: config.buildAll },
-      tlog: { path: join(config.dataDir, 'tlog'), witnessPath: join(config.dataDir, 'witness'), ...(config.tlogWitness !== undefined ? { witnessUrls: config.tlogWitness.urls, witnessLogs: config.tlogWitness.logs } : {}), ...(config.networkLog !== undefined ? { networkLog: { origin: config.networkLog, path: join(config.dataDir, 'network-log') } } : {}) },
+      tlog: { path: join(config.dataDir, 'tlog'), witnessPath: join(config.dataDir, 'witness'), witness: { pushBudget: { floorMs: config.witnessRoundMs } }, ...(config.tlogWitness !== undefined ? { witnessUrls: config.tlogWitness.urls, witnessLogs: config.tlogWitness.logs } : {}), ...(config.networkLog !== undefined ? { networkLog: { origin: config.networkLog, path: join(config.dataDir, 'network-log') } } : {}) },
       maxAnnouncementAgeMs: config.maxReleaseAgeDays * 86_400_000,
       ...(config.http != null ? { http: config.http } : {})
     })
