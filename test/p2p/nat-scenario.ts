@@ -96,7 +96,7 @@ function join_ (ns: string, dir: string, args: string[]): Proc {
     '--data-dir', join(dir, 'data'), '--key', join(dir, 'key'), '--listen', `/ip4/0.0.0.0/tcp/${PORT}`, ...args], {
     cwd: ROOT,
     // No engine: these nodes verify, store and relay; the claims come from the publisher.
-    env: { ...process.env, NEKO_LOG_FORMAT: 'json', NEKO_LOG_LEVEL: 'info', DOCKER_HOST: 'unix:///nonexistent/docker.sock' },
+    env: { ...process.env, NEKO_LOG_FORMAT: 'json', NEKO_LOG_LEVEL: process.env.NAT_SCENARIO_LOG_LEVEL ?? 'info', DOCKER_HOST: 'unix:///nonexistent/docker.sock' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const logs: Proc['logs'] = []
@@ -130,11 +130,13 @@ async function untilAsync<T> (what: string, check: () => Promise<T | undefined>,
   }
 }
 
-/** The kept checkpoints of the log of the node in `ns` (its /tlog/checkpoints), as text; '' while it does not answer. */
-async function checkpointsOf (ns: string): Promise<string> {
+/** The kept checkpoints of the log of the node in `ns` (its /tlog/checkpoints), newest first; none while it does not answer. */
+async function checkpointsOf (ns: string): Promise<Array<{ size: number, note: string }>> {
   const script = `fetch('http://127.0.0.1:${HTTP_PORT}/tlog/checkpoints').then(r => r.text()).then(t => process.stdout.write(t))`
   return await new Promise(resolve => {
-    execFile('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { timeout: 10_000, maxBuffer: 4 * 1024 * 1024 }, (err, out) => { resolve(err != null ? '' : out) })
+    execFile('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { timeout: 10_000, maxBuffer: 4 * 1024 * 1024 }, (err, out) => {
+      try { resolve(err != null ? [] : (JSON.parse(out) as { items: Array<{ size: number, note: string }> }).items) } catch { resolve([]) }
+    })
   })
 }
 
@@ -248,8 +250,11 @@ async function main (): Promise<void> {
     await pub.summary
     const bootstrap = `/ip4/${PUB_IP}/tcp/${PORT}/p2p/${pubPeer}`
     // Each builder serves its log on loopback inside its own namespace, to read its cosignatures.
-    const h1 = join_('h1', join(root, 'h1'), ['--policy', policy, '--bootstrap', bootstrap, '--http', `127.0.0.1:${HTTP_PORT}`])
-    const h2 = join_('h2', join(root, 'h2'), ['--policy', policy, '--bootstrap', bootstrap, '--http', `127.0.0.1:${HTTP_PORT}`])
+    // Its log grows by a few entries at a time here: time earns a push round to its witnesses
+    // every few seconds, not every few minutes (the push budget, docs/transparency.md).
+    const builder = ['--policy', policy, '--bootstrap', bootstrap, '--http', `127.0.0.1:${HTTP_PORT}`, '--witness-round', '10']
+    const h1 = join_('h1', join(root, 'h1'), builder)
+    const h2 = join_('h2', join(root, 'h2'), builder)
     procs.push(h1, h2)
     const upnpd = startMiniupnpd(root)
     procs.push(upnpd)
@@ -314,10 +319,15 @@ async function main (): Promise<void> {
     const proofOverRelay = (p: Proc, peer: string): number | undefined => find(p, l => l.msg === 'consistency proof over a relay' && l.peer === peer)?.time
     const h1ProvedH2 = await until('h1 witnesses h2\'s log over the relay', () => proofOverRelay(h1, p2.peerId))
     const h2ProvedH1 = await until('h2 witnesses h1\'s log over the relay', () => proofOverRelay(h2, p1.peerId))
-    // The proofs led to cosignatures: each log's kept checkpoints carry the other builder's.
+    // The proofs led to cosignatures: each log's newest checkpoint, over the second claims,
+    // carries the other builder's (the push budget holds none back for good, relayed or not).
+    const newestCosigned = async (ns: string, witness: string): Promise<{ at: number, size: number } | undefined> => {
+      const newest = (await checkpointsOf(ns))[0]
+      return newest?.note.includes(`\u2014 ${witnessName(witness)} `) === true ? { at: Date.now(), size: newest.size } : undefined
+    }
     const [h1CosignedByH2, h2CosignedByH1] = await Promise.all([
-      untilAsync('h1\'s log cosigned by h2', async () => (await checkpointsOf('h1')).includes(`\u2014 ${witnessName(ids.h2!.keyId)} `) ? Date.now() : undefined),
-      untilAsync('h2\'s log cosigned by h1', async () => (await checkpointsOf('h2')).includes(`\u2014 ${witnessName(ids.h1!.keyId)} `) ? Date.now() : undefined)
+      untilAsync('h1\'s newest checkpoint cosigned by h2', async () => await newestCosigned('h1', ids.h2!.keyId)),
+      untilAsync('h2\'s newest checkpoint cosigned by h1', async () => await newestCosigned('h2', ids.h1!.keyId))
     ])
     // h3's router mapped its port: h2, behind the symmetric NAT, reaches h3 directly (dialling
     // its mapped address, or upgraded from a relayed connection by DCUtR), while h1-h2 stays relayed.
@@ -347,8 +357,8 @@ async function main (): Promise<void> {
     process.stdout.write(JSON.stringify({
       relayedBytes: { ...relayed, total: Math.round((relayed.h1 + relayed.h2 + relayed.h3 + relayed.h4) / 2) },
       pub: { publicMs: pubPublicAt - t0 },
-      h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, reportedMs: h1Reported - h1GotC2, manifestOverRelay: manifestOverRelay(h1, p2.peerId) !== undefined, causes: reportCauses(h1), paths: find(h1, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h1GotReport >= h2Reported, provedOtherMs: h1ProvedH2 - h1.started, cosignedByOtherMs: h1CosignedByH2 - h1.started, unsigned: unsigned(h1) },
-      h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, cosignedByOtherMs: h2CosignedByH1 - h2.started, unsigned: unsigned(h2) },
+      h1: { nat: 'port-restricted', bootstrapMs: ms(bootstrapAt[0], h1.started), relayedMs: relayedAt[0]! - h1.started, relays: relays[0], directMs: ms(direct(h1, p2.peerId) ?? direct(h2, p1.peerId), h1.started), storedOtherMs: h1GotC2 - sent2, reportedMs: h1Reported - h1GotC2, manifestOverRelay: manifestOverRelay(h1, p2.peerId) !== undefined, causes: reportCauses(h1), paths: find(h1, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h1GotReport >= h2Reported, provedOtherMs: h1ProvedH2 - h1.started, cosignedByOtherMs: h1CosignedByH2.at - h1.started, cosignedSize: h1CosignedByH2.size, unsigned: unsigned(h1) },
+      h2: { nat: 'symmetric', bootstrapMs: ms(bootstrapAt[1], h2.started), relayedMs: relayedAt[1]! - h2.started, relays: relays[1], storedOtherMs: h2GotC1 - sent1, reportedMs: h2Reported - h2GotC1, manifestOverRelay: manifestOverRelay(h2, p1.peerId) !== undefined, causes: reportCauses(h2), paths: find(h2, l => l.msg === 'divergence report signed')?.paths, storedOtherReport: h2GotReport >= h1Reported, provedOtherMs: h2ProvedH1 - h2.started, cosignedByOtherMs: h2CosignedByH1.at - h2.started, cosignedSize: h2CosignedByH1.size, unsigned: unsigned(h2) },
       h3: { nat: 'port-restricted, UPnP', mappedMs: h3MappedAt - h3.started, mappedAddrs: find(h3, l => l.msg === 'reachability changed' && l.reachability === 'port-mapped')?.addrs, directWithSymmetricMs: h2DirectH3 - h3.started, upgradedByDcutr: direct(h2, p3.peerId) !== undefined || direct(h3, p2.peerId) !== undefined },
       // h2 was given only the public node's address and runs without mDNS: a connection it
       // dialled itself to h3 was to a peer found through the network (the DHT).
