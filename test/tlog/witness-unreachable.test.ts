@@ -58,6 +58,28 @@ describe('a witness that cannot reach a log', () => {
     expect(published).toHaveLength(1)
     expect(w.unresponsive().map(u => [u.origin, u.pendingSize, u.lastError])).toEqual([[origin, 2, 'the log refused: busy']])
   })
+
+  it('counts a log that proves its growth over HTTP (C2SP add-checkpoint) as answering again', async () => {
+    const tree = new MemoryTree()
+    for (let i = 0; i < 3; i++) tree.append(entryLeafHash('claim', createHash('sha256').update(`h${i}`).digest('hex')))
+    const real = (size: number): Buffer => encodeCheckpointMessage(
+      signNote(formatCheckpoint({ origin, size, rootHash: tree.root(size) }), origin, logId.privateKey), [vkey])
+    const w = createWitness({ identity: generateIdentity(), publish: async () => {}, consistencyProof: async () => { throw new TlogProofError('the log refused: busy') } }, { path: join(dir, 'witness') })
+    await w.start()
+    witness = w
+    for (const size of [1, 2]) await w.receive(real(size))
+    expect(w.unresponsive()).toHaveLength(1)
+    const c = decodeCheckpointMessage(real(3))
+    const answer = await w.addCheckpoint({ note: c.note, text: c.text, checkpoint: c.checkpoint, logKeyId: c.logKeyId }, 1, tree.consistencyProof(1, 3))
+    expect(answer.status).toBe(200)
+    // The proof it asked for over libp2p came another way: the log answers, and its state is gone from disk too.
+    expect(w.unresponsive()).toEqual([])
+    await w.stop()
+    const again = createWitness({ identity: generateIdentity(), publish: async () => {}, consistencyProof: async () => { throw new Error('unused') } }, { path: join(dir, 'witness') })
+    await again.start()
+    witness = again
+    expect(again.unresponsive()).toEqual([])
+  })
 })
 
 describe('a witness behind on a log', () => {

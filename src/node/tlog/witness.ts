@@ -647,8 +647,18 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       // Persisted, synced, before anything is signed: a crash before this leaves no cosignature
       // out; one after it leaves this tree the only one of its size this witness will cosign.
       const next: Seen = { size, root, note: c.note, cosignedText: c.text }
-      await db.batch([{ type: 'put', sublevel: seenDb, key: origin, value: JSON.stringify(next) }], { sync: true })
+      // A log that proves its growth here answers again, whichever way the proof came.
+      const answered = failures.has(origin)
+      await db.batch([
+        { type: 'put', sublevel: seenDb, key: origin, value: JSON.stringify(next) },
+        ...(answered ? [{ type: 'del' as const, sublevel: failDb, key: origin }] : [])
+      ], { sync: true })
       seen.set(origin, next)
+      if (answered) {
+        failures.delete(origin)
+        log.info({ origin }, 'log answers proof requests again')
+      }
+      if (size >= (logs.get(origin)?.seenSize ?? 0)) caughtUp(origin)
       cosigned++
       return { status: 200, lines: [cosignatureLine(c.text, name, identity.privateKey, Math.floor(Date.now() / 1000))] }
     })
