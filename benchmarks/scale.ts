@@ -368,12 +368,14 @@ async function run (n: number): Promise<Point> {
   try {
     for (let c = 0; c < procs; c++) children.push(forkChild<FromChild, ToChild>(self, ['node', dir]))
     await Promise.all(children.map(async c => await c.next('ready')))
+    /** A wait that a child's crash cuts short, failing the run at once. */
+    const wait = async (ms: number): Promise<void> => { await Promise.race([sleep(ms), ...children.map(async c => await c.gone)]) }
     /** Node i lives in child i mod K; ask it and wait for its answer. */
     const childOf = (i: number): Child => children[i % procs]!
     const ask = async <T extends FromChild['type']>(child: Child, m: ToChild, reply: T): Promise<Extract<FromChild, { type: T }>> => {
-      const answer = child.next(reply)
+      // Whatever comes back before `next` is asked waits for it.
       child.send(m)
-      return await answer
+      return await child.next(reply)
     }
     const askAll = async <T extends FromChild['type']>(m: ToChild, reply: T): Promise<Array<Extract<FromChild, { type: T }>>> => await Promise.all(children.map(async c => await ask(c, m, reply)))
     const nodes = async (): Promise<NodeState[]> => (await askAll({ type: 'nodes' }, 'nodes')).flatMap(r => r.nodes).sort((a, b) => a.index - b.index)
@@ -390,10 +392,10 @@ async function run (n: number): Promise<Point> {
     }
     // Settled: every node in a mesh, the start-up checkpoints and statements gone by.
     await askAll({ type: 'meshed', deadline: clock() + 120_000 }, 'meshed')
-    await sleep(SETTLE_MS)
+    await wait(SETTLE_MS)
 
     const idleFrom = await snapshot()
-    await sleep(IDLE_S * 1000)
+    await wait(IDLE_S * 1000)
     const idleTo = await snapshot()
     const idle = rates(idleFrom, idleTo, peers)
     process.stderr.write(`N=${n} idle: ${JSON.stringify(idle)}\n`)
@@ -416,7 +418,7 @@ async function run (n: number): Promise<Point> {
       const from = pick(n)
       const r = await ask(childOf(from), { type: 'announce', index: from, envelope: JSON.stringify(env) }, 'announced')
       published.push({ id: r.id, at: r.at, from })
-      await sleep(ANNOUNCE_GAP_MS)
+      await wait(ANNOUNCE_GAP_MS)
     }
     for (let c = 0; c < CLAIMS; c++) {
       // Target c / 3 by builder c % 3, all three agreeing on its digests.
@@ -425,14 +427,14 @@ async function run (n: number): Promise<Point> {
       const env = signClaim({ ...claim, target: { ...claim.target, ...targets[t]!, commit, tag: `v3.${n}.0` } }, builders[c % BUILDERS]!)
       const from = pick(n)
       await ask(childOf(from), { type: 'publish', index: from, topic: TOPICS.claims, data: JSON.stringify(env) }, 'published')
-      await sleep(250)
+      await wait(250)
     }
     // Settled: every log holds the release and a checkpoint over it (then pushed, or waiting
     // for the push budget), or the deadline passed.
     const settleFrom = Date.now()
     const complete = (states: NodeState[]): boolean => states.every((s, i) => s.size - before[i]!.size >= ANNOUNCEMENTS + CLAIMS && s.checkpointSize === s.size)
-    await sleep(SETTLE_MS)
-    while (!complete(await nodes()) && Date.now() - settleFrom < RELEASE_SETTLE_MAX_MS) await sleep(1000)
+    await wait(SETTLE_MS)
+    while (!complete(await nodes()) && Date.now() - settleFrom < RELEASE_SETTLE_MAX_MS) await wait(1000)
     const settledMs = Date.now() - settleFrom
     const releaseTo = await snapshot('end')
     const after = await nodes()
