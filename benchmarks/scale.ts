@@ -125,6 +125,9 @@ interface NodeState {
   cosignatures: number
   /** Its own log is reported under-witnessed. */
   underWitnessed: boolean
+  /** Gossip messages it ignored over the admission rates, and its connected peers. */
+  throttled: number
+  peers: number
 }
 /** What arrived at one child's nodes so far (counters since the child started); the loop delay since its last snapshot. */
 interface ChildSnapshot {
@@ -152,8 +155,8 @@ type FromChild =
   | { type: 'meshed' }
   | { type: 'snapshot', snapshot: ChildSnapshot }
   | { type: 'nodes', nodes: NodeState[] }
-  | { type: 'announced', id: string, at: number }
-  | { type: 'published' }
+  | { type: 'announced', id: string, at: number, recipients: number }
+  | { type: 'published', recipients: number }
   | { type: 'arrivals', arrivals: Record<string, Array<[number, number]>> }
   | { type: 'stopped' }
 
@@ -209,7 +212,9 @@ function nodeState (index: number, d: Daemon): NodeState {
     checkpointSize: d.tlog?.checkpointSize() ?? 0,
     witness: w === undefined ? undefined : { cosigned: w.cosigned, pushRounds: w.pushRounds, coalesced: w.coalesced, pushedSize: w.pushedSize, sampled: w.sampled, candidates: w.candidates, witnessesPerLog: w.witnessesPerLog, ...(w.waitingSize !== undefined ? { waitingSize: w.waitingSize } : {}) },
     cosignatures: note === undefined ? 0 : Math.max(0, parseNote(note).signatures.length - 1),
-    underWitnessed: (w?.underWitnessed ?? []).some(u => u.logKeyId === d.keyId)
+    underWitnessed: (w?.underWitnessed ?? []).some(u => u.logKeyId === d.keyId),
+    throttled: d.p2p.stats().throttled,
+    peers: d.p2p.connectedPeers().length
   }
 }
 
@@ -276,11 +281,10 @@ async function runChild (dir: string): Promise<void> {
         // Timed here, in the process that publishes, on the clock the arrivals are timed on.
         const at = clock()
         const r = await daemon(m.index).announce(m.envelope)
-        return { type: 'announced', id: r.id, at }
+        return { type: 'announced', id: r.id, at, recipients: r.recipients }
       }
       case 'publish':
-        await daemon(m.index).p2p.publish(m.topic, Buffer.from(m.data, 'utf8'))
-        return { type: 'published' }
+        return { type: 'published', recipients: (await daemon(m.index).p2p.publish(m.topic, Buffer.from(m.data, 'utf8'))).recipients }
       case 'arrivals':
         return { type: 'arrivals', arrivals: Object.fromEntries(m.ids.map(id => [id, stored.get(id) ?? []])) }
       case 'stop':
@@ -352,7 +356,7 @@ interface Point {
   /** Child processes hosting the N nodes. */
   procs: number
   idle: Rates
-  release: Rates & { uniquePerNode: number, witnessExchangesPerNode: number, releaseMessages: number, arrivedByTopic: Record<string, number>, pushRoundsPerLog: number, coalescedPerLog: number, entriesPerLog: number, checkpointEntriesPerLog: number, settledMs: number, complete: boolean }
+  release: Rates & { uniquePerNode: number, witnessExchangesPerNode: number, releaseMessages: number, arrivedByTopic: Record<string, number>, pushRoundsPerLog: number, coalescedPerLog: number, entriesPerLog: number, entriesMinPerLog: number, checkpointEntriesPerLog: number, settledMs: number, complete: boolean, recipientsMin: number, publishedToNone: number, throttledPerNode: number, peersMin: number }
   /** Event-loop delay p99 ms of the most delayed child (how starved the run was), and of each child. */
   loopDelayP99Ms: { idle: number, release: number }
   loopDelayP99MsPerProc: { idle: number[], release: number[] }
@@ -414,6 +418,8 @@ async function run (n: number): Promise<Point> {
 
     const releaseFrom = await snapshot('start')
     const published: Array<{ id: string, at: number, from: number }> = []
+    /** Peers each message was first sent to by its publisher (gossipsub's flood publish: every subscribed peer). */
+    const recipients: number[] = []
     const commit = createHash('sha256').update(`commit-${n}`).digest('hex').slice(0, 40)
     const targets = Array.from({ length: TARGETS }, (_, t) => ({ variant: `variant-${Math.floor(t / 2)}`, platform: t % 2 === 0 ? 'linux/amd64' : 'linux/arm64' }))
     const before = await nodes()
@@ -430,6 +436,7 @@ async function run (n: number): Promise<Point> {
       const from = pick(n)
       const r = await ask(childOf(from), { type: 'announce', index: from, envelope: JSON.stringify(env) }, 'announced')
       published.push({ id: r.id, at: r.at, from })
+      recipients.push(r.recipients)
       await wait(ANNOUNCE_GAP_MS)
     }
     for (let c = 0; c < CLAIMS; c++) {
@@ -438,7 +445,7 @@ async function run (n: number): Promise<Point> {
       const claim = sampleClaim(t)
       const env = signClaim({ ...claim, target: { ...claim.target, ...targets[t]!, commit, tag: `v3.${n}.0` } }, builders[c % BUILDERS]!)
       const from = pick(n)
-      await ask(childOf(from), { type: 'publish', index: from, topic: TOPICS.claims, data: JSON.stringify(env) }, 'published')
+      recipients.push((await ask(childOf(from), { type: 'publish', index: from, topic: TOPICS.claims, data: JSON.stringify(env) }, 'published')).recipients)
       await wait(250)
     }
     // Settled: every log holds the release and a checkpoint over it (then pushed, or waiting
@@ -483,9 +490,15 @@ async function run (n: number): Promise<Point> {
         coalescedPerLog: perLog(s => s.coalesced),
         // What each log took in during the window, and what its newest signed checkpoint covers of it.
         entriesPerLog: round(mean(after.map((s, i) => s.size - before[i]!.size)), 1),
+        entriesMinPerLog: Math.min(...after.map((s, i) => s.size - before[i]!.size)),
         checkpointEntriesPerLog: round(mean(after.map((s, i) => s.checkpointSize - before[i]!.size)), 1),
         settledMs,
-        complete: complete(after)
+        complete: complete(after),
+        // Why a log may lack entries: a message its publisher sent to no peer, or ones nodes ignored over the admission rates.
+        recipientsMin: Math.min(...recipients),
+        publishedToNone: recipients.filter(r => r === 0).length,
+        throttledPerNode: round(mean(after.map((s, i) => s.throttled - before[i]!.throttled)), 1),
+        peersMin: Math.min(...after.map(s => s.peers))
       },
       loopDelayP99Ms: { idle: Math.max(...idleTo.loopP99Ms), release: Math.max(...releaseTo.loopP99Ms) },
       loopDelayP99MsPerProc: { idle: idleTo.loopP99Ms, release: releaseTo.loopP99Ms },
