@@ -30,11 +30,17 @@ export function forkChild<From extends { type: string }, To = unknown> (file: st
     else early.push(m)
   })
   // A crashed child would leave whoever waits on it waiting for ever: fail them instead, loudly.
-  proc.once('exit', (code, signal) => {
-    exit = new Error(`benchmark child ${String(proc.pid)} (${args.join(' ')}) exited with ${signal ?? `code ${String(code)}`}`)
+  // Only once its channel has closed too: 'exit' may come before the last messages are read.
+  let exitedWith: string | undefined
+  let disconnected = false
+  const fail = (): void => {
+    if (exitedWith === undefined || !disconnected || exit !== undefined) return
+    exit = new Error(`benchmark child ${String(proc.pid)} (${args.join(' ')}) exited with ${exitedWith}`)
     for (const w of waiting.splice(0)) w.reject(new Error(`${exit.message} before sending '${w.type}'`))
     leave(exit)
-  })
+  }
+  proc.once('exit', (code, signal) => { exitedWith = signal ?? `code ${String(code)}`; fail() })
+  proc.once('disconnect', () => { disconnected = true; fail() })
   return {
     proc,
     send: (m) => {
