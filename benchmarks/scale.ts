@@ -386,8 +386,9 @@ async function run (n: number): Promise<Point> {
     await Promise.all(children.map(async c => await c.next('ready')))
     /** A wait that a child's crash cuts short, failing the run at once. */
     const wait = async (ms: number): Promise<void> => { await Promise.race([sleep(ms), ...children.map(async c => await c.gone)]) }
-    /** Node i lives in child i mod K; ask it and wait for its answer. */
+    /** Node i lives in child i mod K. */
     const childOf = (i: number): Child => children[i % procs]!
+    /** Sends `m` to `child` and waits for its answer. */
     const ask = async <T extends FromChild['type']>(child: Child, m: ToChild, reply: T): Promise<Extract<FromChild, { type: T }>> => {
       // Whatever comes back before `next` is asked waits for it.
       child.send(m)
