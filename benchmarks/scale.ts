@@ -1,8 +1,17 @@
 /**
  * Scale benchmark: what arrives at a node, idle and through a release, as the network grows.
  *
- * Real daemons (store, ingest, transparency log, witness; no engine) in this one process over
- * loopback TCP, at N = 25, 50 and 100 (BENCH_SIZES). For each N:
+ * Real daemons (store, ingest, transparency log, witness; no engine) over loopback TCP, at
+ * N = 25, 50 and 100 (BENCH_SIZES), spread over K child processes (BENCH_PROCS; by default one
+ * per core, at least 2 and at most 16): node i lives in child i mod K, so each event loop carries
+ * about N/K nodes' noise, yamux, TCP and signatures instead of all N (one process for all let
+ * the announcement p99 at 100 nodes swing from 0.4 to 5.6 s with the machine's load: it measured
+ * the shared loop, not the protocol). This process only orchestrates: it makes the identities and
+ * the policy, starts the nodes in index order, each bootstrapping to up to 3 random earlier nodes
+ * whichever child hosts them (seeded by BENCH_SEED, so runs compare), tells the children when to
+ * snapshot their counters and which node publishes what, and merges what they report. The
+ * children start afresh for each N and stop their nodes together at its end; a child that dies
+ * fails the run at once. For each N:
  *  - idle: BENCH_IDLE_S seconds of real time (60). Time is scaled by BENCH_TIME_SCALE (10): the
  *    node timers that remain (the back-fill resync, 10 minutes) run that much faster, so the
  *    window holds 10 minutes of node time of them; gossipsub's heartbeat (700 ms, the production
@@ -16,13 +25,16 @@
  *    process lags, and a release it has not taken in whole would be counted short
  *    (`complete`; the release checks require it).
  *
- * Measured per node: gossip messages arriving (every copy, duplicates included, counted where
- * gossipsub decodes an RPC) and their topics; witness exchanges (each cosignature counts a
- * checkpoint pushed to its witness and a consistency proof asked of the log); bytes arriving (every TCP byte every socket of the
- * process read, over N: gossip, back-fill, fetches and their framing); the announcement's arrival
- * at every node (p50, p99 over nodes x announcements); cosignatures on each node's newest
- * checkpoint. A least-squares line per-node rate = a + b*N is fitted over the measured sizes and
- * extrapolated to 1,000 and 10,000 nodes with its standard error of prediction.
+ * Measured per node, in the child that hosts it: gossip messages arriving (every copy,
+ * duplicates included, counted where gossipsub decodes an RPC) and their topics; witness
+ * exchanges (each cosignature counts a checkpoint pushed to its witness and a consistency proof
+ * asked of the log); bytes arriving (every TCP byte every socket of every child read, over N:
+ * gossip, back-fill, fetches and their framing); the announcement's arrival at every node (p50,
+ * p99 over nodes x announcements), timed on the clock all processes share
+ * (performance.timeOrigin + now) from the moment the publishing child hands it to its node;
+ * cosignatures on each node's newest checkpoint; each child's event-loop delay (the worst child's
+ * p99 is the run's). A least-squares line per-node rate = a + b*N is fitted over the measured
+ * sizes and extrapolated to 1,000 and 10,000 nodes with its standard error of prediction.
  *
  * Stores live on /dev/shm when there is one (every node's LevelDB syncs its writes).
  * BENCH_CHECKPOINT_MS sets the logs' checkpoint interval (the product's default, 1 s, unless set):
@@ -37,19 +49,22 @@
 import { subscribe } from 'node:diagnostics_channel'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import type { Socket } from 'node:net'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
 import { createDaemon, type Daemon } from '../src/node/daemon/index.js'
 import { createLogger } from '../src/node/logger.js'
 import { TOPICS } from '../src/node/p2p/index.js'
 import { createStore } from '../src/node/store/index.js'
-import { generateIdentity, type SigningIdentity } from '../src/protocol/keys.js'
+import type { WitnessStats } from '../src/node/tlog/index.js'
+import { exportPrivatePem, generateIdentity, identityFromPrivatePem } from '../src/protocol/keys.js'
 import { signAnnouncement, signClaim } from '../src/protocol/messages.js'
 import { parsePolicy } from '../src/protocol/policy.js'
 import { parseNote } from '../src/protocol/tlog/note.js'
+import { forkChild, type BenchChild } from './child.js'
 import { sampleClaim } from './claims.js'
 import { prng } from './prng.js'
 
@@ -69,6 +84,8 @@ const ANNOUNCE_GAP_MS = Number(process.env.BENCH_ANNOUNCE_GAP_MS ?? 6_000)
 /** A log's shortest time between checkpoints; the product's default (1 s) unless set. */
 const CHECKPOINT_MS = process.env.BENCH_CHECKPOINT_MS !== undefined ? Number(process.env.BENCH_CHECKPOINT_MS) : undefined
 const DIALS = 3
+/** Child processes the nodes are spread over (node i in child i mod K): one event loop per core, not one for all. */
+const PROCS = Number(process.env.BENCH_PROCS ?? Math.max(2, Math.min(availableParallelism(), 16)))
 const BUDGET = { messagesPerSecond: 5, bytesPerSecond: 20_000 }
 const TARGET_P99_MS = 2_000
 const EXTRAPOLATE = [1_000, 10_000]
@@ -76,6 +93,8 @@ const EXTRAPOLATE = [1_000, 10_000]
 // LevelDB syncs its writes (the log's entries, checkpoints, each cosignature): N nodes on one
 // disk would measure the disk's syncs, which N machines do in parallel. /dev/shm when there is one.
 const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
+
+const self = fileURLToPath(import.meta.url)
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
@@ -91,7 +110,57 @@ function quantile (xs: number[], q: number): number {
 const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length)
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d
 
-// --- What arrives: gossip RPCs as gossipsub decodes them, and every TCP byte read. ---
+// --- Between the coordinator and its children (one process hosts about N/K nodes). ---
+
+/** The shared clock: every process's ms since the epoch, sub-millisecond, so that arrival times compare across processes. */
+const clock = (): number => performance.timeOrigin + performance.now()
+
+/** One node's log and witness, as its child reads them. */
+interface NodeState {
+  index: number
+  size: number
+  checkpointSize: number
+  witness: Pick<WitnessStats, 'cosigned' | 'pushRounds' | 'coalesced' | 'pushedSize' | 'waitingSize' | 'sampled' | 'candidates' | 'witnessesPerLog'> | undefined
+  /** Cosignatures on its newest checkpoint pushed to its witnesses (a newer one may wait for the push budget). */
+  cosignatures: number
+  /** Its own log is reported under-witnessed. */
+  underWitnessed: boolean
+  /** Gossip messages it ignored over the admission rates, and its connected peers. */
+  throttled: number
+  peers: number
+}
+/** What arrived at one child's nodes so far (counters since the child started); the loop delay since its last snapshot. */
+interface ChildSnapshot {
+  at: number
+  bytes: number
+  cosigned: number
+  messages: Record<string, number>
+  byTopic: Record<string, Record<string, number>>
+  loopP99Ms: number
+  /** Unique gossip messages per peer since the snapshot that started counting them (`unique: 'end'`). */
+  unique?: Record<string, number>
+}
+type ToChild =
+  | { type: 'start', index: number, key: string, bootstrap: string[] }
+  | { type: 'meshed', deadline: number }
+  | { type: 'snapshot', unique: 'start' | 'end' | 'keep' }
+  | { type: 'nodes' }
+  | { type: 'announce', index: number, envelope: string }
+  | { type: 'publish', index: number, topic: string, data: string }
+  | { type: 'arrivals', ids: string[] }
+  | { type: 'stop' }
+type FromChild =
+  | { type: 'ready' }
+  | { type: 'started', addr: string, peerId: string }
+  | { type: 'meshed' }
+  | { type: 'snapshot', snapshot: ChildSnapshot }
+  | { type: 'nodes', nodes: NodeState[] }
+  | { type: 'announced', id: string, at: number, recipients: number }
+  | { type: 'published', recipients: number }
+  | { type: 'arrivals', arrivals: Record<string, Array<[number, number]>> }
+  | { type: 'stopped' }
+
+// --- A child: its nodes, and what arrives at them. ---
 
 interface Arrivals { messages: number, byTopic: Map<string, number>, unique: Set<string> | undefined }
 const arrivals = new Map<string, Arrivals>() // peer id → what reached it
@@ -120,26 +189,135 @@ async function countGossip (): Promise<void> {
   }
 }
 
-const sockets = new Set<Socket>()
-let closedBytes = 0
-for (const channel of ['net.client.socket', 'net.server.socket']) {
-  subscribe(channel, (msg) => {
-    const socket = (msg as { socket: Socket }).socket
-    sockets.add(socket)
-    socket.once('close', () => { closedBytes += socket.bytesRead; sockets.delete(socket) })
-  })
+/** Every TCP byte every socket of this process reads. */
+function countBytes (): () => number {
+  const sockets = new Set<Socket>()
+  let closedBytes = 0
+  for (const channel of ['net.client.socket', 'net.server.socket']) {
+    subscribe(channel, (msg) => {
+      const socket = (msg as { socket: Socket }).socket
+      sockets.add(socket)
+      socket.once('close', () => { closedBytes += socket.bytesRead; sockets.delete(socket) })
+    })
+  }
+  return () => closedBytes + [...sockets].reduce((s, x) => s + x.bytesRead, 0)
 }
-const bytesRead = (): number => closedBytes + [...sockets].reduce((s, x) => s + x.bytesRead, 0)
 
-interface Snapshot { at: number, bytes: number, cosigned: number, messages: Map<string, number>, byTopic: Map<string, Map<string, number>> }
-function snapshot (daemons: Daemon[]): Snapshot {
+function nodeState (index: number, d: Daemon): NodeState {
+  const w = d.stats().tlog?.witness
+  const note = w === undefined ? undefined : d.tlog?.checkpoints().find(c => c.size === w.pushedSize)?.note
   return {
-    at: performance.now(),
-    bytes: bytesRead(),
-    // Each cosignature is one checkpoint pushed to a witness and, past first sight, one proof asked of the log.
-    cosigned: daemons.reduce((n, d) => n + (d.stats().tlog?.witness.cosigned ?? 0), 0),
-    messages: new Map([...arrivals].map(([p, a]) => [p, a.messages])),
-    byTopic: new Map([...arrivals].map(([p, a]) => [p, new Map(a.byTopic)]))
+    index,
+    size: d.tlog?.size() ?? 0,
+    checkpointSize: d.tlog?.checkpointSize() ?? 0,
+    witness: w === undefined ? undefined : { cosigned: w.cosigned, pushRounds: w.pushRounds, coalesced: w.coalesced, pushedSize: w.pushedSize, sampled: w.sampled, candidates: w.candidates, witnessesPerLog: w.witnessesPerLog, ...(w.waitingSize !== undefined ? { waitingSize: w.waitingSize } : {}) },
+    cosignatures: note === undefined ? 0 : Math.max(0, parseNote(note).signatures.length - 1),
+    underWitnessed: (w?.underWitnessed ?? []).some(u => u.logKeyId === d.keyId),
+    throttled: d.p2p.stats().throttled,
+    peers: d.p2p.connectedPeers().length
+  }
+}
+
+/** A child process: starts the nodes it is told to, in `dir`, and answers for them. */
+async function runChild (dir: string): Promise<void> {
+  // The coordinator gone, nothing else would stop these nodes.
+  process.on('disconnect', () => { process.exit(1) })
+  await countGossip()
+  const bytesRead = countBytes()
+  const policy = parsePolicy(JSON.parse(await readFile(join(dir, 'policy.json'), 'utf8')))
+  const daemons = new Map<number, Daemon>()
+  const stored = new Map<string, Array<[number, number]>>() // message id → [node index, arrival time]
+  const loop = monitorEventLoopDelay({ resolution: 10 })
+  loop.enable()
+  const daemon = (index: number): Daemon => {
+    const d = daemons.get(index)
+    if (d === undefined) throw new Error(`node ${index} is not in this process`)
+    return d
+  }
+  const handle = async (m: ToChild): Promise<FromChild> => {
+    switch (m.type) {
+      case 'start': {
+        const i = m.index
+        const store = await createStore({}, { path: join(dir, `n${i}`, 'store') })
+        const d = await createDaemon({ identity: identityFromPrivatePem(m.key), store, policy, logger }, {
+          listen: ['/ip4/127.0.0.1/tcp/0'],
+          bootstrap: m.bootstrap,
+          mdns: false,
+          tlog: { path: join(dir, `n${i}`, 'tlog'), ...(CHECKPOINT_MS !== undefined ? { checkpointIntervalMs: CHECKPOINT_MS } : {}) },
+          backfill: { resyncIntervalMs: Math.round(600_000 / TIME_SCALE) }
+        })
+        d.onStored((s) => {
+          let at = stored.get(s.id)
+          if (at === undefined) { at = []; stored.set(s.id, at) }
+          at.push([i, clock()])
+        })
+        await d.start()
+        daemons.set(i, d)
+        return { type: 'started', addr: d.multiaddrs()[0]!, peerId: d.peerId }
+      }
+      case 'meshed':
+        while (![...daemons.values()].every(d => (d.p2p.stats().mesh[TOPICS.announcements] ?? 0) >= 1) && clock() < m.deadline) await sleep(200)
+        return { type: 'meshed' }
+      case 'snapshot': {
+        const peers = [...daemons.values()].map(d => d.peerId)
+        const unique = m.unique === 'end' ? Object.fromEntries(peers.map(p => [p, arrivalsOf(p).unique?.size ?? 0])) : undefined
+        for (const p of peers) if (m.unique !== 'keep') arrivalsOf(p).unique = m.unique === 'start' ? new Set() : undefined
+        const snapshot: ChildSnapshot = {
+          at: clock(),
+          bytes: bytesRead(),
+          // Each cosignature is one checkpoint pushed to a witness and, past first sight, one proof asked of the log.
+          cosigned: [...daemons.values()].reduce((n, d) => n + (d.stats().tlog?.witness.cosigned ?? 0), 0),
+          messages: Object.fromEntries(peers.map(p => [p, arrivalsOf(p).messages])),
+          byTopic: Object.fromEntries(peers.map(p => [p, Object.fromEntries(arrivalsOf(p).byTopic)])),
+          loopP99Ms: loop.percentile(99) / 1e6,
+          ...(unique !== undefined ? { unique } : {})
+        }
+        loop.reset()
+        return { type: 'snapshot', snapshot }
+      }
+      case 'nodes':
+        return { type: 'nodes', nodes: [...daemons].map(([i, d]) => nodeState(i, d)) }
+      case 'announce': {
+        // Timed here, in the process that publishes, on the clock the arrivals are timed on.
+        const at = clock()
+        const r = await daemon(m.index).announce(m.envelope)
+        return { type: 'announced', id: r.id, at, recipients: r.recipients }
+      }
+      case 'publish':
+        return { type: 'published', recipients: (await daemon(m.index).p2p.publish(m.topic, Buffer.from(m.data, 'utf8'))).recipients }
+      case 'arrivals':
+        return { type: 'arrivals', arrivals: Object.fromEntries(m.ids.map(id => [id, stored.get(id) ?? []])) }
+      case 'stop':
+        loop.disable()
+        await Promise.all([...daemons.values()].map(async d => { await d.stop() }))
+        return { type: 'stopped' }
+    }
+  }
+  process.on('message', (m: ToChild) => {
+    handle(m).then((reply) => {
+      process.send?.(reply, () => { if (reply.type === 'stopped') process.exit(0) })
+    }, (err: unknown) => {
+      // Loudly: the coordinator fails the run on this child's exit.
+      process.stderr.write(`scale child ${process.pid}, on '${m.type}': ${(err as Error).stack ?? String(err)}\n`)
+      process.exit(1)
+    })
+  })
+  process.send?.({ type: 'ready' } satisfies FromChild)
+}
+
+// --- The coordinator: the network of N nodes over K children, and what arrived, merged. ---
+
+interface Snapshot { at: number, bytes: number, cosigned: number, messages: Map<string, number>, byTopic: Map<string, Map<string, number>>, loopP99Ms: number[], unique: Map<string, number> }
+function merge (snapshots: ChildSnapshot[]): Snapshot {
+  return {
+    // The children answer within milliseconds of each other; their mean stands for the moment.
+    at: mean(snapshots.map(s => s.at)),
+    bytes: snapshots.reduce((n, s) => n + s.bytes, 0),
+    cosigned: snapshots.reduce((n, s) => n + s.cosigned, 0),
+    messages: new Map(snapshots.flatMap(s => Object.entries(s.messages))),
+    byTopic: new Map(snapshots.flatMap(s => Object.entries(s.byTopic).map(([p, t]) => [p, new Map(Object.entries(t))] as const))),
+    loopP99Ms: snapshots.map(s => round(s.loopP99Ms, 0)),
+    unique: new Map(snapshots.flatMap(s => Object.entries(s.unique ?? {})))
   }
 }
 
@@ -173,76 +351,79 @@ function rates (from: Snapshot, to: Snapshot, peers: string[]): Rates {
   }
 }
 
-// --- One network of N nodes. ---
-
 interface Point {
   n: number
+  /** Child processes hosting the N nodes. */
+  procs: number
   idle: Rates
-  release: Rates & { uniquePerNode: number, witnessExchangesPerNode: number, releaseMessages: number, arrivedByTopic: Record<string, number>, pushRoundsPerLog: number, coalescedPerLog: number, entriesPerLog: number, checkpointEntriesPerLog: number, settledMs: number, complete: boolean }
-  /** Event-loop delay of the one process all nodes share, p99 ms: how starved the run was. */
+  release: Rates & { uniquePerNode: number, witnessExchangesPerNode: number, releaseMessages: number, arrivedByTopic: Record<string, number>, pushRoundsPerLog: number, coalescedPerLog: number, entriesPerLog: number, entriesMinPerLog: number, checkpointEntriesPerLog: number, settledMs: number, complete: boolean, recipientsMin: number, publishedToNone: number, throttledPerNode: number, peersMin: number }
+  /** Event-loop delay p99 ms of the most delayed child (how starved the run was), and of each child. */
   loopDelayP99Ms: { idle: number, release: number }
+  loopDelayP99MsPerProc: { idle: number[], release: number[] }
   announcement: { p50Ms: number, p99Ms: number, toAllMaxMs: number, samples: number }
   cosignatures: { mean: number, min: number, max: number }
   witnessing: { sampledLogsMean: number, candidatesMean: number, underWitnessed: number, witnessesPerLog: number, waitingAtEnd: number }
 }
 
+type Child = BenchChild<FromChild, ToChild>
+
 async function run (n: number): Promise<Point> {
   const dir = await mkdtemp(join(base, 'neko-bench-scale-'))
   const announcer = generateIdentity()
   const builders = Array.from({ length: BUILDERS }, () => generateIdentity())
-  const policy = parsePolicy({
+  await writeFile(join(dir, 'policy.json'), JSON.stringify({
     version: 1,
     builders: builders.map((b, i) => ({ name: `builder-${i}`, operator: `operator-${i}`, publicKey: b.publicKeyPem })),
     announcers: [{ name: 'announcer', publicKey: announcer.publicKeyPem }],
     threshold: 2,
     minOperators: 2,
     allowedDissent: 0
-  })
-  const identities: SigningIdentity[] = Array.from({ length: n }, () => generateIdentity())
-  const daemons: Daemon[] = []
-  const stored = new Map<string, Map<number, number>>() // message id → node index → arrival time
+  }))
+  const procs = Math.min(PROCS, n)
+  const children: Child[] = []
   try {
-    for (let i = 0; i < n; i++) {
-      const store = await createStore({}, { path: join(dir, `n${i}`, 'store') })
-      const bootstrap = i === 0 ? [] : [...new Set(Array.from({ length: Math.min(DIALS, i) }, () => daemons[pick(i)]!.multiaddrs()[0]!))]
-      const d = await createDaemon({ identity: identities[i]!, store, policy, logger }, {
-        listen: ['/ip4/127.0.0.1/tcp/0'],
-        bootstrap,
-        mdns: false,
-        tlog: { path: join(dir, `n${i}`, 'tlog'), ...(CHECKPOINT_MS !== undefined ? { checkpointIntervalMs: CHECKPOINT_MS } : {}) },
-        backfill: { resyncIntervalMs: Math.round(600_000 / TIME_SCALE) }
-      })
-      d.onStored((m) => {
-        let at = stored.get(m.id)
-        if (at === undefined) { at = new Map(); stored.set(m.id, at) }
-        at.set(i, performance.now())
-      })
-      await d.start()
-      daemons.push(d)
+    for (let c = 0; c < procs; c++) children.push(forkChild<FromChild, ToChild>(self, ['node', dir]))
+    await Promise.all(children.map(async c => await c.next('ready')))
+    /** A wait that a child's crash cuts short, failing the run at once. */
+    const wait = async (ms: number): Promise<void> => { await Promise.race([sleep(ms), ...children.map(async c => await c.gone)]) }
+    /** Node i lives in child i mod K. */
+    const childOf = (i: number): Child => children[i % procs]!
+    /** Sends `m` to `child` and waits for its answer. */
+    const ask = async <T extends FromChild['type']>(child: Child, m: ToChild, reply: T): Promise<Extract<FromChild, { type: T }>> => {
+      // Whatever comes back before `next` is asked waits for it.
+      child.send(m)
+      return await child.next(reply)
     }
-    const peers = daemons.map(d => d.peerId)
-    // Settled: every node in a mesh, the start-up checkpoints and statements gone by.
-    const deadline = Date.now() + 120_000
-    while (!daemons.every(d => (d.p2p.stats().mesh[TOPICS.announcements] ?? 0) >= 1) && Date.now() < deadline) await sleep(200)
-    await sleep(SETTLE_MS)
+    const askAll = async <T extends FromChild['type']>(m: ToChild, reply: T): Promise<Array<Extract<FromChild, { type: T }>>> => await Promise.all(children.map(async c => await ask(c, m, reply)))
+    const nodes = async (): Promise<NodeState[]> => (await askAll({ type: 'nodes' }, 'nodes')).flatMap(r => r.nodes).sort((a, b) => a.index - b.index)
+    const snapshot = async (unique: 'start' | 'end' | 'keep' = 'keep'): Promise<Snapshot> => merge((await askAll({ type: 'snapshot', unique }, 'snapshot')).map(r => r.snapshot))
 
-    const loop = monitorEventLoopDelay({ resolution: 10 })
-    loop.enable()
-    const idleFrom = snapshot(daemons)
-    await sleep(IDLE_S * 1000)
-    const idleTo = snapshot(daemons)
-    const idleLoop = loop.percentile(99) / 1e6
-    loop.reset()
+    // In index order, each to up to 3 random earlier nodes, whichever process hosts them.
+    const addrs: string[] = []
+    const peers: string[] = []
+    for (let i = 0; i < n; i++) {
+      const bootstrap = i === 0 ? [] : [...new Set(Array.from({ length: Math.min(DIALS, i) }, () => addrs[pick(i)]!))]
+      const started = await ask(childOf(i), { type: 'start', index: i, key: exportPrivatePem(generateIdentity()), bootstrap }, 'started')
+      addrs.push(started.addr)
+      peers.push(started.peerId)
+    }
+    // Settled: every node in a mesh, the start-up checkpoints and statements gone by.
+    await askAll({ type: 'meshed', deadline: clock() + 120_000 }, 'meshed')
+    await wait(SETTLE_MS)
+
+    const idleFrom = await snapshot()
+    await wait(IDLE_S * 1000)
+    const idleTo = await snapshot()
     const idle = rates(idleFrom, idleTo, peers)
     process.stderr.write(`N=${n} idle: ${JSON.stringify(idle)}\n`)
 
-    for (const p of peers) arrivalsOf(p).unique = new Set()
-    const releaseFrom = snapshot(daemons)
+    const releaseFrom = await snapshot('start')
     const published: Array<{ id: string, at: number, from: number }> = []
+    /** Peers each message was first sent to by its publisher (gossipsub's flood publish: every subscribed peer). */
+    const recipients: number[] = []
     const commit = createHash('sha256').update(`commit-${n}`).digest('hex').slice(0, 40)
     const targets = Array.from({ length: TARGETS }, (_, t) => ({ variant: `variant-${Math.floor(t / 2)}`, platform: t % 2 === 0 ? 'linux/amd64' : 'linux/arm64' }))
-    const before = daemons.map(d => d.stats().tlog?.witness)
-    const sizesBefore = daemons.map(d => d.tlog?.size() ?? 0)
+    const before = await nodes()
     for (let k = 0; k < ANNOUNCEMENTS; k++) {
       const env = signAnnouncement({
         repository: 'https://github.com/m1k1o/neko',
@@ -254,50 +435,50 @@ async function run (n: number): Promise<Point> {
         announcedAt: new Date().toISOString()
       }, announcer)
       const from = pick(n)
-      const at = performance.now()
-      const r = await daemons[from]!.announce(env)
-      published.push({ id: r.id, at, from })
-      await sleep(ANNOUNCE_GAP_MS)
+      const r = await ask(childOf(from), { type: 'announce', index: from, envelope: JSON.stringify(env) }, 'announced')
+      published.push({ id: r.id, at: r.at, from })
+      recipients.push(r.recipients)
+      await wait(ANNOUNCE_GAP_MS)
     }
     for (let c = 0; c < CLAIMS; c++) {
       // Target c / 3 by builder c % 3, all three agreeing on its digests.
       const t = Math.floor(c / BUILDERS)
       const claim = sampleClaim(t)
       const env = signClaim({ ...claim, target: { ...claim.target, ...targets[t]!, commit, tag: `v3.${n}.0` } }, builders[c % BUILDERS]!)
-      await daemons[pick(n)]!.p2p.publish(TOPICS.claims, Buffer.from(JSON.stringify(env), 'utf8'))
-      await sleep(250)
+      const from = pick(n)
+      recipients.push((await ask(childOf(from), { type: 'publish', index: from, topic: TOPICS.claims, data: JSON.stringify(env) }, 'published')).recipients)
+      await wait(250)
     }
     // Settled: every log holds the release and a checkpoint over it (then pushed, or waiting
     // for the push budget), or the deadline passed.
     const settleFrom = Date.now()
-    const complete = (): boolean => daemons.every((d, i) => (d.tlog?.size() ?? 0) - sizesBefore[i]! >= ANNOUNCEMENTS + CLAIMS && d.tlog?.checkpointSize() === d.tlog?.size())
-    await sleep(SETTLE_MS)
-    while (!complete() && Date.now() - settleFrom < RELEASE_SETTLE_MAX_MS) await sleep(1000)
+    const complete = (states: NodeState[]): boolean => states.every((s, i) => s.size - before[i]!.size >= ANNOUNCEMENTS + CLAIMS && s.checkpointSize === s.size)
+    await wait(SETTLE_MS)
+    while (!complete(await nodes()) && Date.now() - settleFrom < RELEASE_SETTLE_MAX_MS) await wait(1000)
     const settledMs = Date.now() - settleFrom
-    const releaseTo = snapshot(daemons)
-    const releaseLoop = loop.percentile(99) / 1e6
-    loop.disable()
+    const releaseTo = await snapshot('end')
+    const after = await nodes()
     const release = rates(releaseFrom, releaseTo, peers)
-    const uniquePer = peers.map(p => arrivalsOf(p).unique?.size ?? 0)
-    for (const p of peers) arrivalsOf(p).unique = undefined
+    const uniquePer = peers.map(p => releaseTo.unique.get(p) ?? 0)
 
     const latencies: number[] = []
     const toAll: number[] = []
+    const arrived = new Map<string, Array<[number, number]>>()
+    for (const r of await askAll({ type: 'arrivals', ids: published.map(a => a.id) }, 'arrivals')) {
+      for (const [id, at] of Object.entries(r.arrivals)) arrived.set(id, [...arrived.get(id) ?? [], ...at])
+    }
     for (const a of published) {
-      const at = stored.get(a.id) ?? new Map<number, number>()
+      const at = new Map(arrived.get(a.id) ?? [])
       const ls = [...at].filter(([i]) => i !== a.from).map(([, t]) => t - a.at)
       latencies.push(...ls)
       toAll.push(at.size >= n ? Math.max(...ls) : Number.POSITIVE_INFINITY)
     }
-    const wStats = daemons.map(d => d.stats().tlog?.witness)
-    // On each node's newest checkpoint pushed to its witnesses (a newer one may wait for the push budget).
-    const cosigs = daemons.map((d, i) => {
-      const note = d.tlog?.checkpoints().find(c => c.size === wStats[i]?.pushedSize)?.note
-      return note === undefined ? 0 : Math.max(0, parseNote(note).signatures.length - 1)
-    })
-    const perLog = (f: (s: NonNullable<typeof wStats[number]>) => number): number => round(mean(wStats.map((s, i) => s === undefined ? 0 : f(s) - (before[i] === undefined ? 0 : f(before[i]!)))), 2)
+    const wStats = after.map(s => s.witness)
+    const cosigs = after.map(s => s.cosignatures)
+    const perLog = (f: (s: NonNullable<typeof wStats[number]>) => number): number => round(mean(wStats.map((s, i) => s === undefined ? 0 : f(s) - (before[i]!.witness === undefined ? 0 : f(before[i]!.witness!)))), 2)
     const point: Point = {
       n,
+      procs,
       idle,
       release: {
         ...release,
@@ -309,27 +490,39 @@ async function run (n: number): Promise<Point> {
         pushRoundsPerLog: perLog(s => s.pushRounds),
         coalescedPerLog: perLog(s => s.coalesced),
         // What each log took in during the window, and what its newest signed checkpoint covers of it.
-        entriesPerLog: round(mean(daemons.map((d, i) => (d.tlog?.size() ?? 0) - sizesBefore[i]!)), 1),
-        checkpointEntriesPerLog: round(mean(daemons.map((d, i) => (d.tlog?.checkpointSize() ?? 0) - sizesBefore[i]!)), 1),
+        entriesPerLog: round(mean(after.map((s, i) => s.size - before[i]!.size)), 1),
+        entriesMinPerLog: Math.min(...after.map((s, i) => s.size - before[i]!.size)),
+        checkpointEntriesPerLog: round(mean(after.map((s, i) => s.checkpointSize - before[i]!.size)), 1),
         settledMs,
-        complete: complete()
+        complete: complete(after),
+        // Why a log may lack entries: a message its publisher sent to no peer, or ones nodes ignored over the admission rates.
+        recipientsMin: Math.min(...recipients),
+        publishedToNone: recipients.filter(r => r === 0).length,
+        throttledPerNode: round(mean(after.map((s, i) => s.throttled - before[i]!.throttled)), 1),
+        peersMin: Math.min(...after.map(s => s.peers))
       },
-      loopDelayP99Ms: { idle: round(idleLoop, 0), release: round(releaseLoop, 0) },
+      loopDelayP99Ms: { idle: Math.max(...idleTo.loopP99Ms), release: Math.max(...releaseTo.loopP99Ms) },
+      loopDelayP99MsPerProc: { idle: idleTo.loopP99Ms, release: releaseTo.loopP99Ms },
       announcement: { p50Ms: round(quantile(latencies, 0.5), 0), p99Ms: round(quantile(latencies, 0.99), 0), toAllMaxMs: round(Math.max(...toAll), 0), samples: latencies.length },
       cosignatures: { mean: round(mean(cosigs), 2), min: Math.min(...cosigs), max: Math.max(...cosigs) },
       witnessing: {
         sampledLogsMean: round(mean(wStats.map(s => s?.sampled ?? 0)), 1),
         candidatesMean: round(mean(wStats.map(s => s?.candidates ?? 0)), 1),
-        underWitnessed: daemons.filter(d => (d.stats().tlog?.witness.underWitnessed ?? []).some(u => u.logKeyId === d.keyId)).length,
+        underWitnessed: after.filter(s => s.underWitnessed).length,
         witnessesPerLog: wStats[0]?.witnessesPerLog ?? 0,
         // Logs whose newest checkpoint still waits for the push budget when the window ends.
         waitingAtEnd: wStats.filter(s => s?.waitingSize !== undefined).length
       }
     }
     process.stderr.write(`N=${n}: ${JSON.stringify(point)}\n`)
+    // Every node stops at once, each child then exits.
+    await askAll({ type: 'stop' }, 'stopped')
+    await Promise.all(children.map(async c => { await c.exited() }))
     return point
   } finally {
-    await Promise.all(daemons.map(async d => { await d.stop().catch(() => {}) }))
+    // On any failure (a child crashed, a node failed to start), no child outlives the run.
+    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL')
+    await Promise.all(children.map(async c => { await c.exited() }))
     await rm(dir, { recursive: true, force: true })
   }
 }
@@ -348,7 +541,6 @@ function fit (xs: number[], ys: number[]): { a: number, b: number, predict: (x0:
 }
 
 async function main (): Promise<void> {
-  await countGossip()
   const points: Point[] = []
   for (const n of SIZES) points.push(await run(n))
   const xs = points.map(p => p.n)
@@ -360,7 +552,7 @@ async function main (): Promise<void> {
     return { a: round(f.a, 4), b: round(f.b, 6), ...(inverse ? { of: '1/N' } : {}), at }
   }
   for (const p of points) {
-    process.stdout.write(`N=${p.n}: idle ${p.idle.messagesPerSecond} msg/s (gossip max ${p.idle.maxGossipPerSecond}), ${p.idle.bytesPerSecond} B/s; release ${p.release.messagesPerSecond} msg/s (${p.release.gossipPerSecond} gossip, ${p.release.witnessExchangesPerSecond} witness exchanges), ${p.release.bytesPerSecond} B/s, ${p.release.uniquePerNode} unique gossip messages and ${p.release.witnessExchangesPerNode} witness exchanges per node for ${p.release.releaseMessages} published; announcement p50 ${p.announcement.p50Ms} ms p99 ${p.announcement.p99Ms} ms; cosignatures per checkpoint ${p.cosignatures.mean} (min ${p.cosignatures.min}); event-loop delay p99 ${p.loopDelayP99Ms.idle} ms idle, ${p.loopDelayP99Ms.release} ms release\n`)
+    process.stdout.write(`N=${p.n}: idle ${p.idle.messagesPerSecond} msg/s (gossip max ${p.idle.maxGossipPerSecond}), ${p.idle.bytesPerSecond} B/s; release ${p.release.messagesPerSecond} msg/s (${p.release.gossipPerSecond} gossip, ${p.release.witnessExchangesPerSecond} witness exchanges), ${p.release.bytesPerSecond} B/s, ${p.release.uniquePerNode} unique gossip messages and ${p.release.witnessExchangesPerNode} witness exchanges per node for ${p.release.releaseMessages} published; announcement p50 ${p.announcement.p50Ms} ms p99 ${p.announcement.p99Ms} ms; cosignatures per checkpoint ${p.cosignatures.mean} (min ${p.cosignatures.min}); event-loop delay p99 of the worst of ${p.procs} processes ${p.loopDelayP99Ms.idle} ms idle, ${p.loopDelayP99Ms.release} ms release\n`)
   }
   const idleMessages = model('idle messages/s per node', points.map(p => p.idle.messagesPerSecond))
   const idleBytes = model('idle bytes/s per node', points.map(p => p.idle.bytesPerSecond))
@@ -382,6 +574,7 @@ async function main (): Promise<void> {
   }
   process.stdout.write(JSON.stringify({
     bench: 'scale',
+    procs: PROCS,
     idleSeconds: IDLE_S,
     checkpointIntervalMs: CHECKPOINT_MS ?? 'default (1000)',
     timeScale: TIME_SCALE,
@@ -393,7 +586,12 @@ async function main (): Promise<void> {
   }) + '\n')
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
-  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`)
-  process.exit(1)
-})
+if (process.argv[2] === 'node') {
+  await runChild(process.argv[3]!)
+} else {
+  if (!Number.isInteger(PROCS) || PROCS < 1) throw new Error(`BENCH_PROCS must be a whole number of processes, at least 1; got ${String(process.env.BENCH_PROCS)}`)
+  main().then(() => process.exit(0), (err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`)
+    process.exit(1)
+  })
+}

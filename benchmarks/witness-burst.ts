@@ -185,7 +185,7 @@ async function main (): Promise<void> {
   const burstS = worst(burst.seconds)
   const met = burstS !== null && burstS <= TARGET_S
   for (const n of nodes) n.send({ type: 'stop' })
-  await Promise.all(nodes.map(async n => await new Promise(resolve => { if (n.proc.exitCode != null) resolve(null); else n.proc.once('exit', resolve) })))
+  await Promise.all(nodes.map(async n => { await n.exited() }))
   await rm(dir, { recursive: true, force: true })
   console.log(JSON.stringify({
     bench: 'witness-burst',
