@@ -292,7 +292,9 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
   let stopped = false
   // Size of the newest own checkpoint pushed: an older push stops asking once a newer one goes out.
   let pushedSize = -1
-  // The own checkpoint waiting for the push budget (or for a witness to become known).
+  // The newest own checkpoint pushed (served to witnesses that fetch it), and the one waiting
+  // for the push budget (or for a witness to become known).
+  let pushedMessage: Buffer | undefined
   let waiting: { message: Buffer, checked: VerifiedCheckpoint } | undefined
   let waitTimer: NodeJS.Timeout | undefined
   let pushRounds = 0
@@ -773,6 +775,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     waiting = undefined
     track(next.checked)
     pushedSize = next.checked.checkpoint.size
+    pushedMessage = next.message
     pushRounds++
     const push = components.push
     if (push !== undefined) await pushOwn(next.message, pushedSize, targets, push)
@@ -818,6 +821,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       if (components.push === undefined) {
         track(checked)
         pushedSize = checked.checkpoint.size
+        pushedMessage = message
         await components.publish(message)
         return
       }
@@ -842,9 +846,10 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     newest (origin) {
       const own = components.log
       if (own !== undefined && origin === own.origin) {
-        // The newest, pushed or still waiting for the budget: a witness fetches only when it is
-        // behind (it met this node, or a push to it failed), and the one pushed last could leave
-        // it behind until the next round.
+        // The one pushed last: a witness that missed its round (every push to it failed) catches
+        // up with the round, and gets the next one with the others. Handing it a checkpoint the
+        // budget holds back would pay for a cosignature outside any round.
+        if (pushedMessage !== undefined) return pushedMessage
         const note = own.checkpoint()
         if (note === undefined) return 'the log has no checkpoint yet'
         // The log's signature alone: a cosignature line would need its witness's key alongside.
