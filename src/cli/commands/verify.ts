@@ -112,7 +112,9 @@ export function register (program: Command): void {
             // Votes from one engine count once, here as on a node.
             const engineId = c.environment?.engine.id
             if (engineId !== undefined) claim.environment = { engine: { id: engineId } }
-            claims.push({ claim, keyId: message.keyId, id: message.id })
+            // A builder's key id as the policy's own string, not the envelope's copy: the
+            // verdicts look each claim's key up several times, a new string costs each a hash.
+            claims.push({ claim, keyId: policy.builderById.get(message.keyId)?.keyId ?? message.keyId, id: message.id })
           } else if (announcerTrusted(policy, message.keyId)) {
             // The one trust rule (src/node/consensus/release.ts): a release is what an announcer of the policy announced.
             announcements.push(message.announcement)
