@@ -31,14 +31,15 @@ export interface BundleSink {
  * message never hides the good ones; more lines than the limit fail the whole bundle.
  * Lines are decoded in batches (signatures first, then payloads) and handed to `sink` in
  * line order; nothing is kept here, so a caller that
- * keeps only what it needs holds no envelope.
+ * keeps only what it needs holds no envelope. `text` may come already split at `\n` (a
+ * caller that read every line once need not split it again); the array is not changed.
  */
-export function decodeBundle (text: string, opts: BundleOptions, sink: BundleSink): void {
+export function decodeBundle (text: string | readonly string[], opts: BundleOptions, sink: BundleSink): void {
   const maxLines = opts.maxLines ?? LIMITS.bundleLines
   const maxLineLength = opts.maxLineLength ?? LIMITS.bundleLineLength
-  const lines = text.split('\n')
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop()
-  if (lines.length > maxLines) throw new LimitError('bundle.lines', maxLines, lines.length)
+  const lines = typeof text === 'string' ? text.split('\n') : text
+  const count = lines.length > 0 && lines[lines.length - 1] === '' ? lines.length - 1 : lines.length
+  if (count > maxLines) throw new LimitError('bundle.lines', maxLines, count)
   const decode = { keys: opts.keys, allowEmbeddedKeys: opts.allowEmbeddedKeys, ids: opts.ids }
   let batch: string[] = []
   let numbers: number[] = []
@@ -52,10 +53,10 @@ export function decodeBundle (text: string, opts: BundleOptions, sink: BundleSin
     batch = []
     numbers = []
   }
-  for (let i = 0; i < lines.length; i++) {
+  for (let i = 0; i < count; i++) {
     const line = i + 1
     const raw = lines[i]!
-    const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+    const text = raw.charCodeAt(raw.length - 1) === 0x0d ? raw.slice(0, -1) : raw
     // An envelope line starts with its brace: only other lines need the blank test.
     if (text.charCodeAt(0) !== 0x7b && text.trim() === '') continue
     if (text.length > maxLineLength) {

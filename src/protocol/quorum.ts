@@ -96,12 +96,8 @@ interface KeyEvidence {
 }
 
 const byString = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
-
-function minTag (tags: Iterable<string | undefined>): string | undefined {
-  let out: string | undefined
-  for (const t of tags) if (t !== undefined && (out === undefined || t < out)) out = t
-  return out
-}
+// Lists of strings alone are sorted by `sort()` itself: the same order (UTF-16 code units)
+// without a call into a comparator per comparison (a key that signed thousands of digests).
 
 /**
  * One engine is one witness: votes for one digest from keys whose claims name the same engine
@@ -170,10 +166,10 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
     const builder = policy.builderById.get(keyId)
     if (builder === undefined) continue
     if (ev.digests.size > 1) {
-      equivocating.push({ keyId, name: builder.name, digests: [...ev.digests.keys()].sort(byString) })
+      equivocating.push({ keyId, name: builder.name, digests: [...ev.digests.keys()].sort() })
     } else if (ev.digests.size === 1) {
       const [digest, claimId] = [...ev.digests][0] as [string, string]
-      const engineIds = [...(ev.engines.get(digest) ?? [])].sort(byString)
+      const engineIds = [...(ev.engines.get(digest) ?? [])].sort()
       keyVotes.push({ keyId, name: builder.name, operator: builder.operator, digest, claimId, ...(engineIds.length > 0 ? { engineIds } : {}) })
     } else {
       // The latest failure speaks for the key; ties broken by id so order never matters.
@@ -243,7 +239,7 @@ function verdictFor (key: string, base: Target, claims: VerifiedClaim[], policy:
     threshold: k,
     trustedCount: answered,
     outstanding,
-    operators: [...ops(agreeing)].sort(byString)
+    operators: [...ops(agreeing)].sort()
   }
   if (consensusDigest !== undefined) verdict.consensusDigest = consensusDigest
   if (leadingDigest !== undefined) verdict.leadingDigest = leadingDigest
@@ -266,34 +262,61 @@ function unsettledReason (v: TargetVerdict, minOperators: number, votes: Builder
   return `${parts.join(', ')}; ${need}`
 }
 
+/** Claims of one target key, and the target an announcement expects there. */
+export interface TargetGroup<C extends VerifiedClaim = VerifiedClaim> {
+  expected?: Target
+  claims: C[]
+}
+
 /**
- * The verdict for every target that has a claim or is expected, sorted by target key.
- * Pure and deterministic: the order of `claims` never matters. The rules are in
- * docs/consensus.md.
+ * The claims by target key, each list in the order given, with the expected targets (of
+ * the smallest tag where two name one key): what `computeVerdicts` judges, built once for
+ * callers that read the claims of a target again.
  */
-export function computeVerdicts (input: VerdictInput): TargetVerdict[] {
-  const groups = new Map<string, { expected?: Target, claims: VerifiedClaim[] }>()
-  for (const t of input.expectedTargets ?? []) {
+export function groupByTarget<C extends VerifiedClaim> (claims: readonly C[], expectedTargets: readonly Target[] = []): Map<string, TargetGroup<C>> {
+  const groups = new Map<string, TargetGroup<C>>()
+  for (const t of expectedTargets) {
     const key = targetKey(t)
     const g = groups.get(key)
     if (g === undefined) groups.set(key, { expected: t, claims: [] })
     else if (g.expected === undefined || (t.tag !== undefined && (g.expected.tag === undefined || t.tag < g.expected.tag))) g.expected = t
   }
-  for (const c of input.claims) {
+  for (const c of claims) {
     const key = targetKey(c.claim.target)
     const g = groups.get(key)
     if (g === undefined) groups.set(key, { claims: [c] })
     else g.claims.push(c)
   }
+  return groups
+}
+
+/** `computeVerdicts` over claims already grouped (`groupByTarget`); the input's own claims and targets are not read. */
+export function verdictsOfGroups (groups: ReadonlyMap<string, TargetGroup<VerifiedClaim>>, input: Omit<VerdictInput, 'claims' | 'expectedTargets'>): TargetVerdict[] {
   const out: TargetVerdict[] = []
-  for (const key of [...groups.keys()].sort(byString)) {
-    const g = groups.get(key) as { expected?: Target, claims: VerifiedClaim[] }
-    const trustedTags = g.claims.filter(c => input.policy.builderById.has(c.keyId)).map(c => c.claim.target.tag)
-    const tag = g.expected?.tag ?? minTag(trustedTags) ?? minTag(g.claims.map(c => c.claim.target.tag))
+  for (const key of [...groups.keys()].sort()) {
+    const g = groups.get(key) as TargetGroup
+    let trustedTag: string | undefined
+    let anyTag: string | undefined
+    for (const c of g.claims) {
+      const t = c.claim.target.tag
+      if (t === undefined) continue
+      if (anyTag === undefined || t < anyTag) anyTag = t
+      if ((trustedTag === undefined || t < trustedTag) && input.policy.builderById.has(c.keyId)) trustedTag = t
+    }
+    const tag = g.expected?.tag ?? trustedTag ?? anyTag
     const src = g.expected ?? (g.claims[0] as VerifiedClaim).claim.target
     const target: Target = { repository: src.repository, commit: src.commit, variant: src.variant, platform: src.platform }
     if (tag !== undefined) target.tag = tag
     out.push(verdictFor(key, target, g.claims, input.policy, input.published?.get(key), input.setAside))
   }
   return out
+}
+
+/**
+ * The verdict for every target that has a claim or is expected, sorted by target key.
+ * Pure and deterministic: the order of `claims` never matters. The rules are in
+ * docs/consensus.md.
+ */
+export function computeVerdicts (input: VerdictInput): TargetVerdict[] {
+  return verdictsOfGroups(groupByTarget(input.claims, input.expectedTargets), input)
 }

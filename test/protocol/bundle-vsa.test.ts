@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { parseBundle, serializeBundle } from '../../src/protocol/bundle.js'
+import { decodeBundle, parseBundle, serializeBundle } from '../../src/protocol/bundle.js'
 import { verifyEnvelope } from '../../src/protocol/dsse.js'
 import { LimitError, SignatureError } from '../../src/protocol/errors.js'
 import { decodeMessage, signAnnouncement, signClaim, signStatement } from '../../src/protocol/messages.js'
@@ -35,6 +35,26 @@ describe('bundles', () => {
 
   it('refuses more lines than the limit', () => {
     expect(() => parseBundle('{}\n{}\n{}\n', { maxLines: 2 })).toThrow(LimitError)
+  })
+
+  it('decodes lines already split as it decodes the text, and leaves them as they are', () => {
+    const stranger = signClaim(successClaim(D1), fixedIdentity(77))
+    const lines = serializeBundle(envs).split('\n')
+    const text = [lines[0], '{oops', '  ', lines[1], JSON.stringify(stranger), lines[2], ''].join('\r\n') + '\n'
+    const split = text.split('\n')
+    const copy = [...split]
+    const seen: Array<[number, string]> = []
+    decodeBundle(split, { keys: policyKeys(policy) }, {
+      entry: (line, message) => { seen.push([line, message.kind]) },
+      error: (line, error) => { seen.push([line, error.name]) }
+    })
+    const b = parseBundle(text, { keys: policyKeys(policy) })
+    expect(seen).toEqual([...b.entries.map((e): [number, string] => [e.line, e.message.kind]), ...b.errors.map((e): [number, string] => [e.line, e.error.name])].sort((x, y) => x[0] - y[0]))
+    expect(seen.map(s => s[0])).toEqual([1, 2, 4, 5, 6])
+    expect(split).toEqual(copy)
+    // The empty string after the last newline is no line: seven lines fit a limit of seven.
+    expect(() => decodeBundle(split, { maxLines: 7 }, { entry: () => {}, error: () => {} })).not.toThrow()
+    expect(() => decodeBundle(split, { maxLines: 6 }, { entry: () => {}, error: () => {} })).toThrow(LimitError)
   })
 })
 

@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { decodeMessage, signClaim } from '../../src/protocol/messages.js'
 import { parsePolicy, type TrustPolicy } from '../../src/protocol/policy.js'
-import { computeVerdicts, type TargetVerdict, type VerifiedClaim } from '../../src/protocol/quorum.js'
+import { computeVerdicts, groupByTarget, verdictsOfGroups, type TargetVerdict, type VerifiedClaim } from '../../src/protocol/quorum.js'
 import { targetKey } from '../../src/protocol/target.js'
 import type { Claim, Target } from '../../src/protocol/types.js'
 import type { SigningIdentity } from '../../src/protocol/keys.js'
@@ -188,6 +188,20 @@ describe('computeVerdicts', () => {
     const u = computeVerdicts({ claims: [ok(stranger, D1)], policy, setAside: new Map([[stranger.keyId, 'x']]) })[0] as TargetVerdict
     expect(u.setAside).toEqual([])
     expect(u.untrusted.map(x => x.keyId)).toEqual([stranger.keyId])
+  })
+
+  it('groups claims by target in the order given, an expected target under its smallest tag, and judges the groups as it judges the claims', () => {
+    const arm = target({ platform: 'linux/arm64' })
+    const claims = [ok(x1, D1, arm), ok(x0, D1), ok(x2, D2, { ...arm, tag: 'v2' }), ok(x1, D1)]
+    const expectedTargets = [target({ tag: 'v3.1' }), target({ tag: 'v3.0.1' }), target({ variant: 'extra', tag: undefined })]
+    const groups = groupByTarget(claims, expectedTargets)
+    expect([...groups.keys()]).toEqual([targetKey(target()), targetKey(target({ variant: 'extra' })), targetKey(arm)])
+    expect(groups.get(targetKey(target()))).toEqual({ expected: target({ tag: 'v3.0.1' }), claims: [claims[1], claims[3]] })
+    expect(groups.get(targetKey(arm))).toEqual({ claims: [claims[0], claims[2]] })
+    const vs = verdictsOfGroups(groups, { policy })
+    expect(vs).toEqual(computeVerdicts({ claims, policy, expectedTargets }))
+    // Sorted by key; an unannounced target takes the smallest tag its trusted claims name.
+    expect(vs.map(v => [v.target.variant, v.target.platform, v.target.tag])).toEqual([['base', 'linux/amd64', 'v3.0.1'], ['base', 'linux/arm64', 'v2'], ['extra', 'linux/amd64', undefined]])
   })
 })
 

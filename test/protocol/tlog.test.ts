@@ -173,8 +173,22 @@ describe('inclusion lines in a bundle', () => {
     const ev = { id: 'a'.repeat(64), kind: 'claim', vkey: 'x+00000000+AA==', index: 0, size: 1, proof: [], checkpoint: 'c' }
     const r = takeInclusionLines(`{"payloadType":"x"}\n${JSON.stringify({ tlogInclusion: ev })}\n{"tlogInclusion": {"id": 3}}\n`)
     expect(r.text).toBe('{"payloadType":"x"}\n\n\n')
+    expect(r.lines).toEqual(['{"payloadType":"x"}', '', '', ''])
     expect(r.evidence.get('a'.repeat(64))).toEqual(ev)
     expect(r.errors).toEqual([{ line: 3, reason: 'not {id, kind, vkey, index, size, proof, checkpoint}' }])
     expect(checkWitnessed('claim', 'b'.repeat(64), ev as never, { threshold: 1, keys: new Map() })).toEqual({ ok: false, reason: 'the inclusion proof is for another message' })
+  })
+
+  it('finds them after blanks and whitespace, and leaves a bundle without any as it came', () => {
+    const ev = { id: 'c'.repeat(64), kind: 'announcement', vkey: 'x+00000000+AA==', index: 1, size: 2, proof: ['AA=='], checkpoint: 'c' }
+    const r = takeInclusionLines(`{"signatures":[]}\r\n\n \t{ "tlogInclusion" :${JSON.stringify(ev)}}\r\n{"tlogInclusionX": 1}\n{"payload":"tlogInclusion"}`)
+    expect(r.evidence.get('c'.repeat(64))).toEqual(ev)
+    expect(r.errors).toEqual([])
+    expect(r.lines).toEqual(['{"signatures":[]}\r', '', '', '{"tlogInclusionX": 1}', '{"payload":"tlogInclusion"}'])
+    const plain = '{"payload":"a"}\r\n\n{"signatures":[]}\n'
+    const none = takeInclusionLines(plain)
+    expect(none.text).toBe(plain)
+    expect(none.lines).toEqual(plain.split('\n'))
+    expect(none.evidence.size).toBe(0)
   })
 })

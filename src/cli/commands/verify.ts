@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
 import { decodeBundle } from '../../protocol/bundle.js'
 import { ValidationError } from '../../protocol/errors.js'
@@ -25,10 +25,12 @@ interface VerifyOptions {
 
 const MAX_INPUT_BYTES = 512 * 1024 * 1024
 
-async function readText (file: string, what: string): Promise<string> {
+function readText (file: string, what: string): string {
   let text: string
   try {
-    text = await readFile(file, 'utf8')
+    // Decoded straight into one string: read with an encoding, fs/promises joins 512 KiB
+    // pieces, which the first split of a large bundle then has to copy into one again.
+    text = readFileSync(file, 'utf8')
   } catch (err) {
     throw new ValidationError(file, `cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
   }
@@ -36,8 +38,8 @@ async function readText (file: string, what: string): Promise<string> {
   return text
 }
 
-async function readJson (file: string, what: string): Promise<unknown> {
-  const text = await readText(file, what)
+function readJson (file: string, what: string): unknown {
+  const text = readText(file, what)
   try {
     return JSON.parse(text)
   } catch (err) {
@@ -81,17 +83,17 @@ export function register (program: Command): void {
     .option('--json', 'print one JSON object per target per line instead of a table')
     .option('--claims-only', 'judge the targets the claims name without a trusted announcement (for a bundle of rebuild claims); the verdicts then say nothing about which commit a tag is')
     .action(async (bundleFile: string, opts: VerifyOptions) => {
-      const policy = parsePolicy(await readJson(opts.policy, 'trust policy'))
-      const published = opts.published !== undefined ? parsePublished(await readJson(opts.published, 'published digests'), opts.published) : undefined
+      const policy = parsePolicy(readJson(opts.policy, 'trust policy'))
+      const published = opts.published !== undefined ? parsePublished(readJson(opts.published, 'published digests'), opts.published) : undefined
       // Inclusion lines ({"tlogInclusion": …}) ride along in the bundle; envelopes are the rest.
-      const carried = takeInclusionLines(await readText(bundleFile, 'bundle'))
+      const carried = takeInclusionLines(readText(bundleFile, 'bundle'))
       for (const { line, reason } of carried.errors) process.stderr.write(`${bundleFile}:${line}: skipped inclusion proof: ${reason}\n`)
       const claims: VerifiedClaim[] = []
       const announcements: Announcement[] = []
       let untrustedAnnouncements = 0
       const errors: Array<{ line: number, error: Error }> = []
       // Decoded a batch at a time, keeping only what the verdicts read: never every envelope at once.
-      decodeBundle(carried.text, { keys: policyKeys(policy), allowEmbeddedKeys: true, ids: true }, {
+      decodeBundle(carried.lines, { keys: policyKeys(policy), allowEmbeddedKeys: true, ids: true }, {
         entry (line, message) {
           if (message.kind === 'claim') {
             if (policy.witnesses !== undefined) {
@@ -110,7 +112,9 @@ export function register (program: Command): void {
             // Votes from one engine count once, here as on a node.
             const engineId = c.environment?.engine.id
             if (engineId !== undefined) claim.environment = { engine: { id: engineId } }
-            claims.push({ claim, keyId: message.keyId, id: message.id })
+            // A builder's key id as the policy's own string, not the envelope's copy: the
+            // verdicts look each claim's key up several times, a new string costs each a hash.
+            claims.push({ claim, keyId: policy.builderById.get(message.keyId)?.keyId ?? message.keyId, id: message.id })
           } else if (announcerTrusted(policy, message.keyId)) {
             // The one trust rule (src/node/consensus/release.ts): a release is what an announcer of the policy announced.
             announcements.push(message.announcement)
@@ -123,10 +127,9 @@ export function register (program: Command): void {
       })
       // VSAs (this tool's own among them) are read and shown, never counted: the verdict is recomputed from the claims.
       const vsas: Array<{ line: number, vsa: VsaSummary }> = []
-      const lines = errors.length > 0 ? carried.text.split('\n') : []
       for (const { line, error } of errors) {
         try {
-          vsas.push({ line, vsa: decodeVsa((lines[line - 1] ?? '').trim(), { keys: policyKeys(policy), allowEmbeddedKeys: true }) })
+          vsas.push({ line, vsa: decodeVsa((carried.lines[line - 1] ?? '').trim(), { keys: policyKeys(policy), allowEmbeddedKeys: true }) })
           continue
         } catch {
           // Not a VSA either: report why it was not a claim.

@@ -1,7 +1,7 @@
 import { announcementTargets } from '../../protocol/announcement.js'
 import { firstDivergence } from '../../protocol/divergence.js'
 import type { TrustPolicy } from '../../protocol/policy.js'
-import { computeVerdicts, type TargetVerdict, type VerifiedClaim } from '../../protocol/quorum.js'
+import { groupByTarget, verdictsOfGroups, type TargetVerdict, type VerifiedClaim } from '../../protocol/quorum.js'
 import { targetKey } from '../../protocol/target.js'
 import type { Announcement, ImageResult, Target } from '../../protocol/types.js'
 import type { StoredAnnouncement, StoredClaim } from '../store/types.js'
@@ -77,7 +77,32 @@ function operatorOf (policy: TrustPolicy, keyId: string): { operator?: string } 
 }
 
 /** The verdict's own view of each claim, enriched with the claim it names and, for dissent, the first differing layer. */
-function targetConsensus (policy: TrustPolicy, v: TargetVerdict, claimsOfTarget: readonly JudgedClaim[], byId: ReadonlyMap<string, JudgedClaim>): TargetConsensus {
+function targetConsensus (policy: TrustPolicy, v: TargetVerdict, claimsOfTarget: readonly JudgedClaim[]): TargetConsensus {
+  // One pass over the target's claims: those the verdict names by id, one untrusted claim per
+  // key and outcome (the smallest id, as the verdict counts them), and the newest arrival.
+  const named = new Set<string>()
+  for (const x of v.agreeing) named.add(x.claimId)
+  for (const x of v.dissenting) named.add(x.claimId)
+  for (const x of v.failed) named.add(x.claimId)
+  const byId = new Map<string, JudgedClaim>()
+  const untrustedByOutcome = new Map<string, JudgedClaim>()
+  let lastClaimAt: string | undefined
+  let lastTime = NaN
+  for (const m of claimsOfTarget) {
+    if (named.has(m.id)) byId.set(m.id, m)
+    if (!policy.builderById.has(m.keyId)) {
+      const k = `${m.keyId} ${m.claim.result?.manifestDigest ?? ''} ${m.claim.failure?.class ?? ''}`
+      const prev = untrustedByOutcome.get(k)
+      if (prev === undefined || m.id < prev.id) untrustedByOutcome.set(k, m)
+    }
+    const at = m.receivedAt ?? m.claim.finishedOn
+    if (at === lastClaimAt) continue // the same time: parsed once
+    const time = Date.parse(at)
+    if (lastClaimAt === undefined || time > lastTime) {
+      lastClaimAt = at
+      lastTime = time
+    }
+  }
   const pick = (claimId: string): ClaimSummary | undefined => {
     const m = byId.get(claimId)
     return m !== undefined ? summary(policy, m) : undefined
@@ -95,21 +120,8 @@ function targetConsensus (policy: TrustPolicy, v: TargetVerdict, claimsOfTarget:
     return s
   }).filter(x => x !== undefined)
   const failed = v.failed.map(x => pick(x.claimId)).filter(x => x !== undefined)
-  // Untrusted claims: one per key and outcome (the smallest id), as the verdict counts them.
-  const untrustedByOutcome = new Map<string, JudgedClaim>()
-  for (const m of claimsOfTarget) {
-    if (policy.builderById.has(m.keyId)) continue
-    const k = `${m.keyId} ${m.claim.result?.manifestDigest ?? ''} ${m.claim.failure?.class ?? ''}`
-    const prev = untrustedByOutcome.get(k)
-    if (prev === undefined || m.id < prev.id) untrustedByOutcome.set(k, m)
-  }
   const untrusted = [...untrustedByOutcome.values()].map(m => summary(policy, m))
     .sort((a, b) => a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : 0)
-  let lastClaimAt: string | undefined
-  for (const m of claimsOfTarget) {
-    const at = m.receivedAt ?? m.claim.finishedOn
-    if (lastClaimAt === undefined || Date.parse(at) > Date.parse(lastClaimAt)) lastClaimAt = at
-  }
 
   const out: TargetConsensus = {
     key: v.key,
@@ -147,11 +159,11 @@ export function judge (input: JudgeInput): Judgement {
   const { policy } = input
   const expectedTargets: Target[] = input.announcements.flatMap(a => announcementTargets(a))
   const expected = new Set(expectedTargets.map(targetKey))
-  const counted = input.claimedTargets === true ? input.claims : input.claims.filter(c => expected.has(targetKey(c.claim.target)))
-  const all = computeVerdicts({
-    claims: counted as JudgedClaim[],
+  // Grouped once: the verdicts and the summaries below read the same lists.
+  const groups = groupByTarget(input.claims, expectedTargets)
+  if (input.claimedTargets !== true) for (const [k, g] of groups) if (g.expected === undefined) groups.delete(k)
+  const all = verdictsOfGroups(groups, {
     policy,
-    expectedTargets,
     ...(input.published !== undefined ? { published: input.published } : {}),
     ...(input.setAside !== undefined ? { setAside: input.setAside } : {})
   })
@@ -163,15 +175,7 @@ export function judge (input: JudgeInput): Judgement {
     if (v !== undefined) verdicts.push(v)
   }
   if (input.claimedTargets === true) for (const v of all) if (!expected.has(v.key)) verdicts.push(v)
-  const byId = new Map(counted.map(m => [m.id, m]))
-  const claimsByTarget = new Map<string, JudgedClaim[]>()
-  for (const m of counted) {
-    const k = targetKey(m.claim.target)
-    const list = claimsByTarget.get(k)
-    if (list === undefined) claimsByTarget.set(k, [m])
-    else list.push(m)
-  }
-  return { verdicts, targets: verdicts.map(v => targetConsensus(policy, v, claimsByTarget.get(v.key) ?? [], byId)) }
+  return { verdicts, targets: verdicts.map(v => targetConsensus(policy, v, groups.get(v.key)?.claims ?? [])) }
 }
 
 export interface ReleaseInput {

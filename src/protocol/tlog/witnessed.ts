@@ -65,13 +65,19 @@ const INCLUSION_LINE = /^\s*\{\s*"tlogInclusion"\s*:/
 /**
  * A bundle may carry, besides its envelope lines, lines `{"tlogInclusion": <evidence>}`
  * (the answer of `/tlog/inclusion`). Returns the bundle with those lines blanked (so line
- * numbers stay right) and the evidence by message id; a malformed evidence line is reported.
+ * numbers stay right), as text and split at `\n`, and the evidence by message id; a
+ * malformed evidence line is reported. A bundle without such lines comes back as it came:
+ * joining its lines again would copy all of it (hundreds of MB) for nothing.
  */
-export function takeInclusionLines (text: string): { text: string, evidence: Map<string, InclusionEvidence>, errors: Array<{ line: number, reason: string }> } {
+export function takeInclusionLines (text: string): { text: string, lines: string[], evidence: Map<string, InclusionEvidence>, errors: Array<{ line: number, reason: string }> } {
   const evidence = new Map<string, InclusionEvidence>()
   const errors: Array<{ line: number, reason: string }> = []
-  const lines = text.split('\n').map((l, i) => {
-    if (!INCLUSION_LINE.test(l)) return l
+  const lines = text.split('\n')
+  let taken = false
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!
+    // An envelope line starts `{"p` or `{"s`: no need to run the pattern on it.
+    if ((l.charCodeAt(0) === 0x7b && l.charCodeAt(1) === 0x22 && l.charCodeAt(2) !== 0x74) || !INCLUSION_LINE.test(l)) continue
     try {
       const e = (JSON.parse(l) as { tlogInclusion?: unknown }).tlogInclusion as InclusionEvidence
       if (typeof e?.id !== 'string' || (e.kind !== 'claim' && e.kind !== 'announcement') || typeof e.vkey !== 'string' || !Number.isSafeInteger(e.index) ||
@@ -82,7 +88,8 @@ export function takeInclusionLines (text: string): { text: string, evidence: Map
     } catch (err) {
       errors.push({ line: i + 1, reason: (err as Error).message })
     }
-    return ''
-  })
-  return { text: lines.join('\n'), evidence, errors }
+    lines[i] = ''
+    taken = true
+  }
+  return { text: taken ? lines.join('\n') : text, lines, evidence, errors }
 }
