@@ -26,3 +26,28 @@ export function onShutdownSignals (stop: (signal: NodeJS.Signals) => Promise<voi
     process.off('SIGTERM', handler)
   }
 }
+
+/**
+ * A long-running node survives a write on a stream that closed underneath it. The stream muxer
+ * (yamux) sends the frame that opens a new outbound stream from a microtask; when the
+ * connection closes in between, that write throws `StreamStateError` where nothing can catch
+ * it, and Node would end the process: a volunteer's node would stop because a peer left at the
+ * wrong moment. Such an error concerns one dead stream: it is logged and the node carries on.
+ * Any other uncaught exception or unhandled rejection is logged and then ends the process as
+ * Node's default does (its stack on stderr, exit 1). Returns a function that removes the handler.
+ */
+export function surviveClosedStreamWrites (log: Logger): () => void {
+  const handler = (err: unknown, origin: NodeJS.UncaughtExceptionOrigin): void => {
+    if (err instanceof Error && err.name === 'StreamStateError') {
+      log.warn({ err: err.message, origin }, 'a write on a stream that had closed was dropped')
+      return
+    }
+    // Node's own way from here: the error and its stack on stderr, exit code 1.
+    log.fatal({ err, origin }, 'uncaught error: exiting')
+    off()
+    process.nextTick(() => { throw err })
+  }
+  const off = (): void => { process.off('uncaughtException', handler) }
+  process.on('uncaughtException', handler)
+  return off
+}

@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js'
 import { runDevnet } from '../../node/devnet/index.js'
 import { createLogger } from '../../node/logger.js'
 import { EXIT } from '../exit-codes.js'
+import { surviveClosedStreamWrites } from '../signals.js'
 
 interface DevnetOptions {
   nodes: string
@@ -30,6 +31,7 @@ export function register (program: Command): void {
       const progress = opts.json === true ? undefined : (line: string): void => { process.stderr.write(`devnet: ${line}\n`) }
       // The run prints its own progress; node logs only on request (NEKO_LOG_LEVEL=info).
       const logger = createLogger({ defaultLevel: 'warn' })
+      const unguard = surviveClosedStreamWrites(logger.forComponent('process'))
       // Ctrl-C still stops the nodes, the engines and removes their bridges.
       const stop = new AbortController()
       const onSignal = (): void => { stop.abort(new Error('stopped by a signal')) }
@@ -44,6 +46,7 @@ export function register (program: Command): void {
         ...(progress != null ? { onProgress: progress } : {}),
         ...(opts.nondeterministicWith != null ? { nondeterministicWith: opts.nondeterministicWith } : {})
       }, { logger }).finally(() => {
+        unguard()
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
       })

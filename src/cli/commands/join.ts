@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { resolveConfig, type NodeSettings } from '../../node/config/index.js'
-import { onShutdownSignals } from '../signals.js'
+import { onShutdownSignals, surviveClosedStreamWrites } from '../signals.js'
 import { startNode } from '../../node/daemon/run.js'
 import { cliLogger } from '../logger.js'
 import { startAttesting } from '../join-attest.js'
@@ -125,7 +125,9 @@ export function register (program: Command): void {
         ...(opts.networkLog != null ? { networkLog: opts.networkLog } : {})
       }
       const config = resolveConfig({ flags, env: process.env })
-      const node = await startNode({ logger: cliLogger() }, config)
+      const logger = cliLogger()
+      surviveClosedStreamWrites(logger.forComponent('process'))
+      const node = await startNode({ logger }, config)
       const log = node.logger.forComponent('join')
       const { daemon } = node
       const attester = opts.attest != null
