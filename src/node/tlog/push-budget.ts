@@ -66,8 +66,6 @@ export function createPushBudget (init: PushBudgetInit = {}): PushBudget {
 
   return {
     take (size, targets, now = Date.now()) {
-      // No witness known yet (a node that just started): nothing is spent.
-      if (targets === 0) return true
       const round = 2 * targets
       // The first push after a start is free: the bucket is full for the first entries that follow.
       if (level === undefined) {

@@ -608,14 +608,26 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       if (Buffer.from(roots.oldRoot).toString('base64') !== prev.root) return await flag(c, prev, proof)
     }
     // Trust on first sight, then only consistent growth.
-    const next: Seen = { size: c.checkpoint.size, root, note: c.note, cosignedText: c.text }
+    await keepCosigned(origin, { size: c.checkpoint.size, root, note: c.note, cosignedText: c.text })
+    await cosign(c)
+  }
+
+  /**
+   * Keeps `next` as the tree of `origin` this witness cosigns, before anything is signed; a log
+   * that proved its growth answers proof requests again, whichever way the proof came (over
+   * libp2p or C2SP add-checkpoint). `sync`: the write is on disk before this returns.
+   */
+  async function keepCosigned (origin: string, next: Seen, sync = false): Promise<void> {
+    const answered = failures.has(origin)
+    await db.batch([
+      { type: 'put', sublevel: seenDb, key: origin, value: JSON.stringify(next) },
+      ...(answered ? [{ type: 'del' as const, sublevel: failDb, key: origin }] : [])
+    ], { sync })
     seen.set(origin, next)
-    await seenDb.put(origin, JSON.stringify(next))
-    if (failures.delete(origin)) {
-      await failDb.del(origin)
+    if (answered) {
+      failures.delete(origin)
       log.info({ origin }, 'log answers proof requests again')
     }
-    await cosign(c)
   }
 
   async function addCheckpoint (c: SubmittedCheckpoint, oldSize: number, proof: readonly Uint8Array[]): Promise<AddCheckpointResult> {
@@ -648,18 +660,7 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       }
       // Persisted, synced, before anything is signed: a crash before this leaves no cosignature
       // out; one after it leaves this tree the only one of its size this witness will cosign.
-      const next: Seen = { size, root, note: c.note, cosignedText: c.text }
-      // A log that proves its growth here answers again, whichever way the proof came.
-      const answered = failures.has(origin)
-      await db.batch([
-        { type: 'put', sublevel: seenDb, key: origin, value: JSON.stringify(next) },
-        ...(answered ? [{ type: 'del' as const, sublevel: failDb, key: origin }] : [])
-      ], { sync: true })
-      seen.set(origin, next)
-      if (answered) {
-        failures.delete(origin)
-        log.info({ origin }, 'log answers proof requests again')
-      }
+      await keepCosigned(origin, { size, root, note: c.note, cosignedText: c.text }, true)
       if (size >= (logs.get(origin)?.seenSize ?? 0)) caughtUp(origin)
       cosigned++
       return { status: 200, lines: [cosignatureLine(c.text, name, identity.privateKey, Math.floor(Date.now() / 1000))] }
@@ -757,28 +758,38 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
     return expectedOf(identity.keyId).map(k => candidates.get(k)).filter(p => p !== undefined)
   }
 
-  /** Pushes the waiting own checkpoint when the budget allows, or waits for time to earn it. */
+  /**
+   * Sends the waiting own checkpoint: pushed to the witnesses when the budget allows (or waiting
+   * for time to earn it), gossiped at once where nothing is pushed.
+   */
   async function flushOwn (): Promise<void> {
     const next = waiting
     if (next === undefined || stopped) return
     if (waitTimer !== undefined) clearTimeout(waitTimer)
     waitTimer = undefined
-    const targets = ownTargets()
-    // No witness known yet (a node that just started, or one cut off): it waits, and meeting a
-    // peer pushes it; marked as pushed it would wait for the log's next growth.
-    if (targets.length === 0) return
-    if (budget !== undefined && !budget.take(next.checked.checkpoint.size, targets.length)) {
-      waitTimer = setTimeout(() => { waitTimer = undefined; void flushOwn() }, Math.max(50, budget.waitMs(targets.length)))
-      waitTimer.unref()
-      return
+    const push = components.push
+    let targets: string[] = []
+    if (push !== undefined) {
+      targets = ownTargets()
+      // No witness known yet (a node that just started, or one cut off): it waits, and meeting a
+      // peer pushes it; marked as pushed it would wait for the log's next growth.
+      if (targets.length === 0) return
+      if (budget !== undefined && !budget.take(next.checked.checkpoint.size, targets.length)) {
+        waitTimer = setTimeout(() => { waitTimer = undefined; void flushOwn() }, Math.max(50, budget.waitMs(targets.length)))
+        waitTimer.unref()
+        return
+      }
     }
     waiting = undefined
     track(next.checked)
     pushedSize = next.checked.checkpoint.size
     pushedMessage = next.message
+    if (push === undefined) {
+      await components.publish(next.message)
+      return
+    }
     pushRounds++
-    const push = components.push
-    if (push !== undefined) await pushOwn(next.message, pushedSize, targets, push)
+    await pushOwn(next.message, pushedSize, targets, push)
   }
 
   return {
@@ -818,13 +829,6 @@ export function createWitness (components: WitnessComponents, init: WitnessInit)
       // A fresh checkpoint carries only the log's signature: its key is all a receiver needs.
       const message = encodeCheckpointMessage(note, [own.vkey])
       const checked = decodeCheckpointMessage(message)
-      if (components.push === undefined) {
-        track(checked)
-        pushedSize = checked.checkpoint.size
-        pushedMessage = message
-        await components.publish(message)
-        return
-      }
       // Only the newest waits for the budget: an older one still waiting is superseded.
       if (waiting !== undefined) coalesced++
       waiting = { message, checked }
